@@ -1,0 +1,83 @@
+"""The district's student portal: create_app() wires config, extensions and blueprints."""
+from __future__ import annotations
+
+from flask import Flask, request, session
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from portal.config import ROOT, flask_config, load_settings
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the portal app from PORTAL_* settings (tests may override any key)."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(ROOT / "instance"),
+    )
+    settings = (test_config or {}).get("SETTINGS") or load_settings()
+    app.config.from_mapping(flask_config(settings))
+    if test_config:
+        app.config.update(test_config)
+    app.instance_path = str(settings.instance_path)
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,
+                                x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
+
+    from portal.extensions import csrf, db, login_manager, redis_store
+    from portal.sessions import RedisSessionInterface
+
+    db.init_app(app)
+    redis_store.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    app.session_interface = RedisSessionInterface()
+
+    from portal.errors import register_error_handlers
+    register_error_handlers(app)
+
+    from portal import auth, launchpad
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(launchpad.bp)
+
+    from portal.cli import register_commands
+    register_commands(app)
+
+    _wire_request_hooks(app)
+    return app
+
+
+def _wire_request_hooks(app: Flask) -> None:
+    from portal.extensions import db, login_manager
+    from portal.models import Person
+    from portal.redis_store import RedisUnavailable
+
+    @login_manager.user_loader
+    def load_person(person_id: str):
+        person = db.session.get(Person, int(person_id))
+        return person if person is not None and person.enabled else None
+
+    @app.before_request
+    def require_session_store():
+        # Everything but static files needs Redis (sessions, CSRF, limits). Say so plainly.
+        if request.endpoint == "static":
+            return
+        if getattr(session, "unavailable", False):
+            raise RedisUnavailable()
+        if getattr(session, "new", False):
+            app.extensions["redis"].ping()
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self' https: http:",
+        )
+        if "text/html" in response.content_type:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response

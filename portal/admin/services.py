@@ -1,0 +1,90 @@
+"""Apps and grants: the logic behind `portal apps ...` and the admin pages."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.models import App, AppKind, District, Grant, Role, School, Section
+
+
+class AdminError(ValueError):
+    """Bad input from an admin; the message is one plain line."""
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:64] or "app"
+
+
+def check_url(url: str, *, what: str = "URL") -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise AdminError(f"{what} must start with https:// (or http:// for testing): {url!r}")
+    return url
+
+
+def find_app(db: Session, name: str) -> App:
+    app = db.scalar(select(App).where((App.name == name) | (App.slug == name)))
+    if app is None:
+        raise AdminError(f"there is no app called {name!r} (see `portal apps list`)")
+    return app
+
+
+def add_link_app(db: Session, name: str, url: str, icon: str = "") -> App:
+    """Register an app that launches by plain redirect."""
+    name = name.strip()
+    if not name:
+        raise AdminError("an app needs a name")
+    check_url(url)
+    if icon:
+        check_url(icon, what="icon URL")
+    slug = slugify(name)
+    if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):
+        raise AdminError(f"an app called {name!r} exists already")
+    app = App(slug=slug, name=name, kind=AppKind.link, url=url, icon=icon, settings={},
+              released_fields=[])
+    db.add(app)
+    db.commit()
+    return app
+
+
+def grant_app(db: Session, name: str, *, district: bool = False, school: str | None = None,
+              grade: str | None = None, section: str | None = None,
+              role: str | None = None) -> Grant:
+    """Let a group launch an app; every criterion given must hold (IDs are OneRoster sourcedIds)."""
+    app = find_app(db, name)
+    if not (district or school or grade or section or role):
+        raise AdminError("say who gets the app: --district, --school, --grade, --section or --role")
+    grant = Grant(app=app)
+    if district:
+        districts = list(db.scalars(select(District)))
+        if len(districts) != 1:
+            raise AdminError("--district needs exactly one district in the roster; use --school")
+        grant.district_id = districts[0].id
+    if school:
+        found = db.scalar(select(School).where(School.sourced_id == school))
+        if found is None:
+            raise AdminError(f"there is no school with id {school!r}")
+        grant.school_id = found.id
+    if section:
+        found = db.scalar(select(Section).where(Section.sourced_id == section))
+        if found is None:
+            raise AdminError(f"there is no section with id {section!r}")
+        grant.section_id = found.id
+    if grade:
+        grant.grade = grade.strip()
+    if role:
+        try:
+            grant.role = Role(role.replace(" ", "_").replace("-", "_"))
+        except ValueError:
+            raise AdminError(f"role must be one of {', '.join(r.value for r in Role)}") from None
+    db.add(grant)
+    db.commit()
+    return grant
+
+
+def list_apps(db: Session) -> list[App]:
+    return list(db.scalars(select(App).order_by(App.name)))

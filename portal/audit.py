@@ -1,0 +1,40 @@
+"""The one way anything is logged about a person: audit events in the database."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete
+
+from portal.db import db
+from portal.models import App, Event, Person
+
+# Keys that must never reach an audit record, whatever a caller passes.
+_FORBIDDEN = {"password", "token", "secret", "badge", "code", "image"}
+
+
+def record(kind: str, *, person: Person | None = None, actor: Person | None = None,
+           app: App | None = None, data: dict | None = None, commit: bool = True) -> Event:
+    """Record one event about a person (who, what, which app, when)."""
+    data = dict(data or {})
+    leaked = _FORBIDDEN.intersection(k.lower() for k in data)
+    if leaked:
+        raise ValueError(f"audit data may not carry {sorted(leaked)}")
+    event = Event(
+        at=datetime.now(timezone.utc), kind=kind,
+        person_id=person.id if person else None,
+        actor_id=actor.id if actor else None,
+        app_id=app.id if app else None,
+        data=data,
+    )
+    db.session.add(event)
+    if commit:
+        db.session.commit()
+    return event
+
+
+def purge_older_than(days: int) -> int:
+    """Delete events older than `days` days; return how many went."""
+    cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+    result = db.session.execute(delete(Event).where(Event.at < cutoff))
+    db.session.commit()
+    return result.rowcount or 0

@@ -1,0 +1,30 @@
+"""The one role check, made on the server for every protected view."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import abort
+from flask_login import current_user
+
+from portal.models import Role
+
+
+def role_required(*roles: Role):
+    """Let the view run only for a signed-in person holding one of `roles`."""
+    allowed = {Role(r) for r in roles}
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                from portal.extensions import login_manager
+                return login_manager.unauthorized()
+            if allowed and current_user.role not in allowed:
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapped
+
+    return decorator
+
+
+signed_in = role_required()

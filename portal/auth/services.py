@@ -1,0 +1,92 @@
+"""Sign-in logic, with what it needs passed in: database session, Redis, limiters."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import redis
+from flask import current_app, session
+from flask_login import login_user, logout_user
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.auth.passwords import hash_password, needs_rehash, verify_password
+from portal.errors import PortalError
+from portal.models import Person
+from portal.ratelimit import RateLimiter
+from portal.sessions import end_sessions_for
+
+
+class InvalidCredentials(PortalError):
+    status = 401
+    title = "That username and password don't match"
+    advice = "Check them and try again, or ask your teacher for help."
+
+
+class TooManyFailedLogins(PortalError):
+    status = 429
+    title = "Too many tries"
+    advice = "Wait a few minutes before you try again, or ask your teacher for help."
+
+
+def normalize_username(username: str) -> str:
+    """Usernames are stored lower-case (the importer does the same), so lookups use the index."""
+    return username.strip().lower()[:255]
+
+
+class LoginLimits:
+    """The two sign-in limits: strict per account, generous per client address."""
+
+    def __init__(self, client: redis.Redis, per_account: str, per_address: str):
+        self.account = RateLimiter(client, per_account, scope="login-account")
+        self.address = RateLimiter(client, per_address, scope="login-address")
+
+    @classmethod
+    def for_app(cls) -> "LoginLimits":
+        settings = current_app.config["SETTINGS"]
+        return cls(current_app.extensions["redis"], settings.login_limit_per_account,
+                   settings.login_limit_per_address)
+
+
+def check_password(db: Session, limits: LoginLimits, username: str, password: str,
+                   address: str) -> Person:
+    """Return the person if the password is right; count every failure, unknown names too."""
+    name = normalize_username(username)
+    if not limits.account.test(name) or not limits.address.test(address):
+        raise TooManyFailedLogins()
+
+    person = db.scalar(select(Person).where(Person.username == name))
+    ok = verify_password(person.password_hash if person else None, password)
+    if not ok or person is None or not person.enabled:
+        limits.account.hit(name)
+        limits.address.hit(address)
+        raise InvalidCredentials()
+
+    if needs_rehash(person.password_hash):
+        person.password_hash = hash_password(password)
+        db.commit()
+    return person
+
+
+def set_password(db: Session, client: redis.Redis, person: Person, password: str) -> None:
+    """Give a person a new password and end every session they had."""
+    person.password_hash = hash_password(password)
+    person.password_changed_at = datetime.now(timezone.utc)
+    db.commit()
+    end_sessions_for(client, person.id)
+
+
+def sign_in(person: Person, method: str) -> None:
+    """Start a fresh session for the person (a new id: no session fixation)."""
+    session.clear()
+    session.rotate()
+    login_user(person)
+    session["auth_method"] = method
+    session["auth_time"] = int(datetime.now(timezone.utc).timestamp())
+    audit.record("sign_in", person=person, data={"method": method})
+
+
+def sign_out() -> None:
+    """End the current session."""
+    logout_user()
+    session.clear()

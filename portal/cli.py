@@ -1,0 +1,167 @@
+"""`portal ...` commands: every admin action is scriptable (see DESIGN.md's contract)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import func, select
+
+from portal.config import ConfigError
+
+
+def _create_app():
+    from portal import create_app
+    try:
+        return create_app()
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+main = FlaskGroup(create_app=_create_app, help="The district's student portal.",
+                  add_version_option=False, load_dotenv=False)
+
+
+def fail(message: str):
+    raise click.ClickException(message)
+
+
+@click.group("db")
+def db_cli():
+    """Database schema."""
+
+
+@db_cli.command("upgrade")
+@with_appcontext
+def db_upgrade():
+    """Create or upgrade the tables to the newest schema."""
+    from portal.db import db
+    from portal.migrate import upgrade
+    upgrade(db.engine)
+    click.echo("database is up to date")
+
+
+@click.group("users")
+def users_cli():
+    """People's sign-ins."""
+
+
+@users_cli.command("set-password")
+@click.argument("username")
+@with_appcontext
+def users_set_password(username):
+    """Set USERNAME's password, read from standard input (one line)."""
+    from portal.auth.passwords import WeakPassword
+    from portal.auth.services import normalize_username, set_password
+    from portal.db import db
+    from portal.models import Person
+
+    person = db.session.scalar(select(Person).where(Person.username == normalize_username(username)))
+    if person is None:
+        fail(f"there is no user called {username!r}")
+    if sys.stdin.isatty():
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        set_password(db.session, current_app.extensions["redis"], person, password)
+    except WeakPassword as e:
+        fail(str(e))
+    click.echo(f"password set for {person.username}; their other sessions have ended")
+
+
+@click.group("apps")
+def apps_cli():
+    """Apps, who may launch them, and what they receive."""
+
+
+def _admin_call(fn, *args, **kwargs):
+    from portal.admin.services import AdminError
+    try:
+        return fn(*args, **kwargs)
+    except AdminError as e:
+        fail(str(e))
+
+
+@apps_cli.command("list")
+@with_appcontext
+def apps_list():
+    """List every app with its kind and grants."""
+    from portal.admin.services import list_apps
+    from portal.db import db
+    apps = list_apps(db.session)
+    if not apps:
+        click.echo("no apps yet: add one with `portal apps add-link NAME URL`")
+    for app in apps:
+        grants = "; ".join(g.describe() for g in app.grants) or "not granted to anyone"
+        click.echo(f"{app.name}\t{app.kind.value}\t{app.url or '-'}\t{grants}")
+
+
+@apps_cli.command("add-link")
+@click.argument("name")
+@click.argument("url")
+@click.option("--icon", default="", help="URL of a square icon")
+@with_appcontext
+def apps_add_link(name, url, icon):
+    """Add an app that opens by link."""
+    from portal.admin.services import add_link_app
+    from portal.db import db
+    app = _admin_call(add_link_app, db.session, name, url, icon)
+    click.echo(f"added {app.name} ({app.slug})")
+
+
+@apps_cli.command("grant")
+@click.argument("name")
+@click.option("--district", is_flag=True, help="everyone in the district")
+@click.option("--school", help="school sourcedId")
+@click.option("--grade", help="grade, as in the roster (KG, 01, ...)")
+@click.option("--section", help="section (class) sourcedId")
+@click.option("--role", help="student, teacher, school_admin or district_admin")
+@with_appcontext
+def apps_grant(name, district, school, grade, section, role):
+    """Let a group launch an app. Every option given must hold."""
+    from portal.admin.services import grant_app
+    from portal.db import db
+    grant = _admin_call(grant_app, db.session, name, district=district, school=school,
+                        grade=grade, section=section, role=role)
+    click.echo(f"granted {grant.app.name} to: {grant.describe()}")
+
+
+@main.command("dev")
+@click.option("--port", default=5000, show_default=True)
+@click.option("--students", default=300, show_default=True, help="size of the demo district")
+def dev(port, students):
+    """Serve the portal on 127.0.0.1 with a demo district (what `make run` does)."""
+    from portal.config import DEFAULT_INSTANCE
+    from portal.devserver import RedisProcess
+
+    instance = DEFAULT_INSTANCE
+    redis_proc = None
+    if not os.environ.get("PORTAL_REDIS_URL"):
+        redis_proc = RedisProcess(instance / "redis", persist=True).start()
+        os.environ["PORTAL_REDIS_URL"] = redis_proc.url
+        click.echo(f"started redis-server on 127.0.0.1:{redis_proc.port} (data in instance/redis)")
+    try:
+        app = _create_app()
+        with app.app_context():
+            from portal.db import db
+            from portal.migrate import upgrade
+            from portal.models import Person
+            upgrade(db.engine)
+            if not db.session.scalar(select(func.count(Person.id))):
+                from portal.roster.demo import load_demo
+                click.echo("loading the demo district ...")
+                load_demo(db.session, students=students)
+        click.echo(f"portal: http://127.0.0.1:{port}/  (demo sign-ins are in README.md)")
+        app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
+    finally:
+        if redis_proc:
+            redis_proc.stop()
+
+
+def register_commands(app):
+    """Attach the command groups to an app (used by create_app)."""
+    for group in (db_cli, users_cli, apps_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,127 @@
+"""Every setting of the portal, read from PORTAL_* environment variables with safe defaults."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = ROOT / "instance"
+
+# Rate limits live together so they can be read and tuned in one place. A whole school
+# usually shares one public address, so the per-address limit is generous; the
+# per-account limit is strict.
+LOGIN_LIMIT_PER_ACCOUNT = "10 per 15 minutes"
+LOGIN_LIMIT_PER_ADDRESS = "600 per 5 minutes"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says which and what to do."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"PORTAL_{name}")
+    return value if value not in (None, "") else default
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"PORTAL_{name} must be a whole number, not {raw!r}") from None
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    instance_path: Path
+    secret_key: str
+    database_url: str
+    redis_url: str
+    session_idle_minutes: int
+    session_max_hours: int
+    login_limit_per_account: str
+    login_limit_per_address: str
+    trusted_proxies: int
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+def secret_file_value(path: Path) -> str:
+    """Read the secret at `path`, creating it (mode 0600) the first time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        value = secrets.token_urlsafe(48)
+        f.write(value)
+    return value
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment; refuse to start production without secrets."""
+    env = _env("ENV", "development")
+    if env not in ("development", "production", "testing"):
+        raise ConfigError("PORTAL_ENV must be development, production or testing")
+    instance = Path(_env("INSTANCE_PATH", str(DEFAULT_INSTANCE))).resolve()
+
+    secret = _env("SECRET_KEY")
+    if secret is None:
+        if env == "production":
+            raise ConfigError(
+                "PORTAL_SECRET_KEY is not set. In production the portal will not make one up: "
+                "set it to a long random value shared by every worker."
+            )
+        secret = secret_file_value(instance / "secret_key")
+
+    redis_url = _env("REDIS_URL")
+    if redis_url is None:
+        if env == "production":
+            raise ConfigError("PORTAL_REDIS_URL is not set. Point it at the district's Redis.")
+        redis_url = "redis://127.0.0.1:6379/0"
+
+    return Settings(
+        env=env,
+        instance_path=instance,
+        secret_key=secret,
+        database_url=_env("DATABASE_URL", f"sqlite:///{instance / 'portal.sqlite3'}"),
+        redis_url=redis_url,
+        session_idle_minutes=_int("SESSION_IDLE_MINUTES", 60),
+        session_max_hours=_int("SESSION_MAX_HOURS", 12),
+        login_limit_per_account=_env("LOGIN_LIMIT_PER_ACCOUNT", LOGIN_LIMIT_PER_ACCOUNT),
+        login_limit_per_address=_env("LOGIN_LIMIT_PER_ADDRESS", LOGIN_LIMIT_PER_ADDRESS),
+        trusted_proxies=_int("TRUSTED_PROXIES", 0),
+    )
+
+
+def flask_config(settings: Settings) -> dict:
+    """Translate settings into the Flask config keys the extensions read."""
+    return {
+        "SETTINGS": settings,
+        "SECRET_KEY": settings.secret_key,
+        "SQLALCHEMY_DATABASE_URI": settings.database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": settings.redis_url,
+        "TESTING": settings.env == "testing",
+        "SESSION_COOKIE_NAME": "portal_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": settings.production,
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session that holds it
+        "MAX_CONTENT_LENGTH": 1 * 1024 * 1024,
+    }

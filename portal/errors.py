@@ -1,0 +1,77 @@
+"""Every error a person can meet becomes a short page in plain words, never a traceback."""
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from portal.redis_store import RedisUnavailable
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: ("That request did not make sense", "Go back and try again."),
+    403: ("You can't open this page", "Sign in with an account that may see it, or ask your teacher."),
+    404: ("We can't find that page", "Check the address, or go back to your apps."),
+    405: ("That doesn't work here", "Go back and use the buttons on the page."),
+    413: ("That is too big", "Send something smaller."),
+    429: ("Too many tries", "Wait a few minutes and try again, or ask your teacher for help."),
+    500: ("Something went wrong on our side", "Try again in a minute. If it keeps happening, tell your teacher."),
+    503: ("Sign-in is unavailable", "Try again in a minute."),
+}
+
+
+def error_page(status: int, title: str | None = None, advice: str | None = None):
+    """Render the plain-words error page for `status`."""
+    default_title, default_advice = MESSAGES.get(status, MESSAGES[500])
+    title, advice = title or default_title, advice or default_advice
+    if request.accept_mimetypes.best == "application/json":
+        return make_response(jsonify(error=title, advice=advice), status)
+    return make_response(render_template("error.html", title=title, advice=advice, status=status), status)
+
+
+class PortalError(Exception):
+    """A domain error with a status and words for the person who met it."""
+
+    status = 400
+    title = None
+    advice = None
+
+    def __init__(self, title: str | None = None, advice: str | None = None):
+        super().__init__(title or self.title or "")
+        if title:
+            self.title = title
+        if advice:
+            self.advice = advice
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Turn every exception into a page in one place."""
+
+    @app.errorhandler(PortalError)
+    def _portal_error(e: PortalError):
+        return error_page(e.status, e.title, e.advice)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(e):
+        return error_page(400, "This page was open too long", "Go back, reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        return error_page(e.code or 500)
+
+    @app.errorhandler(RedisUnavailable)
+    @app.errorhandler(redis.RedisError)
+    def _redis_down(e):
+        log.warning("redis unavailable: %s", type(e).__name__)
+        response = error_page(503)
+        response.headers["Retry-After"] = "60"
+        return response
+
+    @app.errorhandler(500)
+    def _unexpected(e):
+        # Flask has already logged the exception; the person sees words, not a traceback.
+        return error_page(500)

@@ -1,0 +1,32 @@
+"""Tiles and launch. Which apps a person sees and may launch is decided by portal.access."""
+from __future__ import annotations
+
+from flask import abort, redirect, render_template
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal import access, audit
+from portal.auth.roles import signed_in
+from portal.db import db
+from portal.models import App, AppKind
+from portal.launchpad import bp
+
+
+@bp.route("/")
+@signed_in
+def tiles():
+    apps = access.apps_for(db.session, current_user)
+    return render_template("launchpad/tiles.html", apps=apps)
+
+
+@bp.route("/launch/<slug>")
+@signed_in
+def launch(slug: str):
+    app = db.session.scalar(select(App).where(App.slug == slug))
+    # An app that exists but is not granted looks exactly like one that does not exist.
+    if app is None or not access.may_launch(db.session, current_user, app):
+        abort(404)
+    if app.kind is AppKind.link:
+        audit.record("launch", person=current_user, app=app, data={"protocol": "link", "fields": []})
+        return redirect(app.url)
+    abort(404)

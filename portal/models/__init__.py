@@ -1,0 +1,9 @@
+"""All models, importable from one place so Alembic and the app see the same metadata."""
+from portal.models.roster import District, School, Section, Person, PersonSchool, Enrollment, Role
+from portal.models.apps import App, Grant, AppKind
+from portal.models.audit import Event
+
+__all__ = [
+    "District", "School", "Section", "Person", "PersonSchool", "Enrollment", "Role",
+    "App", "Grant", "AppKind", "Event",
+]

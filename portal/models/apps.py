@@ -1,0 +1,65 @@
+"""Apps a district offers and the grants that say who may launch them."""
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import JSON, Enum, ForeignKey, Integer, String, Index
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.db import Base
+from portal.models.roster import ROLE_ENUM, Role
+
+
+class AppKind(str, enum.Enum):
+    link = "link"
+    saml = "saml"
+    oidc = "oidc"
+
+
+class App(Base):
+    __tablename__ = "app"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[AppKind] = mapped_column(
+        Enum(AppKind, name="app_kind", native_enum=False, length=10,
+             values_callable=lambda e: [m.value for m in e]))
+    url: Mapped[str] = mapped_column(String(2048), default="")
+    icon: Mapped[str] = mapped_column(String(2048), default="")
+    # Protocol settings (ACS URLs, redirect URIs, ...) and released field names, per kind.
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    released_fields: Mapped[list] = mapped_column(JSON, default=list)
+
+    grants: Mapped[list["Grant"]] = relationship(back_populates="app", cascade="all, delete-orphan")
+
+
+class Grant(Base):
+    """Who may launch an app. Every criterion that is set must hold (a grant can name several)."""
+    __tablename__ = "app_grant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("app.id", ondelete="CASCADE"))
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id", ondelete="CASCADE"))
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"))
+    section_id: Mapped[int | None] = mapped_column(ForeignKey("section.id", ondelete="CASCADE"))
+    grade: Mapped[str | None] = mapped_column(String(20))
+    role: Mapped[Role | None] = mapped_column(ROLE_ENUM, nullable=True)
+
+    app: Mapped[App] = relationship(back_populates="grants")
+
+    __table_args__ = (Index("ix_app_grant_app", "app_id"),)
+
+    def describe(self) -> str:
+        parts = []
+        if self.district_id:
+            parts.append("whole district")
+        if self.school_id:
+            parts.append(f"school {self.school_id}")
+        if self.grade:
+            parts.append(f"grade {self.grade}")
+        if self.section_id:
+            parts.append(f"section {self.section_id}")
+        if self.role:
+            parts.append(f"role {self.role.value}")
+        return ", ".join(parts) or "nobody"

@@ -1,0 +1,130 @@
+"""The roster: who is in the district, in which schools and sections."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean, DateTime, Enum, ForeignKey, Index, Integer, String, UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.db import Base
+
+
+class Role(str, enum.Enum):
+    student = "student"
+    teacher = "teacher"
+    school_admin = "school_admin"
+    district_admin = "district_admin"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+ROLE_ENUM = Enum(Role, name="person_role", native_enum=False, length=20,
+                 values_callable=lambda e: [m.value for m in e])
+
+
+class District(Base):
+    __tablename__ = "district"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sourced_id: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+
+    schools: Mapped[list["School"]] = relationship(back_populates="district")
+
+
+class School(Base):
+    __tablename__ = "school"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sourced_id: Mapped[str] = mapped_column(String(255), unique=True)
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(255))
+    identifier: Mapped[str] = mapped_column(String(255), default="")
+
+    district: Mapped[District | None] = relationship(back_populates="schools")
+
+
+class Section(Base):
+    __tablename__ = "section"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sourced_id: Mapped[str] = mapped_column(String(255), unique=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(255))
+    class_code: Mapped[str] = mapped_column(String(255), default="")
+    course_title: Mapped[str] = mapped_column(String(255), default="")
+    grades: Mapped[str] = mapped_column(String(255), default="")  # comma separated, OneRoster codes
+
+    school: Mapped[School] = relationship()
+
+
+class Person(Base):
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sourced_id: Mapped[str] = mapped_column(String(255), unique=True)
+    role: Mapped[Role] = mapped_column(ROLE_ENUM)
+    district_id: Mapped[int | None] = mapped_column(
+        ForeignKey("district.id", ondelete="SET NULL"), index=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    given_name: Mapped[str] = mapped_column(String(255))
+    family_name: Mapped[str] = mapped_column(String(255))
+    preferred_name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(String(255), default="")
+    student_number: Mapped[str] = mapped_column(String(255), default="")
+    grades: Mapped[str] = mapped_column(String(255), default="")  # comma separated, OneRoster codes
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    schools: Mapped[list[School]] = relationship(secondary="person_school", viewonly=True)
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.preferred_name or self.given_name} {self.family_name}".strip()
+
+    @property
+    def grade_list(self) -> list[str]:
+        return [g for g in self.grades.split(",") if g]
+
+    # flask-login
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.enabled
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class PersonSchool(Base):
+    """A person's membership of a school (OneRoster users.orgSourcedIds)."""
+    __tablename__ = "person_school"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"), primary_key=True)
+
+    __table_args__ = (Index("ix_person_school_school", "school_id"),)
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sourced_id: Mapped[str] = mapped_column(String(255), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    section_id: Mapped[int] = mapped_column(ForeignKey("section.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20))  # student, teacher, aide, ...
+    primary: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_enrollment_person", "person_id"),
+        Index("ix_enrollment_section", "section_id"),
+    )

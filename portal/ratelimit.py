@@ -1,0 +1,32 @@
+"""Rate limits kept in Redis (moving windows from the `limits` library)."""
+from __future__ import annotations
+
+import redis
+from limits import parse
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+
+
+class RateLimiter:
+    """One named limit, such as "10 per 15 minutes", counted per identifier."""
+
+    def __init__(self, client: redis.Redis, limit: str, *, scope: str):
+        storage = RedisStorage(
+            "redis://",  # ignored: the connection pool below is the portal's own
+            connection_pool=client.connection_pool,
+            key_prefix="portal:limit",
+        )
+        self._window = MovingWindowRateLimiter(storage)
+        self._limit = parse(limit)
+        self._scope = scope
+
+    def test(self, *identifiers: str) -> bool:
+        """Return True while the identifiers are under the limit."""
+        return self._window.test(self._limit, self._scope, *identifiers)
+
+    def hit(self, *identifiers: str) -> bool:
+        """Count one attempt; return False when it goes over the limit."""
+        return self._window.hit(self._limit, self._scope, *identifiers)
+
+    def clear(self, *identifiers: str) -> None:
+        self._window.clear(self._limit, self._scope, *identifiers)

@@ -1,0 +1,153 @@
+"""Server-side sessions in Redis.
+
+The cookie carries only a random 256-bit id, signed with itsdangerous; everything else stays in
+Redis. Sessions are indexed by person so that all of a person's sessions can end at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+
+import redis
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
+from itsdangerous import BadSignature, Signer
+from werkzeug.datastructures import CallbackDict
+
+PREFIX = "portal:session:"
+PERSON_INDEX = "portal:person-sessions:"
+
+
+class RedisSession(CallbackDict, SessionMixin):
+    """A session whose data lives in Redis under `sid`."""
+
+    def __init__(self, initial=None, sid: str | None = None, new: bool = False,
+                 unavailable: bool = False):
+        def on_update(self):
+            self.modified = True
+
+        super().__init__(initial, on_update)
+        self.sid = sid
+        self.new = new
+        self.modified = False
+        self.unavailable = unavailable
+        self.rotate_requested = False
+
+    def rotate(self) -> None:
+        """Give this session a new id at the next save (call at sign-in)."""
+        self.rotate_requested = True
+        self.modified = True
+
+
+def _new_sid() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class RedisSessionInterface(SessionInterface):
+    """Store sessions in Redis with idle and absolute time-outs."""
+
+    serializer = json
+
+    def _signer(self, app: Flask) -> Signer:
+        return Signer(app.secret_key, salt="portal-session", digest_method=hashlib.sha256)
+
+    def _client(self, app: Flask) -> redis.Redis:
+        return app.extensions["redis"]
+
+    def _idle_seconds(self, app: Flask, session: RedisSession | None = None) -> int:
+        if session is not None and session.get("_idle"):
+            return int(session["_idle"])
+        return app.config["SETTINGS"].session_idle_minutes * 60
+
+    def open_session(self, app: Flask, request: Request) -> RedisSession:
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        if not cookie:
+            return RedisSession(sid=_new_sid(), new=True)
+        try:
+            sid = self._signer(app).unsign(cookie).decode()
+        except (BadSignature, UnicodeDecodeError):
+            return RedisSession(sid=_new_sid(), new=True)
+        try:
+            raw = self._client(app).get(PREFIX + sid)
+        except redis.RedisError:
+            return RedisSession(sid=sid, unavailable=True)
+        if raw is None:
+            return RedisSession(sid=_new_sid(), new=True)
+        data = self.serializer.loads(raw)
+        max_age = app.config["SETTINGS"].session_max_hours * 3600
+        if data.get("_max"):
+            max_age = int(data["_max"])
+        if time.time() - data.get("_created", 0) > max_age:
+            self._delete(app, sid, data)
+            return RedisSession(sid=_new_sid(), new=True)
+        return RedisSession(data, sid=sid)
+
+    def _delete(self, app: Flask, sid: str, data: dict) -> None:
+        pipe = self._client(app).pipeline()
+        pipe.delete(PREFIX + sid)
+        if data.get("_user_id"):
+            pipe.srem(PERSON_INDEX + str(data["_user_id"]), sid)
+        pipe.execute()
+
+    def save_session(self, app: Flask, session: RedisSession, response: Response) -> None:
+        if session.unavailable:
+            return
+        name = self.get_cookie_name(app)
+        domain = self.get_cookie_domain(app)
+        path = self.get_cookie_path(app)
+        client = self._client(app)
+
+        if not session:
+            if not session.new:
+                self._delete(app, session.sid, {})
+                response.delete_cookie(name, domain=domain, path=path)
+            return
+
+        if session.rotate_requested:
+            if not session.new:
+                client.delete(PREFIX + session.sid)
+            session.sid = _new_sid()
+            session.rotate_requested = False
+            session.new = True
+
+        idle = self._idle_seconds(app, session)
+        if session.new or session.modified:
+            data = dict(session)
+            data.setdefault("_created", time.time())
+            session.setdefault("_created", data["_created"])
+            pipe = client.pipeline()
+            pipe.set(PREFIX + session.sid, self.serializer.dumps(data), ex=idle)
+            if data.get("_user_id"):
+                key = PERSON_INDEX + str(data["_user_id"])
+                pipe.sadd(key, session.sid)
+                pipe.expire(key, app.config["SETTINGS"].session_max_hours * 3600)
+            pipe.execute()
+        else:
+            # Sliding idle time-out: touching the key keeps an active session alive.
+            client.expire(PREFIX + session.sid, idle)
+
+        if session.new or session.modified:
+            response.set_cookie(
+                name,
+                self._signer(app).sign(session.sid).decode(),
+                httponly=self.get_cookie_httponly(app),
+                secure=self.get_cookie_secure(app),
+                samesite=self.get_cookie_samesite(app),
+                domain=domain,
+                path=path,
+            )
+        response.vary.add("Cookie")
+
+
+def end_sessions_for(client: redis.Redis, person_id: int) -> int:
+    """End every session of one person; return how many were ended."""
+    key = PERSON_INDEX + str(person_id)
+    sids = client.smembers(key)
+    pipe = client.pipeline()
+    for sid in sids:
+        pipe.delete(PREFIX + sid.decode())
+    pipe.delete(key)
+    pipe.execute()
+    return len(sids)

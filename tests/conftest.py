@@ -1,0 +1,155 @@
+"""Fixtures: a real redis-server, a real database (SQLite file, or PostgreSQL when
+PORTAL_TEST_DATABASE_URL is set), the app, a client, a CLI runner and a sign-in helper."""
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from dataclasses import replace
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+from portal import create_app
+from portal.config import LOGIN_LIMIT_PER_ACCOUNT, LOGIN_LIMIT_PER_ADDRESS, Settings
+from portal.db import Base
+from portal.devserver import RedisProcess
+from portal.migrate import upgrade
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A redis-server of the tests' own, on a free port of 127.0.0.1."""
+    proc = RedisProcess(tmp_path_factory.mktemp("redis")).start()
+    yield proc
+    proc.stop()
+
+
+def _postgres_schema_url(base_url: str, schema: str) -> str:
+    sep = "&" if "?" in base_url else "?"
+    return f"{base_url}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """A fresh database for this run, brought to the newest schema by Alembic."""
+    base = os.environ.get("PORTAL_TEST_DATABASE_URL")
+    if base:
+        schema = f"test_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(base)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = _postgres_schema_url(base, schema)
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'portal.sqlite3'}"
+    engine = create_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    if base:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def base_settings(tmp_path_factory, database_url, redis_server) -> Settings:
+    return Settings(
+        env="testing",
+        instance_path=tmp_path_factory.mktemp("instance"),
+        secret_key=secrets.token_urlsafe(32),
+        database_url=database_url,
+        redis_url=redis_server.url,
+        session_idle_minutes=60,
+        session_max_hours=12,
+        login_limit_per_account=LOGIN_LIMIT_PER_ACCOUNT,
+        login_limit_per_address=LOGIN_LIMIT_PER_ADDRESS,
+        trusted_proxies=0,
+    )
+
+
+def _empty_tables(engine) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def settings(base_settings) -> Settings:
+    """Settings for one test; override with dataclasses.replace in a test's own fixture."""
+    return base_settings
+
+
+@pytest.fixture
+def app(settings, redis_server):
+    app = create_app({"SETTINGS": settings})
+    yield app
+    from portal.db import db
+    with app.app_context():
+        db.session.remove()
+        _empty_tables(db.engine)
+    redis.Redis.from_url(redis_server.url).flushdb()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db_session(app):
+    from portal.db import db
+    with app.app_context():
+        yield db.session
+
+
+@pytest.fixture
+def redis_client(app):
+    return app.extensions["redis"]
+
+
+def csrf_token(client, path="/login") -> str:
+    """Fetch a page and return the CSRF token its form carries."""
+    import re
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or \
+        re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+class AuthActions:
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, username="ada.lovelace", password="correct horse battery", **kwargs):
+        token = csrf_token(self._client)
+        return self._client.post("/login", data={"username": username, "password": password,
+                                                 "csrf_token": token}, **kwargs)
+
+    def logout(self):
+        token = csrf_token(self._client, "/")
+        return self._client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def roster(app):
+    """A small roster built directly with the models: one district, two schools."""
+    from tests.factories import RosterFactory
+    with app.app_context():
+        yield RosterFactory()
