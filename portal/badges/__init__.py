@@ -1,0 +1,1 @@
+"""Badges: tokens, QR sheets and badge sign-in."""
