@@ -1,13 +1,38 @@
-"""THE policy: which apps a person may launch (and, later, which fields each app receives).
+"""THE policy: which apps a person may launch, and which fields each app receives.
 
-Pure functions over the models. Tiles and every launch ask these; nothing else re-derives them.
+Pure functions over the models. Tiles, SAML and OIDC all ask these; nothing else re-derives them.
 """
 from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from portal.models import App, Enrollment, Grant, Person, PersonSchool
+from portal.models import App, Enrollment, Grant, Person, PersonSchool, School, Section
+
+# The catalogue of fields a district can release to an app, with a plain description for admins.
+FIELDS: dict[str, str] = {
+    "subject": "an id for the student that is different for every app (always sent)",
+    "given_name": "first name (the preferred name when the roster has one)",
+    "family_name": "last name",
+    "family_name_initial": "first letter of the last name",
+    "display_name": "first and last name together",
+    "email": "email address",
+    "username": "portal username",
+    "grade": "grade level(s), as in the roster",
+    "school": "school name(s)",
+    "school_id": "school id(s), as in the roster",
+    "sections": "class (section) ids, as in the roster",
+    "role": "student, teacher, school admin or district admin",
+    "student_number": "the district's student number",
+}
+
+
+class UnknownField(ValueError):
+    """A field name that is not in the catalogue."""
 
 
 def _memberships(db: Session, person: Person) -> tuple[set[int], set[int], set[int]]:
@@ -57,3 +82,66 @@ def may_launch(db: Session, person: Person, app: App) -> bool:
         select(Grant.id).where(Grant.app_id == app.id, _grant_matches(person, *memberships)).limit(1)
     )
     return found is not None
+
+
+def check_fields(names) -> list[str]:
+    """Return the names in catalogue order, refusing any that are not in the catalogue."""
+    unknown = [n for n in names if n not in FIELDS]
+    if unknown:
+        raise UnknownField(f"unknown field {unknown[0]!r}; fields are: {', '.join(FIELDS)}")
+    return [n for n in FIELDS if n in set(names)]
+
+
+def pairwise_subject(key: str, person: Person, app: App) -> str:
+    """A subject stable for one app and different for every app, so apps cannot join records."""
+    digest = hmac.new(key.encode(), f"{app.id}|{person.sourced_id}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:20]).decode().lower()
+
+
+def released_claims(db: Session, person: Person, app: App, *, pairwise_key: str) -> dict:
+    """Return exactly the fields `app` may receive about `person` (field name -> value).
+
+    The single source of what an app receives: SAML attributes, ID tokens and userinfo are
+    all built from this. Subject is always present; everything else only when released.
+    """
+    released = set(app.released_fields or ())
+    claims: dict = {"subject": pairwise_subject(pairwise_key, person, app)}
+    given = person.preferred_name or person.given_name
+
+    def want(name: str) -> bool:
+        return name in released
+
+    if want("given_name"):
+        claims["given_name"] = given
+    if want("family_name"):
+        claims["family_name"] = person.family_name
+    if want("family_name_initial"):
+        claims["family_name_initial"] = person.family_name[:1]
+    if want("display_name"):
+        claims["display_name"] = person.display_name
+    if want("email") and person.email:
+        claims["email"] = person.email
+    if want("username"):
+        claims["username"] = person.username
+    if want("grade"):
+        claims["grade"] = person.grade_list
+    if want("school") or want("school_id"):
+        schools = list(db.execute(
+            select(School.name, School.sourced_id)
+            .join(PersonSchool, PersonSchool.school_id == School.id)
+            .where(PersonSchool.person_id == person.id).order_by(School.name)
+        ))
+        if want("school"):
+            claims["school"] = [name for name, _ in schools]
+        if want("school_id"):
+            claims["school_id"] = [sid for _, sid in schools]
+    if want("sections"):
+        claims["sections"] = list(db.scalars(
+            select(Section.sourced_id).join(Enrollment, Enrollment.section_id == Section.id)
+            .where(Enrollment.person_id == person.id).order_by(Section.sourced_id)
+        ))
+    if want("role"):
+        claims["role"] = person.role.value
+    if want("student_number") and person.student_number:
+        claims["student_number"] = person.student_number
+    return claims

@@ -54,6 +54,7 @@ class Settings:
     login_limit_per_account: str
     login_limit_per_address: str
     trusted_proxies: int
+    pairwise_key: str = ""
 
     @property
     def production(self) -> bool:
@@ -95,6 +96,15 @@ def load_settings() -> Settings:
             raise ConfigError("PORTAL_REDIS_URL is not set. Point it at the district's Redis.")
         redis_url = "redis://127.0.0.1:6379/0"
 
+    pairwise = _env("PAIRWISE_KEY")
+    if pairwise is None:
+        if env == "production":
+            raise ConfigError(
+                "PORTAL_PAIRWISE_KEY is not set. It keeps every app's student ids stable: set it "
+                "once to a long random value and never change it."
+            )
+        pairwise = secret_file_value(instance / "pairwise_key")
+
     return Settings(
         env=env,
         instance_path=instance,
@@ -106,6 +116,7 @@ def load_settings() -> Settings:
         login_limit_per_account=_env("LOGIN_LIMIT_PER_ACCOUNT", LOGIN_LIMIT_PER_ACCOUNT),
         login_limit_per_address=_env("LOGIN_LIMIT_PER_ADDRESS", LOGIN_LIMIT_PER_ADDRESS),
         trusted_proxies=_int("TRUSTED_PROXIES", 0),
+        pairwise_key=pairwise,
     )
 
 

@@ -66,6 +66,7 @@ def base_settings(tmp_path_factory, database_url, redis_server) -> Settings:
         login_limit_per_account=LOGIN_LIMIT_PER_ACCOUNT,
         login_limit_per_address=LOGIN_LIMIT_PER_ADDRESS,
         trusted_proxies=0,
+        pairwise_key=secrets.token_urlsafe(32),
     )
 
 

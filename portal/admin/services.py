@@ -44,8 +44,7 @@ def add_link_app(db: Session, name: str, url: str, icon: str = "") -> App:
     slug = slugify(name)
     if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):
         raise AdminError(f"an app called {name!r} exists already")
-    app = App(slug=slug, name=name, kind=AppKind.link, url=url, icon=icon, settings={},
-              released_fields=[])
+    app = App(slug=slug, name=name, kind=AppKind.link, url=url, icon=icon, settings={})
     db.add(app)
     db.commit()
     return app

@@ -10,6 +10,11 @@ from portal.db import Base
 from portal.models.roster import ROLE_ENUM, Role
 
 
+# What an app receives unless the district releases more: a pairwise subject (always sent),
+# the given name and the family name's initial.
+DEFAULT_RELEASE = ("given_name", "family_name_initial")
+
+
 class AppKind(str, enum.Enum):
     link = "link"
     saml = "saml"
@@ -25,11 +30,13 @@ class App(Base):
     kind: Mapped[AppKind] = mapped_column(
         Enum(AppKind, name="app_kind", native_enum=False, length=10,
              values_callable=lambda e: [m.value for m in e]))
+    # The app's identifier in its protocol: SAML SP entityID or OIDC client_id (None for links).
+    client_id: Mapped[str | None] = mapped_column(String(1024), unique=True, nullable=True)
     url: Mapped[str] = mapped_column(String(2048), default="")
     icon: Mapped[str] = mapped_column(String(2048), default="")
     # Protocol settings (ACS URLs, redirect URIs, ...) and released field names, per kind.
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
-    released_fields: Mapped[list] = mapped_column(JSON, default=list)
+    released_fields: Mapped[list] = mapped_column(JSON, default=lambda: list(DEFAULT_RELEASE))
 
     grants: Mapped[list["Grant"]] = relationship(back_populates="app", cascade="all, delete-orphan")
 
