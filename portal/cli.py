@@ -129,6 +129,18 @@ def apps_grant(name, district, school, grade, section, role):
     click.echo(f"granted {grant.app.name} to: {grant.describe()}")
 
 
+@apps_cli.command("release")
+@click.argument("name")
+@click.argument("fields", nargs=-1, required=True)
+@with_appcontext
+def apps_release(name, fields):
+    """Set the fields an app receives (replaces the list; the subject is always sent)."""
+    from portal.admin.services import release_fields
+    from portal.db import db
+    app = _admin_call(release_fields, db.session, name, list(fields))
+    click.echo(f"{app.name} receives: subject, {', '.join(app.released_fields) or 'nothing else'}")
+
+
 @main.command("dev")
 @click.option("--port", default=5000, show_default=True)
 @click.option("--students", default=300, show_default=True, help="size of the demo district")

@@ -85,5 +85,17 @@ def grant_app(db: Session, name: str, *, district: bool = False, school: str | N
     return grant
 
 
+def release_fields(db: Session, name: str, fields: list[str]) -> App:
+    """Set exactly which fields an app receives (the subject is always sent)."""
+    from portal.access import UnknownField, check_fields
+    app = find_app(db, name)
+    try:
+        app.released_fields = [f for f in check_fields(fields) if f != "subject"]
+    except UnknownField as e:
+        raise AdminError(str(e)) from None
+    db.commit()
+    return app
+
+
 def list_apps(db: Session) -> list[App]:
     return list(db.scalars(select(App).order_by(App.name)))
