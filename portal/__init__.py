@@ -1,7 +1,7 @@
 """The district's student portal: create_app() wires config, extensions and blueprints."""
 from __future__ import annotations
 
-from flask import Flask, request, session
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import ROOT, flask_config, load_settings
@@ -27,13 +27,15 @@ def create_app(test_config: dict | None = None) -> Flask:
                                 x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
 
     from portal.extensions import csrf, db, login_manager, redis_store
-    from portal.sessions import RedisSessionInterface
+    from portal.sessions import RedisSessionInterface, require_session_store
 
     db.init_app(app)
     redis_store.init_app(app)
     login_manager.init_app(app)
-    csrf.init_app(app)
     app.session_interface = RedisSessionInterface()
+    # Before the CSRF check: without Redis there is no session to hold a token.
+    app.before_request(require_session_store)
+    csrf.init_app(app)
 
     from portal.errors import register_error_handlers
     register_error_handlers(app)
@@ -52,22 +54,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _wire_request_hooks(app: Flask) -> None:
     from portal.extensions import db, login_manager
     from portal.models import Person
-    from portal.redis_store import RedisUnavailable
 
     @login_manager.user_loader
     def load_person(person_id: str):
         person = db.session.get(Person, int(person_id))
         return person if person is not None and person.enabled else None
-
-    @app.before_request
-    def require_session_store():
-        # Everything but static files needs Redis (sessions, CSRF, limits). Say so plainly.
-        if request.endpoint == "static":
-            return
-        if getattr(session, "unavailable", False):
-            raise RedisUnavailable()
-        if getattr(session, "new", False):
-            app.extensions["redis"].ping()
 
     @app.after_request
     def security_headers(response):

@@ -33,6 +33,18 @@ def error_page(status: int, title: str | None = None, advice: str | None = None)
     return make_response(render_template("error.html", title=title, advice=advice, status=status), status)
 
 
+def make_unavailable(response) -> None:
+    """Turn an already built response into the 503 "sign-in is unavailable" page, in place."""
+    page = error_page(503)
+    response.status_code = 503
+    response.set_data(page.get_data())
+    response.content_type = page.content_type
+    for header in ("Location", "Set-Cookie"):
+        response.headers.pop(header, None)
+    response.headers["Retry-After"] = "60"
+    response.headers["Cache-Control"] = "no-store"
+
+
 class PortalError(Exception):
     """A domain error with a status and words for the person who met it."""
 
@@ -61,7 +73,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):
-        return error_page(e.code or 500)
+        response = error_page(e.code or 500)
+        allow = dict(e.get_headers()).get("Allow")  # a 405 says which methods do work
+        if allow:
+            response.headers["Allow"] = allow
+        return response
 
     @app.errorhandler(RedisUnavailable)
     @app.errorhandler(redis.RedisError)

@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import time
 
 import redis
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, current_app, request, session
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, Signer
 from werkzeug.datastructures import CallbackDict
 
+from portal.redis_store import RedisUnavailable
+
 PREFIX = "portal:session:"
 PERSON_INDEX = "portal:person-sessions:"
+
+log = logging.getLogger(__name__)
 
 
 class RedisSession(CallbackDict, SessionMixin):
@@ -34,6 +39,8 @@ class RedisSession(CallbackDict, SessionMixin):
         self.modified = False
         self.unavailable = unavailable
         self.rotate_requested = False
+        # Who the stored session belonged to, so ending it also clears the person's index.
+        self.loaded_user_id = (initial or {}).get("_user_id")
 
     def rotate(self) -> None:
         """Give this session a new id at the next save (call at sign-in)."""
@@ -61,7 +68,15 @@ class RedisSessionInterface(SessionInterface):
             return int(session["_idle"])
         return app.config["SETTINGS"].session_idle_minutes * 60
 
+    def _max_seconds(self, app: Flask, data: dict) -> int:
+        if data.get("_max"):
+            return int(data["_max"])
+        return app.config["SETTINGS"].session_max_hours * 3600
+
     def open_session(self, app: Flask, request: Request) -> RedisSession:
+        # Static files need no session: they keep loading while Redis is away.
+        if app.static_url_path and request.path.startswith(app.static_url_path + "/"):
+            return RedisSession(sid=None, new=True)
         cookie = request.cookies.get(self.get_cookie_name(app))
         if not cookie:
             return RedisSession(sid=_new_sid(), new=True)
@@ -71,17 +86,18 @@ class RedisSessionInterface(SessionInterface):
             return RedisSession(sid=_new_sid(), new=True)
         try:
             raw = self._client(app).get(PREFIX + sid)
+            if raw is None:
+                return RedisSession(sid=_new_sid(), new=True)
+            try:
+                data = self.serializer.loads(raw)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict) or \
+                    time.time() - float(data.get("_created", 0)) > self._max_seconds(app, data):
+                self._delete(app, sid, data if isinstance(data, dict) else {})
+                return RedisSession(sid=_new_sid(), new=True)
         except redis.RedisError:
             return RedisSession(sid=sid, unavailable=True)
-        if raw is None:
-            return RedisSession(sid=_new_sid(), new=True)
-        data = self.serializer.loads(raw)
-        max_age = app.config["SETTINGS"].session_max_hours * 3600
-        if data.get("_max"):
-            max_age = int(data["_max"])
-        if time.time() - data.get("_created", 0) > max_age:
-            self._delete(app, sid, data)
-            return RedisSession(sid=_new_sid(), new=True)
         return RedisSession(data, sid=sid)
 
     def _delete(self, app: Flask, sid: str, data: dict) -> None:
@@ -92,8 +108,19 @@ class RedisSessionInterface(SessionInterface):
         pipe.execute()
 
     def save_session(self, app: Flask, session: RedisSession, response: Response) -> None:
-        if session.unavailable:
+        if session.unavailable or session.sid is None:
             return
+        try:
+            self._save(app, session, response)
+        except redis.RedisError as e:
+            # Redis went away during the request. A change we could not store (a sign-in, a
+            # sign-out) must not look as if it had worked.
+            log.warning("redis unavailable while saving a session: %s", type(e).__name__)
+            if session.modified or session.rotate_requested:
+                from portal.errors import make_unavailable
+                make_unavailable(response)
+
+    def _save(self, app: Flask, session: RedisSession, response: Response) -> None:
         name = self.get_cookie_name(app)
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)
@@ -101,13 +128,13 @@ class RedisSessionInterface(SessionInterface):
 
         if not session:
             if not session.new:
-                self._delete(app, session.sid, {})
+                self._delete(app, session.sid, {"_user_id": session.loaded_user_id})
                 response.delete_cookie(name, domain=domain, path=path)
             return
 
         if session.rotate_requested:
             if not session.new:
-                client.delete(PREFIX + session.sid)
+                self._delete(app, session.sid, {"_user_id": session.loaded_user_id})
             session.sid = _new_sid()
             session.rotate_requested = False
             session.new = True
@@ -118,17 +145,15 @@ class RedisSessionInterface(SessionInterface):
             data.setdefault("_created", time.time())
             session.setdefault("_created", data["_created"])
             pipe = client.pipeline()
-            pipe.set(PREFIX + session.sid, self.serializer.dumps(data), ex=idle)
+            # xx: a session ended while this request ran (password reset, badge void) must
+            # stay ended, not be written back by the request's own save.
+            pipe.set(PREFIX + session.sid, self.serializer.dumps(data), ex=idle,
+                     xx=not session.new)
             if data.get("_user_id"):
                 key = PERSON_INDEX + str(data["_user_id"])
                 pipe.sadd(key, session.sid)
-                pipe.expire(key, app.config["SETTINGS"].session_max_hours * 3600)
+                pipe.expire(key, self._max_seconds(app, data))
             pipe.execute()
-        else:
-            # Sliding idle time-out: touching the key keeps an active session alive.
-            client.expire(PREFIX + session.sid, idle)
-
-        if session.new or session.modified:
             response.set_cookie(
                 name,
                 self._signer(app).sign(session.sid).decode(),
@@ -138,7 +163,25 @@ class RedisSessionInterface(SessionInterface):
                 domain=domain,
                 path=path,
             )
+        else:
+            # Sliding idle time-out: touching the key keeps an active session alive.
+            client.expire(PREFIX + session.sid, idle)
         response.vary.add("Cookie")
+
+
+def require_session_store() -> None:
+    """Stop a request early with the plain 503 page when Redis cannot be reached.
+
+    Registered before the CSRF check, so a missing session store reads as "unavailable", not as
+    a stale form.
+    """
+    if request.endpoint == "static" or (
+            current_app.static_url_path and request.path.startswith(current_app.static_url_path + "/")):
+        return
+    if getattr(session, "unavailable", False):
+        raise RedisUnavailable()
+    if getattr(session, "new", False):
+        current_app.extensions["redis"].ping()
 
 
 def end_sessions_for(client: redis.Redis, person_id: int) -> int:
@@ -149,5 +192,5 @@ def end_sessions_for(client: redis.Redis, person_id: int) -> int:
     for sid in sids:
         pipe.delete(PREFIX + sid.decode())
     pipe.delete(key)
-    pipe.execute()
-    return len(sids)
+    results = pipe.execute()
+    return sum(1 for n in results[:len(sids)] if n)

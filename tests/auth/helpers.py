@@ -1,0 +1,23 @@
+"""Test helpers shared by the sign-in, session, access and error tests."""
+from __future__ import annotations
+
+import contextvars
+
+from flask.testing import FlaskClient
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose every request runs in its own app context, as under a real server.
+
+    The `roster` fixture keeps an app context pushed for the whole test; Flask would reuse it for
+    each request, so `g` (Flask-Login's cached user, Flask-WTF's cached CSRF token) would leak
+    from one request into the next and hide or invent bugs.
+    """
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
+def isolated_client(app) -> FlaskClient:
+    app.test_client_class = IsolatedClient
+    return app.test_client()

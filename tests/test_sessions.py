@@ -1,0 +1,181 @@
+"""Server-side sessions: the cookie, rotation, time-outs, and ending a person's sessions."""
+import base64
+import json
+import time
+from dataclasses import replace
+
+import pytest
+from flask import Blueprint, session
+
+from portal import create_app
+from portal.sessions import PERSON_INDEX, PREFIX, end_sessions_for
+from tests.auth.helpers import isolated_client
+
+COOKIE = "portal_session"
+
+
+@pytest.fixture
+def client(app):
+    return isolated_client(app)
+
+
+def sid_of(client) -> str:
+    return client.get_cookie(COOKIE).value.rsplit(".", 1)[0]
+
+
+def set_cookie_header(response) -> str:
+    [header] = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(COOKIE + "=")]
+    return header
+
+
+def signed_in(client) -> bool:
+    return client.get("/").status_code == 200
+
+
+def test_cookie_is_httponly_and_samesite_lax_but_not_secure_in_testing(client):
+    header = set_cookie_header(client.get("/login"))
+    assert "HttpOnly" in header
+    assert "SameSite=Lax" in header
+    assert "Secure" not in header
+
+
+def test_cookie_is_secure_in_production(settings):
+    app = create_app({"SETTINGS": replace(settings, env="production")})
+    assert not app.testing
+    client = app.test_client()
+    header = set_cookie_header(client.get("/login", base_url="https://portal.example"))
+    assert "Secure" in header and "HttpOnly" in header and "SameSite=Lax" in header
+
+
+def test_cookie_holds_only_a_signed_random_id(client, auth, roster, redis_client):
+    person = roster.person("ada.lovelace")
+    auth.login()
+    value = client.get_cookie(COOKIE).value
+    sid, signature = value.split(".")  # an id and its signature, no payload
+    assert len(base64.urlsafe_b64decode(sid + "==")) >= 16  # at least 128 random bits
+    auth.logout()
+    auth.login()
+    assert client.get_cookie(COOKIE).value.split(".")[0] != sid  # random, not derived from the person
+    sid = sid_of(client)
+    stored = json.loads(redis_client.get(PREFIX + sid))
+    assert stored["_user_id"] == str(person.id)
+    # A forged signature opens nothing.
+    signature = client.get_cookie(COOKIE).value.split(".")[1]
+    client.set_cookie(COOKIE, sid + "." + ("A" if signature[0] != "A" else "B") + signature[1:])
+    assert not signed_in(client)
+
+
+def test_sign_in_rotates_the_session_id(app, client, auth, roster, redis_client):
+    roster.person("ada.lovelace")
+    client.get("/login")
+    before = client.get_cookie(COOKIE).value
+    auth.login()
+    after = client.get_cookie(COOKIE).value
+    assert after != before
+    assert redis_client.get(PREFIX + before.rsplit(".", 1)[0]) is None
+    # Whoever held the old cookie is not signed in.
+    attacker = app.test_client()
+    attacker.set_cookie(COOKIE, before)
+    assert not signed_in(attacker)
+    assert signed_in(client)
+
+
+def test_idle_session_times_out(client, auth, roster, redis_client):
+    roster.person("ada.lovelace")
+    auth.login()
+    assert redis_client.ttl(PREFIX + sid_of(client)) == 60 * 60
+    redis_client.pexpire(PREFIX + sid_of(client), 30)
+    time.sleep(0.1)
+    assert not signed_in(client)
+
+
+def test_activity_keeps_a_session_alive(client, auth, roster, redis_client):
+    roster.person("ada.lovelace")
+    auth.login()
+    redis_client.expire(PREFIX + sid_of(client), 5)
+    assert signed_in(client)
+    assert redis_client.ttl(PREFIX + sid_of(client)) > 60 * 59
+
+
+def test_session_ends_at_the_absolute_time_out_even_when_active(client, auth, roster, redis_client,
+                                                                settings):
+    roster.person("ada.lovelace")
+    auth.login()
+    key = PREFIX + sid_of(client)
+    data = json.loads(redis_client.get(key))
+    data["_created"] = time.time() - settings.session_max_hours * 3600 - 1
+    redis_client.set(key, json.dumps(data), keepttl=True)
+    assert not signed_in(client)
+    assert redis_client.get(key) is None
+
+
+def test_end_sessions_for_ends_every_session_of_the_person(app, client, auth, roster, redis_client):
+    from tests.conftest import AuthActions
+    ada = roster.person("ada.lovelace")
+    roster.person("grace.hopper")
+    laptop, tablet, other = client, app.test_client(), app.test_client()
+    AuthActions(laptop).login()
+    AuthActions(tablet).login()
+    AuthActions(other).login(username="grace.hopper")
+    assert signed_in(laptop) and signed_in(tablet)
+
+    assert end_sessions_for(redis_client, ada.id) == 2
+    assert not signed_in(laptop)
+    assert not signed_in(tablet)
+    assert signed_in(other)
+    assert redis_client.exists(PERSON_INDEX + str(ada.id)) == 0
+
+
+def test_set_password_command_ends_sessions_and_the_new_password_works(app, client, auth, roster,
+                                                                      runner):
+    from tests.conftest import AuthActions
+    roster.person("ada.lovelace")
+    tablet = app.test_client()
+    auth.login()
+    AuthActions(tablet).login()
+
+    result = runner.invoke(args=["users", "set-password", "Ada.Lovelace"], input="a brand new secret\n")
+    assert result.exit_code == 0, result.output
+    assert "password set for ada.lovelace" in result.output
+    assert not signed_in(client) and not signed_in(tablet)
+
+    assert auth.login().status_code == 401
+    assert auth.login(password="a brand new secret").status_code == 302
+
+
+@pytest.mark.parametrize("args, stdin, reason", [
+    (["users", "set-password", "nobody.here"], "long enough secret\n", "no user called"),
+    (["users", "set-password", "ada.lovelace"], "short\n", "at least 8 characters"),
+    (["users", "set-password", "ada.lovelace"], "", "at least 8 characters"),
+])
+def test_set_password_command_refuses_bad_input_in_one_line(client, auth, roster, runner, args,
+                                                            stdin, reason):
+    roster.person("ada.lovelace")
+    auth.login()
+    result = runner.invoke(args=args, input=stdin)
+    assert result.exit_code != 0
+    assert len(result.output.strip().splitlines()) == 1
+    assert reason in result.output
+    assert signed_in(client)  # nothing changed
+
+
+def test_session_ended_during_a_request_stays_ended(settings, roster, redis_server):
+    # A request that was already running when the person's sessions were ended (a password
+    # reset elsewhere) must not write its session back when it finishes.
+    app = create_app({"SETTINGS": settings})
+    bp = Blueprint("race", __name__)
+
+    @bp.route("/race")
+    def race():
+        end_sessions_for(app.extensions["redis"], int(session["_user_id"]))
+        session["touched"] = True
+        return "done"
+
+    app.register_blueprint(bp)
+    from tests.conftest import AuthActions
+    client = isolated_client(app)
+    roster.person("ada.lovelace")
+    AuthActions(client).login()
+    assert client.get("/race").get_data(as_text=True) == "done"
+    assert app.extensions["redis"].get(PREFIX + sid_of(client)) is None
+    assert not signed_in(client)
