@@ -29,6 +29,11 @@ def hash_password(password: str) -> str:
     return hasher.hash(password)
 
 
+def rehash_password(password: str) -> str:
+    """Hash a password already in use with today's parameters (it passed the rules of its day)."""
+    return hasher.hash(password)
+
+
 def verify_password(stored_hash: str | None, password: str) -> bool:
     """Check a password against a stored hash in constant work whether or not one exists."""
     try:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.auth.passwords import hash_password, needs_rehash, verify_password
+from portal.auth.passwords import hash_password, needs_rehash, rehash_password, verify_password
 from portal.errors import PortalError
 from portal.models import Person
 from portal.ratelimit import RateLimiter
@@ -43,9 +43,14 @@ class LoginLimits:
 
     @classmethod
     def for_app(cls) -> "LoginLimits":
-        settings = current_app.config["SETTINGS"]
-        return cls(current_app.extensions["redis"], settings.login_limit_per_account,
-                   settings.login_limit_per_address)
+        """The app's limits, built once per app (they hold only the shared connection pool)."""
+        limits = current_app.extensions.get("login_limits")
+        if limits is None:
+            settings = current_app.config["SETTINGS"]
+            limits = cls(current_app.extensions["redis"], settings.login_limit_per_account,
+                         settings.login_limit_per_address)
+            current_app.extensions["login_limits"] = limits
+        return limits
 
 
 def check_password(db: Session, limits: LoginLimits, username: str, password: str,
@@ -63,7 +68,8 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
         raise InvalidCredentials()
 
     if needs_rehash(person.password_hash):
-        person.password_hash = hash_password(password)
+        # Not hash_password: an old short password must still upgrade, not fail the sign-in.
+        person.password_hash = rehash_password(password)
         db.commit()
     return person
 

@@ -15,9 +15,13 @@ from portal.db import db
 
 
 def _safe_next(target: str | None) -> str:
-    # Only local paths: an open redirect would make the portal a phishing tool.
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
+    # Only local paths: an open redirect would make the portal a phishing tool. Browsers read
+    # "/\evil" as "//evil" and drop tabs and newlines, so those are refused too.
+    if (target and len(target) <= 2048 and target.startswith("/") and not target.startswith("//")
+            and "\\" not in target and target.isprintable() and " " not in target):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
     return url_for("launchpad.tiles")
 
 

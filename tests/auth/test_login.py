@@ -1,4 +1,19 @@
-from portal.models import Role
+"""Password sign-in through the real form: messages, redirects, sign-out."""
+import html as htmllib
+
+import pytest
+from sqlalchemy import select
+
+from portal.db import db
+from portal.models import Event, Role
+from tests.conftest import csrf_token
+
+
+def problem(response) -> str:
+    """The sign-in page's problem box, as the person reads it."""
+    html = response.get_data(as_text=True)
+    start = html.index('id="problem"')
+    return htmllib.unescape(html[start:html.index("</div>", start)])
 
 
 def test_student_signs_in_and_sees_tiles(client, auth, roster):
@@ -12,12 +27,92 @@ def test_student_signs_in_and_sees_tiles(client, auth, roster):
     assert "Hi, Ada!" in page.get_data(as_text=True)
 
 
-def test_wrong_password_and_unknown_user_read_the_same(client, auth, roster):
+def test_username_is_not_case_sensitive(client, auth, roster):
     roster.person("ada.lovelace")
+    assert auth.login(username="  Ada.Lovelace ").status_code == 302
+
+
+def test_wrong_password_unknown_user_and_disabled_user_read_the_same(client, auth, roster):
+    roster.person("ada.lovelace")
+    roster.person("grace.hopper", enabled=False)
     wrong = auth.login(password="not it at all")
     unknown = auth.login(username="nobody.here")
-    assert wrong.status_code == unknown.status_code == 401
-    def problem(r):
-        html = r.get_data(as_text=True)
-        return html[html.index('id="problem"'):html.index("</div>", html.index('id="problem"'))]
-    assert problem(wrong) == problem(unknown)
+    disabled = auth.login(username="grace.hopper")  # the right password
+    assert wrong.status_code == unknown.status_code == disabled.status_code == 401
+    assert problem(wrong) == problem(unknown) == problem(disabled)
+    assert "don't match" in problem(wrong)
+    assert client.get("/").status_code == 302  # nobody signed in
+
+
+def test_empty_form_asks_for_both_fields(client, auth, roster):
+    response = auth.login(username="", password="")
+    assert response.status_code == 400
+    assert "Type your username and your password" in problem(response)
+
+
+def test_signed_out_visitor_is_sent_to_sign_in_and_back(client, auth, roster):
+    roster.person("ada.lovelace")
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+    token = csrf_token(client, "/login?next=/launch/reading")
+    response = client.post("/login", data={"username": "ada.lovelace", "password": "correct horse battery",
+                                           "csrf_token": token, "next": "/launch/reading"})
+    assert response.headers["Location"] == "/launch/reading"
+
+
+@pytest.mark.parametrize("target", [
+    "https://evil.example/",
+    "//evil.example/",
+    "/\\evil.example/",
+    "/\t/evil.example/",
+    "/\n/evil.example/",
+    "javascript:alert(1)",
+    "http:/evil.example",
+    "evil.example",
+])
+def test_next_cannot_leave_the_portal(client, roster, target):
+    roster.person("ada.lovelace")
+    token = csrf_token(client)
+    response = client.post("/login", data={"username": "ada.lovelace", "password": "correct horse battery",
+                                           "csrf_token": token, "next": target})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+def test_signed_in_visitor_skips_the_form(client, auth, roster):
+    roster.person("ada.lovelace")
+    auth.login()
+    response = client.get("/login?next=//evil.example")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+def test_sign_out_ends_the_session(client, auth, roster):
+    roster.person("ada.lovelace")
+    auth.login()
+    cookie = client.get_cookie("portal_session").value
+    response = auth.logout()
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login"
+    assert client.get_cookie("portal_session") is None
+    # The old cookie, replayed, opens nothing.
+    client.set_cookie("portal_session", cookie)
+    assert client.get("/").status_code == 302
+
+
+def test_sign_out_is_post_only(client, auth, roster):
+    roster.person("ada.lovelace")
+    auth.login()
+    response = client.get("/logout")
+    assert response.status_code == 405
+    assert "That doesn&#39;t work here" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 200  # still signed in
+
+
+def test_sign_in_is_recorded(client, auth, roster):
+    person = roster.person("ada.lovelace", role=Role.student)
+    auth.login()
+    db.session.rollback()
+    kinds = list(db.session.scalars(select(Event.kind).where(Event.person_id == person.id)))
+    assert kinds == ["sign_in"]

@@ -1,0 +1,74 @@
+"""Failed sign-ins are limited per account (strict) and per client address (generous)."""
+from dataclasses import replace
+
+import pytest
+
+from tests.auth.test_login import problem
+
+
+@pytest.fixture
+def settings(base_settings):
+    return replace(base_settings, login_limit_per_account="3 per 15 minutes",
+                   login_limit_per_address="5 per 5 minutes")
+
+
+def attempt(auth, username, password="wrong guess here", address="10.0.0.1"):
+    return auth.login(username=username, password=password,
+                      environ_base={"REMOTE_ADDR": address})
+
+
+def test_account_is_locked_after_failures_from_any_address(client, auth, roster):
+    roster.person("ada.lovelace")
+    for n in range(3):
+        assert attempt(auth, "ada.lovelace", address=f"10.0.1.{n}").status_code == 401
+    # Even the right password, from a new address, waits now.
+    response = attempt(auth, "ada.lovelace", "correct horse battery", address="10.0.2.1")
+    assert response.status_code == 429
+    assert "Too many tries" in problem(response)
+    assert client.get("/").status_code == 302
+
+
+def test_unknown_usernames_are_counted_and_read_like_known_ones(client, auth, roster):
+    roster.person("ada.lovelace")
+    for n in range(3):
+        attempt(auth, "ada.lovelace", address=f"10.0.1.{n}")
+        attempt(auth, "nobody.here", address=f"10.0.1.{n}")
+    known = attempt(auth, "ada.lovelace", address="10.0.3.1")
+    unknown = attempt(auth, "nobody.here", address="10.0.3.2")
+    assert known.status_code == unknown.status_code == 429
+    assert problem(known) == problem(unknown)
+
+
+def test_one_locked_account_leaves_the_others_alone(client, auth, roster):
+    roster.person("ada.lovelace")
+    roster.person("grace.hopper")
+    for n in range(4):
+        attempt(auth, "ada.lovelace", address=f"10.0.1.{n}")
+    assert attempt(auth, "grace.hopper", "correct horse battery", address="10.0.4.1").status_code == 302
+
+
+def test_address_limit_counts_failures_across_accounts(client, auth, roster):
+    roster.person("ada.lovelace")
+    for n in range(5):
+        assert attempt(auth, f"guess{n}", address="10.9.9.9").status_code == 401
+    blocked = attempt(auth, "ada.lovelace", "correct horse battery", address="10.9.9.9")
+    assert blocked.status_code == 429
+    # The account itself is fine: from another address it signs in.
+    assert attempt(auth, "ada.lovelace", "correct horse battery", address="10.0.5.5").status_code == 302
+
+
+def test_successful_sign_ins_do_not_count(client, auth, roster):
+    roster.person("ada.lovelace")
+    for _ in range(6):
+        assert attempt(auth, "ada.lovelace", "correct horse battery").status_code == 302
+        auth.logout()
+
+
+def test_default_limits_are_strict_per_account_and_generous_per_address():
+    from limits import parse
+    from portal.config import LOGIN_LIMIT_PER_ACCOUNT, LOGIN_LIMIT_PER_ADDRESS
+
+    account, address = parse(LOGIN_LIMIT_PER_ACCOUNT), parse(LOGIN_LIMIT_PER_ADDRESS)
+    per_hour = lambda item: item.amount * 3600 / item.get_expiry()  # noqa: E731
+    assert per_hour(account) <= 60
+    assert per_hour(address) >= 50 * per_hour(account)  # a whole school shares one address
