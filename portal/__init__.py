@@ -43,6 +43,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal import auth, launchpad
     app.register_blueprint(auth.bp)
     app.register_blueprint(launchpad.bp)
+    from portal.sso import saml
+    app.register_blueprint(saml.bp)
 
     from portal.cli import register_commands
     register_commands(app)

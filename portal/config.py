@@ -55,6 +55,9 @@ class Settings:
     login_limit_per_address: str
     trusted_proxies: int
     pairwise_key: str = ""
+    saml_key_file: str = ""
+    saml_cert_file: str = ""
+    saml_entity_id: str = ""
 
     @property
     def production(self) -> bool:
@@ -105,6 +108,13 @@ def load_settings() -> Settings:
             )
         pairwise = secret_file_value(instance / "pairwise_key")
 
+    saml_key_file, saml_cert_file = _env("SAML_KEY_FILE", ""), _env("SAML_CERT_FILE", "")
+    if env == "production" and not (saml_key_file and saml_cert_file):
+        raise ConfigError(
+            "PORTAL_SAML_KEY_FILE and PORTAL_SAML_CERT_FILE are not set. Every worker must sign SAML "
+            "responses with the same key: point both at the district's PEM files."
+        )
+
     return Settings(
         env=env,
         instance_path=instance,
@@ -117,6 +127,9 @@ def load_settings() -> Settings:
         login_limit_per_address=_env("LOGIN_LIMIT_PER_ADDRESS", LOGIN_LIMIT_PER_ADDRESS),
         trusted_proxies=_int("TRUSTED_PROXIES", 0),
         pairwise_key=pairwise,
+        saml_key_file=saml_key_file,
+        saml_cert_file=saml_cert_file,
+        saml_entity_id=_env("SAML_ENTITY_ID", ""),
     )
 
 

@@ -29,4 +29,7 @@ def launch(slug: str):
     if app.kind is AppKind.link:
         audit.record("launch", person=current_user, app=app, data={"protocol": "link", "fields": []})
         return redirect(app.url)
+    if app.kind is AppKind.saml:
+        from portal.sso.saml import idp_initiated_launch
+        return idp_initiated_launch(app)
     abort(404)

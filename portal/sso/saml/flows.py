@@ -1,0 +1,171 @@
+"""The SAML flows inside the portal: who is signed in, what is released, what is recorded.
+
+Everything protocol-shaped is in the pure modules (requests, responses, metadata); this module
+supplies them with the session, the database, Redis and the clock, and turns results into pages.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from datetime import datetime, timezone
+
+from flask import current_app, make_response, redirect, render_template, request, session, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal import access, audit
+from portal.db import db
+from portal.models import App, AppKind
+from portal.sso.saml import constants as c
+from portal.sso.saml.errors import AppNotGranted, SamlError
+from portal.sso.saml.keys import load_keys
+from portal.sso.saml.requests import AcceptedRequest
+from portal.sso.saml.responses import Authentication, issue_response, issue_status_response
+from portal.sso.saml.sp import IdentityProvider, ServiceProvider
+
+PENDING_COOKIE = "portal_saml_pending"
+PENDING_PREFIX = "portal:saml:pending:"
+REPLAY_PREFIX = "portal:saml:request-id:"
+
+# The only script on the hand-off page, allowed by its hash and nothing else.
+AUTO_SUBMIT_JS = 'document.getElementById("saml-post").submit();'
+_AUTO_SUBMIT_HASH = base64.b64encode(hashlib.sha256(AUTO_SUBMIT_JS.encode()).digest()).decode()
+
+
+def current_idp() -> IdentityProvider:
+    """Our identity provider as this app is configured (keys loaded once per app)."""
+    settings = current_app.config["SETTINGS"]
+    keys = current_app.extensions.get("saml_keys")
+    if keys is None:
+        keys = load_keys(settings.saml_key_file, settings.saml_cert_file, settings.instance_path)
+        current_app.extensions["saml_keys"] = keys
+    entity_id = settings.saml_entity_id or url_for("saml.metadata", _external=True)
+    return IdentityProvider(entity_id=entity_id, sso_url=url_for("saml.sso", _external=True), keys=keys)
+
+
+def find_saml_app(entity_id: str) -> App | None:
+    """The registered SAML app with this entity ID, if any."""
+    return db.session.scalar(select(App).where(App.client_id == entity_id, App.kind == AppKind.saml))
+
+
+def remember_request_id(client, issuer: str, request_id: str) -> bool:
+    """Record a request ID; False if this issuer used it before (SET NX with expiry)."""
+    digest = hashlib.sha256(f"{issuer}\n{request_id}".encode()).hexdigest()
+    return bool(client.set(REPLAY_PREFIX + digest, b"1", nx=True, ex=c.REPLAY_TTL_SECONDS))
+
+
+def _authentication() -> Authentication:
+    now = datetime.now(timezone.utc)
+    try:
+        instant = datetime.fromtimestamp(int(session["auth_time"]), timezone.utc)
+    except (KeyError, TypeError, ValueError):
+        instant = now
+    return Authentication(method=str(session.get("auth_method", "")), instant=min(instant, now))
+
+
+def post_to_app(acs_url: str, saml_response: bytes, relay_state: str, app_name: str):
+    """The page that carries a Response to the app: a form that submits itself."""
+    page = render_template("sso/saml_post.html", acs_url=acs_url, app_name=app_name,
+                           saml_response=base64.b64encode(saml_response).decode(),
+                           relay_state=relay_state, auto_submit_js=AUTO_SUBMIT_JS)
+    response = make_response(page)
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; script-src 'sha256-{_AUTO_SUBMIT_HASH}'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self' https: http:"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def answer(app: App, sp: ServiceProvider, *, acs_url: str, relay_state: str,
+           in_response_to: str | None = None):
+    """Sign the student into `app`: release its claims, record the launch, post the Response."""
+    settings = current_app.config["SETTINGS"]
+    claims = access.released_claims(db.session, current_user, app, pairwise_key=settings.pairwise_key)
+    xml = issue_response(current_idp(), sp, acs_url=acs_url, claims=claims,
+                         authn=_authentication(), in_response_to=in_response_to)
+    audit.record("launch", person=current_user, app=app,
+                 data={"protocol": "saml", "fields": list(claims)})
+    return post_to_app(acs_url, xml, relay_state, app.name)
+
+
+def idp_initiated_launch(app: App):
+    """Launch a SAML app from its tile (the caller has checked access.may_launch)."""
+    sp = ServiceProvider.from_app(app)
+    return answer(app, sp, acs_url=sp.default_acs, relay_state=sp.relay_state)
+
+
+def _save_pending(accepted: AcceptedRequest, app: App) -> str:
+    token = secrets.token_urlsafe(32)
+    pending = {"app_id": app.id, "request_id": accepted.request.id, "acs_url": accepted.acs_url,
+               "relay_state": accepted.relay_state, "is_passive": accepted.request.is_passive}
+    current_app.extensions["redis"].set(PENDING_PREFIX + token, json.dumps(pending),
+                                        ex=c.PENDING_TTL_SECONDS)
+    return token
+
+
+def _to_resume(token: str):
+    # Sign-in clears and rotates the session (no fixation), so nothing in it survives sign-in.
+    # The pending request waits in Redis instead, under a random id that only this browser
+    # holds, in a cookie scoped to /saml: the address itself carries nothing.
+    response = redirect(url_for("saml.resume"), code=303)
+    response.set_cookie(PENDING_COOKIE, token, max_age=c.PENDING_TTL_SECONDS, path="/saml",
+                        httponly=True, secure=current_app.config["SESSION_COOKIE_SECURE"],
+                        samesite="Lax")
+    return response
+
+
+def continue_sp_initiated(accepted: AcceptedRequest, app: App):
+    """Answer an accepted AuthnRequest now, or park it until the student has signed in."""
+    if not current_user.is_authenticated:
+        # A cross-site POST arrives without our (SameSite=Lax) cookie even when the student is
+        # signed in; the redirect to /saml/resume is a top-level GET that carries it.
+        return _to_resume(_save_pending(accepted, app))
+    if not access.may_launch(db.session, current_user, app):
+        raise AppNotGranted(f"{app.slug} is not granted to this person")
+    return answer(app, accepted.sp, acs_url=accepted.acs_url, relay_state=accepted.relay_state,
+                  in_response_to=accepted.request.id)
+
+
+def resume_sp_initiated():
+    """Finish a parked request once the student is signed in (single use)."""
+    token = request.cookies.get(PENDING_COOKIE, "")
+    key = PENDING_PREFIX + token
+    client = current_app.extensions["redis"]
+    raw = client.get(key) if token else None
+    if raw is None:
+        raise SamlError("no pending request", title="This sign-in has expired",
+                        advice="Go back to the app and start again.")
+    pending = json.loads(raw)
+    app = db.session.get(App, pending["app_id"])
+    if app is None or app.kind is not AppKind.saml:
+        client.delete(key)
+        raise SamlError("the app was removed", title="This app is no longer available")
+    sp = ServiceProvider.from_app(app)
+    if pending["acs_url"] not in sp.acs_urls:
+        client.delete(key)
+        raise SamlError("the app's ACS URLs changed", advice="Go back to the app and start again.")
+    if not current_user.is_authenticated:
+        if pending["is_passive"]:
+            client.delete(key)
+            xml = issue_status_response(current_idp(), acs_url=pending["acs_url"],
+                                        in_response_to=pending["request_id"],
+                                        sub_status=c.STATUS_NO_PASSIVE)
+            return _forget_pending(post_to_app(pending["acs_url"], xml, pending["relay_state"], app.name))
+        return redirect(url_for("auth.login", next=url_for("saml.resume")))
+    if not client.delete(key):
+        # Another tab used it a moment ago.
+        raise SamlError("pending request already used", title="This sign-in has expired",
+                        advice="Go back to the app and start again.")
+    if not access.may_launch(db.session, current_user, app):
+        raise AppNotGranted(f"{app.slug} is not granted to this person")
+    return _forget_pending(answer(app, sp, acs_url=pending["acs_url"],
+                                  relay_state=pending["relay_state"],
+                                  in_response_to=pending["request_id"]))
+
+
+def _forget_pending(response):
+    response.delete_cookie(PENDING_COOKIE, path="/saml")
+    return response

@@ -1,0 +1,119 @@
+"""Registering a SAML app (service provider): the logic behind `portal apps add-saml`."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from cryptography import x509
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.access import FIELDS
+from portal.admin.services import AdminError, check_url, slugify
+from portal.models import App, AppKind
+from portal.models.apps import DEFAULT_RELEASE
+from portal.sso.saml.metadata import BadMetadata, read_sp_metadata
+from portal.sso.saml.sp import NAMEID_SOURCES, ServiceProvider
+
+
+def parse_attribute_map(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Read FIELD=NAME pairs (e.g. email=urn:oid:0.9.2342.19200300.100.1.3) into a mapping."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        field_name, sep, name = pair.partition("=")
+        field_name, name = field_name.strip(), name.strip()
+        if not sep or not field_name or not name:
+            raise AdminError(f"attribute mappings look like FIELD=NAME, not {pair!r}")
+        mapping[field_name] = name
+    return mapping
+
+
+def check_certificate(pem: str | bytes) -> str:
+    """Return the PEM if it is one readable, current X.509 certificate."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    try:
+        cert = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise AdminError("the SP certificate is not a PEM X.509 certificate") from None
+    now = datetime.now(timezone.utc)
+    if cert.not_valid_after_utc < now:
+        raise AdminError(f"the SP certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}; ask the app for its new one")
+    return data.decode()
+
+
+def build_sp(entity_id: str, acs_urls, *, nameid: str = "subject", attributes: dict | None = None,
+             relay_state: str = "", require_signed_requests: bool = False,
+             sp_cert: str | bytes | None = None) -> ServiceProvider:
+    """Check every setting and return the ServiceProvider they describe."""
+    entity_id = (entity_id or "").strip()
+    if not entity_id:
+        raise AdminError("an app needs an entity ID (--entity-id, or --metadata)")
+    if len(entity_id) > 1024:
+        raise AdminError("the entity ID is longer than 1024 characters")
+    acs = tuple(dict.fromkeys(u.strip() for u in acs_urls if u and u.strip()))
+    if not acs:
+        raise AdminError("an app needs at least one --acs-url (or --metadata with one)")
+    for url in acs:
+        check_url(url, what="ACS URL")
+    if relay_state:
+        check_url(relay_state, what="relay state URL")
+    if nameid not in NAMEID_SOURCES:
+        raise AdminError(f"--nameid must be one of {', '.join(NAMEID_SOURCES)}, not {nameid!r}")
+    attributes = dict(attributes or {})
+    for field_name, name in attributes.items():
+        if field_name not in FIELDS:
+            raise AdminError(f"unknown field {field_name!r} in an attribute mapping; fields are: {', '.join(FIELDS)}")
+        if len(name) > 512:
+            raise AdminError(f"attribute name for {field_name} is too long")
+    names = [attributes.get(f, f) for f in FIELDS]
+    if len(set(names)) != len(names):
+        raise AdminError("two fields would be sent under the same attribute name")
+    cert = check_certificate(sp_cert) if sp_cert else None
+    if require_signed_requests and not cert:
+        raise AdminError("--require-signed-requests needs the app's certificate (--sp-cert or --metadata)")
+    return ServiceProvider(entity_id=entity_id, acs_urls=acs, nameid=nameid, attributes=attributes,
+                           relay_state=relay_state, require_signed_requests=require_signed_requests,
+                           cert_pem=cert)
+
+
+def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_urls=(),
+                metadata: bytes | None = None, nameid: str = "subject",
+                attributes: dict | None = None, relay_state: str = "",
+                require_signed_requests: bool = False, sp_cert: str | bytes | None = None,
+                icon: str = "") -> App:
+    """Register a SAML app. Metadata fills in what the arguments leave out; they must agree."""
+    name = (name or "").strip()
+    if not name:
+        raise AdminError("an app needs a name")
+    acs_urls = list(acs_urls or ())
+    if metadata is not None:
+        try:
+            md = read_sp_metadata(metadata)
+        except BadMetadata as e:
+            raise AdminError(e.reason) from None
+        if entity_id and entity_id.strip() != md.entity_id:
+            raise AdminError(f"--entity-id {entity_id!r} does not match the metadata's {md.entity_id!r}")
+        entity_id = md.entity_id
+        acs_urls = acs_urls or list(md.acs_urls)
+        sp_cert = sp_cert or md.cert_pem
+        require_signed_requests = require_signed_requests or md.authn_requests_signed
+    if icon:
+        check_url(icon, what="icon URL")
+    sp = build_sp(entity_id or "", acs_urls, nameid=nameid, attributes=attributes,
+                  relay_state=relay_state, require_signed_requests=require_signed_requests,
+                  sp_cert=sp_cert)
+
+    slug = slugify(name)
+    if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):
+        raise AdminError(f"an app called {name!r} exists already")
+    if db.scalar(select(App.id).where(App.client_id == sp.entity_id)):
+        raise AdminError(f"an app with entity ID {sp.entity_id!r} exists already")
+    released = list(DEFAULT_RELEASE)
+    if sp.nameid != "subject" and sp.nameid not in released:
+        # The district named this field as the app's NameID, so the app must receive it.
+        released.append(sp.nameid)
+    app = App(slug=slug, name=name, kind=AppKind.saml, client_id=sp.entity_id,
+              url=sp.relay_state, icon=icon, settings=sp.to_settings(),
+              released_fields=[f for f in FIELDS if f in released])
+    db.add(app)
+    db.commit()
+    return app

@@ -1,0 +1,291 @@
+"""Read, verify and check AuthnRequests (HTTP-Redirect and HTTP-POST bindings): pure functions.
+
+Order matters: decode -> parse safely -> find the issuer's registration -> verify the signature
+-> read every field from the element the signature covers -> check fields -> replay cache.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+from urllib.parse import unquote_plus, urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from lxml import etree
+from signxml import SignatureConfiguration, XMLVerifier
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.exceptions import InvalidInput, SignXMLException
+
+from portal.sso.saml import constants as c
+from portal.sso.saml.errors import (
+    BadDestination, BadSignature, MalformedMessage, ReplayedRequest, StaleRequest,
+    UnknownServiceProvider,
+)
+from portal.sso.saml.sp import ServiceProvider
+from portal.sso.saml.xml import b64decode, inflate, parse_saml_time, parse_xml, text_of
+
+_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A SAMLRequest as it arrived, before any check."""
+
+    binding: str
+    xml: bytes
+    relay_state: str = ""
+    # Redirect binding only: the exact signed octets and the detached signature.
+    signed_octets: bytes | None = None
+    sig_alg: str | None = None
+    signature: bytes | None = None
+
+
+@dataclass(frozen=True)
+class AuthnRequest:
+    """The fields of an AuthnRequest we act on, read from the signed element only."""
+
+    id: str
+    issuer: str
+    issue_instant: datetime
+    destination: str | None = None
+    acs_url: str | None = None
+    acs_index: int | None = None
+    protocol_binding: str | None = None
+    is_passive: bool = False
+    force_authn: bool = False
+    signed: bool = False
+
+
+@dataclass(frozen=True)
+class AcceptedRequest:
+    request: AuthnRequest
+    sp: ServiceProvider
+    acs_url: str
+    relay_state: str
+
+
+def _relay_state(value: str | None) -> str:
+    value = value or ""
+    if len(value) > c.MAX_RELAY_STATE:
+        raise MalformedMessage("RelayState too long")
+    return value
+
+
+def decode_redirect(raw_query: str) -> IncomingMessage:
+    """Decode an HTTP-Redirect request from its raw (still URL-encoded) query string."""
+    raw: dict[str, str] = {}
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        key = unquote_plus(key)
+        if key in ("SAMLRequest", "RelayState", "SigAlg", "Signature"):
+            if key in raw:
+                raise MalformedMessage(f"{key} appears twice")
+            raw[key] = value
+    if "SAMLRequest" not in raw:
+        raise MalformedMessage("no SAMLRequest in the address")
+    xml = inflate(b64decode(unquote_plus(raw["SAMLRequest"])))
+    signed_octets = sig_alg = signature = None
+    if "Signature" in raw or "SigAlg" in raw:
+        if not ("Signature" in raw and "SigAlg" in raw):
+            raise BadSignature("Signature and SigAlg must come together")
+        # The signature covers the parameters exactly as the sender encoded them (bindings 3.4.4.1).
+        octets = "SAMLRequest=" + raw["SAMLRequest"]
+        if "RelayState" in raw:
+            octets += "&RelayState=" + raw["RelayState"]
+        octets += "&SigAlg=" + raw["SigAlg"]
+        signed_octets = octets.encode("ascii", "replace")
+        sig_alg = unquote_plus(raw["SigAlg"])
+        signature = b64decode(unquote_plus(raw["Signature"]))
+    return IncomingMessage(c.BINDING_REDIRECT, xml, _relay_state(unquote_plus(raw.get("RelayState", ""))),
+                           signed_octets, sig_alg, signature)
+
+
+def decode_post(form: dict) -> IncomingMessage:
+    """Decode an HTTP-POST request from its form fields."""
+    value = form.get("SAMLRequest")
+    if not value:
+        raise MalformedMessage("no SAMLRequest in the form")
+    return IncomingMessage(c.BINDING_POST, b64decode(value), _relay_state(form.get("RelayState")))
+
+
+def _root(xml: bytes) -> etree._Element:
+    root = parse_xml(xml)
+    if root.tag != f"{{{c.SAMLP}}}AuthnRequest":
+        local = etree.QName(root).localname if isinstance(root.tag, str) else "?"
+        raise MalformedMessage(f"expected an AuthnRequest, got {local}")
+    return root
+
+
+def peek_issuer(root: etree._Element) -> str:
+    """The Issuer the request claims: used only to find whose certificate to check it with."""
+    issuers = root.findall(f"{{{c.SAML}}}Issuer")
+    if len(issuers) != 1 or not text_of(issuers[0]):
+        raise UnknownServiceProvider("the request has no Issuer, or more than one")
+    return text_of(issuers[0])
+
+
+def _load_cert(cert_pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(cert_pem.encode())
+
+
+def verify_redirect_signature(message: IncomingMessage, cert_pem: str) -> None:
+    """Check the Redirect binding's detached signature over SAMLRequest, RelayState and SigAlg."""
+    if message.signature is None or message.signed_octets is None:
+        raise BadSignature("the request is not signed")
+    if message.sig_alg in c.SHA1_SIG_ALGS:
+        raise BadSignature("the request is signed with SHA-1, which is no longer accepted")
+    digest = c.REDIRECT_SIG_ALGS.get(message.sig_alg or "")
+    if digest is None:
+        raise BadSignature(f"unsupported signature algorithm {message.sig_alg!r}")
+    cert = _load_cert(cert_pem)
+    key = cert.public_key()
+    algorithm = _HASHES[digest]()
+    try:
+        if message.sig_alg.endswith(("rsa-sha256", "rsa-sha384", "rsa-sha512")):
+            if not isinstance(key, rsa.RSAPublicKey):
+                raise BadSignature("SigAlg does not match the app's certificate")
+            key.verify(message.signature, message.signed_octets, padding.PKCS1v15(), algorithm)
+        else:
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                raise BadSignature("SigAlg does not match the app's certificate")
+            key.verify(message.signature, message.signed_octets, ec.ECDSA(algorithm))
+    except InvalidSignature:
+        raise BadSignature("the request's signature does not verify") from None
+
+
+_POST_SIGNATURE_CONFIG = SignatureConfiguration(
+    location="./",  # a child of the AuthnRequest itself, nowhere else
+    expect_references=1,
+    signature_methods=frozenset(m for m in SignatureMethod
+                                if m.value in c.REDIRECT_SIG_ALGS),
+    digest_algorithms=frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}),
+)
+
+
+def verify_post_signature(root: etree._Element, cert_pem: str) -> etree._Element:
+    """Verify the enveloped signature; return ONLY the element it covers (the signed request)."""
+    if root.find(f"{{{c.DS}}}Signature") is None:
+        raise BadSignature("the request's signature is missing or not where SAML puts it")
+    try:
+        result = XMLVerifier().verify(root, x509_cert=cert_pem, id_attribute="ID",
+                                      expect_config=_POST_SIGNATURE_CONFIG)
+    except (SignXMLException, InvalidInput, ValueError) as e:
+        raise BadSignature(f"the request's signature does not verify: {e}") from None
+    signed = result.signed_xml
+    # The reference must be the whole request: a signature over some other element with the
+    # same ID (a wrapped copy) proves nothing about the request we were sent.
+    if (signed is None or signed.tag != root.tag or signed.get("ID") != root.get("ID")
+            or signed.getparent() is not None):
+        raise BadSignature("the signature does not cover the request")
+    return signed
+
+
+def read_authn_request(element: etree._Element, *, signed: bool) -> AuthnRequest:
+    """Read the fields we act on from a (verified, if signed) AuthnRequest element."""
+    if element.get("Version") != "2.0":
+        raise MalformedMessage("only SAML 2.0 requests are accepted")
+    request_id = element.get("ID") or ""
+    if not request_id or len(request_id) > c.MAX_ID_LENGTH:
+        raise MalformedMessage("the request has no usable ID")
+    if element.find(f"{{{c.SAML}}}Subject") is not None:
+        # We never let an app choose whom a response is about; the signed-in student decides.
+        raise MalformedMessage("requests naming a Subject are not accepted")
+    index = element.get("AssertionConsumerServiceIndex")
+    if index is not None:
+        try:
+            index_value = int(index)
+        except ValueError:
+            raise MalformedMessage("AssertionConsumerServiceIndex is not a number") from None
+    else:
+        index_value = None
+    return AuthnRequest(
+        id=request_id,
+        issuer=peek_issuer(element),
+        issue_instant=parse_saml_time(element.get("IssueInstant")),
+        destination=element.get("Destination"),
+        acs_url=element.get("AssertionConsumerServiceURL"),
+        acs_index=index_value,
+        protocol_binding=element.get("ProtocolBinding"),
+        is_passive=element.get("IsPassive") in ("true", "1"),
+        force_authn=element.get("ForceAuthn") in ("true", "1"),
+        signed=signed,
+    )
+
+
+def _same_url(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.scheme.lower(), pa.netloc.lower(), pa.path or "/", pa.query) == \
+        (pb.scheme.lower(), pb.netloc.lower(), pb.path or "/", pb.query)
+
+
+def choose_acs(request: AuthnRequest, sp: ServiceProvider) -> str:
+    """The ACS URL to answer: exactly one the app registered, or its default."""
+    if request.protocol_binding and request.protocol_binding != c.BINDING_POST:
+        raise BadDestination(f"responses are sent only by HTTP-POST, not {request.protocol_binding}")
+    if request.acs_url is not None and request.acs_index is not None:
+        raise BadDestination("the request names both an ACS URL and an ACS index")
+    if request.acs_url is not None:
+        if request.acs_url not in sp.acs_urls:
+            raise BadDestination(f"ACS URL {request.acs_url[:200]!r} is not registered for this app")
+        return request.acs_url
+    if request.acs_index is not None:
+        if not 0 <= request.acs_index < len(sp.acs_urls):
+            raise BadDestination(f"ACS index {request.acs_index} is not registered for this app")
+        return sp.acs_urls[request.acs_index]
+    return sp.default_acs
+
+
+def check_timing(request: AuthnRequest, now: datetime) -> None:
+    """IssueInstant must be within the allowed clock skew of now, either way."""
+    skew = timedelta(seconds=c.CLOCK_SKEW_SECONDS)
+    if request.issue_instant < now - skew:
+        raise StaleRequest("the request was issued too long ago")
+    if request.issue_instant > now + skew:
+        raise StaleRequest("the request was issued in the future")
+
+
+def accept_authn_request(message: IncomingMessage, *, find_sp: Callable[[str], ServiceProvider | None],
+                         sso_urls: tuple[str, ...], now: datetime,
+                         first_use: Callable[[str, str], bool]) -> AcceptedRequest:
+    """Run every check on an incoming AuthnRequest; return what to answer, or raise a SamlError.
+
+    `find_sp(entity_id)` looks up a registration; `first_use(issuer, id)` records the request ID
+    and returns False if it was seen before (the replay cache).
+    """
+    root = _root(message.xml)
+    sp = find_sp(peek_issuer(root))
+    if sp is None:
+        raise UnknownServiceProvider("the request's Issuer is not a registered app")
+
+    element, signed = root, False
+    # Any signature anywhere counts: one moved out of place must fail, not pass as "unsigned".
+    embedded = next(root.iter(f"{{{c.DS}}}Signature"), None) is not None
+    has_signature = message.signature is not None or embedded
+    if sp.require_signed_requests and not has_signature:
+        raise BadSignature("this app must sign its requests, and this one is not signed")
+    if sp.cert_pem and has_signature:
+        if message.binding == c.BINDING_REDIRECT:
+            if embedded:
+                raise BadSignature("the Redirect binding carries its signature in the address")
+            verify_redirect_signature(message, sp.cert_pem)
+        else:
+            element = verify_post_signature(root, sp.cert_pem)
+        signed = True
+    elif has_signature and sp.require_signed_requests:
+        raise BadSignature("this app has no certificate to check its signature with")
+
+    request = read_authn_request(element, signed=signed)
+    if request.issuer != sp.entity_id:
+        raise UnknownServiceProvider("the signed Issuer is not the registered app")
+    if request.destination and not any(_same_url(request.destination, u) for u in sso_urls):
+        raise BadDestination("the request was meant for a different sign-in address")
+    acs_url = choose_acs(request, sp)
+    check_timing(request, now)
+    if not first_use(sp.entity_id, request.id):
+        raise ReplayedRequest("this request was used before")
+    return AcceptedRequest(request, sp, acs_url, message.relay_state)

@@ -1,0 +1,76 @@
+"""The two parties: our identity provider and a registered service provider (an App of kind saml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from portal.models import App
+from portal.sso.saml.constants import NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_UNSPECIFIED
+from portal.sso.saml.keys import SigningKeys
+
+# Released fields that may serve as the NameID, and the format each is sent in. The pairwise
+# subject is the default: opaque and different for every app, which is what "persistent" means.
+NAMEID_SOURCES = {
+    "subject": NAMEID_PERSISTENT,
+    "username": NAMEID_UNSPECIFIED,
+    "email": NAMEID_EMAIL,
+    "student_number": NAMEID_UNSPECIFIED,
+}
+
+
+@dataclass(frozen=True)
+class IdentityProvider:
+    """Us: entity ID, where SPs send requests, and the key we sign with."""
+
+    entity_id: str
+    sso_url: str
+    keys: SigningKeys
+
+
+@dataclass(frozen=True)
+class ServiceProvider:
+    """A registered app's SAML settings, read from App.client_id and App.settings."""
+
+    entity_id: str
+    acs_urls: tuple[str, ...]
+    nameid: str = "subject"
+    attributes: dict[str, str] = field(default_factory=dict)  # field -> attribute name, overrides only
+    relay_state: str = ""
+    require_signed_requests: bool = False
+    cert_pem: str | None = None
+
+    @classmethod
+    def from_app(cls, app: App) -> "ServiceProvider":
+        """Read an app's SAML settings (as register_sp wrote them)."""
+        s = app.settings or {}
+        return cls(
+            entity_id=app.client_id or "",
+            acs_urls=tuple(s.get("acs_urls") or ()),
+            nameid=s.get("nameid", "subject"),
+            attributes=dict(s.get("attributes") or {}),
+            relay_state=s.get("relay_state", ""),
+            require_signed_requests=bool(s.get("require_signed_requests", False)),
+            cert_pem=s.get("sp_cert") or None,
+        )
+
+    def to_settings(self) -> dict:
+        """The JSON kept in App.settings (the entity ID lives in App.client_id)."""
+        return {
+            "acs_urls": list(self.acs_urls),
+            "nameid": self.nameid,
+            "attributes": dict(self.attributes),
+            "relay_state": self.relay_state,
+            "require_signed_requests": self.require_signed_requests,
+            "sp_cert": self.cert_pem,
+        }
+
+    @property
+    def default_acs(self) -> str:
+        return self.acs_urls[0]
+
+    @property
+    def nameid_format(self) -> str:
+        return NAMEID_SOURCES[self.nameid]
+
+    def attribute_name(self, field_name: str) -> str:
+        """The SAML attribute name a released field travels under."""
+        return self.attributes.get(field_name, field_name)

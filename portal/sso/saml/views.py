@@ -1,0 +1,55 @@
+"""SAML endpoints: views only move bytes between HTTP and the pure functions."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from flask import Response, current_app, request
+
+from portal.extensions import csrf
+from portal.sso.saml import bp
+from portal.sso.saml.errors import SamlError
+from portal.sso.saml.flows import (
+    continue_sp_initiated, current_idp, find_saml_app, remember_request_id, resume_sp_initiated,
+)
+from portal.sso.saml.metadata import idp_metadata
+from portal.sso.saml.requests import accept_authn_request, decode_post, decode_redirect
+from portal.sso.saml.sp import ServiceProvider
+
+log = logging.getLogger(__name__)
+
+
+@bp.route("/metadata")
+def metadata():
+    return Response(idp_metadata(current_idp()), mimetype="application/samlmetadata+xml")
+
+
+@bp.route("/sso", methods=["GET", "POST"])
+@csrf.exempt  # the app's form posts here cross-site; the signed, single-use request is the check
+def sso():
+    found = {}
+
+    def find_sp(entity_id: str):
+        app = find_saml_app(entity_id)
+        found["app"] = app
+        return ServiceProvider.from_app(app) if app is not None else None
+
+    redis_client = current_app.extensions["redis"]
+    try:
+        if request.method == "GET":
+            message = decode_redirect(request.query_string.decode("latin-1"))
+        else:
+            message = decode_post(request.form)
+        accepted = accept_authn_request(
+            message, find_sp=find_sp, sso_urls=(current_idp().sso_url,),
+            now=datetime.now(timezone.utc),
+            first_use=lambda issuer, request_id: remember_request_id(redis_client, issuer, request_id))
+    except SamlError as e:
+        log.info("SAML request refused: %s: %s", type(e).__name__, e.reason)
+        raise
+    return continue_sp_initiated(accepted, found["app"])
+
+
+@bp.route("/resume")
+def resume():
+    return resume_sp_initiated()
