@@ -1,0 +1,156 @@
+"""Every error a person meets is a short page in plain words, never a traceback; without Redis,
+pages say "Sign-in is unavailable" and the portal comes back by itself."""
+import time
+from dataclasses import replace
+
+import pytest
+from flask import Blueprint, session
+
+from portal import create_app
+from portal.auth.roles import role_required
+from portal.devserver import RedisProcess, free_port
+from portal.models import Role
+from tests.auth.helpers import isolated_client
+from tests.conftest import AuthActions, csrf_token
+
+
+@pytest.fixture
+def client(app):
+    return isolated_client(app)
+
+
+def assert_plain_page(response, status, words):
+    html = response.get_data(as_text=True)
+    assert response.status_code == status
+    assert response.content_type.startswith("text/html")
+    assert words in html
+    for leak in ("Traceback", "File \"", "Error:", "Exception", "werkzeug", "sqlalchemy", "redis."):
+        assert leak not in html
+
+
+def test_unknown_page_is_a_plain_404(client):
+    assert_plain_page(client.get("/no/such/page"), 404, "We can&#39;t find that page")
+
+
+def test_wrong_method_is_a_plain_405_that_names_the_right_one(client):
+    response = client.get("/logout")
+    assert_plain_page(response, 405, "That doesn&#39;t work here")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_errors_answer_json_to_json_clients(client):
+    response = client.get("/no/such/page", headers={"Accept": "application/json"})
+    assert response.status_code == 404
+    assert response.json["error"] == "We can't find that page"
+
+
+@pytest.fixture
+def staff_app(app):
+    # A test-only blueprint guarded by the one role decorator; the app itself stays as it is.
+    bp = Blueprint("staff_only", __name__)
+
+    @bp.route("/staff-only")
+    @role_required(Role.teacher, Role.school_admin)
+    def staff_only():
+        return "staff room"
+
+    app.register_blueprint(bp)
+    return app
+
+
+def test_wrong_role_is_a_plain_403(staff_app, client, auth, roster):
+    roster.person("ada.lovelace", role=Role.student)
+    auth.login()
+    assert_plain_page(client.get("/staff-only"), 403, "You can&#39;t open this page")
+
+
+def test_right_role_passes_and_signed_out_goes_to_sign_in(staff_app, client, auth, roster):
+    assert client.get("/staff-only").headers["Location"].startswith("/login?next=")
+    roster.person("mr.rogers", role=Role.teacher)
+    auth.login(username="mr.rogers")
+    response = client.get("/staff-only")
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "staff room"
+
+
+def test_unexpected_failure_is_a_plain_500(app, client):
+    bp = Blueprint("broken", __name__)
+
+    @bp.route("/broken")
+    def broken():
+        raise RuntimeError("secret internals: db password hunter2")
+
+    app.register_blueprint(bp)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = client.get("/broken")
+    assert_plain_page(response, 500, "Something went wrong on our side")
+    assert "hunter2" not in response.get_data(as_text=True)
+
+
+# --- Redis outage ---------------------------------------------------------------------------
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test's own, on a fixed port, that the test may stop and start."""
+    proc = RedisProcess(tmp_path / "redis", port=free_port()).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def outage_app(settings, own_redis, app):
+    # `app` is requested for its clean-up of the database; this app talks to `own_redis`.
+    outage = create_app({"SETTINGS": replace(settings, redis_url=own_redis.url)})
+    bp = Blueprint("outage", __name__)
+
+    @bp.route("/redis-stops-now")
+    def redis_stops_now():
+        own_redis.stop()
+        session["seen"] = True  # a change that can no longer be stored
+        return "stored?"
+
+    outage.register_blueprint(bp)
+    outage.config["PROPAGATE_EXCEPTIONS"] = False
+    return outage
+
+
+def assert_unavailable(response):
+    assert_plain_page(response, 503, "Sign-in is unavailable")
+    assert "Try again in a minute" in response.get_data(as_text=True)
+    assert response.headers["Retry-After"] == "60"
+
+
+def test_redis_outage_reads_plainly_and_the_portal_recovers(outage_app, own_redis, roster):
+    roster.person("ada.lovelace")
+    student, newcomer = isolated_client(outage_app), isolated_client(outage_app)
+    AuthActions(student).login()
+    token = csrf_token(newcomer)
+    assert student.get("/").status_code == 200
+
+    own_redis.stop()
+    started = time.monotonic()
+    assert_unavailable(student.get("/"))                     # a signed-in page
+    assert_unavailable(newcomer.get("/login"))               # the sign-in page
+    assert_unavailable(newcomer.post("/login", data={        # a sign-in (not a CSRF complaint)
+        "username": "ada.lovelace", "password": "correct horse battery", "csrf_token": token}))
+    assert_unavailable(isolated_client(outage_app).get("/login"))  # a first visit, no cookie
+    assert_unavailable(student.post("/logout", data={"csrf_token": "x"}))
+    assert time.monotonic() - started < 5  # answers at once, no hanging on retries
+    css = student.get("/static/css/portal.css")
+    assert css.status_code == 200 and b".tiles" in css.data
+
+    # Redis comes back on the same port (empty: the sessions are gone). No restart of the app.
+    own_redis.start()
+    assert student.get("/").status_code == 302
+    assert AuthActions(student).login().status_code == 302
+    assert student.get("/").status_code == 200
+    assert csrf_token(newcomer)
+
+
+def test_redis_lost_during_a_request_does_not_pretend_to_succeed(outage_app, own_redis, roster):
+    roster.person("ada.lovelace")
+    student = isolated_client(outage_app)
+    AuthActions(student).login()
+    assert_unavailable(student.get("/redis-stops-now"))
+    own_redis.start()
+    assert student.get("/login").status_code == 200
