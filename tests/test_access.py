@@ -1,0 +1,215 @@
+"""Who sees which tiles, who may launch what, and what each app receives (portal/access.py),
+with apps and grants made through the `portal apps ...` commands."""
+import pytest
+from sqlalchemy import select
+
+from portal import access
+from portal.db import db
+from portal.models import App, Event, Role
+from tests.auth.helpers import isolated_client
+
+
+@pytest.fixture
+def client(app):
+    return isolated_client(app)
+
+
+def cli(runner, *args):
+    result = runner.invoke(args=[str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def refused(runner, *args) -> str:
+    """Run a command that must fail; return its one-line reason."""
+    result = runner.invoke(args=[str(a) for a in args])
+    assert result.exit_code != 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def school_day(roster, runner):
+    """Ada: a grade 02 student at Maple (sections 4A), next to Oak and a grade 05 class."""
+    maple, oak = roster.school("maple", "Maple Elementary"), roster.school("oak", "Oak Elementary")
+    room4a = roster.section(maple, "4a", grades="02")
+    roster.section(maple, "5b", grades="05")
+    roster.section(oak, "oak-2", grades="02")
+    ada = roster.person("ada.lovelace", schools=[maple], sections=[room4a], grades="02")
+
+    granted = {
+        "Maple Library": ["--school", "maple"],
+        "Grade Two Math": ["--grade", "02"],
+        "Room 4A Reading": ["--section", "4a"],
+        "Student Mail": ["--role", "student"],
+        "District News": ["--district"],
+        "Maple Second Grade": ["--school", "maple", "--grade", "02", "--role", "student"],
+    }
+    not_granted = {
+        "Oak Library": ["--school", "oak"],
+        "Grade Five Science": ["--grade", "05"],
+        "Room 5B Art": ["--section", "5b"],
+        "Teacher Planner": ["--role", "teacher"],
+        "Maple Fifth Grade": ["--school", "maple", "--grade", "05"],   # one criterion fails
+        "Oak Second Grade": ["--school", "oak", "--grade", "02"],       # the other one fails
+        "Never Granted": None,
+    }
+    for name, grant in {**granted, **not_granted}.items():
+        slug = name.lower().replace(" ", "-")
+        cli(runner, "apps", "add-link", name, f"https://apps.example/{slug}")
+        if grant:
+            cli(runner, "apps", "grant", name, *grant)
+    return ada, sorted(granted), sorted(not_granted)
+
+
+def test_student_sees_exactly_the_apps_granted_to_them(school_day):
+    ada, granted, _ = school_day
+    assert [app.name for app in access.apps_for(db.session, ada)] == granted
+
+
+def test_tiles_page_shows_granted_apps_only(client, auth, school_day):
+    _, granted, not_granted = school_day
+    auth.login()
+    html = client.get("/").get_data(as_text=True)
+    for name in granted:
+        assert f'<span class="name">{name}</span>' in html
+    for name in not_granted:
+        assert name not in html
+
+
+def test_a_grant_must_match_every_criterion_it_names(school_day):
+    ada, _, _ = school_day
+    for name, expected in [("Maple Second Grade", True), ("Maple Fifth Grade", False),
+                           ("Oak Second Grade", False), ("Never Granted", False)]:
+        app = db.session.scalar(select(App).where(App.name == name))
+        assert access.may_launch(db.session, ada, app) is expected, name
+
+
+def test_a_teacher_sees_teacher_grants_not_student_ones(roster, school_day):
+    maple = db.session.scalar(select(App).where(App.name == "Maple Library"))
+    assert maple is not None
+    from portal.models import School
+    school = db.session.scalar(select(School).where(School.sourced_id == "maple"))
+    teacher = roster.person("mr.rogers", role=Role.teacher, schools=[school], grades="")
+    names = [app.name for app in access.apps_for(db.session, teacher)]
+    assert names == ["District News", "Maple Library", "Teacher Planner"]
+
+
+def test_disabled_person_sees_nothing_and_launches_nothing(roster, school_day):
+    ada, _, _ = school_day
+    ada.enabled = False
+    db.session.commit()
+    assert access.apps_for(db.session, ada) == []
+    for app in db.session.scalars(select(App)):
+        assert not access.may_launch(db.session, ada, app)
+
+
+def test_launch_opens_a_granted_link_app_and_records_it(client, auth, school_day):
+    ada, _, _ = school_day
+    auth.login()
+    response = client.get("/launch/maple-library")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://apps.example/maple-library"
+    db.session.rollback()
+    launches = list(db.session.scalars(select(Event).where(Event.kind == "launch",
+                                                           Event.person_id == ada.id)))
+    assert len(launches) == 1
+
+
+def test_launching_an_app_not_granted_reads_exactly_like_an_unknown_app(client, auth, school_day):
+    auth.login()
+    not_granted = client.get("/launch/oak-library")
+    unknown = client.get("/launch/no-such-app")
+    assert not_granted.status_code == unknown.status_code == 404
+    assert not_granted.get_data() == unknown.get_data()
+
+
+def test_launch_needs_a_signed_in_person(client, school_day):
+    response = client.get("/launch/maple-library")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_apps_list_shows_kind_url_and_grants(runner, school_day):
+    out = cli(runner, "apps", "list")
+    lines = {line.split("\t")[0]: line.split("\t") for line in out.strip().splitlines()}
+    assert lines["Maple Library"][1:3] == ["link", "https://apps.example/maple-library"]
+    assert "not granted to anyone" in lines["Never Granted"][3]
+    assert "grade 02" in lines["Maple Second Grade"][3] and "role student" in lines["Maple Second Grade"][3]
+
+
+def test_apps_list_on_an_empty_portal_says_what_to_do(runner, roster):
+    assert "portal apps add-link" in cli(runner, "apps", "list")
+
+
+def test_add_link_with_an_icon(client, auth, roster, runner):
+    school = roster.school("maple")
+    roster.person("ada.lovelace", schools=[school])
+    cli(runner, "apps", "add-link", "Story Time", "https://stories.example/",
+        "--icon", "https://stories.example/icon.png")
+    cli(runner, "apps", "grant", "story-time", "--school", "maple")
+    auth.login()
+    html = client.get("/").get_data(as_text=True)
+    assert '<img src="https://stories.example/icon.png" alt="" class="icon">' in html
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["apps", "add-link", "Story Time", "ftp://stories.example/"], "must start with https://"),
+    (["apps", "add-link", "Story Time", "not a url"], "must start with https://"),
+    (["apps", "add-link", "Story Time", "https://s.example/", "--icon", "javascript:x"], "icon URL"),
+    (["apps", "add-link", "  ", "https://s.example/"], "needs a name"),
+    (["apps", "add-link", "Maple Library", "https://other.example/"], "exists already"),
+    (["apps", "grant", "No Such App", "--school", "maple"], "no app called"),
+    (["apps", "grant", "Maple Library"], "say who gets the app"),
+    (["apps", "grant", "Maple Library", "--school", "elm"], "no school with id 'elm'"),
+    (["apps", "grant", "Maple Library", "--section", "9z"], "no section with id '9z'"),
+    (["apps", "grant", "Maple Library", "--role", "janitor"], "role must be one of"),
+    (["apps", "release", "Maple Library", "shoe_size"], "unknown field 'shoe_size'"),
+    (["apps", "release", "No Such App", "email"], "no app called"),
+])
+def test_apps_commands_refuse_bad_input_in_one_line(runner, school_day, args, reason):
+    before = cli(runner, "apps", "list")
+    assert reason in refused(runner, *args)
+    assert cli(runner, "apps", "list") == before  # nothing changed
+
+
+# --- what an app receives ---------------------------------------------------------------------
+
+def claims(app_name, person, settings):
+    app = db.session.scalar(select(App).where(App.name == app_name))
+    return access.released_claims(db.session, person, app, pairwise_key=settings.pairwise_key)
+
+
+def test_apps_receive_the_least_by_default(school_day, settings):
+    ada, _, _ = school_day
+    assert claims("Maple Library", ada, settings) == {
+        "subject": claims("Maple Library", ada, settings)["subject"],
+        "given_name": "Ada",
+        "family_name_initial": "L",
+    }
+
+
+def test_apps_release_sets_exactly_what_an_app_receives(runner, school_day, settings):
+    ada, _, _ = school_day
+    out = cli(runner, "apps", "release", "Maple Library", "grade", "school_id", "sections", "username")
+    assert "Maple Library receives: subject," in out
+    db.session.expire_all()
+    got = claims("Maple Library", ada, settings)
+    assert set(got) == {"subject", "grade", "school_id", "sections", "username"}
+    assert got["grade"] == ["02"] and got["school_id"] == ["maple"] and got["sections"] == ["4a"]
+    assert got["username"] == "ada.lovelace"
+    # The other apps are untouched.
+    assert set(claims("Student Mail", ada, settings)) == {"subject", "given_name", "family_name_initial"}
+
+
+def test_subject_is_pairwise_stable_per_app_and_different_across_apps(roster, school_day, settings):
+    ada, _, _ = school_day
+    grace = roster.person("grace.hopper", given="Grace", family="Hopper")
+    library = claims("Maple Library", ada, settings)["subject"]
+    assert library == claims("Maple Library", ada, settings)["subject"]
+    assert library != claims("Student Mail", ada, settings)["subject"]
+    assert library != claims("Maple Library", grace, settings)["subject"]
+    for value in ("ada", "lovelace", ada.sourced_id, str(ada.id)):
+        assert value not in library
