@@ -175,5 +175,6 @@ def dev(port, students):
 
 def register_commands(app):
     """Attach the command groups to an app (used by create_app)."""
+    import portal.sso.saml.cli  # noqa: F401  (adds `apps add-saml`)
     for group in (db_cli, users_cli, apps_cli):
         app.cli.add_command(group)

@@ -64,9 +64,12 @@ def build_sp(entity_id: str, acs_urls, *, nameid: str = "subject", attributes: d
             raise AdminError(f"unknown field {field_name!r} in an attribute mapping; fields are: {', '.join(FIELDS)}")
         if len(name) > 512:
             raise AdminError(f"attribute name for {field_name} is too long")
-    names = [attributes.get(f, f) for f in FIELDS]
-    if len(set(names)) != len(names):
-        raise AdminError("two fields would be sent under the same attribute name")
+    sent_as: dict[str, str] = {}
+    for field_name in FIELDS:
+        name = attributes.get(field_name, field_name)
+        if name in sent_as:
+            raise AdminError(f"{sent_as[name]} and {field_name} would both be sent as attribute {name!r}")
+        sent_as[name] = field_name
     cert = check_certificate(sp_cert) if sp_cert else None
     if require_signed_requests and not cert:
         raise AdminError("--require-signed-requests needs the app's certificate (--sp-cert or --metadata)")

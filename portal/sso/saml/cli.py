@@ -1,0 +1,60 @@
+"""`portal apps add-saml`: register a SAML app from the command line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+
+from portal.cli import _admin_call, apps_cli, fail
+from portal.sso.saml.sp import NAMEID_SOURCES
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        fail(f"can't read the {what} {path!r}: {e.strerror or e}")
+
+
+@apps_cli.command("add-saml")
+@click.argument("name")
+@click.option("--entity-id", help="the app's SAML entity ID (from its metadata if not given)")
+@click.option("--acs-url", "acs_urls", multiple=True,
+              help="where responses are posted (HTTP-POST); repeat for more; the first is the default")
+@click.option("--metadata", "metadata_file", type=click.Path(dir_okay=False),
+              help="the app's SAML metadata XML file")
+@click.option("--nameid", type=click.Choice(list(NAMEID_SOURCES)), default="subject", show_default=True,
+              help="which released field is the NameID (subject is the per-app pairwise id)")
+@click.option("--attribute", "attributes", multiple=True, metavar="FIELD=NAME",
+              help="send FIELD under attribute NAME (default: the field's own name); repeat")
+@click.option("--relay-state", default="", help="where the app should land after a tile launch")
+@click.option("--require-signed-requests", is_flag=True, help="refuse unsigned AuthnRequests")
+@click.option("--sp-cert", "sp_cert_file", type=click.Path(dir_okay=False),
+              help="the app's signing certificate (PEM) to verify its requests")
+@click.option("--icon", default="", help="URL of a square icon")
+@with_appcontext
+def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, relay_state,
+                  require_signed_requests, sp_cert_file, icon):
+    """Add an app that signs students in over SAML 2.0."""
+    from portal.db import db
+    from portal.sso.saml.registry import parse_attribute_map, register_sp
+
+    metadata = _read(metadata_file, "metadata file") if metadata_file else None
+    sp_cert = _read(sp_cert_file, "certificate file") if sp_cert_file else None
+    mapping = _admin_call(parse_attribute_map, attributes)
+    app = _admin_call(register_sp, db.session, name, entity_id=entity_id, acs_urls=acs_urls,
+                      metadata=metadata, nameid=nameid, attributes=mapping, relay_state=relay_state,
+                      require_signed_requests=require_signed_requests, sp_cert=sp_cert, icon=icon)
+    settings = app.settings
+    click.echo(f"added {app.name} ({app.slug}): entity ID {app.client_id}")
+    click.echo(f"ACS URLs: {', '.join(settings['acs_urls'])}")
+    if settings["require_signed_requests"]:
+        signing = "required"
+    elif settings["sp_cert"]:
+        signing = "checked when signed"
+    else:
+        signing = "not checked (no certificate)"
+    click.echo(f"NameID: {settings['nameid']}; signed requests: {signing}")
+    click.echo(f"receives: subject, {', '.join(app.released_fields) or 'nothing else'}")
+    click.echo(f"grant it with `portal apps grant {app.slug} ...`")
