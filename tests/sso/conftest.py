@@ -1,0 +1,162 @@
+"""SAML fixtures: an independent service provider (python3-saml, on xmlsec) that talks to the portal."""
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from html import unescape
+from urllib.parse import urlsplit
+
+import pytest
+from onelogin.saml2.auth import OneLogin_Saml2_Auth
+from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
+from onelogin.saml2.constants import OneLogin_Saml2_Constants
+from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
+from onelogin.saml2.settings import OneLogin_Saml2_Settings
+from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+from portal.sso.saml.keys import generate_keys
+
+SP_ENTITY_ID = "https://sp.test/saml/metadata"
+SP_ACS = "https://sp.test/saml/acs"
+SP_OTHER_ACS = "https://sp.test/saml/acs-2"
+SP_TARGET = "https://sp.test/lessons/today"
+
+
+def cert_body(pem: bytes) -> str:
+    return "".join(pem.decode().strip().splitlines()[1:-1])
+
+
+@pytest.fixture(scope="session")
+def saml_sp_keys():
+    """The peer SP's own signing key and certificate."""
+    return generate_keys("peer SP")
+
+
+@dataclass
+class PostedForm:
+    action: str
+    fields: dict
+
+
+def read_post_form(html: str) -> PostedForm:
+    """Read the auto-submitting form the portal hands the browser."""
+    action = re.search(r'<form method="post" action="([^"]+)"', html)
+    assert action, "no form on the page"
+    fields = {unescape(name): unescape(value)
+              for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)}
+    return PostedForm(unescape(action.group(1)), fields)
+
+
+class PeerSP:
+    """A real SAML service provider (python3-saml) configured from the portal's metadata."""
+
+    def __init__(self, idp_metadata: str, keys=None, *, sign_requests: bool = False,
+                 entity_id: str = SP_ENTITY_ID, acs: str = SP_ACS):
+        self.keys = keys
+        self.entity_id, self.acs = entity_id, acs
+        idp = OneLogin_Saml2_IdPMetadataParser.parse(idp_metadata)
+        settings = {
+            "strict": True,
+            "debug": False,
+            "sp": {
+                "entityId": entity_id,
+                "assertionConsumerService": {"url": acs, "binding": OneLogin_Saml2_Constants.BINDING_HTTP_POST},
+                "NameIDFormat": OneLogin_Saml2_Constants.NAMEID_UNSPECIFIED,
+            },
+            "security": {
+                "authnRequestsSigned": sign_requests,
+                "wantAssertionsSigned": True,
+                "wantMessagesSigned": True,
+                "rejectDeprecatedAlgorithm": True,
+                "requestedAuthnContext": False,
+                "signatureAlgorithm": OneLogin_Saml2_Constants.RSA_SHA256,
+                "digestAlgorithm": OneLogin_Saml2_Constants.SHA256,
+            },
+        }
+        if keys is not None:
+            settings["sp"]["x509cert"] = cert_body(keys.cert_pem)
+            settings["sp"]["privateKey"] = keys.key_pem.decode()
+        security = settings["security"]
+        settings = OneLogin_Saml2_IdPMetadataParser.merge_settings(settings, idp)
+        settings["security"].update(security)  # the IdP's metadata does not decide the SP's policy
+        self.settings = OneLogin_Saml2_Settings(settings, sp_validation_only=False)
+        self.idp = idp["idp"]
+
+    def _request_data(self, post=None, get=None) -> dict:
+        url = urlsplit(self.acs)
+        return {"https": "on" if url.scheme == "https" else "off", "http_host": url.netloc,
+                "script_name": url.path, "get_data": get or {}, "post_data": post or {}}
+
+    def metadata(self) -> bytes:
+        return self.settings.get_sp_metadata()
+
+    def redirect_login(self, relay_state: str = SP_TARGET, **kwargs) -> tuple[str, str]:
+        """Start SP-initiated SSO over HTTP-Redirect; return (portal URL path+query, request ID)."""
+        auth = OneLogin_Saml2_Auth(self._request_data(), self.settings)
+        url = auth.login(return_to=relay_state, **kwargs)
+        parts = urlsplit(url)
+        return f"{parts.path}?{parts.query}", auth.get_last_request_id()
+
+    def authn_request_xml(self, **kwargs) -> tuple[str, str]:
+        request = OneLogin_Saml2_Authn_Request(self.settings, **kwargs)
+        return request.get_xml(), request.get_id()
+
+    def post_login(self, relay_state: str = SP_TARGET, *, sign: bool | None = None,
+                   **kwargs) -> tuple[dict, str]:
+        """Start SP-initiated SSO over HTTP-POST; return (form fields, request ID)."""
+        xml, request_id = self.authn_request_xml(**kwargs)
+        if sign if sign is not None else self.settings.get_security_data()["authnRequestsSigned"]:
+            xml = OneLogin_Saml2_Utils.add_sign(xml, self.keys.key_pem.decode(), self.keys.cert_pem.decode(),
+                                                sign_algorithm=OneLogin_Saml2_Constants.RSA_SHA256,
+                                                digest_algorithm=OneLogin_Saml2_Constants.SHA256)
+        xml = xml if isinstance(xml, bytes) else xml.encode()
+        return {"SAMLRequest": base64.b64encode(xml).decode(), "RelayState": relay_state}, request_id
+
+    def consume(self, saml_response: str, request_id: str | None = None) -> OneLogin_Saml2_Auth:
+        """Receive a SAMLResponse at the ACS as the app would; the result says if it was accepted."""
+        auth = OneLogin_Saml2_Auth(self._request_data(post={"SAMLResponse": saml_response}), self.settings)
+        auth.process_response(request_id=request_id)
+        return auth
+
+
+@dataclass
+class SamlWorld:
+    """A school, a student with a password, a registered and granted SAML app, and its SP."""
+
+    school: object
+    student: object
+    app: object
+    peer: PeerSP
+    idp_metadata: str
+
+
+def register_and_grant(db_session, name="Reading Garden", school=None, **kwargs):
+    from portal.admin.services import grant_app
+    from portal.sso.saml import register_sp
+    kwargs.setdefault("entity_id", SP_ENTITY_ID)
+    kwargs.setdefault("acs_urls", [SP_ACS, SP_OTHER_ACS])
+    kwargs.setdefault("relay_state", SP_TARGET)
+    app = register_sp(db_session, name, **kwargs)
+    if school is not None:
+        grant_app(db_session, app.slug, school=school.sourced_id)
+    return app
+
+
+@pytest.fixture
+def saml_world(app, client, roster, saml_sp_keys):
+    from portal.db import db
+    school = roster.school("sch-maple")
+    section = roster.section(school, "sec-4")
+    student = roster.person("ada.lovelace", schools=[school], sections=[section])
+    registered = register_and_grant(db.session, school=school, sp_cert=saml_sp_keys.cert_pem)
+    metadata = client.get("/saml/metadata").get_data(as_text=True)
+    peer = PeerSP(metadata, saml_sp_keys)
+    return SamlWorld(school, student, registered, peer, metadata)
+
+
+def saml_response_of(page) -> PostedForm:
+    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+    form = read_post_form(page.get_data(as_text=True))
+    assert "SAMLResponse" in form.fields
+    return form

@@ -1,0 +1,147 @@
+"""Through HTTP: every refused request is a plain 400 page, and nobody launches what isn't theirs."""
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from lxml import etree
+from sqlalchemy import func, select
+
+from portal.db import db
+from portal.models import Event
+from portal.sso.saml import constants as c
+from tests.sso.conftest import SP_ACS, SP_ENTITY_ID, register_and_grant, saml_response_of
+from tests.sso.test_saml_requests import (
+    BILLION_LAUGHS, EXTERNAL_ENTITY, authn_request, redirect_query, sign_xml,
+)
+
+SSO = "http://localhost/saml/sso"
+
+
+def request_xml(**kwargs) -> str:
+    kwargs.setdefault("instant", datetime.now(timezone.utc))
+    kwargs.setdefault("issuer", SP_ENTITY_ID)
+    kwargs.setdefault("acs", SP_ACS)
+    return authn_request(**kwargs).replace("https://portal.test/saml/sso", SSO)
+
+
+def assert_plain_refusal(page, status=400):
+    html = page.get_data(as_text=True)
+    assert page.status_code == status, html[:400]
+    assert "Traceback" not in html and "SAMLResponse" not in html
+    assert 'role="alert"' in html
+    return html
+
+
+def post(client, xml: str | bytes):
+    data = xml if isinstance(xml, bytes) else xml.encode()
+    return client.post("/saml/sso", data={"SAMLRequest": base64.b64encode(data).decode()})
+
+
+@pytest.fixture
+def signed_in(auth, saml_world):
+    auth.login()
+    return saml_world
+
+
+def test_accepted_request_for_reference(client, signed_in):
+    saml_response_of(client.get("/saml/sso?" + redirect_query(request_xml())))
+
+
+@pytest.mark.parametrize("xml", [
+    request_xml(issuer="https://unknown.test/sp"),
+    request_xml(acs="https://evil.test/acs"),
+    request_xml(instant=datetime.now(timezone.utc) - timedelta(minutes=5)),
+    request_xml(instant=datetime.now(timezone.utc) + timedelta(minutes=5)),
+    request_xml(extra=f'<saml:Subject><saml:NameID>admin@x<!---->.evil</saml:NameID></saml:Subject>'),
+    BILLION_LAUGHS,
+    EXTERNAL_ENTITY,
+    "<not-xml",
+], ids=["unknown-issuer", "unknown-acs", "too-old", "in-future", "subject", "billion-laughs",
+        "external-entity", "not-xml"])
+def test_hostile_requests_get_a_plain_400_on_both_bindings(client, signed_in, xml):
+    assert_plain_refusal(client.get("/saml/sso?" + redirect_query(xml)))
+    assert_plain_refusal(post(client, xml))
+
+
+def test_garbage_parameters_get_a_plain_400(client, signed_in):
+    assert_plain_refusal(client.get("/saml/sso"))
+    assert_plain_refusal(client.get("/saml/sso?SAMLRequest=%%%"))
+    assert_plain_refusal(client.post("/saml/sso", data={"SAMLRequest": "\u00e9\u00e9"}))
+    assert_plain_refusal(client.post("/saml/sso", data={}))
+
+
+def test_replayed_request_refused(client, signed_in):
+    url = "/saml/sso?" + redirect_query(request_xml(request_id="_once"))
+    saml_response_of(client.get(url))
+    assert "used before" not in assert_plain_refusal(client.get(url))
+
+
+def test_unsigned_request_refused_when_the_app_requires_signing(client, signed_in, saml_sp_keys):
+    from portal.db import db
+    signed_in.app.settings = {**signed_in.app.settings, "require_signed_requests": True}
+    db.session.commit()
+    assert_plain_refusal(client.get("/saml/sso?" + redirect_query(request_xml())))
+    assert_plain_refusal(post(client, request_xml(request_id="_p")))
+    saml_response_of(post(client, sign_xml(request_xml(request_id="_signed"), saml_sp_keys)))
+
+
+def test_expired_signed_request_refused(client, signed_in, saml_sp_keys):
+    old = request_xml(instant=datetime.now(timezone.utc) - timedelta(minutes=3))
+    assert_plain_refusal(post(client, sign_xml(old, saml_sp_keys)))
+    assert_plain_refusal(client.get("/saml/sso?" + redirect_query(old, saml_sp_keys)))
+
+
+def test_nameid_policy_cannot_choose_the_nameid(client, signed_in):
+    policy = (f'<samlp:NameIDPolicy Format="{c.NAMEID_EMAIL}" SPNameQualifier="admin@x&lt;!----&gt;.evil" '
+              f'AllowCreate="true"/>')
+    xml = request_xml().replace(f'<samlp:NameIDPolicy Format="{c.NAMEID_UNSPECIFIED}" AllowCreate="true"/>', policy)
+    form = saml_response_of(client.get("/saml/sso?" + redirect_query(xml)))
+    root = etree.fromstring(base64.b64decode(form.fields["SAMLResponse"]))
+    name_id = root.find(f".//{{{c.SAML}}}NameID")
+    assert name_id.get("Format") == c.NAMEID_PERSISTENT
+    assert name_id.get("SPNameQualifier") == SP_ENTITY_ID
+    assert "evil" not in base64.b64decode(form.fields["SAMLResponse"]).decode()
+    result = signed_in.peer.consume(form.fields["SAMLResponse"])
+    assert result.is_authenticated() and result.get_nameid() == result.get_attribute("subject")[0]
+
+
+# --- access ---------------------------------------------------------------------------------------
+
+def test_student_without_a_grant_cannot_launch(client, auth, app, roster):
+    school, other_school = roster.school(), roster.school()
+    roster.person("ada.lovelace", schools=[school])
+    registered = register_and_grant(db.session, school=other_school)
+    auth.login()
+    unknown = client.get("/launch/no-such-app")
+    launch = client.get(f"/launch/{registered.slug}")
+    assert launch.status_code == unknown.status_code == 404
+    strip = lambda page: re.sub(r'name="csrf_token" value="[^"]+"', "", page.get_data(as_text=True))  # noqa: E731
+    assert strip(launch) == strip(unknown)
+    sp_initiated = client.get("/saml/sso?" + redirect_query(request_xml()))
+    assert_plain_refusal(sp_initiated, status=403)
+    assert db.session.scalar(select(func.count(Event.id)).where(Event.kind == "launch")) == 0
+
+
+def test_signed_out_visitor_cannot_launch(client, saml_world):
+    page = client.get(f"/launch/{saml_world.app.slug}")
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login")
+
+
+def test_grant_checked_again_after_sign_in(client, auth, app, roster):
+    school, other_school = roster.school(), roster.school()
+    roster.person("ada.lovelace", schools=[school])
+    register_and_grant(db.session, school=other_school)
+    assert client.get("/saml/sso?" + redirect_query(request_xml())).status_code == 303
+    auth.login()
+    assert_plain_refusal(client.get("/saml/resume"), status=403)
+
+
+def test_hand_off_page_allows_only_its_own_script(client, signed_in):
+    page = saml_response_of(client.get(f"/launch/{signed_in.app.slug}")) and client.get(
+        f"/launch/{signed_in.app.slug}")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'sha256-" in policy and "unsafe-inline" not in policy
+    assert page.headers["Cache-Control"] == "no-store"

@@ -1,0 +1,65 @@
+"""The IdP signing key: made once (key file 0600) and reused, or read from the configured files."""
+from __future__ import annotations
+
+import stat
+from dataclasses import replace
+
+import pytest
+
+from portal import create_app
+from portal.config import ConfigError, load_settings
+from portal.sso.saml.keys import CERT_NAME, KEY_NAME, generate_keys, load_keys
+
+
+def test_generated_once_with_private_key_mode_0600(tmp_path):
+    first = load_keys("", "", tmp_path)
+    assert stat.S_IMODE((tmp_path / KEY_NAME).stat().st_mode) == 0o600
+    assert (tmp_path / CERT_NAME).read_bytes() == first.cert_pem
+    again = load_keys("", "", tmp_path)
+    assert again.key_pem == first.key_pem and again.cert_pem == first.cert_pem
+
+
+def test_configured_files_are_used(tmp_path):
+    keys = generate_keys()
+    key_file, cert_file = tmp_path / "k.pem", tmp_path / "c.pem"
+    key_file.write_bytes(keys.key_pem)
+    cert_file.write_bytes(keys.cert_pem)
+    loaded = load_keys(str(key_file), str(cert_file), tmp_path / "instance")
+    assert loaded.cert_pem == keys.cert_pem
+    assert not (tmp_path / "instance" / KEY_NAME).exists()
+
+
+def test_mismatched_or_missing_files_stop_start_up(tmp_path):
+    a, b = generate_keys(), generate_keys()
+    key_file, cert_file = tmp_path / "k.pem", tmp_path / "c.pem"
+    key_file.write_bytes(a.key_pem)
+    cert_file.write_bytes(b.cert_pem)
+    with pytest.raises(ConfigError, match="not for its key"):
+        load_keys(str(key_file), str(cert_file), tmp_path)
+    with pytest.raises(ConfigError, match="both"):
+        load_keys(str(key_file), "", tmp_path)
+    with pytest.raises(ConfigError, match="can't read"):
+        load_keys(str(tmp_path / "nope"), str(cert_file), tmp_path)
+
+
+def test_production_needs_the_key_files(monkeypatch, tmp_path):
+    monkeypatch.setenv("PORTAL_ENV", "production")
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    for name in ("SECRET_KEY", "REDIS_URL", "PAIRWISE_KEY"):
+        monkeypatch.setenv(f"PORTAL_{name}", "x" * 40 if name != "REDIS_URL" else "redis://127.0.0.1:1/0")
+    monkeypatch.delenv("PORTAL_SAML_KEY_FILE", raising=False)
+    with pytest.raises(ConfigError, match="PORTAL_SAML_KEY_FILE"):
+        load_settings()
+
+
+def test_metadata_publishes_the_configured_certificate(settings, tmp_path):
+    keys = generate_keys("district")
+    key_file, cert_file = tmp_path / "k.pem", tmp_path / "c.pem"
+    key_file.write_bytes(keys.key_pem)
+    cert_file.write_bytes(keys.cert_pem)
+    custom = replace(settings, saml_key_file=str(key_file), saml_cert_file=str(cert_file),
+                     saml_entity_id="https://portal.district.test/saml")
+    app = create_app({"SETTINGS": custom})
+    page = app.test_client().get("/saml/metadata").get_data(as_text=True)
+    assert keys.cert_base64 in page
+    assert 'entityID="https://portal.district.test/saml"' in page
