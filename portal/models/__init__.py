@@ -2,8 +2,10 @@
 from portal.models.roster import District, School, Section, Person, PersonSchool, Enrollment, Role
 from portal.models.apps import App, Grant, AppKind
 from portal.models.audit import Event
+from portal.models.badges import Badge, BadgeFactor, BadgeKind, BadgePolicy, FactorKind, KioskDevice
 
 __all__ = [
     "District", "School", "Section", "Person", "PersonSchool", "Enrollment", "Role",
     "App", "Grant", "AppKind", "Event",
+    "Badge", "BadgeFactor", "BadgeKind", "BadgePolicy", "FactorKind", "KioskDevice",
 ]
