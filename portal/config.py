@@ -14,6 +14,13 @@ DEFAULT_INSTANCE = ROOT / "instance"
 # per-account limit is strict.
 LOGIN_LIMIT_PER_ACCOUNT = "10 per 15 minutes"
 LOGIN_LIMIT_PER_ADDRESS = "600 per 5 minutes"
+# Badges: every scan counts against its device and its badge; browser-scanner scans count per
+# address (a school shares one); second-factor failures per badge lock to teacher help.
+BADGE_LIMIT_PER_DEVICE = "60 per minute"
+BADGE_LIMIT_PER_BADGE = "10 per 5 minutes"
+BADGE_LIMIT_PER_ADDRESS = "300 per 5 minutes"
+BADGE_FACTOR_LIMIT = "5 per 15 minutes"
+KIOSK_ENROLL_LIMIT_PER_ADDRESS = "20 per 10 minutes"
 
 
 class ConfigError(RuntimeError):
@@ -55,6 +62,13 @@ class Settings:
     login_limit_per_address: str
     trusted_proxies: int
     pairwise_key: str = ""
+    badge_expires: str = "07-31"  # MM-DD: the day after which badges stop working; or "<N>d"
+    kiosk_idle_minutes: int = 15
+    badge_limit_per_device: str = BADGE_LIMIT_PER_DEVICE
+    badge_limit_per_badge: str = BADGE_LIMIT_PER_BADGE
+    badge_limit_per_address: str = BADGE_LIMIT_PER_ADDRESS
+    badge_factor_limit: str = BADGE_FACTOR_LIMIT
+    kiosk_enroll_limit_per_address: str = KIOSK_ENROLL_LIMIT_PER_ADDRESS
     saml_key_file: str = ""
     saml_cert_file: str = ""
     saml_entity_id: str = ""
@@ -130,7 +144,24 @@ def load_settings() -> Settings:
         saml_key_file=saml_key_file,
         saml_cert_file=saml_cert_file,
         saml_entity_id=_env("SAML_ENTITY_ID", ""),
+        badge_expires=_badge_expires(_env("BADGE_EXPIRES", "07-31")),
+        kiosk_idle_minutes=_int("KIOSK_IDLE_MINUTES", 15),
+        badge_limit_per_device=_env("BADGE_LIMIT_PER_DEVICE", BADGE_LIMIT_PER_DEVICE),
+        badge_limit_per_badge=_env("BADGE_LIMIT_PER_BADGE", BADGE_LIMIT_PER_BADGE),
+        badge_limit_per_address=_env("BADGE_LIMIT_PER_ADDRESS", BADGE_LIMIT_PER_ADDRESS),
+        badge_factor_limit=_env("BADGE_FACTOR_LIMIT", BADGE_FACTOR_LIMIT),
+        kiosk_enroll_limit_per_address=_env("KIOSK_ENROLL_LIMIT_PER_ADDRESS",
+                                            KIOSK_ENROLL_LIMIT_PER_ADDRESS),
     )
+
+
+def _badge_expires(value: str) -> str:
+    from portal.badges.expiry import parse_expiry
+    try:
+        parse_expiry(value)
+    except ValueError as e:
+        raise ConfigError(f"PORTAL_BADGE_EXPIRES: {e}") from None
+    return value
 
 
 def flask_config(settings: Settings) -> dict:

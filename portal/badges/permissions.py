@@ -1,0 +1,96 @@
+"""Who may manage whose badges and which schools' kiosks. Every check is made on the server.
+
+A teacher acts on the students of the sections they teach; a school admin on the students and
+devices of their schools; a district admin on every school of their district.
+"""
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
+
+from portal.models import Enrollment, Person, PersonSchool, Role, School, Section
+
+# OneRoster enrollment roles that make someone the teacher of a section's students.
+TEACHING_ROLES = ("teacher",)
+STAFF_ROLES = (Role.teacher, Role.school_admin, Role.district_admin)
+
+
+def _school_ids(db: Session, person: Person) -> set[int]:
+    return set(db.scalars(select(PersonSchool.school_id).where(PersonSchool.person_id == person.id)))
+
+
+def may_manage_school(db: Session, actor: Person, school: School) -> bool:
+    """School admins of the school and district admins of its district."""
+    if not actor.enabled:
+        return False
+    if actor.role is Role.district_admin:
+        return actor.district_id is not None and school.district_id == actor.district_id
+    if actor.role is Role.school_admin:
+        return school.id in _school_ids(db, actor)
+    return False
+
+
+def may_pair_for_school(db: Session, actor: Person, school: School) -> bool:
+    """Admins of the school, and teachers who belong to it or teach one of its sections."""
+    if may_manage_school(db, actor, school):
+        return True
+    if not actor.enabled or actor.role is not Role.teacher:
+        return False
+    if school.id in _school_ids(db, actor):
+        return True
+    return bool(db.scalar(select(exists().where(
+        Enrollment.person_id == actor.id, Enrollment.role.in_(TEACHING_ROLES),
+        Enrollment.section_id == Section.id, Section.school_id == school.id))))
+
+
+def teaches_section(db: Session, actor: Person, section: Section) -> bool:
+    return bool(db.scalar(select(exists().where(
+        Enrollment.person_id == actor.id, Enrollment.section_id == section.id,
+        Enrollment.role.in_(TEACHING_ROLES)))))
+
+
+def may_manage_section(db: Session, actor: Person, section: Section) -> bool:
+    """The section's teachers and the admins of its school."""
+    if not actor.enabled:
+        return False
+    if actor.role is Role.teacher:
+        return teaches_section(db, actor, section)
+    return may_manage_school(db, actor, section.school)
+
+
+def may_manage_student(db: Session, actor: Person, student: Person) -> bool:
+    """A teacher of one of the student's sections, or an admin of one of the student's schools."""
+    if not actor.enabled or student.role is not Role.student or actor.id == student.id:
+        return False
+    if actor.role is Role.teacher:
+        mine = aliased(Enrollment)
+        theirs = aliased(Enrollment)
+        return bool(db.scalar(select(exists().where(
+            mine.person_id == actor.id, mine.role.in_(TEACHING_ROLES),
+            theirs.section_id == mine.section_id, theirs.person_id == student.id,
+            theirs.role == "student"))))
+    if actor.role in (Role.school_admin, Role.district_admin):
+        schools = db.scalars(select(School).join(PersonSchool, PersonSchool.school_id == School.id)
+                             .where(PersonSchool.person_id == student.id))
+        return any(may_manage_school(db, actor, school) for school in schools)
+    return False
+
+
+def managed_students(actor: Person):
+    """A query of the ids of the students `actor` may manage (for listings)."""
+    if actor.role is Role.teacher:
+        mine = aliased(Enrollment)
+        theirs = aliased(Enrollment)
+        return (select(theirs.person_id)
+                .join(mine, mine.section_id == theirs.section_id)
+                .where(mine.person_id == actor.id, mine.role.in_(TEACHING_ROLES),
+                       theirs.role == "student"))
+    if actor.role is Role.school_admin:
+        admin_schools = select(PersonSchool.school_id).where(PersonSchool.person_id == actor.id)
+        return (select(PersonSchool.person_id).join(Person, Person.id == PersonSchool.person_id)
+                .where(PersonSchool.school_id.in_(admin_schools), Person.role == Role.student))
+    if actor.role is Role.district_admin and actor.district_id is not None:
+        district_schools = select(School.id).where(School.district_id == actor.district_id)
+        return (select(PersonSchool.person_id).join(Person, Person.id == PersonSchool.person_id)
+                .where(PersonSchool.school_id.in_(district_schools), Person.role == Role.student))
+    return select(Person.id).where(Person.id.is_(None))

@@ -1,0 +1,125 @@
+"""Each school's badge policy: which grades may sign in with a badge, which must add a second
+factor (and which), whether the in-browser scanner is allowed, and when badges expire.
+
+Defaults (a school without a BadgePolicy row): pre-K to grade 2 sign in with the badge alone,
+grades 3 to 5 add a PIN, older students and staff do not use badges, the browser scanner is off
+(a photo of a badge would work from any browser), and badges follow PORTAL_BADGE_EXPIRES.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from portal.badges.expiry import parse_expiry, utcnow
+from portal.models import BadgePolicy, FactorKind, Person, Role, School
+
+# OneRoster 1.1 grade codes, in order.
+GRADES = ("IT", "PR", "PK", "TK", "KG", "01", "02", "03", "04", "05", "06", "07", "08", "09",
+          "10", "11", "12", "13", "PS", "UG", "Other")
+DEFAULT_GRADES = ("PK", "TK", "KG", "01", "02", "03", "04", "05")
+DEFAULT_SECOND_FACTOR_GRADES = ("03", "04", "05")
+DEFAULT_FACTOR = FactorKind.pin
+
+
+class PolicyError(ValueError):
+    """A policy setting that cannot be used; the message is one plain line."""
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    school_id: int
+    grades: frozenset[str]
+    second_factor_grades: frozenset[str]
+    factor: FactorKind
+    allow_browser_scanner: bool
+    expires_on: str | None  # None: PORTAL_BADGE_EXPIRES
+
+    def allows(self, person: Person) -> bool:
+        """True when the person may sign in with a badge at this school."""
+        return (person.role is Role.student and person.enabled
+                and bool(self.grades.intersection(person.grade_list)))
+
+    def factor_for(self, person: Person) -> FactorKind | None:
+        """The second factor the person must add, or None (strictest of their grades)."""
+        if self.second_factor_grades.intersection(person.grade_list):
+            return self.factor
+        return None
+
+    def describe(self) -> str:
+        def listed(grades):
+            return ", ".join(g for g in GRADES if g in grades) or "none"
+        expires = self.expires_on or "PORTAL_BADGE_EXPIRES"
+        return (f"badges for {listed(self.grades)}; second factor ({self.factor.value}) for "
+                f"{listed(self.second_factor_grades)}; browser scanner "
+                f"{'allowed' if self.allow_browser_scanner else 'off'}; badges expire {expires}")
+
+
+def parse_grades(text: str | None) -> frozenset[str]:
+    """Read "KG,01,2" into OneRoster codes, refusing unknown grades."""
+    result = set()
+    for raw in (text or "").replace(" ", ",").split(","):
+        raw = raw.strip()
+        if not raw:
+            continue
+        code = f"{int(raw):02d}" if raw.isdigit() else raw.upper()
+        code = "Other" if code == "OTHER" else code
+        if code not in GRADES:
+            raise PolicyError(f"{raw!r} is not a OneRoster grade ({', '.join(GRADES)})")
+        result.add(code)
+    return frozenset(result)
+
+
+def _split(text: str) -> frozenset[str]:
+    return frozenset(g for g in (text or "").split(",") if g)
+
+
+def policy_for(db: Session, school_id: int) -> EffectivePolicy:
+    """The school's policy, or the defaults when it has none."""
+    row = db.get(BadgePolicy, school_id)
+    if row is None:
+        return EffectivePolicy(school_id, frozenset(DEFAULT_GRADES),
+                               frozenset(DEFAULT_SECOND_FACTOR_GRADES), DEFAULT_FACTOR, False, None)
+    return EffectivePolicy(school_id, _split(row.grades), _split(row.second_factor_grades),
+                           row.factor, row.allow_browser_scanner, row.expires_on)
+
+
+def set_policy(db: Session, school: School, *, grades: str | None = None,
+               second_factor_grades: str | None = None, factor: str | None = None,
+               allow_browser_scanner: bool | None = None, expires_on: str | None = None,
+               clock=utcnow) -> EffectivePolicy:
+    """Change the given settings of a school's policy (the others keep their value)."""
+    current = policy_for(db, school.id)
+    new_grades = parse_grades(grades) if grades is not None else current.grades
+    new_second = (parse_grades(second_factor_grades) if second_factor_grades is not None
+                  else current.second_factor_grades)
+    if grades is not None and second_factor_grades is None:
+        new_second = new_second & new_grades
+    extra = new_second - new_grades
+    if extra:
+        raise PolicyError(f"second-factor grades must also be badge grades: {', '.join(sorted(extra))}")
+    try:
+        new_factor = FactorKind(factor) if factor is not None else current.factor
+    except ValueError:
+        raise PolicyError("the second factor is pin or picture") from None
+    if expires_on is not None:
+        expires_on = expires_on.strip() or None
+        if expires_on:
+            try:
+                parse_expiry(expires_on)
+            except ValueError as e:
+                raise PolicyError(str(e)) from None
+    else:
+        expires_on = current.expires_on
+
+    row = db.get(BadgePolicy, school.id) or BadgePolicy(school_id=school.id)
+    row.grades = ",".join(g for g in GRADES if g in new_grades)
+    row.second_factor_grades = ",".join(g for g in GRADES if g in new_second)
+    row.factor = new_factor
+    row.allow_browser_scanner = (current.allow_browser_scanner if allow_browser_scanner is None
+                                 else allow_browser_scanner)
+    row.expires_on = expires_on
+    row.updated_at = clock()
+    db.add(row)
+    db.commit()
+    return policy_for(db, school.id)

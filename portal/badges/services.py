@@ -1,0 +1,232 @@
+"""Badge lifecycle: issue, reissue, temporary badges, void (one, a section, a school, people).
+
+Each function takes what it needs: the database session, Redis (to end sessions), a clock, and
+the acting person (None for the command line, which runs with the operator's authority).
+Tokens are returned once, in IssuedBadge, and never stored: the database holds their SHA-256.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Iterable
+
+import redis
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.badges.expiry import permanent_expiry, temporary_expiry, utcnow
+from portal.badges.permissions import may_manage_school, may_manage_section, may_manage_student
+from portal.badges.policy import policy_for
+from portal.badges.sessions import end_badge_sessions
+from portal.badges.token import mint_token, token_hash
+from portal.errors import PortalError
+from portal.models import (
+    Badge, BadgeKind, Enrollment, Person, PersonSchool, Role, School, Section,
+)
+
+Clock = Callable[[], datetime]
+
+
+class BadgeError(PortalError):
+    status = 400
+    title = "That badge can't be made"
+    advice = "Check the student and try again."
+
+
+class NotPermitted(PortalError):
+    status = 403
+    title = "You can't change that student's badge"
+    advice = "Only their teachers and their school's admins can."
+
+
+@dataclass(frozen=True)
+class IssuedBadge:
+    """A new badge and its token: print it now, it cannot be shown again."""
+    person: Person
+    badge: Badge
+    token: str
+
+
+def _require(allowed: bool) -> None:
+    if not allowed:
+        raise NotPermitted()
+
+
+def badge_school_for(db: Session, student: Person, actor: Person | None = None) -> School:
+    """The school a new badge works at: the student's school (shared with the actor if several)."""
+    schools = list(db.scalars(select(School).join(PersonSchool, PersonSchool.school_id == School.id)
+                              .where(PersonSchool.person_id == student.id).order_by(School.id)))
+    if actor is not None and len(schools) > 1:
+        taught = set(db.scalars(
+            select(Section.school_id).join(Enrollment, Enrollment.section_id == Section.id)
+            .where(Enrollment.person_id == actor.id)))
+        mine = [s for s in schools if s.id in taught or may_manage_school(db, actor, s)]
+        schools = mine or schools
+    if not schools:
+        raise BadgeError("That student is not in any school", "Import the roster, then try again.")
+    if len(schools) > 1:
+        raise BadgeError("That student is in more than one school",
+                         "Say which school the badge is for.")
+    return schools[0]
+
+
+def active_badges(db: Session, person_id: int, now: datetime) -> list[Badge]:
+    """The person's badges that work now (permanent first)."""
+    badges = db.scalars(select(Badge).where(Badge.person_id == person_id,
+                                            Badge.revoked_at.is_(None)).order_by(Badge.kind))
+    return [b for b in badges if b.usable_at(now)]
+
+
+def issue_badge(db: Session, client: redis.Redis, student: Person, *, school: School | None = None,
+                actor: Person | None = None, temporary_hours: int | None = None,
+                default_expires: str = "07-31", clock: Clock = utcnow) -> IssuedBadge:
+    """Issue a badge; a new permanent badge revokes the old one at once (and its sessions).
+
+    A temporary badge (1 to 12 hours, for a forgotten card) sits beside the permanent card and
+    replaces only an earlier temporary badge.
+    """
+    if actor is not None:
+        _require(may_manage_student(db, actor, student))
+    return _issue(db, client, student, school=school, actor=actor,
+                  temporary_hours=temporary_hours, default_expires=default_expires, clock=clock)
+
+
+def _issue(db: Session, client: redis.Redis, student: Person, *, school: School | None,
+           actor: Person | None, temporary_hours: int | None, default_expires: str,
+           clock: Clock) -> IssuedBadge:
+    if student.role is not Role.student:
+        raise BadgeError("Badges are for students", "Staff sign in with their password.")
+    if not student.enabled:
+        raise BadgeError("That student's account is turned off", "Ask the district to turn it on.")
+    school = school or badge_school_for(db, student, actor)
+    if db.get(PersonSchool, (student.id, school.id)) is None:
+        raise BadgeError("That student is not in that school")
+    now = clock()
+    if temporary_hours is None:
+        kind = BadgeKind.permanent
+        expires_at = permanent_expiry(now, policy_for(db, school.id).expires_on or default_expires)
+    else:
+        kind = BadgeKind.temporary
+        try:
+            expires_at = temporary_expiry(now, temporary_hours)
+        except ValueError as e:
+            raise BadgeError("A temporary badge lasts 1 to 12 hours", str(e).capitalize() + ".") from None
+
+    replaced = _revoke(db, (Badge.person_id == student.id, Badge.kind == kind),
+                       reason="reissued", actor=actor, now=now)
+    token = mint_token()
+    badge = Badge(person_id=student.id, school_id=school.id, token_hash=token_hash(token),
+                  kind=kind, issued_at=now, issued_by_id=actor.id if actor else None,
+                  expires_at=expires_at)
+    db.add(badge)
+    try:
+        db.flush()
+    except IntegrityError:
+        # Someone issued one in the same instant; the unique index kept it to one.
+        db.rollback()
+        raise BadgeError("Another badge was just made for that student", "Try again.") from None
+    audit.record("badge_issued", person=student, actor=actor, commit=False,
+                 data={"badge_id": badge.id, "kind": kind.value, "school_id": school.id,
+                       "expires_at": expires_at.isoformat()})
+    db.commit()
+    if replaced:
+        end_badge_sessions(client, student.id)
+    return IssuedBadge(student, badge, token)
+
+
+def issue_badges_for_section(db: Session, client: redis.Redis, section: Section, *,
+                             actor: Person | None = None, default_expires: str = "07-31",
+                             clock: Clock = utcnow) -> list[IssuedBadge]:
+    """Issue (or reissue) permanent badges for every student of the section whose grade uses
+    badges, in name order: what a printed sheet needs. Old cards stop working at once."""
+    if actor is not None:
+        _require(may_manage_section(db, actor, section))
+    policy = policy_for(db, section.school_id)
+    students = db.scalars(
+        select(Person).join(Enrollment, Enrollment.person_id == Person.id)
+        .where(Enrollment.section_id == section.id, Enrollment.role == "student",
+               Person.role == Role.student, Person.enabled.is_(True))
+        .order_by(Person.family_name, Person.given_name, Person.id))
+    issued = []
+    for student in students:
+        if not policy.allows(student) or db.get(PersonSchool, (student.id, section.school_id)) is None:
+            continue
+        issued.append(_issue(db, client, student, school=section.school, actor=actor,
+                             temporary_hours=None, default_expires=default_expires, clock=clock))
+    return issued
+
+
+def _revoke(db: Session, where: tuple, *, reason: str, actor: Person | None,
+            now: datetime) -> set[int]:
+    """Revoke the active badges matching `where` (not committed); return their owners' ids."""
+    rows = list(db.execute(select(Badge.id, Badge.person_id)
+                           .where(Badge.revoked_at.is_(None), *where)))
+    if not rows:
+        return set()
+    ids = [badge_id for badge_id, _ in rows]
+    db.execute(update(Badge).where(Badge.id.in_(ids), Badge.revoked_at.is_(None))
+               .values(revoked_at=now, revoked_reason=reason[:64])
+               .execution_options(synchronize_session=False))
+    for badge_id, person_id in rows:
+        audit.record("badge_voided", person=db.get(Person, person_id), actor=actor, commit=False,
+                     data={"badge_id": badge_id, "reason": reason[:64]})
+    db.expire_all()
+    return {person_id for _, person_id in rows}
+
+
+def _void(db: Session, client: redis.Redis, where: tuple, *, reason: str,
+          actor: Person | None, clock: Clock) -> int:
+    owners = _revoke(db, where, reason=reason, actor=actor, now=clock())
+    db.commit()
+    # After the commit, so a sign-in racing with us already sees the badge revoked.
+    for person_id in owners:
+        end_badge_sessions(client, person_id)
+    return len(owners)
+
+
+def void_badges_for_person(db: Session, client: redis.Redis, student: Person, *,
+                           reason: str = "voided", actor: Person | None = None,
+                           clock: Clock = utcnow) -> int:
+    """Void every badge of one student and end their badge sessions; return 1 if any went."""
+    if actor is not None:
+        _require(may_manage_student(db, actor, student))
+    return _void(db, client, (Badge.person_id == student.id,), reason=reason, actor=actor,
+                 clock=clock)
+
+
+def void_badges_for_people(db: Session, client: redis.Redis, person_ids: Iterable[int],
+                           reason: str, *, actor: Person | None = None,
+                           clock: Clock = utcnow) -> int:
+    """Void the badges of these people (disabled or removed by the roster); return how many
+    people had any. For trusted callers such as the roster importer: no permission check."""
+    ids = sorted(set(person_ids))
+    total = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        total += _void(db, client, (Badge.person_id.in_(chunk),), reason=reason, actor=actor,
+                       clock=clock)
+    return total
+
+
+def void_badges_for_section(db: Session, client: redis.Redis, section: Section, *,
+                            reason: str = "section voided", actor: Person | None = None,
+                            clock: Clock = utcnow) -> int:
+    """Void the badges of every student of the section; return how many students had any."""
+    if actor is not None:
+        _require(may_manage_section(db, actor, section))
+    students = select(Enrollment.person_id).where(Enrollment.section_id == section.id,
+                                                  Enrollment.role == "student")
+    return _void(db, client, (Badge.person_id.in_(students),), reason=reason, actor=actor,
+                 clock=clock)
+
+
+def void_badges_for_school(db: Session, client: redis.Redis, school: School, *,
+                           reason: str = "school voided", actor: Person | None = None,
+                           clock: Clock = utcnow) -> int:
+    """Void every badge that works at the school; return how many students had any."""
+    if actor is not None:
+        _require(may_manage_school(db, actor, school))
+    return _void(db, client, (Badge.school_id == school.id,), reason=reason, actor=actor,
+                 clock=clock)
