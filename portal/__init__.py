@@ -43,6 +43,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal import auth, launchpad
     app.register_blueprint(auth.bp)
     app.register_blueprint(launchpad.bp)
+    from portal.badges import kiosk_views as kiosk, views as badges
+    app.register_blueprint(badges.bp)
+    app.register_blueprint(kiosk.bp)
     from portal.sso import saml
     app.register_blueprint(saml.bp)
 

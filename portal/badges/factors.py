@@ -1,0 +1,168 @@
+"""The second factor after a badge: a PIN (4 to 6 digits) or three pictures picked in order
+from a grid of twelve. Chosen by the student at their first badge sign-in, stored argon2-hashed,
+reset by a teacher. Failures are counted per badge; too many lock the student's badge sign-in
+until a teacher unlocks it.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Callable, Sequence
+
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.auth.passwords import hasher
+from portal.badges.expiry import utcnow
+from portal.badges.permissions import may_manage_student
+from portal.badges.services import NotPermitted
+from portal.errors import PortalError
+from portal.models import Badge, BadgeFactor, FactorKind, Person
+from portal.ratelimit import RateLimiter
+
+Clock = Callable[[], datetime]
+
+# The picture grid: a name (what is stored and posted) and the label shown under the picture.
+PICTURES: tuple[tuple[str, str], ...] = (
+    ("cat", "Cat"), ("dog", "Dog"), ("fish", "Fish"), ("bird", "Bird"),
+    ("tree", "Tree"), ("flower", "Flower"), ("sun", "Sun"), ("moon", "Moon"),
+    ("star", "Star"), ("car", "Car"), ("boat", "Boat"), ("house", "House"),
+)
+PICTURE_NAMES = tuple(name for name, _ in PICTURES)
+PICTURES_TO_PICK = 3
+_PIN = re.compile(r"^[0-9]{4,6}$")
+
+
+class BadFactorChoice(PortalError):
+    status = 400
+    title = "That can't be used"
+    advice = "Try again."
+
+
+class WrongFactor(PortalError):
+    status = 401
+    title = "That's not it"
+    advice = "Try again, or ask your teacher for help."
+
+
+class FactorLocked(PortalError):
+    status = 403
+    title = "Your teacher needs to help you sign in"
+    advice = "Show this to your teacher."
+
+
+def secret_text(kind: FactorKind, value: str | Sequence[str]) -> str:
+    """The canonical text of a PIN or of a picture sequence, refusing anything else."""
+    if kind is FactorKind.pin:
+        pin = value.strip() if isinstance(value, str) else ""
+        if not _PIN.match(pin):
+            raise BadFactorChoice("A PIN has 4 to 6 numbers", "Type 4 to 6 numbers.")
+        return "pin:" + pin
+    picks = [value] if isinstance(value, str) else list(value)
+    if len(picks) != PICTURES_TO_PICK or any(p not in PICTURE_NAMES for p in picks):
+        raise BadFactorChoice("Pick three pictures", "Pick three pictures, one after another.")
+    return "picture:" + ",".join(picks)
+
+
+def hash_factor(kind: FactorKind, value: str | Sequence[str]) -> str:
+    """argon2id hash of the factor (same parameters as passwords)."""
+    return hasher.hash(secret_text(kind, value))
+
+
+def matches(stored_hash: str | None, kind: FactorKind, value: str | Sequence[str]) -> bool:
+    """Whether the value is the one hashed; a malformed value is simply wrong."""
+    try:
+        text = secret_text(kind, value)
+    except BadFactorChoice:
+        return False
+    if not stored_hash:
+        return False
+    try:
+        return hasher.verify(stored_hash, text)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def factor_row(db: Session, person: Person) -> BadgeFactor | None:
+    return db.get(BadgeFactor, person.id)
+
+
+def factor_is_set(db: Session, person: Person, kind: FactorKind) -> bool:
+    row = factor_row(db, person)
+    return row is not None and row.secret_hash(kind) is not None
+
+
+def is_locked(db: Session, person: Person) -> bool:
+    row = factor_row(db, person)
+    return row is not None and row.locked_at is not None
+
+
+def set_factor(db: Session, person: Person, kind: FactorKind, secret_hash: str, *,
+               clock: Clock = utcnow) -> None:
+    """Store the factor the student chose (already hashed with hash_factor)."""
+    row = factor_row(db, person) or BadgeFactor(person_id=person.id)
+    if kind is FactorKind.pin:
+        row.pin_hash = secret_hash
+    else:
+        row.picture_hash = secret_hash
+    row.updated_at = clock()
+    db.add(row)
+    audit.record("badge_factor_set", person=person, commit=False, data={"factor": kind.value})
+    db.commit()
+
+
+def check_factor(db: Session, limiter: RateLimiter, person: Person, badge_id: int,
+                 kind: FactorKind, value: str | Sequence[str], *, clock: Clock = utcnow) -> None:
+    """Accept the right factor; count a wrong one against the badge and lock when too many."""
+    row = factor_row(db, person)
+    if row is None or row.secret_hash(kind) is None:
+        raise WrongFactor()
+    if row.locked_at is not None:
+        raise FactorLocked()
+    if matches(row.secret_hash(kind), kind, value):
+        limiter.clear(str(badge_id))
+        return
+    limiter.hit(str(badge_id))
+    if not limiter.test(str(badge_id)):
+        row.locked_at = clock()
+        row.updated_at = row.locked_at
+        audit.record("badge_factor_locked", person=person, commit=False,
+                     data={"badge_id": badge_id, "factor": kind.value})
+        db.commit()
+        raise FactorLocked()
+    raise WrongFactor()
+
+
+def _badge_ids(db: Session, student: Person) -> list[int]:
+    return list(db.scalars(select(Badge.id).where(Badge.person_id == student.id)))
+
+
+def unlock_factor(db: Session, limiter: RateLimiter, student: Person, *,
+                  actor: Person | None = None, clock: Clock = utcnow) -> None:
+    """A teacher lets the student try again (their PIN or pictures stay the same)."""
+    if actor is not None and not may_manage_student(db, actor, student):
+        raise NotPermitted()
+    row = factor_row(db, student)
+    for badge_id in _badge_ids(db, student):
+        limiter.clear(str(badge_id))
+    if row is not None and row.locked_at is not None:
+        row.locked_at = None
+        row.updated_at = clock()
+        audit.record("badge_factor_unlocked", person=student, actor=actor, commit=False)
+        db.commit()
+
+
+def reset_factor(db: Session, limiter: RateLimiter, student: Person, *,
+                 actor: Person | None = None, clock: Clock = utcnow) -> None:
+    """A teacher clears the student's PIN and pictures: they choose new ones at next sign-in."""
+    if actor is not None and not may_manage_student(db, actor, student):
+        raise NotPermitted()
+    for badge_id in _badge_ids(db, student):
+        limiter.clear(str(badge_id))
+    row = factor_row(db, student)
+    if row is not None:
+        db.delete(row)
+        audit.record("badge_factor_reset", person=student, actor=actor, commit=False)
+        db.commit()

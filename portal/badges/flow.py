@@ -1,0 +1,97 @@
+"""The browser side of a badge sign-in: start the session, or first ask for the second factor.
+
+A badge session is short-lived (PORTAL_KIOSK_IDLE_MINUTES idle time-out) and records its method
+("badge", "badge+pin", "badge+picture") for OIDC amr and SAML AuthnContext. On a kiosk it also
+records the device, and becomes that device's current session, which the next scan ends.
+"""
+from __future__ import annotations
+
+import time
+
+from flask import current_app, session, url_for
+from sqlalchemy.orm import Session
+
+from portal.auth.services import sign_in
+from portal.badges.expiry import utcnow
+from portal.badges.factors import is_locked
+from portal.badges.policy import policy_for
+from portal.badges.sessions import mark_device_session
+from portal.badges.signin import Accepted, BadgeLimits, check_badge
+from portal.models import Badge, FactorKind, KioskDevice, Person
+
+PENDING = "badge_pending"
+PENDING_SECONDS = 300  # from the scan to the last PIN digit or picture
+
+
+def app_clock():
+    """The app's clock (tests may set PORTAL_CLOCK to a callable returning aware UTC)."""
+    return current_app.config.get("PORTAL_CLOCK") or utcnow
+
+
+def now():
+    return app_clock()()
+
+
+def settings():
+    return current_app.config["SETTINGS"]
+
+
+def redis_client():
+    return current_app.extensions["redis"]
+
+
+def limits() -> BadgeLimits:
+    """The app's badge limits, built once per app (they hold only the shared pool)."""
+    found = current_app.extensions.get("badge_limits")
+    if found is None:
+        found = BadgeLimits.from_settings(redis_client(), settings())
+        current_app.extensions["badge_limits"] = found
+    return found
+
+
+def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: str) -> None:
+    """Start the student's badge session in this browser."""
+    idle = settings().kiosk_idle_minutes * 60
+    sign_in(person, method=method)
+    session["_idle"] = idle
+    session["badge_id"] = badge.id
+    if device_id is not None:
+        session["kiosk_device"] = device_id
+        mark_device_session(redis_client(), device_id, person.id,
+                            settings().session_max_hours * 3600)
+
+
+def continue_after_badge(db: Session, accepted: Accepted) -> str:
+    """Sign in, or set up the second-factor step; return where the browser goes next."""
+    person, badge = accepted.person, accepted.badge
+    device_id = accepted.device.id if accepted.device else None
+    factor = policy_for(db, badge.school_id).factor_for(person)
+    if factor is None:
+        finish_sign_in(person, badge, device_id, "badge")
+        return url_for("badges.home")
+    session.clear()
+    session.rotate()
+    if is_locked(db, person):
+        return url_for("badges.locked")
+    session[PENDING] = {"person_id": person.id, "badge_id": badge.id, "device_id": device_id,
+                        "factor": factor.value, "exp": time.time() + PENDING_SECONDS}
+    return url_for("badges.second_factor")
+
+
+def pending_sign_in(db: Session) -> tuple[Person, Badge, dict] | None:
+    """The badge sign-in waiting for its second factor in this browser, if still good."""
+    data = session.get(PENDING)
+    if not isinstance(data, dict) or time.time() >= data.get("exp", 0):
+        return None
+    badge = db.get(Badge, data["badge_id"])
+    if badge is None or badge.person_id != data["person_id"]:
+        return None
+    device = db.get(KioskDevice, data["device_id"]) if data.get("device_id") else None
+    if data.get("device_id") and (device is None or device.revoked_at is not None):
+        return None
+    if check_badge(db, badge, now(), device=device) is not None:
+        return None
+    # The school may have changed its policy since the scan.
+    if policy_for(db, badge.school_id).factor_for(badge.person) is not FactorKind(data["factor"]):
+        return None
+    return badge.person, badge, data

@@ -1,0 +1,225 @@
+"""Kiosk routes: pairing and enrollment, the device API (Bearer credential, JSON only, exempt
+from CSRF because no browser cookie authenticates it), the browser binding and the hand-off."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portal.auth.roles import role_required
+from portal.badges import flow
+from portal.badges.kiosks import (
+    BIND_SECONDS, KioskNotPermitted, PAIR_SECONDS, PairingFailed, authenticate_device,
+    create_pairing_code, device_for_browser, enroll_device, finish_browser_binding, list_devices,
+    revoke_device, start_browser_binding,
+)
+from portal.badges.permissions import STAFF_ROLES
+from portal.badges.sessions import end_device_session
+from portal.badges.signin import (
+    HANDOFF_SECONDS, BadgeRejected, HandoffInvalid, TooManyScans, accept_handoff, redeem_badge,
+    start_handoff, take_handoff,
+)
+from portal.db import db
+from portal.errors import error_page
+from portal.extensions import csrf
+from portal.models import KioskDevice, School
+from portal.ratelimit import RateLimiter
+
+bp = Blueprint("kiosk", __name__)
+
+DEVICE_COOKIE = "portal_kiosk"
+DEVICE_COOKIE_PATH = "/kiosk/"
+DEVICE_COOKIE_AGE = timedelta(days=365)
+# The one answer to every refused badge, whatever the reason.
+REFUSED = {"error": BadgeRejected.title, "advice": BadgeRejected.advice}
+
+
+def _api_error(status: int, error: str, advice: str, **headers):
+    response = make_response(jsonify(error=error, advice=advice), status)
+    response.headers.update(headers)
+    return response
+
+
+def _device_api(view):
+    """JSON in, JSON out, and a Bearer credential of an enrolled, unrevoked device."""
+    from functools import wraps
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not request.is_json:
+            return _api_error(415, "Send JSON", "Use Content-Type: application/json.")
+        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+        device = None
+        if scheme.lower() == "bearer":
+            device = authenticate_device(db.session, credential.strip(), clock=flow.app_clock())
+        if device is None:
+            return _api_error(401, "This device is not enrolled", "Enroll it with a pairing code.",
+                              **{"WWW-Authenticate": 'Bearer realm="kiosk"'})
+        return view(device, *args, **kwargs)
+
+    return wrapped
+
+
+def _wants_json() -> bool:
+    return request.is_json or request.accept_mimetypes.best == "application/json"
+
+
+def _form() -> dict:
+    return (request.get_json(silent=True) or {}) if request.is_json else request.form
+
+
+@bp.post("/kiosk/pair")
+@role_required(*STAFF_ROLES)
+def pair():
+    """A teacher or admin asks for a pairing code for a new device of their school."""
+    school_id = str(_form().get("school", ""))
+    school = db.session.get(School, int(school_id)) if school_id.isdigit() else None
+    if school is None:
+        abort(403)
+    try:
+        pairing = create_pairing_code(db.session, flow.redis_client(), school, actor=current_user,
+                                      name=str(_form().get("name", "")), clock=flow.app_clock())
+    except KioskNotPermitted:
+        abort(403)
+    if _wants_json():
+        return jsonify(code=pairing.code, expires_in=PAIR_SECONDS, school=school.name)
+    return render_template("badges/pairing.html", code=pairing.code, school=school,
+                           minutes=PAIR_SECONDS // 60)
+
+
+@bp.post("/kiosk/enroll")
+@csrf.exempt
+def enroll():
+    """A device trades its pairing code for its credential (once)."""
+    if not request.is_json:
+        return _api_error(415, "Send JSON", "Use Content-Type: application/json.")
+    address = request.remote_addr or "unknown"
+    settings = flow.settings()
+    limiter = RateLimiter(flow.redis_client(), settings.kiosk_enroll_limit_per_address,
+                          scope="kiosk-enroll")
+    if not limiter.hit(address):
+        return _api_error(429, "Too many tries", "Wait ten minutes and try again.",
+                          **{"Retry-After": "600"})
+    body = request.get_json(silent=True)
+    code = body.get("code") if isinstance(body, dict) else None
+    name = body.get("name") if isinstance(body, dict) else None
+    try:
+        if not isinstance(code, str):
+            raise PairingFailed()
+        enrolled = enroll_device(db.session, flow.redis_client(), code,
+                                 name=name if isinstance(name, str) else None,
+                                 clock=flow.app_clock())
+    except PairingFailed as e:
+        return _api_error(400, e.title, e.advice)
+    device = enrolled.device
+    response = jsonify(device_id=device.id, name=device.name, school=device.school.name,
+                       credential=enrolled.credential)
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/kiosk/bind")
+@csrf.exempt
+@_device_api
+def bind(device: KioskDevice):
+    """The device asks for a one-time URL that binds its browser (open it right away)."""
+    code = start_browser_binding(flow.redis_client(), device)
+    response = jsonify(bind_url=url_for("kiosk.bind_browser", code=code, _external=True),
+                       expires_in=BIND_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/kiosk/bind/<code>")
+def bind_browser(code: str):
+    """The device's browser opens its bind URL and receives the device cookie."""
+    cookie = finish_browser_binding(db.session, flow.redis_client(), code)
+    if cookie is None:
+        return error_page(403, "That link has run out", "Start the kiosk program again.")
+    device = db.session.get(KioskDevice, int(cookie.partition(".")[0]))
+    response = make_response(render_template("badges/bound.html", device=device))
+    response.set_cookie(DEVICE_COOKIE, cookie, max_age=int(DEVICE_COOKIE_AGE.total_seconds()),
+                        path=DEVICE_COOKIE_PATH, httponly=True, samesite="Lax",
+                        secure=flow.settings().production)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.post("/kiosk/badge")
+@csrf.exempt
+@_device_api
+def badge(device: KioskDevice):
+    """A scan: the token alone in, a 30-second hand-off URL for this device's browser out."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) != {"token"}:
+        return _api_error(400, "Send only the token", 'The body is {"token": "..."}.')
+    try:
+        accepted = redeem_badge(db.session, flow.limits(), body["token"], device=device,
+                                clock=flow.app_clock())
+    except TooManyScans as e:
+        return _api_error(429, e.title, e.advice, **{"Retry-After": "60"})
+    except BadgeRejected:
+        return make_response(jsonify(REFUSED), 403)
+    # A new student at this device: whoever was signed in on it is signed out now.
+    end_device_session(flow.redis_client(), device.id)
+    code = start_handoff(flow.redis_client(), accepted, clock=flow.app_clock())
+    response = jsonify(handoff_url=url_for("kiosk.handoff", code=code, _external=True),
+                       expires_in=HANDOFF_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/kiosk/handoff/<code>")
+def handoff(code: str):
+    """The device's browser finishes the sign-in: only with the device cookie, only once."""
+    try:
+        ticket = take_handoff(flow.redis_client(), code, clock=flow.app_clock())
+        browser_device = device_for_browser(db.session, request.cookies.get(DEVICE_COOKIE))
+        accepted = accept_handoff(db.session, ticket, browser_device, clock=flow.app_clock())
+    except HandoffInvalid as e:
+        response = error_page(e.status, e.title, e.advice)
+    else:
+        response = redirect(flow.continue_after_badge(db.session, accepted))
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/kiosk/devices")
+@role_required(*STAFF_ROLES)
+def devices():
+    """The school's devices (admins of the school)."""
+    school_id = request.args.get("school", "")
+    school = db.session.get(School, int(school_id)) if school_id.isdigit() else None
+    if school is None:
+        abort(403)
+    try:
+        found = list_devices(db.session, school, actor=current_user)
+    except KioskNotPermitted:
+        abort(403)
+    return jsonify(school=school.name, devices=[describe_device(d) for d in found])
+
+
+@bp.post("/kiosk/devices/<int:device_id>/revoke")
+@role_required(*STAFF_ROLES)
+def revoke(device_id: int):
+    """An admin of the device's school stops it from signing anyone in."""
+    device = db.session.get(KioskDevice, device_id)
+    if device is None:
+        abort(403)
+    try:
+        revoke_device(db.session, flow.redis_client(), device, actor=current_user,
+                      clock=flow.app_clock())
+    except KioskNotPermitted:
+        abort(403)
+    return jsonify(describe_device(device))
+
+
+def describe_device(device: KioskDevice) -> dict:
+    def when(value):
+        return value.isoformat() if value else None
+    return {"id": device.id, "name": device.name, "school_id": device.school_id,
+            "created_at": when(device.created_at), "last_seen_at": when(device.last_seen_at),
+            "revoked_at": when(device.revoked_at), "browser_bound": bool(device.browser_key_hash)}

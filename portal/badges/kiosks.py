@@ -1,0 +1,186 @@
+"""Kiosk devices: pairing codes, enrollment, bearer credentials, browser binding, revocation.
+
+A teacher or admin asks for a pairing code (8 characters, 10 minutes, single use, in Redis).
+The device exchanges it once for a credential: 256 random bits it sends as a Bearer token with
+every scan; the portal keeps only its SHA-256. The device then binds its browser: it asks for a
+one-time bind URL (30 seconds) and opens it, and the portal sets a cookie holding a browser key
+(only its hash is kept). Hand-off URLs open only in the browser holding that cookie.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.badges.expiry import utcnow
+from portal.badges.permissions import may_manage_school, may_pair_for_school
+from portal.badges.sessions import end_device_session
+from portal.errors import PortalError
+from portal.models import KioskDevice, Person, School
+
+Clock = Callable[[], datetime]
+
+PAIR_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud and typed by hand
+PAIR_LENGTH = 8
+PAIR_SECONDS = 600
+BIND_SECONDS = 30
+CREDENTIAL_PREFIX = "kd1_"
+LAST_SEEN_EVERY = timedelta(minutes=1)  # no database write on every scan of a morning rush
+
+_PAIR = "portal:kiosk:pair:"
+_BIND = "portal:kiosk:bind:"
+
+
+class PairingFailed(PortalError):
+    status = 400
+    title = "That pairing code didn't work"
+    advice = "Codes work once, for 10 minutes. Ask for a new one."
+
+
+class KioskNotPermitted(PortalError):
+    status = 403
+    title = "You can't manage that school's devices"
+    advice = "Ask the school's admin."
+
+
+@dataclass(frozen=True)
+class PairingCode:
+    code: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class EnrolledDevice:
+    """A new device and its credential: given to the device once, never shown again."""
+    device: KioskDevice
+    credential: str
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def normalize_code(text: str | None) -> str:
+    """Read a pairing code as typed: any case, with spaces or dashes."""
+    return "".join(ch for ch in (text or "").upper() if ch not in " -")[:32]
+
+
+def create_pairing_code(db: Session, client: redis.Redis, school: School, *,
+                        actor: Person | None = None, name: str = "",
+                        clock: Clock = utcnow) -> PairingCode:
+    """Make a single-use pairing code for a new device of the school (10 minutes)."""
+    if actor is not None and not may_pair_for_school(db, actor, school):
+        raise KioskNotPermitted()
+    now = clock()
+    expires_at = now + timedelta(seconds=PAIR_SECONDS)
+    data = json.dumps({"school_id": school.id, "name": name.strip()[:255],
+                       "actor_id": actor.id if actor else None, "exp": expires_at.timestamp()})
+    while True:
+        code = "".join(secrets.choice(PAIR_ALPHABET) for _ in range(PAIR_LENGTH))
+        if client.set(_PAIR + _sha256(code), data, ex=PAIR_SECONDS, nx=True):
+            return PairingCode(code, expires_at)
+
+
+def enroll_device(db: Session, client: redis.Redis, code: str, *, name: str | None = None,
+                  clock: Clock = utcnow) -> EnrolledDevice:
+    """Exchange a pairing code (once) for a device credential."""
+    code = normalize_code(code)
+    raw = client.getdel(_PAIR + _sha256(code)) if len(code) == PAIR_LENGTH else None
+    now = clock()
+    if raw is None:
+        raise PairingFailed()
+    data = json.loads(raw)
+    school = db.get(School, data["school_id"])
+    if school is None or now.timestamp() >= data["exp"]:
+        raise PairingFailed()
+    credential = CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
+    label = data.get("name") or (name or "").strip()[:255] or "Classroom device"
+    device = KioskDevice(school_id=school.id, name=label, secret_hash=_sha256(credential),
+                         created_at=now, created_by_id=data.get("actor_id"), last_seen_at=now)
+    db.add(device)
+    db.flush()
+    actor = db.get(Person, data["actor_id"]) if data.get("actor_id") else None
+    audit.record("kiosk_enrolled", actor=actor, commit=False,
+                 data={"device_id": device.id, "school_id": school.id, "name": label})
+    db.commit()
+    return EnrolledDevice(device, credential)
+
+
+def authenticate_device(db: Session, credential: str | None, *,
+                        clock: Clock = utcnow) -> KioskDevice | None:
+    """The enrolled, unrevoked device holding this credential, or None."""
+    if not credential or not credential.startswith(CREDENTIAL_PREFIX) or len(credential) > 100:
+        return None
+    device = db.scalar(select(KioskDevice).where(KioskDevice.secret_hash == _sha256(credential)))
+    if device is None or device.revoked_at is not None:
+        return None
+    now = clock()
+    if device.last_seen_at is None or now - device.last_seen_at >= LAST_SEEN_EVERY:
+        device.last_seen_at = now
+        db.commit()
+    return device
+
+
+def list_devices(db: Session, school: School, *, actor: Person | None = None) -> list[KioskDevice]:
+    """The school's devices, newest first, revoked ones included."""
+    if actor is not None and not may_manage_school(db, actor, school):
+        raise KioskNotPermitted()
+    return list(db.scalars(select(KioskDevice).where(KioskDevice.school_id == school.id)
+                           .order_by(KioskDevice.created_at.desc(), KioskDevice.id.desc())))
+
+
+def revoke_device(db: Session, client: redis.Redis, device: KioskDevice, *,
+                  actor: Person | None = None, clock: Clock = utcnow) -> None:
+    """Refuse the device from now on and end the session open on it."""
+    if actor is not None and not may_manage_school(db, actor, device.school):
+        raise KioskNotPermitted()
+    if device.revoked_at is None:
+        device.revoked_at = clock()
+        device.browser_key_hash = None
+        audit.record("kiosk_revoked", actor=actor, commit=False,
+                     data={"device_id": device.id, "school_id": device.school_id})
+        db.commit()
+    end_device_session(client, device.id)
+
+
+def start_browser_binding(client: redis.Redis, device: KioskDevice) -> str:
+    """A single-use code (30 seconds) the device opens in its browser to bind it."""
+    code = secrets.token_urlsafe(32)
+    client.set(_BIND + _sha256(code), str(device.id), ex=BIND_SECONDS)
+    return code
+
+
+def finish_browser_binding(db: Session, client: redis.Redis, code: str) -> str | None:
+    """Bind the browser that opened `code`; return the cookie value for it, or None."""
+    raw = client.getdel(_BIND + _sha256(code)) if 0 < len(code) <= 100 else None
+    if raw is None:
+        return None
+    device = db.get(KioskDevice, int(raw))
+    if device is None or device.revoked_at is not None:
+        return None
+    key = secrets.token_urlsafe(32)
+    # One browser per device: binding a new one unbinds the previous.
+    device.browser_key_hash = _sha256(key)
+    db.commit()
+    return f"{device.id}.{key}"
+
+
+def device_for_browser(db: Session, cookie: str | None) -> KioskDevice | None:
+    """The unrevoked device whose bound browser sent this cookie, or None."""
+    device_id, _, key = (cookie or "").partition(".")
+    if not device_id.isdigit() or not key or len(key) > 100:
+        return None
+    device = db.get(KioskDevice, int(device_id))
+    if device is None or device.revoked_at is not None or not device.browser_key_hash:
+        return None
+    if not secrets.compare_digest(device.browser_key_hash, _sha256(key)):
+        return None
+    return device

@@ -1,0 +1,190 @@
+"""Badge sign-in: redeem a scanned token, then hand the sign-in to the device's browser.
+
+Every refusal of a token is the same BadgeRejected, whatever the reason (not a badge, unknown,
+voided, expired, another school, a grade that does not use badges, a disabled student): the
+device learns nothing it could use to tell tokens apart. Voided badges that come back are audited.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.badges.expiry import utcnow
+from portal.badges.policy import policy_for
+from portal.badges.token import looks_like_badge, token_hash
+from portal.errors import PortalError
+from portal.models import Badge, KioskDevice, Person, PersonSchool
+from portal.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+HANDOFF_SECONDS = 30
+_HANDOFF = "portal:kiosk:handoff:"
+
+
+class BadgeRejected(PortalError):
+    status = 403
+    title = "That badge didn't work"
+    advice = "Ask your teacher for help."
+
+
+class TooManyScans(PortalError):
+    status = 429
+    title = "Too many scans"
+    advice = "Wait a minute, then scan again."
+
+
+class HandoffInvalid(PortalError):
+    status = 403
+    title = "That sign-in has run out"
+    advice = "Scan your badge again."
+
+
+class BadgeLimits:
+    """Scan limits: per kiosk device, per badge, per address (browser scanner); and the
+    second-factor failure limit per badge, after which the student needs a teacher."""
+
+    def __init__(self, client: redis.Redis, *, per_device: str, per_badge: str,
+                 per_address: str, factor: str):
+        self.device = RateLimiter(client, per_device, scope="badge-device")
+        self.badge = RateLimiter(client, per_badge, scope="badge-badge")
+        self.address = RateLimiter(client, per_address, scope="badge-address")
+        self.factor = RateLimiter(client, factor, scope="badge-factor")
+
+    @classmethod
+    def from_settings(cls, client: redis.Redis, settings) -> "BadgeLimits":
+        return cls(client, per_device=settings.badge_limit_per_device,
+                   per_badge=settings.badge_limit_per_badge,
+                   per_address=settings.badge_limit_per_address,
+                   factor=settings.badge_factor_limit)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A badge that may sign its student in, here and now."""
+    person: Person
+    badge: Badge
+    device: KioskDevice | None
+
+
+@dataclass(frozen=True)
+class Handoff:
+    person_id: int
+    badge_id: int
+    device_id: int
+
+
+def _reject(reason: str) -> BadgeRejected:
+    # The reason goes to the operator's log only (no token, no person), never to the device.
+    log.info("badge refused: %s", reason)
+    return BadgeRejected()
+
+
+def check_badge(db: Session, badge: Badge | None, now: datetime, *,
+                device: KioskDevice | None = None, browser: bool = False) -> str | None:
+    """Why this badge may not sign in now from here (None: it may)."""
+    if badge is None:
+        return "unknown"
+    if badge.revoked_at is not None:
+        return "voided"
+    if now >= badge.expires_at:
+        return "expired"
+    person = badge.person
+    if not person.enabled:
+        return "disabled"
+    if db.get(PersonSchool, (person.id, badge.school_id)) is None:
+        return "left school"
+    if device is not None and device.school_id != badge.school_id:
+        return "other school"
+    policy = policy_for(db, badge.school_id)
+    if browser and not policy.allow_browser_scanner:
+        return "browser scanner off"
+    if not policy.allows(person):
+        return "grade"
+    return None
+
+
+def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
+                 device: KioskDevice | None = None, address: str | None = None,
+                 clock: Clock = utcnow) -> Accepted:
+    """Check a scanned token from a kiosk device (or, with `address`, the browser scanner).
+
+    Raises TooManyScans or BadgeRejected; on success records when and where the badge was used.
+    """
+    if (device is None) == (address is None):
+        raise ValueError("a scan comes from a device or from a browser address")
+    if device is not None and not limits.device.hit(str(device.id)):
+        raise TooManyScans()
+    if address is not None and not limits.address.hit(address):
+        raise TooManyScans()
+    if not isinstance(token, str) or not looks_like_badge(token):
+        raise _reject("not a badge")
+    digest = token_hash(token)
+    if not limits.badge.hit(digest[:32]):
+        raise TooManyScans()
+
+    badge = db.scalar(select(Badge).where(Badge.token_hash == digest))
+    now = clock()
+    reason = check_badge(db, badge, now, device=device, browser=address is not None)
+    if reason == "voided":
+        audit.record("badge_voided_reuse", person=badge.person, commit=True, data={
+            "badge_id": badge.id, "device_id": device.id if device else None,
+            "via": "kiosk" if device else "browser", "school_id": badge.school_id,
+            "reason": badge.revoked_reason})
+    if reason is not None:
+        raise _reject(reason)
+    badge.last_used_at = now
+    badge.last_used_device_id = device.id if device else None
+    db.commit()
+    return Accepted(badge.person, badge, device)
+
+
+def _handoff_key(code: str) -> str:
+    return _HANDOFF + hashlib.sha256(code.encode()).hexdigest()
+
+
+def start_handoff(client: redis.Redis, accepted: Accepted, *, clock: Clock = utcnow) -> str:
+    """A single-use code, 30 seconds, for the device's browser to finish the sign-in."""
+    if accepted.device is None:
+        raise ValueError("hand-offs are for kiosk devices")
+    code = secrets.token_urlsafe(32)
+    data = {"person_id": accepted.person.id, "badge_id": accepted.badge.id,
+            "device_id": accepted.device.id,
+            "exp": (clock() + timedelta(seconds=HANDOFF_SECONDS)).timestamp()}
+    client.set(_handoff_key(code), json.dumps(data), ex=HANDOFF_SECONDS)
+    return code
+
+
+def take_handoff(client: redis.Redis, code: str, *, clock: Clock = utcnow) -> Handoff:
+    """Use up a hand-off code (whoever opens it, it is gone) and return what it carried."""
+    raw = client.getdel(_handoff_key(code)) if 0 < len(code) <= 100 else None
+    if raw is None:
+        raise HandoffInvalid()
+    data = json.loads(raw)
+    if clock().timestamp() >= data["exp"]:
+        raise HandoffInvalid()
+    return Handoff(data["person_id"], data["badge_id"], data["device_id"])
+
+
+def accept_handoff(db: Session, handoff: Handoff, browser_device: KioskDevice | None, *,
+                   clock: Clock = utcnow) -> Accepted:
+    """Check that the browser is the scanning device's own and that the badge still works."""
+    if browser_device is None or browser_device.id != handoff.device_id:
+        raise HandoffInvalid()
+    badge = db.get(Badge, handoff.badge_id)
+    if badge is None or badge.person_id != handoff.person_id:
+        raise HandoffInvalid()
+    if check_badge(db, badge, clock(), device=browser_device) is not None:
+        raise HandoffInvalid()
+    return Accepted(badge.person, badge, browser_device)

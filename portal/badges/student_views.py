@@ -1,0 +1,124 @@
+"""Student pages of a badge sign-in: the second factor, the locked page, the tiles after a badge
+("Not you? Sign out"), and the endpoint the in-browser scanner posts a token to."""
+from __future__ import annotations
+
+from flask import jsonify, make_response, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from portal import access
+from portal.auth.roles import signed_in
+from portal.badges import flow
+from portal.badges.factors import (
+    PICTURE_NAMES, PICTURES, PICTURES_TO_PICK, BadFactorChoice, FactorLocked, WrongFactor,
+    check_factor, factor_is_set, hash_factor, matches, set_factor,
+)
+from portal.badges.sessions import is_badge_session
+from portal.badges.signin import BadgeRejected, TooManyScans, redeem_badge
+from portal.badges.views import bp
+from portal.db import db
+from portal.errors import error_page
+from portal.models import FactorKind
+
+METHODS = {FactorKind.pin: "badge+pin", FactorKind.picture: "badge+picture"}
+
+
+@bp.get("/badges/home")
+@signed_in
+def home():
+    """The student's tiles after a badge sign-in, with their name and "Not you? Sign out"."""
+    if not is_badge_session(session):
+        return redirect(url_for("launchpad.tiles"))
+    return render_template("badges/home.html", apps=access.apps_for(db.session, current_user))
+
+
+@bp.get("/badges/locked")
+def locked():
+    return render_template("badges/locked.html"), 403
+
+
+def _page(kind: FactorKind, mode: str, *, error=None, picked=(), status=200):
+    template = "badges/pin.html" if kind is FactorKind.pin else "badges/pictures.html"
+    html = render_template(template, mode=mode, error=error, picked=list(picked),
+                           pictures=PICTURES, to_pick=PICTURES_TO_PICK)
+    return make_response(html, status)
+
+
+def _entered(kind: FactorKind) -> tuple[list[str] | str | None, list[str]]:
+    """What was entered, once complete (PIN, or three pictures), and the pictures so far."""
+    if kind is FactorKind.pin:
+        return request.form.get("pin", ""), []
+    picked = [p for p in request.form.getlist("picked") if p in PICTURE_NAMES][:PICTURES_TO_PICK]
+    pick = request.form.get("pick")
+    if pick in PICTURE_NAMES and len(picked) < PICTURES_TO_PICK:
+        picked.append(pick)
+    if request.form.get("restart") or len(picked) < PICTURES_TO_PICK:
+        return None, [] if request.form.get("restart") else picked
+    return picked, picked
+
+
+@bp.route("/badges/check", methods=["GET", "POST"])
+def second_factor():
+    """The PIN or picture step after a badge; the first time, the student chooses it (twice)."""
+    pending = flow.pending_sign_in(db.session)
+    if pending is None:
+        session.pop(flow.PENDING, None)
+        return error_page(403, "That sign-in has run out", "Scan your badge again.")
+    person, badge, data = pending
+    kind = FactorKind(data["factor"])
+    choosing = not factor_is_set(db.session, person, kind)
+    mode = ("confirm" if data.get("new_hash") else "choose") if choosing else "enter"
+    if request.method == "GET":
+        return _page(kind, mode)
+
+    value, picked = _entered(kind)
+    if value is None:
+        return _page(kind, mode, picked=picked)
+    if mode == "choose":
+        try:
+            data["new_hash"] = hash_factor(kind, value)
+        except BadFactorChoice as e:
+            return _page(kind, mode, error=e, status=400)
+        session[flow.PENDING] = data
+        return _page(kind, "confirm")
+    if mode == "confirm":
+        if not matches(data.get("new_hash"), kind, value):
+            data.pop("new_hash", None)
+            session[flow.PENDING] = data
+            return _page(kind, "choose", status=400, error=BadFactorChoice(
+                "Those didn't match", "Choose again, then do the same once more."))
+        set_factor(db.session, person, kind, data["new_hash"], clock=flow.app_clock())
+    else:
+        try:
+            check_factor(db.session, flow.limits().factor, person, badge.id, kind, value,
+                         clock=flow.app_clock())
+        except WrongFactor as e:
+            return _page(kind, mode, error=e, status=e.status)
+        except FactorLocked:
+            session.pop(flow.PENDING, None)
+            return redirect(url_for("badges.locked"))
+    flow.finish_sign_in(person, badge, data.get("device_id"), METHODS[kind])
+    return redirect(url_for("badges.home"))
+
+
+@bp.post("/badge/scan")
+def browser_scan():
+    """The in-browser scanner posts {"token": ...} (with its CSRF header) and goes where told.
+
+    Works only for schools whose policy allows the browser scanner; every refusal is the same.
+    """
+    if not request.is_json:
+        return make_response(jsonify(error="Send JSON", advice="Use application/json."), 415)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) != {"token"}:
+        return make_response(jsonify(error="Send only the token",
+                                     advice='The body is {"token": "..."}.'), 400)
+    try:
+        accepted = redeem_badge(db.session, flow.limits(), body["token"],
+                                address=request.remote_addr or "unknown", clock=flow.app_clock())
+    except TooManyScans as e:
+        response = make_response(jsonify(error=e.title, advice=e.advice), 429)
+        response.headers["Retry-After"] = "60"
+        return response
+    except BadgeRejected as e:
+        return make_response(jsonify(error=e.title, advice=e.advice), 403)
+    return jsonify(next=flow.continue_after_badge(db.session, accepted))
