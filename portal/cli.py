@@ -178,3 +178,6 @@ def register_commands(app):
     import portal.sso.saml.cli  # noqa: F401  (adds `apps add-saml`)
     for group in (db_cli, users_cli, apps_cli):
         app.cli.add_command(group)
+    from portal.badges.cli import badges_cli, kiosk_cli
+    app.cli.add_command(badges_cli)
+    app.cli.add_command(kiosk_cli)

@@ -1,0 +1,168 @@
+"""`portal badges ...` and `portal kiosk ...`: badge policy, voiding, unlocking, kiosk devices.
+
+IDs are OneRoster sourcedIds, except DEVICE_ID (the number `portal kiosk list` shows). Commands
+run with the operator's authority and exit non-zero with a one-line reason on bad input.
+"""
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from portal.errors import PortalError
+
+
+def _fail(message: str):
+    raise click.ClickException(message)
+
+
+def _school(sourced_id: str):
+    from portal.db import db
+    from portal.models import School
+    school = db.session.scalar(select(School).where(School.sourced_id == sourced_id))
+    if school is None:
+        _fail(f"there is no school with id {sourced_id!r}")
+    return school
+
+
+def _section(sourced_id: str):
+    from portal.db import db
+    from portal.models import Section
+    section = db.session.scalar(select(Section).where(Section.sourced_id == sourced_id))
+    if section is None:
+        _fail(f"there is no section with id {sourced_id!r}")
+    return section
+
+
+def _student(username: str):
+    from portal.auth.services import normalize_username
+    from portal.db import db
+    from portal.models import Person
+    person = db.session.scalar(select(Person).where(Person.username == normalize_username(username)))
+    if person is None:
+        _fail(f"there is no user called {username!r}")
+    return person
+
+
+@click.group("badges")
+def badges_cli():
+    """QR badges: each school's policy, voiding, second-factor unlocks."""
+
+
+@badges_cli.command("policy")
+@click.argument("school_id")
+@click.option("--grades", help="grades that may use badges, e.g. KG,01,02")
+@click.option("--second-factor-grades", help="of those, grades that add a second factor ('' for none)")
+@click.option("--factor", type=click.Choice(["pin", "picture"]), help="the second factor")
+@click.option("--allow-browser-scanner/--no-allow-browser-scanner", default=None,
+              help="let students scan their badge in any browser's camera page")
+@click.option("--expires", help="MM-DD (last day badges work each year) or <N>d ('' for the default)")
+@with_appcontext
+def badges_policy(school_id, grades, second_factor_grades, factor, allow_browser_scanner, expires):
+    """Show or change SCHOOL_ID's badge policy (options not given keep their value)."""
+    from portal.badges.policy import PolicyError, policy_for, set_policy
+    from portal.db import db
+    school = _school(school_id)
+    if any(v is not None for v in (grades, second_factor_grades, factor, allow_browser_scanner,
+                                   expires)):
+        try:
+            set_policy(db.session, school, grades=grades, second_factor_grades=second_factor_grades,
+                       factor=factor, allow_browser_scanner=allow_browser_scanner,
+                       expires_on=expires)
+        except PolicyError as e:
+            _fail(str(e))
+    click.echo(f"{school.name} ({school.sourced_id}): {policy_for(db.session, school.id).describe()}")
+
+
+@badges_cli.command("void")
+@click.option("--student", "username", help="a student's username")
+@click.option("--section", "section_id", help="every student of a section")
+@click.option("--school", "school_id", help="every badge of a school")
+@click.option("--reason", default="voided by an admin", show_default=True)
+@with_appcontext
+def badges_void(username, section_id, school_id, reason):
+    """Void badges at once and end the sessions they started."""
+    from portal.badges import services
+    from portal.db import db
+    if sum(bool(x) for x in (username, section_id, school_id)) != 1:
+        _fail("say whose badges: exactly one of --student, --section or --school")
+    client = current_app.extensions["redis"]
+    if username:
+        count = services.void_badges_for_person(db.session, client, _student(username), reason=reason)
+    elif section_id:
+        count = services.void_badges_for_section(db.session, client, _section(section_id), reason=reason)
+    else:
+        count = services.void_badges_for_school(db.session, client, _school(school_id), reason=reason)
+    click.echo(f"voided the badges of {count} student{'s' if count != 1 else ''}")
+
+
+@badges_cli.command("unlock")
+@click.argument("username")
+@click.option("--reset", is_flag=True, help="also clear their PIN and pictures (they choose new ones)")
+@with_appcontext
+def badges_unlock(username, reset):
+    """Let USERNAME try their PIN or pictures again after too many wrong tries."""
+    from portal.badges.factors import reset_factor, unlock_factor
+    from portal.badges.signin import BadgeLimits
+    from portal.db import db
+    limits = BadgeLimits.from_settings(current_app.extensions["redis"], current_app.config["SETTINGS"])
+    student = _student(username)
+    (reset_factor if reset else unlock_factor)(db.session, limits.factor, student)
+    click.echo(f"{student.username} can sign in with their badge again"
+               + (" and will choose a new PIN or pictures" if reset else ""))
+
+
+@click.group("kiosk")
+def kiosk_cli():
+    """Classroom devices that scan badges."""
+
+
+@kiosk_cli.command("pair")
+@click.argument("school_id")
+@click.option("--name", default="", help="what to call the device, e.g. 'Room 4 Chromebook'")
+@with_appcontext
+def kiosk_pair(school_id, name):
+    """Print a single-use pairing code (10 minutes) for a new device of SCHOOL_ID."""
+    from portal.badges.kiosks import PAIR_SECONDS, create_pairing_code
+    from portal.db import db
+    school = _school(school_id)
+    pairing = create_pairing_code(db.session, current_app.extensions["redis"], school, name=name)
+    click.echo(pairing.code)
+    click.echo(f"valid once, for {PAIR_SECONDS // 60} minutes, at {school.name}: "
+               f"python -m kiosk enroll --portal URL --code {pairing.code}", err=True)
+
+
+@kiosk_cli.command("list")
+@click.argument("school_id")
+@with_appcontext
+def kiosk_list(school_id):
+    """List SCHOOL_ID's devices: id, name, enrolled, last seen, state."""
+    from portal.badges.kiosks import list_devices
+    from portal.db import db
+    school = _school(school_id)
+    found = list_devices(db.session, school)
+    if not found:
+        click.echo(f"{school.name} has no devices: pair one with `portal kiosk pair {school_id}`")
+    for device in found:
+        seen = device.last_seen_at.strftime("%Y-%m-%d %H:%M") if device.last_seen_at else "never"
+        state = "revoked" if device.revoked_at else "active"
+        click.echo(f"{device.id}\t{device.name}\t{device.created_at:%Y-%m-%d}\t{seen}\t{state}")
+
+
+@kiosk_cli.command("revoke")
+@click.argument("device_id")
+@with_appcontext
+def kiosk_revoke(device_id):
+    """Stop DEVICE_ID from signing anyone in, and end the session open on it."""
+    from portal.badges.kiosks import revoke_device
+    from portal.db import db
+    from portal.models import KioskDevice
+    device = db.session.get(KioskDevice, int(device_id)) if device_id.isdigit() else None
+    if device is None:
+        _fail(f"there is no device {device_id!r} (see `portal kiosk list SCHOOL_ID`)")
+    try:
+        revoke_device(db.session, current_app.extensions["redis"], device)
+    except PortalError as e:
+        _fail(e.title or str(e))
+    click.echo(f"revoked {device.id} ({device.name})")
