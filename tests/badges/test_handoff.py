@@ -1,0 +1,128 @@
+"""The hand-off from a scan to the device's browser: single use, 30 seconds, bound to the device
+browser (a photo of the URL is useless elsewhere); and the kiosk session it starts."""
+from __future__ import annotations
+
+import time
+
+from portal.badges.kiosks import revoke_device
+from portal.db import db
+from portal.models import KioskDevice
+from tests.badges.conftest import enroll_kiosk, issue, new_client, session_data, session_key
+
+
+def test_handoff_works_once(redis_client, world, kiosk):
+    url = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
+    assert kiosk.browser.get(url).status_code == 302
+    again = kiosk.browser.get(url)
+    assert again.status_code == 403
+    assert "Scan your badge again" in again.get_data(as_text=True)
+
+
+def test_handoff_lives_30_seconds(redis_client, world, kiosk, clock):
+    token = issue(redis_client, world.student)
+    url = kiosk.scan(token).json["handoff_url"]
+    key = [k for k in redis_client.scan_iter("portal:kiosk:handoff:*")]
+    assert len(key) == 1 and 0 < redis_client.ttl(key[0]) <= 30
+    clock.advance(seconds=31)
+    assert kiosk.browser.get(url).status_code == 403
+    assert session_data(redis_client, kiosk.browser) is None
+
+    url = kiosk.scan(token).json["handoff_url"]
+    clock.advance(seconds=29)
+    assert kiosk.browser.get(url).status_code == 302
+
+
+def test_photographed_handoff_url_fails_in_another_browser(app, redis_client, world, kiosk):
+    url = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
+    thief = new_client(app)
+    stolen = thief.get(url)
+    assert stolen.status_code == 403
+    assert thief.get("/").status_code == 302  # not signed in
+    # Single use, whoever opened it: the kiosk's student scans again.
+    assert kiosk.browser.get(url).status_code == 403
+
+
+def test_handoff_fails_in_the_browser_of_another_device(app, redis_client, world, kiosk):
+    neighbour = enroll_kiosk(app, redis_client, world.school)
+    url = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
+    assert neighbour.browser.get(url).status_code == 403
+
+
+def test_handoff_needs_a_bound_browser(app, redis_client, world):
+    unbound = enroll_kiosk(app, redis_client, world.school, bind=False)
+    url = unbound.scan(issue(redis_client, world.student)).json["handoff_url"]
+    assert unbound.browser.get(url).status_code == 403
+
+
+def test_binding_a_new_browser_unbinds_the_old_one(app, redis_client, world, kiosk):
+    old_browser = kiosk.browser
+    kiosk.browser = new_client(app)
+    kiosk.bind_browser()
+    token = issue(redis_client, world.student)
+    assert old_browser.get(kiosk.scan(token).json["handoff_url"]).status_code == 403
+    assert kiosk.browser.get(kiosk.scan(token).json["handoff_url"]).status_code == 302
+
+
+def test_bind_url_works_once(app, redis_client, world, kiosk):
+    url = kiosk.api.post("/kiosk/bind", json={}, headers=kiosk.headers).json["bind_url"]
+    assert new_client(app).get(url).status_code == 200
+    assert new_client(app).get(url).status_code == 403
+
+
+def test_handoff_fails_when_the_badge_is_voided_meanwhile(redis_client, world, kiosk):
+    from portal.badges.services import void_badges_for_person
+    url = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
+    void_badges_for_person(db.session, redis_client, world.student)
+    assert kiosk.browser.get(url).status_code == 403
+
+
+def test_new_scan_replaces_the_previous_session_on_the_device(app, redis_client, world, kiosk):
+    kiosk.sign_in(issue(redis_client, world.student))
+    ada_key = session_key(kiosk.browser)
+    assert redis_client.exists(ada_key)
+    # The same browser cookie jar copied elsewhere (or a second tab) keeps Ada's session id.
+    copy = new_client(app)
+    copy.set_cookie("portal_session", kiosk.browser.get_cookie("portal_session").value)
+    assert copy.get("/badges/home").status_code == 200
+
+    answer = kiosk.scan(issue(redis_client, world.classmate))
+    assert answer.status_code == 200
+    assert not redis_client.exists(ada_key)  # ended at the scan, before the hand-off opens
+    assert copy.get("/badges/home").status_code == 302
+    kiosk.browser.get(answer.json["handoff_url"])
+    assert "Hi, Alan!" in kiosk.browser.get("/badges/home").get_data(as_text=True)
+
+
+def test_refused_scan_leaves_the_current_session_alone(redis_client, world, kiosk):
+    from portal.badges.token import mint_token
+    kiosk.sign_in(issue(redis_client, world.student))
+    assert kiosk.scan(mint_token()).status_code == 403
+    assert kiosk.browser.get("/badges/home").status_code == 200
+
+
+def test_kiosk_session_has_a_short_idle_timeout(app, redis_client, world, kiosk, settings):
+    assert settings.kiosk_idle_minutes == 15
+    kiosk.sign_in(issue(redis_client, world.student))
+    key = session_key(kiosk.browser)
+    assert 14 * 60 < redis_client.ttl(key) <= 15 * 60
+    redis_client.expire(key, 60)
+    assert kiosk.browser.get("/badges/home").status_code == 200
+    assert 14 * 60 < redis_client.ttl(key) <= 15 * 60  # sliding, and never the 60-minute default
+    redis_client.pexpire(key, 1)
+    time.sleep(0.01)
+    assert kiosk.browser.get("/badges/home").status_code == 302
+
+
+def test_password_session_keeps_the_normal_idle_timeout(app, redis_client, world):
+    from tests.badges.conftest import login
+    browser = new_client(app)
+    login(browser, "ada")
+    assert redis_client.ttl(session_key(browser)) > 15 * 60
+
+
+def test_revoked_device_is_refused_and_its_session_ends(redis_client, world, kiosk):
+    token = issue(redis_client, world.student)
+    kiosk.sign_in(token)
+    revoke_device(db.session, redis_client, db.session.get(KioskDevice, kiosk.device_id))
+    assert kiosk.scan(token).status_code == 401
+    assert kiosk.browser.get("/badges/home").status_code == 302

@@ -1,0 +1,128 @@
+"""Kiosk devices: pairing codes, enrollment, hashed credentials, listing and revoking."""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from portal.badges.kiosks import PAIR_ALPHABET, create_pairing_code
+from portal.db import db
+from portal.models import KioskDevice
+from tests.badges.conftest import enroll_kiosk, issue, login, new_client, staff_post
+
+
+def _enroll(app, code, **extra):
+    return new_client(app).post("/kiosk/enroll", json={"code": code, **extra})
+
+
+def test_pairing_code_is_eight_unambiguous_characters(redis_client, world):
+    code = create_pairing_code(db.session, redis_client, world.school).code
+    assert len(code) == 8 and set(code) <= set(PAIR_ALPHABET)
+    assert not set("0O1IL") & set(PAIR_ALPHABET)
+
+
+def test_pairing_code_works_once(app, redis_client, world):
+    code = create_pairing_code(db.session, redis_client, world.school).code
+    assert _enroll(app, code).status_code == 201
+    again = _enroll(app, code)
+    assert again.status_code == 400
+    assert len(db.session.scalars(select(KioskDevice)).all()) == 1
+
+
+def test_pairing_code_may_be_typed_with_a_dash_in_lower_case(app, redis_client, world):
+    code = create_pairing_code(db.session, redis_client, world.school).code
+    assert _enroll(app, f"{code[:4]}-{code[4:]}".lower()).status_code == 201
+
+
+def test_pairing_code_expires_after_ten_minutes(app, redis_client, world, clock):
+    code = create_pairing_code(db.session, redis_client, world.school, clock=clock).code
+    key = next(redis_client.scan_iter("portal:kiosk:pair:*"))
+    assert 590 < redis_client.ttl(key) <= 600
+    clock.advance(minutes=10, seconds=1)
+    assert _enroll(app, code).status_code == 400
+
+
+def test_enrollment_gives_a_credential_stored_only_hashed(app, redis_client, world):
+    code = create_pairing_code(db.session, redis_client, world.school, name="Room 4 Chromebook").code
+    answer = _enroll(app, code)
+    assert answer.headers["Cache-Control"] == "no-store"
+    credential = answer.json["credential"]
+    assert len(credential) >= 40
+    device = db.session.get(KioskDevice, answer.json["device_id"])
+    assert device.name == "Room 4 Chromebook" and device.school_id == world.school.id
+    assert credential not in (device.secret_hash, device.name)
+    import hashlib
+    assert device.secret_hash == hashlib.sha256(credential.encode()).hexdigest()
+
+
+def test_wrong_pairing_codes_are_rate_limited_per_address(app, redis_client, world):
+    answers = [_enroll(app, "ABCDEFGH").status_code for _ in range(21)]
+    assert answers[:20] == [400] * 20 and answers[20] == 429
+
+
+def test_teacher_pairs_a_device_for_their_school(app, redis_client, world):
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    answer = staff_post(teacher, csrf, "/kiosk/pair", school=world.school.id, name="Room 4")
+    assert answer.status_code == 200
+    assert _enroll(app, answer.json["code"]).json["name"] == "Room 4"
+    page = teacher.post("/kiosk/pair", data={"school": world.school.id, "csrf_token": csrf})
+    code = re.search(r'id="pairing-code">(\w{4})-(\w{4})<', page.get_data(as_text=True))
+    assert code and _enroll(app, code.group(1) + code.group(2)).status_code == 201
+
+
+def test_teacher_cannot_pair_a_device_for_another_school(app, redis_client, world):
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    assert staff_post(teacher, csrf, "/kiosk/pair", school=world.other_school.id).status_code == 403
+
+
+def test_revoked_device_is_refused(app, redis_client, world, kiosk):
+    token = issue(redis_client, world.student)
+    admin = new_client(app)
+    csrf = login(admin, "principal")
+    answer = staff_post(admin, csrf, f"/kiosk/devices/{kiosk.device_id}/revoke")
+    assert answer.status_code == 200 and answer.json["revoked_at"]
+    refused = kiosk.scan(token)
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    assert kiosk.api.post("/kiosk/bind", json={}, headers=kiosk.headers).status_code == 401
+
+
+def test_teacher_cannot_list_or_revoke_devices(app, redis_client, world, kiosk):
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    assert staff_post(teacher, csrf, f"/kiosk/devices/{kiosk.device_id}/revoke").status_code == 403
+    assert teacher.get(f"/kiosk/devices?school={world.school.id}").status_code == 403
+    assert kiosk.scan(issue(redis_client, world.student)).status_code == 200
+
+
+def test_admin_lists_the_school_devices(app, redis_client, world, kiosk):
+    enroll_kiosk(app, redis_client, world.other_school)
+    admin = new_client(app)
+    login(admin, "principal")
+    listed = admin.get(f"/kiosk/devices?school={world.school.id}").json["devices"]
+    assert [d["id"] for d in listed] == [kiosk.device_id]
+    assert listed[0]["browser_bound"] is True and "secret_hash" not in listed[0]
+    assert admin.get(f"/kiosk/devices?school={world.other_school.id}").status_code == 403
+
+
+def test_kiosk_cli_pairs_lists_and_revokes(app, runner, redis_client, world):
+    paired = runner.invoke(args=["kiosk", "pair", "maple", "--name", "Library cart"])
+    assert paired.exit_code == 0, paired.output
+    code = paired.stdout.strip().splitlines()[0]
+    device_id = _enroll(app, code).json["device_id"]
+    listed = runner.invoke(args=["kiosk", "list", "maple"])
+    assert listed.exit_code == 0 and f"{device_id}\tLibrary cart" in listed.output
+    assert "active" in listed.output
+    revoked = runner.invoke(args=["kiosk", "revoke", str(device_id)])
+    assert revoked.exit_code == 0
+    assert "revoked" in runner.invoke(args=["kiosk", "list", "maple"]).output
+
+
+def test_kiosk_cli_says_what_is_wrong(runner, world):
+    for args in (["kiosk", "pair", "nowhere"], ["kiosk", "list", "nowhere"],
+                 ["kiosk", "revoke", "999"], ["kiosk", "revoke", "abc"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code != 0
+        assert len(result.output.strip().splitlines()) == 1, result.output

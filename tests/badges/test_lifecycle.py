@@ -1,0 +1,268 @@
+"""Badge lifecycle: tokens stored as hashes, one active badge, reissue, void (one, section,
+school, people), expiry, temporary badges, password resets."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from portal.auth.services import set_password
+from portal.badges import services
+from portal.badges.services import BadgeError, issue_badge
+from portal.badges.token import looks_like_badge, token_hash
+from portal.db import db
+from portal.db import Base
+from portal.models import Badge, BadgeKind
+from tests.badges.conftest import issue, login, new_client, session_data, staff_post
+
+
+def _active(person):
+    db.session.expire_all()
+    return db.session.scalars(select(Badge).where(Badge.person_id == person.id,
+                                                  Badge.revoked_at.is_(None))).all()
+
+
+def test_token_is_a_badge_and_the_database_holds_only_its_hash(redis_client, world, kiosk):
+    token = issue(redis_client, world.student)
+    assert looks_like_badge(token)
+    kiosk.sign_in(token)
+    dump = []
+    with db.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            for row in conn.execute(table.select()):
+                dump.extend(str(v) for v in row)
+    text_dump = "\n".join(dump)
+    assert token not in text_dump
+    assert token[5:-6] not in text_dump  # not even the random part
+    assert token_hash(token) in text_dump
+
+
+def test_redis_never_holds_the_token(redis_client, world, kiosk):
+    token = issue(redis_client, world.student)
+    kiosk.sign_in(token)
+    for key in redis_client.scan_iter("*"):
+        assert token.encode() not in key
+        if redis_client.type(key) == b"string":
+            assert token.encode() not in redis_client.get(key)
+
+
+def test_one_active_badge_per_student(redis_client, world):
+    issue(redis_client, world.student)
+    issue(redis_client, world.student)
+    assert len(_active(world.student)) == 1
+    active = _active(world.student)[0]
+    db.session.add(Badge(person_id=world.student.id, school_id=world.school.id,
+                         token_hash="0" * 64, kind=BadgeKind.permanent, issued_at=active.issued_at,
+                         expires_at=active.expires_at))
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_reissue_revokes_the_previous_badge_at_once(redis_client, world, kiosk):
+    old = issue(redis_client, world.student)
+    kiosk.sign_in(old)
+    new = issue(redis_client, world.student)
+    assert kiosk.scan(old).status_code == 403
+    assert kiosk.browser.get("/badges/home").status_code == 302  # the old card's session ended
+    assert kiosk.scan(new).status_code == 200
+
+
+def test_void_ends_badge_sessions_but_not_password_sessions(app, redis_client, world, kiosk):
+    kiosk.sign_in(issue(redis_client, world.student))
+    laptop = new_client(app)
+    login(laptop, "ada")
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    answer = staff_post(teacher, csrf, f"/badges/students/{world.student.id}/void")
+    assert answer.status_code == 200 and answer.json == {"students": 1}
+    assert kiosk.browser.get("/badges/home").status_code == 302
+    assert session_data(redis_client, laptop)["auth_method"] == "password"
+    assert laptop.get("/").status_code == 200
+
+
+def test_void_section_voids_its_students_only(app, redis_client, world, kiosk):
+    ada, alan, grace = (issue(redis_client, s) for s in
+                        (world.student, world.classmate, world.other_student))
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    answer = staff_post(teacher, csrf, f"/badges/sections/{world.section.id}/void")
+    assert answer.json == {"students": 2}
+    assert kiosk.scan(ada).status_code == 403
+    assert kiosk.scan(alan).status_code == 403
+    assert kiosk.scan(grace).status_code == 200
+
+
+def test_void_school_voids_every_badge_of_the_school(app, redis_client, world, kiosk):
+    tokens = [issue(redis_client, s) for s in (world.student, world.classmate, world.other_student)]
+    far = issue(redis_client, world.far_student)
+    admin = new_client(app)
+    csrf = login(admin, "principal")
+    answer = staff_post(admin, csrf, f"/badges/schools/{world.school.id}/void")
+    assert answer.json == {"students": 3}
+    assert all(kiosk.scan(t).status_code == 403 for t in tokens)
+    assert len(_active(world.far_student)) == 1 and far
+
+
+def test_teacher_of_another_section_cannot_void_or_issue(app, redis_client, world):
+    issue(redis_client, world.student)
+    stranger = new_client(app)
+    csrf = login(stranger, "t.five")
+    for path in (f"/badges/students/{world.student.id}/void",
+                 f"/badges/students/{world.student.id}/issue",
+                 f"/badges/students/{world.student.id}/unlock",
+                 f"/badges/sections/{world.section.id}/void",
+                 f"/badges/schools/{world.school.id}/void",
+                 "/badges/students/999999/void"):
+        assert staff_post(stranger, csrf, path).status_code == 403, path
+    assert stranger.get(f"/badges/students/{world.student.id}").status_code == 403
+    assert len(_active(world.student)) == 1
+
+
+def test_students_cannot_manage_badges(app, redis_client, world):
+    student = new_client(app)
+    csrf = login(student, "alan")
+    assert staff_post(student, csrf, f"/badges/students/{world.student.id}/void").status_code == 403
+
+
+def test_admin_of_another_school_cannot_void_it(app, redis_client, world, roster):
+    from portal.models import Role
+    roster.person("oak.principal", role=Role.school_admin, schools=[world.other_school])
+    admin = new_client(app)
+    csrf = login(admin, "oak.principal")
+    assert staff_post(admin, csrf, f"/badges/schools/{world.school.id}/void").status_code == 403
+    assert staff_post(admin, csrf, f"/badges/students/{world.student.id}/issue").status_code == 403
+
+
+def test_teacher_issues_a_badge_and_sees_it_once(app, redis_client, world, kiosk):
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    answer = staff_post(teacher, csrf, f"/badges/students/{world.student.id}/issue")
+    assert answer.status_code == 201
+    assert answer.headers["Cache-Control"] == "no-store"
+    token = answer.json["token"]
+    assert kiosk.scan(token).status_code == 200
+    status = teacher.get(f"/badges/students/{world.student.id}").json
+    assert "token" not in str(status) and token not in str(status)
+    assert status["badges"][0]["last_used_on"] == "Classroom device"
+
+
+def test_district_admin_may_void_any_school_of_the_district(app, redis_client, world):
+    issue(redis_client, world.far_student)
+    admin = new_client(app)
+    csrf = login(admin, "district")
+    answer = staff_post(admin, csrf, f"/badges/schools/{world.other_school.id}/void")
+    assert answer.json == {"students": 1}
+
+
+def test_disabled_student_badge_fails(redis_client, world, kiosk):
+    token = issue(redis_client, world.student)
+    world.student.enabled = False
+    db.session.commit()
+    assert kiosk.scan(token).status_code == 403
+
+
+def test_void_badges_for_people_voids_and_ends_badge_sessions(redis_client, world, kiosk):
+    ada = issue(redis_client, world.student)
+    alan = issue(redis_client, world.classmate)
+    kiosk.sign_in(ada)
+    count = services.void_badges_for_people(db.session, redis_client,
+                                            [world.student.id, world.other_student.id], "disabled")
+    assert count == 1
+    assert kiosk.browser.get("/badges/home").status_code == 302
+    assert kiosk.scan(ada).status_code == 403
+    assert kiosk.scan(alan).status_code == 200
+    assert _active(world.student) == []
+
+
+def test_removed_student_takes_their_badges_along(redis_client, world):
+    issue(redis_client, world.student)
+    db.session.delete(world.student)
+    db.session.commit()
+    assert db.session.scalar(select(Badge)
+                             .where(Badge.person_id == world.student.id)) is None
+
+
+@pytest.mark.parametrize("issued, expires", [
+    (datetime(2026, 3, 1, 12, tzinfo=timezone.utc), datetime(2026, 8, 1, tzinfo=timezone.utc)),
+    (datetime(2026, 7, 31, 23, tzinfo=timezone.utc), datetime(2026, 8, 1, tzinfo=timezone.utc)),
+    (datetime(2026, 8, 15, 8, tzinfo=timezone.utc), datetime(2027, 8, 1, tzinfo=timezone.utc)),
+])
+def test_badge_expires_after_july_31_by_default(redis_client, world, issued, expires):
+    badge = issue_badge(db.session, redis_client, world.student, clock=lambda: issued).badge
+    assert badge.expires_at == expires
+
+
+def test_school_expiry_overrides_the_setting(redis_client, world):
+    from portal.badges.policy import set_policy
+    set_policy(db.session, world.school, expires_on="06-15")
+    issued = datetime(2026, 9, 1, tzinfo=timezone.utc)
+    badge = issue_badge(db.session, redis_client, world.student, clock=lambda: issued,
+                        default_expires="07-31").badge
+    assert badge.expires_at == datetime(2027, 6, 16, tzinfo=timezone.utc)
+
+
+def test_expired_badge_is_refused(redis_client, world, kiosk, clock):
+    token = issue(redis_client, world.student, clock=clock, default_expires="30d")
+    clock.advance(days=29, hours=23)
+    assert kiosk.scan(token).status_code == 200
+    clock.advance(hours=1)
+    assert kiosk.scan(token).status_code == 403
+
+
+def test_temporary_badge_works_for_its_hours_beside_the_permanent_card(redis_client, world, kiosk,
+                                                                       clock):
+    card = issue(redis_client, world.student, clock=clock)
+    temporary = issue(redis_client, world.student, clock=clock, temporary_hours=3)
+    assert {b.kind for b in _active(world.student)} == {BadgeKind.permanent, BadgeKind.temporary}
+    assert kiosk.scan(card).status_code == 200
+    assert kiosk.scan(temporary).status_code == 200
+    clock.advance(hours=2, minutes=59)
+    assert kiosk.scan(temporary).status_code == 200
+    clock.advance(minutes=1)
+    assert kiosk.scan(temporary).status_code == 403
+    assert kiosk.scan(card).status_code == 200
+
+
+def test_second_temporary_badge_replaces_the_first(redis_client, world, kiosk):
+    first = issue(redis_client, world.student, temporary_hours=2)
+    second = issue(redis_client, world.student, temporary_hours=2)
+    assert kiosk.scan(first).status_code == 403
+    assert kiosk.scan(second).status_code == 200
+
+
+@pytest.mark.parametrize("hours", [0, 13, -1])
+def test_temporary_badge_lasts_one_to_twelve_hours(redis_client, world, hours):
+    with pytest.raises(BadgeError):
+        issue(redis_client, world.student, temporary_hours=hours)
+
+
+def test_teacher_issues_a_temporary_badge_over_http(app, redis_client, world, clock):
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    answer = staff_post(teacher, csrf, f"/badges/students/{world.student.id}/issue", hours=4)
+    assert answer.json["kind"] == "temporary"
+    assert datetime.fromisoformat(answer.json["expires_at"]) == clock.now + timedelta(hours=4)
+
+
+def test_password_reset_leaves_badges_alone(redis_client, world, kiosk):
+    token = issue(redis_client, world.student)
+    set_password(db.session, redis_client, world.student, "a brand new password")
+    assert len(_active(world.student)) == 1
+    assert kiosk.sign_in(token).status_code == 302
+
+
+def test_staff_cannot_get_a_badge(redis_client, world):
+    with pytest.raises(BadgeError):
+        issue(redis_client, world.teacher)
+
+
+def test_section_sheet_issue_covers_badge_grades_only(redis_client, world):
+    from portal.badges.policy import set_policy
+    set_policy(db.session, world.school, grades="01,02")
+    issued = services.issue_badges_for_section(db.session, redis_client, world.section)
+    assert [i.person.username for i in issued] == ["ada", "alan"]  # family name order
+    assert all(looks_like_badge(i.token) for i in issued)
+
