@@ -145,3 +145,20 @@ def test_hand_off_page_allows_only_its_own_script(client, signed_in):
     policy = page.headers["Content-Security-Policy"]
     assert "script-src 'sha256-" in policy and "unsafe-inline" not in policy
     assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_nameid_field_withdrawn_from_release_stops_launch_plainly(client, auth, roster):
+    from portal.admin.services import release_fields
+    school = roster.school()
+    roster.person("ada.lovelace", schools=[school])
+    registered = register_and_grant(db.session, school=school, nameid="username")
+    release_fields(db.session, registered.slug, ["given_name"])  # username no longer released
+    auth.login()
+    html = assert_plain_refusal(client.get(f"/launch/{registered.slug}"), status=409)
+    assert "set up right yet" in html
+    assert db.session.scalar(select(func.count(Event.id)).where(Event.kind == "launch")) == 0
+
+
+def test_unencoded_plus_in_the_request_is_tolerated(client, signed_in):
+    query = redirect_query(request_xml(request_id="_plus"))
+    saml_response_of(client.get("/saml/sso?" + query.replace("%2B", "+")))

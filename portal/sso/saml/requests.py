@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -88,7 +88,8 @@ def decode_redirect(raw_query: str) -> IncomingMessage:
             raw[key] = value
     if "SAMLRequest" not in raw:
         raise MalformedMessage("no SAMLRequest in the address")
-    xml = inflate(b64decode(unquote_plus(raw["SAMLRequest"])))
+    # Base64 never holds a space, so a bare "+" some senders leave unencoded is still a "+".
+    xml = inflate(b64decode(unquote(raw["SAMLRequest"])))
     signed_octets = sig_alg = signature = None
     if "Signature" in raw or "SigAlg" in raw:
         if not ("Signature" in raw and "SigAlg" in raw):
@@ -100,7 +101,7 @@ def decode_redirect(raw_query: str) -> IncomingMessage:
         octets += "&SigAlg=" + raw["SigAlg"]
         signed_octets = octets.encode("ascii", "replace")
         sig_alg = unquote_plus(raw["SigAlg"])
-        signature = b64decode(unquote_plus(raw["Signature"]))
+        signature = b64decode(unquote(raw["Signature"]))
     return IncomingMessage(c.BINDING_REDIRECT, xml, _relay_state(unquote_plus(raw.get("RelayState", ""))),
                            signed_octets, sig_alg, signature)
 
