@@ -1,0 +1,102 @@
+"""A badge sign-in in a real Chromium: the kiosk program talks to a real server, its browser is
+bound, opens the hand-off, and the student picks pictures by touch, mouse and keyboard."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from portal.badges.kiosks import create_pairing_code
+from portal.badges.policy import set_policy
+from portal.db import db
+from tests.badges.conftest import issue
+from tests.browser.conftest import browser, live_server  # noqa: F401  (shared fixtures)
+
+pytestmark = pytest.mark.browser
+
+
+class KioskProgram:
+    """What the kiosk program does over HTTP: enroll once, then bind and scan."""
+
+    def __init__(self, base: str, code: str):
+        answer = requests.post(f"{base}/kiosk/enroll", json={"code": code}, timeout=10)
+        assert answer.status_code == 201, answer.text
+        self.base = base
+        self.headers = {"Authorization": f"Bearer {answer.json()['credential']}"}
+
+    def bind_url(self) -> str:
+        return requests.post(f"{self.base}/kiosk/bind", json={}, headers=self.headers,
+                             timeout=10).json()["bind_url"]
+
+    def scan(self, token: str) -> str:
+        answer = requests.post(f"{self.base}/kiosk/badge", json={"token": token},
+                               headers=self.headers, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["handoff_url"]
+
+
+@pytest.fixture
+def kiosk_page(browser):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    problems = []
+    page.on("console", lambda m: problems.append(m.text)
+            if "Content Security Policy" in m.text or "Refused to" in m.text else None)
+    yield page, problems
+    context.close()
+
+
+def _pick(page, *how_and_names):
+    """Press picture buttons: "tap" (touch), "click" (mouse) or "keyboard" (focus, Enter)."""
+    for how, name in how_and_names:
+        button = page.get_by_role("button", name=name, exact=True)
+        with page.expect_navigation():
+            if how == "tap":
+                button.tap()
+            elif how == "click":
+                button.click()
+            else:
+                button.focus()
+                page.keyboard.press("Enter")
+
+
+def test_student_picks_pictures_by_touch_mouse_and_keyboard(app, redis_client, world, live_server,  # noqa: F811
+                                                            kiosk_page):
+    page, problems = kiosk_page
+    set_policy(db.session, world.school, second_factor_grades="01", factor="picture")
+    token = issue(redis_client, world.student)
+    kiosk = KioskProgram(live_server, create_pairing_code(db.session, redis_client, world.school).code)
+    page.goto(kiosk.bind_url())
+    assert page.get_by_role("heading", name="This browser is ready").is_visible()
+
+    page.goto(kiosk.scan(token))
+    assert page.url.endswith("/badges/check")
+    assert page.get_by_role("heading", name="Pick three pictures you will remember").is_visible()
+    assert page.get_by_role("button", name="Cat", exact=True).bounding_box()["height"] >= 48
+    sequence = (("tap", "Cat"), ("click", "Boat"), ("keyboard", "Star"))
+    _pick(page, *sequence)
+    assert page.get_by_role("heading", name="Pick the same three pictures again").is_visible()
+    _pick(page, *sequence)
+    page.wait_for_url(live_server + "/badges/home")
+    assert page.get_by_role("heading", name="Hi, Ada!").is_visible()
+    assert page.get_by_role("button", name="Not you? Sign out").is_visible()
+
+    page.goto(kiosk.scan(token))
+    _pick(page, ("keyboard", "Cat"), ("keyboard", "Boat"), ("keyboard", "Star"))
+    page.wait_for_url(live_server + "/badges/home")
+    page.get_by_role("button", name="Not you? Sign out").click()
+    page.wait_for_url(live_server + "/login")
+    assert problems == []  # nothing blocked by the Content-Security-Policy
+
+
+def test_photographed_handoff_opens_nothing_in_another_browser(app, redis_client, world,  # noqa: F811
+                                                              live_server, browser):
+    kiosk = KioskProgram(live_server, create_pairing_code(db.session, redis_client, world.school).code)
+    url = kiosk.scan(issue(redis_client, world.student))
+    other = browser.new_context()
+    page = other.new_page()
+    page.goto(url)
+    assert page.get_by_role("heading", name="That sign-in has run out").is_visible()
+    page.goto(live_server + "/")
+    assert "/login" in page.url
+    other.close()
