@@ -5,6 +5,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = ROOT / "instance"
@@ -72,6 +73,10 @@ class Settings:
     saml_key_file: str = ""
     saml_cert_file: str = ""
     saml_entity_id: str = ""
+    oidc_issuer: str = ""  # e.g. https://portal.district.org; empty: the URL the request came to
+    oidc_keys_dir: str = ""  # empty: instance/oidc_keys
+    oidc_code_seconds: int = 60
+    oidc_token_seconds: int = 600
 
     @property
     def production(self) -> bool:
@@ -129,6 +134,31 @@ def load_settings() -> Settings:
             "responses with the same key: point both at the district's PEM files."
         )
 
+    oidc_keys_dir = _env("OIDC_KEYS_DIR", "")
+    if env == "production" and not oidc_keys_dir:
+        raise ConfigError(
+            "PORTAL_OIDC_KEYS_DIR is not set. Every worker must sign ID tokens with the same keys: "
+            "point it at a folder all workers share (`portal keys rotate` writes there)."
+        )
+    oidc_code_seconds = _int("OIDC_CODE_SECONDS", 60)
+    if not 1 <= oidc_code_seconds <= 60:
+        raise ConfigError("PORTAL_OIDC_CODE_SECONDS must be between 1 and 60")
+    oidc_issuer = (_env("OIDC_ISSUER", "") or "").rstrip("/")
+    if env == "production" and not oidc_issuer:
+        raise ConfigError(
+            "PORTAL_OIDC_ISSUER is not set. Apps check every ID token against it: set it to the "
+            "portal's public address, e.g. https://portal.example.org"
+        )
+    issuer_parts = urlsplit(oidc_issuer)
+    if oidc_issuer and (issuer_parts.query or issuer_parts.fragment or not (
+            issuer_parts.scheme == "https" and issuer_parts.hostname
+            or issuer_parts.scheme == "http" and issuer_parts.hostname in ("127.0.0.1", "localhost"))):
+        raise ConfigError("PORTAL_OIDC_ISSUER must be the portal's https:// address, e.g. "
+                          "https://portal.example.org")
+    oidc_token_seconds = _int("OIDC_TOKEN_SECONDS", 600)
+    if not 60 <= oidc_token_seconds <= 3600:
+        raise ConfigError("PORTAL_OIDC_TOKEN_SECONDS must be between 60 and 3600")
+
     return Settings(
         env=env,
         instance_path=instance,
@@ -144,6 +174,10 @@ def load_settings() -> Settings:
         saml_key_file=saml_key_file,
         saml_cert_file=saml_cert_file,
         saml_entity_id=_env("SAML_ENTITY_ID", ""),
+        oidc_issuer=oidc_issuer,
+        oidc_keys_dir=oidc_keys_dir,
+        oidc_code_seconds=oidc_code_seconds,
+        oidc_token_seconds=oidc_token_seconds,
         badge_expires=_badge_expires(_env("BADGE_EXPIRES", "07-31")),
         kiosk_idle_minutes=_int("KIOSK_IDLE_MINUTES", 15),
         badge_limit_per_device=_env("BADGE_LIMIT_PER_DEVICE", BADGE_LIMIT_PER_DEVICE),

@@ -1,0 +1,145 @@
+"""OpenID Connect clients: registering an app, and the App as Authlib sees a client.
+
+An OIDC app is an App of kind oidc: App.client_id holds its client_id, App.settings holds its
+redirect URIs, login URI, scopes and the SHA-256 of its secret (the secret itself is shown once).
+"""
+from __future__ import annotations
+
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.admin.services import AdminError, slugify
+from portal.models import App, AppKind
+from portal.sso.oidc.claims import SCOPES, hash_secret, scope_list
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+_TEST_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def check_client_url(url: str, *, what: str) -> str:
+    """Return `url` if an app may use it: https, or http on this machine for testing."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise AdminError(f"{what} is not a URL: {url!r}") from None
+    local = parts.scheme == "http" and parts.hostname in _TEST_HOSTS
+    if not parts.netloc or not (parts.scheme == "https" or local):
+        raise AdminError(
+            f"{what} must start with https:// (http:// only for 127.0.0.1 or localhost): {url!r}")
+    if parts.fragment or "#" in url:
+        raise AdminError(f"{what} may not have a #fragment: {url!r}")
+    if parts.username or parts.password:
+        raise AdminError(f"{what} may not carry a user name or password: {url!r}")
+    if any(c.isspace() for c in url) or "*" in url:
+        raise AdminError(f"{what} must be one exact address (no spaces or wildcards): {url!r}")
+    return url
+
+
+def _unique(values) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def register_client(db: Session, name: str, *, redirect_uris: list[str], login_uri: str,
+                    scopes: list[str] | None = None, post_logout_redirect_uris: list[str] = (),
+                    target_link_uri: str | None = None, icon: str = "") -> tuple[App, str]:
+    """Add an OIDC app; return it and its client secret (shown once, stored only hashed)."""
+    name = (name or "").strip()
+    if not name:
+        raise AdminError("an app needs a name")
+    if not redirect_uris:
+        raise AdminError("give at least one --redirect-uri")
+    redirect_uris = _unique(check_client_url(u, what="redirect URI") for u in redirect_uris)
+    check_client_url(login_uri, what="login URI")
+    post_logout = _unique(check_client_url(u, what="post-logout redirect URI")
+                          for u in post_logout_redirect_uris)
+    if target_link_uri:
+        check_client_url(target_link_uri, what="target link URI")
+    else:
+        parts = urlsplit(login_uri)
+        target_link_uri = f"{parts.scheme}://{parts.netloc}/"
+    if icon:
+        check_client_url(icon, what="icon URL")
+
+    wanted = scope_list(" ".join(scopes)) if scopes else list(SCOPES)
+    unknown = [s for s in wanted if s not in SCOPES]
+    if unknown:
+        raise AdminError(f"unknown scope {unknown[0]!r}; scopes are: {', '.join(SCOPES)}")
+    wanted = ["openid"] + [s for s in wanted if s != "openid"]
+
+    slug = slugify(name)
+    if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):
+        raise AdminError(f"an app called {name!r} exists already")
+
+    client_id = secrets.token_urlsafe(18)
+    client_secret = secrets.token_urlsafe(32)
+    app = App(slug=slug, name=name, kind=AppKind.oidc, client_id=client_id, url=target_link_uri,
+              icon=icon, settings={
+                  "redirect_uris": redirect_uris,
+                  "login_uri": login_uri,
+                  "post_logout_redirect_uris": post_logout,
+                  "scopes": wanted,
+                  "client_secret_sha256": hash_secret(client_secret),
+              })
+    db.add(app)
+    db.commit()
+    return app, client_secret
+
+
+def find_client(db: Session, client_id: str | None) -> "Client | None":
+    """Return the OIDC client with this client_id, or None."""
+    if not client_id or len(client_id) > 255:
+        return None
+    app = db.scalar(select(App).where(App.client_id == client_id, App.kind == AppKind.oidc))
+    return Client(app) if app is not None else None
+
+
+class Client(ClientMixin):
+    """An App of kind oidc, seen as an OAuth 2 client."""
+
+    # Every client signs ID tokens with RS256; Authlib reads this attribute.
+    id_token_signed_response_alg = "RS256"
+
+    def __init__(self, app: App):
+        self.app = app
+        self.client_id = app.client_id
+        self.settings = dict(app.settings or {})
+
+    @property
+    def client_metadata(self) -> dict:
+        return {"post_logout_redirect_uris": list(self.settings.get("post_logout_redirect_uris", []))}
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self):
+        # OpenID Connect requires redirect_uri in every request: there is no default.
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        allowed = set(self.settings.get("scopes", ["openid"]))
+        return " ".join(s for s in scope_list(scope) if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # Exact string match, nothing else (no prefixes, no normalising).
+        return redirect_uri in self.settings.get("redirect_uris", [])
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        expected = self.settings.get("client_secret_sha256", "")
+        return bool(expected) and hmac.compare_digest(hash_secret(client_secret), expected)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if endpoint == "token":
+            return method in AUTH_METHODS
+        return True
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "authorization_code"

@@ -1,0 +1,33 @@
+"""The OpenID Provider's discovery document (OpenID Connect Discovery 1.0). Pure."""
+from __future__ import annotations
+
+from portal.sso.oidc.claims import CLAIM_NAMES, SCOPES
+from portal.sso.oidc.clients import AUTH_METHODS
+from portal.sso.oidc.keys import ALG
+
+
+def provider_metadata(issuer: str, *, authorize: str, token: str, userinfo: str, jwks: str,
+                      end_session: str) -> dict:
+    """Describe what this provider supports: only what it really does."""
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": authorize,
+        "token_endpoint": token,
+        "userinfo_endpoint": userinfo,
+        "jwks_uri": jwks,
+        "end_session_endpoint": end_session,
+        "scopes_supported": list(SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": [ALG],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash",
+                             *CLAIM_NAMES.values()],
+        "prompt_values_supported": ["none", "login"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+    }

@@ -1,0 +1,90 @@
+"""Short-lived OpenID Connect state in Redis: authorization codes, access tokens, nonces.
+
+Codes and tokens are stored under the SHA-256 of their value, never the value itself. A code is
+taken with GETDEL, so it can be exchanged once. Taking it leaves a marker; presenting the code
+again finds the marker and revokes every access token the first exchange issued.
+"""
+from __future__ import annotations
+
+import json
+
+import redis
+
+from portal.sso.oidc.claims import hash_secret
+
+CODE = "portal:oidc:code:"
+CODE_USED = "portal:oidc:code-used:"
+CODE_TOKENS = "portal:oidc:code-tokens:"
+TOKEN = "portal:oidc:token:"
+NONCE = "portal:oidc:nonce:"
+
+USED, REVOKED = b"used", b"revoked"
+
+
+def save_code(client: redis.Redis, code: str, record: dict, *, seconds: int) -> None:
+    """Keep an authorization code's record for `seconds` (at most a minute)."""
+    client.set(CODE + hash_secret(code), json.dumps(record), ex=seconds)
+
+
+def take_code(client: redis.Redis, code: str, *, remember_seconds: int) -> tuple[dict | None, bool]:
+    """Take a code once: return (record, False), or (None, reused) when it cannot be taken.
+
+    On reuse, every access token issued from the code is revoked before returning.
+    """
+    code_hash = hash_secret(code)
+    # Mark before taking: of two concurrent exchanges, one gets the record and the other
+    # finds the mark left by the first, so a race cannot hide a reuse.
+    first = client.set(CODE_USED + code_hash, USED, nx=True, ex=remember_seconds)
+    raw = client.getdel(CODE + code_hash)
+    if raw is not None:
+        record = json.loads(raw)
+        record["code_hash"] = code_hash
+        return record, False
+    # Unknown, expired or already taken: revoke whatever the code issued (nothing, unless it
+    # was taken before), so a replayed code never leaves its tokens alive.
+    revoke_code(client, code_hash)
+    return None, not first
+
+
+def revoke_code(client: redis.Redis, code_hash: str) -> int:
+    """Revoke every access token issued from a code; return how many there were."""
+    # Mark first, then read the list: a token saved concurrently either is in the list or
+    # sees the mark (save_token checks it after adding itself).
+    client.set(CODE_USED + code_hash, REVOKED, keepttl=True)
+    token_hashes = client.smembers(CODE_TOKENS + code_hash)
+    if token_hashes:
+        client.delete(*[TOKEN + h.decode() for h in token_hashes])
+    return len(token_hashes)
+
+
+def save_token(client: redis.Redis, access_token: str, record: dict, *, seconds: int,
+               code_hash: str | None) -> bool:
+    """Store an access token's record; False (and nothing stored) if its code was revoked."""
+    token_hash = hash_secret(access_token)
+    client.set(TOKEN + token_hash, json.dumps(record), ex=seconds)
+    if code_hash is None:
+        return True
+    pipe = client.pipeline()
+    pipe.sadd(CODE_TOKENS + code_hash, token_hash)
+    pipe.expire(CODE_TOKENS + code_hash, seconds)
+    pipe.execute()
+    if client.get(CODE_USED + code_hash) == REVOKED:
+        client.delete(TOKEN + token_hash)
+        return False
+    return True
+
+
+def load_token(client: redis.Redis, access_token: str) -> dict | None:
+    """Return an access token's record, or None when it is unknown, expired or revoked."""
+    raw = client.get(TOKEN + hash_secret(access_token))
+    return json.loads(raw) if raw is not None else None
+
+
+def nonce_seen(client: redis.Redis, client_id: str, nonce: str) -> bool:
+    """True when a code was already issued with this nonce for this client."""
+    return bool(client.exists(NONCE + hash_secret(f"{client_id}|{nonce}")))
+
+
+def remember_nonce(client: redis.Redis, client_id: str, nonce: str, *, seconds: int) -> None:
+    """Remember a nonce a code was issued with, to refuse the same authorization request again."""
+    client.set(NONCE + hash_secret(f"{client_id}|{nonce}"), b"1", ex=seconds)

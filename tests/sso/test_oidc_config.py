@@ -1,0 +1,44 @@
+"""The provider's settings: production needs a fixed issuer and a shared key folder."""
+from __future__ import annotations
+
+import pytest
+
+from portal.config import ConfigError, load_settings
+
+
+@pytest.fixture
+def production(monkeypatch, tmp_path):
+    monkeypatch.setenv("PORTAL_ENV", "production")
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    for name in ("SECRET_KEY", "PAIRWISE_KEY"):
+        monkeypatch.setenv(f"PORTAL_{name}", "x" * 40)
+    monkeypatch.setenv("PORTAL_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("PORTAL_SAML_KEY_FILE", str(tmp_path / "k.pem"))
+    monkeypatch.setenv("PORTAL_SAML_CERT_FILE", str(tmp_path / "c.pem"))
+    monkeypatch.setenv("PORTAL_OIDC_KEYS_DIR", str(tmp_path / "oidc"))
+    monkeypatch.setenv("PORTAL_OIDC_ISSUER", "https://portal.example.org/")
+    return monkeypatch
+
+
+def test_production_reads_the_oidc_settings(production, tmp_path):
+    settings = load_settings()
+    assert settings.oidc_issuer == "https://portal.example.org"
+    assert settings.oidc_keys_dir == str(tmp_path / "oidc")
+    assert (settings.oidc_code_seconds, settings.oidc_token_seconds) == (60, 600)
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("OIDC_KEYS_DIR", None, "PORTAL_OIDC_KEYS_DIR is not set"),
+    ("OIDC_ISSUER", None, "PORTAL_OIDC_ISSUER is not set"),
+    ("OIDC_ISSUER", "http://portal.example.org", "https://"),
+    ("OIDC_ISSUER", "https://portal.example.org/?x=1", "https://"),
+    ("OIDC_CODE_SECONDS", "600", "between 1 and 60"),
+    ("OIDC_TOKEN_SECONDS", "0", "between 60 and 3600"),
+])
+def test_bad_oidc_settings_stop_start_up(production, name, value, words):
+    if value is None:
+        production.delenv(f"PORTAL_{name}")
+    else:
+        production.setenv(f"PORTAL_{name}", value)
+    with pytest.raises(ConfigError, match=words.replace("?", r"\?")):
+        load_settings()
