@@ -176,6 +176,8 @@ def dev(port, students):
 def register_commands(app):
     """Attach the command groups to an app (used by create_app)."""
     import portal.sso.saml.cli  # noqa: F401  (adds `apps add-saml`)
+    from portal.sso.oidc.cli import keys_cli  # also adds `apps add-oidc`
+    app.cli.add_command(keys_cli)
     for group in (db_cli, users_cli, apps_cli):
         app.cli.add_command(group)
     from portal.badges.cli import badges_cli, kiosk_cli

@@ -1,0 +1,76 @@
+"""`portal apps add-oidc` and `portal keys rotate`: the scriptable interface."""
+from __future__ import annotations
+
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from portal.db import db
+from portal.models import App, AppKind
+from portal.sso.oidc.claims import hash_secret
+from portal.sso.oidc.keys import load_keys
+
+ADD = ["apps", "add-oidc", "Math Garden", "--redirect-uri", "https://math.test/cb",
+       "--redirect-uri", "http://127.0.0.1:8000/cb", "--login-uri", "https://math.test/login"]
+
+
+@pytest.fixture
+def settings(base_settings, tmp_path):
+    """A key folder of this test's own: rotating here leaves other tests' keys alone."""
+    return replace(base_settings, oidc_keys_dir=str(tmp_path / "oidc_keys"))
+
+
+def test_add_oidc_prints_credentials_once_and_stores_only_a_hash(app, runner):
+    result = runner.invoke(args=ADD + ["--scope", "openid", "--scope", "profile"])
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    client_id, secret = lines["client_id"], lines["client_secret"]
+    assert len(secret) >= 43
+    with app.app_context():
+        stored = db.session.scalar(select(App).where(App.client_id == client_id))
+        assert stored.kind is AppKind.oidc and stored.name == "Math Garden"
+        assert stored.settings["redirect_uris"] == ["https://math.test/cb", "http://127.0.0.1:8000/cb"]
+        assert stored.settings["login_uri"] == "https://math.test/login"
+        assert stored.settings["scopes"] == ["openid", "profile"]
+        assert stored.settings["client_secret_sha256"] == hash_secret(secret)
+        assert secret not in str(stored.settings) and secret not in result.stderr
+        assert stored.released_fields == ["given_name", "family_name_initial"]  # least data by default
+
+
+def one_line_failure(result, words):
+    assert result.exit_code != 0
+    message = result.output.strip()
+    assert len(message.splitlines()) == 1 and words in message, message
+    assert "Traceback" not in message
+
+
+def add(name="Other", redirect="https://math.test/cb", login="https://math.test/login", *extra):
+    return ["apps", "add-oidc", name, "--redirect-uri", redirect, "--login-uri", login, *extra]
+
+
+def test_add_oidc_refuses_bad_input(app, runner):
+    assert runner.invoke(args=ADD).exit_code == 0
+    one_line_failure(runner.invoke(args=ADD), "exists already")
+    one_line_failure(runner.invoke(args=add(redirect="http://math.test/cb")), "https://")
+    one_line_failure(runner.invoke(args=add(login="http://math.test/login")), "login URI")
+    one_line_failure(runner.invoke(args=add(redirect="https://math.test/cb#x")), "fragment")
+    one_line_failure(runner.invoke(args=add("Other", "https://math.test/cb", "https://math.test/login",
+                                            "--scope", "admin")), "unknown scope")
+    assert runner.invoke(args=["apps", "add-oidc", "Other", "--login-uri", "https://x.test/"]).exit_code != 0
+
+
+def test_keys_rotate_publishes_a_new_key_beside_the_old(app, runner):
+    folder = Path(app.config["SETTINGS"].oidc_keys_dir)
+    before = load_keys(folder).public_jwks()["keys"]
+    result = runner.invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    assert f"still published: {before[0]['kid']}" in result.output
+    after = load_keys(folder).public_jwks()["keys"]
+    assert len(after) == 2 and after[1]["kid"] == before[0]["kid"]
+    assert result.output.startswith(f"signing with {after[0]['kid']}")
+    listed = runner.invoke(args=["keys", "list"]).output.splitlines()
+    assert listed == [f"{after[0]['kid']}\tsigning", f"{after[1]['kid']}\tpublished"]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.glob("*.pem"))
