@@ -178,7 +178,8 @@ def register_commands(app):
     import portal.sso.saml.cli  # noqa: F401  (adds `apps add-saml`)
     from portal.sso.oidc.cli import keys_cli  # also adds `apps add-oidc`
     app.cli.add_command(keys_cli)
-    for group in (db_cli, users_cli, apps_cli):
+    from portal.roster.cli import demo_cli, roster_cli
+    for group in (db_cli, users_cli, apps_cli, roster_cli, demo_cli):
         app.cli.add_command(group)
     from portal.badges.cli import badges_cli, kiosk_cli
     app.cli.add_command(badges_cli)

@@ -1,0 +1,149 @@
+"""Open a OneRoster 1.1 CSV bundle (a folder or a .zip) and read its files as rows of text.
+
+Only the layer that turns bytes into rows lives here: where the files are, what manifest.csv
+says about each, UTF-8 (with or without a byte-order mark) and the header line. What the values
+mean is parse.py's business.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterator
+from operator import itemgetter
+from pathlib import Path, PurePosixPath
+
+from portal.roster.problems import Problems, RosterError
+
+# The files the portal reads, by the manifest's name for them (file.<name>).
+FILES = ("academicSessions", "orgs", "courses", "classes", "users", "enrollments")
+MODES = ("bulk", "delta", "absent")
+MANIFEST = "manifest.csv"
+
+# Grow the csv module's field limit: a class with many term or grade codes is still one field.
+csv.field_size_limit(1 << 24)
+
+
+class Source:
+    """Where the bundle's files are: a folder, or the folder inside a zip that holds manifest.csv."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._zip: zipfile.ZipFile | None = None
+        self._members: dict[str, str] = {}
+        if not path.exists():
+            raise RosterError([f"{path}: there is no such file or folder"])
+        if path.is_dir():
+            return
+        try:
+            self._zip = zipfile.ZipFile(path)
+            names = [n for n in self._zip.namelist() if not n.endswith("/")]
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            kind = "a valid zip file" if path.suffix.lower() == ".zip" else "a folder or a .zip file"
+            raise RosterError([f"{path.name}: not {kind} ({e}); export the roster again"]) from None
+        # A bundle may be zipped with its files at the top or inside one folder.
+        manifests = sorted((n for n in names if PurePosixPath(n).name == MANIFEST),
+                           key=lambda n: n.count("/"))
+        prefix = str(PurePosixPath(manifests[0]).parent) + "/" if manifests else ""
+        prefix = "" if prefix == "./" else prefix
+        for name in names:
+            if name.startswith(prefix) and "/" not in name[len(prefix):]:
+                self._members[name[len(prefix):]] = name
+
+    def has(self, filename: str) -> bool:
+        if self._zip is not None:
+            return filename in self._members
+        return (self.path / filename).is_file()
+
+    def read(self, filename: str) -> bytes:
+        try:
+            if self._zip is not None:
+                return self._zip.read(self._members[filename])
+            return (self.path / filename).read_bytes()
+        except (OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+            raise RosterError([f"{filename}: could not be read ({e})"]) from None
+
+    def size(self, filename: str) -> int:
+        if self._zip is not None:
+            return self._zip.getinfo(self._members[filename]).file_size
+        return (self.path / filename).stat().st_size
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+
+def decode(filename: str, data: bytes) -> str:
+    """Return the file's text; refuse bytes that are not UTF-8, naming the line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise RosterError([f"{filename} line {line}: the file is not UTF-8 text; "
+                           "save it as UTF-8 and import again"]) from None
+
+
+def read_manifest(source: Source) -> dict[str, str]:
+    """Return how each file is to be processed: bulk, delta or absent."""
+    if not source.has(MANIFEST):
+        raise RosterError([f"{MANIFEST} is missing: a OneRoster 1.1 bundle starts with it"])
+    problems = Problems()
+    properties: dict[str, str] = {}
+    for line, (name, value) in table(MANIFEST, decode(MANIFEST, source.read(MANIFEST)),
+                                     ("propertyName", "value"), (), problems):
+        properties[name] = value
+    problems.raise_if_any()
+
+    modes: dict[str, str] = {}
+    for name in FILES:
+        filename = f"{name}.csv"
+        mode = properties.get(f"file.{name}", "").lower()
+        if not mode:
+            if source.has(filename):
+                problems.add(f"{MANIFEST}: no file.{name} entry says how to read {filename} "
+                             "(bulk, delta or absent)")
+            mode = "absent"
+        elif mode not in MODES:
+            problems.add(f"{MANIFEST}: file.{name} is {mode!r}; it must be bulk, delta or absent")
+            continue
+        elif mode != "absent" and not source.has(filename):
+            problems.add(f"{filename} is missing ({MANIFEST} says file.{name} is {mode})")
+        modes[name] = mode
+    problems.raise_if_any()
+    return modes
+
+
+def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[str, ...],
+          problems: Problems) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line number, values) with the named columns in the order asked, whitespace trimmed.
+
+    Columns may come in any order and extra columns are ignored; a missing optional column
+    reads as "". Header names are matched without regard to case.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header or not any(h.strip() for h in header):
+        problems.add(f"{filename} line 1: the file is empty; it needs a header line")
+        return
+    position: dict[str, int] = {}
+    for i, name in enumerate(header):
+        position.setdefault(name.strip().lower(), i)
+    missing = [c for c in required if c.lower() not in position]
+    if missing:
+        names = ", ".join(f'"{c}"' for c in missing)
+        problems.add(f"{filename} line 1: missing column{'s' if len(missing) > 1 else ''} {names}")
+        return
+    # A missing optional column points at the "" appended to every row below.
+    indexes = [position.get(c.lower(), -1) for c in required + optional]
+    pick = itemgetter(*indexes) if len(indexes) > 1 else lambda row: (row[indexes[0]],)
+    needed = max(indexes) + 1
+    strip = str.strip
+    for row in reader:
+        if len(row) < needed:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # a blank line
+            problems.add(f"{filename} line {reader.line_num}: {len(row)} values, but the header "
+                         f"line has {len(header)} columns")
+            continue
+        row.append("")
+        yield reader.line_num, list(map(strip, pick(row)))

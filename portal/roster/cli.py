@@ -1,0 +1,99 @@
+"""`portal roster import PATH` and `portal demo [--students N]`."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask.cli import with_appcontext
+
+from portal.roster.problems import RosterError
+
+STAGES = {"reading": "reading the roster", "checking": "checking", "writing": "writing"}
+
+
+class TerminalProgress:
+    """A progress bar per stage on standard error, only when that is a terminal."""
+
+    def __init__(self):
+        self.stage = None
+        self.bar = None
+
+    @classmethod
+    def maybe(cls) -> "TerminalProgress | None":
+        return cls() if sys.stderr.isatty() else None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = click.progressbar(length=total, label=STAGES.get(stage, stage).ljust(18),
+                                         file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _refuse(error: RosterError):
+    raise click.ClickException("the roster was not imported; nothing changed:\n  "
+                               + "\n  ".join(error.problems))
+
+
+@click.group("roster")
+def roster_cli():
+    """The roster: OneRoster 1.1 CSV imports."""
+
+
+@roster_cli.command("import")
+@click.argument("path", type=click.Path(path_type=str))
+@with_appcontext
+def roster_import(path):
+    """Import a OneRoster 1.1 CSV bundle (a folder or a .zip).
+
+    Every row is checked first; a bundle with a problem is refused whole. The users.csv
+    password column is ignored: the portal sets passwords itself.
+    """
+    from portal.db import db
+    from portal.roster.importer import import_roster
+
+    progress = TerminalProgress.maybe()
+    try:
+        summary = import_roster(db.session, path, progress=progress)
+    except RosterError as e:
+        _refuse(e)
+    finally:
+        if progress:
+            progress.close()
+    click.echo(f"imported {path}")
+    for line in summary.lines():
+        click.echo(line)
+
+
+@click.command("demo")
+@click.option("--students", type=click.IntRange(min=20), default=300, show_default=True,
+              help="how many students the demo district has")
+@with_appcontext
+def demo_cli(students):
+    """Generate and import the demo district (safe to repeat)."""
+    from portal.db import db
+    from portal.migrate import upgrade
+    from portal.roster.demo import DEMO_ACCOUNTS, load_demo
+
+    upgrade(db.engine)
+    progress = TerminalProgress.maybe()
+    try:
+        summary = load_demo(db.session, students=students, progress=progress)
+    except RosterError as e:
+        _refuse(e)
+    finally:
+        if progress:
+            progress.close()
+    click.echo(f"demo district loaded ({students} students)")
+    for line in summary.lines():
+        click.echo(line)
+    click.echo("demo sign-ins:")
+    for account in DEMO_ACCOUNTS:
+        click.echo(f"  {account.username}  {account.password}")

@@ -1,0 +1,242 @@
+"""import_roster on good bundles: what lands where, updates, removals, modes, idempotence."""
+from __future__ import annotations
+
+import zipfile
+
+from sqlalchemy import func, select
+
+from portal.models import District, Enrollment, Person, PersonSchool, Role, School, Section
+from portal.roster import import_roster
+from tests.roster.conftest import HEADERS, snapshot
+
+
+def person(db, sid) -> Person | None:
+    return db.scalar(select(Person).where(Person.sourced_id == sid))
+
+
+def counts(summary) -> dict:
+    return {kind: (c.created, c.updated, c.removed, c.skipped)
+            for kind, c in summary.counts.items()}
+
+
+def schools_of(db, sid) -> set[str]:
+    return set(db.scalars(select(School.sourced_id).join(PersonSchool,
+                                                          PersonSchool.school_id == School.id)
+                          .join(Person, Person.id == PersonSchool.person_id)
+                          .where(Person.sourced_id == sid)))
+
+
+def enrollment_sids(db) -> set[str]:
+    return set(db.scalars(select(Enrollment.sourced_id)))
+
+
+def test_folder_import_creates_the_roster(db_session, bundles, roster_rows):
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert counts(summary) == {
+        "districts": (1, 0, 0, 0), "schools": (2, 0, 0, 0), "sections": (2, 0, 0, 0),
+        "people": (7, 0, 0, 1), "enrollments": (5, 0, 0, 0)}
+    district = db_session.scalar(select(District))
+    assert (district.sourced_id, district.name) == ("d1", "Riverside Unified")
+    maple = db_session.scalar(select(School).where(School.sourced_id == "s1"))
+    assert (maple.name, maple.identifier, maple.district_id) == ("Maple Elementary", "061",
+                                                                  district.id)
+    ada = person(db_session, "u1")
+    assert ada.username == "ada.lovelace"  # stored lower-case
+    assert (ada.role, ada.given_name, ada.grades, ada.student_number, ada.email) == (
+        Role.student, "Ada", "02", "1001", "ada@example.org")
+    assert ada.district_id == district.id and ada.enabled
+    assert schools_of(db_session, "u1") == {"s1"}
+    assert person(db_session, "u6").enabled is False
+    assert person(db_session, "u7") is None  # a parent: counted as skipped
+    math = db_session.scalar(select(Section).where(Section.sourced_id == "k2"))
+    assert (math.course_title, math.grades, math.school.sourced_id) == ("Math 7", "07", "s2")
+    teacher = db_session.scalar(select(Enrollment).where(Enrollment.sourced_id == "e3"))
+    assert (teacher.role, teacher.primary) == ("teacher", True)
+
+
+def test_staff_roles_follow_their_orgs(db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+
+    assert person(db_session, "u3").role is Role.teacher
+    assert person(db_session, "u8").role is Role.teacher  # an aide
+    assert person(db_session, "u4").role is Role.school_admin  # orgs are schools
+    assert person(db_session, "u5").role is Role.district_admin  # an org is the district
+    district_id = db_session.scalar(select(District.id))
+    assert person(db_session, "u5").district_id == district_id
+    assert schools_of(db_session, "u5") == set()
+
+
+def test_zip_import_matches_folder_import(db_session, bundles, roster_rows, tmp_path):
+    folder = bundles.write(roster_rows)
+    archive = tmp_path / "roster.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in folder.iterdir():
+            z.write(f, f"export-2025/{f.name}")  # zipped with its folder, as some SIS do
+
+    summary = import_roster(db_session, archive)
+
+    assert counts(summary)["enrollments"] == (5, 0, 0, 0)
+    assert not import_roster(db_session, folder).changed
+
+
+def test_reimport_changes_nothing(db_session, bundles, roster_rows):
+    folder = bundles.write(roster_rows)
+    import_roster(db_session, folder)
+    before = snapshot(db_session)
+
+    summary = import_roster(db_session, folder)
+
+    assert all(c[:3] == (0, 0, 0) for c in counts(summary).values())
+    assert not summary.changed
+    assert snapshot(db_session) == before
+
+
+def test_changed_rows_show_as_updated(db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+    roster_rows["users"][0]["givenName"] = "Augusta"
+    roster_rows["users"][1]["grades"] = "03"
+    roster_rows["users"][2]["orgSourcedIds"] = "s1,s2"  # only the schools change
+    roster_rows["enrollments"][1]["role"] = "aide"
+    roster_rows["classes"][0]["title"] = "Room 5"
+    roster_rows["orgs"][1]["name"] = "Maple Street Elementary"
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert counts(summary) == {
+        "districts": (0, 0, 0, 0), "schools": (0, 1, 0, 0), "sections": (0, 1, 0, 0),
+        "people": (0, 3, 0, 1), "enrollments": (0, 1, 0, 0)}
+    assert person(db_session, "u1").given_name == "Augusta"
+    assert person(db_session, "u2").grades == "03"
+    assert schools_of(db_session, "u3") == {"s1", "s2"}
+    role = db_session.scalar(select(Enrollment.role).where(Enrollment.sourced_id == "e2"))
+    assert role == "aide"
+
+
+def test_tobedeleted_removes_the_row_and_its_enrollments(db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+    delta = {"users": [{"sourcedId": "u2", "status": "tobedeleted"}],
+             "enrollments": [{"sourcedId": "e4", "status": "tobedeleted"}]}
+
+    summary = import_roster(db_session, bundles.write(delta, modes={"users": "delta",
+                                                                      "enrollments": "delta"}))
+
+    assert counts(summary)["people"] == (0, 0, 1, 0)
+    assert counts(summary)["enrollments"] == (0, 0, 2, 0)  # e4, and u2's own e2
+    assert person(db_session, "u2") is None
+    assert enrollment_sids(db_session) == {"e1", "e3", "e5"}
+    assert person(db_session, "u1") is not None
+
+
+def test_tobedeleted_removes_in_bulk_mode_too(db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+    roster_rows["classes"][1]["status"] = "tobedeleted"
+    del roster_rows["enrollments"][3:]  # k2's enrollments leave with it
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert counts(summary)["sections"] == (0, 0, 1, 0)
+    assert counts(summary)["enrollments"] == (0, 0, 2, 0)
+    assert db_session.scalar(select(func.count(Section.id))) == 1
+
+
+def test_row_missing_from_bulk_file_is_removed(db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+    roster_rows["users"] = [u for u in roster_rows["users"] if u["sourcedId"] != "u1"]
+    roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] != "u1"]
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert counts(summary)["people"] == (0, 0, 1, 1)
+    assert counts(summary)["enrollments"] == (0, 0, 1, 0)
+    assert person(db_session, "u1") is None
+
+
+def test_row_missing_from_delta_file_is_kept(db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+    before = snapshot(db_session)
+    delta = {"users": [u for u in roster_rows["users"] if u["sourcedId"] == "u2"],
+             "enrollments": [roster_rows["enrollments"][1]]}
+
+    summary = import_roster(db_session, bundles.write(delta, modes={"users": "delta",
+                                                                      "enrollments": "delta"}))
+
+    assert not summary.changed
+    assert snapshot(db_session) == before
+
+
+def test_delta_file_adds_and_changes_only_its_rows(db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+    delta = {
+        "users": [{"sourcedId": "u9", "enabledUser": "true", "orgSourcedIds": "s1",
+                   "role": "student", "username": "new.kid", "givenName": "New",
+                   "familyName": "Kid", "grades": "02"}],
+        # Its class and user come from the database and from this bundle.
+        "enrollments": [{"sourcedId": "e9", "classSourcedId": "k1", "schoolSourcedId": "s1",
+                         "userSourcedId": "u9", "role": "student"}],
+    }
+    summary = import_roster(db_session, bundles.write(delta, modes={"users": "delta",
+                                                                      "enrollments": "delta"}))
+
+    assert counts(summary)["people"] == (1, 0, 0, 0)
+    assert counts(summary)["enrollments"] == (1, 0, 0, 0)
+    assert enrollment_sids(db_session) == {"e1", "e2", "e3", "e4", "e5", "e9"}
+
+
+def test_extra_columns_and_any_column_order_are_accepted(db_session, bundles, roster_rows):
+    headers = {name: list(reversed(h)) + ["favouriteColour", "metadata.sis.id"]
+               for name, h in HEADERS.items()}
+    for rows in roster_rows.values():
+        for row in rows:
+            row["favouriteColour"] = "teal"
+    baseline_folder = bundles.write(roster_rows)
+
+    summary = import_roster(db_session, bundles.write(roster_rows, headers=headers))
+
+    assert counts(summary)["people"] == (7, 0, 0, 1)
+    assert not import_roster(db_session, baseline_folder).changed
+
+
+def test_byte_order_mark_is_accepted(db_session, bundles, roster_rows):
+    summary = import_roster(db_session, bundles.write(roster_rows, bom=True))
+    assert counts(summary)["districts"] == (1, 0, 0, 0)
+
+
+def test_password_column_is_ignored(db_session, bundles, roster_rows):
+    roster_rows["users"][0]["password"] = "plain-text-secret"
+    import_roster(db_session, bundles.write(roster_rows))
+    assert person(db_session, "u1").password_hash is None
+
+
+def test_absent_files_may_be_missing(db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+    users_only = {"users": roster_rows["users"]}
+    users_only["users"][0]["familyName"] = "King"
+
+    summary = import_roster(db_session, bundles.write(users_only))
+
+    assert counts(summary)["people"] == (0, 1, 0, 1)
+    assert len(enrollment_sids(db_session)) == 5
+
+
+def test_people_can_swap_usernames(db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+    first, second = roster_rows["users"][0], roster_rows["users"][1]
+    first["username"], second["username"] = second["username"], first["username"]
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert counts(summary)["people"] == (0, 2, 0, 1)
+    assert person(db_session, "u1").username == "grace.hopper"
+    assert person(db_session, "u2").username == "ada.lovelace"
+
+
+def test_person_who_becomes_a_guardian_is_removed(db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+    roster_rows["users"][1]["role"] = "guardian"
+    roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["sourcedId"] != "e2"]
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert counts(summary)["people"] == (0, 0, 1, 2)
+    assert person(db_session, "u2") is None

@@ -1,0 +1,165 @@
+"""A malformed bundle is refused whole: plain messages naming file and line, nothing written."""
+from __future__ import annotations
+
+import pytest
+
+from portal.roster import RosterError, import_roster
+from portal.roster.problems import MAX_PROBLEMS
+from tests.roster.conftest import HEADERS, snapshot
+
+
+@pytest.fixture
+def imported(db_session, bundles, roster_rows):
+    """The small roster already imported; returns the database snapshot after it."""
+    import_roster(db_session, bundles.write(roster_rows))
+    return snapshot(db_session)
+
+
+def refused(db_session, path) -> list[str]:
+    with pytest.raises(RosterError) as caught:
+        import_roster(db_session, path)
+    for problem in caught.value.problems:
+        assert "\n" not in problem and "Traceback" not in problem
+    return caught.value.problems
+
+
+def test_malformed_enrollment_names_file_and_line(db_session, bundles, roster_rows, imported):
+    roster_rows["enrollments"][2]["userSourcedId"] = "u99"
+
+    problems = refused(db_session, bundles.write(roster_rows))
+
+    assert problems == ['enrollments.csv line 4: userSourcedId "u99" is not in users.csv']
+    assert snapshot(db_session) == imported
+
+
+def test_missing_column_is_refused(db_session, bundles, roster_rows, imported):
+    headers = {"users": [c for c in HEADERS["users"] if c != "username"]}
+
+    problems = refused(db_session, bundles.write(roster_rows, headers=headers))
+
+    assert problems == ['users.csv line 1: missing column "username"']
+    assert snapshot(db_session) == imported
+
+
+def test_bad_role_is_refused(db_session, bundles, roster_rows, imported):
+    roster_rows["users"][3]["role"] = "principal"
+
+    problems = refused(db_session, bundles.write(roster_rows))
+
+    assert len(problems) == 1
+    assert problems[0].startswith('users.csv line 5: role "principal" is not one of ')
+    assert snapshot(db_session) == imported
+
+
+def test_bad_values_are_each_named(db_session, bundles, roster_rows, imported):
+    roster_rows["users"][0]["grades"] = "2nd"
+    roster_rows["users"][1]["givenName"] = ""
+    roster_rows["enrollments"][0]["primary"] = "yes"
+    roster_rows["orgs"][2]["type"] = "campus"
+
+    problems = refused(db_session, bundles.write(roster_rows))
+
+    assert problems == [
+        'orgs.csv line 4: type "campus" is not one of district, school, department, local, '
+        "state, national",
+        'users.csv line 2: grades "2nd" is not a OneRoster grade (KG, 01 ... 13, PK, ...)',
+        "users.csv line 3: givenName is empty",
+        'enrollments.csv line 2: primary "yes" is not one of true, false',
+    ]
+    assert snapshot(db_session) == imported
+
+
+def test_duplicate_sourced_id_names_both_lines(db_session, bundles, roster_rows, imported):
+    roster_rows["classes"].append(dict(roster_rows["classes"][0], title="Room 4 again"))
+
+    problems = refused(db_session, bundles.write(roster_rows))
+
+    assert problems == ['classes.csv line 4: sourcedId "k1" is also on line 2']
+    assert snapshot(db_session) == imported
+
+
+def test_username_clash_ignores_case_and_names_both_lines(db_session, bundles, roster_rows,
+                                                          imported):
+    roster_rows["users"][5]["username"] = "ADA.lovelace"
+
+    problems = refused(db_session, bundles.write(roster_rows))
+
+    assert problems == ['users.csv line 7: username "ada.lovelace" is also used on line 2 '
+                        "(usernames are compared without regard to case)"]
+    assert snapshot(db_session) == imported
+
+
+def test_username_clash_with_database_is_refused_in_delta(db_session, bundles, imported):
+    delta = {"users": [{"sourcedId": "u9", "enabledUser": "true", "orgSourcedIds": "s1",
+                        "role": "student", "username": "Grace.Hopper", "givenName": "G",
+                        "familyName": "H"}]}
+
+    problems = refused(db_session, bundles.write(delta, modes={"users": "delta"}))
+
+    assert problems == ['users.csv line 2: username "grace.hopper" is already used by "u2" in '
+                        "the database (usernames are compared without regard to case)"]
+    assert snapshot(db_session) == imported
+
+
+def test_class_in_unknown_school_is_refused(db_session, bundles, roster_rows, imported):
+    roster_rows["classes"][1]["schoolSourcedId"] = "d1"  # the district is not a school
+
+    problems = refused(db_session, bundles.write(roster_rows))
+
+    assert problems == ['classes.csv line 3: schoolSourcedId "d1" is not a school in orgs.csv']
+
+
+def test_bad_zip_is_refused(db_session, tmp_path, imported):
+    archive = tmp_path / "roster.zip"
+    archive.write_bytes(b"PK\x03\x04 this is not really a zip")
+
+    problems = refused(db_session, archive)
+
+    assert len(problems) == 1 and problems[0].startswith("roster.zip: not a valid zip file")
+    assert snapshot(db_session) == imported
+
+
+def test_non_utf8_bytes_name_the_line(db_session, bundles, roster_rows, imported):
+    folder = bundles.write(roster_rows)
+    users = folder / "users.csv"
+    lines = users.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b"Grace", "Gr\u00e2ce".encode("latin-1"))
+    users.write_bytes(b"\n".join(lines))
+
+    problems = refused(db_session, folder)
+
+    assert problems == ["users.csv line 3: the file is not UTF-8 text; save it as UTF-8 and "
+                        "import again"]
+    assert snapshot(db_session) == imported
+
+
+def test_missing_file_is_refused(db_session, bundles, roster_rows, imported):
+    folder = bundles.write(roster_rows)
+    (folder / "classes.csv").unlink()
+
+    problems = refused(db_session, folder)
+
+    assert problems == ["classes.csv is missing (manifest.csv says file.classes is bulk)"]
+    assert snapshot(db_session) == imported
+
+
+def test_missing_manifest_and_missing_path_are_refused(db_session, bundles, roster_rows,
+                                                       tmp_path):
+    folder = bundles.write(roster_rows)
+    (folder / "manifest.csv").unlink()
+
+    assert refused(db_session, folder) == [
+        "manifest.csv is missing: a OneRoster 1.1 bundle starts with it"]
+    assert refused(db_session, tmp_path / "nowhere") == [
+        f"{tmp_path / 'nowhere'}: there is no such file or folder"]
+
+
+def test_many_problems_are_capped(db_session, bundles, roster_rows):
+    roster_rows["enrollments"] = [
+        {"sourcedId": f"x{i}", "classSourcedId": "k1", "schoolSourcedId": "s1",
+         "userSourcedId": f"nobody{i}", "role": "student"} for i in range(100)]
+
+    problems = refused(db_session, bundles.write(roster_rows))
+
+    assert len(problems) == MAX_PROBLEMS + 1
+    assert problems[-1].startswith(f"(stopped after {MAX_PROBLEMS} problems")
