@@ -1,0 +1,100 @@
+"""The demo district: a made-up OneRoster bundle, imported through the real importer.
+
+`portal demo` and `portal dev` use it. The bundle is written to a temporary folder and goes in by
+import_roster like any district's (no side door), so the demo exercises the importer. Only the
+three demo accounts below get passwords: argon2 is slow on purpose, and nobody else needs one.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.roster.demo_bundle import (
+    DISTRICT_NAME, DISTRICT_SID, Account, DemoSizes, write_demo_bundle,
+)
+from portal.roster.importer import Progress, import_roster
+from portal.roster.summary import ImportSummary
+
+
+class DemoAccount(NamedTuple):
+    username: str
+    password: str
+    given_name: str
+    family_name: str
+
+
+# The demo sign-ins (README.md lists them). Never use these outside a demo.
+DEMO_STUDENT = DemoAccount("demo.student", "sunny-otter-42", "Maya", "Rivera")
+DEMO_TEACHER = DemoAccount("demo.teacher", "quiet-maple-17", "Daniel", "Okafor")
+DEMO_ADMIN = DemoAccount("demo.admin", "brave-harbor-63", "Priya", "Shah")
+DEMO_ACCOUNTS = (DEMO_STUDENT, DEMO_TEACHER, DEMO_ADMIN)
+DEMO_SEED = 2025
+
+# Link apps and who gets them: (name, url, grants as keyword arguments of grant_app).
+ELEMENTARY = "sch-e001"  # the first elementary school, the demo student's
+DEMO_APPS = (
+    ("Library", "https://openlibrary.org/", [{"district": True}]),
+    ("Math Practice", "https://www.khanacademy.org/math",
+     [{"grade": f"{g:02d}"} for g in range(1, 6)]),
+    ("Typing Club", "https://www.typingclub.com/", [{"school": ELEMENTARY}]),
+    ("Teacher Resources", "https://www.readwritethink.org/", [{"role": "teacher"}]),
+)
+
+__all__ = ["DEMO_ACCOUNTS", "DEMO_ADMIN", "DEMO_STUDENT", "DEMO_TEACHER", "DISTRICT_NAME",
+           "DISTRICT_SID", "load_demo", "write_bundle"]
+
+
+def _account(demo: DemoAccount) -> Account:
+    return Account(demo.username, demo.given_name, demo.family_name)
+
+
+def write_bundle(folder: Path, students: int = 300, *, sections: int | None = None,
+                 per_student: int = 5, seed: int = DEMO_SEED) -> DemoSizes:
+    """Write the demo district's OneRoster bundle into `folder` (the same for the same numbers).
+
+    `sections` is the total number of sections (by default about 25 students each) and
+    `per_student` how many sections each student is in.
+    """
+    return write_demo_bundle(folder, students, sections=sections, per_student=per_student,
+                             seed=seed, student=_account(DEMO_STUDENT),
+                             teacher=_account(DEMO_TEACHER), admin=_account(DEMO_ADMIN))
+
+
+def _set_demo_passwords(db: Session) -> None:
+    from portal.auth.passwords import hash_password
+    from portal.models import Person
+
+    # Only where none is set: loading the demo again leaves the accounts as they are.
+    for demo in DEMO_ACCOUNTS:
+        person = db.scalar(select(Person).where(Person.username == demo.username))
+        if person is not None and person.password_hash is None:
+            person.password_hash = hash_password(demo.password)
+    db.commit()
+
+
+def _add_demo_apps(db: Session) -> None:
+    from portal.admin.services import add_link_app, grant_app
+    from portal.models import App
+
+    for name, url, grants in DEMO_APPS:
+        if db.scalar(select(App.id).where(App.name == name)) is not None:
+            continue  # already there: an admin may have changed it since
+        add_link_app(db, name, url)
+        for grant in grants:
+            grant_app(db, name, **grant)
+
+
+def load_demo(db: Session, students: int = 300, *, sections: int | None = None,
+              per_student: int = 5, seed: int = DEMO_SEED,
+              progress: Progress | None = None) -> ImportSummary:
+    """Import the demo district, give the demo accounts their passwords, add the demo apps."""
+    with tempfile.TemporaryDirectory(prefix="portal-demo-") as tmp:
+        write_bundle(Path(tmp), students, sections=sections, per_student=per_student, seed=seed)
+        summary = import_roster(db, tmp, progress=progress)
+    _set_demo_passwords(db)
+    _add_demo_apps(db)
+    return summary

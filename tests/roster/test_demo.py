@@ -1,0 +1,93 @@
+"""The demo district: `portal demo`, its fixed sign-ins, and the bundle writer behind it."""
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import func, select
+
+from portal.models import App, Enrollment, Person, Section
+from portal.roster.demo import DEMO_ADMIN, DEMO_STUDENT, DEMO_TEACHER, write_bundle
+from tests.roster.conftest import snapshot
+
+
+def tiles(client) -> str:
+    page = client.get("/")
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
+
+
+def test_demo_accounts_sign_in_and_see_their_tiles(runner, client, auth):
+    # No db_session here: an app context held across requests would keep `g`, and with it
+    # the signed-in user, from one request to the next.
+    result = runner.invoke(args=["demo", "--students", "60"])
+    assert result.exit_code == 0, result.output
+    assert "demo.student  sunny-otter-42" in result.output
+
+    assert auth.login(DEMO_STUDENT.username, DEMO_STUDENT.password).status_code == 302
+    page = tiles(client)
+    assert f"Hi, {DEMO_STUDENT.given_name}!" in page
+    for name in ("Library", "Math Practice", "Typing Club"):
+        assert f'<span class="name">{name}</span>' in page
+    assert "Teacher Resources" not in page
+    auth.logout()
+
+    assert auth.login(DEMO_TEACHER.username, DEMO_TEACHER.password).status_code == 302
+    page = tiles(client)
+    assert "Teacher Resources" in page and "Math Practice" not in page
+    auth.logout()
+
+    assert auth.login(DEMO_ADMIN.username, DEMO_ADMIN.password).status_code == 302
+    assert "Library" in tiles(client)
+
+
+def test_demo_student_is_in_the_demo_teachers_homeroom(runner, db_session):
+    assert runner.invoke(args=["demo", "--students", "60"]).exit_code == 0
+    admin = db_session.scalar(select(Person).where(Person.username == DEMO_ADMIN.username))
+    assert admin.role.value == "district_admin"
+
+    def sections_of(username, role):
+        return set(db_session.scalars(
+            select(Enrollment.section_id).join(Person, Person.id == Enrollment.person_id)
+            .where(Person.username == username, Enrollment.role == role)))
+
+    shared = sections_of("demo.student", "student") & sections_of("demo.teacher", "teacher")
+    homeroom = db_session.scalar(select(Section).where(Section.id.in_(shared)))
+    assert homeroom.title == "Grade 2 Homeroom" and homeroom.grades == "02"
+    classmates = db_session.scalar(select(func.count(Enrollment.id)).where(
+        Enrollment.section_id == homeroom.id, Enrollment.role == "student"))
+    assert classmates >= 3
+    student = db_session.scalar(select(Person).where(Person.username == "demo.student"))
+    assert student.grades == "02" and student.password_hash
+    others = db_session.scalar(select(func.count(Person.id)).where(Person.password_hash.is_not(None)))
+    assert others == 3  # only the demo accounts get passwords
+
+
+def test_demo_again_changes_nothing(runner, db_session):
+    assert runner.invoke(args=["demo", "--students", "60"]).exit_code == 0
+    before = snapshot(db_session)
+
+    again = runner.invoke(args=["demo", "--students", "60"])
+
+    assert again.exit_code == 0, again.output
+    assert "nothing changed" in again.output
+    assert snapshot(db_session) == before
+    assert db_session.scalar(select(func.count(App.id))) == 4
+
+
+def _digest(folder) -> dict[str, str]:
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.iterdir())}
+
+
+def test_demo_bundle_is_the_same_from_the_same_seed(tmp_path):
+    write_bundle(tmp_path / "a", 200)
+    write_bundle(tmp_path / "b", 200)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+
+
+def test_demo_bundle_takes_its_size_from_the_options(tmp_path):
+    sizes = write_bundle(tmp_path / "big", 1300, sections=400, per_student=4)
+
+    assert (sizes.students, sizes.sections) == (1300, 400)
+    assert sizes.enrollments == 1300 * 4 + 400  # each section also has its teacher
+    assert sizes.schools == 3
+    assert sizes.teachers == 30 + 15 + 20  # one per 20 students in each school
