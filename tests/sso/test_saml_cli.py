@@ -111,3 +111,21 @@ def test_registered_app_launches(runner, app, client, auth, roster, saml_sp_keys
     auth.login()
     page = client.get("/launch/reading-garden")
     assert page.status_code == 200 and 'name="SAMLResponse"' in page.get_data(as_text=True)
+
+
+def test_expired_sp_certificate_refused(runner, app, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "old sp")])
+    past = datetime.now(timezone.utc) - timedelta(days=30)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(past - timedelta(days=365)).not_valid_after(past)
+            .sign(key, hashes.SHA256()))
+    pem = tmp_path / "old.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    result = add_saml(runner, "Old", "--entity-id", SP_ENTITY_ID, "--acs-url", SP_ACS, "--sp-cert", str(pem))
+    assert result.exit_code != 0 and "expired on" in result.output

@@ -55,7 +55,7 @@ def test_accepted_request_for_reference(client, signed_in):
     request_xml(acs="https://evil.test/acs"),
     request_xml(instant=datetime.now(timezone.utc) - timedelta(minutes=5)),
     request_xml(instant=datetime.now(timezone.utc) + timedelta(minutes=5)),
-    request_xml(extra=f'<saml:Subject><saml:NameID>admin@x<!---->.evil</saml:NameID></saml:Subject>'),
+    request_xml(extra='<saml:Subject><saml:NameID>admin@x<!---->.evil</saml:NameID></saml:Subject>'),
     BILLION_LAUGHS,
     EXTERNAL_ENTITY,
     "<not-xml",

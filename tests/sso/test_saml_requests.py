@@ -28,7 +28,7 @@ from portal.sso.saml.xml import deflate, saml_time
 SSO = "https://portal.test/saml/sso"
 SP_ID = "https://sp.test/saml/metadata"
 ACS = "https://sp.test/saml/acs"
-NOW = datetime(2026, 9, 1, 8, 0, 0, tzinfo=timezone.utc)
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +310,11 @@ def test_deflate_bomb_refused():
     bomb = base64.b64encode(deflate(b"<" + b"a" * 10_000_000 + b">")).decode()
     with pytest.raises(MalformedMessage, match="too large"):
         decode_redirect("SAMLRequest=" + quote(bomb, safe=""))
+
+
+def test_expired_app_certificate_no_longer_vouches(sp_keys):
+    registered = sp(sp_keys.cert_pem.decode(), required=True)
+    later = NOW.replace(year=NOW.year + 11)  # past the certificate's ten years
+    query = redirect_query(authn_request(instant=later), sp_keys)
+    with pytest.raises(BadSignature, match="expired"):
+        accept(decode_redirect(query), registered, now=later)

@@ -35,7 +35,7 @@ _AUTO_SUBMIT_HASH = base64.b64encode(hashlib.sha256(AUTO_SUBMIT_JS.encode()).dig
 
 
 def current_idp() -> IdentityProvider:
-    """Our identity provider as this app is configured (keys loaded once per app)."""
+    """Return our identity provider as this app is configured (keys loaded once per app)."""
     settings = current_app.config["SETTINGS"]
     keys = current_app.extensions.get("saml_keys")
     if keys is None:
@@ -46,7 +46,7 @@ def current_idp() -> IdentityProvider:
 
 
 def find_saml_app(entity_id: str) -> App | None:
-    """The registered SAML app with this entity ID, if any."""
+    """Return the registered SAML app with this entity ID, if any."""
     return db.session.scalar(select(App).where(App.client_id == entity_id, App.kind == AppKind.saml))
 
 
@@ -66,7 +66,7 @@ def _authentication() -> Authentication:
 
 
 def post_to_app(acs_url: str, saml_response: bytes, relay_state: str, app_name: str):
-    """The page that carries a Response to the app: a form that submits itself."""
+    """Render the page that carries a Response to the app: a form that submits itself."""
     page = render_template("sso/saml_post.html", acs_url=acs_url, app_name=app_name,
                            saml_response=base64.b64encode(saml_response).decode(),
                            relay_state=relay_state, auto_submit_js=AUTO_SUBMIT_JS)

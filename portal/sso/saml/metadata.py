@@ -16,7 +16,7 @@ def _q(ns: str, tag: str) -> str:
 
 
 def idp_metadata(idp: IdentityProvider) -> bytes:
-    """Our IdPSSODescriptor: entity ID, signing certificate, SSO endpoints, NameID formats."""
+    """Describe us: entity ID, signing certificate, SSO endpoints, NameID formats."""
     root = etree.Element(_q(c.MD, "EntityDescriptor"), nsmap={"md": c.MD, "ds": c.DS},
                          entityID=idp.entity_id)
     desc = etree.SubElement(root, _q(c.MD, "IDPSSODescriptor"),

@@ -34,9 +34,9 @@ def check_certificate(pem: str | bytes) -> str:
         cert = x509.load_pem_x509_certificate(data)
     except ValueError:
         raise AdminError("the SP certificate is not a PEM X.509 certificate") from None
-    now = datetime.now(timezone.utc)
-    if cert.not_valid_after_utc < now:
-        raise AdminError(f"the SP certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}; ask the app for its new one")
+    expires = cert.not_valid_after_utc
+    if expires < datetime.now(timezone.utc):
+        raise AdminError(f"the SP certificate expired on {expires:%Y-%m-%d}; ask the app for its new one")
     return data.decode()
 
 
@@ -61,7 +61,8 @@ def build_sp(entity_id: str, acs_urls, *, nameid: str = "subject", attributes: d
     attributes = dict(attributes or {})
     for field_name, name in attributes.items():
         if field_name not in FIELDS:
-            raise AdminError(f"unknown field {field_name!r} in an attribute mapping; fields are: {', '.join(FIELDS)}")
+            raise AdminError(f"unknown field {field_name!r} in an attribute mapping; "
+                             f"fields are: {', '.join(FIELDS)}")
         if len(name) > 512:
             raise AdminError(f"attribute name for {field_name} is too long")
     sent_as: dict[str, str] = {}

@@ -6,7 +6,7 @@ Order matters: decode -> parse safely -> find the issuer's registration -> verif
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 from urllib.parse import unquote, unquote_plus, urlsplit
 
@@ -123,7 +123,7 @@ def _root(xml: bytes) -> etree._Element:
 
 
 def peek_issuer(root: etree._Element) -> str:
-    """The Issuer the request claims: used only to find whose certificate to check it with."""
+    """Return the Issuer the request claims: used only to find whose certificate to check it with."""
     issuers = root.findall(f"{{{c.SAML}}}Issuer")
     if len(issuers) != 1 or not text_of(issuers[0]):
         raise UnknownServiceProvider("the request has no Issuer, or more than one")
@@ -134,7 +134,7 @@ def _load_cert(cert_pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(cert_pem.encode())
 
 
-def verify_redirect_signature(message: IncomingMessage, cert_pem: str) -> None:
+def verify_redirect_signature(message: IncomingMessage, cert_pem: str, now: datetime | None = None) -> None:
     """Check the Redirect binding's detached signature over SAMLRequest, RelayState and SigAlg."""
     if message.signature is None or message.signed_octets is None:
         raise BadSignature("the request is not signed")
@@ -144,6 +144,9 @@ def verify_redirect_signature(message: IncomingMessage, cert_pem: str) -> None:
     if digest is None:
         raise BadSignature(f"unsupported signature algorithm {message.sig_alg!r}")
     cert = _load_cert(cert_pem)
+    # As signxml does for the POST binding: an expired certificate no longer vouches for anything.
+    if not cert.not_valid_before_utc <= (now or datetime.now(timezone.utc)) <= cert.not_valid_after_utc:
+        raise BadSignature("the app's certificate has expired or is not yet valid")
     key = cert.public_key()
     algorithm = _HASHES[digest]()
     try:
@@ -225,7 +228,7 @@ def _same_url(a: str, b: str) -> bool:
 
 
 def choose_acs(request: AuthnRequest, sp: ServiceProvider) -> str:
-    """The ACS URL to answer: exactly one the app registered, or its default."""
+    """Choose the ACS URL to answer: exactly one the app registered, or its default."""
     if request.protocol_binding and request.protocol_binding != c.BINDING_POST:
         raise BadDestination(f"responses are sent only by HTTP-POST, not {request.protocol_binding}")
     if request.acs_url is not None and request.acs_index is not None:
@@ -242,7 +245,7 @@ def choose_acs(request: AuthnRequest, sp: ServiceProvider) -> str:
 
 
 def check_timing(request: AuthnRequest, now: datetime) -> None:
-    """IssueInstant must be within the allowed clock skew of now, either way."""
+    """Refuse a request whose IssueInstant is outside the allowed clock skew, either way."""
     skew = timedelta(seconds=c.CLOCK_SKEW_SECONDS)
     if request.issue_instant < now - skew:
         raise StaleRequest("the request was issued too long ago")
@@ -273,7 +276,7 @@ def accept_authn_request(message: IncomingMessage, *, find_sp: Callable[[str], S
         if message.binding == c.BINDING_REDIRECT:
             if embedded:
                 raise BadSignature("the Redirect binding carries its signature in the address")
-            verify_redirect_signature(message, sp.cert_pem)
+            verify_redirect_signature(message, sp.cert_pem, now)
         else:
             element = verify_post_signature(root, sp.cert_pem)
         signed = True

@@ -53,7 +53,7 @@ def attributes_from_claims(claims: dict, sp: ServiceProvider) -> list[Attribute]
 
 
 def name_id_from_claims(claims: dict, sp: ServiceProvider) -> tuple[str, str]:
-    """The NameID value and format: the app's chosen released field, never anything else."""
+    """Return the NameID value and format: the app's chosen released field, never anything else."""
     value = claims.get(sp.nameid)
     if not isinstance(value, str) or not value:
         raise ReleaseMisconfigured(

@@ -43,7 +43,7 @@ def parse_xml(data: bytes) -> etree._Element:
 
 
 def b64decode(value: str | bytes) -> bytes:
-    """Strict base64 (whitespace allowed, as SAML senders wrap lines)."""
+    """Decode strict base64 (whitespace allowed, as SAML senders wrap lines)."""
     if isinstance(value, str):
         try:
             value = value.encode("ascii")
@@ -71,18 +71,18 @@ def inflate(data: bytes) -> bytes:
 
 
 def deflate(data: bytes) -> bytes:
-    """Raw DEFLATE, as the Redirect binding sends messages."""
+    """Compress with raw DEFLATE, as the Redirect binding sends messages."""
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
     return c.compress(data) + c.flush()
 
 
 def new_id() -> str:
-    """A fresh SAML ID: an NCName (so it starts with a letter or underscore) with 160 random bits."""
+    """Make a fresh SAML ID: an NCName (starts with an underscore) with 160 random bits."""
     return "_" + secrets.token_hex(20)
 
 
 def saml_time(moment: datetime) -> str:
-    """xs:dateTime in UTC with a Z, as SAML requires."""
+    """Format an xs:dateTime in UTC with a Z, as SAML requires."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -103,7 +103,7 @@ def parse_saml_time(value: str | None) -> datetime:
 
 
 def text_of(element) -> str:
-    """The text of an element, with comments and processing instructions left out.
+    """Return the text of an element, with comments and processing instructions left out.
 
     A comment splits lxml's .text ("admin@x<!---->.evil" reads as "admin@x"); joining every
     text node and ignoring comments reads what exclusive c14n (without comments) signed.
