@@ -48,6 +48,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(kiosk.bp)
     from portal.sso import saml
     app.register_blueprint(saml.bp)
+    from portal.sso import oidc
+    app.register_blueprint(oidc.bp)
 
     from portal.cli import register_commands
     register_commands(app)

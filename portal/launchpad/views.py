@@ -32,4 +32,7 @@ def launch(slug: str):
     if app.kind is AppKind.saml:
         from portal.sso.saml import idp_initiated_launch
         return idp_initiated_launch(app)
+    if app.kind is AppKind.oidc:
+        from portal.sso.oidc.views import start_third_party_login
+        return start_third_party_login(app)
     abort(404)

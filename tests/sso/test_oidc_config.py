@@ -42,3 +42,15 @@ def test_bad_oidc_settings_stop_start_up(production, name, value, words):
         production.setenv(f"PORTAL_{name}", value)
     with pytest.raises(ConfigError, match=words.replace("?", r"\?")):
         load_settings()
+
+
+def test_configured_issuer_names_every_endpoint(settings):
+    from dataclasses import replace
+
+    from portal import create_app
+    app = create_app({"SETTINGS": replace(settings, oidc_issuer="https://portal.example.org")})
+    doc = app.test_client().get("/.well-known/openid-configuration").json
+    assert doc["issuer"] == "https://portal.example.org"
+    for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+                 "end_session_endpoint"):
+        assert doc[name].startswith("https://portal.example.org/oidc/"), doc[name]

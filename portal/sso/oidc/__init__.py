@@ -1,0 +1,13 @@
+"""The OpenID Provider: discovery, JWKS, authorize, token, userinfo, logout, tile launch.
+
+Protocol work is Authlib's (portal.sso.oidc.server); claims, keys and storage are small pure or
+Redis-backed modules; the views only move bytes.
+"""
+from flask import Blueprint
+
+bp = Blueprint("oidc", __name__)
+
+from portal.sso.oidc import authorize, views  # noqa: E402,F401  (registers the routes)
+from portal.sso.oidc.server import server  # noqa: E402
+
+bp.record_once(lambda state: server.init_app(state.app))

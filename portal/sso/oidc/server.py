@@ -1,0 +1,330 @@
+"""Authlib's authorization server, configured and tightened for the portal.
+
+Storage is by overridden methods: clients are Apps (portal.sso.oidc.clients), codes, tokens and
+nonces live in Redis (portal.sso.oidc.store). Tightenings over Authlib's defaults:
+- PKCE on every request, S256 only (Authlib makes it optional and accepts "plain");
+- client_secret_basic or client_secret_post only (no public clients, no "none");
+- scope must hold openid; codes live at most a minute, are taken once, and a second exchange
+  revokes the tokens the first one issued; no refresh tokens.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2.rfc6749 import (
+    InvalidGrantError, InvalidRequestError, InvalidScopeError, TokenMixin, UnsupportedResponseTypeError,
+)
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc7636 import CodeChallenge, create_s256_code_challenge
+from authlib.oidc.core import AuthorizationCodeMixin
+from authlib.oidc.core.grants import OpenIDCode
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import current_app, request
+
+from portal import access, audit
+from portal.db import db
+from portal.models import Person
+from portal.sso.oidc import store
+from portal.sso.oidc.claims import fields_for_scope, id_token_claims, oidc_claims, scope_list
+from portal.sso.oidc.clients import AUTH_METHODS, Client, find_client
+from portal.sso.oidc.keys import ALG, KeyRing, keys_dir, load_keys
+
+log = logging.getLogger(__name__)
+
+
+def _settings():
+    return current_app.config["SETTINGS"]
+
+
+def _redis():
+    return current_app.extensions["redis"]
+
+
+def current_issuer() -> str:
+    """The issuer: PORTAL_OIDC_ISSUER, or the address this request came to."""
+    return _settings().oidc_issuer or request.url_root.rstrip("/")
+
+
+def key_ring() -> KeyRing:
+    return load_keys(keys_dir(_settings()))
+
+
+@dataclass
+class AuthorizationCode(AuthorizationCodeMixin):
+    """A code's record, as taken from Redis."""
+
+    code_hash: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    person_id: int
+    code_challenge: str
+    code_challenge_method: str
+    nonce: str | None = None
+    auth_time: int | None = None
+    amr: list | None = None
+
+    def get_redirect_uri(self):
+        return self.redirect_uri
+
+    def get_scope(self):
+        return self.scope
+
+    def get_nonce(self):
+        return self.nonce
+
+    def get_auth_time(self):
+        return self.auth_time
+
+    def get_amr(self):
+        return self.amr
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """How and when the person being issued a code signed in (from their session)."""
+
+    auth_time: int | None
+    amr: list | None
+
+
+def _s256_matches(verifier: str, challenge: str) -> bool:
+    return hmac.compare_digest(create_s256_code_challenge(verifier), challenge or "")
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE, required for every client, S256 only."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    CODE_CHALLENGE_METHODS = {"S256": _s256_matches}
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send code_challenge and code_challenge_method=S256.")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("Only code_challenge_method=S256 is accepted.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant, result):
+        code = grant.request.authorization_code
+        if not code.code_challenge or code.code_challenge_method != "S256":
+            raise InvalidGrantError("This code was issued without PKCE.")
+        if not grant.request.form.get("code_verifier"):
+            raise InvalidRequestError("Missing 'code_verifier'.")
+        super().validate_code_verifier(grant, result)
+
+
+class CodeGrant(AuthorizationCodeGrant):
+    """The authorization code grant, with codes in Redis."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
+    #: set by the authorize view before it asks for a code
+    sign_in: SignIn | None = None
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client):
+        # Authlib's own message quotes the URI, and a quote in it makes Authlib raise ValueError.
+        uri = request.payload.redirect_uri
+        if not uri:
+            raise InvalidRequestError("Missing 'redirect_uri' in request.")
+        if not client.check_redirect_uri(uri):
+            raise InvalidRequestError("The redirect_uri is not registered for this client.")
+        return uri
+
+    def save_authorization_code(self, code, request):
+        settings = _settings()
+        data = request.payload.data
+        sign_in = self.sign_in or SignIn(None, None)
+        record = {
+            "client_id": request.client.get_client_id(),
+            "redirect_uri": request.payload.redirect_uri,
+            "scope": request.scope,
+            "person_id": request.user.id,
+            "code_challenge": data.get("code_challenge"),
+            "code_challenge_method": data.get("code_challenge_method"),
+            "nonce": data.get("nonce"),
+            "auth_time": sign_in.auth_time,
+            "amr": sign_in.amr,
+        }
+        store.save_code(_redis(), code, record, seconds=settings.oidc_code_seconds)
+        if data.get("nonce"):
+            store.remember_nonce(_redis(), record["client_id"], data["nonce"],
+                                 seconds=settings.oidc_token_seconds)
+
+    def query_authorization_code(self, code, client):
+        if not code or len(code) > 512:
+            return None
+        settings = _settings()
+        record, reused = store.take_code(
+            _redis(), code, remember_seconds=settings.oidc_token_seconds + settings.oidc_code_seconds)
+        if reused:
+            log.warning("an authorization code was presented again; its tokens are revoked (client %s)",
+                        client.get_client_id())
+        if record is None or record["client_id"] != client.get_client_id():
+            return None
+        return AuthorizationCode(**record)
+
+    def delete_authorization_code(self, authorization_code):
+        # Nothing to do: query_authorization_code took the code out of Redis already.
+        pass
+
+    def authenticate_user(self, authorization_code):
+        person = db.session.get(Person, authorization_code.person_id)
+        client: Client = self.request.client
+        # The grant or the person may have gone since the code was issued.
+        if person is None or not access.may_launch(db.session, person, client.app):
+            return None
+        return person
+
+
+class PortalOpenIDCode(OpenIDCode):
+    """OpenID Connect on the code grant: ID tokens built from released claims only."""
+
+    def exists_nonce(self, nonce, request):
+        return store.nonce_seen(_redis(), request.payload.client_id, nonce)
+
+    def process_token(self, grant, response):
+        _, token, _ = response
+        request = grant.request
+        client: Client = request.client
+        code: AuthorizationCode = request.authorization_code
+        settings = _settings()
+        released = access.released_claims(db.session, request.user, client.app,
+                                          pairwise_key=settings.pairwise_key)
+        claims = id_token_claims(
+            issuer=current_issuer(), client_id=client.get_client_id(),
+            user_claims=oidc_claims(released, token["scope"]), now=int(time.time()),
+            lifetime=settings.oidc_token_seconds, auth_time=code.auth_time, nonce=code.nonce,
+            amr=code.amr, access_token=token["access_token"], alg=ALG,
+        )
+        token["id_token"] = key_ring().sign(claims)
+        audit.record("launch", person=request.user, app=client.app,
+                     data={"protocol": "oidc", "fields": fields_for_scope(released, token["scope"])})
+        return token
+
+
+class PortalAuthorizationServer(AuthorizationServer):
+    """The portal's authorization server: clients from the database, state in Redis."""
+
+    def init_app(self, app, query_client=None, save_token=None):
+        super().init_app(app)
+        self.register_token_generator("default", generate_bearer_token)
+
+    def query_client(self, client_id):
+        return find_client(db.session, client_id)
+
+    def save_token(self, token, request):
+        code = request.authorization_code
+        record = {"person_id": request.user.id, "client_id": request.client.get_client_id(),
+                  "scope": token["scope"]}
+        saved = store.save_token(_redis(), token["access_token"], record,
+                                 seconds=_settings().oidc_token_seconds,
+                                 code_hash=code.code_hash if code else None)
+        if not saved:
+            raise InvalidGrantError("This code was presented twice: its tokens are revoked.")
+
+    def get_authorization_grant(self, request):
+        if request.payload.response_type == "code":
+            return super().get_authorization_grant(request)
+        # Only the code flow. Answer at the redirect URI only when it is registered to the client.
+        client = self.query_client(request.payload.client_id)
+        uri = request.payload.redirect_uri
+        verified = uri if client is not None and uri and client.check_redirect_uri(uri) else None
+        shown = re.sub(r"[^A-Za-z0-9_ ]", "", request.payload.response_type or "")[:40]
+        raise UnsupportedResponseTypeError(shown, redirect_uri=verified, state=request.payload.state)
+
+    def validate_requested_scope(self, scope):
+        if "openid" not in scope_list(scope):
+            raise InvalidScopeError("The scope must include openid.")
+
+
+def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None,
+                          include_refresh_token=True):
+    """An opaque random access token (stored only hashed); never a refresh token."""
+    return {"token_type": "Bearer", "access_token": secrets.token_urlsafe(32),
+            "expires_in": _settings().oidc_token_seconds, "scope": scope}
+
+
+@dataclass
+class AccessToken(TokenMixin):
+    """An access token's record, as found in Redis (expired or revoked ones are not found)."""
+
+    person_id: int
+    client_id: str
+    scope: str
+
+    def get_scope(self):
+        return self.scope
+
+    def check_client(self, client):
+        return client.get_client_id() == self.client_id
+
+    def get_expires_in(self):
+        return _settings().oidc_token_seconds
+
+    def is_expired(self):
+        return False  # Redis dropped it when it expired
+
+    def is_revoked(self):
+        return False  # revoking deletes it
+
+    def get_user(self):
+        return db.session.get(Person, self.person_id)
+
+    def get_client(self):
+        return find_client(db.session, self.client_id)
+
+
+class RedisBearerTokenValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string):
+        if not token_string or len(token_string) > 512:
+            return None
+        record = store.load_token(_redis(), token_string)
+        return AccessToken(**record) if record else None
+
+
+def claims_for_token(token: AccessToken) -> dict | None:
+    """The userinfo claims for a token now, or None if the person or the grant has gone."""
+    person, client = token.get_user(), token.get_client()
+    if person is None or client is None or not access.may_launch(db.session, person, client.app):
+        return None
+    released = access.released_claims(db.session, person, client.app,
+                                      pairwise_key=_settings().pairwise_key)
+    return oidc_claims(released, token.scope)
+
+
+class PortalEndSession(EndSessionEndpoint):
+    """RP-initiated logout: the id_token_hint must be ours; redirect only to registered URIs."""
+
+    def get_server_jwks(self):
+        return key_ring().public_jwks()
+
+    def get_algorithms(self):
+        return [ALG]
+
+    def validate_request(self, request):
+        result = super().validate_request(request)
+        if result.id_token_claims is not None and result.id_token_claims.get("iss") != current_issuer():
+            raise InvalidRequestError("The id_token_hint was not issued by this portal.")
+        return result
+
+    def end_session(self, end_session_request):
+        from portal.auth.services import sign_out
+        sign_out()
+
+
+server = PortalAuthorizationServer()
+server.register_grant(CodeGrant, [S256CodeChallenge(required=True), PortalOpenIDCode(require_nonce=False)])
+server.register_endpoint(PortalEndSession)
+
+require_oauth = ResourceProtector()
+require_oauth.register_token_validator(RedisBearerTokenValidator())

@@ -1,0 +1,112 @@
+"""Discovery, keys, token, userinfo, logout, and the tile launch. Thin: they move bytes."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6750 import InvalidTokenError
+from flask import current_app, jsonify, redirect, render_template, url_for
+from flask_login import current_user
+
+from portal import access
+from portal.db import db
+from portal.errors import error_page as plain_error_page
+from portal.extensions import csrf
+from portal.models import App
+from portal.sso.oidc import bp
+from portal.sso.oidc.authorize import NOT_ALLOWED, error_page
+from portal.sso.oidc.metadata import provider_metadata
+from portal.sso.oidc.server import claims_for_token, current_issuer, key_ring, require_oauth, server
+
+
+def _url(endpoint: str) -> str:
+    # url_for already holds any path prefix the portal is served under; take only the origin.
+    issuer = urlsplit(current_issuer())
+    return f"{issuer.scheme}://{issuer.netloc}{url_for(endpoint)}"
+
+
+def _public_json(document: dict):
+    response = jsonify(document)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.route("/.well-known/openid-configuration")
+def discovery():
+    return _public_json(provider_metadata(
+        current_issuer(), authorize=_url("oidc.authorize"), token=_url("oidc.token"),
+        userinfo=_url("oidc.userinfo"), jwks=_url("oidc.jwks"), end_session=_url("oidc.end_session"),
+    ))
+
+
+@bp.route("/oidc/jwks")
+def jwks():
+    return _public_json(key_ring().public_jwks())
+
+
+@bp.route("/oidc/token", methods=["POST"])
+@csrf.exempt  # apps authenticate with their client secret, not a browser session
+def token():
+    try:
+        return server.create_token_response()
+    except OAuth2Error as error:  # e.g. insecure transport, raised before Authlib's own handling
+        return server.handle_error_response(None, error)
+    except ValueError:  # Authlib refuses to build an error message that quotes hostile input
+        return server.handle_error_response(None, InvalidRequestError(NOT_ALLOWED))
+
+
+@bp.route("/oidc/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo():
+    try:
+        token = require_oauth.acquire_token(["openid"])
+        claims = claims_for_token(token)
+        if claims is None:
+            raise InvalidTokenError()
+    except OAuth2Error as error:
+        return server.handle_error_response(None, error)
+    response = jsonify(claims)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/oidc/logout", methods=["GET", "POST"])
+@csrf.exempt  # apps may POST the logout request; without a valid id_token_hint we ask first
+def end_session():
+    try:
+        logout = server.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        # Never redirect on a bad logout request (RP-Initiated Logout 1.0, section 4).
+        return error_page(error)
+    except ValueError:
+        return error_page(InvalidRequestError(NOT_ALLOWED))
+    if logout.needs_confirmation:
+        if not current_user.is_authenticated:
+            return render_template("sso/oidc_signed_out.html")
+        return render_template("sso/oidc_sign_out.html")
+    response = server.create_endpoint_response("end_session", logout)
+    return response or render_template("sso/oidc_signed_out.html")
+
+
+@bp.route("/oidc/logout/confirm", methods=["POST"])
+def confirm_end_session():
+    from portal.auth.services import sign_out
+    sign_out()
+    return render_template("sso/oidc_signed_out.html")
+
+
+def start_third_party_login(app: App):
+    """Launch a tile: send the browser to the app's login URI to start its own code flow."""
+    settings = current_app.config["SETTINGS"]
+    login_uri = (app.settings or {}).get("login_uri")
+    if not login_uri:
+        return plain_error_page(404, "This app is not ready yet",
+                                "Tell your teacher: it has no sign-in address.")
+    subject = access.released_claims(db.session, current_user, app,
+                                     pairwise_key=settings.pairwise_key)["subject"]
+    return redirect(add_params_to_uri(login_uri, [
+        ("iss", current_issuer()), ("login_hint", subject), ("target_link_uri", app.url or login_uri),
+    ]))

@@ -1,0 +1,122 @@
+"""Who gets a launch and what an app receives: decided by portal.access, never by the OIDC code."""
+from __future__ import annotations
+
+from joserfc import jwt
+
+from portal.db import db
+from portal.models import Role
+from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
+    REDIRECT, Browser, Credentials, authorize_url, exchange, get_code, live_portal, oidc_world, query_of,
+    register_oidc_app,
+)
+
+
+def id_token_claims(token_response) -> dict:
+    # The signature is checked in test_oidc_flow; here only the contents matter.
+    return jwt.decode(token_response.json["id_token"], _any_key(), algorithms=["RS256"]).claims
+
+
+def _any_key():
+    from flask import current_app
+    from portal.sso.oidc.keys import keys_dir, load_keys
+    return load_keys(keys_dir(current_app.config["SETTINGS"])).public_key_set()
+
+
+def test_student_not_granted_gets_access_denied_and_no_tile(client, auth, roster):
+    school, other_school = roster.school("sch-a"), roster.school("sch-b")
+    roster.person("ada.lovelace", schools=[other_school])
+    app, _ = register_oidc_app(db.session, school=school)
+    auth.login()
+    response = client.get(authorize_url(Credentials(app.client_id), state="s"))
+    assert response.status_code == 302
+    answer = query_of(response.headers["Location"])
+    assert response.headers["Location"].startswith(REDIRECT + "?")
+    assert answer["error"] == "access_denied" and "code" not in answer
+    assert client.get(f"/launch/{app.slug}").status_code == 404
+
+
+def test_app_never_receives_a_field_not_released(client, auth, oidc_world):
+    from portal.admin.services import release_fields
+    oidc_world.student.email = "ada@example.org"
+    oidc_world.student.student_number = "S-1"
+    db.session.commit()
+    release_fields(db.session, oidc_world.app.slug, ["given_name"])
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world, scope="openid profile email roster")
+    token = exchange(client, oidc_world, code, verifier)
+    claims = id_token_claims(token)
+    user_claims = {k for k in claims if k not in {"iss", "aud", "exp", "iat", "auth_time", "nonce", "amr",
+                                                   "at_hash"}}
+    assert user_claims == {"sub", "given_name"}
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+    assert client.get("/oidc/userinfo", headers=headers).json == {"sub": claims["sub"], "given_name": "Ada"}
+
+    # Releasing less takes effect at once, for tokens already issued too.
+    release_fields(db.session, oidc_world.app.slug, [])
+    assert client.get("/oidc/userinfo", headers=headers).json == {"sub": claims["sub"]}
+
+
+def test_app_cannot_widen_its_scopes_beyond_registration(client, auth, roster):
+    school = roster.school("sch-a")
+    roster.person("ada.lovelace", schools=[school])
+    app, secret = register_oidc_app(db.session, school=school, scopes=["openid"],
+                                    release=["given_name", "grade"])
+    world = Credentials(app.client_id, secret)
+    auth.login()
+    code, verifier, _ = get_code(client, world, scope="openid profile roster")
+    token = exchange(client, world, code, verifier)
+    assert token.json["scope"] == "openid"
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+    assert set(client.get("/oidc/userinfo", headers=headers).json) == {"sub"}
+
+
+def test_subject_is_pairwise_per_app(client, auth, oidc_world):
+    other, other_secret = register_oidc_app(db.session, "Reading Room", school=oidc_world.school)
+    other_world = Credentials(other.client_id, other_secret)
+    auth.login()
+    subs = []
+    for world in (oidc_world, other_world):
+        code, verifier, _ = get_code(client, world)
+        subs.append(id_token_claims(exchange(client, world, code, verifier))["sub"])
+    assert subs[0] != subs[1]
+
+
+def test_tokens_stop_working_when_the_grant_goes(client, auth, oidc_world):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    token = exchange(client, oidc_world, code, verifier).json["access_token"]
+    for grant in list(oidc_world.app.grants):
+        db.session.delete(grant)
+    db.session.commit()
+    response = client.get("/oidc/userinfo", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+
+def test_code_is_refused_when_the_grant_went_before_the_exchange(client, auth, oidc_world):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    for grant in list(oidc_world.app.grants):
+        db.session.delete(grant)
+    db.session.commit()
+    assert exchange(client, oidc_world, code, verifier).json["error"] == "invalid_grant"
+
+
+def test_tile_launch_sends_only_issuer_subject_hint_and_target(client, auth, oidc_world):
+    auth.login()
+    launch = client.get(f"/launch/{oidc_world.app.slug}")
+    assert launch.status_code == 302
+    sent = query_of(launch.headers["Location"])
+    assert set(sent) == {"iss", "login_hint", "target_link_uri"}
+    code, verifier, _ = get_code(client, oidc_world)
+    assert id_token_claims(exchange(client, oidc_world, code, verifier))["sub"] == sent["login_hint"]
+
+
+def test_login_hint_for_someone_else_asks_for_a_sign_in(live_portal, oidc_world, roster):
+    roster.person("grace.hopper", schools=[oidc_world.school], given="Grace", family="Hopper",
+                  role=Role.student)
+    browser = Browser(live_portal)
+    browser.sign_in("grace.hopper")
+    url = authorize_url(oidc_world, base=live_portal, login_hint="someone-else")
+    page = browser.http.get(url, allow_redirects=False)
+    assert page.status_code == 200 and "Sign in again" in page.text
+    assert 'value="grace.hopper"' not in page.text  # the next student does not see the last one's name

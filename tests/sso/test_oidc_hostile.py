@@ -1,0 +1,258 @@
+"""Hostile and broken requests: answered per spec, never redirected to an unregistered address,
+never a traceback."""
+from __future__ import annotations
+
+import base64
+import re
+import time
+from html import unescape
+
+import pytest
+
+from portal.db import db
+from portal.sso.oidc import store
+from portal.sso.oidc.claims import hash_secret
+from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
+    OTHER_REDIRECT, PASSWORD, REDIRECT, Browser, authorize_url, csrf_of, exchange, get_code, live_portal,
+    oidc_world,
+    pkce_pair, query_of, register_oidc_app,
+)
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def redirect_params(location: str) -> dict:
+    assert location.startswith(REDIRECT + "?"), location
+    return query_of(location)
+
+
+def at_redirect(response) -> dict:
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    return redirect_params(response.headers["Location"])
+
+
+def assert_plain_error_page(response):
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    html = response.get_data(as_text=True)
+    assert "sign-in did not work" in html and "Traceback" not in html
+
+
+def test_unregistered_redirect_uri_gets_a_plain_page_not_a_redirect(client, auth, oidc_world):
+    auth.login()
+    for uri in ("https://evil.test/cb", REDIRECT + "/", REDIRECT + "?x=1", REDIRECT.upper(), None):
+        assert_plain_error_page(client.get(authorize_url(oidc_world, redirect_uri=uri)))
+
+
+def test_unknown_or_missing_client_gets_a_plain_page(client, auth, oidc_world):
+    auth.login()
+    assert_plain_error_page(client.get(authorize_url(oidc_world, client_id="nobody")))
+    assert_plain_error_page(client.get(authorize_url(oidc_world, client_id=None)))
+
+
+@pytest.mark.parametrize("params, error", [
+    ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),  # no PKCE
+    ({"code_challenge_method": "plain"}, "invalid_request"),
+    ({"code_challenge_method": None}, "invalid_request"),  # would default to plain
+    ({"scope": "profile"}, "invalid_scope"),  # openid is required
+    ({"response_type": "token"}, "unsupported_response_type"),
+    ({"response_type": "code id_token"}, "unsupported_response_type"),
+    ({"max_age": "soon"}, "invalid_request"),
+    ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+    ({"response_mode": "form_post"}, "invalid_request"),
+])
+def test_bad_authorization_requests_are_answered_at_the_redirect_uri(client, auth, oidc_world, params, error):
+    auth.login()
+    url = authorize_url(oidc_world, state="keep-me", **params)
+    answer = at_redirect(client.get(url))
+    assert answer["error"] == error
+    assert answer["state"] == "keep-me"
+    assert "code" not in answer
+
+
+def test_prompt_none_when_signed_out_answers_login_required(client, oidc_world):
+    answer = at_redirect(client.get(authorize_url(oidc_world, prompt="none", state="s1")))
+    assert answer == {"error": "login_required", "state": "s1"}
+
+
+@pytest.mark.parametrize("extra", [{}, {"prompt": "login"}, {"max_age": "0"}])
+def test_signed_out_student_is_sent_to_sign_in_and_comes_back(client, oidc_world, extra):
+    response = client.get(authorize_url(oidc_world, **extra))
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+    next_url = query_of(response.headers["Location"])["next"]
+    assert next_url.startswith("/oidc/authorize?")
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    signed_in = client.post("/login", data={"username": "ada.lovelace", "password": PASSWORD, "next": next_url,
+                                            "csrf_token": token})
+    assert signed_in.headers["Location"] == next_url
+    assert "code" in at_redirect(client.get(next_url))
+
+
+def test_max_age_forces_signing_in_again(live_portal, oidc_world):
+    # A real server thread: every request gets fresh request state, as in production.
+    browser = Browser(live_portal)
+    browser.sign_in()
+    recent = browser.http.get(authorize_url(oidc_world, base=live_portal, max_age="3600"),
+                              allow_redirects=False)
+    assert "code" in redirect_params(recent.headers["Location"])  # recent enough: no questions
+
+    page = browser.http.get(authorize_url(oidc_world, base=live_portal, max_age="0"), allow_redirects=False)
+    assert page.status_code == 200 and "Sign in again to open Math Garden" in page.text
+    next_url = unescape(re.search(r'name="next" value="([^"]+)"', page.text).group(1))
+    # Following the way back without typing the password does not count.
+    assert browser.http.get(live_portal + next_url, allow_redirects=False).status_code == 200
+
+    time.sleep(1)  # auth_time has one-second resolution
+    signed = browser.http.post(f"{live_portal}/login", allow_redirects=False, data={
+        "username": "ada.lovelace", "password": PASSWORD, "next": next_url, "csrf_token": csrf_of(page.text)})
+    assert signed.status_code == 302 and signed.headers["Location"] == next_url
+    back = browser.http.get(live_portal + next_url, allow_redirects=False)
+    assert "code" in redirect_params(back.headers["Location"])
+
+
+def test_prompt_login_asks_again_even_when_signed_in(client, auth, oidc_world):
+    auth.login()
+    page = client.get(authorize_url(oidc_world, prompt="login"))
+    assert page.status_code == 200 and "Sign in again" in page.get_data(as_text=True)
+
+
+def test_prompt_none_with_stale_sign_in_answers_login_required(client, auth, oidc_world):
+    auth.login()
+    answer = at_redirect(client.get(authorize_url(oidc_world, prompt="none", max_age="0", state="s")))
+    assert answer["error"] == "login_required"
+
+
+def test_same_nonce_twice_is_refused(client, auth, oidc_world):
+    auth.login()
+    get_code(client, oidc_world, nonce="once-only")
+    answer = at_redirect(client.get(authorize_url(oidc_world, nonce="once-only")))
+    assert answer["error"] == "invalid_request"
+
+
+def test_wrong_verifier_and_missing_verifier_are_refused(client, auth, oidc_world):
+    auth.login()
+    code, _, _ = get_code(client, oidc_world)
+    wrong = exchange(client, oidc_world, code, pkce_pair()[0])
+    assert wrong.status_code == 400 and wrong.json["error"] == "invalid_grant"
+    code, _, _ = get_code(client, oidc_world)
+    missing = exchange(client, oidc_world, code, None)
+    assert missing.status_code == 400 and missing.json["error"] == "invalid_request"
+
+
+def test_code_reuse_fails_and_revokes_the_first_token(client, auth, oidc_world):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    first = exchange(client, oidc_world, code, verifier)
+    assert first.status_code == 200, first.json
+    access_token = first.json["access_token"]
+    assert client.get("/oidc/userinfo", headers=bearer(access_token)).status_code == 200
+
+    again = exchange(client, oidc_world, code, verifier)
+    assert again.status_code == 400 and again.json["error"] == "invalid_grant"
+    revoked = client.get("/oidc/userinfo", headers=bearer(access_token))
+    assert revoked.status_code == 401 and revoked.json["error"] == "invalid_token"
+    assert 'error="invalid_token"' in revoked.headers["WWW-Authenticate"]
+
+
+def test_a_token_saved_after_its_code_was_revoked_is_dropped(redis_client):
+    store.save_code(redis_client, "c0de", {"client_id": "x"}, seconds=60)
+    record, reused = store.take_code(redis_client, "c0de", remember_seconds=60)
+    assert record and not reused
+    assert store.take_code(redis_client, "c0de", remember_seconds=60) == (None, True)
+    # The first exchange finishes only now, after the replay revoked the code: its token dies.
+    saved = store.save_token(redis_client, "tok", {"person_id": 1}, seconds=60, code_hash=record["code_hash"])
+    assert saved is False
+    assert store.load_token(redis_client, "tok") is None
+
+
+def test_wrong_client_secret_is_refused_and_does_not_burn_the_code(client, auth, oidc_world):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    for post in (False, True):
+        wrong = exchange(client, oidc_world, code, verifier, secret="not-the-secret", post=post)
+        assert wrong.status_code in (400, 401) and wrong.json["error"] == "invalid_client"
+    assert exchange(client, oidc_world, code, verifier).status_code == 200
+
+
+def test_public_client_auth_is_refused(client, auth, oidc_world):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    response = client.post("/oidc/token", data={"grant_type": "authorization_code", "code": code,
+                                                "redirect_uri": REDIRECT, "code_verifier": verifier,
+                                                "client_id": oidc_world.client_id})
+    assert response.status_code in (400, 401) and response.json["error"] == "invalid_client"
+
+
+def test_expired_code_is_refused(client, auth, oidc_world, redis_client):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    assert 0 < redis_client.ttl(store.CODE + hash_secret(code)) <= 60
+    redis_client.pexpire(store.CODE + hash_secret(code), 1)
+    time.sleep(0.05)
+    response = exchange(client, oidc_world, code, verifier)
+    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+
+
+def test_code_is_bound_to_client_and_redirect_uri(client, auth, oidc_world):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    mismatch = exchange(client, oidc_world, code, verifier, redirect_uri=OTHER_REDIRECT)
+    assert mismatch.status_code == 400 and mismatch.json["error"] == "invalid_grant"
+
+    other_app, other_secret = register_oidc_app(db.session, "Other App", school=oidc_world.school)
+    code, verifier, _ = get_code(client, oidc_world)
+    other_credentials = base64.b64encode(f"{other_app.client_id}:{other_secret}".encode()).decode()
+    stolen = client.post("/oidc/token", data={"grant_type": "authorization_code", "code": code,
+                                              "redirect_uri": REDIRECT, "code_verifier": verifier},
+                         headers={"Authorization": f"Basic {other_credentials}"})
+    assert stolen.status_code == 400 and stolen.json["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic eDp5"},
+                                     {"Authorization": "Bearer " + "x" * 5000}])
+def test_userinfo_without_a_valid_token_is_401(client, oidc_world, headers):
+    response = client.get("/oidc/userinfo", headers=headers)
+    assert response.status_code in (400, 401)
+    assert response.is_json and "error" in response.json
+
+
+@pytest.mark.parametrize("form", [
+    {},
+    {"grant_type": "password", "username": "ada.lovelace", "password": PASSWORD},
+    {"grant_type": "client_credentials"},
+    {"grant_type": "authorization_code", "code": "x" * 5000, "redirect_uri": REDIRECT},
+])
+def test_token_endpoint_refuses_everything_else_as_json(client, oidc_world, form):
+    pair = base64.b64encode(f"{oidc_world.client_id}:{oidc_world.client_secret}".encode()).decode()
+    response = client.post("/oidc/token", data=form, headers={"Authorization": f"Basic {pair}"})
+    assert response.status_code == 400 and response.is_json and response.json["error"]
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_get_on_token_endpoint_is_a_plain_405(client, oidc_world):
+    response = client.get("/oidc/token")
+    assert response.status_code == 405 and "Traceback" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("params", [
+    {"redirect_uri": 'https://evil.test/"x\\'}, {"client_id": 'x"\\'}, {"response_type": 'co"de\\'},
+    {"scope": 'openid "\\'}, {"code_challenge": '"\\' * 30}, {"prompt": '"\\'}, {"state": '"\\\u00fc'},
+    {"nonce": "\x00"}, {"max_age": '"\\'}, {"login_hint": '"\\'},
+])
+def test_quotes_and_backslashes_never_break_the_endpoint(client, auth, oidc_world, params):
+    auth.login()
+    response = client.get(authorize_url(oidc_world, **params))
+    assert response.status_code in (200, 302, 400)  # 200: a login_hint for someone else asks to sign in
+    if response.status_code == 302:
+        assert response.headers["Location"].startswith(REDIRECT + "?")
+
+
+@pytest.mark.parametrize("form", [{"grant_type": 'x"\\'},
+                                  {"grant_type": "authorization_code", "code": '"\\', "redirect_uri": '"\\'}])
+def test_quotes_and_backslashes_at_the_token_endpoint(client, oidc_world, form):
+    pair = base64.b64encode(f"{oidc_world.client_id}:{oidc_world.client_secret}".encode()).decode()
+    response = client.post("/oidc/token", data=form, headers={"Authorization": f"Basic {pair}"})
+    assert response.status_code == 400 and response.is_json
