@@ -8,7 +8,7 @@ import base64
 import hashlib
 import hmac
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from portal.models import App, Enrollment, Grant, Person, PersonSchool, School, Section
@@ -35,53 +35,47 @@ class UnknownField(ValueError):
     """A field name that is not in the catalogue."""
 
 
-def _memberships(db: Session, person: Person) -> tuple[set[int], set[int], set[int]]:
-    school_ids = set(db.scalars(select(PersonSchool.school_id).where(PersonSchool.person_id == person.id)))
-    section_ids = set(db.scalars(select(Enrollment.section_id).where(Enrollment.person_id == person.id)))
-    district_ids = {person.district_id} if person.district_id else set()
-    return district_ids, school_ids, section_ids
-
-
-def _grant_matches(person: Person, district_ids: set[int], school_ids: set[int],
-                   section_ids: set[int]):
-    # A grant matches when every criterion it names holds for the person.
-    def criterion(column, values):
-        return or_(column.is_(None), column.in_(values)) if values else column.is_(None)
-
+def _grant_matches():
+    # A grant matches when every criterion it names holds for the person. Built once with the
+    # person's values as parameters: the database looks up schools and sections in the same
+    # round trip, and SQLAlchemy compiles the statement once (the tiles page runs it each time).
+    person_id = bindparam("person_id")
+    schools = select(PersonSchool.school_id).where(PersonSchool.person_id == person_id)
+    sections = select(Enrollment.section_id).where(Enrollment.person_id == person_id)
     return and_(
-        criterion(Grant.district_id, district_ids),
-        criterion(Grant.school_id, school_ids),
-        criterion(Grant.section_id, section_ids),
-        criterion(Grant.grade, set(person.grade_list)),
-        or_(Grant.role.is_(None), Grant.role == person.role),
+        or_(Grant.district_id.is_(None), Grant.district_id == bindparam("district_id")),
+        or_(Grant.school_id.is_(None), Grant.school_id.in_(schools)),
+        or_(Grant.section_id.is_(None), Grant.section_id.in_(sections)),
+        or_(Grant.grade.is_(None), Grant.grade.in_(bindparam("grades", expanding=True))),
+        or_(Grant.role.is_(None), Grant.role == bindparam("role")),
         # A grant naming nothing at all grants nothing.
         or_(Grant.district_id.is_not(None), Grant.school_id.is_not(None),
             Grant.section_id.is_not(None), Grant.grade.is_not(None), Grant.role.is_not(None)),
     )
 
 
+_MATCHES = _grant_matches()
+_APPS_FOR = select(App).where(App.id.in_(select(Grant.app_id).where(_MATCHES))).order_by(App.name)
+_MAY_LAUNCH = select(Grant.id).where(Grant.app_id == bindparam("app_id"), _MATCHES).limit(1)
+
+
+def _person_params(person: Person) -> dict:
+    return {"person_id": person.id, "district_id": person.district_id,
+            "grades": person.grade_list, "role": person.role}
+
+
 def apps_for(db: Session, person: Person) -> list[App]:
     """Return the apps the person may launch, by name."""
     if not person.enabled:
         return []
-    memberships = _memberships(db, person)
-    query = (
-        select(App)
-        .where(App.id.in_(select(Grant.app_id).where(_grant_matches(person, *memberships))))
-        .order_by(App.name)
-    )
-    return list(db.scalars(query))
+    return list(db.scalars(_APPS_FOR, _person_params(person)))
 
 
 def may_launch(db: Session, person: Person, app: App) -> bool:
     """True when one of the app's grants covers the person."""
     if not person.enabled:
         return False
-    memberships = _memberships(db, person)
-    found = db.scalar(
-        select(Grant.id).where(Grant.app_id == app.id, _grant_matches(person, *memberships)).limit(1)
-    )
-    return found is not None
+    return db.scalar(_MAY_LAUNCH, {**_person_params(person), "app_id": app.id}) is not None
 
 
 def check_fields(names) -> list[str]:

@@ -51,8 +51,10 @@ def link_site():
     thread.join(timeout=5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope: one Playwright at a time per process. Other test modules (badges, SSO) start
+    # their own, and two sync Playwright instances cannot be alive at once.
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
     from playwright.sync_api import sync_playwright
