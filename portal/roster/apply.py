@@ -2,6 +2,7 @@
 
 No ORM objects per row: a district has hundreds of thousands of enrollments. New rows' ids are
 read back by sourcedId after each table's inserts, so that the next table can point at them.
+On PostgreSQL (psycopg) new rows go in by COPY on the same connection instead of INSERT.
 """
 from __future__ import annotations
 
@@ -61,7 +62,33 @@ class _Writer:
             # The SET clause is every other key of the rows (they all have the same keys).
             self.many(update(table).where(table.c.id == bindparam("b_id")), changes.updates)
         if changes.inserts:
-            self.many(insert(table), changes.inserts)
+            self.insert(table, changes.inserts)
+
+    def insert(self, table: Table, rows: list[dict]) -> None:
+        if self.conn.dialect.name == "postgresql" and self.conn.dialect.driver == "psycopg":
+            self._copy(table, rows)
+        else:
+            self.many(insert(table), rows)
+
+    def _copy(self, table: Table, rows: list[dict]) -> None:
+        # On PostgreSQL, COPY loads rows several times faster than executemany INSERTs (one
+        # statement per row, however pipelined): half a million enrollments take seconds, not
+        # a minute. It runs on the same connection, so inside the same transaction.
+        quote = self.conn.dialect.identifier_preparer
+        names = list(rows[0])
+        # COPY skips the models' Python-side defaults (an INSERT would apply them): add them.
+        defaults = {c.name: c.default.arg for c in table.columns
+                    if c.name not in names and c.default is not None and c.default.is_scalar}
+        tail = list(defaults.values())
+        columns = ", ".join(quote.quote(n) for n in names + list(defaults))
+        sql = f"COPY {quote.format_table(table)} ({columns}) FROM STDIN"
+        with self.conn.connection.driver_connection.cursor() as cursor:
+            for i in range(0, len(rows), CHUNK):
+                batch = rows[i:i + CHUNK]
+                with cursor.copy(sql) as copy:
+                    for row in batch:
+                        copy.write_row([row[n] for n in names] + tail)
+                self._step(len(batch))
 
 
 def _move_usernames_aside(w: _Writer, plan: Plan, state: State) -> None:
@@ -106,8 +133,7 @@ def apply_plan(conn: Connection, plan: Plan, state: State,
                                              person_school_t.c.school_id == bindparam("s")),
                [{"p": people[p], "s": schools[s]} for p, s in plan.memberships_removed])
     if plan.memberships_added:
-        w.many(insert(person_school_t),
-               [{"person_id": people[p], "school_id": schools[s]}
-                for p, s in plan.memberships_added])
+        w.insert(person_school_t, [{"person_id": people[p], "school_id": schools[s]}
+                                   for p, s in plan.memberships_added])
 
     w.write(enrollment_t, plan.enrollments, {"person": people, "section": sections})

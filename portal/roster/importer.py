@@ -44,10 +44,10 @@ def import_roster(db: Session, path: Path | str, progress: Progress | None = Non
 def _import(db: Session, path: Path | str, progress: Progress | None) -> ImportSummary:
     bundle = read_bundle(path, progress)
     try:
-        conn = db.connection()
-        state = load_state(conn)
         if progress:
             progress("checking", 0, 1)
+        conn = db.connection()
+        state = load_state(conn)
         plan = plan_import(bundle, state)
         del bundle
         if progress:
