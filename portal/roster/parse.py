@@ -212,8 +212,10 @@ def _user(row: _Row, v: list[str], line: int, sid: str) -> User:
     # sourcedId enabledUser orgSourcedIds role username givenName familyName
     # | status identifier email grades
     role = row.choice("role", v[3], USER_ROLES)
+    if role in SKIPPED_ROLES:
+        return User(line, sid, False, role)  # counted and skipped: nothing else matters
     orgs = _split(v[2])
-    if not orgs and role not in SKIPPED_ROLES:
+    if not orgs:
         row.fail("orgSourcedIds is empty")
     return User(line, sid, False, role, row.choice("enabledUser", v[1], BOOLEANS, True), orgs,
                 row.need("username", v[4]).lower(), row.need("givenName", v[5]),

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import zipfile
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
+from portal.db import db
 from portal.models import District, Enrollment, Person, PersonSchool, Role, School, Section
-from portal.roster import import_roster
+from portal.roster import apply, import_roster
 from tests.roster.conftest import HEADERS, snapshot
 
 
@@ -240,3 +242,43 @@ def test_person_who_becomes_a_guardian_is_removed(db_session, bundles, roster_ro
 
     assert counts(summary)["people"] == (0, 0, 1, 2)
     assert person(db_session, "u2") is None
+
+
+def test_reimport_does_no_writes(db_session, bundles, roster_rows):
+    folder = bundles.write(roster_rows)
+    import_roster(db_session, folder)
+    statements = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement.split(None, 1)[0].upper())
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        import_roster(db_session, folder)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+    assert statements and set(statements) == {"SELECT"}
+
+
+def test_failure_while_writing_rolls_everything_back(db_session, bundles, roster_rows,
+                                                     monkeypatch):
+    import_roster(db_session, bundles.write(roster_rows))
+    before = snapshot(db_session)
+    roster_rows["users"][0]["givenName"] = "Augusta"
+    roster_rows["users"].append({"sourcedId": "u9", "enabledUser": "true", "orgSourcedIds": "s1",
+                                 "role": "student", "username": "new.kid", "givenName": "New",
+                                 "familyName": "Kid"})
+    roster_rows["enrollments"].pop()  # a removal, written first
+    original = apply._Writer.write
+
+    def write(self, table, changes, refs):
+        if table.name == "enrollment":
+            raise RuntimeError("the disk is full")
+        return original(self, table, changes, refs)
+
+    monkeypatch.setattr(apply._Writer, "write", write)
+    with pytest.raises(RuntimeError):
+        import_roster(db_session, bundles.write(roster_rows))
+
+    assert snapshot(db_session) == before

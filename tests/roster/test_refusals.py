@@ -107,6 +107,7 @@ def test_class_in_unknown_school_is_refused(db_session, bundles, roster_rows, im
     problems = refused(db_session, bundles.write(roster_rows))
 
     assert problems == ['classes.csv line 3: schoolSourcedId "d1" is not a school in orgs.csv']
+    assert snapshot(db_session) == imported
 
 
 def test_bad_zip_is_refused(db_session, tmp_path, imported):
@@ -147,11 +148,13 @@ def test_missing_manifest_and_missing_path_are_refused(db_session, bundles, rost
                                                        tmp_path):
     folder = bundles.write(roster_rows)
     (folder / "manifest.csv").unlink()
+    before = snapshot(db_session)
 
     assert refused(db_session, folder) == [
         "manifest.csv is missing: a OneRoster 1.1 bundle starts with it"]
     assert refused(db_session, tmp_path / "nowhere") == [
         f"{tmp_path / 'nowhere'}: there is no such file or folder"]
+    assert snapshot(db_session) == before
 
 
 def test_many_problems_are_capped(db_session, bundles, roster_rows):
