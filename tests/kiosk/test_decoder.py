@@ -1,0 +1,102 @@
+"""kiosk.decoder on generated frames (bench/badgeframes.py): what counts as a badge read."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import zxingcpp
+
+from bench.badgeframes import BadgeScene, bad_checksum, qr_image, seeded_token
+from kiosk.decoder import NO_BADGE, SEVERAL_BADGES, BadgeRead, read_badge
+
+VGA, HD = (640, 480), (1280, 720)
+
+
+def scene(condition, size=VGA, seed=1):
+    return BadgeScene(condition, size, (77, seed))
+
+
+def card_frame(texts, size=VGA) -> np.ndarray:
+    """A plain wall with printed QRs side by side, each holding one of `texts`."""
+    frame = np.full((size[1], size[0], 3), 200, np.uint8)
+    for i, text in enumerate(texts):
+        qr = cv2.resize(qr_image(text, module=6), (180, 180), interpolation=cv2.INTER_AREA)
+        x, y = 60 + i * 260, 140
+        frame[y:y + 180, x:x + 180] = qr[..., None]
+    return frame
+
+
+def bare_zxing(frame) -> list[str]:
+    return [r.text for r in zxingcpp.read_barcodes(frame, formats=zxingcpp.BarcodeFormat.QRCode)]
+
+
+@pytest.mark.parametrize("size", [VGA, HD])
+def test_reads_held_badge(size):
+    shot = scene("nominal", size).frame()
+    assert read_badge(shot.frame) == BadgeRead(shot.tokens[0])
+
+
+@pytest.mark.parametrize("condition", ["rotated", "tilted"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_reads_rotated_and_tilted_badge(condition, seed):
+    shot = scene(condition, seed=seed).frame()
+    assert read_badge(shot.frame).token == shot.tokens[0]
+
+
+def test_reads_gray_and_bgra_frames():
+    shot = scene("nominal").frame()
+    token = shot.tokens[0]
+    assert read_badge(cv2.cvtColor(shot.frame, cv2.COLOR_BGR2GRAY)).token == token
+    assert read_badge(cv2.cvtColor(shot.frame, cv2.COLOR_BGR2BGRA)).token == token
+
+
+def test_no_badge_on_empty_frames():
+    assert read_badge(np.zeros((720, 1280, 3), np.uint8)) == NO_BADGE
+    kinds = set()
+    for seed in range(12):   # clutter, a card's back, a poster QR, a forged badge
+        empty = scene("none", seed=seed)
+        kinds.add(empty.note)
+        assert read_badge(empty.frame().frame) == NO_BADGE, empty.note
+    assert kinds == {"empty", "blank card", "other QR", "bad checksum"}
+
+
+def test_qr_that_is_not_a_badge_is_ignored():
+    frame = card_frame(["https://lincoln-elementary.example/library"])
+    assert bare_zxing(frame) == ["https://lincoln-elementary.example/library"]
+    assert read_badge(frame) == NO_BADGE
+
+
+def test_badge_shaped_string_with_wrong_checksum_is_ignored():
+    forged = bad_checksum(seeded_token(np.random.default_rng(5)))
+    frame = card_frame([forged])
+    assert bare_zxing(frame) == [forged]
+    assert read_badge(frame) == NO_BADGE
+
+
+def test_two_badges_in_view_are_several():
+    shot = scene("two_badges").frame()
+    assert len(set(shot.tokens)) == 2
+    assert read_badge(shot.frame) == SEVERAL_BADGES
+
+
+def test_two_printed_badges_are_several_and_a_url_beside_one_is_not():
+    rng = np.random.default_rng(6)
+    one, two = seeded_token(rng), seeded_token(rng)
+    assert read_badge(card_frame([one, two])) == SEVERAL_BADGES
+    assert read_badge(card_frame([one, "https://example.org/"])).token == one
+
+
+def test_the_same_badge_twice_is_one_badge():
+    token = seeded_token(np.random.default_rng(7))
+    assert read_badge(card_frame([token, token])).token == token
+
+
+def test_read_hides_the_token_from_repr():
+    token = seeded_token(np.random.default_rng(8))
+    read = read_badge(card_frame([token]))
+    assert read.found and token not in repr(read)
+
+
+def test_rejects_what_is_not_an_image():
+    with pytest.raises(ValueError):
+        read_badge(np.zeros((48, 64), np.float32))
