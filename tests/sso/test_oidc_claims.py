@@ -57,6 +57,7 @@ def test_amr_table():
     assert amr_for("password") == ["pwd"]
     assert amr_for("badge") == ["pwd"]
     assert amr_for("badge+pin") == ["pwd", "pin"]
+    assert amr_for("badge+picture") == ["pwd", "pin"]
     assert amr_for("something new") is None and amr_for(None) is None
 
 

@@ -41,11 +41,14 @@ SCOPES = tuple(SCOPE_FIELDS)
 # How the student signed in (session["auth_method"]) -> `amr` values from RFC 8176.
 # A QR badge is a printed secret the server checks by hash: the same mechanism as a password, and
 # as easy to copy. "hwk"/"pop" would tell apps it was a key that cannot be copied, so badges say
-# "pwd" too. A PIN typed after the badge adds "pin". Unknown methods send no `amr` at all.
+# "pwd" too. A PIN typed after the badge adds "pin"; so does a picture chosen after it (RFC 8176's
+# "pin" covers a pattern, "not restricted to containing only numbers"). Unknown methods send no
+# `amr` at all rather than a guess.
 AMR: dict[str, tuple[str, ...]] = {
     "password": ("pwd",),
     "badge": ("pwd",),
     "badge+pin": ("pwd", "pin"),
+    "badge+picture": ("pwd", "pin"),
 }
 
 
