@@ -5,7 +5,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
-    POST_LOGOUT, Browser, csrf_of, exchange, get_code, live_portal, oidc_world, query_of,
+    POST_LOGOUT, Browser, csrf_of, exchange, get_code, live_portal, oidc_world,
 )
 
 
