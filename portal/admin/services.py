@@ -57,7 +57,9 @@ def grant_app(db: Session, name: str, *, district: bool = False, school: str | N
     app = find_app(db, name)
     if not (district or school or grade or section or role):
         raise AdminError("say who gets the app: --district, --school, --grade, --section or --role")
-    grant = Grant(app=app)
+    # Built by id and added at the end: an object half-attached to the session would be
+    # autoflushed by the look-ups below.
+    grant = Grant(app_id=app.id)
     if district:
         districts = list(db.scalars(select(District)))
         if len(districts) != 1:
