@@ -5,6 +5,8 @@ run with the operator's authority and exit non-zero with a one-line reason on ba
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -47,7 +49,7 @@ def _student(username: str):
 
 @click.group("badges")
 def badges_cli():
-    """QR badges: each school's policy, voiding, second-factor unlocks."""
+    """QR badges: each school's policy, printed sheets, voiding, second-factor unlocks."""
 
 
 @badges_cli.command("policy")
@@ -111,6 +113,42 @@ def badges_unlock(username, reset):
     (reset_factor if reset else unlock_factor)(db.session, limits.factor, student)
     click.echo(f"{student.username} can sign in with their badge again"
                + (" and will choose a new PIN or pictures" if reset else ""))
+
+
+@badges_cli.command("sheet")
+@click.argument("section_id")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="the PDF to write (readable by you only)")
+@click.option("--paper", type=click.Choice(["letter", "a4"]), default="letter", show_default=True,
+              help="the paper size; the labels are Avery 22806 (2 inch squares, 12 a page)")
+@with_appcontext
+def badges_sheet(section_id, out, paper):
+    """Print NEW badges for SECTION_ID's students who use badges, as a PDF of labels.
+
+    This reissues their badges: the cards they have now stop working at once.
+    The PDF holds live badges: print it, then delete it.
+    """
+    from portal.badges.sheets import print_section_badges, write_private_file
+    from portal.db import db
+    section = _section(section_id)
+    settings = current_app.config["SETTINGS"]
+    made = []
+
+    def make() -> bytes:
+        made.append(print_section_badges(db.session, current_app.extensions["redis"], section,
+                                         paper=paper, default_expires=settings.badge_expires))
+        return made[0].pdf
+
+    try:
+        write_private_file(out, make)
+    except PortalError as e:
+        _fail(f"{e.title}: {e.advice}" if e.advice else e.title)
+    except OSError as e:
+        _fail(f"cannot write {out}: {e.strerror or e}")
+    sheet = made[0]
+    click.echo(f"wrote {sheet.badges} new badge{'s' if sheet.badges != 1 else ''} "
+               f"({sheet.pages} page{'s' if sheet.pages != 1 else ''}, {paper}) for "
+               f"{section.title} at {section.school.name} to {out}; their old badges no longer work")
 
 
 @click.group("kiosk")

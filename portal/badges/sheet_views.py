@@ -1,0 +1,39 @@
+"""The printable badge sheet for a section's teachers and admins: a POST, since it reissues.
+
+The answer is the PDF as a download that no cache keeps; the tokens it holds are in no log.
+"""
+from __future__ import annotations
+
+from flask import make_response, request
+from flask_login import current_user
+from werkzeug.utils import secure_filename
+
+from portal.auth.roles import role_required
+from portal.badges import flow
+from portal.badges.permissions import STAFF_ROLES
+from portal.badges.services import NotPermitted
+from portal.badges.sheets import print_section_badges
+from portal.badges.views import bp
+from portal.db import db
+from portal.models import Section
+
+
+@bp.post("/badges/sections/<int:section_id>/sheet")
+@role_required(*STAFF_ROLES)
+def section_sheet(section_id: int):
+    """Reissue the section's badges and download them as labels (`paper`: letter or a4)."""
+    section = db.session.get(Section, section_id)
+    if section is None:
+        raise NotPermitted()  # the same answer as a section of someone else's
+    form = (request.get_json(silent=True) or {}) if request.is_json else request.form
+    paper = str(form.get("paper", "") or "letter").lower()
+    sheet = print_section_badges(db.session, flow.redis_client(), section, actor=current_user,
+                                 paper=paper, default_expires=flow.settings().badge_expires,
+                                 clock=flow.app_clock())
+    name = secure_filename(f"badges-{section.title}.pdf".replace(" ", "-").lower()) or "badges.pdf"
+    response = make_response(sheet.pdf)
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Badge-Count"] = str(sheet.badges)
+    return response

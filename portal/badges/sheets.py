@@ -1,0 +1,253 @@
+"""Printable badge sheets: one badge per 2-inch square label, twelve to a page.
+
+The label layout is Avery 22806 (2" x 2" square labels, 3 across and 4 down on a US Letter
+sheet): the first label 0.625" from the left and top edges, labels 2.625" apart across and
+2 7/12" (2.583") apart down. The grid (7.25" x 9.75") sits at the same place from the top-left
+corner on both papers, so on US Letter (8.5" x 11") and on A4 (8.27" x 11.69") every label stays
+more than 0.39" inside each edge, clear of a printer's usual 0.25" unprintable margin. Print one
+page on plain paper and hold it against a label sheet before printing on labels.
+
+A badge shows the QR of its token alone (error correction Q, a 4-module quiet zone), the
+student's first name and last initial, and the school's name: no id, no address, nothing else.
+The PDF holds live sign-in tokens: hand it to the printer and delete it, never log or keep it.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Callable, Sequence
+
+import redis
+import segno
+from reportlab.lib.pagesizes import A4, LETTER
+from reportlab.lib.units import inch
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.badges.expiry import utcnow
+from portal.badges.permissions import may_manage_section
+from portal.badges.services import BadgeError, Clock, NotPermitted, issue_badges_for_section
+from portal.badges.token import looks_like_badge
+from portal.models import Person, Section
+
+PAPERS = {"letter": LETTER, "a4": A4}
+SAFE_MARGIN = 0.25 * inch   # what most office printers cannot print near the edge
+QR_ERROR = "q"              # 25% of the symbol may be scuffed, bent or under a thumb
+QUIET_ZONE = 4              # modules of white around the symbol, as ISO/IEC 18004 asks
+
+
+class SheetError(BadgeError):
+    title = "That badge sheet can't be made"
+
+
+@dataclass(frozen=True)
+class LabelLayout:
+    """A sheet of equal square labels, measured in points from the page's top-left corner."""
+    name: str
+    across: int
+    down: int
+    side: float
+    left: float
+    top: float
+    pitch_x: float
+    pitch_y: float
+
+    @property
+    def per_page(self) -> int:
+        return self.across * self.down
+
+    @property
+    def grid_size(self) -> tuple[float, float]:
+        return (self.pitch_x * (self.across - 1) + self.side,
+                self.pitch_y * (self.down - 1) + self.side)
+
+    def label_origin(self, slot: int, page_height: float) -> tuple[float, float]:
+        """The bottom-left corner of label `slot` (0 top-left, row by row) in PDF coordinates."""
+        row, column = divmod(slot, self.across)
+        return (self.left + column * self.pitch_x,
+                page_height - self.top - row * self.pitch_y - self.side)
+
+    def fits(self, paper: tuple[float, float], margin: float = SAFE_MARGIN) -> bool:
+        """True when every label lies inside the paper's printable area."""
+        width, height = self.grid_size
+        return (self.left >= margin and self.top >= margin
+                and self.left + width <= paper[0] - margin
+                and self.top + height <= paper[1] - margin)
+
+
+AVERY_22806 = LabelLayout("Avery 22806", across=3, down=4, side=2 * inch, left=0.625 * inch,
+                          top=0.625 * inch, pitch_x=2.625 * inch, pitch_y=31 / 12 * inch)
+
+# Inside a label (points): the QR with its quiet zone on top, two lines of text below.
+_TOP_PAD = 5
+_TEXT_BLOCK = 30
+_BOTTOM_PAD = 8
+_NAME_SIZE, _NAME_MIN = 13, 8
+_SCHOOL_SIZE, _SCHOOL_MIN = 8, 6.5
+_TEXT_SIDE_PAD = 7
+
+
+@dataclass(frozen=True)
+class SheetBadge:
+    """What one label shows; the token only as its QR."""
+    token: str = field(repr=False)
+    name: str
+    school: str
+
+
+@dataclass(frozen=True)
+class Sheet:
+    pdf: bytes = field(repr=False)
+    badges: int
+    pages: int
+
+
+def badge_name(person: Person) -> str:
+    """First name and last initial, e.g. "Ada L."."""
+    first = (person.preferred_name or person.given_name or "").strip()
+    family = (person.family_name or "").strip()
+    return f"{first} {family[:1].upper()}." if family else first
+
+
+_FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"),)
+_fonts: tuple[str, str] | None = None
+
+
+def _font_names() -> tuple[str, str]:
+    """(regular, bold): DejaVu Sans where installed (Latin, Greek, Cyrillic and more), else
+    the PDF standard Helvetica (Western European names only)."""
+    global _fonts
+    if _fonts is None:
+        _fonts = ("Helvetica", "Helvetica-Bold")
+        for folder in _FONT_DIRS:
+            regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
+            if regular.is_file() and bold.is_file():
+                pdfmetrics.registerFont(TTFont("BadgeSans", str(regular)))
+                pdfmetrics.registerFont(TTFont("BadgeSans-Bold", str(bold)))
+                _fonts = ("BadgeSans", "BadgeSans-Bold")
+                break
+    return _fonts
+
+
+def _fit(text: str, font: str, size: float, smallest: float, width: float) -> tuple[str, float]:
+    """Shrink `text` to fit `width`, down to `smallest`; past that, cut it with an ellipsis."""
+    while size > smallest and pdfmetrics.stringWidth(text, font, size) > width:
+        size = max(smallest, size - 0.5)
+    if pdfmetrics.stringWidth(text, font, size) <= width:
+        return text, size
+    while text and pdfmetrics.stringWidth(text + "…", font, size) > width:
+        text = text[:-1]
+    return text.rstrip() + "…", size
+
+
+def _draw_qr(canvas: Canvas, token: str, x: float, y_top: float, side: float) -> None:
+    """Draw the token's QR, quiet zone included, in the square of `side` below (x, y_top)."""
+    qr = segno.make_qr(token, error=QR_ERROR, boost_error=False)
+    modules = len(qr.matrix)
+    unit = side / (modules + 2 * QUIET_ZONE)
+    left, top = x + QUIET_ZONE * unit, y_top - QUIET_ZONE * unit
+    path = canvas.beginPath()
+    for row, line in enumerate(qr.matrix):
+        column = 0
+        while column < modules:
+            if not line[column]:
+                column += 1
+                continue
+            start = column
+            while column < modules and line[column]:
+                column += 1
+            # One path for the whole symbol: no hairline seams between neighbouring modules.
+            path.rect(left + start * unit, top - (row + 1) * unit, (column - start) * unit, unit)
+    canvas.drawPath(path, stroke=0, fill=1)
+
+
+def _draw_badge(canvas: Canvas, badge: SheetBadge, x: float, y: float, side: float) -> None:
+    regular, bold = _font_names()
+    qr_side = side - _TOP_PAD - _TEXT_BLOCK - _BOTTOM_PAD
+    _draw_qr(canvas, badge.token, x + (side - qr_side) / 2, y + side - _TOP_PAD, qr_side)
+    width = side - 2 * _TEXT_SIDE_PAD
+    name, size = _fit(badge.name, bold, _NAME_SIZE, _NAME_MIN, width)
+    canvas.setFont(bold, size)
+    canvas.drawCentredString(x + side / 2, y + _BOTTOM_PAD + 15, name)
+    school, size = _fit(badge.school, regular, _SCHOOL_SIZE, _SCHOOL_MIN, width)
+    canvas.setFont(regular, size)
+    canvas.drawCentredString(x + side / 2, y + _BOTTOM_PAD + 3, school)
+
+
+def render_sheet(badges: Sequence[SheetBadge], paper: str = "letter",
+                 layout: LabelLayout = AVERY_22806) -> bytes:
+    """Return the PDF of `badges`, one per label, in order, on `paper` ("letter" or "a4")."""
+    if paper not in PAPERS:
+        raise SheetError("Choose letter or A4 paper", "Use --paper letter or --paper a4.")
+    if not badges:
+        raise SheetError("There are no badges to print")
+    for badge in badges:
+        if not looks_like_badge(badge.token):
+            raise ValueError("not a badge token")
+    size = PAPERS[paper]
+    out = BytesIO()
+    canvas = Canvas(out, pagesize=size, pageCompression=1)
+    canvas.setTitle("Badges")
+    canvas.setCreator("Student portal")
+    canvas.setProducer("Student portal")
+    for n, badge in enumerate(badges):
+        slot = n % layout.per_page
+        if n and slot == 0:
+            canvas.showPage()
+        x, y = layout.label_origin(slot, size[1])
+        _draw_badge(canvas, badge, x, y, layout.side)
+    canvas.showPage()
+    canvas.save()
+    return out.getvalue()
+
+
+def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
+                         actor: Person | None = None, paper: str = "letter",
+                         default_expires: str = "07-31", clock: Clock = utcnow) -> Sheet:
+    """Issue new badges for the section's badge students and return their sheet.
+
+    Every student on the sheet gets a new badge: their old card stops working at once. Nothing
+    changes when the paper is unknown, the actor may not manage the section, or no student of
+    the section uses a badge.
+    """
+    if paper not in PAPERS:
+        raise SheetError("Choose letter or A4 paper", "Use --paper letter or --paper a4.")
+    if actor is not None and not may_manage_section(db, actor, section):
+        raise NotPermitted()
+    _font_names()  # fail on a broken font before any badge changes
+    issued = issue_badges_for_section(db, client, section, actor=actor,
+                                      default_expires=default_expires, clock=clock)
+    if not issued:
+        raise SheetError(f"No student in {section.title} uses a badge",
+                         "Badges are for the grades in the school's badge policy.")
+    school = section.school.name
+    pdf = render_sheet([SheetBadge(i.token, badge_name(i.person), school) for i in issued], paper)
+    audit.record("badge_sheet_printed", actor=actor, data={
+        "section_id": section.id, "students": len(issued), "paper": paper})
+    pages = -(-len(issued) // AVERY_22806.per_page)
+    return Sheet(pdf, len(issued), pages)
+
+
+def write_private_file(path: Path, make: Callable[[], bytes]) -> None:
+    """Write what `make()` returns to `path`, readable by its owner only.
+
+    The folder is checked and a temporary file opened before `make` runs (it may issue
+    badges), and `path` appears only once complete. Raises OSError.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(make())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,303 @@
+"""Printable badge sheets: the PDF is rendered by poppler and every label is read back with zbar,
+as a classroom camera would; the text on the page is only names, initials and the school."""
+from __future__ import annotations
+
+import logging
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pyzbar import pyzbar
+from sqlalchemy import select
+
+from portal.badges.sheets import (
+    AVERY_22806, PAPERS, SAFE_MARGIN, SheetBadge, SheetError, badge_name, render_sheet,
+)
+from portal.badges.token import looks_like_badge, mint_token, token_hash
+from portal.db import db
+from portal.models import Badge, Event
+from tests.badges.conftest import issue, login, new_client
+
+DPI = 150
+# Room 4 in name order: Johnson (grade 04), Lovelace and Turing (grade 01).
+ROOM4 = [("Katherine J.", "katherine"), ("Ada L.", "ada"), ("Alan T.", "alan")]
+
+
+def _page_count(pdf: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    return int(next(line.split()[1] for line in info.splitlines() if line.startswith("Pages:")))
+
+
+def _page_size(pdf: Path) -> tuple[float, float]:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    words = next(line for line in info.splitlines() if line.startswith("Page size:")).split()
+    return float(words[2]), float(words[4])
+
+
+def read_sheet(pdf: Path, paper: str = "letter") -> list[tuple[list[str], str]]:
+    """Every label, in order: (the QR codes zbar reads in it, the text pdftotext finds in it)."""
+    width, height = PAPERS[paper]
+    assert _page_size(pdf) == pytest.approx((width, height), abs=0.5)
+    labels = []
+    for page in range(1, _page_count(pdf) + 1):
+        png = pdf.with_name(f"{pdf.stem}-{page}")
+        subprocess.run(["pdftoppm", "-r", str(DPI), "-png", "-singlefile", "-f", str(page),
+                        "-l", str(page), str(pdf), str(png)], check=True)
+        image = Image.open(f"{png}.png").convert("L")
+        for slot in range(AVERY_22806.per_page):
+            x, y = AVERY_22806.label_origin(slot, height)
+            top = height - y - AVERY_22806.side  # from the top of the page, in points
+            side = AVERY_22806.side
+            crop = image.crop(tuple(round(v * DPI / 72) for v in (x, top, x + side, top + side)))
+            codes = [c.data.decode("ascii") for c in pyzbar.decode(crop)
+                     if c.type == "QRCODE"]
+            text = subprocess.run(
+                ["pdftotext", "-f", str(page), "-l", str(page), "-x", str(round(x)),
+                 "-y", str(round(top)), "-W", str(round(side)), "-H", str(round(side)),
+                 str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            if codes or lines:
+                labels.append((codes, "\n".join(lines)))
+    return labels
+
+
+def _active_hash(person) -> str:
+    db.session.expire_all()
+    return db.session.scalar(select(Badge.token_hash).where(Badge.person_id == person.id,
+                                                            Badge.revoked_at.is_(None)))
+
+
+def _people(world):
+    return {"katherine": world.older_student, "ada": world.student, "alan": world.classmate}
+
+
+def _check_room4_sheet(pdf: Path, world, paper: str = "letter") -> list[str]:
+    labels = read_sheet(pdf, paper)
+    assert [text for _, text in labels] == [f"{name}\nMaple Elementary" for name, _ in ROOM4]
+    tokens = []
+    for (codes, _), (_, who) in zip(labels, ROOM4):
+        assert len(codes) == 1
+        token = codes[0]
+        assert looks_like_badge(token)
+        assert token_hash(token) == _active_hash(_people(world)[who])
+        tokens.append(token)
+    # Nothing else on the page: no ids, usernames, addresses or tokens as text.
+    everything = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                                check=True).stdout.split()
+    expected = " ".join(f"{name} Maple Elementary" for name, _ in ROOM4).split()
+    assert sorted(everything) == sorted(expected)
+    return tokens
+
+
+@pytest.mark.parametrize("paper", ["letter", "a4"])
+def test_sheet_command_reissues_and_every_label_signs_its_student_in(
+        runner, redis_client, world, kiosk, tmp_path, paper):
+    old = issue(redis_client, world.student)
+    out = tmp_path / "room4.pdf"
+    result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(out), "--paper", paper])
+    assert result.exit_code == 0, result.output
+    assert "3 new badges" in result.output and "old badges no longer work" in result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # it holds live badges
+    assert not list(tmp_path.glob(".*.part"))
+
+    tokens = _check_room4_sheet(out, world, paper)
+    assert kiosk.scan(old).status_code == 403  # reissued: the old card stopped working
+    for token in tokens:
+        assert kiosk.scan(token).status_code == 200
+
+
+def test_sheet_command_help_says_it_reissues(runner):
+    result = runner.invoke(args=["badges", "sheet", "--help"])
+    assert result.exit_code == 0
+    assert "reissues" in result.output and "stop working" in result.output
+
+
+def test_label_grid_prints_on_letter_and_a4():
+    width, height = AVERY_22806.grid_size
+    assert (width, height) == pytest.approx((7.25 * 72, 9.75 * 72))
+    for paper in PAPERS.values():
+        assert AVERY_22806.fits(paper)
+        for slot in range(AVERY_22806.per_page):
+            x, y = AVERY_22806.label_origin(slot, paper[1])
+            assert x >= SAFE_MARGIN and y >= SAFE_MARGIN
+            assert x + AVERY_22806.side <= paper[0] - SAFE_MARGIN
+            assert y + AVERY_22806.side <= paper[1] - SAFE_MARGIN
+    # The same place on both papers, measured from the top-left corner.
+    letter_top = PAPERS["letter"][1] - AVERY_22806.label_origin(0, PAPERS["letter"][1])[1]
+    a4_top = PAPERS["a4"][1] - AVERY_22806.label_origin(0, PAPERS["a4"][1])[1]
+    assert letter_top == pytest.approx(a4_top)
+
+
+def test_thirteen_badges_take_two_pages(tmp_path):
+    badges = [SheetBadge(mint_token(), f"Kid{n} K.", "Maple Elementary") for n in range(13)]
+    pdf = tmp_path / "thirteen.pdf"
+    pdf.write_bytes(render_sheet(badges))
+    labels = read_sheet(pdf)
+    assert [codes for codes, _ in labels] == [[b.token] for b in badges]
+    assert _page_count(pdf) == 2
+
+
+def test_long_names_shrink_or_are_cut_inside_their_label(tmp_path):
+    badge = SheetBadge(mint_token(), "Maximiliano-Alessandro Wolfeschlegelsteinhausen W.",
+                       "Dr. Martin Luther King Jr. Elementary School of the Arts and Sciences")
+    pdf = tmp_path / "long.pdf"
+    pdf.write_bytes(render_sheet([badge, SheetBadge(mint_token(), "Zoë Ñ.", "École Élémentaire")]))
+    labels = read_sheet(pdf)
+    assert len(labels) == 2 and all(len(codes) == 1 for codes, _ in labels)
+    name, school = labels[0][1].splitlines()
+    assert name.startswith("Maximiliano") and name.endswith("…")
+    assert school.startswith("Dr. Martin Luther King") and school.endswith("…")
+    assert labels[1][1] == "Zoë Ñ.\nÉcole Élémentaire"
+
+
+def test_badge_name_is_first_name_and_last_initial(world):
+    assert badge_name(world.student) == "Ada L."
+    world.student.preferred_name = "Addie"
+    assert badge_name(world.student) == "Addie L."
+    world.student.family_name = "  "
+    assert badge_name(world.student) == "Addie"
+
+
+def test_render_refuses_what_is_not_a_badge():
+    with pytest.raises(ValueError):
+        render_sheet([SheetBadge("https://example.org/", "Ada L.", "Maple")])
+    with pytest.raises(SheetError):
+        render_sheet([SheetBadge(mint_token(), "Ada L.", "Maple")], paper="legal")
+    with pytest.raises(SheetError):
+        render_sheet([])
+
+
+# --- the command's refusals: a one-line reason, and nothing changed ---
+
+def test_sheet_command_refuses_an_unknown_section(runner, tmp_path):
+    out = tmp_path / "x.pdf"
+    result = runner.invoke(args=["badges", "sheet", "nope", "--out", str(out)])
+    assert result.exit_code != 0
+    assert "there is no section with id 'nope'" in result.output
+    assert not out.exists()
+
+
+def test_sheet_command_refuses_a_section_without_badge_students(runner, redis_client, roster,
+                                                                world, tmp_path):
+    room12 = roster.section(world.school, "room12", "Room 12", grades="09")
+    roster.person("otto", schools=[world.school], sections=[room12], grades="09")
+    roster.person("t.twelve", role=world.teacher.role, schools=[world.school], sections=[room12])
+    out = tmp_path / "x.pdf"
+    result = runner.invoke(args=["badges", "sheet", "room12", "--out", str(out)])
+    assert result.exit_code != 0
+    assert "No student in Room 12 uses a badge" in result.output
+    assert not out.exists() and not list(tmp_path.iterdir())
+    assert db.session.scalar(select(Badge.id)) is None
+
+
+def test_sheet_command_checks_the_output_before_reissuing(runner, redis_client, world, kiosk,
+                                                          tmp_path):
+    token = issue(redis_client, world.student)
+    for out in (tmp_path / "missing" / "x.pdf", tmp_path):
+        result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(out)])
+        assert result.exit_code != 0
+        assert len(result.output.strip().splitlines()) == 1
+    assert kiosk.scan(token).status_code == 200  # nothing was reissued
+
+
+def test_sheet_command_refuses_an_unknown_paper(runner, tmp_path):
+    result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(tmp_path / "x.pdf"),
+                                 "--paper", "legal"])
+    assert result.exit_code != 0 and "legal" in result.output
+
+
+# --- the web route ---
+
+def _sheet_url(section) -> str:
+    return f"/badges/sections/{section.id}/sheet"
+
+
+def test_teacher_downloads_the_sheet_and_no_token_is_logged(app, redis_client, world, kiosk,
+                                                            tmp_path, caplog):
+    old = issue(redis_client, world.student)
+    client = new_client(app)
+    csrf = login(client, "t.four")
+    caplog.set_level(logging.DEBUG)
+    answer = client.post(_sheet_url(world.section), data={"csrf_token": csrf, "paper": "letter"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.headers["Content-Type"] == "application/pdf"
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="badges-room-4.pdf"'
+    assert answer.headers["Cache-Control"] == "no-store"
+    pdf = tmp_path / "download.pdf"
+    pdf.write_bytes(answer.get_data())
+    tokens = _check_room4_sheet(pdf, world)
+    assert kiosk.scan(old).status_code == 403
+    for token in tokens:
+        assert token not in caplog.text
+        assert token not in repr([e.data for e in db.session.scalars(select(Event))])
+    printed = db.session.scalar(select(Event).where(Event.kind == "badge_sheet_printed"))
+    assert printed.actor_id == world.teacher.id and printed.data["students"] == 3
+
+
+def test_admin_downloads_an_a4_sheet_with_a_json_request(app, world, tmp_path):
+    client = new_client(app)
+    csrf = login(client, "principal")
+    answer = client.post(_sheet_url(world.section), json={"paper": "a4"},
+                         headers={"X-CSRFToken": csrf})
+    assert answer.status_code == 200
+    pdf = tmp_path / "a4.pdf"
+    pdf.write_bytes(answer.get_data())
+    _check_room4_sheet(pdf, world, "a4")
+
+
+def _nothing_changed(kiosk, token) -> None:
+    assert kiosk.scan(token).status_code == 200
+    assert db.session.scalar(select(Event).where(Event.kind == "badge_sheet_printed")) is None
+
+
+def test_teacher_of_another_section_gets_403_and_nothing_changes(app, redis_client, world,
+                                                                 kiosk):
+    token = issue(redis_client, world.student)
+    client = new_client(app)
+    csrf = login(client, "t.five")
+    answer = client.post(_sheet_url(world.section), data={"csrf_token": csrf})
+    assert answer.status_code == 403
+    assert "application/pdf" not in answer.headers["Content-Type"]
+    unknown = client.post("/badges/sections/999999/sheet", data={"csrf_token": csrf})
+    assert unknown.status_code == 403 and unknown.get_data() == answer.get_data()
+    _nothing_changed(kiosk, token)
+
+
+def test_students_and_strangers_cannot_print(app, redis_client, world, kiosk):
+    token = issue(redis_client, world.student)
+    student = new_client(app)
+    csrf = login(student, "alan")
+    assert student.post(_sheet_url(world.section), data={"csrf_token": csrf}).status_code == 403
+    stranger = new_client(app)
+    assert stranger.post(_sheet_url(world.section)).status_code in (302, 400, 401)
+    _nothing_changed(kiosk, token)
+
+
+def test_sheet_route_takes_only_a_post_with_csrf(app, redis_client, world, kiosk):
+    token = issue(redis_client, world.student)
+    client = new_client(app)
+    login(client, "t.four")
+    got = client.get(_sheet_url(world.section))
+    assert got.status_code == 405 and "POST" in got.headers["Allow"]
+    assert "GET" not in got.headers["Allow"]
+    assert client.post(_sheet_url(world.section)).status_code == 400  # no CSRF token
+    _nothing_changed(kiosk, token)
+
+
+def test_sheet_route_refusals_say_what_to_do(app, redis_client, roster, world, kiosk):
+    token = issue(redis_client, world.student)
+    room12 = roster.section(world.school, "room12", "Room 12", grades="09")
+    roster.person("otto", schools=[world.school], sections=[room12], grades="09")
+    client = new_client(app)
+    csrf = login(client, "principal")
+    paper = client.post(_sheet_url(world.section), json={"paper": "legal"},
+                        headers={"X-CSRFToken": csrf, "Accept": "application/json"})
+    assert paper.status_code == 400 and paper.json["error"] == "Choose letter or A4 paper"
+    empty = client.post(_sheet_url(room12), json={},
+                        headers={"X-CSRFToken": csrf, "Accept": "application/json"})
+    assert empty.status_code == 400
+    assert empty.json["error"] == "No student in Room 12 uses a badge"
+    assert "badge policy" in empty.json["advice"]
+    _nothing_changed(kiosk, token)
