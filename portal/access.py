@@ -9,7 +9,7 @@ import hashlib
 import hmac
 
 from sqlalchemy import and_, bindparam, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from portal.models import App, Enrollment, Grant, Person, PersonSchool, School, Section
 
@@ -55,7 +55,9 @@ def _grant_matches():
 
 
 _MATCHES = _grant_matches()
-_APPS_FOR = select(App).where(App.id.in_(select(Grant.app_id).where(_MATCHES))).order_by(App.name)
+# Tiles show names and icons: the protocol settings and field lists stay unloaded until asked for.
+_APPS_FOR = (select(App).options(defer(App.settings), defer(App.released_fields))
+             .where(App.id.in_(select(Grant.app_id).where(_MATCHES))).order_by(App.name))
 _MAY_LAUNCH = select(Grant.id).where(Grant.app_id == bindparam("app_id"), _MATCHES).limit(1)
 
 

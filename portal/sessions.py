@@ -39,6 +39,8 @@ class RedisSession(CallbackDict, SessionMixin):
         self.modified = False
         self.unavailable = unavailable
         self.rotate_requested = False
+        # The idle time-out Redis was given when the session was read (GETEX), if any.
+        self.touched_idle: int | None = None
         # Who the stored session belonged to, so ending it also clears the person's index.
         self.loaded_user_id = (initial or {}).get("_user_id")
 
@@ -84,8 +86,11 @@ class RedisSessionInterface(SessionInterface):
             sid = self._signer(app).unsign(cookie).decode()
         except (BadSignature, UnicodeDecodeError):
             return RedisSession(sid=_new_sid(), new=True)
+        idle = self._idle_seconds(app)
         try:
-            raw = self._client(app).get(PREFIX + sid)
+            # Read and slide the idle time-out in one round trip; a session with its own idle
+            # time-out (kiosk) is corrected when it is saved.
+            raw = self._client(app).getex(PREFIX + sid, ex=idle)
             if raw is None:
                 return RedisSession(sid=_new_sid(), new=True)
             try:
@@ -98,14 +103,18 @@ class RedisSessionInterface(SessionInterface):
                 return RedisSession(sid=_new_sid(), new=True)
         except redis.RedisError:
             return RedisSession(sid=sid, unavailable=True)
-        return RedisSession(data, sid=sid)
+        session = RedisSession(data, sid=sid)
+        session.touched_idle = idle
+        return session
 
-    def _delete(self, app: Flask, sid: str, data: dict) -> None:
-        pipe = self._client(app).pipeline()
+    def _delete(self, app: Flask, sid: str, data: dict, pipe=None) -> None:
+        own = pipe is None
+        pipe = self._client(app).pipeline() if own else pipe
         pipe.delete(PREFIX + sid)
         if data.get("_user_id"):
             pipe.srem(PERSON_INDEX + str(data["_user_id"]), sid)
-        pipe.execute()
+        if own:
+            pipe.execute()
 
     def save_session(self, app: Flask, session: RedisSession, response: Response) -> None:
         if session.unavailable or session.sid is None:
@@ -132,9 +141,10 @@ class RedisSessionInterface(SessionInterface):
                 response.delete_cookie(name, domain=domain, path=path)
             return
 
+        pipe = client.pipeline()
         if session.rotate_requested:
             if not session.new:
-                self._delete(app, session.sid, {"_user_id": session.loaded_user_id})
+                self._delete(app, session.sid, {"_user_id": session.loaded_user_id}, pipe)
             session.sid = _new_sid()
             session.rotate_requested = False
             session.new = True
@@ -144,7 +154,6 @@ class RedisSessionInterface(SessionInterface):
             data = dict(session)
             data.setdefault("_created", time.time())
             session.setdefault("_created", data["_created"])
-            pipe = client.pipeline()
             # xx: a session ended while this request ran (password reset, badge void) must
             # stay ended, not be written back by the request's own save.
             pipe.set(PREFIX + session.sid, self.serializer.dumps(data), ex=idle,
@@ -163,8 +172,8 @@ class RedisSessionInterface(SessionInterface):
                 domain=domain,
                 path=path,
             )
-        else:
-            # Sliding idle time-out: touching the key keeps an active session alive.
+        elif idle != session.touched_idle:
+            # Sliding idle time-out: reading the session (GETEX) touched it with the default.
             client.expire(PREFIX + session.sid, idle)
         response.vary.add("Cookie")
 
@@ -180,7 +189,9 @@ def require_session_store() -> None:
         return
     if getattr(session, "unavailable", False):
         raise RedisUnavailable()
-    if getattr(session, "new", False):
+    # A new session on a safe request needs Redis only if the page stores something, and then
+    # save_session answers 503 itself; a form post must not read as a stale CSRF token instead.
+    if getattr(session, "new", False) and request.method not in ("GET", "HEAD", "OPTIONS"):
         current_app.extensions["redis"].ping()
 
 

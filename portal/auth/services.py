@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import redis
-from flask import current_app, session
+from flask import current_app, g, session
 from flask_login import login_user, logout_user
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -89,6 +90,10 @@ def sign_in(person: Person, method: str) -> None:
     login_user(person)
     session["auth_method"] = method
     session["auth_time"] = int(datetime.now(timezone.utc).timestamp())
+    # A new CSRF token for the new session, stored in the same write (the form built earlier
+    # in this request cached the old one in g).
+    g.pop("csrf_token", None)
+    generate_csrf()
     audit.record("sign_in", person=person, data={"method": method})
 
 
