@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from portal.roster.problems import RosterError
@@ -61,7 +62,8 @@ def roster_import(path):
 
     progress = TerminalProgress.maybe()
     try:
-        summary = import_roster(db.session, path, progress=progress)
+        summary = import_roster(db.session, path, progress=progress,
+                                redis_client=current_app.extensions["redis"])
     except RosterError as e:
         _refuse(e)
     finally:

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+import redis
 from sqlalchemy.orm import Session
 
 from portal.roster.apply import apply_plan
@@ -30,18 +31,29 @@ def _cyclic_gc_paused():
             gc.enable()
 
 
-def import_roster(db: Session, path: Path | str, progress: Progress | None = None) -> ImportSummary:
+def import_roster(db: Session, path: Path | str, progress: Progress | None = None,
+                  redis_client: redis.Redis | None = None) -> ImportSummary:
     """Import the OneRoster 1.1 CSV bundle at `path` (a folder or a .zip) and commit.
 
     Every row of every file is checked before anything is written; a bad bundle raises
     RosterError listing the problems, and the database is left as it was. Importing the same
-    bundle twice changes nothing the second time, and writes nothing.
+    bundle twice changes nothing the second time, and writes nothing. People the import
+    disables, or who stop being students, lose their badges (and, given `redis_client`,
+    their badge sessions at once); people it removes lose theirs with their rows.
     """
     with _cyclic_gc_paused():
-        return _import(db, path, progress)
+        summary, plan = _import(db, path, progress)
+    lost = [row["b_id"] for row in plan.people.updates
+            if not row["enabled"] or row["role"] != "student"]
+    if lost:
+        from flask import current_app
+        from portal.badges.services import void_badges_for_people
+        client = redis_client or current_app.extensions["redis"]
+        void_badges_for_people(db, client, lost, reason="roster: disabled or not a student")
+    return summary
 
 
-def _import(db: Session, path: Path | str, progress: Progress | None) -> ImportSummary:
+def _import(db: Session, path: Path | str, progress: Progress | None):
     bundle = read_bundle(path, progress)
     try:
         if progress:
@@ -58,4 +70,4 @@ def _import(db: Session, path: Path | str, progress: Progress | None) -> ImportS
     except BaseException:
         db.rollback()
         raise
-    return plan.summary
+    return plan.summary, plan
