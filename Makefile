@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench-quick system-deps clean
+.PHONY: run test bench-quick system-deps vendor-js clean
 
 run: system-deps $(STAMP)
 	$(BIN)/portal dev
@@ -45,6 +45,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[kiosk,test,postgres]"
 	touch $(STAMP)
+
+# The in-browser badge scanner's QR decoder, from the npm package pinned in package-lock.json.
+# The built file is committed under static/js/vendor/, so `make run` needs no npm: run this only
+# to update it (change the version in package.json and run `npm install` first).
+vendor-js:
+	npm ci --no-audit --no-fund --ignore-scripts
+	cp node_modules/jsqr/dist/jsQR.js static/js/vendor/jsQR.js
+	cp node_modules/jsqr/LICENSE static/js/vendor/jsQR.LICENSE
 
 clean:
 	rm -rf $(VENV) .pytest_cache

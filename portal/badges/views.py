@@ -155,4 +155,4 @@ def reuse():
 
 
 from portal.badges import student_views  # noqa: E402,F401  (registers the student routes)
-from portal.badges import sheet_views  # noqa: E402,F401  (registers the badge sheet route)
+from portal.badges import scanner_views, sheet_views  # noqa: E402,F401  (the scanner page, sheets)

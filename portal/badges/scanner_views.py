@@ -1,0 +1,44 @@
+"""/badge: the in-browser badge scanner for a classroom device, where the school allows it.
+
+The page reads badges with the device's camera and decodes them in the page
+(static/js/badge-scanner.js); only the token is posted, to /badge/scan, which decides.
+`?school=SOURCED_ID` names the school; without it the page opens when any school allows the
+browser scanner. Where the school does not, the page says it uses the classroom kiosk.
+"""
+from __future__ import annotations
+
+from flask import make_response, render_template, request
+from sqlalchemy import exists, select
+
+from portal.badges.policy import policy_for
+from portal.badges.token import PREFIX, TOKEN_LENGTH
+from portal.badges.views import bp
+from portal.db import db
+from portal.errors import error_page
+from portal.models import BadgePolicy, School
+
+
+def _scanner_allowed(school: School | None) -> bool:
+    if school is not None:
+        return policy_for(db.session, school.id).allow_browser_scanner
+    return bool(db.session.scalar(select(exists().where(BadgePolicy.allow_browser_scanner.is_(True)))))
+
+
+@bp.get("/badge")
+def scanner():
+    """The camera page a student holds their badge up to (or the kiosk explanation)."""
+    school = None
+    sourced_id = request.args.get("school")
+    if sourced_id is not None:
+        school = db.session.scalar(select(School).where(School.sourced_id == sourced_id[:255]))
+        if school is None:
+            return error_page(404, "We can't find that school",
+                              "Ask your teacher for the address of this page.")
+    allowed = _scanner_allowed(school)
+    response = make_response(render_template(
+        "badges/scanner.html", allowed=allowed, school=school, prefix=PREFIX,
+        token_length=TOKEN_LENGTH))
+    if allowed:
+        # Only this page may ask for the camera; nothing here needs a microphone.
+        response.headers["Permissions-Policy"] = "camera=(self), microphone=()"
+    return response

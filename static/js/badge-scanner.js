@@ -1,0 +1,297 @@
+/* The in-browser badge scanner (/badge): camera -> QR decoded in this page -> POST {"token"} to
+ * /badge/scan -> go where the portal says.
+ *
+ * Frames never leave the page: each is drawn to an off-screen canvas, read, and wiped. Nothing is
+ * uploaded, stored or logged but the token of one badge, and only when it has a badge's shape
+ * (the server checks the rest). Decoding uses the browser's BarcodeDetector where it reads QR
+ * codes, and otherwise jsQR, served from static/js/vendor/ (see package.json).
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("scanner");
+  if (!root) return;
+  var video = document.getElementById("scanner-video");
+  var say = document.getElementById("scanner-say");
+
+  var PREFIX = root.dataset.prefix || "spb1_";
+  var LENGTH = Number(root.dataset.length) || 38;
+  var BODY = /^[A-Za-z0-9_-]+$/;
+  var SCAN_EVERY_MS = 120;
+  var REPOST_AFTER_MS = 5000;  // the same badge is not sent again sooner
+  var HOLD_MS = 2500;          // how long a message stays before the prompt comes back
+  // A QR read with modules smaller than this (in camera pixels) is held too far away: likely
+  // another child's badge across the room, and the reads that go wrong.
+  var MIN_MODULE_PX = 2.5;
+  var BADGE_MODULES = 33;      // a badge's QR (version 4), for decoders that don't say
+  var MAX_SIDE = 640;          // frames are decoded at most this wide (speed on small devices)
+
+  var SAY = {
+    idle: "Hold your badge up to the camera",
+    closer: "Hold it a little closer",
+    several: "One badge at a time, please",
+    notbadge: "That's not a badge. Hold up your badge.",
+    checking: "Checking your badge\u2026",
+    success: "You're signed in!",
+    refused: "That badge didn't work. Ask your teacher for help.",
+    wait: "Too many tries. Wait a minute, then try again.",
+    stale: "This page was open too long. Starting again\u2026",
+    offline: "We can't reach the school's computer. Try again in a minute."
+  };
+
+  var detector = null;
+  var stream = null;
+  var busy = false;
+  var stopped = false;
+  var holdUntil = 0;
+  var sentAt = Object.create(null);  // token -> when it was sent; kept only REPOST_AFTER_MS
+
+  function setState(state, text) {
+    root.dataset.state = state;
+    if (say.textContent !== text) say.textContent = text;
+  }
+
+  function hold(state, text, ms) {
+    setState(state, text);
+    holdUntil = Date.now() + (ms || HOLD_MS);
+  }
+
+  function looksLikeBadge(text) {
+    return typeof text === "string" && text.length === LENGTH && text.indexOf(PREFIX) === 0 &&
+      BODY.test(text.slice(PREFIX.length));
+  }
+
+  function isLocalPath(next) {
+    return typeof next === "string" && next.charAt(0) === "/" && next.charAt(1) !== "/" &&
+      next.charAt(1) !== "\\";
+  }
+
+  function distance(a, b) {
+    return Math.sqrt((a.x - b.x) * (a.x - b.x) + (a.y - b.y) * (a.y - b.y));
+  }
+
+  function nativeDetector() {
+    if (!("BarcodeDetector" in window)) return Promise.resolve(null);
+    return window.BarcodeDetector.getSupportedFormats().then(function (formats) {
+      if (formats.indexOf("qr_code") < 0) return null;
+      var reader = new window.BarcodeDetector({formats: ["qr_code"]});
+      return {
+        name: "native",
+        read: function () {
+          return reader.detect(video).then(function (codes) {
+            return codes.map(function (code) {
+              var box = code.boundingBox;
+              return {text: code.rawValue, side: Math.min(box.width, box.height),
+                      modules: BADGE_MODULES};
+            });
+          });
+        }
+      };
+    }).catch(function () { return null; });
+  }
+
+  function jsqrDetector() {
+    if (typeof window.jsQR !== "function") return null;
+    var canvas = document.createElement("canvas");
+    var ctx = canvas.getContext("2d", {willReadFrequently: true});
+
+    function cover(location, grow) {
+      // Paint over a code that was read, so a second look finds any other code in the frame.
+      var corners = [location.topLeftCorner, location.topRightCorner,
+                     location.bottomRightCorner, location.bottomLeftCorner];
+      var cx = 0, cy = 0;
+      corners.forEach(function (p) { cx += p.x / 4; cy += p.y / 4; });
+      ctx.fillStyle = "#fff";
+      ctx.beginPath();
+      corners.forEach(function (p, i) {
+        var x = cx + (p.x - cx) * grow, y = cy + (p.y - cy) * grow;
+        if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+      });
+      ctx.closePath();
+      ctx.fill();
+    }
+
+    function look(found, x, y, w, h, scale) {
+      var image = ctx.getImageData(x, y, w, h);
+      var code = window.jsQR(image.data, w, h, {inversionAttempts: "dontInvert"});
+      image = null;
+      if (!code) return false;
+      var loc = code.location;
+      ["topLeftCorner", "topRightCorner", "bottomRightCorner", "bottomLeftCorner"].forEach(
+        function (corner) { loc[corner] = {x: loc[corner].x + x, y: loc[corner].y + y}; });
+      var side = Math.max(distance(loc.topLeftCorner, loc.topRightCorner),
+                          distance(loc.topLeftCorner, loc.bottomLeftCorner));
+      found.push({text: code.data, side: side / scale, modules: 17 + 4 * code.version});
+      cover(loc, 1.3);
+      return true;
+    }
+
+    return {
+      name: "jsqr",
+      read: function () {
+        var w = video.videoWidth, h = video.videoHeight;
+        if (!w || !h) return Promise.resolve([]);
+        var scale = Math.min(1, MAX_SIDE / Math.max(w, h));
+        var cw = Math.round(w * scale), ch = Math.round(h * scale);
+        if (canvas.width !== cw || canvas.height !== ch) {
+          canvas.width = cw;
+          canvas.height = ch;
+        }
+        ctx.drawImage(video, 0, 0, cw, ch);
+        var found = [];
+        try {
+          // jsQR reads one code a look. A second look with the first code covered finds a
+          // second badge; when two badges confuse the whole-frame look, each side is read alone.
+          if (look(found, 0, 0, cw, ch, scale)) {
+            look(found, 0, 0, cw, ch, scale);
+          } else {
+            var part = Math.round(cw * 0.6);
+            look(found, 0, 0, part, ch, scale);
+            look(found, cw - part, 0, part, ch, scale);
+          }
+        } finally {
+          ctx.clearRect(0, 0, cw, ch);  // the frame does not stay in the canvas
+        }
+        return Promise.resolve(found);
+      }
+    };
+  }
+
+  function forgetOldTokens(now) {
+    Object.keys(sentAt).forEach(function (token) {
+      if (now - sentAt[token] >= REPOST_AFTER_MS) delete sentAt[token];
+    });
+  }
+
+  function consider(codes) {
+    var now = Date.now();
+    forgetOldTokens(now);
+    var badges = [], other = false;
+    codes.forEach(function (code) {
+      if (!looksLikeBadge(code.text)) other = true;
+      else if (!badges.some(function (b) { return b.text === code.text; })) badges.push(code);
+    });
+    if (badges.length > 1) {
+      hold("several", SAY.several);
+      return;
+    }
+    if (!badges.length) {
+      if (other) hold("notbadge", SAY.notbadge);
+      else if (now >= holdUntil) setState("idle", SAY.idle);
+      return;
+    }
+    var badge = badges[0];
+    if (badge.side / badge.modules < MIN_MODULE_PX) {
+      hold("closer", SAY.closer, 1500);
+      return;
+    }
+    if (sentAt[badge.text]) return;
+    send(badge.text);
+  }
+
+  function send(token) {
+    busy = true;
+    sentAt[token] = Date.now();
+    setState("checking", SAY.checking);
+    fetch(root.dataset.scanUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      cache: "no-store",
+      redirect: "error",
+      headers: {"Content-Type": "application/json", "Accept": "application/json",
+                "X-CSRFToken": root.dataset.csrf},
+      body: JSON.stringify({token: token})
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        answer(response.status, body);
+      });
+    }).catch(function () {
+      busy = false;
+      hold("offline", SAY.offline, 4000);
+    });
+  }
+
+  function answer(status, body) {
+    if (status === 200 && isLocalPath(body.next)) {
+      setState("success", SAY.success);
+      stopCamera();
+      window.setTimeout(function () { window.location.assign(body.next); }, 700);
+      return;
+    }
+    busy = false;
+    if (status === 429) {
+      hold("wait", SAY.wait, 10000);
+    } else if (status === 400) {
+      // Most likely the page's session ran out (CSRF): a fresh page gets a fresh one.
+      hold("refused", SAY.stale, 60000);
+      stopCamera();
+      window.setTimeout(function () { window.location.reload(); }, 1500);
+    } else {
+      var words = [body.error, body.advice].filter(Boolean).join(". ");
+      hold("refused", words || SAY.refused, 4000);
+    }
+  }
+
+  function schedule() {
+    if (!stopped) window.setTimeout(tick, SCAN_EVERY_MS);
+  }
+
+  function tick() {
+    if (stopped) return;
+    if (busy || document.hidden || video.readyState < 2) {
+      schedule();
+      return;
+    }
+    detector.read().then(consider, function () {}).then(schedule);
+  }
+
+  function stopCamera() {
+    stopped = true;
+    if (stream) stream.getTracks().forEach(function (track) { track.stop(); });
+    stream = null;
+  }
+
+  function noCamera(text) {
+    stopCamera();
+    setState("no-camera", text);
+  }
+
+  function start() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      noCamera("This page can't use the camera here. Ask your teacher to open it with https.");
+      return;
+    }
+    navigator.mediaDevices.getUserMedia({
+      audio: false,
+      video: {facingMode: "user", width: {ideal: 640}, height: {ideal: 480}}
+    }).then(function (s) {
+      stream = s;
+      video.srcObject = s;
+      return video.play();
+    }).then(nativeDetector).then(function (found) {
+      detector = found || jsqrDetector();
+      if (!detector) {
+        noCamera("This browser can't read badges. Use the classroom kiosk, or ask your teacher.");
+        return;
+      }
+      root.dataset.decoder = detector.name;
+      setState("idle", SAY.idle);
+      tick();
+    }).catch(function (error) {
+      var name = error && error.name;
+      if (name === "NotAllowedError" || name === "SecurityError") {
+        noCamera("The camera is turned off for this page. Ask your teacher to turn it on.");
+      } else if (name === "NotFoundError" || name === "OverconstrainedError") {
+        noCamera("We can't find a camera. Ask your teacher for help.");
+      } else {
+        noCamera("The camera didn't start. Ask your teacher for help.");
+      }
+    });
+  }
+
+  window.addEventListener("pagehide", stopCamera);
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) window.location.reload();  // back from another page: start afresh
+  });
+  start();
+}());
