@@ -1,0 +1,432 @@
+"""Login rush: N students sign in at once against the portal under gunicorn, then open their tiles.
+
+    .venv/bin/python bench/login_rush.py [--students-total 100000] [--n 400] [--concurrency 8]
+                                         [--apps 40] [--database-url URL]
+
+Imports a demo district of --students-total students with the roster importer (portal.roster),
+gives passwords to only the N grade 03 students who sign in (each sees --apps apps through a mix
+of district, school, grade and role grants, among grants to other groups), starts a private
+redis-server and `gunicorn -w 2 --threads 4` on 127.0.0.1, and then:
+
+  1. measures one argon2id verify (portal.auth.passwords) on the idle machine;
+  2. the rush: each of N sign-ins is GET /login (CSRF token), POST /login, GET /;
+  3. the tiles phase: every signed-in student opens the tiles page a few more times.
+
+It prints sign-ins per second, the ratio (sign-ins per second per core) / (1 / verify time) --
+1.0 would mean nothing but argon2 costs anything -- tiles p50/p99, the error count, and the
+server's and this client's CPU per sign-in. Everything it starts is stopped at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PASSWORD = "rush-hour-otter-42"
+TARGET_GRADE = "03"
+CSRF_RE = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
+COOKIE = "portal_session"
+
+
+# --- the district ---------------------------------------------------------------------------
+
+def build_district(app, folder: Path, students_total: int, n_signers: int, n_apps: int) -> list[str]:
+    """Import a demo district through the roster importer, then give N students passwords and
+    N_APPS apps; return the usernames of the students who sign in."""
+    from sqlalchemy import insert, select, update
+
+    from portal.auth.passwords import hash_password
+    from portal.db import db
+    from portal.migrate import upgrade
+    from portal.models import App, District, Grant, Person, PersonSchool, School, Section
+    from portal.roster import import_roster
+    from portal.roster.demo import write_bundle
+
+    rng = random.Random(2025)
+    with app.app_context():
+        upgrade(db.engine)
+        write_bundle(folder, students_total)
+        import_roster(db.session, folder)
+        session = db.session
+
+        # The signers: grade 03 students, school by school.
+        rows = session.execute(
+            select(Person.id, Person.username, PersonSchool.school_id)
+            .join(PersonSchool, PersonSchool.person_id == Person.id)
+            .where(Person.role == "student", Person.grades == TARGET_GRADE, Person.enabled.is_(True))
+            .order_by(PersonSchool.school_id, Person.id).limit(n_signers)).all()
+        if len(rows) < n_signers:
+            raise SystemExit(f"only {len(rows)} grade {TARGET_GRADE} students: lower --n")
+        ids = [r.id for r in rows]
+        session.execute(update(Person).where(Person.id.in_(ids))
+                        .values(password_hash=hash_password(PASSWORD)))  # one hash: same cost
+        signer_schools = sorted({r.school_id for r in rows})
+
+        district = session.scalar(select(District.id))
+        schools = list(session.scalars(select(School.id)))
+        others = [s for s in schools if s not in signer_schools] or schools
+        sections = list(session.scalars(select(Section.id).where(Section.school_id.in_(others[:50]))))
+        apps, grants = [], []
+        for a in range(1, n_apps + 1):
+            apps.append({"id": a, "slug": f"app-{a:03d}", "name": f"App {a:03d}", "kind": "link",
+                         "client_id": None, "url": f"https://apps.example/{a}", "icon": "",
+                         "settings": {}, "released_fields": ["given_name", "family_name_initial"]})
+            # Every signer sees every app, each through a different kind of grant ...
+            kind = a % 6
+            if kind == 0:
+                grants.append({"district_id": district})
+            elif kind == 1:
+                grants.append({"grade": TARGET_GRADE})
+            elif kind == 2:
+                grants.append({"role": "student"})
+            elif kind == 3:
+                grants.append({"grade": TARGET_GRADE, "role": "student"})
+            else:
+                grants += [{"school_id": s, **({"grade": TARGET_GRADE} if kind == 5 else {})}
+                           for s in signer_schools]
+            # ... and each app is also granted to other groups, as a real district's would be.
+            grants += [{"school_id": rng.choice(others)}, {"section_id": rng.choice(sections)},
+                       {"section_id": rng.choice(sections)},
+                       {"grade": f"{rng.choice([1, 2, 4, 5, 6, 7, 8]):02d}", "role": "student"}]
+            for g in grants:
+                g.setdefault("app_id", a)
+        session.execute(insert(App.__table__), apps)
+        columns = ("district_id", "school_id", "section_id", "grade", "role")
+        session.execute(insert(Grant.__table__),
+                        [{"app_id": g["app_id"], **{c: g.get(c) for c in columns}} for g in grants])
+        session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return [r.username for r in rows]
+
+
+# --- the servers ----------------------------------------------------------------------------
+
+def start_gunicorn(env: dict, port: int, workers: int, threads: int, log: Path) -> subprocess.Popen:
+    args = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads),
+            "-b", f"127.0.0.1:{port}", "--log-level", "warning", "portal:create_app()"]
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("gunicorn stopped during start-up (see its log)")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/login")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def stop_process_group(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)  # gunicorn and its workers, which we started
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def process_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn master and workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = {root_pid}
+    children = Path(f"/proc/{root_pid}/task/{root_pid}/children")
+    if children.exists():
+        pids |= {int(p) for p in children.read_text().split()}
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+# --- the load -------------------------------------------------------------------------------
+
+class Student:
+    """One browser: a keep-alive connection and the session cookie."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.reused = False
+        self.cookie = ""
+
+    def request(self, method: str, path: str, body: str | None = None):
+        headers = {"Cookie": f"{COOKIE}={self.cookie}"} if self.cookie else {}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not self.reused:
+                raise
+            # The server closed an idle keep-alive connection; a browser reconnects and resends.
+            self.conn.close()
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        data = response.read()
+        self.reused = True
+        for header in response.headers.get_all("Set-Cookie") or ():
+            name, _, rest = header.partition("=")
+            if name == COOKIE:
+                self.cookie = rest.split(";", 1)[0]
+        return response.status, data
+
+
+class Results:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.signins = 0
+        self.errors: list[str] = []
+        self.tiles_ms: list[float] = []
+
+    def error(self, what: str) -> None:
+        with self.lock:
+            self.errors.append(what)
+
+
+def sign_in(student: Student, username: str, apps: int, results: Results) -> bool:
+    status, page = student.request("GET", "/login")
+    match = CSRF_RE.search(page)
+    if status != 200 or not match:
+        results.error(f"GET /login: {status}")
+        return False
+    form = urlencode({"csrf_token": match.group(1).decode(), "username": username, "password": PASSWORD})
+    status, _ = student.request("POST", "/login", form)
+    if status != 302:
+        results.error(f"POST /login: {status}")
+        return False
+    return open_tiles(student, apps, results)
+
+
+def open_tiles(student: Student, apps: int, results: Results) -> bool:
+    started = time.perf_counter()
+    status, page = student.request("GET", "/")
+    elapsed = (time.perf_counter() - started) * 1000
+    tiles = page.count(b'class="tile"')
+    if status != 200 or tiles != apps:
+        results.error(f"GET /: {status}, {tiles} tiles")
+        return False
+    with results.lock:
+        results.tiles_ms.append(elapsed)
+    return True
+
+
+def run_threads(target, jobs: list, concurrency: int, deadline: float) -> None:
+    """Run target(job) for every job on `concurrency` threads, stopping at the deadline."""
+    lock = threading.Lock()
+    queue = list(reversed(jobs))
+
+    def worker():
+        while time.monotonic() < deadline:
+            with lock:
+                if not queue:
+                    return
+                job = queue.pop()
+            target(job)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()) + 35)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def verify_seconds(samples: int = 40) -> tuple[float, float]:
+    """Median wall-clock and CPU time of one argon2id verify, as the portal does it."""
+    from portal.auth.passwords import hash_password, verify_password
+    stored = hash_password(PASSWORD)
+    wall, cpu = [], []
+    for _ in range(samples):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        assert verify_password(stored, PASSWORD)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+# --- main -----------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--students-total", type=int, default=100_000)
+    p.add_argument("--n", type=int, default=400, help="sign-ins (each by a different student)")
+    p.add_argument("--concurrency", type=int, default=8, help="students signing in at once")
+    p.add_argument("--apps", type=int, default=40, help="apps every signing-in student sees")
+    p.add_argument("--tiles-per-student", type=int, default=5, help="tiles-phase requests each")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--max-seconds", type=float, default=300, help="time limit of each phase")
+    p.add_argument("--database-url", help="an empty PostgreSQL database (default: a SQLite file)")
+    args = p.parse_args(argv)
+    if not (1 <= args.n <= args.students_total):
+        p.error("--n must be between 1 and --students-total")
+    if args.concurrency < 1 or args.apps < 1:
+        p.error("--concurrency and --apps must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from portal.devserver import RedisProcess, free_port
+
+    work = Path(tempfile.mkdtemp(prefix="login-rush-"))
+    redis_proc = gunicorn = None
+    schema = admin = None
+    try:
+        url = f"sqlite:///{work / 'portal.sqlite3'}"
+        if args.database_url:
+            from sqlalchemy import create_engine, text
+            schema = f"rush_{uuid.uuid4().hex[:10]}"
+            admin = create_engine(args.database_url)
+            with admin.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            sep = "&" if "?" in args.database_url else "?"
+            url = f"{args.database_url}{sep}options=-csearch_path%3D{schema}"
+
+        redis_proc = RedisProcess(work / "redis").start()
+        env = {**os.environ, "PORTAL_ENV": "development", "PORTAL_INSTANCE_PATH": str(work / "instance"),
+               "PORTAL_DATABASE_URL": url, "PORTAL_REDIS_URL": redis_proc.url}
+        # The same settings here; this also creates the instance secrets once, before several
+        # workers race to make them.
+        os.environ.update({k: v for k, v in env.items() if k.startswith("PORTAL_")})
+        from portal import create_app
+        app = create_app()
+
+        print(f"importing a demo district of {args.students_total:,} students with the roster "
+              f"importer ({args.n} get passwords and {args.apps} apps each) ...", flush=True)
+        started = time.monotonic()
+        signers = build_district(app, work / "bundle", args.students_total, args.n, args.apps)
+        print(f"  built in {time.monotonic() - started:.1f} s", flush=True)
+
+        port = free_port()
+        gunicorn = start_gunicorn(env, port, args.workers, args.threads, work / "gunicorn.log")
+        wait_until_up(port, gunicorn)
+        cores = len(os.sched_getaffinity(0))
+
+        verify, verify_cpu = verify_seconds()
+        print(f"argon2id verify: {verify * 1000:.1f} ms (median of 40, portal idle)", flush=True)
+
+        results = Results()
+        students = {name: Student(port) for name in signers}
+
+        def one_sign_in(name):
+            try:
+                if sign_in(students[name], name, args.apps, results):
+                    with results.lock:
+                        results.signins += 1
+            except (OSError, http.client.HTTPException) as e:
+                results.error(f"{type(e).__name__}: {e}")
+
+        cpu_server, cpu_client = process_cpu_seconds(gunicorn.pid), time.process_time()
+        started = time.perf_counter()
+        run_threads(one_sign_in, signers, args.concurrency, time.monotonic() + args.max_seconds)
+        rush = time.perf_counter() - started
+        cpu_server = process_cpu_seconds(gunicorn.pid) - cpu_server
+        cpu_client = time.process_time() - cpu_client
+        rush_tiles = list(results.tiles_ms)
+        rush_errors = len(results.errors)
+
+        results.tiles_ms.clear()
+        signed_in = [n for n in signers if students[n].cookie]
+        jobs = [n for _ in range(args.tiles_per_student) for n in signed_in]
+
+        def one_tiles(name):
+            try:
+                open_tiles(students[name], args.apps, results)
+            except (OSError, http.client.HTTPException) as e:
+                results.error(f"{type(e).__name__}: {e}")
+
+        cpu_tiles = process_cpu_seconds(gunicorn.pid)
+        started = time.perf_counter()
+        run_threads(one_tiles, jobs, args.concurrency, time.monotonic() + args.max_seconds)
+        tiles_phase = time.perf_counter() - started
+        tiles = results.tiles_ms
+        cpu_tiles = process_cpu_seconds(gunicorn.pid) - cpu_tiles
+
+        # One student alone, one request at a time: the page's own latency, without queueing.
+        results.tiles_ms = []
+        if signed_in:
+            run_threads(one_tiles, [signed_in[0]] * 200, 1, time.monotonic() + args.max_seconds)
+        alone = results.tiles_ms
+
+        per_second = results.signins / rush
+        ratio = per_second / cores * verify
+        print()
+        print(f"load average        {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min; "
+              f"other work on the machine lowers every figure)")
+        print(f"district            {args.students_total:,} students, {args.apps} apps per signer, "
+              f"{'PostgreSQL' if args.database_url else 'SQLite'}")
+        print(f"server              gunicorn -w {args.workers} --threads {args.threads}, {cores} cores, "
+              f"client concurrency {args.concurrency}")
+        print(f"sign-ins            {results.signins} of {args.n} in {rush:.2f} s "
+              f"= {per_second:.1f} per second ({per_second / cores:.1f} per core)")
+        print(f"argon2id verify     {verify * 1000:.1f} ms  -> at most {1 / verify:.1f} sign-ins per second per core")
+        print(f"RATIO               {ratio:.2f}   (sign-ins/s/core / (1/verify); aim >= 0.8)")
+        per_signin = cpu_server / max(results.signins, 1)
+        print(f"server CPU          {per_signin * 1000:.1f} ms per sign-in, of which one verify "
+              f"{verify_cpu * 1000:.1f} ms: CPU ratio {verify_cpu / per_signin:.2f} (the same ratio, "
+              f"counting only the CPU the portal got)")
+        print(f"client CPU          {cpu_client / max(results.signins, 1) * 1000:.1f} ms per sign-in "
+              f"(this script, on the same cores)")
+        print(f"tiles in the rush   p50 {percentile(rush_tiles, 50):.1f} ms, p99 {percentile(rush_tiles, 99):.1f} ms "
+              f"({len(rush_tiles)} requests, queued behind argon2)")
+        print(f"TILES               p50 {percentile(tiles, 50):.1f} ms, p99 {percentile(tiles, 99):.1f} ms "
+              f"({len(tiles)} requests in {tiles_phase:.1f} s, server CPU "
+              f"{cpu_tiles / max(len(tiles), 1) * 1000:.1f} ms each; aim p99 < 50 ms)")
+        print(f"tiles, one at a time p50 {percentile(alone, 50):.1f} ms, p99 {percentile(alone, 99):.1f} ms "
+              f"({len(alone)} requests by one student, nothing else running)")
+        print(f"ERRORS              {len(results.errors)} ({rush_errors} in the rush)")
+        for line in sorted(set(results.errors))[:10]:
+            print(f"    {line}")
+        return 0 if not results.errors else 1
+    finally:
+        stop_process_group(gunicorn)
+        if redis_proc:
+            redis_proc.stop()
+        if admin is not None:
+            from sqlalchemy import text
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
