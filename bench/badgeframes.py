@@ -7,15 +7,13 @@ Used by bench/decode.py and by tests/kiosk; nothing here is written to disk.
 """
 from __future__ import annotations
 
-import base64
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import segno
 
-from portal.badges.token import PREFIX, RANDOM_BYTES, looks_like_badge
+from bench.badgecard import (CARD_H, CARD_W, PAD, SKIN, bad_checksum, card_image, glare, hand,
+                             held_card, qr_box, qr_image, scratches, seeded_token, shadow)
 
 CONDITIONS = ("nominal", "small_far", "rotated", "tilted", "motion_blur", "defocus",
               "low_light", "glare", "shadow", "heavy_jpeg", "scratched", "two_badges", "none")
@@ -25,12 +23,7 @@ HARD = ("small_far", "tilted", "motion_blur", "defocus", "low_light", "glare", "
 RESOLUTIONS = ((640, 480), (1280, 720))
 CLIP_FRAMES = 30
 
-CARD_W, CARD_H = 540, 860         # card pixels (10 px per mm, an 54 x 86 mm card)
-MODULE = 14                       # card pixels per QR module
-QR_TOP = 170
-_PAD = 420                        # room around the card for the hand and arm
-_NAMES = ("Maya R.", "Leo T.", "Aisha K.", "Sam O.", "Noor B.", "Eli W.", "Zoe P.", "Ravi M.")
-_SKIN = ((60, 90, 150), (90, 130, 190), (120, 160, 215), (140, 180, 230), (40, 60, 100))
+__all__ = ["BadgeScene", "Pose", "scenes", "bad_checksum", "qr_image", "seeded_token"]
 
 
 @dataclass
@@ -39,68 +32,10 @@ class Scene:
     frame: np.ndarray
     tokens: tuple[str, ...] = ()
     note: str = ""
-    params: dict = field(default_factory=dict)
-
-
-def seeded_token(rng: np.random.Generator) -> str:
-    """A token in the minted format (mint_token uses the CSPRNG; this one is reproducible)."""
-    head = PREFIX + _b64(rng.bytes(RANDOM_BYTES))
-    token = head + _b64(zlib.crc32(head.encode("ascii")).to_bytes(4, "big"))
-    assert looks_like_badge(token)
-    return token
-
-
-def bad_checksum(token: str) -> str:
-    """The same token with its checksum's last character changed."""
-    last = "A" if token[-1] != "A" else "B"
-    bad = token[:-1] + last
-    assert not looks_like_badge(bad)
-    return bad
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def qr_image(text: str, module: int = MODULE, border: int = 4, error: str = "m") -> np.ndarray:
-    """A grayscale QR image (0 dark, 255 light) with `module` pixels per module."""
-    qr = segno.make(text, error=error, micro=False)
-    mat = np.array([list(row) for row in qr.matrix], dtype=np.uint8)
-    mat = np.pad(mat, border)
-    img = np.where(mat > 0, 0, 255).astype(np.uint8)
-    return cv2.resize(img, None, fx=module, fy=module, interpolation=cv2.INTER_NEAREST)
-
-
-def card_image(text: str | None, rng: np.random.Generator) -> np.ndarray:
-    """A badge card in card pixels (BGR); `text` None draws the back of a card (no QR)."""
-    paper = int(rng.integers(232, 252))
-    card = np.full((CARD_H, CARD_W, 3), paper, np.uint8)
-    band = tuple(int(c) for c in rng.integers(40, 200, 3))
-    cv2.rectangle(card, (0, 0), (CARD_W, 110), band, -1)
-    cv2.putText(card, "Lincoln Elementary", (40, 72), cv2.FONT_HERSHEY_SIMPLEX, 1.3,
-                (255, 255, 255), 3, cv2.LINE_AA)
-    ink = int(rng.integers(15, 50))
-    if text is not None:
-        qr = qr_image(text)
-        x0 = (CARD_W - qr.shape[1]) // 2
-        y0 = QR_TOP - 4 * MODULE
-        region = card[y0:y0 + qr.shape[0], x0:x0 + qr.shape[1]]
-        region[qr == 0] = ink
-    cv2.putText(card, str(rng.choice(_NAMES)), (60, 720), cv2.FONT_HERSHEY_DUPLEX, 2.2,
-                (ink, ink, ink), 4, cv2.LINE_AA)
-    cv2.putText(card, f"Room {rng.integers(1, 30)}", (60, 800), cv2.FONT_HERSHEY_SIMPLEX, 1.4,
-                (90, 90, 90), 2, cv2.LINE_AA)
-    return card
-
-
-def qr_box() -> tuple[float, float, float]:
-    """The QR's centre and width in card pixels (quiet zone excluded)."""
-    side = 29 * MODULE
-    return CARD_W / 2, QR_TOP + side / 2, side
 
 
 def background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
-    """A cluttered classroom wall: posters, shelves, text, a checkerboard, a window."""
+    """A cluttered classroom wall: posters, shelves, text, a checkerboard, finder-like squares."""
     base = rng.integers(120, 220, 3).astype(np.float32)
     ramp = np.linspace(0.75, 1.1, w, dtype=np.float32)[None, :, None]
     img = (np.ones((h, w, 3), np.float32) * base * ramp).clip(0, 255).astype(np.uint8)
@@ -129,7 +64,7 @@ def background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
                               (20, 20, 20), -1)
     for _ in range(int(rng.integers(3, 7))):
         x, y, s = int(rng.integers(0, w)), int(rng.integers(0, h)), int(rng.integers(8, 30))
-        cv2.rectangle(img, (x, y), (x + 7 * s // 7 * 1, y + s), (10, 10, 10), -1)
+        cv2.rectangle(img, (x, y), (x + s, y + s), (10, 10, 10), -1)
         cv2.rectangle(img, (x + s // 7, y + s // 7), (x + 6 * s // 7, y + 6 * s // 7), (250, 250, 250), -1)
         cv2.rectangle(img, (x + 2 * s // 7, y + 2 * s // 7), (x + 5 * s // 7, y + 5 * s // 7), (10, 10, 10), -1)
     texture = cv2.GaussianBlur(rng.normal(0, 10, (h, w)).astype(np.float32), (0, 0), 3)[..., None]
@@ -142,7 +77,7 @@ def person(img: np.ndarray, cx: float, rng: np.random.Generator) -> None:
     shirt = tuple(int(c) for c in rng.integers(20, 230, 3))
     cv2.ellipse(img, (int(cx), int(h * 1.05)), (int(w * 0.28), int(h * 0.55)), 0, 180, 360, shirt, -1,
                 cv2.LINE_AA)
-    skin = _SKIN[int(rng.integers(len(_SKIN)))]
+    skin = SKIN[int(rng.integers(len(SKIN)))]
     cv2.ellipse(img, (int(cx), int(h * 0.28)), (int(w * 0.09), int(h * 0.17)), 0, 0, 360, skin, -1,
                 cv2.LINE_AA)
 
@@ -161,8 +96,8 @@ class Pose:
 def card_homography(pose: Pose) -> np.ndarray:
     """Homography from padded object pixels to frame pixels for a card seen in `pose`."""
     qx, qy, side = qr_box()
-    ox, oy = qx + _PAD, qy + _PAD              # rotate about the QR's centre
-    corners = np.array([[0, 0], [CARD_W, 0], [CARD_W, CARD_H], [0, CARD_H]], np.float32) + _PAD
+    ox, oy = qx + PAD, qy + PAD              # rotate about the QR's centre
+    corners = np.array([[0, 0], [CARD_W, 0], [CARD_W, CARD_H], [0, CARD_H]], np.float32) + PAD
     r, y, p = np.radians([pose.roll, pose.yaw, pose.pitch])
     rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
     ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
@@ -174,76 +109,6 @@ def card_homography(pose: Pose) -> np.ndarray:
     z = dist + pts[:, 2]
     proj = (pts[:, :2] * (dist / z)[:, None]) * scale + [pose.cx, pose.cy]
     return cv2.getPerspectiveTransform(corners, proj.astype(np.float32))
-
-
-def held_card(card: np.ndarray, rng: np.random.Generator, side: str) -> tuple[np.ndarray, np.ndarray]:
-    """The card on a padded canvas with a hand holding it: (BGR, alpha) in object pixels."""
-    h, w = CARD_H + 2 * _PAD, CARD_W + 2 * _PAD
-    obj = np.zeros((h, w, 3), np.uint8)
-    alpha = np.zeros((h, w), np.uint8)
-    skin = _SKIN[int(rng.integers(len(_SKIN)))]
-    sleeve = tuple(int(c) for c in rng.integers(20, 230, 3))
-    if side == "bottom":
-        palm = (_PAD + int(rng.uniform(0.3, 0.7) * CARD_W), _PAD + CARD_H + 60)
-        arm_end = (palm[0] + int(rng.integers(-120, 120)), h)
-        thumb = (palm[0] + int(rng.integers(-40, 40)), _PAD + CARD_H - 70)
-        thumb_axes, thumb_angle = (42, 100), float(rng.uniform(-20, 20))
-    else:
-        palm = (_PAD - 70, _PAD + int(rng.uniform(0.55, 0.8) * CARD_H))
-        arm_end = (0, palm[1] + 300)
-        thumb = (_PAD + 12, palm[1] - 60)
-        thumb_axes, thumb_angle = (36, 90), float(rng.uniform(-15, 15))
-    cv2.line(obj, palm, arm_end, sleeve, 190, cv2.LINE_AA)
-    cv2.line(alpha, palm, arm_end, 255, 190, cv2.LINE_AA)
-    cv2.ellipse(obj, palm, (150, 120), 0, 0, 360, skin, -1, cv2.LINE_AA)
-    cv2.ellipse(alpha, palm, (150, 120), 0, 0, 360, 255, -1, cv2.LINE_AA)
-    # The card goes over the palm (the fingers are behind it), the thumb over the card.
-    mask = np.zeros((CARD_H, CARD_W), np.uint8)
-    cv2.rectangle(mask, (0, 0), (CARD_W - 1, CARD_H - 1), 255, -1)
-    for corner in ((0, 0), (CARD_W, 0), (0, CARD_H), (CARD_W, CARD_H)):   # rounded corners
-        cv2.circle(mask, corner, 30, 0, -1)
-    for x in (30, CARD_W - 30):
-        for y in (30, CARD_H - 30):
-            cv2.circle(mask, (x, y), 30, 255, -1)
-    roi = obj[_PAD:_PAD + CARD_H, _PAD:_PAD + CARD_W]
-    roi[mask > 0] = card[mask > 0]
-    alpha[_PAD:_PAD + CARD_H, _PAD:_PAD + CARD_W] |= mask
-    cv2.ellipse(obj, thumb, thumb_axes, thumb_angle, 0, 360, skin, -1, cv2.LINE_AA)
-    cv2.ellipse(alpha, thumb, thumb_axes, thumb_angle, 0, 360, 255, -1, cv2.LINE_AA)
-    return obj, alpha
-
-
-def _glare(card: np.ndarray, gx: float, gy: float, sx: float, sy: float, peak: float) -> np.ndarray:
-    """A specular highlight on the laminate: light washes out everything under it."""
-    yy, xx = np.mgrid[0:CARD_H, 0:CARD_W].astype(np.float32)
-    g = peak * 1.5 * np.exp(-(((xx - gx) / sx) ** 2 + ((yy - gy) / sy) ** 2) / 2)
-    g = np.minimum(g, 1.0)[..., None]
-    return (card * (1 - g) + 255 * g).astype(np.uint8)
-
-
-def _shadow(card: np.ndarray, angle: float, offset: float, depth: float, soft: float) -> np.ndarray:
-    """A shadow across the card: everything on one side of a line darkened by `depth`."""
-    qx, qy, _ = qr_box()
-    yy, xx = np.mgrid[0:CARD_H, 0:CARD_W].astype(np.float32)
-    d = (xx - qx) * np.cos(angle) + (yy - qy) * np.sin(angle) - offset
-    m = 1 - depth * (1 / (1 + np.exp(-d / soft)))
-    return (card * m[..., None]).astype(np.uint8)
-
-
-def _scratches(card: np.ndarray, rng: np.random.Generator, count: int, shine: float) -> np.ndarray:
-    """Scratches in the laminate: thin curves, mostly catching the light, some dark."""
-    out = card.copy()
-    qx, qy, side = qr_box()
-    for _ in range(count):
-        p0 = rng.normal([qx, qy], side * 0.45, 2)
-        p1 = p0 + rng.normal(0, side * 0.5, 2)
-        p2 = p1 + rng.normal(0, side * 0.4, 2)
-        t = np.linspace(0, 1, 24)[:, None]
-        pts = ((1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t ** 2 * p2).astype(np.int32)
-        dark = rng.random() < 0.3
-        level = int(rng.integers(60, 110)) if dark else int(170 + 85 * shine)
-        cv2.polylines(out, [pts], False, (level,) * 3, int(rng.integers(1, 5)), cv2.LINE_AA)
-    return out
 
 
 def _motion_kernel(length: float, angle: float) -> np.ndarray:
@@ -316,7 +181,7 @@ class BadgeScene:
             if variant in (0, 2) and rng.random() < 0.5:
                 continue                                 # nobody holding anything
             self.cards.append({"token": token if variant < 0 else None, "card": card_image(text, rng),
-                               "pose": pose, "side": side, "hand": int(rng.integers(1 << 30))})
+                               "pose": pose, "grip": hand(rng, side)})
         _, _, side_px = qr_box()
         if condition == "motion_blur":
             p["blur"], p["angle"] = rng.uniform(1.0, 2.0), rng.uniform(0, np.pi)   # in modules
@@ -355,7 +220,7 @@ class BadgeScene:
         p, t = self.p, i / CLIP_FRAMES
         rng = np.random.default_rng([*np.atleast_1d(self.seed), 7919, i])
         wave = np.sin(2 * np.pi * p["f"] * t + p["phase"])
-        img = self.bg.astype(np.float32)
+        img = self.bg
         for card in self.cards:
             pose = Pose(**vars(card["pose"]))
             if i:
@@ -364,44 +229,49 @@ class BadgeScene:
                 pose.roll += 3 * wave[2]
                 pose.yaw += 4 * wave[3]
             img = self._composite(img, card, pose, t, rng)
-        img *= p["exposure"] * p["cast"]
+        img = img.astype(np.float32)
+        img *= (p["exposure"] * p["cast"]).astype(np.float32)
         img = cv2.GaussianBlur(img, (0, 0), p["sigma"])
         if "radius" in p:
             module = self.cards[0]["pose"].qr_px / 29
             r = max(1.5, p["radius"] * module * (0.85 + 0.15 * np.cos(2 * np.pi * p["f"] * t)))
             img = cv2.filter2D(img, -1, _disc_kernel(r))
-        img += rng.normal(0, p["noise"], img.shape).astype(np.float32)
-        img *= p.get("gain", 1.0)
-        out = jpeg(img.clip(0, 255).astype(np.uint8), p["quality"])
-        return Scene(out, self.tokens, self.note, {"t": t})
+        noise = np.empty_like(img)
+        cv2.setRNGSeed(int(rng.integers(1 << 31)))
+        cv2.randn(noise, 0, p["noise"])
+        img += noise
+        if "gain" in p:
+            img *= np.float32(p["gain"])
+        out = jpeg(np.clip(img, 0, 255, out=img).astype(np.uint8), p["quality"])
+        return Scene(out, self.tokens, self.note)
 
-    def _composite(self, img, card, pose, t, rng) -> np.ndarray:
+    def _composite(self, img: np.ndarray, card, pose, t, rng) -> np.ndarray:
+        """`img` (uint8) with the held card drawn over it."""
         p = self.p
         face = card["card"]
         if "glare" in p:
             gx, gy, sx, sy, peak = p["glare"]
             dx, dy = p["glare_move"] * (t - 0.5) * 2
-            face = _glare(face, gx + dx, gy + dy, sx, sy, peak)
+            face = glare(face, gx + dx, gy + dy, sx, sy, peak)
         if "shadow" in p:
             angle, offset, depth, soft = p["shadow"]
-            face = _shadow(face, angle, offset + 0.1 * qr_box()[2] * np.sin(2 * np.pi * t), depth, soft)
+            face = shadow(face, angle, offset + 0.1 * qr_box()[2] * np.sin(2 * np.pi * t), depth, soft)
         if "scratches" in p:
             count, seed = p["scratches"]
-            face = _scratches(face, np.random.default_rng(seed), count, float(rng.uniform(0.3, 1.0)))
-        obj, alpha = held_card(face, np.random.default_rng(card["hand"]),
-                               card["side"])
+            face = scratches(face, np.random.default_rng(seed), count, float(rng.uniform(0.3, 1.0)))
+        obj, alpha = held_card(face, card["grip"])
         H = card_homography(pose)
         size = (self.w, self.h)
-        warped = cv2.warpPerspective(obj, H, size, flags=cv2.INTER_LINEAR).astype(np.float32)
+        warped = cv2.warpPerspective(obj, H, size, flags=cv2.INTER_LINEAR)
         a = cv2.warpPerspective(alpha, H, size, flags=cv2.INTER_LINEAR).astype(np.float32) / 255
-        if "blur" in p:
+        if "blur" in p:       # the moving card smears over the still background
             module = pose.qr_px / 29
             length = p["blur"] * module * (0.35 + 0.65 * abs(np.cos(2 * np.pi * p["f"] * t + p["phase"][0])))
             k = _motion_kernel(max(1.0, length), p["angle"])
-            warped = cv2.filter2D(warped * a[..., None], -1, k)
+            smear = cv2.filter2D(warped.astype(np.float32) * a[..., None], -1, k)
             a = cv2.filter2D(a, -1, k)
-            return img * (1 - a[..., None]) + warped
-        return img * (1 - a[..., None]) + warped * a[..., None]
+            return (img * (1 - a[..., None]) + smear).clip(0, 255).astype(np.uint8)
+        return cv2.blendLinear(warped, img, a, 1 - a)
 
 
 def scenes(condition: str, size: tuple[int, int], count: int, seed: int = 2024):

@@ -159,22 +159,26 @@ def _frame_row(condition, size, count, stats, names):
         s = stats[n]
         bad = s["fp"] if condition == "none" else s["wrong"]
         shown = count - s["fp"] if condition == "none" else s["ok"]
-        cells.append(f"{shown:>3}/{count:<3}{bad:>2} {np.median(s['ms']):5.1f} {np.percentile(s['ms'], 95):5.1f}")
-    return f"{condition:<12}{size[0]}x{size[1]:<5}| " + " | ".join(cells)
+        cells.append(f"{shown:>3}/{count:<3} {bad:>3} {np.median(s['ms']):5.1f} {np.percentile(s['ms'], 95):5.1f}")
+    return _row(condition, size, cells)
 
 
 def _clip_row(condition, size, count, stats, names):
     cells = []
     for n in names:
         s = stats[n]
-        worst = f"{max(s['frames']):>2}f {max(s['ms']):4.0f}" if s["frames"] else "  -     -"
-        cells.append(f"{s['read']:>3}/{count:<3}{s['wrong']:>2} {worst}")
-    return f"{condition:<12}{size[0]}x{size[1]:<5}| " + " | ".join(cells)
+        worst = f"{max(s['frames']):>4} {max(s['ms']):5.0f}" if s["frames"] else f"{'-':>4} {'-':>5}"
+        cells.append(f"{s['read']:>3}/{count:<3} {s['wrong']:>3} {worst}")
+    return _row(condition, size, cells)
+
+
+def _row(condition, size, cells):
+    return f"{condition:<12}{f'{size[0]}x{size[1]}':<9}| " + " | ".join(f"{c:<23}" for c in cells)
 
 
 def _header(names, sub):
-    head = f"{'':<21}| " + " | ".join(f"{n:<22}" for n in names)
-    return head + "\n" + f"{'condition':<12}{'size':<9}| " + " | ".join(f"{sub:<22}" for _ in names)
+    return (f"{'':<21}| " + " | ".join(f"{n:<23}" for n in names) + "\n"
+            + f"{'condition':<12}{'size':<9}| " + " | ".join(f"{sub:<23}" for _ in names))
 
 
 def check(frame_rows, clip_rows, names):
@@ -215,15 +219,17 @@ def main(argv=None) -> int:
     names = args.decoders.split(",")
     cv2.setNumThreads(1)
     started = time.monotonic()
-    print(f"Single frames: {frames} per condition and size, seed {args.seed}. Per decoder: read/frames "
-          f"(none: frames with no false read), wrong (none: false positives), median and p95 ms.")
-    print(_header(names, "read      bad  med   p95"))
+    print(f"Single frames: {frames} per condition and size, seed {args.seed}. Per decoder: read = right "
+          f"result / frames (none: frames with no false read), bad = wrong decodes (none: false "
+          f"positives), median and p95 ms of CPU on one thread.")
+    print(_header(names, f"{'read':>7} {'bad':>3} {'med':>5} {'p95':>5}"))
     frame_rows = run_frames(names, frames, args.seed)
     clip_rows = []
     if clips:
         print(f"\nOne-second clips (30 frames at 30 fps): {clips} per hard condition and size. Per decoder: "
-              f"clips read, wrong reads, slowest clip's frames and ms to first read.")
-        print(_header(names, "read     bad worst  ms"))
+              f"clips read, bad = wrong reads, and for the slowest clip the frames (fr) and ms to the "
+              f"first read, decoding time and skipped frames included.")
+        print(_header(names, f"{'read':>7} {'bad':>3} {'fr':>4} {'ms':>5}"))
         clip_rows = run_clips(names, clips, args.seed)
     print()
     failed = 0

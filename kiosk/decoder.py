@@ -32,8 +32,10 @@ _QR = zxingcpp.BarcodeFormat.QRCode
 _ZBAR_QR = [pyzbar.ZBarSymbol.QRCODE]
 _MAX_CANDIDATES = 2    # failed candidates retried per frame, largest first: bounds the time
 _CROP = 3.0            # crop side, in candidate sides: zxing often reports a part of the QR
+_CROP_OF_FRAME = 0.4    # and at least this much of the frame's height, for the same reason
 _MIN_CROP = 150        # smaller crops are upscaled to twice this (both decoders like >= 4 px a module)
 _MAX_CROP = 320        # larger ones are downscaled to it, which bounds the retries' time
+_ZBAR_PIXELS = 150_000  # crop pixels pyzbar may scan per frame: one 720p crop, two at 480p
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +59,11 @@ def read_badge(frame: np.ndarray) -> BadgeRead:
     tokens, read, failed = _look(gray, 1)
     if not tokens and not failed:
         tokens, read, failed = _look(gray, 2)
-    for n, box in enumerate(_candidates(failed, read)):
+    zbar_budget = [_ZBAR_PIXELS]
+    for box in _candidates(failed, read):
         if len(tokens) > 1:
             break
-        tokens |= _retry(_crop(gray, box), everything=n == 0)
+        tokens |= _retry(_crop(gray, box), zbar_budget)
     if len(tokens) > 1:
         return SEVERAL_BADGES
     return BadgeRead(tokens.pop()) if tokens else NO_BADGE
@@ -118,8 +121,8 @@ def _candidates(failed, read):
 
 def _crop(gray: np.ndarray, box) -> np.ndarray:
     cx, cy, side = box
-    half = side * _CROP / 2
     h, w = gray.shape
+    half = max(side * _CROP, _CROP_OF_FRAME * min(h, w)) / 2
     roi = gray[int(max(0, cy - half)):int(min(h, cy + half)), int(max(0, cx - half)):int(min(w, cx + half))]
     if min(roi.shape) < 16:
         return roi
@@ -151,21 +154,29 @@ def _open_close(img: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(cv2.morphologyEx(img, cv2.MORPH_OPEN, k), cv2.MORPH_CLOSE, k)
 
 
-# Ordered by rescues per millisecond in the bench; a second candidate gets the first two only.
-_RETRIES = (
+# Ordered by rescues per millisecond in the bench.
+_ZXING_RETRIES = (
     lambda roi: _zxing(_sharpen(roi)),
     lambda roi: _zxing(roi, zxingcpp.Binarizer.GlobalHistogram),
     lambda roi: _zxing(cv2.resize(roi, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)),
     lambda roi: _zxing(_open_close(roi)),
+)
+_ZBAR_RETRIES = (
     lambda roi: _zbar(_sharpen(roi)),
+    _zbar,
 )
 
 
-def _retry(roi: np.ndarray, everything: bool) -> set[str]:
-    """Badge tokens read from a failed candidate's crop by the first retry that reads one."""
+def _retry(roi: np.ndarray, zbar_budget: list[int]) -> set[str]:
+    """Badge tokens read from a failed candidate's crop by the first retry that reads one;
+    pyzbar (slower) only while the frame's budget of pixels lasts."""
     if min(roi.shape) < 16:
         return set()
-    for retry in _RETRIES if everything else _RETRIES[:2]:
+    for retry in _ZXING_RETRIES + _ZBAR_RETRIES:
+        if retry in _ZBAR_RETRIES:
+            if roi.size > zbar_budget[0]:
+                break
+            zbar_budget[0] -= roi.size
         found = {t for t in retry(roi) if looks_like_badge(t)}
         if found:
             return found
