@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -151,6 +152,8 @@ def dev(port, students):
 
     instance = DEFAULT_INSTANCE
     redis_proc = None
+    # `kill` (SIGTERM) stops everything as Ctrl-C does: the finally below runs either way.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not os.environ.get("PORTAL_REDIS_URL"):
         redis_proc = RedisProcess(instance / "redis", persist=True).start()
         os.environ["PORTAL_REDIS_URL"] = redis_proc.url
@@ -167,7 +170,9 @@ def dev(port, students):
                 click.echo("loading the demo district ...")
                 load_demo(db.session, students=students)
         click.echo(f"portal: http://127.0.0.1:{port}/  (demo sign-ins are in README.md)")
-        app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
+        # Not app.run(): inside a `flask`-style command it returns at once without serving.
+        from werkzeug.serving import run_simple
+        run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
     finally:
         if redis_proc:
             redis_proc.stop()
