@@ -43,7 +43,7 @@ $(STAMP): pyproject.toml
 		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[kiosk,test,postgres]"
+	$(BIN)/python -m pip install -q -e ".[demo,kiosk,test,postgres]"
 	touch $(STAMP)
 
 # The in-browser badge scanner's QR decoder, from the npm package pinned in package-lock.json.

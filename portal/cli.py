@@ -151,7 +151,7 @@ def dev(port, students):
     from portal.devserver import RedisProcess
 
     instance = DEFAULT_INSTANCE
-    redis_proc = None
+    redis_proc = demo_app = None
     # `kill` (SIGTERM) stops everything as Ctrl-C does: the finally below runs either way.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not os.environ.get("PORTAL_REDIS_URL"):
@@ -169,13 +169,29 @@ def dev(port, students):
                 from portal.roster.demo import load_demo
                 click.echo("loading the demo district ...")
                 load_demo(db.session, students=students)
+        demo_app = _start_demo_app(app, port)
         click.echo(f"portal: http://127.0.0.1:{port}/  (demo sign-ins are in README.md)")
         # Not app.run(): inside a `flask`-style command it returns at once without serving.
         from werkzeug.serving import run_simple
         run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
     finally:
+        if demo_app:
+            demo_app.stop()
         if redis_proc:
             redis_proc.stop()
+
+
+def _start_demo_app(app, port: int):
+    """Register the demo learning app (examples/demo_app) and run it beside the portal."""
+    from portal.config import ROOT
+    if not (ROOT / "examples" / "demo_app").is_dir():
+        return None
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # examples/ sits beside the package; it is not installed
+    from examples.demo_app.launcher import start_beside_portal
+    from portal.roster.demo import ELEMENTARY
+    return start_beside_portal(app, portal_url=f"http://127.0.0.1:{port}", school=ELEMENTARY,
+                               echo=click.echo)
 
 
 def register_commands(app):
