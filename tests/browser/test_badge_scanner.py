@@ -200,6 +200,25 @@ def test_two_badges_in_one_frame_send_nothing(app, redis_client, scanner_school,
     assert db.session.scalars(select(Badge.last_used_at)).all() == [None, None]
 
 
+def test_a_refused_badge_is_not_sent_again_for_a_few_seconds(app, redis_client, scanner_school,
+                                                            live_server, scanner_with_camera,
+                                                            tmp_path):
+    from portal.badges.token import mint_token
+    unknown = mint_token()  # a badge's shape, but no badge: the server refuses it
+    video = camera_video(tmp_path / "unknown.y4m",
+                         [(badge_card(unknown, 6), (WIDTH // 2, HEIGHT // 2))])
+    run = scanner_with_camera(video, f"{live_server}/badge?school=maple")
+
+    refused = run.wait_for_state("refused")
+    assert refused["say"] == "That badge didn't work. Ask your teacher for help."
+    run.page.wait_for_timeout(3000)  # the badge is still in front of the camera
+    assert [json.loads(p["body"]) for p in run.posts()] == [{"token": unknown}]
+    run.page.wait_for_timeout(4000)  # past the five seconds, it may be tried once more
+    assert len(run.posts()) == 2
+    assert run.page.url == f"{live_server}/badge?school=maple"
+    _no_frame_left_the_page(run, live_server)
+
+
 def test_a_badge_far_from_the_camera_is_asked_closer_not_sent(app, redis_client, scanner_school,
                                                              live_server, scanner_with_camera,
                                                              tmp_path):
