@@ -84,16 +84,24 @@ class Settings:
 
 
 def secret_file_value(path: Path) -> str:
-    """Read the secret at `path`, creating it (mode 0600) the first time."""
+    """Read the secret at `path`, creating it (mode 0600) the first time.
+
+    Several workers may start at once: the secret is written whole to a private temporary file
+    and linked into place, so a reader never sees a half-written file and all agree on one value.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        value = secrets.token_urlsafe(48)
-        f.write(value)
-    return value
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)  # fails if another process got there first: theirs wins
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()
 
 
 def load_settings() -> Settings:

@@ -1,0 +1,42 @@
+"""Settings: secrets made once, shared by every worker; production refuses to guess."""
+import os
+import stat
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from portal.config import ConfigError, load_settings, secret_file_value
+
+
+def test_secret_is_made_once_with_private_mode(tmp_path):
+    path = tmp_path / "secret_key"
+    first = secret_file_value(path)
+    assert len(first) >= 48
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert secret_file_value(path) == first
+
+
+def test_workers_starting_together_agree_on_one_secret(tmp_path):
+    path = tmp_path / "secret_key"
+    with ThreadPoolExecutor(8) as pool:
+        values = set(pool.map(lambda _: secret_file_value(path), range(32)))
+    assert len(values) == 1 and "" not in values
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
+
+
+def test_production_without_secret_key_refuses_to_start(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("PORTAL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PORTAL_ENV", "production")
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match="PORTAL_SECRET_KEY"):
+        load_settings()
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_bad_number_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("PORTAL_SESSION_IDLE_MINUTES", "ten")
+    with pytest.raises(ConfigError, match="PORTAL_SESSION_IDLE_MINUTES"):
+        load_settings()
