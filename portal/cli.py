@@ -103,7 +103,7 @@ def apps_list():
 @apps_cli.command("add-link")
 @click.argument("name")
 @click.argument("url")
-@click.option("--icon", default="", help="URL of a square icon")
+@click.option("--icon", default="", help="a square PNG, JPEG, GIF, WebP or SVG file (at most 64 KB)")
 @with_appcontext
 def apps_add_link(name, url, icon):
     """Add an app that opens by link."""

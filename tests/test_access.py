@@ -1,5 +1,7 @@
 """Who sees which tiles, who may launch what, and what each app receives (portal/access.py),
 with apps and grants made through the `portal apps ...` commands."""
+import base64
+
 import pytest
 from sqlalchemy import select
 
@@ -144,21 +146,42 @@ def test_apps_list_on_an_empty_portal_says_what_to_do(runner, roster):
     assert "portal apps add-link" in cli(runner, "apps", "list")
 
 
-def test_add_link_with_an_icon(client, auth, roster, runner):
+# The smallest valid PNG: one transparent pixel.
+PIXEL_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+
+
+def test_add_link_with_an_icon_keeps_it_in_the_portal(client, auth, roster, runner, tmp_path):
     school = roster.school("maple")
     roster.person("ada.lovelace", schools=[school])
-    cli(runner, "apps", "add-link", "Story Time", "https://stories.example/",
-        "--icon", "https://stories.example/icon.png")
+    icon = tmp_path / "story.png"
+    icon.write_bytes(PIXEL_PNG)
+    cli(runner, "apps", "add-link", "Story Time", "https://stories.example/", "--icon", str(icon))
     cli(runner, "apps", "grant", "story-time", "--school", "maple")
     auth.login()
     html = client.get("/").get_data(as_text=True)
-    assert '<img src="https://stories.example/icon.png" alt="" class="icon">' in html
+    data_url = "data:image/png;base64," + base64.b64encode(PIXEL_PNG).decode()
+    assert f'<img src="{data_url}" alt="" class="icon">' in html
+    assert "stories.example/icon" not in html
+
+
+def test_remote_or_bogus_icons_are_refused(runner, roster, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    big = tmp_path / "big.png"
+    big.write_bytes(PIXEL_PNG + b"\0" * (70 * 1024))
+    for icon, reason in [("https://stories.example/icon.png", "download the icon"),
+                         (str(tmp_path / "missing.png"), "no icon file"),
+                         (str(text), "not a PNG"), (str(big), "larger than 64 KB")]:
+        assert reason in refused(runner, "apps", "add-link", "Story Time",
+                                 "https://stories.example/", "--icon", icon)
+    assert "no apps yet" in cli(runner, "apps", "list")
 
 
 @pytest.mark.parametrize("args, reason", [
     (["apps", "add-link", "Story Time", "ftp://stories.example/"], "must start with https://"),
     (["apps", "add-link", "Story Time", "not a url"], "must start with https://"),
-    (["apps", "add-link", "Story Time", "https://s.example/", "--icon", "javascript:x"], "icon URL"),
+    (["apps", "add-link", "Story Time", "https://s.example/", "--icon", "javascript:x"], "no icon file"),
     (["apps", "add-link", "  ", "https://s.example/"], "needs a name"),
     (["apps", "add-link", "Maple Library", "https://other.example/"], "exists already"),
     (["apps", "grant", "No Such App", "--school", "maple"], "no app called"),

@@ -26,6 +26,15 @@ def check_url(url: str, *, what: str = "URL") -> str:
     return url
 
 
+def checked_icon(value: str) -> str:
+    """The icon as the portal stores it (a data: URL), or AdminError saying why not."""
+    from portal.admin.icons import IconError, load_icon
+    try:
+        return load_icon(value)
+    except IconError as e:
+        raise AdminError(str(e)) from None
+
+
 def find_app(db: Session, name: str) -> App:
     app = db.scalar(select(App).where((App.name == name) | (App.slug == name)))
     if app is None:
@@ -39,8 +48,7 @@ def add_link_app(db: Session, name: str, url: str, icon: str = "") -> App:
     if not name:
         raise AdminError("an app needs a name")
     check_url(url)
-    if icon:
-        check_url(icon, what="icon URL")
+    icon = checked_icon(icon)
     slug = slugify(name)
     if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):
         raise AdminError(f"an app called {name!r} exists already")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import JSON, Enum, ForeignKey, Integer, String, Index
+from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base
@@ -33,7 +33,7 @@ class App(Base):
     # The app's identifier in its protocol: SAML SP entityID or OIDC client_id (None for links).
     client_id: Mapped[str | None] = mapped_column(String(1024), unique=True, nullable=True)
     url: Mapped[str] = mapped_column(String(2048), default="")
-    icon: Mapped[str] = mapped_column(String(2048), default="")
+    icon: Mapped[str] = mapped_column(Text, default="")  # a data: URL (portal.admin.icons)
     # Protocol settings (ACS URLs, redirect URIs, ...) and released field names, per kind.
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     released_fields: Mapped[list] = mapped_column(JSON, default=lambda: list(DEFAULT_RELEASE))

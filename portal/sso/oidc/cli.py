@@ -18,7 +18,7 @@ from portal.cli import apps_cli, fail
 @click.option("--post-logout-redirect-uri", "post_logout", multiple=True,
               help="where the app may send people after signing out (repeat for several)")
 @click.option("--target-link-uri", help="where the app should land after a tile launch")
-@click.option("--icon", default="", help="URL of a square icon")
+@click.option("--icon", default="", help="a square PNG, JPEG, GIF, WebP or SVG file (at most 64 KB)")
 @with_appcontext
 def apps_add_oidc(name, redirect_uris, login_uri, scopes, post_logout, target_link_uri, icon):
     """Add an app that signs in with OpenID Connect; prints its client id and secret once."""

@@ -13,7 +13,7 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.admin.services import AdminError, slugify
+from portal.admin.services import AdminError, checked_icon, slugify
 from portal.models import App, AppKind
 from portal.sso.oidc.claims import SCOPES, hash_secret, scope_list
 
@@ -63,8 +63,7 @@ def register_client(db: Session, name: str, *, redirect_uris: list[str], login_u
     else:
         parts = urlsplit(login_uri)
         target_link_uri = f"{parts.scheme}://{parts.netloc}/"
-    if icon:
-        check_client_url(icon, what="icon URL")
+    icon = checked_icon(icon)
 
     wanted = scope_list(" ".join(scopes)) if scopes else list(SCOPES)
     unknown = [s for s in wanted if s not in SCOPES]

@@ -32,7 +32,7 @@ def _read(path: str, what: str) -> bytes:
 @click.option("--require-signed-requests", is_flag=True, help="refuse unsigned AuthnRequests")
 @click.option("--sp-cert", "sp_cert_file", type=click.Path(dir_okay=False),
               help="the app's signing certificate (PEM) to verify its requests")
-@click.option("--icon", default="", help="URL of a square icon")
+@click.option("--icon", default="", help="a square PNG, JPEG, GIF, WebP or SVG file (at most 64 KB)")
 @with_appcontext
 def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, relay_state,
                   require_signed_requests, sp_cert_file, icon):

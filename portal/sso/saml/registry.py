@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.access import FIELDS
-from portal.admin.services import AdminError, check_url, slugify
+from portal.admin.services import AdminError, check_url, checked_icon, slugify
 from portal.models import App, AppKind
 from portal.models.apps import DEFAULT_RELEASE
 from portal.sso.saml.metadata import BadMetadata, read_sp_metadata
@@ -100,8 +100,7 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
         acs_urls = acs_urls or list(md.acs_urls)
         sp_cert = sp_cert or md.cert_pem
         require_signed_requests = require_signed_requests or md.authn_requests_signed
-    if icon:
-        check_url(icon, what="icon URL")
+    icon = checked_icon(icon)
     sp = build_sp(entity_id or "", acs_urls, nameid=nameid, attributes=attributes,
                   relay_state=relay_state, require_signed_requests=require_signed_requests,
                   sp_cert=sp_cert)
