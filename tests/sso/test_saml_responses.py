@@ -64,6 +64,22 @@ def test_response_and_assertion_are_both_signed_with_rsa_sha256_exclusive_c14n(i
         assert info.find(f"{{{c.DS}}}Reference").get("URI") == "#" + element.get("ID")
 
 
+def test_both_signatures_verify_with_signxml_too(idp, sp):
+    """A second verifier beside xmlsec (the peer): the Response and the Assertion each verify
+    with the IdP certificate, and each signature covers exactly its own element."""
+    from signxml import XMLVerifier
+    root = etree.fromstring(issue(idp, sp))
+    assertion = root.find(f"{{{c.SAML}}}Assertion")
+    response_sig = root.find(f"{{{c.DS}}}Signature")
+    assertion_sig = assertion.find(f"{{{c.DS}}}Signature")
+    cert = idp.keys.cert_pem.decode()
+    for element, own in ((root, response_sig), (assertion, assertion_sig)):
+        verified = XMLVerifier().verify(etree.tostring(element), x509_cert=cert, id_attribute="ID",
+                                        expect_references=1)
+        assert verified.signed_xml.get("ID") == element.get("ID")
+        assert "".join(own.find(f".//{{{c.DS}}}X509Certificate").text.split()) == idp.keys.cert_base64
+
+
 def test_expired_response_refused_by_peer(idp, sp, peer):
     old = issue(idp, sp, now=datetime.now(timezone.utc) - timedelta(minutes=10))
     result = peer.consume(b64(old))

@@ -34,6 +34,8 @@ AUTHN_CONTEXTS = {"password": AC_PASSWORD}
 # XML-DSig algorithms we sign with, and those we accept on requests.
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+ENVELOPED_SIGNATURE = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+DIGEST_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 REDIRECT_SIG_ALGS = {
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": "sha256",
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": "sha384",

@@ -86,9 +86,10 @@ def answer(app: App, sp: ServiceProvider, *, acs_url: str, relay_state: str,
     claims = access.released_claims(db.session, current_user, app, pairwise_key=settings.pairwise_key)
     xml = issue_response(current_idp(), sp, acs_url=acs_url, claims=claims,
                          authn=_authentication(), in_response_to=in_response_to)
+    app_name = app.name  # read now: the audit commit expires `app`, and reading it after is a query
     audit.record("launch", person=current_user, app=app,
                  data={"protocol": "saml", "fields": list(claims)})
-    return post_to_app(acs_url, xml, relay_state, app.name)
+    return post_to_app(acs_url, xml, relay_state, app_name)
 
 
 def idp_initiated_launch(app: App):
