@@ -33,9 +33,11 @@ def take_code(client: redis.Redis, code: str, *, remember_seconds: int) -> tuple
     """
     code_hash = hash_secret(code)
     # Mark before taking: of two concurrent exchanges, one gets the record and the other
-    # finds the mark left by the first, so a race cannot hide a reuse.
-    first = client.set(CODE_USED + code_hash, USED, nx=True, ex=remember_seconds)
-    raw = client.getdel(CODE + code_hash)
+    # finds the mark left by the first, so a race cannot hide a reuse. One round trip, in order.
+    pipe = client.pipeline()
+    pipe.set(CODE_USED + code_hash, USED, nx=True, ex=remember_seconds)
+    pipe.getdel(CODE + code_hash)
+    first, raw = pipe.execute()
     if raw is not None:
         record = json.loads(raw)
         record["code_hash"] = code_hash
@@ -61,14 +63,17 @@ def save_token(client: redis.Redis, access_token: str, record: dict, *, seconds:
                code_hash: str | None) -> bool:
     """Store an access token's record; False (and nothing stored) if its code was revoked."""
     token_hash = hash_secret(access_token)
-    client.set(TOKEN + token_hash, json.dumps(record), ex=seconds)
     if code_hash is None:
+        client.set(TOKEN + token_hash, json.dumps(record), ex=seconds)
         return True
+    # Store, add to the code's list, then look for the revocation mark: in this order, in one
+    # round trip (revoke_code marks first, then reads the list).
     pipe = client.pipeline()
+    pipe.set(TOKEN + token_hash, json.dumps(record), ex=seconds)
     pipe.sadd(CODE_TOKENS + code_hash, token_hash)
     pipe.expire(CODE_TOKENS + code_hash, seconds)
-    pipe.execute()
-    if client.get(CODE_USED + code_hash) == REVOKED:
+    pipe.get(CODE_USED + code_hash)
+    if pipe.execute()[-1] == REVOKED:
         client.delete(TOKEN + token_hash)
         return False
     return True
