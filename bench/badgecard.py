@@ -11,11 +11,14 @@ import cv2
 import numpy as np
 import segno
 
+from portal.badges.sheets import QR_ERROR
 from portal.badges.token import PREFIX, RANDOM_BYTES, looks_like_badge
 
 CARD_W, CARD_H = 540, 860         # card pixels (10 px per mm, a 54 x 86 mm card)
-MODULE = 14                       # card pixels per QR module
+MODULE = 12                       # card pixels per QR module
 QR_TOP = 170
+# Modules across a badge's QR (version 4 at error correction Q), without the quiet zone.
+SYMBOL = segno.make_qr(PREFIX + "A" * 33, error=QR_ERROR, boost_error=False).symbol_size(border=0)[0]
 PAD = 420                         # room around the card for the hand and arm
 _NAMES = ("Maya R.", "Leo T.", "Aisha K.", "Sam O.", "Noor B.", "Eli W.", "Zoe P.", "Ravi M.")
 SKIN = ((60, 90, 150), (90, 130, 190), (120, 160, 215), (140, 180, 230), (40, 60, 100))
@@ -41,9 +44,10 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def qr_image(text: str, module: int = MODULE, border: int = 4, error: str = "m") -> np.ndarray:
-    """A grayscale QR image (0 dark, 255 light) with `module` pixels per module."""
-    qr = segno.make(text, error=error, micro=False)
+def qr_image(text: str, module: int = MODULE, border: int = 4, error: str = QR_ERROR) -> np.ndarray:
+    """A grayscale QR image (0 dark, 255 light) with `module` pixels per module, made as the
+    badge sheets make it (portal/badges/sheets.py)."""
+    qr = segno.make_qr(text, error=error, boost_error=False)
     mat = np.array([list(row) for row in qr.matrix], dtype=np.uint8)
     mat = np.pad(mat, border)
     img = np.where(mat > 0, 0, 255).astype(np.uint8)
@@ -74,7 +78,7 @@ def card_image(text: str | None, rng: np.random.Generator) -> np.ndarray:
 
 def qr_box() -> tuple[float, float, float]:
     """The QR's centre and width in card pixels (quiet zone excluded)."""
-    side = 29 * MODULE
+    side = SYMBOL * MODULE
     return CARD_W / 2, QR_TOP + side / 2, side
 
 

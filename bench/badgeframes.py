@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from bench.badgecard import (CARD_H, CARD_W, PAD, SKIN, bad_checksum, card_image, glare, hand,
+from bench.badgecard import (CARD_H, CARD_W, PAD, SKIN, SYMBOL, bad_checksum, card_image, glare, hand,
                              held_card, qr_box, qr_image, scratches, seeded_token, shadow)
 
 CONDITIONS = ("nominal", "small_far", "rotated", "tilted", "motion_blur", "defocus",
@@ -233,7 +233,7 @@ class BadgeScene:
         img *= (p["exposure"] * p["cast"]).astype(np.float32)
         img = cv2.GaussianBlur(img, (0, 0), p["sigma"])
         if "radius" in p:
-            module = self.cards[0]["pose"].qr_px / 29
+            module = self.cards[0]["pose"].qr_px / SYMBOL
             r = max(1.5, p["radius"] * module * (0.85 + 0.15 * np.cos(2 * np.pi * p["f"] * t)))
             img = cv2.filter2D(img, -1, _disc_kernel(r))
         noise = np.empty_like(img)
@@ -265,7 +265,7 @@ class BadgeScene:
         warped = cv2.warpPerspective(obj, H, size, flags=cv2.INTER_LINEAR)
         a = cv2.warpPerspective(alpha, H, size, flags=cv2.INTER_LINEAR).astype(np.float32) / 255
         if "blur" in p:       # the moving card smears over the still background
-            module = pose.qr_px / 29
+            module = pose.qr_px / SYMBOL
             length = p["blur"] * module * (0.35 + 0.65 * abs(np.cos(2 * np.pi * p["f"] * t + p["phase"][0])))
             k = _motion_kernel(max(1.0, length), p["angle"])
             smear = cv2.filter2D(warped.astype(np.float32) * a[..., None], -1, k)

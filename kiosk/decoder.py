@@ -1,22 +1,25 @@
 """Camera frame -> badge token. Pure: no I/O; a frame is never kept, written or logged.
 
-Chosen by measurement (`python -m bench.decode`: seed 2024, 20 frames per condition and size,
-CPU ms on one thread): zxing-cpp, with pyzbar as a fallback on crops; OpenCV's detectors not used.
-Badge frames read, of 240 (12 conditions) at 640x480 / 1280x720, and median ms at 720p:
-    kiosk.decoder 227 / 229  1.9 ms (p95 <= 10.7 in every condition, empty frames 1.9)
-    zxing-cpp     206 / 213  3.0 ms      pyzbar 198 / 210  18 ms
-    OpenCV QRCodeDetectorAruco 146 / 187  36 ms (QRCodeDetector read fewer, and slower)
-No wrong decodes and no false positives from any; every hard-condition clip read in <= 0.64 s.
-- zxing-cpp reads the whole frame first. It was the best single decoder except under glare,
-  scratches and steep tilts (pyzbar), and the only one within the 15 ms budget at 720p.
-- If it finds nothing at all, a half-size frame gets a second look (0.5 ms at 720p): it finds
-  QRs that are blurred or noisy at full size. This is all an empty frame costs.
-- Only when a look found a QR-like candidate that failed to decode (zxing's return_errors) is
-  the candidate cropped (3x its side: zxing often reports a part of the QR) and retried: zxing
+Chosen by measurement (`python -m bench.decode`: badges as portal/badges/sheets.py prints them,
+QR version 4-Q; seed 2024, 20 frames per condition and size; CPU ms on one thread of a shared
+2-core machine): zxing-cpp first, pyzbar as its fallback, OpenCV's detectors not used.
+Badge frames read, of 240 (12 conditions), at 640x480 / 1280x720, and median ms at 720p:
+    kiosk.decoder 215 / 226   2.2 ms (p95 <= 11.1 in every condition; empty frames 2.6)
+    zxing-cpp     204 / 217   3.2 ms      pyzbar 183 / 214  18 ms
+    OpenCV QRCodeDetectorAruco 140 / 182  38 ms (QRCodeDetector read fewer, and slower)
+No wrong decodes and no false positives from any of them. pyzbar on the full 720p frame still
+reads one frame in 20 more under glare, scratches and steep tilt; it costs 18 ms, over budget.
+- zxing-cpp reads the whole frame first: the best single decoder, and the only one within the
+  15 ms budget at 720p. If it finds nothing, it looks again at half size (blur, noise) and with
+  its fixed-threshold binarizer (shadow, glare). These looks are all an empty frame costs.
+- When a look found a QR-like candidate that failed to decode (zxing's return_errors), the
+  candidate is cropped (3x its side: zxing often reports a part of the QR) and retried: zxing
   on the sharpened crop, with the global-histogram binarizer, upscaled 1.5x, after a 3x3
-  open-close (thin scratches), then pyzbar sharpened and plain while a per-frame pixel budget
-  lasts; pyzbar rescues most glare, scratch and steep-tilt failures. A median filter, CLAHE,
-  zxing's fixed threshold and OpenCV's detectors on the crop added nothing for their time.
+  open-close (thin scratches), then pyzbar sharpened and plain within a per-frame pixel budget.
+- When zxing saw a QR it could not place (a format error has no position), pyzbar reads the
+  whole frame downscaled to 250k pixels: most glare, scratch and steep-tilt rescues come here.
+A median filter, CLAHE, a sharpened whole-frame look and OpenCV's detectors on the crop added
+little for their time; pyzbar on every frame would read a few more but cost 6-18 ms each.
 """
 from __future__ import annotations
 
@@ -37,7 +40,8 @@ _CROP = 3.0            # crop side, in candidate sides: zxing often reports a pa
 _CROP_OF_FRAME = 0.4   # and at least this much of the frame's height, for the same reason
 _MIN_CROP = 150        # smaller crops are upscaled to twice this (tiny QRs read better larger)
 _MAX_CROP = 320        # larger ones are downscaled to it, which bounds the retries' time
-_ZBAR_PIXELS = 150_000  # crop pixels pyzbar may scan per frame: one 720p crop, more at 480p
+_ZBAR_PIXELS = 110_000  # crop pixels pyzbar may scan per frame: one 720p crop, three 480p ones
+_ZBAR_FRAME_PIXELS = 250_000  # a whole frame for pyzbar is downscaled to this (720p to 0.52)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +62,14 @@ SEVERAL_BADGES = BadgeRead(several=True)
 def read_badge(frame: np.ndarray) -> BadgeRead:
     """Return the one badge token in `frame` (BGR, BGRA or gray), SEVERAL_BADGES, or NO_BADGE."""
     gray = _gray(frame)
-    tokens, read, failed = _look(gray, 1)
-    if not tokens and not failed:
-        tokens, read, failed = _look(gray, 2)
+    hinted = False
+    for look in _LOOKS:
+        tokens, read, failed, hint = _look(gray, *look)
+        hinted |= hint
+        if tokens or failed:
+            break
+    if not tokens and not failed and hinted:
+        tokens = _whole_frame_zbar(gray)      # a QR zxing saw but could not place
     zbar_budget = [_ZBAR_PIXELS]
     for n, box in enumerate(_candidates(failed, read)):
         if len(tokens) > 1:
@@ -82,16 +91,30 @@ def _gray(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame.reshape(frame.shape[:2]))
 
 
-def _look(gray: np.ndarray, shrink: int):
-    """One whole-frame zxing pass: badge tokens, boxes of QRs read, boxes of failed candidates."""
+# Whole-frame zxing passes, in order, until one reads a badge or finds a failed candidate:
+# (downscale factor, binarizer). Each costs 0.4-1.3 ms at 720p; together, an empty frame's cost.
+_LOOKS = ((1, zxingcpp.Binarizer.LocalAverage), (2, zxingcpp.Binarizer.LocalAverage),
+          (1, zxingcpp.Binarizer.FixedThreshold))
+
+
+def _look(gray: np.ndarray, shrink: int, binarizer):
+    """One whole-frame zxing pass: badge tokens, boxes of QRs read, boxes of failed candidates,
+    and whether it saw any QR-like failure at all (zxing reports some with no position)."""
     img = gray if shrink == 1 else cv2.resize(gray, None, fx=1 / shrink, fy=1 / shrink,
                                               interpolation=cv2.INTER_AREA)
     results = zxingcpp.read_barcodes(img, formats=_QR, try_rotate=False, try_invert=False,
-                                     return_errors=True)
+                                     binarizer=binarizer, return_errors=True)
     tokens = {r.text for r in results if r.valid and looks_like_badge(r.text)}
     read = [_box(r.position, shrink) for r in results if r.valid]
     failed = [_box(r.position, shrink) for r in results if not r.valid and _plausible(r.position)]
-    return tokens, read, failed
+    return tokens, read, failed, any(not r.valid for r in results)
+
+
+def _whole_frame_zbar(gray: np.ndarray) -> set[str]:
+    """Badge tokens pyzbar reads in the frame, downscaled to _ZBAR_FRAME_PIXELS at most."""
+    f = min(1.0, (_ZBAR_FRAME_PIXELS / gray.size) ** 0.5)
+    img = gray if f == 1.0 else cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    return {t for t in _zbar(img) if looks_like_badge(t)}
 
 
 def _corners(position) -> np.ndarray:
