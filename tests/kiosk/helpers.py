@@ -1,0 +1,189 @@
+"""Kiosk test helpers: a video of a held badge card, a recording stand-in for the portal, and
+the real kiosk program run as a subprocess in a sealed-off home."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bench.badgecard import card_image
+from bench.badgeframes import background, jpeg, person
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE = (640, 480)
+
+
+def badge_frames(tokens: list[str], count: int = 60, seed: int = 5):
+    """`count` frames (30 a second) of a classroom with a card held up for each token, side by
+    side, drifting a little, with sensor noise and MJPEG, as bench/badgeframes.py draws them."""
+    rng = np.random.default_rng(seed)
+    w, h = SIZE
+    wall = background(w, h, rng)
+    person(wall, w / 2, rng)
+    cards = []
+    for token in tokens:
+        card = card_image(token, rng)
+        scale = (0.8 if len(tokens) == 1 else 0.55) * h / card.shape[0]
+        cards.append(cv2.resize(card, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    for i in range(count):
+        frame = wall.copy()
+        for k, card in enumerate(cards):
+            ch, cw = card.shape[:2]
+            cx = w * (k + 1) / (len(cards) + 1) + 6 * np.sin(i / 7 + k)
+            cy = h / 2 + 4 * np.cos(i / 9 + k)
+            x0, y0 = int(cx - cw / 2), int(cy - ch / 2)
+            frame[y0:y0 + ch, x0:x0 + cw] = card
+        noisy = frame.astype(np.float32) + rng.normal(0, 2.5, frame.shape).astype(np.float32)
+        yield jpeg(cv2.GaussianBlur(noisy.clip(0, 255).astype(np.uint8), (0, 0), 0.7), 85)
+
+
+def write_video(path: Path, tokens: list[str], count: int = 60, seed: int = 5) -> Path:
+    """A short MJPEG .avi of badge_frames (a couple of seconds)."""
+    return write_clips(path, [tokens], count, seed)
+
+
+def write_clips(path: Path, clips: list[list[str]], count: int = 45, seed: int = 5) -> Path:
+    """One .avi of several clips in a row, each `count` frames of its badges held up."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, SIZE)
+    assert writer.isOpened()
+    for k, tokens in enumerate(clips):
+        for frame in badge_frames(tokens, count, seed + k):
+            writer.write(frame)
+    writer.release()
+    return path
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class RecordingPortal:
+    """A stand-in for the portal on 127.0.0.1: records every request whole and answers the
+    documented kiosk API (any pairing code enrolls; any badge is accepted, or refused)."""
+    code: str = "KQ7M4PXD"
+    credential: str = field(default_factory=lambda: "kd1_" + secrets.token_urlsafe(32))
+    badge_status: int = 200
+    requests: list[Recorded] = field(default_factory=list)
+
+    def __post_init__(self):
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _record(self) -> Recorded:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(min(length, 10_000_000))
+                seen = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
+                                body)
+                recorder.requests.append(seen)
+                return seen
+
+            def _answer(self, status: int, data: dict) -> None:
+                raw = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self):
+                self._record()
+                self._answer(404, {"error": "Not found"})
+
+            def do_POST(self):
+                self._record()
+                base = recorder.url
+                if self.path == "/kiosk/enroll":
+                    self._answer(201, {"device_id": 7, "name": "Room 4 kiosk", "school": "Maple Elementary",
+                                       "credential": recorder.credential})
+                elif self.headers.get("Authorization") != f"Bearer {recorder.credential}":
+                    self._answer(401, {"error": "This device is not enrolled", "advice": "Enroll it."})
+                elif self.path == "/kiosk/bind":
+                    self._answer(200, {"bind_url": f"{base}/kiosk/bind/{secrets.token_urlsafe(32)}",
+                                       "expires_in": 30})
+                elif self.path == "/kiosk/badge" and recorder.badge_status == 200:
+                    self._answer(200, {"handoff_url": f"{base}/kiosk/handoff/{secrets.token_urlsafe(32)}",
+                                       "expires_in": 30})
+                elif self.path == "/kiosk/badge":
+                    self._answer(recorder.badge_status, {"error": "That badge didn't work",
+                                                         "advice": "Ask your teacher for help."})
+                else:
+                    self._answer(404, {"error": "Not found"})
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="recording-portal",
+                                       daemon=True)
+
+    def __enter__(self) -> "RecordingPortal":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def to(self, path: str) -> list[Recorded]:
+        return [r for r in self.requests if r.path == path]
+
+
+@dataclass
+class Sandbox:
+    """A fresh home for one kiosk run: HOME, XDG_CONFIG_HOME, XDG_CACHE_HOME, TMPDIR and the
+    working directory, all under one temporary folder."""
+    root: Path
+
+    def __post_init__(self):
+        for name in ("home", "home/.config", "home/.cache", "tmp", "cwd"):
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def cwd(self) -> Path:
+        return self.root / "cwd"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "home/.config/student-portal-kiosk"
+
+    def env(self) -> dict[str, str]:
+        keep = {k: v for k, v in os.environ.items()
+                if k in ("PATH", "LANG", "LC_ALL", "SYSTEMROOT") or k.startswith("PYTHON")}
+        keep.pop("PYTHONDONTWRITEBYTECODE", None)
+        return {**keep, "HOME": str(self.root / "home"), "XDG_CONFIG_HOME": str(self.root / "home/.config"),
+                "XDG_CACHE_HOME": str(self.root / "home/.cache"), "TMPDIR": str(self.root / "tmp"),
+                "PYTHONPATH": str(ROOT)}
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """The real kiosk program (`python -m kiosk ARGS`), headless, in this sandbox."""
+        return subprocess.run([sys.executable, "-m", "kiosk", *args], cwd=self.cwd, env=self.env(),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def files(self) -> dict[str, tuple[int, int, int]]:
+        """Every file and folder under the sandbox: relative path -> (mode, size, mtime_ns)."""
+        found = {}
+        for path in sorted(self.root.rglob("*")):
+            st = path.lstat()
+            found[str(path.relative_to(self.root))] = (st.st_mode, st.st_size, st.st_mtime_ns)
+        return found
