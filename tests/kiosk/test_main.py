@@ -1,0 +1,192 @@
+"""`python -m kiosk` against the real portal (served on 127.0.0.1 by the live_server fixture):
+enroll with a real pairing code, scan a video of a real badge, and follow the hand-off in a
+browser-like session that holds the device cookie, up to the student's tiles."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from portal.admin.services import add_link_app, grant_app
+from portal.badges.kiosks import create_pairing_code, revoke_device
+from portal.db import db
+from portal.devserver import free_port
+from portal.models import Badge, KioskDevice
+from tests.badges.conftest import issue, world  # noqa: F401  (the badge test school)
+from tests.browser.conftest import live_server  # noqa: F401  (the portal on 127.0.0.1)
+from tests.kiosk.helpers import RecordingPortal, Sandbox, write_clips, write_video
+
+SIGN_IN = re.compile(r"^Sign-in: open (\S+) ", re.M)
+BIND = re.compile(r"^Browser set-up: open (\S+) ", re.M)
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    return Sandbox(tmp_path / "sandbox")
+
+
+@pytest.fixture
+def pairing_code(redis_client, world):
+    return create_pairing_code(db.session, redis_client, world.school).code
+
+
+@pytest.fixture
+def enrolled(sandbox, live_server, pairing_code):
+    """This sandbox's kiosk, enrolled with the live portal; returns its stored device."""
+    done = sandbox.run("enroll", "--portal", live_server, "--code", pairing_code)
+    assert done.returncode == 0, done.stderr
+    return json.loads((sandbox.config / "device.json").read_text())
+
+
+def scan(sandbox, portal, video, *more):
+    return sandbox.run("--portal", portal, "--video", str(video), "--no-browser", *more)
+
+
+def badge_of(person) -> Badge:
+    db.session.expire_all()
+    return db.session.scalar(select(Badge).where(Badge.person_id == person.id))
+
+
+def test_enroll_then_scan_signs_the_student_in_to_their_tiles(sandbox, live_server, pairing_code,
+                                                              redis_client, world, tmp_path):
+    add_link_app(db.session, "Story Time", "https://stories.example/")
+    grant_app(db.session, "Story Time", school=world.school.sourced_id)
+    token = issue(redis_client, world.student)
+    video = write_video(tmp_path / "ada.avi", [token])
+
+    enrolled = sandbox.run("enroll", "--portal", live_server, "--code", pairing_code)
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert "Maple Elementary" in enrolled.stdout
+    stored = json.loads((sandbox.config / "device.json").read_text())
+    device = db.session.get(KioskDevice, stored["device_id"])
+    assert device.school_id == world.school.id and device.revoked_at is None
+
+    run = scan(sandbox, live_server, video, "--once")
+    assert run.returncode == 0, run.stderr
+    assert token not in run.stdout + run.stderr
+    bind_url, handoff_url = BIND.search(run.stdout).group(1), SIGN_IN.search(run.stdout).group(1)
+    assert bind_url.startswith(f"{live_server}/kiosk/bind/")
+    assert handoff_url.startswith(f"{live_server}/kiosk/handoff/")
+
+    # The device's browser: bound by the bind link, then it opens the hand-off.
+    browser = requests.Session()
+    assert browser.get(bind_url, timeout=10).status_code == 200
+    assert browser.cookies.get("portal_kiosk", path="/kiosk/")
+    page = browser.get(handoff_url, timeout=10)
+    assert page.status_code == 200 and page.url == f"{live_server}/badges/home"
+    assert "Hi, Ada!" in page.text and 'data-app="story-time"' in page.text
+    assert "Not you? Sign out" in page.text
+    badge = badge_of(world.student)
+    assert badge.last_used_device_id == device.id
+
+    # The hand-off works once, and only in the bound browser.
+    assert requests.get(handoff_url, timeout=10).status_code == 403
+    assert browser.get(handoff_url, timeout=10).status_code == 403
+
+
+def test_a_handoff_opened_without_the_device_cookie_signs_nobody_in(sandbox, live_server, enrolled,
+                                                                    redis_client, world, tmp_path):
+    video = write_video(tmp_path / "ada.avi", [issue(redis_client, world.student)])
+    run = scan(sandbox, live_server, video, "--once")
+    assert run.returncode == 0, run.stderr
+    other = requests.Session()
+    page = other.get(SIGN_IN.search(run.stdout).group(1), timeout=10)
+    assert page.status_code == 403 and "Hi, Ada!" not in page.text
+
+
+def test_the_same_badge_is_sent_once_while_it_stays_in_view(sandbox, live_server, enrolled,
+                                                            redis_client, world, tmp_path):
+    token = issue(redis_client, world.student)
+    video = write_video(tmp_path / "ada.avi", [token], count=90)   # three seconds of one badge
+    run = scan(sandbox, live_server, video)
+    assert run.returncode == 0, run.stderr
+    assert len(SIGN_IN.findall(run.stdout)) == 1
+    assert run.stderr.count("badge read") == 1
+
+
+def test_two_badges_in_view_sign_in_nobody(sandbox, live_server, enrolled, redis_client, world,
+                                           tmp_path):
+    tokens = [issue(redis_client, world.student), issue(redis_client, world.classmate)]
+    video = write_video(tmp_path / "two.avi", tokens)
+    run = scan(sandbox, live_server, video, "--once")
+    assert "One badge at a time, please" in run.stdout
+    assert not SIGN_IN.search(run.stdout) and "badge read" not in run.stderr
+    assert run.returncode == 1 and "video ended" in run.stderr
+    assert badge_of(world.student).last_used_at is None
+    assert badge_of(world.classmate).last_used_at is None
+
+
+def test_a_badge_from_another_school_is_refused_plainly(sandbox, live_server, enrolled,
+                                                        redis_client, world, tmp_path):
+    video = write_video(tmp_path / "far.avi", [issue(redis_client, world.far_student)])
+    run = scan(sandbox, live_server, video, "--once")
+    assert "That badge didn't work. Ask your teacher." in run.stdout
+    assert not SIGN_IN.search(run.stdout) and run.returncode == 1
+
+
+class TestTooManyTries:
+    @pytest.fixture
+    def settings(self, base_settings):
+        return replace(base_settings, badge_limit_per_device="1 per minute")
+
+    def test_the_child_is_asked_to_wait(self, sandbox, live_server, enrolled, redis_client, world,
+                                        tmp_path):
+        first, second = issue(redis_client, world.student), issue(redis_client, world.classmate)
+        video = write_clips(tmp_path / "two-in-turn.avi", [[first], [second]])
+        run = scan(sandbox, live_server, video)
+        assert len(SIGN_IN.findall(run.stdout)) == 1
+        assert "Too many tries, wait a moment" in run.stdout
+        assert badge_of(world.classmate).last_used_at is None
+
+
+def test_enroll_with_a_wrong_or_used_code_fails_in_one_line(sandbox, live_server, pairing_code):
+    wrong = sandbox.run("enroll", "--portal", live_server, "--code", "ABCD2345")
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip().splitlines() == [
+        "kiosk: That pairing code didn't work. Codes work once, for 10 minutes. Ask for a new one."]
+    assert sandbox.run("enroll", "--portal", live_server, "--code", pairing_code).returncode == 0
+    again = sandbox.run("enroll", "--portal", live_server, "--code", pairing_code)
+    assert again.returncode == 1 and "That pairing code didn't work" in again.stderr
+
+
+def test_enroll_needs_https_except_on_this_machine(sandbox):
+    run = sandbox.run("enroll", "--portal", "http://portal.example.org", "--code", "ABCD2345")
+    assert run.returncode == 2
+    assert run.stderr.strip() == ("kiosk: the portal address must start with https:// "
+                                  "(http:// only for 127.0.0.1 or localhost, for testing)")
+    assert not sandbox.config.exists()
+
+
+def test_enroll_says_when_the_portal_is_unreachable(sandbox):
+    url = f"http://127.0.0.1:{free_port()}"
+    run = sandbox.run("enroll", "--portal", url, "--code", "ABCD2345")
+    assert run.returncode == 1
+    assert run.stderr.strip() == f"kiosk: could not enroll: could not reach the portal at {url}"
+
+
+def test_running_before_enrolling_says_how(sandbox, live_server, tmp_path):
+    run = scan(sandbox, live_server, tmp_path / "none.avi")
+    assert run.returncode == 1
+    assert run.stderr.strip() == (f"kiosk: this device is not enrolled: python -m kiosk enroll "
+                                  f"--portal {live_server} --code CODE")
+
+
+def test_a_revoked_device_is_told_to_enroll_again(sandbox, live_server, enrolled, redis_client,
+                                                  world, tmp_path):
+    revoke_device(db.session, redis_client, db.session.get(KioskDevice, enrolled["device_id"]))
+    video = write_video(tmp_path / "ada.avi", [issue(redis_client, world.student)])
+    run = scan(sandbox, live_server, video, "--once")
+    assert run.returncode == 3
+    assert "no longer knows this device" in run.stderr and "python -m kiosk enroll" in run.stderr
+
+
+def test_the_credential_goes_only_to_the_portal_that_issued_it(sandbox, live_server, enrolled,
+                                                               tmp_path):
+    with RecordingPortal() as elsewhere:
+        run = scan(sandbox, elsewhere.url, tmp_path / "none.avi", "--once")
+    assert run.returncode == 1 and f"enrolled with {live_server}" in run.stderr
+    assert elsewhere.requests == []
