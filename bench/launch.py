@@ -405,7 +405,7 @@ def main(argv=None) -> int:
         summaries = [Summary(name, rounds[name]) for name in names]
         print(f"\n{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; gunicorn -w {args.workers}, "
               f"{args.concurrency} client connection(s); medians of {args.rounds} rounds of {args.n}")
-        report(summaries[:-3], *summaries[-3:], statistics.median(sigs))
+        report(summaries[:-3], *summaries[-3:], sigs[1:])
         return 1 if any(s.errors for s in summaries) else 0
     finally:
         stop_process_group(gunicorn)
@@ -415,8 +415,17 @@ def main(argv=None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def report(trivials: list[Summary], saml: Summary, auth: Summary, token: Summary, sig: float) -> None:
+def report(trivials: list[Summary], saml: Summary, auth: Summary, token: Summary,
+           round_sigs: list[float]) -> None:
+    """Print the table; the aims are judged round by round (each against its own trivial route
+    and signature, as the machine's load changes) and the median taken."""
     base = min(trivials, key=lambda p: p.cpu_ms)
+    sig = statistics.median(round_sigs)
+
+    def per_round(phase: Summary, fn) -> float:
+        return statistics.median(fn(p.cpu_ms, b.cpu_ms, s)
+                                 for p, b, s in zip(phase.rounds, base.rounds, round_sigs))
+
     print(f"{'phase':48} {'requests':>8} {'errors':>6} {'req/s':>8} {'CPU ms/req':>10} "
           f"{'x trivial':>9} {'= trivial + N sig':>17}")
     for p in (*trivials, saml, auth, token):
@@ -430,10 +439,10 @@ def report(trivials: list[Summary], saml: Summary, auth: Summary, token: Summary
         if p.errors:
             print(f"  {p.name}: {p.errors} errors, first: {p.first_error}")
 
-    saml_sigs = (saml.cpu_ms - base.cpu_ms) / sig
-    token_sigs = (token.cpu_ms - base.cpu_ms) / sig
-    token_trivials = token.cpu_ms / base.cpu_ms
-    print()
+    saml_sigs = per_round(saml, lambda p, b, s: (p - b) / s)
+    token_sigs = per_round(token, lambda p, b, s: (p - b) / s)
+    token_trivials = per_round(token, lambda p, b, s: p / b)
+    print("\nround by round, the median:")
     print(f"SAML launch    = trivial + {saml_sigs:.2f} signatures  (aim: at most 2.5)  "
           f"{'met' if saml_sigs <= 2.5 else 'MISSED'}")
     print(f"token exchange = trivial + {token_sigs:.2f} signatures  (aim: at most 1.5)  "
