@@ -4,22 +4,23 @@ Chosen by measurement (`python -m bench.decode`: badges as portal/badges/sheets.
 QR version 4-Q; seed 2024, 20 frames per condition and size; CPU ms on one thread of a shared
 2-core machine): zxing-cpp first, pyzbar as its fallback, OpenCV's detectors not used.
 Badge frames read, of 240 (12 conditions), at 640x480 / 1280x720, and median ms at 720p:
-    kiosk.decoder 215 / 226   2.2 ms (p95 <= 11.1 in every condition; empty frames 2.6)
-    zxing-cpp     204 / 217   3.2 ms      pyzbar 183 / 214  18 ms
-    OpenCV QRCodeDetectorAruco 140 / 182  38 ms (QRCodeDetector read fewer, and slower)
-No wrong decodes and no false positives from any of them. pyzbar on the full 720p frame still
-reads one frame in 20 more under glare, scratches and steep tilt; it costs 18 ms, over budget.
+    kiosk.decoder 215 / 227   1.8 ms (p95 <= 11.8 in every condition; empty frames 2.5)
+    zxing-cpp     204 / 217   2.9 ms      pyzbar 183 / 214  17 ms
+    OpenCV QRCodeDetectorAruco 140 / 182  35 ms (QRCodeDetector read fewer, and slower)
+No wrong decodes and no false positives from any of them. Full-frame pyzbar at 720p still reads
+one frame in 20 more under glare and steep tilt, but costs 17 ms, over the 15 ms budget.
 - zxing-cpp reads the whole frame first: the best single decoder, and the only one within the
-  15 ms budget at 720p. If it finds nothing, it looks again at half size (blur, noise) and with
-  its fixed-threshold binarizer (shadow, glare). These looks are all an empty frame costs.
+  budget at 720p. If it finds nothing, it looks again at half size (blur, noise) and with its
+  fixed-threshold binarizer (shadow, glare). These looks are all an empty frame costs.
 - When a look found a QR-like candidate that failed to decode (zxing's return_errors), the
   candidate is cropped (3x its side: zxing often reports a part of the QR) and retried: zxing
   on the sharpened crop, with the global-histogram binarizer, upscaled 1.5x, after a 3x3
   open-close (thin scratches), then pyzbar sharpened and plain within a per-frame pixel budget.
 - When zxing saw a QR it could not place (a format error has no position), pyzbar reads the
-  whole frame downscaled to 250k pixels: most glare, scratch and steep-tilt rescues come here.
+  whole frame, downscaled to 250k pixels, after dividing out uneven light: most glare, shadow,
+  scratch and steep-tilt rescues come from here. A QR read elsewhere (a poster) skips this.
 A median filter, CLAHE, a sharpened whole-frame look and OpenCV's detectors on the crop added
-little for their time; pyzbar on every frame would read a few more but cost 6-18 ms each.
+little for their time; pyzbar on every frame would read a few more but cost 6-17 ms each.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ _MIN_CROP = 150        # smaller crops are upscaled to twice this (tiny QRs read
 _MAX_CROP = 320        # larger ones are downscaled to it, which bounds the retries' time
 _ZBAR_PIXELS = 110_000  # crop pixels pyzbar may scan per frame: one 720p crop, three 480p ones
 _ZBAR_FRAME_PIXELS = 250_000  # a whole frame for pyzbar is downscaled to this (720p to 0.52)
+_SMALL_FRAME = 640 * 480   # up to this size there is time for crops and a whole-frame pyzbar
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,20 +64,26 @@ SEVERAL_BADGES = BadgeRead(several=True)
 def read_badge(frame: np.ndarray) -> BadgeRead:
     """Return the one badge token in `frame` (BGR, BGRA or gray), SEVERAL_BADGES, or NO_BADGE."""
     gray = _gray(frame)
-    hinted = False
+    hinted, seen = False, []
     for look in _LOOKS:
         tokens, read, failed, hint = _look(gray, *look)
-        hinted |= hint
+        hinted, seen = hinted or hint, seen + read
         if tokens or failed:
             break
-    if not tokens and not failed and hinted:
-        tokens = _whole_frame_zbar(gray)      # a QR zxing saw but could not place
+    failed = [box for box in failed if not any(_within(box, r, 0.5) for r in seen)]
     zbar_budget = [_ZBAR_PIXELS]
-    for n, box in enumerate(_candidates(failed, read)):
+    for n, box in enumerate(_candidates(failed)):
         if len(tokens) > 1:
             break
         retries = _ZXING_RETRIES[:_SECOND_RETRIES] if n else _ZXING_RETRIES
-        tokens |= _reread(_crop(gray, box), retries, zbar_budget)
+        found, any_read = _reread(_crop(gray, box), retries, zbar_budget)
+        tokens |= found
+        seen += [box] if any_read else []
+    # A QR zxing saw but could not place, or placed wrongly: pyzbar on the whole frame, when
+    # there was no crop to retry or the frame is small enough to afford both. Not when a QR
+    # was read (a poster on the wall), which is most likely what zxing saw.
+    if not tokens and hinted and not seen and (not failed or gray.size <= _SMALL_FRAME):
+        tokens = _whole_frame_zbar(gray)
     if len(tokens) > 1:
         return SEVERAL_BADGES
     return BadgeRead(tokens.pop()) if tokens else NO_BADGE
@@ -114,7 +122,7 @@ def _whole_frame_zbar(gray: np.ndarray) -> set[str]:
     """Badge tokens pyzbar reads in the frame, downscaled to _ZBAR_FRAME_PIXELS at most."""
     f = min(1.0, (_ZBAR_FRAME_PIXELS / gray.size) ** 0.5)
     img = gray if f == 1.0 else cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-    return {t for t in _zbar(img) if looks_like_badge(t)}
+    return {t for t in _zbar(_flatten(img)) if looks_like_badge(t)}
 
 
 def _corners(position) -> np.ndarray:
@@ -136,11 +144,11 @@ def _plausible(position) -> bool:
     return sides.min() >= 8 and sides.min() * 2.5 >= sides.max() and cv2.isContourConvex(pts)
 
 
-def _candidates(failed, read):
-    """Failed candidates, largest first, without repeats and without those on a QR read."""
+def _candidates(failed):
+    """Failed candidates, largest first, without repeats."""
     chosen: list[tuple[float, float, float]] = []
     for box in sorted(failed, key=lambda b: -b[2]):
-        if not any(_within(box, r, 0.5) for r in read) and not any(_same(box, c) for c in chosen):
+        if not any(_same(box, c) for c in chosen):
             chosen.append(box)
     return chosen[:_MAX_CANDIDATES]
 
@@ -186,6 +194,11 @@ def _sharpen(img: np.ndarray) -> np.ndarray:
     return cv2.addWeighted(img, 2.0, cv2.GaussianBlur(img, (0, 0), 2), -1.0, 0)
 
 
+def _flatten(img: np.ndarray) -> np.ndarray:
+    """Divide out uneven light (a shadow's edge, a dim corner) over ~30 px."""
+    return cv2.divide(img, cv2.blur(img, (31, 31)), scale=160)
+
+
 def _open_close(img: np.ndarray) -> np.ndarray:
     k = np.ones((3, 3), np.uint8)
     return cv2.morphologyEx(cv2.morphologyEx(img, cv2.MORPH_OPEN, k), cv2.MORPH_CLOSE, k)
@@ -204,17 +217,18 @@ _ZBAR_RETRIES = (
 )
 
 
-def _reread(roi: np.ndarray, zxing_retries, zbar_budget: list[int]) -> set[str]:
-    """Badge tokens read from a failed candidate's crop by the first retry that reads one;
-    pyzbar (slower) only while the frame's budget of pixels lasts."""
+def _reread(roi: np.ndarray, zxing_retries, zbar_budget: list[int]) -> tuple[set[str], bool]:
+    """Retry a failed candidate's crop until one retry reads a QR: its badge tokens, and whether
+    anything was read (a QR that is not a badge needs no more tries). pyzbar (slower) only
+    while the frame's budget of pixels lasts."""
     if min(roi.shape) < 16:
-        return set()
+        return set(), False
     for retry in zxing_retries + _ZBAR_RETRIES:
         if retry in _ZBAR_RETRIES:
             if roi.size > zbar_budget[0]:
                 break
             zbar_budget[0] -= roi.size
-        found = {t for t in retry(roi) if looks_like_badge(t)}
-        if found:
-            return found
-    return set()
+        texts = retry(roi)
+        if texts:
+            return {t for t in texts if looks_like_badge(t)}, True
+    return set(), False
