@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench-quick system-deps vendor-js clean
+.PHONY: run test system-deps vendor-js clean
 
 run: system-deps $(STAMP)
 	$(BIN)/portal dev
