@@ -52,12 +52,14 @@ def limits() -> BadgeLimits:
 def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: str) -> None:
     """Start the student's badge session in this browser."""
     idle = settings().kiosk_idle_minutes * 60
+    # Read before sign_in: its audit record commits, and reading them after would reload both.
+    person_id, badge_id = person.id, badge.id
     sign_in(person, method=method)
     session["_idle"] = idle
-    session["badge_id"] = badge.id
+    session["badge_id"] = badge_id
     if device_id is not None:
         session["kiosk_device"] = device_id
-        mark_device_session(redis_client(), device_id, person.id,
+        mark_device_session(redis_client(), device_id, person_id,
                             settings().session_max_hours * 3600)
 
 
@@ -65,7 +67,7 @@ def continue_after_badge(db: Session, accepted: Accepted) -> str:
     """Sign in, or set up the second-factor step; return where the browser goes next."""
     person, badge = accepted.person, accepted.badge
     device_id = accepted.device.id if accepted.device else None
-    factor = policy_for(db, badge.school_id).factor_for(person)
+    factor = (accepted.policy or policy_for(db, badge.school_id)).factor_for(person)
     if factor is None:
         finish_sign_in(person, badge, device_id, "badge")
         return url_for("badges.home")

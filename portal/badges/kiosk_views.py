@@ -157,7 +157,7 @@ def badge(device: KioskDevice):
         return _api_error(400, "Send only the token", 'The body is {"token": "..."}.')
     try:
         accepted = redeem_badge(db.session, flow.limits(), body["token"], device=device,
-                                clock=flow.app_clock())
+                                clock=flow.app_clock(), commit=False)
     except TooManyScans as e:
         return _api_error(429, e.title, e.advice, **{"Retry-After": "60"})
     except BadgeRejected:
@@ -165,6 +165,8 @@ def badge(device: KioskDevice):
     # A new student at this device: whoever was signed in on it is signed out now.
     end_device_session(flow.redis_client(), device.id)
     code = start_handoff(flow.redis_client(), accepted, clock=flow.app_clock())
+    # The badge's last use, committed after the ids above were read (a commit expires them).
+    db.session.commit()
     response = jsonify(handoff_url=url_for("kiosk.handoff", code=code, _external=True),
                        expires_in=HANDOFF_SECONDS)
     response.headers["Cache-Control"] = "no-store"

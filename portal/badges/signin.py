@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.badges.expiry import utcnow
-from portal.badges.policy import policy_for
+from portal.badges.policy import EffectivePolicy, policy_for
 from portal.badges.token import looks_like_badge, token_hash
 from portal.errors import PortalError
 from portal.models import Badge, KioskDevice, Person, PersonSchool
@@ -72,10 +72,11 @@ class BadgeLimits:
 
 @dataclass(frozen=True)
 class Accepted:
-    """A badge that may sign its student in, here and now."""
+    """A badge that may sign its student in, here and now (and the policy it was checked by)."""
     person: Person
     badge: Badge
     device: KioskDevice | None
+    policy: EffectivePolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ def _reject(reason: str) -> BadgeRejected:
 
 
 def check_badge(db: Session, badge: Badge | None, now: datetime, *,
-                device: KioskDevice | None = None, browser: bool = False) -> str | None:
+                device: KioskDevice | None = None, browser: bool = False,
+                policy: EffectivePolicy | None = None) -> str | None:
     """Why this badge may not sign in now from here (None: it may)."""
     if badge is None:
         return "unknown"
@@ -107,7 +109,7 @@ def check_badge(db: Session, badge: Badge | None, now: datetime, *,
         return "left school"
     if device is not None and device.school_id != badge.school_id:
         return "other school"
-    policy = policy_for(db, badge.school_id)
+    policy = policy or policy_for(db, badge.school_id)
     if browser and not policy.allow_browser_scanner:
         return "browser scanner off"
     if not policy.allows(person):
@@ -117,10 +119,11 @@ def check_badge(db: Session, badge: Badge | None, now: datetime, *,
 
 def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
                  device: KioskDevice | None = None, address: str | None = None,
-                 clock: Clock = utcnow) -> Accepted:
+                 clock: Clock = utcnow, commit: bool = True) -> Accepted:
     """Check a scanned token from a kiosk device (or, with `address`, the browser scanner).
 
-    Raises TooManyScans or BadgeRejected; on success records when and where the badge was used.
+    Raises TooManyScans or BadgeRejected; on success records when and where the badge was used
+    (commit=False leaves the commit to the caller, who may first read what a commit expires).
     """
     if (device is None) == (address is None):
         raise ValueError("a scan comes from a device or from a browser address")
@@ -146,7 +149,8 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
         raise _reject(reason)
     badge.last_used_at = now
     badge.last_used_device_id = device.id if device else None
-    db.commit()
+    if commit:
+        db.commit()
     return Accepted(badge.person, badge, device)
 
 
@@ -185,6 +189,7 @@ def accept_handoff(db: Session, handoff: Handoff, browser_device: KioskDevice | 
     badge = db.get(Badge, handoff.badge_id)
     if badge is None or badge.person_id != handoff.person_id:
         raise HandoffInvalid()
-    if check_badge(db, badge, clock(), device=browser_device) is not None:
+    policy = policy_for(db, badge.school_id)
+    if check_badge(db, badge, clock(), device=browser_device, policy=policy) is not None:
         raise HandoffInvalid()
-    return Accepted(badge.person, badge, browser_device)
+    return Accepted(badge.person, badge, browser_device, policy)
