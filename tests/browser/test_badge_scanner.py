@@ -102,22 +102,13 @@ class ScannerRun:
         return [r for r in self.requests if r["method"] != "GET" or r["body"]]
 
 
-@pytest.fixture(scope="module")
-def playwright_driver():
-    # One Playwright per module, as in tests/browser/conftest.py; a browser per fake camera.
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        yield playwright
-
-
 @pytest.fixture
-def scanner_with_camera(playwright_driver):
+def scanner_with_camera(playwright):
+    # A browser of its own per fake camera, from the session's one Playwright driver.
     browsers = []
 
     def open_scanner(video: Path, url: str) -> ScannerRun:
-        browser = playwright_driver.chromium.launch(
+        browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                                   f"--use-file-for-fake-video-capture={video}"])
