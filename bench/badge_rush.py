@@ -44,8 +44,9 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.login_rush import (  # noqa: E402  (the same process helpers as the login rush)
-    percentile, process_cpu_seconds, run_threads, start_gunicorn, stop_process_group, wait_until_up,
+from bench.login_rush import percentile, run_threads  # noqa: E402
+from bench.serving import (  # noqa: E402
+    process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
 )
 
 GRADES = ("KG", "01", "02")        # badge alone under the default policy
@@ -440,7 +441,7 @@ def main(argv=None) -> int:
         print(f"  built in {time.monotonic() - started:.1f} s: {len(devices)} kiosk devices", flush=True)
 
         port = free_port()
-        gunicorn = start_gunicorn(env, port, args.workers, args.threads, work / "gunicorn.log")
+        gunicorn = start_gunicorn(env, port, args.workers, work / "gunicorn.log", threads=args.threads)
         wait_until_up(port, gunicorn)
         kiosks = [Kiosk(port, d) for d in devices]
         for kiosk in kiosks:

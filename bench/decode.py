@@ -13,7 +13,6 @@ counts decoding time and skipped frames.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 

@@ -35,9 +35,7 @@ import http.client
 import os
 import re
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,6 +46,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.serving import (  # noqa: E402
+    process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
+)
 
 COOKIE = "portal_session"
 CSRF_RE = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -86,57 +88,6 @@ def build_portal(env: dict, students: int) -> dict:
         db.session.remove()
         db.engine.dispose()
     return info
-
-
-def start_gunicorn(env: dict, port: int, workers: int, log: Path) -> subprocess.Popen:
-    args = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-            "--log-level", "warning", "portal:create_app()"]
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("gunicorn stopped during start-up (see its log)")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/login")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer on 127.0.0.1:{port} within {timeout:.0f} s")
-
-
-def stop_process_group(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)  # gunicorn and its workers, which we started
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def server_cpu_seconds(master: int) -> float:
-    """User + system CPU of the gunicorn master and its workers, from /proc/<pid>/stat."""
-    tick = os.sysconf("SC_CLK_TCK")
-    pids = {master}
-    children = Path(f"/proc/{master}/task/{master}/children")
-    if children.exists():
-        pids |= {int(p) for p in children.read_text().split()}
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
 
 
 # --- the browser ----------------------------------------------------------------------------
@@ -254,7 +205,7 @@ def run_phase(name: str, browsers: list[Browser], master: int, n: int, max_secon
                     phase.errors += 1
                     phase.first_error = phase.first_error or str(out)[:200]
 
-    cpu0, t0 = server_cpu_seconds(master), time.monotonic()
+    cpu0, t0 = process_cpu_seconds(master), time.monotonic()
     deadline = t0 + max_seconds
     threads = [threading.Thread(target=worker, args=(b,), daemon=True) for b in browsers]
     for t in threads:
@@ -262,7 +213,7 @@ def run_phase(name: str, browsers: list[Browser], master: int, n: int, max_secon
     for t in threads:
         t.join(max_seconds + 30)
     phase.seconds = time.monotonic() - t0
-    phase.cpu = server_cpu_seconds(master) - cpu0
+    phase.cpu = process_cpu_seconds(master) - cpu0
     phase.outputs = [outputs[i] for i in sorted(outputs)]
     return phase
 

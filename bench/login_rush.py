@@ -27,9 +27,7 @@ import os
 import random
 import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,6 +38,10 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.serving import (  # noqa: E402
+    process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
+)
 
 PASSWORD = "rush-hour-otter-42"
 TARGET_GRADE = "03"
@@ -117,59 +119,6 @@ def build_district(app, folder: Path, students_total: int, n_signers: int, n_app
         db.session.remove()
         db.engine.dispose()
     return [r.username for r in rows]
-
-
-# --- the servers ----------------------------------------------------------------------------
-
-def start_gunicorn(env: dict, port: int, workers: int, threads: int, log: Path) -> subprocess.Popen:
-    args = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads),
-            "-b", f"127.0.0.1:{port}", "--log-level", "warning", "portal:create_app()"]
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("gunicorn stopped during start-up (see its log)")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/login")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer on 127.0.0.1:{port} within {timeout:.0f} s")
-
-
-def stop_process_group(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)  # gunicorn and its workers, which we started
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def process_cpu_seconds(root_pid: int) -> float:
-    """User + system CPU of a process and its children (gunicorn master and workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    pids = {root_pid}
-    children = Path(f"/proc/{root_pid}/task/{root_pid}/children")
-    if children.exists():
-        pids |= {int(p) for p in children.read_text().split()}
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
 
 
 # --- the load -------------------------------------------------------------------------------
@@ -341,7 +290,7 @@ def main(argv=None) -> int:
         print(f"  built in {time.monotonic() - started:.1f} s", flush=True)
 
         port = free_port()
-        gunicorn = start_gunicorn(env, port, args.workers, args.threads, work / "gunicorn.log")
+        gunicorn = start_gunicorn(env, port, args.workers, work / "gunicorn.log", threads=args.threads)
         wait_until_up(port, gunicorn)
         cores = len(os.sched_getaffinity(0))
 

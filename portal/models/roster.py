@@ -5,7 +5,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean, DateTime, Enum, ForeignKey, Index, Integer, String, UniqueConstraint,
+    Boolean, DateTime, Enum, ForeignKey, Index, String,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 

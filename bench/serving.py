@@ -1,0 +1,67 @@
+"""The portal under gunicorn for the benchmarks: start, wait, measure its CPU, stop."""
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_gunicorn(env: dict, port: int, workers: int, log: Path,
+                   threads: int | None = None) -> subprocess.Popen:
+    """Start `gunicorn portal:create_app()` on 127.0.0.1:port in a process group of its own."""
+    args = [sys.executable, "-m", "gunicorn", "-w", str(workers)]
+    if threads:
+        args += ["--threads", str(threads)]
+    args += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "portal:create_app()"]
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("gunicorn stopped during start-up (see its log)")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/login")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def stop_process_group(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)  # gunicorn and its workers, which we started
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def process_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn master and workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = {root_pid}
+    children = Path(f"/proc/{root_pid}/task/{root_pid}/children")
+    if children.exists():
+        pids |= {int(p) for p in children.read_text().split()}
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
