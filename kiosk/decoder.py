@@ -4,11 +4,14 @@ Chosen by measurement (`python -m bench.decode`: badges as portal/badges/sheets.
 QR version 4-Q; seed 2024, 20 frames per condition and size; CPU ms on one thread of a shared
 2-core machine): zxing-cpp first, pyzbar as its fallback, OpenCV's detectors not used.
 Badge frames read, of 240 (12 conditions), at 640x480 / 1280x720, and median ms at 720p:
-    kiosk.decoder 215 / 227   1.8 ms (p95 <= 11.8 in every condition; empty frames 2.5)
+    kiosk.decoder 215 / 229   1.8 ms (p95 <= 12.4 in every condition; empty frames 2.7)
     zxing-cpp     204 / 217   2.9 ms      pyzbar 183 / 214  17 ms
     OpenCV QRCodeDetectorAruco 140 / 182  35 ms (QRCodeDetector read fewer, and slower)
 No wrong decodes and no false positives from any of them. Full-frame pyzbar at 720p still reads
-one frame in 20 more under glare and steep tilt, but costs 17 ms, over the 15 ms budget.
+one tilted frame in 20 more (and one steep-tilt clip, card turned ~56/39 degrees), but costs
+17 ms, over the 15 ms budget; at 0.71 scale it reads them too but costs 16-17 ms with the looks.
+zxing on the frame stretched 1.3x vertically reads that clip in 5 ms, but not the frame, and
+stretching both ways put p95 at 15.7 ms.
 - zxing-cpp reads the whole frame first: the best single decoder, and the only one within the
   budget at 720p. If it finds nothing, it looks again at half size (blur, noise) and with its
   fixed-threshold binarizer (shadow, glare). These looks are all an empty frame costs.
@@ -19,6 +22,10 @@ one frame in 20 more under glare and steep tilt, but costs 17 ms, over the 15 ms
 - When zxing saw a QR it could not place (a format error has no position), pyzbar reads the
   whole frame, downscaled to 250k pixels, after dividing out uneven light: most glare, shadow,
   scratch and steep-tilt rescues come from here. A QR read elsewhere (a poster) skips this.
+  At 720p it also follows failed crops, but only when a crop was shrunk more than the whole
+  frame is (a large candidate: zxing placed the QR wrongly, or the crop is most of the frame):
+  pyzbar then skips that crop and reads the sharper whole frame instead (glare and shadow at
+  720p: one frame in 20 more each, p95 12.4 ms).
 A median filter, CLAHE, a sharpened whole-frame look and OpenCV's detectors on the crop added
 little for their time; pyzbar on every frame would read a few more but cost 6-17 ms each.
 """
@@ -71,18 +78,23 @@ def read_badge(frame: np.ndarray) -> BadgeRead:
         if tokens or failed:
             break
     failed = [box for box in failed if not any(_within(box, r, 0.5) for r in seen)]
-    zbar_budget = [_ZBAR_PIXELS]
+    zbar_budget, coarse = [_ZBAR_PIXELS], False
     for n, box in enumerate(_candidates(failed)):
         if len(tokens) > 1:
             break
         retries = _ZXING_RETRIES[:_SECOND_RETRIES] if n else _ZXING_RETRIES
-        found, any_read = _reread(_crop(gray, box), retries, zbar_budget)
+        roi = _crop(gray, box)
+        shrunk = roi.shape[0] < _frame_scale(gray) * _crop_height(gray, box)
+        # pyzbar on a crop shrunk more than the whole frame will be: it reads the frame instead
+        found, any_read = _reread(roi, retries, [0] if shrunk else zbar_budget)
+        coarse |= shrunk
         tokens |= found
         seen += [box] if any_read else []
     # A QR zxing saw but could not place, or placed wrongly: pyzbar on the whole frame, when
-    # there was no crop to retry or the frame is small enough to afford both. Not when a QR
-    # was read (a poster on the wall), which is most likely what zxing saw.
-    if not tokens and hinted and not seen and (not failed or gray.size <= _SMALL_FRAME):
+    # there was no crop to retry, a crop was shrunk more than the whole frame will be (it saw
+    # less than pyzbar on the frame would), or the frame is small enough to afford both. Not
+    # when a QR was read (a poster on the wall), which is most likely what zxing saw.
+    if not tokens and hinted and not seen and (not failed or coarse or gray.size <= _SMALL_FRAME):
         tokens = _whole_frame_zbar(gray)
     if len(tokens) > 1:
         return SEVERAL_BADGES
@@ -120,9 +132,14 @@ def _look(gray: np.ndarray, shrink: int, binarizer):
 
 def _whole_frame_zbar(gray: np.ndarray) -> set[str]:
     """Badge tokens pyzbar reads in the frame, downscaled to _ZBAR_FRAME_PIXELS at most."""
-    f = min(1.0, (_ZBAR_FRAME_PIXELS / gray.size) ** 0.5)
+    f = _frame_scale(gray)
     img = gray if f == 1.0 else cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     return {t for t in _zbar(_flatten(img)) if looks_like_badge(t)}
+
+
+def _frame_scale(gray: np.ndarray) -> float:
+    """The scale _whole_frame_zbar shrinks the frame by."""
+    return min(1.0, (_ZBAR_FRAME_PIXELS / gray.size) ** 0.5)
 
 
 def _corners(position) -> np.ndarray:
@@ -164,11 +181,21 @@ def _same(box, other) -> bool:
     return large < 1.5 * small and _within(box, other, 0.5)
 
 
-def _crop(gray: np.ndarray, box) -> np.ndarray:
+def _crop_bounds(gray: np.ndarray, box) -> tuple[int, int, int, int]:
     cx, cy, side = box
     h, w = gray.shape
     half = max(side * _CROP, _CROP_OF_FRAME * min(h, w)) / 2
-    roi = gray[int(max(0, cy - half)):int(min(h, cy + half)), int(max(0, cx - half)):int(min(w, cx + half))]
+    return int(max(0, cy - half)), int(min(h, cy + half)), int(max(0, cx - half)), int(min(w, cx + half))
+
+
+def _crop_height(gray: np.ndarray, box) -> int:
+    y0, y1, _, _ = _crop_bounds(gray, box)
+    return y1 - y0
+
+
+def _crop(gray: np.ndarray, box) -> np.ndarray:
+    y0, y1, x0, x1 = _crop_bounds(gray, box)
+    roi = gray[y0:y1, x0:x1]
     if min(roi.shape) < 16:
         return roi
     longest = max(roi.shape)
