@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import uuid
-from dataclasses import replace
 
 import pytest
 import redis
@@ -117,6 +117,19 @@ def app(settings, redis_server):
         db.session.remove()
         _empty_tables(db.engine)
     redis.Redis.from_url(redis_server.url).flushdb()
+
+
+@pytest.fixture
+def live_server(app):
+    """The test app served on 127.0.0.1 by werkzeug in a thread; yields its base URL."""
+    from werkzeug.serving import make_server
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-portal", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
 
 
 @pytest.fixture

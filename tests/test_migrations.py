@@ -1,5 +1,5 @@
 """Migrations keep data: upgrading a database that has rows loses none of them."""
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, text
 
 from portal.migrate import upgrade
 

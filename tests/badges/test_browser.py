@@ -9,7 +9,6 @@ from portal.badges.kiosks import create_pairing_code
 from portal.badges.policy import set_policy
 from portal.db import db
 from tests.badges.conftest import issue
-from tests.browser.conftest import live_server  # noqa: F401  (shared fixture)
 
 pytestmark = pytest.mark.browser
 

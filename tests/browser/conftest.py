@@ -1,26 +1,11 @@
-"""Browser fixtures: the portal served by a real server thread, headless Chromium, and a tiny
-local web site for link apps to open (nothing leaves the machine)."""
+"""Browser fixtures: a page per test, and a tiny local web site for link apps to open (nothing
+leaves the machine). The live portal and the shared Chromium are in tests/conftest.py."""
 from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from werkzeug.serving import make_server
-
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: F401  (the browser fixture is there too)
-
-
-@pytest.fixture
-def live_server(app):
-    """The test app served on 127.0.0.1 by werkzeug in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-portal", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 class _AppSite(BaseHTTPRequestHandler):

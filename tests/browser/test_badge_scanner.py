@@ -23,7 +23,7 @@ from portal.badges.sheets import QR_ERROR, QUIET_ZONE
 from portal.db import db
 from portal.models import Badge
 from tests.badges.conftest import issue, world  # noqa: F401  (the badge test school)
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 

@@ -15,7 +15,6 @@ from portal.db import db
 from portal.devserver import free_port
 from portal.models import KioskDevice
 from tests.badges.conftest import issue, world  # noqa: F401  (the badge test school)
-from tests.browser.conftest import live_server  # noqa: F401  (the portal on 127.0.0.1)
 from tests.kiosk.helpers import RecordingPortal
 
 

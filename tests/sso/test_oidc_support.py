@@ -6,13 +6,11 @@ import base64
 import hashlib
 import re
 import secrets
-import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 REDIRECT = "https://learn.test/oidc/callback"
 OTHER_REDIRECT = "https://learn.test/oidc/callback-2"
@@ -66,14 +64,9 @@ def oidc_world(app, roster) -> OidcWorld:
 
 
 @pytest.fixture
-def live_portal(app):
-    """The portal served by a real HTTP server on 127.0.0.1 (a thread of this process)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+def live_portal(live_server):
+    """The portal served by a real HTTP server on 127.0.0.1 (tests/conftest.py's live_server)."""
+    return live_server
 
 
 def pkce_pair() -> tuple[str, str]:

@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.sso.conftest import PeerSP, register_and_grant
 
@@ -18,14 +17,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def portal_url(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="saml-portal", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def portal_url(live_server):
+    return live_server
 
 
 class SpSite:
