@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 
 import redis
 from flask import Flask, Request, Response, current_app, request, session
@@ -195,13 +196,36 @@ def require_session_store() -> None:
         current_app.extensions["redis"].ping()
 
 
+def end_sessions_where(client: redis.Redis, person_id: int,
+                       predicate: Callable[[dict], bool]) -> int:
+    """End the person's sessions whose stored data matches; return how many ended."""
+    key = PERSON_INDEX + str(person_id)
+    sids = [sid.decode() for sid in client.smembers(key)]
+    if not sids:
+        return 0
+    raws = client.mget([PREFIX + sid for sid in sids])
+    doomed, stale = [], []
+    for sid, raw in zip(sids, raws):
+        if raw is None:
+            stale.append(sid)
+            continue
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict) or predicate(data):
+            doomed.append(sid)
+    if not doomed and not stale:
+        return 0
+    pipe = client.pipeline()
+    for sid in doomed:
+        pipe.delete(PREFIX + sid)
+    for sid in doomed + stale:
+        pipe.srem(key, sid)
+    results = pipe.execute()
+    return sum(1 for n in results[:len(doomed)] if n)
+
+
 def end_sessions_for(client: redis.Redis, person_id: int) -> int:
     """End every session of one person; return how many were ended."""
-    key = PERSON_INDEX + str(person_id)
-    sids = client.smembers(key)
-    pipe = client.pipeline()
-    for sid in sids:
-        pipe.delete(PREFIX + sid.decode())
-    pipe.delete(key)
-    results = pipe.execute()
-    return sum(1 for n in results[:len(sids)] if n)
+    return end_sessions_where(client, person_id, lambda data: True)

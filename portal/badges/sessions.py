@@ -1,16 +1,13 @@
 """Ending badge sessions: all of a student's (badge void), or the one on a kiosk (a new scan).
 
-Built on portal.sessions' Redis layout: sessions under PREFIX + sid, indexed per person.
-A badge session carries auth_method "badge..." and, from a kiosk, kiosk_device.
+A badge session carries auth_method "badge..." and, from a kiosk, kiosk_device;
+portal.sessions.end_sessions_where ends those that match.
 """
 from __future__ import annotations
 
-import json
-from typing import Callable
-
 import redis
 
-from portal.sessions import PERSON_INDEX, PREFIX
+from portal.sessions import end_sessions_where
 
 BADGE_METHODS = ("badge", "badge+pin", "badge+picture")
 _CURRENT = "portal:kiosk:current:"  # device id -> person id whose session is on that device
@@ -18,36 +15,6 @@ _CURRENT = "portal:kiosk:current:"  # device id -> person id whose session is on
 
 def is_badge_session(data: dict) -> bool:
     return data.get("auth_method") in BADGE_METHODS
-
-
-def end_sessions_where(client: redis.Redis, person_id: int,
-                       predicate: Callable[[dict], bool]) -> int:
-    """End the person's sessions whose stored data matches; return how many ended."""
-    key = PERSON_INDEX + str(person_id)
-    sids = [sid.decode() for sid in client.smembers(key)]
-    if not sids:
-        return 0
-    raws = client.mget([PREFIX + sid for sid in sids])
-    doomed, stale = [], []
-    for sid, raw in zip(sids, raws):
-        if raw is None:
-            stale.append(sid)
-            continue
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            data = {}
-        if not isinstance(data, dict) or predicate(data):
-            doomed.append(sid)
-    if not doomed and not stale:
-        return 0
-    pipe = client.pipeline()
-    for sid in doomed:
-        pipe.delete(PREFIX + sid)
-    for sid in doomed + stale:
-        pipe.srem(key, sid)
-    results = pipe.execute()
-    return sum(1 for n in results[:len(doomed)] if n)
 
 
 def end_badge_sessions(client: redis.Redis, person_id: int) -> int:
