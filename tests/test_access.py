@@ -1,6 +1,7 @@
 """Who sees which tiles, who may launch what, and what each app receives (portal/access.py),
 with apps and grants made through the `portal apps ...` commands."""
 import base64
+import re
 
 import pytest
 from sqlalchemy import select
@@ -160,9 +161,14 @@ def test_add_link_with_an_icon_keeps_it_in_the_portal(client, auth, roster, runn
     cli(runner, "apps", "grant", "story-time", "--school", "maple")
     auth.login()
     html = client.get("/").get_data(as_text=True)
-    data_url = "data:image/png;base64," + base64.b64encode(PIXEL_PNG).decode()
-    assert f'<img src="{data_url}" alt="" class="icon">' in html
     assert "stories.example/icon" not in html
+    src = re.search(r'<img src="(/apps/story-time/icon\?v=[0-9a-f]{12})" alt="" class="icon">', html)
+    assert src, "the tile shows the icon the portal keeps"
+    icon_response = client.get(src.group(1).replace("&amp;", "&"))
+    assert icon_response.status_code == 200
+    assert icon_response.data == PIXEL_PNG and icon_response.mimetype == "image/png"
+    assert "max-age" in icon_response.headers["Cache-Control"]  # the browser keeps it
+    assert client.get("/apps/no-such-app/icon").status_code == 404
 
 
 def test_remote_or_bogus_icons_are_refused(runner, roster, tmp_path):

@@ -7,6 +7,7 @@ portal keeps it as a data: URL.
 from __future__ import annotations
 
 import base64
+import hashlib
 from pathlib import Path
 
 MAX_BYTES = 64 * 1024
@@ -32,6 +33,17 @@ def _kind(data: bytes) -> str | None:
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:1024].lower()):
         return "image/svg+xml"
     return None
+
+
+def icon_version(data_url: str) -> str:
+    """A short fingerprint of an icon, so its URL changes when the icon does (and caches hold)."""
+    return hashlib.blake2s(data_url.encode("ascii"), digest_size=6).hexdigest()
+
+
+def icon_bytes(data_url: str) -> tuple[str, bytes]:
+    """The media type and bytes of a stored icon."""
+    head, _, payload = data_url.partition(",")
+    return head[len("data:"):].split(";", 1)[0], base64.b64decode(payload)
 
 
 def load_icon(value: str) -> str:

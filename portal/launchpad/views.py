@@ -1,11 +1,12 @@
 """Tiles and launch. Which apps a person sees and may launch is decided by portal.access."""
 from __future__ import annotations
 
-from flask import abort, redirect, render_template
+from flask import abort, make_response, redirect, render_template
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal import access, audit
+from portal.admin.icons import icon_bytes, icon_version
 from portal.auth.roles import signed_in
 from portal.db import db
 from portal.models import App, AppKind
@@ -17,6 +18,26 @@ from portal.launchpad import bp
 def tiles():
     apps = access.apps_for(db.session, current_user)
     return render_template("launchpad/tiles.html", apps=apps)
+
+
+bp.add_app_template_filter(icon_version, "icon_version")
+
+
+@bp.route("/apps/<slug>/icon")
+@signed_in
+def icon(slug: str):
+    # Served, not inlined in the tiles page: the browser keeps it, so a student's tiles page stays
+    # small on a school's shared connection. The URL carries the icon's version (see the template).
+    data_url = db.session.scalar(select(App.icon).where(App.slug == slug))
+    if not data_url:
+        abort(404)
+    kind, data = icon_bytes(data_url)
+    response = make_response(data)
+    response.headers["Content-Type"] = kind
+    response.headers["Cache-Control"] = "private, max-age=2592000, immutable"
+    # An SVG opened on its own must not run anything.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return response
 
 
 @bp.route("/launch/<slug>")
