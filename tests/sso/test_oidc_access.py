@@ -101,6 +101,36 @@ def test_code_is_refused_when_the_grant_went_before_the_exchange(client, auth, o
     assert exchange(client, oidc_world, code, verifier).json["error"] == "invalid_grant"
 
 
+def test_releasing_less_before_the_exchange_narrows_the_id_token(client, auth, oidc_world):
+    from portal.admin.services import release_fields
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world, scope="openid profile roster")
+    release_fields(db.session, oidc_world.app.slug, ["given_name"])
+    claims = id_token_claims(exchange(client, oidc_world, code, verifier))
+    assert claims["given_name"] == "Ada"
+    assert not {"name", "grade", "school", "sections"} & set(claims)
+
+
+def test_id_token_holds_the_person_as_they_were_at_authorization(client, auth, oidc_world):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world, scope="openid profile")
+    oidc_world.student.preferred_name = "Augusta"
+    db.session.commit()
+    token = exchange(client, oidc_world, code, verifier)
+    assert id_token_claims(token)["given_name"] == "Ada"
+    # userinfo answers from the roster as it is now.
+    headers = {"Authorization": f"Bearer {token.json['access_token']}"}
+    assert client.get("/oidc/userinfo", headers=headers).json["given_name"] == "Augusta"
+
+
+def test_code_is_refused_when_the_student_was_disabled_before_the_exchange(client, auth, oidc_world):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    oidc_world.student.enabled = False
+    db.session.commit()
+    assert exchange(client, oidc_world, code, verifier).json["error"] == "invalid_grant"
+
+
 def test_tile_launch_sends_only_issuer_subject_hint_and_target(client, auth, oidc_world):
     auth.login()
     launch = client.get(f"/launch/{oidc_world.app.slug}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
@@ -90,17 +91,32 @@ def register_client(db: Session, name: str, *, redirect_uris: list[str], login_u
     return app, client_secret
 
 
+@dataclass(frozen=True)
+class ClientApp:
+    """The columns of an App the OIDC endpoints read (what portal.access and audit use of it)."""
+
+    id: int
+    slug: str
+    name: str
+    client_id: str
+    settings: dict
+    released_fields: list
+
+
 # Built once with a bound parameter, as portal.access does: every token, userinfo and authorize
-# request looks its client up, and building the statement anew each time cost more than running it.
-_FIND_CLIENT = select(App).where(App.client_id == bindparam("client_id"), App.kind == AppKind.oidc)
+# request looks its client up. Plain columns, not an ORM App: the lookup is read fresh on every
+# request (a removed app or a new secret counts at once), so it has to be cheap, and the ORM's
+# object and its icon cost twice the query.
+_FIND_CLIENT = (select(*(getattr(App, f.name) for f in fields(ClientApp)))
+                .where(App.client_id == bindparam("client_id"), App.kind == AppKind.oidc))
 
 
 def find_client(db: Session, client_id: str | None) -> "Client | None":
     """Return the OIDC client with this client_id, or None."""
     if not client_id or len(client_id) > 255:
         return None
-    app = db.scalar(_FIND_CLIENT, {"client_id": client_id})
-    return Client(app) if app is not None else None
+    row = db.connection().execute(_FIND_CLIENT, {"client_id": client_id}).first()
+    return Client(ClientApp(*row)) if row is not None else None
 
 
 class Client(ClientMixin):
@@ -109,7 +125,7 @@ class Client(ClientMixin):
     # Every client signs ID tokens with RS256; Authlib reads this attribute.
     id_token_signed_response_alg = "RS256"
 
-    def __init__(self, app: App):
+    def __init__(self, app: ClientApp):
         self.app = app
         self.client_id = app.client_id
         self.settings = dict(app.settings or {})

@@ -6,6 +6,12 @@ nonces live in Redis (portal.sso.oidc.store). Tightenings over Authlib's default
 - client_secret_basic or client_secret_post only (no public clients, no "none");
 - scope must hold openid; codes live at most a minute, are taken once, and a second exchange
   revokes the tokens the first one issued; no refresh tokens.
+
+What the ID token says is decided at /authorize (access.released_claims, narrowed to the scope)
+and kept in the code's record. The exchange checks again that the person may still launch the
+app, and decides again if the app's released fields changed in between; the person's data is the
+data of the launch, at most a code's lifetime old. Userinfo reads the roster afresh every time:
+a token lives longer than a code, and releasing less must reach tokens already issued.
 """
 from __future__ import annotations
 
@@ -79,6 +85,10 @@ class AuthorizationCode(AuthorizationCodeMixin):
     nonce: str | None = None
     auth_time: int | None = None
     amr: list | None = None
+    # Decided at /authorize by access.released_claims, narrowed to the scope: the ID token's
+    # user claims. `released_fields` is the app's release setting then, to see if it changed.
+    released: dict | None = None
+    released_fields: list | None = None
 
     def get_redirect_uri(self):
         return self.redirect_uri
@@ -153,6 +163,10 @@ class CodeGrant(AuthorizationCodeGrant):
         settings = _settings()
         data = request.payload.data
         sign_in = self.sign_in or SignIn(None, None)
+        app = request.client.app
+        # The release is decided now, with the student here: the exchange then needs no claims
+        # from the database, only to see that the grant and the release setting still hold.
+        released = access.released_claims(db.session, request.user, app, pairwise_key=settings.pairwise_key)
         record = {
             "client_id": request.client.get_client_id(),
             "redirect_uri": request.payload.redirect_uri,
@@ -163,6 +177,8 @@ class CodeGrant(AuthorizationCodeGrant):
             "nonce": data.get("nonce"),
             "auth_time": sign_in.auth_time,
             "amr": sign_in.amr,
+            "released": {name: released[name] for name in fields_for_scope(released, request.scope)},
+            "released_fields": list(app.released_fields or ()),
         }
         store.save_code(_redis(), code, record, seconds=settings.oidc_code_seconds)
         if data.get("nonce"):
@@ -207,8 +223,12 @@ class PortalOpenIDCode(OpenIDCode):
         client: Client = request.client
         code: AuthorizationCode = request.authorization_code
         settings = _settings()
-        released = access.released_claims(db.session, request.user, client.app,
-                                          pairwise_key=settings.pairwise_key)
+        released = code.released
+        if released is None or code.released_fields != list(client.app.released_fields or ()):
+            # The district changed what the app receives since /authorize: decide again, so
+            # releasing less takes effect at once, as it does for userinfo.
+            released = access.released_claims(db.session, request.user, client.app,
+                                              pairwise_key=settings.pairwise_key)
         claims = id_token_claims(
             issuer=current_issuer(), client_id=client.get_client_id(),
             user_claims=oidc_claims(released, token["scope"]), now=int(time.time()),

@@ -3,12 +3,16 @@
 Codes and tokens are stored under the SHA-256 of their value, never the value itself. A code is
 taken with GETDEL, so it can be exchanged once. Taking it leaves a marker; presenting the code
 again finds the marker and revokes every access token the first exchange issued.
+
+Taking a code and saving a token are each one Lua script: one round trip, and atomic, so no
+ordering argument is needed between a concurrent exchange, a reuse and a revocation.
 """
 from __future__ import annotations
 
 import json
 
 import redis
+from redis.commands.core import Script
 
 from portal.sso.oidc.claims import hash_secret
 
@@ -19,6 +23,23 @@ TOKEN = "portal:oidc:token:"
 NONCE = "portal:oidc:nonce:"
 
 USED, REVOKED = b"used", b"revoked"
+
+# KEYS: code, used mark; ARGV: seconds to remember the mark. Returns {taken, record or nil}: taken is 1
+# when this call left the mark (the code had not been presented before).
+_TAKE_CODE = Script(None, b"""
+local taken = redis.call('SET', KEYS[2], 'used', 'NX', 'EX', ARGV[1]) and 1 or 0
+return {taken, redis.call('GETDEL', KEYS[1])}
+""")
+
+# KEYS: token, the code's token list, the code's used mark; ARGV: record, seconds, token hash.
+# Returns 0 (and stores nothing) when the code was revoked.
+_SAVE_TOKEN = Script(None, b"""
+if redis.call('GET', KEYS[3]) == 'revoked' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+""")
 
 
 def save_code(client: redis.Redis, code: str, record: dict, *, seconds: int) -> None:
@@ -32,12 +53,10 @@ def take_code(client: redis.Redis, code: str, *, remember_seconds: int) -> tuple
     On reuse, every access token issued from the code is revoked before returning.
     """
     code_hash = hash_secret(code)
-    # Mark before taking: of two concurrent exchanges, one gets the record and the other
-    # finds the mark left by the first, so a race cannot hide a reuse. One round trip, in order.
-    pipe = client.pipeline()
-    pipe.set(CODE_USED + code_hash, USED, nx=True, ex=remember_seconds)
-    pipe.getdel(CODE + code_hash)
-    first, raw = pipe.execute()
+    # Mark and take at once: of two concurrent exchanges, one gets the record and the other
+    # finds the mark left by the first, so a race cannot hide a reuse.
+    reply = _TAKE_CODE([CODE + code_hash, CODE_USED + code_hash], [remember_seconds], client=client)
+    first, raw = reply[0] == 1, reply[1]
     if raw is not None:
         record = json.loads(raw)
         record["code_hash"] = code_hash
@@ -66,17 +85,11 @@ def save_token(client: redis.Redis, access_token: str, record: dict, *, seconds:
     if code_hash is None:
         client.set(TOKEN + token_hash, json.dumps(record), ex=seconds)
         return True
-    # Store, add to the code's list, then look for the revocation mark: in this order, in one
-    # round trip (revoke_code marks first, then reads the list).
-    pipe = client.pipeline()
-    pipe.set(TOKEN + token_hash, json.dumps(record), ex=seconds)
-    pipe.sadd(CODE_TOKENS + code_hash, token_hash)
-    pipe.expire(CODE_TOKENS + code_hash, seconds)
-    pipe.get(CODE_USED + code_hash)
-    if pipe.execute()[-1] == REVOKED:
-        client.delete(TOKEN + token_hash)
-        return False
-    return True
+    # Atomic: a revocation (revoke_code marks first, then reads the list) either comes before,
+    # and nothing is stored, or after, and finds the token in the code's list.
+    saved = _SAVE_TOKEN([TOKEN + token_hash, CODE_TOKENS + code_hash, CODE_USED + code_hash],
+                        [json.dumps(record), seconds, token_hash], client=client)
+    return saved == 1
 
 
 def load_token(client: redis.Redis, access_token: str) -> dict | None:
