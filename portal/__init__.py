@@ -59,13 +59,20 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def _wire_request_hooks(app: Flask) -> None:
+    from sqlalchemy import bindparam, select
+
     from portal.extensions import db, login_manager
     from portal.models import Person
 
+    # Every signed-in request loads its person: one statement, built once.
+    enabled_person = select(Person).where(Person.id == bindparam("id"), Person.enabled.is_(True))
+
     @login_manager.user_loader
     def load_person(person_id: str):
-        person = db.session.get(Person, int(person_id))
-        return person if person is not None and person.enabled else None
+        try:
+            return db.session.execute(enabled_person, {"id": int(person_id)}).scalar_one_or_none()
+        except ValueError:
+            return None
 
     @app.after_request
     def security_headers(response):

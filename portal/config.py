@@ -212,7 +212,11 @@ def flask_config(settings: Settings) -> dict:
         "SETTINGS": settings,
         "SECRET_KEY": settings.secret_key,
         "SQLALCHEMY_DATABASE_URI": settings.database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # A server database can drop idle connections (a restart, a proxy's time-out): test each
+        # one as it leaves the pool. A SQLite file cannot, and the test would cost a statement
+        # on every request.
+        "SQLALCHEMY_ENGINE_OPTIONS": {} if settings.database_url.startswith("sqlite") else
+        {"pool_pre_ping": True},
         "REDIS_URL": settings.redis_url,
         "TESTING": settings.env == "testing",
         "SESSION_COOKIE_NAME": "portal_session",
