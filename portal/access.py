@@ -8,7 +8,7 @@ import base64
 import hashlib
 import hmac
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, defer
 
 from portal.models import App, Enrollment, Grant, Person, PersonSchool, School, Section
@@ -59,6 +59,9 @@ _MATCHES = _grant_matches()
 _APPS_FOR = (select(App).options(defer(App.settings), defer(App.released_fields))
              .where(App.id.in_(select(Grant.app_id).where(_MATCHES))).order_by(App.name))
 _MAY_LAUNCH = select(Grant.id).where(Grant.app_id == bindparam("app_id"), _MATCHES).limit(1)
+# A tile click: the app by its slug, only if one of its grants covers the person (one statement).
+_LAUNCHABLE = select(App).where(App.slug == bindparam("slug"),
+                                exists().where(Grant.app_id == App.id, _MATCHES))
 
 
 def _person_params(person: Person) -> dict:
@@ -78,6 +81,13 @@ def may_launch(db: Session, person: Person, app: App) -> bool:
     if not person.enabled:
         return False
     return db.scalar(_MAY_LAUNCH, {**_person_params(person), "app_id": app.id}) is not None
+
+
+def launchable(db: Session, person: Person, slug: str) -> App | None:
+    """The app with this slug if the person may launch it, else None (as if it did not exist)."""
+    if not person.enabled:
+        return None
+    return db.scalar(_LAUNCHABLE, {**_person_params(person), "slug": slug})
 
 
 def check_fields(names) -> list[str]:

@@ -43,9 +43,9 @@ def icon(slug: str):
 @bp.route("/launch/<slug>")
 @signed_in
 def launch(slug: str):
-    app = db.session.scalar(select(App).where(App.slug == slug))
+    app = access.launchable(db.session, current_user, slug)
     # An app that exists but is not granted looks exactly like one that does not exist.
-    if app is None or not access.may_launch(db.session, current_user, app):
+    if app is None:
         abort(404)
     if app.kind is AppKind.link:
         audit.record("launch", person=current_user, app=app, data={"protocol": "link", "fields": []})
