@@ -7,7 +7,7 @@ import redis
 from flask import current_app, g, session
 from flask_login import login_user, logout_user
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -54,6 +54,9 @@ class LoginLimits:
         return limits
 
 
+_BY_USERNAME = select(Person).where(Person.username == bindparam("username"))
+
+
 def check_password(db: Session, limits: LoginLimits, username: str, password: str,
                    address: str) -> Person:
     """Return the person if the password is right; count every failure, unknown names too."""
@@ -61,7 +64,7 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
     if not limits.account.test(name) or not limits.address.test(address):
         raise TooManyFailedLogins()
 
-    person = db.scalar(select(Person).where(Person.username == name))
+    person = db.scalar(_BY_USERNAME, {"username": name})
     ok = verify_password(person.password_hash if person else None, password)
     if not ok or person is None or not person.enabled:
         limits.account.hit(name)

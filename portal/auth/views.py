@@ -7,7 +7,6 @@ from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portal.auth import bp
-from portal.auth.forms import LoginForm
 from portal.auth.services import (
     InvalidCredentials, LoginLimits, TooManyFailedLogins, check_password, sign_in, sign_out,
 )
@@ -25,22 +24,31 @@ def _safe_next(target: str | None) -> str:
     return url_for("launchpad.tiles")
 
 
+def _login_page(status: int = 200, *, username: str = "", error=None, missing: bool = False):
+    return render_template("auth/login.html", username=username, error=error, missing=missing,
+                           next=request.values.get("next")), status
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    form = LoginForm()
+    # Two plain fields: CSRFProtect has checked every POST before this runs (a form library
+    # would check the token a second time and cost a sign-in rush more than the rest of the page).
     next_url = request.values.get("next")
-    if form.validate_on_submit():
-        try:
-            person = check_password(db.session, LoginLimits.for_app(), form.username.data,
-                                    form.password.data, request.remote_addr or "unknown")
-        except (InvalidCredentials, TooManyFailedLogins) as e:
-            return render_template("auth/login.html", form=form, error=e, next=next_url), e.status
-        sign_in(person, method="password")
-        return redirect(_safe_next(next_url))
-    if request.method == "GET" and current_user.is_authenticated:
-        return redirect(_safe_next(next_url))
-    status = 400 if request.method == "POST" else 200
-    return render_template("auth/login.html", form=form, next=next_url), status
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(_safe_next(next_url))
+        return _login_page()
+    username = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
+    if not username or not password or len(username) > 255 or len(password) > 1024:
+        return _login_page(400, username=username[:255], missing=True)
+    try:
+        person = check_password(db.session, LoginLimits.for_app(), username, password,
+                                request.remote_addr or "unknown")
+    except (InvalidCredentials, TooManyFailedLogins) as e:
+        return _login_page(e.status, username=username, error=e)
+    sign_in(person, method="password")
+    return redirect(_safe_next(next_url))
 
 
 @bp.route("/logout", methods=["POST"])

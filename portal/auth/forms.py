@@ -1,9 +1,0 @@
-"""Sign-in forms (CSRF protected by Flask-WTF)."""
-from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
-
-
-class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=255)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
