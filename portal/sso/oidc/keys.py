@@ -111,6 +111,15 @@ def _read(folder: Path) -> KeyRing:
 
 def load_keys(folder: Path) -> KeyRing:
     """Return the key ring in `folder`, creating the first key (mode 0600) if there is none."""
+    # Every token is signed with the ring: when the folder is unchanged since it was read (adding
+    # or deleting a key changes its mtime), one stat is all it costs.
+    cached = _cache.get(folder)
+    if cached is not None:
+        try:
+            if os.stat(folder).st_mtime_ns == cached[0]:
+                return cached[1]
+        except FileNotFoundError:
+            pass
     folder = _prepare(folder)
     stamp = folder.stat().st_mtime_ns
     with _cache_lock:
