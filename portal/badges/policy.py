@@ -76,7 +76,11 @@ def _split(text: str) -> frozenset[str]:
 
 def policy_for(db: Session, school_id: int) -> EffectivePolicy:
     """The school's policy, or the defaults when it has none."""
-    row = db.get(BadgePolicy, school_id)
+    return policy_from_row(school_id, db.get(BadgePolicy, school_id))
+
+
+def policy_from_row(school_id: int, row: BadgePolicy | None) -> EffectivePolicy:
+    """The policy a school's BadgePolicy row (None: no row) sets."""
     if row is None:
         return EffectivePolicy(school_id, frozenset(DEFAULT_GRADES),
                                frozenset(DEFAULT_SECOND_FACTOR_GRADES), DEFAULT_FACTOR, False, None)

@@ -15,15 +15,15 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 import redis
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, select
+from sqlalchemy.orm import Session, contains_eager
 
 from portal import audit
 from portal.badges.expiry import utcnow
-from portal.badges.policy import EffectivePolicy, policy_for
+from portal.badges.policy import EffectivePolicy, policy_for, policy_from_row
 from portal.badges.token import looks_like_badge, token_hash
 from portal.errors import PortalError
-from portal.models import Badge, KioskDevice, Person, PersonSchool
+from portal.models import Badge, BadgePolicy, KioskDevice, Person, PersonSchool
 from portal.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -92,10 +92,43 @@ def _reject(reason: str) -> BadgeRejected:
     return BadgeRejected()
 
 
+@dataclass(frozen=True)
+class Found:
+    """A badge with all that checking it reads: its student, whether the student is still at
+    the badge's school, and that school's policy. One statement finds it (a scan is hot)."""
+    badge: Badge | None
+    member: bool = False
+    policy: EffectivePolicy | None = None
+
+
+_FIND = (select(Badge, PersonSchool.person_id, BadgePolicy)
+         .join(Badge.person).options(contains_eager(Badge.person))
+         .outerjoin(PersonSchool, and_(PersonSchool.person_id == Badge.person_id,
+                                       PersonSchool.school_id == Badge.school_id))
+         .outerjoin(BadgePolicy, BadgePolicy.school_id == Badge.school_id))
+_BY_HASH = _FIND.where(Badge.token_hash == bindparam("token_hash"))
+_BY_ID = _FIND.where(Badge.id == bindparam("badge_id"))
+
+
+def find_badge(db: Session, *, token_hash: str | None = None, badge_id: int | None = None) -> Found:
+    """The badge with this token hash (or id), and what check_badge needs, in one statement."""
+    if token_hash is not None:
+        row = db.execute(_BY_HASH, {"token_hash": token_hash}).first()
+    else:
+        row = db.execute(_BY_ID, {"badge_id": badge_id}).first()
+    if row is None:
+        return Found(None)
+    badge, member, policy_row = row
+    return Found(badge, member is not None, policy_from_row(badge.school_id, policy_row))
+
+
 def check_badge(db: Session, badge: Badge | None, now: datetime, *,
                 device: KioskDevice | None = None, browser: bool = False,
-                policy: EffectivePolicy | None = None) -> str | None:
-    """Why this badge may not sign in now from here (None: it may)."""
+                policy: EffectivePolicy | None = None, member: bool | None = None) -> str | None:
+    """Why this badge may not sign in now from here (None: it may).
+
+    `member` and `policy` (from find_badge) save the statements that would read them.
+    """
     if badge is None:
         return "unknown"
     if badge.revoked_at is not None:
@@ -105,7 +138,9 @@ def check_badge(db: Session, badge: Badge | None, now: datetime, *,
     person = badge.person
     if not person.enabled:
         return "disabled"
-    if db.get(PersonSchool, (person.id, badge.school_id)) is None:
+    if member is None:
+        member = db.get(PersonSchool, (person.id, badge.school_id)) is not None
+    if not member:
         return "left school"
     if device is not None and device.school_id != badge.school_id:
         return "other school"
@@ -137,9 +172,10 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
     if not limits.badge.hit(digest[:32]):
         raise TooManyScans()
 
-    badge = db.scalar(select(Badge).where(Badge.token_hash == digest))
-    now = clock()
-    reason = check_badge(db, badge, now, device=device, browser=address is not None)
+    found = find_badge(db, token_hash=digest)
+    badge, now = found.badge, clock()
+    reason = check_badge(db, badge, now, device=device, browser=address is not None,
+                         policy=found.policy, member=found.member)
     if reason == "voided":
         audit.record("badge_voided_reuse", person=badge.person, commit=True, data={
             "badge_id": badge.id, "device_id": device.id if device else None,
@@ -151,7 +187,7 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
     badge.last_used_device_id = device.id if device else None
     if commit:
         db.commit()
-    return Accepted(badge.person, badge, device)
+    return Accepted(badge.person, badge, device, found.policy)
 
 
 def _handoff_key(code: str) -> str:
@@ -186,10 +222,11 @@ def accept_handoff(db: Session, handoff: Handoff, browser_device: KioskDevice | 
     """Check that the browser is the scanning device's own and that the badge still works."""
     if browser_device is None or browser_device.id != handoff.device_id:
         raise HandoffInvalid()
-    badge = db.get(Badge, handoff.badge_id)
+    found = find_badge(db, badge_id=handoff.badge_id)
+    badge = found.badge
     if badge is None or badge.person_id != handoff.person_id:
         raise HandoffInvalid()
-    policy = policy_for(db, badge.school_id)
-    if check_badge(db, badge, clock(), device=browser_device, policy=policy) is not None:
+    if check_badge(db, badge, clock(), device=browser_device, policy=found.policy,
+                   member=found.member) is not None:
         raise HandoffInvalid()
-    return Accepted(badge.person, badge, browser_device, policy)
+    return Accepted(badge.person, badge, browser_device, found.policy)
