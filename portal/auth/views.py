@@ -3,25 +3,32 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import redirect, render_template, request, url_for
+from flask import make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from portal.auth import bp
+from portal.auth import bp, destination
 from portal.auth.services import (
     InvalidCredentials, LoginLimits, TooManyFailedLogins, check_password, sign_in, sign_out,
 )
 from portal.db import db
 
 
-def _safe_next(target: str | None) -> str:
-    # Only local paths: an open redirect would make the portal a phishing tool. Browsers read
-    # "/\evil" as "//evil" and drop tabs and newlines, so those are refused too.
+def local_path(target: str | None) -> str | None:
+    """`target` if it is a path on this portal, else None.
+
+    Only local paths: an open redirect would make the portal a phishing tool. Browsers read
+    "/\\evil" as "//evil" and drop tabs and newlines, so those are refused too.
+    """
     if (target and len(target) <= 2048 and target.startswith("/") and not target.startswith("//")
             and "\\" not in target and target.isprintable() and " " not in target):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
-    return url_for("launchpad.tiles")
+    return None
+
+
+def _safe_next(target: str | None) -> str:
+    return local_path(target) or url_for("launchpad.tiles")
 
 
 def _login_page(status: int = 200, *, username: str = "", error=None, missing: bool = False):
@@ -37,7 +44,11 @@ def login():
     if request.method == "GET":
         if current_user.is_authenticated:
             return redirect(_safe_next(next_url))
-        return _login_page()
+        response = make_response(*_login_page())
+        if local_path(next_url):
+            # A student at a kiosk may scan a badge instead of typing: that continues there too.
+            destination.remember(response, next_url)
+        return response
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     if not username or not password or len(username) > 255 or len(password) > 1024:
@@ -49,6 +60,20 @@ def login():
         return _login_page(e.status, username=username, error=e)
     sign_in(person, method="password")
     return redirect(_safe_next(next_url))
+
+
+def sign_in_again(app_name: str, next_url: str, *, username: str | None = None):
+    """The page for an app that asks the signed-in student to sign in again (OIDC prompt=login
+    or max_age, SAML ForceAuthn): the password form that comes back to `next_url`, or, after a
+    badge sign-in, "scan your badge again" (the scan in this browser continues to `next_url`)."""
+    badge = str(session.get("auth_method", "")).startswith("badge")
+    if username is None:
+        username = getattr(current_user, "username", "") or ""
+    response = make_response(render_template("auth/sign_in_again.html", app_name=app_name,
+                                             next=next_url, username=username, badge=badge))
+    if badge:
+        destination.remember(response, next_url)
+    return response
 
 
 @bp.route("/logout", methods=["POST"])

@@ -11,6 +11,7 @@ import time
 from flask import current_app, session, url_for
 from sqlalchemy.orm import Session
 
+from portal.auth import destination
 from portal.auth.services import sign_in
 from portal.badges.expiry import utcnow
 from portal.badges.factors import is_locked
@@ -64,19 +65,23 @@ def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: 
 
 
 def continue_after_badge(db: Session, accepted: Accepted) -> str:
-    """Sign in, or set up the second-factor step; return where the browser goes next."""
+    """Sign in, or set up the second-factor step; return where the browser goes next: the
+    student's tiles, or where this browser was going when it asked for a sign-in (an app that
+    wanted the student to sign in again, see portal.auth.destination)."""
     person, badge = accepted.person, accepted.badge
     device_id = accepted.device.id if accepted.device else None
     factor = (accepted.policy or policy_for(db, badge.school_id)).factor_for(person)
+    going_to = destination.take()
     if factor is None:
         finish_sign_in(person, badge, device_id, "badge")
-        return url_for("badges.home")
+        return going_to or url_for("badges.home")
     session.clear()
     session.rotate()
     if is_locked(db, person):
         return url_for("badges.locked")
     session[PENDING] = {"person_id": person.id, "badge_id": badge.id, "device_id": device_id,
-                        "factor": factor.value, "exp": time.time() + PENDING_SECONDS}
+                        "factor": factor.value, "exp": time.time() + PENDING_SECONDS,
+                        "next": going_to}
     return url_for("badges.second_factor")
 
 

@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from portal import access
 from portal.auth.roles import signed_in
+from portal.auth.views import local_path
 from portal.badges import flow
 from portal.badges.factors import (
     PICTURE_NAMES, PICTURES, PICTURES_TO_PICK, BadFactorChoice, FactorLocked, WrongFactor,
@@ -97,7 +98,7 @@ def second_factor():
             session.pop(flow.PENDING, None)
             return redirect(url_for("badges.locked"))
     flow.finish_sign_in(person, badge, data.get("device_id"), METHODS[kind])
-    return redirect(url_for("badges.home"))
+    return redirect(local_path(data.get("next")) or url_for("badges.home"))
 
 
 @bp.post("/badge/scan")

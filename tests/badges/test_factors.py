@@ -9,7 +9,7 @@ from sqlalchemy import select
 from portal.badges.policy import set_policy
 from portal.db import db
 from portal.models import BadgeFactor, Event
-from tests.badges.conftest import issue, login, new_client, session_data, staff_post
+from tests.badges.conftest import csrf_from, issue, login, new_client, session_data, staff_post
 
 
 def _csrf(page) -> str:
@@ -158,3 +158,14 @@ def test_cli_unlocks_a_student(runner, redis_client, world, kiosk):
     assert result.exit_code == 0, result.output
     kiosk.sign_in(token)
     assert _pin(kiosk.browser, "4821").headers["Location"] == "/badges/home"
+
+
+def test_destination_waits_for_the_second_factor(redis_client, world, kiosk):
+    token = issue(redis_client, world.older_student)
+    kiosk.sign_in(token)
+    _pin(kiosk.browser, "4821")
+    _pin(kiosk.browser, "4821")
+    kiosk.browser.post("/logout", data={"csrf_token": csrf_from(kiosk.browser, "/badges/home")})
+    kiosk.browser.get("/login?next=/saml/resume")
+    assert kiosk.sign_in(token).headers["Location"] == "/badges/check"
+    assert _pin(kiosk.browser, "4821").headers["Location"] == "/saml/resume"

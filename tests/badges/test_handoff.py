@@ -126,3 +126,22 @@ def test_revoked_device_is_refused_and_its_session_ends(redis_client, world, kio
     revoke_device(db.session, redis_client, db.session.get(KioskDevice, kiosk.device_id))
     assert kiosk.scan(token).status_code == 401
     assert kiosk.browser.get("/badges/home").status_code == 302
+
+
+def test_scan_on_a_sign_in_page_continues_where_the_browser_was_going(redis_client, world, kiosk):
+    # An app sent the kiosk's browser to sign in; the student scans instead of typing.
+    assert kiosk.browser.get("/login?next=/saml/resume").status_code == 200
+    assert kiosk.sign_in(issue(redis_client, world.student)).headers["Location"] == "/saml/resume"
+    # Once: the next student at the kiosk starts from their own tiles.
+    assert kiosk.sign_in(issue(redis_client, world.classmate)).headers["Location"] == "/badges/home"
+
+
+def test_scan_never_continues_to_another_site(redis_client, world, kiosk):
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        kiosk.browser.get("/login", query_string={"next": target})
+        assert kiosk.sign_in(issue(redis_client, world.student)).headers["Location"] == "/badges/home"
+
+
+def test_a_forged_destination_cookie_is_ignored(redis_client, world, kiosk):
+    kiosk.browser.set_cookie("portal_continue", "/saml/resume", path="/")
+    assert kiosk.sign_in(issue(redis_client, world.student)).headers["Location"] == "/badges/home"

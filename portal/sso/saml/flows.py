@@ -16,6 +16,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal import access, audit
+from portal.auth.views import sign_in_again
 from portal.db import db
 from portal.models import App, AppKind
 from portal.sso.saml import constants as c
@@ -101,7 +102,10 @@ def idp_initiated_launch(app: App):
 def _save_pending(accepted: AcceptedRequest, app: App) -> str:
     token = secrets.token_urlsafe(32)
     pending = {"app_id": app.id, "request_id": accepted.request.id, "acs_url": accepted.acs_url,
-               "relay_state": accepted.relay_state, "is_passive": accepted.request.is_passive}
+               "relay_state": accepted.relay_state, "is_passive": accepted.request.is_passive,
+               # ForceAuthn: only a sign-in after this request answers it. Every sign-in starts
+               # a session with a new id, so "the session is not this one" is exactly that.
+               "sign_in_again": _session_mark() if accepted.request.force_authn else None}
     current_app.extensions["redis"].set(PENDING_PREFIX + token, json.dumps(pending),
                                         ex=c.PENDING_TTL_SECONDS)
     return token
@@ -118,11 +122,23 @@ def _to_resume(token: str):
     return response
 
 
+def _session_mark() -> str:
+    """A mark of this browser's current session (a digest: the id itself stays in the cookie)."""
+    return hashlib.sha256(f"saml-force-authn|{session.sid}".encode()).hexdigest()[:32]
+
+
 def continue_sp_initiated(accepted: AcceptedRequest, app: App):
     """Answer an accepted AuthnRequest now, or park it until the student has signed in."""
-    if not current_user.is_authenticated:
+    if accepted.request.force_authn and accepted.request.is_passive:
+        # "Sign in again, without showing anything": impossible, and the SP hears so.
+        xml = issue_status_response(current_idp(), acs_url=accepted.acs_url,
+                                    in_response_to=accepted.request.id,
+                                    sub_status=c.STATUS_NO_PASSIVE)
+        return post_to_app(accepted.acs_url, xml, accepted.relay_state, app.name)
+    if not current_user.is_authenticated or accepted.request.force_authn:
         # A cross-site POST arrives without our (SameSite=Lax) cookie even when the student is
-        # signed in; the redirect to /saml/resume is a top-level GET that carries it.
+        # signed in; the redirect to /saml/resume is a top-level GET that carries it. With
+        # ForceAuthn the resume asks for a fresh sign-in first.
         return _to_resume(_save_pending(accepted, app))
     if not access.may_launch(db.session, current_user, app):
         raise AppNotGranted(f"{app.slug} is not granted to this person")
@@ -156,6 +172,9 @@ def resume_sp_initiated():
                                         sub_status=c.STATUS_NO_PASSIVE)
             return _forget_pending(post_to_app(pending["acs_url"], xml, pending["relay_state"], app.name))
         return redirect(url_for("auth.login", next=url_for("saml.resume")))
+    if pending.get("sign_in_again") == _session_mark():
+        # ForceAuthn: the app wants the student to sign in again now (password, or badge).
+        return sign_in_again(app.name, url_for("saml.resume"))
     if not client.delete(key):
         # Another tab used it a moment ago.
         raise SamlError("pending request already used", title="This sign-in has expired",

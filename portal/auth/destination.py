@@ -1,0 +1,48 @@
+"""Where a browser was going when it was asked to sign in, for sign-ins that are not a form.
+
+A password form carries `next` itself. A badge scan does not: the student holds a card up to
+the kiosk's camera, and the portal finishes the sign-in in the kiosk's browser through the
+hand-off. So the page that asks for a sign-in (the sign-in page with `next`, an app's "sign in
+again") leaves a short-lived signed cookie naming the local path to continue to, and the badge
+sign-in in the same browser takes it once. Only local paths are kept, and only for 5 minutes:
+the next student at the kiosk starts from their own tiles.
+"""
+from __future__ import annotations
+
+from flask import Response, after_this_request, current_app, request
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+COOKIE = "portal_continue"
+SECONDS = 5 * 60
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="portal-continue")
+
+
+def remember(response: Response, path: str) -> Response:
+    """Let the next non-form sign-in in this browser continue to `path` (a local path)."""
+    from portal.auth.views import local_path
+    if local_path(path):
+        response.set_cookie(COOKIE, _serializer().dumps(path), max_age=SECONDS, path="/",
+                            httponly=True, samesite="Lax",
+                            secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
+
+
+def take() -> str | None:
+    """The path this browser was going to, if it said so recently; it is forgotten either way."""
+    raw = request.cookies.get(COOKIE)
+    if raw is None:
+        return None
+
+    @after_this_request
+    def forget(response: Response) -> Response:
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    from portal.auth.views import local_path
+    try:
+        return local_path(_serializer().loads(raw, max_age=SECONDS))
+    except (BadData, TypeError):
+        return None
