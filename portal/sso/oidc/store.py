@@ -2,7 +2,8 @@
 
 Codes and tokens are stored under the SHA-256 of their value, never the value itself. A code is
 taken with GETDEL, so it can be exchanged once. Taking it leaves a marker; presenting the code
-again finds the marker and revokes every access token the first exchange issued.
+again finds the marker and revokes every access token the first exchange issued. A code's record
+holds what its ID token will say (the claims released to the app), for the code's minute only.
 
 Taking a code and saving a token are each one Lua script: one round trip, and atomic, so no
 ordering argument is needed between a concurrent exchange, a reuse and a revocation.
