@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.decode            # ~2 minutes on one core
     .venv/bin/python -m bench.decode --quick    # fewer frames and clips, ~30 s
+    .venv/bin/python -m bench.decode --conditions tilted,glare --sizes 1280x720   # a subset
 
 Frames come from bench/badgeframes.py (fixed seed, nothing written to disk). Every decoder's
 output goes through the same rule: only strings that pass looks_like_badge count, two distinct
@@ -82,10 +83,10 @@ def judge(read: BadgeRead, tokens: tuple[str, ...]) -> str:
     return "ok" if read.found else "miss"
 
 
-def run_frames(names, count, seed):
+def run_frames(names, count, seed, conditions=CONDITIONS, sizes=RESOLUTIONS):
     rows = []
-    for size in RESOLUTIONS:
-        for condition in CONDITIONS:
+    for size in sizes:
+        for condition in conditions:
             stats = {n: {"ok": 0, "wrong": 0, "fp": 0, "one": 0, "ms": []} for n in names}
             for scene in scenes(condition, size, count, seed):
                 shot = scene.frame(0)
@@ -132,10 +133,10 @@ class _Clip:
         return self.cache[i]
 
 
-def run_clips(names, count, seed):
+def run_clips(names, count, seed, conditions=HARD, sizes=RESOLUTIONS):
     rows = []
-    for size in RESOLUTIONS:
-        for condition in HARD:
+    for size in sizes:
+        for condition in conditions:
             stats = {n: {"read": 0, "frames": [], "ms": [], "wrong": 0} for n in names}
             for scene in scenes(condition, size, count, seed + 1):
                 clip = _Clip(scene)
@@ -193,10 +194,13 @@ def check(frame_rows, clip_rows, names):
     lines.append(("kiosk: no false positives on frames without a badge", fp == 0, f"{fp} false"))
     ms720 = [m for c, s, _, st in frame_rows if s == (1280, 720) for m in st["kiosk"]["ms"]]
     empty = [m for c, s, _, st in frame_rows if s == (1280, 720) and c == "none" for m in st["kiosk"]["ms"]]
-    worst_p95 = max(np.percentile(st["kiosk"]["ms"], 95) for c, s, _, st in frame_rows if s == (1280, 720))
-    lines.append((f"kiosk: p95 <= {BUDGET_MS:.0f} ms a 720p frame in every condition", worst_p95 <= BUDGET_MS,
-                  f"worst p95 {worst_p95:.1f} ms, max {max(ms720):.1f} ms, empty frames median "
-                  f"{np.median(empty):.1f} ms p95 {np.percentile(empty, 95):.1f} ms"))
+    if ms720:
+        worst_p95 = max(np.percentile(st["kiosk"]["ms"], 95) for c, s, _, st in frame_rows if s == (1280, 720))
+        detail = f"worst p95 {worst_p95:.1f} ms, max {max(ms720):.1f} ms"
+        if empty:
+            detail += f", empty frames median {np.median(empty):.1f} ms p95 {np.percentile(empty, 95):.1f} ms"
+        lines.append((f"kiosk: p95 <= {BUDGET_MS:.0f} ms a 720p frame in every condition",
+                      worst_p95 <= BUDGET_MS, detail))
     if clip_rows:
         unread = [f"{c} {s[0]}x{s[1]}" for c, s, n, st in clip_rows if st["kiosk"]["read"] < n
                   or max(st["kiosk"]["ms"]) > 1000]
@@ -212,7 +216,18 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--decoders", default="kiosk,pyzbar,zxing,cv-aruco",
                         help=f"comma-separated, from {','.join(DECODERS)}")
+    parser.add_argument("--conditions", default=",".join(CONDITIONS),
+                        help="comma-separated subset of conditions (clips: those of them in HARD)")
+    parser.add_argument("--sizes", default="all", help="640x480, 1280x720 or all")
     args = parser.parse_args(argv)
+    conditions = tuple(c for c in args.conditions.split(",") if c)
+    unknown = set(conditions) - set(CONDITIONS)
+    if unknown:
+        parser.error(f"unknown conditions {','.join(sorted(unknown))}; from {','.join(CONDITIONS)}")
+    sizes = RESOLUTIONS if args.sizes == "all" else tuple(
+        tuple(int(v) for v in s.split("x")) for s in args.sizes.split(","))
+    if not set(sizes) <= set(RESOLUTIONS):
+        parser.error(f"sizes are from {','.join(f'{w}x{h}' for w, h in RESOLUTIONS)}")
     frames = args.frames or (8 if args.quick else 20)
     clips = args.clips if args.clips is not None else (1 if args.quick else 2)
     names = args.decoders.split(",")
@@ -222,14 +237,15 @@ def main(argv=None) -> int:
           f"result / frames (none: frames with no false read), bad = wrong decodes (none: false "
           f"positives), median and p95 ms of CPU on one thread.")
     print(_header(names, f"{'read':>7} {'bad':>3} {'med':>5} {'p95':>5}"))
-    frame_rows = run_frames(names, frames, args.seed)
+    frame_rows = run_frames(names, frames, args.seed, conditions, sizes)
     clip_rows = []
-    if clips:
+    hard = tuple(c for c in conditions if c in HARD)
+    if clips and hard:
         print(f"\nOne-second clips (30 frames at 30 fps): {clips} per hard condition and size. Per decoder: "
               f"clips read, bad = wrong reads, and for the slowest clip the frames (fr) and ms to the "
               f"first read, decoding time and skipped frames included.")
         print(_header(names, f"{'read':>7} {'bad':>3} {'fr':>4} {'ms':>5}"))
-        clip_rows = run_clips(names, clips, args.seed)
+        clip_rows = run_clips(names, clips, args.seed, hard, sizes)
     print()
     failed = 0
     for text, ok, detail in check(frame_rows, clip_rows, names):
