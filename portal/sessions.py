@@ -39,15 +39,23 @@ class RedisSession(CallbackDict, SessionMixin):
         self.new = new
         self.modified = False
         self.unavailable = unavailable
-        self.rotate_requested = False
+        # The stored session this one replaces (rotate), deleted when this one is saved.
+        self.replaces: str | None = None
         # The idle time-out Redis was given when the session was read (GETEX), if any.
         self.touched_idle: int | None = None
         # Who the stored session belonged to, so ending it also clears the person's index.
         self.loaded_user_id = (initial or {}).get("_user_id")
+        # Commands to send with the save, in its one round trip: callables taking the pipeline.
+        self.on_save: list[Callable] = []
 
     def rotate(self) -> None:
-        """Give this session a new id at the next save (call at sign-in)."""
-        self.rotate_requested = True
+        """Give this session a new id now; the old one is deleted at the save (call at sign-in)."""
+        if self.sid is None:
+            return
+        if not self.new and self.replaces is None:
+            self.replaces = self.sid
+        self.sid = _new_sid()
+        self.new = True
         self.modified = True
 
 
@@ -126,7 +134,7 @@ class RedisSessionInterface(SessionInterface):
             # Redis went away during the request. A change we could not store (a sign-in, a
             # sign-out) must not look as if it had worked.
             log.warning("redis unavailable while saving a session: %s", type(e).__name__)
-            if session.modified or session.rotate_requested:
+            if session.modified:
                 from portal.errors import make_unavailable
                 make_unavailable(response)
 
@@ -137,18 +145,16 @@ class RedisSessionInterface(SessionInterface):
         client = self._client(app)
 
         if not session:
-            if not session.new:
-                self._delete(app, session.sid, {"_user_id": session.loaded_user_id})
+            stored = session.replaces or (None if session.new else session.sid)
+            if stored:
+                self._delete(app, stored, {"_user_id": session.loaded_user_id})
                 response.delete_cookie(name, domain=domain, path=path)
             return
 
         pipe = client.pipeline()
-        if session.rotate_requested:
-            if not session.new:
-                self._delete(app, session.sid, {"_user_id": session.loaded_user_id}, pipe)
-            session.sid = _new_sid()
-            session.rotate_requested = False
-            session.new = True
+        if session.replaces:
+            self._delete(app, session.replaces, {"_user_id": session.loaded_user_id}, pipe)
+            session.replaces = None
 
         idle = self._idle_seconds(app, session)
         if session.new or session.modified:
@@ -163,6 +169,8 @@ class RedisSessionInterface(SessionInterface):
                 key = PERSON_INDEX + str(data["_user_id"])
                 pipe.sadd(key, session.sid)
                 pipe.expire(key, self._max_seconds(app, data))
+            for command in session.on_save:
+                command(pipe)
             pipe.execute()
             response.set_cookie(
                 name,
@@ -192,7 +200,9 @@ def require_session_store() -> None:
         raise RedisUnavailable()
     # A new session on a safe request needs Redis only if the page stores something, and then
     # save_session answers 503 itself; a form post must not read as a stale CSRF token instead.
-    if getattr(session, "new", False) and request.method not in ("GET", "HEAD", "OPTIONS"):
+    # A post without a CSRF token (a kiosk's or an app's API call) is not such a form.
+    if getattr(session, "new", False) and request.method not in ("GET", "HEAD", "OPTIONS") and (
+            "X-CSRFToken" in request.headers or "csrf_token" in request.form):
         current_app.extensions["redis"].ping()
 
 

@@ -60,8 +60,7 @@ def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: 
     session["badge_id"] = badge_id
     if device_id is not None:
         session["kiosk_device"] = device_id
-        mark_device_session(redis_client(), device_id, person_id,
-                            settings().session_max_hours * 3600)
+        mark_device_session(session, device_id, person_id, settings().session_max_hours * 3600)
 
 
 def continue_after_badge(db: Session, accepted: Accepted) -> str:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import redis
 
-from portal.sessions import end_sessions_where
+from portal.sessions import PERSON_INDEX, PREFIX, end_sessions_where
 
 BADGE_METHODS = ("badge", "badge+pin", "badge+picture")
-_CURRENT = "portal:kiosk:current:"  # device id -> person id whose session is on that device
+_CURRENT = "portal:kiosk:current:"  # device id -> "person-id session-id" of the session on it
 
 
 def is_badge_session(data: dict) -> bool:
@@ -27,11 +27,19 @@ def end_device_session(client: redis.Redis, device_id: int) -> int:
     raw = client.getdel(_CURRENT + str(device_id))
     if raw is None:
         return 0
-    return end_sessions_where(client, int(raw),
-                              lambda data: data.get("kiosk_device") == device_id)
+    person_id, _, sid = raw.decode().partition(" ")
+    if not sid:  # written before sessions were named here: find it by what it holds
+        return end_sessions_where(client, int(person_id),
+                                  lambda data: data.get("kiosk_device") == device_id)
+    pipe = client.pipeline()
+    pipe.delete(PREFIX + sid)
+    pipe.srem(PERSON_INDEX + person_id, sid)
+    return pipe.execute()[0]
 
 
-def mark_device_session(client: redis.Redis, device_id: int, person_id: int,
-                        seconds: int) -> None:
-    """Remember that the person's session is now the one on this device."""
-    client.set(_CURRENT + str(device_id), str(person_id), ex=max(seconds, 1))
+def mark_device_session(session, device_id: int, person_id: int, seconds: int) -> None:
+    """Remember that this session (being saved) is now the one on this device; the mark is
+    written in the session's own save."""
+    value = f"{person_id} {session.sid}"
+    session.on_save.append(
+        lambda pipe: pipe.set(_CURRENT + str(device_id), value, ex=max(seconds, 1)))
