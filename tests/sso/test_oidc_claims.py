@@ -55,9 +55,9 @@ def test_scopes_never_add_what_was_not_released():
 
 def test_amr_table():
     assert amr_for("password") == ["pwd"]
-    assert amr_for("badge") == ["pwd"]
-    assert amr_for("badge+pin") == ["pwd", "pin"]
-    assert amr_for("badge+picture") == ["pwd", "pin"]
+    assert amr_for("badge") == ["badge"]
+    assert amr_for("badge+pin") == ["badge", "pin", "mfa"]
+    assert amr_for("badge+picture") == ["badge", "pin", "mfa"]
     assert amr_for("something new") is None and amr_for(None) is None
 
 

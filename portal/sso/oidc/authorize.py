@@ -18,6 +18,7 @@ from flask_login import current_user
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from portal import access
+from portal.auth.views import sign_in_again
 from portal.db import db
 from portal.extensions import csrf
 from portal.sso.oidc import bp
@@ -77,12 +78,12 @@ def _send_to_sign_in(person, app, state: SignInState):
     next_url = url_for("oidc.authorize") + "?" + urlencode(params + [(RESUME, marker)])
     if person is None:
         return redirect(url_for("auth.login", next=next_url))
-    # Signed in, but not recently enough (or as someone else): ask for the password again here;
-    # the form posts to the ordinary sign-in, which comes back to next_url.
+    # Signed in, but not recently enough (or as someone else): ask again here, for the password
+    # (the form posts to the ordinary sign-in, which comes back to next_url) or, after a badge,
+    # for a new scan (which continues to next_url).
     hint = request.values.get("login_hint")
     hinted_other = bool(hint) and hint != state.subject
-    return render_template("sso/oidc_sign_in_again.html", app=app, next=next_url,
-                           username="" if hinted_other else person.username)
+    return sign_in_again(app.name, next_url, username="" if hinted_other else person.username)
 
 
 def _check_extras(data, redirect_uri: str, state: str | None) -> int | None:

@@ -38,17 +38,19 @@ SCOPE_FIELDS: dict[str, frozenset[str]] = {
 }
 SCOPES = tuple(SCOPE_FIELDS)
 
-# How the student signed in (session["auth_method"]) -> `amr` values from RFC 8176.
-# A QR badge is a printed secret the server checks by hash: the same mechanism as a password, and
-# as easy to copy. "hwk"/"pop" would tell apps it was a key that cannot be copied, so badges say
-# "pwd" too. A PIN typed after the badge adds "pin"; so does a picture chosen after it (RFC 8176's
-# "pin" covers a pattern, "not restricted to containing only numbers"). Unknown methods send no
-# `amr` at all rather than a guess.
+# How the student signed in (session["auth_method"]) -> `amr` values (RFC 8176).
+# Apps must be able to tell how the student signed in. A password is "pwd". A QR badge is a
+# printed card the student holds up: something they have, but copyable, so none of the registered
+# values fits ("pwd" would say they knew a secret, "hwk"/"sc" that it was a key that cannot be
+# copied). It is "badge", a value RFC 8176 section 2 allows by agreement and the README documents.
+# A PIN typed after the badge adds "pin", and so does a picture sequence chosen after it (RFC 8176's
+# "pin" is "not restricted to containing only numbers"); two factors together add "mfa". Unknown
+# methods send no `amr` at all rather than a guess.
 AMR: dict[str, tuple[str, ...]] = {
     "password": ("pwd",),
-    "badge": ("pwd",),
-    "badge+pin": ("pwd", "pin"),
-    "badge+picture": ("pwd", "pin"),
+    "badge": ("badge",),
+    "badge+pin": ("badge", "pin", "mfa"),
+    "badge+picture": ("badge", "pin", "mfa"),
 }
 
 
