@@ -4,34 +4,45 @@ Chosen by measurement (`python -m bench.decode`: badges as portal/badges/sheets.
 QR version 4-Q; seed 2024, 20 frames per condition and size; CPU ms on one thread of a shared
 2-core machine): zxing-cpp first, pyzbar as its fallback, OpenCV's detectors not used.
 Badge frames read, of 240 (12 conditions), at 640x480 / 1280x720, and median ms at 720p:
-    kiosk.decoder 215 / 229   1.8 ms (p95 <= 12.4 in every condition; empty frames 2.7)
-    zxing-cpp     204 / 217   2.9 ms      pyzbar 183 / 214  17 ms
-    OpenCV QRCodeDetectorAruco 140 / 182  35 ms (QRCodeDetector read fewer, and slower)
-No wrong decodes and no false positives from any of them. Full-frame pyzbar at 720p still reads
-one tilted frame in 20 more (and one steep-tilt clip, card turned ~56/39 degrees), but costs
-17 ms, over the 15 ms budget; at 0.71 scale it reads them too but costs 16-17 ms with the looks.
-zxing on the frame stretched 1.3x vertically reads that clip in 5 ms, but not the frame, and
-stretching both ways put p95 at 15.7 ms.
+    kiosk.decoder 215 / 230   2.0 ms (p95 <= 11.8 in every condition; empty frames 3.2)
+    zxing-cpp     204 / 217   3.2 ms      pyzbar 183 / 214  18 ms
+    OpenCV QRCodeDetectorAruco 140 / 182  38 ms (QRCodeDetector read fewer, and slower)
+No wrong decodes and no false positives from any of them; every hard-condition clip is read
+within one second, at 720p within 12 ms.
 - zxing-cpp reads the whole frame first: the best single decoder, and the only one within the
   budget at 720p. If it finds nothing, it looks again at half size (blur, noise) and with its
   fixed-threshold binarizer (shadow, glare). These looks are all an empty frame costs.
 - When a look found a QR-like candidate that failed to decode (zxing's return_errors), the
   candidate is cropped (3x its side: zxing often reports a part of the QR) and retried: zxing
   on the sharpened crop, with the global-histogram binarizer, upscaled 1.5x, after a 3x3
-  open-close (thin scratches), then pyzbar sharpened and plain within a per-frame pixel budget.
-- When zxing saw a QR it could not place (a format error has no position), pyzbar reads the
-  whole frame, downscaled to 250k pixels, after dividing out uneven light: most glare, shadow,
-  scratch and steep-tilt rescues come from here. A QR read elsewhere (a poster) skips this.
-  At 720p it also follows failed crops, but only when a crop was shrunk more than the whole
-  frame is (a large candidate: zxing placed the QR wrongly, or the crop is most of the frame):
-  pyzbar then skips that crop and reads the sharper whole frame instead (glare and shadow at
-  720p: one frame in 20 more each, p95 12.4 ms).
-A median filter, CLAHE, a sharpened whole-frame look and OpenCV's detectors on the crop added
-little for their time; pyzbar on every frame would read a few more but cost 6-17 ms each.
+  open-close (thin scratches), then pyzbar sharpened and plain within a per-frame pixel budget
+  (not on a crop shrunk more than the whole frame would be: the pass below sees it sharper).
+- When zxing saw a QR but read none (a format error has no position; the crops failed),
+  pyzbar reads the whole of a 640x480 frame, after dividing out uneven light. At 720p that
+  costs 8 ms at 0.52 scale (17 at full size) and misses steep tilts: a card turned ~50/40
+  degrees has modules ~2 px across one way, zxing finds its finder patterns but misjudges the
+  symbol size ("Invalid symbol size"), and the halved frame loses them. So a large frame
+  looks for the finder patterns itself (nested dark-light-dark contours of an adaptive
+  threshold, at full size: 2-3 ms) and gives pyzbar full-resolution crops where three, then
+  two, of one size sit like a QR's corners, plain then light-flattened; only when none do,
+  the whole frame, downscaled to what is left. All pyzbar work of a frame shares one budget
+  of 250k pixels (the search counted as 80k), which bounds the worst frame at ~11 ms.
+  Measured against the whole-frame pass it replaced: tilted 19 -> 20 of 20, the steep-tilt
+  clip (card at 56/39 degrees) unread -> read on 22 of its 30 frames, glare, shadow and
+  scratch rescues all kept, p95 at 720p 12.4 -> 11.8 ms. Over 36 other steep poses (yaw
+  +-50-56, pitch +-35-39) it reads 34, the decoder before it 16.
+- Tried before and dropped: the whole-frame pyzbar at 0.71 scale (reads the steep tilts, but
+  16-17 ms), zxing on the frame stretched 1.3x one way (reads the clip, not the frame; both
+  ways put p95 at 15.7 ms), picking the corner finder by angle or by the longest side (wrong
+  under steep perspective: the crop holds all three places the fourth corner could be), and
+  finder crops at 640x480 (read no more than the whole frame there, and fewer in a shadow
+  clip). A median filter, CLAHE, a sharpened whole-frame look and OpenCV's detectors (10-30
+  ms just to detect at 720p) added little for their time.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import cv2
 import numpy as np
@@ -49,8 +60,13 @@ _CROP_OF_FRAME = 0.4   # and at least this much of the frame's height, for the s
 _MIN_CROP = 150        # smaller crops are upscaled to twice this (tiny QRs read better larger)
 _MAX_CROP = 320        # larger ones are downscaled to it, which bounds the retries' time
 _ZBAR_PIXELS = 110_000  # crop pixels pyzbar may scan per frame: one 720p crop, three 480p ones
-_ZBAR_FRAME_PIXELS = 250_000  # a whole frame for pyzbar is downscaled to this (720p to 0.52)
-_SMALL_FRAME = 640 * 480   # up to this size there is time for crops and a whole-frame pyzbar
+_ZBAR_FRAME_PIXELS = 250_000  # a whole frame for pyzbar is downscaled to this (720p to 0.52),
+                              # and all pyzbar may scan of a larger frame (~8 ms at 720p)
+_SMALL_FRAME = 640 * 480   # up to this size pyzbar reads the whole frame, at 0.9 scale or more
+_FINDER_COST = 80_000      # the finder-pattern search costs about what pyzbar does on these pixels
+_FINDER_CROP_PIXELS = 120_000  # a larger finder-located crop is downscaled to this
+_MIN_ZBAR_FRAME = 100_000  # a whole frame is not worth pyzbar's time below this many pixels
+_MIN_FINDER_CROP = 20_000  # nor a finder search when pyzbar could not scan a crop this large
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,24 +94,26 @@ def read_badge(frame: np.ndarray) -> BadgeRead:
         if tokens or failed:
             break
     failed = [box for box in failed if not any(_within(box, r, 0.5) for r in seen)]
-    zbar_budget, coarse = [_ZBAR_PIXELS], False
+    zbar_budget = [_ZBAR_PIXELS]
     for n, box in enumerate(_candidates(failed)):
         if len(tokens) > 1:
             break
         retries = _ZXING_RETRIES[:_SECOND_RETRIES] if n else _ZXING_RETRIES
         roi = _crop(gray, box)
+        # pyzbar on a crop shrunk more than the whole frame would be: the pass below sees it sharper
         shrunk = roi.shape[0] < _frame_scale(gray) * _crop_height(gray, box)
-        # pyzbar on a crop shrunk more than the whole frame will be: it reads the frame instead
         found, any_read = _reread(roi, retries, [0] if shrunk else zbar_budget)
-        coarse |= shrunk
         tokens |= found
         seen += [box] if any_read else []
-    # A QR zxing saw but could not place, or placed wrongly: pyzbar on the whole frame, when
-    # there was no crop to retry, a crop was shrunk more than the whole frame will be (it saw
-    # less than pyzbar on the frame would), or the frame is small enough to afford both. Not
-    # when a QR was read (a poster on the wall), which is most likely what zxing saw.
-    if not tokens and hinted and not seen and (not failed or coarse or gray.size <= _SMALL_FRAME):
-        tokens = _whole_frame_zbar(gray)
+    # zxing saw a QR it could not read, or could not place (a format error has no position):
+    # pyzbar on the whole of a small frame; on a large one, where finder patterns place a QR,
+    # within what is left of the frame's pyzbar pixels. Not when a QR was read (a poster on
+    # the wall), which is most likely what zxing saw.
+    if not tokens and hinted and not seen:
+        if gray.size <= _SMALL_FRAME:
+            tokens = _whole_frame_zbar(gray)
+        else:
+            tokens = _located_zbar(gray, _ZBAR_FRAME_PIXELS - (_ZBAR_PIXELS - zbar_budget[0]))
     if len(tokens) > 1:
         return SEVERAL_BADGES
     return BadgeRead(tokens.pop()) if tokens else NO_BADGE
@@ -130,16 +148,116 @@ def _look(gray: np.ndarray, shrink: int, binarizer):
     return tokens, read, failed, any(not r.valid for r in results)
 
 
-def _whole_frame_zbar(gray: np.ndarray) -> set[str]:
-    """Badge tokens pyzbar reads in the frame, downscaled to _ZBAR_FRAME_PIXELS at most."""
-    f = _frame_scale(gray)
+def _whole_frame_zbar(gray: np.ndarray, pixels: int = _ZBAR_FRAME_PIXELS) -> set[str]:
+    """Badge tokens pyzbar reads in the frame, downscaled to `pixels` at most."""
+    f = _frame_scale(gray, pixels)
     img = gray if f == 1.0 else cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     return {t for t in _zbar(_flatten(img)) if looks_like_badge(t)}
 
 
-def _frame_scale(gray: np.ndarray) -> float:
+def _finder_patterns(gray: np.ndarray) -> list[tuple[float, float, float]]:
+    """Centre x, centre y and side of each finder-pattern-like mark (a dark square in a light
+    ring in a dark ring), in frame pixels, at full resolution: under a steep tilt a module is
+    ~2 px across one way, which any downscaling loses."""
+    block = max(15, min(gray.shape) // 24) | 1
+    bw = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 8)
+    contours, hierarchy = cv2.findContours(bw, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return []
+    first = np.append(hierarchy[0][:, 2], -1)   # each contour's first child; first[-1] is -1
+    core = first[first[:-1]]                    # the dark core inside a ring's light hole
+    marks = []
+    for ring in np.flatnonzero((core >= 0) & (first[core] < 0)):
+        outer, inner = cv2.contourArea(contours[ring]), cv2.contourArea(contours[core[ring]])
+        if inner >= 4 and 2 < outer / inner < 14:    # 49/9 modules in print, less when blurred
+            m = cv2.moments(contours[core[ring]])
+            marks.append((m["m10"] / m["m00"], m["m01"] / m["m00"], outer ** 0.5))
+    return marks
+
+
+def _finder_groups(marks):
+    """Corner boxes (y0, y1, x0, x1) where marks of one size sit as a QR's finder patterns:
+    three at the corners of a (skewed) square first, then pairs, largest marks first."""
+    triples, pairs = [], []
+    for trio in combinations(marks, 3):
+        box = _finder_triple(trio)
+        if box is not None:
+            triples.append((-np.mean([m[2] for m in trio]), box, trio))
+    used = {m for *_, trio in triples for m in trio}
+    for a, b in combinations(marks, 2):
+        side, dist = (a[2] + b[2]) / 2, np.hypot(a[0] - b[0], a[1] - b[1])
+        if (a in used and b in used) or not _finder_like(a, b) or not 1.5 * side < dist < 8 * side:
+            continue
+        half = dist + side / 2      # the QR lies on either side of the pair's line
+        cx, cy = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
+        pairs.append((-side, (cy - half, cy + half, cx - half, cx + half), (a, b)))
+    return [box for _, box, _ in sorted(triples) + sorted(pairs)]
+
+
+def _finder_like(*marks) -> bool:
+    sides = [m[2] for m in marks]
+    return max(sides) < 1.7 * min(sides)
+
+
+def _finder_triple(trio):
+    """The box around a QR whose finder patterns are `trio`, or None if they cannot be one."""
+    if not _finder_like(*trio):
+        return None
+    side = np.mean([m[2] for m in trio])
+    pts = np.array([m[:2] for m in trio])
+    dists = [np.linalg.norm(pts[i - 1] - pts[i - 2]) for i in range(3)]
+    if not (1.5 * side < min(dists) and max(dists) < min(8 * side, 2.5 * min(dists))):
+        return None
+    (ax, ay), (bx, by) = pts[1] - pts[0], pts[2] - pts[0]
+    if abs(ax * by - ay * bx) < 0.2 * max(dists) ** 2:    # a row of marks, not a corner
+        return None
+    # Under a steep tilt the corner finder is not told by its angle or the longest side, so
+    # the box holds each of the three places the fourth corner could be.
+    quad = np.vstack([pts, pts.sum(axis=0) - 2 * pts])
+    (x0, y0), (x1, y1) = quad.min(axis=0), quad.max(axis=0)
+    margin = 1.2 * side + 0.1 * max(x1 - x0, y1 - y0)   # quiet zone, and perspective
+    return y0 - margin, y1 + margin, x0 - margin, x1 + margin
+
+
+def _finder_crops(gray: np.ndarray):
+    """Crops of the frame where finder patterns suggest a QR, most likely first (lazily: a
+    crop pyzbar has no budget for is never cut)."""
+    h, w = gray.shape
+    for y0, y1, x0, x1 in _finder_groups(_finder_patterns(gray)):
+        roi = gray[int(max(0, y0)):int(min(h, y1)), int(max(0, x0)):int(min(w, x1))]
+        if min(roi.shape) < 16:
+            continue
+        if roi.size > _FINDER_CROP_PIXELS:
+            f = (_FINDER_CROP_PIXELS / roi.size) ** 0.5   # linear: area costs 5x as much
+            roi = cv2.resize(roi, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR)
+        yield np.ascontiguousarray(roi)
+
+
+def _located_zbar(gray: np.ndarray, pixels: int) -> set[str]:
+    """Badge tokens pyzbar reads where finder patterns place a QR, plain then with light
+    flattened, within `pixels` (the search itself costs _FINDER_COST of them); on the whole
+    frame with what is left when no finder patterns group like a QR's."""
+    budget = pixels - _FINDER_COST
+    if budget < _MIN_FINDER_CROP:
+        return set()
+    located = False
+    for roi in _finder_crops(gray):
+        located = True
+        for prepare in (np.asarray, _flatten):
+            if roi.size > budget:
+                return set()
+            budget -= roi.size
+            texts = _zbar(prepare(roi))
+            if texts:
+                return {t for t in texts if looks_like_badge(t)}
+    if located or budget < _MIN_ZBAR_FRAME:
+        return set()
+    return _whole_frame_zbar(gray, budget)
+
+
+def _frame_scale(gray: np.ndarray, pixels: int = _ZBAR_FRAME_PIXELS) -> float:
     """The scale _whole_frame_zbar shrinks the frame by."""
-    return min(1.0, (_ZBAR_FRAME_PIXELS / gray.size) ** 0.5)
+    return min(1.0, (pixels / gray.size) ** 0.5)
 
 
 def _corners(position) -> np.ndarray:

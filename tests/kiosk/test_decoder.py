@@ -7,7 +7,7 @@ import pytest
 import zxingcpp
 
 from bench.badgeframes import BadgeScene, bad_checksum, qr_image, seeded_token
-from kiosk.decoder import NO_BADGE, SEVERAL_BADGES, BadgeRead, read_badge
+from kiosk.decoder import NO_BADGE, SEVERAL_BADGES, BadgeRead, _finder_groups, _finder_patterns, read_badge
 
 VGA, HD = (640, 480), (1280, 720)
 
@@ -41,6 +41,29 @@ def test_reads_held_badge(size):
 def test_reads_rotated_and_tilted_badge(condition, seed):
     shot = scene(condition, seed=seed).frame()
     assert read_badge(shot.frame).token == shot.tokens[0]
+
+
+@pytest.mark.parametrize("yaw, pitch", [(-50, -39), (56, 39)])
+@pytest.mark.parametrize("seed", [2, 3])
+def test_reads_steeply_tilted_badge_zxing_cannot_place(yaw, pitch, seed):
+    held = scene("tilted", HD, seed)
+    pose = held.cards[0]["pose"]
+    pose.yaw, pose.pitch, pose.roll = yaw, pitch, 0.0
+    shot = held.frame()
+    assert bare_zxing(shot.frame) == []      # zxing finds the QR but misjudges its size
+    assert read_badge(shot.frame).token == shot.tokens[0]
+
+
+def test_finder_patterns_place_a_printed_qr_among_look_alikes():
+    frame = cv2.cvtColor(card_frame([seeded_token(np.random.default_rng(9))]), cv2.COLOR_BGR2GRAY)
+    for x in (400, 470, 540):    # a row of finder-like squares, larger than the QR's
+        frame[300:335, x:x + 35] = 0
+        frame[305:330, x + 5:x + 30] = 255
+        frame[310:325, x + 10:x + 25] = 0
+    marks = _finder_patterns(frame)
+    assert len(marks) >= 3
+    y0, y1, x0, x1 = _finder_groups(marks)[0]
+    assert y0 <= 140 + 24 and y1 >= 140 + 180 - 24 and x0 <= 60 + 24 and x1 >= 60 + 180 - 24
 
 
 def test_reads_gray_and_bgra_frames():
