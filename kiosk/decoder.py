@@ -4,11 +4,11 @@ Chosen by measurement (`python -m bench.decode`: badges as portal/badges/sheets.
 QR version 4-Q; seed 2024, 20 frames per condition and size; CPU ms on one thread of a shared
 2-core machine): zxing-cpp first, pyzbar as its fallback, OpenCV's detectors not used.
 Badge frames read, of 240 (12 conditions), at 640x480 / 1280x720, and median ms at 720p:
-    kiosk.decoder 215 / 230   2.0 ms (p95 <= 11.8 in every condition; empty frames 3.2)
+    kiosk.decoder 215 / 231   2.0 ms (p95 <= 11.9 in every condition; empty frames 3.1)
     zxing-cpp     204 / 217   3.2 ms      pyzbar 183 / 214  18 ms
     OpenCV QRCodeDetectorAruco 140 / 182  38 ms (QRCodeDetector read fewer, and slower)
 No wrong decodes and no false positives from any of them; every hard-condition clip is read
-within one second, at 720p within 12 ms.
+within one second (the slowest, glare at 720p, on its 4th frame, 112 ms in).
 - zxing-cpp reads the whole frame first: the best single decoder, and the only one within the
   budget at 720p. If it finds nothing, it looks again at half size (blur, noise) and with its
   fixed-threshold binarizer (shadow, glare). These looks are all an empty frame costs.
@@ -24,20 +24,27 @@ within one second, at 720p within 12 ms.
   symbol size ("Invalid symbol size"), and the halved frame loses them. So a large frame
   looks for the finder patterns itself (nested dark-light-dark contours of an adaptive
   threshold, at full size: 2-3 ms) and gives pyzbar full-resolution crops where three, then
-  two, of one size sit like a QR's corners, plain then light-flattened; only when none do,
-  the whole frame, downscaled to what is left. All pyzbar work of a frame shares one budget
-  of 250k pixels (the search counted as 80k), which bounds the worst frame at ~11 ms.
-  Measured against the whole-frame pass it replaced: tilted 19 -> 20 of 20, the steep-tilt
-  clip (card at 56/39 degrees) unread -> read on 22 of its 30 frames, glare, shadow and
-  scratch rescues all kept, p95 at 720p 12.4 -> 11.8 ms. Over 36 other steep poses (yaw
-  +-50-56, pitch +-35-39) it reads 34, the decoder before it 16.
+  two, of one size sit like a QR's corners (a pair's crop reaches 1.2x their distance and a
+  mark past it either way: the QR and its quiet zone lie on one side, which is not known),
+  plain then light-flattened; only when none do, the whole frame, downscaled to what is
+  left. All pyzbar work of a frame shares one budget of 250k pixels (the search counted as
+  80k), which bounds the worst frame at ~11 ms.
+  Measured against the whole-frame pass it replaced: tilted 19 -> 20 of 20, glare 16 -> 17,
+  the steep-tilt clip (card at 56/39 degrees) unread -> read on 22 of its 30 frames, shadow
+  and scratch rescues kept, worst p95 at 720p 12.4 -> 11.9 ms. Over 36 other steep poses
+  (tests' seeds, yaw +-50-56, pitch +-35-39) it reads 34, the decoder before it 16. With
+  --seed 7 it reads 234 of 240 at 720p (as before), at least as many as any bare decoder
+  in every condition; at 640x480 pyzbar reads one rotated frame that it misses (so did the
+  decoder before it: pyzbar on the frame at 0.9 scale does not read it, at full size does).
 - Tried before and dropped: the whole-frame pyzbar at 0.71 scale (reads the steep tilts, but
   16-17 ms), zxing on the frame stretched 1.3x one way (reads the clip, not the frame; both
   ways put p95 at 15.7 ms), picking the corner finder by angle or by the longest side (wrong
   under steep perspective: the crop holds all three places the fourth corner could be), and
-  finder crops at 640x480 (read no more than the whole frame there, and fewer in a shadow
-  clip). A median filter, CLAHE, a sharpened whole-frame look and OpenCV's detectors (10-30
-  ms just to detect at 720p) added little for their time.
+  finder crops at 640x480: instead of the whole frame they lost a shadow clip; before it,
+  they read one frame more (--seed 7, rotated) but took empty 480p frames from p95 9 to 18
+  ms. Crops scaled to ~4 px a module, or flattened before plain, read no more. A median
+  filter, CLAHE, a sharpened whole-frame look and OpenCV's detectors (10-30 ms just to
+  detect at 720p) added little for their time.
 """
 from __future__ import annotations
 
@@ -160,7 +167,8 @@ def _finder_patterns(gray: np.ndarray) -> list[tuple[float, float, float]]:
     ring in a dark ring), in frame pixels, at full resolution: under a steep tilt a module is
     ~2 px across one way, which any downscaling loses."""
     block = max(15, min(gray.shape) // 24) | 1
-    bw = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 8)
+    bw = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV,
+                               block, 8)
     contours, hierarchy = cv2.findContours(bw, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
         return []
@@ -188,7 +196,7 @@ def _finder_groups(marks):
         side, dist = (a[2] + b[2]) / 2, np.hypot(a[0] - b[0], a[1] - b[1])
         if (a in used and b in used) or not _finder_like(a, b) or not 1.5 * side < dist < 8 * side:
             continue
-        half = dist + side / 2      # the QR lies on either side of the pair's line
+        half = 1.2 * dist + side    # the QR and its quiet zone, on either side of the line
         cx, cy = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
         pairs.append((-side, (cy - half, cy + half, cx - half, cx + half), (a, b)))
     return [box for _, box, _ in sorted(triples) + sorted(pairs)]

@@ -7,7 +7,8 @@ import pytest
 import zxingcpp
 
 from bench.badgeframes import BadgeScene, bad_checksum, qr_image, seeded_token
-from kiosk.decoder import NO_BADGE, SEVERAL_BADGES, BadgeRead, _finder_groups, _finder_patterns, read_badge
+from kiosk.decoder import (NO_BADGE, SEVERAL_BADGES, BadgeRead, _finder_groups, _finder_patterns,
+                           read_badge)
 
 VGA, HD = (640, 480), (1280, 720)
 
