@@ -166,7 +166,10 @@ class Preview:
         if not screen_present() or not window_works():
             return None
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+            # The picture at its own size and nothing else. OpenCV's default Qt window has a
+            # toolbar, and keys, that zoom, pan, save a frame to disk (Ctrl+S) or put it on the
+            # clipboard (Ctrl+C); this window has none (tests/kiosk/test_preview_window.py).
+            cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
         except cv2.error:
             return None
         return cls(title)
