@@ -55,8 +55,8 @@ def _grant_matches():
 
 
 _MATCHES = _grant_matches()
-# Tiles show names and icons: the protocol settings and field lists stay unloaded until asked for.
-_APPS_FOR = (select(App).options(defer(App.settings), defer(App.released_fields))
+# Tiles show names and icon links: the icons, protocol settings and field lists stay unloaded.
+_APPS_FOR = (select(App).options(defer(App.icon), defer(App.settings), defer(App.released_fields))
              .where(App.id.in_(select(Grant.app_id).where(_MATCHES))).order_by(App.name))
 _MAY_LAUNCH = select(Grant.id).where(Grant.app_id == bindparam("app_id"), _MATCHES).limit(1)
 # A tile click: the app by its slug, only if one of its grants covers the person (one statement).

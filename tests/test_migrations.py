@@ -21,3 +21,21 @@ def test_upgrading_keeps_every_grant(tmp_path):
         assert conn.execute(text("SELECT name FROM app")).scalar() == "Library"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     engine.dispose()
+
+
+def test_upgrading_gives_existing_icons_their_version(tmp_path):
+    from portal.admin.icons import icon_version
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0004_app_icon_text")
+    icon = "data:image/png;base64,iVBORw0KGgo="
+    with engine.begin() as conn:
+        for app_id, slug, value in ((1, "library", icon), (2, "math", "")):
+            conn.execute(text(
+                "INSERT INTO app (id, slug, name, kind, url, icon, settings, released_fields) "
+                "VALUES (:id, :slug, :slug, 'link', 'https://l.example/', :icon, '{}', '[]')"),
+                {"id": app_id, "slug": slug, "icon": value})
+    upgrade(engine)
+    with engine.connect() as conn:
+        versions = dict(conn.execute(text("SELECT slug, icon_version FROM app")).all())
+    assert versions == {"library": icon_version(icon), "math": ""}
+    engine.dispose()

@@ -6,7 +6,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal import access, audit
-from portal.admin.icons import icon_bytes, icon_version
+from portal.admin.icons import icon_bytes
 from portal.auth.roles import signed_in
 from portal.db import db
 from portal.models import App, AppKind
@@ -18,9 +18,6 @@ from portal.launchpad import bp
 def tiles():
     apps = access.apps_for(db.session, current_user)
     return render_template("launchpad/tiles.html", apps=apps)
-
-
-bp.add_app_template_filter(icon_version, "icon_version")
 
 
 @bp.route("/apps/<slug>/icon")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 
 from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.db import Base
 from portal.models.roster import ROLE_ENUM, Role
@@ -34,11 +34,20 @@ class App(Base):
     client_id: Mapped[str | None] = mapped_column(String(1024), unique=True, nullable=True)
     url: Mapped[str] = mapped_column(String(2048), default="")
     icon: Mapped[str] = mapped_column(Text, default="")  # a data: URL (portal.admin.icons)
+    # A fingerprint of the icon, set with it: the tiles page links /apps/<slug>/icon?v=... and
+    # never loads the icons themselves (up to 64 KiB each).
+    icon_version: Mapped[str] = mapped_column(String(16), default="", server_default="")
     # Protocol settings (ACS URLs, redirect URIs, ...) and released field names, per kind.
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     released_fields: Mapped[list] = mapped_column(JSON, default=lambda: list(DEFAULT_RELEASE))
 
     grants: Mapped[list["Grant"]] = relationship(back_populates="app", cascade="all, delete-orphan")
+
+    @validates("icon")
+    def _set_icon_version(self, _key: str, icon: str) -> str:
+        from portal.admin.icons import icon_version
+        self.icon_version = icon_version(icon) if icon else ""
+        return icon
 
 
 class Grant(Base):
