@@ -4,8 +4,9 @@
                                          [--apps 40] [--database-url URL]
 
 Imports a demo district of --students-total students with the roster importer (portal.roster),
-gives passwords to only the N grade 03 students who sign in (each sees --apps apps through a mix
-of district, school, grade and role grants, among grants to other groups), starts a private
+gives passwords to only the N grade 03 students who sign in (each sees --apps apps, each with a
+25 KB icon, through a mix of district, school, grade and role grants, among grants to other
+groups), starts a private
 redis-server and `gunicorn -w 2` (sync workers, one per core: argon2 is CPU-bound, and threads
 in a worker only contend for it) on 127.0.0.1, and then:
 
@@ -63,11 +64,30 @@ COOKIE = "portal_session"
 
 # --- the district ---------------------------------------------------------------------------
 
+def app_icon(seed: int) -> str:
+    """A 128-pixel PNG icon as the portal keeps it (a data: URL), with enough detail to weigh
+    what a vendor's icon does (about 25 KB)."""
+    import base64
+
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    icon = np.zeros((128, 128, 3), np.uint8)
+    icon[:] = rng.integers(40, 220, 3)
+    for _ in range(12):
+        cv2.circle(icon, tuple(int(v) for v in rng.integers(0, 128, 2)), int(rng.integers(6, 40)),
+                   tuple(int(v) for v in rng.integers(0, 255, 3)), -1, cv2.LINE_AA)
+    icon = cv2.add(icon, rng.integers(0, 6, icon.shape, dtype=np.uint8))  # a little texture
+    ok, png = cv2.imencode(".png", icon)
+    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode()
+
+
 def build_district(app, folder: Path, students_total: int, n_signers: int, n_apps: int) -> list[str]:
     """Import a demo district through the roster importer, then give N students passwords and
     N_APPS apps; return the usernames of the students who sign in."""
     from sqlalchemy import insert, select, update
 
+    from portal.admin.icons import icon_version
     from portal.auth.passwords import hash_password
     from portal.db import db
     from portal.migrate import upgrade
@@ -101,8 +121,10 @@ def build_district(app, folder: Path, students_total: int, n_signers: int, n_app
         sections = list(session.scalars(select(Section.id).where(Section.school_id.in_(others[:50]))))
         apps, grants = [], []
         for a in range(1, n_apps + 1):
+            icon = app_icon(a)
             apps.append({"id": a, "slug": f"app-{a:03d}", "name": f"App {a:03d}", "kind": "link",
-                         "client_id": None, "url": f"https://apps.example/{a}", "icon": "",
+                         "client_id": None, "url": f"https://apps.example/{a}", "icon": icon,
+                         "icon_version": icon_version(icon),
                          "settings": {}, "released_fields": ["given_name", "family_name_initial"]})
             # Every signer sees every app, each through a different kind of grant ...
             kind = a % 6
