@@ -6,9 +6,8 @@
 Imports a demo district of --students-total students with the roster importer (portal.roster),
 gives passwords to only the N grade 03 students who sign in (each sees --apps apps, each with a
 25 KB icon, through a mix of district, school, grade and role grants, among grants to other
-groups), starts a private
-redis-server and `gunicorn -w 2` (sync workers, one per core: argon2 is CPU-bound, and threads
-in a worker only contend for it) on 127.0.0.1, and then:
+groups), starts a private redis-server and `gunicorn -w 2` (sync workers, one per core: argon2
+is CPU-bound, and threads in a worker only contend for it) on 127.0.0.1, and then:
 
   1. measures the CPU time of one argon2id verify (portal.auth.passwords) on the idle machine,
      alone and with a process per core verifying at once, before the rush and again after it
