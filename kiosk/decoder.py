@@ -157,9 +157,18 @@ def _look(gray: np.ndarray, shrink: int, binarizer):
 
 def _whole_frame_zbar(gray: np.ndarray, pixels: int = _ZBAR_FRAME_PIXELS) -> set[str]:
     """Badge tokens pyzbar reads in the frame, downscaled to `pixels` at most."""
-    f = _frame_scale(gray, pixels)
-    img = gray if f == 1.0 else cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-    return {t for t in _zbar(_flatten(img)) if looks_like_badge(t)}
+    return {t for t in _zbar(_flatten(_shrink(gray, _frame_scale(gray, pixels))))
+            if looks_like_badge(t)}
+
+
+def _shrink(gray: np.ndarray, f: float) -> np.ndarray:
+    """The frame scaled by f <= 1, area-averaged. Below half, to half and then linear: OpenCV's
+    area resize is 50x faster by exact halves (0.04 ms, not 2.2, at 720p); a linear resize
+    above half read a shadow clip's frames less often at 640x480."""
+    if f < 0.5:
+        half = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        return cv2.resize(half, None, fx=2 * f, fy=2 * f, interpolation=cv2.INTER_LINEAR)
+    return gray if f == 1.0 else cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
 
 
 def _finder_patterns(gray: np.ndarray) -> list[tuple[float, float, float]]:
