@@ -4,11 +4,13 @@ Chosen by measurement (`python -m bench.decode`: badges as portal/badges/sheets.
 QR version 4-Q; seed 2024, 20 frames per condition and size; CPU ms on one thread of a shared
 2-core machine): zxing-cpp first, pyzbar as its fallback, OpenCV's detectors not used.
 Badge frames read, of 240 (12 conditions), at 640x480 / 1280x720, and median ms at 720p:
-    kiosk.decoder 215 / 231   2.0 ms (p95 <= 11.9 in every condition; empty frames 3.1)
-    zxing-cpp     204 / 217   3.2 ms      pyzbar 183 / 214  18 ms
-    OpenCV QRCodeDetectorAruco 140 / 182  38 ms (QRCodeDetector read fewer, and slower)
+    kiosk.decoder 215 / 231   2.0 ms (p95 <= 10.7 in every condition, max 11.3; empty 2.9)
+    zxing-cpp     204 / 217   3.0 ms      pyzbar 183 / 214  18 ms
+    OpenCV QRCodeDetectorAruco 140 / 182  36 ms (QRCodeDetector read fewer, and slower)
 No wrong decodes and no false positives from any of them; every hard-condition clip is read
-within one second (the slowest, glare at 720p, on its 4th frame, 112 ms in).
+within one second (the slowest, glare at 720p, on its 4th frame, 112 ms in). Runs while
+others loaded the machine put the worst 720p p95 at 14.6-17.6 ms (pyzbar's own p95 then
+28-30): CPU time on one of two hyperthreads swells when the other is busy; re-run then.
 - zxing-cpp reads the whole frame first: the best single decoder, and the only one within the
   budget at 720p. If it finds nothing, it looks again at half size (blur, noise) and with its
   fixed-threshold binarizer (shadow, glare). These looks are all an empty frame costs.
@@ -27,11 +29,12 @@ within one second (the slowest, glare at 720p, on its 4th frame, 112 ms in).
   two, of one size sit like a QR's corners (a pair's crop reaches 1.2x their distance and a
   mark past it either way: the QR and its quiet zone lie on one side, which is not known),
   plain then light-flattened; only when none do, the whole frame, downscaled to what is
-  left. All pyzbar work of a frame shares one budget of 250k pixels (the search counted as
-  80k), which bounds the worst frame at ~11 ms.
+  left (area-halved, then linear: a non-integer area resize alone cost 2.2 ms). All pyzbar
+  work of a frame shares one budget of 250k pixels (the search counted as 80k), which bounds
+  the worst frame at ~11 ms.
   Measured against the whole-frame pass it replaced: tilted 19 -> 20 of 20, glare 16 -> 17,
   the steep-tilt clip (card at 56/39 degrees) unread -> read on 22 of its 30 frames, shadow
-  and scratch rescues kept, worst p95 at 720p 12.4 -> 11.9 ms. Over 36 other steep poses
+  and scratch rescues kept, worst p95 at 720p 12.4 -> 10.7 ms. Over 36 other steep poses
   (tests' seeds, yaw +-50-56, pitch +-35-39) it reads 34, the decoder before it 16. With
   --seed 7 it reads 234 of 240 at 720p (as before), at least as many as any bare decoder
   in every condition; at 640x480 pyzbar reads one rotated frame that it misses (so did the
