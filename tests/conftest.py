@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
 import uuid
 
 import pytest
@@ -123,13 +122,10 @@ def app(settings, redis_server):
 def live_server(app):
     """The test app served on 127.0.0.1 by werkzeug in a thread; yields its base URL."""
     from werkzeug.serving import make_server
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-portal", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+
+    from tests.serving import served
+    with served(make_server("127.0.0.1", 0, app, threaded=True), "live-portal") as url:
+        yield url
 
 
 @pytest.fixture

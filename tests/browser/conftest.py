@@ -2,10 +2,11 @@
 leaves the machine). The live portal and the shared Chromium are in tests/conftest.py."""
 from __future__ import annotations
 
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from tests.serving import served
 
 
 class _AppSite(BaseHTTPRequestHandler):
@@ -25,13 +26,8 @@ class _AppSite(BaseHTTPRequestHandler):
 @pytest.fixture
 def link_site():
     """A tiny web site on 127.0.0.1 standing in for a link app; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _AppSite)
-    thread = threading.Thread(target=server.serve_forever, name="link-site", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with served(ThreadingHTTPServer(("127.0.0.1", 0), _AppSite), "link-site") as url:
+        yield url
 
 
 @pytest.fixture

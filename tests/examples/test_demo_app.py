@@ -3,7 +3,6 @@
 page shows exactly the fields the district released to that app."""
 from __future__ import annotations
 
-import threading
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -11,6 +10,8 @@ import pytest
 import requests
 from sqlalchemy import select
 from werkzeug.serving import make_server
+
+from tests.serving import served
 
 from examples.demo_app.app import create_app as create_demo_app
 from examples.demo_app.register import OIDC_NAME, SAML_NAME, DemoCredentials, register_demo_apps
@@ -28,14 +29,6 @@ class _LateApp:
 
     def __call__(self, environ, start_response):
         return self.app(environ, start_response)
-
-
-def _serve(wsgi_app, name: str):
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name,
-                              daemon=True)
-    thread.start()
-    return server, thread
 
 
 class Tables(HTMLParser):
@@ -84,21 +77,17 @@ def demo(app, roster, tmp_path):
     other_school = roster.school("sch-oak", name="Oak Elementary")
     outsider = roster.person("grace.hopper", schools=[other_school], given="Grace", family="Hopper")
 
-    portal_server, portal_thread = _serve(app, "demo-test-portal")
     late = _LateApp()
-    demo_server, demo_thread = _serve(late, "demo-test-app")
-    portal_url = f"http://127.0.0.1:{portal_server.server_port}"
-    demo_url = f"http://127.0.0.1:{demo_server.server_port}"
-    credentials = register_demo_apps(db.session, demo_url, credentials_path=tmp_path / "demo_app.json",
-                                     school=school.sourced_id)
-    late.app = create_demo_app(portal_url=portal_url, base_url=demo_url, client_id=credentials.client_id,
-                               client_secret=credentials.client_secret)
-    yield type("Demo", (), {"portal": portal_url, "app": demo_url, "student": student,
-                            "outsider": outsider, "credentials": credentials})
-    for server, thread in ((demo_server, demo_thread), (portal_server, portal_thread)):
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with served(make_server("127.0.0.1", 0, app, threaded=True), "demo-test-portal") as portal_url, \
+            served(make_server("127.0.0.1", 0, late, threaded=True), "demo-test-app") as demo_url:
+        credentials = register_demo_apps(db.session, demo_url,
+                                         credentials_path=tmp_path / "demo_app.json",
+                                         school=school.sourced_id)
+        late.app = create_demo_app(portal_url=portal_url, base_url=demo_url,
+                                   client_id=credentials.client_id,
+                                   client_secret=credentials.client_secret)
+        yield type("Demo", (), {"portal": portal_url, "app": demo_url, "student": student,
+                                "outsider": outsider, "credentials": credentials})
 
 
 def _app(name):
