@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.login_rush import percentile, run_threads  # noqa: E402
 from bench.serving import (  # noqa: E402
-    process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
+    Browser, Connection, process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
 )
 
 GRADES = ("KG", "01", "02")        # badge alone under the default policy
@@ -136,37 +136,13 @@ def build_district(app, students_total: int, n: int, n_apps: int, per_device: in
 
 # --- the kiosks and their browsers ----------------------------------------------------------
 
-class Connection:
-    """One keep-alive HTTP connection that reconnects when the server closed an idle one."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.used = False
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers=None):
-        headers = headers or {}
-        try:
-            self.conn.request(method, path, body=body, headers=headers)
-            response = self.conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            if not self.used:
-                raise
-            self.conn.close()
-            self.conn.request(method, path, body=body, headers=headers)
-            response = self.conn.getresponse()
-        self.used = True
-        return response.status, response.headers, response.read()
-
-
 class Kiosk:
     """A classroom device: its API connection (Bearer) and its browser (cookies)."""
 
     def __init__(self, port: int, device: Device):
         self.device = device
         self.api = Connection(port)
-        self.browser = Connection(port)
-        self.cookies: dict[str, tuple[str, str]] = {}   # name -> (value, path)
+        self.browser = Browser(port)
 
     def _post(self, path: str, data: dict):
         body = json.dumps(data).encode()
@@ -174,24 +150,14 @@ class Kiosk:
             "Authorization": f"Bearer {self.device.credential}", "Content-Type": "application/json"})
 
     def open(self, path: str):
-        cookie = "; ".join(f"{k}={v}" for k, (v, p) in self.cookies.items() if path.startswith(p))
-        status, headers, data = self.browser.request("GET", path, headers={"Cookie": cookie} if cookie else {})
-        for header in headers.get_all("Set-Cookie") or ():
-            pair, *attrs = [part.strip() for part in header.split(";")]
-            name, _, value = pair.partition("=")
-            path_attr = next((a[5:] for a in attrs if a.lower().startswith("path=")), "/")
-            if not value or any(a.lower() in ("max-age=0",) or "1970" in a for a in attrs):
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = (value, path_attr)
-        return status, headers, data
+        return self.browser.request("GET", path)
 
     def bind(self) -> None:
         status, _, data = self._post("/kiosk/bind", {})
         if status != 200:
             raise RuntimeError(f"POST /kiosk/bind: {status}")
         status, _, _ = self.open(urlsplit(json.loads(data)["bind_url"]).path)
-        if status != 200 or "portal_kiosk" not in self.cookies:
+        if status != 200 or not self.browser.cookie("portal_kiosk"):
             raise RuntimeError(f"bind URL: {status}")
 
     def sign_in(self, signer: Signer, results: "Results") -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import http.client
 import os
 import re
 import secrets
@@ -48,10 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.serving import (  # noqa: E402
-    process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
+    Browser, process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
 )
 
-COOKIE = "portal_session"
 CSRF_RE = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
 SAML_APP, OIDC_APP = "Bench Reading", "Bench Math"
 APP_BASE = "https://bench-app.example"
@@ -92,42 +90,13 @@ def build_portal(env: dict, students: int) -> dict:
 
 # --- the browser ----------------------------------------------------------------------------
 
-class Browser:
-    """One client connection and its session cookie (gunicorn's sync workers close after each)."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.cookie = ""
-
-    def request(self, method: str, path: str, body: str | None = None, headers: dict | None = None,
-                cookie: bool = True):
-        headers = dict(headers or {})
-        if cookie and self.cookie:
-            headers["Cookie"] = f"{COOKIE}={self.cookie}"
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            self.conn.request(method, path, body=body, headers=headers)
-            response = self.conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            self.conn.close()
-            self.conn.request(method, path, body=body, headers=headers)
-            response = self.conn.getresponse()
-        data = response.read()
-        for header in response.headers.get_all("Set-Cookie") or ():
-            name, _, rest = header.partition("=")
-            if name == COOKIE and cookie:
-                self.cookie = rest.split(";", 1)[0]
-        return response, data
-
-    def sign_in(self, username: str, password: str) -> None:
-        _, page = self.request("GET", "/login")
-        token = CSRF_RE.search(page).group(1).decode()
-        response, _ = self.request("POST", "/login", urlencode(
-            {"username": username, "password": password, "csrf_token": token}))
-        if response.status != 302:
-            raise RuntimeError(f"sign-in failed: {response.status}")
+def sign_in(browser: Browser, username: str, password: str) -> None:
+    _, _, page = browser.request("GET", "/login")
+    token = CSRF_RE.search(page).group(1).decode()
+    status, _, _ = browser.request("POST", "/login", urlencode(
+        {"username": username, "password": password, "csrf_token": token}))
+    if status != 302:
+        raise RuntimeError(f"sign-in failed: {status}")
 
 
 # --- phases ---------------------------------------------------------------------------------
@@ -220,9 +189,9 @@ def run_phase(name: str, browsers: list[Browser], master: int, n: int, max_secon
 
 def get(path: str, expect: int, needle: bytes | None = None):
     def one(browser: Browser, i: int):
-        response, data = browser.request("GET", path)
-        if response.status != expect or (needle and needle not in data):
-            return False, f"GET {path}: {response.status}"
+        status, _, data = browser.request("GET", path)
+        if status != expect or (needle and needle not in data):
+            return False, f"GET {path}: {status}"
         return True, None
     return one
 
@@ -238,11 +207,11 @@ def authorize(client_id: str, challenge: str):
         query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
                            "scope": SCOPE, "state": f"s{i}", "nonce": secrets.token_urlsafe(12),
                            "code_challenge": challenge, "code_challenge_method": "S256"})
-        response, _ = browser.request("GET", f"/oidc/authorize?{query}")
-        location = response.headers.get("Location", "")
+        status, headers, _ = browser.request("GET", f"/oidc/authorize?{query}")
+        location = headers.get("Location", "")
         code = parse_qs(urlsplit(location).query).get("code", [None])[0]
-        if response.status != 302 or not location.startswith(REDIRECT) or not code:
-            return False, f"authorize: {response.status} {location[:80]}"
+        if status != 302 or not location.startswith(REDIRECT) or not code:
+            return False, f"authorize: {status} {location[:80]}"
         return True, code
     return one
 
@@ -254,10 +223,10 @@ def exchange(codes: list[str], client_id: str, secret: str, verifier: str):
         body = urlencode({"grant_type": "authorization_code", "code": codes[i], "redirect_uri": REDIRECT,
                           "code_verifier": verifier})
         # The app's server calls the token endpoint: no browser cookie.
-        response, data = browser.request("POST", "/oidc/token", body, {"Authorization": basic},
-                                         cookie=False)
-        if response.status != 200 or b'"id_token"' not in data:
-            return False, f"token: {response.status} {data[:120]!r}"
+        status, _, data = browser.request("POST", "/oidc/token", body, {"Authorization": basic},
+                                          cookies=False)
+        if status != 200 or b'"id_token"' not in data:
+            return False, f"token: {status} {data[:120]!r}"
         return True, None
     return one
 
@@ -319,7 +288,7 @@ def main(argv=None) -> int:
 
         browsers = [Browser(port) for _ in range(args.concurrency)]
         for b in browsers:
-            b.sign_in(info["username"], info["password"])
+            sign_in(b, info["username"], info["password"])
         verifier, challenge = pkce_pair()
         launch = f"/launch/{info['saml_slug']}"
         static = "/static/css/portal.css"

@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.serving import (  # noqa: E402
-    process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
+    Browser, process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
 )
 
 PASSWORD = "rush-hour-otter-42"
@@ -157,37 +157,6 @@ def build_district(app, folder: Path, students_total: int, n_signers: int, n_app
 
 # --- the load -------------------------------------------------------------------------------
 
-class Student:
-    """One browser: a keep-alive connection and the session cookie."""
-
-    def __init__(self, port: int):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.reused = False
-        self.cookie = ""
-
-    def request(self, method: str, path: str, body: str | None = None):
-        headers = {"Cookie": f"{COOKIE}={self.cookie}"} if self.cookie else {}
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            self.conn.request(method, path, body=body, headers=headers)
-            response = self.conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            if not self.reused:
-                raise
-            # The server closed an idle keep-alive connection; a browser reconnects and resends.
-            self.conn.close()
-            self.conn.request(method, path, body=body, headers=headers)
-            response = self.conn.getresponse()
-        data = response.read()
-        self.reused = True
-        for header in response.headers.get_all("Set-Cookie") or ():
-            name, _, rest = header.partition("=")
-            if name == COOKIE:
-                self.cookie = rest.split(";", 1)[0]
-        return response.status, data
-
-
 class Results:
     def __init__(self):
         self.lock = threading.Lock()
@@ -200,23 +169,23 @@ class Results:
             self.errors.append(what)
 
 
-def sign_in(student: Student, username: str, apps: int, results: Results) -> bool:
-    status, page = student.request("GET", "/login")
+def sign_in(student: Browser, username: str, apps: int, results: Results) -> bool:
+    status, _, page = student.request("GET", "/login")
     match = CSRF_RE.search(page)
     if status != 200 or not match:
         results.error(f"GET /login: {status}")
         return False
     form = urlencode({"csrf_token": match.group(1).decode(), "username": username, "password": PASSWORD})
-    status, _ = student.request("POST", "/login", form)
+    status, _, _ = student.request("POST", "/login", form)
     if status != 302:
         results.error(f"POST /login: {status}")
         return False
     return True
 
 
-def open_tiles(student: Student, apps: int, results: Results) -> bool:
+def open_tiles(student: Browser, apps: int, results: Results) -> bool:
     started = time.perf_counter()
-    status, page = student.request("GET", "/")
+    status, _, page = student.request("GET", "/")
     elapsed = (time.perf_counter() - started) * 1000
     tiles = page.count(b'class="tile"')
     if status != 200 or tiles != apps:
@@ -354,7 +323,7 @@ def main(argv=None) -> int:
               f"(medians, portal idle)", flush=True)
 
         results = Results()
-        students = {name: Student(port) for name in signers}
+        students = {name: Browser(port) for name in signers}
 
         def one_sign_in(name):
             try:
@@ -392,7 +361,7 @@ def main(argv=None) -> int:
         rush_errors = len(results.errors)
 
         results.tiles_ms.clear()
-        signed_in = [n for n in signers if students[n].cookie]
+        signed_in = [n for n in signers if students[n].cookie(COOKIE)]
         jobs = [n for _ in range(args.tiles_per_student) for n in signed_in]
 
         def one_tiles(name):

@@ -1,4 +1,5 @@
-"""The portal under gunicorn for the benchmarks: start, wait, measure its CPU, stop."""
+"""The portal under gunicorn for the benchmarks: start, wait, measure its CPU, stop; and the
+clients that load it (a keep-alive connection, and a browser with its cookies)."""
 from __future__ import annotations
 
 import http.client
@@ -65,3 +66,60 @@ def process_cpu_seconds(root_pid: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return total
+
+
+class Connection:
+    """One keep-alive HTTP connection that reconnects when the server closed an idle one."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.used = False
+
+    def request(self, method: str, path: str, body: str | bytes | None = None, headers=None):
+        """Send one request; return (status, headers, body)."""
+        headers = headers or {}
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not self.used:
+                raise
+            # The server closed an idle keep-alive connection: a browser reconnects and resends.
+            self.conn.close()
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        self.used = True
+        return response.status, response.headers, response.read()
+
+
+class Browser(Connection):
+    """A connection with a browser's cookie jar: cookies kept per path, dropped when expired."""
+
+    def __init__(self, port: int):
+        super().__init__(port)
+        self.cookies: dict[str, tuple[str, str]] = {}   # name -> (value, path)
+
+    def request(self, method: str, path: str, body: str | bytes | None = None, headers=None, *,
+                cookies: bool = True):
+        """Send one request with this browser's cookies (cookies=False: as an app's server
+        would, without them); a string body is a posted form."""
+        headers = dict(headers or {})
+        if isinstance(body, str):
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        jar = "; ".join(f"{k}={v}" for k, (v, p) in self.cookies.items() if path.startswith(p))
+        if cookies and jar:
+            headers["Cookie"] = jar
+        status, response_headers, data = super().request(method, path, body, headers)
+        if cookies:
+            for header in response_headers.get_all("Set-Cookie") or ():
+                pair, *attrs = [part.strip() for part in header.split(";")]
+                name, _, value = pair.partition("=")
+                where = next((a[5:] for a in attrs if a.lower().startswith("path=")), "/")
+                if not value or any(a.lower() == "max-age=0" or "1970" in a for a in attrs):
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = (value, where)
+        return status, response_headers, data
+
+    def cookie(self, name: str) -> str:
+        return self.cookies.get(name, ("", "/"))[0]
