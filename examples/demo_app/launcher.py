@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from examples.demo_app.register import register_demo_apps
+from portal.devserver import stop_process
 
 DEMO_PORT = 5001
 CREDENTIALS_FILE = "demo_app.json"
@@ -43,13 +44,7 @@ class DemoAppProcess:
         self.proc, self.url = proc, url
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def register_in(flask_app, base_url: str, *, school: str | None, echo=print):
