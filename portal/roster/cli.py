@@ -38,9 +38,20 @@ class TerminalProgress:
             self.bar = None
 
 
-def _refuse(error: RosterError):
-    raise click.ClickException("the roster was not imported; nothing changed:\n  "
-                               + "\n  ".join(error.problems))
+def _import_and_report(run_import, headline: str) -> None:
+    """Run an import with a progress bar on a terminal; print its summary, or refuse plainly."""
+    progress = TerminalProgress.maybe()
+    try:
+        summary = run_import(progress)
+    except RosterError as e:
+        raise click.ClickException("the roster was not imported; nothing changed:\n  "
+                                   + "\n  ".join(e.problems)) from None
+    finally:
+        if progress:
+            progress.close()
+    click.echo(headline)
+    for line in summary.lines():
+        click.echo(line)
 
 
 @click.group("roster")
@@ -60,18 +71,9 @@ def roster_import(path):
     from portal.db import db
     from portal.roster.importer import import_roster
 
-    progress = TerminalProgress.maybe()
-    try:
-        summary = import_roster(db.session, path, progress=progress,
-                                redis_client=current_app.extensions["redis"])
-    except RosterError as e:
-        _refuse(e)
-    finally:
-        if progress:
-            progress.close()
-    click.echo(f"imported {path}")
-    for line in summary.lines():
-        click.echo(line)
+    _import_and_report(lambda progress: import_roster(
+        db.session, path, progress=progress, redis_client=current_app.extensions["redis"]),
+        f"imported {path}")
 
 
 @click.command("demo")
@@ -85,17 +87,8 @@ def demo_cli(students):
     from portal.roster.demo import DEMO_ACCOUNTS, load_demo
 
     upgrade(db.engine)
-    progress = TerminalProgress.maybe()
-    try:
-        summary = load_demo(db.session, students=students, progress=progress)
-    except RosterError as e:
-        _refuse(e)
-    finally:
-        if progress:
-            progress.close()
-    click.echo(f"demo district loaded ({students} students)")
-    for line in summary.lines():
-        click.echo(line)
+    _import_and_report(lambda progress: load_demo(db.session, students=students, progress=progress),
+                       f"demo district loaded ({students} students)")
     click.echo("demo sign-ins:")
     for account in DEMO_ACCOUNTS:
         click.echo(f"  {account.username}  {account.password}")
