@@ -61,6 +61,13 @@ def _device_api(view):
     return wrapped
 
 
+def _single_use(status: int = 200, **fields):
+    """A JSON answer carrying a credential or a one-time link: no cache may keep it."""
+    response = make_response(jsonify(**fields), status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _wants_json() -> bool:
     return request.is_json or request.accept_mimetypes.best == "application/json"
 
@@ -113,11 +120,8 @@ def enroll():
     except PairingFailed as e:
         return _api_error(400, e.title, e.advice)
     device = enrolled.device
-    response = jsonify(device_id=device.id, name=device.name, school=device.school.name,
+    return _single_use(201, device_id=device.id, name=device.name, school=device.school.name,
                        credential=enrolled.credential)
-    response.status_code = 201
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.post("/kiosk/bind")
@@ -126,10 +130,8 @@ def enroll():
 def bind(device: KioskDevice):
     """The device asks for a one-time URL that binds its browser (open it right away)."""
     code = start_browser_binding(flow.redis_client(), device)
-    response = jsonify(bind_url=url_for("kiosk.bind_browser", code=code, _external=True),
+    return _single_use(bind_url=url_for("kiosk.bind_browser", code=code, _external=True),
                        expires_in=BIND_SECONDS)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.get("/kiosk/bind/<code>")
@@ -167,10 +169,8 @@ def badge(device: KioskDevice):
     code = start_handoff(flow.redis_client(), accepted, clock=flow.app_clock())
     # The badge's last use, committed after the ids above were read (a commit expires them).
     db.session.commit()
-    response = jsonify(handoff_url=url_for("kiosk.handoff", code=code, _external=True),
+    return _single_use(handoff_url=url_for("kiosk.handoff", code=code, _external=True),
                        expires_in=HANDOFF_SECONDS)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.get("/kiosk/handoff/<code>")
