@@ -15,9 +15,8 @@ from portal.auth import destination
 from portal.auth.services import sign_in
 from portal.badges.expiry import utcnow
 from portal.badges.factors import is_locked
-from portal.badges.policy import policy_for
 from portal.badges.sessions import mark_device_session
-from portal.badges.signin import Accepted, BadgeLimits, check_badge
+from portal.badges.signin import Accepted, BadgeLimits, check_badge, find_badge
 from portal.models import Badge, FactorKind, KioskDevice, Person
 
 PENDING = "badge_pending"
@@ -69,7 +68,7 @@ def continue_after_badge(db: Session, accepted: Accepted) -> str:
     wanted the student to sign in again, see portal.auth.destination)."""
     person, badge = accepted.person, accepted.badge
     device_id = accepted.device.id if accepted.device else None
-    factor = (accepted.policy or policy_for(db, badge.school_id)).factor_for(person)
+    factor = accepted.policy.factor_for(person)
     going_to = destination.take()
     if factor is None:
         finish_sign_in(person, badge, device_id, "badge")
@@ -89,15 +88,16 @@ def pending_sign_in(db: Session) -> tuple[Person, Badge, dict] | None:
     data = session.get(PENDING)
     if not isinstance(data, dict) or time.time() >= data.get("exp", 0):
         return None
-    badge = db.get(Badge, data["badge_id"])
+    found = find_badge(db, badge_id=data["badge_id"])
+    badge = found.badge
     if badge is None or badge.person_id != data["person_id"]:
         return None
     device = db.get(KioskDevice, data["device_id"]) if data.get("device_id") else None
     if data.get("device_id") and (device is None or device.revoked_at is not None):
         return None
-    if check_badge(db, badge, now(), device=device) is not None:
+    if check_badge(found, now(), device=device) is not None:
         return None
     # The school may have changed its policy since the scan.
-    if policy_for(db, badge.school_id).factor_for(badge.person) is not FactorKind(data["factor"]):
+    if found.policy.factor_for(badge.person) is not FactorKind(data["factor"]):
         return None
     return badge.person, badge, data

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, contains_eager
 
 from portal import audit
 from portal.badges.expiry import utcnow
-from portal.badges.policy import EffectivePolicy, policy_for, policy_from_row
+from portal.badges.policy import EffectivePolicy, policy_from_row
 from portal.badges.token import looks_like_badge, token_hash
 from portal.errors import PortalError
 from portal.models import Badge, BadgePolicy, KioskDevice, Person, PersonSchool
@@ -76,7 +76,7 @@ class Accepted:
     person: Person
     badge: Badge
     device: KioskDevice | None
-    policy: EffectivePolicy | None = None
+    policy: EffectivePolicy
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Found:
     the badge's school, and that school's policy. One statement finds it (a scan is hot)."""
     badge: Badge | None
     member: bool = False
-    policy: EffectivePolicy | None = None
+    policy: EffectivePolicy | None = None   # set whenever badge is
 
 
 _FIND = (select(Badge, PersonSchool.person_id, BadgePolicy)
@@ -122,13 +122,10 @@ def find_badge(db: Session, *, token_hash: str | None = None, badge_id: int | No
     return Found(badge, member is not None, policy_from_row(badge.school_id, policy_row))
 
 
-def check_badge(db: Session, badge: Badge | None, now: datetime, *,
-                device: KioskDevice | None = None, browser: bool = False,
-                policy: EffectivePolicy | None = None, member: bool | None = None) -> str | None:
-    """Why this badge may not sign in now from here (None: it may).
-
-    `member` and `policy` (from find_badge) save the statements that would read them.
-    """
+def check_badge(found: Found, now: datetime, *, device: KioskDevice | None = None,
+                browser: bool = False) -> str | None:
+    """Why this badge (from find_badge) may not sign in now from here (None: it may)."""
+    badge = found.badge
     if badge is None:
         return "unknown"
     if badge.revoked_at is not None:
@@ -138,13 +135,11 @@ def check_badge(db: Session, badge: Badge | None, now: datetime, *,
     person = badge.person
     if not person.enabled:
         return "disabled"
-    if member is None:
-        member = db.get(PersonSchool, (person.id, badge.school_id)) is not None
-    if not member:
+    if not found.member:
         return "left school"
     if device is not None and device.school_id != badge.school_id:
         return "other school"
-    policy = policy or policy_for(db, badge.school_id)
+    policy = found.policy
     if browser and not policy.allow_browser_scanner:
         return "browser scanner off"
     if not policy.allows(person):
@@ -174,8 +169,7 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
 
     found = find_badge(db, token_hash=digest)
     badge, now = found.badge, clock()
-    reason = check_badge(db, badge, now, device=device, browser=address is not None,
-                         policy=found.policy, member=found.member)
+    reason = check_badge(found, now, device=device, browser=address is not None)
     if reason == "voided":
         audit.record("badge_voided_reuse", person=badge.person, commit=True, data={
             "badge_id": badge.id, "device_id": device.id if device else None,
@@ -226,7 +220,6 @@ def accept_handoff(db: Session, handoff: Handoff, browser_device: KioskDevice | 
     badge = found.badge
     if badge is None or badge.person_id != handoff.person_id:
         raise HandoffInvalid()
-    if check_badge(db, badge, clock(), device=browser_device, policy=found.policy,
-                   member=found.member) is not None:
+    if check_badge(found, clock(), device=browser_device) is not None:
         raise HandoffInvalid()
     return Accepted(badge.person, badge, browser_device, found.policy)
