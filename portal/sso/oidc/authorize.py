@@ -64,8 +64,8 @@ def _sign_in_state(person, app, data) -> SignInState:
     subject = None
     if data.get("login_hint"):
         settings = current_app.config["SETTINGS"]
-        released = access.released_claims(db.session, person, app, pairwise_key=settings.pairwise_key)
-        subject = released["subject"]
+        # Only the subject (always released): not the whole release, which may read the roster.
+        subject = access.pairwise_subject(settings.pairwise_key, person, app)
     return SignInState(auth_time=session.get("auth_time"), subject=subject, resumed_at=resumed_at,
                        resumed_pending=pending)
 
