@@ -9,11 +9,27 @@ the next student at the kiosk starts from their own tiles.
 """
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Response, after_this_request, current_app, request
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 COOKIE = "portal_continue"
 SECONDS = 5 * 60
+
+
+def local_path(target: str | None) -> str | None:
+    """`target` if it is a path on this portal, else None.
+
+    Only local paths: an open redirect would make the portal a phishing tool. Browsers read
+    "/\\evil" as "//evil" and drop tabs and newlines, so those are refused too.
+    """
+    if (target and len(target) <= 2048 and target.startswith("/") and not target.startswith("//")
+            and "\\" not in target and target.isprintable() and " " not in target):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return None
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -22,7 +38,6 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def remember(response: Response, path: str) -> Response:
     """Let the next non-form sign-in in this browser continue to `path` (a local path)."""
-    from portal.auth.views import local_path
     if local_path(path):
         response.set_cookie(COOKIE, _serializer().dumps(path), max_age=SECONDS, path="/",
                             httponly=True, samesite="Lax",
@@ -41,7 +56,6 @@ def take() -> str | None:
         response.delete_cookie(COOKIE, path="/")
         return response
 
-    from portal.auth.views import local_path
     try:
         return local_path(_serializer().loads(raw, max_age=SECONDS))
     except (BadData, TypeError):

@@ -1,30 +1,15 @@
 """Sign-in and sign-out pages."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from portal.auth import bp, destination
+from portal.auth.destination import local_path
 from portal.auth.services import (
     InvalidCredentials, LoginLimits, TooManyFailedLogins, check_password, sign_in, sign_out,
 )
 from portal.db import db
-
-
-def local_path(target: str | None) -> str | None:
-    """`target` if it is a path on this portal, else None.
-
-    Only local paths: an open redirect would make the portal a phishing tool. Browsers read
-    "/\\evil" as "//evil" and drop tabs and newlines, so those are refused too.
-    """
-    if (target and len(target) <= 2048 and target.startswith("/") and not target.startswith("//")
-            and "\\" not in target and target.isprintable() and " " not in target):
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc:
-            return target
-    return None
 
 
 def _safe_next(target: str | None) -> str:

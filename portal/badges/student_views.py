@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from portal import access
 from portal.auth.roles import signed_in
-from portal.auth.views import local_path
+from portal.auth.destination import local_path
 from portal.badges import flow
 from portal.badges.factors import (
     PICTURE_NAMES, PICTURES, PICTURES_TO_PICK, BadFactorChoice, FactorLocked, WrongFactor,
