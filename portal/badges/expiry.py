@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 TEMPORARY_MIN_HOURS = 1
@@ -9,6 +10,10 @@ TEMPORARY_MAX_HOURS = 12
 
 _MONTH_DAY = re.compile(r"^(\d{2})-(\d{2})$")
 _DAYS = re.compile(r"^(\d{1,4})d$")
+
+
+# The clock badge code takes (tests pass a settable one; the app, PORTAL_CLOCK or utcnow).
+Clock = Callable[[], datetime]
 
 
 def utcnow() -> datetime:

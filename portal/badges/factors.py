@@ -6,8 +6,7 @@ until a teacher unlocks it.
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Callable, Sequence
+from typing import Sequence
 
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
@@ -15,14 +14,13 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.auth.passwords import hasher
-from portal.badges.expiry import utcnow
+from portal.badges.expiry import Clock, utcnow
 from portal.badges.permissions import may_manage_student
 from portal.badges.services import NotPermitted
 from portal.errors import PortalError
 from portal.models import Badge, BadgeFactor, FactorKind, Person
 from portal.ratelimit import RateLimiter
 
-Clock = Callable[[], datetime]
 
 # The picture grid: a name (what is stored and posted) and the label shown under the picture.
 PICTURES: tuple[tuple[str, str], ...] = (

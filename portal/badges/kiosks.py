@@ -13,20 +13,18 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.badges.expiry import utcnow
+from portal.badges.expiry import Clock, utcnow
 from portal.badges.permissions import may_manage_school, may_pair_for_school
 from portal.badges.sessions import end_device_session
 from portal.errors import PortalError
 from portal.models import KioskDevice, Person, School
 
-Clock = Callable[[], datetime]
 
 PAIR_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud and typed by hand
 PAIR_LENGTH = 8

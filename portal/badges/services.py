@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterable
+from typing import Iterable
 
 import redis
 from sqlalchemy import select, update
@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.badges.expiry import permanent_expiry, temporary_expiry, utcnow
+from portal.badges.expiry import Clock, permanent_expiry, temporary_expiry, utcnow
 from portal.badges.permissions import may_manage_school, may_manage_section, may_manage_student
 from portal.badges.policy import policy_for
 from portal.badges.sessions import end_badge_sessions
@@ -26,7 +26,6 @@ from portal.models import (
     Badge, BadgeKind, Enrollment, Person, PersonSchool, Role, School, Section,
 )
 
-Clock = Callable[[], datetime]
 
 
 class BadgeError(PortalError):

@@ -12,14 +12,13 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 import redis
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session, contains_eager
 
 from portal import audit
-from portal.badges.expiry import utcnow
+from portal.badges.expiry import Clock, utcnow
 from portal.badges.policy import EffectivePolicy, policy_from_row
 from portal.badges.token import looks_like_badge, token_hash
 from portal.errors import PortalError
@@ -27,7 +26,6 @@ from portal.models import Badge, BadgePolicy, KioskDevice, Person, PersonSchool
 from portal.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 
 HANDOFF_SECONDS = 30
 _HANDOFF = "portal:kiosk:handoff:"
