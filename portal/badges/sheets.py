@@ -30,9 +30,8 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.badges.expiry import utcnow
+from portal.badges.expiry import Clock, utcnow
 from portal.badges.permissions import may_manage_section
-from portal.badges.expiry import Clock
 from portal.badges.services import BadgeError, NotPermitted, issue_badges_for_section
 from portal.badges.token import looks_like_badge
 from portal.models import Person, Section
