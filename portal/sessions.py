@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 import redis
+from redis.commands.core import Script
 from flask import Flask, Request, Response, current_app, request, session
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, Signer
@@ -24,6 +25,22 @@ PREFIX = "portal:session:"
 PERSON_INDEX = "portal:person-sessions:"
 
 log = logging.getLogger(__name__)
+
+# KEYS: the session; ARGV: the default idle time-out in seconds. Read the session and slide its
+# idle time-out in one round trip: its own (`_idle`, a kiosk's shorter one) when it has one, else
+# the default. A kiosk session read with GETEX and the default needed a second EXPIRE every request.
+_OPEN = Script(None, b"""
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local idle = tonumber(ARGV[1])
+local ok, data = pcall(cjson.decode, raw)
+if ok and type(data) == 'table' then
+  local own = tonumber(data['_idle'])
+  if own and own >= 1 then idle = math.floor(own) end
+end
+redis.call('EXPIRE', KEYS[1], idle)
+return raw
+""")
 
 
 class RedisSession(CallbackDict, SessionMixin):
@@ -41,7 +58,7 @@ class RedisSession(CallbackDict, SessionMixin):
         self.unavailable = unavailable
         # The stored session this one replaces (rotate), deleted when this one is saved.
         self.replaces: str | None = None
-        # The idle time-out Redis was given when the session was read (GETEX), if any.
+        # The idle time-out Redis was given when the session was read (_OPEN), if any.
         self.touched_idle: int | None = None
         # Who the stored session belonged to, so ending it also clears the person's index.
         self.loaded_user_id = (initial or {}).get("_user_id")
@@ -75,8 +92,9 @@ class RedisSessionInterface(SessionInterface):
         return app.extensions["redis"]
 
     def _idle_seconds(self, app: Flask, session: RedisSession | None = None) -> int:
-        if session is not None and session.get("_idle"):
-            return int(session["_idle"])
+        own = session.get("_idle") if session is not None else None
+        if isinstance(own, (int, float)) and own >= 1:    # as the _OPEN script reads it
+            return int(own)
         return app.config["SETTINGS"].session_idle_minutes * 60
 
     def _max_seconds(self, app: Flask, data: dict) -> int:
@@ -95,11 +113,8 @@ class RedisSessionInterface(SessionInterface):
             sid = self._signer(app).unsign(cookie).decode()
         except (BadSignature, UnicodeDecodeError):
             return RedisSession(sid=_new_sid(), new=True)
-        idle = self._idle_seconds(app)
         try:
-            # Read and slide the idle time-out in one round trip; a session with its own idle
-            # time-out (kiosk) is corrected when it is saved.
-            raw = self._client(app).getex(PREFIX + sid, ex=idle)
+            raw = _OPEN([PREFIX + sid], [self._idle_seconds(app)], client=self._client(app))
             if raw is None:
                 return RedisSession(sid=_new_sid(), new=True)
             try:
@@ -113,7 +128,7 @@ class RedisSessionInterface(SessionInterface):
         except redis.RedisError:
             return RedisSession(sid=sid, unavailable=True)
         session = RedisSession(data, sid=sid)
-        session.touched_idle = idle
+        session.touched_idle = self._idle_seconds(app, session)  # what the script gave it
         return session
 
     def _delete(self, app: Flask, sid: str, data: dict, pipe=None) -> None:
