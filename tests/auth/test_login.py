@@ -116,3 +116,14 @@ def test_sign_in_is_recorded(client, auth, roster):
     db.session.rollback()
     kinds = list(db.session.scalars(select(Event.kind).where(Event.person_id == person.id)))
     assert kinds == ["sign_in"]
+
+
+def test_sign_in_page_shows_young_students_the_badge_way(client):
+    # A six-year-old has a badge, not a password: the page says where that goes.
+    page = client.get("/login").get_data(as_text=True)
+    assert 'href="/badge"' in page and "Sign in with my badge" in page
+    scanner = client.get("/badge")
+    assert scanner.status_code == 200
+    # No school here reads badges in the browser: the page says so and leads back.
+    assert "classroom kiosk" in scanner.get_data(as_text=True)
+    assert 'href="/login"' in scanner.get_data(as_text=True)

@@ -58,6 +58,18 @@ def test_student_signs_in_opens_an_app_and_signs_out(page, live_server, link_sit
 
 
 @pytest.mark.parametrize("viewport", [{"width": 320, "height": 640}])
+def test_sign_in_page_fits_320px_and_shows_the_badge_way(page, live_server, school_with_apps):
+    page.goto(live_server + "/login")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    for selector in ("button.primary", "a.badge-link"):
+        box = page.locator(selector).bounding_box()
+        assert box["height"] >= 48 and box["x"] >= 0 and box["x"] + box["width"] <= 320, (selector, box)
+    page.click("a.badge-link")
+    page.wait_for_url(live_server + "/badge")
+    assert page.locator("h1").count() == 1
+
+
+@pytest.mark.parametrize("viewport", [{"width": 320, "height": 640}])
 def test_tiles_fit_a_320px_screen_with_large_targets(page, live_server, school_with_apps):
     sign_in(page, live_server)
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
