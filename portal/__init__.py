@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from portal.config import ROOT, flask_config, load_settings
+from portal.config import ROOT, flask_config, load_settings, private_folder
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -20,7 +20,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     app.instance_path = str(settings.instance_path)
-    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.instance_path)
 
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,

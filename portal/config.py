@@ -83,13 +83,27 @@ class Settings:
         return self.env == "production"
 
 
+def private_folder(path: Path) -> Path:
+    """Create `path` and any missing parents readable by their owner only (0700): instance/ holds
+    the database file, the secrets and Redis's data, all about students. A folder that exists
+    keeps the mode its owner gave it."""
+    target = Path(path)
+    missing, folder = [], target
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return target
+
+
 def secret_file_value(path: Path) -> str:
     """Read the secret at `path`, creating it (mode 0600) the first time.
 
     Several workers may start at once: the secret is written whole to a private temporary file
     and linked into place, so a reader never sees a half-written file and all agree on one value.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     if not path.exists():
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

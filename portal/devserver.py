@@ -9,6 +9,8 @@ from pathlib import Path
 
 import redis
 
+from portal.config import private_folder
+
 
 def free_port() -> int:
     """Ask the kernel for a free TCP port on 127.0.0.1."""
@@ -46,7 +48,7 @@ class RedisProcess:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed. On Debian: apt-get install redis-server")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(self.data_dir)  # sessions live here: nobody else reads them
         args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                 "--appendonly", "no", "--protected-mode", "yes", "--loglevel", "warning"]
         args += ["--save", "60 1"] if self.persist else ["--save", ""]

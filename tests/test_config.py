@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from portal.config import ConfigError, load_settings, secret_file_value
+from portal.config import ConfigError, load_settings, private_folder, secret_file_value
 
 
 def test_secret_is_made_once_with_private_mode(tmp_path):
@@ -40,3 +40,17 @@ def test_bad_number_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv("PORTAL_SESSION_IDLE_MINUTES", "ten")
     with pytest.raises(ConfigError, match="PORTAL_SESSION_IDLE_MINUTES"):
         load_settings()
+
+
+def test_instance_folder_is_made_private(tmp_path):
+    # It holds the database file, the secrets and Redis's data: all about students.
+    instance = tmp_path / "a" / "instance"
+    secret_file_value(instance / "secret_key")
+    for folder in (tmp_path / "a", instance):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE((instance / "secret_key").stat().st_mode) == 0o600
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    private_folder(shared)  # an existing folder keeps the mode its owner gave it
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755

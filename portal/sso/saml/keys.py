@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from portal.config import ConfigError
+from portal.config import ConfigError, private_folder
 
 KEY_NAME = "saml_signing_key.pem"
 CERT_NAME = "saml_signing_cert.pem"
@@ -84,7 +84,7 @@ def load_keys(key_file: str, cert_file: str, instance_path: Path) -> SigningKeys
             raise ConfigError(f"can't read the SAML signing key or certificate: {e}") from None
         return _check_pair(keys, "PORTAL_SAML_KEY_FILE / PORTAL_SAML_CERT_FILE")
 
-    instance_path.mkdir(parents=True, exist_ok=True)
+    private_folder(instance_path)
     key_path, cert_path = instance_path / KEY_NAME, instance_path / CERT_NAME
     # Workers start together: a lock makes one of them generate and the others read its files.
     with open(instance_path / ".saml_keys.lock", "w") as lock:
