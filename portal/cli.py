@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -166,9 +167,12 @@ def dev(port, students):
             from portal.models import Person
             upgrade(db.engine)
             if not db.session.scalar(select(func.count(Person.id))):
-                from portal.roster.demo import load_demo
+                from portal.roster.demo import add_demo_badge, load_demo
                 click.echo("loading the demo district ...")
                 load_demo(db.session, students=students)
+                badge = add_demo_badge(db.session, app.extensions["redis"],
+                                       Path(app.config["SETTINGS"].instance_path) / "demo-badge.pdf")
+                click.echo(f"a badge for demo.student: {badge} (hold it up to http://127.0.0.1:{port}/badge)")
         demo_app = _start_demo_app(app, port)
         click.echo(f"portal: http://127.0.0.1:{port}/  (demo sign-ins are in README.md)")
         # Not app.run(): inside a `flask`-style command it returns at once without serving.

@@ -45,7 +45,7 @@ DEMO_APPS = (
 )
 
 __all__ = ["DEMO_ACCOUNTS", "DEMO_ADMIN", "DEMO_STUDENT", "DEMO_TEACHER", "DISTRICT_NAME",
-           "DISTRICT_SID", "load_demo", "write_bundle"]
+           "DISTRICT_SID", "add_demo_badge", "load_demo", "write_bundle"]
 
 
 def _account(demo: DemoAccount) -> Account:
@@ -98,3 +98,26 @@ def load_demo(db: Session, students: int = 300, *, sections: int | None = None,
     _set_demo_passwords(db)
     _add_demo_apps(db)
     return summary
+
+
+def add_demo_badge(db: Session, client, path: Path) -> Path:
+    """Let a visitor try a badge: the demo student's school also reads badges in the browser
+    (/badge), and a badge for the demo student is written to `path` (one label, mode 0600), to
+    print or to show on a phone to the camera. A new badge each time: the old one stops working."""
+    from portal.badges.policy import set_policy
+    from portal.badges.services import issue_badge
+    from portal.badges.sheets import SheetBadge, badge_name, render_sheet, write_private_file
+    from portal.models import Person, School
+
+    school = db.scalar(select(School).where(School.sourced_id == ELEMENTARY))
+    student = db.scalar(select(Person).where(Person.username == DEMO_STUDENT.username))
+    if school is None or student is None:
+        raise LookupError("the demo district is not loaded")
+    set_policy(db, school, allow_browser_scanner=True)
+
+    def sheet() -> bytes:
+        issued = issue_badge(db, client, student, school=school)
+        return render_sheet([SheetBadge(issued.token, badge_name(student), school.name)])
+
+    write_private_file(path, sheet)
+    return path

@@ -91,3 +91,29 @@ def test_demo_bundle_takes_its_size_from_the_options(tmp_path):
     assert sizes.enrollments == 1300 * 4 + 400  # each section also has its teacher
     assert sizes.schools == 3
     assert sizes.teachers == 30 + 15 + 20  # one per 20 students in each school
+
+
+def test_demo_badge_is_a_real_badge_the_browser_scanner_takes(runner, app, redis_client, tmp_path):
+    # `make run` writes it, so a visitor can try /badge with the demo student's card.
+    import re
+    import stat
+
+    from portal.db import db
+    from portal.roster.demo import add_demo_badge
+    from tests.badges.test_sheets import read_sheet
+
+    assert runner.invoke(args=["demo", "--students", "60"]).exit_code == 0
+    with app.app_context():
+        pdf = add_demo_badge(db.session, redis_client, tmp_path / "demo-badge.pdf")
+        db.session.remove()
+    assert stat.S_IMODE(pdf.stat().st_mode) == 0o600
+    [(codes, text)] = read_sheet(pdf)
+    assert text.startswith(f"{DEMO_STUDENT.given_name} {DEMO_STUDENT.family_name[0]}.")
+
+    browser = app.test_client()
+    page = browser.get("/badge").get_data(as_text=True)
+    assert "Hold your badge up to the camera" in page  # the demo school reads badges here
+    csrf = re.search(r'data-csrf="([^"]+)"', page).group(1)
+    answer = browser.post("/badge/scan", json={"token": codes[0]}, headers={"X-CSRFToken": csrf})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert f"Hi, {DEMO_STUDENT.given_name}!" in browser.get(answer.json["next"]).get_data(as_text=True)
