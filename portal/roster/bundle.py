@@ -20,6 +20,10 @@ FILES = ("academicSessions", "orgs", "courses", "classes", "users", "enrollments
 MODES = ("bulk", "delta", "absent")
 MANIFEST = "manifest.csv"
 
+# The most one file may hold, unpacked. A district of a million students exports well under it;
+# a zip bomb (a small zip that unpacks to hundreds of gigabytes) is refused before it is read.
+MAX_FILE_BYTES = 2 << 30
+
 # Grow the csv module's field limit: a class with many term or grade codes is still one field.
 csv.field_size_limit(1 << 24)
 
@@ -57,6 +61,12 @@ class Source:
 
     def read(self, filename: str) -> bytes:
         try:
+            size = self.size(filename)
+            if size > MAX_FILE_BYTES:
+                where = "unzipped " if self._zip is not None else ""
+                raise RosterError([f"{filename}: {_amount(size)} {where}is more than a roster file "
+                                   f"may hold ({_amount(MAX_FILE_BYTES)}); check that this is the "
+                                   "district's export"])
             if self._zip is not None:
                 return self._zip.read(self._members[filename])
             return (self.path / filename).read_bytes()
@@ -71,6 +81,10 @@ class Source:
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
+
+
+def _amount(size: int) -> str:
+    return f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.0f} MiB"
 
 
 def decode(filename: str, data: bytes) -> str:

@@ -120,6 +120,39 @@ def test_bad_zip_is_refused(db_session, tmp_path, imported):
     assert snapshot(db_session) == imported
 
 
+def test_zip_bomb_is_refused_before_it_is_unpacked(db_session, bundles, roster_rows, imported,
+                                                  tmp_path, monkeypatch):
+    import tracemalloc
+    import zipfile
+
+    from portal.roster import bundle
+    monkeypatch.setattr(bundle, "MAX_FILE_BYTES", 16 << 20)  # the real limit is 2 GiB
+    folder = bundles.write(roster_rows)
+    archive = tmp_path / "roster.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in folder.iterdir():
+            if path.name != "users.csv":
+                z.write(path, path.name)
+        with z.open("users.csv", "w") as users:
+            users.write((folder / "users.csv").read_bytes())
+            zeros = bytes(1 << 20)
+            for _ in range(64):
+                users.write(zeros)
+    assert archive.stat().st_size < 1 << 20  # a small zip that unpacks to 64 MiB
+
+    tracemalloc.start()
+    try:
+        problems = refused(db_session, archive)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert problems == ["users.csv: 64 MiB unzipped is more than a roster file may hold (16 MiB); "
+                        "check that this is the district's export"]
+    assert peak < 8 << 20, peak  # refused from the zip's directory, never unpacked
+    assert snapshot(db_session) == imported
+
+
 def test_non_utf8_bytes_name_the_line(db_session, bundles, roster_rows, imported):
     folder = bundles.write(roster_rows)
     users = folder / "users.csv"
