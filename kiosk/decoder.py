@@ -4,7 +4,7 @@ Chosen by measurement (`python -m bench.decode`: badges as portal/badges/sheets.
 QR version 4-Q; seed 2024, 20 frames per condition and size; CPU ms on one thread of a shared
 2-core machine): zxing-cpp first, pyzbar as its fallback, OpenCV's detectors not used.
 Badge frames read, of 240 (12 conditions), at 640x480 / 1280x720, and median ms at 720p:
-    kiosk.decoder 216 / 231   2.6 ms (p95 <= 14.2 in every condition, max 17.3; empty 5.2)
+    kiosk.decoder 216 / 231   2.0 ms (p95 <= 10.7 in every condition, max 11.3; empty 2.9)
     zxing-cpp     204 / 217   3.0 ms      pyzbar 183 / 214  18 ms
     OpenCV QRCodeDetectorAruco 140 / 182  36 ms (QRCodeDetector read fewer, and slower)
 No wrong decodes and no false positives from any of them; every hard-condition clip is read
@@ -21,8 +21,8 @@ others loaded the machine put the worst 720p p95 at 14.6-17.6 ms (pyzbar's own p
   (not on a crop shrunk more than the whole frame would be: the pass below sees it sharper).
 - When zxing saw a QR but read none (a format error has no position; the crops failed),
   pyzbar reads the whole of a 640x480 frame at full size, after dividing out uneven light,
-  then plain finder-located crops (below). When zxing saw nothing QR-like at all, pyzbar
-  reads only plain finder-located crops, at either size: see "Other seeds" below. At 720p that
+  then plain finder-located crops (below); when zxing saw nothing QR-like at all, only the
+  plain crops, and only in a 640x480 frame (see "Other seeds"). At 720p the whole frame
   costs 8 ms at 0.52 scale (17 at full size) and misses steep tilts: a card turned ~50/40
   degrees has modules ~2 px across one way, zxing finds its finder patterns but misjudges the
   symbol size ("Invalid symbol size"), and the halved frame loses them. So a large frame
@@ -49,20 +49,20 @@ others loaded the machine put the worst 720p p95 at 14.6-17.6 ms (pyzbar's own p
   whole frame at 0.9 scale does not read and at full size does (pyzbar costs the same at 0.9
   and 1.0 of a 640x480 frame, ~7 ms); the flattened whole frame loses a glare's edge (23, 3)
   where plain finder-located crops read it; and zxing sees nothing QR-like, so no pyzbar pass
-  ran (11 tilted, 3 glare, 23 shadow at 720p, 3 tilted at 720p): the finder-pattern search
-  (1.0 ms at 640x480, 2.3 at 720p) now runs on such frames too, with plain crops only (no
+  ran (11 tilted, 3 glare; at 720p 23 shadow, 3 tilted): on a 640x480 frame the
+  finder-pattern search (1.0 ms) now runs on such frames too, with plain crops only (no
   flattened ones, no whole frame: an empty frame's look-alike squares group now and then).
-  All seven seeds now meet the bare decoders in every condition at both sizes but one: with
-  --seed 99, scratched at 720p, 16 of 20 against pyzbar's 18 (zxing places nothing on two
-  scratched cards that pyzbar reads only on the whole frame at >= 0.43 scale, and the budget
-  left after the search and a look-alike pair's crop does not reach that). The cost is idle
-  time: empty frames went from median/p95 1.4/13.2 to 2.8/18.4 ms at 640x480 (p95: frames
-  where zxing hints a QR now also get the crops) and 3.5/4.5 to 5.2/6.6 ms at 720p, and the
-  worst 720p p95 from 12.4 to 14.2 ms (glare), the same sitting. Tried and dropped: a plain
-  whole frame at 640x480 instead of the flattened one (lost shadow frames), both of them
-  (~14 ms on a hinted empty frame), finder triples only for unhinted frames (lost a scratched
-  frame per seed), an extra whole-frame zxing look (flattened, global histogram or opened and
-  closed: each rescued a different few, none of the tilted ones).
+  Every seed now meets the bare decoders in every 640x480 condition. At 720p the same search
+  (2.3 ms) read the 720p frames above but for seed 99's (zxing places nothing on two scratched
+  cards that pyzbar reads only on the whole frame at >= 0.43 scale), and cost an empty frame
+  3.5 -> 5.2 ms median and the worst condition's p95 12.4 -> 14.2 ms, the same sitting: too
+  close to the 15 ms budget, so 720p frames keep the passes above. The cost at 640x480 is idle
+  time: empty frames went from median/p95 1.4/13.2 to 2.8/18.4 ms (p95: frames where zxing
+  hints a QR now also get the crops). Tried and dropped: a plain whole frame at 640x480
+  instead of the flattened one (lost shadow frames), both of them (~14 ms on a hinted empty
+  frame), finder triples only for unhinted frames (lost a scratched frame per seed), an extra
+  whole-frame zxing look (flattened, global histogram or opened and closed: each rescued a
+  different few, none of the tilted ones).
 - Tried before and dropped: the whole-frame pyzbar at 0.71 scale (reads the steep tilts, but
   16-17 ms), zxing on the frame stretched 1.3x one way (reads the clip, not the frame; both
   ways put p95 at 15.7 ms), picking the corner finder by angle or by the longest side (wrong
@@ -146,7 +146,10 @@ def read_badge(frame: np.ndarray) -> BadgeRead:
     # Not when a QR was read (a poster on the wall), which is most likely what zxing saw.
     if not tokens and not seen:
         if not hinted:
-            tokens = _located_zbar(gray, _ZBAR_FRAME_PIXELS, flatten=False, whole=False)
+            # Only on a small frame: at 720p the search on every frame zxing finds empty took
+            # 2 ms of an idle kiosk's frame and the worst conditions' p95 to the 15 ms budget.
+            if gray.size <= _SMALL_FRAME:
+                tokens = _located_zbar(gray, _ZBAR_FRAME_PIXELS, flatten=False, whole=False)
         elif gray.size <= _SMALL_FRAME:
             tokens = (_whole_frame_zbar(gray, gray.size)
                       or _located_zbar(gray, _ZBAR_FRAME_PIXELS, flatten=False, whole=False))
