@@ -134,9 +134,7 @@ class RedisSessionInterface(SessionInterface):
     def _delete(self, app: Flask, sid: str, data: dict, pipe=None) -> None:
         own = pipe is None
         pipe = self._client(app).pipeline() if own else pipe
-        pipe.delete(PREFIX + sid)
-        if data.get("_user_id"):
-            pipe.srem(PERSON_INDEX + str(data["_user_id"]), sid)
+        _queue_end(pipe, sid, data.get("_user_id"))
         if own:
             pipe.execute()
 
@@ -219,6 +217,20 @@ def require_session_store() -> None:
     if getattr(session, "new", False) and request.method not in ("GET", "HEAD", "OPTIONS") and (
             "X-CSRFToken" in request.headers or "csrf_token" in request.form):
         current_app.extensions["redis"].ping()
+
+
+def _queue_end(pipe, sid: str, person_id) -> None:
+    """Add to `pipe` what ends one stored session: its data, and its place in the person's index."""
+    pipe.delete(PREFIX + sid)
+    if person_id:
+        pipe.srem(PERSON_INDEX + str(person_id), sid)
+
+
+def end_session(client: redis.Redis, person_id: int, sid: str) -> int:
+    """End one session of a person by its id; return 1 if it was still there, else 0."""
+    pipe = client.pipeline()
+    _queue_end(pipe, sid, person_id)
+    return pipe.execute()[0]
 
 
 def end_sessions_where(client: redis.Redis, person_id: int,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import redis
 
-from portal.sessions import PERSON_INDEX, PREFIX, end_sessions_where
+from portal.sessions import end_session, end_sessions_where
 
 BADGE_METHODS = ("badge", "badge+pin", "badge+picture")
 _CURRENT = "portal:kiosk:current:"  # device id -> "person-id session-id" of the session on it
@@ -31,10 +31,7 @@ def end_device_session(client: redis.Redis, device_id: int) -> int:
     if not sid:  # written before sessions were named here: find it by what it holds
         return end_sessions_where(client, int(person_id),
                                   lambda data: data.get("kiosk_device") == device_id)
-    pipe = client.pipeline()
-    pipe.delete(PREFIX + sid)
-    pipe.srem(PERSON_INDEX + person_id, sid)
-    return pipe.execute()[0]
+    return end_session(client, int(person_id), sid)
 
 
 def mark_device_session(session, device_id: int, person_id: int, seconds: int) -> None:
