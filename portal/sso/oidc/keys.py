@@ -16,6 +16,8 @@ from pathlib import Path
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
+from portal.config import private_folder
+
 ALG = "RS256"
 KEY_BITS = 2048
 # Rotation keeps the new key and the one before it; older keys are deleted.
@@ -96,9 +98,7 @@ class _FolderLock:
 
 
 def _prepare(folder: Path) -> Path:
-    folder = Path(folder)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return folder
+    return private_folder(folder)
 
 
 def _read(folder: Path) -> KeyRing:
