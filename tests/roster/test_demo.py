@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import stat
 
 from sqlalchemy import func, select
 
+from portal.db import db
 from portal.models import App, Enrollment, Person, Section
-from portal.roster.demo import DEMO_ADMIN, DEMO_STUDENT, DEMO_TEACHER, write_bundle
+from portal.roster.demo import DEMO_ADMIN, DEMO_STUDENT, DEMO_TEACHER, add_demo_badge, write_bundle
+from tests.badges.test_sheets import read_sheet
 from tests.roster.conftest import snapshot
 
 
@@ -95,13 +99,6 @@ def test_demo_bundle_takes_its_size_from_the_options(tmp_path):
 
 def test_demo_badge_is_a_real_badge_the_browser_scanner_takes(runner, app, redis_client, tmp_path):
     # `make run` writes it, so a visitor can try /badge with the demo student's card.
-    import re
-    import stat
-
-    from portal.db import db
-    from portal.roster.demo import add_demo_badge
-    from tests.badges.test_sheets import read_sheet
-
     assert runner.invoke(args=["demo", "--students", "60"]).exit_code == 0
     with app.app_context():
         pdf = add_demo_badge(db.session, redis_client, tmp_path / "demo-badge.pdf")

@@ -1,9 +1,12 @@
 """A malformed bundle is refused whole: plain messages naming file and line, nothing written."""
 from __future__ import annotations
 
+import tracemalloc
+import zipfile
+
 import pytest
 
-from portal.roster import RosterError, import_roster
+from portal.roster import RosterError, bundle, import_roster
 from portal.roster.problems import MAX_PROBLEMS
 from tests.roster.conftest import HEADERS, snapshot
 
@@ -122,10 +125,6 @@ def test_bad_zip_is_refused(db_session, tmp_path, imported):
 
 def test_zip_bomb_is_refused_before_it_is_unpacked(db_session, bundles, roster_rows, imported,
                                                   tmp_path, monkeypatch):
-    import tracemalloc
-    import zipfile
-
-    from portal.roster import bundle
     monkeypatch.setattr(bundle, "MAX_FILE_BYTES", 16 << 20)  # the real limit is 2 GiB
     folder = bundles.write(roster_rows)
     archive = tmp_path / "roster.zip"
