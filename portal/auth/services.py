@@ -11,7 +11,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.auth.passwords import hash_password, needs_rehash, rehash_password, verify_password
+from portal.auth.passwords import (
+    MAX_LENGTH, hash_password, needs_rehash, rehash_password, verify_password,
+)
 from portal.errors import PortalError
 from portal.models import Person
 from portal.ratelimit import RateLimiter
@@ -59,18 +61,28 @@ _BY_USERNAME = select(Person).where(Person.username == bindparam("username"))
 
 def check_password(db: Session, limits: LoginLimits, username: str, password: str,
                    address: str) -> Person:
-    """Return the person if the password is right; count every failure, unknown names too."""
+    """Return the person if the password is right; count every failure, unknown names too.
+
+    The strict per-account limit counts the attempt before the password is checked, in one step
+    that also tests it, so guesses sent at once cannot all pass the test before any is counted;
+    the right password then clears the account's count. The generous per-address limit counts
+    failures only (a school's sign-ins share an address): at most the requests already being
+    checked can pass it at once.
+    """
     name = normalize_username(username)
-    if not limits.account.test(name) or not limits.address.test(address):
+    if not limits.address.test(address) or not limits.account.hit(name):
         raise TooManyFailedLogins()
 
-    person = db.scalar(_BY_USERNAME, {"username": name})
-    ok = verify_password(person.password_hash if person else None, password)
+    # A name with control characters (PostgreSQL cannot even compare a NUL) or longer than any
+    # stored one, or an over-long password, is a failure like any other, without the lookup.
+    readable = name.isprintable() and len(username.strip()) <= 255 and len(password) <= MAX_LENGTH
+    person = db.scalar(_BY_USERNAME, {"username": name}) if readable else None
+    ok = readable and verify_password(person.password_hash if person else None, password)
     if not ok or person is None or not person.enabled:
-        limits.account.hit(name)
         limits.address.hit(address)
         raise InvalidCredentials()
 
+    limits.account.clear(name)
     if needs_rehash(person.password_hash):
         # Not hash_password: an old short password must still upgrade, not fail the sign-in.
         person.password_hash = rehash_password(password)

@@ -72,3 +72,58 @@ def test_default_limits_are_strict_per_account_and_generous_per_address():
     per_hour = lambda item: item.amount * 3600 / item.get_expiry()  # noqa: E731
     assert per_hour(account) <= 60
     assert per_hour(address) >= 50 * per_hour(account)  # a whole school shares one address
+
+
+def test_guesses_sent_at_once_are_each_counted_before_the_password_is_checked(live_server, roster):
+    """Eight wrong guesses arrive together; argon2 takes long enough that all would pass a
+    check made before any was counted. Only the limit's three are checked."""
+    import re
+    import threading
+
+    import requests
+
+    roster.person("ada.lovelace")
+    sessions = [requests.Session() for _ in range(8)]
+    forms = []
+    for n, browser in enumerate(sessions):
+        page = browser.get(f"{live_server}/login").text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        forms.append({"username": "ada.lovelace", "password": f"wrong guess {n}", "csrf_token": token})
+    start, statuses = threading.Barrier(len(sessions)), []
+
+    def guess(browser, form):
+        start.wait(timeout=10)
+        statuses.append(browser.post(f"{live_server}/login", data=form, allow_redirects=False,
+                                     timeout=30).status_code)
+
+    threads = [threading.Thread(target=guess, args=pair) for pair in zip(sessions, forms)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(statuses) == [401] * 3 + [429] * 5
+
+
+def test_a_right_password_clears_the_accounts_count(client, auth, roster):
+    roster.person("ada.lovelace")
+    for _ in range(2):
+        assert attempt(auth, "ada.lovelace").status_code == 401
+    assert attempt(auth, "ada.lovelace", "correct horse battery").status_code == 302
+    auth.logout()
+    for _ in range(3):
+        assert attempt(auth, "ada.lovelace").status_code == 401
+    assert attempt(auth, "ada.lovelace", "correct horse battery").status_code == 429
+
+
+@pytest.mark.parametrize("username, password", [
+    ("ada\x00lovelace", "wrong guess here"),
+    ("ada.lovelace\x07", "wrong guess here"),
+    ("ada.lovelace" + "x" * 300, "wrong guess here"),
+    ("ada.lovelace", "x" * 1025),
+])
+def test_unreadable_or_overlong_sign_ins_are_counted_failures(client, auth, roster, username, password):
+    roster.person("ada.lovelace")
+    for n in range(5):
+        response = attempt(auth, username, password, address=f"10.0.7.{n}")
+        assert response.status_code == (401 if n < 3 else 429)
+        assert "don't match" in problem(response) or "Too many tries" in problem(response)
