@@ -33,14 +33,31 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
-def _int(name: str, default: int) -> int:
+def _int(name: str, default: int, low: int | None = None, high: int | None = None) -> int:
     raw = _env(name)
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ConfigError(f"PORTAL_{name} must be a whole number, not {raw!r}") from None
+    if low is not None and value < low or high is not None and value > high:
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"PORTAL_{name} must be {bounds}, not {value}")
+    return value
+
+
+def _limit(name: str, default: str) -> str:
+    """A rate limit such as "10 per 15 minutes", checked now rather than at the first sign-in."""
+    from limits import parse
+    value = _env(name, default)
+    try:
+        item = parse(value)
+    except ValueError:
+        item = None
+    if item is None or item.amount < 1:
+        raise ConfigError(f"PORTAL_{name} must read like \"10 per 15 minutes\", not {value!r}")
+    return value
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -162,9 +179,7 @@ def load_settings() -> Settings:
             "PORTAL_OIDC_KEYS_DIR is not set. Every worker must sign ID tokens with the same keys: "
             "point it at a folder all workers share (`portal keys rotate` writes there)."
         )
-    oidc_code_seconds = _int("OIDC_CODE_SECONDS", 60)
-    if not 1 <= oidc_code_seconds <= 60:
-        raise ConfigError("PORTAL_OIDC_CODE_SECONDS must be between 1 and 60")
+    oidc_code_seconds = _int("OIDC_CODE_SECONDS", 60, 1, 60)
     oidc_issuer = (_env("OIDC_ISSUER", "") or "").rstrip("/")
     if env == "production" and not oidc_issuer:
         raise ConfigError(
@@ -177,9 +192,7 @@ def load_settings() -> Settings:
             or issuer_parts.scheme == "http" and issuer_parts.hostname in ("127.0.0.1", "localhost"))):
         raise ConfigError("PORTAL_OIDC_ISSUER must be the portal's https:// address, e.g. "
                           "https://portal.example.org")
-    oidc_token_seconds = _int("OIDC_TOKEN_SECONDS", 600)
-    if not 60 <= oidc_token_seconds <= 3600:
-        raise ConfigError("PORTAL_OIDC_TOKEN_SECONDS must be between 60 and 3600")
+    oidc_token_seconds = _int("OIDC_TOKEN_SECONDS", 600, 60, 3600)
 
     return Settings(
         env=env,
@@ -187,11 +200,11 @@ def load_settings() -> Settings:
         secret_key=secret,
         database_url=_env("DATABASE_URL", f"sqlite:///{instance / 'portal.sqlite3'}"),
         redis_url=redis_url,
-        session_idle_minutes=_int("SESSION_IDLE_MINUTES", 60),
-        session_max_hours=_int("SESSION_MAX_HOURS", 12),
-        login_limit_per_account=_env("LOGIN_LIMIT_PER_ACCOUNT", LOGIN_LIMIT_PER_ACCOUNT),
-        login_limit_per_address=_env("LOGIN_LIMIT_PER_ADDRESS", LOGIN_LIMIT_PER_ADDRESS),
-        trusted_proxies=_int("TRUSTED_PROXIES", 0),
+        session_idle_minutes=_int("SESSION_IDLE_MINUTES", 60, 1),
+        session_max_hours=_int("SESSION_MAX_HOURS", 12, 1),
+        login_limit_per_account=_limit("LOGIN_LIMIT_PER_ACCOUNT", LOGIN_LIMIT_PER_ACCOUNT),
+        login_limit_per_address=_limit("LOGIN_LIMIT_PER_ADDRESS", LOGIN_LIMIT_PER_ADDRESS),
+        trusted_proxies=_int("TRUSTED_PROXIES", 0, 0),
         pairwise_key=pairwise,
         saml_key_file=saml_key_file,
         saml_cert_file=saml_cert_file,
@@ -201,13 +214,13 @@ def load_settings() -> Settings:
         oidc_code_seconds=oidc_code_seconds,
         oidc_token_seconds=oidc_token_seconds,
         badge_expires=_badge_expires(_env("BADGE_EXPIRES", "07-31")),
-        kiosk_idle_minutes=_int("KIOSK_IDLE_MINUTES", 15),
-        badge_limit_per_device=_env("BADGE_LIMIT_PER_DEVICE", BADGE_LIMIT_PER_DEVICE),
-        badge_limit_per_badge=_env("BADGE_LIMIT_PER_BADGE", BADGE_LIMIT_PER_BADGE),
-        badge_limit_per_address=_env("BADGE_LIMIT_PER_ADDRESS", BADGE_LIMIT_PER_ADDRESS),
-        badge_factor_limit=_env("BADGE_FACTOR_LIMIT", BADGE_FACTOR_LIMIT),
-        kiosk_enroll_limit_per_address=_env("KIOSK_ENROLL_LIMIT_PER_ADDRESS",
-                                            KIOSK_ENROLL_LIMIT_PER_ADDRESS),
+        kiosk_idle_minutes=_int("KIOSK_IDLE_MINUTES", 15, 1),
+        badge_limit_per_device=_limit("BADGE_LIMIT_PER_DEVICE", BADGE_LIMIT_PER_DEVICE),
+        badge_limit_per_badge=_limit("BADGE_LIMIT_PER_BADGE", BADGE_LIMIT_PER_BADGE),
+        badge_limit_per_address=_limit("BADGE_LIMIT_PER_ADDRESS", BADGE_LIMIT_PER_ADDRESS),
+        badge_factor_limit=_limit("BADGE_FACTOR_LIMIT", BADGE_FACTOR_LIMIT),
+        kiosk_enroll_limit_per_address=_limit("KIOSK_ENROLL_LIMIT_PER_ADDRESS",
+                                              KIOSK_ENROLL_LIMIT_PER_ADDRESS),
     )
 
 

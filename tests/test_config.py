@@ -42,6 +42,25 @@ def test_bad_number_is_named(monkeypatch, tmp_path):
         load_settings()
 
 
+@pytest.mark.parametrize("name, value, words", [
+    ("SESSION_IDLE_MINUTES", "0", "at least 1"),
+    ("SESSION_IDLE_MINUTES", "-5", "at least 1"),
+    ("SESSION_MAX_HOURS", "0", "at least 1"),
+    ("KIOSK_IDLE_MINUTES", "0", "at least 1"),
+    ("OIDC_CODE_SECONDS", "120", "between 1 and 60"),
+    ("LOGIN_LIMIT_PER_ACCOUNT", "ten", "10 per 15 minutes"),
+    ("LOGIN_LIMIT_PER_ADDRESS", "0 per minute", "10 per 15 minutes"),
+    ("BADGE_FACTOR_LIMIT", "5 every day", "10 per 15 minutes"),
+])
+def test_settings_that_would_fail_every_request_stop_start_up(monkeypatch, tmp_path, name, value, words):
+    """A zero idle time-out made every request a 503 and an unreadable limit every sign-in a
+    500; now start-up says which setting is wrong."""
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv(f"PORTAL_{name}", value)
+    with pytest.raises(ConfigError, match=f"PORTAL_{name} must .*{words}"):
+        load_settings()
+
+
 def test_instance_folder_is_made_private(tmp_path):
     # It holds the database file, the secrets and Redis's data: all about students.
     instance = tmp_path / "a" / "instance"
