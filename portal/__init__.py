@@ -37,8 +37,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.before_request(require_session_store)
     csrf.init_app(app)
 
-    from portal.errors import register_error_handlers
+    from portal.errors import refuse_unreadable_input, register_error_handlers
     register_error_handlers(app)
+    app.before_request(refuse_unreadable_input)
 
     from portal import auth, launchpad
     app.register_blueprint(auth.bp)

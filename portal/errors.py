@@ -60,6 +60,20 @@ class PortalError(Exception):
             self.advice = advice
 
 
+class UnreadableInput(PortalError):
+    status = 400
+    title = "That had characters we can't read"
+    advice = "Go back and type it again."
+
+
+def refuse_unreadable_input() -> None:
+    """Stop a request whose address or form carries a NUL character: no field of ours has a
+    use for one, and PostgreSQL can neither store nor compare it (a query would fail as a 500)."""
+    fields = [request.args] + ([request.form] if request.method == "POST" else [])
+    if any("\x00" in key or "\x00" in value for f in fields for key, value in f.items(multi=True)):
+        raise UnreadableInput()
+
+
 def register_error_handlers(app: Flask) -> None:
     """Turn every exception into a page in one place."""
 

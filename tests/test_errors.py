@@ -58,6 +58,21 @@ def staff_app(app):
     return app
 
 
+@pytest.mark.parametrize("method, path, data", [
+    ("GET", "/oidc/authorize?client_id=app%00x&response_type=code", None),
+    ("GET", "/login?next=/%00", None),
+    ("POST", "/login", {"username": "ada\x00lovelace", "password": "correct horse battery"}),
+])
+def test_a_nul_character_is_refused_in_plain_words(client, roster, method, path, data):
+    """PostgreSQL cannot compare a NUL: a query with one was a 500 there."""
+    roster.person("ada.lovelace")
+    if data is not None:
+        data["csrf_token"] = csrf_token(client)
+    response = client.open(path, method=method, data=data)
+    assert response.status_code == 400
+    assert "characters we can" in response.get_data(as_text=True)
+
+
 def test_wrong_role_is_a_plain_403(staff_app, client, auth, roster):
     roster.person("ada.lovelace", role=Role.student)
     auth.login()

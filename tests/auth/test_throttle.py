@@ -116,7 +116,6 @@ def test_a_right_password_clears_the_accounts_count(client, auth, roster):
 
 
 @pytest.mark.parametrize("username, password", [
-    ("ada\x00lovelace", "wrong guess here"),
     ("ada.lovelace\x07", "wrong guess here"),
     ("ada.lovelace" + "x" * 300, "wrong guess here"),
     ("ada.lovelace", "x" * 1025),
