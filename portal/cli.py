@@ -1,12 +1,14 @@
 """`portal ...` commands: every admin action is scriptable (see DESIGN.md's contract)."""
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
 import click
+import redis
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import func, select
@@ -22,8 +24,35 @@ def _create_app():
         raise click.ClickException(str(e)) from None
 
 
-main = FlaskGroup(create_app=_create_app, help="The district's student portal.",
-                  add_version_option=False, load_dotenv=False)
+class PortalGroup(FlaskGroup):
+    """`portal`: a command that meets a database without the newest schema says what to run."""
+
+    def invoke(self, ctx):
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, ProgrammingError):
+            if _schema_is_current(ctx) is False:
+                fail("the database does not have this version's tables yet: "
+                     "run `portal db upgrade` first")
+            raise
+
+
+def _schema_is_current(ctx) -> bool | None:
+    from flask.cli import ScriptInfo
+
+    from portal.db import db
+    from portal.migrate import is_current
+    try:
+        app = ctx.ensure_object(ScriptInfo).load_app()
+        with app.app_context():
+            return is_current(db.engine)
+    except Exception:  # the database cannot be read at all: the original error says more
+        return None
+
+
+main = PortalGroup(create_app=_create_app, help="The district's student portal.",
+                   add_version_option=False, load_dotenv=False)
 
 
 def fail(message: str):
@@ -71,6 +100,9 @@ def users_set_password(username):
         set_password(db.session, current_app.extensions["redis"], person, password)
     except WeakPassword as e:
         fail(str(e))
+    except redis.RedisError:
+        fail("Redis cannot be reached, and a new password must end the sessions signed in with "
+             "the old one: start Redis (or set PORTAL_REDIS_URL) and run this again")
     click.echo(f"password set for {person.username}; their other sessions have ended")
 
 
@@ -175,6 +207,8 @@ def dev(port, students):
                 click.echo(f"a badge for demo.student: {badge} (hold it up to http://127.0.0.1:{port}/badge)")
         demo_app = _start_demo_app(app, port)
         click.echo(f"portal: http://127.0.0.1:{port}/  (demo sign-ins are in README.md)")
+        # Request lines carry hand-off tokens in paths and ID tokens in logout addresses.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # Not app.run(): inside a `flask`-style command it returns at once without serving.
         from werkzeug.serving import run_simple
         run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)

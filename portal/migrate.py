@@ -18,6 +18,15 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+def is_current(engine: Engine) -> bool:
+    """True when the database has the newest schema (False: empty, or older than this code)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    return set(current) == set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database behind `engine` up to `revision`."""
     cfg = alembic_config()

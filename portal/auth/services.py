@@ -91,7 +91,9 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
 
 
 def set_password(db: Session, client: redis.Redis, person: Person, password: str) -> None:
-    """Give a person a new password and end every session they had."""
+    """Give a person a new password and end every session they had (nothing changes when
+    Redis cannot be reached: the old sessions must not outlive the old password)."""
+    client.ping()
     person.password_hash = hash_password(password)
     person.password_changed_at = datetime.now(timezone.utc)
     db.commit()

@@ -1,0 +1,54 @@
+"""The `portal` command as an admin runs it: one plain line on trouble, nothing half done."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from portal.devserver import free_port
+from portal.models import Person
+
+PORTAL = str(Path(sys.executable).with_name("portal"))
+
+
+def run_portal(args: list[str], folder: Path, database_url: str) -> subprocess.CompletedProcess:
+    """Run the `portal` command with a Redis address nothing answers on."""
+    env = {**os.environ, "PORTAL_ENV": "development", "PORTAL_INSTANCE_PATH": str(folder / "instance"),
+           "PORTAL_DATABASE_URL": database_url, "PORTAL_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    return subprocess.run([PORTAL, *args], env=env, input="a long enough secret\n", text=True,
+                          capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("args", [
+    ["apps", "list"],
+    ["apps", "add-link", "Reading Room", "https://reading.example/"],
+    ["users", "set-password", "ada.lovelace"],
+    ["roster", "import", "{bundle}"],
+])
+def test_a_database_without_tables_says_to_upgrade_it(tmp_path, args):
+    from portal.roster.demo import write_bundle
+    write_bundle(tmp_path / "bundle", 20)
+    args = [arg.format(bundle=tmp_path / "bundle") for arg in args]
+    result = run_portal(args, tmp_path, f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Error: the database does not have this version's tables yet: run `portal db upgrade` first"]
+
+
+def test_set_password_without_redis_changes_nothing(settings, roster, tmp_path):
+    """The old sessions could not be ended, so the new password must not take effect either."""
+    from portal.db import db
+    ada = roster.person("ada.lovelace")
+    before = ada.password_hash
+    result = run_portal(["users", "set-password", "ada.lovelace"], tmp_path, settings.database_url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Error: Redis cannot be reached, and a new password must end the sessions signed in with "
+        "the old one: start Redis (or set PORTAL_REDIS_URL) and run this again"]
+    db.session.expire_all()
+    assert db.session.get(Person, ada.id).password_hash == before
