@@ -5,6 +5,7 @@ Order matters: decode -> parse safely -> find the issuer's registration -> verif
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -14,6 +15,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 from signxml import SignatureConfiguration, XMLVerifier
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
@@ -134,6 +136,15 @@ def _load_cert(cert_pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(cert_pem.encode())
 
 
+def _der_from_xmldsig_ecdsa(signature: bytes, key: ec.EllipticCurvePublicKey) -> bytes:
+    """XML-DSig sends an ECDSA signature as r || s, each the curve's size; cryptography wants DER."""
+    size = (key.curve.key_size + 7) // 8
+    if len(signature) != 2 * size:
+        raise BadSignature("the request's signature does not verify")
+    r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+    return encode_dss_signature(r, s)
+
+
 def verify_redirect_signature(message: IncomingMessage, cert_pem: str, now: datetime | None = None) -> None:
     """Check the Redirect binding's detached signature over SAMLRequest, RelayState and SigAlg."""
     if message.signature is None or message.signed_octets is None:
@@ -157,7 +168,8 @@ def verify_redirect_signature(message: IncomingMessage, cert_pem: str, now: date
         else:
             if not isinstance(key, ec.EllipticCurvePublicKey):
                 raise BadSignature("SigAlg does not match the app's certificate")
-            key.verify(message.signature, message.signed_octets, ec.ECDSA(algorithm))
+            key.verify(_der_from_xmldsig_ecdsa(message.signature, key), message.signed_octets,
+                       ec.ECDSA(algorithm))
     except InvalidSignature:
         raise BadSignature("the request's signature does not verify") from None
 
@@ -171,15 +183,56 @@ _POST_SIGNATURE_CONFIG = SignatureConfiguration(
 )
 
 
+# SAML's signature profile (core 5.4.4): verifiers may refuse any other transform. Exclusive c14n
+# WithComments is refused too: no SP needs comments signed, and signxml fails on it as a transform.
+_SAML_TRANSFORMS = frozenset({c.ENVELOPED_SIGNATURE, c.EXC_C14N})
+
+
+def _has_text(element: etree._Element | None) -> bool:
+    # .text, not text_of: signxml reads .text, which a leading comment leaves empty.
+    return element is not None and bool((element.text or "").strip())
+
+
+def check_signature_profile(signature: etree._Element, request_id: str | None) -> None:
+    """Refuse a signature outside SAML's profile (core 5.4) before signxml reads it.
+
+    signxml assumes a SignatureValue and DigestValue with text (it base64-decodes None otherwise);
+    SAML also wants one reference, to the request's own ID, with only its two transforms.
+    """
+    ns = {"ds": c.DS}
+    references = signature.findall("ds:SignedInfo/ds:Reference", ns)
+    if len(signature.findall("ds:SignedInfo", ns)) != 1 or len(references) != 1:
+        raise BadSignature("the signature must have one SignedInfo with one Reference")
+    reference = references[0]
+    if not (_has_text(signature.find("ds:SignatureValue", ns))
+            and _has_text(reference.find("ds:DigestValue", ns))):
+        raise BadSignature("the signature has no signature value or no digest value")
+    if not request_id or reference.get("URI") != "#" + request_id:
+        raise BadSignature("the signature does not refer to the request")
+    transforms = {t.get("Algorithm") for t in reference.iterfind("ds:Transforms/ds:Transform", ns)}
+    if not transforms <= _SAML_TRANSFORMS:
+        raise BadSignature("the signature uses a transform SAML signatures may not use")
+
+
 def verify_post_signature(root: etree._Element, cert_pem: str) -> etree._Element:
     """Verify the enveloped signature; return ONLY the element it covers (the signed request)."""
-    if root.find(f"{{{c.DS}}}Signature") is None:
+    signature = root.find(f"{{{c.DS}}}Signature")
+    if signature is None:
         raise BadSignature("the request's signature is missing or not where SAML puts it")
+    check_signature_profile(signature, root.get("ID"))
+    # The app's registered certificate is the only key that counts, so the key the signature
+    # names in KeyInfo is dropped (from a copy): signxml would compare it with the certificate
+    # and fails on an empty one. KeyInfo lies outside what is signed, so nothing signed changes.
+    root = copy.deepcopy(root)
+    for key_info in root.iterfind(f"{{{c.DS}}}Signature/{{{c.DS}}}KeyInfo"):
+        key_info.getparent().remove(key_info)
     try:
         result = XMLVerifier().verify(root, x509_cert=cert_pem, id_attribute="ID",
                                       expect_config=_POST_SIGNATURE_CONFIG)
     except (SignXMLException, InvalidInput, ValueError) as e:
         raise BadSignature(f"the request's signature does not verify: {e}") from None
+    except etree.DocumentInvalid as e:  # signxml's XML-DSig schema check: a part is missing
+        raise BadSignature(f"the request's signature is not a valid XML signature: {e}") from None
     signed = result.signed_xml
     # The reference must be the whole request: a signature over some other element with the
     # same ID (a wrapped copy) proves nothing about the request we were sent.

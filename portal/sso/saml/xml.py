@@ -99,7 +99,10 @@ def parse_saml_time(value: str | None) -> datetime:
         raise MalformedMessage(f"IssueInstant is not a date and time: {value[:40]!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is past the last moment Python can hold
+        raise MalformedMessage(f"IssueInstant is out of range: {value[:40]!r}") from None
 
 
 def text_of(element) -> str:
