@@ -6,6 +6,7 @@ that call these belong to the teacher blueprint.
 """
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from flask import Blueprint, jsonify, request
@@ -14,22 +15,32 @@ from sqlalchemy import select
 
 from portal.auth.roles import role_required
 from portal.badges import flow
+from portal.badges.expiry import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
 from portal.badges.factors import factor_row, reset_factor, unlock_factor
 from portal.badges.permissions import STAFF_ROLES, managed_students, may_manage_student
 from portal.badges.services import (
-    NotPermitted, issue_badge, void_badges_for_person, void_badges_for_school,
+    BadgeError, NotPermitted, issue_badge, void_badges_for_person, void_badges_for_school,
     void_badges_for_section,
 )
 from portal.db import db
+from portal.errors import PortalError
 from portal.models import Badge, Event, KioskDevice, Person, School, Section
 
 bp = Blueprint("badges", __name__)
 
 REUSE_DAYS = 30
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 def _form() -> dict:
-    return (request.get_json(silent=True) or {}) if request.is_json else request.form
+    if not request.is_json:
+        return request.form
+    if not request.get_data():
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise PortalError("Send the fields as a JSON object", 'For example {"hours": 4}.')
+    return body
 
 
 def _managed_student(person_id: int) -> Person:
@@ -44,6 +55,36 @@ def _get(model, ident: int):
     if found is None:
         raise NotPermitted()
     return found
+
+
+def _whole_number(form, name: str, error: PortalError) -> int:
+    """The form's `name` as a plain whole number (ASCII digits, or a JSON integer), else `error`."""
+    value = form.get(name)
+    text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not _DIGITS.fullmatch(text):
+        raise error
+    return int(text)
+
+
+def _temporary_hours(form) -> int | None:
+    """The hours of a temporary badge; None (a new permanent card) only when no `hours` are sent."""
+    if "hours" not in form:
+        return None
+    # Reading bad hours as "none" would issue a permanent card and void the one in the pocket.
+    wrong = BadgeError("A temporary badge lasts 1 to 12 hours",
+                       "Send the hours as a whole number from 1 to 12, or none for a new card.")
+    hours = _whole_number(form, "hours", wrong)
+    if not TEMPORARY_MIN_HOURS <= hours <= TEMPORARY_MAX_HOURS:
+        raise wrong
+    return hours
+
+
+def _school(form) -> School | None:
+    """The school named in the form; None (the student's own) when none is named."""
+    if "school" not in form:
+        return None
+    return _get(School, _whole_number(form, "school", BadgeError(
+        "That school number isn't right", "Send the school's number, or leave it out.")))
 
 
 def _when(value):
@@ -64,11 +105,10 @@ def describe_badge(badge: Badge) -> dict:
 def issue(person_id: int):
     """Issue a badge (temporary with `hours`); the token is in this answer and nowhere else."""
     student = _managed_student(person_id)
-    hours = str(_form().get("hours", "") or "")
-    school_id = str(_form().get("school", "") or "")
-    school = _get(School, int(school_id)) if school_id.isdigit() else None
-    issued = issue_badge(db.session, flow.redis_client(), student, school=school,
-                         actor=current_user, temporary_hours=int(hours) if hours.isdigit() else None,
+    form = _form()
+    hours = _temporary_hours(form)
+    issued = issue_badge(db.session, flow.redis_client(), student, school=_school(form),
+                         actor=current_user, temporary_hours=hours,
                          default_expires=flow.settings().badge_expires, clock=flow.app_clock())
     response = jsonify(token=issued.token, student=student.display_name,
                        **describe_badge(issued.badge))

@@ -247,6 +247,70 @@ def test_teacher_issues_a_temporary_badge_over_http(app, redis_client, world, cl
     assert datetime.fromisoformat(answer.json["expires_at"]) == clock.now + timedelta(hours=4)
 
 
+def _teacher_issues(app, world, **data):
+    """t.four asks for a badge for world.student over HTTP, with `data` as its JSON body."""
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    return staff_post(teacher, csrf, f"/badges/students/{world.student.id}/issue", **data)
+
+
+@pytest.mark.parametrize("hours", ["1.5", "-2", " 3", "3 ", "", "0", "13", "three", "²", "１",
+                                   "99999999999999999999", None, True, 2.0, [3]])
+def test_malformed_hours_are_refused_and_the_card_keeps_working(app, redis_client, world, kiosk,
+                                                                hours):
+    card = issue(redis_client, world.student)
+    answer = _teacher_issues(app, world, hours=hours)
+    assert answer.status_code == 400 and "token" not in answer.json
+    assert answer.json["error"] == "A temporary badge lasts 1 to 12 hours"
+    assert len(_active(world.student)) == 1
+    assert kiosk.scan(card).status_code == 200
+
+
+def test_malformed_hours_in_a_form_are_refused(app, redis_client, world, kiosk):
+    card = issue(redis_client, world.student)
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    answer = teacher.post(f"/badges/students/{world.student.id}/issue",
+                          data={"hours": "1.5", "csrf_token": csrf})
+    assert answer.status_code == 400
+    assert "1 to 12 hours" in answer.get_data(as_text=True)
+    assert kiosk.scan(card).status_code == 200
+
+
+@pytest.mark.parametrize("body", ['{"hours": "1.5"', '[4]', '"4"', "null"])
+def test_a_body_that_is_not_a_json_object_is_refused(app, redis_client, world, kiosk, body):
+    card = issue(redis_client, world.student)
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    answer = teacher.post(f"/badges/students/{world.student.id}/issue", data=body,
+                          content_type="application/json",
+                          headers={"X-CSRFToken": csrf, "Accept": "application/json"})
+    assert answer.status_code == 400 and answer.json["error"] == "Send the fields as a JSON object"
+    assert kiosk.scan(card).status_code == 200
+
+
+@pytest.mark.parametrize("school", ["", "1.5", "²", "abc", None, True, -1, "9999999999"])
+def test_malformed_school_is_refused_and_the_card_keeps_working(app, redis_client, world, kiosk,
+                                                                school):
+    card = issue(redis_client, world.student)
+    answer = _teacher_issues(app, world, school=school)
+    assert answer.status_code == 400 and answer.json["error"] == "That school number isn't right"
+    assert kiosk.scan(card).status_code == 200
+
+
+def test_teacher_names_the_school_of_a_new_badge(app, world):
+    answer = _teacher_issues(app, world, school=str(world.school.id), hours=2)
+    assert answer.status_code == 201 and answer.json["school_id"] == world.school.id
+
+
+def test_issue_without_hours_still_makes_a_permanent_card(app, redis_client, world, kiosk):
+    card = issue(redis_client, world.student)
+    answer = _teacher_issues(app, world)
+    assert answer.status_code == 201 and answer.json["kind"] == "permanent"
+    assert kiosk.scan(card).status_code == 403
+    assert kiosk.scan(answer.json["token"]).status_code == 200
+
+
 def test_password_reset_leaves_badges_alone(redis_client, world, kiosk):
     token = issue(redis_client, world.student)
     set_password(db.session, redis_client, world.student, "a brand new password")
@@ -265,4 +329,3 @@ def test_section_sheet_issue_covers_badge_grades_only(redis_client, world):
     issued = services.issue_badges_for_section(db.session, redis_client, world.section)
     assert [i.person.username for i in issued] == ["ada", "alan"]  # family name order
     assert all(looks_like_badge(i.token) for i in issued)
-
