@@ -29,7 +29,8 @@ def test_add_saml_with_arguments(runner, app, tmp_path, saml_sp_keys):
     registered = stored(app, "Reading Garden")
     assert registered.kind is AppKind.saml and registered.client_id == SP_ENTITY_ID
     assert registered.settings == {
-        "acs_urls": [SP_ACS, SP_ACS + "-2"], "nameid": "username",
+        "acs_urls": [SP_ACS, SP_ACS + "-2"], "acs_index": {"0": SP_ACS, "1": SP_ACS + "-2"},
+        "nameid": "username",
         "attributes": {"given_name": "urn:oid:2.5.4.42"}, "relay_state": "https://sp.test/home",
         "require_signed_requests": True, "sp_cert": saml_sp_keys.cert_pem.decode(),
     }

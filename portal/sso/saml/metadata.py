@@ -40,7 +40,8 @@ class BadMetadata(SamlError):
 @dataclass(frozen=True)
 class SpMetadata:
     entity_id: str
-    acs_urls: tuple[str, ...]
+    acs_urls: tuple[str, ...]  # HTTP-POST ones, the default first
+    acs_index: dict[int, str]  # the app's own index of each, as requests name them
     cert_pem: str | None
     authn_requests_signed: bool
 
@@ -49,6 +50,34 @@ def pem_from_base64(b64: str) -> str:
     body = "".join(b64.split())
     lines = [body[i:i + 64] for i in range(0, len(body), 64)]
     return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+def _assertion_consumer_services(sp: etree._Element) -> tuple[tuple[str, ...], dict[int, str]]:
+    """Return the HTTP-POST ACS URLs (the default first) and the app's {index: URL} for them.
+
+    Requests name an ACS by the index the app gave it, so the index is kept as written. The
+    default is the first with isDefault="true", else the first not marked "false", else the first
+    (metadata spec 2.2.3).
+    """
+    seen: set[int] = set()
+    posts: list[tuple[int, str, str | None]] = []
+    for acs in sp.findall(_q(c.MD, "AssertionConsumerService")):
+        try:
+            index = int(acs.get("index", ""))
+        except ValueError:
+            raise BadMetadata("every AssertionConsumerService needs a numeric index") from None
+        if not 0 <= index <= 65535 or index in seen:
+            raise BadMetadata(f"AssertionConsumerService index {index} is out of range or repeated")
+        seen.add(index)
+        location = (acs.get("Location") or "").strip()
+        if acs.get("Binding") == c.BINDING_POST and location:
+            posts.append((index, location, acs.get("isDefault")))
+    if not posts:
+        raise BadMetadata("metadata has no AssertionConsumerService with the HTTP-POST binding")
+    default = next((p for p in posts if p[2] in ("true", "1")), None) \
+        or next((p for p in posts if p[2] not in ("false", "0")), posts[0])
+    acs_urls = tuple(dict.fromkeys([default[1]] + [url for _, url, _ in posts]))
+    return acs_urls, {index: url for index, url, _ in posts}
 
 
 def read_sp_metadata(data: bytes) -> SpMetadata:
@@ -71,19 +100,7 @@ def read_sp_metadata(data: bytes) -> SpMetadata:
     if sp is None:
         raise BadMetadata("metadata has no SPSSODescriptor: is this an app's (SP) metadata?")
 
-    services = []
-    for acs in sp.findall(_q(c.MD, "AssertionConsumerService")):
-        if acs.get("Binding") != c.BINDING_POST or not acs.get("Location"):
-            continue
-        try:
-            index = int(acs.get("index", "0"))
-        except ValueError:
-            index = 0
-        is_default = acs.get("isDefault") in ("true", "1")
-        services.append((not is_default, index, acs.get("Location").strip()))
-    if not services:
-        raise BadMetadata("metadata has no AssertionConsumerService with the HTTP-POST binding")
-    acs_urls = tuple(dict.fromkeys(url for _, _, url in sorted(services)))
+    acs_urls, acs_index = _assertion_consumer_services(sp)
 
     cert_pem = None
     for key in sp.findall(_q(c.MD, "KeyDescriptor")):
@@ -93,4 +110,4 @@ def read_sp_metadata(data: bytes) -> SpMetadata:
                 cert_pem = pem_from_base64(text_of(cert))
                 break
     signed = sp.get("AuthnRequestsSigned") in ("true", "1")
-    return SpMetadata(entity_id, acs_urls, cert_pem, signed)
+    return SpMetadata(entity_id, acs_urls, acs_index, cert_pem, signed)

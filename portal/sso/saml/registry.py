@@ -40,10 +40,14 @@ def check_certificate(pem: str | bytes) -> str:
     return data.decode()
 
 
-def build_sp(entity_id: str, acs_urls, *, nameid: str = "subject", attributes: dict | None = None,
+def build_sp(entity_id: str, acs_urls, *, acs_index: dict[int, str] | None = None,
+             nameid: str = "subject", attributes: dict | None = None,
              relay_state: str = "", require_signed_requests: bool = False,
              sp_cert: str | bytes | None = None) -> ServiceProvider:
-    """Check every setting and return the ServiceProvider they describe."""
+    """Check every setting and return the ServiceProvider they describe.
+
+    `acs_index` is the metadata's {index: URL}; without it an ACS URL's index is its position.
+    """
     entity_id = (entity_id or "").strip()
     if not entity_id:
         raise AdminError("an app needs an entity ID (--entity-id, or --metadata)")
@@ -54,6 +58,9 @@ def build_sp(entity_id: str, acs_urls, *, nameid: str = "subject", attributes: d
         raise AdminError("an app needs at least one --acs-url (or --metadata with one)")
     for url in acs:
         check_url(url, what="ACS URL")
+    acs_index = dict(acs_index) if acs_index else dict(enumerate(acs))
+    if not set(acs_index.values()) <= set(acs):
+        raise AdminError("an indexed ACS URL is not one of the app's ACS URLs")
     if relay_state:
         check_url(relay_state, what="relay state URL")
     if nameid not in NAMEID_SOURCES:
@@ -74,9 +81,9 @@ def build_sp(entity_id: str, acs_urls, *, nameid: str = "subject", attributes: d
     cert = check_certificate(sp_cert) if sp_cert else None
     if require_signed_requests and not cert:
         raise AdminError("--require-signed-requests needs the app's certificate (--sp-cert or --metadata)")
-    return ServiceProvider(entity_id=entity_id, acs_urls=acs, nameid=nameid, attributes=attributes,
-                           relay_state=relay_state, require_signed_requests=require_signed_requests,
-                           cert_pem=cert)
+    return ServiceProvider(entity_id=entity_id, acs_urls=acs, acs_index=acs_index, nameid=nameid,
+                           attributes=attributes, relay_state=relay_state,
+                           require_signed_requests=require_signed_requests, cert_pem=cert)
 
 
 def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_urls=(),
@@ -88,7 +95,7 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
     name = (name or "").strip()
     if not name:
         raise AdminError("an app needs a name")
-    acs_urls = list(acs_urls or ())
+    acs_urls, acs_index = list(acs_urls or ()), None
     if metadata is not None:
         try:
             md = read_sp_metadata(metadata)
@@ -97,11 +104,12 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
         if entity_id and entity_id.strip() != md.entity_id:
             raise AdminError(f"--entity-id {entity_id!r} does not match the metadata's {md.entity_id!r}")
         entity_id = md.entity_id
-        acs_urls = acs_urls or list(md.acs_urls)
+        if not acs_urls:  # --acs-url, when given, replaces the metadata's ACS URLs and indexes
+            acs_urls, acs_index = list(md.acs_urls), md.acs_index
         sp_cert = sp_cert or md.cert_pem
         require_signed_requests = require_signed_requests or md.authn_requests_signed
     icon = checked_icon(icon)
-    sp = build_sp(entity_id or "", acs_urls, nameid=nameid, attributes=attributes,
+    sp = build_sp(entity_id or "", acs_urls, acs_index=acs_index, nameid=nameid, attributes=attributes,
                   relay_state=relay_state, require_signed_requests=require_signed_requests,
                   sp_cert=sp_cert)
 

@@ -291,9 +291,10 @@ def choose_acs(request: AuthnRequest, sp: ServiceProvider) -> str:
             raise BadDestination(f"ACS URL {request.acs_url[:200]!r} is not registered for this app")
         return request.acs_url
     if request.acs_index is not None:
-        if not 0 <= request.acs_index < len(sp.acs_urls):
+        acs_url = sp.acs_for_index(request.acs_index)
+        if acs_url is None:
             raise BadDestination(f"ACS index {request.acs_index} is not registered for this app")
-        return sp.acs_urls[request.acs_index]
+        return acs_url
     return sp.default_acs
 
 

@@ -31,7 +31,10 @@ class ServiceProvider:
     """A registered app's SAML settings, read from App.client_id and App.settings."""
 
     entity_id: str
-    acs_urls: tuple[str, ...]
+    acs_urls: tuple[str, ...]  # the first is the default
+    # AssertionConsumerServiceIndex -> URL, as the app's metadata numbered them; empty means the
+    # position in acs_urls (registrations by --acs-url, and those made before indexes were kept).
+    acs_index: dict[int, str] = field(default_factory=dict)
     nameid: str = "subject"
     attributes: dict[str, str] = field(default_factory=dict)  # field -> attribute name, overrides only
     relay_state: str = ""
@@ -45,6 +48,7 @@ class ServiceProvider:
         return cls(
             entity_id=app.client_id or "",
             acs_urls=tuple(s.get("acs_urls") or ()),
+            acs_index={int(index): url for index, url in (s.get("acs_index") or {}).items()},
             nameid=s.get("nameid", "subject"),
             attributes=dict(s.get("attributes") or {}),
             relay_state=s.get("relay_state", ""),
@@ -56,6 +60,7 @@ class ServiceProvider:
         """The JSON kept in App.settings (the entity ID lives in App.client_id)."""
         return {
             "acs_urls": list(self.acs_urls),
+            "acs_index": {str(index): url for index, url in self.acs_index.items()},  # JSON keys are text
             "nameid": self.nameid,
             "attributes": dict(self.attributes),
             "relay_state": self.relay_state,
@@ -66,6 +71,12 @@ class ServiceProvider:
     @property
     def default_acs(self) -> str:
         return self.acs_urls[0]
+
+    def acs_for_index(self, index: int) -> str | None:
+        """The ACS URL a request's AssertionConsumerServiceIndex names, if the app registered it."""
+        if self.acs_index:
+            return self.acs_index.get(index)
+        return self.acs_urls[index] if 0 <= index < len(self.acs_urls) else None
 
     @property
     def nameid_format(self) -> str:
