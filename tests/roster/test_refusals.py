@@ -198,3 +198,89 @@ def test_many_problems_are_capped(db_session, bundles, roster_rows):
 
     assert len(problems) == MAX_PROBLEMS + 1
     assert problems[-1].startswith(f"(stopped after {MAX_PROBLEMS} problems")
+
+
+def _zip_bundle(folder, archive):
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(folder.iterdir()):
+            z.write(path, path.name)
+    return archive
+
+
+def _patch_headers(archive, names, *, flag=0, method=None):
+    """Set a general-purpose flag bit and/or the compression method of members, in both their
+    local and central headers, as another zip tool would have written them."""
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as z:
+        local = [z.getinfo(n).header_offset for n in names]
+        central = z.start_dir
+    offsets = [(at, 6) for at in local]  # local header: flags at +6, method at +8
+    while data[central:central + 4] == b"PK\x01\x02":
+        size = 46 + sum(int.from_bytes(data[central + i:central + i + 2], "little")
+                        for i in (28, 30, 32))
+        name = data[central + 46:central + 46 + int.from_bytes(data[central + 28:central + 30],
+                                                                 "little")].decode()
+        if name in names:
+            offsets.append((central, 8))  # central header: flags at +8, method at +10
+        central += size
+    for at, flags in offsets:
+        data[at + flags] |= flag
+        if method is not None:
+            data[at + flags + 2:at + flags + 4] = method.to_bytes(2, "little")
+    archive.write_bytes(bytes(data))
+
+
+def test_password_protected_zip_is_refused(db_session, bundles, roster_rows, imported, tmp_path):
+    folder = bundles.write(roster_rows)
+    archive = _zip_bundle(folder, tmp_path / "roster.zip")
+    _patch_headers(archive, [p.name for p in folder.iterdir()], flag=0x1)  # "encrypted"
+
+    problems = refused(db_session, archive)
+
+    assert problems == ["manifest.csv: the zip is password-protected: export it again without "
+                        "a password"]
+    assert snapshot(db_session) == imported
+
+
+def test_zip_with_unreadable_compression_method_is_refused(db_session, bundles, roster_rows,
+                                                           imported, tmp_path):
+    archive = _zip_bundle(bundles.write(roster_rows), tmp_path / "roster.zip")
+    _patch_headers(archive, ["users.csv"], method=9)  # Deflate64, which zipfile cannot unpack
+
+    problems = refused(db_session, archive)
+
+    assert problems == ["users.csv: the zip uses a compression method this importer cannot "
+                        "read: deflate64; zip it again with the usual method (deflate), or "
+                        "import the unzipped folder"]
+    assert snapshot(db_session) == imported
+
+
+def test_control_characters_in_values_name_file_line_and_column(db_session, bundles,
+                                                                roster_rows, imported):
+    roster_rows["users"][0]["username"] = "nul\x00user"  # PostgreSQL cannot even store it
+    roster_rows["users"][1]["familyName"] = "Hop\x1bper"
+    roster_rows["classes"][1]["title"] = "Math 7\n(A)"
+
+    problems = refused(db_session, bundles.write(roster_rows))
+
+    advice = "remove it in the student information system and export again"
+    assert problems == [
+        f"classes.csv line 3: title holds a line break (0x0A); {advice}",
+        f"users.csv line 2: username holds a NUL (0x00); {advice}",
+        f"users.csv line 3: familyName holds a control character (0x1B); {advice}",
+    ]
+    assert snapshot(db_session) == imported
+
+
+def test_tab_in_a_value_and_line_break_in_an_unread_column_pass(db_session, bundles,
+                                                                roster_rows):
+    roster_rows["classes"][0]["title"] = "Room\t4"
+    roster_rows["classes"][0]["location"] = "Building A\nsecond floor"  # free text, not kept
+    roster_rows["users"][1]["password"] = "\x00"  # never read
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert summary["sections"].created == 2 and summary["people"].created == 7
+    # The row after the two-line one is still named by the line it starts on.
+    roster_rows["classes"][1]["title"] = ""
+    assert refused(db_session, bundles.write(roster_rows)) == ["classes.csv line 4: title is empty"]
