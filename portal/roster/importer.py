@@ -2,20 +2,26 @@
 from __future__ import annotations
 
 import gc
+import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import redis
 from sqlalchemy.orm import Session
 
+from portal.badges.sessions import end_badge_sessions
 from portal.roster.apply import apply_plan
-from portal.roster.diff import plan_import
+from portal.roster.diff import Plan, plan_import
 from portal.roster.parse import read_bundle
-from portal.roster.state import load_state
+from portal.roster.problems import RosterError
+from portal.roster.state import State, load_state
 from portal.roster.summary import ImportSummary
+from portal.sessions import end_sessions_for
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -38,22 +44,71 @@ def import_roster(db: Session, path: Path | str, progress: Progress | None = Non
     Every row of every file is checked before anything is written; a bad bundle raises
     RosterError listing the problems, and the database is left as it was. Importing the same
     bundle twice changes nothing the second time, and writes nothing. People the import
-    disables, or who stop being students, lose their badges (and, given `redis_client`,
-    their badge sessions at once); people it removes lose theirs with their rows.
+    removes lose every session at once; people it disables, or who stop being students, lose
+    their badges and badge sessions. Either needs Redis (`redis_client`, else the app's): when
+    it cannot be reached, such an import is refused and nothing changes.
     """
     with _cyclic_gc_paused():
-        summary, plan = _import(db, path, progress)
-    lost = [row["b_id"] for row in plan.people.updates
-            if not row["enabled"] or row["role"] != "student"]
-    if lost:
-        from flask import current_app
-        from portal.badges.services import void_badges_for_people
-        client = redis_client or current_app.extensions["redis"]
-        void_badges_for_people(db, client, lost, reason="roster: disabled or not a student")
+        summary, leaving = _import(db, path, progress, redis_client)
+    if leaving:
+        _sign_out_after_commit(db, _redis(redis_client), leaving)
     return summary
 
 
-def _import(db: Session, path: Path | str, progress: Progress | None):
+def _redis(client: redis.Redis | None) -> redis.Redis:
+    """The given client, else the app's: looked up only when an import signs someone out."""
+    if client is not None:
+        return client
+    from flask import current_app
+    return current_app.extensions["redis"]
+
+
+class _Leaving(NamedTuple):
+    """People whose sessions the import ends: by person id."""
+    removed: list[int]
+    lost: list[int]  # were enabled students; now disabled or not students: badges go
+
+    def __bool__(self) -> bool:
+        return bool(self.removed or self.lost)
+
+
+def _leaving(plan: Plan, state: State) -> _Leaving:
+    # id, role, ..., enabled; built only when someone changes (a district has many people)
+    before = {row[0]: row for row in state.people.values()} if plan.people.updates else {}
+    lost = [row["id"] for row in plan.people.updates
+            if (not row["enabled"] or row["role"] != "student")
+            and before[row["id"]][1] == "student" and before[row["id"]][-1]]
+    return _Leaving(list(plan.people.deletes), lost)
+
+
+def _sign_out(client: redis.Redis, leaving: _Leaving) -> None:
+    """End the sessions of people the import removes or turns away."""
+    for person_id in leaving.removed:
+        end_sessions_for(client, person_id)
+    for person_id in leaving.lost:
+        end_badge_sessions(client, person_id)
+
+
+def _sign_out_after_commit(db: Session, client: redis.Redis, leaving: _Leaving) -> None:
+    # Again after the commit: a session started while the transaction ran would otherwise
+    # outlive its person (on SQLite a new person can even take a removed person's id).
+    from portal.badges.services import void_badges_for_people
+    try:
+        for person_id in leaving.removed:
+            end_sessions_for(client, person_id)
+        if leaving.lost:  # ends their badge sessions again, too
+            void_badges_for_people(db, client, leaving.lost,
+                                   reason="roster: disabled or not a student")
+    except redis.RedisError as e:
+        # The roster is committed and every session older than the import has ended; only one
+        # started during it may be left.
+        log.warning("roster import: Redis went away after the commit (%s); sessions started "
+                    "during the import by %d removed or disabled people may remain",
+                    type(e).__name__, len(leaving.removed) + len(leaving.lost))
+
+
+def _import(db: Session, path: Path | str, progress: Progress | None,
+            redis_client: redis.Redis | None):
     bundle = read_bundle(path, progress)
     try:
         if progress:
@@ -62,12 +117,27 @@ def _import(db: Session, path: Path | str, progress: Progress | None):
         state = load_state(conn)
         plan = plan_import(bundle, state)
         del bundle
+        leaving = _leaving(plan, state)
+        if leaving:
+            _require_redis(_redis(redis_client).ping)
         if progress:
             progress("checking", 1, 1)
         if plan.writes:
             apply_plan(conn, plan, state, progress)
+        if leaving:
+            # Before the commit too: if Redis went away meanwhile, nothing is applied.
+            _require_redis(lambda: _sign_out(_redis(redis_client), leaving))
         db.commit()
     except BaseException:
         db.rollback()
         raise
-    return plan.summary, plan
+    return plan.summary, leaving
+
+
+def _require_redis(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except redis.RedisError:
+        raise RosterError(["Redis (the session store) cannot be reached, and this import "
+                           "removes or disables people whose sessions must end at once; start "
+                           "Redis and import again"]) from None
