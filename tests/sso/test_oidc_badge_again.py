@@ -6,9 +6,12 @@ import base64
 import json
 import time
 
+from portal.badges.policy import set_policy
+from portal.db import db
 from tests.badges.conftest import enroll_kiosk, issue
+from tests.badges.test_factors import _pictures
 from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
-    REDIRECT, authorize_url, exchange, oidc_world, pkce_pair, query_of,
+    REDIRECT, authorize_url, exchange, get_code, oidc_world, pkce_pair, query_of,
 )
 
 
@@ -46,3 +49,14 @@ def test_password_students_still_get_the_password_form(client, auth, oidc_world)
     page = client.get(authorize_url(oidc_world, prompt="login"))
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and 'type="password"' in html and "badge" not in html.lower()
+
+
+def test_badge_with_pictures_says_picture_not_pin(app, redis_client, oidc_world):
+    set_policy(db.session, oidc_world.school, second_factor_grades="02", factor="picture")
+    kiosk = enroll_kiosk(app, redis_client, oidc_world.school)
+    kiosk.sign_in(issue(redis_client, oidc_world.student))
+    _pictures(kiosk.browser, "cat", "boat", "star")  # chosen at the first sign-in, then confirmed
+    assert _pictures(kiosk.browser, "cat", "boat", "star").headers["Location"] == "/badges/home"
+    code, verifier, _ = get_code(kiosk.browser, oidc_world)
+    tokens = exchange(kiosk.api, oidc_world, code, verifier)
+    assert _claims(tokens.json["id_token"])["amr"] == ["badge", "picture", "mfa"]

@@ -57,7 +57,7 @@ def test_amr_table():
     assert amr_for("password") == ["pwd"]
     assert amr_for("badge") == ["badge"]
     assert amr_for("badge+pin") == ["badge", "pin", "mfa"]
-    assert amr_for("badge+picture") == ["badge", "pin", "mfa"]
+    assert amr_for("badge+picture") == ["badge", "picture", "mfa"]
     assert amr_for("something new") is None and amr_for(None) is None
 
 

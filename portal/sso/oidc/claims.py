@@ -43,14 +43,15 @@ SCOPES = tuple(SCOPE_FIELDS)
 # printed card the student holds up: something they have, but copyable, so none of the registered
 # values fits ("pwd" would say they knew a secret, "hwk"/"sc" that it was a key that cannot be
 # copied). It is "badge", a value RFC 8176 section 2 allows by agreement and the README documents.
-# A PIN typed after the badge adds "pin", and so does a picture sequence chosen after it (RFC 8176's
-# "pin" is "not restricted to containing only numbers"); two factors together add "mfa". Unknown
-# methods send no `amr` at all rather than a guess.
+# A PIN typed after the badge adds "pin". A picture sequence chosen after it adds "picture", ours too:
+# an app must be able to tell pictures from digits, and no registered value is a picture choice
+# ("kba" is questions about one's past). Two factors together add "mfa". Unknown methods send no
+# `amr` at all rather than a guess.
 AMR: dict[str, tuple[str, ...]] = {
     "password": ("pwd",),
     "badge": ("badge",),
     "badge+pin": ("badge", "pin", "mfa"),
-    "badge+picture": ("badge", "pin", "mfa"),
+    "badge+picture": ("badge", "picture", "mfa"),
 }
 
 
