@@ -6,6 +6,7 @@ registered ones; otherwise the browser gets a plain error page.
 """
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from urllib.parse import urlencode
@@ -15,26 +16,37 @@ from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError
 from authlib.oidc.core.errors import LoginRequiredError, RequestNotSupportedError, RequestURINotSupportedError
 from flask import current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user
-from itsdangerous import BadData, URLSafeTimedSerializer
 
 from portal import access
 from portal.auth.views import sign_in_again
 from portal.db import db
 from portal.extensions import csrf
-from portal.sso.oidc import bp
-from portal.sso.oidc.claims import SignInState, amr_for, must_sign_in, parse_max_age, scope_list
+from portal.sso.oidc import bp, store
+from portal.sso.oidc.claims import (
+    SignInState, amr_for, hash_secret, must_sign_in, parse_max_age, scope_list,
+)
 from portal.sso.oidc.server import SignIn, server
 
 # The parameter /authorize adds to itself when it sends the browser to sign in, and the
 # session key that says that sign-in is still to happen (sign-in clears the session).
+# The marker is a random id kept in Redis for this exact request (every parameter but the marker)
+# and taken once: it cannot be carried to another app or request, nor used a second time.
 RESUME = "portal_resume"
 PENDING = "oidc_sign_in_pending"
 RESUME_SECONDS = 15 * 60
 NOT_ALLOWED = "The request has characters that are not allowed."
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="portal-oidc-sign-in")
+def _redis():
+    return current_app.extensions["redis"]
+
+
+def _request_params() -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.values.items(multi=True) if k != RESUME]
+
+
+def _request_digest(params: list[tuple[str, str]]) -> str:
+    return hash_secret(json.dumps(sorted(params)))
 
 
 def error_page(error: OAuth2Error, status: int = 400):
@@ -50,31 +62,39 @@ def answer_error(error: OAuth2Error):
     return error_page(error)
 
 
+def _pending_marker(data) -> str | None:
+    """The marker this request carries, if this session is still to do the sign-in it asked for."""
+    marker = data.get(RESUME)
+    return marker if marker and session.get(PENDING) == marker else None
+
+
+def _resumed_at(data) -> int | None:
+    """When /authorize asked for the sign-in this request comes back from, if it did (taken once)."""
+    marker = data.get(RESUME)
+    # A pending marker stays: the way back was followed without signing in, and the sign-in
+    # page that is still open must keep working.
+    if not marker or len(marker) > 64 or _pending_marker(data):
+        return None
+    return store.take_sign_in_marker(_redis(), marker, _request_digest(_request_params()))
+
+
 def _sign_in_state(person, app, data) -> SignInState:
     if person is None:
         return SignInState(auth_time=None)
-    resumed_at, pending = None, False
-    if data.get(RESUME):
-        try:
-            marker = _serializer().loads(data[RESUME], max_age=RESUME_SECONDS)
-            resumed_at = int(marker["t"])
-            pending = session.get(PENDING) == marker["r"]
-        except (BadData, KeyError, TypeError, ValueError):
-            resumed_at = None
     subject = None
     if data.get("login_hint"):
         settings = current_app.config["SETTINGS"]
         # Only the subject (always released): not the whole release, which may read the roster.
         subject = access.pairwise_subject(settings.pairwise_key, person, app)
-    return SignInState(auth_time=session.get("auth_time"), subject=subject, resumed_at=resumed_at,
-                       resumed_pending=pending)
+    return SignInState(auth_time=session.get("auth_time"), subject=subject, resumed_at=_resumed_at(data))
 
 
-def _send_to_sign_in(person, app, state: SignInState):
-    rid = secrets.token_urlsafe(12)
-    session[PENDING] = rid
-    marker = _serializer().dumps({"t": int(time.time()), "r": rid})
-    params = [(k, v) for k, v in request.values.items(multi=True) if k != RESUME]
+def _send_to_sign_in(person, app, state: SignInState, data):
+    params = _request_params()
+    marker = _pending_marker(data) or secrets.token_urlsafe(24)
+    session[PENDING] = marker
+    store.save_sign_in_marker(_redis(), marker, _request_digest(params), created=int(time.time()),
+                              seconds=RESUME_SECONDS)
     next_url = url_for("oidc.authorize") + "?" + urlencode(params + [(RESUME, marker)])
     if person is None:
         return redirect(url_for("auth.login", next=next_url))
@@ -122,7 +142,7 @@ def authorize():
                         login_hint=data.get("login_hint")):
             if "none" in scope_list(data.get("prompt")):
                 raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=state)
-            return _send_to_sign_in(person, client.app, sign_in)
+            return _send_to_sign_in(person, client.app, sign_in, data)
         # A student never receives a launch for an app that is not granted to them.
         if not access.may_launch(db.session, person, client.app):
             raise AccessDeniedError("This app is not available to this account.",

@@ -108,8 +108,9 @@ class SignInState:
 
     auth_time: int | None  # None: nobody is signed in
     subject: str | None = None  # the signed-in person's subject for this app
-    resumed_at: int | None = None  # when /authorize sent this browser to sign in, if it did
-    resumed_pending: bool = False  # that sign-in has not happened yet
+    # When /authorize sent this browser to sign in for this very request, if this request comes
+    # back from there (its marker, taken once, is at most RESUME_SECONDS old).
+    resumed_at: int | None = None
 
 
 def must_sign_in(state: SignInState, *, now: int, prompt: str | None, max_age: int | None,
@@ -118,7 +119,7 @@ def must_sign_in(state: SignInState, *, now: int, prompt: str | None, max_age: i
     if state.auth_time is None:
         return True
     # A sign-in that happened after we asked for it satisfies prompt=login, max_age and hints.
-    if state.resumed_at is not None and not state.resumed_pending and state.auth_time >= state.resumed_at:
+    if state.resumed_at is not None and state.auth_time >= state.resumed_at:
         return False
     if "login" in scope_list(prompt):
         return True

@@ -1,4 +1,5 @@
-"""Short-lived OpenID Connect state in Redis: authorization codes, access tokens, nonces.
+"""Short-lived OpenID Connect state in Redis: authorization codes, access tokens, nonces, and
+the markers /authorize leaves when it sends a browser to sign in.
 
 Codes and tokens are stored under the SHA-256 of their value, never the value itself. A code is
 taken with GETDEL, so it can be exchanged once. Taking it leaves a marker; presenting the code
@@ -22,6 +23,7 @@ CODE_USED = "portal:oidc:code-used:"
 CODE_TOKENS = "portal:oidc:code-tokens:"
 TOKEN = "portal:oidc:token:"
 NONCE = "portal:oidc:nonce:"
+SIGN_IN = "portal:oidc:sign-in:"
 
 USED, REVOKED = b"used", b"revoked"
 
@@ -107,3 +109,16 @@ def nonce_seen(client: redis.Redis, client_id: str, nonce: str) -> bool:
 def remember_nonce(client: redis.Redis, client_id: str, nonce: str, *, seconds: int) -> None:
     """Remember a nonce a code was issued with, to refuse the same authorization request again."""
     client.set(NONCE + hash_secret(f"{client_id}|{nonce}"), b"1", ex=seconds)
+
+
+def save_sign_in_marker(client: redis.Redis, marker: str, request_digest: str, *, created: int,
+                        seconds: int) -> None:
+    """Remember, for `seconds`, that /authorize sent a browser to sign in for this request."""
+    client.set(SIGN_IN + hash_secret(f"{marker}|{request_digest}"), created, ex=seconds)
+
+
+def take_sign_in_marker(client: redis.Redis, marker: str, request_digest: str) -> int | None:
+    """Take a marker once: when it was made, or None if it is unknown, used, expired or was made
+    for another request."""
+    raw = client.getdel(SIGN_IN + hash_secret(f"{marker}|{request_digest}"))
+    return int(raw) if raw is not None else None
