@@ -136,12 +136,14 @@ def test_authn_context_says_how_the_student_signed_in(client, auth, saml_world):
     form = saml_response_of(client.get(f"/launch/{saml_world.app.slug}"))
     result = saml_world.peer.consume(form.fields["SAMLResponse"])
     assert result.get_last_authn_contexts() == [c.AC_PASSWORD]
-    with client.session_transaction() as session:
-        session["auth_method"] = "badge"
-        auth_time = session["auth_time"]
-    form = saml_response_of(client.get(f"/launch/{saml_world.app.slug}"))
-    result = saml_world.peer.consume(form.fields["SAMLResponse"])
-    assert result.get_last_authn_contexts() == [c.AC_UNSPECIFIED]
+    for method, context in (("badge", c.AC_BADGE), ("badge+pin", c.AC_BADGE_PIN),
+                            ("badge+picture", c.AC_BADGE_PICTURE), ("something new", c.AC_UNSPECIFIED)):
+        with client.session_transaction() as session:
+            session["auth_method"] = method
+            auth_time = session["auth_time"]
+        form = saml_response_of(client.get(f"/launch/{saml_world.app.slug}"))
+        result = saml_world.peer.consume(form.fields["SAMLResponse"])
+        assert result.get_last_authn_contexts() == [context], method
     _, assertion = _assertion(form)
     statement = assertion.find(f"{{{c.SAML}}}AuthnStatement")
     from portal.sso.saml.xml import parse_saml_time

@@ -13,6 +13,7 @@ BINDING_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 STATUS_RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
 STATUS_NO_PASSIVE = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
+STATUS_NO_AUTHN_CONTEXT = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext"
 
 CM_BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 
@@ -23,13 +24,16 @@ NAMEID_UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
 ATTRNAME_BASIC = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
 ATTRNAME_URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 
-# How the student signed in (session["auth_method"]) -> AuthnContextClassRef.
-# A password over HTTPS is PasswordProtectedTransport. A QR badge is a bearer token that can be
+# AuthnContextClassRef: how the student signed in (authn_context.py maps session["auth_method"]).
+# A password over HTTPS is PasswordProtectedTransport. A QR badge is a printed card that can be
 # photocopied, so no standard class fits it honestly (Smartcard would claim a PKI card the student
-# does not have): we say "unspecified", which an app can tell apart from a password sign-in.
+# does not have): badges have classes of this portal's own, under a URN the README documents.
 AC_PASSWORD = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 AC_UNSPECIFIED = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
-AUTHN_CONTEXTS = {"password": AC_PASSWORD}
+AC_PORTAL = "urn:student-portal:ac:classes:"
+AC_BADGE = AC_PORTAL + "badge"
+AC_BADGE_PICTURE = AC_PORTAL + "badge-picture"  # a badge, then three pictures picked in order
+AC_BADGE_PIN = AC_PORTAL + "badge-pin"  # a badge, then a PIN of 4 to 6 digits
 
 # XML-DSig algorithms we sign with, and those we accept on requests.
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"

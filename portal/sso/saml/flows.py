@@ -19,6 +19,7 @@ from portal import access, audit
 from portal.auth.views import sign_in_again
 from portal.db import db
 from portal.models import App, AppKind
+from portal.sso.saml import authn_context
 from portal.sso.saml import constants as c
 from portal.sso.saml.errors import AppNotGranted, SamlError
 from portal.sso.saml.keys import load_keys
@@ -99,10 +100,19 @@ def idp_initiated_launch(app: App):
     return answer(app, sp, acs_url=sp.default_acs, relay_state=sp.relay_state)
 
 
+def answer_status(acs_url: str, request_id: str, relay_state: str, app_name: str, sub_status: str):
+    """Tell the app, in a signed Response with no assertion, why it gets no sign-in."""
+    xml = issue_status_response(current_idp(), acs_url=acs_url, in_response_to=request_id,
+                                sub_status=sub_status)
+    return post_to_app(acs_url, xml, relay_state, app_name)
+
+
 def _save_pending(accepted: AcceptedRequest, app: App) -> str:
     token = secrets.token_urlsafe(32)
+    requested = accepted.request.requested_context
     pending = {"app_id": app.id, "request_id": accepted.request.id, "acs_url": accepted.acs_url,
                "relay_state": accepted.relay_state, "is_passive": accepted.request.is_passive,
+               "requested_context": requested.as_json() if requested else None,
                # ForceAuthn: only a sign-in after this request answers it. Every sign-in starts
                # a session with a new id, so "the session is not this one" is exactly that.
                "sign_in_again": _session_mark() if accepted.request.force_authn else None}
@@ -129,21 +139,25 @@ def _session_mark() -> str:
 
 def continue_sp_initiated(accepted: AcceptedRequest, app: App):
     """Answer an accepted AuthnRequest now, or park it until the student has signed in."""
-    if accepted.request.force_authn and accepted.request.is_passive:
+    request = accepted.request
+    if request.force_authn and request.is_passive:
         # "Sign in again, without showing anything": impossible, and the SP hears so.
-        xml = issue_status_response(current_idp(), acs_url=accepted.acs_url,
-                                    in_response_to=accepted.request.id,
-                                    sub_status=c.STATUS_NO_PASSIVE)
-        return post_to_app(accepted.acs_url, xml, accepted.relay_state, app.name)
-    if not current_user.is_authenticated or accepted.request.force_authn:
+        return answer_status(accepted.acs_url, request.id, accepted.relay_state, app.name,
+                             c.STATUS_NO_PASSIVE)
+    if current_user.is_authenticated:
+        if not access.may_launch(db.session, current_user, app):
+            raise AppNotGranted(f"{app.slug} is not granted to this person")
+        if not authn_context.is_met(request.requested_context, _authentication().method):
+            # Signing in again (ForceAuthn too) is the same way again, so it could not help.
+            return answer_status(accepted.acs_url, request.id, accepted.relay_state, app.name,
+                                 c.STATUS_NO_AUTHN_CONTEXT)
+    if not current_user.is_authenticated or request.force_authn:
         # A cross-site POST arrives without our (SameSite=Lax) cookie even when the student is
         # signed in; the redirect to /saml/resume is a top-level GET that carries it. With
         # ForceAuthn the resume asks for a fresh sign-in first.
         return _to_resume(_save_pending(accepted, app))
-    if not access.may_launch(db.session, current_user, app):
-        raise AppNotGranted(f"{app.slug} is not granted to this person")
     return answer(app, accepted.sp, acs_url=accepted.acs_url, relay_state=accepted.relay_state,
-                  in_response_to=accepted.request.id)
+                  in_response_to=request.id)
 
 
 def resume_sp_initiated():
@@ -167,10 +181,8 @@ def resume_sp_initiated():
     if not current_user.is_authenticated:
         if pending["is_passive"]:
             client.delete(key)
-            xml = issue_status_response(current_idp(), acs_url=pending["acs_url"],
-                                        in_response_to=pending["request_id"],
-                                        sub_status=c.STATUS_NO_PASSIVE)
-            return _forget_pending(post_to_app(pending["acs_url"], xml, pending["relay_state"], app.name))
+            return _forget_pending(answer_status(pending["acs_url"], pending["request_id"],
+                                                 pending["relay_state"], app.name, c.STATUS_NO_PASSIVE))
         return redirect(url_for("auth.login", next=url_for("saml.resume")))
     if pending.get("sign_in_again") == _session_mark():
         # ForceAuthn: the app wants the student to sign in again now (password, or badge).
@@ -181,6 +193,10 @@ def resume_sp_initiated():
                         advice="Go back to the app and start again.")
     if not access.may_launch(db.session, current_user, app):
         raise AppNotGranted(f"{app.slug} is not granted to this person")
+    requested = authn_context.RequestedContext.from_json(pending.get("requested_context"))
+    if not authn_context.is_met(requested, _authentication().method):
+        return _forget_pending(answer_status(pending["acs_url"], pending["request_id"],
+                                             pending["relay_state"], app.name, c.STATUS_NO_AUTHN_CONTEXT))
     return _forget_pending(answer(app, sp, acs_url=pending["acs_url"],
                                   relay_state=pending["relay_state"],
                                   in_response_to=pending["request_id"]))

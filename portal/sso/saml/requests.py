@@ -22,6 +22,7 @@ from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidInput, SignXMLException
 
 from portal.sso.saml import constants as c
+from portal.sso.saml.authn_context import RequestedContext, read_requested_context
 from portal.sso.saml.errors import (
     BadDestination, BadSignature, MalformedMessage, ReplayedRequest, StaleRequest,
     UnknownServiceProvider,
@@ -59,6 +60,7 @@ class AuthnRequest:
     is_passive: bool = False
     force_authn: bool = False
     signed: bool = False
+    requested_context: RequestedContext | None = None
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,7 @@ def read_authn_request(element: etree._Element, *, signed: bool) -> AuthnRequest
         is_passive=element.get("IsPassive") in ("true", "1"),
         force_authn=element.get("ForceAuthn") in ("true", "1"),
         signed=signed,
+        requested_context=read_requested_context(element),
     )
 
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
 from portal.sso.saml import constants as c
+from portal.sso.saml.authn_context import context_class
 from portal.sso.saml.errors import ReleaseMisconfigured
 from portal.sso.saml.sp import IdentityProvider, ServiceProvider
 from portal.sso.saml.xml import new_id, saml_time
@@ -47,7 +48,7 @@ class Authentication:
 
     @property
     def context_class(self) -> str:
-        return c.AUTHN_CONTEXTS.get(self.method, c.AC_UNSPECIFIED)
+        return context_class(self.method)
 
 
 def attributes_from_claims(claims: dict, sp: ServiceProvider) -> list[Attribute]:

@@ -1,0 +1,180 @@
+"""RequestedAuthnContext: the app is told how the student signed in, and hears NoAuthnContext when
+that is not what it asked for (python3-saml builds the requests and reads the answers)."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+from lxml import etree
+
+from portal.db import db
+from portal.sso.saml import constants as c
+from portal.sso.saml.authn_context import RequestedContext, is_met, read_requested_context
+from portal.sso.saml.errors import MalformedMessage
+from tests.badges.conftest import enroll_kiosk, issue, new_client
+from tests.conftest import AuthActions
+from tests.sso.conftest import PeerSP, SamlWorld, register_and_grant, saml_response_of
+from tests.sso.test_saml_http import assert_plain_refusal, post, request_xml, signed_in  # noqa: F401
+from tests.sso.test_saml_requests import redirect_query
+
+METHODS = ("badge", "badge+picture", "badge+pin", "password")
+
+
+def requested(comparison=None, classes=(), declarations=()) -> str:
+    attr = f' Comparison="{comparison}"' if comparison else ""
+    refs = "".join(f"<saml:AuthnContextClassRef>{x}</saml:AuthnContextClassRef>" for x in classes)
+    refs += "".join(f"<saml:AuthnContextDeclRef>{x}</saml:AuthnContextDeclRef>" for x in declarations)
+    return f"<samlp:RequestedAuthnContext{attr}>{refs}</samlp:RequestedAuthnContext>"
+
+
+def read(xml_fragment: str) -> RequestedContext | None:
+    return read_requested_context(etree.fromstring(request_xml(extra=xml_fragment)))
+
+
+def met_by(comparison, *classes) -> list[str]:
+    return [m for m in METHODS if is_met(RequestedContext(comparison, classes), m)]
+
+
+# --- the rules, as pure functions -----------------------------------------------------------------
+
+def test_exact_is_the_default_and_means_one_of_the_classes():
+    assert read("") is None
+    assert read(requested(classes=[c.AC_PASSWORD])) == RequestedContext("exact", (c.AC_PASSWORD,))
+    assert met_by("exact", c.AC_PASSWORD) == ["password"]
+    assert met_by("exact", c.AC_BADGE, c.AC_BADGE_PIN) == ["badge", "badge+pin"]
+    assert met_by("exact", c.AC_UNSPECIFIED) == []
+
+
+def test_comparisons_follow_the_documented_order():
+    # badge < badge+picture < badge+pin < password
+    assert met_by("minimum", c.AC_BADGE_PICTURE) == ["badge+picture", "badge+pin", "password"]
+    assert met_by("minimum", c.AC_PASSWORD) == ["password"]
+    assert met_by("minimum", c.AC_UNSPECIFIED) == list(METHODS)
+    assert met_by("better", c.AC_BADGE) == ["badge+picture", "badge+pin", "password"]
+    assert met_by("better", c.AC_BADGE, c.AC_BADGE_PIN) == ["password"]  # stronger than each
+    assert met_by("better", c.AC_PASSWORD) == []
+    assert met_by("maximum", c.AC_BADGE_PIN) == ["badge", "badge+picture", "badge+pin"]
+    assert met_by("maximum", c.AC_BADGE) == ["badge"]
+
+
+def test_classes_we_do_not_rank_and_declarations_are_never_met():
+    kerberos = "urn:oasis:names:tc:SAML:2.0:ac:classes:Kerberos"
+    for comparison in ("exact", "minimum", "better", "maximum"):
+        assert met_by(comparison, kerberos) == []
+    assert met_by("better", c.AC_BADGE, kerberos) == []
+    assert met_by("minimum", kerberos, c.AC_BADGE_PIN) == ["badge+pin", "password"]
+    assert read(requested(declarations=["https://sp.test/decl"])) == RequestedContext("exact", ())
+    assert met_by("minimum") == met_by("better") == []
+
+
+@pytest.mark.parametrize("fragment", [
+    requested("stronger", [c.AC_PASSWORD]),
+    requested(),
+    requested(classes=[""]),
+    requested(classes=[c.AC_PASSWORD], declarations=["https://sp.test/decl"]),
+    requested(classes=[c.AC_PASSWORD]) * 2,
+    requested(classes=[c.AC_PASSWORD] * 17),
+], ids=["unknown-comparison", "empty", "blank-class", "classes-and-declarations", "twice", "too-many"])
+def test_unreadable_requested_context_is_a_plain_refusal(client, signed_in, fragment):  # noqa: F811
+    with pytest.raises(MalformedMessage):
+        read(fragment)
+    assert_plain_refusal(client.get("/saml/sso?" + redirect_query(request_xml(extra=fragment))))
+    assert_plain_refusal(post(client, request_xml(extra=fragment)))
+
+
+# --- what the app sees --------------------------------------------------------------------------
+
+def peer_asking(world, classes=True, comparison="exact") -> PeerSP:
+    """The world's SP, sending RequestedAuthnContext; True is python3-saml's default
+    (PasswordProtectedTransport)."""
+    peer = PeerSP(world.idp_metadata, world.peer.keys)
+    peer.settings.get_security_data().update(
+        requestedAuthnContext=classes, requestedAuthnContextComparison=comparison,
+        failOnAuthnContextMismatch=classes is not True)
+    return peer
+
+
+def signed_in_by(client, method: str) -> None:
+    with client.session_transaction() as session:
+        session["auth_method"] = method
+
+
+def status_codes(form) -> list[str]:
+    root = etree.fromstring(base64.b64decode(form.fields["SAMLResponse"]))
+    assert root.find(f"{{{c.SAML}}}Assertion") is None
+    return [e.get("Value") for e in root.iter(f"{{{c.SAMLP}}}StatusCode")]
+
+
+def assert_no_authn_context(peer, form, request_id):
+    assert status_codes(form) == [c.STATUS_RESPONDER, c.STATUS_NO_AUTHN_CONTEXT]
+    assert not peer.consume(form.fields["SAMLResponse"], request_id).is_authenticated()
+
+
+def test_password_asked_after_a_badge_sign_in_gets_no_authn_context(
+        app, roster, redis_client, saml_sp_keys):
+    school = roster.school("sch-birch")
+    student = roster.person("ada", schools=[school], sections=[roster.section(school, "k1", grades="01")],
+                            grades="01")
+    registered = register_and_grant(db.session, school=school, sp_cert=saml_sp_keys.cert_pem)
+    kiosk = enroll_kiosk(app, redis_client, school)
+    assert kiosk.sign_in(issue(redis_client, student)).status_code == 302
+    browser = kiosk.browser
+    metadata = browser.get("/saml/metadata").get_data(as_text=True)
+    world = SamlWorld(school, student, registered, PeerSP(metadata, saml_sp_keys), metadata)
+    peer = peer_asking(world)  # python3-saml's default: PasswordProtectedTransport, exact
+    url, request_id = peer.redirect_login()
+    assert_no_authn_context(peer, saml_response_of(browser.get(url)), request_id)
+    fields, request_id = peer.post_login(sign=True)
+    assert_no_authn_context(peer, saml_response_of(browser.post("/saml/sso", data=fields)), request_id)
+
+    url, request_id = world.peer.redirect_login()  # asks for nothing: told it was a badge
+    result = world.peer.consume(saml_response_of(browser.get(url)).fields["SAMLResponse"], request_id)
+    assert result.is_authenticated() and result.get_last_authn_contexts() == [c.AC_BADGE]
+
+
+def test_password_asked_after_a_password_sign_in_is_answered(client, signed_in):  # noqa: F811
+    peer = peer_asking(signed_in)
+    url, request_id = peer.redirect_login()
+    result = peer.consume(saml_response_of(client.get(url)).fields["SAMLResponse"], request_id)
+    assert result.is_authenticated() and result.get_last_authn_contexts() == [c.AC_PASSWORD]
+
+
+def test_app_that_asks_for_badge_classes_gets_them(client, signed_in):  # noqa: F811
+    signed_in_by(client, "badge+pin")
+    exact = peer_asking(signed_in, [c.AC_BADGE_PIN, c.AC_BADGE_PICTURE])
+    url, request_id = exact.redirect_login()
+    result = exact.consume(saml_response_of(client.get(url)).fields["SAMLResponse"], request_id)
+    assert result.is_authenticated(), result.get_errors()
+    assert result.get_last_authn_contexts() == [c.AC_BADGE_PIN]
+
+    minimum = peer_asking(signed_in, [c.AC_BADGE], comparison="minimum")
+    minimum.settings.get_security_data()["failOnAuthnContextMismatch"] = False
+    url, request_id = minimum.redirect_login()
+    form = saml_response_of(client.get(url))
+    assert minimum.consume(form.fields["SAMLResponse"], request_id).is_authenticated()
+    at_least_password = peer_asking(signed_in, [c.AC_PASSWORD], comparison="minimum")
+    url, request_id = at_least_password.redirect_login()
+    assert_no_authn_context(at_least_password, saml_response_of(client.get(url)), request_id)
+
+
+def test_force_authn_that_signing_in_again_cannot_meet_is_answered_at_once(client, signed_in):  # noqa: F811
+    signed_in_by(client, "badge")
+    peer = peer_asking(signed_in)
+    url, request_id = peer.redirect_login(force_authn=True)
+    assert_no_authn_context(peer, saml_response_of(client.get(url)), request_id)
+
+
+def test_requested_context_waits_with_the_request_for_the_sign_in(app, saml_world):
+    peer = peer_asking(saml_world)
+    for method, answered in (("password", True), ("badge", False)):
+        browser = new_client(app)  # a browser of its own, signed out
+        url, request_id = peer.redirect_login()
+        assert browser.get(url).headers["Location"] == "/saml/resume"
+        AuthActions(browser).login(query_string={"next": "/saml/resume"})
+        signed_in_by(browser, method)
+        form = saml_response_of(browser.get("/saml/resume"))
+        if answered:
+            assert peer.consume(form.fields["SAMLResponse"], request_id).is_authenticated()
+        else:
+            assert_no_authn_context(peer, form, request_id)
+        assert browser.get("/saml/resume").status_code == 400  # used up either way
