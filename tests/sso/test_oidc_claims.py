@@ -9,8 +9,8 @@ from authlib.oidc.discovery import OpenIDProviderMetadata
 from portal.access import FIELDS
 from portal.admin.services import AdminError
 from portal.sso.oidc.claims import (
-    CLAIM_NAMES, SCOPE_FIELDS, SignInState, amr_for, fields_for_scope, id_token_claims, must_sign_in,
-    oidc_claims, parse_max_age,
+    CLAIM_NAMES, SCOPE_FIELDS, SignInState, amr_for, fields_for_scope, id_token_claims,
+    id_token_is_for_sign_in, must_sign_in, oidc_claims, parse_max_age,
 )
 from portal.sso.oidc.clients import check_client_url
 from portal.sso.oidc.metadata import provider_metadata
@@ -134,3 +134,19 @@ def test_discovery_document_is_valid():
     OpenIDProviderMetadata(doc).validate()
     assert doc["request_uri_parameter_supported"] is False
     assert set(CLAIM_NAMES.values()) <= set(doc["claims_supported"])
+
+
+@pytest.mark.parametrize("claims, expected", [
+    ({"sub": "s1", "iat": NOW}, True),
+    ({"sub": "s1", "iat": NOW - 100}, True),  # issued at the sign-in itself
+    ({"sub": "s2", "iat": NOW}, False),  # someone else's
+    ({"sub": "s1", "iat": NOW - 101}, False),  # issued before this sign-in
+    ({"sub": "s1"}, False),
+    ({"sub": "s1", "iat": "soon"}, False),
+])
+def test_id_token_is_for_sign_in(claims, expected):
+    assert id_token_is_for_sign_in(claims, subject="s1", auth_time=NOW - 100) is expected
+
+
+def test_id_token_is_for_no_sign_in_when_nobody_signed_in():
+    assert id_token_is_for_sign_in({"sub": "s1", "iat": NOW}, subject="s1", auth_time=None) is False

@@ -1,12 +1,20 @@
-"""RP-initiated logout: ends the portal session; redirects only to a registered address."""
+"""RP-initiated logout: ends the portal session; redirects only to a registered address. Only an
+ID token issued to the signed-in student during this sign-in signs them out without asking."""
 from __future__ import annotations
 
+import time
+
+import requests
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from portal.db import db
 from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
-    POST_LOGOUT, Browser, csrf_of, exchange, get_code, live_portal, oidc_world,
+    POST_LOGOUT, REDIRECT, Browser, authorize_url, csrf_of, exchange, get_code, live_portal, oidc_world,
+    pkce_pair, query_of,
 )
+
+ASKS_FIRST = "Sign out of the portal?"
 
 
 def id_token_for(client, world) -> str:
@@ -79,3 +87,81 @@ def test_id_token_hint_from_another_issuer_is_refused(client, auth, oidc_world, 
     response = client.get("/oidc/logout", query_string={"id_token_hint": hint,
                                                          "post_logout_redirect_uri": POST_LOGOUT})
     assert response.status_code == 400 and "Location" not in response.headers
+
+
+def logout_with(client, hint: str):
+    return client.get("/oidc/logout", query_string={
+        "id_token_hint": hint, "post_logout_redirect_uri": POST_LOGOUT, "state": "bye-2"})
+
+
+class Student(Browser):
+    """A student at the live portal (a real server thread: fresh request state every request, as in
+    production; the Flask client keeps the previous session's CSRF token after a sign-out)."""
+
+    def id_token(self, world) -> str:
+        verifier, challenge = pkce_pair()
+        location = self.follow(authorize_url(world, base=self.base, challenge=challenge))
+        answer = requests.post(f"{self.base}/oidc/token", auth=(world.client_id, world.client_secret), data={
+            "grant_type": "authorization_code", "code": query_of(location)["code"], "redirect_uri": REDIRECT,
+            "code_verifier": verifier}, timeout=5)
+        return answer.json()["id_token"]
+
+    def sign_out(self) -> None:
+        home = self.http.get(f"{self.base}/")
+        self.http.post(f"{self.base}/logout", data={"csrf_token": csrf_of(home.text)}, allow_redirects=False)
+
+    def log_out_with(self, hint: str):
+        return self.http.get(f"{self.base}/oidc/logout", allow_redirects=False, params={
+            "id_token_hint": hint, "post_logout_redirect_uri": POST_LOGOUT, "state": "bye-2"})
+
+    def signed_in(self) -> bool:
+        return self.http.get(f"{self.base}/", allow_redirects=False).status_code == 200
+
+
+def test_another_students_id_token_asks_before_signing_out(live_portal, roster, oidc_world):
+    # A shared classroom computer: Ada's app still holds her ID token when Bob signs in.
+    roster.person("bob.builder", schools=[oidc_world.school])
+    db.session.commit()
+    computer = Student(live_portal)
+    computer.sign_in()
+    adas = computer.id_token(oidc_world)
+    computer.sign_out()
+    computer.sign_in("bob.builder")
+    page = computer.log_out_with(adas)
+    assert page.status_code == 200 and "Location" not in page.headers and ASKS_FIRST in page.text
+    assert computer.signed_in()
+    done = computer.http.post(f"{live_portal}/oidc/logout/confirm", data={"csrf_token": csrf_of(page.text)},
+                              allow_redirects=False)
+    assert "You are signed out" in done.text and not computer.signed_in()
+
+
+def test_an_id_token_from_an_earlier_sign_in_asks_first(live_portal, oidc_world):
+    computer = Student(live_portal)
+    computer.sign_in()
+    earlier = computer.id_token(oidc_world)
+    time.sleep(1)  # auth_time has one-second resolution
+    computer.sign_out()
+    computer.sign_in()
+    page = computer.log_out_with(earlier)
+    assert page.status_code == 200 and ASKS_FIRST in page.text
+    assert computer.signed_in()
+
+
+def test_an_id_token_of_this_sign_in_from_another_app_still_signs_out(client, auth, oidc_world):
+    from tests.sso.test_oidc_support import OidcWorld, register_oidc_app
+    other, secret = register_oidc_app(db.session, "Word Garden", school=oidc_world.school)
+    db.session.commit()
+    auth.login()
+    hint = id_token_for(client, OidcWorld(oidc_world.school, oidc_world.section, oidc_world.student, other,
+                                          other.client_id, secret))
+    response = logout_with(client, hint)
+    assert response.status_code == 302 and response.headers["Location"] == f"{POST_LOGOUT}?state=bye-2"
+    assert not signed_in(client)
+
+
+def test_logout_with_a_hint_and_no_session_redirects(client, auth, oidc_world):
+    auth.login()
+    hint = id_token_for(client, oidc_world)
+    auth.logout()
+    response = logout_with(client, hint)
+    assert response.status_code == 302 and response.headers["Location"] == f"{POST_LOGOUT}?state=bye-2"

@@ -131,6 +131,16 @@ def must_sign_in(state: SignInState, *, now: int, prompt: str | None, max_age: i
     return False
 
 
+def id_token_is_for_sign_in(claims: dict, *, subject: str, auth_time: int | None) -> bool:
+    """True when an ID token names `subject` and was issued during the sign-in made at `auth_time`."""
+    # Authlib accepts expired hints on purpose (RP-Initiated Logout 1.0, section 2); issued since
+    # this sign-in bounds the age by the session's own, and a token from before it, or someone
+    # else's, must not sign out whoever is at the computer now without asking.
+    issued = claims.get("iat")
+    return (auth_time is not None and claims.get("sub") == subject and isinstance(issued, int)
+            and issued >= auth_time)
+
+
 def parse_max_age(raw: str | None) -> int | None:
     """Return max_age as seconds; raise ValueError when it is not a whole number >= 0."""
     if raw is None or raw == "":

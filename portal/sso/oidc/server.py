@@ -39,7 +39,9 @@ from portal import access, audit
 from portal.db import db
 from portal.models import Person
 from portal.sso.oidc import store
-from portal.sso.oidc.claims import fields_for_scope, id_token_claims, oidc_claims, scope_list
+from portal.sso.oidc.claims import (
+    fields_for_scope, id_token_claims, id_token_is_for_sign_in, oidc_claims, scope_list,
+)
 from portal.sso.oidc.clients import AUTH_METHODS, Client, find_client
 from portal.sso.oidc.keys import ALG, KeyRing, keys_dir, load_keys
 
@@ -332,7 +334,10 @@ def claims_for_token(token: AccessToken) -> dict | None:
 
 
 class PortalEndSession(EndSessionEndpoint):
-    """RP-initiated logout: the id_token_hint must be ours; redirect only to registered URIs."""
+    """RP-initiated logout: the id_token_hint must be ours; redirect only to registered URIs.
+
+    Whether to sign out without asking (the hint is the signed-in student's) is hint_is_for.
+    """
 
     def get_server_jwks(self):
         return key_ring().public_jwks()
@@ -349,6 +354,15 @@ class PortalEndSession(EndSessionEndpoint):
     def end_session(self, end_session_request):
         from portal.auth.services import sign_out
         sign_out()
+
+
+def hint_is_for(end_session_request, person: Person, auth_time: int | None) -> bool:
+    """True when a logout's id_token_hint was issued to `person` during their current sign-in."""
+    claims, client = end_session_request.id_token_claims, end_session_request.client
+    if claims is None or client is None:
+        return False
+    subject = access.pairwise_subject(_settings().pairwise_key, person, client.app)
+    return id_token_is_for_sign_in(claims, subject=subject, auth_time=auth_time)
 
 
 server = PortalAuthorizationServer()

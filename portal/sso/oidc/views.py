@@ -7,7 +7,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6750 import InvalidTokenError
-from flask import current_app, jsonify, redirect, render_template, url_for
+from flask import current_app, jsonify, redirect, render_template, session, url_for
 from flask_login import current_user
 
 from portal import access
@@ -17,7 +17,9 @@ from portal.models import App
 from portal.sso.oidc import bp
 from portal.sso.oidc.authorize import NOT_ALLOWED, error_page
 from portal.sso.oidc.metadata import provider_metadata
-from portal.sso.oidc.server import claims_for_token, current_issuer, key_ring, require_oauth, server
+from portal.sso.oidc.server import (
+    claims_for_token, current_issuer, hint_is_for, key_ring, require_oauth, server,
+)
 
 
 def _url(endpoint: str) -> str:
@@ -73,7 +75,7 @@ def userinfo():
 
 
 @bp.route("/oidc/logout", methods=["GET", "POST"])
-@csrf.exempt  # apps may POST the logout request; without a valid id_token_hint we ask first
+@csrf.exempt  # apps may POST the logout request; unless it proves it is for this sign-in, we ask first
 def end_session():
     try:
         logout = server.validate_endpoint_request("end_session")
@@ -82,9 +84,9 @@ def end_session():
         return error_page(error)
     except ValueError:
         return error_page(InvalidRequestError(NOT_ALLOWED))
-    if logout.needs_confirmation:
-        if not current_user.is_authenticated:
-            return render_template("sso/oidc_signed_out.html")
+    # Signed in: only an ID token issued to this student during this sign-in signs them out
+    # without asking. Nobody signed in: nothing to lose, so redirect as far as the request allows.
+    if current_user.is_authenticated and not hint_is_for(logout, current_user, session.get("auth_time")):
         return render_template("sso/oidc_sign_out.html")
     response = server.create_endpoint_response("end_session", logout)
     return response or render_template("sso/oidc_signed_out.html")
