@@ -9,28 +9,13 @@ from sqlalchemy import select
 from portal import access
 from portal.db import db
 from portal.models import App, Event, Role
+from tests.admin.helpers import cli, refused
 from tests.auth.helpers import isolated_client
 
 
 @pytest.fixture
 def client(app):
     return isolated_client(app)
-
-
-def cli(runner, *args):
-    result = runner.invoke(args=[str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def refused(runner, *args) -> str:
-    """Run a command that must fail; return its one-line reason."""
-    result = runner.invoke(args=[str(a) for a in args])
-    assert result.exit_code != 0, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 @pytest.fixture
@@ -169,6 +154,37 @@ def test_add_link_with_an_icon_keeps_it_in_the_portal(client, auth, roster, runn
     assert icon_response.data == PIXEL_PNG and icon_response.mimetype == "image/png"
     assert "max-age" in icon_response.headers["Cache-Control"]  # the browser keeps it
     assert client.get("/apps/no-such-app/icon").status_code == 404
+
+
+def test_icon_of_an_app_not_granted_reads_exactly_like_an_unknown_app(client, auth, roster, runner,
+                                                                      tmp_path):
+    maple, oak = roster.school("maple"), roster.school("oak", "Oak Elementary")
+    roster.person("ada.lovelace", schools=[maple])
+    icon = tmp_path / "icon.png"
+    icon.write_bytes(PIXEL_PNG)
+    for name, school in [("Story Time", "maple"), ("Oak Secrets", "oak"), ("Hidden", None)]:
+        cli(runner, "apps", "add-link", name, "https://apps.example/", "--icon", icon)
+        if school:
+            cli(runner, "apps", "grant", name, "--school", school)
+    version = db.session.scalar(select(App.icon_version).where(App.slug == "oak-secrets"))
+    auth.login()
+    assert client.get(f"/apps/story-time/icon?v={version}").data == PIXEL_PNG
+    unknown = client.get(f"/apps/no-such-app/icon?v={version}")
+    for slug in ("oak-secrets", "hidden"):
+        response = client.get(f"/apps/{slug}/icon?v={version}")
+        assert response.status_code == unknown.status_code == 404
+        assert response.get_data() == unknown.get_data()
+        assert "max-age" not in response.headers.get("Cache-Control", "")
+
+
+def test_icons_need_a_signed_in_person(client, roster, runner, tmp_path):
+    icon = tmp_path / "icon.png"
+    icon.write_bytes(PIXEL_PNG)
+    cli(runner, "apps", "add-link", "Story Time", "https://stories.example/", "--icon", icon)
+    cli(runner, "apps", "grant", "Story Time", "--district")
+    response = client.get("/apps/story-time/icon")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
 
 
 def test_remote_or_bogus_icons_are_refused(runner, roster, tmp_path):

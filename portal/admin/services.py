@@ -5,7 +5,7 @@ import re
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, selectinload
 
 from portal.models import App, AppKind, District, Grant, Role, School, Section
 
@@ -19,11 +19,40 @@ def slugify(name: str) -> str:
     return slug[:64] or "app"
 
 
+MAX_NAME = 255  # App.name is VARCHAR(255)
+MAX_URL = 2048  # App.url is VARCHAR(2048)
+
+
 def check_url(url: str, *, what: str = "URL") -> str:
-    parts = urlsplit(url)
+    """Return `url` if it is one plain http(s) address, or AdminError saying why not."""
+    if len(url) > MAX_URL:
+        raise AdminError(f"{what} is longer than {MAX_URL} characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise AdminError(f"{what} is malformed (check its host and port number): {url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise AdminError(f"{what} must start with https:// (or http:// for testing): {url!r}")
+    # urlsplit drops tabs and line breaks silently; a stored one breaks the launch redirect later.
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise AdminError(f"{what} may not contain spaces, line breaks or other invisible "
+                         f"characters: {url!r}")
     return url
+
+
+def checked_grade(value: str) -> str:
+    """The OneRoster grade code an admin means ("3" is 03, "kg" is KG), or AdminError."""
+    from portal.roster.parse import GRADES
+    grade = value.strip()
+    if grade.isascii() and grade.isdigit() and len(grade) <= 2 and 1 <= int(grade) <= 13:
+        return f"{int(grade):02d}"
+    if grade.lower() in GRADES:
+        return GRADES[grade.lower()]
+    if "," in grade:
+        raise AdminError("a grant names one grade: grant the app once for each grade")
+    raise AdminError(f"--grade must be a OneRoster grade as in the roster (KG, 01 ... 13, PK, ...), "
+                     f"not {value!r}")
 
 
 def checked_icon(value: str) -> str:
@@ -35,6 +64,18 @@ def checked_icon(value: str) -> str:
         raise AdminError(str(e)) from None
 
 
+def checked_app_name(name: str) -> str:
+    """The name as the tiles show it, or AdminError saying why not."""
+    name = (name or "").strip()
+    if not name:
+        raise AdminError("an app needs a name")
+    if len(name) > MAX_NAME:
+        raise AdminError(f"an app name is at most {MAX_NAME} characters")
+    if not name.isprintable():
+        raise AdminError(f"an app name is one line of plain text: {name!r}")
+    return name
+
+
 def find_app(db: Session, name: str) -> App:
     app = db.scalar(select(App).where((App.name == name) | (App.slug == name)))
     if app is None:
@@ -44,10 +85,8 @@ def find_app(db: Session, name: str) -> App:
 
 def add_link_app(db: Session, name: str, url: str, icon: str = "") -> App:
     """Register an app that launches by plain redirect."""
-    name = name.strip()
-    if not name:
-        raise AdminError("an app needs a name")
-    check_url(url)
+    name = checked_app_name(name)
+    url = check_url(url.strip())
     icon = checked_icon(icon)
     slug = slugify(name)
     if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):
@@ -83,13 +122,17 @@ def grant_app(db: Session, name: str, *, district: bool = False, school: str | N
         if found is None:
             raise AdminError(f"there is no section with id {section!r}")
         grant.section_id = found.id
-    if grade:
-        grant.grade = grade.strip()
+    if grade is not None:
+        grant.grade = checked_grade(grade)
     if role:
         try:
             grant.role = Role(role.replace(" ", "_").replace("-", "_"))
         except ValueError:
             raise AdminError(f"role must be one of {', '.join(r.value for r in Role)}") from None
+    same = [getattr(Grant, c).is_not_distinct_from(getattr(grant, c))
+            for c in ("app_id", "district_id", "school_id", "section_id", "grade", "role")]
+    if db.scalar(select(Grant.id).where(*same).limit(1)) is not None:
+        raise AdminError(f"{app.name} is already granted to exactly that group; nothing changed")
     db.add(grant)
     db.commit()
     return grant
@@ -108,4 +151,8 @@ def release_fields(db: Session, name: str, fields: list[str]) -> App:
 
 
 def list_apps(db: Session) -> list[App]:
-    return list(db.scalars(select(App).order_by(App.name)))
+    """Return every app by name, with its grants and the schools and sections they name."""
+    grants = selectinload(App.grants)
+    return list(db.scalars(select(App).options(
+        defer(App.icon), grants.selectinload(Grant.school), grants.selectinload(Grant.section),
+    ).order_by(App.name)))

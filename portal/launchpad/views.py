@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from flask import abort, make_response, redirect, render_template
 from flask_login import current_user
-from sqlalchemy import select
 
 from portal import access, audit
 from portal.admin.icons import icon_bytes
 from portal.auth.roles import signed_in
 from portal.db import db
-from portal.models import App, AppKind
+from portal.models import AppKind
 from portal.launchpad import bp
 
 
@@ -25,10 +24,11 @@ def tiles():
 def icon(slug: str):
     # Served, not inlined in the tiles page: the browser keeps it, so a student's tiles page stays
     # small on a school's shared connection. The URL carries the icon's version (see the template).
-    data_url = db.session.scalar(select(App.icon).where(App.slug == slug))
-    if not data_url:
+    # Only for apps the person may launch: any other app reads as unknown, as at /launch.
+    app = access.launchable(db.session, current_user, slug)
+    if app is None or not app.icon:
         abort(404)
-    kind, data = icon_bytes(data_url)
+    kind, data = icon_bytes(app.icon)
     response = make_response(data)
     response.headers["Content-Type"] = kind
     response.headers["Cache-Control"] = "private, max-age=2592000, immutable"

@@ -7,7 +7,7 @@ from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.db import Base
-from portal.models.roster import ROLE_ENUM, Role
+from portal.models.roster import ROLE_ENUM, Role, School, Section
 
 
 # What an app receives unless the district releases more: a pairwise subject (always sent),
@@ -63,19 +63,29 @@ class Grant(Base):
     role: Mapped[Role | None] = mapped_column(ROLE_ENUM, nullable=True)
 
     app: Mapped[App] = relationship(back_populates="grants")
+    # For describe(): admins name schools and sections by sourcedId, never by our row ids.
+    school: Mapped[School | None] = relationship(viewonly=True)
+    section: Mapped[Section | None] = relationship(viewonly=True)
 
     __table_args__ = (Index("ix_app_grant_app", "app_id"),)
 
     def describe(self) -> str:
+        """Say who the grant covers in the words an admin types (`portal apps grant` options)."""
         parts = []
         if self.district_id:
             parts.append("whole district")
         if self.school_id:
-            parts.append(f"school {self.school_id}")
+            parts.append(f"school {_named(self.school.sourced_id, self.school.name)}")
         if self.grade:
             parts.append(f"grade {self.grade}")
         if self.section_id:
-            parts.append(f"section {self.section_id}")
+            parts.append(f"section {_named(self.section.sourced_id, self.section.title)}")
         if self.role:
             parts.append(f"role {self.role.value}")
         return ", ".join(parts) or "nobody"
+
+
+def _named(sourced_id: str, name: str) -> str:
+    """The sourcedId an admin types, with the name beside it when that is short enough to read."""
+    name = " ".join(name.split())  # `portal apps list` separates columns with tabs
+    return f"{sourced_id} ({name})" if name and len(name) <= 40 else sourced_id
