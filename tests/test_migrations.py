@@ -1,7 +1,8 @@
 """Migrations keep data: upgrading a database that has rows loses none of them."""
+from alembic import command
 from sqlalchemy import create_engine, text
 
-from portal.migrate import upgrade
+from portal.migrate import alembic_config, upgrade
 
 
 def test_upgrading_keeps_every_grant(tmp_path):
@@ -38,4 +39,31 @@ def test_upgrading_gives_existing_icons_their_version(tmp_path):
     with engine.connect() as conn:
         versions = dict(conn.execute(text("SELECT slug, icon_version FROM app")).all())
     assert versions == {"library": icon_version(icon), "math": ""}
+    engine.dispose()
+
+
+def test_wrong_tries_of_second_factors_upgrade_and_downgrade(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0005_app_icon_version")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, "
+            "preferred_name, email, student_number, grades, enabled) "
+            "VALUES (1, 'p1', 'student', 'ada', 'Ada', 'L', '', '', '', '04', 1)"))
+        conn.execute(text("INSERT INTO badge_factor (person_id, pin_hash, locked_at, updated_at) "
+                          "VALUES (1, 'hash', '2026-01-05 10:00:00', '2026-01-05 10:00:00')"))
+    upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT pin_hash, wrong_tries, locked_at FROM badge_factor")).one()
+    assert row.pin_hash == "hash" and row.wrong_tries == 0 and row.locked_at is not None
+
+    cfg = alembic_config()
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005_app_icon_version")
+        conn.commit()
+        columns = {c[1] for c in conn.execute(text("PRAGMA table_info(badge_factor)"))}
+        assert "wrong_tries" not in columns
+        assert conn.execute(text("SELECT pin_hash FROM badge_factor")).scalar() == "hash"
+    upgrade(engine)
     engine.dispose()

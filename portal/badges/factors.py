@@ -1,7 +1,8 @@
 """The second factor after a badge: a PIN (4 to 6 digits) or three pictures picked in order
 from a grid of twelve. Chosen by the student at their first badge sign-in, stored argon2-hashed,
-reset by a teacher. Failures are counted per badge; too many lock the student's badge sign-in
-until a teacher unlocks it.
+reset by a teacher. Wrong tries in a row are counted per student in the database, however
+slowly they come and with whichever badge; WRONG_TRIES_TO_LOCK of them (or too many inside the
+moving window of BADGE_FACTOR_LIMIT) lock the student's badge sign-in until a teacher helps.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 from typing import Sequence
 
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import Row, case, literal, true, update
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -18,7 +19,7 @@ from portal.badges.expiry import Clock, utcnow
 from portal.badges.permissions import may_manage_student
 from portal.badges.services import NotPermitted
 from portal.errors import PortalError
-from portal.models import Badge, BadgeFactor, FactorKind, Person
+from portal.models import BadgeFactor, FactorKind, Person
 from portal.ratelimit import RateLimiter
 
 
@@ -31,6 +32,9 @@ PICTURES: tuple[tuple[str, str], ...] = (
 PICTURE_NAMES = tuple(name for name, _ in PICTURES)
 PICTURES_TO_PICK = 3
 _PIN = re.compile(r"^[0-9]{4,6}$")
+# The count of BADGE_FACTOR_LIMIT ("5 per 15 minutes"), kept however slowly the tries come:
+# otherwise 4 every 15 minutes would try all 1,728 picture orders in under five days.
+WRONG_TRIES_TO_LOCK = 5
 
 
 class BadFactorChoice(PortalError):
@@ -111,30 +115,55 @@ def set_factor(db: Session, person: Person, kind: FactorKind, secret_hash: str, 
     db.commit()
 
 
+def _unlocked_row(person: Person):
+    """An UPDATE of the student's row that changes nothing once a guess has locked it."""
+    return (update(BadgeFactor)
+            .where(BadgeFactor.person_id == person.id, BadgeFactor.locked_at.is_(None))
+            .execution_options(synchronize_session=False))
+
+
+def _count_wrong_try(db: Session, person: Person, *, window_full: bool, now) -> Row | None:
+    """Add one wrong try, locking at the last, in one statement: two kiosks guessing at once
+    cannot both read "4" and both get a try. None when a guess elsewhere has locked it."""
+    locks = true() if window_full else BadgeFactor.wrong_tries + 1 >= WRONG_TRIES_TO_LOCK
+    stamp = literal(now, BadgeFactor.locked_at.type)
+    return db.execute(_unlocked_row(person).values(
+        wrong_tries=BadgeFactor.wrong_tries + 1,
+        locked_at=case((locks, stamp), else_=None),
+        updated_at=case((locks, stamp), else_=BadgeFactor.updated_at),
+    ).returning(BadgeFactor.wrong_tries, BadgeFactor.locked_at)).first()
+
+
 def check_factor(db: Session, limiter: RateLimiter, person: Person, badge_id: int,
                  kind: FactorKind, value: str | Sequence[str], *, clock: Clock = utcnow) -> None:
-    """Accept the right factor; count a wrong one against the badge and lock when too many."""
+    """Accept the right factor; count a wrong one against the student and lock when too many."""
     row = factor_row(db, person)
     if row is None or row.secret_hash(kind) is None:
         raise WrongFactor()
     if row.locked_at is not None:
         raise FactorLocked()
+    key = str(person.id)
     if matches(row.secret_hash(kind), kind, value):
-        limiter.clear(str(badge_id))
-        return
-    limiter.hit(str(badge_id))
-    if not limiter.test(str(badge_id)):
-        row.locked_at = clock()
-        row.updated_at = row.locked_at
-        audit.record("badge_factor_locked", person=person, commit=False,
-                     data={"badge_id": badge_id, "factor": kind.value})
+        started_again = db.execute(_unlocked_row(person).values(wrong_tries=0)
+                                   .returning(BadgeFactor.person_id)).first()
         db.commit()
+        if started_again is None:  # a wrong guess on another kiosk locked it meanwhile
+            raise FactorLocked()
+        limiter.clear(key)
+        return
+    limiter.hit(key)
+    counted = _count_wrong_try(db, person, window_full=not limiter.test(key), now=clock())
+    if counted is None:
+        db.rollback()
+        raise FactorLocked()
+    if counted.locked_at is not None:
+        audit.record("badge_factor_locked", person=person, commit=False,
+                     data={"badge_id": badge_id, "factor": kind.value,
+                           "wrong_tries": counted.wrong_tries})
+    db.commit()
+    if counted.locked_at is not None:
         raise FactorLocked()
     raise WrongFactor()
-
-
-def _badge_ids(db: Session, student: Person) -> list[int]:
-    return list(db.scalars(select(Badge.id).where(Badge.person_id == student.id)))
 
 
 def unlock_factor(db: Session, limiter: RateLimiter, student: Person, *,
@@ -142,11 +171,11 @@ def unlock_factor(db: Session, limiter: RateLimiter, student: Person, *,
     """A teacher lets the student try again (their PIN or pictures stay the same)."""
     if actor is not None and not may_manage_student(db, actor, student):
         raise NotPermitted()
+    limiter.clear(str(student.id))
     row = factor_row(db, student)
-    for badge_id in _badge_ids(db, student):
-        limiter.clear(str(badge_id))
-    if row is not None and row.locked_at is not None:
+    if row is not None and (row.locked_at is not None or row.wrong_tries):
         row.locked_at = None
+        row.wrong_tries = 0
         row.updated_at = clock()
         audit.record("badge_factor_unlocked", person=student, actor=actor, commit=False)
         db.commit()
@@ -157,8 +186,7 @@ def reset_factor(db: Session, limiter: RateLimiter, student: Person, *,
     """A teacher clears the student's PIN and pictures: they choose new ones at next sign-in."""
     if actor is not None and not may_manage_student(db, actor, student):
         raise NotPermitted()
-    for badge_id in _badge_ids(db, student):
-        limiter.clear(str(badge_id))
+    limiter.clear(str(student.id))
     row = factor_row(db, student)
     if row is not None:
         db.delete(row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, Index, String, text
+from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -115,13 +115,16 @@ class Badge(Base):
 
 
 class BadgeFactor(Base):
-    """A student's second factor for badge sign-in (argon2 hashes) and its teacher-help lock."""
+    """A student's second factor for badge sign-in (argon2 hashes), their wrong tries in a row
+    and the teacher-help lock those lead to."""
     __tablename__ = "badge_factor"
 
     person_id: Mapped[int] = mapped_column(
         ForeignKey("person.id", ondelete="CASCADE"), primary_key=True)
     pin_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     picture_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Since the last right answer or teacher help, however slowly and with whichever badge.
+    wrong_tries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -1,14 +1,20 @@
-"""The second factor after a badge: PIN or three pictures in order, chosen at the first sign-in,
-counted per badge, locked to teacher help."""
+"""The second factor after a badge: PIN or three pictures in order, chosen at the first sign-in;
+wrong tries in a row are counted per student and lock to teacher help."""
 from __future__ import annotations
 
+import dataclasses
 import re
+import time
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from portal.badges.factors import FactorLocked, WrongFactor, check_factor, hash_factor, set_factor
 from portal.badges.policy import set_policy
 from portal.db import db
-from portal.models import BadgeFactor, Event
+from portal.models import BadgeFactor, Event, FactorKind, Person
+from portal.ratelimit import RateLimiter
 from tests.badges.conftest import csrf_from, issue, login, new_client, session_data, staff_post
 
 
@@ -169,3 +175,112 @@ def test_destination_waits_for_the_second_factor(redis_client, world, kiosk):
     kiosk.browser.get("/login?next=/saml/resume")
     assert kiosk.sign_in(token).headers["Location"] == "/badges/check"
     assert _pin(kiosk.browser, "4821").headers["Location"] == "/saml/resume"
+
+
+def _chosen_pin(redis_client, kiosk, person, pin="4821") -> str:
+    """Issue a badge, scan it and choose the PIN; return the badge's token."""
+    token = issue(redis_client, person)
+    kiosk.sign_in(token)
+    _pin(kiosk.browser, pin)
+    _pin(kiosk.browser, pin)
+    return token
+
+
+def _wrong_tries(person) -> int:
+    db.session.expire_all()
+    return db.session.get(BadgeFactor, person.id).wrong_tries
+
+
+@pytest.fixture
+def one_second_window(app):
+    """The moving window of wrong tries lasts a second, so a test can guess "slowly"."""
+    app.config["SETTINGS"] = dataclasses.replace(app.config["SETTINGS"],
+                                                 badge_factor_limit="5 per 1 second")
+    app.extensions.pop("badge_limits", None)
+
+
+def test_slow_guessing_still_locks_after_five_wrong_tries_in_a_row(redis_client, world, kiosk,
+                                                                  one_second_window):
+    token = _chosen_pin(redis_client, kiosk, world.older_student)
+    kiosk.sign_in(token)
+    assert [_pin(kiosk.browser, "0000").status_code for _ in range(4)] == [401] * 4
+    time.sleep(1.2)  # the window has forgotten them; the count has not
+    assert _pin(kiosk.browser, "0000").headers["Location"] == "/badges/locked"
+    assert kiosk.sign_in(token).headers["Location"] == "/badges/locked"
+
+
+def test_a_right_answer_starts_the_count_again(redis_client, world, kiosk):
+    token = _chosen_pin(redis_client, kiosk, world.older_student)
+    kiosk.sign_in(token)
+    for _ in range(4):
+        _pin(kiosk.browser, "0000")
+    assert _wrong_tries(world.older_student) == 4
+    assert _pin(kiosk.browser, "4821").headers["Location"] == "/badges/home"
+    assert _wrong_tries(world.older_student) == 0
+    kiosk.sign_in(token)
+    assert [_pin(kiosk.browser, "0000").status_code for _ in range(4)] == [401] * 4
+    assert _pin(kiosk.browser, "0000").headers["Location"] == "/badges/locked"
+
+
+def test_a_new_badge_does_not_start_the_count_again(redis_client, world, kiosk):
+    token = _chosen_pin(redis_client, kiosk, world.older_student)
+    kiosk.sign_in(token)
+    assert [_pin(kiosk.browser, "0000").status_code for _ in range(3)] == [401] * 3
+    new_card = issue(redis_client, world.older_student)  # replaces the card in the pocket
+    assert kiosk.scan(token).status_code == 403
+    kiosk.sign_in(new_card)
+    assert _pin(kiosk.browser, "0000").status_code == 401
+    assert _pin(kiosk.browser, "0000").headers["Location"] == "/badges/locked"
+
+
+def _lock(kiosk, token) -> None:
+    kiosk.sign_in(token)
+    for _ in range(5):
+        _pin(kiosk.browser, "0000")
+    assert kiosk.sign_in(token).headers["Location"] == "/badges/locked"
+
+
+@pytest.mark.parametrize("help", ["unlock", "reset-factor"])
+def test_teacher_help_unlocks_and_starts_the_count_again(app, redis_client, world, kiosk, help):
+    token = _chosen_pin(redis_client, kiosk, world.older_student)
+    _lock(kiosk, token)
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    assert staff_post(teacher, csrf, f"/badges/students/{world.older_student.id}/{help}").status_code == 200
+    kiosk.sign_in(token)
+    if help == "reset-factor":
+        _pin(kiosk.browser, "9157")
+        assert _pin(kiosk.browser, "9157").headers["Location"] == "/badges/home"
+        kiosk.sign_in(token)
+    assert [_pin(kiosk.browser, "0000").status_code for _ in range(4)] == [401] * 4
+    assert _pin(kiosk.browser, "0000").headers["Location"] == "/badges/locked"
+
+
+def test_cli_unlock_starts_the_count_again(runner, redis_client, world, kiosk):
+    token = _chosen_pin(redis_client, kiosk, world.older_student)
+    kiosk.sign_in(token)
+    for _ in range(3):
+        _pin(kiosk.browser, "0000")
+    assert runner.invoke(args=["badges", "unlock", "katherine"]).exit_code == 0
+    assert _wrong_tries(world.older_student) == 0
+
+
+@pytest.mark.parametrize("guess", ["0000", "4821"])
+def test_a_guess_on_another_kiosk_cannot_slip_past_the_lock(redis_client, world, guess):
+    # Two kiosks guess at once: both read the row unlocked with four wrong tries, then one locks
+    # it. The other's answer, right or wrong, must be "locked", not one more try.
+    student = world.older_student
+    set_factor(db.session, student, FactorKind.pin, hash_factor(FactorKind.pin, "4821"))
+    window = RateLimiter(redis_client, "1000 per 15 minutes", scope="test-factor")
+    badge_id = 1
+    for _ in range(4):
+        with pytest.raises(WrongFactor):
+            check_factor(db.session, window, student, badge_id, FactorKind.pin, "0000")
+    with Session(db.engine) as other_kiosk:
+        stale = other_kiosk.get(Person, student.id)
+        assert other_kiosk.get(BadgeFactor, student.id).locked_at is None
+        with pytest.raises(FactorLocked):
+            check_factor(db.session, window, student, badge_id, FactorKind.pin, "1111")
+        with pytest.raises(FactorLocked):
+            check_factor(other_kiosk, window, stale, badge_id, FactorKind.pin, guess)
+    assert _wrong_tries(student) == 5
