@@ -74,3 +74,25 @@ def test_keys_rotate_publishes_a_new_key_beside_the_old(app, runner):
     listed = runner.invoke(args=["keys", "list"]).output.splitlines()
     assert listed == [f"{after[0]['kid']}\tsigning", f"{after[1]['kid']}\tpublished"]
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.glob("*.pem"))
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--redirect-uri", "https://app.example/cb\x01", "invisible characters"),
+    ("--redirect-uri", "https://app.example/c b", "spaces"),
+    ("--redirect-uri", "https://*.example/cb", "wildcards"),
+    ("--login-uri", "https://app.example/login\n2", "line breaks"),
+])
+def test_client_addresses_with_hidden_characters_are_refused(runner, option, value, words):
+    args = ["apps", "add-oidc", "Hidden Chars", "--redirect-uri", "https://app.example/cb",
+            "--login-uri", "https://app.example/login"]
+    args[args.index(option) + 1] = value
+    result = runner.invoke(args=args)
+    assert result.exit_code != 0
+    assert words in result.output
+
+
+def test_an_overlong_app_name_is_refused(runner):
+    result = runner.invoke(args=["apps", "add-oidc", "x" * 300, "--redirect-uri",
+                                 "https://app.example/cb", "--login-uri", "https://app.example/login"])
+    assert result.exit_code != 0
+    assert "at most" in result.output

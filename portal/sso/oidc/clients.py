@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from portal.admin.services import AdminError, checked_icon, slugify
+from portal.admin.services import AdminError, check_url, checked_app_name, checked_icon, slugify
 from portal.models import App, AppKind
 from portal.sso.oidc.claims import SCOPES, hash_secret, scope_list
 
@@ -24,11 +24,9 @@ _TEST_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 def check_client_url(url: str, *, what: str) -> str:
     """Return `url` if an app may use it: https, or http on this machine for testing."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises on a bad port)
-    except ValueError:
-        raise AdminError(f"{what} is not a URL: {url!r}") from None
+    if "*" in url:
+        raise AdminError(f"{what} must be one exact address (no wildcards): {url!r}")
+    parts = urlsplit(check_url(url, what=what))
     local = parts.scheme == "http" and parts.hostname in _TEST_HOSTS
     if not parts.netloc or not (parts.scheme == "https" or local):
         raise AdminError(
@@ -37,8 +35,6 @@ def check_client_url(url: str, *, what: str) -> str:
         raise AdminError(f"{what} may not have a #fragment: {url!r}")
     if parts.username or parts.password:
         raise AdminError(f"{what} may not carry a user name or password: {url!r}")
-    if any(c.isspace() for c in url) or "*" in url:
-        raise AdminError(f"{what} must be one exact address (no spaces or wildcards): {url!r}")
     return url
 
 
@@ -50,9 +46,7 @@ def register_client(db: Session, name: str, *, redirect_uris: list[str], login_u
                     scopes: list[str] | None = None, post_logout_redirect_uris: list[str] = (),
                     target_link_uri: str | None = None, icon: str = "") -> tuple[App, str]:
     """Add an OIDC app; return it and its client secret (shown once, stored only hashed)."""
-    name = (name or "").strip()
-    if not name:
-        raise AdminError("an app needs a name")
+    name = checked_app_name(name)
     if not redirect_uris:
         raise AdminError("give at least one --redirect-uri")
     redirect_uris = _unique(check_client_url(u, what="redirect URI") for u in redirect_uris)

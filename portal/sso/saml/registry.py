@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.access import FIELDS
-from portal.admin.services import AdminError, check_url, checked_icon, slugify
+from portal.admin.services import AdminError, check_url, checked_app_name, checked_icon, slugify
 from portal.models import App, AppKind
 from portal.models.apps import DEFAULT_RELEASE
 from portal.sso.saml.metadata import BadMetadata, read_sp_metadata
@@ -92,9 +92,7 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
                 require_signed_requests: bool = False, sp_cert: str | bytes | None = None,
                 icon: str = "") -> App:
     """Register a SAML app. Metadata fills in what the arguments leave out; they must agree."""
-    name = (name or "").strip()
-    if not name:
-        raise AdminError("an app needs a name")
+    name = checked_app_name(name)
     acs_urls, acs_index = list(acs_urls or ()), None
     if metadata is not None:
         try:
