@@ -30,3 +30,7 @@ class RateLimiter:
 
     def clear(self, *identifiers: str) -> None:
         self._window.clear(self._limit, self._scope, *identifiers)
+
+    def clear_in(self, pipe, *identifiers: str) -> None:
+        """Queue what clear() does on a Redis pipeline, to go with its other commands."""
+        pipe.delete(self._window.storage.prefixed_key(self._limit.key_for(self._scope, *identifiers)))

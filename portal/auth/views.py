@@ -40,7 +40,7 @@ def login():
         return _login_page(400, username=username[:255], missing=True)
     try:
         person = check_password(db.session, LoginLimits.for_app(), username, password,
-                                request.remote_addr or "unknown")
+                                request.remote_addr or "unknown", clear_with=session.on_save)
     except (InvalidCredentials, TooManyFailedLogins) as e:
         return _login_page(e.status, username=username[:255], error=e)
     sign_in(person, method="password")
