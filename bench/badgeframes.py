@@ -16,14 +16,15 @@ from bench.badgecard import (CARD_H, CARD_W, PAD, SKIN, SYMBOL, bad_checksum, ca
                              held_card, qr_box, qr_image, scratches, seeded_token, shadow)
 
 CONDITIONS = ("nominal", "small_far", "rotated", "tilted", "motion_blur", "defocus",
-              "low_light", "glare", "shadow", "heavy_jpeg", "scratched", "two_badges", "none")
+              "low_light", "glare", "shadow", "heavy_jpeg", "scratched", "two_badges", "none",
+              "one_hidden")   # two badges, the second unreadable: last, so the others' seeds hold
 # Conditions whose single frames often fail; the bench also plays one-second clips of them.
 HARD = ("small_far", "tilted", "motion_blur", "defocus", "low_light", "glare", "shadow",
         "heavy_jpeg", "scratched")
 RESOLUTIONS = ((640, 480), (1280, 720))
 CLIP_FRAMES = 30
 
-__all__ = ["BadgeScene", "Pose", "scenes", "bad_checksum", "qr_image", "seeded_token"]
+__all__ = ["BadgeScene", "Pose", "scenes", "bad_checksum", "hide_card", "qr_image", "seeded_token"]
 
 
 @dataclass
@@ -154,10 +155,10 @@ class BadgeScene:
                       "quality": int(rng.integers(70, 93)), "f": rng.uniform(1.0, 2.0),
                       "phase": rng.uniform(0, 2 * np.pi, 4)}
         sizes = {"nominal": (0.22, 0.40), "small_far": (0.10, 0.14), "two_badges": (0.18, 0.26),
-                 "heavy_jpeg": (0.16, 0.26)}
+                 "heavy_jpeg": (0.16, 0.26), "one_hidden": (0.18, 0.26)}
         lo, hi = sizes.get(condition, (0.20, 0.32))
         self.cards = []
-        n = 2 if condition == "two_badges" else 1
+        n = 2 if condition in ("two_badges", "one_hidden") else 1
         variant = int(rng.integers(0, 4)) if condition == "none" else -1
         self.note = ("empty", "blank card", "other QR", "bad checksum")[variant] if variant >= 0 else ""
         if variant == 2:
@@ -182,6 +183,11 @@ class BadgeScene:
                 continue                                 # nobody holding anything
             self.cards.append({"token": token if variant < 0 else None, "card": card_image(text, rng),
                                "pose": pose, "grip": hand(rng, side)})
+        if condition == "one_hidden":
+            if rng.random() < 0.5:
+                hide_card(self.cards[1], "thumb")
+            else:
+                hide_card(self.cards[1], "blur", rng.uniform(2.0, 3.5))
         _, _, side_px = qr_box()
         if condition == "motion_blur":
             p["blur"], p["angle"] = rng.uniform(1.0, 2.0), rng.uniform(0, np.pi)   # in modules
@@ -272,6 +278,21 @@ class BadgeScene:
             a = cv2.filter2D(a, -1, k)
             return (img * (1 - a[..., None]) + smear).clip(0, 255).astype(np.uint8)
         return cv2.blendLinear(warped, img, a, 1 - a)
+
+
+def hide_card(card: dict, how: str, sigma: float = 3.0) -> None:
+    """Make a planned card's QR unreadable: "thumb" lays a thumb over the lower 40% of it (a
+    finder pattern with it), "blur" defocuses the card by `sigma` frame pixels (held farther
+    back than the camera's focus)."""
+    qx, qy, side = qr_box()
+    if how == "thumb":
+        face = card["card"].copy()
+        centre = (int(qx + 0.1 * side), int(qy + 0.7 * side))
+        cv2.ellipse(face, centre, (int(0.6 * side), int(0.72 * side)), 0, 0, 360,
+                    card["grip"]["skin"], -1, cv2.LINE_AA)
+        card["card"] = face
+    else:
+        card["card"] = cv2.GaussianBlur(card["card"], (0, 0), sigma * side / card["pose"].qr_px)
 
 
 def scenes(condition: str, size: tuple[int, int], count: int, seed: int = 2024):

@@ -49,8 +49,9 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 
-def badge_card(token: str, module_px: int) -> np.ndarray:
-    """A white card with the badge's QR (quiet zone included), as the sheet prints it."""
+def badge_card(token: str, module_px: int, thumb: bool = False) -> np.ndarray:
+    """A white card with the badge's QR (quiet zone included), as the sheet prints it; with
+    `thumb`, a thumb lies over the lower 40% of the QR (its bottom-left finder pattern too)."""
     qr = segno.make_qr(token, error=QR_ERROR, boost_error=False)
     modules = np.pad(np.array([list(row) for row in qr.matrix], dtype=np.uint8), QUIET_ZONE)
     symbol = np.kron(modules, np.ones((module_px, module_px), dtype=np.uint8))
@@ -58,6 +59,11 @@ def badge_card(token: str, module_px: int) -> np.ndarray:
                    np.uint8)
     card[2 * module_px:2 * module_px + symbol.shape[0],
          2 * module_px:2 * module_px + symbol.shape[1]] = np.where(symbol == 1, 0, 255)
+    if thumb:
+        side = len(qr.matrix) * module_px
+        centre = (2 + QUIET_ZONE) * module_px + side // 2
+        cv2.ellipse(card, (centre + side // 10, centre + 7 * side // 10),
+                    (6 * side // 10, 72 * side // 100), 0, 0, 360, 150, -1, cv2.LINE_AA)
     return card
 
 
@@ -189,6 +195,23 @@ def test_two_badges_in_one_frame_send_nothing(app, redis_client, scanner_school,
     _no_frame_left_the_page(run, live_server)
     db.session.expire_all()
     assert db.session.scalars(select(Badge.last_used_at)).all() == [None, None]
+
+
+def test_a_badge_beside_one_half_under_a_thumb_sends_nothing(app, redis_client, scanner_school,
+                                                             live_server, scanner_with_camera,
+                                                             tmp_path):
+    ada = issue(redis_client, scanner_school.student)
+    alan = issue(redis_client, scanner_school.classmate)   # jsQR cannot read it: too much hidden
+    covered = badge_card(alan, 5, thumb=True)
+    video = camera_video(tmp_path / "thumb.y4m", [(badge_card(ada, 5), (165, HEIGHT // 2)),
+                                                  (covered, (475, HEIGHT // 2))])
+    run = scanner_with_camera(video, f"{live_server}/badge?school=maple")
+
+    assert run.wait_for_state("several")["say"] == "One badge at a time, please"
+    run.page.wait_for_timeout(3000)
+    assert run.posts() == []
+    assert not run.saw("checking")
+    _no_frame_left_the_page(run, live_server)
 
 
 def test_a_refused_badge_is_not_sent_again_for_a_few_seconds(app, redis_client, scanner_school,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import zxingcpp
 
-from bench.badgeframes import BadgeScene, bad_checksum, qr_image, seeded_token
+from bench.badgeframes import BadgeScene, bad_checksum, hide_card, qr_image, seeded_token
 from kiosk.decoder import (NO_BADGE, SEVERAL_BADGES, BadgeRead, _finder_groups, _finder_patterns,
                            read_badge)
 
@@ -108,6 +108,34 @@ def test_two_printed_badges_are_several_and_a_url_beside_one_is_not():
     one, two = seeded_token(rng), seeded_token(rng)
     assert read_badge(card_frame([one, two])) == SEVERAL_BADGES
     assert read_badge(card_frame([one, "https://example.org/"])).token == one
+
+
+@pytest.mark.parametrize("size, seed, how, sigma", [
+    (VGA, 1, "thumb", 0), (VGA, 6, "thumb", 0), (HD, 2, "thumb", 0), (HD, 8, "thumb", 0),
+    (HD, 1, "blur", 3), (HD, 6, "blur", 3), (VGA, 4, "blur", 2), (HD, 2, "blur", 2),
+])
+def test_a_badge_beside_one_that_cannot_be_read_is_several(size, seed, how, sigma):
+    held = scene("two_badges", size, seed)
+    hide_card(held.cards[1], how, sigma)
+    shot = held.frame()
+    assert bare_zxing(shot.frame) == [shot.tokens[0]]    # the other badge is not read
+    assert read_badge(shot.frame) == SEVERAL_BADGES
+
+
+@pytest.mark.parametrize("timing", [False, True])
+def test_two_finder_marks_beside_a_badge_are_a_second_badge_only_with_a_timing_pattern(timing):
+    token = seeded_token(np.random.default_rng(10))
+    frame = card_frame([token])
+    for x in (330, 445):    # two marks the size of the QR's, as far apart as its corners
+        frame[200:231, x:x + 31] = 0
+        frame[204:227, x + 4:x + 27] = 255
+        frame[209:222, x + 9:x + 22] = 0
+    if timing:              # what a thumb leaves of a QR: modules alternating between them
+        module = (445 - 330) / 26
+        for i in range(8, 25, 2):
+            x = int(345 + (i - 3.5) * module)
+            frame[226:230, x:x + int(module)] = 0
+    assert read_badge(frame) == (SEVERAL_BADGES if timing else BadgeRead(token))
 
 
 def test_the_same_badge_twice_is_one_badge():
