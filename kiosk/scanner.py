@@ -1,12 +1,16 @@
 """What to do with each frame's read: send the token, or not. Pure: the caller passes the time.
 
-- One badge in view: send its token, unless the same badge was sent in the last RESEND_SECONDS
-  (a child keeps holding it up while the browser opens).
+- One badge in view: send its token once, and not again while it stays in view, however long
+  (a child keeps holding it up while the browser opens; each resend would sign them out and in
+  again and restart a PIN page they are typing into). Once it has been out of view for
+  AWAY_SECONDS it may be sent again: long enough that a few frames the decoder misses (glare,
+  a fast turn; every bench clip is read within a second) are not "away", short enough that a
+  child who lowers the badge and holds it up again is answered.
 - Several badges: sign in nobody, and keep waiting SEVERAL_HOLD_SECONDS after the last frame
   that showed several, so a frame in which one of two badges is missed does not sign its
-  holder in.
+  holder in. A badge already sent is not away meanwhile: it may be one of them.
 - After "too many tries" from the portal: send nothing until its Retry-After has passed.
-Tokens are kept in memory only for the resend window.
+Tokens are kept in memory only while their badge is in view, and AWAY_SECONDS after.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from enum import Enum
 
 from kiosk.decoder import BadgeRead
 
-RESEND_SECONDS = 5.0
+AWAY_SECONDS = 2.0
 SEVERAL_HOLD_SECONDS = 1.0
 
 
@@ -23,7 +27,7 @@ class Action(Enum):
     NOTHING = "nothing"      # no badge in view
     SEND = "send"            # send step.token now
     SEVERAL = "several"      # two or more badges: ask for one at a time
-    REPEAT = "repeat"        # the badge just sent is still in view
+    REPEAT = "repeat"        # a badge already sent is still in view
     PAUSED = "paused"        # waiting out the portal's "too many tries"
 
 
@@ -34,30 +38,33 @@ class Step:
 
 
 class Scanner:
-    """Turns badge reads into sends, one badge at a time, each badge at most every few seconds."""
+    """Turns badge reads into sends, one badge at a time, each once while it stays in view."""
 
-    def __init__(self, resend_seconds: float = RESEND_SECONDS,
+    def __init__(self, away_seconds: float = AWAY_SECONDS,
                  several_hold_seconds: float = SEVERAL_HOLD_SECONDS):
-        self.resend_seconds = resend_seconds
+        self.away_seconds = away_seconds
         self.several_hold_seconds = several_hold_seconds
-        self._sent: dict[str, float] = {}
+        self._sent: dict[str, float] = {}     # token sent -> when it was last seen
         self._several_at: float | None = None
         self._paused_until: float | None = None
 
     def decide(self, read: BadgeRead, now: float) -> Step:
         """The step for this frame's read, seen at monotonic time `now`."""
-        self._sent = {t: at for t, at in self._sent.items() if now - at < self.resend_seconds}
+        self._sent = {t: at for t, at in self._sent.items() if now - at < self.away_seconds}
         if read.several:
+            # A badge already sent may be one of them: it is not away while several are in view.
+            self._sent = dict.fromkeys(self._sent, now)
             self._several_at = now
             return Step(Action.SEVERAL)
         if not read.found:
             return Step(Action.NOTHING)
+        if read.token in self._sent:
+            self._sent[read.token] = now       # still in view: the time away starts again
+            return Step(Action.REPEAT)
         if self._several_at is not None and now - self._several_at < self.several_hold_seconds:
             return Step(Action.SEVERAL)
         if self._paused_until is not None and now < self._paused_until:
             return Step(Action.PAUSED)
-        if read.token in self._sent:
-            return Step(Action.REPEAT)
         self._sent[read.token] = now
         return Step(Action.SEND, read.token)
 

@@ -1,7 +1,10 @@
 """kiosk.scanner: which reads become sends (pure; the tests pass the time)."""
 from __future__ import annotations
 
-from kiosk.decoder import NO_BADGE, SEVERAL_BADGES, BadgeRead
+import pytest
+
+from bench.badgeframes import BadgeScene, hide_card
+from kiosk.decoder import NO_BADGE, SEVERAL_BADGES, BadgeRead, read_badge
 from kiosk.scanner import Action, Scanner
 
 A, B = BadgeRead("spb1_a"), BadgeRead("spb1_b")
@@ -11,12 +14,40 @@ def actions(scanner, reads):
     return [scanner.decide(read, t).action for t, read in reads]
 
 
-def test_one_badge_is_sent_once_within_five_seconds():
+def frames(read, start, seconds, fps=30):
+    """(time, read) for each camera frame of `seconds` that shows `read`."""
+    return [(start + i / fps, read) for i in range(round(seconds * fps))]
+
+
+def sends(scanner, reads):
+    return [t for t, read in reads if scanner.decide(read, t).action is Action.SEND]
+
+
+def test_a_badge_held_in_view_is_sent_once_and_again_after_it_was_away():
     scanner = Scanner()
     step = scanner.decide(A, 0.0)
     assert step.action is Action.SEND and step.token == "spb1_a"
-    assert actions(scanner, [(0.1, A), (2.0, A), (4.9, A)]) == [Action.REPEAT] * 3
-    assert scanner.decide(A, 5.1).action is Action.SEND
+    assert sends(scanner, frames(A, 1 / 30, 12)) == []            # 12 s in view: no resend
+    assert sends(scanner, frames(NO_BADGE, 12.1, 3)) == []        # out of view 3 s
+    assert sends(scanner, frames(A, 15.1, 5)) == [15.1]           # back: sent once more
+
+
+def test_frames_the_decoder_misses_are_not_away():
+    scanner = Scanner()
+    reads = frames(A, 0, 3) + frames(NO_BADGE, 3, 1.5) + frames(A, 4.5, 3)
+    assert sends(scanner, reads) == [0]
+
+
+def test_a_sent_badge_among_several_is_not_sent_again():
+    scanner = Scanner()
+    reads = frames(A, 0, 1) + frames(SEVERAL_BADGES, 1, 4) + frames(A, 5, 3)
+    assert sends(scanner, reads) == [0]
+
+
+def test_a_badge_is_away_while_another_is_in_view():
+    scanner = Scanner()
+    reads = frames(A, 0, 1) + frames(B, 1, 3) + frames(A, 4, 1)
+    assert sends(scanner, reads) == [0, 1, 4]
 
 
 def test_another_badge_goes_at_once():
@@ -28,6 +59,15 @@ def test_several_badges_send_nothing_and_hold_a_moment():
     scanner = Scanner()
     assert actions(scanner, [(0.0, SEVERAL_BADGES), (0.3, A), (0.9, B)]) == [Action.SEVERAL] * 3
     assert scanner.decide(A, 1.2).action is Action.SEND
+
+
+@pytest.mark.parametrize("size, seed, how", [((640, 480), 3, "thumb"), ((1280, 720), 7, "blur")])
+def test_a_badge_beside_one_that_cannot_be_read_signs_nobody_in(size, seed, how):
+    held = BadgeScene("two_badges", size, (77, seed))
+    hide_card(held.cards[1], how)
+    scanner = Scanner()
+    steps = [scanner.decide(read_badge(held.frame(i).frame), i / 30).action for i in range(30)]
+    assert Action.SEND not in steps and Action.SEVERAL in steps
 
 
 def test_nothing_in_view_is_nothing():
