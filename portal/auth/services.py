@@ -61,13 +61,13 @@ _BY_USERNAME = select(Person).where(Person.username == bindparam("username"))
 
 
 def check_password(db: Session, limits: LoginLimits, username: str, password: str,
-                   address: str, *, clear_with: list[Callable] | None = None) -> Person:
+                   address: str, *, clear_with: list[Callable]) -> Person:
     """Return the person if the password is right; count every failure, unknown names too.
 
     The strict per-account limit counts the attempt before the password is checked, in one step
     that also tests it, so guesses sent at once cannot all pass the test before any is counted;
-    the right password then clears the account's count (at once, or queued on `clear_with`, a
-    session's commands to send with its save, saving a round trip). The generous per-address limit counts
+    the right password then clears the account's count, queued on `clear_with` (the new session's
+    commands to send with its save: no round trip of its own). The generous per-address limit counts
     failures only (a school's sign-ins share an address): at most the requests already being
     checked can pass it at once.
     """
@@ -84,10 +84,7 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
         limits.address.hit(address)
         raise InvalidCredentials()
 
-    if clear_with is None:
-        limits.account.clear(name)
-    else:
-        clear_with.append(lambda pipe: limits.account.clear_in(pipe, name))
+    clear_with.append(lambda pipe: limits.account.clear_in(pipe, name))
     if needs_rehash(person.password_hash):
         # Not hash_password: an old short password must still upgrade, not fail the sign-in.
         person.password_hash = rehash_password(password)
