@@ -205,6 +205,7 @@ def _send(client, scanner: Scanner, feedback: Feedback, token: str, now: float, 
     except TooManyTries as e:
         log.info("too many tries: waiting %.0f s", e.retry_after)
         scanner.pause(now, e.retry_after)
+        scanner.forget(token)     # still held up once the wait is over: it is sent then
         feedback.say(screen.TOO_MANY, now)
     except DeviceRefused:
         feedback.say(screen.NOT_ENROLLED, now)

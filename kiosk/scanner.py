@@ -9,7 +9,9 @@
 - Several badges: sign in nobody, and keep waiting SEVERAL_HOLD_SECONDS after the last frame
   that showed several, so a frame in which one of two badges is missed does not sign its
   holder in. A badge already sent is not away meanwhile: it may be one of them.
-- After "too many tries" from the portal: send nothing until its Retry-After has passed.
+- After "too many tries" from the portal: send nothing until its Retry-After has passed; the
+  badge that met it is forgotten (the portal did not look at it), so a child still holding it
+  up when the wait is over is signed in then without lowering it first.
 Tokens are kept in memory only while their badge is in view, and AWAY_SECONDS after.
 """
 from __future__ import annotations

@@ -80,6 +80,7 @@ class RecordingPortal:
     code: str = "KQ7M4PXD"
     credential: str = field(default_factory=lambda: "kd1_" + secrets.token_urlsafe(32))
     badge_status: int = 200
+    badge_replies: list[int] = field(default_factory=list)   # statuses answered first, in order
     requests: list[Recorded] = field(default_factory=list)
 
     def __post_init__(self):
@@ -99,6 +100,8 @@ class RecordingPortal:
             def _answer(self, status: int, data: dict) -> None:
                 raw = json.dumps(data).encode()
                 self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "1")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
@@ -119,6 +122,8 @@ class RecordingPortal:
                 elif self.path == "/kiosk/bind":
                     self._answer(200, {"bind_url": f"{base}/kiosk/bind/{secrets.token_urlsafe(32)}",
                                        "expires_in": 30})
+                elif self.path == "/kiosk/badge" and recorder.badge_replies:
+                    self._answer(recorder.badge_replies.pop(0), {"error": "Too many tries"})
                 elif self.path == "/kiosk/badge" and recorder.badge_status == 200:
                     self._answer(200, {"handoff_url": f"{base}/kiosk/handoff/{secrets.token_urlsafe(32)}",
                                        "expires_in": 30})

@@ -3,6 +3,7 @@ enroll with a real pairing code, scan a video of a real badge, and follow the ha
 browser-like session that holds the device cookie, up to the student's tiles."""
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from dataclasses import replace
@@ -17,6 +18,10 @@ from portal.db import db
 from portal.devserver import free_port
 from portal.models import Badge, KioskDevice
 from tests.badges.conftest import issue, world  # noqa: F401  (the badge test school)
+from kiosk.__main__ import Feedback, _send
+from kiosk.client import PortalClient
+from kiosk.decoder import BadgeRead
+from kiosk.scanner import Action, Scanner
 from tests.kiosk.helpers import RecordingPortal, Sandbox, write_clips, write_video
 
 SIGN_IN = re.compile(r"^Sign-in: open (\S+) ", re.M)
@@ -140,6 +145,25 @@ class TestTooManyTries:
         assert len(SIGN_IN.findall(run.stdout)) == 1
         assert "Too many tries, wait a moment" in run.stdout
         assert badge_of(world.classmate).last_used_at is None
+
+
+def test_a_badge_still_held_up_after_the_wait_is_sent_again():
+    """The portal said "too many tries" (Retry-After: 1) and never looked at the badge: the child
+    who keeps holding it up is signed in once the wait is over, without lowering it first."""
+    held = BadgeRead(token="spb1_held")
+    args = argparse.Namespace(no_browser=True)
+    scanner, feedback = Scanner(), Feedback(None)
+    with RecordingPortal(badge_replies=[429]) as portal:
+        client = PortalClient(portal.url, portal.credential)
+        assert scanner.decide(held, 0.0).action is Action.SEND
+        assert not _send(client, scanner, feedback, "spb1_held", 0.0, args, portal.url)
+        assert scanner.decide(held, 0.5).action is Action.PAUSED
+        step = scanner.decide(held, 1.1)
+        assert step.action is Action.SEND
+        assert _send(client, scanner, feedback, step.token, 1.1, args, portal.url)
+        assert scanner.decide(held, 1.5).action is Action.REPEAT
+        client.close()
+    assert [r.json() for r in portal.to("/kiosk/badge")] == [{"token": "spb1_held"}] * 2
 
 
 def test_enroll_with_a_wrong_or_used_code_fails_in_one_line(sandbox, live_server, pairing_code):

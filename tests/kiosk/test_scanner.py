@@ -82,6 +82,15 @@ def test_too_many_tries_pause_every_badge():
     assert scanner.decide(B, 60.5).action is Action.SEND
 
 
+def test_a_badge_held_through_too_many_tries_is_sent_when_the_wait_is_over():
+    scanner = Scanner()
+    assert scanner.decide(A, 0.0).action is Action.SEND
+    scanner.pause(0.0, 10)          # what kiosk.__main__ does on "too many tries"
+    scanner.forget("spb1_a")
+    assert actions(scanner, [(1.0, A), (9.9, A), (10.1, A), (11.0, A)]) == [
+        Action.PAUSED, Action.PAUSED, Action.SEND, Action.REPEAT]
+
+
 def test_a_send_that_never_arrived_can_be_retried():
     scanner = Scanner()
     scanner.decide(A, 0.0)
