@@ -67,13 +67,21 @@ def test_keys_rotate_publishes_a_new_key_beside_the_old(app, runner):
     before = load_keys(folder).public_jwks()["keys"]
     result = runner.invoke(args=["keys", "rotate"])
     assert result.exit_code == 0, result.output
-    assert f"still published: {before[0]['kid']}" in result.output
     after = load_keys(folder).public_jwks()["keys"]
     assert len(after) == 2 and after[1]["kid"] == before[0]["kid"]
-    assert result.output.startswith(f"signing with {after[0]['kid']}")
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"published: {after[0]['kid']} (signs from 20")
+    assert lines[1:] == [f"signing with {before[0]['kid']}"]
     listed = runner.invoke(args=["keys", "list"]).output.splitlines()
-    assert listed == [f"{after[0]['kid']}\tsigning", f"{after[1]['kid']}\tpublished"]
+    assert listed[0].startswith(f"{after[0]['kid']}\tsigns from 20")
+    assert listed[1:] == [f"{after[1]['kid']}\tsigning"]
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.glob("*.pem"))
+
+    now = runner.invoke(args=["keys", "rotate", "--now"])
+    assert now.exit_code == 0, now.output
+    newest = load_keys(folder).kids[1]   # after the key still waiting to sign
+    assert now.output.splitlines()[1:] == [f"signing with {newest}",
+                                           f"still published: {before[0]['kid']}"]
 
 
 @pytest.mark.parametrize("option, value, words", [

@@ -117,18 +117,26 @@ def test_client_secret_post_works_and_launch_is_audited(live_portal, oidc_world)
     assert events[0].data == {"protocol": "oidc", "fields": fields}
 
 
-def test_new_tokens_are_signed_with_the_newest_key_and_old_ones_still_verify(live_portal, oidc_world,
-                                                                             runner):
+def test_a_rotated_key_signs_after_it_is_published_and_old_tokens_still_verify(live_portal, oidc_world,
+                                                                              runner):
     config, _, first, first_nonce = run_code_flow(live_portal, oidc_world)
+    signed_by = jws.extract_compact(first["id_token"].encode()).protected["kid"]
     result = runner.invoke(args=["keys", "rotate"])
     assert result.exit_code == 0, result.output
-    newest = result.output.split("signing with ")[1].split()[0]
-
+    published = result.output.split("published: ")[1].split()[0]
+    # The new key is in the JWKS at once, but tokens go on being signed with the old one.
+    assert published in {k["kid"] for k in requests.get(config["jwks_uri"], timeout=5).json()["keys"]}
     config, _, second, nonce = run_code_flow(live_portal, oidc_world)
-    assert jws.extract_compact(second["id_token"].encode()).protected["kid"] == newest
-    verified_id_token(second["id_token"], config, oidc_world.client_id, nonce)
-    verified_id_token(first["id_token"], config, oidc_world.client_id, first_nonce)
-    assert len(requests.get(config["jwks_uri"], timeout=5).json()["keys"]) == 2
+    assert jws.extract_compact(second["id_token"].encode()).protected["kid"] == signed_by
+
+    result = runner.invoke(args=["keys", "rotate", "--now"])
+    assert result.exit_code == 0, result.output
+    newest = result.output.split("signing with ")[1].split()[0]
+    config, _, third, third_nonce = run_code_flow(live_portal, oidc_world)
+    assert jws.extract_compact(third["id_token"].encode()).protected["kid"] == newest
+    for token, n in ((first, first_nonce), (second, nonce), (third, third_nonce)):
+        verified_id_token(token["id_token"], config, oidc_world.client_id, n)
+    assert len(requests.get(config["jwks_uri"], timeout=5).json()["keys"]) == 3
 
 
 def test_tile_launch_starts_third_party_login_that_completes(live_portal, oidc_world):

@@ -1,15 +1,30 @@
-"""Signing keys on disk: generated once (mode 0600), rotated beside the old one, published by kid."""
+"""Signing keys on disk: generated once (mode 0600), rotated beside the old one (published before
+it signs), published by kid."""
 from __future__ import annotations
 
 import stat
+from datetime import datetime, timedelta, timezone
 
 from joserfc import jwt
 
-from portal.sso.oidc.keys import KEEP, load_keys, rotate_keys
+from portal.sso.oidc.keys import PUBLISH_AHEAD, load_keys, rotate_keys
+
+STAMP = "%Y%m%dT%H%M%S%fZ"
 
 
 def key_files(folder):
     return sorted(folder.glob("*.pem"))
+
+
+def later(folder, seconds):
+    """Let `seconds` pass for the keys: each file is named for when its key signs."""
+    for path in key_files(folder):
+        then = datetime.strptime(path.stem, STAMP) - timedelta(seconds=seconds)
+        path.rename(folder / f"{then.strftime(STAMP)}.pem")
+
+
+def signer(token, ring):
+    return jwt.decode(token, ring.public_key_set()).header["kid"]
 
 
 def test_first_key_is_made_once_and_private(tmp_path):
@@ -31,17 +46,52 @@ def test_jwks_publishes_public_halves_with_kids(tmp_path):
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
 
 
-def test_rotation_signs_with_the_newest_and_keeps_the_previous(tmp_path):
+def test_a_rotated_key_is_published_before_it_signs(tmp_path):
     first = load_keys(tmp_path)
     old_token = first.sign({"sub": "a"})
     ring, retired = rotate_keys(tmp_path)
-    assert retired == [] and len(ring.kids) == 2 and ring.kids[1] == first.kids[0]
-    new_token = ring.sign({"sub": "b"})
-    assert jwt.decode(new_token, ring.public_key_set()).header["kid"] == ring.kids[0]
-    assert jwt.decode(old_token, ring.public_key_set()).claims == {"sub": "a"}
+    new_kid = ring.kids[0]
+    assert retired == [] and ring.kids == [new_kid, first.kids[0]]
+    # Published now, signing only after apps have had the time to fetch it.
+    assert [k["kid"] for k in ring.public_jwks()["keys"]] == ring.kids
+    assert signer(ring.sign({"sub": "b"}), ring) == first.kids[0]
+    assert [k.kid for k in ring.waiting()] == [new_kid]
+    soon = datetime.now(timezone.utc) + timedelta(seconds=PUBLISH_AHEAD + 1)
+    assert ring.signing_key(soon).kid == new_kid
     # Another process (a worker) sees the rotation without restarting.
     assert load_keys(tmp_path).kids == ring.kids
 
-    again, retired = rotate_keys(tmp_path)
-    assert retired == [first.kids[0]] and len(again.kids) == KEEP == 2
+    later(tmp_path, PUBLISH_AHEAD + 1)
+    ring = load_keys(tmp_path)
+    assert signer(ring.sign({"sub": "c"}), ring) == new_kid and ring.waiting() == []
+    assert jwt.decode(old_token, ring.public_key_set()).claims == {"sub": "a"}
+
+
+def test_rotation_keeps_the_key_before_the_signing_one_and_retires_older(tmp_path):
+    first = load_keys(tmp_path).kids[0]
+    second = rotate_keys(tmp_path)[0].kids[0]
+    later(tmp_path, PUBLISH_AHEAD + 1)
+    ring, retired = rotate_keys(tmp_path)
+    third = ring.kids[0]
+    # The first key signed until the second's time came: its tokens must still verify.
+    assert retired == [] and ring.kids == [third, second, first]
+    later(tmp_path, PUBLISH_AHEAD + 1)
+    ring, retired = rotate_keys(tmp_path)
+    assert retired == [first] and ring.kids[1:] == [third, second]
+    assert len(key_files(tmp_path)) == 3
+
+
+def test_rotating_again_before_the_new_key_signs_keeps_the_signing_one(tmp_path):
+    first = load_keys(tmp_path).kids[0]
+    rotate_keys(tmp_path)
+    ring, retired = rotate_keys(tmp_path)
+    assert retired == [] and len(ring.kids) == 3 and ring.signing[0] == first
+
+
+def test_rotating_at_once_signs_with_the_new_key_now(tmp_path):
+    first = load_keys(tmp_path).kids[0]
+    ring, retired = rotate_keys(tmp_path, at_once=True)
+    assert retired == [] and ring.kids[1] == first and ring.signing[0] == ring.kids[0]
+    again, retired = rotate_keys(tmp_path, at_once=True)
+    assert retired == [first] and again.signing[0] == again.kids[0] and again.kids[1] == ring.kids[0]
     assert len(key_files(tmp_path)) == 2

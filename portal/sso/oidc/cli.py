@@ -49,17 +49,28 @@ def _keys_dir():
     return keys_dir(current_app.config["SETTINGS"])
 
 
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
 @keys_cli.command("rotate")
+@click.option("--now", is_flag=True,
+              help="sign with the new key at once (a leaked key); apps that cached the published "
+                   "keys may refuse new sign-ins for up to 5 minutes")
 @with_appcontext
-def keys_rotate():
-    """Make a new signing key; the previous one stays published until the next rotation."""
+def keys_rotate(now):
+    """Publish a new signing key, which signs 10 minutes later (after apps have fetched it); the
+    key signing now stays published until the rotation after next."""
     from portal.sso.oidc.keys import rotate_keys
     try:
-        ring, retired = rotate_keys(_keys_dir())
+        ring, retired = rotate_keys(_keys_dir(), at_once=now)
     except OSError as e:
         fail(f"cannot write the key folder {_keys_dir()}: {e.strerror}")
-    click.echo(f"signing with {ring.kids[0]}")
-    for kid in ring.kids[1:]:
+    signing = ring.signing_key()
+    for key in ring.waiting():
+        click.echo(f"published: {key.kid} (signs from {_when(key.signs_from)})")
+    click.echo(f"signing with {signing.kid}")
+    for kid in ring.kids[ring.kids.index(signing.kid) + 1:]:
         click.echo(f"still published: {kid}")
     for kid in retired:
         click.echo(f"retired: {kid}")
@@ -68,11 +79,15 @@ def keys_rotate():
 @keys_cli.command("list")
 @with_appcontext
 def keys_list():
-    """List the published keys, newest (the one that signs) first."""
+    """List the published keys, the one that signs last first."""
     from portal.sso.oidc.keys import load_keys
     try:
         ring = load_keys(_keys_dir())
     except OSError as e:
         fail(f"cannot read the key folder {_keys_dir()}: {e.strerror}")
-    for i, kid in enumerate(ring.kids):
-        click.echo(f"{kid}\t{'signing' if i == 0 else 'published'}")
+    signing = ring.signing_key()
+    waiting = {k.kid for k in ring.waiting()}
+    for key in ring.keys:
+        state = ("signing" if key.kid == signing.kid
+                 else f"signs from {_when(key.signs_from)}" if key.kid in waiting else "published")
+        click.echo(f"{key.kid}\t{state}")

@@ -1,7 +1,11 @@
-"""The OpenID Provider's RS256 signing keys: one PEM file per key in a folder, newest signs.
+"""The OpenID Provider's RS256 signing keys: one PEM file per key in a folder.
 
-The first key is generated on first use; `portal keys rotate` adds a newer one. Every kept key is
-published in the JWKS so tokens signed with the previous key still verify while apps catch up.
+Each file is named for the UTC time from which its key signs. The first key is generated on first
+use and signs at once. `portal keys rotate` adds a key that is published in the JWKS at once but
+signs only PUBLISH_AHEAD later, so an app that cached the key set (for its max-age, 300 s) already
+holds the new key when the first token signed with it arrives; `--now` makes it sign at once (a
+leaked key). Every kept key is published: keys waiting to sign, the one signing, and the one
+before it, so tokens it signed still verify.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from joserfc import jwt
@@ -20,32 +24,52 @@ from portal.config import private_folder
 
 ALG = "RS256"
 KEY_BITS = 2048
-# Rotation keeps the new key and the one before it; older keys are deleted.
-KEEP = 2
+# A rotated key is published this long before it signs: twice the JWKS's max-age.
+PUBLISH_AHEAD = 600
+_STAMP = "%Y%m%dT%H%M%S%fZ"
 
 _cache: dict[Path, tuple[int, "KeyRing"]] = {}
 _cache_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
-class KeyRing:
-    """The kept keys, newest first."""
+class SigningKey:
+    kid: str
+    key: RSAKey
+    signs_from: datetime
 
-    keys: tuple[tuple[str, RSAKey], ...]  # (kid, key)
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The kept keys, the one that signs last first."""
+
+    keys: tuple[SigningKey, ...]
+
+    def signing_key(self, now: datetime | None = None) -> SigningKey:
+        """The key new tokens are signed with: the latest whose time has come (the oldest kept if
+        none has, which only a clock set back can cause)."""
+        now = now or datetime.now(timezone.utc)
+        return next((k for k in self.keys if k.signs_from <= now), self.keys[-1])
 
     @property
     def signing(self) -> tuple[str, RSAKey]:
-        """The (kid, key) new tokens are signed with."""
-        return self.keys[0]
+        """The (kid, key) new tokens are signed with now."""
+        key = self.signing_key()
+        return key.kid, key.key
 
     @property
     def kids(self) -> list[str]:
-        return [kid for kid, _ in self.keys]
+        return [k.kid for k in self.keys]
+
+    def waiting(self, now: datetime | None = None) -> list[SigningKey]:
+        """Keys published but not signing yet, the one that will sign last first."""
+        now = now or datetime.now(timezone.utc)
+        return [k for k in self.keys if k.signs_from > now]
 
     def public_jwks(self) -> dict:
         """The JSON Web Key Set to publish: public halves only, each with its kid."""
-        return {"keys": [dict(key.as_dict(private=False), kid=kid, use="sig", alg=ALG)
-                         for kid, key in self.keys]}
+        return {"keys": [dict(k.key.as_dict(private=False), kid=k.kid, use="sig", alg=ALG)
+                         for k in self.keys]}
 
     def public_key_set(self) -> KeySet:
         return KeySet.import_key_set(self.public_jwks())
@@ -68,14 +92,21 @@ def _key_files(folder: Path) -> list[Path]:
     return sorted((p for p in folder.glob("*.pem") if not p.name.startswith(".")), reverse=True)
 
 
-def _write_new_key(folder: Path) -> Path:
+def _signs_from(path: Path) -> datetime:
+    return datetime.strptime(path.stem, _STAMP).replace(tzinfo=timezone.utc)
+
+
+def _write_new_key(folder: Path, signs_from: datetime) -> Path:
     key = RSAKey.generate_key(KEY_BITS, private=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = signs_from.strftime(_STAMP)
     tmp = folder / f".{stamp}-{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(key.as_pem(private=True))
     final = folder / f"{stamp}.pem"
+    while final.exists():                  # two rotations with --now in the same microsecond
+        signs_from += timedelta(microseconds=1)
+        final = folder / f"{signs_from.strftime(_STAMP)}.pem"
     # rename is atomic: readers see a whole key or none.
     os.rename(tmp, final)
     return final
@@ -103,9 +134,9 @@ def _prepare(folder: Path) -> Path:
 
 def _read(folder: Path) -> KeyRing:
     keys = []
-    for path in _key_files(folder)[:KEEP]:
+    for path in _key_files(folder):
         key = RSAKey.import_key(path.read_bytes())
-        keys.append((key.thumbprint(), key))
+        keys.append(SigningKey(key.thumbprint(), key, _signs_from(path)))
     return KeyRing(tuple(keys))
 
 
@@ -129,7 +160,7 @@ def load_keys(folder: Path) -> KeyRing:
     if not _key_files(folder):
         with _FolderLock(folder):
             if not _key_files(folder):
-                _write_new_key(folder)
+                _write_new_key(folder, datetime.now(timezone.utc))
         stamp = folder.stat().st_mtime_ns
     ring = _read(folder)
     with _cache_lock:
@@ -137,14 +168,17 @@ def load_keys(folder: Path) -> KeyRing:
     return ring
 
 
-def rotate_keys(folder: Path) -> tuple[KeyRing, list[str]]:
-    """Add a new signing key beside the current one; return the ring and the kids retired."""
+def rotate_keys(folder: Path, *, at_once: bool = False) -> tuple[KeyRing, list[str]]:
+    """Add a key that signs PUBLISH_AHEAD seconds from now (or at once); return the ring
+    and the kids retired: every key older than the one before the key that signs now."""
     folder = _prepare(folder)
     with _FolderLock(folder):
-        before = _key_files(folder)
-        retired_files = before[KEEP - 1:]
+        at = datetime.now(timezone.utc)
+        _write_new_key(folder, at if at_once else at + timedelta(seconds=PUBLISH_AHEAD))
+        files = _key_files(folder)
+        signing = next((i for i, p in enumerate(files) if _signs_from(p) <= at), len(files) - 1)
+        retired_files = files[signing + 2:]
         retired = [RSAKey.import_key(p.read_bytes()).thumbprint() for p in retired_files]
-        _write_new_key(folder)
         for path in retired_files:
             path.unlink()
     return load_keys(folder), retired
