@@ -6,6 +6,7 @@ import stat
 from datetime import datetime, timedelta, timezone
 
 from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from portal.sso.oidc.keys import PUBLISH_AHEAD, load_keys, rotate_keys
 
@@ -95,3 +96,13 @@ def test_rotating_at_once_signs_with_the_new_key_now(tmp_path):
     again, retired = rotate_keys(tmp_path, at_once=True)
     assert retired == [first] and again.signing[0] == again.kids[0] and again.kids[1] == ring.kids[0]
     assert len(key_files(tmp_path)) == 2
+
+
+def test_a_key_file_named_otherwise_signs_since_it_was_written(tmp_path):
+    first = load_keys(tmp_path).kids[0]
+    own = tmp_path / "district-key.pem"
+    own.write_bytes(RSAKey.generate_key(2048, private=True).as_pem(private=True))
+    ring = load_keys(tmp_path)
+    assert ring.kids[1] == first and ring.signing[0] == ring.kids[0] != first
+    ring, retired = rotate_keys(tmp_path)
+    assert retired == [] and ring.kids[1:] == [load_keys(tmp_path).signing[0], first]

@@ -87,13 +87,19 @@ def keys_dir(settings) -> Path:
     return Path(settings.instance_path) / "oidc_keys"
 
 
-def _key_files(folder: Path) -> list[Path]:
-    # Names are UTC timestamps, so sorting by name sorts by age. Dot-files are half-written.
-    return sorted((p for p in folder.glob("*.pem") if not p.name.startswith(".")), reverse=True)
-
-
 def _signs_from(path: Path) -> datetime:
-    return datetime.strptime(path.stem, _STAMP).replace(tzinfo=timezone.utc)
+    """When the key signs from: its name; for a key file named otherwise (one an administrator
+    put there), since it was last changed."""
+    try:
+        return datetime.strptime(path.stem, _STAMP).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+
+
+def _key_files(folder: Path) -> list[Path]:
+    """The key files, the one that signs last first. Dot-files are half-written."""
+    files = (p for p in folder.glob("*.pem") if not p.name.startswith("."))
+    return sorted(files, key=lambda p: (_signs_from(p), p.name), reverse=True)
 
 
 def _write_new_key(folder: Path, signs_from: datetime) -> Path:
