@@ -29,6 +29,15 @@ def is_current(engine: Engine) -> bool:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database behind `engine` up to `revision`."""
+    _migrate(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the database behind `engine` back to `revision` (for testing migrations)."""
+    _migrate(engine, command.downgrade, revision)
+
+
+def _migrate(engine: Engine, step, revision: str) -> None:
     cfg = alembic_config()
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
@@ -40,7 +49,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             connection.commit()
         try:
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, revision)
+            step(cfg, revision)
             if sqlite:
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if broken:

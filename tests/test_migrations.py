@@ -1,8 +1,7 @@
 """Migrations keep data: upgrading a database that has rows loses none of them."""
-from alembic import command
 from sqlalchemy import create_engine, text
 
-from portal.migrate import alembic_config, upgrade
+from portal.migrate import downgrade, upgrade
 
 
 def test_upgrading_keeps_every_grant(tmp_path):
@@ -57,13 +56,48 @@ def test_wrong_tries_of_second_factors_upgrade_and_downgrade(tmp_path):
         row = conn.execute(text("SELECT pin_hash, wrong_tries, locked_at FROM badge_factor")).one()
     assert row.pin_hash == "hash" and row.wrong_tries == 0 and row.locked_at is not None
 
-    cfg = alembic_config()
+    downgrade(engine, "0005_app_icon_version")
     with engine.connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0005_app_icon_version")
-        conn.commit()
         columns = {c[1] for c in conn.execute(text("PRAGMA table_info(badge_factor)"))}
         assert "wrong_tries" not in columns
         assert conn.execute(text("SELECT pin_hash FROM badge_factor")).scalar() == "hash"
     upgrade(engine)
+    engine.dispose()
+
+
+def test_roster_ids_are_never_reused_after_upgrading(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0006_badge_factor_wrong_tries")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
+        conn.execute(text("INSERT INTO school (id, sourced_id, district_id, name, identifier) "
+                          "VALUES (1, 's1', 1, 'Maple', '')"))
+        for pid in (1, 2):
+            conn.execute(text(
+                "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, "
+                "preferred_name, email, student_number, grades, enabled, district_id) "
+                "VALUES (:id, :sid, 'student', :sid, 'Ada', 'L', '', '', '', '02', 1, 1)"),
+                {"id": pid, "sid": f"p{pid}"})
+            conn.execute(text("INSERT INTO person_school (person_id, school_id) VALUES (:p, 1)"),
+                         {"p": pid})
+    upgrade(engine)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM person_school")).scalar() == 2
+        indexes = {row[1] for row in conn.execute(text("PRAGMA index_list(person)"))}
+        assert "ix_person_district_id" in indexes
+        conn.execute(text("PRAGMA foreign_keys=ON"))
+        conn.execute(text("DELETE FROM person WHERE id = 2"))
+        conn.execute(text(
+            "INSERT INTO person (sourced_id, role, username, given_name, family_name, "
+            "preferred_name, email, student_number, grades, enabled) "
+            "VALUES ('p3', 'student', 'p3', 'Bo', 'K', '', '', '', '02', 1)"))
+        assert conn.execute(text("SELECT id FROM person WHERE sourced_id = 'p3'")).scalar() == 3
+        sql = conn.execute(text("SELECT group_concat(sql) FROM sqlite_master WHERE name IN "
+                                "('district', 'school', 'section', 'person')")).scalar()
+        assert sql.count("AUTOINCREMENT") == 4
+    downgrade(engine, "0006_badge_factor_wrong_tries")
+    with engine.connect() as conn:   # person 2 left with its membership; person 1's stays
+        assert conn.execute(text("SELECT count(*) FROM person_school")).scalar() == 1
+        assert "AUTOINCREMENT" not in conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE name = 'person'")).scalar()
     engine.dispose()

@@ -29,6 +29,7 @@ ROLE_ENUM = Enum(Role, name="person_role", native_enum=False, length=20,
 
 class District(Base):
     __tablename__ = "district"
+    __table_args__ = {"sqlite_autoincrement": True}   # ids never reused (migration 0007)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sourced_id: Mapped[str] = mapped_column(String(255), unique=True)
@@ -39,6 +40,7 @@ class District(Base):
 
 class School(Base):
     __tablename__ = "school"
+    __table_args__ = {"sqlite_autoincrement": True}   # ids never reused (migration 0007)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sourced_id: Mapped[str] = mapped_column(String(255), unique=True)
@@ -51,6 +53,7 @@ class School(Base):
 
 class Section(Base):
     __tablename__ = "section"
+    __table_args__ = {"sqlite_autoincrement": True}   # ids never reused (migration 0007)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sourced_id: Mapped[str] = mapped_column(String(255), unique=True)
@@ -65,6 +68,7 @@ class Section(Base):
 
 class Person(Base):
     __tablename__ = "person"
+    __table_args__ = {"sqlite_autoincrement": True}   # ids never reused (migration 0007)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sourced_id: Mapped[str] = mapped_column(String(255), unique=True)

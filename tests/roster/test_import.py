@@ -154,6 +154,21 @@ def test_row_missing_from_bulk_file_is_removed(db_session, bundles, roster_rows)
     assert person(db_session, "u1") is None
 
 
+def test_a_removed_persons_id_is_never_given_to_someone_new(db_session, bundles, roster_rows):
+    # Whatever still names the removed person's id (an app's access token, a session) must not
+    # come to mean the new one. SQLite reused the largest id without AUTOINCREMENT.
+    import_roster(db_session, bundles.write(roster_rows))
+    newest = max(db_session.scalars(select(Person.id)))
+    gone = db_session.scalar(select(Person.sourced_id).where(Person.id == newest))
+    roster_rows["users"] = [u for u in roster_rows["users"] if u["sourcedId"] != gone]
+    roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] != gone]
+    import_roster(db_session, bundles.write(roster_rows))
+    roster_rows["users"].append(dict(roster_rows["users"][0], sourcedId="u-new", username="new.kid",
+                                     identifier="1999", email=""))
+    import_roster(db_session, bundles.write(roster_rows))
+    assert person(db_session, "u-new").id > newest
+
+
 def test_row_missing_from_delta_file_is_kept(db_session, bundles, roster_rows):
     import_roster(db_session, bundles.write(roster_rows))
     before = snapshot(db_session)
