@@ -7,8 +7,8 @@ import pytest
 import zxingcpp
 
 from bench.badgeframes import BadgeScene, bad_checksum, hide_card, qr_image, seeded_token
-from kiosk.decoder import (NO_BADGE, SEVERAL_BADGES, BadgeRead, _finder_groups, _finder_patterns,
-                           read_badge)
+from kiosk.decoder import NO_BADGE, SEVERAL_BADGES, BadgeRead, read_badge
+from kiosk.finders import finder_groups, finder_patterns
 
 VGA, HD = (640, 480), (1280, 720)
 
@@ -61,9 +61,9 @@ def test_finder_patterns_place_a_printed_qr_among_look_alikes():
         frame[300:335, x:x + 35] = 0
         frame[305:330, x + 5:x + 30] = 255
         frame[310:325, x + 10:x + 25] = 0
-    marks = _finder_patterns(frame)
+    marks = finder_patterns(frame)
     assert len(marks) >= 3
-    y0, y1, x0, x1 = _finder_groups(marks)[0]
+    y0, y1, x0, x1 = finder_groups(marks)[0]
     assert y0 <= 140 + 24 and y1 >= 140 + 180 - 24 and x0 <= 60 + 24 and x1 >= 60 + 180 - 24
 
 
