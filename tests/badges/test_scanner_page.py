@@ -45,7 +45,8 @@ def test_scanner_page_loads_local_scripts_and_gives_a_csrf_token_that_works(app,
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
     assert scripts and all(body.strip() == "" for _, body in scripts)  # nothing inline
     sources = [re.search(r'src="([^"]+)"', attrs).group(1) for attrs, _ in scripts]
-    assert sources == ["/static/js/vendor/jsQR.js", "/static/js/badge-scanner.js"]
+    assert sources == ["/static/js/vendor/jsQR.js", "/static/js/badge-finders.js",
+                       "/static/js/badge-scanner.js"]
     for src in sources:
         assert browser.get(src).status_code == 200
     assert not re.search(r"\sstyle=|\son[a-z]+=", html)  # no inline styles or handlers
