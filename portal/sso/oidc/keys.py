@@ -13,7 +13,7 @@ import fcntl
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -35,8 +35,9 @@ _cache_lock = threading.Lock()
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
-    key: RSAKey
+    key: RSAKey = field(repr=False)
     signs_from: datetime
+    path: Path
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def _read(folder: Path) -> KeyRing:
     keys = []
     for path in _key_files(folder):
         key = RSAKey.import_key(path.read_bytes())
-        keys.append(SigningKey(key.thumbprint(), key, _signs_from(path)))
+        keys.append(SigningKey(key.thumbprint(), key, _signs_from(path), path))
     return KeyRing(tuple(keys))
 
 
@@ -181,10 +182,8 @@ def rotate_keys(folder: Path, *, at_once: bool = False) -> tuple[KeyRing, list[s
     with _FolderLock(folder):
         at = datetime.now(timezone.utc)
         _write_new_key(folder, at if at_once else at + timedelta(seconds=PUBLISH_AHEAD))
-        files = _key_files(folder)
-        signing = next((i for i, p in enumerate(files) if _signs_from(p) <= at), len(files) - 1)
-        retired_files = files[signing + 2:]
-        retired = [RSAKey.import_key(p.read_bytes()).thumbprint() for p in retired_files]
-        for path in retired_files:
-            path.unlink()
-    return load_keys(folder), retired
+        ring = _read(folder)
+        retired = ring.keys[ring.keys.index(ring.signing_key(at)) + 2:]
+        for key in retired:
+            key.path.unlink()
+    return load_keys(folder), [key.kid for key in retired]
