@@ -84,6 +84,15 @@ def test_keys_rotate_publishes_a_new_key_beside_the_old(app, runner):
                                            f"still published: {before[0]['kid']}"]
 
 
+def test_keys_commands_name_a_file_that_is_not_a_key(app, runner):
+    folder = Path(app.config["SETTINGS"].oidc_keys_dir)
+    load_keys(folder)
+    (folder / "notes.pem").write_text("not a key")
+    for args in (["keys", "list"], ["keys", "rotate"]):
+        one_line_failure(runner.invoke(args=args), "notes.pem is not an RSA private key")
+    assert len(list(folder.glob("*.pem"))) == 2
+
+
 @pytest.mark.parametrize("option, value, words", [
     ("--redirect-uri", "https://app.example/cb\x01", "invisible characters"),
     ("--redirect-uri", "https://app.example/c b", "spaces"),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import stat
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from portal.sso.oidc.keys import PUBLISH_AHEAD, load_keys, rotate_keys
+from portal.sso.oidc.keys import PUBLISH_AHEAD, KeyFileError, load_keys, rotate_keys
 
 STAMP = "%Y%m%dT%H%M%S%fZ"
 
@@ -106,3 +107,17 @@ def test_a_key_file_named_otherwise_signs_since_it_was_written(tmp_path):
     assert ring.kids[1] == first and ring.signing[0] == ring.kids[0] != first
     ring, retired = rotate_keys(tmp_path)
     assert retired == [] and ring.kids[1:] == [load_keys(tmp_path).signing[0], first]
+
+
+@pytest.mark.parametrize("content", ["garbage", "public"])
+def test_a_file_that_is_not_a_private_key_is_named_and_rotation_adds_nothing(tmp_path, content):
+    load_keys(tmp_path)
+    stray = tmp_path / "stray.pem"
+    key = RSAKey.generate_key(2048, private=True)
+    stray.write_bytes(b"garbage" if content == "garbage" else key.as_pem(private=False))
+    before = key_files(tmp_path)
+    with pytest.raises(KeyFileError, match="stray.pem is not an RSA private key"):
+        load_keys(tmp_path)
+    with pytest.raises(KeyFileError, match="stray.pem"):
+        rotate_keys(tmp_path)
+    assert key_files(tmp_path) == before

@@ -61,11 +61,13 @@ def _when(moment) -> str:
 def keys_rotate(now):
     """Publish a new signing key, which signs 10 minutes later (after apps have fetched it); the
     key signing now stays published until the rotation after next."""
-    from portal.sso.oidc.keys import rotate_keys
+    from portal.sso.oidc.keys import KeyFileError, rotate_keys
     try:
         ring, retired = rotate_keys(_keys_dir(), at_once=now)
     except OSError as e:
         fail(f"cannot write the key folder {_keys_dir()}: {e.strerror}")
+    except KeyFileError as e:
+        fail(str(e))
     signing = ring.signing_key()
     for key in ring.waiting():
         click.echo(f"published: {key.kid} (signs from {_when(key.signs_from)})")
@@ -80,11 +82,13 @@ def keys_rotate(now):
 @with_appcontext
 def keys_list():
     """List the published keys, the one that signs last first."""
-    from portal.sso.oidc.keys import load_keys
+    from portal.sso.oidc.keys import KeyFileError, load_keys
     try:
         ring = load_keys(_keys_dir())
     except OSError as e:
         fail(f"cannot read the key folder {_keys_dir()}: {e.strerror}")
+    except KeyFileError as e:
+        fail(str(e))
     signing = ring.signing_key()
     waiting = {k.kid for k in ring.waiting()}
     for key in ring.keys:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
 from portal.config import private_folder
@@ -139,10 +140,25 @@ def _prepare(folder: Path) -> Path:
     return private_folder(folder)
 
 
+class KeyFileError(ValueError):
+    """A file in the key folder is not an RSA private key; the message names it."""
+
+
+def _import(path: Path) -> RSAKey:
+    try:
+        key = RSAKey.import_key(path.read_bytes())
+    except (ValueError, JoseError):
+        key = None
+    if key is None or not key.is_private:
+        raise KeyFileError(f"{path} is not an RSA private key in PEM: move it out of the key "
+                           f"folder (every .pem file there is a signing key)")
+    return key
+
+
 def _read(folder: Path) -> KeyRing:
     keys = []
     for path in _key_files(folder):
-        key = RSAKey.import_key(path.read_bytes())
+        key = _import(path)
         keys.append(SigningKey(key.thumbprint(), key, _signs_from(path), path))
     return KeyRing(tuple(keys))
 
@@ -180,6 +196,7 @@ def rotate_keys(folder: Path, *, at_once: bool = False) -> tuple[KeyRing, list[s
     and the kids retired: every key older than the one before the key that signs now."""
     folder = _prepare(folder)
     with _FolderLock(folder):
+        _read(folder)       # refuse before adding a key when a file there is not one
         at = datetime.now(timezone.utc)
         _write_new_key(folder, at if at_once else at + timedelta(seconds=PUBLISH_AHEAD))
         ring = _read(folder)
