@@ -25,8 +25,10 @@ from portal.config import private_folder
 
 ALG = "RS256"
 KEY_BITS = 2048
+# How long apps may cache the JWKS and discovery (Cache-Control max-age).
+JWKS_MAX_AGE = 300
 # A rotated key is published this long before it signs: twice the JWKS's max-age.
-PUBLISH_AHEAD = 600
+PUBLISH_AHEAD = 2 * JWKS_MAX_AGE
 _STAMP = "%Y%m%dT%H%M%S%fZ"
 
 _cache: dict[Path, tuple[int, "KeyRing"]] = {}

@@ -16,6 +16,7 @@ from portal.extensions import csrf
 from portal.models import App
 from portal.sso.oidc import bp
 from portal.sso.oidc.authorize import NOT_ALLOWED, error_page
+from portal.sso.oidc.keys import JWKS_MAX_AGE
 from portal.sso.oidc.metadata import provider_metadata
 from portal.sso.oidc.server import (
     claims_for_token, current_issuer, hint_is_for, key_ring, require_oauth, server,
@@ -30,7 +31,7 @@ def _url(endpoint: str) -> str:
 
 def _public_json(document: dict):
     response = jsonify(document)
-    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
