@@ -176,5 +176,5 @@
     return false;
   }
 
-  window.BadgeFinders = {unreadQr: unreadQr};
+  window.BadgeFinders = {unreadQr: unreadQr, distance: distance, BADGE_MODULES: BADGE_MODULES};
 })();

@@ -13,6 +13,7 @@
   if (!root) return;
   var video = document.getElementById("scanner-video");
   var say = document.getElementById("scanner-say");
+  var distance = window.BadgeFinders.distance;
 
   var PREFIX = root.dataset.prefix || "spb1_";
   var LENGTH = Number(root.dataset.length) || 38;
@@ -23,7 +24,7 @@
   // A QR read with modules smaller than this (in camera pixels) is held too far away: likely
   // another child's badge across the room, and the reads that go wrong.
   var MIN_MODULE_PX = 2.5;
-  var BADGE_MODULES = 33;      // a badge's QR (version 4), for decoders that don't say
+  var BADGE_MODULES = window.BadgeFinders.BADGE_MODULES;  // for decoders that don't say
   var MAX_SIDE = 640;          // frames are decoded at most this wide (speed on small devices)
 
   var SAY = {
@@ -64,10 +65,6 @@
   function isLocalPath(next) {
     return typeof next === "string" && next.charAt(0) === "/" && next.charAt(1) !== "/" &&
       next.charAt(1) !== "\\";
-  }
-
-  function distance(a, b) {
-    return Math.sqrt((a.x - b.x) * (a.x - b.x) + (a.y - b.y) * (a.y - b.y));
   }
 
   // One canvas for frames, shared by both decoders. Drawn, read, and cleared within one look.

@@ -12,16 +12,16 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from kiosk.__main__ import Feedback, _send
+from kiosk.client import PortalClient
+from kiosk.decoder import BadgeRead
+from kiosk.scanner import Action, Scanner
 from portal.admin.services import add_link_app, grant_app
 from portal.badges.kiosks import create_pairing_code, revoke_device
 from portal.db import db
 from portal.devserver import free_port
 from portal.models import Badge, KioskDevice
 from tests.badges.conftest import issue, world  # noqa: F401  (the badge test school)
-from kiosk.__main__ import Feedback, _send
-from kiosk.client import PortalClient
-from kiosk.decoder import BadgeRead
-from kiosk.scanner import Action, Scanner
 from tests.kiosk.helpers import RecordingPortal, Sandbox, write_clips, write_video
 
 SIGN_IN = re.compile(r"^Sign-in: open (\S+) ", re.M)

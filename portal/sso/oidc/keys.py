@@ -56,12 +56,6 @@ class KeyRing:
         return next((k for k in self.keys if k.signs_from <= now), self.keys[-1])
 
     @property
-    def signing(self) -> tuple[str, RSAKey]:
-        """The (kid, key) new tokens are signed with now."""
-        key = self.signing_key()
-        return key.kid, key.key
-
-    @property
     def kids(self) -> list[str]:
         return [k.kid for k in self.keys]
 
@@ -80,7 +74,8 @@ class KeyRing:
 
     def sign(self, claims: dict) -> str:
         """Sign claims as a JWT with the newest key, naming it in the header's kid."""
-        kid, key = self.signing
+        signing = self.signing_key()
+        kid, key = signing.kid, signing.key
         return jwt.encode({"alg": ALG, "kid": kid, "typ": "JWT"}, claims, key, algorithms=[ALG])
 
 
@@ -114,9 +109,6 @@ def _write_new_key(folder: Path, signs_from: datetime) -> Path:
     with os.fdopen(fd, "wb") as f:
         f.write(key.as_pem(private=True))
     final = folder / f"{stamp}.pem"
-    while final.exists():                  # two rotations with --now in the same microsecond
-        signs_from += timedelta(microseconds=1)
-        final = folder / f"{signs_from.strftime(_STAMP)}.pem"
     # rename is atomic: readers see a whole key or none.
     os.rename(tmp, final)
     return final
