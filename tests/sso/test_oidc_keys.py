@@ -116,7 +116,28 @@ def test_a_file_that_is_not_a_private_key_is_named_and_rotation_adds_nothing(tmp
     stray.write_bytes(b"garbage" if content == "garbage" else key.as_pem(private=False))
     before = key_files(tmp_path)
     with pytest.raises(KeyFileError, match="stray.pem is not an RSA private key"):
-        load_keys(tmp_path)
+        load_keys(tmp_path, strict=True)
     with pytest.raises(KeyFileError, match="stray.pem"):
         rotate_keys(tmp_path)
     assert key_files(tmp_path) == before
+
+
+def test_the_portal_skips_a_file_that_is_not_a_key_and_names_it_once(tmp_path, caplog):
+    good = load_keys(tmp_path).signing_key()
+    (tmp_path / "stray.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot really\n")
+    with caplog.at_level("ERROR", logger="portal.sso.oidc.keys"):
+        rings = [load_keys(tmp_path) for _ in range(3)]
+    assert all(ring.kids == [good.kid] for ring in rings)
+    assert signer(rings[0].sign({"sub": "x"}), rings[0]) == good.kid
+    named = [r.getMessage() for r in caplog.records]
+    assert len(named) == 1 and "stray.pem is not an RSA private key" in named[0]
+    assert "not really" not in caplog.text
+
+
+def test_with_no_good_key_left_the_portal_refuses_to_sign_and_says_why(tmp_path):
+    (tmp_path / "stray.pem").write_text("garbage")
+    for _ in range(2):      # the answer is kept until the folder changes
+        with pytest.raises(KeyFileError, match="no file in .* is an RSA private key"):
+            load_keys(tmp_path)
+    (tmp_path / "stray.pem").unlink()
+    assert len(load_keys(tmp_path).kids) == 1    # the folder changed: read again, first key made

@@ -84,7 +84,7 @@ def keys_list():
     """List the published keys, the one that signs last first."""
     from portal.sso.oidc.keys import KeyFileError, load_keys
     try:
-        ring = load_keys(_keys_dir())
+        ring = load_keys(_keys_dir(), strict=True)
     except OSError as e:
         fail(f"cannot read the key folder {_keys_dir()}: {e.strerror}")
     except KeyFileError as e:

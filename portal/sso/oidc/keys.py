@@ -6,10 +6,15 @@ signs only PUBLISH_AHEAD later, so an app that cached the key set (for its max-a
 holds the new key when the first token signed with it arrives; `--now` makes it sign at once (a
 leaked key). Every kept key is published: keys waiting to sign, the one signing, and the one
 before it, so tokens it signed still verify.
+
+A file there that is not a key stops the command line (`keys list`, `keys rotate`) with its name.
+The portal itself skips it and logs its name once, so apps keep signing in with the good keys;
+with no good key left, the endpoints that sign answer "unavailable" (KeyFileError).
 """
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import secrets
 import threading
@@ -23,6 +28,8 @@ from joserfc.jwk import KeySet, RSAKey
 
 from portal.config import private_folder
 
+log = logging.getLogger(__name__)
+
 ALG = "RS256"
 KEY_BITS = 2048
 # How long apps may cache the JWKS and discovery (Cache-Control max-age).
@@ -31,7 +38,7 @@ JWKS_MAX_AGE = 300
 PUBLISH_AHEAD = 2 * JWKS_MAX_AGE
 _STAMP = "%Y%m%dT%H%M%S%fZ"
 
-_cache: dict[Path, tuple[int, "KeyRing"]] = {}
+_cache: dict[Path, tuple[int, "KeyRing | str"]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -141,6 +148,9 @@ class KeyFileError(ValueError):
 def _import(path: Path) -> RSAKey:
     try:
         key = RSAKey.import_key(path.read_bytes())
+    except PermissionError:
+        raise KeyFileError(f"{path} cannot be read by the portal's user: give it that owner "
+                           f"(mode 0600)") from None
     except (ValueError, JoseError):
         key = None
     if key is None or not key.is_private:
@@ -149,40 +159,63 @@ def _import(path: Path) -> RSAKey:
     return key
 
 
-def _read(folder: Path) -> KeyRing:
+def _read(folder: Path, *, strict: bool = True) -> KeyRing:
+    """The keys in `folder`. A file that is not one raises KeyFileError when strict; else it
+    is logged by name (never its contents) and left out, and KeyFileError means no key is left."""
     keys = []
     for path in _key_files(folder):
-        key = _import(path)
+        try:
+            key = _import(path)
+        except KeyFileError as e:
+            if strict:
+                raise
+            log.error("OpenID signing key skipped: %s", e)
+            continue
         keys.append(SigningKey(key.thumbprint(), key, _signs_from(path), path))
+    if not keys and not strict:
+        raise KeyFileError(f"no file in {folder} is an RSA private key in PEM: apps cannot be "
+                           f"signed in over OpenID Connect until one is (`portal keys rotate --now` "
+                           f"adds one once the others are moved out)")
     return KeyRing(tuple(keys))
 
 
-def load_keys(folder: Path) -> KeyRing:
-    """Return the key ring in `folder`, creating the first key (mode 0600) if there is none."""
+def load_keys(folder: Path, *, strict: bool = False) -> KeyRing:
+    """Return the key ring in `folder`, creating the first key (mode 0600) if there is none.
+
+    strict (the command line): a file there that is not a key raises KeyFileError naming it.
+    Otherwise (the portal) such a file is logged and skipped, once per change of the folder.
+    """
     # Every token is signed with the ring: when the folder is unchanged since it was read (adding
     # or deleting a key changes its mtime), one stat is all it costs.
-    cached = _cache.get(folder)
-    if cached is not None:
-        try:
-            if os.stat(folder).st_mtime_ns == cached[0]:
-                return cached[1]
-        except FileNotFoundError:
-            pass
-    folder = _prepare(folder)
-    stamp = folder.stat().st_mtime_ns
-    with _cache_lock:
+    if not strict:
         cached = _cache.get(folder)
-        if cached and cached[0] == stamp:
-            return cached[1]
+        if cached is not None:
+            try:
+                if os.stat(folder).st_mtime_ns == cached[0]:
+                    return _ring_or_raise(cached[1])
+            except FileNotFoundError:
+                pass
+    folder = _prepare(folder)
     if not _key_files(folder):
         with _FolderLock(folder):
             if not _key_files(folder):
                 _write_new_key(folder, datetime.now(timezone.utc))
-        stamp = folder.stat().st_mtime_ns
-    ring = _read(folder)
+    if strict:
+        return _read(folder)
+    stamp = folder.stat().st_mtime_ns   # before reading: a change while reading reads again
+    try:
+        found: KeyRing | str = _read(folder, strict=False)
+    except KeyFileError as e:
+        found = str(e)      # kept as words: the same folder answers the same, without a re-read
     with _cache_lock:
-        _cache[folder] = (stamp, ring)
-    return ring
+        _cache[folder] = (stamp, found)
+    return _ring_or_raise(found)
+
+
+def _ring_or_raise(found: "KeyRing | str") -> KeyRing:
+    if isinstance(found, str):
+        raise KeyFileError(found)
+    return found
 
 
 def rotate_keys(folder: Path, *, at_once: bool = False) -> tuple[KeyRing, list[str]]:
@@ -197,4 +230,4 @@ def rotate_keys(folder: Path, *, at_once: bool = False) -> tuple[KeyRing, list[s
         retired = ring.keys[ring.keys.index(ring.signing_key(at)) + 2:]
         for key in retired:
             key.path.unlink()
-    return load_keys(folder), [key.kid for key in retired]
+    return load_keys(folder, strict=True), [key.kid for key in retired]

@@ -1,13 +1,14 @@
 """Discovery, keys, token, userinfo, logout, and the tile launch. Thin: they move bytes."""
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6750 import InvalidTokenError
-from flask import current_app, jsonify, redirect, render_template, session, url_for
+from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from portal import access
@@ -16,11 +17,29 @@ from portal.extensions import csrf
 from portal.models import App
 from portal.sso.oidc import bp
 from portal.sso.oidc.authorize import NOT_ALLOWED, error_page
-from portal.sso.oidc.keys import JWKS_MAX_AGE
+from portal.sso.oidc.keys import JWKS_MAX_AGE, KeyFileError
 from portal.sso.oidc.metadata import provider_metadata
 from portal.sso.oidc.server import (
     claims_for_token, current_issuer, hint_is_for, key_ring, require_oauth, server,
 )
+
+
+log = logging.getLogger(__name__)
+
+
+@bp.errorhandler(KeyFileError)
+def _no_signing_key(e: KeyFileError):
+    """No usable signing key (the key folder names the file): apps' servers get OAuth's JSON,
+    people a page in plain words; nothing is half done, so trying again later works."""
+    log.error("OpenID Connect is unavailable: %s", e)
+    if request.endpoint in ("oidc.token", "oidc.jwks"):
+        response = jsonify(error="temporarily_unavailable",
+                           error_description="The portal cannot sign tokens now. Try again later.")
+        response.status_code = 503
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    return plain_error_page(503, "Signing in to apps is not working right now",
+                            "Try again in a few minutes. If it keeps happening, tell your teacher.")
 
 
 def _url(endpoint: str) -> str:
@@ -52,10 +71,13 @@ def jwks():
 @bp.route("/oidc/token", methods=["POST"])
 @csrf.exempt  # apps authenticate with their client secret, not a browser session
 def token():
+    key_ring()  # no usable key: refuse before the code is used up, so the app can try again
     try:
         return server.create_token_response()
     except OAuth2Error as error:  # e.g. insecure transport, raised before Authlib's own handling
         return server.handle_error_response(None, error)
+    except KeyFileError:
+        raise
     except ValueError:  # Authlib refuses to build an error message that quotes hostile input
         return server.handle_error_response(None, InvalidRequestError(NOT_ALLOWED))
 
@@ -83,6 +105,8 @@ def end_session():
     except OAuth2Error as error:
         # Never redirect on a bad logout request (RP-Initiated Logout 1.0, section 4).
         return error_page(error)
+    except KeyFileError:
+        raise
     except ValueError:
         return error_page(InvalidRequestError(NOT_ALLOWED))
     # Signed in: only an ID token issued to this student during this sign-in signs them out

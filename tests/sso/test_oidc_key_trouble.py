@@ -1,0 +1,70 @@
+"""A broken key folder: a stray file beside the keys is skipped (apps keep signing in); with no
+good key left, the endpoints that need one answer "unavailable" in their own format, and a code
+presented meanwhile is not used up, so the app's retry works once the folder is mended."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from portal.sso.oidc.keys import load_keys
+from tests.sso.test_oidc_support import exchange, get_code, oidc_world  # noqa: F401  (fixtures)
+
+
+@pytest.fixture
+def settings(base_settings, tmp_path):
+    """A key folder of this test's own."""
+    return replace(base_settings, oidc_keys_dir=str(tmp_path / "oidc_keys"))
+
+
+@pytest.fixture
+def key_folder(app) -> Path:
+    folder = Path(app.config["SETTINGS"].oidc_keys_dir)
+    load_keys(folder)   # the first key, as the first sign-in would make it
+    return folder
+
+
+def test_a_stray_file_beside_the_key_is_skipped_and_sign_in_goes_on(client, auth, oidc_world,
+                                                                    key_folder, caplog):
+    (key_folder / "backup-notes.pem").write_text("not a key")
+    published = client.get("/oidc/jwks")
+    assert published.status_code == 200 and len(published.json["keys"]) == 1
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    with caplog.at_level("ERROR"):
+        token = exchange(client, oidc_world, code, verifier)
+    assert token.status_code == 200, token.json
+    jwt.decode(token.json["id_token"], KeySet.import_key_set(published.json), algorithms=["RS256"])
+    assert "not a key" not in caplog.text
+
+
+def test_with_no_good_key_the_token_endpoint_says_unavailable_and_keeps_the_code(
+        client, auth, oidc_world, key_folder, caplog):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    for key in key_folder.glob("*.pem"):
+        key.unlink()    # saved over by an editor: a new file in the folder
+        key.write_text("overwritten by mistake")
+
+    with caplog.at_level("ERROR"):
+        refused = exchange(client, oidc_world, code, verifier)
+        jwks = client.get("/oidc/jwks")
+    for response in (refused, jwks):
+        assert response.status_code == 503
+        assert response.json["error"] == "temporarily_unavailable"
+        assert response.headers["Cache-Control"] == "no-store"
+    assert "is not an RSA private key" in caplog.text and "overwritten" not in caplog.text
+
+    # A person who lands on an endpoint that needs the keys reads words, not a traceback.
+    page = client.get("/oidc/logout?id_token_hint=x.y.z")
+    assert page.status_code == 503
+    assert "not working right now" in page.get_data(as_text=True)
+    assert "Traceback" not in page.get_data(as_text=True)
+
+    # The administrator moves the broken file out; the app's retry with the same code works.
+    for key in key_folder.glob("*.pem"):
+        key.rename(key.with_suffix(".broken"))
+    assert exchange(client, oidc_world, code, verifier).status_code == 200
