@@ -34,7 +34,7 @@ def test_mismatched_or_missing_files_stop_start_up(tmp_path):
     key_file, cert_file = tmp_path / "k.pem", tmp_path / "c.pem"
     key_file.write_bytes(a.key_pem)
     cert_file.write_bytes(b.cert_pem)
-    with pytest.raises(ConfigError, match="not for its key"):
+    with pytest.raises(ConfigError, match="c.pem is not for the key .*k.pem"):
         load_keys(str(key_file), str(cert_file), tmp_path)
     with pytest.raises(ConfigError, match="both"):
         load_keys(str(key_file), "", tmp_path)
@@ -63,3 +63,4 @@ def test_metadata_publishes_the_configured_certificate(settings, tmp_path):
     page = app.test_client().get("/saml/metadata").get_data(as_text=True)
     assert keys.cert_base64 in page
     assert 'entityID="https://portal.district.test/saml"' in page
+

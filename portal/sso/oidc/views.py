@@ -15,6 +15,7 @@ from portal import access
 from portal.errors import error_page as plain_error_page
 from portal.extensions import csrf
 from portal.models import App
+from portal.sso import SigningUnavailable
 from portal.sso.oidc import bp
 from portal.sso.oidc.authorize import NOT_ALLOWED, error_page
 from portal.sso.oidc.keys import JWKS_MAX_AGE, KeyFileError
@@ -38,8 +39,7 @@ def _no_signing_key(e: KeyFileError):
         response.status_code = 503
         response.headers["Cache-Control"] = "no-store"
         return response
-    return plain_error_page(503, "Signing in to apps is not working right now",
-                            "Try again in a few minutes. If it keeps happening, tell your teacher.")
+    return plain_error_page(503, SigningUnavailable.title, SigningUnavailable.advice)
 
 
 def _url(endpoint: str) -> str:

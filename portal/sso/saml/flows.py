@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import secrets
 from datetime import datetime, timezone
 
@@ -17,8 +18,10 @@ from sqlalchemy import select
 
 from portal import access, audit
 from portal.auth.views import sign_in_again
+from portal.config import ConfigError
 from portal.db import db
 from portal.models import App, AppKind
+from portal.sso import SigningUnavailable
 from portal.sso.saml import authn_context
 from portal.sso.saml import constants as c
 from portal.sso.saml.errors import AppNotGranted, SamlError
@@ -26,6 +29,8 @@ from portal.sso.saml.keys import load_keys
 from portal.sso.saml.requests import AcceptedRequest
 from portal.sso.saml.responses import Authentication, issue_response, issue_status_response
 from portal.sso.saml.sp import IdentityProvider, ServiceProvider
+
+log = logging.getLogger(__name__)
 
 PENDING_COOKIE = "portal_saml_pending"
 PENDING_PREFIX = "portal:saml:pending:"
@@ -41,7 +46,11 @@ def current_idp() -> IdentityProvider:
     settings = current_app.config["SETTINGS"]
     keys = current_app.extensions.get("saml_keys")
     if keys is None:
-        keys = load_keys(settings.saml_key_file, settings.saml_cert_file, settings.instance_path)
+        try:
+            keys = load_keys(settings.saml_key_file, settings.saml_cert_file, settings.instance_path)
+        except ConfigError as e:
+            log.error("SAML is unavailable: %s", e)
+            raise SigningUnavailable() from None
         current_app.extensions["saml_keys"] = keys
     entity_id = settings.saml_entity_id or url_for("saml.metadata", _external=True)
     return IdentityProvider(entity_id=entity_id, sso_url=url_for("saml.sso", _external=True), keys=keys)

@@ -61,15 +61,23 @@ def generate_keys(common_name: str = "Student portal SAML signing") -> SigningKe
     return SigningKeys(key_pem, cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _check_pair(keys: SigningKeys, where: str) -> SigningKeys:
+def _check_pair(keys: SigningKeys, key_path: Path, cert_path: Path) -> SigningKeys:
+    """Both files readable, an RSA key, and the certificate its own: else ConfigError naming the file."""
+    def unreadable(what: str, path: Path, e: ValueError) -> ConfigError:
+        reason = str(e).split(". See ")[0]      # cryptography's words, without its FAQ link
+        return ConfigError(f"the SAML signing {what} {path} can't be read: {reason}")
     try:
-        key, cert = keys.key, keys.cert
+        key = keys.key
     except ValueError as e:
-        raise ConfigError(f"the SAML signing key or certificate in {where} can't be read: {e}") from None
+        raise unreadable("key", key_path, e) from None
+    try:
+        cert = keys.cert
+    except ValueError as e:
+        raise unreadable("certificate", cert_path, e) from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigError(f"the SAML signing key in {where} must be an RSA key")
+        raise ConfigError(f"the SAML signing key {key_path} must be an RSA key")
     if key.public_key().public_numbers() != cert.public_key().public_numbers():
-        raise ConfigError(f"the SAML signing certificate in {where} is not for its key")
+        raise ConfigError(f"the SAML signing certificate {cert_path} is not for the key {key_path}")
     return keys
 
 
@@ -82,7 +90,7 @@ def load_keys(key_file: str, cert_file: str, instance_path: Path) -> SigningKeys
             keys = SigningKeys(Path(key_file).read_bytes(), Path(cert_file).read_bytes())
         except OSError as e:
             raise ConfigError(f"can't read the SAML signing key or certificate: {e}") from None
-        return _check_pair(keys, "PORTAL_SAML_KEY_FILE / PORTAL_SAML_CERT_FILE")
+        return _check_pair(keys, Path(key_file), Path(cert_file))
 
     private_folder(instance_path)
     key_path, cert_path = instance_path / KEY_NAME, instance_path / CERT_NAME
@@ -97,4 +105,4 @@ def load_keys(key_file: str, cert_file: str, instance_path: Path) -> SigningKeys
             cert_path.write_bytes(keys.cert_pem)
             return keys
         keys = SigningKeys(key_path.read_bytes(), cert_path.read_bytes())
-    return _check_pair(keys, str(instance_path))
+    return _check_pair(keys, key_path, cert_path)
