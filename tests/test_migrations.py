@@ -101,3 +101,52 @@ def test_roster_ids_are_never_reused_after_upgrading(tmp_path):
         assert "AUTOINCREMENT" not in conn.execute(
             text("SELECT sql FROM sqlite_master WHERE name = 'person'")).scalar()
     engine.dispose()
+
+
+def test_app_device_and_badge_ids_are_never_reused_after_upgrading(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0007_roster_ids_never_reused")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
+        conn.execute(text("INSERT INTO school (id, sourced_id, district_id, name, identifier) "
+                          "VALUES (1, 's1', 1, 'Maple', '')"))
+        conn.execute(text(
+            "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, "
+            "preferred_name, email, student_number, grades, enabled, district_id) "
+            "VALUES (1, 'p1', 'student', 'ada', 'Ada', 'L', '', '', '', '01', 1, 1)"))
+        for app_id in (1, 2):
+            conn.execute(text(
+                "INSERT INTO app (id, slug, name, kind, url, icon, icon_version, settings, "
+                "released_fields) VALUES (:id, :slug, :slug, 'link', 'https://l.example/', '', '', "
+                "'{}', '[]')"), {"id": app_id, "slug": f"app-{app_id}"})
+            conn.execute(text("INSERT INTO app_grant (app_id, district_id) VALUES (:id, 1)"),
+                         {"id": app_id})
+        conn.execute(text("INSERT INTO kiosk_device (id, school_id, name, secret_hash, created_at) "
+                          "VALUES (1, 1, 'Room 4', 'h1', '2026-09-01 08:00:00')"))
+        for badge_id, revoked in ((1, "'2026-09-02 08:00:00'"), (2, "NULL")):
+            conn.execute(text(
+                "INSERT INTO badge (id, person_id, school_id, token_hash, kind, issued_at, expires_at, "
+                f"revoked_at) VALUES (:id, 1, 1, :hash, 'standard', '2026-09-01 08:00:00', "
+                f"'2027-06-30 00:00:00', {revoked})"), {"id": badge_id, "hash": f"t{badge_id}"})
+    upgrade(engine)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM app_grant")).scalar() == 2
+        assert conn.execute(text("SELECT count(*) FROM badge")).scalar() == 2
+        conn.execute(text("PRAGMA foreign_keys=ON"))
+        conn.execute(text("DELETE FROM app WHERE id = 2"))
+        conn.execute(text(
+            "INSERT INTO app (slug, name, kind, url, icon, icon_version, settings, released_fields) "
+            "VALUES ('new', 'New', 'link', 'https://n.example/', '', '', '{}', '[]')"))
+        assert conn.execute(text("SELECT id FROM app WHERE slug = 'new'")).scalar() == 3
+        # The partial index still lets a student have voided badges beside the active one.
+        index = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'uq_badge_active'")).scalar()
+        assert "WHERE revoked_at IS NULL" in index
+        sql = conn.execute(text("SELECT group_concat(sql) FROM sqlite_master WHERE type = 'table' "
+                                "AND name IN ('app', 'kiosk_device', 'badge')")).scalar()
+        assert sql.count("AUTOINCREMENT") == 3
+    downgrade(engine, "0007_roster_ids_never_reused")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM app_grant")).scalar() == 1
+        assert "AUTOINCREMENT" not in conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE name = 'badge'")).scalar()
+    engine.dispose()

@@ -23,6 +23,7 @@ class AppKind(str, enum.Enum):
 
 class App(Base):
     __tablename__ = "app"
+    __table_args__ = {"sqlite_autoincrement": True}   # ids never reused (migration 0008)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)

@@ -66,6 +66,7 @@ class BadgePolicy(Base):
 class KioskDevice(Base):
     """A classroom device enrolled to scan badges for one school."""
     __tablename__ = "kiosk_device"
+    __table_args__ = {"sqlite_autoincrement": True}   # ids never reused (migration 0008)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"), index=True)
@@ -108,6 +109,7 @@ class Badge(Base):
         Index("uq_badge_active", "person_id", "kind", unique=True,
               sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
         Index("ix_badge_person", "person_id"),
+        {"sqlite_autoincrement": True},   # ids never reused (migration 0008)
     )
 
     def usable_at(self, now: datetime) -> bool:
