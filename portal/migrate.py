@@ -62,3 +62,17 @@ def _migrate(engine: Engine, step, revision: str) -> None:
             if sqlite:
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.commit()
+
+
+def sqlite_autoincrement(tables: tuple[str, ...], autoincrement: bool) -> None:
+    """In a migration: give `tables` (or take away) SQLite's AUTOINCREMENT, so that an id, once
+    used, is never handed out again. Each table is copied (ids, indexes and constraints kept;
+    sqlite_sequence starts at the largest id) under the new CREATE TABLE; foreign keys are off
+    while migrating (_migrate). Nothing to do on PostgreSQL, whose sequences never reuse ids."""
+    from alembic import op
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    for table in tables:
+        with op.batch_alter_table(table, recreate="always",
+                                  table_kwargs={"sqlite_autoincrement": autoincrement}):
+            pass

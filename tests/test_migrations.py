@@ -65,19 +65,25 @@ def test_wrong_tries_of_second_factors_upgrade_and_downgrade(tmp_path):
     engine.dispose()
 
 
+def school_with_students(conn, person_ids) -> None:
+    """District 1, school 1 and these students, in an older schema's own words."""
+    conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
+    conn.execute(text("INSERT INTO school (id, sourced_id, district_id, name, identifier) "
+                      "VALUES (1, 's1', 1, 'Maple', '')"))
+    for pid in person_ids:
+        conn.execute(text(
+            "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, "
+            "preferred_name, email, student_number, grades, enabled, district_id) "
+            "VALUES (:id, :sid, 'student', :sid, 'Ada', 'L', '', '', '', '02', 1, 1)"),
+            {"id": pid, "sid": f"p{pid}"})
+
+
 def test_roster_ids_are_never_reused_after_upgrading(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
     upgrade(engine, "0006_badge_factor_wrong_tries")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
-        conn.execute(text("INSERT INTO school (id, sourced_id, district_id, name, identifier) "
-                          "VALUES (1, 's1', 1, 'Maple', '')"))
+        school_with_students(conn, (1, 2))
         for pid in (1, 2):
-            conn.execute(text(
-                "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, "
-                "preferred_name, email, student_number, grades, enabled, district_id) "
-                "VALUES (:id, :sid, 'student', :sid, 'Ada', 'L', '', '', '', '02', 1, 1)"),
-                {"id": pid, "sid": f"p{pid}"})
             conn.execute(text("INSERT INTO person_school (person_id, school_id) VALUES (:p, 1)"),
                          {"p": pid})
     upgrade(engine)
@@ -107,13 +113,7 @@ def test_app_device_and_badge_ids_are_never_reused_after_upgrading(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
     upgrade(engine, "0007_roster_ids_never_reused")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
-        conn.execute(text("INSERT INTO school (id, sourced_id, district_id, name, identifier) "
-                          "VALUES (1, 's1', 1, 'Maple', '')"))
-        conn.execute(text(
-            "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, "
-            "preferred_name, email, student_number, grades, enabled, district_id) "
-            "VALUES (1, 'p1', 'student', 'ada', 'Ada', 'L', '', '', '', '01', 1, 1)"))
+        school_with_students(conn, (1,))
         for app_id in (1, 2):
             conn.execute(text(
                 "INSERT INTO app (id, slug, name, kind, url, icon, icon_version, settings, "

@@ -9,7 +9,7 @@ twice. PostgreSQL's sequences never do either: nothing to change there.
 Revision ID: 0007_roster_ids_never_reused
 Revises: 0006_badge_factor_wrong_tries
 """
-from alembic import op
+from portal.migrate import sqlite_autoincrement
 
 revision = "0007_roster_ids_never_reused"
 down_revision = "0006_badge_factor_wrong_tries"
@@ -19,20 +19,9 @@ depends_on = None
 TABLES = ("district", "school", "section", "person")
 
 
-def _recreate(autoincrement: bool) -> None:
-    if op.get_bind().dialect.name != "sqlite":
-        return
-    for table in TABLES:
-        # Copies the table (ids kept; sqlite_sequence starts at the largest) under the new
-        # CREATE TABLE. Foreign keys are off while migrating (portal.migrate.upgrade).
-        with op.batch_alter_table(table, recreate="always",
-                                  table_kwargs={"sqlite_autoincrement": autoincrement}):
-            pass
-
-
 def upgrade() -> None:
-    _recreate(True)
+    sqlite_autoincrement(TABLES, True)
 
 
 def downgrade() -> None:
-    _recreate(False)
+    sqlite_autoincrement(TABLES, False)

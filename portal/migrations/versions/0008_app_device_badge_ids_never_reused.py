@@ -10,7 +10,7 @@ not come to mean another device or badge. PostgreSQL's sequences never reuse ids
 Revision ID: 0008_app_device_badge_ids
 Revises: 0007_roster_ids_never_reused
 """
-from alembic import op
+from portal.migrate import sqlite_autoincrement
 
 revision = "0008_app_device_badge_ids"
 down_revision = "0007_roster_ids_never_reused"
@@ -20,20 +20,9 @@ depends_on = None
 TABLES = ("app", "kiosk_device", "badge")
 
 
-def _recreate(autoincrement: bool) -> None:
-    if op.get_bind().dialect.name != "sqlite":
-        return
-    for table in TABLES:
-        # Copies the table (ids, indexes, the partial unique index on badge kept) under the new
-        # CREATE TABLE. Foreign keys are off while migrating (portal.migrate.upgrade).
-        with op.batch_alter_table(table, recreate="always",
-                                  table_kwargs={"sqlite_autoincrement": autoincrement}):
-            pass
-
-
 def upgrade() -> None:
-    _recreate(True)
+    sqlite_autoincrement(TABLES, True)
 
 
 def downgrade() -> None:
-    _recreate(False)
+    sqlite_autoincrement(TABLES, False)
