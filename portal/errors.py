@@ -74,6 +74,14 @@ def refuse_unreadable_input() -> None:
         raise UnreadableInput()
 
 
+def store_unavailable(e: Exception):
+    """Redis (sessions, limits, codes) cannot be reached: the 503 page, "try again in a minute"."""
+    log.warning("redis unavailable: %s", type(e).__name__)
+    response = error_page(503)
+    response.headers["Retry-After"] = "60"
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     """Turn every exception into a page in one place."""
 
@@ -93,13 +101,8 @@ def register_error_handlers(app: Flask) -> None:
             response.headers["Allow"] = allow
         return response
 
-    @app.errorhandler(RedisUnavailable)
-    @app.errorhandler(redis.RedisError)
-    def _redis_down(e):
-        log.warning("redis unavailable: %s", type(e).__name__)
-        response = error_page(503)
-        response.headers["Retry-After"] = "60"
-        return response
+    app.register_error_handler(RedisUnavailable, store_unavailable)
+    app.register_error_handler(redis.RedisError, store_unavailable)
 
     @app.errorhandler(500)
     def _unexpected(e):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
+import redis
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
@@ -12,7 +13,8 @@ from flask import current_app, jsonify, redirect, render_template, request, sess
 from flask_login import current_user
 
 from portal import access
-from portal.errors import error_page as plain_error_page
+from portal.errors import error_page as plain_error_page, store_unavailable
+from portal.redis_store import RedisUnavailable
 from portal.extensions import csrf
 from portal.models import App
 from portal.sso import SigningUnavailable
@@ -28,18 +30,36 @@ from portal.sso.oidc.server import (
 log = logging.getLogger(__name__)
 
 
+# The endpoints an app's server calls: what goes wrong there is answered in OAuth's JSON.
+_APP_SERVER_ENDPOINTS = ("oidc.token", "oidc.jwks", "oidc.userinfo")
+
+
+def _unavailable_json(description: str):
+    response = jsonify(error="temporarily_unavailable", error_description=description)
+    response.status_code = 503
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Retry-After"] = "60"
+    return response
+
+
 @bp.errorhandler(KeyFileError)
 def _no_signing_key(e: KeyFileError):
     """No usable signing key (the key folder names the file): apps' servers get OAuth's JSON,
     people a page in plain words; nothing is half done, so trying again later works."""
     log.error("OpenID Connect is unavailable: %s", e)
-    if request.endpoint in ("oidc.token", "oidc.jwks"):
-        response = jsonify(error="temporarily_unavailable",
-                           error_description="The portal cannot sign tokens now. Try again later.")
-        response.status_code = 503
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    if request.endpoint in _APP_SERVER_ENDPOINTS:
+        return _unavailable_json("The portal cannot sign tokens now. Try again later.")
     return plain_error_page(503, SigningUnavailable.title, SigningUnavailable.advice)
+
+
+@bp.errorhandler(RedisUnavailable)
+@bp.errorhandler(redis.RedisError)
+def _store_down(e: Exception):
+    """Redis away: an app's server reads OAuth's "temporarily_unavailable", a person the page."""
+    if request.endpoint in _APP_SERVER_ENDPOINTS:
+        log.warning("redis unavailable: %s", type(e).__name__)
+        return _unavailable_json("The portal cannot reach its session store. Try again in a minute.")
+    return store_unavailable(e)
 
 
 def _url(endpoint: str) -> str:
