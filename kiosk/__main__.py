@@ -213,7 +213,8 @@ def _send(client, scanner: Scanner, feedback: Feedback, token: str, now: float, 
                       EXIT_REENROLL) from None
     except PortalUnreachable as e:
         log.warning("%s", e)
-        scanner.forget(token)
+        scanner.pause(now, e.retry_after)   # not one request per camera frame meanwhile
+        scanner.forget(token)               # still held up once the wait is over: sent then
         feedback.say(screen.OFFLINE, now)
     except PortalError as e:
         log.warning("the portal refused the request: %s", e)

@@ -22,6 +22,10 @@ import requests
 USER_AGENT = "student-portal-kiosk"
 TIMEOUT = (3.05, 10.0)          # seconds to connect, seconds to wait for the answer
 MAX_RETRY_AFTER = 120.0
+# After no answer (or "unavailable" without a Retry-After), the kiosk waits this long before it
+# sends again: a camera reads 30 frames a second, and a held badge must not become 30 requests
+# a second against a portal that is down or struggling.
+OFFLINE_RETRY_SECONDS = 3.0
 _LINK = {"bind": re.compile(r"/kiosk/bind/[A-Za-z0-9_-]{16,100}"),
          "handoff": re.compile(r"/kiosk/handoff/[A-Za-z0-9_-]{16,100}")}
 _LOOPBACK_NAMES = ("localhost",)
@@ -32,7 +36,12 @@ class PortalError(Exception):
 
 
 class PortalUnreachable(PortalError):
-    """No answer: network, DNS, TLS, time-out, or not the portal."""
+    """No answer: network, DNS, TLS, time-out, not the portal, or the portal is unavailable (503).
+    Send nothing for `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float = OFFLINE_RETRY_SECONDS):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PairingRefused(PortalError):
@@ -188,6 +197,9 @@ class PortalClient:
                                      f"({self.base})")
         if status in (400, 415):
             return PortalError(_explain(response, "the portal did not accept the request"))
+        if status == 503:
+            return PortalUnreachable(_explain(response, f"the portal is unavailable ({self.base})"),
+                                     _retry_after(response, OFFLINE_RETRY_SECONDS))
         return PortalUnreachable(f"the portal answered {status} ({self.base})")
 
 
@@ -220,8 +232,9 @@ def _explain(response: requests.Response, default: str) -> str:
     return default
 
 
-def _retry_after(response: requests.Response) -> float:
+def _retry_after(response: requests.Response, default: float = 10.0) -> float:
+    """The Retry-After seconds (1 to MAX_RETRY_AFTER), or `default` when absent or unreadable."""
     try:
-        return min(MAX_RETRY_AFTER, max(1.0, float(response.headers.get("Retry-After", 10))))
+        return min(MAX_RETRY_AFTER, max(1.0, float(response.headers.get("Retry-After", default))))
     except ValueError:
-        return 10.0
+        return default

@@ -30,7 +30,7 @@ class Action(Enum):
     SEND = "send"            # send step.token now
     SEVERAL = "several"      # two or more badges: ask for one at a time
     REPEAT = "repeat"        # a badge already sent is still in view
-    PAUSED = "paused"        # waiting out the portal's "too many tries"
+    PAUSED = "paused"        # waiting out the portal's "too many tries", or its absence
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Scanner:
         return Step(Action.SEND, read.token)
 
     def pause(self, now: float, seconds: float) -> None:
-        """Send nothing for `seconds` (the portal said too many tries)."""
+        """Send nothing for `seconds` (the portal said too many tries, or did not answer)."""
         self._paused_until = now + seconds
 
     def forget(self, token: str) -> None:

@@ -100,7 +100,7 @@ class RecordingPortal:
             def _answer(self, status: int, data: dict) -> None:
                 raw = json.dumps(data).encode()
                 self.send_response(status)
-                if status == 429:
+                if status in (429, 503):
                     self.send_header("Retry-After", "1")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
@@ -123,7 +123,9 @@ class RecordingPortal:
                     self._answer(200, {"bind_url": f"{base}/kiosk/bind/{secrets.token_urlsafe(32)}",
                                        "expires_in": 30})
                 elif self.path == "/kiosk/badge" and recorder.badge_replies:
-                    self._answer(recorder.badge_replies.pop(0), {"error": "Too many tries"})
+                    status = recorder.badge_replies.pop(0)
+                    self._answer(status, {"error": "Too many tries" if status == 429 else
+                                          "Sign-in is unavailable", "advice": "Try again in a minute."})
                 elif self.path == "/kiosk/badge" and recorder.badge_status == 200:
                     self._answer(200, {"handoff_url": f"{base}/kiosk/handoff/{secrets.token_urlsafe(32)}",
                                        "expires_in": 30})

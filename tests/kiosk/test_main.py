@@ -147,23 +147,36 @@ class TestTooManyTries:
         assert badge_of(world.classmate).last_used_at is None
 
 
-def test_a_badge_still_held_up_after_the_wait_is_sent_again():
-    """The portal said "too many tries" (Retry-After: 1) and never looked at the badge: the child
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_badge_still_held_up_after_the_wait_is_sent_again(status):
+    """The portal said "too many tries" or "unavailable" (Retry-After: 1) and never looked at the
+    badge: the held badge waits out the pause (not one request per camera frame), and the child
     who keeps holding it up is signed in once the wait is over, without lowering it first."""
     held = BadgeRead(token="spb1_held")
     args = argparse.Namespace(no_browser=True)
     scanner, feedback = Scanner(), Feedback(None)
-    with RecordingPortal(badge_replies=[429]) as portal:
+    with RecordingPortal(badge_replies=[status]) as portal:
         client = PortalClient(portal.url, portal.credential)
         assert scanner.decide(held, 0.0).action is Action.SEND
         assert not _send(client, scanner, feedback, "spb1_held", 0.0, args, portal.url)
-        assert scanner.decide(held, 0.5).action is Action.PAUSED
+        assert [scanner.decide(held, t).action for t in (0.03, 0.5, 0.97)] == [Action.PAUSED] * 3
         step = scanner.decide(held, 1.1)
         assert step.action is Action.SEND
         assert _send(client, scanner, feedback, step.token, 1.1, args, portal.url)
         assert scanner.decide(held, 1.5).action is Action.REPEAT
         client.close()
     assert [r.json() for r in portal.to("/kiosk/badge")] == [{"token": "spb1_held"}] * 2
+
+
+def test_a_portal_that_cannot_be_reached_is_not_asked_every_frame():
+    held = BadgeRead(token="spb1_held")
+    scanner, gone = Scanner(), PortalClient(f"http://127.0.0.1:{free_port()}", "kd1_x")
+    assert scanner.decide(held, 10.0).action is Action.SEND
+    assert not _send(gone, scanner, Feedback(None), "spb1_held", 10.0,
+                     argparse.Namespace(no_browser=True), "http://127.0.0.1")
+    assert scanner.decide(held, 12.9).action is Action.PAUSED     # OFFLINE_RETRY_SECONDS: 3
+    assert scanner.decide(held, 13.1).action is Action.SEND
+    gone.close()
 
 
 def test_enroll_with_a_wrong_or_used_code_fails_in_one_line(sandbox, live_server, pairing_code):
