@@ -124,7 +124,7 @@ def test_a_file_that_is_not_a_private_key_is_named_and_rotation_adds_nothing(tmp
 
 def test_the_portal_skips_a_file_that_is_not_a_key_and_names_it_once(tmp_path, caplog):
     good = load_keys(tmp_path).signing_key()
-    (tmp_path / "stray.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot really\n")
+    (tmp_path / "stray.pem").write_bytes(b"not really a key\n")
     with caplog.at_level("ERROR", logger="portal.sso.oidc.keys"):
         rings = [load_keys(tmp_path) for _ in range(3)]
     assert all(ring.kids == [good.kid] for ring in rings)

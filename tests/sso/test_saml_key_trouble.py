@@ -15,7 +15,7 @@ from tests.sso.conftest import register_and_grant
 def settings(base_settings, tmp_path):
     """The district's key file was saved over by mistake; its certificate is still there."""
     key_file, cert_file = tmp_path / "k.pem", tmp_path / "c.pem"
-    key_file.write_text("-----BEGIN PRIVATE KEY-----\nsaved over\n-----END PRIVATE KEY-----\n")
+    key_file.write_text("saved over by mistake\n")
     cert_file.write_bytes(generate_keys().cert_pem)
     return replace(base_settings, saml_key_file=str(key_file), saml_cert_file=str(cert_file))
 
