@@ -141,8 +141,9 @@ def _prepare(folder: Path) -> Path:
     return private_folder(folder)
 
 
-class KeyFileError(ValueError):
-    """A file in the key folder is not an RSA private key; the message names it."""
+class KeyFileError(Exception):
+    """A file in the key folder is not an RSA private key; the message names it. Not a
+    ValueError: the endpoints' handlers of bad input must not take it for one."""
 
 
 def _import(path: Path) -> RSAKey:

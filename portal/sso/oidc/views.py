@@ -14,9 +14,9 @@ from flask_login import current_user
 
 from portal import access
 from portal.errors import error_page as plain_error_page, store_unavailable
-from portal.redis_store import RedisUnavailable
 from portal.extensions import csrf
 from portal.models import App
+from portal.redis_store import RedisUnavailable
 from portal.sso import SigningUnavailable
 from portal.sso.oidc import bp
 from portal.sso.oidc.authorize import NOT_ALLOWED, error_page
@@ -96,8 +96,6 @@ def token():
         return server.create_token_response()
     except OAuth2Error as error:  # e.g. insecure transport, raised before Authlib's own handling
         return server.handle_error_response(None, error)
-    except KeyFileError:
-        raise
     except ValueError:  # Authlib refuses to build an error message that quotes hostile input
         return server.handle_error_response(None, InvalidRequestError(NOT_ALLOWED))
 
@@ -125,8 +123,6 @@ def end_session():
     except OAuth2Error as error:
         # Never redirect on a bad logout request (RP-Initiated Logout 1.0, section 4).
         return error_page(error)
-    except KeyFileError:
-        raise
     except ValueError:
         return error_page(InvalidRequestError(NOT_ALLOWED))
     # Signed in: only an ID token issued to this student during this sign-in signs them out
