@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -35,6 +35,10 @@ LAST_SEEN_EVERY = timedelta(minutes=1)  # no database write on every scan of a m
 
 _PAIR = "portal:kiosk:pair:"
 _BIND = "portal:kiosk:bind:"
+# Built once: every scan looks its device up by credential, every hand-off by id (Session.get
+# builds its statement anew on each call).
+_BY_SECRET = select(KioskDevice).where(KioskDevice.secret_hash == bindparam("secret_hash"))
+_BY_ID = select(KioskDevice).where(KioskDevice.id == bindparam("device_id"))
 
 
 class PairingFailed(PortalError):
@@ -117,7 +121,7 @@ def authenticate_device(db: Session, credential: str | None, *,
     """The enrolled, unrevoked device holding this credential, or None."""
     if not credential or not credential.startswith(CREDENTIAL_PREFIX) or len(credential) > 100:
         return None
-    device = db.scalar(select(KioskDevice).where(KioskDevice.secret_hash == _sha256(credential)))
+    device = db.scalar(_BY_SECRET, {"secret_hash": _sha256(credential)})
     if device is None or device.revoked_at is not None:
         return None
     now = clock()
@@ -176,7 +180,7 @@ def device_for_browser(db: Session, cookie: str | None) -> KioskDevice | None:
     device_id, _, key = (cookie or "").partition(".")
     if not device_id.isdigit() or not key or len(key) > 100:
         return None
-    device = db.get(KioskDevice, int(device_id))
+    device = db.scalar(_BY_ID, {"device_id": int(device_id)})
     if device is None or device.revoked_at is not None or not device.browser_key_hash:
         return None
     if not secrets.compare_digest(device.browser_key_hash, _sha256(key)):
