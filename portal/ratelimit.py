@@ -20,6 +20,11 @@ class RateLimiter:
         self._limit = parse(limit)
         self._scope = scope
 
+    @property
+    def amount(self) -> int:
+        """How many the limit allows in its window (the 10 of "10 per 15 minutes")."""
+        return self._limit.amount
+
     def test(self, *identifiers: str) -> bool:
         """Return True while the identifiers are under the limit."""
         return self._window.test(self._limit, self._scope, *identifiers)

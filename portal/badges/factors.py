@@ -1,8 +1,9 @@
 """The second factor after a badge: a PIN (4 to 6 digits) or three pictures picked in order
 from a grid of twelve. Chosen by the student at their first badge sign-in, stored argon2-hashed,
 reset by a teacher. Wrong tries in a row are counted per student in the database, however
-slowly they come and with whichever badge; WRONG_TRIES_TO_LOCK of them (or too many inside the
-moving window of BADGE_FACTOR_LIMIT) lock the student's badge sign-in until a teacher helps.
+slowly they come and with whichever badge. As many as PORTAL_BADGE_FACTOR_LIMIT allows ("5 per
+15 minutes": five) lock the student's badge sign-in until a teacher helps, whether they came
+inside its moving window or one a week.
 """
 from __future__ import annotations
 
@@ -32,11 +33,6 @@ PICTURES: tuple[tuple[str, str], ...] = (
 PICTURE_NAMES = tuple(name for name, _ in PICTURES)
 PICTURES_TO_PICK = 3
 _PIN = re.compile(r"^[0-9]{4,6}$")
-# The count of BADGE_FACTOR_LIMIT ("5 per 15 minutes"), kept however slowly the tries come:
-# otherwise 4 every 15 minutes would try all 1,728 picture orders in under five days.
-WRONG_TRIES_TO_LOCK = 5
-
-
 class BadFactorChoice(PortalError):
     status = 400
     title = "That can't be used"
@@ -122,10 +118,13 @@ def _unlocked_row(person: Person):
             .execution_options(synchronize_session=False))
 
 
-def _count_wrong_try(db: Session, person: Person, *, window_full: bool, now) -> Row | None:
-    """Add one wrong try, locking at the last, in one statement: two kiosks guessing at once
-    cannot both read "4" and both get a try. None when a guess elsewhere has locked it."""
-    locks = true() if window_full else BadgeFactor.wrong_tries + 1 >= WRONG_TRIES_TO_LOCK
+def _count_wrong_try(db: Session, person: Person, *, window_full: bool, lock_at: int,
+                     now) -> Row | None:
+    """Add one wrong try, locking at the `lock_at`th in a row, in one statement: two kiosks
+    guessing at once cannot both read "4" and both get a try. None when a guess elsewhere has
+    locked it. The count is kept however slowly the tries come: otherwise 4 every 15 minutes
+    would try all 1,728 picture orders in under five days."""
+    locks = true() if window_full else BadgeFactor.wrong_tries + 1 >= lock_at
     stamp = literal(now, BadgeFactor.locked_at.type)
     return db.execute(_unlocked_row(person).values(
         wrong_tries=BadgeFactor.wrong_tries + 1,
@@ -152,7 +151,8 @@ def check_factor(db: Session, limiter: RateLimiter, person: Person, badge_id: in
         limiter.clear(key)
         return
     limiter.hit(key)
-    counted = _count_wrong_try(db, person, window_full=not limiter.test(key), now=clock())
+    counted = _count_wrong_try(db, person, window_full=not limiter.test(key),
+                               lock_at=limiter.amount, now=clock())
     if counted is None:
         db.rollback()
         raise FactorLocked()

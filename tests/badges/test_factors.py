@@ -271,7 +271,7 @@ def test_a_guess_on_another_kiosk_cannot_slip_past_the_lock(redis_client, world,
     # it. The other's answer, right or wrong, must be "locked", not one more try.
     student = world.older_student
     set_factor(db.session, student, FactorKind.pin, hash_factor(FactorKind.pin, "4821"))
-    window = RateLimiter(redis_client, "1000 per 15 minutes", scope="test-factor")
+    window = RateLimiter(redis_client, "5 per 15 minutes", scope="test-factor")   # the default
     badge_id = 1
     for _ in range(4):
         with pytest.raises(WrongFactor):
@@ -284,3 +284,16 @@ def test_a_guess_on_another_kiosk_cannot_slip_past_the_lock(redis_client, world,
         with pytest.raises(FactorLocked):
             check_factor(other_kiosk, window, stale, badge_id, FactorKind.pin, guess)
     assert _wrong_tries(student) == 5
+
+
+def test_the_district_sets_how_many_wrong_tries_lock(app, redis_client, world, kiosk):
+    """PORTAL_BADGE_FACTOR_LIMIT "3 per 1 second": the third wrong try in a row locks, even when
+    the tries come slower than the window."""
+    app.config["SETTINGS"] = dataclasses.replace(app.config["SETTINGS"],
+                                                 badge_factor_limit="3 per 1 second")
+    app.extensions.pop("badge_limits", None)
+    token = _chosen_pin(redis_client, kiosk, world.older_student)
+    kiosk.sign_in(token)
+    assert [_pin(kiosk.browser, "0000").status_code for _ in range(2)] == [401] * 2
+    time.sleep(1.2)
+    assert _pin(kiosk.browser, "0000").headers["Location"] == "/badges/locked"
