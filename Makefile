@@ -1,4 +1,4 @@
-# `make run`: the portal with a demo district on http://127.0.0.1:5000
+# `make run`: the portal with a demo district on http://127.0.0.1:5000 (`make run PORT=5050`: another port)
 # `make test`: the whole suite. Both do every set-up step they need, and are safe to repeat.
 
 PYTHON ?= python3
@@ -6,11 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+PORT ?= 5000
 
 .PHONY: run test system-deps vendor-js clean
 
 run: system-deps $(STAMP)
-	$(BIN)/portal dev
+	$(BIN)/portal dev --port $(PORT)
 
 test: system-deps $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \

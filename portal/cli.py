@@ -181,8 +181,12 @@ def apps_release(name, fields):
 def dev(port, students):
     """Serve the portal on 127.0.0.1 with a demo district (what `make run` does)."""
     from portal.config import DEFAULT_INSTANCE
-    from portal.devserver import RedisProcess
+    from portal.devserver import RedisProcess, port_is_free
 
+    if not port_is_free(port):
+        # Before anything starts: found later, the demo app and Redis would have started for nothing.
+        fail(f"port {port} on 127.0.0.1 is in use by another program: stop it, or choose "
+             f"another port (make run PORT=5050, or portal dev --port 5050)")
     instance = DEFAULT_INSTANCE
     redis_proc = demo_app = None
     # `kill` (SIGTERM) stops everything as Ctrl-C does: the finally below runs either way.

@@ -52,3 +52,17 @@ def test_set_password_without_redis_changes_nothing(settings, roster, tmp_path):
         "the old one: start Redis (or set PORTAL_REDIS_URL) and run this again"]
     db.session.expire_all()
     assert db.session.get(Person, ada.id).password_hash == before
+
+
+def test_dev_on_a_port_in_use_says_so_and_starts_nothing(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_portal(["dev", "--port", str(port)], tmp_path, f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: port {port} on 127.0.0.1 is in use by another program: stop it, or choose another "
+        f"port (make run PORT=5050, or portal dev --port 5050)"]
+    assert result.stdout == ""    # no Redis, no demo district, no demo app was started

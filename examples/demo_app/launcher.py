@@ -11,22 +11,11 @@ import time
 from pathlib import Path
 
 from examples.demo_app.register import register_demo_apps
-from portal.devserver import stop_process
+from portal.devserver import port_is_free, stop_process
 
 DEMO_PORT = 5001
 CREDENTIALS_FILE = "demo_app.json"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def port_is_free(port: int) -> bool:
-    """True when nothing listens on 127.0.0.1:`port` (a socket in TIME_WAIT does not count)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _listening(port: int) -> bool:
