@@ -33,6 +33,10 @@ def error_page(status: int, title: str | None = None, advice: str | None = None)
     return make_response(render_template("error.html", title=title, advice=advice, status=status), status)
 
 
+# How long to tell a browser, a kiosk or an app's server to wait while Redis is away.
+STORE_RETRY_AFTER = "60"
+
+
 def make_unavailable(response) -> None:
     """Turn an already built response into the 503 "sign-in is unavailable" page, in place."""
     page = error_page(503)
@@ -41,7 +45,7 @@ def make_unavailable(response) -> None:
     response.content_type = page.content_type
     for header in ("Location", "Set-Cookie"):
         response.headers.pop(header, None)
-    response.headers["Retry-After"] = "60"
+    response.headers["Retry-After"] = STORE_RETRY_AFTER
     response.headers["Cache-Control"] = "no-store"
 
 
@@ -78,7 +82,7 @@ def store_unavailable(e: Exception):
     """Redis (sessions, limits, codes) cannot be reached: the 503 page, "try again in a minute"."""
     log.warning("redis unavailable: %s", type(e).__name__)
     response = error_page(503)
-    response.headers["Retry-After"] = "60"
+    response.headers["Retry-After"] = STORE_RETRY_AFTER
     return response
 
 

@@ -2,8 +2,10 @@
 from CSRF because no browser cookie authenticates it), the browser binding and the hand-off."""
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+import redis
 from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -21,12 +23,14 @@ from portal.badges.signin import (
     start_handoff, take_handoff,
 )
 from portal.db import db
-from portal.errors import error_page
+from portal.errors import MESSAGES, STORE_RETRY_AFTER, error_page, store_unavailable
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
 from portal.ratelimit import RateLimiter
+from portal.redis_store import RedisUnavailable
 
 bp = Blueprint("kiosk", __name__)
+log = logging.getLogger(__name__)
 
 DEVICE_COOKIE = "portal_kiosk"
 DEVICE_COOKIE_PATH = "/kiosk/"
@@ -59,6 +63,21 @@ def _device_api(view):
         return view(device, *args, **kwargs)
 
     return wrapped
+
+
+# The device API: JSON in, JSON out, whatever the device asks for in Accept.
+_DEVICE_API = ("kiosk.enroll", "kiosk.bind", "kiosk.badge")
+
+
+@bp.errorhandler(RedisUnavailable)
+@bp.errorhandler(redis.RedisError)
+def _store_down(e: Exception):
+    """Redis away: the device reads JSON with a Retry-After (the kiosk waits it out); a
+    browser reads the page."""
+    if request.endpoint in _DEVICE_API:
+        log.warning("redis unavailable: %s", type(e).__name__)
+        return _api_error(503, *MESSAGES[503], **{"Retry-After": STORE_RETRY_AFTER})
+    return store_unavailable(e)
 
 
 def _single_use(status: int = 200, **fields):

@@ -13,7 +13,7 @@ from flask import current_app, jsonify, redirect, render_template, request, sess
 from flask_login import current_user
 
 from portal import access
-from portal.errors import error_page as plain_error_page, store_unavailable
+from portal.errors import STORE_RETRY_AFTER, error_page as plain_error_page, store_unavailable
 from portal.extensions import csrf
 from portal.models import App
 from portal.redis_store import RedisUnavailable
@@ -38,7 +38,7 @@ def _unavailable_json(description: str):
     response = jsonify(error="temporarily_unavailable", error_description=description)
     response.status_code = 503
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Retry-After"] = "60"
+    response.headers["Retry-After"] = STORE_RETRY_AFTER
     return response
 
 
