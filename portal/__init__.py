@@ -37,7 +37,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.before_request(require_session_store)
     csrf.init_app(app)
 
-    from portal.errors import refuse_unreadable_input, register_error_handlers
+    from portal.errors import PortalJSONProvider, refuse_unreadable_input, register_error_handlers
+    app.json = PortalJSONProvider(app)
     register_error_handlers(app)
     app.before_request(refuse_unreadable_input)
 

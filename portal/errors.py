@@ -5,6 +5,7 @@ import logging
 
 import redis
 from flask import Flask, jsonify, make_response, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -71,11 +72,42 @@ class UnreadableInput(PortalError):
 
 
 def refuse_unreadable_input() -> None:
-    """Stop a request whose address or form carries a NUL character: no field of ours has a
-    use for one, and PostgreSQL can neither store nor compare it (a query would fail as a 500)."""
+    """Stop a request whose address, form or JSON body carries a NUL character: no field of ours
+    has a use for one, and PostgreSQL can neither store nor compare it (a query would fail as a
+    500)."""
     fields = [request.args] + ([request.form] if request.method == "POST" else [])
     if any("\x00" in key or "\x00" in value for f in fields for key, value in f.items(multi=True)):
         raise UnreadableInput()
+    if request.method == "POST" and request.is_json and _holds_nul(request.get_json(silent=True)):
+        raise UnreadableInput()
+
+
+def _holds_nul(value) -> bool:
+    """True when a string anywhere in parsed JSON (a key or a value) holds a NUL. A loop, not
+    recursion: the body may nest as deep as the parser allowed."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+class PortalJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that a body nested too deeply to parse is bad JSON (a 400, or None
+    from get_json(silent=True)) rather than a RecursionError and a 500."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
 
 def store_unavailable(e: Exception):

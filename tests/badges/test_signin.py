@@ -152,6 +152,31 @@ def test_kiosk_endpoints_take_only_json_and_a_bearer_credential(app, redis_clien
     assert api.post("/kiosk/badge", json={"token": token}, headers=kiosk.headers).status_code == 200
 
 
+def test_json_nested_too_deep_or_holding_a_nul_is_refused_in_plain_words(app, redis_client, world,
+                                                                         kiosk):
+    """A body nested past the parser's depth was a RecursionError, and a NUL in a JSON string a
+    database error on PostgreSQL: both were 500s. Nothing is enrolled or signed in."""
+    from portal.badges.kiosks import create_pairing_code
+    from portal.models import KioskDevice
+    token = issue(redis_client, world.student)
+    deep = "[" * 100_000 + "]" * 100_000
+    nested = kiosk.api.post("/kiosk/badge", data=deep, headers={**kiosk.headers,
+                                                               "Content-Type": "application/json"})
+    assert nested.status_code == 400 and nested.json["error"] == "Send only the token"
+    with_nul = kiosk.scan(token + "\x00")
+    assert with_nul.status_code == 400 and "characters we can" in with_nul.get_data(as_text=True)
+
+    code = create_pairing_code(db.session, redis_client, world.school).code
+    devices = db.session.scalar(select(db.func.count(KioskDevice.id)))
+    named = new_client(app).post("/kiosk/enroll", json={"code": code, "name": "Room\x004"},
+                                 headers={"Accept": "application/json"})
+    assert named.status_code == 400 and named.json["error"] == "That had characters we can't read"
+    assert db.session.scalar(select(db.func.count(KioskDevice.id))) == devices
+    enrolled = new_client(app).post("/kiosk/enroll", json={"code": code, "name": "Room 4"})
+    assert enrolled.status_code == 201     # the code was not used up by the refusal
+    assert kiosk.scan(token).status_code == 200
+
+
 def test_kiosk_api_needs_no_csrf_token_but_staff_routes_do(app, redis_client, world, kiosk):
     assert kiosk.scan(issue(redis_client, world.student)).status_code == 200
     teacher = new_client(app)
