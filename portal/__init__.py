@@ -19,6 +19,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(flask_config(settings))
     if test_config:
         app.config.update(test_config)
+    from portal.db import IdConverter
+    app.url_map.converters["int"] = IdConverter   # before any route is added
     app.instance_path = str(settings.instance_path)
     private_folder(settings.instance_path)
 

@@ -5,6 +5,7 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from flask_sqlalchemy import SQLAlchemy
+from werkzeug.routing import IntegerConverter
 
 # Stable constraint names so Alembic migrations read the same on SQLite and PostgreSQL.
 NAMING = {
@@ -33,3 +34,22 @@ def _sqlite_pragmas(dbapi_connection, _record):
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=10000")
         cur.close()
+
+
+# Ids as the database holds them: ASCII digits, below 2**63 (PostgreSQL's bigint, SQLite's
+# INTEGER). A longer number from a request is no id: passed on, it failed in the database as a
+# 500, and int() of another script's digits ("²") raised.
+MAX_ID_DIGITS = 18
+
+
+def parse_id(text) -> int | None:
+    """The id written in `text` (a query parameter, a form field, a cookie, an argument), or None."""
+    if isinstance(text, str) and 0 < len(text) <= MAX_ID_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+class IdConverter(IntegerConverter):
+    """The portal's <int:...> in routes: an id as parse_id reads it; anything else is no page."""
+
+    regex = rf"[0-9]{{1,{MAX_ID_DIGITS}}}"

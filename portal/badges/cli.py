@@ -194,9 +194,10 @@ def kiosk_list(school_id):
 def kiosk_revoke(device_id):
     """Stop DEVICE_ID from signing anyone in, and end the session open on it."""
     from portal.badges.kiosks import revoke_device
-    from portal.db import db
+    from portal.db import db, parse_id
     from portal.models import KioskDevice
-    device = db.session.get(KioskDevice, int(device_id)) if device_id.isdigit() else None
+    number = parse_id(device_id)
+    device = db.session.get(KioskDevice, number) if number is not None else None
     if device is None:
         _fail(f"there is no device {device_id!r} (see `portal kiosk list SCHOOL_ID`)")
     try:

@@ -22,7 +22,7 @@ from portal.badges.signin import (
     HANDOFF_SECONDS, BadgeRejected, HandoffInvalid, TooManyScans, accept_handoff, redeem_badge,
     start_handoff, take_handoff,
 )
-from portal.db import db
+from portal.db import db, parse_id
 from portal.errors import MESSAGES, STORE_RETRY_AFTER, error_page, store_unavailable
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
@@ -99,8 +99,8 @@ def _form() -> dict:
 @role_required(*STAFF_ROLES)
 def pair():
     """A teacher or admin asks for a pairing code for a new device of their school."""
-    school_id = str(_form().get("school", ""))
-    school = db.session.get(School, int(school_id)) if school_id.isdigit() else None
+    school_id = parse_id(str(_form().get("school", "")))
+    school = db.session.get(School, school_id) if school_id is not None else None
     if school is None:
         abort(403)
     try:
@@ -212,8 +212,8 @@ def handoff(code: str):
 @role_required(*STAFF_ROLES)
 def devices():
     """The school's devices (admins of the school)."""
-    school_id = request.args.get("school", "")
-    school = db.session.get(School, int(school_id)) if school_id.isdigit() else None
+    school_id = parse_id(request.args.get("school", ""))
+    school = db.session.get(School, school_id) if school_id is not None else None
     if school is None:
         abort(403)
     try:

@@ -22,6 +22,7 @@ from portal import audit
 from portal.badges.expiry import Clock, utcnow
 from portal.badges.permissions import may_manage_school, may_pair_for_school
 from portal.badges.sessions import end_device_session
+from portal.db import parse_id
 from portal.errors import PortalError
 from portal.models import KioskDevice, Person, School
 
@@ -177,10 +178,11 @@ def finish_browser_binding(db: Session, client: redis.Redis, code: str) -> str |
 
 def device_for_browser(db: Session, cookie: str | None) -> KioskDevice | None:
     """The unrevoked device whose bound browser sent this cookie, or None."""
-    device_id, _, key = (cookie or "").partition(".")
-    if not device_id.isdigit() or not key or len(key) > 100:
+    written_id, _, key = (cookie or "").partition(".")
+    device_id = parse_id(written_id)
+    if device_id is None or not key or len(key) > 100:
         return None
-    device = db.scalar(_BY_ID, {"device_id": int(device_id)})
+    device = db.scalar(_BY_ID, {"device_id": device_id})
     if device is None or device.revoked_at is not None or not device.browser_key_hash:
         return None
     if not secrets.compare_digest(device.browser_key_hash, _sha256(key)):

@@ -62,7 +62,7 @@ def parse_grades(text: str | None) -> frozenset[str]:
         raw = raw.strip()
         if not raw:
             continue
-        code = f"{int(raw):02d}" if raw.isdigit() else raw.upper()
+        code = f"{int(raw):02d}" if raw.isascii() and raw.isdigit() and len(raw) <= 2 else raw.upper()
         code = "Other" if code == "OTHER" else code
         if code not in GRADES:
             raise PolicyError(f"{raw!r} is not a OneRoster grade ({', '.join(GRADES)})")

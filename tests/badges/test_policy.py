@@ -53,6 +53,9 @@ def test_grades_are_read_as_oneroster_codes(world):
     assert policy.grades == {"KG", "01", "02"} and policy.second_factor_grades == {"02"}
     with pytest.raises(PolicyError):
         set_policy(db.session, world.school, factor="fingerprint")
+    for written in ("\u00b2", "9" * 5000, "003"):   # int() of the first two raised ValueError
+        with pytest.raises(PolicyError, match="is not a OneRoster grade"):
+            set_policy(db.session, world.school, grades=written)
 
 
 def test_badges_void_cli(runner, redis_client, world, kiosk):

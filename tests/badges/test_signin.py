@@ -8,7 +8,7 @@ from portal.badges.services import void_badges_for_person
 from portal.badges.token import mint_token
 from portal.db import db
 from portal.models import Badge, Event
-from tests.badges.conftest import enroll_kiosk, issue, login, new_client, session_data
+from tests.badges.conftest import enroll_kiosk, issue, login, new_client, session_data, staff_post
 
 
 def test_badge_signs_in_through_the_handoff_and_shows_tiles(app, redis_client, world, kiosk):
@@ -175,6 +175,23 @@ def test_json_nested_too_deep_or_holding_a_nul_is_refused_in_plain_words(app, re
     enrolled = new_client(app).post("/kiosk/enroll", json={"code": code, "name": "Room 4"})
     assert enrolled.status_code == 201     # the code was not used up by the refusal
     assert kiosk.scan(token).status_code == 200
+
+
+def test_ids_that_are_no_ids_are_refused_not_failed(app, redis_client, world, kiosk):
+    """A number past what the database holds, or digits of another script, in a path, a query or
+    the device cookie: no page or a refusal, never a 500 (int("²") raised; a huge id overflowed
+    the database)."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    for number in ("9" * 19, "\u0663", "\u00b2"):
+        assert teacher.get(f"/badges/students/{number}").status_code == 404
+        assert teacher.get("/kiosk/devices", query_string={"school": number}).status_code == 403
+        assert staff_post(teacher, csrf, "/kiosk/pair", school=number).status_code == 403
+    handoff = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
+    stranger = new_client(app)
+    stranger.set_cookie("portal_kiosk", "\u00b2." + "k" * 43, path="/kiosk/")
+    assert stranger.get(handoff).status_code == 403
 
 
 def test_kiosk_api_needs_no_csrf_token_but_staff_routes_do(app, redis_client, world, kiosk):

@@ -105,7 +105,7 @@ def test_parse_max_age(raw, expected):
     assert parse_max_age(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["-1", "1.5", "soon", "9" * 20])
+@pytest.mark.parametrize("raw", ["-1", "1.5", "soon", "9" * 20, "\u00b2", "\u0663"])
 def test_parse_max_age_refuses_garbage(raw):
     with pytest.raises(ValueError):
         parse_max_age(raw)

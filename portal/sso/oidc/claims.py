@@ -145,7 +145,7 @@ def parse_max_age(raw: str | None) -> int | None:
     """Return max_age as seconds; raise ValueError when it is not a whole number >= 0."""
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
         raise ValueError("max_age must be a whole number of seconds")
     return int(raw)
 
