@@ -72,9 +72,11 @@ class UnreadableInput(PortalError):
 
 
 def refuse_unreadable_input() -> None:
-    """Stop a request whose address, form or JSON body carries a NUL character: no field of ours
-    has a use for one, and PostgreSQL can neither store nor compare it (a query would fail as a
-    500)."""
+    """Stop a request whose path, query, form or JSON body carries a NUL character: no field of
+    ours has a use for one, and PostgreSQL can neither store nor compare it (a query would fail
+    as a 500)."""
+    if "\x00" in request.path:
+        raise UnreadableInput()
     fields = [request.args] + ([request.form] if request.method == "POST" else [])
     if any("\x00" in key or "\x00" in value for f in fields for key, value in f.items(multi=True)):
         raise UnreadableInput()

@@ -62,6 +62,7 @@ def staff_app(app):
     ("GET", "/oidc/authorize?client_id=app%00x&response_type=code", None),
     ("GET", "/login?next=/%00", None),
     ("POST", "/login", {"username": "ada\x00lovelace", "password": "correct horse battery"}),
+    ("GET", "/launch/app%00x", None),
 ])
 def test_a_nul_character_is_refused_in_plain_words(client, roster, method, path, data):
     """PostgreSQL cannot compare a NUL: a query with one was a 500 there."""

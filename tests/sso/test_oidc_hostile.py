@@ -177,6 +177,15 @@ def test_wrong_client_secret_is_refused_and_does_not_burn_the_code(client, auth,
     assert exchange(client, oidc_world, code, verifier).status_code == 200
 
 
+def test_a_client_id_with_a_nul_in_basic_auth_is_an_unknown_client(client, oidc_world):
+    """No form check reads the Authorization header: on PostgreSQL the lookup was a 500."""
+    pair = base64.b64encode(f"{oidc_world.client_id}\x00:{oidc_world.client_secret}".encode()).decode()
+    answer = client.post("/oidc/token", data={"grant_type": "authorization_code", "code": "x",
+                                              "redirect_uri": REDIRECT, "code_verifier": "v" * 43},
+                         headers={"Authorization": f"Basic {pair}"})
+    assert answer.status_code in (400, 401) and answer.json["error"] == "invalid_client"
+
+
 def test_public_client_auth_is_refused(client, auth, oidc_world):
     auth.login()
     code, verifier, _ = get_code(client, oidc_world)

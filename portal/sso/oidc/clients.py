@@ -107,7 +107,9 @@ _FIND_CLIENT = (select(*(getattr(App, f.name) for f in fields(ClientApp)))
 
 def find_client(db: Session, client_id: str | None) -> "Client | None":
     """Return the OIDC client with this client_id, or None."""
-    if not client_id or len(client_id) > 255:
+    # The id may come from a Basic Authorization header, which no form check has read: a NUL
+    # there cannot even be compared by PostgreSQL.
+    if not client_id or len(client_id) > 255 or "\x00" in client_id:
         return None
     row = db.connection().execute(_FIND_CLIENT, {"client_id": client_id}).first()
     return Client(ClientApp(*row)) if row is not None else None
