@@ -53,3 +53,38 @@ def test_no_route_answers_a_hostile_value_with_a_500(app, redis_client, world, k
     assert failures == []
     for client in signed_in.values():               # and the signed-in tries were signed in
         assert client.get("/").status_code == 200
+
+
+def test_no_route_answers_a_hostile_cookie_or_authorization_with_a_500(app, world, kiosk):
+    """The cookies the portal reads (session, kiosk device, destination, SAML request waiting)
+    and the Authorization header, forged: every route answers without a 500."""
+    from portal.auth.destination import COOKIE as DESTINATION
+    from portal.badges.kiosk_views import DEVICE_COOKIE
+    from portal.sso.saml.flows import PENDING_COOKIE
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    cookies = (app.config["SESSION_COOKIE_NAME"], DEVICE_COOKIE, DESTINATION, PENDING_COOKIE)
+    values = [*HOSTILE, "a.b", "1.x", "1." + "k" * 43, "x" * 3000, "\u00e9", "..%2f"]
+    authorizations = ["Basic %%%", "Basic ", "Basic YTpi", "Bearer ", "Bearer " + "x" * 3000,
+                      "Bearer kd1_\u00e9", "Digest x"]
+    failures, answers = [], Counter()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = re.sub(r"<[^>]+>", "1", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            tries = []
+            for name in cookies:
+                for value in values:
+                    client = new_client(app)
+                    for where in ("/", "/kiosk/"):
+                        client.set_cookie(name, value, path=where)
+                    tries.append((f"cookie {name}={value[:20]!r}", client, {}))
+            tries += [(f"Authorization {value[:20]!r}", new_client(app), {"Authorization": value})
+                      for value in authorizations]
+            for what, client, headers in tries:
+                answer = client.open(path, method=method, json={"token": "x"}, headers=headers)
+                answers[answer.status_code] += 1
+                if answer.status_code == 500:
+                    failures.append(f"{what}: {method} {path}")
+    assert sum(answers.values()) > 3000, answers
+    assert failures == []
