@@ -33,6 +33,8 @@ PICTURES: tuple[tuple[str, str], ...] = (
 PICTURE_NAMES = tuple(name for name, _ in PICTURES)
 PICTURES_TO_PICK = 3
 _PIN = re.compile(r"^[0-9]{4,6}$")
+
+
 class BadFactorChoice(PortalError):
     status = 400
     title = "That can't be used"
