@@ -47,9 +47,13 @@ class Source:
         self.path = path
         self._zip: zipfile.ZipFile | None = None
         self._members: dict[str, str] = {}
-        if not path.exists():
+        try:
+            exists, folder = path.exists(), path.is_dir()
+        except OSError as e:   # a name too long for the file system, a folder we may not enter
+            raise RosterError([f"{path}: cannot be read ({e.strerror})"]) from None
+        if not exists:
             raise RosterError([f"{path}: there is no such file or folder"])
-        if path.is_dir():
+        if folder:
             return
         try:
             self._zip = zipfile.ZipFile(path)

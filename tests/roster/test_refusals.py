@@ -186,6 +186,8 @@ def test_missing_manifest_and_missing_path_are_refused(db_session, bundles, rost
         "manifest.csv is missing: a OneRoster 1.1 bundle starts with it"]
     assert refused(db_session, tmp_path / "nowhere") == [
         f"{tmp_path / 'nowhere'}: there is no such file or folder"]
+    too_long = tmp_path / ("x" * 300)   # the file system refuses the name itself (it raised)
+    assert refused(db_session, too_long) == [f"{too_long}: cannot be read (File name too long)"]
     assert snapshot(db_session) == before
 
 
