@@ -186,6 +186,14 @@ def test_a_client_id_with_a_nul_in_basic_auth_is_an_unknown_client(client, oidc_
     assert answer.status_code in (400, 401) and answer.json["error"] == "invalid_client"
 
 
+def test_a_nul_sent_to_the_token_or_userinfo_endpoint_is_an_oauth_invalid_request(client, oidc_world):
+    """The app's server reads OAuth's JSON, not the page written for people."""
+    answers = [client.post("/oidc/token", data={"grant_type": "authorization_code", "code": "a\x00b"}),
+               client.get("/oidc/userinfo", query_string={"access_token": "a\x00b"})]
+    for answer in answers:
+        assert answer.status_code == 400 and answer.json["error"] == "invalid_request"
+
+
 def test_public_client_auth_is_refused(client, auth, oidc_world):
     auth.login()
     code, verifier, _ = get_code(client, oidc_world)

@@ -13,7 +13,9 @@ from flask import current_app, jsonify, redirect, render_template, request, sess
 from flask_login import current_user
 
 from portal import access
-from portal.errors import STORE_RETRY_AFTER, error_page as plain_error_page, store_unavailable
+from portal.errors import (
+    STORE_RETRY_AFTER, UnreadableInput, error_page as plain_error_page, store_unavailable,
+)
 from portal.extensions import csrf
 from portal.models import App
 from portal.redis_store import RedisUnavailable
@@ -50,6 +52,14 @@ def _no_signing_key(e: KeyFileError):
     if request.endpoint in _APP_SERVER_ENDPOINTS:
         return _unavailable_json("The portal cannot sign tokens now. Try again later.")
     return plain_error_page(503, SigningUnavailable.title, SigningUnavailable.advice)
+
+
+@bp.errorhandler(UnreadableInput)
+def _unreadable(e: UnreadableInput):
+    """A NUL in what an app's server sent: OAuth's invalid_request; for people, the page."""
+    if request.endpoint in _APP_SERVER_ENDPOINTS:
+        return server.handle_error_response(None, InvalidRequestError(NOT_ALLOWED))
+    return plain_error_page(e.status, e.title, e.advice)
 
 
 @bp.errorhandler(RedisUnavailable)
