@@ -23,7 +23,9 @@ from portal.badges.signin import (
     start_handoff, take_handoff,
 )
 from portal.db import db, parse_id
-from portal.errors import MESSAGES, STORE_RETRY_AFTER, error_page, store_unavailable
+from portal.errors import (
+    MESSAGES, STORE_RETRY_AFTER, UnreadableInput, error_page, store_unavailable,
+)
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
 from portal.ratelimit import RateLimiter
@@ -67,6 +69,14 @@ def _device_api(view):
 
 # The device API: JSON in, JSON out, whatever the device asks for in Accept.
 _DEVICE_API = ("kiosk.enroll", "kiosk.bind", "kiosk.badge")
+
+
+@bp.errorhandler(UnreadableInput)
+def _unreadable(e: UnreadableInput):
+    """A NUL in what a device sent: the API's JSON; for a browser, the page."""
+    if request.endpoint in _DEVICE_API:
+        return _api_error(e.status, e.title, e.advice)
+    return error_page(e.status, e.title, e.advice)
 
 
 @bp.errorhandler(RedisUnavailable)
