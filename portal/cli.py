@@ -14,6 +14,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import func, select
 
 from portal.config import ConfigError
+from portal.roster.demo import MAX_DEMO_STUDENTS
 
 
 def _create_app():
@@ -177,7 +178,8 @@ def apps_release(name, fields):
 
 @main.command("dev")
 @click.option("--port", default=5000, show_default=True)
-@click.option("--students", default=300, show_default=True, help="size of the demo district")
+@click.option("--students", type=click.IntRange(min=20, max=MAX_DEMO_STUDENTS), default=300,
+              show_default=True, help="size of the demo district")
 def dev(port, students):
     """Serve the portal on 127.0.0.1 with a demo district (what `make run` does)."""
     from portal.config import DEFAULT_INSTANCE

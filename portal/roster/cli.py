@@ -7,6 +7,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from portal.roster.demo import MAX_DEMO_STUDENTS
 from portal.roster.problems import RosterError
 
 STAGES = {"reading": "reading the roster", "checking": "checking", "writing": "writing"}
@@ -77,7 +78,8 @@ def roster_import(path):
 
 
 @click.command("demo")
-@click.option("--students", type=click.IntRange(min=20), default=300, show_default=True,
+@click.option("--students", type=click.IntRange(min=20, max=MAX_DEMO_STUDENTS), default=300,
+              show_default=True,
               help="how many students the demo district has")
 @with_appcontext
 def demo_cli(students):

@@ -33,6 +33,9 @@ DEMO_TEACHER = DemoAccount("demo.teacher", "quiet-maple-17", "Daniel", "Okafor")
 DEMO_ADMIN = DemoAccount("demo.admin", "brave-harbor-63", "Priya", "Shah")
 DEMO_ACCOUNTS = (DEMO_STUDENT, DEMO_TEACHER, DEMO_ADMIN)
 DEMO_SEED = 2025
+# The most students a demo district may have: over twice the largest district in the country. A
+# larger number (a typo, a stray digit) would fill the memory and the disk before it said anything.
+MAX_DEMO_STUDENTS = 2_000_000
 
 # Link apps and who gets them: (name, url, grants as keyword arguments of grant_app).
 ELEMENTARY = "sch-e001"  # the first elementary school, the demo student's
