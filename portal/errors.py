@@ -26,10 +26,11 @@ MESSAGES = {
 
 
 def error_page(status: int, title: str | None = None, advice: str | None = None):
-    """Render the plain-words error page for `status`."""
+    """Render the plain-words error page for `status`: as JSON (error, advice) for a caller that
+    asks for JSON or sent JSON (a kiosk device, the scanner page, a staff script), else HTML."""
     default_title, default_advice = MESSAGES.get(status, MESSAGES[500])
     title, advice = title or default_title, advice or default_advice
-    if request.accept_mimetypes.best == "application/json":
+    if request.is_json or request.accept_mimetypes.best == "application/json":
         return make_response(jsonify(error=title, advice=advice), status)
     return make_response(render_template("error.html", title=title, advice=advice, status=status), status)
 

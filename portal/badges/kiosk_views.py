@@ -2,10 +2,8 @@
 from CSRF because no browser cookie authenticates it), the browser binding and the hand-off."""
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
-import redis
 from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -23,16 +21,12 @@ from portal.badges.signin import (
     start_handoff, take_handoff,
 )
 from portal.db import db, parse_id
-from portal.errors import (
-    MESSAGES, STORE_RETRY_AFTER, UnreadableInput, error_page, store_unavailable,
-)
+from portal.errors import error_page
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
 from portal.ratelimit import RateLimiter
-from portal.redis_store import RedisUnavailable
 
 bp = Blueprint("kiosk", __name__)
-log = logging.getLogger(__name__)
 
 DEVICE_COOKIE = "portal_kiosk"
 DEVICE_COOKIE_PATH = "/kiosk/"
@@ -65,29 +59,6 @@ def _device_api(view):
         return view(device, *args, **kwargs)
 
     return wrapped
-
-
-# The device API: JSON in, JSON out, whatever the device asks for in Accept.
-_DEVICE_API = ("kiosk.enroll", "kiosk.bind", "kiosk.badge")
-
-
-@bp.errorhandler(UnreadableInput)
-def _unreadable(e: UnreadableInput):
-    """A NUL in what a device sent: the API's JSON; for a browser, the page."""
-    if request.endpoint in _DEVICE_API:
-        return _api_error(e.status, e.title, e.advice)
-    return error_page(e.status, e.title, e.advice)
-
-
-@bp.errorhandler(RedisUnavailable)
-@bp.errorhandler(redis.RedisError)
-def _store_down(e: Exception):
-    """Redis away: the device reads JSON with a Retry-After (the kiosk waits it out); a
-    browser reads the page."""
-    if request.endpoint in _DEVICE_API:
-        log.warning("redis unavailable: %s", type(e).__name__)
-        return _api_error(503, *MESSAGES[503], **{"Retry-After": STORE_RETRY_AFTER})
-    return store_unavailable(e)
 
 
 def _single_use(status: int = 200, **fields):

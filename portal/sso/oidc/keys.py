@@ -228,7 +228,8 @@ def rotate_keys(folder: Path, *, at_once: bool = False) -> tuple[KeyRing, list[s
         at = datetime.now(timezone.utc)
         _write_new_key(folder, at if at_once else at + timedelta(seconds=PUBLISH_AHEAD))
         ring = _read(folder)
-        retired = ring.keys[ring.keys.index(ring.signing_key(at)) + 2:]
+        kept = ring.keys.index(ring.signing_key(at)) + 2
+        retired = ring.keys[kept:]
         for key in retired:
             key.path.unlink()
-    return load_keys(folder, strict=True), [key.kid for key in retired]
+    return KeyRing(ring.keys[:kept]), [key.kid for key in retired]
