@@ -2,10 +2,16 @@
 
 The cookie carries only a random 256-bit id, signed with itsdangerous; everything else stays in
 Redis. Sessions are indexed by person so that all of a person's sessions can end at once.
+
+A visitor who has signed in to nothing and started nothing (the sign-in page, a kiosk's scan
+page) costs Redis nothing: the CSRF token of such a session is derived from its id with the
+app's secret (an HMAC), so the id in the cookie is all there is. Only a session that holds
+something more is stored. A page that anyone can load must not be a way to fill Redis.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -14,7 +20,7 @@ from collections.abc import Callable
 
 import redis
 from redis.commands.core import Script
-from flask import Flask, Request, Response, current_app, request, session
+from flask import Flask, Request, Response, current_app, g, request, session
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, Signer
 from werkzeug.datastructures import CallbackDict
@@ -23,6 +29,7 @@ from portal.redis_store import RedisUnavailable
 
 PREFIX = "portal:session:"
 PERSON_INDEX = "portal:person-sessions:"
+CSRF_FIELD = "csrf_token"           # Flask-WTF's key in the session (WTF_CSRF_FIELD_NAME)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,15 @@ class RedisSession(CallbackDict, SessionMixin):
         self.loaded_user_id = (initial or {}).get("_user_id")
         # Commands to send with the save, in its one round trip: callables taking the pipeline.
         self.on_save: list[Callable] = []
+        # An unstored session's CSRF token, derived from its id (see anonymous_csrf_token), and
+        # whether the request's cookie already carried this id.
+        self.derived_token: str | None = None
+        self.carried = False
+
+    def holds_nothing_to_store(self) -> bool:
+        """True for an unstored session that holds only its derived CSRF token (or nothing)."""
+        return self.new and all(
+            key == CSRF_FIELD and value == self.derived_token for key, value in self.items())
 
     def rotate(self) -> None:
         """Give this session a new id now; the old one is deleted at the save (call at sign-in)."""
@@ -74,10 +90,18 @@ class RedisSession(CallbackDict, SessionMixin):
         self.sid = _new_sid()
         self.new = True
         self.modified = True
+        self.derived_token, self.carried = None, False   # the old id's token is no good now
 
 
 def _new_sid() -> str:
     return secrets.token_urlsafe(32)
+
+
+def anonymous_csrf_token(app: Flask, sid: str) -> str:
+    """The CSRF token of a session that is not stored: only the holder of the (signed, HttpOnly)
+    id and the app's secret can know it, as with a random token kept in Redis."""
+    key = app.secret_key.encode() if isinstance(app.secret_key, str) else app.secret_key
+    return hmac.new(key, b"portal-anonymous-csrf:" + sid.encode(), hashlib.sha256).hexdigest()
 
 
 class RedisSessionInterface(SessionInterface):
@@ -102,21 +126,32 @@ class RedisSessionInterface(SessionInterface):
             return int(data["_max"])
         return app.config["SETTINGS"].session_max_hours * 3600
 
+    def _unstored(self, app: Flask, sid: str, carried: bool = False) -> RedisSession:
+        """A session not (or no longer) in Redis, holding only its derived CSRF token."""
+        token = anonymous_csrf_token(app, sid)
+        session = RedisSession({CSRF_FIELD: token}, sid=sid, new=True)
+        session.derived_token = token
+        session.carried = carried
+        return session
+
     def open_session(self, app: Flask, request: Request) -> RedisSession:
         # Static files need no session: they keep loading while Redis is away.
         if app.static_url_path and request.path.startswith(app.static_url_path + "/"):
             return RedisSession(sid=None, new=True)
         cookie = request.cookies.get(self.get_cookie_name(app))
         if not cookie:
-            return RedisSession(sid=_new_sid(), new=True)
+            return self._unstored(app, _new_sid())
         try:
             sid = self._signer(app).unsign(cookie).decode()
         except (BadSignature, UnicodeDecodeError):
-            return RedisSession(sid=_new_sid(), new=True)
+            return self._unstored(app, _new_sid())
         try:
             raw = _OPEN([PREFIX + sid], [self._idle_seconds(app)], client=self._client(app))
             if raw is None:
-                return RedisSession(sid=_new_sid(), new=True)
+                # Never stored (the sign-in page's visitor), timed out idle, or ended: a session
+                # with nothing in it. Its id stays, so that the token of the form the page
+                # handed out still matches; a sign-in gives it a new id all the same.
+                return self._unstored(app, sid, carried=True)
             try:
                 data = self.serializer.loads(raw)
             except ValueError:
@@ -124,7 +159,7 @@ class RedisSessionInterface(SessionInterface):
             if not isinstance(data, dict) or \
                     time.time() - float(data.get("_created", 0)) > self._max_seconds(app, data):
                 self._delete(app, sid, data if isinstance(data, dict) else {})
-                return RedisSession(sid=_new_sid(), new=True)
+                return self._unstored(app, _new_sid())
         except redis.RedisError:
             return RedisSession(sid=sid, unavailable=True)
         session = RedisSession(data, sid=sid)
@@ -164,6 +199,23 @@ class RedisSessionInterface(SessionInterface):
                 response.delete_cookie(name, domain=domain, path=path)
             return
 
+        if session.holds_nothing_to_store() and not session.replaces:
+            # Nothing to store. The cookie is set when this response hands out the session's
+            # token (a form) and the request did not carry the id already. A form whose post
+            # cannot work says so now (a ping; a carried id was read from Redis already), not
+            # after a child has typed a password into it.
+            if not session.carried and CSRF_FIELD in g:
+                try:
+                    client.ping()
+                except redis.RedisError as e:
+                    log.warning("redis unavailable for a new visitor: %s", type(e).__name__)
+                    from portal.errors import make_unavailable
+                    make_unavailable(response)
+                    return
+                self._set_cookie(app, session, response)
+            response.vary.add("Cookie")
+            return
+
         pipe = client.pipeline()
         if session.replaces:
             self._delete(app, session.replaces, {"_user_id": session.loaded_user_id}, pipe)
@@ -185,19 +237,23 @@ class RedisSessionInterface(SessionInterface):
             for command in session.on_save:
                 command(pipe)
             pipe.execute()
-            response.set_cookie(
-                name,
-                self._signer(app).sign(session.sid).decode(),
-                httponly=self.get_cookie_httponly(app),
-                secure=self.get_cookie_secure(app),
-                samesite=self.get_cookie_samesite(app),
-                domain=domain,
-                path=path,
-            )
+            self._set_cookie(app, session, response)
         elif idle != session.touched_idle:
             # Sliding idle time-out: reading the session (GETEX) touched it with the default.
             client.expire(PREFIX + session.sid, idle)
         response.vary.add("Cookie")
+
+
+    def _set_cookie(self, app: Flask, session: RedisSession, response: Response) -> None:
+        response.set_cookie(
+            self.get_cookie_name(app),
+            self._signer(app).sign(session.sid).decode(),
+            httponly=self.get_cookie_httponly(app),
+            secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+            domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app),
+        )
 
 
 def require_session_store() -> None:

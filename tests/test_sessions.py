@@ -10,6 +10,7 @@ from flask import Blueprint, session
 from portal import create_app
 from portal.sessions import PERSON_INDEX, PREFIX, end_sessions_for
 from tests.auth.helpers import isolated_client
+from tests.conftest import csrf_token
 
 COOKIE = "portal_session"
 
@@ -63,6 +64,55 @@ def test_cookie_holds_only_a_signed_random_id(client, auth, roster, redis_client
     signature = client.get_cookie(COOKIE).value.split(".")[1]
     client.set_cookie(COOKIE, sid + "." + ("A" if signature[0] != "A" else "B") + signature[1:])
     assert not signed_in(client)
+
+
+def stored_sessions(redis_client) -> int:
+    return sum(1 for _ in redis_client.scan_iter(PREFIX + "*"))
+
+
+def test_visitors_who_sign_in_to_nothing_store_nothing(app, client, auth, roster, redis_client):
+    """The sign-in page is open to anyone, so loading it must not be a way to fill Redis: it
+    hands out a cookie and a form whose token is derived from the cookie's id, and stores none."""
+    roster.person("ada.lovelace")
+    for _ in range(25):
+        response = isolated_client(app).get("/login")
+        assert response.status_code == 200 and COOKIE in set_cookie_header(response)
+    assert stored_sessions(redis_client) == 0
+    # The visitor's id stays across pages (no new cookie), and the first page's token still holds.
+    token = csrf_token(client)
+    first = client.get_cookie(COOKIE).value
+    assert not any(h.startswith(COOKIE + "=") for h in client.get("/login").headers.getlist("Set-Cookie"))
+    assert client.get_cookie(COOKIE).value == first and stored_sessions(redis_client) == 0
+    response = client.post("/login", data={"username": "ada.lovelace",
+                                           "password": "correct horse battery", "csrf_token": token})
+    assert response.status_code == 302 and signed_in(client)
+    assert client.get_cookie(COOKIE).value != first      # a new id at sign-in, as always
+    assert stored_sessions(redis_client) == 1
+
+
+def test_a_visitors_token_is_good_only_with_that_visitors_cookie(app, roster, redis_client):
+    roster.person("ada.lovelace")
+    mallory, victim = isolated_client(app), isolated_client(app)
+    token = csrf_token(mallory)             # the attacker's own page: a token for their own id
+    victim.get("/login")
+    form = {"username": "ada.lovelace", "password": "correct horse battery", "csrf_token": token}
+    response = victim.post("/login", data=form)
+    assert response.status_code == 400 and "open too long" in response.get_data(as_text=True)
+    assert not signed_in(victim)
+    # No cookie at all, or one whose signature is not the portal's: the same.
+    stranger = isolated_client(app)
+    assert stranger.post("/login", data=form).status_code == 400
+    stranger.set_cookie(COOKIE, mallory.get_cookie(COOKIE).value.split(".")[0] + ".forged")
+    assert stranger.post("/login", data=form).status_code == 400
+    assert stored_sessions(redis_client) == 0
+
+
+def test_answers_without_a_form_set_no_cookie(app, redis_client):
+    for path in ("/", "/.well-known/openid-configuration", "/saml/metadata"):
+        response = isolated_client(app).get(path)
+        assert response.status_code in (200, 302)
+        assert COOKIE not in " ".join(response.headers.getlist("Set-Cookie")), path
+    assert stored_sessions(redis_client) == 0
 
 
 def test_sign_in_rotates_the_session_id(app, client, auth, roster, redis_client):
