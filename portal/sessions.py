@@ -6,7 +6,9 @@ Redis. Sessions are indexed by person so that all of a person's sessions can end
 A visitor who has signed in to nothing and started nothing (the sign-in page, a kiosk's scan
 page) costs Redis nothing: the CSRF token of such a session is derived from its id with the
 app's secret (an HMAC), so the id in the cookie is all there is. Only a session that holds
-something more is stored. A page that anyone can load must not be a way to fill Redis.
+something more is stored. A page that anyone can load must not be a way to fill Redis. The
+cookie of such a visitor is signed for a visitor (another salt), so that their next request,
+the sign-in form's post, need not look for a stored session that cannot be there.
 """
 from __future__ import annotations
 
@@ -72,7 +74,7 @@ class RedisSession(CallbackDict, SessionMixin):
         # Commands to send with the save, in its one round trip: callables taking the pipeline.
         self.on_save: list[Callable] = []
         # An unstored session's CSRF token, derived from its id (see anonymous_csrf_token), and
-        # whether the request's cookie already carried this id.
+        # whether the request's cookie already carried this id as a visitor's.
         self.derived_token: str | None = None
         self.carried = False
 
@@ -109,8 +111,15 @@ class RedisSessionInterface(SessionInterface):
 
     serializer = json
 
-    def _signer(self, app: Flask) -> Signer:
-        return Signer(app.secret_key, salt="portal-session", digest_method=hashlib.sha256)
+    def _signer(self, app: Flask, *, visitor: bool = False) -> Signer:
+        return Signer(app.secret_key, salt="portal-visitor" if visitor else "portal-session",
+                      digest_method=hashlib.sha256)
+
+    def _unsign(self, app: Flask, cookie: str, *, visitor: bool) -> str | None:
+        try:
+            return self._signer(app, visitor=visitor).unsign(cookie).decode()
+        except (BadSignature, UnicodeDecodeError):
+            return None
 
     def _client(self, app: Flask) -> redis.Redis:
         return app.extensions["redis"]
@@ -141,17 +150,17 @@ class RedisSessionInterface(SessionInterface):
         cookie = request.cookies.get(self.get_cookie_name(app))
         if not cookie:
             return self._unstored(app, _new_sid())
-        try:
-            sid = self._signer(app).unsign(cookie).decode()
-        except (BadSignature, UnicodeDecodeError):
-            return self._unstored(app, _new_sid())
+        sid = self._unsign(app, cookie, visitor=False)
+        if sid is None:
+            # A visitor's cookie: nothing stored to read. The id stays, so that the token of
+            # the form its page handed out still matches; a sign-in gives a new id all the same.
+            visitor = self._unsign(app, cookie, visitor=True)
+            return self._unstored(app, visitor or _new_sid(), carried=visitor is not None)
         try:
             raw = _OPEN([PREFIX + sid], [self._idle_seconds(app)], client=self._client(app))
             if raw is None:
-                # Never stored (the sign-in page's visitor), timed out idle, or ended: a session
-                # with nothing in it. Its id stays, so that the token of the form the page
-                # handed out still matches; a sign-in gives it a new id all the same.
-                return self._unstored(app, sid, carried=True)
+                # Timed out idle, or ended: a session with nothing in it, under the same id.
+                return self._unstored(app, sid)
             try:
                 data = self.serializer.loads(raw)
             except ValueError:
@@ -200,19 +209,19 @@ class RedisSessionInterface(SessionInterface):
             return
 
         if session.holds_nothing_to_store() and not session.replaces:
-            # Nothing to store. The cookie is set when this response hands out the session's
-            # token (a form) and the request did not carry the id already. A form whose post
-            # cannot work says so now (a ping; a carried id was read from Redis already), not
-            # after a child has typed a password into it.
-            if not session.carried and CSRF_FIELD in g:
+            # Nothing to store. A visitor's cookie is set when this response hands out the
+            # session's token (a form) and the request did not carry it already. A form whose
+            # post cannot work says so now (a ping), not after a child has typed a password.
+            if CSRF_FIELD in g:
                 try:
                     client.ping()
                 except redis.RedisError as e:
-                    log.warning("redis unavailable for a new visitor: %s", type(e).__name__)
+                    log.warning("redis unavailable for a visitor's form: %s", type(e).__name__)
                     from portal.errors import make_unavailable
                     make_unavailable(response)
                     return
-                self._set_cookie(app, session, response)
+                if not session.carried:
+                    self._set_cookie(app, session, response, visitor=True)
             response.vary.add("Cookie")
             return
 
@@ -244,10 +253,11 @@ class RedisSessionInterface(SessionInterface):
         response.vary.add("Cookie")
 
 
-    def _set_cookie(self, app: Flask, session: RedisSession, response: Response) -> None:
+    def _set_cookie(self, app: Flask, session: RedisSession, response: Response, *,
+                    visitor: bool = False) -> None:
         response.set_cookie(
             self.get_cookie_name(app),
-            self._signer(app).sign(session.sid).decode(),
+            self._signer(app, visitor=visitor).sign(session.sid).decode(),
             httponly=self.get_cookie_httponly(app),
             secure=self.get_cookie_secure(app),
             samesite=self.get_cookie_samesite(app),
@@ -269,8 +279,11 @@ def require_session_store() -> None:
         raise RedisUnavailable()
     # A new session on a safe request needs Redis only if the page stores something, and then
     # save_session answers 503 itself; a form post must not read as a stale CSRF token instead.
-    # A post without a CSRF token (a kiosk's or an app's API call) is not such a form.
-    if getattr(session, "new", False) and request.method not in ("GET", "HEAD", "OPTIONS") and (
+    # A post without a CSRF token (a kiosk's or an app's API call) is not such a form, and nor is
+    # a visitor's post (the sign-in form): its token holds without Redis, and what it asks for
+    # meets Redis (the sign-in limits) before anything else.
+    if getattr(session, "new", False) and not getattr(session, "carried", False) and \
+            request.method not in ("GET", "HEAD", "OPTIONS") and (
             "X-CSRFToken" in request.headers or "csrf_token" in request.form):
         current_app.extensions["redis"].ping()
 

@@ -107,6 +107,19 @@ def test_a_visitors_token_is_good_only_with_that_visitors_cookie(app, roster, re
     assert stored_sessions(redis_client) == 0
 
 
+def test_a_visitors_cookie_never_opens_a_stored_session(app, client, auth, roster):
+    """A visitor's cookie is signed for a visitor and is read without Redis: even one for the
+    id of a stored session (which only the portal could sign) opens nothing stored."""
+    roster.person("ada.lovelace")
+    auth.login()
+    sid = sid_of(client)
+    signer = app.session_interface._signer(app, visitor=True)
+    thief = isolated_client(app)
+    thief.set_cookie(COOKIE, signer.sign(sid).decode())
+    assert not signed_in(thief)
+    assert signed_in(client)
+
+
 def test_answers_without_a_form_set_no_cookie(app, redis_client):
     for path in ("/", "/.well-known/openid-configuration", "/saml/metadata"):
         response = isolated_client(app).get(path)
