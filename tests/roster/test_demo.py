@@ -114,3 +114,32 @@ def test_demo_badge_is_a_real_badge_the_browser_scanner_takes(runner, app, redis
     answer = browser.post("/badge/scan", json={"token": codes[0]}, headers={"X-CSRFToken": csrf})
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert f"Hi, {DEMO_STUDENT.given_name}!" in browser.get(answer.json["next"]).get_data(as_text=True)
+
+
+def test_a_district_too_large_to_build_is_refused_at_once(tmp_path):
+    """`--students` past MAX_DEMO_STUDENTS is refused in one line before anything is built. Run
+    as a separate process with its memory and time bounded, so that a lost cap fails this test
+    instead of filling the machine's memory."""
+    import os
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from portal.roster.demo import MAX_DEMO_STUDENTS
+
+    def bounded():
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    env = {**os.environ, "PORTAL_INSTANCE_PATH": str(tmp_path / "instance"),
+           "PORTAL_DATABASE_URL": f"sqlite:///{tmp_path}/demo.db",
+           "PORTAL_REDIS_URL": "redis://127.0.0.1:9/0"}     # nothing listens: nothing may be used
+    portal = str(Path(sys.executable).parent / "portal")
+    for command in ("demo", "dev"):
+        for count in (str(MAX_DEMO_STUDENTS + 1), "9" * 19):
+            result = subprocess.run([portal, command, "--students", count], env=env,
+                                    capture_output=True, text=True, timeout=60, preexec_fn=bounded)
+            assert result.returncode == 2, (command, count, result.stderr[-500:])
+            assert "Traceback" not in result.stderr
+            assert f"not in the range 20<=x<={MAX_DEMO_STUDENTS}" in result.stderr
+    assert not (tmp_path / "demo.db").exists()
