@@ -252,7 +252,6 @@ class RedisSessionInterface(SessionInterface):
             client.expire(PREFIX + session.sid, idle)
         response.vary.add("Cookie")
 
-
     def _set_cookie(self, app: Flask, session: RedisSession, response: Response, *,
                     visitor: bool = False) -> None:
         response.set_cookie(
