@@ -27,6 +27,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, Signer
 from werkzeug.datastructures import CallbackDict
 
+from portal.errors import make_unavailable
 from portal.redis_store import RedisUnavailable
 
 PREFIX = "portal:session:"
@@ -192,7 +193,6 @@ class RedisSessionInterface(SessionInterface):
             # sign-out) must not look as if it had worked.
             log.warning("redis unavailable while saving a session: %s", type(e).__name__)
             if session.modified:
-                from portal.errors import make_unavailable
                 make_unavailable(response)
 
     def _save(self, app: Flask, session: RedisSession, response: Response) -> None:
@@ -217,7 +217,6 @@ class RedisSessionInterface(SessionInterface):
                     client.ping()
                 except redis.RedisError as e:
                     log.warning("redis unavailable for a visitor's form: %s", type(e).__name__)
-                    from portal.errors import make_unavailable
                     make_unavailable(response)
                     return
                 if not session.carried:
