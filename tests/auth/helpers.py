@@ -21,3 +21,10 @@ class IsolatedClient(FlaskClient):
 def isolated_client(app) -> FlaskClient:
     app.test_client_class = IsolatedClient
     return app.test_client()
+
+
+def page_without_csrf(response) -> str:
+    """A page's text with its CSRF token taken out: the signed token carries the second it was
+    signed, so two answers a second apart differ there and only there."""
+    import re
+    return re.sub(r'name="csrf_token" value="[^"]+"', 'name="csrf_token"', response.get_data(as_text=True))
