@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextvars
+import re
 
 from flask.testing import FlaskClient
 
@@ -26,5 +27,4 @@ def isolated_client(app) -> FlaskClient:
 def page_without_csrf(response) -> str:
     """A page's text with its CSRF token taken out: the signed token carries the second it was
     signed, so two answers a second apart differ there and only there."""
-    import re
     return re.sub(r'name="csrf_token" value="[^"]+"', 'name="csrf_token"', response.get_data(as_text=True))
