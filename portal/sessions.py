@@ -74,15 +74,13 @@ class RedisSession(CallbackDict, SessionMixin):
         self.loaded_user_id = (initial or {}).get("_user_id")
         # Commands to send with the save, in its one round trip: callables taking the pipeline.
         self.on_save: list[Callable] = []
-        # An unstored session's CSRF token, derived from its id (see anonymous_csrf_token), and
-        # whether the request's cookie already carried this id as a visitor's.
-        self.derived_token: str | None = None
+        # Whether the request's cookie carried this (unstored) session's id as a visitor's.
         self.carried = False
 
     def holds_nothing_to_store(self) -> bool:
-        """True for an unstored session that holds only its derived CSRF token (or nothing)."""
-        return self.new and all(
-            key == CSRF_FIELD and value == self.derived_token for key, value in self.items())
+        """True for an unstored session nothing has written to: it holds only the CSRF token
+        derived from its id (see anonymous_csrf_token), which any write would follow into Redis."""
+        return self.new and not self.modified
 
     def rotate(self) -> None:
         """Give this session a new id now; the old one is deleted at the save (call at sign-in)."""
@@ -93,7 +91,6 @@ class RedisSession(CallbackDict, SessionMixin):
         self.sid = _new_sid()
         self.new = True
         self.modified = True
-        self.derived_token, self.carried = None, False   # the old id's token is no good now
 
 
 def _new_sid() -> str:
@@ -138,9 +135,7 @@ class RedisSessionInterface(SessionInterface):
 
     def _unstored(self, app: Flask, sid: str, carried: bool = False) -> RedisSession:
         """A session not (or no longer) in Redis, holding only its derived CSRF token."""
-        token = anonymous_csrf_token(app, sid)
-        session = RedisSession({CSRF_FIELD: token}, sid=sid, new=True)
-        session.derived_token = token
+        session = RedisSession({CSRF_FIELD: anonymous_csrf_token(app, sid)}, sid=sid, new=True)
         session.carried = carried
         return session
 
