@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.load import percentile, run_threads  # noqa: E402
 from bench.serving import (  # noqa: E402
-    Browser, Connection, process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
+    Browser, Connection, portal_env, process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
 )
 
 GRADES = ("KG", "01", "02")        # badge alone under the default policy
@@ -297,12 +297,7 @@ def main(argv=None) -> int:
     redis_proc = gunicorn = None
     try:
         redis_proc = RedisProcess(work / "redis").start()
-        env = {**os.environ, "PORTAL_ENV": "development", "PORTAL_INSTANCE_PATH": str(work / "instance"),
-               "PORTAL_DATABASE_URL": f"sqlite:///{work / 'portal.sqlite3'}",
-               "PORTAL_REDIS_URL": redis_proc.url}
-        # The same settings in this process; creating the app here also writes the instance
-        # secrets once, before several workers would race to make them.
-        os.environ.update({k: v for k, v in env.items() if k.startswith("PORTAL_")})
+        env = portal_env(work, redis_proc.url)
         from portal import create_app
         app = create_app()
 

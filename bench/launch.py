@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.serving import (  # noqa: E402
-    Browser, process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
+    Browser, portal_env, process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
 )
 
 CSRF_RE = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -272,9 +272,7 @@ def main(argv=None) -> int:
     redis_proc = gunicorn = None
     try:
         redis_proc = RedisProcess(tmp / "redis").start()
-        env = {**os.environ, "PORTAL_ENV": "development", "PORTAL_INSTANCE_PATH": str(tmp / "instance"),
-               "PORTAL_DATABASE_URL": f"sqlite:///{tmp / 'portal.sqlite3'}",
-               "PORTAL_REDIS_URL": redis_proc.url, "PORTAL_OIDC_CODE_SECONDS": "60"}
+        env = portal_env(tmp, redis_proc.url, PORTAL_OIDC_CODE_SECONDS="60")
         env.pop("PORTAL_OIDC_ISSUER", None)
         print(f"setting up in {tmp} (district of {args.students} students) ...", flush=True)
         info = build_portal({k: v for k, v in env.items() if k.startswith("PORTAL_")}, args.students)

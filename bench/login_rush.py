@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 from bench.load import percentile, run_threads  # noqa: E402
 from bench.rush_district import PASSWORD, build_district  # noqa: E402
 from bench.serving import (  # noqa: E402
-    Browser, process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
+    Browser, portal_env, process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
 )
 
 CSRF_RE = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -176,11 +176,7 @@ def main(argv=None) -> int:
             url = f"{args.database_url}{sep}options=-csearch_path%3D{schema}"
 
         redis_proc = RedisProcess(work / "redis").start()
-        env = {**os.environ, "PORTAL_ENV": "development", "PORTAL_INSTANCE_PATH": str(work / "instance"),
-               "PORTAL_DATABASE_URL": url, "PORTAL_REDIS_URL": redis_proc.url}
-        # The same settings here; this also creates the instance secrets once, before several
-        # workers race to make them.
-        os.environ.update({k: v for k, v in env.items() if k.startswith("PORTAL_")})
+        env = portal_env(work, redis_proc.url, url)
         from portal import create_app
         app = create_app()
 

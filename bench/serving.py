@@ -13,6 +13,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def portal_env(folder: Path, redis_url: str, database_url: str | None = None, **extra: str) -> dict:
+    """The environment of a benchmark's portal: development settings, an instance folder and a
+    SQLite file (unless database_url) under `folder`, and a private Redis; set in this process too,
+    so that creating the app here writes the instance secrets once, before workers race to."""
+    env = {**os.environ, "PORTAL_ENV": "development", "PORTAL_INSTANCE_PATH": str(folder / "instance"),
+           "PORTAL_DATABASE_URL": database_url or f"sqlite:///{folder / 'portal.sqlite3'}",
+           "PORTAL_REDIS_URL": redis_url, **extra}
+    os.environ.update({k: v for k, v in env.items() if k.startswith("PORTAL_")})
+    return env
+
+
 def start_gunicorn(env: dict, port: int, workers: int, log: Path,
                    threads: int | None = None) -> subprocess.Popen:
     """Start `gunicorn portal:create_app()` on 127.0.0.1:port in a process group of its own."""
