@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.load import percentile, run_threads  # noqa: E402
 from bench.serving import (  # noqa: E402
-    Browser, Connection, portal_env, process_cpu_seconds, start_gunicorn, stop_process_group, wait_until_up,
+    Browser, Connection, portal_env, process_cpu_seconds, start_gunicorn, stop_process_group,
+    wait_until_up,
 )
 
 GRADES = ("KG", "01", "02")        # badge alone under the default policy
