@@ -36,8 +36,9 @@ NAMES = ("SAMLRequest SAMLResponse RelayState SigAlg Signature client_id redirec
          "pick pin restart school hours name token iss target_link_uri request request_uri").split()
 WORDS = [*HOSTILE, "", "a", "99999999999999999999", "1e309", "nan", "%00", "\u202e", "é", "😀" * 50,
          "A" * 70000, "'\"<>&", "../../etc/passwd", "http://evil.example/", "javascript:alert(1)",
-         REDIRECT, "openid", "openid profile roster", "code", "S256", "plain", "login", "none", "authorization_code", "refresh_token", "null", "[]", "{}", "true",
-         "=" * 10, "%zz", "\r\nX-Injected: 1"]
+         REDIRECT, "openid", "openid profile roster", "code", "S256", "plain", "login", "none",
+         "authorization_code", "refresh_token", "null", "[]", "{}", "true", "=" * 10, "%zz",
+         "\r\nX-Injected: 1"]
 XML = [b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>',
        b'<!DOCTYPE x SYSTEM "file:///etc/passwd"><x/>', b"\xff\xfe<x/>", b"<x>" * 5000, b"",
        b'<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="" Version="2.0"/>']
