@@ -19,6 +19,28 @@ def test_generated_once_with_private_key_mode_0600(tmp_path):
     assert again.key_pem == first.key_pem and again.cert_pem == first.cert_pem
 
 
+def test_a_generated_key_without_its_certificate_is_refused_in_words(tmp_path):
+    load_keys("", "", tmp_path)
+    (tmp_path / CERT_NAME).unlink()
+    with pytest.raises(ConfigError, match=f"No such file .*{CERT_NAME}.* move .*{KEY_NAME} away"):
+        load_keys("", "", tmp_path)
+
+
+def test_a_start_stopped_while_making_the_pair_leaves_no_key(tmp_path, monkeypatch):
+    """The certificate is written first: a key on disk always has its certificate beside it."""
+    import portal.sso.saml.keys as keys_module
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(keys_module.os, "open", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            load_keys("", "", tmp_path)
+    assert (tmp_path / CERT_NAME).exists() and not (tmp_path / KEY_NAME).exists()
+    made = load_keys("", "", tmp_path)      # the next start makes a whole new pair
+    assert (tmp_path / CERT_NAME).read_bytes() == made.cert_pem
+
+
 def test_configured_files_are_used(tmp_path):
     keys = generate_keys()
     key_file, cert_file = tmp_path / "k.pem", tmp_path / "c.pem"

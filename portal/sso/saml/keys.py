@@ -99,10 +99,17 @@ def load_keys(key_file: str, cert_file: str, instance_path: Path) -> SigningKeys
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not key_path.exists():
             keys = generate_keys()
+            # The certificate first: the key's presence says the pair is whole, so a start
+            # stopped between the two writes makes a new pair next time.
+            cert_path.write_bytes(keys.cert_pem)
             fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(keys.key_pem)
-            cert_path.write_bytes(keys.cert_pem)
             return keys
-        keys = SigningKeys(key_path.read_bytes(), cert_path.read_bytes())
+        try:
+            keys = SigningKeys(key_path.read_bytes(), cert_path.read_bytes())
+        except OSError as e:
+            raise ConfigError(f"can't read the SAML signing key or certificate: {e.strerror} "
+                              f"({e.filename}). Restore it, or move {key_path} away to have a new "
+                              f"pair made (then give every SAML app the new metadata)") from None
     return _check_pair(keys, key_path, cert_path)
