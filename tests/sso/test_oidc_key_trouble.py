@@ -10,7 +10,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from portal.sso.oidc.keys import load_keys
+from portal.sso.oidc.keys import KeyFileError, load_keys
 from tests.sso.test_oidc_support import exchange, get_code, oidc_world  # noqa: F401  (fixtures)
 
 
@@ -39,6 +39,16 @@ def test_a_stray_file_beside_the_key_is_skipped_and_sign_in_goes_on(client, auth
     assert token.status_code == 200, token.json
     jwt.decode(token.json["id_token"], KeySet.import_key_set(published.json), algorithms=["RS256"])
     assert "not a key" not in caplog.text
+
+
+def test_a_folder_named_like_a_key_is_skipped_and_named(client, key_folder, caplog):
+    (key_folder / "old keys.pem").mkdir()
+    with caplog.at_level("ERROR"):
+        published = client.get("/oidc/jwks")
+    assert published.status_code == 200 and len(published.json["keys"]) == 1
+    assert "old keys.pem cannot be read (Is a directory)" in caplog.text
+    with pytest.raises(KeyFileError, match="old keys.pem cannot be read"):
+        load_keys(key_folder, strict=True)     # the command line refuses, naming it
 
 
 def test_with_no_good_key_the_token_endpoint_says_unavailable_and_keeps_the_code(

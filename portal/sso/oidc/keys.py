@@ -152,6 +152,9 @@ def _import(path: Path) -> RSAKey:
     except PermissionError:
         raise KeyFileError(f"{path} cannot be read by the portal's user: give it that owner "
                            f"(mode 0600)") from None
+    except OSError as e:    # a folder named *.pem, a failing disk
+        raise KeyFileError(f"{path} cannot be read ({e.strerror}): move it out of the key folder "
+                           f"(every .pem file there is a signing key)") from None
     except (ValueError, JoseError):
         key = None
     if key is None or not key.is_private:
