@@ -13,6 +13,7 @@ The PDF holds live sign-in tokens: hand it to the printer and delete it, never l
 """
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -240,9 +241,12 @@ def write_private_file(path: Path, make: Callable[[], bytes]) -> None:
     The folder is checked and a temporary file opened before `make` runs (it may issue
     badges), and `path` appears only once complete. Raises OSError.
     """
-    path = Path(path)
+    path = Path(path).resolve()     # through a symlink, to the file it names
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder")
+    if path.exists() and not path.is_file():
+        # A device or a pipe: replacing it would put a file where the system expects one.
+        raise OSError(errno.EINVAL, f"{path} is not a file (a device or a pipe): name a file")
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

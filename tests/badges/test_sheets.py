@@ -3,6 +3,7 @@ as a classroom camera would; the text on the page is only names, initials and th
 from __future__ import annotations
 
 import logging
+import os
 import stat
 import subprocess
 from pathlib import Path
@@ -196,11 +197,26 @@ def test_sheet_command_refuses_a_section_without_badge_students(runner, redis_cl
 def test_sheet_command_checks_the_output_before_reissuing(runner, redis_client, world, kiosk,
                                                           tmp_path):
     token = issue(redis_client, world.student)
-    for out in (tmp_path / "missing" / "x.pdf", tmp_path):
+    pipe = tmp_path / "pipe.pdf"
+    os.mkfifo(pipe)
+    for out in (tmp_path / "missing" / "x.pdf", tmp_path, pipe):
         result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(out)])
         assert result.exit_code != 0
         assert len(result.output.strip().splitlines()) == 1
+    assert "is not a file (a device or a pipe)" in result.output
+    assert stat.S_ISFIFO(pipe.stat().st_mode)     # left as it was, not replaced by a file
     assert kiosk.scan(token).status_code == 200  # nothing was reissued
+
+
+def test_sheet_command_writes_through_a_link_to_the_file_it_names(runner, world, tmp_path):
+    target = tmp_path / "sheets" / "room4.pdf"
+    target.parent.mkdir()
+    target.write_bytes(b"last week's sheet")
+    link = tmp_path / "latest.pdf"
+    link.symlink_to(target)
+    result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and target.read_bytes().startswith(b"%PDF")
 
 
 def test_sheet_command_refuses_an_unknown_paper(runner, tmp_path):
