@@ -24,6 +24,9 @@ BADGE_FACTOR_LIMIT = "5 per 15 minutes"
 KIOSK_ENROLL_LIMIT_PER_ADDRESS = "20 per 10 minutes"
 
 
+MIN_SECRET_CHARS = 32      # a generated one has 64 (48 random bytes)
+
+
 class ConfigError(RuntimeError):
     """A setting is missing or wrong; the message says which and what to do."""
 
@@ -114,11 +117,19 @@ def private_folder(path: Path) -> Path:
     return target
 
 
-def secret_file_value(path: Path) -> str:
+def _long_enough(name: str, value: str) -> None:
+    if len(value) < MIN_SECRET_CHARS:
+        raise ConfigError(f"PORTAL_{name} is too short ({len(value)} characters; at least "
+                          f"{MIN_SECRET_CHARS}): set it to a long random value, e.g. what "
+                          f"`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'` prints")
+
+
+def secret_file_value(path: Path, if_lost: str = "delete it and a new one is made") -> str:
     """Read the secret at `path`, creating it (mode 0600) the first time.
 
     Several workers may start at once: the secret is written whole to a private temporary file
     and linked into place, so a reader never sees a half-written file and all agree on one value.
+    A file that cannot be read, or holds no usable secret, is a ConfigError ending in `if_lost`.
     """
     private_folder(path.parent)
     if not path.exists():
@@ -132,7 +143,15 @@ def secret_file_value(path: Path) -> str:
             pass
         finally:
             os.unlink(tmp)
-    return path.read_text().strip()
+    try:
+        value = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"can't read the secret in {path} ({getattr(e, 'strerror', None) or e}): "
+                          f"make it a file the portal's user can read (mode 0600), or {if_lost}") from None
+    if len(value) < MIN_SECRET_CHARS:
+        raise ConfigError(f"{path} holds no usable secret (empty or under {MIN_SECRET_CHARS} "
+                          f"characters): {if_lost}")
+    return value
 
 
 def load_settings() -> Settings:
@@ -149,7 +168,10 @@ def load_settings() -> Settings:
                 "PORTAL_SECRET_KEY is not set. In production the portal will not make one up: "
                 "set it to a long random value shared by every worker."
             )
-        secret = secret_file_value(instance / "secret_key")
+        secret = secret_file_value(instance / "secret_key",
+                                   "delete it and a new one is made (everyone is signed out)")
+    else:
+        _long_enough("SECRET_KEY", secret)
 
     redis_url = _env("REDIS_URL")
     if redis_url is None:
@@ -164,7 +186,11 @@ def load_settings() -> Settings:
                 "PORTAL_PAIRWISE_KEY is not set. It keeps every app's student ids stable: set it "
                 "once to a long random value and never change it."
             )
-        pairwise = secret_file_value(instance / "pairwise_key")
+        pairwise = secret_file_value(instance / "pairwise_key",
+                                     "restore it from a backup: a new one gives every student new ids "
+                                     "in every app")
+    else:
+        _long_enough("PAIRWISE_KEY", pairwise)
 
     saml_key_file, saml_cert_file = _env("SAML_KEY_FILE", ""), _env("SAML_CERT_FILE", "")
     if env == "production" and not (saml_key_file and saml_cert_file):

@@ -24,6 +24,30 @@ def test_workers_starting_together_agree_on_one_secret(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
 
 
+def test_a_secret_file_that_is_empty_or_unreadable_is_refused_in_words(monkeypatch, tmp_path):
+    """A secret of no length would sign cookies and pairwise ids with nothing: start-up stops
+    and says what to do, which differs between the two files."""
+    for name in list(os.environ):
+        if name.startswith("PORTAL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    (tmp_path / "secret_key").write_text("\n")
+    with pytest.raises(ConfigError, match="secret_key holds no usable secret .*everyone is signed out"):
+        load_settings()
+    (tmp_path / "secret_key").unlink()
+    (tmp_path / "pairwise_key").mkdir()
+    with pytest.raises(ConfigError, match="pairwise_key .Is a directory.* restore it from a backup"):
+        load_settings()
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "PAIRWISE_KEY"])
+def test_a_short_secret_in_the_environment_is_refused(monkeypatch, tmp_path, name):
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv(f"PORTAL_{name}", "password123")
+    with pytest.raises(ConfigError, match=f"PORTAL_{name} is too short .11 characters; at least 32"):
+        load_settings()
+
+
 def test_production_without_secret_key_refuses_to_start(monkeypatch, tmp_path):
     for name in list(os.environ):
         if name.startswith("PORTAL_"):
