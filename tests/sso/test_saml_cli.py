@@ -61,6 +61,9 @@ def test_bad_input_exits_non_zero_with_one_line(runner, app, tmp_path):
                         '<md:IDPSSODescriptor protocolSupportEnumeration="x"/></md:EntityDescriptor>')
     not_a_cert = tmp_path / "cert.pem"
     not_a_cert.write_text("hello")
+    huge = tmp_path / "federation.xml"
+    with open(huge, "wb") as f:
+        f.truncate(3 * 1024 * 1024)     # sparse: no disk used
     base = ["--entity-id", SP_ENTITY_ID, "--acs-url", SP_ACS]
     cases = {
         "no ACS": ["X", "--entity-id", SP_ENTITY_ID],
@@ -76,6 +79,9 @@ def test_bad_input_exits_non_zero_with_one_line(runner, app, tmp_path):
         "missing file": ["X", "--metadata", str(tmp_path / "nope.xml")],
         "hostile metadata": ["X", "--metadata", str(dtd)],
         "idp metadata": ["X", "--metadata", str(idp_like)],
+        "huge metadata": ["X", "--metadata", str(huge)],
+        "endless metadata": ["X", "--metadata", "/dev/zero"],
+        "endless cert": ["X", *base, "--sp-cert", "/dev/zero"],
         "empty name": ["", *base],
     }
     for label, args in cases.items():
@@ -84,6 +90,8 @@ def test_bad_input_exits_non_zero_with_one_line(runner, app, tmp_path):
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) <= 3 and "Traceback" not in result.output, (label, result.output)
         assert lines[-1].startswith("Error:"), (label, result.output)
+        if label.startswith(("huge", "endless")):   # refused by size, before reading it all
+            assert "is over 1024 KB" in lines[-1], (label, result.output)
 
 
 def test_duplicates_refused(runner, app):

@@ -1,8 +1,6 @@
 """`portal apps add-saml`: register a SAML app from the command line."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from flask.cli import with_appcontext
 
@@ -10,11 +8,21 @@ from portal.cli import _admin_call, apps_cli, fail
 from portal.sso.saml.sp import NAMEID_SOURCES
 
 
+# One app's metadata or certificate is a few kilobytes: a file past this is another thing (a
+# federation's whole list, a device), and reading on would fill the memory.
+MAX_FILE_BYTES = 1024 * 1024
+
+
 def _read(path: str, what: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         fail(f"can't read the {what} {path!r}: {e.strerror or e}")
+    if len(data) > MAX_FILE_BYTES:
+        fail(f"the {what} {path!r} is over {MAX_FILE_BYTES // 1024} KB: give the app's own, "
+             f"not a federation's list")
+    return data
 
 
 @apps_cli.command("add-saml")
