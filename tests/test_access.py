@@ -193,9 +193,13 @@ def test_remote_or_bogus_icons_are_refused(runner, roster, tmp_path):
     text.write_text("not an image")
     big = tmp_path / "big.png"
     big.write_bytes(PIXEL_PNG + b"\0" * (70 * 1024))
+    video = tmp_path / "video.png"      # a 4 GB file by mistake (sparse: no disk used)
+    with open(video, "wb") as f:
+        f.truncate(4 * 1024 ** 3)
     for icon, reason in [("https://stories.example/icon.png", "download the icon"),
                          (str(tmp_path / "missing.png"), "no icon file"),
-                         (str(text), "not a PNG"), (str(big), "larger than 64 KB")]:
+                         (str(text), "not a PNG"), (str(big), "larger than 64 KB"),
+                         (str(video), "larger than 64 KB")]:
         assert reason in refused(runner, "apps", "add-link", "Story Time",
                                  "https://stories.example/", "--icon", icon)
     assert "no apps yet" in cli(runner, "apps", "list")

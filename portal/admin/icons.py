@@ -57,7 +57,11 @@ def load_icon(value: str) -> str:
     path = Path(value)
     if not path.is_file():
         raise IconError(f"there is no icon file at {value!r}")
-    data = path.read_bytes()
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)    # enough to know it is too large, whatever its size
+    except OSError as e:
+        raise IconError(f"can't read the icon {value!r}: {e.strerror or e}") from None
     if len(data) > MAX_BYTES:
         raise IconError(f"the icon {path.name!r} is larger than {MAX_BYTES // 1024} KB")
     kind = _kind(data)
