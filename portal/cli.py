@@ -32,10 +32,14 @@ class PortalGroup(FlaskGroup):
         from sqlalchemy.exc import OperationalError, ProgrammingError
         try:
             return super().invoke(ctx)
-        except (OperationalError, ProgrammingError):
+        except (OperationalError, ProgrammingError) as e:
             if _schema_is_current(ctx) is False:
                 fail("the database does not have this version's tables yet: "
                      "run `portal db upgrade` first")
+            if isinstance(e, OperationalError):     # not reachable, refused, locked: not a bug
+                said = str(e.orig or e).strip().splitlines()[0]
+                fail(f"the database could not be used ({said}): check PORTAL_DATABASE_URL and "
+                     f"that the database server is running")
             raise
 
 

@@ -124,6 +124,40 @@ def _long_enough(name: str, value: str) -> None:
                           f"`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'` prints")
 
 
+def _database_url(url: str) -> str:
+    """The database URL, checked: PostgreSQL (through psycopg, the driver the portal ships) or a
+    SQLite file in a folder that exists."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    example = "e.g. postgresql://portal@db.example.org/portal or sqlite:////srv/portal/portal.sqlite3"
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"PORTAL_DATABASE_URL is not a database address: {example}") from None
+    if parsed.drivername in ("postgresql", "postgresql+psycopg", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if parsed.drivername == "sqlite":
+        if parsed.database and parsed.database != ":memory:" and not Path(parsed.database).parent.is_dir():
+            raise ConfigError(f"PORTAL_DATABASE_URL names a SQLite file in a folder that does not "
+                              f"exist: {Path(parsed.database).parent}")
+        return url
+    raise ConfigError(f"PORTAL_DATABASE_URL must be a PostgreSQL or SQLite database, not "
+                      f"{parsed.drivername}: {example}")
+
+
+def _redis_url(url: str) -> str:
+    """The Redis URL, checked before the first request needs it."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("redis", "rediss", "unix") or (
+            parts.scheme != "unix" and not parts.hostname):
+        raise ConfigError("PORTAL_REDIS_URL is not a Redis address: e.g. redis://127.0.0.1:6379/0")
+    return url
+
+
 def secret_file_value(path: Path, if_lost: str = "delete it and a new one is made") -> str:
     """Read the secret at `path`, creating it (mode 0600) the first time.
 
@@ -224,8 +258,8 @@ def load_settings() -> Settings:
         env=env,
         instance_path=instance,
         secret_key=secret,
-        database_url=_env("DATABASE_URL", f"sqlite:///{instance / 'portal.sqlite3'}"),
-        redis_url=redis_url,
+        database_url=_database_url(_env("DATABASE_URL", f"sqlite:///{instance / 'portal.sqlite3'}")),
+        redis_url=_redis_url(redis_url),
         session_idle_minutes=_int("SESSION_IDLE_MINUTES", 60, 1),
         session_max_hours=_int("SESSION_MAX_HOURS", 12, 1),
         login_limit_per_account=_limit("LOGIN_LIMIT_PER_ACCOUNT", LOGIN_LIMIT_PER_ACCOUNT),

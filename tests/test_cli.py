@@ -39,6 +39,20 @@ def test_a_database_without_tables_says_to_upgrade_it(tmp_path, args):
         "Error: the database does not have this version's tables yet: run `portal db upgrade` first"]
 
 
+@pytest.mark.parametrize("database_url, said", [
+    ("postgresql://portal@127.0.0.1:{port}/portal", "the database could not be used (connection failed"),
+    ("postgres//portal@db/portal", "PORTAL_DATABASE_URL is not a database address"),
+    ("mysql://portal@127.0.0.1/portal", "must be a PostgreSQL or SQLite database, not mysql"),
+    ("sqlite:////no/such/folder/portal.sqlite3", "a SQLite file in a folder that does not exist"),
+])
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["apps", "list"]])
+def test_a_database_that_cannot_be_used_is_one_line(tmp_path, database_url, said, args):
+    result = run_portal(args, tmp_path, database_url.format(port=free_port()))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and said in lines[0], result.stderr
+
+
 def test_set_password_without_redis_changes_nothing(settings, roster, tmp_path):
     """The old sessions could not be ended, so the new password must not take effect either."""
     from portal.db import db

@@ -48,6 +48,17 @@ def test_a_short_secret_in_the_environment_is_refused(monkeypatch, tmp_path, nam
         load_settings()
 
 
+def test_database_and_redis_addresses_are_checked_at_start(monkeypatch, tmp_path):
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql://portal:p%40ss@db.example.org/portal")
+    settings = load_settings()      # the usual spelling, through the driver the portal ships
+    assert settings.database_url == "postgresql+psycopg://portal:p%40ss@db.example.org/portal"
+    for url in ("redis:", "http://127.0.0.1:6379/0", "redis://127.0.0.1:99999/0"):
+        monkeypatch.setenv("PORTAL_REDIS_URL", url)
+        with pytest.raises(ConfigError, match="PORTAL_REDIS_URL is not a Redis address"):
+            load_settings()
+
+
 def test_production_without_secret_key_refuses_to_start(monkeypatch, tmp_path):
     for name in list(os.environ):
         if name.startswith("PORTAL_"):
