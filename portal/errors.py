@@ -7,6 +7,7 @@ import redis
 from flask import Flask, jsonify, make_response, render_template, request
 from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from portal.redis_store import RedisUnavailable
@@ -115,7 +116,17 @@ class PortalJSONProvider(DefaultJSONProvider):
 
 def store_unavailable(e: Exception):
     """Redis (sessions, limits, codes) cannot be reached: the 503 page, "try again in a minute"."""
-    log.warning("redis unavailable: %s", type(e).__name__)
+    return _unavailable("redis", type(e).__name__)
+
+
+def database_unavailable(e: Exception):
+    """The database cannot be reached, or stayed busy past its time-out: the same 503 page."""
+    said = str(getattr(e, "orig", None) or e).strip().splitlines()
+    return _unavailable("database", (said[0] if said else type(e).__name__)[:200])
+
+
+def _unavailable(store: str, reason: str):
+    log.warning("%s unavailable: %s", store, reason)
     response = error_page(503)
     response.headers["Retry-After"] = STORE_RETRY_AFTER
     return response
@@ -142,6 +153,7 @@ def register_error_handlers(app: Flask) -> None:
 
     app.register_error_handler(RedisUnavailable, store_unavailable)
     app.register_error_handler(redis.RedisError, store_unavailable)
+    app.register_error_handler(OperationalError, database_unavailable)
 
     @app.errorhandler(500)
     def _unexpected(e):

@@ -103,6 +103,23 @@ def test_unexpected_failure_is_a_plain_500(app, client):
     assert "hunter2" not in response.get_data(as_text=True)
 
 
+def test_a_database_that_cannot_be_reached_reads_plainly(settings, app, tmp_path, caplog):
+    """A SQLite file whose folder went away (for PostgreSQL: a server that is down): the sign-in
+    post meets the database and answers 503 in words; the log says why, for the operator."""
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    lost = create_app({"SETTINGS": replace(settings, database_url=f"sqlite:///{folder / 'portal.sqlite3'}")})
+    lost.config["PROPAGATE_EXCEPTIONS"] = False
+    folder.rmdir()
+    client = isolated_client(lost)
+    with caplog.at_level("WARNING"):
+        response = client.post("/login", data={"username": "ada.lovelace", "password": "a long password",
+                                               "csrf_token": csrf_token(client)})
+    assert_unavailable(response)
+    assert "database unavailable: unable to open database file" in caplog.text
+    assert "a long password" not in caplog.text
+
+
 # --- Redis outage ---------------------------------------------------------------------------
 
 @pytest.fixture
