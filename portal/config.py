@@ -158,13 +158,7 @@ def _redis_url(url: str) -> str:
     return url
 
 
-def secret_file_value(path: Path, if_lost: str = "delete it and a new one is made") -> str:
-    """Read the secret at `path`, creating it (mode 0600) the first time.
-
-    Several workers may start at once: the secret is written whole to a private temporary file
-    and linked into place, so a reader never sees a half-written file and all agree on one value.
-    A file that cannot be read, or holds no usable secret, is a ConfigError ending in `if_lost`.
-    """
+def _make_secret_file(path: Path) -> None:
     private_folder(path.parent)
     if not path.exists():
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
@@ -177,6 +171,20 @@ def secret_file_value(path: Path, if_lost: str = "delete it and a new one is mad
             pass
         finally:
             os.unlink(tmp)
+
+
+def secret_file_value(path: Path, if_lost: str = "delete it and a new one is made") -> str:
+    """Read the secret at `path`, creating it (mode 0600) the first time.
+
+    Several workers may start at once: the secret is written whole to a private temporary file
+    and linked into place, so a reader never sees a half-written file and all agree on one value.
+    A file that cannot be read, or holds no usable secret, is a ConfigError ending in `if_lost`.
+    """
+    try:
+        _make_secret_file(path)
+    except OSError as e:
+        raise ConfigError(f"can't make the secret {path} ({e.strerror}): the portal's user must be "
+                          f"able to write in {path.parent}") from None
     try:
         value = path.read_text().strip()
     except (OSError, UnicodeDecodeError) as e:
@@ -194,6 +202,13 @@ def load_settings() -> Settings:
     if env not in ("development", "production", "testing"):
         raise ConfigError("PORTAL_ENV must be development, production or testing")
     instance = Path(_env("INSTANCE_PATH", str(DEFAULT_INSTANCE))).resolve()
+    try:    # first: the secrets and the default SQLite file live here
+        private_folder(instance)
+    except OSError as e:
+        raise ConfigError(f"PORTAL_INSTANCE_PATH {instance} can't be made a folder ({e.strerror}): "
+                          f"point it at a folder the portal's user may write in") from None
+    if not instance.is_dir():
+        raise ConfigError(f"PORTAL_INSTANCE_PATH {instance} is a file, not a folder")
 
     secret = _env("SECRET_KEY")
     if secret is None:

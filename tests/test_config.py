@@ -59,6 +59,16 @@ def test_database_and_redis_addresses_are_checked_at_start(monkeypatch, tmp_path
             load_settings()
 
 
+def test_an_instance_path_that_cannot_be_a_folder_is_refused(monkeypatch, tmp_path):
+    a_file = tmp_path / "instance"
+    a_file.write_text("")
+    for path, said in [(a_file, "is a file, not a folder"),
+                       (a_file / "sub", "can't be made a folder .Not a directory.")]:
+        monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(path))
+        with pytest.raises(ConfigError, match=f"PORTAL_INSTANCE_PATH .* {said}"):
+            load_settings()
+
+
 def test_production_without_secret_key_refuses_to_start(monkeypatch, tmp_path):
     for name in list(os.environ):
         if name.startswith("PORTAL_"):
