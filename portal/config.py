@@ -145,6 +145,14 @@ def _database_url(url: str) -> str:
                       f"{parsed.drivername}: {example}")
 
 
+def _saml_entity_id(value: str) -> str:
+    """An entity ID is an absolute URI of at most 1024 characters (SAML core, 8.3.6)."""
+    if value and (len(value) > 1024 or not urlsplit(value).scheme or any(c.isspace() for c in value)):
+        raise ConfigError("PORTAL_SAML_ENTITY_ID must be a URI of at most 1024 characters, e.g. "
+                          "https://portal.example.org/saml/metadata")
+    return value
+
+
 def _redis_url(url: str) -> str:
     """The Redis URL, checked before the first request needs it."""
     parts = urlsplit(url)
@@ -283,7 +291,7 @@ def load_settings() -> Settings:
         pairwise_key=pairwise,
         saml_key_file=saml_key_file,
         saml_cert_file=saml_cert_file,
-        saml_entity_id=_env("SAML_ENTITY_ID", ""),
+        saml_entity_id=_saml_entity_id(_env("SAML_ENTITY_ID", "")),
         oidc_issuer=oidc_issuer,
         oidc_keys_dir=oidc_keys_dir,
         oidc_code_seconds=oidc_code_seconds,

@@ -48,11 +48,16 @@ def test_a_short_secret_in_the_environment_is_refused(monkeypatch, tmp_path, nam
         load_settings()
 
 
-def test_database_and_redis_addresses_are_checked_at_start(monkeypatch, tmp_path):
+def test_addresses_are_checked_at_start(monkeypatch, tmp_path):
     monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql://portal:p%40ss@db.example.org/portal")
     settings = load_settings()      # the usual spelling, through the driver the portal ships
     assert settings.database_url == "postgresql+psycopg://portal:p%40ss@db.example.org/portal"
+    for entity_id in ("portal", "https://portal.example.org/saml metadata", "https://x/" + "a" * 1024):
+        monkeypatch.setenv("PORTAL_SAML_ENTITY_ID", entity_id)
+        with pytest.raises(ConfigError, match="PORTAL_SAML_ENTITY_ID must be a URI"):
+            load_settings()
+    monkeypatch.delenv("PORTAL_SAML_ENTITY_ID")
     for url in ("redis:", "http://127.0.0.1:6379/0", "redis://127.0.0.1:99999/0"):
         monkeypatch.setenv("PORTAL_REDIS_URL", url)
         with pytest.raises(ConfigError, match="PORTAL_REDIS_URL is not a Redis address"):
