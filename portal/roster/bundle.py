@@ -55,6 +55,9 @@ class Source:
             raise RosterError([f"{path}: there is no such file or folder"])
         if folder:
             return
+        if not path.is_file():  # reading a pipe would wait for a writer, a device never ends
+            raise RosterError([f"{path}: not a folder or a .zip file (a device or a pipe); "
+                               f"export the roster again"])
         try:
             self._zip = zipfile.ZipFile(path)
             names = [n for n in self._zip.namelist() if not n.endswith("/")]

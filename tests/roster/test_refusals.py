@@ -1,8 +1,10 @@
 """A malformed bundle is refused whole: plain messages naming file and line, nothing written."""
 from __future__ import annotations
 
+import os
 import tracemalloc
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -120,6 +122,16 @@ def test_bad_zip_is_refused(db_session, tmp_path, imported):
     problems = refused(db_session, archive)
 
     assert len(problems) == 1 and problems[0].startswith("roster.zip: not a valid zip file")
+    assert snapshot(db_session) == imported
+
+
+def test_a_pipe_or_a_device_is_refused_without_waiting_on_it(db_session, tmp_path, imported):
+    pipe = tmp_path / "roster.zip"
+    os.mkfifo(pipe)     # opening it to read would wait for a writer that never comes
+    for path in (pipe, Path("/dev/zero")):
+        problems = refused(db_session, path)
+        assert problems == [f"{path}: not a folder or a .zip file (a device or a pipe); export the "
+                            f"roster again"]
     assert snapshot(db_session) == imported
 
 

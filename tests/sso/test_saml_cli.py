@@ -1,6 +1,8 @@
 """`portal apps add-saml`: registration by arguments or metadata; bad input is one line, non-zero."""
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import select
 
 from portal.models import App, AppKind
@@ -61,6 +63,8 @@ def test_bad_input_exits_non_zero_with_one_line(runner, app, tmp_path):
                         '<md:IDPSSODescriptor protocolSupportEnumeration="x"/></md:EntityDescriptor>')
     not_a_cert = tmp_path / "cert.pem"
     not_a_cert.write_text("hello")
+    pipe = tmp_path / "metadata.xml"
+    os.mkfifo(pipe)
     huge = tmp_path / "federation.xml"
     with open(huge, "wb") as f:
         f.truncate(3 * 1024 * 1024)     # sparse: no disk used
@@ -82,6 +86,7 @@ def test_bad_input_exits_non_zero_with_one_line(runner, app, tmp_path):
         "huge metadata": ["X", "--metadata", str(huge)],
         "endless metadata": ["X", "--metadata", "/dev/zero"],
         "endless cert": ["X", *base, "--sp-cert", "/dev/zero"],
+        "pipe metadata": ["X", "--metadata", str(pipe)],
         "empty name": ["", *base],
     }
     for label, args in cases.items():
@@ -90,8 +95,10 @@ def test_bad_input_exits_non_zero_with_one_line(runner, app, tmp_path):
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) <= 3 and "Traceback" not in result.output, (label, result.output)
         assert lines[-1].startswith("Error:"), (label, result.output)
-        if label.startswith(("huge", "endless")):   # refused by size, before reading it all
+        if label.startswith("huge"):    # refused by size, before reading it all
             assert "is over 1024 KB" in lines[-1], (label, result.output)
+        if label.startswith(("endless", "pipe")):   # refused before reading: it would not end
+            assert "is not a file (a device or a pipe)" in lines[-1], (label, result.output)
 
 
 def test_duplicates_refused(runner, app):

@@ -1,6 +1,8 @@
 """`portal apps add-saml`: register a SAML app from the command line."""
 from __future__ import annotations
 
+import os
+
 import click
 from flask.cli import with_appcontext
 
@@ -14,6 +16,8 @@ MAX_FILE_BYTES = 1024 * 1024
 
 
 def _read(path: str, what: str) -> bytes:
+    if os.path.exists(path) and not os.path.isfile(path):
+        fail(f"the {what} {path!r} is not a file (a device or a pipe)")
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)
