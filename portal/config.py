@@ -136,7 +136,10 @@ def _database_url(url: str) -> str:
         raise ConfigError(f"PORTAL_DATABASE_URL is not a database address: {example}") from None
     if parsed.drivername in ("postgresql", "postgresql+psycopg", "postgres"):
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    if parsed.drivername == "sqlite":
+    if parsed.get_backend_name() == "postgresql":
+        raise ConfigError(f"PORTAL_DATABASE_URL asks for the {parsed.get_driver_name()} driver: write "
+                          f"postgresql:// (the portal talks to PostgreSQL through psycopg)")
+    if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not Path(parsed.database).parent.is_dir():
             raise ConfigError(f"PORTAL_DATABASE_URL names a SQLite file in a folder that does not "
                               f"exist: {Path(parsed.database).parent}")

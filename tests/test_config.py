@@ -53,6 +53,12 @@ def test_addresses_are_checked_at_start(monkeypatch, tmp_path):
     monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql://portal:p%40ss@db.example.org/portal")
     settings = load_settings()      # the usual spelling, through the driver the portal ships
     assert settings.database_url == "postgresql+psycopg://portal:p%40ss@db.example.org/portal"
+    monkeypatch.setenv("PORTAL_DATABASE_URL", f"sqlite+pysqlite:///{tmp_path / 'portal.sqlite3'}")
+    assert load_settings().database_url.startswith("sqlite+pysqlite:///")
+    monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql+asyncpg://portal@db.example.org/portal")
+    with pytest.raises(ConfigError, match="asks for the asyncpg driver: write postgresql://"):
+        load_settings()
+    monkeypatch.delenv("PORTAL_DATABASE_URL")
     for entity_id in ("portal", "https://portal.example.org/saml metadata", "https://x/" + "a" * 1024):
         monkeypatch.setenv("PORTAL_SAML_ENTITY_ID", entity_id)
         with pytest.raises(ConfigError, match="PORTAL_SAML_ENTITY_ID must be a URI"):
