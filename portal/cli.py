@@ -14,6 +14,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import func, select
 
 from portal.config import ConfigError
+from portal.errors import database_said
 from portal.roster.demo import MAX_DEMO_STUDENTS
 
 
@@ -37,9 +38,8 @@ class PortalGroup(FlaskGroup):
                 fail("the database does not have this version's tables yet: "
                      "run `portal db upgrade` first")
             if isinstance(e, OperationalError):     # not reachable, refused, locked: not a bug
-                said = str(e.orig or e).strip().splitlines()[0]
-                fail(f"the database could not be used ({said}): check PORTAL_DATABASE_URL and "
-                     f"that the database server is running")
+                fail(f"the database could not be used ({database_said(e)}): check "
+                     f"PORTAL_DATABASE_URL and that the database server is running")
             raise
 
 

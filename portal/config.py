@@ -160,11 +160,12 @@ def _redis_url(url: str) -> str:
     """The Redis URL, checked before the first request needs it."""
     parts = urlsplit(url)
     try:
-        parts.port  # noqa: B018  (raises on a port out of range)
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
     except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("redis", "rediss", "unix") or (
-            parts.scheme != "unix" and not parts.hostname):
+        usable = False
+    else:
+        usable = parts.scheme == "unix" or (parts.scheme in ("redis", "rediss") and bool(parts.hostname))
+    if not usable:
         raise ConfigError("PORTAL_REDIS_URL is not a Redis address: e.g. redis://127.0.0.1:6379/0")
     return url
 

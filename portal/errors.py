@@ -119,10 +119,15 @@ def store_unavailable(e: Exception):
     return _unavailable("redis", type(e).__name__)
 
 
+def database_said(e: Exception) -> str:
+    """The first line of what the database driver said (never the statement or its values)."""
+    said = str(getattr(e, "orig", None) or e).strip().splitlines()
+    return (said[0] if said else type(e).__name__)[:200]
+
+
 def database_unavailable(e: Exception):
     """The database cannot be reached, or stayed busy past its time-out: the same 503 page."""
-    said = str(getattr(e, "orig", None) or e).strip().splitlines()
-    return _unavailable("database", (said[0] if said else type(e).__name__)[:200])
+    return _unavailable("database", database_said(e))
 
 
 def _unavailable(store: str, reason: str):
