@@ -204,6 +204,12 @@ def test_set_password_command_ends_sessions_and_the_new_password_works(app, clie
 
     assert auth.login().status_code == 401
     assert auth.login(password="a brand new secret").status_code == 302
+    from sqlalchemy import select
+
+    from portal.db import db
+    from portal.models import Event
+    [event] = db.session.scalars(select(Event).where(Event.kind == "password_set"))
+    assert event.actor_id is None and "a brand new secret" not in str(event.data)
 
 
 @pytest.mark.parametrize("args, stdin, reason", [
@@ -220,6 +226,12 @@ def test_set_password_command_refuses_bad_input_in_one_line(client, auth, roster
     assert len(result.output.strip().splitlines()) == 1
     assert reason in result.output
     assert signed_in(client)  # nothing changed
+    from sqlalchemy import func, select
+
+    from portal.db import db
+    from portal.models import Event
+    assert db.session.scalar(select(func.count()).select_from(Event)
+                             .where(Event.kind == "password_set")) == 0
 
 
 def test_session_ended_during_a_request_stays_ended(settings, roster, redis_server):

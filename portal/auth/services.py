@@ -92,12 +92,15 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
     return person
 
 
-def set_password(db: Session, client: redis.Redis, person: Person, password: str) -> None:
+def set_password(db: Session, client: redis.Redis, person: Person, password: str, *,
+                 actor: Person | None = None) -> None:
     """Give a person a new password and end every session they had (nothing changes when
-    Redis cannot be reached: the old sessions must not outlive the old password)."""
+    Redis cannot be reached: the old sessions must not outlive the old password). The audit
+    log records that it changed, and who changed it (`actor`; None: the command line)."""
     client.ping()
     person.password_hash = hash_password(password)
     person.password_changed_at = datetime.now(timezone.utc)
+    audit.record("password_set", person=person, actor=actor, commit=False)
     db.commit()
     end_sessions_for(client, person.id)
 
