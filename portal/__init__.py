@@ -50,6 +50,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal.badges import kiosk_views as kiosk, views as badges
     app.register_blueprint(badges.bp)
     app.register_blueprint(kiosk.bp)
+    from portal import teacher
+    app.register_blueprint(teacher.bp)
     from portal.sso import saml
     app.register_blueprint(saml.bp)
     from portal.sso import oidc

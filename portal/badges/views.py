@@ -1,35 +1,57 @@
-"""Badge routes for teachers and admins: issue, void, unlock, status, reuse alerts (JSON).
+"""Badge routes for teachers and admins: issue, void, unlock, status, reuse alerts.
 
 Every change is a POST with CSRF (a form field, or the X-CSRFToken header for JSON). A person
-the actor may not manage answers 403, the same as one that does not exist. The teacher pages
-that call these belong to the teacher blueprint.
+the actor may not manage answers 403, the same as one that does not exist. A script (JSON in,
+or asking for JSON) gets JSON; a form on the teacher pages (portal.teacher) is sent back to the
+page it came from with a message, and a badge it issues comes back as a one-label PDF to print.
 """
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, flash, jsonify, make_response, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.utils import secure_filename
 
 from portal.auth.roles import role_required
 from portal.badges import flow
 from portal.badges.expiry import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
 from portal.badges.factors import factor_row, reset_factor, unlock_factor
-from portal.badges.permissions import STAFF_ROLES, managed_students, may_manage_student
+from portal.badges.permissions import STAFF_ROLES, may_manage_student
 from portal.badges.services import (
     BadgeError, NotPermitted, issue_badge, void_badges_for_person, void_badges_for_school,
     void_badges_for_section,
 )
+from portal.badges.sheets import SheetBadge, badge_name, render_sheet
 from portal.db import db
 from portal.errors import PortalError
-from portal.models import Badge, Event, KioskDevice, Person, School, Section
+from portal.models import Badge, KioskDevice, Person, School, Section
 
 bp = Blueprint("badges", __name__)
 
 REUSE_DAYS = 30
 _DIGITS = re.compile(r"[0-9]{1,9}")
+# Where a teacher page's form may send the browser back to: those pages, and nowhere else.
+_BACK = re.compile(r"/teacher/(sections/[0-9]{1,18})?")
+
+
+def _wants_json() -> bool:
+    return request.is_json or request.accept_mimetypes.best == "application/json"
+
+
+def _answer(message: str, **fields):
+    """JSON `fields` for a script; for a teacher page's form, back to that page with `message`."""
+    if _wants_json():
+        return jsonify(**fields)
+    flash(message)
+    back = request.form.get("next", "")
+    return redirect(back if _BACK.fullmatch(back) else url_for("teacher.classes"), 303)
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def _form() -> dict:
@@ -107,12 +129,24 @@ def issue(person_id: int):
     student = _managed_student(person_id)
     form = _form()
     hours = _temporary_hours(form)
+    paper = str(form.get("paper", "") or "letter").lower()
+    if not _wants_json() and paper not in ("letter", "a4"):
+        raise BadgeError("Choose letter or A4 paper")
     issued = issue_badge(db.session, flow.redis_client(), student, school=_school(form),
                          actor=current_user, temporary_hours=hours,
                          default_expires=flow.settings().badge_expires, clock=flow.app_clock())
-    response = jsonify(token=issued.token, student=student.display_name,
-                       **describe_badge(issued.badge))
-    response.status_code = 201
+    if _wants_json():
+        response = jsonify(token=issued.token, student=student.display_name,
+                           **describe_badge(issued.badge))
+        response.status_code = 201
+    else:
+        # A teacher's form: the badge to print now, on the first label of a sheet.
+        label = SheetBadge(issued.token, badge_name(student), issued.badge.school.name)
+        response = make_response(render_sheet([label], paper), 201)
+        response.headers["Content-Type"] = "application/pdf"
+        kind = "temporary-badge" if hours else "badge"
+        name = secure_filename(f"{kind} {badge_name(student)}".replace(".", "").replace(" ", "-").lower())
+        response.headers["Content-Disposition"] = f'attachment; filename="{name or kind}.pdf"'
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -124,41 +158,48 @@ def void_student(person_id: int):
     count = void_badges_for_person(db.session, flow.redis_client(), student, actor=current_user,
                                    reason=str(_form().get("reason", "") or "voided"),
                                    clock=flow.app_clock())
-    return jsonify(students=count)
+    done = (f"{student.display_name}'s badge no longer works." if count
+            else f"{student.display_name} had no badge that works.")
+    return _answer(done, students=count)
 
 
 @bp.post("/badges/sections/<int:section_id>/void")
 @role_required(*STAFF_ROLES)
 def void_section(section_id: int):
-    count = void_badges_for_section(db.session, flow.redis_client(), _get(Section, section_id),
+    section = _get(Section, section_id)
+    count = void_badges_for_section(db.session, flow.redis_client(), section,
                                     actor=current_user, clock=flow.app_clock())
-    return jsonify(students=count)
+    return _answer(f"{section.title}: the badges of {_plural(count, 'student', 'students')} "
+                   "no longer work.", students=count)
 
 
 @bp.post("/badges/schools/<int:school_id>/void")
 @role_required(*STAFF_ROLES)
 def void_school(school_id: int):
-    count = void_badges_for_school(db.session, flow.redis_client(), _get(School, school_id),
+    school = _get(School, school_id)
+    count = void_badges_for_school(db.session, flow.redis_client(), school,
                                    actor=current_user, clock=flow.app_clock())
-    return jsonify(students=count)
+    return _answer(f"{school.name}: the badges of {_plural(count, 'student', 'students')} "
+                   "no longer work.", students=count)
 
 
 @bp.post("/badges/students/<int:person_id>/unlock")
 @role_required(*STAFF_ROLES)
 def unlock(person_id: int):
     """Let a student who got their PIN or pictures wrong too often try again."""
-    unlock_factor(db.session, flow.limits().factor, _managed_student(person_id),
-                  actor=current_user, clock=flow.app_clock())
-    return jsonify(locked=False)
+    student = _managed_student(person_id)
+    unlock_factor(db.session, flow.limits().factor, student, actor=current_user, clock=flow.app_clock())
+    return _answer(f"{student.display_name} can try again.", locked=False)
 
 
 @bp.post("/badges/students/<int:person_id>/reset-factor")
 @role_required(*STAFF_ROLES)
 def reset(person_id: int):
     """Clear a student's PIN and pictures; they choose new ones at their next badge sign-in."""
-    reset_factor(db.session, flow.limits().factor, _managed_student(person_id),
-                 actor=current_user, clock=flow.app_clock())
-    return jsonify(reset=True)
+    student = _managed_student(person_id)
+    reset_factor(db.session, flow.limits().factor, student, actor=current_user, clock=flow.app_clock())
+    return _answer(f"{student.display_name} will choose a new one at their next badge sign-in.",
+                   reset=True)
 
 
 @bp.get("/badges/students/<int:person_id>")
@@ -178,20 +219,10 @@ def status(person_id: int):
 @role_required(*STAFF_ROLES)
 def reuse():
     """Recent scans of voided badges of the actor's students: a lost card may be in other hands."""
-    since = flow.now() - timedelta(days=REUSE_DAYS)
-    rows = db.session.execute(
-        select(Event, Person).join(Person, Person.id == Event.person_id)
-        .where(Event.kind == "badge_voided_reuse", Event.at >= since,
-               Event.person_id.in_(managed_students(current_user)))
-        .order_by(Event.at.desc(), Event.id.desc()).limit(200))
-    events = []
-    for event, person in rows:
-        data = event.data or {}
-        device = db.session.get(KioskDevice, data["device_id"]) if data.get("device_id") else None
-        events.append({"at": _when(event.at), "student_id": person.id,
-                       "student": person.display_name, "badge_id": data.get("badge_id"),
-                       "via": data.get("via"), "device": device.name if device else None})
-    return jsonify(events=events)
+    from portal.teacher.classes import recent_reuse
+    alerts = recent_reuse(db.session, current_user, flow.now() - timedelta(days=REUSE_DAYS))
+    return jsonify(events=[{"at": _when(a.at), "student_id": a.student.id, "student": a.student.display_name,
+                            "badge_id": a.badge_id, "via": a.via, "device": a.device} for a in alerts])
 
 
 from portal.badges import student_views  # noqa: E402,F401  (registers the student routes)

@@ -1,0 +1,132 @@
+"""What the teacher pages show: the classes a staff member looks after, each class's students
+with their badges and second factor, and recent scans of voided badges.
+
+Reads only. Every change goes through portal.badges.services (via the badge routes), which
+checks the actor's right to it again on the server.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.badges.permissions import TEACHING_ROLES, managed_students, may_manage_school
+from portal.badges.policy import EffectivePolicy, policy_for
+from portal.models import (
+    Badge, BadgeFactor, BadgeKind, Enrollment, Event, FactorKind, KioskDevice, Person, PersonSchool,
+    Role, School, Section,
+)
+
+REUSE_KIND = "badge_voided_reuse"
+
+
+def schools_for(db: Session, actor: Person) -> list[School]:
+    """The schools whose classes an admin looks after (a teacher: none; they see their classes)."""
+    if actor.role is Role.district_admin and actor.district_id is not None:
+        query = select(School).where(School.district_id == actor.district_id)
+    elif actor.role is Role.school_admin:
+        query = (select(School).join(PersonSchool, PersonSchool.school_id == School.id)
+                 .where(PersonSchool.person_id == actor.id))
+    else:
+        return []
+    return [s for s in db.scalars(query.order_by(School.name, School.id))
+            if may_manage_school(db, actor, s)]
+
+
+def classes_for(db: Session, actor: Person, school: School | None = None) -> list[Section]:
+    """A teacher's own classes; an admin's classes of `school` (which they must manage)."""
+    if actor.role is Role.teacher:
+        query = (select(Section).join(Enrollment, Enrollment.section_id == Section.id)
+                 .where(Enrollment.person_id == actor.id, Enrollment.role.in_(TEACHING_ROLES)))
+    elif school is not None and may_manage_school(db, actor, school):
+        query = select(Section).where(Section.school_id == school.id)
+    else:
+        return []
+    return list(db.scalars(query.order_by(Section.title, Section.id)).unique())
+
+
+@dataclass(frozen=True)
+class StudentRow:
+    """One student of a class, as the class page shows them."""
+    person: Person
+    uses_badge: bool
+    card: Badge | None              # the permanent badge that works now
+    temporary: Badge | None         # a temporary badge that works now
+    last_used_at: datetime | None   # of either
+    last_used_on: str | None        # the device's name (None: the browser scanner, or never)
+    factor: FactorKind | None       # the second factor their grade adds
+    factor_set: bool
+    locked: bool
+
+
+def class_rows(db: Session, section: Section, now: datetime) -> tuple[list[StudentRow], EffectivePolicy]:
+    """The section's students (family name order) with their working badges and second factor."""
+    policy = policy_for(db, section.school_id)
+    students = list(db.scalars(
+        select(Person).join(Enrollment, Enrollment.person_id == Person.id)
+        .where(Enrollment.section_id == section.id, Enrollment.role == "student",
+               Person.role == Role.student)
+        .order_by(Person.family_name, Person.given_name, Person.id)).unique())
+    ids = [s.id for s in students]
+    working: dict[tuple[int, BadgeKind], Badge] = {}
+    factors: dict[int, BadgeFactor] = {}
+    if ids:
+        for badge in db.scalars(select(Badge).where(Badge.person_id.in_(ids), Badge.revoked_at.is_(None),
+                                                    Badge.expires_at > now)
+                                .order_by(Badge.issued_at, Badge.id)):
+            working[(badge.person_id, badge.kind)] = badge  # the newest of each kind wins
+        factors = {f.person_id: f for f in db.scalars(select(BadgeFactor)
+                                                      .where(BadgeFactor.person_id.in_(ids)))}
+    device_ids = {b.last_used_device_id for b in working.values() if b.last_used_device_id}
+    devices = ({d.id: d.name for d in db.scalars(select(KioskDevice).where(KioskDevice.id.in_(device_ids)))}
+               if device_ids else {})
+    rows = []
+    for student in students:
+        card = working.get((student.id, BadgeKind.permanent))
+        temporary = working.get((student.id, BadgeKind.temporary))
+        used = max((b for b in (card, temporary) if b and b.last_used_at),
+                   key=lambda b: b.last_used_at, default=None)
+        factor_row = factors.get(student.id)
+        factor = policy.factor_for(student)
+        rows.append(StudentRow(
+            person=student, uses_badge=policy.allows(student), card=card, temporary=temporary,
+            last_used_at=used.last_used_at if used else None,
+            last_used_on=devices.get(used.last_used_device_id) if used else None,
+            factor=factor,
+            factor_set=bool(factor_row and factor and factor_row.secret_hash(factor)),
+            locked=bool(factor_row and factor_row.locked_at)))
+    return rows, policy
+
+
+@dataclass(frozen=True)
+class ReuseAlert:
+    """A voided badge scanned again: a lost card may be in other hands."""
+    at: datetime
+    student: Person
+    badge_id: int | None
+    via: str | None                 # "kiosk" or "browser"
+    device: str | None
+
+
+def recent_reuse(db: Session, actor: Person, since: datetime,
+                 person_ids: Iterable[int] | None = None, limit: int = 200) -> list[ReuseAlert]:
+    """Scans of voided badges since `since` of the students `actor` may manage (of `person_ids`
+    only, when given), newest first."""
+    query = (select(Event, Person).join(Person, Person.id == Event.person_id)
+             .where(Event.kind == REUSE_KIND, Event.at >= since,
+                    Event.person_id.in_(managed_students(actor))))
+    if person_ids is not None:
+        query = query.where(Event.person_id.in_(list(person_ids)))
+    rows = list(db.execute(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)))
+    device_ids = {(e.data or {}).get("device_id") for e, _ in rows} - {None}
+    devices = ({d.id: d.name for d in db.scalars(select(KioskDevice).where(KioskDevice.id.in_(device_ids)))}
+               if device_ids else {})
+    alerts = []
+    for event, person in rows:
+        data = event.data or {}
+        alerts.append(ReuseAlert(at=event.at, student=person, badge_id=data.get("badge_id"),
+                                 via=data.get("via"), device=devices.get(data.get("device_id"))))
+    return alerts

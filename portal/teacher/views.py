@@ -1,0 +1,96 @@
+"""The teacher pages: /teacher/ (my classes, and alerts of voided badges scanned again) and
+/teacher/sections/<id> (a class's students and their badges).
+
+Teachers see the classes they teach; school and district admins pick a school first. The forms
+on these pages post to the badge routes (portal.badges.views), which check the actor's right
+again and come back here with a message.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, abort, render_template, request, url_for
+from flask_login import current_user
+
+from portal.auth.passwords import WeakPassword
+from portal.auth.roles import role_required
+from portal.auth.services import LoginLimits
+from portal.badges import flow
+from portal.badges.expiry import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
+from portal.badges.permissions import STAFF_ROLES, may_manage_school, may_manage_section
+from portal.db import db, parse_id
+from portal.errors import PortalError
+from portal.models import Person, Role, School, Section
+from portal.teacher.classes import class_rows, classes_for, recent_reuse, schools_for
+from portal.teacher.passwords import NotYourStudent, reset_student_password
+
+bp = Blueprint("teacher", __name__, url_prefix="/teacher")
+
+REUSE_DAYS = 30
+
+
+def _since():
+    return flow.now() - timedelta(days=REUSE_DAYS)
+
+
+@bp.get("/")
+@role_required(*STAFF_ROLES)
+def classes():
+    """A teacher's classes; for an admin, their schools, and the classes of the one chosen."""
+    school = None
+    if "school" in request.args:
+        school_id = parse_id(request.args["school"])
+        school = db.session.get(School, school_id) if school_id is not None else None
+        if school is None or not may_manage_school(db.session, current_user, school):
+            abort(403)
+    schools = schools_for(db.session, current_user)
+    if school is None and len(schools) == 1:
+        school = schools[0]
+    sections = classes_for(db.session, current_user, school)
+    return render_template("teacher/classes.html", sections=sections, schools=schools, school=school,
+                           is_teacher=current_user.role is Role.teacher,
+                           alerts=recent_reuse(db.session, current_user, _since(), limit=20),
+                           reuse_days=REUSE_DAYS)
+
+
+@bp.get("/sections/<int:section_id>")
+@role_required(*STAFF_ROLES)
+def section(section_id: int):
+    """A class: each student's badge, temporary badge and second factor, with what can be done."""
+    found = db.session.get(Section, section_id)
+    if found is None or not may_manage_section(db.session, current_user, found):
+        abort(403)  # the same answer for a class that is not the actor's and for none at all
+    now = flow.now()
+    rows, policy = class_rows(db.session, found, now)
+    alerts = recent_reuse(db.session, current_user, _since(), person_ids=[r.person.id for r in rows])
+    response = render_template(
+        "teacher/section.html", section=found, rows=rows, policy=policy, alerts=alerts, now=now,
+        reuse_days=REUSE_DAYS, hours=range(TEMPORARY_MIN_HOURS, TEMPORARY_MAX_HOURS + 1),
+        uses_badges=any(r.uses_badge for r in rows))
+    return response, 200, {"Cache-Control": "no-store"}
+
+
+class PasswordRefused(PortalError):
+    title = "That password can't be used"
+
+
+@bp.post("/students/<int:person_id>/password")
+@role_required(*STAFF_ROLES)
+def password(person_id: int):
+    """Give a student a new password (the one typed, or one made for a young child to type) and
+    show it once, to write down; the student's sessions end."""
+    student = db.session.get(Person, person_id)
+    if student is None:
+        raise NotYourStudent()  # the same answer as a student who is not the actor's
+    typed = request.form.get("password", "").strip()
+    try:
+        new = reset_student_password(db.session, flow.redis_client(), LoginLimits.for_app(),
+                                     current_user, student, typed or None)
+    except WeakPassword as e:
+        raise PasswordRefused(advice=f"{e} Type a longer one, or leave it empty for one made for you.") from None
+    back = request.form.get("next", "")
+    section_id = parse_id(back.rpartition("/")[2]) if back.startswith("/teacher/sections/") else None
+    response = render_template("teacher/password.html", student=student, password=new,
+                               back=url_for("teacher.section", section_id=section_id) if section_id
+                               else url_for("teacher.classes"))
+    return response, 200, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}

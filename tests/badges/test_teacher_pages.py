@@ -1,0 +1,373 @@
+"""The teacher pages (portal.teacher): my classes, a class's badges, and the forms on them,
+through the real routes with a signed-in teacher or admin, a real database and Redis."""
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from portal.db import db
+from portal.models import Badge, BadgeFactor
+from tests.badges.conftest import csrf_from, enroll_kiosk, issue, login, new_client
+from tests.badges.test_sheets import read_sheet
+
+
+def _signed_in(app, person):
+    client = new_client(app)
+    login(client, person.username)
+    return client
+
+
+def _text(response) -> str:
+    """The page's words, without tags."""
+    return _text_of(response.get_data(as_text=True))
+
+
+def _form_post(client, path, back=None, **fields):
+    csrf = csrf_from(client, back or "/teacher/")
+    data = {"csrf_token": csrf, **fields}
+    if back:
+        data["next"] = back
+    return client.post(path, data=data)
+
+
+def _working(person) -> list[Badge]:
+    db.session.expire_all()
+    return [b for b in db.session.scalars(select(Badge).where(Badge.person_id == person.id))
+            if b.usable_at(datetime.now(timezone.utc))]
+
+
+def test_staff_have_a_link_to_their_classes_and_students_have_none(app, world):
+    teacher = _signed_in(app, world.teacher)
+    assert 'href="/teacher/"' in teacher.get("/").get_data(as_text=True)
+    student = _signed_in(app, world.student)
+    assert "/teacher/" not in student.get("/").get_data(as_text=True)
+    assert student.get("/teacher/").status_code == 403
+    assert student.get(f"/teacher/sections/{world.section.id}").status_code == 403
+    visitor = new_client(app)
+    assert visitor.get("/teacher/").status_code == 302  # to the sign-in page
+
+
+def test_a_teacher_sees_their_own_classes_and_no_other(app, world):
+    teacher = _signed_in(app, world.teacher)
+    page = _text(teacher.get("/teacher/"))
+    assert "My classes" in page and "Room 4" in page and "Room 5" not in page
+    assert teacher.get(f"/teacher/sections/{world.section.id}").status_code == 200
+    for other in (world.other_section.id, 999999):  # someone else's class, and none: the same answer
+        assert teacher.get(f"/teacher/sections/{other}").status_code == 403
+    for bad in ("abc", "-1", "1" * 40):
+        assert teacher.get(f"/teacher/sections/{bad}").status_code == 404
+
+
+def test_the_class_page_shows_each_students_badges(app, world, redis_client):
+    issue(redis_client, world.student)
+    issue(redis_client, world.classmate, temporary_hours=3)
+    kiosk = enroll_kiosk(app, redis_client, world.school)
+    device = kiosk_name(kiosk)
+    token = issue(redis_client, world.student)
+    assert kiosk.sign_in(token).status_code == 302
+    teacher = _signed_in(app, world.teacher)
+    response = teacher.get(f"/teacher/sections/{world.section.id}")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    html = response.get_data(as_text=True)
+    assert token not in html
+    rows = {m.group(1): _text_of(m.group(2)) for m in
+            re.finditer(r'<tr id="student-(\d+)">(.*?)</tr>', html, re.S)}
+    ada, alan, katherine = (rows[str(p.id)] for p in (world.student, world.classmate, world.older_student))
+    assert "card until" in ada and f"on {device}" in ada and "Void badge" in ada
+    assert "no card" in alan and "temporary badge until" in alan and "never" in alan
+    assert "no card" in katherine and "PIN: chosen at the next badge sign-in" in katherine
+    assert str(world.other_student.id) not in rows  # Room 5
+
+
+def _text_of(page: str) -> str:
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+def test_voiding_from_the_page_stops_the_card_and_comes_back_with_a_message(app, world, redis_client, kiosk):
+    token = issue(redis_client, world.student)
+    page = f"/teacher/sections/{world.section.id}"
+    teacher = _signed_in(app, world.teacher)
+    answer = _form_post(teacher, f"/badges/students/{world.student.id}/void", back=page)
+    assert answer.status_code == 303 and answer.headers["Location"] == page
+    assert "Ada Lovelace's badge no longer works." in _text(teacher.get(page))
+    assert "no longer works" not in _text(teacher.get(page))  # said once
+    assert _working(world.student) == []
+    assert kiosk.scan(token).status_code == 403
+
+
+def test_a_form_without_its_csrf_token_changes_nothing(app, world, redis_client, kiosk):
+    token = issue(redis_client, world.student)
+    teacher = _signed_in(app, world.teacher)
+    for path in (f"/badges/students/{world.student.id}/void", f"/badges/sections/{world.section.id}/void",
+                 f"/badges/students/{world.student.id}/issue"):
+        answer = teacher.post(path, data={"next": f"/teacher/sections/{world.section.id}"})
+        assert answer.status_code == 400
+        assert "Traceback" not in answer.get_data(as_text=True)
+    assert len(_working(world.student)) == 1
+    assert kiosk.scan(token).status_code == 200
+
+
+@pytest.mark.parametrize("back", ["//evil.example/teacher/", "https://evil.example/teacher/",
+                                  "/teacher/../login", "/teacher/sections/1?x=1", "/teacher/sections/1/",
+                                  "\\\\evil.example", "/teacher/sections/1\n", "javascript:alert(1)", ""])
+def test_a_form_goes_back_only_to_a_teacher_page(app, world, redis_client, back):
+    issue(redis_client, world.student)
+    teacher = _signed_in(app, world.teacher)
+    answer = _form_post(teacher, f"/badges/students/{world.student.id}/void", next=back)
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/teacher/"
+
+
+def test_voiding_a_class_from_the_page(app, world, redis_client):
+    for person in (world.student, world.classmate, world.other_student):
+        issue(redis_client, person)
+    page = f"/teacher/sections/{world.section.id}"
+    teacher = _signed_in(app, world.teacher)
+    answer = _form_post(teacher, f"/badges/sections/{world.section.id}/void", back=page)
+    assert answer.status_code == 303
+    assert "Room 4: the badges of 2 students no longer work." in _text(teacher.get(page))
+    assert _working(world.student) == [] and _working(world.classmate) == []
+    assert len(_working(world.other_student)) == 1  # Room 5
+    # Someone else's class: refused, nothing changes.
+    assert _form_post(teacher, f"/badges/sections/{world.other_section.id}/void",
+                      back=page).status_code == 403
+    assert len(_working(world.other_student)) == 1
+
+
+def test_a_temporary_badge_from_the_page_is_a_label_to_print_that_signs_in(app, world, redis_client, kiosk,
+                                                                           tmp_path):
+    card = issue(redis_client, world.student)
+    teacher = _signed_in(app, world.teacher)
+    answer = _form_post(teacher, f"/badges/students/{world.student.id}/issue",
+                        back=f"/teacher/sections/{world.section.id}", hours="4")
+    assert answer.status_code == 201, answer.get_data(as_text=True)[:300]
+    assert answer.headers["Content-Type"] == "application/pdf"
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="temporary-badge-ada-l.pdf"'
+    pdf = tmp_path / "temporary.pdf"
+    pdf.write_bytes(answer.data)
+    [(codes, text)] = read_sheet(pdf)
+    assert text == "Ada L.\nMaple Elementary"
+    [token] = codes
+    assert token != card
+    assert kiosk.scan(token).status_code == 200
+    assert kiosk.scan(card).status_code == 200  # the card in the pocket still works
+
+
+def test_a_new_card_from_the_page_replaces_the_old_one(app, world, redis_client, kiosk, tmp_path):
+    card = issue(redis_client, world.student)
+    teacher = _signed_in(app, world.teacher)
+    answer = _form_post(teacher, f"/badges/students/{world.student.id}/issue",
+                        back=f"/teacher/sections/{world.section.id}", paper="a4")
+    assert answer.status_code == 201
+    pdf = tmp_path / "card.pdf"
+    pdf.write_bytes(answer.data)
+    [([token], _)] = read_sheet(pdf, "a4")
+    assert kiosk.scan(token).status_code == 200
+    assert kiosk.scan(card).status_code == 403
+
+
+@pytest.mark.parametrize("fields", [{"hours": "13"}, {"hours": "four"}, {"hours": ""}, {"paper": "legal"}])
+def test_a_bad_badge_form_says_why_and_changes_nothing(app, world, redis_client, kiosk, fields):
+    card = issue(redis_client, world.student)
+    teacher = _signed_in(app, world.teacher)
+    answer = _form_post(teacher, f"/badges/students/{world.student.id}/issue", **fields)
+    assert answer.status_code == 400
+    assert answer.headers["Content-Type"].startswith("text/html")
+    text = _text(answer)
+    assert "Traceback" not in text
+    assert ("1 to 12 hours" in text) if "hours" in fields else ("letter or A4" in text)
+    assert [b.kind.value for b in _working(world.student)] == ["permanent"]
+    assert kiosk.scan(card).status_code == 200
+
+
+def test_unlock_and_forgotten_pin_from_the_page(app, world, redis_client):
+    now = datetime.now(timezone.utc)
+    db.session.add(BadgeFactor(person_id=world.older_student.id, pin_hash="x", wrong_tries=5,
+                               locked_at=now, updated_at=now))
+    db.session.commit()
+    page = f"/teacher/sections/{world.section.id}"
+    teacher = _signed_in(app, world.teacher)
+    assert "locked: too many wrong tries" in _text(teacher.get(page))
+    answer = _form_post(teacher, f"/badges/students/{world.older_student.id}/unlock", back=page)
+    assert answer.status_code == 303
+    text = _text(teacher.get(page))
+    assert "Katherine Johnson can try again." in text and "locked:" not in text and "PIN chosen" in text
+    answer = _form_post(teacher, f"/badges/students/{world.older_student.id}/reset-factor", back=page)
+    assert answer.status_code == 303
+    text = _text(teacher.get(page))
+    assert "Katherine Johnson will choose a new one at their next badge sign-in." in text
+    assert "PIN: chosen at the next badge sign-in" in text
+
+
+def test_a_voided_badge_scanned_again_shows_on_the_teachers_pages(app, world, redis_client, kiosk):
+    token = issue(redis_client, world.student)
+    teacher = _signed_in(app, world.teacher)
+    _form_post(teacher, f"/badges/students/{world.student.id}/void")
+    assert kiosk.scan(token).status_code == 403
+    device = kiosk_name(kiosk)
+    for path in ("/teacher/", f"/teacher/sections/{world.section.id}"):
+        text = _text(teacher.get(path))
+        assert "Voided badges scanned again" in text
+        assert f"Ada Lovelace 's old badge, on {device}" in text
+    other = _signed_in(app, world.other_teacher)
+    assert "Voided badges scanned again" not in _text(other.get("/teacher/"))
+
+
+def kiosk_name(kiosk) -> str:
+    from portal.models import KioskDevice
+    db.session.expire_all()
+    return db.session.get(KioskDevice, kiosk.device_id).name
+
+
+def test_admins_choose_a_school_first(app, world, roster):
+    principal = _signed_in(app, world.school_admin)
+    text = _text(principal.get("/teacher/"))  # one school: its classes at once
+    assert "Classes at Maple Elementary" in text and "Room 4" in text and "Room 5" in text
+    assert principal.get(f"/teacher/?school={world.other_school.id}").status_code == 403
+    assert principal.get(f"/teacher/sections/{world.section.id}").status_code == 200
+
+    district = _signed_in(app, world.district_admin)
+    text = _text(district.get("/teacher/"))
+    assert "Schools" in text and "Maple Elementary" in text and "Oak Elementary" in text
+    assert "Room 4" not in text
+    text = _text(district.get(f"/teacher/?school={world.other_school.id}"))
+    assert "Classes at Oak Elementary" in text and "Room 9" in text and "Room 4" not in text
+    for bad in ("", "x", "999999", "-1", "1" * 40):
+        assert district.get(f"/teacher/?school={bad}").status_code == 403
+
+
+def test_scripts_still_get_json(app, world, redis_client):
+    issue(redis_client, world.student)
+    teacher = _signed_in(app, world.teacher)
+    csrf = csrf_from(teacher, "/teacher/")
+    answer = teacher.post(f"/badges/students/{world.student.id}/void", json={},
+                          headers={"X-CSRFToken": csrf})
+    assert answer.status_code == 200 and answer.json == {"students": 1}
+
+
+@pytest.mark.browser
+def test_a_teacher_in_a_real_browser_voids_prints_and_resets(app, world, redis_client, browser, live_server,
+                                                             tmp_path):
+    """Void a card, print a temporary badge, give a new password: through the pages' own buttons."""
+    issue(redis_client, world.student)
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, accept_downloads=True)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        page.goto(live_server + "/login")
+        page.fill("#username", world.teacher.username)
+        page.fill("#password", "correct horse battery")
+        page.click("button.primary")
+        page.wait_for_url(live_server + "/")
+        page.click("header >> text=My classes")
+        page.click("ul.classes >> text=Room 4")
+        row = page.locator(f"#student-{world.student.id}")
+        assert "card until" in row.inner_text()
+        row.locator("text=Void badge").click()
+        page.wait_for_url(live_server + f"/teacher/sections/{world.section.id}")
+        assert page.inner_text(".done") == "Ada Lovelace's badge no longer works."
+        assert "no card" in row.inner_text()
+
+        row.locator("select[name=hours]").select_option("2")
+        with page.expect_download() as download:
+            row.locator("text=Temporary badge").click()
+        pdf = tmp_path / download.value.suggested_filename
+        download.value.save_as(pdf)
+        assert pdf.name == "temporary-badge-ada-l.pdf"
+        [([token], text)] = read_sheet(pdf)
+        assert text == "Ada L.\nMaple Elementary"
+        page.reload()
+        assert "temporary badge until" in row.inner_text()
+
+        row.locator("summary", has_text="New password").click()
+        row.locator("button", has_text="Set new password").click()
+        password = page.inner_text("#new-password")
+        assert re.fullmatch(r"[a-z]+-[a-z]+-[0-9]{2}", password)
+        page.click("text=Back to the class")
+        page.wait_for_url(live_server + f"/teacher/sections/{world.section.id}")
+    finally:
+        context.close()
+    kiosk = enroll_kiosk(app, redis_client, world.school)
+    assert kiosk.scan(token).status_code == 200
+    login(new_client(app), world.student.username, password)
+
+
+def _new_password(response) -> str:
+    match = re.search(r'id="new-password">([^<]+)<', response.get_data(as_text=True))
+    assert match, response.get_data(as_text=True)[:500]
+    return html.unescape(match.group(1))
+
+
+def test_a_teacher_gives_a_student_a_new_password_that_signs_in_once_shown(app, world, redis_client):
+    from portal.models import Event
+    student_browser = _signed_in(app, world.student)
+    assert student_browser.get("/").status_code == 200
+    page = f"/teacher/sections/{world.section.id}"
+    teacher = _signed_in(app, world.teacher)
+    answer = _form_post(teacher, f"/teacher/students/{world.student.id}/password", back=page)
+    assert answer.status_code == 200
+    assert answer.headers["Cache-Control"] == "no-store"
+    new = _new_password(answer)
+    assert re.fullmatch(r"[a-z]+-[a-z]+-[0-9]{2}", new)
+    assert f'href="{page}"' in answer.get_data(as_text=True)
+    assert student_browser.get("/").status_code == 302  # signed out everywhere
+    fresh = new_client(app)
+    login(fresh, world.student.username, new)
+    bad = new_client(app)
+    csrf = csrf_from(bad, "/login")
+    assert bad.post("/login", data={"username": world.student.username, "password": "correct horse battery",
+                                    "csrf_token": csrf}).status_code == 401  # the old one no longer works
+    db.session.expire_all()
+    [event] = db.session.scalars(select(Event).where(Event.kind == "password_set"))
+    assert (event.person_id, event.actor_id) == (world.student.id, world.teacher.id)
+    assert new not in str(event.data)
+    assert _new_password(_form_post(teacher, f"/teacher/students/{world.student.id}/password")) != new
+
+
+def test_a_typed_password_is_used_and_a_short_one_refused(app, world):
+    teacher = _signed_in(app, world.teacher)
+    path = f"/teacher/students/{world.classmate.id}/password"
+    refused = _form_post(teacher, path, password="short")
+    assert refused.status_code == 400
+    assert "at least 8 characters" in _text(refused) and "Traceback" not in _text(refused)
+    login(new_client(app), world.classmate.username)  # unchanged
+    assert _new_password(_form_post(teacher, path, password="  purple-whale-77  ")) == "purple-whale-77"
+    login(new_client(app), world.classmate.username, "purple-whale-77")
+
+
+def test_a_locked_out_student_can_sign_in_with_the_new_password(app, world):
+    from tests.badges.conftest import csrf_from as token_of
+    for _ in range(12):
+        client = new_client(app)
+        client.post("/login", data={"username": world.student.username, "password": "wrong guess",
+                                    "csrf_token": token_of(client, "/login")})
+    teacher = _signed_in(app, world.teacher)
+    new = _new_password(_form_post(teacher, f"/teacher/students/{world.student.id}/password"))
+    login(new_client(app), world.student.username, new)
+
+
+def test_only_a_students_own_teachers_and_admins_set_their_password(app, world):
+    other = _signed_in(app, world.other_teacher)
+    for target in (world.student, world.teacher, world.school_admin):
+        answer = _form_post(other, f"/teacher/students/{target.id}/password", password="purple-whale-77")
+        assert answer.status_code == 403, target.username
+        assert "can't change that student's password" in _text(answer)
+    assert _form_post(other, "/teacher/students/999999/password").status_code == 403
+    teacher = _signed_in(app, world.teacher)
+    assert _form_post(teacher, f"/teacher/students/{world.teacher.id}/password").status_code == 403
+    assert _form_post(teacher, f"/teacher/students/{world.far_student.id}/password").status_code == 403
+    student = _signed_in(app, world.classmate)
+    assert _form_post(student, f"/teacher/students/{world.student.id}/password",
+                      password="purple-whale-77").status_code == 403
+    assert teacher.post(f"/teacher/students/{world.student.id}/password",
+                        data={"password": "purple-whale-77"}).status_code == 400  # no CSRF token
+    for person in (world.student, world.teacher, world.school_admin, world.far_student):
+        login(new_client(app), person.username)  # every password as it was
+    principal = _signed_in(app, world.school_admin)
+    assert _form_post(principal, f"/teacher/students/{world.other_student.id}/password").status_code == 200
