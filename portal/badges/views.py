@@ -167,6 +167,8 @@ def void_student(person_id: int):
 @role_required(*STAFF_ROLES)
 def void_section(section_id: int):
     section = _get(Section, section_id)
+    if not _wants_json() and request.form.get("confirm") != "yes":
+        raise BadgeError("Nothing was voided", "Tick the box to say you mean every card of the class.")
     count = void_badges_for_section(db.session, flow.redis_client(), section,
                                     actor=current_user, clock=flow.app_clock())
     return _answer(f"{section.title}: the badges of {_plural(count, 'student', 'students')} "

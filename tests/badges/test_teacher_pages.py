@@ -128,14 +128,17 @@ def test_voiding_a_class_from_the_page(app, world, redis_client):
         issue(redis_client, person)
     page = f"/teacher/sections/{world.section.id}"
     teacher = _signed_in(app, world.teacher)
-    answer = _form_post(teacher, f"/badges/sections/{world.section.id}/void", back=page)
+    unticked = _form_post(teacher, f"/badges/sections/{world.section.id}/void", back=page)
+    assert unticked.status_code == 400 and "Tick the box" in _text(unticked)
+    assert len(_working(world.student)) == 1
+    answer = _form_post(teacher, f"/badges/sections/{world.section.id}/void", back=page, confirm="yes")
     assert answer.status_code == 303
     assert "Room 4: the badges of 2 students no longer work." in _text(teacher.get(page))
     assert _working(world.student) == [] and _working(world.classmate) == []
     assert len(_working(world.other_student)) == 1  # Room 5
     # Someone else's class: refused, nothing changes.
     assert _form_post(teacher, f"/badges/sections/{world.other_section.id}/void",
-                      back=page).status_code == 403
+                      back=page, confirm="yes").status_code == 403
     assert len(_working(world.other_student)) == 1
 
 
