@@ -25,6 +25,7 @@ from portal.errors import error_page
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
 from portal.ratelimit import RateLimiter
+from portal.teacher.forms import answer, wants_json
 
 bp = Blueprint("kiosk", __name__)
 
@@ -68,10 +69,6 @@ def _single_use(status: int = 200, **fields):
     return response
 
 
-def _wants_json() -> bool:
-    return request.is_json or request.accept_mimetypes.best == "application/json"
-
-
 def _form() -> dict:
     return (request.get_json(silent=True) or {}) if request.is_json else request.form
 
@@ -89,7 +86,7 @@ def pair():
                                       name=str(_form().get("name", "")), clock=flow.app_clock())
     except KioskNotPermitted:
         abort(403)
-    if _wants_json():
+    if wants_json():
         return jsonify(code=pairing.code, expires_in=PAIR_SECONDS, school=school.name)
     return render_template("badges/pairing.html", code=pairing.code, school=school,
                            minutes=PAIR_SECONDS // 60)
@@ -216,7 +213,7 @@ def revoke(device_id: int):
                       clock=flow.app_clock())
     except KioskNotPermitted:
         abort(403)
-    return jsonify(describe_device(device))
+    return answer(f"{device.name} can no longer sign anyone in.", **describe_device(device))
 
 
 def describe_device(device: KioskDevice) -> dict:

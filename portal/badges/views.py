@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from flask import Blueprint, flash, jsonify, make_response, redirect, request, url_for
+from flask import Blueprint, jsonify, make_response, request
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.utils import secure_filename
@@ -28,26 +28,12 @@ from portal.badges.sheets import SheetBadge, badge_name, render_sheet
 from portal.db import db
 from portal.errors import PortalError
 from portal.models import Badge, KioskDevice, Person, School, Section
+from portal.teacher.forms import answer, wants_json
 
 bp = Blueprint("badges", __name__)
 
 REUSE_DAYS = 30
 _DIGITS = re.compile(r"[0-9]{1,9}")
-# Where a teacher page's form may send the browser back to: those pages, and nowhere else.
-_BACK = re.compile(r"/teacher/(sections/[0-9]{1,18})?")
-
-
-def _wants_json() -> bool:
-    return request.is_json or request.accept_mimetypes.best == "application/json"
-
-
-def _answer(message: str, **fields):
-    """JSON `fields` for a script; for a teacher page's form, back to that page with `message`."""
-    if _wants_json():
-        return jsonify(**fields)
-    flash(message)
-    back = request.form.get("next", "")
-    return redirect(back if _BACK.fullmatch(back) else url_for("teacher.classes"), 303)
 
 
 def _plural(count: int, one: str, many: str) -> str:
@@ -130,12 +116,12 @@ def issue(person_id: int):
     form = _form()
     hours = _temporary_hours(form)
     paper = str(form.get("paper", "") or "letter").lower()
-    if not _wants_json() and paper not in ("letter", "a4"):
+    if not wants_json() and paper not in ("letter", "a4"):
         raise BadgeError("Choose letter or A4 paper")
     issued = issue_badge(db.session, flow.redis_client(), student, school=_school(form),
                          actor=current_user, temporary_hours=hours,
                          default_expires=flow.settings().badge_expires, clock=flow.app_clock())
-    if _wants_json():
+    if wants_json():
         response = jsonify(token=issued.token, student=student.display_name,
                            **describe_badge(issued.badge))
         response.status_code = 201
@@ -160,18 +146,18 @@ def void_student(person_id: int):
                                    clock=flow.app_clock())
     done = (f"{student.display_name}'s badge no longer works." if count
             else f"{student.display_name} had no badge that works.")
-    return _answer(done, students=count)
+    return answer(done, students=count)
 
 
 @bp.post("/badges/sections/<int:section_id>/void")
 @role_required(*STAFF_ROLES)
 def void_section(section_id: int):
     section = _get(Section, section_id)
-    if not _wants_json() and request.form.get("confirm") != "yes":
+    if not wants_json() and request.form.get("confirm") != "yes":
         raise BadgeError("Nothing was voided", "Tick the box to say you mean every card of the class.")
     count = void_badges_for_section(db.session, flow.redis_client(), section,
                                     actor=current_user, clock=flow.app_clock())
-    return _answer(f"{section.title}: the badges of {_plural(count, 'student', 'students')} "
+    return answer(f"{section.title}: the badges of {_plural(count, 'student', 'students')} "
                    "no longer work.", students=count)
 
 
@@ -181,7 +167,7 @@ def void_school(school_id: int):
     school = _get(School, school_id)
     count = void_badges_for_school(db.session, flow.redis_client(), school,
                                    actor=current_user, clock=flow.app_clock())
-    return _answer(f"{school.name}: the badges of {_plural(count, 'student', 'students')} "
+    return answer(f"{school.name}: the badges of {_plural(count, 'student', 'students')} "
                    "no longer work.", students=count)
 
 
@@ -191,7 +177,7 @@ def unlock(person_id: int):
     """Let a student who got their PIN or pictures wrong too often try again."""
     student = _managed_student(person_id)
     unlock_factor(db.session, flow.limits().factor, student, actor=current_user, clock=flow.app_clock())
-    return _answer(f"{student.display_name} can try again.", locked=False)
+    return answer(f"{student.display_name} can try again.", locked=False)
 
 
 @bp.post("/badges/students/<int:person_id>/reset-factor")
@@ -200,7 +186,7 @@ def reset(person_id: int):
     """Clear a student's PIN and pictures; they choose new ones at their next badge sign-in."""
     student = _managed_student(person_id)
     reset_factor(db.session, flow.limits().factor, student, actor=current_user, clock=flow.app_clock())
-    return _answer(f"{student.display_name} will choose a new one at their next badge sign-in.",
+    return answer(f"{student.display_name} will choose a new one at their next badge sign-in.",
                    reset=True)
 
 

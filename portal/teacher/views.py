@@ -17,6 +17,7 @@ from portal.auth.roles import role_required
 from portal.auth.services import LoginLimits
 from portal.badges import flow
 from portal.badges.expiry import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
+from portal.badges.kiosks import list_devices
 from portal.badges.permissions import STAFF_ROLES, may_manage_school, may_manage_section
 from portal.db import db, parse_id
 from portal.errors import PortalError
@@ -47,8 +48,11 @@ def classes():
     if school is None and len(schools) == 1:
         school = schools[0]
     sections = classes_for(db.session, current_user, school)
+    # An admin of the school also sees its classroom devices, and can stop one.
+    devices = (list_devices(db.session, school) if school is not None
+               and may_manage_school(db.session, current_user, school) else None)
     return render_template("teacher/classes.html", sections=sections, schools=schools, school=school,
-                           is_teacher=current_user.role is Role.teacher,
+                           devices=devices, is_teacher=current_user.role is Role.teacher,
                            alerts=recent_reuse(db.session, current_user, _since(), limit=20),
                            reuse_days=REUSE_DAYS)
 

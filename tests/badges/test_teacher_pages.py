@@ -374,3 +374,28 @@ def test_only_a_students_own_teachers_and_admins_set_their_password(app, world):
         login(new_client(app), person.username)  # every password as it was
     principal = _signed_in(app, world.school_admin)
     assert _form_post(principal, f"/teacher/students/{world.other_student.id}/password").status_code == 200
+
+
+def test_a_school_admin_sees_the_schools_devices_and_stops_one(app, world, redis_client, kiosk):
+    token = issue(redis_client, world.student)
+    name = kiosk_name(kiosk)
+    teacher = _signed_in(app, world.teacher)
+    assert f'id="device-{kiosk.device_id}"' not in teacher.get("/teacher/").get_data(as_text=True)
+    assert _form_post(teacher, f"/kiosk/devices/{kiosk.device_id}/revoke").status_code == 403
+    assert kiosk.scan(token).status_code == 200
+
+    principal = _signed_in(app, world.school_admin)
+    page = f"/teacher/?school={world.school.id}"
+    html_page = principal.get(page).get_data(as_text=True)
+    row = _text_of(re.search(rf'<tr id="device-{kiosk.device_id}">(.*?)</tr>', html_page, re.S).group(1))
+    assert name in row and "working" in row and "Stop this device" in row
+    answer = _form_post(principal, f"/kiosk/devices/{kiosk.device_id}/revoke", back=page)
+    assert answer.status_code == 303 and answer.headers["Location"] == page
+    html_page = principal.get(page).get_data(as_text=True)
+    assert f"{name} can no longer sign anyone in." in html.unescape(html_page)
+    row = _text_of(re.search(rf'<tr id="device-{kiosk.device_id}">(.*?)</tr>', html_page, re.S).group(1))
+    assert "stopped" in row and "Stop this device" not in row
+    assert kiosk.scan(token).status_code == 401
+
+    district = _signed_in(app, world.district_admin)
+    assert "has no classroom device yet" in _text(district.get(f"/teacher/?school={world.other_school.id}"))
