@@ -52,6 +52,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(kiosk.bp)
     from portal import teacher
     app.register_blueprint(teacher.bp)
+    from portal.admin import views as admin
+    app.register_blueprint(admin.bp)
     from portal.sso import saml
     app.register_blueprint(saml.bp)
     from portal.sso import oidc

@@ -1,1 +1,2 @@
-"""District administration: apps, grants, released fields (web pages arrive in a later issue)."""
+"""District administration: apps, grants, released fields, and what was shared (the pages in
+views.py show; `portal apps ...` changes)."""

@@ -1,0 +1,113 @@
+"""What was shared: the release records (audit "launch" events) read back for district admins.
+
+Every launch records which app received which of a student's fields, by which protocol, and
+when (portal.audit). These read them: per app (how often, to how many students, the latest
+releases) and per student (what each app has received about them: the answer to a family's
+"what do you share about my child?").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.auth.services import normalize_username
+from portal.models import App, Event, Person
+
+LAUNCH = "launch"
+
+
+@dataclass(frozen=True)
+class AppUse:
+    launches: int
+    students: int
+    last_at: datetime | None
+
+
+def use_since(db: Session, district_id: int | None, since: datetime) -> dict[int, AppUse]:
+    """For each app launched since `since` by people of the district: launches, distinct
+    people, the latest launch."""
+    rows = db.execute(
+        select(Event.app_id, func.count(), func.count(func.distinct(Event.person_id)), func.max(Event.at))
+        .join(Person, Person.id == Event.person_id)
+        .where(Event.kind == LAUNCH, Event.at >= since, Event.app_id.is_not(None),
+               Person.district_id == district_id)
+        .group_by(Event.app_id))
+    return {app_id: AppUse(launches, people, last) for app_id, launches, people, last in rows}
+
+
+@dataclass(frozen=True)
+class Release:
+    at: datetime
+    person: Person
+    app: App | None                 # None: the app has since been removed
+    protocol: str
+    fields: list[str]
+
+
+def _releases(rows) -> list[Release]:
+    out = []
+    for event, person, app in rows:
+        data = event.data or {}
+        fields = data.get("fields")
+        out.append(Release(at=event.at, person=person, app=app, protocol=str(data.get("protocol", "")),
+                           fields=[str(f) for f in fields] if isinstance(fields, list) else []))
+    return out
+
+
+def releases_to_app(db: Session, district_id: int | None, app: App, limit: int = 200) -> list[Release]:
+    """The app's latest releases about people of the district, newest first."""
+    return _releases(db.execute(
+        select(Event, Person, App).join(Person, Person.id == Event.person_id)
+        .join(App, App.id == Event.app_id)
+        .where(Event.kind == LAUNCH, Event.app_id == app.id, Person.district_id == district_id)
+        .order_by(Event.at.desc(), Event.id.desc()).limit(limit)))
+
+
+def find_person(db: Session, district_id: int | None, username: str) -> Person | None:
+    """A person of the district by username (None for anyone else: the same as no one)."""
+    name = normalize_username(username)
+    if not name or not name.isprintable():
+        return None
+    return db.scalar(select(Person).where(Person.username == name, Person.district_id == district_id))
+
+
+@dataclass(frozen=True)
+class AppSummary:
+    """What one app has received about one person, over all the records kept."""
+    app: App | None
+    app_name: str
+    launches: int
+    first_at: datetime
+    last_at: datetime
+    fields: list[str]               # every field it has received, in catalogue order
+
+
+def releases_about(db: Session, person: Person, limit: int = 500) -> tuple[list[AppSummary], list[Release]]:
+    """Per app, what it has received about `person`; and the latest releases themselves."""
+    from portal.access import FIELDS
+
+    rows = list(db.execute(
+        select(Event, Person, App).join(Person, Person.id == Event.person_id)
+        .outerjoin(App, App.id == Event.app_id)
+        .where(Event.kind == LAUNCH, Event.person_id == person.id)
+        .order_by(Event.at.desc(), Event.id.desc())))
+    releases = _releases(rows)
+    summaries: dict[object, dict] = {}
+    for release, (event, _, app) in zip(releases, rows):
+        key = event.app_id
+        entry = summaries.setdefault(key, {"app": app, "name": app.name if app else "a removed app",
+                                           "launches": 0, "first": release.at, "last": release.at,
+                                           "fields": set()})
+        entry["launches"] += 1
+        entry["first"] = min(entry["first"], release.at)
+        entry["last"] = max(entry["last"], release.at)
+        entry["fields"].update(release.fields)
+    order = list(FIELDS)
+    result = [AppSummary(e["app"], e["name"], e["launches"], e["first"], e["last"],
+                         sorted(e["fields"], key=lambda f: (order.index(f) if f in order else len(order), f)))
+              for e in summaries.values()]
+    result.sort(key=lambda s: s.app_name.lower())
+    return result, releases[:limit]

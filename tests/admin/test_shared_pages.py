@@ -1,0 +1,127 @@
+"""The district admin's pages (portal.admin.views): the apps, who may open each, what each
+receives, and what was shared, per app and per person, read back from real launches."""
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from portal.models import Role
+from tests.sso.conftest import register_and_grant
+
+PASSWORD = "correct horse battery"
+
+
+def _text(response) -> str:
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", response.get_data(as_text=True))))
+
+
+def _client(app, username):
+    from tests.badges.conftest import login, new_client
+    client = new_client(app)
+    login(client, username)
+    return client
+
+
+@pytest.fixture
+def shared(app, roster, runner):
+    """A district with a SAML app (releasing grade and school too) and a link app, each opened
+    by Ada; Grace opens nothing. A second district's admin and student."""
+    from portal.admin.services import release_fields
+    from portal.db import db
+    from portal.models import District
+    school = roster.school("sch-maple", "Maple Elementary")
+    ada = roster.person("ada.lovelace", schools=[school], grades="02")
+    grace = roster.person("grace.hopper", schools=[school], given="Grace", family="Hopper")
+    admin = roster.person("dee.admin", role=Role.district_admin, given="Dee", family="Admin")
+    teacher = roster.person("tess.teacher", role=Role.teacher, schools=[school], given="Tess", family="T")
+    saml = register_and_grant(db.session, "Reading Garden", school=school)
+    release_fields(db.session, saml.slug, ["given_name", "grade", "school"])
+    assert runner.invoke(args=["apps", "add-link", "Library", "https://library.example/"]).exit_code == 0
+    assert runner.invoke(args=["apps", "grant", "Library", "--school", "sch-maple"]).exit_code == 0
+    other = District(sourced_id="other-district", name="Other District")
+    db.session.add(other)
+    db.session.flush()
+    stranger = roster.person("sam.stranger", schools=[], given="Sam", family="Stranger")
+    stranger.district_id = other.id
+    far_admin = roster.person("far.admin", role=Role.district_admin, given="Far", family="Admin")
+    far_admin.district_id = other.id
+    db.session.commit()
+    browser = _client(app, "ada.lovelace")
+    assert browser.get(f"/launch/{saml.slug}").status_code == 200
+    assert browser.get(f"/launch/{saml.slug}").status_code == 200
+    assert browser.get("/launch/library").status_code == 302
+    return {"saml": saml, "ada": ada, "grace": grace, "admin": admin, "teacher": teacher,
+            "stranger": stranger}
+
+
+def test_only_district_admins_open_the_pages(app, shared):
+    for username in ("ada.lovelace", "tess.teacher"):
+        client = _client(app, username)
+        assert "/admin/" not in client.get("/").get_data(as_text=True)
+        for path in ("/admin/", f"/admin/apps/{shared['saml'].slug}", "/admin/people?username=ada.lovelace"):
+            assert client.get(path).status_code == 403, (username, path)
+    admin = _client(app, "dee.admin")
+    assert 'href="/admin/"' in admin.get("/").get_data(as_text=True)
+
+
+def test_the_apps_page_says_who_opens_each_app_and_what_it_receives(app, shared):
+    admin = _client(app, "dee.admin")
+    page = admin.get("/admin/")
+    assert page.status_code == 200
+    rows = {m.group(1): re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", m.group(2))))
+            for m in re.finditer(r'<tr id="app-([a-z0-9-]+)">(.*?)</tr>', page.get_data(as_text=True), re.S)}
+    reading = rows[shared["saml"].slug]
+    assert "SAML 2.0" in reading and "school sch-maple (Maple Elementary)" in reading
+    assert "subject, given_name, grade, school" in reading
+    assert "2 launches, 1 person" in reading
+    assert "nothing: a link" in rows["library"] and "1 launch, 1 person" in rows["library"]
+    assert "first letter of the last name" in _text(page)  # the catalogue, in words
+
+
+def test_an_apps_page_lists_its_releases(app, shared):
+    admin = _client(app, "dee.admin")
+    page = admin.get(f"/admin/apps/{shared['saml'].slug}")
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    text = _text(page)
+    assert "Each launch sends: subject, given_name, grade, school" in text
+    assert text.count("Ada Lovelace SAML subject, given_name, grade, school") == 2
+    assert "Grace" not in text
+    assert admin.get("/admin/apps/no-such-app").status_code == 404
+    assert admin.get("/admin/apps/" + "x" * 3000).status_code == 404
+
+
+def test_what_was_shared_about_a_person(app, shared):
+    admin = _client(app, "dee.admin")
+    page = admin.get("/admin/people?username=Ada.Lovelace")
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    text = _text(page)
+    assert "What was shared about Ada Lovelace" in text
+    assert "Reading Garden subject, given_name, grade, school 2" in text
+    assert "Library nothing (a link) 1" in text
+    assert text.count("SAML subject, given_name, grade, school") == 2 and "link nothing" in text
+    assert "No app has received anything about Grace Hopper" in _text(admin.get("/admin/people?username=grace.hopper"))
+
+
+@pytest.mark.parametrize("username", ["nobody.here", "sam.stranger", "ada.lovelace\x7f", "%", "' or 1=1 --",
+                                      "x" * 5000, "ada.lovelace\u202e"])
+def test_no_one_outside_the_district_is_found(app, shared, username):
+    admin = _client(app, "dee.admin")
+    page = admin.get("/admin/people", query_string={"username": username})
+    assert page.status_code == 404
+    assert "No one called" in _text(page) and "Traceback" not in _text(page)
+
+
+def test_another_districts_admin_sees_none_of_these_releases(app, shared):
+    far = _client(app, "far.admin")
+    assert "1 person" not in _text(far.get("/admin/"))
+    assert "Ada" not in _text(far.get(f"/admin/apps/{shared['saml'].slug}"))
+    assert far.get("/admin/people?username=ada.lovelace").status_code == 404
+
+
+def test_an_empty_lookup_asks_for_a_username(app, shared):
+    admin = _client(app, "dee.admin")
+    for query in ("", "?username=", "?username=%20%20"):
+        page = admin.get("/admin/people" + query)
+        assert page.status_code == 200 and "Type a username" in _text(page)
