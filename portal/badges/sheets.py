@@ -136,6 +136,11 @@ def _font_names() -> tuple[str, str]:
     return _fonts
 
 
+def check_fonts() -> None:
+    """Load the label fonts now: a broken font then fails before any badge changes."""
+    _font_names()
+
+
 def _fit(text: str, font: str, size: float, smallest: float, width: float) -> tuple[str, float]:
     """Shrink `text` to fit `width`, down to `smallest`; past that, cut it with an ellipsis."""
     while size > smallest and pdfmetrics.stringWidth(text, font, size) > width:
@@ -221,7 +226,7 @@ def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
         raise SheetError("Choose letter or A4 paper", "Use --paper letter or --paper a4.")
     if actor is not None and not may_manage_section(db, actor, section):
         raise NotPermitted()
-    _font_names()  # fail on a broken font before any badge changes
+    check_fonts()
     issued = issue_badges_for_section(db, client, section, actor=actor,
                                       default_expires=default_expires, clock=clock)
     if not issued:

@@ -24,7 +24,7 @@ from portal.badges.services import (
     BadgeError, NotPermitted, issue_badge, void_badges_for_person, void_badges_for_school,
     void_badges_for_section,
 )
-from portal.badges.sheets import SheetBadge, badge_name, render_sheet
+from portal.badges.sheets import SheetBadge, badge_name, check_fonts, render_sheet
 from portal.db import db
 from portal.errors import PortalError
 from portal.models import Badge, KioskDevice, Person, School, Section
@@ -116,8 +116,10 @@ def issue(person_id: int):
     form = _form()
     hours = _temporary_hours(form)
     paper = str(form.get("paper", "") or "letter").lower()
-    if not wants_json() and paper not in ("letter", "a4"):
-        raise BadgeError("Choose letter or A4 paper")
+    if not wants_json():  # a label to print: the paper and the fonts must do before any change
+        if paper not in ("letter", "a4"):
+            raise BadgeError("Choose letter or A4 paper")
+        check_fonts()
     issued = issue_badge(db.session, flow.redis_client(), student, school=_school(form),
                          actor=current_user, temporary_hours=hours,
                          default_expires=flow.settings().badge_expires, clock=flow.app_clock())
