@@ -151,13 +151,22 @@ def apps_add_link(name, url, icon):
     click.echo(f"added {app.name} ({app.slug})")
 
 
+def _group_options(command):
+    """The options that name a group of people (a grant): every option given must hold."""
+    for option in reversed((
+        click.option("--district", is_flag=True, help="everyone in the district"),
+        click.option("--school", help="school sourcedId"),
+        click.option("--grade", help="grade, as in the roster (KG, 01, ...)"),
+        click.option("--section", help="section (class) sourcedId"),
+        click.option("--role", help="student, teacher, school_admin or district_admin"),
+    )):
+        command = option(command)
+    return command
+
+
 @apps_cli.command("grant")
 @click.argument("name")
-@click.option("--district", is_flag=True, help="everyone in the district")
-@click.option("--school", help="school sourcedId")
-@click.option("--grade", help="grade, as in the roster (KG, 01, ...)")
-@click.option("--section", help="section (class) sourcedId")
-@click.option("--role", help="student, teacher, school_admin or district_admin")
+@_group_options
 @with_appcontext
 def apps_grant(name, district, school, grade, section, role):
     """Let a group launch an app. Every option given must hold."""
@@ -166,6 +175,19 @@ def apps_grant(name, district, school, grade, section, role):
     grant = _admin_call(grant_app, db.session, name, district=district, school=school,
                         grade=grade, section=section, role=role)
     click.echo(f"granted {grant.app.name} to: {grant.describe()}")
+
+
+@apps_cli.command("ungrant")
+@click.argument("name")
+@_group_options
+@with_appcontext
+def apps_ungrant(name, district, school, grade, section, role):
+    """Remove the grant naming exactly these options (as `portal apps list` shows them)."""
+    from portal.admin.services import remove_grant
+    from portal.db import db
+    covered = _admin_call(remove_grant, db.session, name, district=district, school=school,
+                          grade=grade, section=section, role=role)
+    click.echo(f"{name} is no longer granted to: {covered}")
 
 
 @apps_cli.command("release")

@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer, selectinload
 
-from portal.models import App, AppKind, District, Grant, Role, School, Section
+from portal import audit
+from portal.models import App, AppKind, District, Grant, Person, Role, School, Section
 
 
 class AdminError(ValueError):
@@ -97,11 +98,9 @@ def add_link_app(db: Session, name: str, url: str, icon: str = "") -> App:
     return app
 
 
-def grant_app(db: Session, name: str, *, district: bool = False, school: str | None = None,
-              grade: str | None = None, section: str | None = None,
-              role: str | None = None) -> Grant:
-    """Let a group launch an app; every criterion given must hold (IDs are OneRoster sourcedIds)."""
-    app = find_app(db, name)
+def _grant_for(db: Session, app: App, *, district: bool, school: str | None, grade: str | None,
+               section: str | None, role: str | None) -> Grant:
+    """The (unsaved) grant of `app` to the group these options name, or AdminError."""
     if not (district or school or grade or section or role):
         raise AdminError("say who gets the app: --district, --school, --grade, --section or --role")
     # Built by id and added at the end: an object half-attached to the session would be
@@ -129,23 +128,68 @@ def grant_app(db: Session, name: str, *, district: bool = False, school: str | N
             grant.role = Role(role.replace(" ", "_").replace("-", "_"))
         except ValueError:
             raise AdminError(f"role must be one of {', '.join(r.value for r in Role)}") from None
+    return grant
+
+
+def _same_grant(grant: Grant):
+    """The stored grant naming exactly the group `grant` names (a select of its id)."""
     same = [getattr(Grant, c).is_not_distinct_from(getattr(grant, c))
             for c in ("app_id", "district_id", "school_id", "section_id", "grade", "role")]
-    if db.scalar(select(Grant.id).where(*same).limit(1)) is not None:
+    return select(Grant.id).where(*same).limit(1)
+
+
+def grant_app(db: Session, name: str, *, district: bool = False, school: str | None = None,
+              grade: str | None = None, section: str | None = None,
+              role: str | None = None, actor: Person | None = None) -> Grant:
+    """Let a group launch an app; every criterion given must hold (IDs are OneRoster sourcedIds).
+    The audit log records the change and who made it (`actor`; None: the command line)."""
+    app = find_app(db, name)
+    grant = _grant_for(db, app, district=district, school=school, grade=grade, section=section, role=role)
+    if db.scalar(_same_grant(grant)) is not None:
         raise AdminError(f"{app.name} is already granted to exactly that group; nothing changed")
     db.add(grant)
+    db.flush()
+    audit.record("app_granted", actor=actor, app=app, commit=False, data={"to": grant.describe()})
     db.commit()
     return grant
 
 
-def release_fields(db: Session, name: str, fields: list[str]) -> App:
-    """Set exactly which fields an app receives (the subject is always sent)."""
+def remove_grant(db: Session, name: str, *, district: bool = False, school: str | None = None,
+                 grade: str | None = None, section: str | None = None, role: str | None = None,
+                 grant_id: int | None = None, actor: Person | None = None) -> str:
+    """Stop a group launching an app: the grant naming exactly these options (or `grant_id`).
+    Returns whom it covered. Sessions stay; the next tile page and launch no longer offer it."""
+    app = find_app(db, name)
+    if grant_id is not None:
+        grant = db.scalar(select(Grant).where(Grant.id == grant_id, Grant.app_id == app.id))
+    else:
+        wanted = _grant_for(db, app, district=district, school=school, grade=grade, section=section,
+                            role=role)
+        found_id = db.scalar(_same_grant(wanted))
+        grant = db.get(Grant, found_id) if found_id is not None else None
+    if grant is None and grant_id is not None:
+        raise AdminError("that grant is no longer there; nothing changed")
+    if grant is None:
+        raise AdminError(f"{app.name} has no grant to exactly that group; nothing changed "
+                         "(portal apps list shows its grants)")
+    covered = grant.describe()
+    db.delete(grant)
+    audit.record("app_ungranted", actor=actor, app=app, commit=False, data={"from": covered})
+    db.commit()
+    return covered
+
+
+def release_fields(db: Session, name: str, fields: list[str], *, actor: Person | None = None) -> App:
+    """Set exactly which fields an app receives (the subject is always sent); the audit log
+    records the new list and who set it."""
     from portal.access import UnknownField, check_fields
     app = find_app(db, name)
     try:
         app.released_fields = [f for f in check_fields(fields) if f != "subject"]
     except UnknownField as e:
         raise AdminError(str(e)) from None
+    audit.record("app_release_set", actor=actor, app=app, commit=False,
+                 data={"fields": ["subject", *app.released_fields]})
     db.commit()
     return app
 
