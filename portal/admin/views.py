@@ -1,21 +1,22 @@
-"""District admin pages: the apps, who may launch each and which fields each receives, and what
-was shared: the release records per app and per student (GET only; changes are made with
-`portal apps ...` for now)."""
+"""District admin pages: the apps, who may launch each and which fields each receives (and the
+forms that change those two, as `portal apps grant/ungrant/release` do), and what was shared: the
+release records per app and per person."""
 from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal.access import FIELDS
-from portal.admin.services import list_apps
+from portal.admin.services import AdminError, grant_app, list_apps, release_fields, remove_grant
 from portal.admin.shared import find_person, releases_about, releases_to_app, use_since
 from portal.auth.roles import role_required
 from portal.badges import flow
 from portal.db import db
-from portal.models import App, Role
+from portal.models import App, Role, School
+from portal.roster.parse import GRADES
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -31,16 +32,79 @@ def apps():
                            fields=FIELDS)
 
 
-@bp.get("/apps/<slug>")
-@role_required(Role.district_admin)
-def app(slug: str):
-    """One app: what it receives, and its latest releases about the district's people."""
+def _app(slug: str) -> App:
     found = db.session.scalar(select(App).where(App.slug == slug[:64]))
     if found is None:
         abort(404)
+    return found
+
+
+@bp.get("/apps/<slug>")
+@role_required(Role.district_admin)
+def app(slug: str):
+    """One app: what it receives and who may open it (with the forms that change them), and its
+    latest releases about the district's people."""
+    found = _app(slug)
     releases = releases_to_app(db.session, current_user.district_id, found)
-    return (render_template("admin/app.html", app=found, releases=releases, fields=FIELDS),
+    schools = db.session.scalars(select(School).where(School.district_id == current_user.district_id)
+                                 .order_by(School.name, School.id))
+    grades = list(dict.fromkeys(GRADES.values()))  # the roster's order: IT, PR, PK, TK, KG, 01 ...
+    return (render_template("admin/app.html", app=found, releases=releases, fields=FIELDS,
+                            schools=list(schools), grades=grades, roles=list(Role)),
             200, {"Cache-Control": "no-store"})
+
+
+def _back_to(found: App):
+    return redirect(url_for("admin.app", slug=found.slug), 303)
+
+
+def _change(found: App, change, done):
+    """Make `change()`; then say `done(its result)`, or in plain words why nothing changed; and
+    go back to the app's page."""
+    try:
+        result = change()
+    except AdminError as e:
+        text = str(e)
+        flash(text[:1].upper() + text[1:] + ("" if text.endswith(".") else "."), "problem")
+    else:
+        flash(done(result))
+    return _back_to(found)
+
+
+@bp.post("/apps/<slug>/release")
+@role_required(Role.district_admin)
+def release(slug: str):
+    """Set the fields the app receives to the boxes ticked (the subject always goes)."""
+    found = _app(slug)
+    return _change(found, lambda: release_fields(db.session, found.name, request.form.getlist("field"),
+                                                 actor=current_user),
+                   lambda changed: f"{changed.name} now receives: subject, "
+                                   f"{', '.join(changed.released_fields) or 'nothing else'}.")
+
+
+@bp.post("/apps/<slug>/grants")
+@role_required(Role.district_admin)
+def add_grant(slug: str):
+    """Let one more group open the app; every choice made must hold for a person."""
+    found = _app(slug)
+    form = request.form
+    chosen = {name: form.get(name, "").strip() or None for name in ("school", "grade", "section", "role")}
+    district = form.get("district") == "yes"
+    if not district and not any(chosen.values()):
+        flash("Choose who gets the app: the whole district, a school, a grade, a class or a role.", "problem")
+        return _back_to(found)
+    return _change(found, lambda: grant_app(db.session, found.name, district=district, actor=current_user,
+                                            **chosen),
+                   lambda grant: f"{found.name} is now granted to: {grant.describe()}.")
+
+
+@bp.post("/apps/<slug>/grants/<int:grant_id>/remove")
+@role_required(Role.district_admin)
+def drop_grant(slug: str, grant_id: int):
+    """Stop one group opening the app."""
+    found = _app(slug)
+    return _change(found, lambda: remove_grant(db.session, found.name, grant_id=grant_id, actor=current_user),
+                   lambda covered: f"{found.name} is no longer granted to: {covered}.")
 
 
 @bp.get("/people")

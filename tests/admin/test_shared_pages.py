@@ -125,3 +125,136 @@ def test_an_empty_lookup_asks_for_a_username(app, shared):
     for query in ("", "?username=", "?username=%20%20"):
         page = admin.get("/admin/people" + query)
         assert page.status_code == 200 and "Type a username" in _text(page)
+
+
+def _post(client, path, **data):
+    from tests.badges.conftest import csrf_from
+    token = csrf_from(client, "/admin/")
+    return client.post(path, data={"csrf_token": token, **data})
+
+
+def _events(kind):
+    from sqlalchemy import select
+
+    from portal.db import db
+    from portal.models import Event
+    db.session.expire_all()
+    return list(db.session.scalars(select(Event).where(Event.kind == kind).order_by(Event.id)))
+
+
+def _app_now(slug):
+    from sqlalchemy import select
+
+    from portal.db import db
+    from portal.models import App
+    db.session.expire_all()
+    return db.session.scalar(select(App).where(App.slug == slug))
+
+
+def test_an_admin_sets_the_fields_an_app_receives(app, shared):
+    slug = shared["saml"].slug
+    admin = _client(app, "dee.admin")
+    answer = _post(admin, f"/admin/apps/{slug}/release", field=["family_name_initial", "given_name"])
+    assert answer.status_code == 303 and answer.headers["Location"] == f"/admin/apps/{slug}"
+    assert "Reading Garden now receives: subject, given_name, family_name_initial." in _text(admin.get(f"/admin/apps/{slug}"))
+    assert _app_now(slug).released_fields == ["given_name", "family_name_initial"]
+    [event] = _events("app_release_set")[-1:]
+    assert event.actor_id == shared["admin"].id
+    assert event.data == {"fields": ["subject", "given_name", "family_name_initial"]}
+    # The next launch sends exactly those.
+    from tests.sso.conftest import read_post_form
+    page = _client(app, "ada.lovelace").get(f"/launch/{slug}")
+    assert read_post_form(page.get_data(as_text=True)).fields["SAMLResponse"]
+    assert _events("launch")[-1].data["fields"] == ["subject", "given_name", "family_name_initial"]
+
+    # Nothing ticked: only the subject goes.
+    _post(admin, f"/admin/apps/{slug}/release")
+    assert _app_now(slug).released_fields == []
+
+
+@pytest.mark.parametrize("fields", [["password_hash"], ["given_name", "<script>"], ["given_name\x7f"]])
+def test_a_field_not_in_the_catalogue_changes_nothing(app, shared, fields):
+    slug = shared["saml"].slug
+    admin = _client(app, "dee.admin")
+    answer = _post(admin, f"/admin/apps/{slug}/release", field=fields)
+    assert answer.status_code == 303
+    text = _text(admin.get(f"/admin/apps/{slug}"))
+    assert "Unknown field" in text and "Traceback" not in text
+    assert _app_now(slug).released_fields == ["given_name", "grade", "school"]
+
+
+def test_an_admin_adds_and_removes_a_group(app, shared, roster):
+    from portal.db import db
+    slug = shared["saml"].slug
+    grace_school = roster.school("sch-oak", "Oak Elementary")
+    db.session.commit()
+    admin = _client(app, "dee.admin")
+    answer = _post(admin, f"/admin/apps/{slug}/grants", school="sch-oak", grade="03", role="student")
+    assert answer.status_code == 303
+    assert ("Reading Garden is now granted to: school sch-oak (Oak Elementary), grade 03, role student."
+            in _text(admin.get(f"/admin/apps/{slug}")))
+    grants = {g.describe(): g.id for g in _app_now(slug).grants}
+    assert set(grants) == {"school sch-maple (Maple Elementary)", "school sch-oak (Oak Elementary), grade 03, role student"}
+    assert _events("app_granted")[-1].actor_id == shared["admin"].id
+    assert grace_school is not None
+
+    maple = grants["school sch-maple (Maple Elementary)"]
+    answer = _post(admin, f"/admin/apps/{slug}/grants/{maple}/remove")
+    assert answer.status_code == 303
+    assert "is no longer granted to: school sch-maple (Maple Elementary)." in _text(admin.get(f"/admin/apps/{slug}"))
+    assert _events("app_ungranted")[-1].data == {"from": "school sch-maple (Maple Elementary)"}
+    # Ada (Maple) no longer has the tile, nor the launch.
+    ada = _client(app, "ada.lovelace")
+    assert "Reading Garden" not in ada.get("/").get_data(as_text=True)
+    assert ada.get(f"/launch/{slug}").status_code in (403, 404)
+    # Removing it again (a stale page) says so and changes nothing.
+    _post(admin, f"/admin/apps/{slug}/grants/{maple}/remove")
+    assert "That grant is no longer there; nothing changed." in _text(admin.get(f"/admin/apps/{slug}"))
+
+
+@pytest.mark.parametrize("data, says", [
+    ({}, "Choose who gets the app"),
+    ({"school": "no-such-school"}, "There is no school with id 'no-such-school'"),
+    ({"section": "no-such-class"}, "There is no section with id 'no-such-class'"),
+    ({"grade": "fifth"}, "must be a OneRoster grade"),
+    ({"role": "janitor"}, "Role must be one of"),
+    ({"school": "sch-maple"}, "already granted to exactly that group"),
+    ({"district": "no", "school": "", "grade": " "}, "Choose who gets the app"),
+])
+def test_a_bad_group_says_why_and_changes_nothing(app, shared, data, says):
+    slug = shared["saml"].slug
+    admin = _client(app, "dee.admin")
+    before = [g.describe() for g in _app_now(slug).grants]
+    assert _post(admin, f"/admin/apps/{slug}/grants", **data).status_code == 303
+    text = _text(admin.get(f"/admin/apps/{slug}"))
+    assert says in text and "Traceback" not in text
+    assert [g.describe() for g in _app_now(slug).grants] == before
+
+
+def test_only_a_district_admin_with_a_form_token_changes_an_app(app, shared):
+    slug = shared["saml"].slug
+    grant_id = _app_now(slug).grants[0].id
+    paths = [f"/admin/apps/{slug}/release", f"/admin/apps/{slug}/grants",
+             f"/admin/apps/{slug}/grants/{grant_id}/remove"]
+    for username in ("ada.lovelace", "tess.teacher"):
+        client = _client(app, username)
+        for path in paths:
+            assert _post(client, path, field="email", school="sch-maple").status_code == 403
+    admin = _client(app, "dee.admin")
+    for path in paths:
+        assert admin.post(path, data={"field": "email", "district": "yes"}).status_code == 400  # no CSRF token
+    assert _post(admin, "/admin/apps/no-such-app/release", field="email").status_code == 404
+    assert _post(admin, f"/admin/apps/{slug}/grants/999999/remove").status_code == 303
+    current = _app_now(slug)
+    assert current.released_fields == ["given_name", "grade", "school"]
+    assert [g.describe() for g in current.grants] == ["school sch-maple (Maple Elementary)"]
+
+
+def test_ungrant_on_the_command_line(app, shared, runner):
+    from tests.admin.helpers import cli, refused
+    assert "Library is no longer granted to: school sch-maple (Maple Elementary)" in cli(
+        runner, "apps", "ungrant", "Library", "--school", "sch-maple")
+    assert "has no grant to exactly that group" in refused(runner, "apps", "ungrant", "Library", "--school", "sch-maple")
+    assert "say who gets the app" in refused(runner, "apps", "ungrant", "Library")
+    assert "no app" in refused(runner, "apps", "ungrant", "Nope", "--district").lower()
+    assert _events("app_ungranted")[-1].actor_id is None
