@@ -35,9 +35,15 @@ def record(kind: str, *, person: Person | None = None, actor: Person | None = No
         db.session.commit()
 
 
+# The records of what was released to an app about a student. A school keeps the record of each
+# disclosure as long as it keeps the student's records (FERPA, 34 CFR 99.32), so age alone never
+# purges them; they go with the person when the roster removes them (the rows cascade).
+KEPT_KINDS = ("launch",)
+
+
 def purge_older_than(days: int) -> int:
-    """Delete events older than `days` days; return how many went."""
+    """Delete events older than `days` days, except the release records; return how many went."""
     cutoff = datetime.now(timezone.utc) - timedelta(days=days)
-    result = db.session.execute(delete(Event).where(Event.at < cutoff))
+    result = db.session.execute(delete(Event).where(Event.at < cutoff, Event.kind.not_in(KEPT_KINDS)))
     db.session.commit()
     return result.rowcount or 0

@@ -264,13 +264,31 @@ def _start_demo_app(app, port: int):
                                echo=click.echo)
 
 
+@click.group("audit")
+def audit_cli():
+    """The audit log: sign-ins, changes, and what apps received."""
+
+
+@audit_cli.command("purge")
+@click.option("--older-than", "days", type=click.IntRange(min=1, max=36500), required=True,
+              metavar="DAYS", help="delete events older than this many days")
+@with_appcontext
+def audit_purge(days):
+    """Delete audit events older than DAYS days (run it from cron to keep the log short). The
+    records of what each app received stay as long as the person is on the roster."""
+    from portal.audit import purge_older_than
+    gone = purge_older_than(days)
+    click.echo(f"deleted {gone} audit event{'' if gone == 1 else 's'} older than {days} days; "
+               "the records of what apps received stay while the person is on the roster")
+
+
 def register_commands(app):
     """Attach the command groups to an app (used by create_app)."""
     import portal.sso.saml.cli  # noqa: F401  (adds `apps add-saml`)
     from portal.sso.oidc.cli import keys_cli  # also adds `apps add-oidc`
     app.cli.add_command(keys_cli)
     from portal.roster.cli import demo_cli, roster_cli
-    for group in (db_cli, users_cli, apps_cli, roster_cli, demo_cli):
+    for group in (db_cli, users_cli, apps_cli, roster_cli, demo_cli, audit_cli):
         app.cli.add_command(group)
     from portal.badges.cli import badges_cli, kiosk_cli
     app.cli.add_command(badges_cli)

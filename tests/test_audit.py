@@ -1,0 +1,45 @@
+"""Keeping the audit log short: `portal audit purge` deletes old events but never the records of
+what an app received about a person still on the roster."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from portal.db import db
+from portal.models import Event
+
+
+def _event(kind, days_ago, person=None):
+    db.session.add(Event(at=datetime.now(timezone.utc) - timedelta(days=days_ago), kind=kind,
+                         person_id=person.id if person else None, data={}))
+
+
+def test_purge_keeps_release_records_and_recent_events(app, roster, runner):
+    ada = roster.person("ada.lovelace")
+    _event("sign_in", 400, ada)
+    _event("badge_issued", 200, ada)
+    _event("app_granted", 500)
+    _event("launch", 900, ada)       # what an app received: kept while Ada is on the roster
+    _event("sign_in", 10, ada)
+    db.session.commit()
+    result = runner.invoke(args=["audit", "purge", "--older-than", "180"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("deleted 3 audit events older than 180 days;")
+    db.session.expire_all()
+    assert sorted(db.session.scalars(select(Event.kind))) == ["launch", "sign_in"]
+    again = runner.invoke(args=["audit", "purge", "--older-than", "180"])
+    assert again.output.startswith("deleted 0 audit events")
+
+
+@pytest.mark.parametrize("args", [[], ["--older-than", "0"], ["--older-than", "-5"], ["--older-than", "soon"],
+                                  ["--older-than", "99999999999999999999"]])
+def test_purge_refuses_a_bad_age_and_deletes_nothing(app, roster, runner, args):
+    ada = roster.person("ada.lovelace")
+    _event("sign_in", 400, ada)
+    db.session.commit()
+    result = runner.invoke(args=["audit", "purge", *args])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert db.session.scalar(select(Event.id)) is not None
