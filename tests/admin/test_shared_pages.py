@@ -258,3 +258,40 @@ def test_ungrant_on_the_command_line(app, shared, runner):
     assert "say who gets the app" in refused(runner, "apps", "ungrant", "Library")
     assert "no app" in refused(runner, "apps", "ungrant", "Nope", "--district").lower()
     assert _events("app_ungranted")[-1].actor_id is None
+
+
+@pytest.mark.browser
+def test_an_admin_in_a_real_browser_reads_what_was_shared_and_changes_an_app(app, shared, browser, live_server):
+    slug = shared["saml"].slug
+    context = browser.new_context(viewport={"width": 1024, "height": 768})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        page.goto(live_server + "/login")
+        page.fill("#username", "dee.admin")
+        page.fill("#password", PASSWORD)
+        page.click("button.primary")
+        page.wait_for_url(live_server + "/")
+        page.click("header >> text=Apps and data")
+        page.fill("#username", "ada.lovelace")
+        page.click("form.find-person button")
+        assert "What was shared about Ada Lovelace" in page.inner_text("h1")
+        page.click("table >> text=Reading Garden")
+        page.wait_for_url(live_server + f"/admin/apps/{slug}")
+
+        page.uncheck("#field-grade")
+        page.uncheck("#field-school")
+        page.click("text=Send these fields")
+        assert page.inner_text(".done") == "Reading Garden now receives: subject, given_name."
+
+        page.select_option("#grant-grade", "02")
+        page.select_option("#grant-role", "student")
+        page.click("text=Add this group")
+        assert page.inner_text(".done") == "Reading Garden is now granted to: grade 02, role student."
+        page.click("#grant-" + str(_app_now(slug).grants[0].id) + " >> text=Remove")
+        assert "is no longer granted to: school sch-maple (Maple Elementary)." in page.inner_text(".done")
+    finally:
+        context.close()
+    current = _app_now(slug)
+    assert current.released_fields == ["given_name"]
+    assert [g.describe() for g in current.grants] == ["grade 02, role student"]
