@@ -28,6 +28,7 @@ from portal.badges.sheets import SheetBadge, badge_name, check_fonts, render_she
 from portal.db import db
 from portal.errors import PortalError
 from portal.models import Badge, KioskDevice, Person, School, Section
+from portal.teacher.classes import recent_reuse
 from portal.teacher.forms import answer, wants_json
 
 bp = Blueprint("badges", __name__)
@@ -209,7 +210,6 @@ def status(person_id: int):
 @role_required(*STAFF_ROLES)
 def reuse():
     """Recent scans of voided badges of the actor's students: a lost card may be in other hands."""
-    from portal.teacher.classes import recent_reuse
     alerts = recent_reuse(db.session, current_user, flow.now() - timedelta(days=REUSE_DAYS))
     return jsonify(events=[{"at": _when(a.at), "student_id": a.student.id, "student": a.student.display_name,
                             "badge_id": a.badge_id, "via": a.via, "device": a.device} for a in alerts])
