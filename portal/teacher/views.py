@@ -22,7 +22,9 @@ from portal.badges.permissions import STAFF_ROLES, may_manage_school, may_manage
 from portal.db import db, parse_id
 from portal.errors import PortalError
 from portal.models import Person, Role, School, Section
+from portal.teacher.bell import NotYourClass, sign_out_class
 from portal.teacher.classes import class_rows, classes_for, recent_reuse, schools_for
+from portal.teacher.forms import answer
 from portal.teacher.passwords import NotYourStudent, reset_student_password
 
 bp = Blueprint("teacher", __name__, url_prefix="/teacher")
@@ -98,3 +100,15 @@ def password(person_id: int):
                                back=url_for("teacher.section", section_id=section_id) if section_id
                                else url_for("teacher.classes"))
     return response, 200, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+@bp.post("/sections/<int:section_id>/sign-out")
+@role_required(*STAFF_ROLES)
+def sign_out(section_id: int):
+    """The bell: every student of the class is signed out, on every device."""
+    found = db.session.get(Section, section_id)
+    if found is None:
+        raise NotYourClass()  # the same answer as a class that is not the actor's
+    students, sessions = sign_out_class(db.session, flow.redis_client(), current_user, found)
+    return answer(f"{found.title}: everyone is signed out ({sessions} "
+                  f"sign-in{'' if sessions == 1 else 's'} ended).", students=students, sessions=sessions)

@@ -399,3 +399,35 @@ def test_a_school_admin_sees_the_schools_devices_and_stops_one(app, world, redis
 
     district = _signed_in(app, world.district_admin)
     assert "has no classroom device yet" in _text(district.get(f"/teacher/?school={world.other_school.id}"))
+
+
+def test_the_bell_signs_every_student_of_the_class_out_everywhere(app, world, redis_client, kiosk):
+    from portal.models import Event
+    ada_laptop = _signed_in(app, world.student)
+    alan_laptop = _signed_in(app, world.classmate)
+    assert kiosk.sign_in(issue(redis_client, world.student)).status_code == 302  # Ada on the kiosk too
+    grace = _signed_in(app, world.other_student)                                  # Room 5
+    page = f"/teacher/sections/{world.section.id}"
+    teacher = _signed_in(app, world.teacher)
+    assert _form_post(teacher, f"/teacher/sections/{world.other_section.id}/sign-out",
+                      back=page).status_code == 403
+    assert _form_post(teacher, "/teacher/sections/999999/sign-out", back=page).status_code == 403
+    assert teacher.post(f"/teacher/sections/{world.section.id}/sign-out",
+                        data={"next": page}).status_code == 400  # no CSRF token
+    assert ada_laptop.get("/").status_code == 200  # nothing ended yet
+
+    answer = _form_post(teacher, f"/teacher/sections/{world.section.id}/sign-out", back=page)
+    assert answer.status_code == 303 and answer.headers["Location"] == page
+    assert "Room 4: everyone is signed out (3 sign-ins ended)." in _text(teacher.get(page))
+    assert ada_laptop.get("/").status_code == 302 and alan_laptop.get("/").status_code == 302
+    assert kiosk.browser.get("/badges/home").status_code == 302
+    assert grace.get("/").status_code == 200 and teacher.get("/").status_code == 200
+    db.session.expire_all()
+    [event] = db.session.scalars(select(Event).where(Event.kind == "class_signed_out"))
+    assert event.actor_id == world.teacher.id
+    assert event.data == {"section_id": world.section.id, "students": 3, "sessions": 3}
+
+    csrf = csrf_from(teacher, page)
+    again = teacher.post(f"/teacher/sections/{world.section.id}/sign-out", json={},
+                         headers={"X-CSRFToken": csrf})
+    assert again.status_code == 200 and again.json == {"students": 3, "sessions": 0}
