@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from portal import audit
 from portal.badges.expiry import parse_expiry, utcnow
 from portal.models import BadgePolicy, FactorKind, Person, Role, School
 
@@ -91,8 +92,9 @@ def policy_from_row(school_id: int, row: BadgePolicy | None) -> EffectivePolicy:
 def set_policy(db: Session, school: School, *, grades: str | None = None,
                second_factor_grades: str | None = None, factor: str | None = None,
                allow_browser_scanner: bool | None = None, expires_on: str | None = None,
-               clock=utcnow) -> EffectivePolicy:
-    """Change the given settings of a school's policy (the others keep their value)."""
+               actor: Person | None = None, clock=utcnow) -> EffectivePolicy:
+    """Change the given settings of a school's policy (the others keep their value); the audit
+    log records the new policy and who set it (`actor`; None: the command line)."""
     current = policy_for(db, school.id)
     new_grades = parse_grades(grades) if grades is not None else current.grades
     new_second = (parse_grades(second_factor_grades) if second_factor_grades is not None
@@ -125,5 +127,9 @@ def set_policy(db: Session, school: School, *, grades: str | None = None,
     row.expires_on = expires_on
     row.updated_at = clock()
     db.add(row)
+    db.flush()
+    changed = policy_for(db, school.id)
+    audit.record("badge_policy_set", actor=actor, commit=False,
+                 data={"school_id": school.id, "policy": changed.describe()})
     db.commit()
-    return policy_for(db, school.id)
+    return changed

@@ -18,6 +18,7 @@ from portal.auth.services import LoginLimits
 from portal.badges import flow
 from portal.badges.expiry import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
 from portal.badges.kiosks import list_devices
+from portal.badges.policy import GRADES, PolicyError, policy_for, set_policy
 from portal.badges.permissions import STAFF_ROLES, may_manage_school, may_manage_section
 from portal.db import db, parse_id
 from portal.errors import PortalError
@@ -51,10 +52,12 @@ def classes():
         school = schools[0]
     sections = classes_for(db.session, current_user, school)
     # An admin of the school also sees its classroom devices, and can stop one.
-    devices = (list_devices(db.session, school) if school is not None
-               and may_manage_school(db.session, current_user, school) else None)
+    admin_of_school = school is not None and may_manage_school(db.session, current_user, school)
+    devices = list_devices(db.session, school) if admin_of_school else None
+    policy = policy_for(db.session, school.id) if admin_of_school else None
     return render_template("teacher/classes.html", sections=sections, schools=schools, school=school,
-                           devices=devices, is_teacher=current_user.role is Role.teacher,
+                           devices=devices, policy=policy, grades=GRADES,
+                           is_teacher=current_user.role is Role.teacher,
                            alerts=recent_reuse(db.session, current_user, _since(), limit=20),
                            reuse_days=REUSE_DAYS)
 
@@ -112,3 +115,27 @@ def sign_out(section_id: int):
     students, sessions = sign_out_class(db.session, flow.redis_client(), current_user, found)
     return answer(f"{found.title}: everyone is signed out ({sessions} "
                   f"sign-in{'' if sessions == 1 else 's'} ended).", students=students, sessions=sessions)
+
+
+class BadgePolicyRefused(PortalError):
+    title = "That badge policy can't be used"
+
+
+@bp.post("/schools/<int:school_id>/badge-policy")
+@role_required(*STAFF_ROLES)
+def badge_policy(school_id: int):
+    """An admin of the school sets who uses badges, who adds a PIN or pictures, and the rest."""
+    school = db.session.get(School, school_id)
+    if school is None or not may_manage_school(db.session, current_user, school):
+        abort(403)
+    form = request.form
+    try:
+        changed = set_policy(
+            db.session, school, grades=",".join(form.getlist("grades")),
+            second_factor_grades=",".join(form.getlist("second_factor_grades")),
+            factor=form.get("factor", ""), allow_browser_scanner=form.get("browser_scanner") == "yes",
+            expires_on=form.get("expires", ""), actor=current_user, clock=flow.app_clock())
+    except PolicyError as e:
+        text = str(e)
+        raise BadgePolicyRefused(advice=text[:1].upper() + text[1:] + ". Nothing changed.") from None
+    return answer(f"{school.name}: {changed.describe()}.", policy=changed.describe())

@@ -431,3 +431,66 @@ def test_the_bell_signs_every_student_of_the_class_out_everywhere(app, world, re
     again = teacher.post(f"/teacher/sections/{world.section.id}/sign-out", json={},
                          headers={"X-CSRFToken": csrf})
     assert again.status_code == 200 and again.json == {"students": 3, "sessions": 0}
+
+
+def test_a_school_admin_sets_the_badge_policy_on_the_page(app, world, redis_client, kiosk):
+    from portal.badges.policy import policy_for
+    from portal.models import Event
+    page = f"/teacher/?school={world.school.id}"
+    principal = _signed_in(app, world.school_admin)
+    text = _text(principal.get(page))
+    assert "Badges at Maple Elementary" in text and "Save the badge policy" in text
+    answer = _form_post(principal, f"/teacher/schools/{world.school.id}/badge-policy", back=page,
+                        grades=["KG", "01"], second_factor_grades=["01"], factor="picture",
+                        browser_scanner="yes", expires="06-30")
+    assert answer.status_code == 303 and answer.headers["Location"] == page
+    assert "Maple Elementary: badges for KG, 01; second factor (picture) for 01" in _text(principal.get(page))
+    db.session.expire_all()
+    policy = policy_for(db.session, world.school.id)
+    assert (policy.grades, policy.second_factor_grades, policy.factor.value, policy.allow_browser_scanner,
+            policy.expires_on) == ({"KG", "01"}, {"01"}, "picture", True, "06-30")
+    [event] = db.session.scalars(select(Event).where(Event.kind == "badge_policy_set"))
+    assert event.actor_id == world.school_admin.id and event.data["school_id"] == world.school.id
+    # Grade 04 no longer uses badges: Katherine's badge stops at the kiosk.
+    token = issue(redis_client, world.older_student)
+    assert kiosk.scan(token).status_code == 403
+
+
+@pytest.mark.parametrize("fields, says", [
+    ({"grades": ["01"], "second_factor_grades": ["02"], "factor": "pin"}, "must also be badge grades"),
+    ({"grades": ["01"], "factor": "fingerprint"}, "pin or picture"),
+    ({"grades": ["13th"], "factor": "pin"}, "is not a OneRoster grade"),
+    ({"grades": ["01"], "factor": "pin", "expires": "02-30"}, ""),
+    ({"grades": ["01"], "factor": "pin", "expires": "soon"}, ""),
+])
+def test_a_bad_badge_policy_says_why_and_changes_nothing(app, world, fields, says):
+    from portal.badges.policy import policy_for
+    before = policy_for(db.session, world.school.id)
+    principal = _signed_in(app, world.school_admin)
+    answer = _form_post(principal, f"/teacher/schools/{world.school.id}/badge-policy",
+                        back=f"/teacher/?school={world.school.id}", **fields)
+    assert answer.status_code == 400
+    text = _text(answer)
+    assert "That badge policy can't be used" in text and says in text and "Nothing changed." in text
+    assert "Traceback" not in text
+    db.session.expire_all()
+    assert policy_for(db.session, world.school.id) == before
+
+
+def test_only_the_schools_admins_set_its_badge_policy(app, world):
+    from portal.badges.policy import policy_for
+    before = policy_for(db.session, world.school.id)
+    for person in (world.teacher, world.student):
+        client = _signed_in(app, person)
+        assert _form_post(client, f"/teacher/schools/{world.school.id}/badge-policy",
+                          grades=["KG"], factor="pin").status_code == 403
+    principal = _signed_in(app, world.school_admin)
+    assert _form_post(principal, f"/teacher/schools/{world.other_school.id}/badge-policy",
+                      grades=["KG"], factor="pin").status_code == 403
+    assert _form_post(principal, "/teacher/schools/999999/badge-policy", grades=["KG"],
+                      factor="pin").status_code == 403
+    assert principal.post(f"/teacher/schools/{world.school.id}/badge-policy",
+                          data={"grades": "KG", "factor": "pin"}).status_code == 400  # no CSRF token
+    assert "Badges at" not in _text(_signed_in(app, world.teacher).get("/teacher/"))
+    db.session.expire_all()
+    assert policy_for(db.session, world.school.id) == before
