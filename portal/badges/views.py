@@ -28,12 +28,11 @@ from portal.badges.sheets import SheetBadge, badge_name, check_fonts, render_she
 from portal.db import db
 from portal.errors import PortalError
 from portal.models import Badge, KioskDevice, Person, School, Section
-from portal.teacher.classes import recent_reuse
+from portal.teacher.classes import REUSE_DAYS, recent_reuse
 from portal.teacher.forms import answer, wants_json
 
 bp = Blueprint("badges", __name__)
 
-REUSE_DAYS = 30
 _DIGITS = re.compile(r"[0-9]{1,9}")
 
 

@@ -21,6 +21,7 @@ from portal.models import (
 )
 
 REUSE_KIND = "badge_voided_reuse"
+REUSE_DAYS = 30  # how far back the teacher pages and /badges/reuse look for voided-badge scans
 
 
 def schools_for(db: Session, actor: Person) -> list[School]:

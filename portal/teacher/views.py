@@ -1,9 +1,11 @@
-"""The teacher pages: /teacher/ (my classes, and alerts of voided badges scanned again) and
-/teacher/sections/<id> (a class's students and their badges).
+"""The teacher pages: /teacher/ (my classes, alerts of voided badges scanned again, and for a
+school's admins its devices and badge policy) and /teacher/sections/<id> (a class's students and
+their badges), with the routes only these pages use: a student's new password, the bell (sign the
+class out), the badge policy.
 
-Teachers see the classes they teach; school and district admins pick a school first. The forms
-on these pages post to the badge routes (portal.badges.views), which check the actor's right
-again and come back here with a message.
+Teachers see the classes they teach; school and district admins pick a school first. The other
+forms post to the badge and device routes (portal.badges), which check the actor's right again
+and come back here with a message.
 """
 from __future__ import annotations
 
@@ -24,13 +26,11 @@ from portal.db import db, parse_id
 from portal.errors import PortalError
 from portal.models import Person, Role, School, Section
 from portal.teacher.bell import NotYourClass, sign_out_class
-from portal.teacher.classes import class_rows, classes_for, recent_reuse, schools_for
+from portal.teacher.classes import REUSE_DAYS, class_rows, classes_for, recent_reuse, schools_for
 from portal.teacher.forms import answer
 from portal.teacher.passwords import NotYourStudent, reset_student_password
 
 bp = Blueprint("teacher", __name__, url_prefix="/teacher")
-
-REUSE_DAYS = 30
 
 
 def _since():
