@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from portal.auth.services import normalize_username
 from portal.models import App, Event, Person
@@ -111,3 +111,62 @@ def releases_about(db: Session, person: Person, limit: int = 500) -> tuple[list[
               for e in summaries.values()]
     result.sort(key=lambda s: s.app_name.lower())
     return result, releases[:limit]
+
+
+# Each kind of audit event in the words the log page shows.
+EVENT_WORDS = {
+    "sign_in": "signed in",
+    "launch": "opened an app",
+    "password_set": "got a new password",
+    "badge_issued": "got a new badge",
+    "badge_voided": "badge voided",
+    "badge_voided_reuse": "a voided badge was scanned",
+    "badge_sheet_printed": "badge sheet printed",
+    "badge_factor_set": "chose a PIN or pictures",
+    "badge_factor_locked": "locked out after wrong PINs or pictures",
+    "badge_factor_unlocked": "may try the PIN or pictures again",
+    "badge_factor_reset": "PIN or pictures cleared",
+    "badge_policy_set": "badge policy changed",
+    "kiosk_enrolled": "classroom device enrolled",
+    "kiosk_revoked": "classroom device stopped",
+    "class_signed_out": "class signed out",
+    "app_granted": "app granted",
+    "app_ungranted": "grant removed",
+    "app_release_set": "fields an app receives changed",
+}
+
+
+@dataclass(frozen=True)
+class LogLine:
+    at: datetime
+    kind: str
+    words: str
+    person: Person | None
+    actor: Person | None
+    app: App | None
+    details: list[tuple[str, str]]
+
+
+def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
+              person: Person | None = None, limit: int = 200) -> list[LogLine]:
+    """The latest audit events of the district, newest first: those about or by its people, and
+    those about no one (an app changed from the command line). Optionally one kind, or only the
+    events about or by one person."""
+    about, by = aliased(Person), aliased(Person)
+    query = (select(Event, about, by, App)
+             .outerjoin(about, about.id == Event.person_id)
+             .outerjoin(by, by.id == Event.actor_id)
+             .outerjoin(App, App.id == Event.app_id)
+             .where(or_(about.district_id == district_id, by.district_id == district_id,
+                        and_(Event.person_id.is_(None), Event.actor_id.is_(None)))))
+    if kind:
+        query = query.where(Event.kind == kind)
+    if person is not None:
+        query = query.where(or_(Event.person_id == person.id, Event.actor_id == person.id))
+    lines = []
+    for event, subject, actor, app in db.execute(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)):
+        data = event.data if isinstance(event.data, dict) else {}
+        details = [(str(k), ", ".join(map(str, v)) if isinstance(v, list) else str(v)) for k, v in data.items()]
+        lines.append(LogLine(event.at, event.kind, EVENT_WORDS.get(event.kind, event.kind.replace("_", " ")),
+                             subject, actor, app, details))
+    return lines

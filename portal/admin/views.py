@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from portal.access import FIELDS
 from portal.admin.services import AdminError, grant_app, list_apps, release_fields, remove_grant
-from portal.admin.shared import find_person, releases_about, releases_to_app, use_since
+from portal.admin.shared import (
+    EVENT_WORDS, audit_log, find_person, releases_about, releases_to_app, use_since,
+)
 from portal.auth.roles import role_required
 from portal.badges import flow
 from portal.db import db
@@ -118,3 +120,19 @@ def person():
     return (render_template("admin/person.html", username=username, person=found, summaries=summaries,
                             releases=releases, fields=FIELDS),
             status, {"Cache-Control": "no-store"})
+
+
+@bp.get("/log")
+@role_required(Role.district_admin)
+def log():
+    """The audit log: the latest 200 events of the district, of one kind or one person."""
+    kind = request.args.get("kind", "")
+    if kind and kind not in EVENT_WORDS:
+        kind = ""
+    username = request.args.get("username", "")[:255].strip()
+    found = find_person(db.session, current_user.district_id, username) if username else None
+    lines = (audit_log(db.session, current_user.district_id, kind=kind or None, person=found)
+             if found is not None or not username else [])
+    return (render_template("admin/log.html", lines=lines, kinds=EVENT_WORDS, kind=kind, username=username,
+                            person=found),
+            404 if username and found is None else 200, {"Cache-Control": "no-store"})

@@ -295,3 +295,33 @@ def test_an_admin_in_a_real_browser_reads_what_was_shared_and_changes_an_app(app
     current = _app_now(slug)
     assert current.released_fields == ["given_name"]
     assert [g.describe() for g in current.grants] == ["grade 02, role student"]
+
+
+def test_the_audit_log_shows_who_did_what_in_the_district(app, shared):
+    admin = _client(app, "dee.admin")
+    _post(admin, f"/admin/apps/{shared['saml'].slug}/release", field=["given_name"])
+    page = admin.get("/admin/log")
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    text = _text(page)
+    assert "fields an app receives changed: Reading Garden Dee Admin fields: subject, given_name" in text
+    assert "opened an app: Reading Garden Ada Lovelace ada.lovelace themselves protocol: saml" in text
+    assert "signed in Ada Lovelace ada.lovelace themselves method: password" in text
+    assert "Sam" not in text  # another district's person
+    only = _text(admin.get("/admin/log?kind=launch&username=ada.lovelace"))
+    assert only.count("opened an app:") == 3  # two SAML launches and a link, and nothing else
+    assert "signed in Ada" not in only and "fields an app receives changed:" not in only
+    far = _text(_client(app, "far.admin").get("/admin/log"))
+    # Nothing about or by the other district's people; app changes made from the command line
+    # are about no one, and the apps are the deployment's, so every admin sees those.
+    assert "Ada Lovelace" not in far and "Dee Admin" not in far and "opened an app:" not in far
+
+
+@pytest.mark.parametrize("query", ["?kind=drop table", "?kind=" + "x" * 5000, "?username=nobody.here",
+                                   "?username=sam.stranger", "?kind=launch&username=%00", "?username=" + "y" * 5000])
+def test_the_audit_log_takes_hostile_filters_calmly(app, shared, query):
+    admin = _client(app, "dee.admin")
+    page = admin.get("/admin/log" + query)
+    assert page.status_code in (200, 400, 404)
+    assert "Traceback" not in _text(page)
+    for username in ("ada.lovelace", "tess.teacher"):
+        assert _client(app, username).get("/admin/log" + query).status_code in (400, 403)
