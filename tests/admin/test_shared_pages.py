@@ -325,3 +325,24 @@ def test_the_audit_log_takes_hostile_filters_calmly(app, shared, query):
     assert "Traceback" not in _text(page)
     for username in ("ada.lovelace", "tess.teacher"):
         assert _client(app, username).get("/admin/log" + query).status_code in (400, 403)
+
+
+def test_an_admin_cannot_grant_an_app_to_another_districts_school_or_class(app, shared, roster):
+    from sqlalchemy import select
+
+    from portal.db import db
+    from portal.models import District
+    other = db.session.scalar(select(District).where(District.sourced_id == "other-district"))
+    far_school = roster.school("sch-far", "Far Elementary")
+    far_school.district_id = other.id
+    roster.section(far_school, "sec-far", "Far Room")
+    db.session.commit()
+    slug = shared["saml"].slug
+    admin = _client(app, "dee.admin")
+    before = [g.describe() for g in _app_now(slug).grants]
+    for data, says in (({"school": "sch-far"}, "There is no school with id 'sch-far'."),
+                       ({"section": "sec-far"}, "There is no section with id 'sec-far'.")):
+        assert _post(admin, f"/admin/apps/{slug}/grants", **data).status_code == 303
+        assert says in _text(admin.get(f"/admin/apps/{slug}"))
+    assert [g.describe() for g in _app_now(slug).grants] == before
+    assert "Far Elementary" not in admin.get(f"/admin/apps/{slug}").get_data(as_text=True)  # not offered
