@@ -26,12 +26,22 @@ MESSAGES = {
 }
 
 
+def as_sentence(line: str) -> str:
+    """A one-line reason written for the command line ("there is no ..."), as a sentence for a page."""
+    return line[:1].upper() + line[1:] + ("" if line.endswith(".") else ".")
+
+
+def wants_json() -> bool:
+    """The caller sent JSON or asks for it (a kiosk device, the scanner page, a staff script)."""
+    return request.is_json or request.accept_mimetypes.best == "application/json"
+
+
 def error_page(status: int, title: str | None = None, advice: str | None = None):
     """Render the plain-words error page for `status`: as JSON (error, advice) for a caller that
-    asks for JSON or sent JSON (a kiosk device, the scanner page, a staff script), else HTML."""
+    wants JSON, else HTML."""
     default_title, default_advice = MESSAGES.get(status, MESSAGES[500])
     title, advice = title or default_title, advice or default_advice
-    if request.is_json or request.accept_mimetypes.best == "application/json":
+    if wants_json():
         return make_response(jsonify(error=title, advice=advice), status)
     return make_response(render_template("error.html", title=title, advice=advice, status=status), status)
 

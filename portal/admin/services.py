@@ -99,8 +99,9 @@ def add_link_app(db: Session, name: str, url: str, icon: str = "") -> App:
 
 
 def _grant_for(db: Session, app: App, *, district: bool, school: str | None, grade: str | None,
-               section: str | None, role: str | None) -> Grant:
-    """The (unsaved) grant of `app` to the group these options name, or AdminError."""
+               section: str | None, role: str | None, actor: Person | None = None) -> Grant:
+    """The (unsaved) grant of `app` to the group these options name, or AdminError. With an
+    `actor` (an admin on the web), only schools and classes of the actor's district count."""
     if not (district or school or grade or section or role):
         raise AdminError("say who gets the app: --district, --school, --grade, --section or --role")
     # Built by id and added at the end: an object half-attached to the session would be
@@ -111,13 +112,15 @@ def _grant_for(db: Session, app: App, *, district: bool, school: str | None, gra
         if len(districts) != 1:
             raise AdminError("--district needs exactly one district in the roster; use --school")
         grant.district_id = districts[0].id
+    mine = (School.district_id == actor.district_id,) if actor is not None else ()
     if school:
-        found = db.scalar(select(School).where(School.sourced_id == school))
+        found = db.scalar(select(School).where(School.sourced_id == school, *mine))
         if found is None:
             raise AdminError(f"there is no school with id {school!r}")
         grant.school_id = found.id
     if section:
-        found = db.scalar(select(Section).where(Section.sourced_id == section))
+        found = db.scalar(select(Section).join(School, School.id == Section.school_id)
+                          .where(Section.sourced_id == section, *mine))
         if found is None:
             raise AdminError(f"there is no section with id {section!r}")
         grant.section_id = found.id
@@ -144,7 +147,8 @@ def grant_app(db: Session, name: str, *, district: bool = False, school: str | N
     """Let a group launch an app; every criterion given must hold (IDs are OneRoster sourcedIds).
     The audit log records the change and who made it (`actor`; None: the command line)."""
     app = find_app(db, name)
-    grant = _grant_for(db, app, district=district, school=school, grade=grade, section=section, role=role)
+    grant = _grant_for(db, app, district=district, school=school, grade=grade, section=section, role=role,
+                       actor=actor)
     if db.scalar(_same_grant(grant)) is not None:
         raise AdminError(f"{app.name} is already granted to exactly that group; nothing changed")
     db.add(grant)

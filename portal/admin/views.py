@@ -17,7 +17,8 @@ from portal.admin.shared import (
 from portal.auth.roles import role_required
 from portal.badges import flow
 from portal.db import db
-from portal.models import App, Role, School, Section
+from portal.errors import as_sentence
+from portal.models import App, Role, School
 from portal.roster.parse import GRADES
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -66,8 +67,7 @@ def _change(found: App, change, done):
     try:
         result = change()
     except AdminError as e:
-        text = str(e)
-        flash(text[:1].upper() + text[1:] + ("" if text.endswith(".") else "."), "problem")
+        flash(as_sentence(str(e)), "problem")
     else:
         flash(done(result))
     return _back_to(found)
@@ -84,17 +84,6 @@ def release(slug: str):
                                    f"{', '.join(changed.released_fields) or 'nothing else'}.")
 
 
-def _of_another_district(name: str, sourced_id: str) -> bool:
-    """True when `sourced_id` names a school (name "school") or a class ("section") of a school
-    outside the admin's district."""
-    if name == "school":
-        school = db.session.scalar(select(School).where(School.sourced_id == sourced_id))
-    else:
-        section = db.session.scalar(select(Section).where(Section.sourced_id == sourced_id))
-        school = section.school if section is not None else None
-    return school is not None and school.district_id != current_user.district_id
-
-
 @bp.post("/apps/<slug>/grants")
 @role_required(Role.district_admin)
 def add_grant(slug: str):
@@ -106,11 +95,6 @@ def add_grant(slug: str):
     if not district and not any(chosen.values()):
         flash("Choose who gets the app: the whole district, a school, a grade, a class or a role.", "problem")
         return _back_to(found)
-    for name in ("school", "section"):
-        if chosen[name] and _of_another_district(name, chosen[name]):
-            # The same words as for an id that names nothing.
-            flash(f"There is no {name} with id {chosen[name]!r}.", "problem")
-            return _back_to(found)
     return _change(found, lambda: grant_app(db.session, found.name, district=district, actor=current_user,
                                             **chosen),
                    lambda grant: f"{found.name} is now granted to: {grant.describe()}.")

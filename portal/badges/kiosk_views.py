@@ -21,11 +21,11 @@ from portal.badges.signin import (
     start_handoff, take_handoff,
 )
 from portal.db import db, parse_id
-from portal.errors import error_page
+from portal.errors import error_page, wants_json
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
 from portal.ratelimit import RateLimiter
-from portal.teacher.forms import answer, wants_json
+from portal.teacher.forms import answer
 
 bp = Blueprint("kiosk", __name__)
 

@@ -24,12 +24,12 @@ from portal.badges.services import (
     BadgeError, NotPermitted, issue_badge, void_badges_for_person, void_badges_for_school,
     void_badges_for_section,
 )
-from portal.badges.sheets import SheetBadge, badge_name, check_fonts, render_sheet
+from portal.badges.sheets import PAPERS, SheetBadge, badge_name, check_fonts, render_sheet
 from portal.db import db
-from portal.errors import PortalError
+from portal.errors import PortalError, wants_json
 from portal.models import Badge, KioskDevice, Person, School, Section
 from portal.teacher.classes import REUSE_DAYS, recent_reuse
-from portal.teacher.forms import answer, wants_json
+from portal.teacher.forms import answer
 
 bp = Blueprint("badges", __name__)
 
@@ -117,7 +117,7 @@ def issue(person_id: int):
     hours = _temporary_hours(form)
     paper = str(form.get("paper", "") or "letter").lower()
     if not wants_json():  # a label to print: the paper and the fonts must do before any change
-        if paper not in ("letter", "a4"):
+        if paper not in PAPERS:
             raise BadgeError("Choose letter or A4 paper")
         check_fonts()
     issued = issue_badge(db.session, flow.redis_client(), student, school=_school(form),

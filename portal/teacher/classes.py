@@ -49,6 +49,14 @@ def classes_for(db: Session, actor: Person, school: School | None = None) -> lis
     return list(db.scalars(query.order_by(Section.title, Section.id)).unique())
 
 
+def _device_names(db: Session, ids) -> dict[int, str]:
+    """Device id -> name, in one statement (None and unknown ids are left out)."""
+    ids = {i for i in ids if isinstance(i, int)}
+    if not ids:
+        return {}
+    return dict(db.execute(select(KioskDevice.id, KioskDevice.name).where(KioskDevice.id.in_(ids))).all())
+
+
 @dataclass(frozen=True)
 class StudentRow:
     """One student of a class, as the class page shows them."""
@@ -81,9 +89,7 @@ def class_rows(db: Session, section: Section, now: datetime) -> tuple[list[Stude
             working[(badge.person_id, badge.kind)] = badge  # the newest of each kind wins
         factors = {f.person_id: f for f in db.scalars(select(BadgeFactor)
                                                       .where(BadgeFactor.person_id.in_(ids)))}
-    device_ids = {b.last_used_device_id for b in working.values() if b.last_used_device_id}
-    devices = ({d.id: d.name for d in db.scalars(select(KioskDevice).where(KioskDevice.id.in_(device_ids)))}
-               if device_ids else {})
+    devices = _device_names(db, {b.last_used_device_id for b in working.values()})
     rows = []
     for student in students:
         card = working.get((student.id, BadgeKind.permanent))
@@ -122,9 +128,7 @@ def recent_reuse(db: Session, actor: Person, since: datetime,
     if person_ids is not None:
         query = query.where(Event.person_id.in_(list(person_ids)))
     rows = list(db.execute(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)))
-    device_ids = {(e.data or {}).get("device_id") for e, _ in rows} - {None}
-    devices = ({d.id: d.name for d in db.scalars(select(KioskDevice).where(KioskDevice.id.in_(device_ids)))}
-               if device_ids else {})
+    devices = _device_names(db, {(e.data or {}).get("device_id") for e, _ in rows})
     alerts = []
     for event, person in rows:
         data = event.data or {}

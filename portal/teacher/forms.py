@@ -6,13 +6,18 @@ import re
 
 from flask import flash, jsonify, redirect, request, url_for
 
+from portal.errors import wants_json
+
 # Where a form may send the browser back to: the teacher pages, and nowhere else.
 _BACK = re.compile(r"/teacher/(sections/[0-9]{1,18}|\?school=[0-9]{1,18})?")
 
+__all__ = ["answer", "back", "wants_json"]
 
-def wants_json() -> bool:
-    """A script: it sent JSON or asks for JSON."""
-    return request.is_json or request.accept_mimetypes.best == "application/json"
+
+def back() -> str:
+    """The teacher page the form came from (its `next` field), or My classes."""
+    target = request.form.get("next", "")
+    return target if _BACK.fullmatch(target) else url_for("teacher.classes")
 
 
 def answer(message: str, **fields):
@@ -20,5 +25,4 @@ def answer(message: str, **fields):
     if wants_json():
         return jsonify(**fields)
     flash(message)
-    back = request.form.get("next", "")
-    return redirect(back if _BACK.fullmatch(back) else url_for("teacher.classes"), 303)
+    return redirect(back(), 303)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 
 from portal.auth.passwords import WeakPassword
@@ -23,11 +23,11 @@ from portal.badges.kiosks import list_devices
 from portal.badges.policy import GRADES, PolicyError, policy_for, set_policy
 from portal.badges.permissions import STAFF_ROLES, may_manage_school, may_manage_section
 from portal.db import db, parse_id
-from portal.errors import PortalError
+from portal.errors import PortalError, as_sentence
 from portal.models import Person, Role, School, Section
 from portal.teacher.bell import NotYourClass, sign_out_class
 from portal.teacher.classes import REUSE_DAYS, class_rows, classes_for, recent_reuse, schools_for
-from portal.teacher.forms import answer
+from portal.teacher.forms import answer, back
 from portal.teacher.passwords import NotYourStudent, reset_student_password
 
 bp = Blueprint("teacher", __name__, url_prefix="/teacher")
@@ -51,10 +51,10 @@ def classes():
     if school is None and len(schools) == 1:
         school = schools[0]
     sections = classes_for(db.session, current_user, school)
-    # An admin of the school also sees its classroom devices, and can stop one.
-    admin_of_school = school is not None and may_manage_school(db.session, current_user, school)
-    devices = list_devices(db.session, school) if admin_of_school else None
-    policy = policy_for(db.session, school.id) if admin_of_school else None
+    # A school here is one the actor manages (checked above, or from schools_for): its admin also
+    # sees its classroom devices and its badge policy.
+    devices = list_devices(db.session, school) if school is not None else None
+    policy = policy_for(db.session, school.id) if school is not None else None
     return render_template("teacher/classes.html", sections=sections, schools=schools, school=school,
                            devices=devices, policy=policy, grades=GRADES,
                            is_teacher=current_user.role is Role.teacher,
@@ -97,11 +97,7 @@ def password(person_id: int):
                                      current_user, student, typed or None)
     except WeakPassword as e:
         raise PasswordRefused(advice=f"{e} Type a longer one, or leave it empty for one made for you.") from None
-    back = request.form.get("next", "")
-    section_id = parse_id(back.rpartition("/")[2]) if back.startswith("/teacher/sections/") else None
-    response = render_template("teacher/password.html", student=student, password=new,
-                               back=url_for("teacher.section", section_id=section_id) if section_id
-                               else url_for("teacher.classes"))
+    response = render_template("teacher/password.html", student=student, password=new, back=back())
     return response, 200, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
@@ -136,6 +132,5 @@ def badge_policy(school_id: int):
             factor=form.get("factor", ""), allow_browser_scanner=form.get("browser_scanner") == "yes",
             expires_on=form.get("expires", ""), actor=current_user, clock=flow.app_clock())
     except PolicyError as e:
-        text = str(e)
-        raise BadgePolicyRefused(advice=text[:1].upper() + text[1:] + ". Nothing changed.") from None
+        raise BadgePolicyRefused(advice=f"{as_sentence(str(e))} Nothing changed.") from None
     return answer(f"{school.name}: {changed.describe()}.", policy=changed.describe())
