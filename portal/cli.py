@@ -282,13 +282,91 @@ def audit_purge(days):
                "the records of what apps received stay while the person is on the roster")
 
 
+@click.group("deletions")
+def deletions_cli():
+    """Asking apps to delete what they received about a student."""
+
+
+def _find_app(name: str):
+    from portal.db import db
+    from portal.models import App
+    app = db.session.scalar(select(App).where((App.name == name) | (App.slug == name)))
+    if app is None:
+        fail(f"there is no app called {name!r} (see `portal apps list`)")
+    return app
+
+
+def _echo_request(r, identifiers) -> None:
+    state = "waiting for the vendor" if r.is_open else f"deleted, confirmed {r.done_at:%Y-%m-%d}"
+    click.echo(f"request {r.id}\t{r.app_name}\tasked {r.asked_at:%Y-%m-%d}\t{state}")
+    for label, value in identifiers:
+        click.echo(f"  {label}: {value}")
+    click.echo(f"  received: {', '.join(r.fields) or 'only the subject'} "
+               f"({r.first_at:%Y-%m-%d} to {r.last_at:%Y-%m-%d})")
+
+
+@deletions_cli.command("ask")
+@click.argument("username")
+@click.argument("app_name", metavar="APP")
+@with_appcontext
+def deletions_ask(username, app_name):
+    """Ask APP to delete what it received about USERNAME; prints what to send its vendor."""
+    from portal.admin import deletions
+    from portal.auth.services import normalize_username
+    from portal.badges.flow import now
+    from portal.db import db
+    from portal.models import Person
+    person = db.session.scalar(select(Person).where(Person.username == normalize_username(username)))
+    if person is None:
+        fail(f"there is no user called {username!r}")
+    app = _find_app(app_name)
+    request, created = _admin_call(deletions.ask_deletion, db.session, person, app, actor=None,
+                                   pairwise_key=current_app.config["SETTINGS"].pairwise_key, now=now())
+    if not created:
+        click.echo(f"{app.name} was already asked on {request.asked_at:%Y-%m-%d}; brought up to date")
+    _echo_request(request, deletions.identifiers(request))
+
+
+@deletions_cli.command("list")
+@click.option("--open", "open_only", is_flag=True, help="only those still waiting for the vendor")
+@with_appcontext
+def deletions_list(open_only):
+    """List deletion requests, those waiting for the vendor first."""
+    from portal.admin import deletions
+    from portal.db import db
+    from portal.models import District
+    found = [r for district_id in db.session.scalars(select(District.id).order_by(District.id))
+             for r in deletions.requests_of(db.session, district_id, open_only=open_only, limit=100_000)]
+    if not found:
+        click.echo("no deletion requests" + (" waiting" if open_only else ""))
+    for r in found:
+        _echo_request(r, deletions.identifiers(r))
+
+
+@deletions_cli.command("done")
+@click.argument("request_id", type=int, metavar="ID")
+@click.option("--note", default="", help="the vendor's answer: a ticket number, who confirmed")
+@with_appcontext
+def deletions_done(request_id, note):
+    """Record that the vendor confirmed deletion request ID."""
+    from portal.admin import deletions
+    from portal.badges.flow import now
+    from portal.db import db
+    from portal.models import DeletionRequest
+    request = db.session.get(DeletionRequest, request_id) if 0 < request_id < 2**63 else None
+    if request is None:
+        fail(f"there is no deletion request {request_id} (see `portal deletions list`)")
+    _admin_call(deletions.confirm_deletion, db.session, request, actor=None, note=note, now=now())
+    click.echo(f"recorded: {request.app_name} deleted what it received (request {request.id})")
+
+
 def register_commands(app):
     """Attach the command groups to an app (used by create_app)."""
     import portal.sso.saml.cli  # noqa: F401  (adds `apps add-saml`)
     from portal.sso.oidc.cli import keys_cli  # also adds `apps add-oidc`
     app.cli.add_command(keys_cli)
     from portal.roster.cli import demo_cli, roster_cli
-    for group in (db_cli, users_cli, apps_cli, roster_cli, demo_cli, audit_cli):
+    for group in (db_cli, users_cli, apps_cli, roster_cli, demo_cli, audit_cli, deletions_cli):
         app.cli.add_command(group)
     from portal.badges.cli import badges_cli, kiosk_cli
     app.cli.add_command(badges_cli)

@@ -150,3 +150,37 @@ def test_app_device_and_badge_ids_are_never_reused_after_upgrading(tmp_path):
         assert "AUTOINCREMENT" not in conn.execute(
             text("SELECT sql FROM sqlite_master WHERE name = 'badge'")).scalar()
     engine.dispose()
+
+
+def test_the_migrations_build_exactly_the_models_schema(tmp_path):
+    # A model changed without a migration (or the reverse) shows here, not on a district's server.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import portal.models  # noqa: F401  (every table in the metadata)
+    from portal.db import Base
+    engine = create_engine(f"sqlite:///{tmp_path / 'new.sqlite3'}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    engine.dispose()
+
+
+def test_deletion_requests_upgrade_and_downgrade(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0008_app_device_badge_ids")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO deletion_request (district_id, app_name, protocol, subject, fields, first_at, "
+            "last_at, asked_at, done_note) VALUES (1, 'A', 'saml', 's', '[]', '2026-01-01', '2026-01-01', "
+            "'2026-01-02', '')"))
+    downgrade(engine, "0008_app_device_badge_ids")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM district")).scalar() == 1
+        assert conn.execute(text(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'deletion_request'")).scalar() == 0
+    upgrade(engine)
+    engine.dispose()

@@ -133,6 +133,8 @@ EVENT_WORDS = {
     "app_granted": "app granted",
     "app_ungranted": "grant removed",
     "app_release_set": "fields an app receives changed",
+    "deletion_requested": "an app was asked to delete what it received",
+    "deletion_confirmed": "an app confirmed it deleted what it received",
 }
 
 

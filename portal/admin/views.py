@@ -1,15 +1,16 @@
 """District admin pages: the apps, who may launch each and which fields each receives (and the
-forms that change those two, as `portal apps grant/ungrant/release` do), and what was shared: the
-release records per app and per person."""
+forms that change those two, as `portal apps grant/ungrant/release` do), what was shared: the
+release records per app and per person, and the requests to delete it (portal.admin.deletions)."""
 from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal.access import FIELDS
+from portal.admin import deletions
 from portal.admin.services import AdminError, grant_app, list_apps, release_fields, remove_grant
 from portal.admin.shared import (
     EVENT_WORDS, audit_log, find_person, releases_about, releases_to_app, use_since,
@@ -18,7 +19,7 @@ from portal.auth.roles import role_required
 from portal.badges import flow
 from portal.db import db
 from portal.errors import as_sentence
-from portal.models import App, Role, School
+from portal.models import App, District, Person, Role, School
 from portal.roster.parse import GRADES
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -116,10 +117,80 @@ def person():
     username = request.args.get("username", "")[:255].strip()
     found = find_person(db.session, current_user.district_id, username) if username else None
     summaries, releases = releases_about(db.session, found) if found is not None else ([], [])
+    asked = {}
+    for r in (deletions.requests_of(db.session, current_user.district_id, person=found) if found else []):
+        asked.setdefault(r.app_id, r)  # open ones first, then the newest
     status = 404 if username and found is None else 200
     return (render_template("admin/person.html", username=username, person=found, summaries=summaries,
-                            releases=releases, fields=FIELDS),
+                            releases=releases, fields=FIELDS, asked=asked),
             status, {"Cache-Control": "no-store"})
+
+
+@bp.post("/people/<int:person_id>/deletions")
+@role_required(Role.district_admin)
+def ask_deletion(person_id: int):
+    """Ask the app named in the form to delete what it received about the person."""
+    found = db.session.scalar(select(Person).where(Person.id == person_id,
+                                                   Person.district_id == current_user.district_id))
+    if found is None:
+        abort(404)
+    target = db.session.scalar(select(App).where(App.slug == request.form.get("app", "")[:64]))
+    back = redirect(url_for("admin.person", username=found.username), 303)
+    if target is None:
+        flash("That app is not registered (it may have been removed): nothing was asked.", "problem")
+        return back
+    try:
+        asked, created = deletions.ask_deletion(
+            db.session, found, target, actor=current_user,
+            pairwise_key=current_app.config["SETTINGS"].pairwise_key, now=flow.now())
+    except AdminError as e:
+        flash(as_sentence(str(e)), "problem")
+        return back
+    flash(f"Request made. Send {target.name}'s vendor the letter below." if created else
+          f"{target.name} was already asked on {asked.asked_at:%b %-d, %Y}; the letter below now "
+          f"covers everything it has received.")
+    return redirect(url_for("admin.deletion", request_id=asked.id), 303)
+
+
+@bp.get("/deletions")
+@role_required(Role.district_admin)
+def deletion_list():
+    """The district's deletion requests, those waiting for the vendor first."""
+    found = deletions.requests_of(db.session, current_user.district_id)
+    return (render_template("admin/deletions.html", requests=found),
+            200, {"Cache-Control": "no-store"})
+
+
+def _request(request_id: int):
+    found = deletions.find_request(db.session, current_user.district_id, request_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.get("/deletions/<int:request_id>")
+@role_required(Role.district_admin)
+def deletion(request_id: int):
+    """One request: the letter to send the vendor, and the form to record its answer."""
+    found = _request(request_id)
+    return (render_template("admin/deletion.html", r=found, identifiers=deletions.identifiers(found),
+                            district=db.session.get(District, found.district_id)),
+            200, {"Cache-Control": "no-store"})
+
+
+@bp.post("/deletions/<int:request_id>/done")
+@role_required(Role.district_admin)
+def deletion_done(request_id: int):
+    """Record that the vendor confirmed the deletion."""
+    found = _request(request_id)
+    try:
+        deletions.confirm_deletion(db.session, found, actor=current_user, note=request.form.get("note", ""),
+                                   now=flow.now())
+    except AdminError as e:
+        flash(as_sentence(str(e)), "problem")
+    else:
+        flash(f"Recorded: {found.app_name} has deleted what it received.")
+    return redirect(url_for("admin.deletion", request_id=found.id), 303)
 
 
 @bp.get("/log")

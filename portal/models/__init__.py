@@ -3,9 +3,11 @@ from portal.models.roster import District, School, Section, Person, PersonSchool
 from portal.models.apps import App, Grant, AppKind
 from portal.models.audit import Event
 from portal.models.badges import Badge, BadgeFactor, BadgeKind, BadgePolicy, FactorKind, KioskDevice
+from portal.models.deletions import DeletionRequest
 
 __all__ = [
     "District", "School", "Section", "Person", "PersonSchool", "Enrollment", "Role",
     "App", "Grant", "AppKind", "Event",
     "Badge", "BadgeFactor", "BadgeKind", "BadgePolicy", "FactorKind", "KioskDevice",
+    "DeletionRequest",
 ]

@@ -1,0 +1,146 @@
+"""Deletion requests: asking an app's vendor to delete what the app received about a student.
+
+The portal cannot reach into an app's database. What it can do is what a district's data privacy
+agreement with the vendor needs: say exactly which records to delete (the identifiers the app was
+sent, which fields, between which dates, from the release records), keep the request until the
+vendor confirms, and record both in the audit log. An app only ever received a pairwise subject
+and the fields released to it, so the subject is how the vendor finds the student: that is the
+one identifier a request keeps after the roster drops the student.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.access import FIELDS, pairwise_subject
+from portal.admin.services import AdminError
+from portal.models import App, AppKind, DeletionRequest, Event, Person
+
+LAUNCH = "launch"
+# Released fields by which an app can also find the student in its own records.
+IDENTIFYING = ("username", "email", "student_number")
+MAX_NOTE = 500
+
+
+@dataclass(frozen=True)
+class Received:
+    """What the release records say one app received about one person."""
+    fields: list[str]
+    first_at: datetime
+    last_at: datetime
+    protocol: str
+    launches: int
+
+
+def received(db: Session, person: Person, app: App) -> Received | None:
+    """Every field `app` received about `person` by the release records, or None if nothing."""
+    times, fields, protocol = [], set(), app.kind.value
+    for at, data in db.execute(select(Event.at, Event.data).where(
+            Event.kind == LAUNCH, Event.person_id == person.id, Event.app_id == app.id).order_by(Event.id)):
+        times.append(at if at.tzinfo else at.replace(tzinfo=timezone.utc))  # SQLite drops the zone
+        data = data if isinstance(data, dict) else {}
+        if isinstance(data.get("fields"), list):
+            fields.update(str(f) for f in data["fields"])
+        protocol = str(data.get("protocol") or protocol)
+    if not times:
+        return None
+    order = list(FIELDS)
+    return Received(sorted(fields, key=lambda f: (order.index(f) if f in order else len(order), f)),
+                    min(times), max(times), protocol, len(times))
+
+
+def open_request(db: Session, person: Person, app: App) -> DeletionRequest | None:
+    return db.scalar(select(DeletionRequest).where(
+        DeletionRequest.person_id == person.id, DeletionRequest.app_id == app.id,
+        DeletionRequest.done_at.is_(None)).order_by(DeletionRequest.id.desc()).limit(1))
+
+
+def ask_deletion(db: Session, person: Person, app: App, *, actor: Person | None, pairwise_key: str,
+                 now: datetime) -> tuple[DeletionRequest, bool]:
+    """Ask `app`'s vendor to delete what it received about `person`: (the request, True if new).
+
+    A request still open for the same person and app is the one returned, brought up to date
+    with any release since (the letter then covers everything received so far).
+    """
+    if app.kind == AppKind.link:
+        raise AdminError(f"{app.name} is a link: the portal sends it nothing, so there is nothing "
+                         "to ask it to delete")
+    got = received(db, person, app)
+    if got is None:
+        raise AdminError(f"{app.name} has received nothing about {person.display_name}")
+    request = open_request(db, person, app)
+    created = request is None
+    if created:
+        request = DeletionRequest(district_id=person.district_id, person_id=person.id, app_id=app.id,
+                                  app_name=app.name, protocol=got.protocol,
+                                  subject=pairwise_subject(pairwise_key, person, app),
+                                  asked_at=now, asked_by_id=actor.id if actor else None, done_note="")
+        db.add(request)
+    request.fields, request.first_at, request.last_at = got.fields, got.first_at, got.last_at
+    db.flush()
+    if created:
+        audit.record("deletion_requested", person=person, actor=actor, app=app,
+                     data={"request": request.id, "fields": got.fields}, commit=False)
+    db.commit()
+    return request, created
+
+
+def confirm_deletion(db: Session, request: DeletionRequest, *, actor: Person | None, note: str,
+                     now: datetime) -> DeletionRequest:
+    """Record that the vendor confirmed the deletion (with the admin's note of their answer)."""
+    if not request.is_open:
+        raise AdminError(f"this request was already marked done on {request.done_at:%b %-d, %Y}")
+    note = " ".join(note.split())
+    if len(note) > MAX_NOTE:
+        raise AdminError(f"the note is longer than {MAX_NOTE} characters")
+    if not note.isprintable():
+        raise AdminError("the note may not contain invisible characters")
+    request.done_at, request.done_by_id, request.done_note = now, actor.id if actor else None, note
+    audit.record("deletion_confirmed", person=request.person, actor=actor, app=request.app,
+                 data={"request": request.id}, commit=False)
+    db.commit()
+    return request
+
+
+def find_request(db: Session, district_id: int | None, request_id: int) -> DeletionRequest | None:
+    """A request of the district by id (None for another district's: the same as none)."""
+    return db.scalar(select(DeletionRequest).where(DeletionRequest.id == request_id,
+                                                   DeletionRequest.district_id == district_id))
+
+
+def requests_of(db: Session, district_id: int | None, *, person: Person | None = None,
+                app: App | None = None, open_only: bool = False, limit: int = 500) -> list[DeletionRequest]:
+    """The district's requests, open ones first, newest first."""
+    query = select(DeletionRequest).where(DeletionRequest.district_id == district_id)
+    if person is not None:
+        query = query.where(DeletionRequest.person_id == person.id)
+    if app is not None:
+        query = query.where(DeletionRequest.app_id == app.id)
+    if open_only:
+        query = query.where(DeletionRequest.done_at.is_(None))
+    return list(db.scalars(query.order_by(DeletionRequest.done_at.is_not(None), DeletionRequest.asked_at.desc(),
+                                          DeletionRequest.id.desc()).limit(limit)))
+
+
+def identifiers(request: DeletionRequest) -> list[tuple[str, str]]:
+    """How the vendor finds the student: the subject always; the SAML NameID and the identifying
+    fields the app received, while the roster still holds the student (the request keeps no
+    name, username or email of its own)."""
+    found = [("subject (the id the portal sent this app, different for every app)", request.subject)]
+    person, app = request.person, request.app
+    if person is None:
+        return found
+    shown = {"username": person.username, "email": person.email or "",
+             "student_number": person.student_number or ""}
+    if app is not None and app.kind == AppKind.saml:
+        nameid = (app.settings or {}).get("nameid", "subject")
+        if nameid in shown and shown[nameid]:
+            found.append((f"SAML NameID ({FIELDS[nameid]})", shown[nameid]))
+    for name in IDENTIFYING:
+        if name in request.fields and shown[name]:
+            found.append((FIELDS[name], shown[name]))
+    return list(dict.fromkeys(found))

@@ -1,0 +1,200 @@
+"""Deletion requests (portal.admin.deletions): a district admin asks an app's vendor to delete what
+the app received about a student, from the person's page or `portal deletions ask`; the letter
+names the student only by what the app was sent; the vendor's confirmation is recorded; each
+step is in the audit log. Read back from real launches."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from portal.models import DeletionRequest, Event
+from tests.admin.helpers import cli, refused
+from tests.admin.test_shared_pages import _client, _text, shared  # noqa: F401  (the fixture)
+
+
+def _ask(admin, person, app_slug):
+    page = admin.get(f"/admin/people?username={person.username}")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    return admin.post(f"/admin/people/{person.id}/deletions", data={"app": app_slug, "csrf_token": token})
+
+
+def _csrf(page) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def _requests(app):
+    from portal.db import db
+    with app.app_context():
+        return [(r.id, r.app_name, r.person_id, r.fields, r.done_at is not None)
+                for r in db.session.query(DeletionRequest).order_by(DeletionRequest.id)]
+
+
+def _events(app, kind):
+    from portal.db import db
+    with app.app_context():
+        return [(e.person_id, e.actor_id, e.app_id, e.data) for e in db.session.query(Event).filter_by(kind=kind)]
+
+
+def test_an_admin_asks_an_app_to_delete_and_gets_the_letter(app, shared):
+    from portal.access import pairwise_subject
+    admin = _client(app, "dee.admin")
+    ada, saml = shared["ada"], shared["saml"]
+    person_page = _text(admin.get("/admin/people?username=ada.lovelace"))
+    assert "Ask Reading Garden to delete" in person_page
+    assert "nothing to delete: a link" in person_page          # the Library link received nothing
+    asked = _ask(admin, ada, saml.slug)
+    assert asked.status_code == 303 and re.search(r"/admin/deletions/\d+$", asked.headers["Location"])
+    letter = admin.get(asked.headers["Location"])
+    assert letter.status_code == 200 and letter.headers["Cache-Control"] == "no-store"
+    text = _text(letter)
+    assert "Request made" in text and "Waiting for Reading Garden's vendor" in text
+    subject = pairwise_subject(app.config["SETTINGS"].pairwise_key, ada, saml)
+    assert subject in text
+    assert "received subject, given_name, grade, school about this student" in text
+    # The letter names the student only by what the app was sent: never the family name or the
+    # username, which this app did not receive.
+    letter_part = letter.get_data(as_text=True).split('class="letter"')[1].split("</section>")[0]
+    assert "Lovelace" not in letter_part and "ada.lovelace" not in letter_part
+    [(request_id, name, person_id, fields, done)] = _requests(app)
+    assert (name, person_id, fields, done) == ("Reading Garden", ada.id, ["subject", "given_name", "grade", "school"], False)
+    [(about, by, app_id, data)] = _events(app, "deletion_requested")
+    assert (about, by, app_id) == (ada.id, shared["admin"].id, saml.id)
+    assert data == {"request": request_id, "fields": ["subject", "given_name", "grade", "school"]}
+    person_page = _text(admin.get("/admin/people?username=ada.lovelace"))
+    assert "waiting for the vendor" in person_page and "Ask Reading Garden to delete" not in person_page
+    assert "Reading Garden" in _text(admin.get("/admin/deletions"))
+
+
+def test_asking_again_while_open_makes_no_second_request(app, shared):
+    admin = _client(app, "dee.admin")
+    first = _ask(admin, shared["ada"], shared["saml"].slug)
+    again = _ask(admin, shared["ada"], shared["saml"].slug)
+    assert again.headers["Location"] == first.headers["Location"]
+    assert "was already asked on" in _text(admin.get(again.headers["Location"]))
+    assert len(_requests(app)) == 1 and len(_events(app, "deletion_requested")) == 1
+
+
+def test_the_vendors_confirmation_is_recorded_once(app, shared):
+    admin = _client(app, "dee.admin")
+    where = _ask(admin, shared["ada"], shared["saml"].slug).headers["Location"]
+    page = admin.get(where)
+    done = admin.post(f"{where}/done", data={"note": "  Ticket\n 4411, by J. Doe ", "csrf_token": _csrf(page)})
+    assert done.status_code == 303
+    text = _text(admin.get(where))
+    assert "Deleted: the vendor confirmed" in text and "Ticket 4411, by J. Doe" in text
+    assert "The vendor confirmed the deletion" not in text       # the form is gone
+    [(_, _, _, _, is_done)] = _requests(app)
+    assert is_done
+    [(about, by, _, data)] = _events(app, "deletion_confirmed")
+    assert (about, by) == (shared["ada"].id, shared["admin"].id) and "Ticket" not in str(data)
+    again = admin.post(f"{where}/done", data={"note": "", "csrf_token": _csrf(page)})
+    assert "already marked done" in _text(admin.get(again.headers["Location"]))
+    assert len(_events(app, "deletion_confirmed")) == 1
+    # Once done, the person's page offers to ask again (the app may have received more since).
+    assert "Ask Reading Garden to delete again" in _text(admin.get("/admin/people?username=ada.lovelace"))
+    assert "an app confirmed it deleted what it received" in _text(admin.get("/admin/log"))
+
+
+@pytest.mark.parametrize("note", ["x" * 501, "bell\x07", "zero\u200bwidth"])
+def test_a_bad_note_changes_nothing(app, shared, note):
+    admin = _client(app, "dee.admin")
+    where = _ask(admin, shared["ada"], shared["saml"].slug).headers["Location"]
+    answer = admin.post(f"{where}/done", data={"note": note, "csrf_token": _csrf(admin.get(where))})
+    text = _text(admin.get(answer.headers["Location"]))
+    assert "Traceback" not in text and ("longer than 500" in text or "invisible" in text)
+    [(_, _, _, _, is_done)] = _requests(app)
+    assert not is_done and _events(app, "deletion_confirmed") == []
+
+
+@pytest.mark.parametrize("app_slug, words", [
+    ("library", "Library is a link"),
+    ("no-such-app", "That app is not registered"),
+    ("", "That app is not registered"),
+    ("x" * 5000, "That app is not registered"),
+])
+def test_nothing_to_ask_is_refused_in_words(app, shared, app_slug, words):
+    admin = _client(app, "dee.admin")
+    answer = _ask(admin, shared["ada"], app_slug)
+    assert answer.status_code == 303 and "/admin/people" in answer.headers["Location"]
+    assert words in _text(admin.get(answer.headers["Location"]))
+    assert _requests(app) == []
+
+
+def test_an_app_that_received_nothing_about_the_person_is_refused(app, shared):
+    admin = _client(app, "dee.admin")
+    answer = _ask(admin, shared["grace"], shared["saml"].slug)
+    assert "Reading Garden has received nothing about Grace Hopper" in _text(admin.get(answer.headers["Location"]))
+    assert _requests(app) == []
+
+
+def test_only_this_districts_admins_see_or_make_requests(app, shared):
+    admin = _client(app, "dee.admin")
+    where = _ask(admin, shared["ada"], shared["saml"].slug).headers["Location"]
+    far = _client(app, "far.admin")
+    assert far.get(where).status_code == 404
+    assert "Reading Garden" not in _text(far.get("/admin/deletions"))
+    token = _csrf(far.get("/admin/deletions"))
+    assert far.post(f"/admin/people/{shared['ada'].id}/deletions",
+                    data={"app": shared["saml"].slug, "csrf_token": token}).status_code == 404
+    assert far.post(f"{where}/done", data={"csrf_token": token}).status_code == 404
+    for username in ("ada.lovelace", "tess.teacher"):
+        client = _client(app, username)
+        assert client.get(where).status_code == 403 and client.get("/admin/deletions").status_code == 403
+    assert admin.get("/admin/deletions/999999").status_code == 404
+    assert admin.get("/admin/deletions/99999999999999999999999").status_code == 404
+    assert [done for *_, done in _requests(app)] == [False]
+
+
+def test_a_request_outlives_the_student_and_keeps_no_name(app, shared):
+    from portal.db import db
+    from portal.models import Person
+    admin = _client(app, "dee.admin")
+    where = _ask(admin, shared["ada"], shared["saml"].slug).headers["Location"]
+    with app.app_context():
+        db.session.delete(db.session.get(Person, shared["ada"].id))   # as a roster import does
+        db.session.commit()
+    text = _text(admin.get(where))
+    assert "a student no longer on the roster" in text and "Lovelace" not in text and "Ada" not in text
+    [(_, name, person_id, _, _)] = _requests(app)
+    assert (name, person_id) == ("Reading Garden", None)
+
+
+def test_the_letter_names_released_identifiers_only(app, shared, runner):
+    from portal.admin.services import release_fields
+    from portal.db import db
+    with app.app_context():
+        release_fields(db.session, shared["saml"].slug, ["given_name", "username"])
+    browser = _client(app, "ada.lovelace")
+    assert browser.get(f"/launch/{shared['saml'].slug}").status_code == 200
+    out = cli(runner, "deletions", "ask", "ada.lovelace", "Reading Garden")
+    assert "portal username: ada.lovelace" in out and "email" not in out
+    assert "received: subject, given_name, username, grade, school" in out
+
+
+def test_the_command_line_asks_lists_and_records(app, shared, runner):
+    out = cli(runner, "deletions", "ask", "ada.lovelace", "Reading Garden")
+    request_id = int(re.search(r"request (\d+)", out).group(1))
+    assert "waiting for the vendor" in out and "subject" in out
+    assert "already asked" in cli(runner, "deletions", "ask", "ada.lovelace", "reading-garden")
+    assert f"request {request_id}" in cli(runner, "deletions", "list", "--open")
+    assert "recorded" in cli(runner, "deletions", "done", request_id, "--note", "ticket 9")
+    assert cli(runner, "deletions", "list", "--open").strip() == "no deletion requests waiting"
+    assert "deleted, confirmed" in cli(runner, "deletions", "list")
+    assert "already marked done" in refused(runner, "deletions", "done", request_id)
+    [(_, _, _, data)] = _events(app, "deletion_confirmed")
+    assert data == {"request": request_id}
+
+
+@pytest.mark.parametrize("args, words", [
+    (("ask", "nobody.here", "Reading Garden"), "no user called"),
+    (("ask", "ada.lovelace", "No Such App"), "no app called"),
+    (("ask", "ada.lovelace", "Library"), "is a link"),
+    (("ask", "grace.hopper", "Reading Garden"), "has received nothing"),
+    (("done", "424242"), "no deletion request 424242"),
+    (("done", "0"), "no deletion request 0"),
+    (("done", str(2**70)), "no deletion request"),
+])
+def test_the_command_line_refuses_in_one_line(app, shared, runner, args, words):
+    assert words in refused(runner, "deletions", *args)
+    assert _requests(app) == []
