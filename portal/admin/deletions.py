@@ -136,11 +136,9 @@ def identifiers(request: DeletionRequest) -> list[tuple[str, str]]:
         return found
     shown = {"username": person.username, "email": person.email or "",
              "student_number": person.student_number or ""}
-    if app is not None and app.kind == AppKind.saml:
-        nameid = (app.settings or {}).get("nameid", "subject")
-        if nameid in shown and shown[nameid]:
-            found.append((f"SAML NameID ({FIELDS[nameid]})", shown[nameid]))
+    nameid = (app.settings or {}).get("nameid", "subject") if app is not None and app.kind == AppKind.saml else ""
     for name in IDENTIFYING:
         if name in request.fields and shown[name]:
-            found.append((FIELDS[name], shown[name]))
-    return list(dict.fromkeys(found))
+            label = f"{FIELDS[name]}, also the SAML NameID" if name == nameid else FIELDS[name]
+            found.append((label, shown[name]))
+    return found
