@@ -11,7 +11,7 @@ import hmac
 from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, defer
 
-from portal.models import App, Enrollment, Grant, Person, PersonSchool, School, Section
+from portal.models import App, AppOptOut, Enrollment, Grant, Person, PersonSchool, School, Section
 
 # The catalogue of fields a district can release to an app, with a plain description for admins.
 FIELDS: dict[str, str] = {
@@ -51,6 +51,8 @@ def _grant_matches():
         # A grant naming nothing at all grants nothing.
         or_(Grant.district_id.is_not(None), Grant.school_id.is_not(None),
             Grant.section_id.is_not(None), Grant.grade.is_not(None), Grant.role.is_not(None)),
+        # And no grant covers a person opted out of the app (a primary-key lookup).
+        ~exists().where(AppOptOut.person_id == person_id, AppOptOut.app_id == Grant.app_id),
     )
 
 

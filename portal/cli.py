@@ -111,6 +111,56 @@ def users_set_password(username):
     click.echo(f"password set for {person.username}; their other sessions have ended")
 
 
+def _person_and_app(username: str, app_name: str):
+    from portal.auth.services import normalize_username
+    from portal.db import db
+    from portal.models import Person
+    person = db.session.scalar(select(Person).where(Person.username == normalize_username(username)))
+    if person is None:
+        fail(f"there is no user called {username!r}")
+    return person, _find_app(app_name)
+
+
+def _find_app(name: str):
+    from portal.db import db
+    from portal.models import App
+    app = db.session.scalar(select(App).where((App.name == name) | (App.slug == name)))
+    if app is None:
+        fail(f"there is no app called {name!r} (see `portal apps list`)")
+    return app
+
+
+@users_cli.command("opt-out")
+@click.argument("username")
+@click.argument("app_name", metavar="APP")
+@with_appcontext
+def users_opt_out(username, app_name):
+    """Keep USERNAME from APP whatever the grants say (a family's choice)."""
+    from portal.admin.optouts import opt_out
+    from portal.badges.flow import now
+    from portal.db import db
+    person, app = _person_and_app(username, app_name)
+    if opt_out(db.session, person, app, actor=None, now=now()):
+        click.echo(f"{person.username} is opted out of {app.name}: it is off their tiles and will not open")
+    else:
+        click.echo(f"{person.username} was already opted out of {app.name}")
+
+
+@users_cli.command("opt-in")
+@click.argument("username")
+@click.argument("app_name", metavar="APP")
+@with_appcontext
+def users_opt_in(username, app_name):
+    """Undo `opt-out`: the grants decide again whether USERNAME may open APP."""
+    from portal.admin.optouts import opt_in
+    from portal.db import db
+    person, app = _person_and_app(username, app_name)
+    if opt_in(db.session, person, app, actor=None):
+        click.echo(f"{person.username} is no longer opted out of {app.name}")
+    else:
+        click.echo(f"{person.username} was not opted out of {app.name}; nothing changed")
+
+
 @click.group("apps")
 def apps_cli():
     """Apps, who may launch them, and what they receive."""
@@ -287,15 +337,6 @@ def deletions_cli():
     """Asking apps to delete what they received about a student."""
 
 
-def _find_app(name: str):
-    from portal.db import db
-    from portal.models import App
-    app = db.session.scalar(select(App).where((App.name == name) | (App.slug == name)))
-    if app is None:
-        fail(f"there is no app called {name!r} (see `portal apps list`)")
-    return app
-
-
 def _echo_request(r, identifiers) -> None:
     state = "waiting for the vendor" if r.is_open else f"deleted, confirmed {r.done_at:%Y-%m-%d}"
     click.echo(f"request {r.id}\t{r.app_name}\tasked {r.asked_at:%Y-%m-%d}\t{state}")
@@ -312,14 +353,9 @@ def _echo_request(r, identifiers) -> None:
 def deletions_ask(username, app_name):
     """Ask APP to delete what it received about USERNAME; prints what to send its vendor."""
     from portal.admin import deletions
-    from portal.auth.services import normalize_username
     from portal.badges.flow import now
     from portal.db import db
-    from portal.models import Person
-    person = db.session.scalar(select(Person).where(Person.username == normalize_username(username)))
-    if person is None:
-        fail(f"there is no user called {username!r}")
-    app = _find_app(app_name)
+    person, app = _person_and_app(username, app_name)
     request, created = _admin_call(deletions.ask_deletion, db.session, person, app, actor=None,
                                    pairwise_key=current_app.config["SETTINGS"].pairwise_key, now=now())
     if not created:

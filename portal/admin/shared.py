@@ -133,6 +133,8 @@ EVENT_WORDS = {
     "app_granted": "app granted",
     "app_ungranted": "grant removed",
     "app_release_set": "fields an app receives changed",
+    "app_opted_out": "opted out of an app",
+    "app_opted_in": "opted back in to an app",
     "deletion_requested": "an app was asked to delete what it received",
     "deletion_confirmed": "an app confirmed it deleted what it received",
 }

@@ -9,8 +9,8 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.access import FIELDS
-from portal.admin import deletions
+from portal.access import FIELDS, apps_for
+from portal.admin import deletions, optouts
 from portal.admin.services import AdminError, grant_app, list_apps, release_fields, remove_grant
 from portal.admin.shared import (
     EVENT_WORDS, audit_log, find_person, releases_about, releases_to_app, use_since,
@@ -117,27 +117,60 @@ def person():
     username = request.args.get("username", "")[:255].strip()
     found = find_person(db.session, current_user.district_id, username) if username else None
     summaries, releases = releases_about(db.session, found) if found is not None else ([], [])
-    asked = {}
-    for r in (deletions.requests_of(db.session, current_user.district_id, person=found) if found else []):
-        asked.setdefault(r.app_id, r)  # open ones first, then the newest
+    asked, opened, opted_out = {}, [], []
+    if found is not None:
+        for r in deletions.requests_of(db.session, current_user.district_id, person=found):
+            asked.setdefault(r.app_id, r)  # open ones first, then the newest
+        opened, opted_out = apps_for(db.session, found), optouts.opted_out_apps(db.session, found)
     status = 404 if username and found is None else 200
     return (render_template("admin/person.html", username=username, person=found, summaries=summaries,
-                            releases=releases, fields=FIELDS, asked=asked),
+                            releases=releases, fields=FIELDS, asked=asked, opened=opened,
+                            opted_out=opted_out),
             status, {"Cache-Control": "no-store"})
+
+
+def _person_and_app(person_id: int):
+    """The district's person by id (else 404), the app the form names (or None), and the way
+    back to the person's page."""
+    found = db.session.scalar(select(Person).where(Person.id == person_id,
+                                                   Person.district_id == current_user.district_id))
+    if found is None:
+        abort(404)
+    target = db.session.scalar(select(App).where(App.slug == request.form.get("app", "")[:64]))
+    if target is None:
+        flash("That app is not registered (it may have been removed): nothing changed.", "problem")
+    return found, target, redirect(url_for("admin.person", username=found.username), 303)
+
+
+@bp.post("/people/<int:person_id>/opt-out")
+@role_required(Role.district_admin)
+def opt_out(person_id: int):
+    """Keep the person from the app the form names, whatever the grants say."""
+    found, target, back = _person_and_app(person_id)
+    if target is not None:
+        optouts.opt_out(db.session, found, target, actor=current_user, now=flow.now())
+        flash(f"{found.display_name} is opted out of {target.name}: it is off their tiles and will "
+              f"not open for them.")
+    return back
+
+
+@bp.post("/people/<int:person_id>/opt-in")
+@role_required(Role.district_admin)
+def opt_in(person_id: int):
+    """Let the grants decide again whether the person may open the app."""
+    found, target, back = _person_and_app(person_id)
+    if target is not None:
+        optouts.opt_in(db.session, found, target, actor=current_user)
+        flash(f"{found.display_name} is no longer opted out of {target.name}.")
+    return back
 
 
 @bp.post("/people/<int:person_id>/deletions")
 @role_required(Role.district_admin)
 def ask_deletion(person_id: int):
     """Ask the app named in the form to delete what it received about the person."""
-    found = db.session.scalar(select(Person).where(Person.id == person_id,
-                                                   Person.district_id == current_user.district_id))
-    if found is None:
-        abort(404)
-    target = db.session.scalar(select(App).where(App.slug == request.form.get("app", "")[:64]))
-    back = redirect(url_for("admin.person", username=found.username), 303)
+    found, target, back = _person_and_app(person_id)
     if target is None:
-        flash("That app is not registered (it may have been removed): nothing was asked.", "problem")
         return back
     try:
         asked, created = deletions.ask_deletion(

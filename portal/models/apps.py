@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.db import Base
@@ -84,6 +85,19 @@ class Grant(Base):
         if self.role:
             parts.append(f"role {self.role.value}")
         return ", ".join(parts) or "nobody"
+
+
+class AppOptOut(Base):
+    """One person kept from one app whatever the grants say: a family opted their child out.
+
+    portal.access leaves the app off the person's tiles and refuses its launches, ID tokens and
+    userinfo while the row exists."""
+    __tablename__ = "app_opt_out"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("app.id", ondelete="CASCADE"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
 
 
 def _named(sourced_id: str, name: str) -> str:

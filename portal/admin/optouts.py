@@ -1,0 +1,46 @@
+"""Opt-outs: one person kept from one app whatever the grants say (a family's choice).
+
+portal.access reads them in the one grant check that tiles, launches, ID tokens and userinfo
+share, so an opt-out takes effect at the next request: the tile goes, a launch is refused, a code
+issued before cannot be exchanged, and a token issued before reads no more userinfo.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.models import App, AppOptOut, Person
+
+
+def is_opted_out(db: Session, person: Person, app: App) -> bool:
+    return db.get(AppOptOut, (person.id, app.id)) is not None
+
+
+def opted_out_apps(db: Session, person: Person) -> list[App]:
+    """The apps the person is opted out of, by name."""
+    return list(db.scalars(select(App).join(AppOptOut, AppOptOut.app_id == App.id)
+                           .where(AppOptOut.person_id == person.id).order_by(App.name)))
+
+
+def opt_out(db: Session, person: Person, app: App, *, actor: Person | None, now: datetime) -> bool:
+    """Keep `person` from `app`; False if they already were."""
+    if is_opted_out(db, person, app):
+        return False
+    db.add(AppOptOut(person_id=person.id, app_id=app.id, at=now, by_id=actor.id if actor else None))
+    audit.record("app_opted_out", person=person, actor=actor, app=app, commit=False)
+    db.commit()
+    return True
+
+
+def opt_in(db: Session, person: Person, app: App, *, actor: Person | None) -> bool:
+    """Let the grants decide again; False if the person was not opted out."""
+    found = db.get(AppOptOut, (person.id, app.id))
+    if found is None:
+        return False
+    db.delete(found)
+    audit.record("app_opted_in", person=person, actor=actor, app=app, commit=False)
+    db.commit()
+    return True
