@@ -54,7 +54,7 @@ def test_an_admin_asks_an_app_to_delete_and_gets_the_letter(app, shared):
     assert "received subject, given_name, grade, school about this student" in text
     # The letter names the student only by what the app was sent: never the family name or the
     # username, which this app did not receive.
-    letter_part = letter.get_data(as_text=True).split('class="letter"')[1].split("</section>")[0]
+    letter_part = letter.get_data(as_text=True).split('class="vendor-letter"')[1].split("</section>")[0]
     assert "Lovelace" not in letter_part and "ada.lovelace" not in letter_part
     [(request_id, name, person_id, fields, done)] = _requests(app)
     assert (name, person_id, fields, done) == ("Reading Garden", ada.id, ["subject", "given_name", "grade", "school"], False)
@@ -198,3 +198,4 @@ def test_the_command_line_asks_lists_and_records(app, shared, runner):
 def test_the_command_line_refuses_in_one_line(app, shared, runner, args, words):
     assert words in refused(runner, "deletions", *args)
     assert _requests(app) == []
+
