@@ -73,7 +73,8 @@ def _wire_request_hooks(app: Flask) -> None:
     from portal.models import Person
 
     # Every signed-in request loads its person: one statement, built once.
-    enabled_person = select(Person).where(Person.id == bindparam("id"), Person.enabled.is_(True))
+    enabled_person = select(Person).where(Person.id == bindparam("id"), Person.enabled.is_(True),
+                                          Person.held_at.is_(None))
 
     @login_manager.user_loader
     def load_person(person_id: str):

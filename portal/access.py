@@ -73,14 +73,14 @@ def _person_params(person: Person) -> dict:
 
 def apps_for(db: Session, person: Person) -> list[App]:
     """Return the apps the person may launch, by name."""
-    if not person.enabled:
+    if not person.active:
         return []
     return list(db.scalars(_APPS_FOR, _person_params(person)))
 
 
 def may_launch(db: Session, person: Person, app: App) -> bool:
     """True when one of the app's grants covers the person."""
-    if not person.enabled:
+    if not person.active:
         return False
     # On the session's connection: a yes or no needs no ORM (its execute path doubles the cost).
     row = db.connection().execute(_MAY_LAUNCH, {**_person_params(person), "app_id": app.id}).first()
@@ -89,7 +89,7 @@ def may_launch(db: Session, person: Person, app: App) -> bool:
 
 def launchable(db: Session, person: Person, slug: str) -> App | None:
     """The app with this slug if the person may launch it, else None (as if it did not exist)."""
-    if not person.enabled:
+    if not person.active:
         return None
     return db.scalar(_LAUNCHABLE, {**_person_params(person), "slug": slug})
 

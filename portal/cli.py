@@ -111,14 +111,18 @@ def users_set_password(username):
     click.echo(f"password set for {person.username}; their other sessions have ended")
 
 
-def _person_and_app(username: str, app_name: str):
+def _person(username: str):
     from portal.auth.services import normalize_username
     from portal.db import db
     from portal.models import Person
     person = db.session.scalar(select(Person).where(Person.username == normalize_username(username)))
     if person is None:
         fail(f"there is no user called {username!r}")
-    return person, _find_app(app_name)
+    return person
+
+
+def _person_and_app(username: str, app_name: str):
+    return _person(username), _find_app(app_name)
 
 
 def _find_app(name: str):
@@ -128,6 +132,34 @@ def _find_app(name: str):
     if app is None:
         fail(f"there is no app called {name!r} (see `portal apps list`)")
     return app
+
+
+@users_cli.command("hold")
+@click.argument("username")
+@click.option("--reason", default="", help="why, in a few words (shown to admins)")
+@with_appcontext
+def users_hold(username, reason):
+    """Put USERNAME's account on hold: sessions end, no sign-in, no app, until `unhold`."""
+    from portal.admin.holds import place_hold
+    from portal.badges.flow import now
+    from portal.db import db
+    person = _person(username)
+    ended = _admin_call(place_hold, db.session, current_app.extensions["redis"], person, actor=None,
+                        reason=reason, now=now())
+    click.echo(f"{person.username} is on hold: no sign-in and no app until `portal users unhold`; "
+               f"{ended} session{'' if ended == 1 else 's'} ended")
+
+
+@users_cli.command("unhold")
+@click.argument("username")
+@with_appcontext
+def users_unhold(username):
+    """Lift the hold on USERNAME's account."""
+    from portal.admin.holds import lift_hold
+    from portal.db import db
+    person = _person(username)
+    _admin_call(lift_hold, db.session, person, actor=None)
+    click.echo(f"{person.username} may sign in again")
 
 
 @users_cli.command("opt-out")

@@ -133,6 +133,8 @@ EVENT_WORDS = {
     "app_granted": "app granted",
     "app_ungranted": "grant removed",
     "app_release_set": "fields an app receives changed",
+    "hold_placed": "account put on hold",
+    "hold_lifted": "hold lifted",
     "app_opted_out": "opted out of an app",
     "app_opted_in": "opted back in to an app",
     "deletion_requested": "an app was asked to delete what it received",

@@ -10,7 +10,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.access import FIELDS, apps_for
-from portal.admin import deletions, optouts
+from portal.admin import deletions, holds, optouts
 from portal.admin.services import AdminError, grant_app, list_apps, release_fields, remove_grant
 from portal.admin.shared import (
     EVENT_WORDS, audit_log, find_person, releases_about, releases_to_app, use_since,
@@ -132,14 +132,49 @@ def person():
 def _person_and_app(person_id: int):
     """The district's person by id (else 404), the app the form names (or None), and the way
     back to the person's page."""
-    found = db.session.scalar(select(Person).where(Person.id == person_id,
-                                                   Person.district_id == current_user.district_id))
-    if found is None:
-        abort(404)
+    found = _district_person(person_id)
     target = db.session.scalar(select(App).where(App.slug == request.form.get("app", "")[:64]))
     if target is None:
         flash("That app is not registered (it may have been removed): nothing changed.", "problem")
     return found, target, redirect(url_for("admin.person", username=found.username), 303)
+
+
+def _district_person(person_id: int) -> Person:
+    found = db.session.scalar(select(Person).where(Person.id == person_id,
+                                                   Person.district_id == current_user.district_id))
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.post("/people/<int:person_id>/hold")
+@role_required(Role.district_admin)
+def hold(person_id: int):
+    """Put the person's account on hold: no sign-in, no session, no app, until it is lifted."""
+    found = _district_person(person_id)
+    try:
+        ended = holds.place_hold(db.session, current_app.extensions["redis"], found, actor=current_user,
+                                 reason=request.form.get("reason", ""), now=flow.now())
+    except AdminError as e:
+        flash(as_sentence(str(e)), "problem")
+    else:
+        flash(f"{found.display_name}'s account is on hold: they cannot sign in or open an app"
+              + (f", and {ended} session{'s' if ended != 1 else ''} ended." if ended else "."))
+    return redirect(url_for("admin.person", username=found.username), 303)
+
+
+@bp.post("/people/<int:person_id>/unhold")
+@role_required(Role.district_admin)
+def unhold(person_id: int):
+    """Lift the hold: they sign in again with the password or badge they had."""
+    found = _district_person(person_id)
+    try:
+        holds.lift_hold(db.session, found, actor=current_user)
+    except AdminError as e:
+        flash(as_sentence(str(e)), "problem")
+    else:
+        flash(f"The hold on {found.display_name}'s account is lifted.")
+    return redirect(url_for("admin.person", username=found.username), 303)
 
 
 @bp.post("/people/<int:person_id>/opt-out")

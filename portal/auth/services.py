@@ -27,6 +27,12 @@ class InvalidCredentials(PortalError):
     advice = "Check them and try again, or ask your teacher for help."
 
 
+class AccountOnHold(PortalError):
+    status = 403
+    title = "This account is on hold"
+    advice = "Ask your teacher or the school office: they can tell you what to do next."
+
+
 class TooManyFailedLogins(PortalError):
     status = 429
     title = "Too many tries"
@@ -83,6 +89,9 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
     if not ok or person is None or not person.enabled:
         limits.address.hit(address)
         raise InvalidCredentials()
+    if person.held_at is not None:
+        # Said only to whoever knows the password: a stranger learns nothing of the hold.
+        raise AccountOnHold()
 
     clear_with.append(lambda pipe: limits.account.clear_in(pipe, name))
     if needs_rehash(person.password_hash):

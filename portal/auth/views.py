@@ -7,7 +7,7 @@ from flask_login import current_user
 from portal.auth import bp, destination
 from portal.auth.destination import local_path
 from portal.auth.services import (
-    InvalidCredentials, LoginLimits, TooManyFailedLogins, check_password, sign_in, sign_out,
+    AccountOnHold, InvalidCredentials, LoginLimits, TooManyFailedLogins, check_password, sign_in, sign_out,
 )
 from portal.db import db
 
@@ -41,7 +41,7 @@ def login():
     try:
         person = check_password(db.session, LoginLimits.for_app(), username, password,
                                 request.remote_addr or "unknown", clear_with=session.on_save)
-    except (InvalidCredentials, TooManyFailedLogins) as e:
+    except (AccountOnHold, InvalidCredentials, TooManyFailedLogins) as e:
         return _login_page(e.status, username=username[:255], error=e)
     sign_in(person, method="password")
     return redirect(_safe_next(next_url))

@@ -21,7 +21,7 @@ def _school_ids(db: Session, person: Person) -> set[int]:
 
 def may_manage_school(db: Session, actor: Person, school: School) -> bool:
     """School admins of the school and district admins of its district."""
-    if not actor.enabled:
+    if not actor.active:
         return False
     if actor.role is Role.district_admin:
         return actor.district_id is not None and school.district_id == actor.district_id
@@ -34,7 +34,7 @@ def may_pair_for_school(db: Session, actor: Person, school: School) -> bool:
     """Admins of the school, and teachers who belong to it or teach one of its sections."""
     if may_manage_school(db, actor, school):
         return True
-    if not actor.enabled or actor.role is not Role.teacher:
+    if not actor.active or actor.role is not Role.teacher:
         return False
     if school.id in _school_ids(db, actor):
         return True
@@ -51,7 +51,7 @@ def teaches_section(db: Session, actor: Person, section: Section) -> bool:
 
 def may_manage_section(db: Session, actor: Person, section: Section) -> bool:
     """The section's teachers and the admins of its school."""
-    if not actor.enabled:
+    if not actor.active:
         return False
     if actor.role is Role.teacher:
         return teaches_section(db, actor, section)
@@ -60,7 +60,7 @@ def may_manage_section(db: Session, actor: Person, section: Section) -> bool:
 
 def may_manage_student(db: Session, actor: Person, student: Person) -> bool:
     """A teacher of one of the student's sections, or an admin of one of the student's schools."""
-    if not actor.enabled or student.role is not Role.student or actor.id == student.id:
+    if not actor.active or student.role is not Role.student or actor.id == student.id:
         return False
     if actor.role is Role.teacher:
         mine = aliased(Enrollment)

@@ -133,6 +133,8 @@ def check_badge(found: Found, now: datetime, *, device: KioskDevice | None = Non
     person = badge.person
     if not person.enabled:
         return "disabled"
+    if person.held_at is not None:
+        return "on hold"
     if not found.member:
         return "left school"
     if device is not None and device.school_id != badge.school_id:

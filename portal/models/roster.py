@@ -85,6 +85,9 @@ class Person(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A security hold (portal.admin.holds): set by a district admin, never by the roster import.
+    held_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    hold_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
     schools: Mapped[list[School]] = relationship(secondary="person_school", viewonly=True)
 
@@ -96,13 +99,18 @@ class Person(Base):
     def grade_list(self) -> list[str]:
         return [g for g in self.grades.split(",") if g]
 
+    @property
+    def active(self) -> bool:
+        """May use the portal: enrolled (the roster) and not on hold (an admin)."""
+        return self.enabled and self.held_at is None
+
     # flask-login
     is_authenticated = True
     is_anonymous = False
 
     @property
     def is_active(self) -> bool:
-        return self.enabled
+        return self.active
 
     def get_id(self) -> str:
         return str(self.id)

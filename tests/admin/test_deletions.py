@@ -199,3 +199,39 @@ def test_the_command_line_refuses_in_one_line(app, shared, runner, args, words):
     assert words in refused(runner, "deletions", *args)
     assert _requests(app) == []
 
+
+@pytest.mark.browser
+def test_an_admin_in_a_real_browser_asks_opts_out_and_holds(app, shared, browser, live_server):
+    from tests.admin.test_shared_pages import PASSWORD
+    context = browser.new_context(viewport={"width": 1024, "height": 768})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        page.goto(live_server + "/login")
+        page.fill("#username", "dee.admin")
+        page.fill("#password", PASSWORD)
+        page.click("button.primary")
+        page.wait_for_url(live_server + "/")
+        page.goto(live_server + "/admin/people?username=ada.lovelace")
+        page.click("text=Ask Reading Garden to delete")
+        page.wait_for_url(re.compile(r".*/admin/deletions/\d+$"))
+        assert "Request made" in page.inner_text(".done")
+        assert "received subject, given_name, grade, school" in page.inner_text(".vendor-letter")
+        page.fill("#note", "ticket 4411")
+        page.click("text=The vendor confirmed the deletion")
+        assert page.inner_text(".done") == "Recorded: Reading Garden has deleted what it received."
+        page.click("text=Ada Lovelace")
+        page.click("text=Opt out of Reading Garden")
+        assert "opted out of Reading Garden" in page.inner_text(".done")
+        page.fill("#reason", "password shared")
+        page.click("text=Put Ada Lovelace's account on hold")
+        assert "account is on hold" in page.inner_text(".done")
+        assert "password shared" in page.inner_text("section.hold")
+    finally:
+        context.close()
+    from portal.db import db
+    from portal.models import AppOptOut, Person
+    with app.app_context():
+        assert db.session.get(Person, shared["ada"].id).held_at is not None
+        assert db.session.get(AppOptOut, (shared["ada"].id, shared["saml"].id)) is not None
+    assert [done for *_, done in _requests(app)] == [True]

@@ -1,0 +1,55 @@
+"""Security holds: a district admin stops one account at once (a password that got out, a badge
+that went missing, an account being misused) until the hold is lifted.
+
+While a hold stands the person cannot sign in (password or badge), every session they had is
+over, and no app opens for them or reads their data (portal.access and the session loader read
+Person.held_at with the row they load anyway). A roster import never lifts it: the roster says
+who is enrolled, a hold says the account is not safe to use.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import redis
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.admin.services import AdminError
+from portal.models import Person
+from portal.sessions import end_sessions_for
+
+MAX_REASON = 200
+
+
+def place_hold(db: Session, client: redis.Redis, person: Person, *, actor: Person | None, reason: str,
+               now: datetime) -> int:
+    """Put `person` on hold and end their sessions; return how many sessions ended.
+
+    The hold is what stops them: their sessions stop working the moment it is committed, even
+    when Redis is down and the stored sessions cannot be deleted yet.
+    """
+    reason = " ".join(reason.split())
+    if len(reason) > MAX_REASON:
+        raise AdminError(f"the reason is longer than {MAX_REASON} characters")
+    if not reason.isprintable():
+        raise AdminError("the reason may not contain invisible characters")
+    if actor is not None and actor.id == person.id:
+        raise AdminError("you cannot put your own account on hold")
+    if person.held_at is not None:
+        raise AdminError(f"{person.username} has been on hold since {person.held_at:%b %-d, %Y}")
+    person.held_at, person.hold_reason = now, reason
+    audit.record("hold_placed", person=person, actor=actor, commit=False)
+    db.commit()
+    try:
+        return end_sessions_for(client, person.id)
+    except redis.RedisError:
+        return 0   # the hold already refuses them; the stored sessions expire on their own
+
+
+def lift_hold(db: Session, person: Person, *, actor: Person | None) -> None:
+    """Lift the hold: the person may sign in again (with the password or badge they had)."""
+    if person.held_at is None:
+        raise AdminError(f"{person.username} is not on hold")
+    person.held_at, person.hold_reason = None, ""
+    audit.record("hold_lifted", person=person, actor=actor, commit=False)
+    db.commit()
