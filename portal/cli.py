@@ -90,13 +90,10 @@ def users_cli():
 def users_set_password(username):
     """Set USERNAME's password, read from standard input (one line)."""
     from portal.auth.passwords import WeakPassword
-    from portal.auth.services import normalize_username, set_password
+    from portal.auth.services import set_password
     from portal.db import db
-    from portal.models import Person
 
-    person = db.session.scalar(select(Person).where(Person.username == normalize_username(username)))
-    if person is None:
-        fail(f"there is no user called {username!r}")
+    person = _person(username)
     if sys.stdin.isatty():
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     else:

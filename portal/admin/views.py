@@ -62,16 +62,21 @@ def _back_to(found: App):
     return redirect(url_for("admin.app", slug=found.slug), 303)
 
 
-def _change(found: App, change, done):
+def _answer(change, done, back):
     """Make `change()`; then say `done(its result)`, or in plain words why nothing changed; and
-    go back to the app's page."""
+    answer `back` (the page the form was on)."""
     try:
         result = change()
     except AdminError as e:
         flash(as_sentence(str(e)), "problem")
     else:
         flash(done(result))
-    return _back_to(found)
+    return back
+
+
+def _change(found: App, change, done):
+    """_answer, going back to the app's page."""
+    return _answer(change, done, _back_to(found))
 
 
 @bp.post("/apps/<slug>/release")
@@ -136,7 +141,7 @@ def _person_and_app(person_id: int):
     target = db.session.scalar(select(App).where(App.slug == request.form.get("app", "")[:64]))
     if target is None:
         flash("That app is not registered (it may have been removed): nothing changed.", "problem")
-    return found, target, redirect(url_for("admin.person", username=found.username), 303)
+    return found, target, _to_person(found)
 
 
 def _district_person(person_id: int) -> Person:
@@ -147,20 +152,22 @@ def _district_person(person_id: int) -> Person:
     return found
 
 
+def _to_person(found: Person):
+    return redirect(url_for("admin.person", username=found.username), 303)
+
+
 @bp.post("/people/<int:person_id>/hold")
 @role_required(Role.district_admin)
 def hold(person_id: int):
     """Put the person's account on hold: no sign-in, no session, no app, until it is lifted."""
     found = _district_person(person_id)
-    try:
-        ended = holds.place_hold(db.session, current_app.extensions["redis"], found, actor=current_user,
-                                 reason=request.form.get("reason", ""), now=flow.now())
-    except AdminError as e:
-        flash(as_sentence(str(e)), "problem")
-    else:
-        flash(f"{found.display_name}'s account is on hold: they cannot sign in or open an app"
-              + (f", and {ended} session{'s' if ended != 1 else ''} ended." if ended else "."))
-    return redirect(url_for("admin.person", username=found.username), 303)
+    return _answer(lambda: holds.place_hold(db.session, current_app.extensions["redis"], found,
+                                            actor=current_user, reason=request.form.get("reason", ""),
+                                            now=flow.now()),
+                   lambda ended: f"{found.display_name}'s account is on hold: they cannot sign in or open "
+                                 f"an app" + (f", and {ended} session{'s' if ended != 1 else ''} ended."
+                                              if ended else "."),
+                   _to_person(found))
 
 
 @bp.post("/people/<int:person_id>/unhold")
@@ -168,13 +175,8 @@ def hold(person_id: int):
 def unhold(person_id: int):
     """Lift the hold: they sign in again with the password or badge they had."""
     found = _district_person(person_id)
-    try:
-        holds.lift_hold(db.session, found, actor=current_user)
-    except AdminError as e:
-        flash(as_sentence(str(e)), "problem")
-    else:
-        flash(f"The hold on {found.display_name}'s account is lifted.")
-    return redirect(url_for("admin.person", username=found.username), 303)
+    return _answer(lambda: holds.lift_hold(db.session, found, actor=current_user),
+                   lambda _: f"The hold on {found.display_name}'s account is lifted.", _to_person(found))
 
 
 @bp.post("/people/<int:person_id>/opt-out")
@@ -251,14 +253,10 @@ def deletion(request_id: int):
 def deletion_done(request_id: int):
     """Record that the vendor confirmed the deletion."""
     found = _request(request_id)
-    try:
-        deletions.confirm_deletion(db.session, found, actor=current_user, note=request.form.get("note", ""),
-                                   now=flow.now())
-    except AdminError as e:
-        flash(as_sentence(str(e)), "problem")
-    else:
-        flash(f"Recorded: {found.app_name} has deleted what it received.")
-    return redirect(url_for("admin.deletion", request_id=found.id), 303)
+    return _answer(lambda: deletions.confirm_deletion(db.session, found, actor=current_user,
+                                                      note=request.form.get("note", ""), now=flow.now()),
+                   lambda _: f"Recorded: {found.app_name} has deleted what it received.",
+                   redirect(url_for("admin.deletion", request_id=found.id), 303))
 
 
 @bp.get("/log")
