@@ -235,3 +235,17 @@ def test_an_admin_in_a_real_browser_asks_opts_out_and_holds(app, shared, browser
         assert db.session.get(Person, shared["ada"].id).held_at is not None
         assert db.session.get(AppOptOut, (shared["ada"].id, shared["saml"].id)) is not None
     assert [done for *_, done in _requests(app)] == [True]
+
+
+def test_a_saml_apps_nameid_is_named_once(app, shared, runner):
+    from tests.sso.conftest import register_and_grant
+    from portal.db import db
+    from portal.models import School
+    with app.app_context():
+        school = db.session.query(School).filter_by(sourced_id="sch-maple").one()
+        register_and_grant(db.session, "Spelling Bee", school=school, nameid="username",
+                           entity_id="https://spelling.example/sp", acs_urls=["https://spelling.example/acs"])
+    assert _client(app, "ada.lovelace").get("/launch/spelling-bee").status_code == 200
+    out = cli(runner, "deletions", "ask", "ada.lovelace", "Spelling Bee")
+    assert "portal username, also the SAML NameID: ada.lovelace" in out
+    assert out.count("ada.lovelace") == 1
