@@ -36,10 +36,13 @@ def record(kind: str, *, person: Person | None = None, actor: Person | None = No
         db.session.commit()
 
 
-# The records of what was released to an app about a student. A school keeps the record of each
-# disclosure as long as it keeps the student's records (FERPA, 34 CFR 99.32), so age alone never
-# purges them; they go with the person when the roster removes them (the rows cascade).
-KEPT_KINDS = ("launch",)
+# The records of what was released to an app about a student: at each launch (SAML attributes,
+# an ID token, a link's nothing) and each time an app reads OpenID userinfo. A school keeps the
+# record of each disclosure as long as it keeps the student's records (FERPA, 34 CFR 99.32), so
+# age alone never purges them; they go with the person when the roster removes them (the rows
+# cascade).
+RELEASE_KINDS = ("launch", "userinfo")
+KEPT_KINDS = RELEASE_KINDS
 
 
 def purge_older_than(days: int) -> int:

@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.audit import RELEASE_KINDS
 from portal.access import FIELDS, pairwise_subject
 from portal.admin.services import AdminError
 from portal.models import App, AppKind, DeletionRequest, Event, Person
 
-LAUNCH = "launch"
 # Released fields by which an app can also find the student in its own records.
 IDENTIFYING = ("username", "email", "student_number")
 MAX_NOTE = 500
@@ -40,7 +40,8 @@ def received(db: Session, person: Person, app: App) -> Received | None:
     """Every field `app` received about `person` by the release records, or None if nothing."""
     times, fields, protocol = [], set(), app.kind.value
     for at, data in db.execute(select(Event.at, Event.data).where(
-            Event.kind == LAUNCH, Event.person_id == person.id, Event.app_id == app.id).order_by(Event.id)):
+            Event.kind.in_(RELEASE_KINDS), Event.person_id == person.id, Event.app_id == app.id)
+            .order_by(Event.id)):
         times.append(at if at.tzinfo else at.replace(tzinfo=timezone.utc))  # SQLite drops the zone
         data = data if isinstance(data, dict) else {}
         if isinstance(data.get("fields"), list):

@@ -1,9 +1,10 @@
-"""What was shared: the release records (audit "launch" events) read back for district admins.
+"""What was shared: the release records (audit "launch" and "userinfo" events) read back for
+district admins.
 
-Every launch records which app received which of a student's fields, by which protocol, and
-when (portal.audit). These read them: per app (how often, to how many students, the latest
-releases) and per student (what each app has received about them: the answer to a family's
-"what do you share about my child?").
+Every launch, and every read of OpenID userinfo, records which app received which of a student's
+fields, by which protocol, and when (portal.audit). These read them: per app (how often, to how
+many students, the latest releases) and per student (what each app has received about them: the
+answer to a family's "what do you share about my child?").
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from portal.audit import RELEASE_KINDS
 from portal.auth.services import normalize_username
 from portal.models import App, Event, Person
 
@@ -45,6 +47,7 @@ class Release:
     app: App | None                 # None: the app has since been removed
     protocol: str
     fields: list[str]
+    kind: str = LAUNCH              # or "userinfo": the app read the fields after a launch
 
 
 def _releases(rows) -> list[Release]:
@@ -53,7 +56,8 @@ def _releases(rows) -> list[Release]:
         data = event.data or {}
         fields = data.get("fields")
         out.append(Release(at=event.at, person=person, app=app, protocol=str(data.get("protocol", "")),
-                           fields=[str(f) for f in fields] if isinstance(fields, list) else []))
+                           fields=[str(f) for f in fields] if isinstance(fields, list) else [],
+                           kind=event.kind))
     return out
 
 
@@ -62,7 +66,7 @@ def releases_to_app(db: Session, district_id: int | None, app: App, limit: int =
     return _releases(db.execute(
         select(Event, Person, App).join(Person, Person.id == Event.person_id)
         .join(App, App.id == Event.app_id)
-        .where(Event.kind == LAUNCH, Event.app_id == app.id, Person.district_id == district_id)
+        .where(Event.kind.in_(RELEASE_KINDS), Event.app_id == app.id, Person.district_id == district_id)
         .order_by(Event.at.desc(), Event.id.desc()).limit(limit)))
 
 
@@ -92,7 +96,7 @@ def releases_about(db: Session, person: Person, limit: int = 500) -> tuple[list[
     rows = list(db.execute(
         select(Event, Person, App).join(Person, Person.id == Event.person_id)
         .outerjoin(App, App.id == Event.app_id)
-        .where(Event.kind == LAUNCH, Event.person_id == person.id)
+        .where(Event.kind.in_(RELEASE_KINDS), Event.person_id == person.id)
         .order_by(Event.at.desc(), Event.id.desc())))
     releases = _releases(rows)
     summaries: dict[object, dict] = {}
@@ -101,7 +105,7 @@ def releases_about(db: Session, person: Person, limit: int = 500) -> tuple[list[
         entry = summaries.setdefault(key, {"app": app, "name": app.name if app else "a removed app",
                                            "launches": 0, "first": release.at, "last": release.at,
                                            "fields": set()})
-        entry["launches"] += 1
+        entry["launches"] += release.kind == LAUNCH
         entry["first"] = min(entry["first"], release.at)
         entry["last"] = max(entry["last"], release.at)
         entry["fields"].update(release.fields)
@@ -117,6 +121,7 @@ def releases_about(db: Session, person: Person, limit: int = 500) -> tuple[list[
 EVENT_WORDS = {
     "sign_in": "signed in",
     "launch": "opened an app",
+    "userinfo": "an app read their data again (OpenID userinfo)",
     "password_set": "got a new password",
     "badge_issued": "got a new badge",
     "badge_voided": "badge voided",

@@ -1,5 +1,5 @@
 """Deletion requests: a district asking an app's vendor to delete what the app received about a
-student (the records of each release are audit "launch" events)."""
+student (the records of each release are audit "launch" and "userinfo" events)."""
 from __future__ import annotations
 
 from datetime import datetime

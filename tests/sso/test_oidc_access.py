@@ -150,3 +150,35 @@ def test_login_hint_for_someone_else_asks_for_a_sign_in(live_portal, oidc_world,
     page = browser.http.get(url, allow_redirects=False)
     assert page.status_code == 200 and "Sign in again" in page.text
     assert 'value="grace.hopper"' not in page.text  # the next student does not see the last one's name
+
+
+def test_every_userinfo_read_is_recorded_as_a_release(client, auth, oidc_world):
+    from sqlalchemy import select
+
+    from portal.admin.optouts import opt_out
+    from portal.audit import purge_older_than
+    from portal.models import Event
+    from portal.admin.services import release_fields
+    from datetime import datetime, timedelta, timezone
+    release_fields(db.session, oidc_world.app.slug, ["given_name"])
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world, scope="openid profile")
+    headers = {"Authorization": f"Bearer {exchange(client, oidc_world, code, verifier).json['access_token']}"}
+    for _ in range(2):
+        assert client.get("/oidc/userinfo", headers=headers).status_code == 200
+
+    def reads():
+        return [(e.person_id, e.app_id, e.data) for e in
+                db.session.scalars(select(Event).where(Event.kind == "userinfo").order_by(Event.id))]
+    expected = (oidc_world.student.id, oidc_world.app.id, {"protocol": "oidc", "fields": ["subject", "given_name"]})
+    assert reads() == [expected, expected]
+    # Kept as long as the launch records are (age alone never purges them).
+    for event in db.session.scalars(select(Event).where(Event.kind == "userinfo")):
+        event.at = datetime.now(timezone.utc) - timedelta(days=400)
+    db.session.commit()
+    purge_older_than(30)
+    assert len(reads()) == 2
+    # A refused read records nothing.
+    opt_out(db.session, oidc_world.student, oidc_world.app, actor=None, now=datetime.now(timezone.utc))
+    assert client.get("/oidc/userinfo", headers=headers).status_code == 401
+    assert len(reads()) == 2

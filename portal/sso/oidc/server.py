@@ -323,13 +323,16 @@ class RedisBearerTokenValidator(BearerTokenValidator):
         return AccessToken(**record) if record else None
 
 
-def claims_for_token(token: AccessToken) -> dict | None:
-    """The userinfo claims for a token now, or None if the person or the grant has gone."""
+def release_userinfo(token: AccessToken) -> dict | None:
+    """The userinfo claims for a token now, recorded as a release (the app receives them as a
+    launch's ID token does); None, and nothing recorded, if the person or the grant has gone."""
     person, client = token.get_user(), token.get_client()
     if person is None or client is None or not access.may_launch(db.session, person, client.app):
         return None
     released = access.released_claims(db.session, person, client.app,
                                       pairwise_key=_settings().pairwise_key)
+    audit.record("userinfo", person=person, app=client.app,
+                 data={"protocol": "oidc", "fields": fields_for_scope(released, token.scope)})
     return oidc_claims(released, token.scope)
 
 

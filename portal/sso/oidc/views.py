@@ -25,7 +25,7 @@ from portal.sso.oidc.authorize import NOT_ALLOWED, error_page
 from portal.sso.oidc.keys import JWKS_MAX_AGE, KeyFileError
 from portal.sso.oidc.metadata import provider_metadata
 from portal.sso.oidc.server import (
-    claims_for_token, current_issuer, hint_is_for, key_ring, require_oauth, server,
+    current_issuer, hint_is_for, key_ring, release_userinfo, require_oauth, server,
 )
 
 
@@ -115,7 +115,7 @@ def token():
 def userinfo():
     try:
         token = require_oauth.acquire_token(["openid"])
-        claims = claims_for_token(token)
+        claims = release_userinfo(token)
         if claims is None:
             raise InvalidTokenError()
     except OAuth2Error as error:
