@@ -152,7 +152,7 @@ def test_login_hint_for_someone_else_asks_for_a_sign_in(live_portal, oidc_world,
     assert 'value="grace.hopper"' not in page.text  # the next student does not see the last one's name
 
 
-def test_every_userinfo_read_is_recorded_as_a_release(client, auth, oidc_world):
+def test_userinfo_releases_are_recorded_once_per_token_and_fields(client, auth, oidc_world):
     from sqlalchemy import select
 
     from portal.admin.optouts import opt_out
@@ -171,14 +171,23 @@ def test_every_userinfo_read_is_recorded_as_a_release(client, auth, oidc_world):
         return [(e.person_id, e.app_id, e.data) for e in
                 db.session.scalars(select(Event).where(Event.kind == "userinfo").order_by(Event.id))]
     expected = (oidc_world.student.id, oidc_world.app.id, {"protocol": "oidc", "fields": ["subject", "given_name"]})
-    assert reads() == [expected, expected]
+    assert reads() == [expected]          # the same fields again under the same token: one record
+    release_fields(db.session, oidc_world.app.slug, [])
+    assert client.get("/oidc/userinfo", headers=headers).json == {"sub": client.get(
+        "/oidc/userinfo", headers=headers).json["sub"]}
+    less = (oidc_world.student.id, oidc_world.app.id, {"protocol": "oidc", "fields": ["subject"]})
+    assert reads() == [expected, less]    # releasing less is a new release
+    code, verifier, _ = get_code(client, oidc_world, scope="openid profile")
+    other = {"Authorization": f"Bearer {exchange(client, oidc_world, code, verifier).json['access_token']}"}
+    client.get("/oidc/userinfo", headers=other)
+    assert reads() == [expected, less, less]   # another token: another record
     # Kept as long as the launch records are (age alone never purges them).
     for event in db.session.scalars(select(Event).where(Event.kind == "userinfo")):
         event.at = datetime.now(timezone.utc) - timedelta(days=400)
     db.session.commit()
     purge_older_than(30)
-    assert len(reads()) == 2
+    assert len(reads()) == 3
     # A refused read records nothing.
     opt_out(db.session, oidc_world.student, oidc_world.app, actor=None, now=datetime.now(timezone.utc))
-    assert client.get("/oidc/userinfo", headers=headers).status_code == 401
-    assert len(reads()) == 2
+    assert client.get("/oidc/userinfo", headers=other).status_code == 401
+    assert len(reads()) == 3

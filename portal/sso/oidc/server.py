@@ -40,7 +40,7 @@ from portal.db import db
 from portal.models import Person
 from portal.sso.oidc import store
 from portal.sso.oidc.claims import (
-    fields_for_scope, id_token_claims, id_token_is_for_sign_in, oidc_claims, scope_list,
+    fields_for_scope, hash_secret, id_token_claims, id_token_is_for_sign_in, oidc_claims, scope_list,
 )
 from portal.sso.oidc.clients import AUTH_METHODS, Client, find_client
 from portal.sso.oidc.keys import ALG, KeyRing, keys_dir, load_keys
@@ -292,6 +292,7 @@ class AccessToken(TokenMixin):
     person_id: int
     client_id: str
     scope: str
+    token_hash: str = ""
 
     def get_scope(self):
         return self.scope
@@ -320,19 +321,25 @@ class RedisBearerTokenValidator(BearerTokenValidator):
         if not token_string or len(token_string) > 512:
             return None
         record = store.load_token(_redis(), token_string)
-        return AccessToken(**record) if record else None
+        return AccessToken(**record, token_hash=hash_secret(token_string)) if record else None
 
 
 def release_userinfo(token: AccessToken) -> dict | None:
     """The userinfo claims for a token now, recorded as a release (the app receives them as a
-    launch's ID token does); None, and nothing recorded, if the person or the grant has gone."""
+    launch's ID token does); None, and nothing recorded, if the person or the grant has gone.
+
+    One record per token and set of fields: an app that reads userinfo on every page it shows
+    repeats the same release, and a record of each would bury the launches. A change in what is
+    released (the district released less, or more) is a new record.
+    """
     person, client = token.get_user(), token.get_client()
     if person is None or client is None or not access.may_launch(db.session, person, client.app):
         return None
     released = access.released_claims(db.session, person, client.app,
                                       pairwise_key=_settings().pairwise_key)
-    audit.record("userinfo", person=person, app=client.app,
-                 data={"protocol": "oidc", "fields": fields_for_scope(released, token.scope)})
+    fields = fields_for_scope(released, token.scope)
+    if store.first_read(_redis(), token.token_hash, fields, seconds=_settings().oidc_token_seconds):
+        audit.record("userinfo", person=person, app=client.app, data={"protocol": "oidc", "fields": fields})
     return oidc_claims(released, token.scope)
 
 

@@ -24,6 +24,7 @@ CODE_TOKENS = "portal:oidc:code-tokens:"
 TOKEN = "portal:oidc:token:"
 NONCE = "portal:oidc:nonce:"
 SIGN_IN = "portal:oidc:sign-in:"
+TOKEN_READ = "portal:oidc:token-read:"
 
 USED, REVOKED = b"used", b"revoked"
 
@@ -99,6 +100,13 @@ def load_token(client: redis.Redis, access_token: str) -> dict | None:
     """Return an access token's record, or None when it is unknown, expired or revoked."""
     raw = client.get(TOKEN + hash_secret(access_token))
     return json.loads(raw) if raw is not None else None
+
+
+def first_read(client: redis.Redis, token_hash: str, fields: list[str], *, seconds: int) -> bool:
+    """True the first time userinfo releases these fields under this token (kept as long as
+    the token lives), False when it is a repeat."""
+    key = TOKEN_READ + hash_secret(f"{token_hash}|{','.join(fields)}")
+    return bool(client.set(key, b"1", nx=True, ex=seconds))
 
 
 def nonce_seen(client: redis.Redis, client_id: str, nonce: str) -> bool:
