@@ -53,8 +53,9 @@ def app(slug: str):
     schools = db.session.scalars(select(School).where(School.district_id == current_user.district_id)
                                  .order_by(School.name, School.id))
     grades = list(dict.fromkeys(GRADES.values()))  # the roster's order: IT, PR, PK, TK, KG, 01 ...
+    asked = deletions.requests_of(db.session, current_user.district_id, app=found)
     return (render_template("admin/app.html", app=found, releases=releases, fields=FIELDS,
-                            schools=list(schools), grades=grades, roles=list(Role)),
+                            schools=list(schools), grades=grades, roles=list(Role), asked=asked),
             200, {"Cache-Control": "no-store"})
 
 

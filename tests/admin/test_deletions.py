@@ -64,6 +64,7 @@ def test_an_admin_asks_an_app_to_delete_and_gets_the_letter(app, shared):
     person_page = _text(admin.get("/admin/people?username=ada.lovelace"))
     assert "waiting for the vendor" in person_page and "Ask Reading Garden to delete" not in person_page
     assert "Reading Garden" in _text(admin.get("/admin/deletions"))
+    assert f"Request {request_id} about Ada Lovelace, asked" in _text(admin.get(f"/admin/apps/{saml.slug}"))
 
 
 def test_asking_again_while_open_makes_no_second_request(app, shared):
