@@ -135,6 +135,7 @@ def test_only_this_districts_admins_see_or_make_requests(app, shared):
     far = _client(app, "far.admin")
     assert far.get(where).status_code == 404
     assert "Reading Garden" not in _text(far.get("/admin/deletions"))
+    assert "Deletion requests" not in _text(far.get(f"/admin/apps/{shared['saml'].slug}"))
     token = _csrf(far.get("/admin/deletions"))
     assert far.post(f"/admin/people/{shared['ada'].id}/deletions",
                     data={"app": shared["saml"].slug, "csrf_token": token}).status_code == 404
