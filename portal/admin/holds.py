@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import redis
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -19,6 +20,12 @@ from portal.models import Person
 from portal.sessions import end_sessions_for
 
 MAX_REASON = 200
+
+
+def held_people(db: Session, district_id: int | None) -> list[Person]:
+    """The district's accounts on hold, the longest-held first."""
+    return list(db.scalars(select(Person).where(Person.district_id == district_id, Person.held_at.is_not(None))
+                           .order_by(Person.held_at, Person.id)))
 
 
 def place_hold(db: Session, client: redis.Redis, person: Person, *, actor: Person | None, reason: str,

@@ -25,6 +25,13 @@ def opted_out_apps(db: Session, person: Person) -> list[App]:
                            .where(AppOptOut.person_id == person.id).order_by(App.name)))
 
 
+def opted_out_people(db: Session, district_id: int | None, app: App) -> list[Person]:
+    """The district's people opted out of `app`, by name."""
+    return list(db.scalars(select(Person).join(AppOptOut, AppOptOut.person_id == Person.id)
+                           .where(AppOptOut.app_id == app.id, Person.district_id == district_id)
+                           .order_by(Person.family_name, Person.given_name, Person.id)))
+
+
 def opt_out(db: Session, person: Person, app: App, *, actor: Person | None, now: datetime) -> bool:
     """Keep `person` from `app`; False if they already were."""
     if is_opted_out(db, person, app):

@@ -33,7 +33,7 @@ def apps():
     """Every app: its kind, who may launch it, the fields it receives, its use in 30 days."""
     use = use_since(db.session, current_user.district_id, flow.now() - timedelta(days=USE_DAYS))
     return render_template("admin/apps.html", apps=list_apps(db.session), use=use, days=USE_DAYS,
-                           fields=FIELDS)
+                           fields=FIELDS, held=holds.held_people(db.session, current_user.district_id))
 
 
 def _app(slug: str) -> App:
@@ -54,8 +54,10 @@ def app(slug: str):
                                  .order_by(School.name, School.id))
     grades = list(dict.fromkeys(GRADES.values()))  # the roster's order: IT, PR, PK, TK, KG, 01 ...
     asked = deletions.requests_of(db.session, current_user.district_id, app=found)
+    opted_out = optouts.opted_out_people(db.session, current_user.district_id, found)
     return (render_template("admin/app.html", app=found, releases=releases, fields=FIELDS,
-                            schools=list(schools), grades=grades, roles=list(Role), asked=asked),
+                            schools=list(schools), grades=grades, roles=list(Role), asked=asked,
+                            opted_out=opted_out),
             200, {"Cache-Control": "no-store"})
 
 

@@ -56,6 +56,7 @@ def test_a_hold_ends_sessions_and_stops_password_and_badge(app, redis_client, wo
     page = _text(admin.get(answer.headers["Location"]))
     assert "account is on hold" in page and "1 session ended" in page
     assert "On hold since" in page and "badge lost on the bus" in page
+    assert "Accounts on hold Ada Lovelace (ada), since" in _text(admin.get("/admin/"))
     assert session_data(redis_client, student) is None
     assert student.get("/").status_code == 302                     # back to the sign-in page
 
@@ -79,6 +80,7 @@ def test_a_hold_ends_sessions_and_stops_password_and_badge(app, redis_client, wo
     assert kiosk.scan(badge).status_code == 200
     login(new_client(app), "ada")
     assert _kinds(app) == ["hold_placed", "hold_lifted"]
+    assert "Accounts on hold" not in _text(admin.get("/admin/"))
     assert "account put on hold" in _text(admin.get("/admin/log"))
 
 

@@ -39,6 +39,8 @@ def test_opting_out_takes_the_tile_away_and_refuses_the_launch(app, shared):
     text = _text(admin.get(answer.headers["Location"]))
     assert "Ada Lovelace is opted out of Reading Garden" in text and "Opt back in to Reading Garden" in text
     assert _opted(app) == [(shared["ada"].id, shared["saml"].id)]
+    assert "Opted out, whatever the grants say: Ada Lovelace" in _text(admin.get(f"/admin/apps/{slug}"))
+    assert "Opted out" not in _text(_client(app, "far.admin").get(f"/admin/apps/{slug}"))
     assert f"/launch/{slug}" not in ada.get("/").get_data(as_text=True)
     assert "/launch/library" in ada.get("/").get_data(as_text=True)   # the other app is untouched
     assert ada.get(f"/launch/{slug}").status_code == 404
