@@ -166,21 +166,31 @@ def test_the_migrations_build_exactly_the_models_schema(tmp_path):
     engine.dispose()
 
 
-def test_deletion_requests_upgrade_and_downgrade(tmp_path):
+def test_deletion_requests_opt_outs_and_holds_upgrade_and_downgrade(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
     upgrade(engine, "0008_app_device_badge_ids")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
+        conn.execute(text(
+            "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, "
+            "preferred_name, email, student_number, grades, enabled) "
+            "VALUES (1, 'p1', 'student', 'ada', 'Ada', 'L', '', '', '', '04', 1)"))
+        conn.execute(text("INSERT INTO badge_factor (person_id, pin_hash, updated_at, wrong_tries) "
+                          "VALUES (1, 'hash', '2026-01-05 10:00:00', 0)"))
     upgrade(engine)
+    with engine.connect() as conn:   # an existing person is not on hold
+        assert conn.execute(text("SELECT held_at, hold_reason FROM person")).one() == (None, "")
     with engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO deletion_request (district_id, app_name, protocol, subject, fields, first_at, "
             "last_at, asked_at, done_note) VALUES (1, 'A', 'saml', 's', '[]', '2026-01-01', '2026-01-01', "
             "'2026-01-02', '')"))
     downgrade(engine, "0008_app_device_badge_ids")
-    with engine.connect() as conn:
+    with engine.connect() as conn:   # the person table was copied without the hold: nothing lost
         assert conn.execute(text("SELECT count(*) FROM district")).scalar() == 1
+        assert conn.execute(text("SELECT username FROM person")).scalar() == "ada"
+        assert conn.execute(text("SELECT count(*) FROM badge_factor")).scalar() == 1
         assert conn.execute(text(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'deletion_request'")).scalar() == 0
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('deletion_request', 'app_opt_out')")).scalar() == 0
     upgrade(engine)
     engine.dispose()
