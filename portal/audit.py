@@ -37,7 +37,8 @@ def record(kind: str, *, person: Person | None = None, actor: Person | None = No
 
 
 # The records of what was released to an app about a student: at each launch (SAML attributes,
-# an ID token, a link's nothing) and each time an app reads OpenID userinfo. A school keeps the
+# an ID token, a link's nothing) and when an app reads OpenID userinfo (once per access token and
+# set of fields: portal.sso.oidc.server.release_userinfo). A school keeps the
 # record of each disclosure as long as it keeps the student's records (FERPA, 34 CFR 99.32), so
 # age alone never purges them; they go with the person when the roster removes them (the rows
 # cascade).

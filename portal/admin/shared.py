@@ -1,8 +1,8 @@
 """What was shared: the release records (audit "launch" and "userinfo" events) read back for
 district admins.
 
-Every launch, and every read of OpenID userinfo, records which app received which of a student's
-fields, by which protocol, and when (portal.audit). These read them: per app (how often, to how
+Every launch, and OpenID userinfo (once per access token and set of fields), records which app
+received which of a student's fields, by which protocol, and when (portal.audit). These read them: per app (how often, to how
 many students, the latest releases) and per student (what each app has received about them: the
 answer to a family's "what do you share about my child?").
 """
