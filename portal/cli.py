@@ -93,7 +93,7 @@ def users_set_password(username):
     from portal.auth.services import set_password
     from portal.db import db
 
-    person = _person(username)
+    person = person_named(username)
     if sys.stdin.isatty():
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     else:
@@ -108,7 +108,8 @@ def users_set_password(username):
     click.echo(f"password set for {person.username}; their other sessions have ended")
 
 
-def _person(username: str):
+def person_named(username: str):
+    """The person with this username, or a one-line refusal (for every `portal` command)."""
     from portal.auth.services import normalize_username
     from portal.db import db
     from portal.models import Person
@@ -119,7 +120,7 @@ def _person(username: str):
 
 
 def _person_and_app(username: str, app_name: str):
-    return _person(username), _find_app(app_name)
+    return person_named(username), _find_app(app_name)
 
 
 def _find_app(name: str):
@@ -140,7 +141,7 @@ def users_hold(username, reason):
     from portal.admin.holds import place_hold
     from portal.badges.flow import now
     from portal.db import db
-    person = _person(username)
+    person = person_named(username)
     ended = _admin_call(place_hold, db.session, current_app.extensions["redis"], person, actor=None,
                         reason=reason, now=now())
     click.echo(f"{person.username} is on hold: no sign-in and no app until `portal users unhold`; "
@@ -154,7 +155,7 @@ def users_unhold(username):
     """Lift the hold on USERNAME's account."""
     from portal.admin.holds import lift_hold
     from portal.db import db
-    person = _person(username)
+    person = person_named(username)
     _admin_call(lift_hold, db.session, person, actor=None)
     click.echo(f"{person.username} may sign in again")
 

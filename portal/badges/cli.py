@@ -12,6 +12,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from portal.cli import person_named
 from portal.errors import PortalError
 
 
@@ -35,16 +36,6 @@ def _section(sourced_id: str):
     if section is None:
         _fail(f"there is no section with id {sourced_id!r}")
     return section
-
-
-def _student(username: str):
-    from portal.auth.services import normalize_username
-    from portal.db import db
-    from portal.models import Person
-    person = db.session.scalar(select(Person).where(Person.username == normalize_username(username)))
-    if person is None:
-        _fail(f"there is no user called {username!r}")
-    return person
 
 
 @click.group("badges")
@@ -91,7 +82,7 @@ def badges_void(username, section_id, school_id, reason):
         _fail("say whose badges: exactly one of --student, --section or --school")
     client = current_app.extensions["redis"]
     if username:
-        count = services.void_badges_for_person(db.session, client, _student(username), reason=reason)
+        count = services.void_badges_for_person(db.session, client, person_named(username), reason=reason)
     elif section_id:
         count = services.void_badges_for_section(db.session, client, _section(section_id), reason=reason)
     else:
@@ -109,7 +100,7 @@ def badges_unlock(username, reset):
     from portal.badges.signin import BadgeLimits
     from portal.db import db
     limits = BadgeLimits.from_settings(current_app.extensions["redis"], current_app.config["SETTINGS"])
-    student = _student(username)
+    student = person_named(username)
     (reset_factor if reset else unlock_factor)(db.session, limits.factor, student)
     click.echo(f"{student.username} can sign in with their badge again"
                + (" and will choose a new PIN or pictures" if reset else ""))
