@@ -204,16 +204,9 @@ def test_the_command_line_refuses_in_one_line(app, shared, runner, args, words):
 
 @pytest.mark.browser
 def test_an_admin_in_a_real_browser_asks_opts_out_and_holds(app, shared, browser, live_server):
-    from tests.admin.test_shared_pages import PASSWORD
-    context = browser.new_context(viewport={"width": 1024, "height": 768})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
+    from tests.admin.test_shared_pages import signed_in_page
+    context, page = signed_in_page(browser, live_server, "dee.admin")
     try:
-        page.goto(live_server + "/login")
-        page.fill("#username", "dee.admin")
-        page.fill("#password", PASSWORD)
-        page.click("button.primary")
-        page.wait_for_url(live_server + "/")
         page.goto(live_server + "/admin/people?username=ada.lovelace")
         page.click("text=Ask Reading Garden to delete")
         page.wait_for_url(re.compile(r".*/admin/deletions/\d+$"))

@@ -259,18 +259,24 @@ def test_ungrant_on_the_command_line(app, shared, runner):
     assert _events("app_ungranted")[-1].actor_id is None
 
 
-@pytest.mark.browser
-def test_an_admin_in_a_real_browser_reads_what_was_shared_and_changes_an_app(app, shared, browser, live_server):
-    slug = shared["saml"].slug
+def signed_in_page(browser, live_server, username):
+    """A new Chromium context and page, signed in as `username` by the form (the caller closes it)."""
     context = browser.new_context(viewport={"width": 1024, "height": 768})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    page.goto(live_server + "/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button.primary")
+    page.wait_for_url(live_server + "/")
+    return context, page
+
+
+@pytest.mark.browser
+def test_an_admin_in_a_real_browser_reads_what_was_shared_and_changes_an_app(app, shared, browser, live_server):
+    slug = shared["saml"].slug
+    context, page = signed_in_page(browser, live_server, "dee.admin")
     try:
-        page.goto(live_server + "/login")
-        page.fill("#username", "dee.admin")
-        page.fill("#password", PASSWORD)
-        page.click("button.primary")
-        page.wait_for_url(live_server + "/")
         page.click("header >> text=Apps and data")
         page.fill("#username", "ada.lovelace")
         page.click("form.find-person button")
