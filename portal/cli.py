@@ -120,16 +120,9 @@ def person_named(username: str):
 
 
 def _person_and_app(username: str, app_name: str):
-    return person_named(username), _find_app(app_name)
-
-
-def _find_app(name: str):
+    from portal.admin.services import find_app
     from portal.db import db
-    from portal.models import App
-    app = db.session.scalar(select(App).where((App.name == name) | (App.slug == name)))
-    if app is None:
-        fail(f"there is no app called {name!r} (see `portal apps list`)")
-    return app
+    return person_named(username), _admin_call(find_app, db.session, app_name)
 
 
 @users_cli.command("hold")

@@ -9,49 +9,27 @@ one identifier a request keeps after the roster drops the student.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.audit import RELEASE_KINDS
 from portal.access import FIELDS, pairwise_subject
-from portal.admin.services import AdminError
-from portal.models import App, AppKind, DeletionRequest, Event, Person
+from portal.admin.services import AdminError, one_line
+from portal.admin.shared import AppSummary, releases_about
+from portal.models import App, AppKind, DeletionRequest, Person
 
 # Released fields by which an app can also find the student in its own records.
 IDENTIFYING = ("username", "email", "student_number")
 MAX_NOTE = 500
 
 
-@dataclass(frozen=True)
-class Received:
-    """What the release records say one app received about one person."""
-    fields: list[str]
-    first_at: datetime
-    last_at: datetime
-    protocol: str
-    launches: int
-
-
-def received(db: Session, person: Person, app: App) -> Received | None:
-    """Every field `app` received about `person` by the release records, or None if nothing."""
-    times, fields, protocol = [], set(), app.kind.value
-    for at, data in db.execute(select(Event.at, Event.data).where(
-            Event.kind.in_(RELEASE_KINDS), Event.person_id == person.id, Event.app_id == app.id)
-            .order_by(Event.id)):
-        times.append(at if at.tzinfo else at.replace(tzinfo=timezone.utc))  # SQLite drops the zone
-        data = data if isinstance(data, dict) else {}
-        if isinstance(data.get("fields"), list):
-            fields.update(str(f) for f in data["fields"])
-        protocol = str(data.get("protocol") or protocol)
-    if not times:
-        return None
-    order = list(FIELDS)
-    return Received(sorted(fields, key=lambda f: (order.index(f) if f in order else len(order), f)),
-                    min(times), max(times), protocol, len(times))
+def received(db: Session, person: Person, app: App) -> AppSummary | None:
+    """What `app` received about `person` by the release records (fields, first and last), or
+    None if nothing: the person page's summary of that app."""
+    summaries, _ = releases_about(db, person, limit=0)
+    return next((s for s in summaries if s.app is not None and s.app.id == app.id), None)
 
 
 def open_request(db: Session, person: Person, app: App) -> DeletionRequest | None:
@@ -77,7 +55,7 @@ def ask_deletion(db: Session, person: Person, app: App, *, actor: Person | None,
     created = request is None
     if created:
         request = DeletionRequest(district_id=person.district_id, person_id=person.id, app_id=app.id,
-                                  app_name=app.name, protocol=got.protocol,
+                                  app_name=app.name, protocol=app.kind.value,
                                   subject=pairwise_subject(pairwise_key, person, app),
                                   asked_at=now, asked_by_id=actor.id if actor else None, done_note="")
         db.add(request)
@@ -95,11 +73,7 @@ def confirm_deletion(db: Session, request: DeletionRequest, *, actor: Person | N
     """Record that the vendor confirmed the deletion (with the admin's note of their answer)."""
     if not request.is_open:
         raise AdminError(f"this request was already marked done on {request.done_at:%b %-d, %Y}")
-    note = " ".join(note.split())
-    if len(note) > MAX_NOTE:
-        raise AdminError(f"the note is longer than {MAX_NOTE} characters")
-    if not note.isprintable():
-        raise AdminError("the note may not contain invisible characters")
+    note = one_line(note, "note", MAX_NOTE)
     request.done_at, request.done_by_id, request.done_note = now, actor.id if actor else None, note
     audit.record("deletion_confirmed", person=request.person, actor=actor, app=request.app,
                  data={"request": request.id}, commit=False)

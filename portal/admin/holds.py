@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.admin.services import AdminError
+from portal.admin.services import AdminError, one_line
 from portal.models import Person
 from portal.sessions import end_sessions_for
 
@@ -35,11 +35,7 @@ def place_hold(db: Session, client: redis.Redis, person: Person, *, actor: Perso
     The hold is what stops them: their sessions stop working the moment it is committed, even
     when Redis is down and the stored sessions cannot be deleted yet.
     """
-    reason = " ".join(reason.split())
-    if len(reason) > MAX_REASON:
-        raise AdminError(f"the reason is longer than {MAX_REASON} characters")
-    if not reason.isprintable():
-        raise AdminError("the reason may not contain invisible characters")
+    reason = one_line(reason, "reason", MAX_REASON)
     if actor is not None and actor.id == person.id:
         raise AdminError("you cannot put your own account on hold")
     if person.held_at is not None:

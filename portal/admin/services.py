@@ -65,6 +65,17 @@ def checked_icon(value: str) -> str:
         raise AdminError(str(e)) from None
 
 
+def one_line(text: str, what: str, limit: int) -> str:
+    """An admin's free text (a reason, a vendor's answer) as one line of at most `limit`
+    characters, its runs of white space made single spaces, or AdminError saying why not."""
+    text = " ".join(text.split())
+    if len(text) > limit:
+        raise AdminError(f"the {what} is longer than {limit} characters")
+    if not text.isprintable():
+        raise AdminError(f"the {what} may not contain invisible characters")
+    return text
+
+
 def checked_app_name(name: str) -> str:
     """The name as the tiles show it, or AdminError saying why not."""
     name = (name or "").strip()
