@@ -165,12 +165,18 @@ def test_a_request_outlives_the_student_and_keeps_no_name(app, shared):
 def test_the_letter_names_released_identifiers_only(app, shared, runner):
     from portal.admin.services import release_fields
     from portal.db import db
+    from portal.models import Person
     with app.app_context():
         release_fields(db.session, shared["saml"].slug, ["given_name", "username"])
+        # She has an email and a student number, which this app was never sent.
+        ada = db.session.get(Person, shared["ada"].id)
+        ada.email, ada.student_number = "ada@example.org", "S-1815"
+        db.session.commit()
     browser = _client(app, "ada.lovelace")
     assert browser.get(f"/launch/{shared['saml'].slug}").status_code == 200
     out = cli(runner, "deletions", "ask", "ada.lovelace", "Reading Garden")
     assert "portal username: ada.lovelace" in out and "email" not in out
+    assert "ada@example.org" not in out and "S-1815" not in out
     assert "received: subject, given_name, username, grade, school" in out
 
 
