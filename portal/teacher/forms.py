@@ -11,9 +11,6 @@ from portal.errors import wants_json
 # Where a form may send the browser back to: the teacher pages, and nowhere else.
 _BACK = re.compile(r"/teacher/(sections/[0-9]{1,18}|\?school=[0-9]{1,18})?")
 
-__all__ = ["answer", "back", "wants_json"]
-
-
 def back() -> str:
     """The teacher page the form came from (its `next` field), or My classes."""
     target = request.form.get("next", "")
