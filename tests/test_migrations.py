@@ -194,3 +194,24 @@ def test_deletion_requests_opt_outs_and_holds_upgrade_and_downgrade(tmp_path):
             "SELECT count(*) FROM sqlite_master WHERE name IN ('deletion_request', 'app_opt_out')")).scalar() == 0
     upgrade(engine)
     engine.dispose()
+
+
+def test_scanner_networks_upgrade_and_downgrade_keep_badge_policies(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0011_security_holds")
+    with engine.begin() as conn:
+        school_with_students(conn, [])
+        conn.execute(text(
+            "INSERT INTO badge_policy (school_id, grades, second_factor_grades, factor, "
+            "allow_browser_scanner, expires_on, updated_at) "
+            "VALUES (1, 'KG,01', '', 'pin', 1, NULL, '2026-01-05 10:00:00')"))
+    upgrade(engine)
+    with engine.connect() as conn:   # an existing policy limits the scanner to no network
+        assert conn.execute(text("SELECT grades, scanner_networks FROM badge_policy")).one() == ("KG,01", "")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE badge_policy SET scanner_networks = '10.20.0.0/16'"))
+    downgrade(engine, "0011_security_holds")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT grades, allow_browser_scanner FROM badge_policy")).one() == ("KG,01", 1)
+    upgrade(engine)
+    engine.dispose()

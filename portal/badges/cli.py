@@ -50,19 +50,22 @@ def badges_cli():
 @click.option("--factor", type=click.Choice(["pin", "picture"]), help="the second factor")
 @click.option("--allow-browser-scanner/--no-allow-browser-scanner", default=None,
               help="let students scan their badge in any browser's camera page")
+@click.option("--scanner-networks", help="networks the browser scanner works from, e.g. "
+              "10.20.0.0/16,2001:db8::/48 ('' for any)")
 @click.option("--expires", help="MM-DD (last day badges work each year) or <N>d ('' for the default)")
 @with_appcontext
-def badges_policy(school_id, grades, second_factor_grades, factor, allow_browser_scanner, expires):
+def badges_policy(school_id, grades, second_factor_grades, factor, allow_browser_scanner,
+                  scanner_networks, expires):
     """Show or change SCHOOL_ID's badge policy (options not given keep their value)."""
     from portal.badges.policy import PolicyError, policy_for, set_policy
     from portal.db import db
     school = _school(school_id)
     if any(v is not None for v in (grades, second_factor_grades, factor, allow_browser_scanner,
-                                   expires)):
+                                   scanner_networks, expires)):
         try:
             set_policy(db.session, school, grades=grades, second_factor_grades=second_factor_grades,
                        factor=factor, allow_browser_scanner=allow_browser_scanner,
-                       expires_on=expires)
+                       scanner_networks=scanner_networks, expires_on=expires)
         except PolicyError as e:
             _fail(str(e))
     click.echo(f"{school.name} ({school.sourced_id}): {policy_for(db.session, school.id).describe()}")

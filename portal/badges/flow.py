@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from flask import current_app, session, url_for
+from flask import current_app, request, session, url_for
 from sqlalchemy.orm import Session
 
 from portal.auth import destination
@@ -95,7 +95,10 @@ def pending_sign_in(db: Session) -> tuple[Person, Badge, dict] | None:
     device = db.get(KioskDevice, data["device_id"]) if data.get("device_id") else None
     if data.get("device_id") and (device is None or device.revoked_at is not None):
         return None
-    if check_badge(found, now(), device=device) is not None:
+    # From the browser scanner (no device): its school must still allow it, from this network.
+    browser = not data.get("device_id")
+    if check_badge(found, now(), device=device, browser=browser,
+                   address=request.remote_addr if browser else None) is not None:
         return None
     # The school may have changed its policy since the scan.
     if found.policy.factor_for(badge.person) is not FactorKind(data["factor"]):

@@ -1,13 +1,19 @@
 """Each school's badge policy: which grades may sign in with a badge, which must add a second
-factor (and which), whether the in-browser scanner is allowed, and when badges expire.
+factor (and which), whether the in-browser scanner is allowed (and from which networks), and
+when badges expire.
 
 Defaults (a school without a BadgePolicy row): pre-K to grade 2 sign in with the badge alone,
 grades 3 to 5 add a PIN, older students and staff do not use badges, the browser scanner is off
 (a photo of a badge would work from any browser), and badges follow PORTAL_BADGE_EXPIRES.
+A school that turns the browser scanner on may limit it to its own networks, so that a badge, or
+a photo of one, signs nobody in from home; its enrolled kiosk devices carry their own credential
+and work anywhere (a field trip).
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
@@ -21,6 +27,7 @@ GRADES = ("IT", "PR", "PK", "TK", "KG", "01", "02", "03", "04", "05", "06", "07"
 DEFAULT_GRADES = ("PK", "TK", "KG", "01", "02", "03", "04", "05")
 DEFAULT_SECOND_FACTOR_GRADES = ("03", "04", "05")
 DEFAULT_FACTOR = FactorKind.pin
+MAX_NETWORKS = 32
 
 
 class PolicyError(ValueError):
@@ -35,6 +42,7 @@ class EffectivePolicy:
     factor: FactorKind
     allow_browser_scanner: bool
     expires_on: str | None  # None: PORTAL_BADGE_EXPIRES
+    scanner_networks: tuple[str, ...] = ()  # canonical; empty: the browser scanner works anywhere
 
     def allows(self, person: Person) -> bool:
         """True when the person may sign in with a badge at this school."""
@@ -47,13 +55,33 @@ class EffectivePolicy:
             return self.factor
         return None
 
+    def scanner_works_from(self, address: str | None) -> bool:
+        """True when the browser scanner may be used from this client address."""
+        if not self.scanner_networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped:    # a dual-stack server's view of an IPv4 client
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in _networks(self.scanner_networks))
+
     def describe(self) -> str:
         def listed(grades):
             return ", ".join(g for g in GRADES if g in grades) or "none"
         expires = self.expires_on or "PORTAL_BADGE_EXPIRES"
+        networks = (f"; scanner networks {', '.join(self.scanner_networks)}"
+                    if self.scanner_networks else "")
         return (f"badges for {listed(self.grades)}; second factor ({self.factor.value}) for "
                 f"{listed(self.second_factor_grades)}; browser scanner "
-                f"{'allowed' if self.allow_browser_scanner else 'off'}; badges expire {expires}")
+                f"{'allowed' if self.allow_browser_scanner else 'off'}{networks}; "
+                f"badges expire {expires}")
+
+
+@lru_cache(maxsize=256)
+def _networks(written: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(n) for n in written)
 
 
 def parse_grades(text: str | None) -> frozenset[str]:
@@ -71,6 +99,34 @@ def parse_grades(text: str | None) -> frozenset[str]:
     return frozenset(result)
 
 
+def parse_networks(text: str | None) -> tuple[str, ...]:
+    """Read "10.20.0.0/16, 192.0.2.7 2001:db8::/48" into canonical networks (an address alone
+    is one host), refusing anything else: a typo must not open the scanner to the world."""
+    text = text or ""
+    if len(text) > 4000:
+        raise PolicyError(f"that is too long for a list of networks (at most {MAX_NETWORKS})")
+    found: list[str] = []
+    for raw in text.replace(",", " ").split():
+        shown = repr(raw[:45]) + ("..." if len(raw) > 45 else "")
+        if len(raw) > 50 or not raw.isascii() or not raw.isprintable() or "%" in raw:
+            raise PolicyError(f"{shown} is not a network (write one like 10.20.0.0/16 or 192.0.2.7)")
+        try:
+            network = ipaddress.ip_network(raw)
+        except ValueError:
+            try:
+                meant = ipaddress.ip_network(raw, strict=False)
+            except ValueError:
+                raise PolicyError(f"{shown} is not a network (write one like 10.20.0.0/16 "
+                                  f"or 192.0.2.7)") from None
+            raise PolicyError(f"{shown} names an address inside a network: write the network "
+                              f"({meant}) or the address alone") from None
+        if str(network) not in found:
+            found.append(str(network))
+        if len(found) > MAX_NETWORKS:
+            raise PolicyError(f"at most {MAX_NETWORKS} scanner networks (use wider ones)")
+    return tuple(found)
+
+
 def _split(text: str) -> frozenset[str]:
     return frozenset(g for g in (text or "").split(",") if g)
 
@@ -86,13 +142,15 @@ def policy_from_row(school_id: int, row: BadgePolicy | None) -> EffectivePolicy:
         return EffectivePolicy(school_id, frozenset(DEFAULT_GRADES),
                                frozenset(DEFAULT_SECOND_FACTOR_GRADES), DEFAULT_FACTOR, False, None)
     return EffectivePolicy(school_id, _split(row.grades), _split(row.second_factor_grades),
-                           row.factor, row.allow_browser_scanner, row.expires_on)
+                           row.factor, row.allow_browser_scanner, row.expires_on,
+                           tuple(n for n in (row.scanner_networks or "").split(",") if n))
 
 
 def set_policy(db: Session, school: School, *, grades: str | None = None,
                second_factor_grades: str | None = None, factor: str | None = None,
                allow_browser_scanner: bool | None = None, expires_on: str | None = None,
-               actor: Person | None = None, clock=utcnow) -> EffectivePolicy:
+               scanner_networks: str | None = None, actor: Person | None = None,
+               clock=utcnow) -> EffectivePolicy:
     """Change the given settings of a school's policy (the others keep their value); the audit
     log records the new policy and who set it (`actor`; None: the command line)."""
     current = policy_for(db, school.id)
@@ -117,6 +175,8 @@ def set_policy(db: Session, school: School, *, grades: str | None = None,
                 raise PolicyError(str(e)) from None
     else:
         expires_on = current.expires_on
+    networks = (parse_networks(scanner_networks) if scanner_networks is not None
+                else current.scanner_networks)
 
     row = db.get(BadgePolicy, school.id) or BadgePolicy(school_id=school.id)
     row.grades = ",".join(g for g in GRADES if g in new_grades)
@@ -125,6 +185,7 @@ def set_policy(db: Session, school: School, *, grades: str | None = None,
     row.allow_browser_scanner = (current.allow_browser_scanner if allow_browser_scanner is None
                                  else allow_browser_scanner)
     row.expires_on = expires_on
+    row.scanner_networks = ",".join(networks)
     row.updated_at = clock()
     db.add(row)
     db.flush()

@@ -3,14 +3,15 @@
 The page reads badges with the device's camera and decodes them in the page
 (static/js/badge-scanner.js); only the token is posted, to /badge/scan, which decides.
 `?school=SOURCED_ID` names the school; without it the page opens when any school allows the
-browser scanner. Where the school does not, the page says it uses the classroom kiosk.
+browser scanner. Where the school does not, or not from this network (a school may limit the
+scanner to its own networks), the page says it uses the classroom kiosk.
 """
 from __future__ import annotations
 
 from flask import make_response, render_template, request
-from sqlalchemy import exists, select
+from sqlalchemy import select
 
-from portal.badges.policy import policy_for
+from portal.badges.policy import policy_for, policy_from_row
 from portal.badges.token import PREFIX, TOKEN_LENGTH
 from portal.badges.views import bp
 from portal.db import db
@@ -18,10 +19,13 @@ from portal.errors import error_page
 from portal.models import BadgePolicy, School
 
 
-def _scanner_allowed(school: School | None) -> bool:
+def _scanner_allowed(school: School | None, address: str | None) -> bool:
     if school is not None:
-        return policy_for(db.session, school.id).allow_browser_scanner
-    return bool(db.session.scalar(select(exists().where(BadgePolicy.allow_browser_scanner.is_(True)))))
+        policies = [policy_for(db.session, school.id)]
+    else:
+        policies = [policy_from_row(row.school_id, row) for row in db.session.scalars(
+            select(BadgePolicy).where(BadgePolicy.allow_browser_scanner.is_(True)))]
+    return any(p.allow_browser_scanner and p.scanner_works_from(address) for p in policies)
 
 
 @bp.get("/badge")
@@ -34,7 +38,7 @@ def scanner():
         if school is None:
             return error_page(404, "We can't find that school",
                               "Ask your teacher for the address of this page.")
-    allowed = _scanner_allowed(school)
+    allowed = _scanner_allowed(school, request.remote_addr)
     response = make_response(render_template(
         "badges/scanner.html", allowed=allowed, school=school, prefix=PREFIX,
         token_length=TOKEN_LENGTH))

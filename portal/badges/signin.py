@@ -121,8 +121,9 @@ def find_badge(db: Session, *, token_hash: str | None = None, badge_id: int | No
 
 
 def check_badge(found: Found, now: datetime, *, device: KioskDevice | None = None,
-                browser: bool = False) -> str | None:
-    """Why this badge (from find_badge) may not sign in now from here (None: it may)."""
+                browser: bool = False, address: str | None = None) -> str | None:
+    """Why this badge (from find_badge) may not sign in now from here (None: it may): from
+    `device`, or from the browser scanner (`browser`) at the client `address`."""
     badge = found.badge
     if badge is None:
         return "unknown"
@@ -142,6 +143,8 @@ def check_badge(found: Found, now: datetime, *, device: KioskDevice | None = Non
     policy = found.policy
     if browser and not policy.allow_browser_scanner:
         return "browser scanner off"
+    if browser and not policy.scanner_works_from(address):
+        return "network"
     if not policy.allows(person):
         return "grade"
     return None
@@ -169,7 +172,7 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
 
     found = find_badge(db, token_hash=digest)
     badge, now = found.badge, clock()
-    reason = check_badge(found, now, device=device, browser=address is not None)
+    reason = check_badge(found, now, device=device, browser=address is not None, address=address)
     if reason == "voided":
         audit.record("badge_voided_reuse", person=badge.person, commit=True, data={
             "badge_id": badge.id, "device_id": device.id if device else None,

@@ -60,6 +60,9 @@ class BadgePolicy(Base):
     factor: Mapped[FactorKind] = mapped_column(_enum(FactorKind, "badge_factor_kind"))
     allow_browser_scanner: Mapped[bool] = mapped_column(Boolean, default=False)
     expires_on: Mapped[str | None] = mapped_column(String(10), nullable=True)  # MM-DD or <N>d
+    # The networks the browser scanner works from, comma separated (10.20.0.0/16,2001:db8::/48);
+    # empty: any. Enrolled kiosk devices carry their own credential and work anywhere.
+    scanner_networks: Mapped[str] = mapped_column(String(2000), default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

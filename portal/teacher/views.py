@@ -130,7 +130,8 @@ def badge_policy(school_id: int):
             db.session, school, grades=",".join(form.getlist("grades")),
             second_factor_grades=",".join(form.getlist("second_factor_grades")),
             factor=form.get("factor", ""), allow_browser_scanner=form.get("browser_scanner") == "yes",
-            expires_on=form.get("expires", ""), actor=current_user, clock=flow.app_clock())
+            expires_on=form.get("expires", ""), scanner_networks=form.get("scanner_networks"),
+            actor=current_user, clock=flow.app_clock())
     except PolicyError as e:
         raise BadgePolicyRefused(advice=f"{as_sentence(str(e))} Nothing changed.") from None
     return answer(f"{school.name}: {changed.describe()}.", policy=changed.describe())
