@@ -32,6 +32,10 @@ from portal.redis_store import RedisUnavailable
 
 PREFIX = "portal:session:"
 PERSON_INDEX = "portal:person-sessions:"
+# What a session started elsewhere (an app it signed in to), to be told when it ends: a set per
+# session, under a digest of its id, of members only the listeners read (portal.sso.oidc.backchannel).
+TIES = "portal:session-ties:"
+_LISTENERS = "portal.session_ended"
 CSRF_FIELD = "csrf_token"           # Flask-WTF's key in the session (WTF_CSRF_FIELD_NAME)
 
 log = logging.getLogger(__name__)
@@ -95,6 +99,37 @@ class RedisSession(CallbackDict, SessionMixin):
 
 def _new_sid() -> str:
     return secrets.token_urlsafe(32)
+
+
+def session_ref(sid: str) -> str:
+    """A name for a session that is not its id (the id is the bearer secret of its cookie)."""
+    return hashlib.sha256(b"portal-session-ref:" + sid.encode()).hexdigest()[:32]
+
+
+def tie_to_session(client: redis.Redis, ref: str, member: str, seconds: int) -> None:
+    """Remember `member` with the session named `ref` (session_ref), for the listeners of its end."""
+    pipe = client.pipeline()
+    pipe.sadd(TIES + ref, member)
+    pipe.expire(TIES + ref, max(int(seconds), 1))
+    pipe.execute()
+
+
+def listen_for_ended_sessions(app: Flask, listener: Callable[[list[str]], None]) -> None:
+    """Call `listener` with the ties of sessions as they end (in the app context that ends them)."""
+    app.extensions.setdefault(_LISTENERS, []).append(listener)
+
+
+def _tell_ended(results: list, places: list[int]) -> None:
+    """Hand the ties taken in a pipeline (at `places` in its results) to the listeners. Ending a
+    session must not fail because of what listens: a listener's error is logged, not raised."""
+    ties = [m.decode() for at in places for m in (results[at] or ())]
+    if not ties:
+        return
+    for listener in current_app.extensions.get(_LISTENERS, ()):
+        try:
+            listener(ties)
+        except Exception as e:  # noqa: BLE001
+            log.warning("telling of ended sessions failed: %s", type(e).__name__)
 
 
 def anonymous_csrf_token(app: Flask, sid: str) -> str:
@@ -171,12 +206,14 @@ class RedisSessionInterface(SessionInterface):
         session.touched_idle = self._idle_seconds(app, session)  # what the script gave it
         return session
 
-    def _delete(self, app: Flask, sid: str, data: dict, pipe=None) -> None:
+    def _delete(self, app: Flask, sid: str, data: dict, pipe=None) -> int:
+        """End a stored session (in `pipe`, if given: return where its ties are in the results)."""
         own = pipe is None
         pipe = self._client(app).pipeline() if own else pipe
-        _queue_end(pipe, sid, data.get("_user_id"))
+        at = _queue_end(pipe, sid, data.get("_user_id"))
         if own:
-            pipe.execute()
+            _tell_ended(pipe.execute(), [at])
+        return at
 
     def save_session(self, app: Flask, session: RedisSession, response: Response) -> None:
         if session.unavailable or session.sid is None:
@@ -220,8 +257,15 @@ class RedisSessionInterface(SessionInterface):
             return
 
         pipe = client.pipeline()
+        ended = []
         if session.replaces:
-            self._delete(app, session.replaces, {"_user_id": session.loaded_user_id}, pipe)
+            if session.loaded_user_id and session.get("_user_id") == session.loaded_user_id:
+                # The same person signing in again: what the old session started goes on.
+                _queue_carry(pipe, session.replaces, session.sid, self._max_seconds(app, session))
+                _queue_end(pipe, session.replaces, session.loaded_user_id, take_ties=False)
+            else:
+                ended.append(self._delete(app, session.replaces,
+                                          {"_user_id": session.loaded_user_id}, pipe))
             session.replaces = None
 
         idle = self._idle_seconds(app, session)
@@ -239,7 +283,7 @@ class RedisSessionInterface(SessionInterface):
                 pipe.expire(key, self._max_seconds(app, data))
             for command in session.on_save:
                 command(pipe)
-            pipe.execute()
+            _tell_ended(pipe.execute(), ended)
             self._set_cookie(app, session, response)
         elif idle != session.touched_idle:
             # Sliding idle time-out: reading the session (GETEX) touched it with the default.
@@ -281,18 +325,36 @@ def require_session_store() -> None:
         current_app.extensions["redis"].ping()
 
 
-def _queue_end(pipe, sid: str, person_id) -> None:
-    """Add to `pipe` what ends one stored session: its data, and its place in the person's index."""
+def _queue_end(pipe, sid: str, person_id, *, take_ties: bool = True) -> int:
+    """Add to `pipe` what ends one stored session: its data, its place in the person's index,
+    and its ties (taken: return where they will be in the pipeline's results, for _tell_ended)."""
     pipe.delete(PREFIX + sid)
     if person_id:
         pipe.srem(PERSON_INDEX + str(person_id), sid)
+    if not take_ties:
+        return -1
+    key = TIES + session_ref(sid)
+    pipe.smembers(key)
+    at = len(pipe) - 1
+    pipe.delete(key)
+    return at
+
+
+def _queue_carry(pipe, old_sid: str, new_sid: str, seconds: int) -> None:
+    """Add to `pipe` what moves a session's ties to the session that replaces it."""
+    old, new = TIES + session_ref(old_sid), TIES + session_ref(new_sid)
+    pipe.sunionstore(new, [new, old])
+    pipe.delete(old)
+    pipe.expire(new, max(int(seconds), 1))
 
 
 def end_session(client: redis.Redis, person_id: int, sid: str) -> int:
     """End one session of a person by its id; return 1 if it was still there, else 0."""
     pipe = client.pipeline()
-    _queue_end(pipe, sid, person_id)
-    return pipe.execute()[0]
+    at = _queue_end(pipe, sid, person_id)
+    results = pipe.execute()
+    _tell_ended(results, [at])
+    return results[0]
 
 
 def end_sessions_where(client: redis.Redis, person_id: int,
@@ -319,9 +381,15 @@ def end_sessions_where(client: redis.Redis, person_id: int,
     pipe = client.pipeline()
     for sid in doomed:
         pipe.delete(PREFIX + sid)
+    places = []
     for sid in doomed + stale:
         pipe.srem(key, sid)
+        # A stale session timed out idle without telling anyone: tell now, late but not never.
+        places.append(len(pipe))
+        pipe.smembers(TIES + session_ref(sid))
+        pipe.delete(TIES + session_ref(sid))
     results = pipe.execute()
+    _tell_ended(results, places)
     return sum(1 for n in results[:len(doomed)] if n)
 
 

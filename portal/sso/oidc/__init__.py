@@ -8,6 +8,8 @@ from flask import Blueprint
 bp = Blueprint("oidc", __name__)
 
 from portal.sso.oidc import authorize, views  # noqa: E402,F401  (registers the routes)
+from portal.sso.oidc import backchannel  # noqa: E402
 from portal.sso.oidc.server import server  # noqa: E402
 
 bp.record_once(lambda state: server.init_app(state.app))
+bp.record_once(lambda state: backchannel.init_app(state.app))

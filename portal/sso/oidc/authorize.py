@@ -21,6 +21,7 @@ from portal import access
 from portal.auth.views import sign_in_again
 from portal.db import db
 from portal.extensions import csrf
+from portal.sessions import session_ref
 from portal.sso.oidc import bp, store
 from portal.sso.oidc.claims import (
     SignInState, amr_for, hash_secret, must_sign_in, parse_max_age, scope_list,
@@ -148,7 +149,8 @@ def authorize():
             raise AccessDeniedError("This app is not available to this account.",
                                     redirect_uri=grant.redirect_uri, state=state)
         session.pop(PENDING, None)
-        grant.sign_in = SignIn(auth_time=session.get("auth_time"), amr=amr_for(session.get("auth_method")))
+        grant.sign_in = SignIn(auth_time=session.get("auth_time"), amr=amr_for(session.get("auth_method")),
+                               session_ref=session_ref(session.sid) if session.sid else None)
         return server.handle_response(*grant.create_authorization_response(grant.redirect_uri, person))
     except OAuth2Error as error:
         error.state = state

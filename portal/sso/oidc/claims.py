@@ -85,7 +85,8 @@ def amr_for(method: str | None) -> list[str] | None:
 
 def id_token_claims(*, issuer: str, client_id: str, user_claims: dict, now: int, lifetime: int,
                     auth_time: int | None, nonce: str | None = None, amr: list[str] | None = None,
-                    access_token: str | None = None, alg: str = "RS256") -> dict:
+                    access_token: str | None = None, alg: str = "RS256",
+                    sid: str | None = None) -> dict:
     """Build the claims of an ID token for one client (user claims must hold `sub`)."""
     if "sub" not in user_claims:
         raise ValueError("an ID token needs a subject")
@@ -99,6 +100,8 @@ def id_token_claims(*, issuer: str, client_id: str, user_claims: dict, now: int,
         claims["amr"] = list(amr)
     if access_token:
         claims["at_hash"] = create_half_hash(access_token, alg).decode("ascii")
+    if sid:
+        claims["sid"] = sid   # the app's name for this portal session (back-channel logout)
     return claims
 
 

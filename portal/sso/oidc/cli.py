@@ -19,8 +19,12 @@ from portal.cli import apps_cli, fail
               help="where the app may send people after signing out (repeat for several)")
 @click.option("--target-link-uri", help="where the app should land after a tile launch")
 @click.option("--icon", default="", help="a square PNG, JPEG, GIF, WebP or SVG file (at most 64 KB)")
+@click.option("--backchannel-logout-uri",
+              help="where the app hears that a student's portal session ended (signed out, the "
+                   "next child's scan, the bell): OpenID Connect Back-Channel Logout")
 @with_appcontext
-def apps_add_oidc(name, redirect_uris, login_uri, scopes, post_logout, target_link_uri, icon):
+def apps_add_oidc(name, redirect_uris, login_uri, scopes, post_logout, target_link_uri, icon,
+                  backchannel_logout_uri):
     """Add an app that signs in with OpenID Connect; prints its client id and secret once."""
     from portal.admin.services import AdminError
     from portal.db import db
@@ -30,7 +34,7 @@ def apps_add_oidc(name, redirect_uris, login_uri, scopes, post_logout, target_li
         app, secret = register_client(
             db.session, name, redirect_uris=list(redirect_uris), login_uri=login_uri,
             scopes=list(scopes) or None, post_logout_redirect_uris=list(post_logout),
-            target_link_uri=target_link_uri, icon=icon)
+            target_link_uri=target_link_uri, icon=icon, backchannel_logout_uri=backchannel_logout_uri)
     except AdminError as e:
         fail(str(e))
     click.echo(f"added {app.name} ({app.slug})")
@@ -51,6 +55,26 @@ def _keys_dir():
 
 def _when(moment) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@apps_cli.command("logout-uri")
+@click.argument("name")
+@click.argument("uri", required=False)
+@with_appcontext
+def apps_logout_uri(name, uri):
+    """Set (or, without URI, remove) where an OIDC app hears that a student's session ended."""
+    from portal.admin.services import AdminError
+    from portal.db import db
+    from portal.sso.oidc.clients import set_backchannel_logout_uri
+
+    try:
+        app = set_backchannel_logout_uri(db.session, name, uri)
+    except AdminError as e:
+        fail(str(e))
+    if uri:
+        click.echo(f"{app.name} hears at {uri} when a student's portal session ends")
+    else:
+        click.echo(f"{app.name} no longer hears when a student's portal session ends")
 
 
 @keys_cli.command("rotate")

@@ -1,7 +1,8 @@
 """OpenID Connect clients: registering an app, and the App as Authlib sees a client.
 
 An OIDC app is an App of kind oidc: App.client_id holds its client_id, App.settings holds its
-redirect URIs, login URI, scopes and the SHA-256 of its secret (the secret itself is shown once).
+redirect URIs, login URI, scopes, back-channel logout URI and the SHA-256 of its secret (the
+secret itself is shown once).
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from portal.admin.services import AdminError, check_url, checked_app_name, checked_icon, slugify
+from portal.admin.services import (
+    AdminError, check_url, checked_app_name, checked_icon, find_app, slugify,
+)
 from portal.models import App, AppKind
 from portal.sso.oidc.claims import SCOPES, hash_secret, scope_list
 
@@ -44,7 +47,8 @@ def _unique(values) -> list[str]:
 
 def register_client(db: Session, name: str, *, redirect_uris: list[str], login_uri: str,
                     scopes: list[str] | None = None, post_logout_redirect_uris: list[str] = (),
-                    target_link_uri: str | None = None, icon: str = "") -> tuple[App, str]:
+                    target_link_uri: str | None = None, icon: str = "",
+                    backchannel_logout_uri: str | None = None) -> tuple[App, str]:
     """Add an OIDC app; return it and its client secret (shown once, stored only hashed)."""
     name = checked_app_name(name)
     if not redirect_uris:
@@ -53,6 +57,8 @@ def register_client(db: Session, name: str, *, redirect_uris: list[str], login_u
     check_client_url(login_uri, what="login URI")
     post_logout = _unique(check_client_url(u, what="post-logout redirect URI")
                           for u in post_logout_redirect_uris)
+    if backchannel_logout_uri:
+        check_client_url(backchannel_logout_uri, what="back-channel logout URI")
     if target_link_uri:
         check_client_url(target_link_uri, what="target link URI")
     else:
@@ -80,9 +86,27 @@ def register_client(db: Session, name: str, *, redirect_uris: list[str], login_u
                   "scopes": wanted,
                   "client_secret_sha256": hash_secret(client_secret),
               })
+    if backchannel_logout_uri:
+        app.settings["backchannel_logout_uri"] = backchannel_logout_uri
     db.add(app)
     db.commit()
     return app, client_secret
+
+
+def set_backchannel_logout_uri(db: Session, name: str, uri: str | None) -> App:
+    """Tell the OIDC app named `name` (or slug) when a student's portal session ends, at `uri`
+    (None or "": no longer)."""
+    app = find_app(db, name)
+    if app.kind is not AppKind.oidc:
+        raise AdminError(f"{app.name} does not sign in with OpenID Connect")
+    settings = dict(app.settings or {})
+    if uri:
+        settings["backchannel_logout_uri"] = check_client_url(uri, what="back-channel logout URI")
+    else:
+        settings.pop("backchannel_logout_uri", None)
+    app.settings = settings
+    db.commit()
+    return app
 
 
 @dataclass(frozen=True)

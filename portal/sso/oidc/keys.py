@@ -79,11 +79,11 @@ class KeyRing:
     def public_key_set(self) -> KeySet:
         return KeySet.import_key_set(self.public_jwks())
 
-    def sign(self, claims: dict) -> str:
+    def sign(self, claims: dict, *, typ: str = "JWT") -> str:
         """Sign claims as a JWT with the newest key, naming it in the header's kid."""
         signing = self.signing_key()
         kid, key = signing.kid, signing.key
-        return jwt.encode({"alg": ALG, "kid": kid, "typ": "JWT"}, claims, key, algorithms=[ALG])
+        return jwt.encode({"alg": ALG, "kid": kid, "typ": typ}, claims, key, algorithms=[ALG])
 
 
 def keys_dir(settings) -> Path:

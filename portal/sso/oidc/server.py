@@ -38,7 +38,7 @@ from sqlalchemy import bindparam, select
 from portal import access, audit
 from portal.db import db
 from portal.models import Person
-from portal.sso.oidc import store
+from portal.sso.oidc import backchannel, store
 from portal.sso.oidc.claims import (
     fields_for_scope, hash_secret, id_token_claims, id_token_is_for_sign_in, oidc_claims, scope_list,
 )
@@ -91,6 +91,8 @@ class AuthorizationCode(AuthorizationCodeMixin):
     # user claims. `released_fields` is the app's release setting then, to see if it changed.
     released: dict | None = None
     released_fields: list | None = None
+    # The portal session the code was issued in (portal.sessions.session_ref), for logout.
+    session_ref: str | None = None
 
     def get_redirect_uri(self):
         return self.redirect_uri
@@ -114,6 +116,7 @@ class SignIn:
 
     auth_time: int | None
     amr: list | None
+    session_ref: str | None = None
 
 
 def _s256_matches(verifier: str, challenge: str) -> bool:
@@ -181,6 +184,7 @@ class CodeGrant(AuthorizationCodeGrant):
             "amr": sign_in.amr,
             "released": {name: released[name] for name in fields_for_scope(released, request.scope)},
             "released_fields": list(app.released_fields or ()),
+            "session_ref": sign_in.session_ref,
         }
         store.save_code(_redis(), code, record, seconds=settings.oidc_code_seconds)
         if data.get("nonce"):
@@ -231,11 +235,18 @@ class PortalOpenIDCode(OpenIDCode):
             # releasing less takes effect at once, as it does for userinfo.
             released = access.released_claims(db.session, request.user, client.app,
                                               pairwise_key=settings.pairwise_key)
+        issuer, sid = current_issuer(), None
+        if code.session_ref and client.settings.get("backchannel_logout_uri"):
+            # The app will hear when the student's portal session ends.
+            sid = backchannel.logout_sid(settings.pairwise_key, client.get_client_id(), code.session_ref)
+            backchannel.tie(_redis(), code.session_ref, client_id=client.get_client_id(),
+                            issuer=issuer, subject=released["subject"], sid=sid,
+                            seconds=settings.session_max_hours * 3600)
         claims = id_token_claims(
-            issuer=current_issuer(), client_id=client.get_client_id(),
+            issuer=issuer, client_id=client.get_client_id(),
             user_claims=oidc_claims(released, token["scope"]), now=int(time.time()),
             lifetime=settings.oidc_token_seconds, auth_time=code.auth_time, nonce=code.nonce,
-            amr=code.amr, access_token=token["access_token"], alg=ALG,
+            amr=code.amr, access_token=token["access_token"], alg=ALG, sid=sid,
         )
         token["id_token"] = key_ring().sign(claims)
         audit.record("launch", person=request.user, app=client.app,

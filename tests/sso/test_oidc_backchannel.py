@@ -1,0 +1,282 @@
+"""OpenID Connect Back-Channel Logout: when a student's portal session ends, an app that signed them
+in through it receives a signed logout token at its registered URI, server to server; the token is
+checked here with Authlib's JOSE (not the portal's joserfc). An app that is down, slow or redirects
+never holds up the sign-out; bad URIs are refused when the app is registered."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+import warnings
+
+import authlib.deprecate  # noqa: F401  (first: it puts an "always" filter in front of ours)
+import pytest
+
+with warnings.catch_warnings():   # Authlib's own (older) JOSE code: not joserfc, the portal's, on purpose
+    warnings.filterwarnings("ignore", "authlib.jose module is deprecated")
+    from authlib.jose import JsonWebKey, JsonWebToken
+
+from portal.db import db
+from portal.sso.oidc.backchannel import EVENT, wait_for_deliveries
+from tests.badges.conftest import new_client
+from tests.conftest import AuthActions, csrf_token
+from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
+    PASSWORD, REDIRECT, exchange, get_code, oidc_world, register_oidc_app,
+)
+
+ISSUER = "http://localhost"   # the Flask test client's address
+
+
+class AppEndpoint:
+    """An app's back-channel logout endpoint on 127.0.0.1: records what is posted to it."""
+
+    def __init__(self, *, status: int = 200, location: str | None = None,
+                 hold: threading.Event | None = None):
+        self.posts: list[dict] = []
+        self.arrived = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length).decode()
+                outer.posts.append({"path": self.path, "type": self.headers.get("Content-Type"),
+                                    "form": {k: v[0] for k, v in parse_qs(body).items()}})
+                outer.arrived.set()
+                if hold is not None:
+                    hold.wait(10)
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/backchannel-logout"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def client(app):
+    """Each request in its own app context, as under a real server (nothing kept in `g`)."""
+    return new_client(app)
+
+
+def sign_in_again(client, username: str = "ada.lovelace"):
+    """Post the sign-in form from a signed-in page (as the portal's sign-in-again page does)."""
+    answer = client.post("/login", data={"username": username, "password": PASSWORD,
+                                         "csrf_token": csrf_token(client, "/")})
+    assert answer.status_code == 302, answer.get_data(as_text=True)[:300]
+
+
+@pytest.fixture
+def endpoint():
+    found = AppEndpoint()
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def listening_app(oidc_world, endpoint):
+    """A second app of the same school, registered with a back-channel logout URI."""
+    registered, secret = register_oidc_app(db.session, "Reading Garden", school=oidc_world.school,
+                                           release=["given_name"], backchannel_logout_uri=endpoint.url)
+    return type(oidc_world)(oidc_world.school, oidc_world.section, oidc_world.student, registered,
+                            registered.client_id, secret)
+
+
+def launch(client, world) -> dict:
+    """The app signs the (signed-in) student in; return its ID token's claims, unverified."""
+    code, verifier, _ = get_code(client, world)
+    answer = exchange(client, world, code, verifier)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return _claims(client, answer.json["id_token"])
+
+
+def _claims(client, token: str, header: dict | None = None) -> dict:
+    keys = JsonWebKey.import_key_set(client.get("/oidc/jwks").json)
+    claims = JsonWebToken(["RS256"]).decode(token, keys)
+    claims.validate(now=int(time.time()))
+    if header is not None:
+        header.update(claims.header)
+    return dict(claims)
+
+
+def logout_tokens(client, endpoint) -> list[tuple[dict, dict]]:
+    assert wait_for_deliveries(10)
+    tokens = []
+    for post in endpoint.posts:
+        assert post["type"] == "application/x-www-form-urlencoded" and set(post["form"]) == {"logout_token"}
+        header: dict = {}
+        tokens.append((_claims(client, post["form"]["logout_token"], header), header))
+    return tokens
+
+
+def test_signing_out_sends_the_app_a_signed_logout_token(client, auth, listening_app, endpoint):
+    auth.login()
+    id_token = launch(client, listening_app)
+    assert id_token["sid"] and endpoint.posts == []
+    auth.logout()
+    [(claims, header)] = logout_tokens(client, endpoint)
+    assert header["typ"] == "logout+jwt" and header["alg"] == "RS256" and header["kid"]
+    assert claims["iss"] == id_token["iss"] == ISSUER and claims["aud"] == listening_app.client_id
+    assert claims["sub"] == id_token["sub"] and claims["sid"] == id_token["sid"]
+    assert claims["events"] == {EVENT: {}} and claims["jti"] and "nonce" not in claims
+    assert 0 < claims["exp"] - claims["iat"] <= 120
+    assert set(claims) == {"iss", "aud", "iat", "exp", "jti", "sub", "sid", "events"}
+
+
+def test_sid_is_the_apps_own_and_only_for_apps_that_listen(app, client, auth, oidc_world, listening_app,
+                                                           endpoint):
+    auth.login()
+    quiet = launch(client, oidc_world)           # registered without a back-channel URI
+    assert "sid" not in quiet
+    first, second = launch(client, listening_app), launch(client, listening_app)
+    assert first["sid"] == second["sid"]         # one portal session, one sid for this app
+    auth.logout()
+    assert len(logout_tokens(client, endpoint)) == 1   # the quiet app is told nothing
+    later = new_client(app)
+    AuthActions(later).login()
+    assert launch(later, listening_app)["sid"] != first["sid"]   # a new session, a new sid
+
+
+def test_signing_in_again_keeps_what_the_session_started(client, auth, listening_app, endpoint):
+    auth.login()
+    id_token = launch(client, listening_app)
+    sign_in_again(client)                         # the same student, again (a new session id)
+    assert wait_for_deliveries(10) and endpoint.posts == []
+    auth.logout()
+    [(claims, _)] = logout_tokens(client, endpoint)
+    assert claims["sid"] == id_token["sid"]
+
+
+def test_another_student_signing_in_on_the_browser_ends_the_first_ones_apps(client, auth, roster,
+                                                                             listening_app, endpoint):
+    roster.person("alan.turing", schools=[listening_app.school], grades="02")
+    auth.login()
+    id_token = launch(client, listening_app)
+    sign_in_again(client, "alan.turing")
+    [(claims, _)] = logout_tokens(client, endpoint)
+    assert claims["sub"] == id_token["sub"] and claims["sid"] == id_token["sid"]
+
+
+@pytest.mark.parametrize("ending", ["password reset", "security hold", "the bell"])
+def test_every_way_a_session_ends_tells_the_app(client, auth, app, roster, redis_client,
+                                                listening_app, endpoint, ending):
+    from portal.admin.holds import place_hold
+    from portal.auth.services import set_password
+    from portal.models import Role
+    from portal.teacher.bell import sign_out_class
+
+    auth.login()
+    id_token = launch(client, listening_app)
+    student = listening_app.student
+    if ending == "password reset":
+        set_password(db.session, redis_client, student, "a brand new password")
+    elif ending == "security hold":
+        place_hold(db.session, redis_client, student, actor=None, reason="lost laptop",
+                   now=datetime.now(timezone.utc))
+    else:
+        teacher = roster.person("t.garden", role=Role.teacher, schools=[listening_app.school],
+                                sections=[listening_app.section])
+        sign_out_class(db.session, redis_client, teacher, listening_app.section)
+    [(claims, _)] = logout_tokens(client, endpoint)
+    assert claims["sid"] == id_token["sid"]
+    assert client.get("/").status_code == 302     # and the portal session is over too
+
+
+def test_a_session_that_timed_out_is_told_when_the_persons_sessions_end(client, auth, redis_client,
+                                                                         listening_app, endpoint):
+    from portal.sessions import PREFIX
+    from portal.sessions import end_sessions_for
+    auth.login()
+    id_token = launch(client, listening_app)
+    for key in redis_client.scan_iter(PREFIX + "*"):
+        redis_client.delete(key)                  # the idle time-out: nobody was told
+    assert wait_for_deliveries(10) and endpoint.posts == []
+    end_sessions_for(redis_client, listening_app.student.id)   # e.g. a password reset, later
+    [(claims, _)] = logout_tokens(client, endpoint)
+    assert claims["sid"] == id_token["sid"]
+
+
+def test_an_app_that_is_down_slow_or_redirects_never_holds_up_the_sign_out(client, auth, listening_app):
+    from portal.sso.oidc.clients import set_backchannel_logout_uri
+    hold, elsewhere = threading.Event(), AppEndpoint()
+    slow = AppEndpoint(hold=hold)
+    redirecting = AppEndpoint(status=307, location=elsewhere.url)
+    try:
+        # Down: nothing listens on the port any more.
+        down = AppEndpoint()
+        down.close()
+        for url in (down.url, slow.url, redirecting.url):
+            set_backchannel_logout_uri(db.session, listening_app.app.slug, url)
+            auth.login()
+            launch(client, listening_app)
+            answer = auth.logout()
+            assert answer.status_code == 302 and answer.headers["Location"].endswith("/login")
+            if url == slow.url:
+                # The sign-out came back while the app was still busy with the token.
+                assert slow.arrived.wait(10) and not hold.is_set()
+                hold.set()
+        assert wait_for_deliveries(15)
+        assert len(redirecting.posts) == 1 and elsewhere.posts == []   # no redirect followed
+    finally:
+        hold.set()
+        for server in (slow, redirecting, elsewhere):
+            server.close()
+
+
+def test_discovery_says_so(client):
+    config = client.get("/.well-known/openid-configuration").json
+    assert config["backchannel_logout_supported"] is True
+    assert config["backchannel_logout_session_supported"] is True
+    assert "sid" in config["claims_supported"]
+
+
+@pytest.mark.parametrize("uri, says", [
+    ("http://learn.test/logout", "must start with https://"),
+    ("https://learn.test/logout#here", "may not have a #fragment"),
+    ("https://who:pw@learn.test/logout", "may not carry a user name or password"),
+    ("file:///etc/passwd", "must start with https://"),
+    ("https://learn.test/*", "no wildcards"),
+])
+def test_bad_logout_uris_are_refused_in_one_line(runner, oidc_world, uri, says):
+    from portal.models import App
+    before = dict(oidc_world.app.settings)
+    result = runner.invoke(args=["apps", "logout-uri", oidc_world.app.slug, uri])
+    assert result.exit_code != 0 and says in result.output and len(result.output.strip().splitlines()) == 1
+    db.session.expire_all()
+    assert db.session.get(App, oidc_world.app.id).settings == before
+    added = runner.invoke(args=["apps", "add-oidc", "Another App", "--redirect-uri", REDIRECT,
+                                "--login-uri", "https://learn.test/login", "--backchannel-logout-uri", uri])
+    assert added.exit_code != 0 and says in added.output and "client_secret" not in added.output
+    assert db.session.query(App).filter_by(name="Another App").count() == 0
+
+
+def test_logout_uri_command_sets_and_removes_and_knows_oidc_apps_only(runner, oidc_world):
+    from portal.admin.services import add_link_app
+    from portal.models import App
+    url = "https://learn.test/backchannel"
+    result = runner.invoke(args=["apps", "logout-uri", oidc_world.app.slug, url])
+    assert result.exit_code == 0 and "hears at https://learn.test/backchannel" in result.output
+    db.session.expire_all()
+    assert db.session.get(App, oidc_world.app.id).settings["backchannel_logout_uri"] == url
+    result = runner.invoke(args=["apps", "logout-uri", oidc_world.app.slug])
+    assert result.exit_code == 0 and "no longer hears" in result.output
+    db.session.expire_all()
+    assert "backchannel_logout_uri" not in db.session.get(App, oidc_world.app.id).settings
+    add_link_app(db.session, "Library", "https://library.test/")
+    for name, says in (("Library", "does not sign in with OpenID Connect"), ("Nothing", "no app called")):
+        result = runner.invoke(args=["apps", "logout-uri", name, url])
+        assert result.exit_code != 0 and says in result.output
