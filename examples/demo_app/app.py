@@ -2,22 +2,30 @@
 and shows exactly what it received. It talks to the portal only over HTTP, as any app would.
 
 Routes: /saml/acs and /saml/metadata (the SAML service provider), /oidc/login (third-party-initiated
-login, where a tile launch lands) and /oidc/callback (the OIDC client), / (what arrived).
+login, where a tile launch lands) and /oidc/callback (the OIDC client), /oidc/backchannel-logout
+(where the portal says a student's portal session ended: OpenID Connect Back-Channel Logout, so
+the next child at a shared Chromebook does not find this one signed in), / (what arrived).
 """
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from authlib.integrations.flask_client import OAuth, OAuthError
-from flask import Flask, Response, redirect, render_template, request, session, url_for
+from flask import Flask, Response, jsonify, redirect, render_template, request, session, url_for
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from requests import RequestException
 
 from examples.demo_app.saml_sp import SamlRefused, ServiceProvider
 
 SCOPE = "openid profile email roster"
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 SAML_PROTOCOL = "SAML 2.0"
 OIDC_PROTOCOL = "OpenID Connect"
 
@@ -45,6 +53,20 @@ def create_app(*, portal_url: str, base_url: str, client_id: str, client_secret:
         server_metadata_url=f"{portal_url}/.well-known/openid-configuration",
         client_kwargs={"scope": SCOPE, "code_challenge_method": "S256", "timeout": 5},
     )
+
+    # The portal sessions the portal said have ended: (issuer, sid). A real app would end its
+    # stored sessions; this one keeps its session in a cookie, so it forgets it at the next request.
+    ended: set[tuple[str, str]] = set()
+    ended_lock = threading.Lock()
+
+    @app.before_request
+    def forget_an_ended_sign_in():
+        token = (session.get("received") or {}).get("id_token") or {}
+        if token.get("sid"):
+            with ended_lock:
+                gone = (token.get("iss"), token["sid"]) in ended
+            if gone:
+                session.clear()
 
     def problem(title: str, detail: str, status: int = 400):
         return render_template("demo_app/problem.html", title=title, detail=detail,
@@ -91,6 +113,31 @@ def create_app(*, portal_url: str, base_url: str, client_id: str, client_secret:
         session["after_sign_in"] = target if _is_ours(target, base_url) else "/"
         hint = request.values.get("login_hint")
         return portal.authorize_redirect(f"{base_url}/oidc/callback", **({"login_hint": hint} if hint else {}))
+
+    @app.post("/oidc/backchannel-logout")
+    def oidc_backchannel_logout():
+        # Back-Channel Logout 1.0, 2.6: a logout token is checked as an ID token is, and more.
+        try:
+            metadata = portal.load_server_metadata()
+            token = jwt.decode(request.form.get("logout_token", ""),
+                               KeySet.import_key_set(portal.fetch_jwk_set()), algorithms=["RS256"])
+            claims, now = token.claims, time.time()
+            good = (token.header.get("typ") == "logout+jwt"
+                    and claims.get("iss") == metadata["issuer"] and claims.get("aud") == client_id
+                    and isinstance(claims.get("events"), dict) and LOGOUT_EVENT in claims["events"]
+                    and isinstance(claims.get("sid"), str) and "nonce" not in claims
+                    and claims.get("iat", now + 1) <= now + 60 and claims.get("exp", 0) > now)
+        except (JoseError, RequestException, KeyError, ValueError, TypeError):
+            good = False
+        if not good:
+            answer = jsonify(error="invalid_request", error_description="not a valid logout token")
+            answer.status_code = 400
+        else:
+            with ended_lock:
+                ended.add((claims["iss"], claims["sid"]))
+            answer = Response(status=200)
+        answer.headers["Cache-Control"] = "no-store"
+        return answer
 
     @app.get("/oidc/callback")
     def oidc_callback():

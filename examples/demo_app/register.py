@@ -65,7 +65,7 @@ def register_demo_apps(db: Session, base_url: str, *, credentials_path: Path,
     """Make sure both registrations exist (granted to `school`, a sourcedId); return credentials."""
     from portal.admin.services import grant_app, release_fields
     from portal.models import App
-    from portal.sso.oidc.clients import Client, register_client
+    from portal.sso.oidc.clients import Client, register_client, set_backchannel_logout_uri
     from portal.sso.saml import register_sp
 
     base_url = base_url.rstrip("/")
@@ -81,7 +81,8 @@ def register_demo_apps(db: Session, base_url: str, *, credentials_path: Path,
     if oidc is None:
         oidc, secret = register_client(
             db, OIDC_NAME, redirect_uris=[f"{base_url}/oidc/callback"],
-            login_uri=f"{base_url}/oidc/login", post_logout_redirect_uris=[f"{base_url}/"])
+            login_uri=f"{base_url}/oidc/login", post_logout_redirect_uris=[f"{base_url}/"],
+            backchannel_logout_uri=f"{base_url}/oidc/backchannel-logout")
         if school:
             grant_app(db, oidc.slug, school=school)
         release_fields(db, oidc.slug, OIDC_RELEASE)
@@ -90,6 +91,10 @@ def register_demo_apps(db: Session, base_url: str, *, credentials_path: Path,
         secret = saved.client_secret
     else:
         secret = _new_secret(db, oidc)
+
+    if (oidc.settings or {}).get("backchannel_logout_uri") != f"{base_url}/oidc/backchannel-logout":
+        # Registered before the demo app listened for the portal's sign-outs (or elsewhere).
+        set_backchannel_logout_uri(db, oidc.slug, f"{base_url}/oidc/backchannel-logout")
 
     credentials = DemoCredentials(oidc.client_id, secret, saml.client_id)
     if credentials != saved:

@@ -19,7 +19,7 @@ from tests.sso.conftest import read_post_form
 from tests.sso.test_oidc_support import PASSWORD, csrf_of
 
 # The claims an ID token carries about the token itself, beside the student's released fields.
-PROTOCOL_CLAIMS = {"iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash"}
+PROTOCOL_CLAIMS = {"iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash", "sid"}
 
 
 class _LateApp:
@@ -187,3 +187,32 @@ def test_registering_again_changes_nothing_and_a_lost_secret_is_replaced(demo, t
     assert client.check_client_secret(replaced.client_secret)
     assert not client.check_client_secret(demo.credentials.client_secret)
     assert DemoCredentials.read(path) == replaced and path.stat().st_mode & 0o777 == 0o600
+
+
+def test_signing_out_of_the_portal_signs_the_student_out_of_the_demo_app(demo):
+    # The demo app registered a back-channel logout URI: the portal tells it, server to server.
+    from portal.sso.oidc.backchannel import wait_for_deliveries
+    browser = _signed_in_browser(demo.portal)
+    launch = browser.get(f"{demo.portal}/launch/{_app(OIDC_NAME).slug}", timeout=10)
+    assert launch.status_code == 200 and "<h2>Signed in</h2>" in launch.text
+    assert Tables(launch.text).tables["id-token"]["sid"]
+    tiles = browser.get(f"{demo.portal}/", timeout=5)
+    out = browser.post(f"{demo.portal}/logout", data={"csrf_token": csrf_of(tiles.text)},
+                       allow_redirects=False, timeout=5)
+    assert out.status_code == 302
+    assert wait_for_deliveries(10)
+    page = browser.get(f"{demo.app}/", timeout=5)
+    assert "<h2>Not signed in</h2>" in page.text
+
+
+def test_the_demo_app_refuses_a_forged_logout_token(demo):
+    from joserfc import jwt
+    from joserfc.jwk import RSAKey
+    forged = jwt.encode({"alg": "RS256", "typ": "logout+jwt"},
+                        {"iss": demo.portal, "aud": demo.credentials.client_id, "sid": "x",
+                         "events": {"http://schemas.openid.net/event/backchannel-logout": {}}},
+                        RSAKey.generate_key(2048), algorithms=["RS256"])
+    for token in (forged, "not a token", ""):
+        answer = requests.post(f"{demo.app}/oidc/backchannel-logout", data={"logout_token": token},
+                               timeout=5)
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
