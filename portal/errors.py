@@ -89,6 +89,12 @@ def refuse_unreadable_input() -> None:
     as a 500)."""
     if "\x00" in request.path:
         raise UnreadableInput()
+    try:
+        # Werkzeug decodes the query strictly as UTF-8 when it is first read: a raw byte that is
+        # not UTF-8 (gunicorn passes them through) would be a UnicodeDecodeError in any view.
+        request.query_string.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableInput() from None
     fields = [request.args] + ([request.form] if request.method == "POST" else [])
     if any("\x00" in key or "\x00" in value for f in fields for key, value in f.items(multi=True)):
         raise UnreadableInput()

@@ -163,3 +163,58 @@ def test_nameid_field_withdrawn_from_release_stops_launch_plainly(client, auth, 
 def test_unencoded_plus_in_the_request_is_tolerated(client, signed_in):
     query = redirect_query(request_xml(request_id="_plus"))
     saml_response_of(client.get("/saml/sso?" + query.replace("%2B", "+")))
+
+
+# Found by review: each of these was a 500 (a traceback in the log) before it was a plain 400.
+_RELATIVE_NAMESPACE_SIGNATURE = (
+    f'<ds:Signature xmlns:ds="{c.DS}"><ds:SignedInfo xmlns:r="rel">'
+    f'<ds:CanonicalizationMethod Algorithm="{c.EXC_C14N}"/><ds:SignatureMethod Algorithm="{c.RSA_SHA256}"/>'
+    f'<ds:Reference URI="#_forged1"><ds:Transforms><ds:Transform Algorithm="{c.ENVELOPED_SIGNATURE}"/>'
+    f'<ds:Transform Algorithm="{c.EXC_C14N}"/></ds:Transforms><ds:DigestMethod Algorithm="{c.DIGEST_SHA256}"/>'
+    f'<ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo>'
+    f'<ds:SignatureValue>AAAA</ds:SignatureValue></ds:Signature>')
+
+
+def test_a_signature_that_cannot_be_canonicalised_is_refused_plainly(app, client, auth, roster, saml_sp_keys):
+    app.config["PROPAGATE_EXCEPTIONS"] = False   # as in production: a crash would be the 500 page
+    school = roster.school("sch-maple")
+    roster.person("ada.lovelace", schools=[school])
+    register_and_grant(db.session, school=school, sp_cert=saml_sp_keys.cert_pem)
+    auth.login()
+    assert_plain_refusal(post(client, request_xml(request_id="_forged1", extra=_RELATIVE_NAMESPACE_SIGNATURE)))
+
+
+@pytest.mark.parametrize("destination", ["http://[", "http://[::1", "http://[not-an-ip]/saml/sso", "http://]x"])
+def test_a_destination_that_is_no_address_is_refused_plainly(app, client, signed_in, destination):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    xml = request_xml(request_id="_d").replace(f'Destination="{SSO}"', f'Destination="{destination}"')
+    assert destination in xml
+    assert_plain_refusal(client.get("/saml/sso?" + redirect_query(xml)))
+    assert_plain_refusal(post(client, xml.replace('ID="_d"', 'ID="_d2"')))
+
+
+def test_a_query_that_is_not_utf8_is_refused_plainly(app, client, signed_in):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    page = client.get("/saml/sso", environ_overrides={"QUERY_STRING": "SAMLRequest=x&RelayState=a\xffb"})
+    assert page.status_code == 400 and "characters we can" in page.get_data(as_text=True)
+
+
+def test_the_redirect_signature_covers_the_very_octets_received(client, auth, roster, saml_sp_keys):
+    from urllib.parse import quote
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from tests.sso.test_saml_requests import deflate
+    school = roster.school("sch-maple")
+    roster.person("ada.lovelace", schools=[school])
+    register_and_grant(db.session, school=school, sp_cert=saml_sp_keys.cert_pem,
+                       require_signed_requests=True)
+    auth.login()
+    query = ("SAMLRequest=" + quote(base64.b64encode(deflate(request_xml(request_id="_qm").encode())).decode(),
+                                    safe="")
+             + "&RelayState=/lessons??today&SigAlg=" + quote(c.RSA_SHA256, safe=""))
+    signature = saml_sp_keys.key.sign(query.encode(), padding.PKCS1v15(), hashes.SHA256())
+    query += "&Signature=" + quote(base64.b64encode(signature).decode(), safe="")
+    # Each "?" swapped for a byte the old check turned into "?" too (UTF-8 of "é"): not signed.
+    swapped = query.encode().replace(b"/lessons??today", "/lessons\u00e9today".encode())
+    assert_plain_refusal(client.get("/saml/sso", environ_overrides={"QUERY_STRING": swapped.decode("latin-1")}))
+    saml_response_of(client.get("/saml/sso?" + query))

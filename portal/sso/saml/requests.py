@@ -103,7 +103,9 @@ def decode_redirect(raw_query: str) -> IncomingMessage:
         if "RelayState" in raw:
             octets += "&RelayState=" + raw["RelayState"]
         octets += "&SigAlg=" + raw["SigAlg"]
-        signed_octets = octets.encode("ascii", "replace")
+        # The query was read as latin-1: encoding it back gives the very octets received (a
+        # replacement character for each non-ASCII byte would let one stand for any other).
+        signed_octets = octets.encode("latin-1")
         sig_alg = unquote_plus(raw["SigAlg"])
         signature = b64decode(unquote(raw["Signature"]))
     return IncomingMessage(c.BINDING_REDIRECT, xml, _relay_state(unquote_plus(raw.get("RelayState", ""))),
@@ -235,6 +237,9 @@ def verify_post_signature(root: etree._Element, cert_pem: str) -> etree._Element
         raise BadSignature(f"the request's signature does not verify: {e}") from None
     except etree.DocumentInvalid as e:  # signxml's XML-DSig schema check: a part is missing
         raise BadSignature(f"the request's signature is not a valid XML signature: {e}") from None
+    except etree.LxmlError:  # e.g. C14NError: canonicalising failed (a relative namespace URI)
+        raise BadSignature("the request's signature could not be checked: its XML cannot be "
+                           "canonicalised") from None
     signed = result.signed_xml
     # The reference must be the whole request: a signature over some other element with the
     # same ID (a wrapped copy) proves nothing about the request we were sent.
@@ -278,7 +283,10 @@ def read_authn_request(element: etree._Element, *, signed: bool) -> AuthnRequest
 
 
 def _same_url(a: str, b: str) -> bool:
-    pa, pb = urlsplit(a), urlsplit(b)
+    try:
+        pa, pb = urlsplit(a), urlsplit(b)
+    except ValueError:   # "http://[", an unclosed IPv6 bracket: no address we could be
+        return False
     return (pa.scheme.lower(), pa.netloc.lower(), pa.path or "/", pa.query) == \
         (pb.scheme.lower(), pb.netloc.lower(), pb.path or "/", pb.query)
 
