@@ -80,8 +80,18 @@ def test_keys_rotate_publishes_a_new_key_beside_the_old(app, runner):
     now = runner.invoke(args=["keys", "rotate", "--now"])
     assert now.exit_code == 0, now.output
     newest = load_keys(folder).kids[1]   # after the key still waiting to sign
-    assert now.output.splitlines()[1:] == [f"signing with {newest}",
-                                           f"still published: {before[0]['kid']}"]
+    assert now.output.splitlines()[1:] == [
+        f"signing with {newest}",
+        f"still published: {before[0]['kid']} (a leaked key? `portal keys rotate --now --retire` withdraws it)"]
+    kids = load_keys(folder).kids
+    one_line_failure(runner.invoke(args=["keys", "rotate", "--retire"]), "--retire needs --now")
+    assert load_keys(folder).kids == kids
+    withdrawn = runner.invoke(args=["keys", "rotate", "--now", "--retire"])
+    assert withdrawn.exit_code == 0, withdrawn.output
+    ring = load_keys(folder)
+    assert f"retired: {newest}" in withdrawn.output and newest not in ring.kids
+    # Nothing older than the new signing key is published; the key still waiting to sign stays.
+    assert ring.kids == [after[0]["kid"], ring.signing_key().kid]
 
 
 def test_keys_commands_name_a_file_that_is_not_a_key(app, runner):

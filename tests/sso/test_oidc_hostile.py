@@ -8,6 +8,7 @@ import time
 from html import unescape
 
 import pytest
+from werkzeug.datastructures import MultiDict
 
 from portal.db import db
 from portal.sso.oidc import store
@@ -228,12 +229,64 @@ def test_code_is_bound_to_client_and_redirect_uri(client, auth, oidc_world):
     assert stolen.status_code == 400 and stolen.json["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic eDp5"},
+@pytest.mark.parametrize("headers", [{"Authorization": "Bearer nope"}, {"Authorization": "Basic eDp5"},
                                      {"Authorization": "Bearer " + "x" * 5000}])
 def test_userinfo_without_a_valid_token_is_401(client, oidc_world, headers):
     response = client.get("/oidc/userinfo", headers=headers)
     assert response.status_code in (400, 401)
     assert response.is_json and "error" in response.json
+
+
+def test_userinfo_with_no_credentials_gets_the_bare_challenge(client, oidc_world):
+    # RFC 6750 3.1: no error code when the request carries no authentication at all.
+    for response in (client.get("/oidc/userinfo"), client.post("/oidc/userinfo")):
+        assert response.status_code == 401 and response.headers["WWW-Authenticate"] == 'Bearer realm="userinfo"'
+        assert "error" not in response.get_data(as_text=True)
+
+
+def _basic(world, secret=None) -> str:
+    return "Basic " + base64.b64encode(f"{world.client_id}:{secret or world.client_secret}".encode()).decode()
+
+
+def test_a_token_request_authenticates_one_way_only(client, auth, oidc_world):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+    for extra, basic in (({"client_secret": oidc_world.client_secret}, _basic(oidc_world, "wrong")),
+                         ({"client_secret": oidc_world.client_secret}, _basic(oidc_world)),
+                         ({"client_id": "someone-else"}, _basic(oidc_world))):
+        refused = client.post("/oidc/token", data={**form, **extra}, headers={"Authorization": basic})
+        assert refused.status_code in (400, 401) and refused.json["error"] == "invalid_client"
+    # Nothing was used up: the same code, sent properly, works.
+    assert client.post("/oidc/token", data={**form, "client_id": oidc_world.client_id},
+                       headers={"Authorization": _basic(oidc_world)}).status_code == 200
+
+
+def test_token_parameters_come_once_and_in_the_body(client, auth, oidc_world):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier)]
+    headers = {"Authorization": _basic(oidc_world)}
+    twice = client.post("/oidc/token", data=MultiDict(form + [("redirect_uri", "https://evil.test/")]),
+                        headers=headers)
+    assert twice.status_code == 400 and twice.json["error"] == "invalid_request"
+    assert "only once" in twice.json["error_description"]
+    in_query = client.post("/oidc/token?redirect_uri=" + REDIRECT, data=MultiDict(form[:2] + form[3:]),
+                           headers=headers)
+    assert in_query.status_code == 400 and in_query.json["error"] == "invalid_request"
+    assert client.post("/oidc/token", data=MultiDict(form), headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("crit", ["[1]", "[[1]]", "[{}]", "[null]", "5", "true"])
+def test_a_logout_hint_with_a_crooked_header_gets_a_plain_400(app, client, crit):
+    app.config["PROPAGATE_EXCEPTIONS"] = False     # as in production: a crash would be a 500
+    header = base64.urlsafe_b64encode(f'{{"alg": "RS256", "crit": {crit}}}'.encode()).rstrip(b"=").decode()
+    hint = f"{header}.e30.c2ln"
+    for response in (client.get("/oidc/logout", query_string={"id_token_hint": hint}),
+                     client.post("/oidc/logout", data={"id_token_hint": hint})):
+        assert response.status_code == 400 and "Location" not in response.headers
+        assert "Traceback" not in response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("form", [

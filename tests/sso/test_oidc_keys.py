@@ -98,6 +98,19 @@ def test_rotating_at_once_signs_with_the_new_key_now(tmp_path):
     assert len(key_files(tmp_path)) == 2
 
 
+def test_retiring_at_once_withdraws_the_leaked_key_and_what_it_signed(tmp_path):
+    ring = load_keys(tmp_path)
+    leaked = ring.kids[0]
+    stolen = ring.sign({"sub": "x"})
+    with pytest.raises(ValueError):
+        rotate_keys(tmp_path, retire=True)          # the old key must sign until a new one does
+    assert load_keys(tmp_path).kids == [leaked]
+    ring, retired = rotate_keys(tmp_path, at_once=True, retire=True)
+    assert retired == [leaked] and ring.kids == [ring.signing_key().kid] and len(key_files(tmp_path)) == 1
+    with pytest.raises(Exception):
+        jwt.decode(stolen, ring.public_key_set())
+
+
 def test_a_key_file_named_otherwise_signs_since_it_was_written(tmp_path):
     first = load_keys(tmp_path).kids[0]
     own = tmp_path / "district-key.pem"

@@ -81,13 +81,18 @@ def apps_logout_uri(name, uri):
 @click.option("--now", is_flag=True,
               help="sign with the new key at once (a leaked key); apps that cached the published "
                    "keys may refuse new sign-ins for up to 5 minutes")
+@click.option("--retire", is_flag=True,
+              help="with --now: stop publishing the old keys at once, so that nothing they signed "
+                   "(or a thief signs with them) verifies any more")
 @with_appcontext
-def keys_rotate(now):
+def keys_rotate(now, retire):
     """Publish a new signing key, which signs 10 minutes later (after apps have fetched it); the
-    key signing now stays published until the rotation after next."""
+    key signing now stays published until the rotation after next (--now --retire: withdrawn)."""
     from portal.sso.oidc.keys import KeyFileError, rotate_keys
+    if retire and not now:
+        fail("--retire needs --now: the old key must not be withdrawn before the new one signs")
     try:
-        ring, retired = rotate_keys(_keys_dir(), at_once=now)
+        ring, retired = rotate_keys(_keys_dir(), at_once=now, retire=retire)
     except OSError as e:
         fail(f"cannot write the key folder {_keys_dir()}: {e.strerror}")
     except KeyFileError as e:
@@ -97,7 +102,8 @@ def keys_rotate(now):
         click.echo(f"published: {key.kid} (signs from {_when(key.signs_from)})")
     click.echo(f"signing with {signing.kid}")
     for kid in ring.kids[ring.kids.index(signing.kid) + 1:]:
-        click.echo(f"still published: {kid}")
+        click.echo(f"still published: {kid}" + (" (a leaked key? `portal keys rotate --now --retire` "
+                                                 "withdraws it)" if now else ""))
     for kid in retired:
         click.echo(f"retired: {kid}")
 

@@ -222,16 +222,21 @@ def _ring_or_raise(found: "KeyRing | str") -> KeyRing:
     return found
 
 
-def rotate_keys(folder: Path, *, at_once: bool = False) -> tuple[KeyRing, list[str]]:
+def rotate_keys(folder: Path, *, at_once: bool = False,
+                retire: bool = False) -> tuple[KeyRing, list[str]]:
     """Add a key that signs PUBLISH_AHEAD seconds from now (or at once); return the ring
-    and the kids retired: every key older than the one before the key that signs now."""
+    and the kids retired: every key older than the one before the key that signs now (with
+    `retire`, which needs `at_once`: every key older than the new one, for a leaked key, whose
+    tokens then stop verifying)."""
+    if retire and not at_once:
+        raise ValueError("retiring the signing key needs a new key that signs at once")
     folder = _prepare(folder)
     with _FolderLock(folder):
         _read(folder)       # refuse before adding a key when a file there is not one
         at = datetime.now(timezone.utc)
         _write_new_key(folder, at if at_once else at + timedelta(seconds=PUBLISH_AHEAD))
         ring = _read(folder)
-        kept = ring.keys.index(ring.signing_key(at)) + 2
+        kept = ring.keys.index(ring.signing_key(at)) + (1 if retire else 2)
         retired = ring.keys[kept:]
         for key in retired:
             key.path.unlink()

@@ -43,7 +43,7 @@ from portal.sso.oidc.claims import (
     fields_for_scope, hash_secret, id_token_claims, id_token_is_for_sign_in, oidc_claims, scope_list,
 )
 from portal.sso.oidc.clients import AUTH_METHODS, Client, find_client
-from portal.sso.oidc.keys import ALG, KeyRing, keys_dir, load_keys
+from portal.sso.oidc.keys import ALG, KeyFileError, KeyRing, keys_dir, load_keys
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +365,15 @@ class PortalEndSession(EndSessionEndpoint):
 
     def get_algorithms(self):
         return [ALG]
+
+    def _validate_id_token_hint(self, id_token_hint):
+        try:
+            return super()._validate_id_token_hint(id_token_hint)
+        except (InvalidRequestError, KeyFileError):
+            raise
+        except Exception:  # noqa: BLE001  hostile input in a third-party decoder: a crit header
+            # that is not a list of names is a TypeError in joserfc, not a JoseError.
+            raise InvalidRequestError("The id_token_hint is not a token of this portal.") from None
 
     def validate_request(self, request):
         result = super().validate_request(request)

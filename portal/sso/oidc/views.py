@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
@@ -102,6 +102,9 @@ def jwks():
 @csrf.exempt  # apps authenticate with their client secret, not a browser session
 def token():
     key_ring()  # no usable key: refuse before the code is used up, so the app can try again
+    problem = _token_request_problem()
+    if problem is not None:
+        return server.handle_error_response(None, problem)
     try:
         return server.create_token_response()
     except OAuth2Error as error:  # e.g. insecure transport, raised before Authlib's own handling
@@ -110,9 +113,36 @@ def token():
         return server.handle_error_response(None, InvalidRequestError(NOT_ALLOWED))
 
 
+# What a token request carries; each once, and in the body (RFC 6749 3.2 and 4.1.3).
+_TOKEN_PARAMETERS = ("grant_type", "code", "redirect_uri", "code_verifier", "client_id", "client_secret")
+
+
+def _token_request_problem():
+    """An error for a token request Authlib would read too kindly (it takes the first of repeated
+    parameters, reads the query, and tries a second way of authenticating when the first fails)."""
+    form = request.form
+    for name in _TOKEN_PARAMETERS:
+        if len(form.getlist(name)) > 1:
+            return InvalidRequestError(f"{name} may be sent only once.")
+        if name in request.args:
+            return InvalidRequestError(f"Send {name} in the request body, not in the address.")
+    basic = request.authorization
+    if basic is not None and basic.type == "basic":
+        # RFC 6749 2.3: a client uses one way of authenticating in a request, not two.
+        if "client_secret" in form or ("client_id" in form and form["client_id"] != unquote(basic.username or "")):
+            return InvalidClientError(description="Authenticate the client one way only.")
+    return None
+
+
 @bp.route("/oidc/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
+    if not request.headers.get("Authorization"):
+        # RFC 6750 3.1: a request with no credentials at all gets the challenge, no error code.
+        response = current_app.response_class(status=401)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="userinfo"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
     try:
         token = require_oauth.acquire_token(["openid"])
         claims = release_userinfo(token)
