@@ -109,16 +109,50 @@ def add_link_app(db: Session, name: str, url: str, icon: str = "") -> App:
     return app
 
 
+def only_district(db: Session) -> int | None:
+    """The id of the roster's one district; None when it has none or several."""
+    ids = list(db.scalars(select(District.id).limit(2)))
+    return ids[0] if len(ids) == 1 else None
+
+
+def grants_of_district(db: Session, grants, district_id: int) -> list[Grant]:
+    """Of these grants, those a district's admin may see and remove: the grants to the district,
+    to its schools and classes, and (when the roster has one district) the grants to a grade or a
+    role that the command line made for everyone. Apps are shared by the districts of a portal;
+    another district's grants are none of this district's business."""
+    grants = list(grants)
+    sole = only_district(db) == district_id if any(
+        g.district_id is None and g.school_id is None and g.section_id is None for g in grants) else False
+    mine = []
+    for grant in grants:
+        if grant.district_id is not None:
+            ours = grant.district_id == district_id
+        elif grant.school_id is not None:
+            ours = grant.school.district_id == district_id
+        elif grant.section_id is not None:
+            ours = grant.section.school.district_id == district_id
+        else:
+            ours = sole
+        if ours:
+            mine.append(grant)
+    return mine
+
+
 def _grant_for(db: Session, app: App, *, district: bool, school: str | None, grade: str | None,
                section: str | None, role: str | None, actor: Person | None = None) -> Grant:
     """The (unsaved) grant of `app` to the group these options name, or AdminError. With an
-    `actor` (an admin on the web), only schools and classes of the actor's district count."""
+    `actor` (an admin on the web), the grant covers the actor's district only, and only its
+    schools and classes can be named."""
     if not (district or school or grade or section or role):
         raise AdminError("say who gets the app: --district, --school, --grade, --section or --role")
     # Built by id and added at the end: an object half-attached to the session would be
     # autoflushed by the look-ups below.
     grant = Grant(app_id=app.id)
-    if district:
+    if actor is not None and (district or not (school or section)):
+        # A grade or a role alone would reach every district of the portal (a school or a class
+        # names the district already: it must be the actor's, below).
+        grant.district_id = actor.district_id
+    elif district:
         districts = list(db.scalars(select(District)))
         if len(districts) != 1:
             raise AdminError("--district needs exactly one district in the roster; use --school")
@@ -182,6 +216,8 @@ def remove_grant(db: Session, name: str, *, district: bool = False, school: str 
                             role=role)
         found_id = db.scalar(_same_grant(wanted))
         grant = db.get(Grant, found_id) if found_id is not None else None
+    if grant is not None and actor is not None and not grants_of_district(db, [grant], actor.district_id):
+        grant = None    # another district's grant: as if it were not there
     if grant is None and grant_id is not None:
         raise AdminError("that grant is no longer there; nothing changed")
     if grant is None:
@@ -199,6 +235,13 @@ def release_fields(db: Session, name: str, fields: list[str], *, actor: Person |
     records the new list and who set it."""
     from portal.access import UnknownField, check_fields
     app = find_app(db, name)
+    if actor is not None and only_district(db) != actor.district_id and \
+            len(grants_of_district(db, app.grants, actor.district_id)) != len(app.grants):
+        # The fields are the app's, for every district it is open to: one district's admin
+        # decides them only for an app no other district uses.
+        raise AdminError(f"{app.name} is open to another district of this portal too, and what "
+                         "it receives is the same for all of them: the portal's operator sets it "
+                         "(portal apps release)")
     try:
         app.released_fields = [f for f in check_fields(fields) if f != "subject"]
     except UnknownField as e:

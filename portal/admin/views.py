@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from portal.access import FIELDS, apps_for
 from portal.admin import deletions, holds, optouts
-from portal.admin.services import AdminError, grant_app, list_apps, release_fields, remove_grant
+from portal.admin.services import (
+    AdminError, grant_app, grants_of_district, list_apps, release_fields, remove_grant,
+)
 from portal.admin.shared import (
     EVENT_WORDS, audit_log, find_person, releases_about, releases_to_app, use_since,
 )
@@ -32,7 +34,9 @@ USE_DAYS = 30
 def apps():
     """Every app: its kind, who may launch it, the fields it receives, its use in 30 days."""
     use = use_since(db.session, current_user.district_id, flow.now() - timedelta(days=USE_DAYS))
-    return render_template("admin/apps.html", apps=list_apps(db.session), use=use, days=USE_DAYS,
+    found = list_apps(db.session)
+    grants = {a.id: grants_of_district(db.session, a.grants, current_user.district_id) for a in found}
+    return render_template("admin/apps.html", apps=found, grants=grants, use=use, days=USE_DAYS,
                            fields=FIELDS, held=holds.held_people(db.session, current_user.district_id))
 
 
@@ -55,7 +59,8 @@ def app(slug: str):
     grades = list(dict.fromkeys(GRADES.values()))  # the roster's order: IT, PR, PK, TK, KG, 01 ...
     asked = deletions.requests_of(db.session, current_user.district_id, app=found)
     opted_out = optouts.opted_out_people(db.session, current_user.district_id, found)
-    return (render_template("admin/app.html", app=found, releases=releases, fields=FIELDS,
+    grants = grants_of_district(db.session, found.grants, current_user.district_id)
+    return (render_template("admin/app.html", app=found, grants=grants, releases=releases, fields=FIELDS,
                             schools=list(schools), grades=grades, roles=list(Role), asked=asked,
                             opted_out=opted_out),
             200, {"Cache-Control": "no-store"})

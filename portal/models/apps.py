@@ -74,7 +74,7 @@ class Grant(Base):
     def describe(self) -> str:
         """Say who the grant covers in the words an admin types (`portal apps grant` options)."""
         parts = []
-        if self.district_id:
+        if self.district_id and not (self.school_id or self.section_id):   # else implied
             parts.append("whole district")
         if self.school_id:
             parts.append(f"school {_named(self.school.sourced_id, self.school.name)}")

@@ -292,14 +292,15 @@ def test_an_admin_in_a_real_browser_reads_what_was_shared_and_changes_an_app(app
         page.select_option("#grant-grade", "02")
         page.select_option("#grant-role", "student")
         page.click("text=Add this group")
-        assert page.inner_text(".done") == "Reading Garden is now granted to: grade 02, role student."
+        # Within the admin's district: a grade alone would reach every district of the portal.
+        assert page.inner_text(".done") == "Reading Garden is now granted to: whole district, grade 02, role student."
         page.click("#grant-" + str(_app_now(slug).grants[0].id) + " >> text=Remove")
         assert "is no longer granted to: school sch-maple (Maple Elementary)." in page.inner_text(".done")
     finally:
         context.close()
     current = _app_now(slug)
     assert current.released_fields == ["given_name"]
-    assert [g.describe() for g in current.grants] == ["grade 02, role student"]
+    assert [g.describe() for g in current.grants] == ["whole district, grade 02, role student"]
 
 
 def test_the_audit_log_shows_who_did_what_in_the_district(app, shared):
@@ -351,3 +352,64 @@ def test_an_admin_cannot_grant_an_app_to_another_districts_school_or_class(app, 
         assert says in _text(admin.get(f"/admin/apps/{slug}"))
     assert [g.describe() for g in _app_now(slug).grants] == before
     assert "Far Elementary" not in admin.get(f"/admin/apps/{slug}").get_data(as_text=True)  # not offered
+
+
+def _far_school(roster):
+    from sqlalchemy import select
+
+    from portal.db import db
+    from portal.models import District
+    other = db.session.scalar(select(District).where(District.sourced_id == "other-district"))
+    far_school = roster.school("sch-far", "Far Elementary")
+    far_school.district_id = other.id
+    db.session.commit()
+    return far_school
+
+
+def test_one_districts_admin_reaches_no_other_districts_people_through_shared_apps(app, shared, roster):
+    # Found by review: apps are shared by the districts of a portal, and a grant to a grade alone
+    # reached every district; another district's grants could be seen and removed by id; and
+    # the fields an app receives could be changed for all of them.
+    from portal.db import db
+    far_school = _far_school(roster)
+    far_kid = roster.person("far.kid", schools=[far_school], grades="02", given="Far", family="Kid")
+    far_kid.district_id = far_school.district_id
+    db.session.commit()
+    slug = shared["saml"].slug
+    kid = _client(app, "far.kid")
+    assert kid.get(f"/launch/{slug}").status_code == 404
+    admin = _client(app, "dee.admin")
+    assert _post(admin, f"/admin/apps/{slug}/grants", grade="02").status_code == 303
+    assert kid.get(f"/launch/{slug}").status_code == 404          # Dee's grade 02, not Far's
+    assert _client(app, "ada.lovelace").get(f"/launch/{slug}").status_code == 200
+
+    far = _client(app, "far.admin")
+    assert _post(far, f"/admin/apps/{slug}/grants", school="sch-far").status_code == 303
+    assert kid.get(f"/launch/{slug}").status_code == 200          # Far's own school: fine
+    page = far.get(f"/admin/apps/{slug}").get_data(as_text=True)
+    assert "Maple Elementary" not in page and "grade 02" not in page   # Dee's grants are not Far's
+    dees = [g for g in _app_now(slug).grants if g.school_id != far_school.id]
+    for grant in dees:
+        assert _post(far, f"/admin/apps/{slug}/grants/{grant.id}/remove").status_code == 303
+        assert "that grant is no longer there" in _text(far.get(f"/admin/apps/{slug}")).lower()
+    assert {g.id for g in _app_now(slug).grants} >= {g.id for g in dees}
+
+    # Two districts use the app now: what it receives is the operator's to set, not one admin's.
+    before = list(_app_now(slug).released_fields)
+    for who in (far, admin):
+        assert _post(who, f"/admin/apps/{slug}/release", field=["email", "student_number"]).status_code == 303
+        assert "is open to another district of this portal too" in _text(who.get(f"/admin/apps/{slug}"))
+    assert list(_app_now(slug).released_fields) == before
+
+
+def test_the_whole_district_from_the_web_is_the_admins_own_with_two_districts(app, shared, roster):
+    far_school = _far_school(roster)
+    from portal.db import db
+    far_kid = roster.person("far.kid", schools=[far_school], grades="02")
+    far_kid.district_id = far_school.district_id
+    db.session.commit()
+    admin = _client(app, "dee.admin")
+    assert _post(admin, "/admin/apps/library/grants", district="yes").status_code == 303
+    assert "Library is now granted to: whole district." in _text(admin.get("/admin/apps/library"))
+    assert _client(app, "grace.hopper").get("/launch/library").status_code == 302
+    assert _client(app, "far.kid").get("/launch/library").status_code == 404
