@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, aliased
 
 from portal.audit import RELEASE_KINDS
 from portal.auth.services import normalize_username
-from portal.models import App, Event, Person
+from portal.models import App, Event, Person, School, Section
 
 LAUNCH = "launch"
 
@@ -161,15 +161,22 @@ class LogLine:
 def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
               person: Person | None = None, limit: int = 200) -> list[LogLine]:
     """The latest audit events of the district, newest first: those about or by its people, and
-    those about no one (an app changed from the command line). Optionally one kind, or only the
-    events about or by one person."""
+    those about no one that concern it: an app changed from the command line (apps are shared),
+    or one of its schools or classes (a device enrolled, a badge policy set, a sheet printed).
+    Optionally one kind, or only the events about or by one person."""
     about, by = aliased(Person), aliased(Person)
+    its_schools = select(School.id).where(School.district_id == district_id)
+    its_sections = select(Section.id).join(School, School.id == Section.school_id).where(
+        School.district_id == district_id)
     query = (select(Event, about, by, App)
              .outerjoin(about, about.id == Event.person_id)
              .outerjoin(by, by.id == Event.actor_id)
              .outerjoin(App, App.id == Event.app_id)
              .where(or_(about.district_id == district_id, by.district_id == district_id,
-                        and_(Event.person_id.is_(None), Event.actor_id.is_(None)))))
+                        and_(Event.person_id.is_(None), Event.actor_id.is_(None),
+                             or_(Event.app_id.is_not(None),
+                                 Event.data["school_id"].as_integer().in_(its_schools),
+                                 Event.data["section_id"].as_integer().in_(its_sections))))))
     if kind:
         query = query.where(Event.kind == kind)
     if person is not None:

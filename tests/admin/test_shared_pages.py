@@ -413,3 +413,20 @@ def test_the_whole_district_from_the_web_is_the_admins_own_with_two_districts(ap
     assert "Library is now granted to: whole district." in _text(admin.get("/admin/apps/library"))
     assert _client(app, "grace.hopper").get("/launch/library").status_code == 302
     assert _client(app, "far.kid").get("/launch/library").status_code == 404
+
+
+def test_command_line_changes_to_a_school_show_in_its_own_districts_log_only(app, shared, roster, runner,
+                                                                             redis_client):
+    # Found by review: events about no person and by no one (the command line) showed in every
+    # district's log, naming another district's devices and policies.
+    from portal.badges.kiosks import create_pairing_code, enroll_device
+    from portal.db import db
+    far_school = _far_school(roster)
+    code = create_pairing_code(db.session, redis_client, far_school).code
+    enroll_device(db.session, redis_client, code, name="Far Library Cart 3")
+    assert runner.invoke(args=["badges", "policy", "sch-far", "--grades", "KG"]).exit_code == 0
+    assert runner.invoke(args=["badges", "policy", "sch-maple", "--grades", "01"]).exit_code == 0
+    mine = _text(_client(app, "dee.admin").get("/admin/log"))
+    theirs = _text(_client(app, "far.admin").get("/admin/log"))
+    assert "Far Library Cart 3" not in mine and "badges for KG" not in mine and "badges for 01" in mine
+    assert "Far Library Cart 3" in theirs and "badges for KG" in theirs and "badges for 01" not in theirs
