@@ -21,7 +21,7 @@ from portal.badges.signin import (
     start_handoff, take_handoff,
 )
 from portal.db import db, parse_id
-from portal.errors import error_page, wants_json
+from portal.errors import PortalError, error_page, wants_json
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
 from portal.ratelimit import RateLimiter
@@ -70,7 +70,12 @@ def _single_use(status: int = 200, **fields):
 
 
 def _form() -> dict:
-    return (request.get_json(silent=True) or {}) if request.is_json else request.form
+    if not request.is_json:
+        return request.form
+    body = request.get_json(silent=True)
+    if body is not None and not isinstance(body, dict):
+        raise PortalError("Send the fields as a JSON object", 'For example {"school": 4}.')
+    return body or {}
 
 
 @bp.post("/kiosk/pair")
@@ -86,10 +91,14 @@ def pair():
                                       name=str(_form().get("name", "")), clock=flow.app_clock())
     except KioskNotPermitted:
         abort(403)
+    # A code that enrolls a device for ten minutes: no cache may keep it.
     if wants_json():
-        return jsonify(code=pairing.code, expires_in=PAIR_SECONDS, school=school.name)
-    return render_template("badges/pairing.html", code=pairing.code, school=school,
-                           minutes=PAIR_SECONDS // 60)
+        response = jsonify(code=pairing.code, expires_in=PAIR_SECONDS, school=school.name)
+    else:
+        response = make_response(render_template("badges/pairing.html", code=pairing.code,
+                                                 school=school, minutes=PAIR_SECONDS // 60))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/kiosk/enroll")

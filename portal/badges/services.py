@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.badges.expiry import Clock, permanent_expiry, temporary_expiry, utcnow
-from portal.badges.permissions import may_manage_school, may_manage_section, may_manage_student
+from portal.badges.permissions import (
+    may_manage_school, may_manage_section, may_manage_student, may_pair_for_school,
+)
 from portal.badges.policy import policy_for
 from portal.badges.sessions import end_badge_sessions
 from portal.badges.token import mint_token, token_hash
@@ -88,6 +90,9 @@ def issue_badge(db: Session, client: redis.Redis, student: Person, *, school: Sc
     """
     if actor is not None:
         _require(may_manage_student(db, actor, student))
+        # A badge for a school the actor does not teach at or run would void the card the
+        # student uses there: that school's staff decide its badges.
+        _require(school is None or may_pair_for_school(db, actor, school))
     return _issue(db, client, student, school=school, actor=actor,
                   temporary_hours=temporary_hours, default_expires=default_expires, clock=clock)
 

@@ -7,6 +7,7 @@ the database holds, text longer than a column, a NUL, characters that mean somet
 SQL or a path."""
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from urllib.parse import quote
@@ -53,6 +54,32 @@ def test_no_route_answers_a_hostile_value_with_a_500(app, redis_client, world, k
     assert failures == []
     for client in signed_in.values():               # and the signed-in tries were signed in
         assert client.get("/").status_code == 200
+
+
+def test_no_route_answers_a_json_body_that_is_not_an_object_with_a_500(app, redis_client, world, kiosk):
+    # Found by review: a list, a string or a number where a route read fields with .get().
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    signed_in = {who: new_client(app) for who in ("t.four", "district", "ada")}
+    callers = {who: (client, login(client, who)) for who, client in signed_in.items()}
+    callers |= {"stranger": (new_client(app), ""), "kiosk": (kiosk.api, "")}
+    failures, tried = [], 0
+    # Last, the routes that end other people's sessions (the bell, a hold): they may end a caller's.
+    ends_others = {"teacher.sign_out", "admin.hold"}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.endpoint in ends_others):
+        if "POST" not in rule.methods:
+            continue
+        path = re.sub(r"<[^>]+>", "1", rule.rule)
+        for body in ([1], "x", 5, None, [[{}]], True):
+            for who, (client, csrf) in callers.items():
+                if who in signed_in and rule.endpoint in SIGN_OUT:
+                    continue
+                headers = {"X-CSRFToken": csrf} if csrf else kiosk.headers if who == "kiosk" else {}
+                answer = client.post(path, data=json.dumps(body), content_type="application/json",
+                                     headers={**headers, "Accept": "application/json"})
+                tried += 1
+                if answer.status_code == 500:
+                    failures.append(f"{who} POST {path!r} with {body!r}")
+    assert tried > 300 and failures == []
 
 
 def test_no_route_answers_a_hostile_cookie_or_authorization_with_a_500(app, world, kiosk):

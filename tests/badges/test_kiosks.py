@@ -64,9 +64,10 @@ def test_teacher_pairs_a_device_for_their_school(app, redis_client, world):
     teacher = new_client(app)
     csrf = login(teacher, "t.four")
     answer = staff_post(teacher, csrf, "/kiosk/pair", school=world.school.id, name="Room 4")
-    assert answer.status_code == 200
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
     assert _enroll(app, answer.json["code"]).json["name"] == "Room 4"
     page = teacher.post("/kiosk/pair", data={"school": world.school.id, "csrf_token": csrf})
+    assert page.headers["Cache-Control"] == "no-store"
     code = re.search(r'id="pairing-code">(\w{4})-(\w{4})<', page.get_data(as_text=True))
     assert code and _enroll(app, code.group(1) + code.group(2)).status_code == 201
 

@@ -136,6 +136,26 @@ def test_admin_of_another_school_cannot_void_it(app, redis_client, world, roster
     assert staff_post(admin, csrf, f"/badges/students/{world.student.id}/issue").status_code == 403
 
 
+def test_a_teacher_issues_no_badge_for_a_school_they_do_not_teach_at(app, redis_client, world, kiosk):
+    # Found by review: Ada is in Room 4 at Maple and also enrolled at Oak; Maple's teacher could
+    # issue her a badge for Oak (voiding the card she uses there).
+    from portal.models import PersonSchool
+    db.session.add(PersonSchool(person_id=world.student.id, school_id=world.other_school.id))
+    db.session.commit()
+    token = issue(redis_client, world.student, school=world.other_school)   # Oak's own card
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    refused = staff_post(teacher, csrf, f"/badges/students/{world.student.id}/issue",
+                         school=world.other_school.id)
+    assert refused.status_code == 403 and "token" not in refused.get_data(as_text=True)
+    db.session.expire_all()
+    working = db.session.scalars(select(Badge).where(Badge.person_id == world.student.id,
+                                                     Badge.revoked_at.is_(None))).all()
+    assert [b.token_hash for b in working] == [token_hash(token)]   # Oak's card still works
+    mine = staff_post(teacher, csrf, f"/badges/students/{world.student.id}/issue", school=world.school.id)
+    assert mine.status_code == 201 and mine.json["school_id"] == world.school.id
+
+
 def test_teacher_issues_a_badge_and_sees_it_once(app, redis_client, world, kiosk):
     teacher = new_client(app)
     csrf = login(teacher, "t.four")
