@@ -318,3 +318,28 @@ def test_expired_app_certificate_no_longer_vouches(sp_keys):
     query = redirect_query(authn_request(instant=later), sp_keys)
     with pytest.raises(BadSignature, match="expired"):
         accept(decode_redirect(query), registered, now=later)
+
+
+# --- found by review ------------------------------------------------------------------------
+
+def test_a_signed_request_must_name_its_destination(sp_keys):
+    bare = authn_request().replace(f' Destination="{SSO}"', "")
+    with pytest.raises(BadDestination):
+        accept(decode_redirect(redirect_query(bare, sp_keys)), sp(sp_keys.cert_pem.decode()))
+    with pytest.raises(BadDestination):
+        accept(post_message(sign_xml(bare, sp_keys)), sp(sp_keys.cert_pem.decode()))
+    assert not accept(decode_redirect(redirect_query(bare))).request.signed   # unsigned: optional
+
+
+@pytest.mark.parametrize("index", ["+1", "1_0", "\u0661", "-1", "70000", "0x1", ""])
+def test_acs_index_is_plain_digits(index):
+    with pytest.raises(MalformedMessage):
+        accept(decode_redirect(redirect_query(authn_request(
+            acs=None, attrs=f' AssertionConsumerServiceIndex="{index}"'))))
+
+
+def test_force_authn_and_is_passive_read_as_xml_booleans():
+    for written, meant in ((" true", True), ("1 ", True), ("false", False), ("yes", False)):
+        request = accept(decode_redirect(redirect_query(authn_request(
+            request_id=f"_b{meant}{written.strip()}", attrs=f' ForceAuthn="{written}" IsPassive="{written}"')))).request
+        assert (request.force_authn, request.is_passive) == (meant, meant), written

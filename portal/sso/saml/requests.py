@@ -261,10 +261,11 @@ def read_authn_request(element: etree._Element, *, signed: bool) -> AuthnRequest
         raise MalformedMessage("requests naming a Subject are not accepted")
     index = element.get("AssertionConsumerServiceIndex")
     if index is not None:
-        try:
-            index_value = int(index)
-        except ValueError:
-            raise MalformedMessage("AssertionConsumerServiceIndex is not a number") from None
+        # xs:unsignedShort: ASCII digits (int() would also take "+1", "1_0" and other scripts).
+        index = index.strip()
+        if not (index.isascii() and index.isdigit() and int(index) <= 65535):
+            raise MalformedMessage("AssertionConsumerServiceIndex is not a number")
+        index_value = int(index)
     else:
         index_value = None
     return AuthnRequest(
@@ -275,11 +276,16 @@ def read_authn_request(element: etree._Element, *, signed: bool) -> AuthnRequest
         acs_url=element.get("AssertionConsumerServiceURL"),
         acs_index=index_value,
         protocol_binding=element.get("ProtocolBinding"),
-        is_passive=element.get("IsPassive") in ("true", "1"),
-        force_authn=element.get("ForceAuthn") in ("true", "1"),
+        is_passive=_xs_boolean(element.get("IsPassive")),
+        force_authn=_xs_boolean(element.get("ForceAuthn")),
         signed=signed,
         requested_context=read_requested_context(element),
     )
+
+
+def _xs_boolean(value: str | None) -> bool:
+    """An xs:boolean attribute (whitespace collapses): true or 1."""
+    return (value or "").strip() in ("true", "1")
 
 
 def _same_url(a: str, b: str) -> bool:
@@ -351,6 +357,10 @@ def accept_authn_request(message: IncomingMessage, *, find_sp: Callable[[str], S
     request = read_authn_request(element, signed=signed)
     if request.issuer != sp.entity_id:
         raise UnknownServiceProvider("the signed Issuer is not the registered app")
+    if signed and not request.destination:
+        # SAML bindings 3.4.5.2 and 3.5.5.2: a signed message says where it is meant for, so that
+        # a request signed for another identity provider cannot be replayed here.
+        raise BadDestination("a signed request must name its Destination")
     if request.destination and not any(_same_url(request.destination, u) for u in sso_urls):
         raise BadDestination("the request was meant for a different sign-in address")
     acs_url = choose_acs(request, sp)
