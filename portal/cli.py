@@ -163,7 +163,7 @@ def users_opt_out(username, app_name):
     from portal.badges.flow import now
     from portal.db import db
     person, app = _person_and_app(username, app_name)
-    if opt_out(db.session, person, app, actor=None, now=now()):
+    if opt_out(db.session, person, app, actor=None, now=now(), client=current_app.extensions["redis"]):
         click.echo(f"{person.username} is opted out of {app.name}: it is off their tiles and will not open")
     else:
         click.echo(f"{person.username} was already opted out of {app.name}")

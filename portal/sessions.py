@@ -114,6 +114,26 @@ def tie_to_session(client: redis.Redis, ref: str, member: str, seconds: int) -> 
     pipe.execute()
 
 
+def take_ties(client: redis.Redis, person_id: int, wanted: Callable[[str], bool]) -> list[str]:
+    """Take, from the person's sessions, the ties `wanted` picks (an app they may no longer use),
+    leaving the sessions and their other ties as they are; return the ties taken."""
+    sids = [sid.decode() for sid in client.smembers(PERSON_INDEX + str(person_id))]
+    if not sids:
+        return []
+    pipe = client.pipeline()
+    for sid in sids:
+        pipe.smembers(TIES + session_ref(sid))
+    taken, pipe_out = [], client.pipeline()
+    for sid, members in zip(sids, pipe.execute()):
+        for member in members:
+            if wanted(member.decode()):
+                taken.append(member.decode())
+                pipe_out.srem(TIES + session_ref(sid), member)
+    if taken:
+        pipe_out.execute()
+    return taken
+
+
 def listen_for_ended_sessions(app: Flask, listener: Callable[[list[str]], None]) -> None:
     """Call `listener` with the ties of sessions as they end (in the app context that ends them)."""
     app.extensions.setdefault(_LISTENERS, []).append(listener)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.models import App, AppOptOut, Person
+from portal.models import App, AppKind, AppOptOut, Person
 
 
 def is_opted_out(db: Session, person: Person, app: App) -> bool:
@@ -32,13 +33,21 @@ def opted_out_people(db: Session, district_id: int | None, app: App) -> list[Per
                            .order_by(Person.family_name, Person.given_name, Person.id)))
 
 
-def opt_out(db: Session, person: Person, app: App, *, actor: Person | None, now: datetime) -> bool:
-    """Keep `person` from `app`; False if they already were."""
+def opt_out(db: Session, person: Person, app: App, *, actor: Person | None, now: datetime,
+            client: redis.Redis | None = None) -> bool:
+    """Keep `person` from `app`; False if they already were. With `client` (Redis), an OpenID
+    app that listens for it is told to end the sessions the person has there now."""
     if is_opted_out(db, person, app):
         return False
     db.add(AppOptOut(person_id=person.id, app_id=app.id, at=now, by_id=actor.id if actor else None))
     audit.record("app_opted_out", person=person, actor=actor, app=app, commit=False)
     db.commit()
+    if client is not None and app.kind is AppKind.oidc and app.client_id:
+        from portal.sso.oidc.backchannel import log_out_of_app
+        try:
+            log_out_of_app(client, person.id, app.client_id)
+        except redis.RedisError:
+            pass   # the opt-out holds (the grant check reads it); the app is not told now
     return True
 
 

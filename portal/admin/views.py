@@ -193,7 +193,8 @@ def opt_out(person_id: int):
     """Keep the person from the app the form names, whatever the grants say."""
     found, target, back = _person_and_app(person_id)
     if target is not None:
-        optouts.opt_out(db.session, found, target, actor=current_user, now=flow.now())
+        optouts.opt_out(db.session, found, target, actor=current_user, now=flow.now(),
+                        client=flow.redis_client())
         flash(f"{found.display_name} is opted out of {target.name}: it is off their tiles and will "
               f"not open for them.")
     return back

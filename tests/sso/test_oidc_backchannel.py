@@ -280,3 +280,27 @@ def test_logout_uri_command_sets_and_removes_and_knows_oidc_apps_only(runner, oi
     for name, says in (("Library", "does not sign in with OpenID Connect"), ("Nothing", "no app called")):
         result = runner.invoke(args=["apps", "logout-uri", name, url])
         assert result.exit_code != 0 and says in result.output
+
+
+def test_opting_out_of_an_app_signs_the_student_out_of_that_app_only(client, auth, redis_client,
+                                                                      listening_app, endpoint):
+    from portal.admin.optouts import opt_out
+    other_end = AppEndpoint()
+    try:
+        registered, secret = register_oidc_app(db.session, "Science Garden", school=listening_app.school,
+                                               backchannel_logout_uri=other_end.url)
+        science = type(listening_app)(listening_app.school, listening_app.section, listening_app.student,
+                                      registered, registered.client_id, secret)
+        auth.login()
+        reading_token, science_token = launch(client, listening_app), launch(client, science)
+        opt_out(db.session, listening_app.student, listening_app.app, actor=None,
+                now=datetime.now(timezone.utc), client=redis_client)
+        [(claims, _)] = logout_tokens(client, endpoint)
+        assert claims["sid"] == reading_token["sid"] and other_end.posts == []
+        assert client.get("/").status_code == 200          # still signed in to the portal
+        auth.logout()                                      # later: only the other app is told
+        assert wait_for_deliveries(10) and len(endpoint.posts) == 1
+        [(claims, _)] = logout_tokens(client, other_end)
+        assert claims["sid"] == science_token["sid"]
+    finally:
+        other_end.close()

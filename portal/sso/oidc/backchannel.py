@@ -35,7 +35,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask
 
 from portal.db import db
-from portal.sessions import listen_for_ended_sessions, tie_to_session
+from portal.sessions import listen_for_ended_sessions, take_ties, tie_to_session
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,19 @@ def logout_token_claims(*, issuer: str, client_id: str, subject: str, sid: str, 
     return {"iss": issuer, "aud": client_id, "iat": now, "exp": now + TOKEN_SECONDS,
             "jti": secrets.token_urlsafe(16), "sub": subject, "sid": sid,
             "events": {EVENT: {}}}
+
+
+def log_out_of_app(client, person_id: int, client_id: str) -> None:
+    """The person may no longer use this app (opted out): tell the app to end the sessions the
+    person's portal sessions started there; their other apps stay signed in."""
+    def for_this_app(member: str) -> bool:
+        try:
+            return json.loads(member)[:2] == [_KIND, client_id]
+        except (ValueError, TypeError):
+            return False
+    taken = take_ties(client, person_id, for_this_app)
+    if taken:
+        sessions_ended(taken)
 
 
 def init_app(app: Flask) -> None:
