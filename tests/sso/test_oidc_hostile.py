@@ -326,3 +326,39 @@ def test_quotes_and_backslashes_at_the_token_endpoint(client, oidc_world, form):
     pair = base64.b64encode(f"{oidc_world.client_id}:{oidc_world.client_secret}".encode()).decode()
     response = client.post("/oidc/token", data=form, headers={"Authorization": f"Basic {pair}"})
     assert response.status_code == 400 and response.is_json
+
+
+def _id_token(client, world) -> str:
+    code, verifier, _ = get_code(client, world)
+    return exchange(client, world, code, verifier).json["id_token"]
+
+
+def test_an_id_token_hint_names_whom_the_app_expects(app, client, auth, roster, oidc_world):
+    # OpenID Connect Core 3.1.2.1: found by review, the hint was never read.
+    from joserfc import jwt
+    from joserfc.jwk import RSAKey
+    from tests.badges.conftest import new_client
+    from tests.conftest import AuthActions
+    roster.person("alan.turing", schools=[oidc_world.school], grades="02")
+    auth.login()
+    adas = _id_token(client, oidc_world)
+    other = new_client(app)
+    AuthActions(other).login("alan.turing")
+    alans = _id_token(other, oidc_world)
+    code, _, _ = get_code(client, oidc_world, prompt="none", id_token_hint=adas)   # Ada, as hinted
+    assert code
+    answer = query_of(client.get(authorize_url(oidc_world, prompt="none", id_token_hint=alans)).headers["Location"])
+    assert answer["error"] == "login_required"                     # Alan is not the one signed in
+    page = client.get(authorize_url(oidc_world, id_token_hint=alans))
+    assert page.status_code == 200 and 'value="ada.lovelace"' not in page.get_data(as_text=True)
+    other_app, other_secret = register_oidc_app(db.session, "Other Garden", school=oidc_world.school)
+    foreign = jwt.encode({"alg": "RS256"}, {"iss": "http://localhost", "aud": oidc_world.client_id,
+                                            "sub": "x"}, RSAKey.generate_key(2048), algorithms=["RS256"])
+    for hint in ("not-a-token", foreign, "eyJhbGciOiAiUlMyNTYiLCAiY3JpdCI6IFsxXX0.e30.c2ln"):
+        response = client.get(authorize_url(oidc_world, id_token_hint=hint))
+        assert response.status_code == 302 and query_of(response.headers["Location"])["error"] == "invalid_request"
+    # An ID token of another app is no hint for this one.
+    adas_elsewhere = _id_token(client, type(oidc_world)(oidc_world.school, oidc_world.section, oidc_world.student,
+                                                        other_app, other_app.client_id, other_secret))
+    response = client.get(authorize_url(oidc_world, id_token_hint=adas_elsewhere))
+    assert query_of(response.headers["Location"])["error"] == "invalid_request"

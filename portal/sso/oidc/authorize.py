@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError
 from authlib.oidc.core.errors import LoginRequiredError, RequestNotSupportedError, RequestURINotSupportedError
 from flask import current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from joserfc import jwt
 
 from portal import access
 from portal.auth.views import sign_in_again
@@ -26,7 +27,8 @@ from portal.sso.oidc import bp, store
 from portal.sso.oidc.claims import (
     SignInState, amr_for, hash_secret, must_sign_in, parse_max_age, scope_list,
 )
-from portal.sso.oidc.server import SignIn, server
+from portal.sso.oidc.keys import ALG, KeyFileError
+from portal.sso.oidc.server import SignIn, current_issuer, key_ring, server
 
 # The parameter /authorize adds to itself when it sends the browser to sign in, and the
 # session key that says that sign-in is still to happen (sign-in clears the session).
@@ -79,18 +81,43 @@ def _resumed_at(data) -> int | None:
     return store.take_sign_in_marker(_redis(), marker, _request_digest(_request_params()))
 
 
-def _sign_in_state(person, app, data) -> SignInState:
+def _hinted_subject(data, client, redirect_uri: str, state: str | None) -> str | None:
+    """Whom the app expects: its login_hint (our pairwise subject, as a tile launch sends it), or
+    the subject of its id_token_hint, which must be an ID token this portal issued to this app,
+    expired or not (OpenID Connect Core 3.1.2.1). None: no hint."""
+    if data.get("login_hint"):
+        return data["login_hint"]
+    hint = data.get("id_token_hint")
+    if not hint:
+        return None
+    try:
+        claims = jwt.decode(hint, key_ring().public_key_set(), algorithms=[ALG]).claims
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        ours = (claims.get("iss") == current_issuer() and client.get_client_id() in audiences
+                and isinstance(claims.get("sub"), str))
+    except KeyFileError:
+        raise
+    except Exception:  # noqa: BLE001  hostile input in a third-party decoder
+        ours = False
+    if not ours:
+        raise InvalidRequestError("The id_token_hint is not an ID token this portal issued to this app.",
+                                  redirect_uri=redirect_uri, state=state)
+    return claims["sub"]
+
+
+def _sign_in_state(person, app, data, hinted: str | None) -> SignInState:
     if person is None:
         return SignInState(auth_time=None)
     subject = None
-    if data.get("login_hint"):
+    if hinted:
         settings = current_app.config["SETTINGS"]
         # Only the subject (always released): not the whole release, which may read the roster.
         subject = access.pairwise_subject(settings.pairwise_key, person, app)
     return SignInState(auth_time=session.get("auth_time"), subject=subject, resumed_at=_resumed_at(data))
 
 
-def _send_to_sign_in(person, app, state: SignInState, data):
+def _send_to_sign_in(person, app, state: SignInState, data, hinted: str | None):
     params = _request_params()
     marker = _pending_marker(data) or secrets.token_urlsafe(24)
     session[PENDING] = marker
@@ -102,8 +129,7 @@ def _send_to_sign_in(person, app, state: SignInState, data):
     # Signed in, but not recently enough (or as someone else): ask again here, for the password
     # (the form posts to the ordinary sign-in, which comes back to next_url) or, after a badge,
     # for a new scan (which continues to next_url).
-    hint = request.values.get("login_hint")
-    hinted_other = bool(hint) and hint != state.subject
+    hinted_other = bool(hinted) and hinted != state.subject
     return sign_in_again(app.name, next_url, username="" if hinted_other else person.username)
 
 
@@ -138,12 +164,13 @@ def authorize():
     state = data.get("state")
     try:
         max_age = _check_extras(data, grant.redirect_uri, state)
-        sign_in = _sign_in_state(person, client.app, data)
+        hinted = _hinted_subject(data, client, grant.redirect_uri, state)
+        sign_in = _sign_in_state(person, client.app, data, hinted)
         if must_sign_in(sign_in, now=int(time.time()), prompt=data.get("prompt"), max_age=max_age,
-                        login_hint=data.get("login_hint")):
+                        login_hint=hinted):
             if "none" in scope_list(data.get("prompt")):
                 raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=state)
-            return _send_to_sign_in(person, client.app, sign_in, data)
+            return _send_to_sign_in(person, client.app, sign_in, data, hinted)
         # A student never receives a launch for an app that is not granted to them.
         if not access.may_launch(db.session, person, client.app):
             raise AccessDeniedError("This app is not available to this account.",
