@@ -282,7 +282,7 @@ class RedisSessionInterface(SessionInterface):
             if session.loaded_user_id and session.get("_user_id") == session.loaded_user_id:
                 # The same person signing in again: what the old session started goes on.
                 _queue_carry(pipe, session.replaces, session.sid, self._max_seconds(app, session))
-                _queue_end(pipe, session.replaces, session.loaded_user_id, take_ties=False)
+                _queue_end(pipe, session.replaces, session.loaded_user_id, with_ties=False)
             else:
                 ended.append(self._delete(app, session.replaces,
                                           {"_user_id": session.loaded_user_id}, pipe))
@@ -345,13 +345,13 @@ def require_session_store() -> None:
         current_app.extensions["redis"].ping()
 
 
-def _queue_end(pipe, sid: str, person_id, *, take_ties: bool = True) -> int:
+def _queue_end(pipe, sid: str, person_id, *, with_ties: bool = True) -> int:
     """Add to `pipe` what ends one stored session: its data, its place in the person's index,
     and its ties (taken: return where they will be in the pipeline's results, for _tell_ended)."""
     pipe.delete(PREFIX + sid)
     if person_id:
         pipe.srem(PERSON_INDEX + str(person_id), sid)
-    if not take_ties:
+    if not with_ties:
         return -1
     key = TIES + session_ref(sid)
     pipe.smembers(key)
