@@ -35,6 +35,10 @@ PERSON_INDEX = "portal:person-sessions:"
 # What a session started elsewhere (an app it signed in to), to be told when it ends: a set per
 # session, under a digest of its id, of members only the listeners read (portal.sso.oidc.backchannel).
 TIES = "portal:session-ties:"
+# Set when a session's ties are taken at its end, so that a tie made after (an app exchanging a
+# code the session got just before it ended) is refused rather than kept with no one to take it.
+ENDED = "portal:session-ended:"
+ENDED_SECONDS = 600   # longer than an authorization code lives
 _LISTENERS = "portal.session_ended"
 CSRF_FIELD = "csrf_token"           # Flask-WTF's key in the session (WTF_CSRF_FIELD_NAME)
 
@@ -106,12 +110,17 @@ def session_ref(sid: str) -> str:
     return hashlib.sha256(b"portal-session-ref:" + sid.encode()).hexdigest()[:32]
 
 
-def tie_to_session(client: redis.Redis, ref: str, member: str, seconds: int) -> None:
-    """Remember `member` with the session named `ref` (session_ref), for the listeners of its end."""
-    pipe = client.pipeline()
+def tie_to_session(client: redis.Redis, ref: str, member: str, seconds: int) -> bool:
+    """Remember `member` with the session named `ref` (session_ref), for the listeners of its
+    end; False, keeping nothing, when that session has ended already."""
+    pipe = client.pipeline()   # MULTI: an end cannot fall between the add and the look
     pipe.sadd(TIES + ref, member)
     pipe.expire(TIES + ref, max(int(seconds), 1))
-    pipe.execute()
+    pipe.exists(ENDED + ref)
+    if not pipe.execute()[2]:
+        return True
+    client.srem(TIES + ref, member)
+    return False
 
 
 def take_ties(client: redis.Redis, person_id: int, wanted: Callable[[str], bool]) -> list[str]:
@@ -353,10 +362,11 @@ def _queue_end(pipe, sid: str, person_id, *, with_ties: bool = True) -> int:
         pipe.srem(PERSON_INDEX + str(person_id), sid)
     if not with_ties:
         return -1
-    key = TIES + session_ref(sid)
-    pipe.smembers(key)
+    ref = session_ref(sid)
+    pipe.smembers(TIES + ref)
     at = len(pipe) - 1
-    pipe.delete(key)
+    pipe.delete(TIES + ref)
+    pipe.set(ENDED + ref, 1, ex=ENDED_SECONDS)
     return at
 
 
@@ -408,6 +418,7 @@ def end_sessions_where(client: redis.Redis, person_id: int,
         places.append(len(pipe))
         pipe.smembers(TIES + session_ref(sid))
         pipe.delete(TIES + session_ref(sid))
+        pipe.set(ENDED + session_ref(sid), 1, ex=ENDED_SECONDS)
     results = pipe.execute()
     _tell_ended(results, places)
     return sum(1 for n in results[:len(doomed)] if n)

@@ -304,3 +304,17 @@ def test_opting_out_of_an_app_signs_the_student_out_of_that_app_only(client, aut
         assert claims["sid"] == science_token["sid"]
     finally:
         other_end.close()
+
+
+def test_a_code_exchanged_after_the_student_signed_out_signs_no_one_in(client, auth, oidc_world,
+                                                                         listening_app, endpoint):
+    auth.login()
+    code, verifier, _ = get_code(client, listening_app)
+    quiet_code, quiet_verifier, _ = get_code(client, oidc_world)
+    auth.logout()
+    late = exchange(client, listening_app, code, verifier)
+    # The app would never hear of an end that has already happened: it gets no sign-in.
+    assert late.status_code == 400 and late.json["error"] == "invalid_grant"
+    assert wait_for_deliveries(10) and endpoint.posts == []
+    # An app that does not listen is not told of ends at all, and its exchange goes on as before.
+    assert exchange(client, oidc_world, quiet_code, quiet_verifier).status_code == 200

@@ -58,9 +58,10 @@ def logout_sid(pairwise_key: str, client_id: str, ref: str) -> str:
 
 
 def tie(client, ref: str, *, client_id: str, issuer: str, subject: str, sid: str,
-        seconds: int) -> None:
-    """Remember that the session named `ref` signed this app in, to tell it at the session's end."""
-    tie_to_session(client, ref, json.dumps([_KIND, client_id, issuer, subject, sid]), seconds)
+        seconds: int) -> bool:
+    """Remember that the session named `ref` signed this app in, to tell it at the session's end;
+    False when that session has ended already (the student signed out before the exchange)."""
+    return tie_to_session(client, ref, json.dumps([_KIND, client_id, issuer, subject, sid]), seconds)
 
 
 def logout_token_claims(*, issuer: str, client_id: str, subject: str, sid: str, now: int) -> dict:

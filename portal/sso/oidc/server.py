@@ -239,9 +239,11 @@ class PortalOpenIDCode(OpenIDCode):
         if code.session_ref and client.settings.get("backchannel_logout_uri"):
             # The app will hear when the student's portal session ends.
             sid = backchannel.logout_sid(settings.pairwise_key, client.get_client_id(), code.session_ref)
-            backchannel.tie(_redis(), code.session_ref, client_id=client.get_client_id(),
-                            issuer=issuer, subject=released["subject"], sid=sid,
-                            seconds=settings.session_max_hours * 3600)
+            if not backchannel.tie(_redis(), code.session_ref, client_id=client.get_client_id(),
+                                   issuer=issuer, subject=released["subject"], sid=sid,
+                                   seconds=settings.session_max_hours * 3600):
+                # It would never hear of an end that has already happened.
+                raise InvalidGrantError("The student signed out before this sign-in finished.")
         claims = id_token_claims(
             issuer=issuer, client_id=client.get_client_id(),
             user_claims=oidc_claims(released, token["scope"]), now=int(time.time()),
