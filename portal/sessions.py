@@ -371,11 +371,13 @@ def _queue_end(pipe, sid: str, person_id, *, with_ties: bool = True) -> int:
 
 
 def _queue_carry(pipe, old_sid: str, new_sid: str, seconds: int) -> None:
-    """Add to `pipe` what moves a session's ties to the session that replaces it."""
+    """Add to `pipe` what moves a session's ties to the session that replaces it. The old one is
+    marked ended all the same: a tie made to it later would have no session left to take it."""
     old, new = TIES + session_ref(old_sid), TIES + session_ref(new_sid)
     pipe.sunionstore(new, [new, old])
     pipe.delete(old)
     pipe.expire(new, max(int(seconds), 1))
+    pipe.set(ENDED + session_ref(old_sid), 1, ex=ENDED_SECONDS)
 
 
 def end_session(client: redis.Redis, person_id: int, sid: str) -> int:

@@ -318,3 +318,73 @@ def test_a_code_exchanged_after_the_student_signed_out_signs_no_one_in(client, a
     assert wait_for_deliveries(10) and endpoint.posts == []
     # An app that does not listen is not told of ends at all, and its exchange goes on as before.
     assert exchange(client, oidc_world, quiet_code, quiet_verifier).status_code == 200
+
+
+class _Dripping:
+    """An app that answers a byte at a time, forever (until closed): each byte comes well within
+    a socket time-out, so only a deadline on the whole delivery ends it."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/logout"
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn):
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not self.stop.wait(0.5):
+                conn.sendall(b"X")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def test_an_app_that_drips_or_hangs_holds_up_its_own_logouts_only(app):
+    from portal.sso.oidc import backchannel
+    hold = threading.Event()
+    hung, healthy, dripping = AppEndpoint(hold=hold), AppEndpoint(), _Dripping()
+    try:
+        for i in range(6):                        # the bell for six students, at a hung app
+            backchannel._send_later(hung.url, f"token-{i}", "hung-app")
+        backchannel._send_later(dripping.url, "token-d", "dripping-app")
+        backchannel._send_later(healthy.url, "token-h", "healthy-app")
+        # The healthy app hears while the hung one still holds its first deliveries.
+        assert healthy.arrived.wait(10) and not hold.is_set()
+        assert len(hung.posts) <= backchannel.PER_APP
+        hold.set()
+        # The dripping app would answer for ever: the delivery's deadline ends it, not the drip.
+        assert wait_for_deliveries(20)
+        assert len(hung.posts) == 6 and healthy.posts[0]["form"] == {"logout_token": "token-h"}
+    finally:
+        hold.set()
+        for server in (hung, healthy, dripping):
+            server.close()
+
+
+def test_a_code_from_before_the_student_signed_in_again_signs_no_one_in(client, auth, listening_app,
+                                                                          endpoint):
+    auth.login()
+    code, verifier, _ = get_code(client, listening_app)
+    sign_in_again(client)                 # the session the code was issued in is carried, and over
+    late = exchange(client, listening_app, code, verifier)
+    assert late.status_code == 400 and late.json["error"] == "invalid_grant"
+    id_token = launch(client, listening_app)   # a code of the new session works, and is told
+    auth.logout()
+    [(claims, _)] = logout_tokens(client, endpoint)
+    assert claims["sid"] == id_token["sid"]

@@ -22,13 +22,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import secrets
+import socket
 import threading
 import time
-import urllib.error
-import urllib.request
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from urllib.parse import urlencode, urlsplit
 
@@ -42,10 +43,15 @@ log = logging.getLogger(__name__)
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 TOKEN_TYPE = "logout+jwt"
 TOKEN_SECONDS = 120        # a logout token is good for two minutes
-SEND_SECONDS = 3.0         # each app has this long to answer
+SEND_SECONDS = 3.0         # each delivery has this long, all told
+WORKERS = 8                # deliveries under way at once, in each portal process
+PER_APP = 2                # of those, for any one app
+QUEUE_LIMIT = 2000         # deliveries waiting for one app before more are dropped (and logged)
 _KIND = "oidc"
 
 _executor: ThreadPoolExecutor | None = None
+_queues: dict[str, deque] = {}     # app slug -> deliveries waiting
+_running: dict[str, int] = {}      # app slug -> deliveries under way
 _pending: set[Future] = set()
 _lock = threading.Lock()
 
@@ -115,23 +121,49 @@ def sessions_ended(ties: list[str]) -> None:
 
 
 def _send_later(uri: str, token: str, slug: str) -> None:
+    """Queue one delivery. Each app has its own queue, at most PER_APP deliveries under way: an
+    app that hangs holds up its own logouts only, never another app's."""
     global _executor
+    future: Future = Future()
     with _lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="backchannel-logout")
-        future = _executor.submit(_send, uri, token, slug)
+            _executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="backchannel-logout")
+        queue = _queues.setdefault(slug, deque())
+        if len(queue) >= QUEUE_LIMIT:
+            log.warning("back-channel logout to %s dropped: %d already waiting", slug, len(queue))
+            return
+        queue.append((uri, token, future))
         _pending.add(future)
-    future.add_done_callback(_forget)
+        _start_next(slug)
 
 
-def _forget(future: Future) -> None:
-    with _lock:
-        _pending.discard(future)
+def _start_next(slug: str) -> None:
+    """Start the app's next delivery if it has room (call with _lock held)."""
+    queue = _queues.get(slug)
+    while queue and _running.get(slug, 0) < PER_APP:
+        uri, token, future = queue.popleft()
+        _running[slug] = _running.get(slug, 0) + 1
+        _executor.submit(_deliver, uri, token, slug, future)
+    if queue is not None and not queue and not _running.get(slug):
+        _queues.pop(slug, None)
+
+
+def _deliver(uri: str, token: str, slug: str, future: Future) -> None:
+    try:
+        _send(uri, token, slug)
+    except Exception as e:  # noqa: BLE001  a delivery must never take its worker down
+        log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
+    finally:
+        with _lock:
+            _running[slug] -= 1
+            _pending.discard(future)
+            _start_next(slug)
+        future.set_result(None)
 
 
 def wait_for_deliveries(timeout: float = 10.0) -> bool:
-    """Wait until every logout token handed over so far was delivered or given up on (a command
-    that ends sessions waits before it exits; so do tests). True when none is left."""
+    """Wait until every logout token handed over so far was delivered or given up on (tests and
+    commands that end sessions). True when none is left."""
     with _lock:
         pending = set(_pending)
     if not pending:
@@ -140,33 +172,47 @@ def wait_for_deliveries(timeout: float = 10.0) -> bool:
     return not not_done
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None   # an app's answer is its answer: a logout token goes nowhere else
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects, urllib.request.ProxyHandler({}))
-
-
 def _send(uri: str, token: str, slug: str) -> None:
-    """POST one logout token (application/x-www-form-urlencoded, as the specification says)."""
-    if urlsplit(uri).scheme not in ("https", "http"):
+    """POST one logout token (application/x-www-form-urlencoded, as the specification says),
+    within SEND_SECONDS all told: an app that answers a byte at a time is cut off at the end, not
+    kept waiting on for each byte. No redirect is followed and no proxy is used."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
         log.warning("back-channel logout to %s skipped: not an http(s) address", slug)
         return
-    request = urllib.request.Request(
-        uri, data=urlencode({"logout_token": token}).encode(), method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded",
-                 "User-Agent": "student-portal back-channel logout"})
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    body = urlencode({"logout_token": token})
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with _OPENER.open(request, timeout=SEND_SECONDS) as response:
-            response.read(1024)
-            status = response.status
-    except urllib.error.HTTPError as e:
-        status = e.code
-        e.close()
-    except (OSError, ValueError) as e:   # refused, timed out, TLS, a malformed answer
+        connection = connection_class(parts.hostname, parts.port, timeout=SEND_SECONDS)
+    except ValueError as e:
         log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
         return
+    deadline = threading.Timer(SEND_SECONDS, _cut, (connection,))
+    deadline.daemon = True
+    deadline.start()
+    try:
+        connection.request("POST", path, body=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "student-portal back-channel logout"})
+        response = connection.getresponse()
+        response.read(1024)
+        status = response.status
+    except (OSError, ValueError, http.client.HTTPException) as e:   # refused, cut off, TLS, garbled
+        log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
+        return
+    finally:
+        deadline.cancel()
+        connection.close()
     if status not in (200, 204):
         log.warning("back-channel logout to %s: the app answered %s", slug, status)
 
+
+def _cut(connection: http.client.HTTPConnection) -> None:
+    """The delivery's time is up: shut its socket, so that a read waiting on it ends now."""
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
