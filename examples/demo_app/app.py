@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from authlib.integrations.flask_client import OAuth, OAuthError
 from flask import Flask, Response, jsonify, redirect, render_template, request, session, url_for
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from requests import RequestException
 
@@ -117,16 +117,24 @@ def create_app(*, portal_url: str, base_url: str, client_id: str, client_secret:
     @app.post("/oidc/backchannel-logout")
     def oidc_backchannel_logout():
         # Back-Channel Logout 1.0, 2.6: a logout token is checked as an ID token is, and more.
+        raw = request.form.get("logout_token", "")
         try:
             metadata = portal.load_server_metadata()
-            token = jwt.decode(request.form.get("logout_token", ""),
-                               KeySet.import_key_set(portal.fetch_jwk_set()), algorithms=["RS256"])
+            try:
+                token = jwt.decode(raw, KeySet.import_key_set(portal.fetch_jwk_set()), algorithms=["RS256"])
+            except InvalidKeyIdError:   # the portal rotated its key since we fetched them: once more
+                token = jwt.decode(raw, KeySet.import_key_set(portal.fetch_jwk_set(force=True)),
+                                   algorithms=["RS256"])
             claims, now = token.claims, time.time()
+            audience = claims.get("aud")
+            iat, exp = claims.get("iat"), claims.get("exp")
             good = (token.header.get("typ") == "logout+jwt"
-                    and claims.get("iss") == metadata["issuer"] and claims.get("aud") == client_id
+                    and claims.get("iss") == metadata["issuer"]
+                    and client_id in (audience if isinstance(audience, list) else [audience])
                     and isinstance(claims.get("events"), dict) and LOGOUT_EVENT in claims["events"]
                     and isinstance(claims.get("sid"), str) and "nonce" not in claims
-                    and claims.get("iat", now + 1) <= now + 60 and claims.get("exp", 0) > now)
+                    and isinstance(iat, (int, float)) and iat <= now + 60
+                    and isinstance(exp, (int, float)) and exp > now)
         except (JoseError, RequestException, KeyError, ValueError, TypeError):
             good = False
         if not good:

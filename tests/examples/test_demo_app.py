@@ -216,3 +216,31 @@ def test_the_demo_app_refuses_a_forged_logout_token(demo):
         answer = requests.post(f"{demo.app}/oidc/backchannel-logout", data={"logout_token": token},
                                timeout=5)
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
+
+
+def test_the_demo_app_hears_logouts_signed_with_a_key_rotated_since_it_fetched_them(demo, settings):
+    from portal.sso.oidc.backchannel import wait_for_deliveries
+    from portal.sso.oidc.keys import keys_dir, rotate_keys
+    browser = _signed_in_browser(demo.portal)
+    assert "<h2>Signed in</h2>" in browser.get(f"{demo.portal}/launch/{_app(OIDC_NAME).slug}", timeout=10).text
+    rotate_keys(keys_dir(settings), at_once=True)      # portal keys rotate --now
+    tiles = browser.get(f"{demo.portal}/", timeout=5)
+    browser.post(f"{demo.portal}/logout", data={"csrf_token": csrf_of(tiles.text)}, timeout=5)
+    assert wait_for_deliveries(10)
+    assert "<h2>Not signed in</h2>" in browser.get(f"{demo.app}/", timeout=5).text
+
+
+def test_the_demo_app_wants_iat_in_a_logout_token(demo, settings):
+    import time
+
+    from portal.sso.oidc.keys import keys_dir, load_keys
+    ring = load_keys(keys_dir(settings))
+    claims = {"iss": demo.portal, "aud": demo.credentials.client_id, "sid": "s", "sub": "x",
+              "exp": int(time.time()) + 60, "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
+    answer = requests.post(f"{demo.app}/oidc/backchannel-logout", timeout=5,
+                           data={"logout_token": ring.sign(claims, typ="logout+jwt")})
+    assert answer.status_code == 400
+    claims["iat"] = int(time.time())
+    answer = requests.post(f"{demo.app}/oidc/backchannel-logout", timeout=5,
+                           data={"logout_token": ring.sign(claims, typ="logout+jwt")})
+    assert answer.status_code == 200
