@@ -120,6 +120,9 @@ def parse_networks(text: str | None) -> tuple[str, ...]:
                                   f"or 192.0.2.7)") from None
             raise PolicyError(f"{shown} names an address inside a network: write the network "
                               f"({meant}) or the address alone") from None
+        if network.version == 6 and network.prefixlen >= 96 and network.network_address.ipv4_mapped:
+            # ::ffff:10.20.0.0/112 is 10.20.0.0/16: addresses are compared as IPv4 (see below).
+            network = ipaddress.ip_network(f"{network.network_address.ipv4_mapped}/{network.prefixlen - 96}")
         if str(network) not in found:
             found.append(str(network))
         if len(found) > MAX_NETWORKS:

@@ -37,6 +37,8 @@ def test_networks_are_read_in_canonical_form():
     assert parse_networks("10.20.0.0/16, 192.0.2.7  2001:db8::/48,10.20.0.0/16") == (
         "10.20.0.0/16", "192.0.2.7/32", "2001:db8::/48")
     assert parse_networks("") == () and parse_networks(" , ") == () and parse_networks(None) == ()
+    # IPv4 written as IPv4-mapped IPv6: stored as the IPv4 it means (addresses are compared so).
+    assert parse_networks("::ffff:10.20.0.0/112 ::ffff:192.0.2.7") == ("10.20.0.0/16", "192.0.2.7/32")
 
 
 @pytest.mark.parametrize("written, says", [
