@@ -21,6 +21,10 @@ def role_required(*roles: Role):
                 return login_manager.unauthorized()
             if allowed and current_user.role not in allowed:
                 abort(403)
+            if allowed and current_user.role is Role.district_admin and current_user.district_id is None:
+                # A district admin whose district the roster removed has authority nowhere: the
+                # pages compare districts, and "no district" must not match every no one.
+                abort(403)
             return view(*args, **kwargs)
         return wrapped
 

@@ -430,3 +430,22 @@ def test_command_line_changes_to_a_school_show_in_its_own_districts_log_only(app
     theirs = _text(_client(app, "far.admin").get("/admin/log"))
     assert "Far Library Cart 3" not in mine and "badges for KG" not in mine and "badges for 01" in mine
     assert "Far Library Cart 3" in theirs and "badges for KG" in theirs and "badges for 01" not in theirs
+
+
+def test_a_district_admin_whose_district_is_gone_has_authority_nowhere(app, shared):
+    # Found by review: the roster removing a district leaves its admin with no district, and
+    # every "the admin's district" comparison then matched everyone with none (and more).
+    from portal.db import db
+    admin = _client(app, "dee.admin")
+    shared["admin"].district_id = None
+    db.session.commit()
+    slug = shared["saml"].slug
+    before = list(_app_now(slug).released_fields)
+    for path in ("/admin/", f"/admin/apps/{slug}", "/admin/log", "/admin/people?username=ada.lovelace",
+                 "/teacher/"):
+        assert admin.get(path).status_code == 403, path
+    from tests.badges.conftest import csrf_from
+    token = csrf_from(admin, "/")          # their tiles page still has a form (sign out)
+    assert admin.post(f"/admin/apps/{slug}/release", data={"field": "email", "csrf_token": token}).status_code == 403
+    assert admin.post(f"/admin/apps/{slug}/grants", data={"role": "student", "csrf_token": token}).status_code == 403
+    assert list(_app_now(slug).released_fields) == before
