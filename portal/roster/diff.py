@@ -243,6 +243,17 @@ def _plan_people(bundle: Bundle, state: State, plan: Plan, problems: Problems,
             plan.memberships_removed.extend((sid, s) for s in had - wanted)
             if existing is not None and not changed:
                 changed_memberships += 1
+    # People this import does not list keep their row, but not a district that is gone, nor one
+    # their schools all left: the admin pages scope people by district.
+    for sid, existing in state.people.items():
+        if sid in active or sid in removed:
+            continue
+        district = existing[2]
+        schools = sorted(state.person_schools.get(sid, frozenset()) - orgs.removed_schools)
+        theirs = [orgs.schools[s] for s in schools if orgs.schools.get(s)]
+        if district in orgs.districts.removed or (schools and district not in theirs):
+            plan.people.compare(existing, sid, PERSON_COLUMNS,
+                                (existing[1], theirs[0] if theirs else None, *existing[3:]))
     plan.people.deletes = [state.people[sid][0] for sid in removed]
     plan.summary["people"].updated = changed_memberships  # plus the row updates, below
     return Known((state.people.keys() - removed) | active.keys(), removed), skipped

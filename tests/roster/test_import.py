@@ -297,3 +297,41 @@ def test_failure_while_writing_rolls_everything_back(db_session, bundles, roster
         import_roster(db_session, bundles.write(roster_rows))
 
     assert snapshot(db_session) == before
+
+
+def _district_of(db_session, username):
+    db_session.expire_all()
+    person = db_session.scalar(select(Person).where(Person.username == username))
+    return db_session.get(District, person.district_id).sourced_id if person.district_id else None
+
+
+def test_people_not_in_the_file_follow_their_school_to_another_district(db_session, bundles, roster_rows):
+    # Found by review: a school moved by an orgs delta took its district along, but not the
+    # district of its people (whom the admin pages scope by district).
+    import_roster(db_session, bundles.write(roster_rows))
+    assert _district_of(db_session, "ada.lovelace") == "d1"
+    orgs = {"orgs": [{"sourcedId": "d2", "name": "Hillside Unified", "type": "district"},
+                     {"sourcedId": "s1", "name": "Maple Elementary", "type": "school",
+                      "identifier": "061", "parentSourcedId": "d2"}]}
+    import_roster(db_session, bundles.write(orgs, modes={"orgs": "delta"}))
+    assert _district_of(db_session, "ada.lovelace") == "d2"        # Maple's students went along
+    assert _district_of(db_session, "grace.hopper") == "d2"
+    assert _district_of(db_session, "kofi.mensah") == "d1"         # Lincoln stayed in d1
+    assert _district_of(db_session, "priya.shah") == "d1"          # d1's own admin stays
+    again = snapshot(db_session)
+    import_roster(db_session, bundles.write(orgs, modes={"orgs": "delta"}))
+    assert snapshot(db_session) == again                            # and a repeat changes nothing
+
+
+def test_people_of_a_removed_district_keep_none_but_their_schools(db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+    orgs = {"orgs": [{"sourcedId": "d2", "name": "Hillside Unified", "type": "district"},
+                     {"sourcedId": "s1", "name": "Maple Elementary", "type": "school",
+                      "identifier": "061", "parentSourcedId": "d2"},
+                     {"sourcedId": "s2", "name": "Lincoln Middle", "type": "school",
+                      "parentSourcedId": "d2"},
+                     {"sourcedId": "d1", "status": "tobedeleted", "name": "Riverside Unified",
+                      "type": "district"}]}
+    import_roster(db_session, bundles.write(orgs, modes={"orgs": "delta"}))
+    assert _district_of(db_session, "ada.lovelace") == "d2"
+    assert _district_of(db_session, "priya.shah") is None           # and so no authority anywhere
