@@ -170,7 +170,11 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
     starts. A value holding a control character (see _CONTROL_IN_CELL) is refused, naming it.
     """
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as e:
+        problems.add(f"{filename} line 1: {_csv_error(e)}")
+        return
     if not header or not any(h.strip() for h in header):
         problems.add(f"{filename} line 1: the file is empty; it needs a header line")
         return
@@ -190,7 +194,7 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
     columns = required + optional
     controls_anywhere = any(c in text for c in _CONTROLS_IN_TEXT)
     end = reader.line_num
-    for row in reader:
+    for row in _readable(reader, filename, problems):
         line, end = end + 1, reader.line_num
         if len(row) < needed:
             if not row or (len(row) == 1 and not row[0].strip()):
@@ -204,6 +208,27 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
                                                                problems):
             continue
         yield line, values
+
+
+def _readable(reader, filename: str, problems: Problems) -> Iterator[list[str]]:
+    """The reader's rows, until one cannot be read as CSV: that one is named, and the rest of
+    the file is not read (nothing of the bundle is written while a problem stands)."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            problems.add(f"{filename} line {reader.line_num}: {_csv_error(e)}")
+            return
+        yield row
+
+
+def _csv_error(error: csv.Error) -> str:
+    if "field larger than field limit" in str(error):
+        return (f"a value is longer than {csv.field_size_limit() // (1024 * 1024)} MiB; "
+                "no roster field is that long, so the export is damaged")
+    return f"this line cannot be read as CSV ({error}); export the file again"
 
 
 def _has_control(filename: str, line: int, columns: tuple[str, ...], values: list[str],

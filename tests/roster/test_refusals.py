@@ -298,3 +298,17 @@ def test_tab_in_a_value_and_line_break_in_an_unread_column_pass(db_session, bund
     # The row after the two-line one is still named by the line it starts on.
     roster_rows["classes"][1]["title"] = ""
     assert refused(db_session, bundles.write(roster_rows)) == ["classes.csv line 4: title is empty"]
+
+
+def test_a_value_longer_than_csv_reads_is_named_not_a_traceback(db_session, bundles, roster_rows,
+                                                                 imported, runner):
+    # Found by review: a 17 MiB value (even in a column the portal ignores) was csv.Error, raw.
+    roster_rows["users"][1]["middleName"] = "x" * (17 * 1024 * 1024)
+    path = bundles.write(roster_rows)
+    problems = refused(db_session, path)
+    assert problems == ["users.csv line 3: a value is longer than 16 MiB; no roster field is that "
+                        "long, so the export is damaged"]
+    assert snapshot(db_session) == imported
+    result = runner.invoke(args=["roster", "import", str(path)])
+    assert result.exit_code != 0 and "longer than 16 MiB" in result.output
+    assert "Traceback" not in result.output and "_csv.Error" not in result.output
