@@ -394,7 +394,9 @@ def deletions_list(open_only):
     from portal.admin import deletions
     from portal.db import db
     from portal.models import District
-    found = [r for district_id in db.session.scalars(select(District.id).order_by(District.id))
+    # And those whose district the roster has removed since (district None).
+    districts = [*db.session.scalars(select(District.id).order_by(District.id)), None]
+    found = [r for district_id in districts
              for r in deletions.requests_of(db.session, district_id, open_only=open_only, limit=100_000)]
     if not found:
         click.echo("no deletion requests" + (" waiting" if open_only else ""))

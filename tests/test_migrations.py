@@ -215,3 +215,22 @@ def test_scanner_networks_upgrade_and_downgrade_keep_badge_policies(tmp_path):
         assert conn.execute(text("SELECT grades, allow_browser_scanner FROM badge_policy")).one() == ("KG,01", 1)
     upgrade(engine)
     engine.dispose()
+
+
+def test_deletion_requests_outlive_districts_after_upgrading(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0012_scanner_networks")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
+        conn.execute(text(
+            "INSERT INTO deletion_request (district_id, app_name, protocol, subject, fields, first_at, "
+            "last_at, asked_at, done_note) VALUES (1, 'A', 'saml', 's', '[]', '2026-01-01', '2026-01-01', "
+            "'2026-01-02', '')"))
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.execute(text("DELETE FROM district"))
+        assert conn.execute(text("SELECT district_id, app_name FROM deletion_request")).one() == (None, "A")
+    downgrade(engine, "0012_scanner_networks")
+    upgrade(engine)
+    engine.dispose()

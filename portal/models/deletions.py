@@ -30,7 +30,8 @@ class DeletionRequest(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    district_id: Mapped[int] = mapped_column(ForeignKey("district.id", ondelete="CASCADE"))
+    # None once the roster removes (or renames) the district: the request is kept all the same.
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id", ondelete="SET NULL"))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
     app_id: Mapped[int | None] = mapped_column(ForeignKey("app.id", ondelete="SET NULL"))
     app_name: Mapped[str] = mapped_column(String(255))
