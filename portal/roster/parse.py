@@ -217,8 +217,12 @@ def _user(row: _Row, v: list[str], line: int, sid: str) -> User:
     orgs = _split(v[2])
     if not orgs:
         row.fail("orgSourcedIds is empty")
+    written = row.need("username", v[4])
+    username = written.lower()   # stored lower case: a few letters grow ("İ" is two characters)
+    if len(written) <= MAX_LENGTH < len(username):
+        row.fail(f"username is longer than {MAX_LENGTH} characters in lower case")
     return User(line, sid, False, role, row.choice("enabledUser", v[1], BOOLEANS, True), orgs,
-                row.need("username", v[4]).lower(), row.need("givenName", v[5]),
+                username, row.need("givenName", v[5]),
                 row.need("familyName", v[6]), row.fit("identifier", v[8]),
                 row.fit("email", v[9]), row.grades("grades", v[10]))
 

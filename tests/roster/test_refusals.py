@@ -312,3 +312,13 @@ def test_a_value_longer_than_csv_reads_is_named_not_a_traceback(db_session, bund
     result = runner.invoke(args=["roster", "import", str(path)])
     assert result.exit_code != 0 and "longer than 16 MiB" in result.output
     assert "Traceback" not in result.output and "_csv.Error" not in result.output
+
+
+def test_a_username_that_grows_past_the_limit_in_lower_case_is_refused(db_session, bundles, roster_rows,
+                                                                       imported):
+    # Found by review: checked before lower-casing, "İ" x 200 became 400 characters (a failed
+    # insert on PostgreSQL; on SQLite an account no sign-in could reach).
+    roster_rows["users"][0]["username"] = "\u0130" * 200
+    assert refused(db_session, bundles.write(roster_rows)) == [
+        "users.csv line 2: username is longer than 255 characters in lower case"]
+    assert snapshot(db_session) == imported
