@@ -355,6 +355,26 @@ def audit_purge(days):
                "the records of what apps received stay while the person is on the roster")
 
 
+@click.group("sessions")
+def sessions_cli():
+    """Sign-in sessions."""
+
+
+@sessions_cli.command("sweep")
+@with_appcontext
+def sessions_sweep():
+    """Tell the apps of sessions that timed out idle that they ended (run it from cron every
+    few minutes: a session that times out tells no one when it happens)."""
+    from portal.sessions import sweep_ended_sessions
+    from portal.sso.oidc.backchannel import wait_for_deliveries
+    try:
+        told = sweep_ended_sessions(current_app.extensions["redis"])
+    except redis.RedisError as e:
+        fail(f"cannot reach Redis: {type(e).__name__}")
+    wait_for_deliveries(30)
+    click.echo(f"{told} session{'' if told == 1 else 's'} had timed out: their apps were told")
+
+
 @click.group("deletions")
 def deletions_cli():
     """Asking apps to delete what they received about a student."""
@@ -427,7 +447,7 @@ def register_commands(app):
     from portal.sso.oidc.cli import keys_cli  # also adds `apps add-oidc`
     app.cli.add_command(keys_cli)
     from portal.roster.cli import demo_cli, roster_cli
-    for group in (db_cli, users_cli, apps_cli, roster_cli, demo_cli, audit_cli, deletions_cli):
+    for group in (db_cli, users_cli, apps_cli, roster_cli, demo_cli, audit_cli, deletions_cli, sessions_cli):
         app.cli.add_command(group)
     from portal.badges.cli import badges_cli, kiosk_cli
     app.cli.add_command(badges_cli)

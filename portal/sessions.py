@@ -39,6 +39,9 @@ TIES = "portal:session-ties:"
 # code the session got just before it ended) is refused rather than kept with no one to take it.
 ENDED = "portal:session-ended:"
 ENDED_SECONDS = 600   # longer than an authorization code lives
+# A tie naming the session itself, so that a sweep can see it has gone (timed out idle, which
+# nothing is told of when it happens) and tell the listeners then.
+_WATCH = "@session "
 _LISTENERS = "portal.session_ended"
 CSRF_FIELD = "csrf_token"           # Flask-WTF's key in the session (WTF_CSRF_FIELD_NAME)
 
@@ -123,6 +126,36 @@ def tie_to_session(client: redis.Redis, ref: str, member: str, seconds: int) -> 
     return False
 
 
+def watch_session(client: redis.Redis, sid: str, seconds: int) -> None:
+    """Let sweep_ended_sessions find this session's ties once it has gone without an ending."""
+    pipe = client.pipeline()
+    pipe.sadd(TIES + session_ref(sid), _WATCH + sid)
+    pipe.expire(TIES + session_ref(sid), max(int(seconds), 1))
+    pipe.execute()
+
+
+def sweep_ended_sessions(client: redis.Redis, *, limit: int = 100_000) -> int:
+    """Tell the listeners of the watched sessions that have gone without an ending (an idle
+    time-out); return how many. At most `limit` sessions with ties are looked at (run it often,
+    from cron: `portal sessions sweep`)."""
+    told = 0
+    for looked, key in enumerate(client.scan_iter(match=TIES + "*", count=500)):
+        if looked >= limit:
+            break
+        watched = [m.decode()[len(_WATCH):] for m in client.smembers(key)
+                   if m.decode().startswith(_WATCH)]
+        if not watched or client.exists(*(PREFIX + sid for sid in watched)):
+            continue
+        ref = key.decode()[len(TIES):]
+        pipe = client.pipeline()
+        pipe.smembers(key)
+        pipe.delete(key)
+        pipe.set(ENDED + ref, 1, ex=ENDED_SECONDS)
+        _tell_ended(pipe.execute(), [0])
+        told += 1
+    return told
+
+
 def take_ties(client: redis.Redis, person_id: int, wanted: Callable[[str], bool]) -> list[str]:
     """Take, from the person's sessions, the ties `wanted` picks (an app they may no longer use),
     leaving the sessions and their other ties as they are; return the ties taken."""
@@ -152,6 +185,7 @@ def _tell_ended(results: list, places: list[int]) -> None:
     """Hand the ties taken in a pipeline (at `places` in its results) to the listeners. Ending a
     session must not fail because of what listens: a listener's error is logged, not raised."""
     ties = [m.decode() for at in places for m in (results[at] or ())]
+    ties = [t for t in ties if not t.startswith(_WATCH)]
     if not ties:
         return
     for listener in current_app.extensions.get(_LISTENERS, ()):
@@ -376,6 +410,9 @@ def _queue_carry(pipe, old_sid: str, new_sid: str, seconds: int) -> None:
     old, new = TIES + session_ref(old_sid), TIES + session_ref(new_sid)
     pipe.sunionstore(new, [new, old])
     pipe.delete(old)
+    # The watch goes with them: the new session is the one to look for now.
+    pipe.srem(new, _WATCH + old_sid)
+    pipe.sadd(new, _WATCH + new_sid)
     pipe.expire(new, max(int(seconds), 1))
     pipe.set(ENDED + session_ref(old_sid), 1, ex=ENDED_SECONDS)
 

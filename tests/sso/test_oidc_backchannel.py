@@ -388,3 +388,28 @@ def test_a_code_from_before_the_student_signed_in_again_signs_no_one_in(client, 
     auth.logout()
     [(claims, _)] = logout_tokens(client, endpoint)
     assert claims["sid"] == id_token["sid"]
+
+
+def test_a_session_that_timed_out_idle_is_told_by_the_sweep(client, auth, runner, redis_client,
+                                                            listening_app, endpoint):
+    from portal.sessions import PREFIX
+    auth.login()
+    id_token = launch(client, listening_app)
+    assert "1 session" not in runner.invoke(args=["sessions", "sweep"]).output   # alive: untouched
+    assert endpoint.posts == []
+    for key in redis_client.scan_iter(PREFIX + "*"):
+        redis_client.delete(key)                  # the idle time-out: nobody was told
+    result = runner.invoke(args=["sessions", "sweep"])
+    assert result.exit_code == 0 and "1 session had timed out: their apps were told" in result.output
+    [(claims, _)] = logout_tokens(client, endpoint)
+    assert claims["sid"] == id_token["sid"]
+    again = runner.invoke(args=["sessions", "sweep"])
+    assert "0 sessions had timed out" in again.output and len(endpoint.posts) == 1
+
+
+def test_the_sweep_follows_a_session_carried_to_a_new_id(client, auth, runner, listening_app, endpoint):
+    auth.login()
+    launch(client, listening_app)
+    sign_in_again(client)                         # the same student: a new id, the ties carried
+    assert "0 sessions had timed out" in runner.invoke(args=["sessions", "sweep"]).output
+    assert wait_for_deliveries(10) and endpoint.posts == []

@@ -22,7 +22,7 @@ from portal import access
 from portal.auth.views import sign_in_again
 from portal.db import db
 from portal.extensions import csrf
-from portal.sessions import session_ref
+from portal.sessions import session_ref, watch_session
 from portal.sso.oidc import bp, store
 from portal.sso.oidc.claims import (
     SignInState, amr_for, hash_secret, must_sign_in, parse_max_age, scope_list,
@@ -178,6 +178,10 @@ def authorize():
         session.pop(PENDING, None)
         grant.sign_in = SignIn(auth_time=session.get("auth_time"), amr=amr_for(session.get("auth_method")),
                                session_ref=session_ref(session.sid) if session.sid else None)
+        if session.sid and client.settings.get("backchannel_logout_uri"):
+            # The app will hear of the session's end: even of an idle time-out, via the sweep.
+            watch_session(_redis(), session.sid,
+                          seconds=current_app.config["SETTINGS"].session_max_hours * 3600)
         return server.handle_response(*grant.create_authorization_response(grant.redirect_uri, person))
     except OAuth2Error as error:
         error.state = state

@@ -14,8 +14,8 @@ the app.
 id: like the pairwise subject, it gives two apps nothing to join their records on. Delivery is
 in the background, with a short time-out and no redirects followed; a failure is logged (the app,
 never the token) and never holds up the sign-out. A session that simply times out idle tells
-nobody at that moment; the next scan on its kiosk, or any later ending of the person's sessions,
-tells its apps then.
+nobody at that moment; `portal sessions sweep` (cron) finds it and tells its apps then, and so
+does the next scan on its kiosk, or any later ending of the person's sessions.
 """
 from __future__ import annotations
 
