@@ -413,3 +413,86 @@ def test_the_sweep_follows_a_session_carried_to_a_new_id(client, auth, runner, l
     sign_in_again(client)                         # the same student: a new id, the ties carried
     assert "0 sessions had timed out" in runner.invoke(args=["sessions", "sweep"]).output
     assert wait_for_deliveries(10) and endpoint.posts == []
+
+
+class _TLSDripping(_Dripping):
+    """Answers a TLS hello with the header of a long record, then a byte at a time: the handshake
+    never ends on its own, and every byte comes within a socket time-out."""
+
+    def __init__(self):
+        super().__init__()
+        self.url = self.url.replace("http://", "https://")
+
+    def _drip(self, conn):
+        try:
+            conn.recv(65536)
+            conn.sendall(b"\x16\x03\x03\x40\x00")
+            while not self.stop.wait(0.5):
+                conn.sendall(b"\x00")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+def test_a_tls_handshake_that_never_ends_is_cut_off_too(app):
+    # Found by review: the deadline shut the connection's socket, which during a TLS handshake
+    # was the plain one already handed over: the handshake went on.
+    from portal.sso.oidc import backchannel
+    server = _TLSDripping()
+    try:
+        backchannel._send_later(server.url, "token-t", "tls-app")
+        assert wait_for_deliveries(20)      # the drip would go on until the server is closed
+    finally:
+        server.close()
+
+
+def test_queued_logouts_are_delivered_when_the_process_exits(tmp_path):
+    # Found by review: a runner at exit could not start the app's next delivery (the pool takes
+    # nothing new then), so a command that ended many sessions told only the first few.
+    import subprocess
+    import sys
+    from pathlib import Path
+    server = AppEndpoint()
+    try:
+        script = ("from portal.sso.oidc import backchannel\n"
+                  f"for i in range(6): backchannel._send_later({server.url!r}, f't{{i}}', 'one-app')\n")
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60,
+                       cwd=Path(__file__).resolve().parents[2])
+        assert sorted(p["form"]["logout_token"] for p in server.posts) == [f"t{i}" for i in range(6)]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("uri, host, port", [
+    ("http://[::1]/logout", "::1", 80), ("https://[2001:db8::5]/bc", "2001:db8::5", 443),
+    ("https://learn.test:8443/bc", "learn.test", 8443), ("http://127.0.0.1/x", "127.0.0.1", 80),
+])
+def test_an_ipv6_address_without_a_port_is_its_whole_address(uri, host, port):
+    # Found by review: http.client read the last group of "::1" as the port.
+    from urllib.parse import urlsplit
+
+    from portal.sso.oidc.backchannel import _connection
+    connection = _connection(urlsplit(uri))
+    assert (connection.host, connection.port) == (host, port)
+
+
+def test_a_deadline_that_passes_while_connecting_still_ends_the_delivery(app, monkeypatch):
+    # Found by review: a name lookup slower than the deadline left no socket to shut when it
+    # passed, and the delivery then waited on a dripping answer for as long as it went on.
+    import socket
+    import time as clock
+    from portal.sso.oidc import backchannel
+    real = socket.getaddrinfo
+
+    def slow_lookup(*args, **kwargs):
+        clock.sleep(backchannel.SEND_SECONDS + 0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
+    server = _Dripping()
+    try:
+        backchannel._send_later(server.url, "token-s", "slow-app")
+        assert wait_for_deliveries(15)      # the drip would go on until the server is closed
+    finally:
+        server.close()

@@ -121,8 +121,10 @@ def sessions_ended(ties: list[str]) -> None:
 
 
 def _send_later(uri: str, token: str, slug: str) -> None:
-    """Queue one delivery. Each app has its own queue, at most PER_APP deliveries under way: an
-    app that hangs holds up its own logouts only, never another app's."""
+    """Queue one delivery. Each app has its own queue, worked through by at most PER_APP runners:
+    an app that hangs holds up its own logouts only, never another app's. A runner goes on to its
+    app's next delivery itself, so what is queued is delivered even while the process exits (the
+    pool's threads are waited for then, and nothing new could be started)."""
     global _executor
     future: Future = Future()
     with _lock:
@@ -134,31 +136,41 @@ def _send_later(uri: str, token: str, slug: str) -> None:
             return
         queue.append((uri, token, future))
         _pending.add(future)
-        _start_next(slug)
-
-
-def _start_next(slug: str) -> None:
-    """Start the app's next delivery if it has room (call with _lock held)."""
-    queue = _queues.get(slug)
-    while queue and _running.get(slug, 0) < PER_APP:
-        uri, token, future = queue.popleft()
+        if _running.get(slug, 0) >= PER_APP:
+            return
         _running[slug] = _running.get(slug, 0) + 1
-        _executor.submit(_deliver, uri, token, slug, future)
-    if queue is not None and not queue and not _running.get(slug):
-        _queues.pop(slug, None)
-
-
-def _deliver(uri: str, token: str, slug: str, future: Future) -> None:
-    try:
-        _send(uri, token, slug)
-    except Exception as e:  # noqa: BLE001  a delivery must never take its worker down
-        log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
-    finally:
-        with _lock:
+        try:
+            _executor.submit(_run, slug)
+        except RuntimeError:            # the interpreter is shutting down: deliver it here
             _running[slug] -= 1
-            _pending.discard(future)
-            _start_next(slug)
-        future.set_result(None)
+            start_here = True
+        else:
+            start_here = False
+    if start_here:
+        _run(slug, counted=False)
+
+
+def _run(slug: str, counted: bool = True) -> None:
+    """Deliver the app's queued logout tokens one after another, until its queue is empty."""
+    while True:
+        with _lock:
+            queue = _queues.get(slug)
+            if not queue:
+                if counted:
+                    _running[slug] -= 1
+                if not _running.get(slug):
+                    _running.pop(slug, None)
+                    _queues.pop(slug, None)
+                return
+            uri, token, future = queue.popleft()
+        try:
+            _send(uri, token, slug)
+        except Exception as e:  # noqa: BLE001  a delivery must never take its runner down
+            log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
+        finally:
+            with _lock:
+                _pending.discard(future)
+            future.set_result(None)
 
 
 def wait_for_deliveries(timeout: float = 10.0) -> bool:
@@ -172,6 +184,64 @@ def wait_for_deliveries(timeout: float = 10.0) -> bool:
     return not not_done
 
 
+class _Deadline:
+    """The end of one delivery's time: shuts the connection's socket, whichever it is by then
+    (plain or TLS), and makes a connection that is still being set up fail as soon as it is."""
+
+    def __init__(self, seconds: float):
+        self.lock = threading.Lock()
+        self.expired = False
+        self.connection: http.client.HTTPConnection | None = None
+        self.timer = threading.Timer(seconds, self.cut)
+        self.timer.daemon = True
+
+    def cut(self) -> None:
+        with self.lock:
+            self.expired = True
+            sock = self.connection.sock if self.connection is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def check(self) -> None:
+        with self.lock:
+            if self.expired:
+                raise TimeoutError("the delivery's time is up")
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    deadline: _Deadline
+
+    def connect(self):
+        super().connect()          # a slow name lookup or connect: looked at once it returns
+        self.deadline.check()
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    deadline: _Deadline
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.deadline.check()
+        tls = self._context.wrap_socket(self.sock, server_hostname=self.host,
+                                        do_handshake_on_connect=False)
+        with self.deadline.lock:   # from here the deadline shuts the TLS socket
+            self.sock = tls
+        self.deadline.check()
+        tls.do_handshake()
+        self.deadline.check()
+
+
+def _connection(parts) -> http.client.HTTPConnection:
+    """The connection for an address; the port given explicitly: from an IPv6 literal without
+    one, http.client would read the last group of the address as the port."""
+    https = parts.scheme == "https"
+    return (_HTTPSConnection if https else _HTTPConnection)(
+        parts.hostname, parts.port or (443 if https else 80), timeout=SEND_SECONDS)
+
+
 def _send(uri: str, token: str, slug: str) -> None:
     """POST one logout token (application/x-www-form-urlencoded, as the specification says),
     within SEND_SECONDS all told: an app that answers a byte at a time is cut off at the end, not
@@ -180,17 +250,17 @@ def _send(uri: str, token: str, slug: str) -> None:
     if parts.scheme not in ("https", "http") or not parts.hostname:
         log.warning("back-channel logout to %s skipped: not an http(s) address", slug)
         return
-    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     body = urlencode({"logout_token": token})
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    deadline = _Deadline(SEND_SECONDS)
     try:
-        connection = connection_class(parts.hostname, parts.port, timeout=SEND_SECONDS)
+        connection = _connection(parts)
     except ValueError as e:
         log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
         return
-    deadline = threading.Timer(SEND_SECONDS, _cut, (connection,))
-    deadline.daemon = True
-    deadline.start()
+    connection.deadline = deadline
+    deadline.connection = connection
+    deadline.timer.start()
     try:
         connection.request("POST", path, body=body, headers={
             "Content-Type": "application/x-www-form-urlencoded",
@@ -202,17 +272,7 @@ def _send(uri: str, token: str, slug: str) -> None:
         log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
         return
     finally:
-        deadline.cancel()
+        deadline.timer.cancel()
         connection.close()
     if status not in (200, 204):
         log.warning("back-channel logout to %s: the app answered %s", slug, status)
-
-
-def _cut(connection: http.client.HTTPConnection) -> None:
-    """The delivery's time is up: shut its socket, so that a read waiting on it ends now."""
-    sock = connection.sock
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
