@@ -251,7 +251,10 @@ def _plan_people(bundle: Bundle, state: State, plan: Plan, problems: Problems,
         district = existing[2]
         schools = sorted(state.person_schools.get(sid, frozenset()) - orgs.removed_schools)
         theirs = [orgs.schools[s] for s in schools if orgs.schools.get(s)]
-        if district in orgs.districts.removed or (schools and district not in theirs):
+        # Only a district that came from their schools follows them: one their users.csv row
+        # named itself (an admin of a district, teaching at a school of another) stays.
+        came_from_schools = district in {state.schools[s][1] for s in schools if s in state.schools}
+        if district in orgs.districts.removed or (came_from_schools and district not in theirs):
             plan.people.compare(existing, sid, PERSON_COLUMNS,
                                 (existing[1], theirs[0] if theirs else None, *existing[3:]))
     plan.people.deletes = [state.people[sid][0] for sid in removed]

@@ -335,3 +335,19 @@ def test_people_of_a_removed_district_keep_none_but_their_schools(db_session, bu
     import_roster(db_session, bundles.write(orgs, modes={"orgs": "delta"}))
     assert _district_of(db_session, "ada.lovelace") == "d2"
     assert _district_of(db_session, "priya.shah") is None           # and so no authority anywhere
+
+
+def test_a_district_named_in_a_persons_row_stays_when_other_orgs_change(db_session, bundles, roster_rows):
+    # Found by review: an admin of d1 who also teaches at a school of d2 became d2's admin at
+    # an unrelated orgs delta, and d1's again at the next full import.
+    roster_rows["orgs"].append({"sourcedId": "d2", "name": "Hillside Unified", "type": "district"})
+    roster_rows["orgs"].append({"sourcedId": "s3", "name": "Hill School", "type": "school",
+                                "parentSourcedId": "d2"})
+    priya = next(u for u in roster_rows["users"] if u["sourcedId"] == "u5")
+    priya["orgSourcedIds"] = "d1,s3"
+    import_roster(db_session, bundles.write(roster_rows))
+    assert _district_of(db_session, "priya.shah") == "d1"
+    rename = {"orgs": [{"sourcedId": "s1", "name": "Maple Elementary School", "type": "school",
+                        "identifier": "061", "parentSourcedId": "d1"}]}
+    import_roster(db_session, bundles.write(rename, modes={"orgs": "delta"}))
+    assert _district_of(db_session, "priya.shah") == "d1"
