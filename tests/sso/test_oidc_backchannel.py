@@ -407,6 +407,17 @@ def test_a_session_that_timed_out_idle_is_told_by_the_sweep(client, auth, runner
     assert "0 sessions had timed out" in again.output and len(endpoint.posts) == 1
 
 
+def test_the_sweep_counts_only_sessions_that_had_something_to_tell(client, auth, runner, redis_client,
+                                                                    listening_app, endpoint):
+    from portal.sessions import PREFIX
+    auth.login()
+    get_code(client, listening_app)               # watched, but no app was signed in
+    sign_in_again(client)
+    for key in redis_client.scan_iter(PREFIX + "*"):
+        redis_client.delete(key)
+    assert "0 sessions had timed out" in runner.invoke(args=["sessions", "sweep"]).output
+
+
 def test_the_sweep_follows_a_session_carried_to_a_new_id(client, auth, runner, listening_app, endpoint):
     auth.login()
     launch(client, listening_app)
@@ -496,3 +507,51 @@ def test_a_deadline_that_passes_while_connecting_still_ends_the_delivery(app, mo
         assert wait_for_deliveries(15)      # the drip would go on until the server is closed
     finally:
         server.close()
+
+
+class _BodyDripping(_Dripping):
+    """Says it will close the connection, then sends its body a byte at a time."""
+
+    def _drip(self, conn):
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5000\r\n\r\n")
+            while not self.stop.wait(0.5):
+                conn.sendall(b"x")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+def test_a_body_dripped_after_connection_close_is_cut_off_too(app):
+    # Found by review: with Connection: close, http.client hands the socket to the response and
+    # forgets it; the deadline, looking for it on the connection, found none.
+    from portal.sso.oidc import backchannel
+    server = _BodyDripping()
+    try:
+        backchannel._send_later(server.url, "token-b", "body-app")
+        assert wait_for_deliveries(15)
+    finally:
+        server.close()
+
+
+def test_apps_that_hang_with_a_backlog_do_not_starve_another_app(app):
+    # Found by review: a runner kept its pool thread until its app's queue was empty, so four
+    # hanging apps with a backlog held all eight threads while another app waited behind them.
+    from portal.sso.oidc import backchannel
+    hold = threading.Event()
+    slow = [AppEndpoint(hold=hold) for _ in range(4)]
+    healthy = AppEndpoint()
+    try:
+        for n, server in enumerate(slow):
+            for i in range(10):
+                backchannel._send_later(server.url, f"t{i}", f"slow-{n}")
+        backchannel._send_later(healthy.url, "token-h", "healthy-app")
+        assert healthy.arrived.wait(10)
+        assert sum(len(s.posts) for s in slow) < 40           # their backlogs were still waiting
+    finally:
+        hold.set()
+        assert wait_for_deliveries(60)
+        for server in (*slow, healthy):
+            server.close()

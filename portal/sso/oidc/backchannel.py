@@ -121,10 +121,9 @@ def sessions_ended(ties: list[str]) -> None:
 
 
 def _send_later(uri: str, token: str, slug: str) -> None:
-    """Queue one delivery. Each app has its own queue, worked through by at most PER_APP runners:
-    an app that hangs holds up its own logouts only, never another app's. A runner goes on to its
-    app's next delivery itself, so what is queued is delivered even while the process exits (the
-    pool's threads are waited for then, and nothing new could be started)."""
+    """Queue one delivery. Each app has its own queue and at most PER_APP runners, and a runner
+    makes one delivery a turn and then queues itself behind every other app's: an app that hangs
+    holds up its own logouts only, never another app's."""
     global _executor
     future: Future = Future()
     with _lock:
@@ -139,38 +138,42 @@ def _send_later(uri: str, token: str, slug: str) -> None:
         if _running.get(slug, 0) >= PER_APP:
             return
         _running[slug] = _running.get(slug, 0) + 1
-        try:
-            _executor.submit(_run, slug)
-        except RuntimeError:            # the interpreter is shutting down: deliver it here
+    _turn_after(slug)
+
+
+def _turn_after(slug: str) -> None:
+    """Give the app's runner its next turn, behind what the pool has queued already. While the
+    interpreter exits the pool takes nothing new: the runner then goes on in this thread, so
+    that what was queued is delivered all the same."""
+    try:
+        _executor.submit(_turn, slug)
+    except RuntimeError:
+        while _turn(slug, again=False):
+            pass
+
+
+def _turn(slug: str, again: bool = True) -> bool:
+    """Make the app's next delivery; True if there may be more (with `again`: queue the next turn)."""
+    with _lock:
+        queue = _queues.get(slug)
+        if not queue:
             _running[slug] -= 1
-            start_here = True
-        else:
-            start_here = False
-    if start_here:
-        _run(slug, counted=False)
-
-
-def _run(slug: str, counted: bool = True) -> None:
-    """Deliver the app's queued logout tokens one after another, until its queue is empty."""
-    while True:
+            if not _running[slug]:
+                _running.pop(slug, None)
+                _queues.pop(slug, None)
+            return False
+        uri, token, future = queue.popleft()
+    try:
+        _send(uri, token, slug)
+    except Exception as e:  # noqa: BLE001  a delivery must never take its runner down
+        log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
+    finally:
         with _lock:
-            queue = _queues.get(slug)
-            if not queue:
-                if counted:
-                    _running[slug] -= 1
-                if not _running.get(slug):
-                    _running.pop(slug, None)
-                    _queues.pop(slug, None)
-                return
-            uri, token, future = queue.popleft()
-        try:
-            _send(uri, token, slug)
-        except Exception as e:  # noqa: BLE001  a delivery must never take its runner down
-            log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
-        finally:
-            with _lock:
-                _pending.discard(future)
-            future.set_result(None)
+            _pending.discard(future)
+        future.set_result(None)
+    if again:
+        _turn_after(slug)
+    return True
 
 
 def wait_for_deliveries(timeout: float = 10.0) -> bool:
@@ -185,30 +188,35 @@ def wait_for_deliveries(timeout: float = 10.0) -> bool:
 
 
 class _Deadline:
-    """The end of one delivery's time: shuts the connection's socket, whichever it is by then
-    (plain or TLS), and makes a connection that is still being set up fail as soon as it is."""
+    """The end of one delivery's time. It shuts the socket the connection made (plain, then the
+    TLS one wrapped round it), which a response reading to the end may hold after the connection
+    has let go of it; and it makes a connection still being set up fail as soon as it is."""
 
     def __init__(self, seconds: float):
         self.lock = threading.Lock()
         self.expired = False
-        self.connection: http.client.HTTPConnection | None = None
+        self.sock: socket.socket | None = None
         self.timer = threading.Timer(seconds, self.cut)
         self.timer.daemon = True
+
+    def holds(self, sock: socket.socket) -> None:
+        """From now on the deadline shuts `sock`; too late already: raise."""
+        with self.lock:
+            self.sock = sock
+            if self.expired:
+                raise TimeoutError("the delivery's time is up")
 
     def cut(self) -> None:
         with self.lock:
             self.expired = True
-            sock = self.connection.sock if self.connection is not None else None
+            sock = self.sock
         if sock is not None:
             try:
-                sock.shutdown(socket.SHUT_RDWR)
+                # The plain socket's own shutdown, also for a TLS one: it only shuts the file
+                # descriptor, leaving the TLS object alone for the thread that is using it.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
             except OSError:
                 pass
-
-    def check(self) -> None:
-        with self.lock:
-            if self.expired:
-                raise TimeoutError("the delivery's time is up")
 
 
 class _HTTPConnection(http.client.HTTPConnection):
@@ -216,7 +224,7 @@ class _HTTPConnection(http.client.HTTPConnection):
 
     def connect(self):
         super().connect()          # a slow name lookup or connect: looked at once it returns
-        self.deadline.check()
+        self.deadline.holds(self.sock)
 
 
 class _HTTPSConnection(http.client.HTTPSConnection):
@@ -224,14 +232,11 @@ class _HTTPSConnection(http.client.HTTPSConnection):
 
     def connect(self):
         http.client.HTTPConnection.connect(self)
-        self.deadline.check()
-        tls = self._context.wrap_socket(self.sock, server_hostname=self.host,
-                                        do_handshake_on_connect=False)
-        with self.deadline.lock:   # from here the deadline shuts the TLS socket
-            self.sock = tls
-        self.deadline.check()
-        tls.do_handshake()
-        self.deadline.check()
+        self.deadline.holds(self.sock)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host,
+                                              do_handshake_on_connect=False)
+        self.deadline.holds(self.sock)
+        self.sock.do_handshake()
 
 
 def _connection(parts) -> http.client.HTTPConnection:
@@ -259,7 +264,6 @@ def _send(uri: str, token: str, slug: str) -> None:
         log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
         return
     connection.deadline = deadline
-    deadline.connection = connection
     deadline.timer.start()
     try:
         connection.request("POST", path, body=body, headers={
