@@ -151,8 +151,10 @@ def sweep_ended_sessions(client: redis.Redis, *, limit: int = 100_000) -> int:
         pipe.smembers(key)
         pipe.delete(key)
         pipe.set(ENDED + ref, 1, ex=ENDED_SECONDS)
-        _tell_ended(pipe.execute(), [0])
-        told += 1
+        results = pipe.execute()
+        _tell_ended(results, [0])
+        if any(not m.decode().startswith(_WATCH) for m in results[0]):
+            told += 1    # a session that had something to tell
     return told
 
 
