@@ -254,7 +254,12 @@ def _plan_people(bundle: Bundle, state: State, plan: Plan, problems: Problems,
         # Only a district that came from their schools follows them: one their users.csv row
         # named itself (an admin of a district, teaching at a school of another) stays.
         came_from_schools = district in {state.schools[s][1] for s in schools if s in state.schools}
-        if district in orgs.districts.removed or (came_from_schools and district not in theirs):
+        if existing[1] == "district_admin":
+            # Their row named the district (that is what made them its admin): it never follows
+            # a school, and when it is removed they are admin of nothing.
+            if district in orgs.districts.removed:
+                plan.people.compare(existing, sid, PERSON_COLUMNS, (existing[1], None, *existing[3:]))
+        elif district in orgs.districts.removed or (came_from_schools and district not in theirs):
             plan.people.compare(existing, sid, PERSON_COLUMNS,
                                 (existing[1], theirs[0] if theirs else None, *existing[3:]))
     plan.people.deletes = [state.people[sid][0] for sid in removed]

@@ -351,3 +351,29 @@ def test_a_district_named_in_a_persons_row_stays_when_other_orgs_change(db_sessi
                         "identifier": "061", "parentSourcedId": "d1"}]}
     import_roster(db_session, bundles.write(rename, modes={"orgs": "delta"}))
     assert _district_of(db_session, "priya.shah") == "d1"
+
+
+@pytest.mark.parametrize("orgs_of_priya, change, expected", [
+    ("d1,s1", "s1 moves to d2", "d1"),          # her own district's school moving takes her nowhere
+    ("d1,s3", "d1 is removed", None),           # admin of nothing, never of her school's d2
+])
+def test_a_district_admin_never_follows_a_school(db_session, bundles, roster_rows, orgs_of_priya,
+                                                 change, expected):
+    # Found by review: a district admin is one because their row names a district; following a
+    # school made them admin of another district.
+    roster_rows["orgs"] += [{"sourcedId": "d2", "name": "Hillside Unified", "type": "district"},
+                            {"sourcedId": "s3", "name": "Hill School", "type": "school",
+                             "parentSourcedId": "d2"}]
+    next(u for u in roster_rows["users"] if u["sourcedId"] == "u5")["orgSourcedIds"] = orgs_of_priya
+    import_roster(db_session, bundles.write(roster_rows))
+    if change == "s1 moves to d2":
+        delta = [{"sourcedId": "s1", "name": "Maple Elementary", "type": "school", "identifier": "061",
+                  "parentSourcedId": "d2"}]
+    else:
+        delta = [{"sourcedId": "s1", "name": "Maple Elementary", "type": "school", "identifier": "061",
+                  "parentSourcedId": "d2"},
+                 {"sourcedId": "s2", "name": "Lincoln Middle", "type": "school", "parentSourcedId": "d2"},
+                 {"sourcedId": "d1", "status": "tobedeleted", "name": "Riverside Unified",
+                  "type": "district"}]
+    import_roster(db_session, bundles.write({"orgs": delta}, modes={"orgs": "delta"}))
+    assert _district_of(db_session, "priya.shah") == expected
