@@ -555,3 +555,30 @@ def test_apps_that_hang_with_a_backlog_do_not_starve_another_app(app):
         assert wait_for_deliveries(60)
         for server in (*slow, healthy):
             server.close()
+
+
+def test_a_pool_that_queues_a_turn_but_starts_no_thread_runs_it_once(app, monkeypatch):
+    # Found by review: submit() queues the turn, then may fail to start one more thread; taking
+    # that for "the pool took nothing" ran the turn here as well, and the second run raised.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from portal.sso.oidc import backchannel
+    server = AppEndpoint()
+    real = ThreadPoolExecutor._adjust_thread_count
+    failed = []
+
+    def no_new_thread(self):
+        if self._threads and not failed:
+            failed.append(True)
+            raise RuntimeError("can't start new thread")
+        return real(self)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "_adjust_thread_count", no_new_thread)
+    try:
+        for i in range(6):
+            backchannel._send_later(server.url, f"t{i}", "one-app")
+        assert wait_for_deliveries(20)
+        assert sorted(p["form"]["logout_token"] for p in server.posts) == [f"t{i}" for i in range(6)]
+        assert "one-app" not in backchannel._running and "one-app" not in backchannel._queues
+    finally:
+        server.close()

@@ -147,7 +147,12 @@ def _turn_after(slug: str) -> None:
     that what was queued is delivered all the same."""
     try:
         _executor.submit(_turn, slug)
-    except RuntimeError:
+    except RuntimeError as e:
+        if "cannot schedule new futures" not in str(e):
+            # Queued all the same (only starting one more thread failed): a thread the pool
+            # already has will run it. Running it here too would make the turn twice.
+            log.warning("back-channel logout: %s", e)
+            return
         while _turn(slug, again=False):
             pass
 
@@ -157,8 +162,10 @@ def _turn(slug: str, again: bool = True) -> bool:
     with _lock:
         queue = _queues.get(slug)
         if not queue:
-            _running[slug] -= 1
-            if not _running[slug]:
+            left = _running.get(slug, 0) - 1
+            if left > 0:
+                _running[slug] = left
+            else:
                 _running.pop(slug, None)
                 _queues.pop(slug, None)
             return False
@@ -264,7 +271,12 @@ def _send(uri: str, token: str, slug: str) -> None:
         log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
         return
     connection.deadline = deadline
-    deadline.timer.start()
+    try:
+        deadline.timer.start()
+    except RuntimeError:
+        # No new thread while the interpreter exits (Python 3.12): the socket's own time-out
+        # per read still holds; the whole-delivery deadline does not.
+        pass
     try:
         connection.request("POST", path, body=body, headers={
             "Content-Type": "application/x-www-form-urlencoded",
