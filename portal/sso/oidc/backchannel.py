@@ -214,16 +214,24 @@ class _Deadline:
                 raise TimeoutError("the delivery's time is up")
 
     def cut(self) -> None:
+        # Under the lock, which done() takes before the socket is closed: a file descriptor
+        # closed and given to another delivery's socket meanwhile is never shut by mistake.
         with self.lock:
             self.expired = True
-            sock = self.sock
-        if sock is not None:
-            try:
-                # The plain socket's own shutdown, also for a TLS one: it only shuts the file
-                # descriptor, leaving the TLS object alone for the thread that is using it.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
+            if self.sock is not None:
+                try:
+                    # The plain socket's own shutdown, also for a TLS one: it only shuts the
+                    # file descriptor, leaving the TLS object to the thread that is using it.
+                    socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def done(self) -> None:
+        """The delivery is over: the deadline lets go of its socket before it is closed."""
+        self.timer.cancel()
+        with self.lock:
+            self.sock = None
+            self.expired = True
 
 
 class _HTTPConnection(http.client.HTTPConnection):
@@ -288,7 +296,7 @@ def _send(uri: str, token: str, slug: str) -> None:
         log.warning("back-channel logout to %s failed: %s", slug, type(e).__name__)
         return
     finally:
-        deadline.timer.cancel()
+        deadline.done()
         connection.close()
     if status not in (200, 204):
         log.warning("back-channel logout to %s: the app answered %s", slug, status)
