@@ -321,13 +321,14 @@ def test_a_code_exchanged_after_the_student_signed_out_signs_no_one_in(client, a
 
 
 class _Dripping:
-    """An app that answers a byte at a time, forever (until closed): each byte comes well within
-    a socket time-out, so only a deadline on the whole delivery ends it."""
+    """An app that answers `head`, then `byte` at a time, forever (until closed): each byte comes
+    well within a socket time-out, so only a deadline on the whole delivery ends it."""
 
-    def __init__(self):
+    def __init__(self, head: bytes = b"HTTP/1.1 200 OK\r\n", byte: bytes = b"X", scheme: str = "http"):
         import socket
+        self.head, self.byte = head, byte
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/logout"
+        self.url = f"{scheme}://127.0.0.1:{self.sock.getsockname()[1]}/logout"
         self.stop = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -342,9 +343,9 @@ class _Dripping:
     def _drip(self, conn):
         try:
             conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            conn.sendall(self.head)
             while not self.stop.wait(0.5):
-                conn.sendall(b"X")
+                conn.sendall(self.byte)
         except OSError:
             pass
         finally:
@@ -426,38 +427,6 @@ def test_the_sweep_follows_a_session_carried_to_a_new_id(client, auth, runner, l
     assert wait_for_deliveries(10) and endpoint.posts == []
 
 
-class _TLSDripping(_Dripping):
-    """Answers a TLS hello with the header of a long record, then a byte at a time: the handshake
-    never ends on its own, and every byte comes within a socket time-out."""
-
-    def __init__(self):
-        super().__init__()
-        self.url = self.url.replace("http://", "https://")
-
-    def _drip(self, conn):
-        try:
-            conn.recv(65536)
-            conn.sendall(b"\x16\x03\x03\x40\x00")
-            while not self.stop.wait(0.5):
-                conn.sendall(b"\x00")
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-
-def test_a_tls_handshake_that_never_ends_is_cut_off_too(app):
-    # Found by review: the deadline shut the connection's socket, which during a TLS handshake
-    # was the plain one already handed over: the handshake went on.
-    from portal.sso.oidc import backchannel
-    server = _TLSDripping()
-    try:
-        backchannel._send_later(server.url, "token-t", "tls-app")
-        assert wait_for_deliveries(20)      # the drip would go on until the server is closed
-    finally:
-        server.close()
-
-
 def test_queued_logouts_are_delivered_when_the_process_exits(tmp_path):
     # Found by review: a runner at exit could not start the app's next delivery (the pool takes
     # nothing new then), so a command that ended many sessions told only the first few.
@@ -509,29 +478,21 @@ def test_a_deadline_that_passes_while_connecting_still_ends_the_delivery(app, mo
         server.close()
 
 
-class _BodyDripping(_Dripping):
-    """Says it will close the connection, then sends its body a byte at a time."""
-
-    def _drip(self, conn):
-        try:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5000\r\n\r\n")
-            while not self.stop.wait(0.5):
-                conn.sendall(b"x")
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-
-def test_a_body_dripped_after_connection_close_is_cut_off_too(app):
+@pytest.mark.parametrize("drip", [
+    # Found by review: the deadline shut the connection's socket, which during a TLS handshake
+    # was the plain one already handed over: the handshake went on. Here the hello is answered
+    # with the header of a long record, then a byte at a time.
+    dict(head=b"\x16\x03\x03\x40\x00", byte=b"\x00", scheme="https"),
     # Found by review: with Connection: close, http.client hands the socket to the response and
     # forgets it; the deadline, looking for it on the connection, found none.
+    dict(head=b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5000\r\n\r\n", byte=b"x"),
+], ids=["tls-handshake", "body-after-connection-close"])
+def test_a_delivery_dripped_past_the_connect_is_cut_off_too(app, drip):
     from portal.sso.oidc import backchannel
-    server = _BodyDripping()
+    server = _Dripping(**drip)
     try:
-        backchannel._send_later(server.url, "token-b", "body-app")
-        assert wait_for_deliveries(15)
+        backchannel._send_later(server.url, "token-d", "dripping-app")
+        assert wait_for_deliveries(20)      # the drip would go on until the server is closed
     finally:
         server.close()
 
