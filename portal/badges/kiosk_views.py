@@ -82,13 +82,14 @@ def _form() -> dict:
 @role_required(*STAFF_ROLES)
 def pair():
     """A teacher or admin asks for a pairing code for a new device of their school."""
-    school_id = parse_id(str(_form().get("school", "")))
+    form = _form()
+    school_id = parse_id(str(form.get("school", "")))
     school = db.session.get(School, school_id) if school_id is not None else None
     if school is None:
         abort(403)
     try:
         pairing = create_pairing_code(db.session, flow.redis_client(), school, actor=current_user,
-                                      name=str(_form().get("name", "")), clock=flow.app_clock())
+                                      name=str(form.get("name", "")), clock=flow.app_clock())
     except KioskNotPermitted:
         abort(403)
     # A code that enrolls a device for ten minutes: no cache may keep it.
