@@ -63,5 +63,9 @@ def sign_in_again(app_name: str, next_url: str, *, username: str | None = None):
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    from portal.sso.saml import slo   # the SAML flows import this module
+    apps = slo.participants_of_session()
     sign_out()
+    if apps:
+        return slo.start(apps)   # the SAML apps that hear of sign-outs, in turn
     return redirect(url_for("auth.login"))

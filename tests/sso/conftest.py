@@ -5,7 +5,7 @@ import base64
 import re
 from dataclasses import dataclass
 from html import unescape
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
@@ -21,6 +21,7 @@ SP_ENTITY_ID = "https://sp.test/saml/metadata"
 SP_ACS = "https://sp.test/saml/acs"
 SP_OTHER_ACS = "https://sp.test/saml/acs-2"
 SP_TARGET = "https://sp.test/lessons/today"
+SP_SLO = "https://sp.test/saml/slo"
 
 
 def cert_body(pem: bytes) -> str:
@@ -52,9 +53,9 @@ class PeerSP:
     """A real SAML service provider (python3-saml) configured from the portal's metadata."""
 
     def __init__(self, idp_metadata: str, keys=None, *, sign_requests: bool = False,
-                 entity_id: str = SP_ENTITY_ID, acs: str = SP_ACS):
+                 entity_id: str = SP_ENTITY_ID, acs: str = SP_ACS, slo: str | None = None):
         self.keys = keys
-        self.entity_id, self.acs = entity_id, acs
+        self.entity_id, self.acs, self.slo = entity_id, acs, slo
         idp = OneLogin_Saml2_IdPMetadataParser.parse(idp_metadata)
         settings = {
             "strict": True,
@@ -77,6 +78,11 @@ class PeerSP:
         if keys is not None:
             settings["sp"]["x509cert"] = cert_body(keys.cert_pem)
             settings["sp"]["privateKey"] = keys.key_pem.decode()
+        if slo is not None:   # Single Logout over HTTP-Redirect, its messages signed
+            settings["sp"]["singleLogoutService"] = {
+                "url": slo, "binding": OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT}
+            settings["security"].update(logoutRequestSigned=keys is not None,
+                                        logoutResponseSigned=keys is not None)
         security = settings["security"]
         settings = OneLogin_Saml2_IdPMetadataParser.merge_settings(settings, idp)
         settings["security"].update(security)  # the IdP's metadata does not decide the SP's policy
@@ -112,6 +118,29 @@ class PeerSP:
                                                 digest_algorithm=OneLogin_Saml2_Constants.SHA256)
         xml = xml if isinstance(xml, bytes) else xml.encode()
         return {"SAMLRequest": base64.b64encode(xml).decode(), "RelayState": relay_state}, request_id
+
+    def logout(self, name_id: str, session_index: str | None = None, *,
+               return_to: str = SP_TARGET) -> tuple[str, str]:
+        """Start SP-initiated Single Logout; return (portal URL path+query, request ID)."""
+        auth = OneLogin_Saml2_Auth(self._request_data(), self.settings)
+        url = auth.logout(return_to=return_to, name_id=name_id, session_index=session_index,
+                          name_id_format=OneLogin_Saml2_Constants.NAMEID_PERSISTENT,
+                          spnq=self.entity_id)
+        parts = urlsplit(url)
+        return f"{parts.path}?{parts.query}", auth.get_last_request_id()
+
+    def receive_logout(self, url: str, request_id: str | None = None) -> tuple[OneLogin_Saml2_Auth, str | None]:
+        """Receive a LogoutRequest (or, with `request_id`, the answer to ours) at the SLO address,
+        as the app would; returns the result and, for a request, where the app sends its answer."""
+        parts = urlsplit(url)
+        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == self.slo, url
+        get = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        slo = urlsplit(self.slo)
+        data = {"https": "on" if slo.scheme == "https" else "off", "http_host": slo.netloc,
+                "script_name": slo.path, "get_data": get, "post_data": {}}
+        auth = OneLogin_Saml2_Auth(data, self.settings)
+        answer = auth.process_slo(keep_local_session=True, request_id=request_id)
+        return auth, answer
 
     def consume(self, saml_response: str, request_id: str | None = None) -> OneLogin_Saml2_Auth:
         """Receive a SAMLResponse at the ACS as the app would; the result says if it was accepted."""

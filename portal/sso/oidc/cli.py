@@ -62,19 +62,24 @@ def _when(moment) -> str:
 @click.argument("uri", required=False)
 @with_appcontext
 def apps_logout_uri(name, uri):
-    """Set (or, without URI, remove) where an OIDC app hears that a student's session ended."""
-    from portal.admin.services import AdminError
+    """Set (or, without URI, remove) where an app hears that a student's portal session ended:
+    an OIDC app's back-channel logout URI, or a SAML app's Single Logout address (HTTP-Redirect)."""
+    from portal.admin.services import AdminError, find_app
     from portal.db import db
+    from portal.models import AppKind
     from portal.sso.oidc.clients import set_backchannel_logout_uri
+    from portal.sso.saml.registry import set_slo_url
 
     try:
-        app = set_backchannel_logout_uri(db.session, name, uri)
+        saml = find_app(db.session, name).kind is AppKind.saml
+        app = (set_slo_url if saml else set_backchannel_logout_uri)(db.session, name, uri)
     except AdminError as e:
         fail(str(e))
+    when = "when a student signs out here" if saml else "when a student's portal session ends"
     if uri:
-        click.echo(f"{app.name} hears at {uri} when a student's portal session ends")
+        click.echo(f"{app.name} hears at {uri} {when}")
     else:
-        click.echo(f"{app.name} no longer hears when a student's portal session ends")
+        click.echo(f"{app.name} no longer hears {when}")
 
 
 @keys_cli.command("rotate")

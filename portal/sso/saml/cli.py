@@ -45,9 +45,12 @@ def _read(path: str, what: str) -> bytes:
 @click.option("--sp-cert", "sp_cert_file", type=click.Path(dir_okay=False),
               help="the app's signing certificate (PEM) to verify its requests")
 @click.option("--icon", default="", help="a square PNG, JPEG, GIF, WebP or SVG file (at most 64 KB)")
+@click.option("--slo-url", default="",
+              help="the app's Single Logout address (HTTP-Redirect): it hears when a student signs "
+                   "out here, and may sign the student out here (from the metadata if not given)")
 @with_appcontext
 def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, relay_state,
-                  require_signed_requests, sp_cert_file, icon):
+                  require_signed_requests, sp_cert_file, icon, slo_url):
     """Add an app that signs students in over SAML 2.0."""
     from portal.db import db
     from portal.sso.saml.registry import parse_attribute_map, register_sp
@@ -57,7 +60,8 @@ def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, 
     mapping = _admin_call(parse_attribute_map, attributes)
     app = _admin_call(register_sp, db.session, name, entity_id=entity_id, acs_urls=acs_urls,
                       metadata=metadata, nameid=nameid, attributes=mapping, relay_state=relay_state,
-                      require_signed_requests=require_signed_requests, sp_cert=sp_cert, icon=icon)
+                      require_signed_requests=require_signed_requests, sp_cert=sp_cert, icon=icon,
+                      slo_url=slo_url)
     settings = app.settings
     click.echo(f"added {app.name} ({app.slug}): entity ID {app.client_id}")
     click.echo(f"ACS URLs: {', '.join(settings['acs_urls'])}")
@@ -68,5 +72,8 @@ def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, 
     else:
         signing = "not checked (no certificate)"
     click.echo(f"NameID: {settings['nameid']}; signed requests: {signing}")
+    if settings["slo_url"]:
+        logout = "" if settings["sp_cert"] else " (its own sign-out requests need its certificate)"
+        click.echo(f"hears of sign-outs at {settings['slo_url']}{logout}")
     click.echo(f"receives: subject, {', '.join(app.released_fields) or 'nothing else'}")
     click.echo(f"grant it with `portal apps grant {app.slug} ...`")

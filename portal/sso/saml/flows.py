@@ -22,12 +22,14 @@ from portal.config import ConfigError
 from portal.db import db
 from portal.models import App, AppKind
 from portal.sso import SigningUnavailable
-from portal.sso.saml import authn_context
+from portal.sso.saml import authn_context, slo
 from portal.sso.saml import constants as c
 from portal.sso.saml.errors import AppNotGranted, SamlError
 from portal.sso.saml.keys import load_keys
 from portal.sso.saml.requests import AcceptedRequest
-from portal.sso.saml.responses import Authentication, issue_response, issue_status_response
+from portal.sso.saml.responses import (
+    Authentication, issue_response, issue_status_response, name_id_from_claims,
+)
 from portal.sso.saml.sp import IdentityProvider, ServiceProvider
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,8 @@ def current_idp() -> IdentityProvider:
             raise SigningUnavailable() from None
         current_app.extensions["saml_keys"] = keys
     entity_id = settings.saml_entity_id or url_for("saml.metadata", _external=True)
-    return IdentityProvider(entity_id=entity_id, sso_url=url_for("saml.sso", _external=True), keys=keys)
+    return IdentityProvider(entity_id=entity_id, sso_url=url_for("saml.sso", _external=True), keys=keys,
+                            slo_url=url_for("saml.logout", _external=True))
 
 
 def find_saml_app(entity_id: str) -> App | None:
@@ -95,8 +98,10 @@ def answer(app: App, sp: ServiceProvider, *, acs_url: str, relay_state: str,
     """Sign the student into `app`: release its claims, record the launch, post the Response."""
     settings = current_app.config["SETTINGS"]
     claims = access.released_claims(db.session, current_user, app, pairwise_key=settings.pairwise_key)
+    session_index = slo.remember_launch(app, sp, *name_id_from_claims(claims, sp))
     xml = issue_response(current_idp(), sp, acs_url=acs_url, claims=claims,
-                         authn=_authentication(), in_response_to=in_response_to)
+                         authn=_authentication(), in_response_to=in_response_to,
+                         session_index=session_index)
     app_name = app.name  # read now: the audit commit expires `app`, and reading it after is a query
     audit.record("launch", person=current_user, app=app,
                  data={"protocol": "saml", "fields": list(claims)})

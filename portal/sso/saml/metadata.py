@@ -26,6 +26,9 @@ def idp_metadata(idp: IdentityProvider) -> bytes:
     info = etree.SubElement(key, _q(c.DS, "KeyInfo"))
     data = etree.SubElement(info, _q(c.DS, "X509Data"))
     etree.SubElement(data, _q(c.DS, "X509Certificate")).text = idp.keys.cert_base64
+    if idp.slo_url:   # the schema puts SingleLogoutService before NameIDFormat
+        for binding in (c.BINDING_REDIRECT, c.BINDING_POST):
+            etree.SubElement(desc, _q(c.MD, "SingleLogoutService"), Binding=binding, Location=idp.slo_url)
     for fmt in (c.NAMEID_PERSISTENT, c.NAMEID_EMAIL, c.NAMEID_UNSPECIFIED):
         etree.SubElement(desc, _q(c.MD, "NameIDFormat")).text = fmt
     for binding in (c.BINDING_REDIRECT, c.BINDING_POST):
@@ -44,6 +47,8 @@ class SpMetadata:
     acs_index: dict[int, str]  # the app's own index of each, as requests name them
     cert_pem: str | None
     authn_requests_signed: bool
+    slo_url: str = ""            # the HTTP-Redirect SingleLogoutService, if the app has one
+    slo_response_url: str = ""
 
 
 def pem_from_base64(b64: str) -> str:
@@ -110,4 +115,12 @@ def read_sp_metadata(data: bytes) -> SpMetadata:
                 cert_pem = pem_from_base64(text_of(cert))
                 break
     signed = sp.get("AuthnRequestsSigned") in ("true", "1")
-    return SpMetadata(entity_id, acs_urls, acs_index, cert_pem, signed)
+    slo_url = slo_response_url = ""
+    for slo in sp.findall(_q(c.MD, "SingleLogoutService")):
+        # We send logout requests by HTTP-Redirect only (every SP library that does logout takes
+        # it); an app whose logout takes only other bindings is not told.
+        if slo.get("Binding") == c.BINDING_REDIRECT and (slo.get("Location") or "").strip():
+            slo_url = slo.get("Location").strip()
+            slo_response_url = (slo.get("ResponseLocation") or "").strip()
+            break
+    return SpMetadata(entity_id, acs_urls, acs_index, cert_pem, signed, slo_url, slo_response_url)

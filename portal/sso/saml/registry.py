@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.access import FIELDS
-from portal.admin.services import AdminError, check_url, checked_app_name, checked_icon, slugify
+from portal.admin.services import AdminError, check_url, checked_app_name, checked_icon, find_app, slugify
 from portal.models import App, AppKind
 from portal.models.apps import DEFAULT_RELEASE
 from portal.sso.saml.metadata import BadMetadata, read_sp_metadata
@@ -43,7 +43,8 @@ def check_certificate(pem: str | bytes) -> str:
 def build_sp(entity_id: str, acs_urls, *, acs_index: dict[int, str] | None = None,
              nameid: str = "subject", attributes: dict | None = None,
              relay_state: str = "", require_signed_requests: bool = False,
-             sp_cert: str | bytes | None = None) -> ServiceProvider:
+             sp_cert: str | bytes | None = None, slo_url: str = "",
+             slo_response_url: str = "") -> ServiceProvider:
     """Check every setting and return the ServiceProvider they describe.
 
     `acs_index` is the metadata's {index: URL}; without it an ACS URL's index is its position.
@@ -81,19 +82,33 @@ def build_sp(entity_id: str, acs_urls, *, acs_index: dict[int, str] | None = Non
     cert = check_certificate(sp_cert) if sp_cert else None
     if require_signed_requests and not cert:
         raise AdminError("--require-signed-requests needs the app's certificate (--sp-cert or --metadata)")
+    slo_url, slo_response_url = checked_slo_urls(slo_url, slo_response_url)
     return ServiceProvider(entity_id=entity_id, acs_urls=acs, acs_index=acs_index, nameid=nameid,
                            attributes=attributes, relay_state=relay_state,
-                           require_signed_requests=require_signed_requests, cert_pem=cert)
+                           require_signed_requests=require_signed_requests, cert_pem=cert,
+                           slo_url=slo_url, slo_response_url=slo_response_url)
+
+
+def checked_slo_urls(slo_url: str | None, slo_response_url: str | None = "") -> tuple[str, str]:
+    """Check an app's Single Logout addresses (HTTP-Redirect); ("", "") when it has none."""
+    slo_url, slo_response_url = (slo_url or "").strip(), (slo_response_url or "").strip()
+    if slo_response_url and not slo_url:
+        raise AdminError("a logout response address needs the logout address itself")
+    for url, what in ((slo_url, "logout URL"), (slo_response_url, "logout response URL")):
+        if url:
+            check_url(url, what=what)
+    return slo_url, slo_response_url
 
 
 def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_urls=(),
                 metadata: bytes | None = None, nameid: str = "subject",
                 attributes: dict | None = None, relay_state: str = "",
                 require_signed_requests: bool = False, sp_cert: str | bytes | None = None,
-                icon: str = "") -> App:
+                icon: str = "", slo_url: str = "") -> App:
     """Register a SAML app. Metadata fills in what the arguments leave out; they must agree."""
     name = checked_app_name(name)
     acs_urls, acs_index = list(acs_urls or ()), None
+    slo_response_url = ""
     if metadata is not None:
         try:
             md = read_sp_metadata(metadata)
@@ -106,10 +121,12 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
             acs_urls, acs_index = list(md.acs_urls), md.acs_index
         sp_cert = sp_cert or md.cert_pem
         require_signed_requests = require_signed_requests or md.authn_requests_signed
+        if not slo_url:   # --slo-url, when given, replaces the metadata's
+            slo_url, slo_response_url = md.slo_url, md.slo_response_url
     icon = checked_icon(icon)
     sp = build_sp(entity_id or "", acs_urls, acs_index=acs_index, nameid=nameid, attributes=attributes,
                   relay_state=relay_state, require_signed_requests=require_signed_requests,
-                  sp_cert=sp_cert)
+                  sp_cert=sp_cert, slo_url=slo_url, slo_response_url=slo_response_url)
 
     slug = slugify(name)
     if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):
@@ -124,5 +141,18 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
               url=sp.relay_state, icon=icon, settings=sp.to_settings(),
               released_fields=[f for f in FIELDS if f in released])
     db.add(app)
+    db.commit()
+    return app
+
+
+def set_slo_url(db: Session, name: str, url: str | None) -> App:
+    """Tell the SAML app named `name` (or slug) when a student signs out, at its Single Logout
+    address `url` (HTTP-Redirect; None or "": no longer)."""
+    app = find_app(db, name)
+    if app.kind is not AppKind.saml:
+        raise AdminError(f"{app.name} does not sign in with SAML")
+    settings = dict(app.settings or {})
+    settings["slo_url"], settings["slo_response_url"] = checked_slo_urls(url)
+    app.settings = settings
     db.commit()
     return app

@@ -78,28 +78,29 @@ def _relay_state(value: str | None) -> str:
     return value
 
 
-def decode_redirect(raw_query: str) -> IncomingMessage:
-    """Decode an HTTP-Redirect request from its raw (still URL-encoded) query string."""
+def decode_redirect(raw_query: str, param: str = "SAMLRequest") -> IncomingMessage:
+    """Decode an HTTP-Redirect message (`param`: SAMLRequest or SAMLResponse) from its raw (still
+    URL-encoded) query string."""
     raw: dict[str, str] = {}
     for part in raw_query.split("&"):
         if not part:
             continue
         key, _, value = part.partition("=")
         key = unquote_plus(key)
-        if key in ("SAMLRequest", "RelayState", "SigAlg", "Signature"):
+        if key in (param, "RelayState", "SigAlg", "Signature"):
             if key in raw:
                 raise MalformedMessage(f"{key} appears twice")
             raw[key] = value
-    if "SAMLRequest" not in raw:
-        raise MalformedMessage("no SAMLRequest in the address")
+    if param not in raw:
+        raise MalformedMessage(f"no {param} in the address")
     # Base64 never holds a space, so a bare "+" some senders leave unencoded is still a "+".
-    xml = inflate(b64decode(unquote(raw["SAMLRequest"])))
+    xml = inflate(b64decode(unquote(raw[param])))
     signed_octets = sig_alg = signature = None
     if "Signature" in raw or "SigAlg" in raw:
         if not ("Signature" in raw and "SigAlg" in raw):
             raise BadSignature("Signature and SigAlg must come together")
         # The signature covers the parameters exactly as the sender encoded them (bindings 3.4.4.1).
-        octets = "SAMLRequest=" + raw["SAMLRequest"]
+        octets = f"{param}=" + raw[param]
         if "RelayState" in raw:
             octets += "&RelayState=" + raw["RelayState"]
         octets += "&SigAlg=" + raw["SigAlg"]
@@ -112,11 +113,11 @@ def decode_redirect(raw_query: str) -> IncomingMessage:
                            signed_octets, sig_alg, signature)
 
 
-def decode_post(form: dict) -> IncomingMessage:
-    """Decode an HTTP-POST request from its form fields."""
-    value = form.get("SAMLRequest")
+def decode_post(form: dict, param: str = "SAMLRequest") -> IncomingMessage:
+    """Decode an HTTP-POST message (`param`: SAMLRequest or SAMLResponse) from its form fields."""
+    value = form.get(param)
     if not value:
-        raise MalformedMessage("no SAMLRequest in the form")
+        raise MalformedMessage(f"no {param} in the form")
     return IncomingMessage(c.BINDING_POST, b64decode(value), _relay_state(form.get("RelayState")))
 
 

@@ -183,8 +183,10 @@ def sign_response(idp: IdentityProvider, response: etree._Element,
 
 def issue_response(idp: IdentityProvider, sp: ServiceProvider, *, acs_url: str, claims: dict,
                    authn: Authentication, now: datetime | None = None,
-                   in_response_to: str | None = None) -> bytes:
-    """Issue a signed Response carrying exactly `claims` (from access.released_claims) to `acs_url`."""
+                   in_response_to: str | None = None, session_index: str | None = None) -> bytes:
+    """Issue a signed Response carrying exactly `claims` (from access.released_claims) to `acs_url`.
+
+    `session_index` names the portal session to the app for Single Logout (default: a new one)."""
     if acs_url not in sp.acs_urls:
         raise ValueError("acs_url must be one of the app's registered ACS URLs")
     now = now or datetime.now(timezone.utc)
@@ -192,7 +194,8 @@ def issue_response(idp: IdentityProvider, sp: ServiceProvider, *, acs_url: str, 
     assertion = build_assertion(idp, sp, acs_url=acs_url, name_id=name_id,
                                 name_id_format=name_id_format,
                                 attributes=attributes_from_claims(claims, sp), authn=authn,
-                                now=now, in_response_to=in_response_to)
+                                now=now, in_response_to=in_response_to,
+                                session_index=session_index)
     response = build_response(idp, acs_url=acs_url, now=now, in_response_to=in_response_to)
     return sign_response(idp, response, assertion)
 

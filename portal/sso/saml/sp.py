@@ -24,6 +24,7 @@ class IdentityProvider:
     entity_id: str
     sso_url: str
     keys: SigningKeys
+    slo_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class ServiceProvider:
     relay_state: str = ""
     require_signed_requests: bool = False
     cert_pem: str | None = None
+    # Single Logout over HTTP-Redirect: where the app hears that the student's portal session
+    # ended, and where it wants our answers to its own logout requests (default: the same).
+    slo_url: str = ""
+    slo_response_url: str = ""
 
     @classmethod
     def from_app(cls, app: App) -> "ServiceProvider":
@@ -54,6 +59,8 @@ class ServiceProvider:
             relay_state=s.get("relay_state", ""),
             require_signed_requests=bool(s.get("require_signed_requests", False)),
             cert_pem=s.get("sp_cert") or None,
+            slo_url=s.get("slo_url") or "",
+            slo_response_url=s.get("slo_response_url") or "",
         )
 
     def to_settings(self) -> dict:
@@ -66,7 +73,14 @@ class ServiceProvider:
             "relay_state": self.relay_state,
             "require_signed_requests": self.require_signed_requests,
             "sp_cert": self.cert_pem,
+            "slo_url": self.slo_url,
+            "slo_response_url": self.slo_response_url,
         }
+
+    @property
+    def slo_answer_url(self) -> str:
+        """Where our LogoutResponse to the app's own request goes."""
+        return self.slo_response_url or self.slo_url
 
     @property
     def default_acs(self) -> str:

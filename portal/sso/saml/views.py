@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from flask import Response, current_app, request
 
 from portal.extensions import csrf
-from portal.sso.saml import bp
+from portal.sso.saml import bp, slo
 from portal.sso.saml.errors import SamlError
 from portal.sso.saml.flows import (
     continue_sp_initiated, current_idp, find_saml_app, remember_request_id, resume_sp_initiated,
@@ -53,3 +53,17 @@ def sso():
 @bp.route("/resume")
 def resume():
     return resume_sp_initiated()
+
+
+@bp.route("/slo", methods=["GET", "POST"], endpoint="logout")
+@csrf.exempt  # apps send their logout requests and answers cross-site; signatures are the check
+def single_logout():
+    source = request.args if request.method == "GET" else request.form
+    if "SAMLResponse" in source:
+        return slo.response_arrived()
+    return slo.request_arrived()
+
+
+@bp.route("/slo/next")
+def logout_next():
+    return slo.next_app()

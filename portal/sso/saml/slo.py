@@ -1,0 +1,238 @@
+"""SAML Single Logout in the portal: the apps a session signed in to hear when the student signs
+out, and an app's own "sign out" ends the portal session too.
+
+On a shared Chromebook the app tabs stay open after "Sign out": without this, the next child who
+opens one finds the last child's work. A SAML app registered with a logout address (`portal apps
+add-saml --slo-url`, its metadata's SingleLogoutService, or `portal apps logout-uri`) is recorded
+in the session at each launch (NameID and SessionIndex, nothing else). At sign-out the portal
+session ends first, whatever follows; then the browser visits each such app in turn with a signed
+LogoutRequest, and each app sends it back here with its LogoutResponse (profiles 4.4, front
+channel). An app that never sends it back leaves the student signed out of the portal and of
+every app before it.
+
+Only sign-out in a browser can tell SAML apps: a session that ends elsewhere (the next scan on a
+kiosk, the bell, a voided badge) has no browser to send round. OIDC apps hear of those too
+(portal.sso.oidc.backchannel).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from datetime import datetime, timezone
+
+from flask import current_app, redirect, request, session, url_for
+from flask_login import current_user
+
+from portal import access
+from portal.auth.services import sign_out
+from portal.db import db
+from portal.models import App, AppKind
+from portal.sso.saml.errors import ReleaseMisconfigured, SamlError
+from portal.sso.saml.logout import (
+    LogoutRequest, Participant, accept_logout_request, build_logout_request, build_logout_response,
+    read_logout_response, redirect_url,
+)
+from portal.sso.saml.requests import IncomingMessage, decode_post, decode_redirect
+from portal.sso.saml.responses import name_id_from_claims
+from portal.sso.saml.sp import ServiceProvider
+from portal.sso.saml.xml import new_id
+
+log = logging.getLogger(__name__)
+
+SESSION_KEY = "saml_slo"              # {app id: [NameID, format, SessionIndex]} in the session
+CHAIN_COOKIE = "portal_saml_logout"
+CHAIN_PREFIX = "portal:saml:logout:"
+CHAIN_SECONDS = 300                   # a round of the apps should take seconds; then it is dropped
+
+
+def remember_launch(app: App, sp: ServiceProvider, name_id: str, name_id_format: str) -> str | None:
+    """Record that this session signed the student in to `app`, if the app hears of sign-outs;
+    return the SessionIndex to put in the assertion (the same for every launch of the session)."""
+    if not sp.slo_url:
+        return None
+    known = session.get(SESSION_KEY)
+    known = dict(known) if isinstance(known, dict) else {}
+    entry = known.get(str(app.id))
+    if isinstance(entry, list) and entry[:2] == [name_id, name_id_format] and len(entry) == 3:
+        return entry[2]
+    index = new_id()
+    known[str(app.id)] = [name_id, name_id_format, index]
+    session[SESSION_KEY] = known
+    return index
+
+
+def participants_of_session() -> list[Participant]:
+    """The apps this session signed in to that hear of its end, in the order first launched."""
+    known = session.get(SESSION_KEY)
+    if not isinstance(known, dict):
+        return []
+    found = []
+    for app_id, entry in known.items():
+        who = Participant.from_json([int(app_id)] + list(entry)) \
+            if app_id.isdigit() and isinstance(entry, list) else None
+        if who is not None:
+            found.append(who)
+    return found
+
+
+def _idp():
+    from portal.sso.saml.flows import current_idp
+    return current_idp()
+
+
+def _redis():
+    return current_app.extensions["redis"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def start(participants: list[Participant], *, reply: list | None = None):
+    """After the portal session has ended: send the browser round the apps, then (`reply`: [app
+    id, request ID, RelayState]) answer the app that asked, or show the sign-in page."""
+    chain = {"steps": [p.as_json() for p in participants], "waiting": None, "reply": reply}
+    if not chain["steps"]:
+        return _finish(chain)
+    token = secrets.token_urlsafe(32)
+    _redis().set(CHAIN_PREFIX + token, json.dumps(chain), ex=CHAIN_SECONDS)
+    response = redirect(url_for("saml.logout_next"), code=303)
+    response.set_cookie(CHAIN_COOKIE, token, max_age=CHAIN_SECONDS, path="/saml", httponly=True,
+                        secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax")
+    return response
+
+
+def _load_chain() -> tuple[str, dict] | None:
+    token = request.cookies.get(CHAIN_COOKIE, "")
+    raw = _redis().get(CHAIN_PREFIX + token) if token else None
+    if raw is None:
+        return None
+    try:
+        chain = json.loads(raw)
+    except ValueError:
+        return None
+    return token, (chain if isinstance(chain, dict) else None)
+
+
+def _saml_app(app_id) -> tuple[App, ServiceProvider] | None:
+    app = db.session.get(App, app_id) if isinstance(app_id, int) else None
+    if app is None or app.kind is not AppKind.saml:
+        return None
+    return app, ServiceProvider.from_app(app)
+
+
+def next_app():
+    """Send the browser to the next app with a LogoutRequest, or finish the round."""
+    loaded = _load_chain()
+    if loaded is None or loaded[1] is None:
+        return redirect(url_for("auth.login"))   # nothing under way: the student is signed out
+    token, chain = loaded
+    steps = chain.get("steps") or []
+    while steps:
+        who = Participant.from_json(steps.pop(0))
+        found = _saml_app(who.app_id) if who is not None else None
+        if found is None or not found[1].slo_url:
+            continue   # the app was removed, or no longer hears of sign-outs
+        app, sp = found
+        idp = _idp()
+        xml, request_id = build_logout_request(idp, sp, who, _now())
+        chain["waiting"] = [request_id, app.id]
+        _redis().set(CHAIN_PREFIX + token, json.dumps(chain), ex=CHAIN_SECONDS)
+        return redirect(redirect_url(idp, sp.slo_url, "SAMLRequest", xml), code=302)
+    _redis().delete(CHAIN_PREFIX + token)
+    response = _finish(chain)
+    response.delete_cookie(CHAIN_COOKIE, path="/saml")
+    return response
+
+
+def _finish(chain: dict):
+    reply = chain.get("reply")
+    found = _saml_app(reply[0]) if isinstance(reply, list) and len(reply) == 3 else None
+    if found is None or not found[1].slo_answer_url:
+        return redirect(url_for("auth.login"), code=303)
+    app, sp = found
+    idp = _idp()
+    xml = build_logout_response(idp, destination=sp.slo_answer_url, in_response_to=str(reply[1]),
+                                now=_now())
+    return redirect(redirect_url(idp, sp.slo_answer_url, "SAMLResponse", xml, str(reply[2] or "")),
+                    code=302)
+
+
+def _incoming(param: str) -> IncomingMessage:
+    if request.method == "GET":
+        return decode_redirect(request.query_string.decode("latin-1"), param)
+    return decode_post(request.form, param)
+
+
+def response_arrived():
+    """An app answers our LogoutRequest: note how it went and go on to the next app. The portal
+    session ended before the round began, so a bad answer only goes to the log."""
+    loaded = _load_chain()
+    chain = loaded[1] if loaded is not None else None
+    waiting = chain.get("waiting") if chain is not None else None
+    found = _saml_app(waiting[1]) if isinstance(waiting, list) and len(waiting) == 2 else None
+    if found is None:
+        # Not one we are waiting for (a second tab, a late answer): the student is signed out.
+        return redirect(url_for("auth.login"))
+    app, sp = found
+    try:
+        answer = read_logout_response(_incoming("SAMLResponse"), sp=sp, slo_urls=(_idp().slo_url,),
+                                      now=_now())
+    except SamlError as e:
+        log.info("SAML logout answer from %s not accepted: %s", app.slug, e.reason)
+    else:
+        if answer.in_response_to != waiting[0]:
+            log.info("SAML logout answer from %s is not to our request", app.slug)
+        elif not answer.succeeded:
+            log.info("SAML app %s could not end its session: %s", app.slug, answer.status)
+    chain["waiting"] = None
+    _redis().set(CHAIN_PREFIX + loaded[0], json.dumps(chain), ex=CHAIN_SECONDS)
+    return redirect(url_for("saml.logout_next"), code=303)
+
+
+def request_arrived():
+    """An app's own sign-out: end the portal session (if it is the student the app names), tell
+    the student's other apps, and answer the app."""
+    from portal.sso.saml.flows import find_saml_app, remember_request_id
+
+    found = {}
+
+    def find_sp(entity_id: str):
+        app = find_saml_app(entity_id)
+        found["app"] = app
+        return ServiceProvider.from_app(app) if app is not None else None
+
+    try:
+        message = _incoming("SAMLRequest")
+        asked, sp = accept_logout_request(
+            message, find_sp=find_sp, slo_urls=(_idp().slo_url,), now=_now(),
+            first_use=lambda issuer, request_id: remember_request_id(_redis(), issuer, request_id))
+    except SamlError as e:
+        log.info("SAML logout request refused: %s: %s", type(e).__name__, e.reason)
+        e.title = "This app sent a sign-out request we can't accept"
+        e.advice = ("If you want to sign out, use the Sign out button here."
+                    if current_user.is_authenticated else "You are not signed in here.")
+        raise
+    app = found["app"]
+    others: list[Participant] = []
+    if current_user.is_authenticated and _names_this_student(asked, app, sp):
+        others = [p for p in participants_of_session() if p.app_id != app.id]
+        sign_out()
+    return start(others, reply=[app.id, asked.id, message.relay_state])
+
+
+def _names_this_student(asked: LogoutRequest, app: App, sp: ServiceProvider) -> bool:
+    """Is the signed-in student the one the app's request names? (Another child's old request,
+    replayed in this browser, must not sign this one out.)"""
+    for who in participants_of_session():
+        if who.app_id == app.id:
+            return who.name_id == asked.name_id and (
+                not asked.session_indexes or who.session_index in asked.session_indexes)
+    # Launched before the app had a logout address: compare with the NameID it would receive now.
+    settings = current_app.config["SETTINGS"]
+    claims = access.released_claims(db.session, current_user, app, pairwise_key=settings.pairwise_key)
+    try:
+        return name_id_from_claims(claims, sp)[0] == asked.name_id
+    except ReleaseMisconfigured:
+        return False

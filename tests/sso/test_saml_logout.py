@@ -1,0 +1,333 @@
+"""SAML Single Logout with an independent SP (python3-saml): a student's sign-out reaches the SAML
+apps the session signed in to, and an app's own sign-out ends the portal session."""
+from __future__ import annotations
+
+import base64
+import zlib
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from lxml import etree
+
+from portal.sso.saml import constants as c
+from tests.badges.conftest import new_client
+from tests.sso.conftest import (
+    SP_ACS, SP_ENTITY_ID, SP_SLO, PeerSP, register_and_grant, saml_response_of,
+)
+
+OTHER_ENTITY_ID = "https://other.test/saml/metadata"
+OTHER_ACS = "https://other.test/saml/acs"
+OTHER_SLO = "https://other.test/saml/slo"
+
+
+@pytest.fixture
+def client(app):
+    return new_client(app)   # each request in its own app context, as under a real server
+
+
+@pytest.fixture
+def slo_world(app, client, roster, saml_sp_keys):
+    """The student, two granted SAML apps that hear of sign-outs, and their python3-saml SPs."""
+    from portal.db import db
+    school = roster.school("sch-maple")
+    student = roster.person("ada.lovelace", schools=[school])
+    first = register_and_grant(db.session, school=school, sp_cert=saml_sp_keys.cert_pem, slo_url=SP_SLO)
+    second = register_and_grant(db.session, "Math Meadow", school=school, entity_id=OTHER_ENTITY_ID,
+                                acs_urls=[OTHER_ACS], sp_cert=saml_sp_keys.cert_pem, slo_url=OTHER_SLO)
+    metadata = client.get("/saml/metadata").get_data(as_text=True)
+    peers = {first.slug: PeerSP(metadata, saml_sp_keys, slo=SP_SLO),
+             second.slug: PeerSP(metadata, saml_sp_keys, entity_id=OTHER_ENTITY_ID, acs=OTHER_ACS,
+                                 slo=OTHER_SLO)}
+    return {"student": student, "apps": [first, second], "peers": peers, "metadata": metadata}
+
+
+def _launch(client, app, peer):
+    result = peer.consume(saml_response_of(client.get(f"/launch/{app.slug}")).fields["SAMLResponse"])
+    assert result.is_authenticated(), result.get_last_error_reason()
+    return result
+
+
+def _signed_in(client) -> bool:
+    return client.get("/").status_code == 200
+
+
+def _message(url: str, param: str) -> etree._Element:
+    raw = parse_qs(urlsplit(url).query)[param][0]
+    return etree.fromstring(zlib.decompress(base64.b64decode(raw), -15))
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def test_metadata_publishes_single_logout_for_both_bindings(client, slo_world):
+    root = etree.fromstring(client.get("/saml/metadata").data)
+    services = {e.get("Binding"): e.get("Location") for e in root.iter(f"{{{c.MD}}}SingleLogoutService")}
+    assert services == {c.BINDING_REDIRECT: "http://localhost/saml/slo",
+                        c.BINDING_POST: "http://localhost/saml/slo"}
+    assert slo_world["peers"][slo_world["apps"][0].slug].idp["singleLogoutService"]["url"] == \
+        "http://localhost/saml/slo"
+
+
+def test_sign_out_visits_every_app_the_session_signed_in_to(client, auth, slo_world):
+    first, second = slo_world["apps"]
+    peers = slo_world["peers"]
+    auth.login()
+    signed_in = {app.slug: _launch(client, app, peers[app.slug]) for app in (first, second)}
+    # A second launch of the same app names the same session.
+    again = _launch(client, first, peers[first.slug])
+    assert again.get_session_index() == signed_in[first.slug].get_session_index()
+
+    page = auth.logout()
+    assert page.status_code == 303 and page.headers["Location"].endswith("/saml/slo/next")
+    assert not _signed_in(client)   # the portal session ended before any app was visited
+    location = page.headers["Location"]
+    for app in (first, second):
+        hop = client.get(_path(location))
+        assert hop.status_code == 302
+        to_app = hop.headers["Location"]
+        request = _message(to_app, "SAMLRequest")
+        assert request.tag == f"{{{c.SAMLP}}}LogoutRequest"
+        name_id = request.find(f"{{{c.SAML}}}NameID")
+        assert name_id.text == signed_in[app.slug].get_nameid()
+        assert request.find(f"{{{c.SAMLP}}}SessionIndex").text == signed_in[app.slug].get_session_index()
+        result, answer = peers[app.slug].receive_logout(to_app)
+        assert result.get_errors() == [], result.get_last_error_reason()
+        assert answer.startswith("http://localhost/saml/slo?SAMLResponse=")
+        back = client.get(_path(answer))
+        assert back.status_code == 303
+        location = back.headers["Location"]
+    done = client.get(_path(location))
+    assert done.status_code == 303 and urlsplit(done.headers["Location"]).path == "/login"
+    assert "portal_saml_logout=;" in done.headers.get("Set-Cookie", "")
+
+
+def test_sign_out_without_such_apps_goes_straight_to_sign_in(client, auth, saml_world):
+    auth.login()
+    saml_response_of(client.get(f"/launch/{saml_world.app.slug}"))   # this app has no logout address
+    page = auth.logout()
+    assert page.status_code == 302 and urlsplit(page.headers["Location"]).path == "/login"
+
+
+def test_apps_removed_or_silenced_meanwhile_are_skipped(client, auth, runner, slo_world):
+    from portal.db import db
+    first, second = slo_world["apps"]
+    auth.login()
+    for app in (first, second):
+        _launch(client, app, slo_world["peers"][app.slug])
+    result = runner.invoke(args=["apps", "logout-uri", first.slug])
+    assert result.exit_code == 0, result.output
+    assert "no longer hears" in result.output
+    db.session.delete(db.session.get(type(second), second.id))
+    db.session.commit()
+    page = auth.logout()
+    done = client.get(_path(page.headers["Location"]))
+    assert done.status_code == 303 and urlsplit(done.headers["Location"]).path == "/login"
+
+
+def test_an_apps_bad_answer_does_not_stop_the_round(client, auth, slo_world):
+    first, second = slo_world["apps"]
+    auth.login()
+    for app in (first, second):
+        _launch(client, app, slo_world["peers"][app.slug])
+    hop = client.get(_path(auth.logout().headers["Location"]))
+    assert hop.headers["Location"].startswith(SP_SLO)
+    junk = client.get("/saml/slo?" + urlencode({"SAMLResponse": "not base64 at all"}))
+    assert junk.status_code == 303   # logged, and on to the next app
+    hop = client.get(_path(junk.headers["Location"]))
+    assert hop.headers["Location"].startswith(OTHER_SLO)
+
+
+def test_a_stray_answer_is_not_an_error(client):
+    page = client.get("/saml/slo?" + urlencode({"SAMLResponse": "AAAA"}))
+    assert page.status_code == 302 and urlsplit(page.headers["Location"]).path == "/login"
+    assert client.get("/saml/slo/next").status_code == 302
+
+
+def test_the_apps_own_sign_out_ends_the_portal_session_and_tells_the_others(client, auth, slo_world):
+    first, second = slo_world["apps"]
+    peers = slo_world["peers"]
+    auth.login()
+    got = {app.slug: _launch(client, app, peers[app.slug]) for app in (first, second)}
+    url, request_id = peers[first.slug].logout(got[first.slug].get_nameid(),
+                                               got[first.slug].get_session_index())
+    page = client.get(url)
+    assert not _signed_in(client)
+    # The other app hears first, and answers ...
+    hop = client.get(_path(page.headers["Location"]))
+    result, answer = peers[second.slug].receive_logout(hop.headers["Location"])
+    assert result.get_errors() == [], result.get_last_error_reason()
+    back = client.get(_path(answer))
+    # ... then the app that asked gets its answer, signed, with its RelayState.
+    final = client.get(_path(back.headers["Location"]))
+    assert final.status_code == 302 and final.headers["Location"].startswith(SP_SLO + "?SAMLResponse=")
+    assert parse_qs(urlsplit(final.headers["Location"]).query)["RelayState"] == ["https://sp.test/lessons/today"]
+    result, _ = peers[first.slug].receive_logout(final.headers["Location"], request_id)
+    assert result.get_errors() == [], result.get_last_error_reason()
+
+
+def test_an_apps_sign_out_when_alone_is_answered_at_once(client, auth, slo_world):
+    first = slo_world["apps"][0]
+    peer = slo_world["peers"][first.slug]
+    auth.login()
+    got = _launch(client, first, peer)
+    url, request_id = peer.logout(got.get_nameid(), got.get_session_index())
+    page = client.get(url)
+    assert page.status_code == 302 and page.headers["Location"].startswith(SP_SLO)
+    assert peer.receive_logout(page.headers["Location"], request_id)[0].get_errors() == []
+    assert not _signed_in(client)
+
+
+def test_another_students_logout_request_leaves_this_one_signed_in(client, auth, slo_world):
+    first = slo_world["apps"][0]
+    peer = slo_world["peers"][first.slug]
+    auth.login()
+    _launch(client, first, peer)
+    url, request_id = peer.logout("someone-else")
+    page = client.get(url)
+    assert page.status_code == 302 and page.headers["Location"].startswith(SP_SLO)
+    assert _signed_in(client)
+    assert peer.receive_logout(page.headers["Location"], request_id)[0].get_errors() == []
+
+
+def test_launched_before_the_app_had_a_logout_address(client, auth, runner, saml_world, saml_sp_keys):
+    auth.login()
+    got = saml_world.peer.consume(
+        saml_response_of(client.get(f"/launch/{saml_world.app.slug}")).fields["SAMLResponse"])
+    assert runner.invoke(args=["apps", "logout-uri", saml_world.app.slug, SP_SLO]).exit_code == 0
+    peer = PeerSP(saml_world.idp_metadata, saml_sp_keys, slo=SP_SLO)
+    url, _ = peer.logout(got.get_nameid())
+    client.get(url)
+    assert not _signed_in(client)
+
+
+def _tampered(url: str, **changes) -> str:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    for key, value in changes.items():
+        if value is None:
+            query.pop(key, None)
+        else:
+            query[key] = [value]
+    return f"{parts.path}?{urlencode({k: v[0] for k, v in query.items()})}"
+
+
+def test_unsigned_or_forged_logout_requests_change_nothing(client, auth, slo_world, app):
+    from portal.sso.saml.keys import generate_keys
+    first = slo_world["apps"][0]
+    peer = slo_world["peers"][first.slug]
+    auth.login()
+    got = _launch(client, first, peer)
+    url, _ = peer.logout(got.get_nameid(), got.get_session_index())
+    unsigned = _tampered(url, Signature=None, SigAlg=None)
+    page = client.get(unsigned)
+    assert page.status_code == 400 and b"sign-out request" in page.data
+    assert b"Traceback" not in page.data
+    forger = PeerSP(slo_world["metadata"], generate_keys("forger"), slo=SP_SLO)
+    forged, _ = forger.logout(got.get_nameid(), got.get_session_index())
+    assert client.get(forged).status_code == 400
+    assert client.get(_tampered(url, RelayState="https://evil.test/")).status_code == 400
+    assert _signed_in(client)
+    # The genuine one works once; a replay of it is refused.
+    assert client.get(url).status_code == 302
+    assert not _signed_in(client)
+    assert client.get(url).status_code == 400
+
+
+@pytest.mark.parametrize("change", ["stale", "elsewhere", "no-destination", "encrypted-id",
+                                    "two-name-ids", "unknown-issuer", "authn-request"])
+def test_logout_requests_with_bad_fields_are_refused(client, auth, slo_world, saml_sp_keys, change):
+    first = slo_world["apps"][0]
+    peer = slo_world["peers"][first.slug]
+    auth.login()
+    got = _launch(client, first, peer)
+    now = datetime.now(timezone.utc)
+    when = (now - timedelta(minutes=10)) if change == "stale" else now
+    destination = {"elsewhere": ' Destination="https://other-portal.test/saml/slo"',
+                   "no-destination": ""}.get(change, ' Destination="http://localhost/saml/slo"')
+    issuer = "https://nobody.test/sp" if change == "unknown-issuer" else SP_ENTITY_ID
+    name_id = f'<saml:NameID Format="{c.NAMEID_PERSISTENT}">{got.get_nameid()}</saml:NameID>'
+    if change == "encrypted-id":
+        name_id += "<saml:EncryptedID/>"
+    if change == "two-name-ids":
+        name_id += name_id
+    tag = "AuthnRequest" if change == "authn-request" else "LogoutRequest"
+    xml = (f'<samlp:{tag} xmlns:samlp="{c.SAMLP}" xmlns:saml="{c.SAML}" ID="_r{change}" '
+           f'Version="2.0" IssueInstant="{when:%Y-%m-%dT%H:%M:%SZ}"{destination}>'
+           f'<saml:Issuer>{issuer}</saml:Issuer>{name_id}</samlp:{tag}>')
+    fields = {"SAMLRequest": base64.b64encode(zlib.compress(xml.encode())[2:-4]).decode(),
+              "SigAlg": c.RSA_SHA256}
+    signed = urlencode(fields)
+    key = load_pem_private_key(saml_sp_keys.key_pem, password=None)
+    signature = base64.b64encode(key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
+    page = client.get("/saml/slo?" + signed + "&" + urlencode({"Signature": signature}))
+    assert page.status_code == 400, page.data[:300]
+    assert b"Traceback" not in page.data
+    assert _signed_in(client)
+
+
+def test_an_app_without_a_certificate_cannot_sign_anyone_out(client, auth, app, roster):
+    from portal.db import db
+    school = roster.school("sch-maple")
+    roster.person("ada.lovelace", schools=[school])
+    registered = register_and_grant(db.session, school=school, slo_url=SP_SLO)
+    metadata = client.get("/saml/metadata").get_data(as_text=True)
+    from portal.sso.saml.keys import generate_keys
+    peer = PeerSP(metadata, generate_keys("no cert registered"), slo=SP_SLO)
+    auth.login()
+    got = peer.consume(saml_response_of(client.get(f"/launch/{registered.slug}")).fields["SAMLResponse"])
+    url, _ = peer.logout(got.get_nameid(), got.get_session_index())
+    page = client.get(url)
+    assert page.status_code == 400 and b"Sign out" in page.data
+    assert _signed_in(client)
+
+
+def test_launches_of_apps_without_a_logout_address_record_nothing(client, auth, saml_world, redis_client):
+    auth.login()
+    saml_response_of(client.get(f"/launch/{saml_world.app.slug}"))
+    for key in redis_client.scan_iter("portal:session:*"):
+        assert b"saml_slo" not in (redis_client.get(key) or b"")
+
+
+# --- registration ------------------------------------------------------------------------------
+
+def test_add_saml_takes_a_logout_address_from_the_option_or_the_metadata(runner, app, tmp_path, saml_sp_keys):
+    from portal.db import db
+    from portal.models import App
+    result = runner.invoke(args=["apps", "add-saml", "Reading", "--entity-id", SP_ENTITY_ID,
+                                 "--acs-url", SP_ACS, "--slo-url", SP_SLO])
+    assert result.exit_code == 0, result.output
+    assert f"hears of sign-outs at {SP_SLO}" in result.output
+    assert "need its certificate" in result.output
+    peer = PeerSP(_some_idp_metadata(app), saml_sp_keys, entity_id=OTHER_ENTITY_ID, acs=OTHER_ACS,
+                  slo=OTHER_SLO)
+    path = tmp_path / "sp.xml"
+    path.write_bytes(peer.metadata())
+    result = runner.invoke(args=["apps", "add-saml", "Math", "--metadata", str(path)])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        math = db.session.query(App).filter_by(name="Math").one()
+        assert math.settings["slo_url"] == OTHER_SLO
+
+
+def _some_idp_metadata(app) -> str:
+    return app.test_client().get("/saml/metadata").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("url, words", [("ftp://sp.test/slo", "logout URL"),
+                                        ("not a url", "logout URL")])
+def test_bad_logout_addresses_are_refused_plainly(runner, app, url, words):
+    result = runner.invoke(args=["apps", "add-saml", "Reading", "--entity-id", SP_ENTITY_ID,
+                                 "--acs-url", SP_ACS, "--slo-url", url])
+    assert result.exit_code != 0 and words in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(args=["apps", "add-saml", "Reading", "--entity-id", SP_ENTITY_ID,
+                                 "--acs-url", SP_ACS])
+    assert result.exit_code == 0
+    result = runner.invoke(args=["apps", "logout-uri", "reading", url])
+    assert result.exit_code != 0 and words in result.output
