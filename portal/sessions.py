@@ -85,6 +85,9 @@ class RedisSession(CallbackDict, SessionMixin):
         self.loaded_user_id = (initial or {}).get("_user_id")
         # Commands to send with the save, in its one round trip: callables taking the pipeline.
         self.on_save: list[Callable] = []
+        # Checks sent last in the save's round trip: (queue(pipe), then(result)) pairs; `then`
+        # runs once the save is done, with what its command returned.
+        self.after_save: list[tuple[Callable, Callable]] = []
         # Whether the request's cookie carried this (unstored) session's id as a visitor's.
         self.carried = False
 
@@ -348,7 +351,14 @@ class RedisSessionInterface(SessionInterface):
                 pipe.expire(key, self._max_seconds(app, data))
             for command in session.on_save:
                 command(pipe)
-            _tell_ended(pipe.execute(), ended)
+            checks = []
+            for queue, then in session.after_save:
+                queue(pipe)
+                checks.append((len(pipe) - 1, then))
+            results = pipe.execute()
+            _tell_ended(results, ended)
+            for at, then in checks:
+                then(results[at])
             self._set_cookie(app, session, response)
         elif idle != session.touched_idle:
             # Sliding idle time-out: reading the session (GETEX) touched it with the default.

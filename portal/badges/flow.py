@@ -15,7 +15,7 @@ from portal.auth import destination
 from portal.auth.services import sign_in
 from portal.badges.expiry import utcnow
 from portal.badges.factors import is_locked
-from portal.badges.sessions import mark_device_session
+from portal.badges.sessions import mark_device_session, watch_badge
 from portal.badges.signin import Accepted, BadgeLimits, check_badge, find_badge
 from portal.models import Badge, FactorKind, KioskDevice, Person
 
@@ -53,10 +53,15 @@ def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: 
     """Start the student's badge session in this browser."""
     idle = settings().kiosk_idle_minutes * 60
     # Read before sign_in: its audit record commits, and reading them after would reload both.
-    person_id, badge_id = person.id, badge.id
+    person_id, badge_id, expires_at = person.id, badge.id, badge.expires_at
     sign_in(person, method=method)
     session["_idle"] = idle
     session["badge_id"] = badge_id
+    # A badge session ends when its badge does (a temporary badge lasts 1 to 12 hours; a card
+    # ends with the school year), whatever the sessions' usual longest life.
+    left = int((expires_at - now()).total_seconds())
+    session["_max"] = max(1, min(left, settings().session_max_hours * 3600))
+    watch_badge(session, badge_id, person_id, redis_client())
     if device_id is not None:
         session["kiosk_device"] = device_id
         mark_device_session(session, device_id, person_id, settings().session_max_hours * 3600)

@@ -21,7 +21,7 @@ from portal.badges.permissions import (
     may_manage_school, may_manage_section, may_manage_student, may_pair_for_school,
 )
 from portal.badges.policy import policy_for
-from portal.badges.sessions import end_badge_sessions
+from portal.badges.sessions import end_sessions_of_revoked
 from portal.badges.token import mint_token, token_hash
 from portal.errors import PortalError
 from portal.models import (
@@ -91,8 +91,10 @@ def issue_badge(db: Session, client: redis.Redis, student: Person, *, school: Sc
     if actor is not None:
         _require(may_manage_student(db, actor, student))
         # A badge for a school the actor does not teach at or run would void the card the
-        # student uses there: that school's staff decide its badges.
-        _require(school is None or may_pair_for_school(db, actor, school))
+        # student uses there: that school's staff decide its badges. That holds for the school
+        # chosen for the actor too (a student in a class the actor teaches at another school).
+        school = school or badge_school_for(db, student, actor)
+        _require(may_pair_for_school(db, actor, school))
     return _issue(db, client, student, school=school, actor=actor,
                   temporary_hours=temporary_hours, default_expires=default_expires, clock=clock)
 
@@ -135,8 +137,7 @@ def _issue(db: Session, client: redis.Redis, student: Person, *, school: School 
                  data={"badge_id": badge.id, "kind": kind.value, "school_id": school.id,
                        "expires_at": expires_at.isoformat()})
     db.commit()
-    if replaced:
-        end_badge_sessions(client, student.id)
+    end_sessions_of_revoked(client, replaced)
     return IssuedBadge(student, badge, token)
 
 
@@ -163,12 +164,13 @@ def issue_badges_for_section(db: Session, client: redis.Redis, section: Section,
 
 
 def _revoke(db: Session, where: tuple, *, reason: str, actor: Person | None,
-            now: datetime) -> set[int]:
-    """Revoke the active badges matching `where` (not committed); return their owners' ids."""
+            now: datetime) -> list[tuple[int, int]]:
+    """Revoke the active badges matching `where` (not committed); return (badge id, owner id)
+    of each."""
     rows = list(db.execute(select(Badge.id, Badge.person_id)
                            .where(Badge.revoked_at.is_(None), *where)))
     if not rows:
-        return set()
+        return []
     ids = [badge_id for badge_id, _ in rows]
     db.execute(update(Badge).where(Badge.id.in_(ids), Badge.revoked_at.is_(None))
                .values(revoked_at=now, revoked_reason=reason[:64])
@@ -177,17 +179,17 @@ def _revoke(db: Session, where: tuple, *, reason: str, actor: Person | None,
         audit.record("badge_voided", person=db.get(Person, person_id), actor=actor, commit=False,
                      data={"badge_id": badge_id, "reason": reason[:64]})
     db.expire_all()
-    return {person_id for _, person_id in rows}
+    return [(badge_id, person_id) for badge_id, person_id in rows]
 
 
 def _void(db: Session, client: redis.Redis, where: tuple, *, reason: str,
           actor: Person | None, clock: Clock) -> int:
-    owners = _revoke(db, where, reason=reason, actor=actor, now=clock())
+    revoked = _revoke(db, where, reason=reason, actor=actor, now=clock())
     db.commit()
-    # After the commit, so a sign-in racing with us already sees the badge revoked.
-    for person_id in owners:
-        end_badge_sessions(client, person_id)
-    return len(owners)
+    # After the commit, so a sign-in racing with us already sees the badge revoked (and one
+    # that checked it just before is ended all the same).
+    end_sessions_of_revoked(client, revoked)
+    return len({person_id for _, person_id in revoked})
 
 
 def void_badges_for_person(db: Session, client: redis.Redis, student: Person, *,

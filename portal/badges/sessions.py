@@ -11,6 +11,8 @@ from portal.sessions import end_session, end_sessions_where
 
 BADGE_METHODS = ("badge", "badge+pin", "badge+picture")
 _CURRENT = "portal:kiosk:current:"  # device id -> "person-id session-id" of the session on it
+_REVOKED = "portal:badge-revoked:"  # badge id -> 1, for a while after the badge was voided
+REVOKED_SECONDS = 600               # longer than any sign-in takes from its check to its save
 
 
 def is_badge_session(data: dict) -> bool:
@@ -20,6 +22,31 @@ def is_badge_session(data: dict) -> bool:
 def end_badge_sessions(client: redis.Redis, person_id: int) -> int:
     """End every session the person started with a badge; password sessions stay."""
     return end_sessions_where(client, person_id, is_badge_session)
+
+
+def end_sessions_of_revoked(client: redis.Redis, revoked: list[tuple[int, int]]) -> None:
+    """After voided badges were committed ((badge id, person id) pairs): end their owners' badge
+    sessions, including one whose sign-in checked the badge just before the void and is saved
+    just after it. Each badge is marked revoked first; a sign-in's save looks for the mark in the
+    same step (watch_badge), so either the save came first and its session is ended here, or
+    the mark did and the sign-in ends its own session."""
+    if not revoked:
+        return
+    pipe = client.pipeline(transaction=False)
+    for badge_id, _ in revoked:
+        pipe.set(_REVOKED + str(badge_id), 1, ex=REVOKED_SECONDS)
+    pipe.execute()
+    for person_id in sorted({person_id for _, person_id in revoked}):
+        end_badge_sessions(client, person_id)
+
+
+def watch_badge(session, badge_id: int, person_id: int, client: redis.Redis) -> None:
+    """Have this session's save (a badge sign-in) end it again at once if the badge was voided
+    meanwhile (see end_sessions_of_revoked)."""
+    def then(revoked) -> None:
+        if revoked:
+            end_session(client, person_id, session.sid)
+    session.after_save.append((lambda pipe: pipe.exists(_REVOKED + str(badge_id)), then))
 
 
 def end_device_session(client: redis.Redis, device_id: int) -> int:
