@@ -86,7 +86,8 @@ class UnreadableInput(PortalError):
 def refuse_unreadable_input() -> None:
     """Stop a request whose path, query, form or JSON body carries a NUL character: no field of
     ours has a use for one, and PostgreSQL can neither store nor compare it (a query would fail
-    as a 500)."""
+    as a 500). Nor a JSON string with half a UTF-16 pair ("\\ud800"), which is no text at all:
+    it cannot be encoded, hashed or stored."""
     if "\x00" in request.path:
         raise UnreadableInput()
     try:
@@ -98,19 +99,24 @@ def refuse_unreadable_input() -> None:
     fields = [request.args] + ([request.form] if request.method == "POST" else [])
     if any("\x00" in key or "\x00" in value for f in fields for key, value in f.items(multi=True)):
         raise UnreadableInput()
-    if request.method == "POST" and request.is_json and _holds_nul(request.get_json(silent=True)):
+    if request.method == "POST" and request.is_json and _holds_unreadable(request.get_json(silent=True)):
         raise UnreadableInput()
 
 
-def _holds_nul(value) -> bool:
-    """True when a string anywhere in parsed JSON (a key or a value) holds a NUL. A loop, not
-    recursion: the body may nest as deep as the parser allowed."""
+def _holds_unreadable(value) -> bool:
+    """True when a string anywhere in parsed JSON (a key or a value) holds a NUL or a lone
+    surrogate. A loop, not recursion: the body may nest as deep as the parser allowed."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
                 return True
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
+from redis.commands.core import Script
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session, contains_eager
 
@@ -29,6 +30,21 @@ log = logging.getLogger(__name__)
 
 HANDOFF_SECONDS = 30
 _HANDOFF = "portal:kiosk:handoff:"
+_LATEST = "portal:kiosk:latest-handoff:"   # device id -> the key of its newest hand-off
+
+# KEYS: the hand-off; ARGV: the device prefix. Take a hand-off (whoever opens it, it is gone), and
+# give it back only if it is its device's newest: after a second scan the first child's link,
+# opened late (two tabs load in either order), must not sign the first child in over the second.
+_TAKE = Script(None, b"""
+local raw = redis.call('GETDEL', KEYS[1])
+if not raw then return false end
+local ok, data = pcall(cjson.decode, raw)
+if not ok or type(data) ~= 'table' or type(data['device_id']) ~= 'number' then return false end
+local latest = ARGV[1] .. string.format('%d', data['device_id'])
+if redis.call('GET', latest) ~= KEYS[1] then return false end
+redis.call('DEL', latest)
+return raw
+""")
 
 
 class BadgeRejected(PortalError):
@@ -168,7 +184,9 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
         raise _reject("not a badge")
     digest = token_hash(token)
     if not limits.badge.hit(digest[:32]):
-        raise TooManyScans()
+        # Refused like any other failure, not "too many tries": on a kiosk that pauses every
+        # scan, so one child trying a refused card again and again would stop the whole class.
+        raise _reject("too many tries with this badge")
 
     found = find_badge(db, token_hash=digest)
     badge, now = found.badge, clock()
@@ -199,13 +217,17 @@ def start_handoff(client: redis.Redis, accepted: Accepted, *, clock: Clock = utc
     data = {"person_id": accepted.person.id, "badge_id": accepted.badge.id,
             "device_id": accepted.device.id,
             "exp": (clock() + timedelta(seconds=HANDOFF_SECONDS)).timestamp()}
-    client.set(_handoff_key(code), json.dumps(data), ex=HANDOFF_SECONDS)
+    key = _handoff_key(code)
+    pipe = client.pipeline()
+    pipe.set(key, json.dumps(data), ex=HANDOFF_SECONDS)
+    pipe.set(_LATEST + str(accepted.device.id), key, ex=HANDOFF_SECONDS)
+    pipe.execute()
     return code
 
 
 def take_handoff(client: redis.Redis, code: str, *, clock: Clock = utcnow) -> Handoff:
     """Use up a hand-off code (whoever opens it, it is gone) and return what it carried."""
-    raw = client.getdel(_handoff_key(code)) if 0 < len(code) <= 100 else None
+    raw = _TAKE([_handoff_key(code)], [_LATEST], client=client) if 0 < len(code) <= 100 else None
     if raw is None:
         raise HandoffInvalid()
     data = json.loads(raw)

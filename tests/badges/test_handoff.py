@@ -145,3 +145,25 @@ def test_scan_never_continues_to_another_site(redis_client, world, kiosk):
 def test_a_forged_destination_cookie_is_ignored(redis_client, world, kiosk):
     kiosk.browser.set_cookie("portal_continue", "/saml/resume", path="/")
     assert kiosk.sign_in(issue(redis_client, world.student)).headers["Location"] == "/badges/home"
+
+
+def test_a_newer_scan_cancels_the_last_childs_link(redis_client, world, kiosk):
+    # Two tabs load in either order: the first child's link, opened after the second child's
+    # scan, must not sign the first child in over the second.
+    first = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
+    second = kiosk.scan(issue(redis_client, world.classmate)).json["handoff_url"]
+    assert kiosk.browser.get(second).status_code == 302
+    assert kiosk.browser.get(first).status_code == 403
+    assert session_data(redis_client, kiosk.browser)["_user_id"] == str(world.classmate.id)
+    # And the other way round: the older link is dead even before the newer one is opened.
+    first = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
+    second = kiosk.scan(issue(redis_client, world.classmate)).json["handoff_url"]
+    assert kiosk.browser.get(first).status_code == 403
+    assert kiosk.browser.get(second).status_code == 302
+
+
+def test_another_devices_scan_leaves_this_devices_link_alone(app, redis_client, world, kiosk):
+    other = enroll_kiosk(app, redis_client, world.school)
+    mine = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
+    assert other.sign_in(issue(redis_client, world.classmate)).status_code == 302
+    assert kiosk.browser.get(mine).status_code == 302

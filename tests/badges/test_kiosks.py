@@ -29,6 +29,16 @@ def test_pairing_code_works_once(app, redis_client, world):
     assert len(db.session.scalars(select(KioskDevice)).all()) == 1
 
 
+def test_half_a_character_is_refused_before_it_uses_up_the_code(app, redis_client, world):
+    # "\ud800" in JSON is half a UTF-16 pair: no text, so nothing can hash or store it.
+    code = create_pairing_code(db.session, redis_client, world.school).code
+    client = new_client(app)
+    for body in ('{"code": "\\ud800ABCDEFG"}', '{"code": "%s", "name": "Room \\ud800"}' % code):
+        answer = client.post("/kiosk/enroll", data=body, content_type="application/json")
+        assert answer.status_code == 400 and answer.json["error"]
+    assert _enroll(app, code).status_code == 201
+
+
 def test_pairing_code_may_be_typed_with_a_dash_in_lower_case(app, redis_client, world):
     code = create_pairing_code(db.session, redis_client, world.school).code
     assert _enroll(app, f"{code[:4]}-{code[4:]}".lower()).status_code == 201
