@@ -137,8 +137,13 @@ def users_hold(username, reason):
     person = person_named(username)
     ended = _admin_call(place_hold, db.session, current_app.extensions["redis"], person, actor=None,
                         reason=reason, now=now())
-    click.echo(f"{person.username} is on hold: no sign-in and no app until `portal users unhold`; "
-               f"{ended} session{'' if ended == 1 else 's'} ended")
+    if ended is None:
+        click.echo(f"{person.username} is on hold: no sign-in and no app until `portal users "
+                   "unhold`; the session store could not be reached, so their sessions are refused "
+                   "but not yet ended (lifting the hold ends them)")
+    else:
+        click.echo(f"{person.username} is on hold: no sign-in and no app until `portal users unhold`; "
+                   f"{ended} session{'' if ended == 1 else 's'} ended")
 
 
 @users_cli.command("unhold")
@@ -149,7 +154,7 @@ def users_unhold(username):
     from portal.admin.holds import lift_hold
     from portal.db import db
     person = person_named(username)
-    _admin_call(lift_hold, db.session, person, actor=None)
+    _admin_call(lift_hold, db.session, current_app.extensions["redis"], person, actor=None)
     click.echo(f"{person.username} may sign in again")
 
 
@@ -276,7 +281,7 @@ def apps_release(name, fields):
 
 
 @main.command("dev")
-@click.option("--port", default=5000, show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--students", type=click.IntRange(min=20, max=MAX_DEMO_STUDENTS), default=300,
               show_default=True, help="size of the demo district")
 def dev(port, students):

@@ -135,7 +135,8 @@ def _database_url(url: str) -> str:
     except (ArgumentError, ValueError):
         raise ConfigError(f"PORTAL_DATABASE_URL is not a database address: {example}") from None
     if parsed.drivername in ("postgresql", "postgresql+psycopg", "postgres"):
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return _engine_accepts(parsed.set(drivername="postgresql+psycopg").render_as_string(
+            hide_password=False))
     if parsed.get_backend_name() == "postgresql":
         raise ConfigError(f"PORTAL_DATABASE_URL asks for the {parsed.get_driver_name()} driver: write "
                           f"postgresql:// (the portal talks to PostgreSQL through psycopg)")
@@ -143,9 +144,21 @@ def _database_url(url: str) -> str:
         if parsed.database and parsed.database != ":memory:" and not Path(parsed.database).parent.is_dir():
             raise ConfigError(f"PORTAL_DATABASE_URL names a SQLite file in a folder that does not "
                               f"exist: {Path(parsed.database).parent}")
-        return url
+        return _engine_accepts(url)
     raise ConfigError(f"PORTAL_DATABASE_URL must be a PostgreSQL or SQLite database, not "
                       f"{parsed.drivername}: {example}")
+
+
+def _engine_accepts(url: str) -> str:
+    """The URL, if an engine can be built from it (no connection is made): its options
+    (?timeout=abc) are read here, not at the first request."""
+    from sqlalchemy import create_engine
+    try:
+        create_engine(url).dispose()
+    except Exception as e:   # the drivers raise what they like: ValueError, TypeError, ...
+        raise ConfigError(f"PORTAL_DATABASE_URL has an option the database driver cannot use: "
+                          f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
+    return url
 
 
 def _saml_entity_id(value: str) -> str:
@@ -165,8 +178,17 @@ def _redis_url(url: str) -> str:
         usable = False
     else:
         usable = parts.scheme == "unix" or (parts.scheme in ("redis", "rediss") and bool(parts.hostname))
+    if usable and parts.scheme != "unix":
+        usable = parts.path in ("", "/") or parts.path[1:].isascii() and parts.path[1:].isdigit()
     if not usable:
         raise ConfigError("PORTAL_REDIS_URL is not a Redis address: e.g. redis://127.0.0.1:6379/0")
+    import redis
+    try:   # its options (?socket_timeout=abc, ?ssl_cert_reqs=...) are read here, not at a request
+        pool = redis.ConnectionPool.from_url(url)
+        pool.make_connection()
+        pool.disconnect()
+    except (ValueError, TypeError, redis.RedisError) as e:
+        raise ConfigError(f"PORTAL_REDIS_URL has an option Redis cannot use: {str(e)[:200]}") from None
     return url
 
 
@@ -287,11 +309,11 @@ def load_settings() -> Settings:
         secret_key=secret,
         database_url=_database_url(_env("DATABASE_URL", f"sqlite:///{instance / 'portal.sqlite3'}")),
         redis_url=_redis_url(redis_url),
-        session_idle_minutes=_int("SESSION_IDLE_MINUTES", 60, 1),
-        session_max_hours=_int("SESSION_MAX_HOURS", 12, 1),
+        session_idle_minutes=_int("SESSION_IDLE_MINUTES", 60, 1, 7 * 24 * 60),
+        session_max_hours=_int("SESSION_MAX_HOURS", 12, 1, 30 * 24),
         login_limit_per_account=_limit("LOGIN_LIMIT_PER_ACCOUNT", LOGIN_LIMIT_PER_ACCOUNT),
         login_limit_per_address=_limit("LOGIN_LIMIT_PER_ADDRESS", LOGIN_LIMIT_PER_ADDRESS),
-        trusted_proxies=_int("TRUSTED_PROXIES", 0, 0),
+        trusted_proxies=_int("TRUSTED_PROXIES", 0, 0, 10),
         pairwise_key=pairwise,
         saml_key_file=saml_key_file,
         saml_cert_file=saml_cert_file,
@@ -301,7 +323,7 @@ def load_settings() -> Settings:
         oidc_code_seconds=oidc_code_seconds,
         oidc_token_seconds=oidc_token_seconds,
         badge_expires=_badge_expires(_env("BADGE_EXPIRES", "07-31")),
-        kiosk_idle_minutes=_int("KIOSK_IDLE_MINUTES", 15, 1),
+        kiosk_idle_minutes=_int("KIOSK_IDLE_MINUTES", 15, 1, 24 * 60),
         badge_limit_per_device=_limit("BADGE_LIMIT_PER_DEVICE", BADGE_LIMIT_PER_DEVICE),
         badge_limit_per_badge=_limit("BADGE_LIMIT_PER_BADGE", BADGE_LIMIT_PER_BADGE),
         badge_limit_per_address=_limit("BADGE_LIMIT_PER_ADDRESS", BADGE_LIMIT_PER_ADDRESS),

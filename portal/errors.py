@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, current_app, g, jsonify, make_response, render_template, request
 from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
@@ -41,6 +41,11 @@ def error_page(status: int, title: str | None = None, advice: str | None = None)
     wants JSON, else HTML."""
     default_title, default_advice = MESSAGES.get(status, MESSAGES[500])
     title, advice = title or default_title, advice or default_advice
+    if status >= 500 and "_login_user" not in g:
+        # Every page loads the signed-in person (Flask-Login's template context), and on these
+        # pages that may be what failed (the database is away): the page is shown to no one in
+        # particular rather than failing again inside itself.
+        g._login_user = current_app.login_manager.anonymous_user()
     if wants_json():
         return make_response(jsonify(error=title, advice=advice), status)
     return make_response(render_template("error.html", title=title, advice=advice, status=status), status)

@@ -1,10 +1,27 @@
 """Rate limits kept in Redis (moving windows from the `limits` library)."""
 from __future__ import annotations
 
+import ipaddress
+
 import redis
 from limits import parse
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+
+
+def address_key(address: str) -> str:
+    """What a limit per address counts under: an IPv4 address itself, but an IPv6 address's /64.
+    One computer commonly holds a whole /64 and may take a new address in it for every try, so
+    counting single IPv6 addresses would limit nothing."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class RateLimiter:

@@ -308,6 +308,12 @@ class RedisSessionInterface(SessionInterface):
                 response.delete_cookie(name, domain=domain, path=path)
             return
 
+        if response.status_code >= 500 and (session.new or session.replaces):
+            # A sign-in that failed on its way (its audit record could not be written, say)
+            # must not leave the browser signed in behind an error page: nothing is stored, and
+            # the session the browser had stays as it was.
+            return
+
         if session.holds_nothing_to_store() and not session.replaces:
             # Nothing to store. A visitor's cookie is set when this response hands out the
             # session's token (a form) and the request did not carry it already. A form whose

@@ -80,3 +80,10 @@ def test_dev_on_a_port_in_use_says_so_and_starts_nothing(tmp_path):
         f"Error: port {port} on 127.0.0.1 is in use by another program: stop it, or choose another "
         f"port (make run PORT=5050, or portal dev --port 5050)"]
     assert result.stdout == ""    # no Redis, no demo district, no demo app was started
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "0"])
+def test_dev_on_a_port_that_cannot_be_says_so(tmp_path, port):
+    result = run_portal(["dev", "--port", port], tmp_path, f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "1<=x<=65535" in result.stderr

@@ -64,10 +64,21 @@ def test_addresses_are_checked_at_start(monkeypatch, tmp_path):
         with pytest.raises(ConfigError, match="PORTAL_SAML_ENTITY_ID must be a URI"):
             load_settings()
     monkeypatch.delenv("PORTAL_SAML_ENTITY_ID")
-    for url in ("redis:", "http://127.0.0.1:6379/0", "redis://127.0.0.1:99999/0"):
+    for url in ("redis:", "http://127.0.0.1:6379/0", "redis://127.0.0.1:99999/0",
+                "redis://127.0.0.1:6379/abc"):
         monkeypatch.setenv("PORTAL_REDIS_URL", url)
         with pytest.raises(ConfigError, match="PORTAL_REDIS_URL is not a Redis address"):
             load_settings()
+    # Options are read at start, not at the first request (a 500 on every page).
+    for url in ("redis://127.0.0.1:6379/0?socket_timeout=abc",
+                "rediss://127.0.0.1:6379/0?ssl_cert_reqs=bogus"):
+        monkeypatch.setenv("PORTAL_REDIS_URL", url)
+        with pytest.raises(ConfigError, match="PORTAL_REDIS_URL has an option Redis cannot use"):
+            load_settings()
+    monkeypatch.delenv("PORTAL_REDIS_URL")
+    monkeypatch.setenv("PORTAL_DATABASE_URL", f"sqlite:///{tmp_path / 'portal.sqlite3'}?timeout=abc")
+    with pytest.raises(ConfigError, match="PORTAL_DATABASE_URL has an option the database driver"):
+        load_settings()
 
 
 def test_an_instance_path_that_cannot_be_a_folder_is_refused(monkeypatch, tmp_path):
@@ -99,10 +110,13 @@ def test_bad_number_is_named(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("name, value, words", [
-    ("SESSION_IDLE_MINUTES", "0", "at least 1"),
-    ("SESSION_IDLE_MINUTES", "-5", "at least 1"),
-    ("SESSION_MAX_HOURS", "0", "at least 1"),
-    ("KIOSK_IDLE_MINUTES", "0", "at least 1"),
+    ("SESSION_IDLE_MINUTES", "0", "between 1 and"),
+    ("SESSION_IDLE_MINUTES", "-5", "between 1 and"),
+    ("SESSION_MAX_HOURS", "0", "between 1 and"),
+    ("KIOSK_IDLE_MINUTES", "0", "between 1 and"),
+    ("SESSION_IDLE_MINUTES", "1000000000000000", "between 1 and 10080"),
+    ("SESSION_MAX_HOURS", "1000000000000000", "between 1 and 720"),
+    ("KIOSK_IDLE_MINUTES", "100000", "between 1 and 1440"),
     ("OIDC_CODE_SECONDS", "120", "between 1 and 60"),
     ("LOGIN_LIMIT_PER_ACCOUNT", "ten", "10 per 15 minutes"),
     ("LOGIN_LIMIT_PER_ADDRESS", "0 per minute", "10 per 15 minutes"),

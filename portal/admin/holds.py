@@ -29,11 +29,13 @@ def held_people(db: Session, district_id: int | None) -> list[Person]:
 
 
 def place_hold(db: Session, client: redis.Redis, person: Person, *, actor: Person | None, reason: str,
-               now: datetime) -> int:
-    """Put `person` on hold and end their sessions; return how many sessions ended.
+               now: datetime) -> int | None:
+    """Put `person` on hold and end their sessions; return how many sessions ended (None: Redis
+    could not be reached, so none could be ended yet).
 
     The hold is what stops them: their sessions stop working the moment it is committed, even
-    when Redis is down and the stored sessions cannot be deleted yet.
+    when Redis is down and the stored sessions cannot be deleted yet (lifting the hold ends
+    them then, so that they do not come back with it).
     """
     reason = one_line(reason, "reason", MAX_REASON)
     if actor is not None and actor.id == person.id:
@@ -46,13 +48,20 @@ def place_hold(db: Session, client: redis.Redis, person: Person, *, actor: Perso
     try:
         return end_sessions_for(client, person.id)
     except redis.RedisError:
-        return 0   # the hold already refuses them; the stored sessions expire on their own
+        return None   # the hold already refuses them; lifting it ends them
 
 
-def lift_hold(db: Session, person: Person, *, actor: Person | None) -> None:
-    """Lift the hold: the person may sign in again (with the password or badge they had)."""
+def lift_hold(db: Session, client: redis.Redis, person: Person, *, actor: Person | None) -> None:
+    """Lift the hold: the person may sign in again (with the password or badge they had). Every
+    session from before the hold ends first: one that Redis kept while the hold was placed (it
+    could not be reached then) must not come back to life now."""
     if person.held_at is None:
         raise AdminError(f"{person.username} is not on hold")
+    try:
+        end_sessions_for(client, person.id)
+    except redis.RedisError:
+        raise AdminError("the session store cannot be reached, so the sessions from before the "
+                         "hold cannot be ended: the hold stays; try again in a minute") from None
     person.held_at, person.hold_reason = None, ""
     audit.record("hold_lifted", person=person, actor=actor, commit=False)
     db.commit()

@@ -186,7 +186,8 @@ def hold(person_id: int):
 def unhold(person_id: int):
     """Lift the hold: they sign in again with the password or badge they had."""
     found = _district_person(person_id)
-    return _answer(lambda: holds.lift_hold(db.session, found, actor=current_user),
+    return _answer(lambda: holds.lift_hold(db.session, current_app.extensions["redis"], found,
+                                           actor=current_user),
                    lambda _: f"The hold on {found.display_name}'s account is lifted.", _to_person(found))
 
 

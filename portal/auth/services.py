@@ -17,7 +17,7 @@ from portal.auth.passwords import (
 )
 from portal.errors import PortalError
 from portal.models import Person
-from portal.ratelimit import RateLimiter
+from portal.ratelimit import RateLimiter, address_key
 from portal.sessions import end_sessions_for
 
 
@@ -78,6 +78,7 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
     checked can pass it at once.
     """
     name = normalize_username(username)
+    address = address_key(address)
     if not limits.address.test(address) or not limits.account.hit(name):
         raise TooManyFailedLogins()
 
@@ -129,6 +130,7 @@ def sign_in(person: Person, method: str) -> None:
 
 
 def sign_out() -> None:
-    """End the current session."""
-    logout_user()
+    """End the current session. The session is emptied first: logging out then has no one to
+    load, so signing out works even while the database is away (a shared computer)."""
     session.clear()
+    logout_user()

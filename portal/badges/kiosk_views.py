@@ -24,7 +24,7 @@ from portal.db import db, parse_id
 from portal.errors import PortalError, error_page, wants_json
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
-from portal.ratelimit import RateLimiter
+from portal.ratelimit import RateLimiter, address_key
 from portal.teacher.forms import answer
 
 bp = Blueprint("kiosk", __name__)
@@ -108,7 +108,7 @@ def enroll():
     """A device trades its pairing code for its credential (once)."""
     if not request.is_json:
         return _api_error(415, "Send JSON", "Use Content-Type: application/json.")
-    address = request.remote_addr or "unknown"
+    address = address_key(request.remote_addr or "unknown")
     settings = flow.settings()
     limiter = RateLimiter(flow.redis_client(), settings.kiosk_enroll_limit_per_address,
                           scope="kiosk-enroll")

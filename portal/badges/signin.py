@@ -24,7 +24,7 @@ from portal.badges.policy import EffectivePolicy, policy_from_row
 from portal.badges.token import looks_like_badge, token_hash
 from portal.errors import PortalError
 from portal.models import Badge, BadgePolicy, KioskDevice, Person, PersonSchool
-from portal.ratelimit import RateLimiter
+from portal.ratelimit import RateLimiter, address_key
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
         raise ValueError("a scan comes from a device or from a browser address")
     if device is not None and not limits.device.hit(str(device.id)):
         raise TooManyScans()
-    if address is not None and not limits.address.hit(address):
+    if address is not None and not limits.address.hit(address_key(address)):
         raise TooManyScans()
     if not isinstance(token, str) or not looks_like_badge(token):
         raise _reject("not a badge")
