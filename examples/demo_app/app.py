@@ -1,7 +1,7 @@
 """A small learning app that signs students in through the portal, by SAML and by OpenID Connect,
 and shows exactly what it received. It talks to the portal only over HTTP, as any app would.
 
-Routes: /saml/acs and /saml/metadata (the SAML service provider), /oidc/login (third-party-initiated
+Routes: /saml/acs, /saml/slo and /saml/metadata (the SAML service provider), /oidc/login (third-party-initiated
 login, where a tile launch lands) and /oidc/callback (the OIDC client), /oidc/backchannel-logout
 (where the portal says a student's portal session ended: OpenID Connect Back-Channel Logout, so
 the next child at a shared Chromebook does not find this one signed in), / (what arrived).
@@ -96,6 +96,16 @@ def create_app(*, portal_url: str, base_url: str, client_id: str, client_secret:
         session["received"] = {"protocol": SAML_PROTOCOL, "how": "tile launch (IdP-initiated)",
                                "app": sp.entity_id, "saml": asdict(got)}
         return redirect(url_for("home"), code=303)
+
+    @app.get("/saml/slo")
+    def saml_slo():
+        # SAML Single Logout: the student signed out of the portal, which sends the browser here
+        # on its way round the SAML apps; we end our session and send it back with our answer.
+        try:
+            back = sp.logout(request.args.to_dict(), session.clear)
+        except SamlRefused as e:
+            return problem("The SAML sign-out was refused", str(e), 400)
+        return redirect(back, code=302)
 
     @app.route("/oidc/login", methods=["GET", "POST"])
     def oidc_login():

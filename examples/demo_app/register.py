@@ -67,14 +67,19 @@ def register_demo_apps(db: Session, base_url: str, *, credentials_path: Path,
     from portal.models import App
     from portal.sso.oidc.clients import Client, register_client, set_backchannel_logout_uri
     from portal.sso.saml import register_sp
+    from portal.sso.saml.registry import set_slo_url
 
     base_url = base_url.rstrip("/")
     saml = db.scalar(select(App).where(App.name == SAML_NAME))
     if saml is None:
         saml = register_sp(db, SAML_NAME, entity_id=f"{base_url}/saml/metadata",
-                           acs_urls=[f"{base_url}/saml/acs"], relay_state=f"{base_url}/")
+                           acs_urls=[f"{base_url}/saml/acs"], relay_state=f"{base_url}/",
+                           slo_url=f"{base_url}/saml/slo")
         if school:
             grant_app(db, saml.slug, school=school)
+    elif (saml.settings or {}).get("slo_url") != f"{base_url}/saml/slo":
+        # Registered before the demo app took part in Single Logout (or elsewhere).
+        set_slo_url(db, saml.slug, f"{base_url}/saml/slo")
 
     oidc = db.scalar(select(App).where(App.name == OIDC_NAME))
     saved = DemoCredentials.read(credentials_path)

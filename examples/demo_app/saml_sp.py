@@ -39,6 +39,7 @@ class ServiceProvider:
     def __init__(self, base_url: str, portal_url: str, *, timeout: float = 5.0):
         self.entity_id = f"{base_url}/saml/metadata"
         self.acs_url = f"{base_url}/saml/acs"
+        self.slo_url = f"{base_url}/saml/slo"
         self.metadata_url = f"{portal_url}/saml/metadata"
         self.timeout = timeout
         self._settings: OneLogin_Saml2_Settings | None = None
@@ -53,6 +54,9 @@ class ServiceProvider:
             "sp": {
                 "entityId": self.entity_id,
                 "assertionConsumerService": {"url": self.acs_url, "binding": C.BINDING_HTTP_POST},
+                # Single Logout: the portal's signed LogoutRequest arrives here when the student
+                # signs out of the portal, and our answer goes back to it (HTTP-Redirect).
+                "singleLogoutService": {"url": self.slo_url, "binding": C.BINDING_HTTP_REDIRECT},
                 "NameIDFormat": C.NAMEID_PERSISTENT,
             },
             "security": {
@@ -87,11 +91,22 @@ class ServiceProvider:
         settings = OneLogin_Saml2_Settings(self._sp_settings(), sp_validation_only=True)
         return settings.get_sp_metadata().decode()
 
-    def _request_data(self, form: dict) -> dict:
+    def _request_data(self, form: dict, *, url: str | None = None, query: dict | None = None) -> dict:
         # The address the app is published at, not whatever Host header came in.
-        acs = urlsplit(self.acs_url)
-        return {"https": "on" if acs.scheme == "https" else "off", "http_host": acs.netloc,
-                "script_name": acs.path, "get_data": {}, "post_data": form}
+        at = urlsplit(url or self.acs_url)
+        return {"https": "on" if at.scheme == "https" else "off", "http_host": at.netloc,
+                "script_name": at.path, "get_data": query or {}, "post_data": form}
+
+    def logout(self, query: dict, forget) -> str:
+        """Take the portal's LogoutRequest (signed, checked against its metadata), call `forget`
+        to end this app's session, and return where to send the browser with our answer."""
+        if "SAMLRequest" not in query:
+            raise SamlRefused("no SAMLRequest in the address")
+        auth = OneLogin_Saml2_Auth(self._request_data({}, url=self.slo_url, query=query), self.settings())
+        answer = auth.process_slo(delete_session_cb=forget)
+        if auth.get_errors() or not answer:
+            raise SamlRefused(auth.get_last_error_reason() or ", ".join(auth.get_errors()) or "refused")
+        return answer
 
     def consume(self, form: dict) -> SamlReceived:
         """Check a posted SAMLResponse (IdP-initiated: no request ID) and return what it carried."""

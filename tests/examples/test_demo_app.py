@@ -244,3 +244,19 @@ def test_the_demo_app_wants_iat_in_a_logout_token(demo, settings):
     answer = requests.post(f"{demo.app}/oidc/backchannel-logout", timeout=5,
                            data={"logout_token": ring.sign(claims, typ="logout+jwt")})
     assert answer.status_code == 200
+
+
+def test_signing_out_of_the_portal_signs_the_student_out_of_the_saml_demo_app(demo):
+    # SAML Single Logout: the browser goes round by the demo app (python3-saml checks the
+    # portal's signed LogoutRequest and answers), and ends on the portal's sign-in page.
+    browser = _signed_in_browser(demo.portal)
+    form = read_post_form(browser.get(f"{demo.portal}/launch/{_app(SAML_NAME).slug}", timeout=5).text)
+    landed = browser.post(form.action, data=form.fields, timeout=5)
+    assert "<h2>Signed in</h2>" in landed.text
+    tiles = browser.get(f"{demo.portal}/", timeout=5)
+    out = browser.post(f"{demo.portal}/logout", data={"csrf_token": csrf_of(tiles.text)}, timeout=10)
+    assert out.status_code == 200 and out.url.startswith(f"{demo.portal}/login"), out.url
+    visited = [r.url.split("?")[0] for r in out.history]
+    assert f"{demo.app}/saml/slo" in visited and f"{demo.portal}/saml/slo" in visited
+    assert "<h2>Not signed in</h2>" in browser.get(f"{demo.app}/", timeout=5).text
+    assert browser.get(f"{demo.portal}/", timeout=5, allow_redirects=False).status_code == 302
