@@ -18,6 +18,7 @@ from tests.badges.conftest import new_client
 from tests.sso.conftest import (
     SP_ACS, SP_ENTITY_ID, SP_SLO, PeerSP, register_and_grant, saml_response_of,
 )
+from tests.sso.test_oidc_support import oidc_world  # noqa: F401  (a fixture)
 
 OTHER_ENTITY_ID = "https://other.test/saml/metadata"
 OTHER_ACS = "https://other.test/saml/acs"
@@ -331,3 +332,25 @@ def test_bad_logout_addresses_are_refused_plainly(runner, app, url, words):
     assert result.exit_code == 0
     result = runner.invoke(args=["apps", "logout-uri", "reading", url])
     assert result.exit_code != 0 and words in result.output
+
+
+def test_an_oidc_apps_logout_reaches_the_saml_apps_before_going_back(client, auth, oidc_world,
+                                                                      saml_sp_keys):
+    from portal.db import db
+    from tests.sso.test_oidc_logout import id_token_for
+    from tests.sso.test_oidc_support import POST_LOGOUT
+    saml = register_and_grant(db.session, school=oidc_world.school, sp_cert=saml_sp_keys.cert_pem,
+                              slo_url=SP_SLO)
+    peer = PeerSP(client.get("/saml/metadata").get_data(as_text=True), saml_sp_keys, slo=SP_SLO)
+    auth.login()
+    _launch(client, saml, peer)
+    hint = id_token_for(client, oidc_world)
+    page = client.get("/oidc/logout", query_string={
+        "id_token_hint": hint, "post_logout_redirect_uri": POST_LOGOUT, "state": "bye-2"})
+    assert page.status_code == 303 and not _signed_in(client)
+    hop = client.get(_path(page.headers["Location"]))
+    result, answer = peer.receive_logout(hop.headers["Location"])
+    assert result.get_errors() == [], result.get_last_error_reason()
+    back = client.get(_path(answer))
+    done = client.get(_path(back.headers["Location"]))
+    assert done.status_code == 303 and done.headers["Location"] == f"{POST_LOGOUT}?state=bye-2"

@@ -27,6 +27,7 @@ from portal.sso.oidc.metadata import provider_metadata
 from portal.sso.oidc.server import (
     current_issuer, hint_is_for, key_ring, release_userinfo, require_oauth, server,
 )
+from portal.sso.saml import slo
 
 
 log = logging.getLogger(__name__)
@@ -169,14 +170,22 @@ def end_session():
     # without asking. Nobody signed in: nothing to lose, so redirect as far as the request allows.
     if current_user.is_authenticated and not hint_is_for(logout, current_user, session.get("auth_time")):
         return render_template("sso/oidc_sign_out.html")
+    saml_apps = slo.participants_of_session()
     response = server.create_endpoint_response("end_session", logout)
+    if saml_apps:
+        # The SAML apps this session signed in to hear of it first (Single Logout), then the
+        # browser goes where the app asked.
+        return slo.start(saml_apps, then=response.headers.get("Location") if response else None)
     return response or render_template("sso/oidc_signed_out.html")
 
 
 @bp.route("/oidc/logout/confirm", methods=["POST"])
 def confirm_end_session():
     from portal.auth.services import sign_out
+    saml_apps = slo.participants_of_session()
     sign_out()
+    if saml_apps:
+        return slo.start(saml_apps)
     return render_template("sso/oidc_signed_out.html")
 
 

@@ -89,10 +89,12 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def start(participants: list[Participant], *, reply: list | None = None):
+def start(participants: list[Participant], *, reply: list | None = None, then: str | None = None):
     """After the portal session has ended: send the browser round the apps, then (`reply`: [app
-    id, request ID, RelayState]) answer the app that asked, or show the sign-in page."""
-    chain = {"steps": [p.as_json() for p in participants], "waiting": None, "reply": reply}
+    id, request ID, RelayState]) answer the SAML app that asked, or go on to `then` (an OIDC app's
+    registered post-logout address), or show the sign-in page."""
+    chain = {"steps": [p.as_json() for p in participants], "waiting": None, "reply": reply,
+             "then": then}
     if not chain["steps"]:
         return _finish(chain)
     token = secrets.token_urlsafe(32)
@@ -150,7 +152,8 @@ def _finish(chain: dict):
     reply = chain.get("reply")
     found = _saml_app(reply[0]) if isinstance(reply, list) and len(reply) == 3 else None
     if found is None or not found[1].slo_answer_url:
-        return redirect(url_for("auth.login"), code=303)
+        then = chain.get("then")
+        return redirect(then if isinstance(then, str) and then else url_for("auth.login"), code=303)
     app, sp = found
     idp = _idp()
     xml = build_logout_response(idp, destination=sp.slo_answer_url, in_response_to=str(reply[1]),
