@@ -444,6 +444,21 @@ def end_session(client: redis.Redis, person_id: int, sid: str) -> int:
     return results[0]
 
 
+def take_session(client: redis.Redis, person_id: int, sid: str) -> dict | None:
+    """End one session of a person by its id, in the same round trip reading what it held (None:
+    it had ended already)."""
+    pipe = client.pipeline()
+    pipe.get(PREFIX + sid)
+    at = _queue_end(pipe, sid, person_id)
+    results = pipe.execute()
+    _tell_ended(results, [at])
+    try:
+        data = json.loads(results[0]) if results[0] else None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def end_sessions_where(client: redis.Redis, person_id: int,
                        predicate: Callable[[dict], bool]) -> int:
     """End the person's sessions whose stored data matches; return how many ended."""

@@ -25,6 +25,7 @@ from portal.errors import PortalError, error_page, wants_json
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
 from portal.ratelimit import RateLimiter, address_key
+from portal.sso.saml.logout import Participant, participants_in
 from portal.teacher.forms import answer
 
 bp = Blueprint("kiosk", __name__)
@@ -171,9 +172,11 @@ def badge(device: KioskDevice):
         return _api_error(429, e.title, e.advice, **{"Retry-After": "60"})
     except BadgeRejected:
         return make_response(jsonify(REFUSED), 403)
-    # A new student at this device: whoever was signed in on it is signed out now.
-    end_device_session(flow.redis_client(), device.id)
-    code = start_handoff(flow.redis_client(), accepted, clock=flow.app_clock())
+    # A new student at this device: whoever was signed in on it is signed out now. The SAML
+    # apps that session signed in to hear of it in the browser, on the way to the new session.
+    ended = end_device_session(flow.redis_client(), device.id)
+    saml_logout = [p.as_json() for p in participants_in(ended)] if ended else None
+    code = start_handoff(flow.redis_client(), accepted, clock=flow.app_clock(), saml_logout=saml_logout)
     # The badge's last use, committed after the ids above were read (a commit expires them).
     db.session.commit()
     return _single_use(handoff_url=url_for("kiosk.handoff", code=code, _external=True),
@@ -190,7 +193,14 @@ def handoff(code: str):
     except HandoffInvalid as e:
         response = error_page(e.status, e.title, e.advice)
     else:
-        response = redirect(flow.continue_after_badge(db.session, accepted))
+        going_to = flow.continue_after_badge(db.session, accepted)
+        if ticket.saml_logout:
+            from portal.sso.saml import slo
+            # Single Logout of the last child's SAML apps, then on to this child's page.
+            response = slo.start([p for p in map(Participant.from_json, ticket.saml_logout) if p],
+                                 then=going_to)
+        else:
+            response = redirect(going_to)
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import redis
 
-from portal.sessions import end_session, end_sessions_where
+from portal.sessions import end_session, end_sessions_where, take_session
 
 BADGE_METHODS = ("badge", "badge+pin", "badge+picture")
 _CURRENT = "portal:kiosk:current:"  # device id -> "person-id session-id" of the session on it
@@ -49,16 +49,17 @@ def watch_badge(session, badge_id: int, person_id: int, client: redis.Redis) -> 
     session.after_save.append((lambda pipe: pipe.exists(_REVOKED + str(badge_id)), then))
 
 
-def end_device_session(client: redis.Redis, device_id: int) -> int:
-    """End the session of whoever last signed in on this kiosk device."""
+def end_device_session(client: redis.Redis, device_id: int) -> dict | None:
+    """End the session of whoever last signed in on this kiosk device; return what it held (the
+    SAML apps it signed in to hear of its end in the browser, at the next child's hand-off)."""
     raw = client.getdel(_CURRENT + str(device_id))
     if raw is None:
-        return 0
+        return None
     person_id, _, sid = raw.decode().partition(" ")
     if not sid:  # written before sessions were named here: find it by what it holds
-        return end_sessions_where(client, int(person_id),
-                                  lambda data: data.get("kiosk_device") == device_id)
-    return end_session(client, int(person_id), sid)
+        end_sessions_where(client, int(person_id), lambda data: data.get("kiosk_device") == device_id)
+        return None
+    return take_session(client, int(person_id), sid)
 
 
 def mark_device_session(session, device_id: int, person_id: int, seconds: int) -> None:

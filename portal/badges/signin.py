@@ -98,6 +98,9 @@ class Handoff:
     person_id: int
     badge_id: int
     device_id: int
+    # The SAML apps the device's last session signed in to ([app id, NameID, format,
+    # SessionIndex] each): the browser tells them of its end on the way to the new session.
+    saml_logout: tuple = ()
 
 
 def _reject(reason: str) -> BadgeRejected:
@@ -209,14 +212,18 @@ def _handoff_key(code: str) -> str:
     return _HANDOFF + hashlib.sha256(code.encode()).hexdigest()
 
 
-def start_handoff(client: redis.Redis, accepted: Accepted, *, clock: Clock = utcnow) -> str:
-    """A single-use code, 30 seconds, for the device's browser to finish the sign-in."""
+def start_handoff(client: redis.Redis, accepted: Accepted, *, clock: Clock = utcnow,
+                  saml_logout: list | None = None) -> str:
+    """A single-use code, 30 seconds, for the device's browser to finish the sign-in (and, on
+    the way, to tell the last session's SAML apps that it ended: `saml_logout`)."""
     if accepted.device is None:
         raise ValueError("hand-offs are for kiosk devices")
     code = secrets.token_urlsafe(32)
     data = {"person_id": accepted.person.id, "badge_id": accepted.badge.id,
             "device_id": accepted.device.id,
             "exp": (clock() + timedelta(seconds=HANDOFF_SECONDS)).timestamp()}
+    if saml_logout:
+        data["saml_logout"] = saml_logout
     key = _handoff_key(code)
     pipe = client.pipeline()
     pipe.set(key, json.dumps(data), ex=HANDOFF_SECONDS)
@@ -233,7 +240,8 @@ def take_handoff(client: redis.Redis, code: str, *, clock: Clock = utcnow) -> Ha
     data = json.loads(raw)
     if clock().timestamp() >= data["exp"]:
         raise HandoffInvalid()
-    return Handoff(data["person_id"], data["badge_id"], data["device_id"])
+    return Handoff(data["person_id"], data["badge_id"], data["device_id"],
+                   tuple(data.get("saml_logout") or ()))
 
 
 def accept_handoff(db: Session, handoff: Handoff, browser_device: KioskDevice | None, *,

@@ -8,6 +8,7 @@ from joserfc.jwk import KeySet
 
 from portal.db import db
 from tests.badges.conftest import issue
+from tests.sso.conftest import saml_sp_keys  # noqa: F401  (a fixture)
 from tests.sso.test_oidc_backchannel import endpoint, logout_tokens  # noqa: F401  (fixture)
 from tests.sso.test_oidc_support import OidcWorld, exchange, get_code, register_oidc_app
 
@@ -29,3 +30,35 @@ def test_the_next_scan_signs_the_last_child_out_of_the_apps_too(app, redis_clien
     assert header["typ"] == "logout+jwt"
     assert claims["sub"] == ada["sub"] and claims["sid"] == ada["sid"] and ada["amr"] == ["badge"]
 
+
+
+def test_the_next_scan_sends_the_browser_round_the_last_childs_saml_apps(app, redis_client, world,
+                                                                          kiosk, saml_sp_keys):
+    # SAML apps hear in the browser (front channel): the next child's hand-off goes round them
+    # with the last child's LogoutRequests, then on to the next child's page.
+    from urllib.parse import urlsplit
+
+    from tests.sso.conftest import SP_SLO, PeerSP, register_and_grant, saml_response_of
+    registered = register_and_grant(db.session, school=world.school, sp_cert=saml_sp_keys.cert_pem,
+                                    slo_url=SP_SLO)
+    peer = PeerSP(kiosk.browser.get("/saml/metadata").get_data(as_text=True), saml_sp_keys, slo=SP_SLO)
+    kiosk.sign_in(issue(redis_client, world.student))                           # Ada
+    ada = peer.consume(saml_response_of(kiosk.browser.get(f"/launch/{registered.slug}"))
+                       .fields["SAMLResponse"])
+    assert ada.is_authenticated(), ada.get_last_error_reason()
+    handoff = kiosk.sign_in(issue(redis_client, world.classmate))               # Alan scans next
+    assert handoff.status_code == 303 and handoff.headers["Location"].endswith("/saml/slo/next")
+    hop = kiosk.browser.get("/saml/slo/next")
+    result, answer = peer.receive_logout(hop.headers["Location"])
+    assert result.get_errors() == [], result.get_last_error_reason()
+    assert result.get_last_request_xml() and ada.get_nameid() in result.get_last_request_xml()
+    parts = urlsplit(answer)
+    back = kiosk.browser.get(f"{parts.path}?{parts.query}")
+    done = kiosk.browser.get(urlsplit(back.headers["Location"]).path)
+    assert done.status_code == 303 and done.headers["Location"].endswith("/badges/home")
+    assert kiosk.browser.get("/badges/home").status_code == 200                 # Alan is signed in
+
+
+def test_a_scan_after_no_saml_launch_goes_straight_on(app, redis_client, world, kiosk):
+    kiosk.sign_in(issue(redis_client, world.student))
+    assert kiosk.sign_in(issue(redis_client, world.classmate)).headers["Location"].endswith("/badges/home")

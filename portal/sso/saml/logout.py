@@ -59,6 +59,24 @@ class Participant:
         return cls(app_id, name_id, name_id_format, session_index)
 
 
+SESSION_KEY = "saml_slo"   # in a portal session: {app id: [NameID, format, SessionIndex]}
+
+
+def participants_in(data) -> list[Participant]:
+    """The SAML apps a portal session (its data) signed in to that hear of its end, in the order
+    first launched."""
+    known = data.get(SESSION_KEY) if hasattr(data, "get") else None
+    if not isinstance(known, dict):
+        return []
+    found = []
+    for app_id, entry in known.items():
+        who = Participant.from_json([int(app_id)] + list(entry)) \
+            if isinstance(app_id, str) and app_id.isdigit() and isinstance(entry, list) else None
+        if who is not None:
+            found.append(who)
+    return found
+
+
 @dataclass(frozen=True)
 class LogoutRequest:
     """The fields of an app's LogoutRequest we act on, read from the signed element only."""

@@ -30,8 +30,8 @@ from portal.db import db
 from portal.models import App, AppKind
 from portal.sso.saml.errors import ReleaseMisconfigured, SamlError
 from portal.sso.saml.logout import (
-    LogoutRequest, Participant, accept_logout_request, build_logout_request, build_logout_response,
-    read_logout_response, redirect_url,
+    SESSION_KEY, LogoutRequest, Participant, accept_logout_request, build_logout_request,
+    build_logout_response, participants_in, read_logout_response, redirect_url,
 )
 from portal.sso.saml.requests import IncomingMessage, decode_post, decode_redirect
 from portal.sso.saml.responses import name_id_from_claims
@@ -40,7 +40,6 @@ from portal.sso.saml.xml import new_id
 
 log = logging.getLogger(__name__)
 
-SESSION_KEY = "saml_slo"              # {app id: [NameID, format, SessionIndex]} in the session
 CHAIN_COOKIE = "portal_saml_logout"
 CHAIN_PREFIX = "portal:saml:logout:"
 CHAIN_SECONDS = 300                   # a round of the apps should take seconds; then it is dropped
@@ -64,16 +63,7 @@ def remember_launch(app: App, sp: ServiceProvider, name_id: str, name_id_format:
 
 def participants_of_session() -> list[Participant]:
     """The apps this session signed in to that hear of its end, in the order first launched."""
-    known = session.get(SESSION_KEY)
-    if not isinstance(known, dict):
-        return []
-    found = []
-    for app_id, entry in known.items():
-        who = Participant.from_json([int(app_id)] + list(entry)) \
-            if app_id.isdigit() and isinstance(entry, list) else None
-        if who is not None:
-            found.append(who)
-    return found
+    return participants_in(session)
 
 
 def _idp():
