@@ -24,7 +24,7 @@ from kiosk import credentials, preview as screen
 from kiosk.camera import CameraError, frames
 from kiosk.client import (
     BadgeRefused, DeviceRefused, PairingRefused, PortalClient, PortalError, PortalUnreachable,
-    TooManyTries, portal_base, same_portal,
+    TooManyTries, plain, portal_base, same_portal,
 )
 from kiosk.credentials import CredentialError, Device
 from kiosk.decoder import read_badge
@@ -68,8 +68,9 @@ def enroll(args) -> int:
         path = credentials.save(folder, device)
     except CredentialError as e:
         raise Failure(str(e)) from None
-    print(f"Enrolled as {device.name!r} at {device.school}. Credential saved in {path} "
-          f"(only this user can read it).", flush=True)
+    # The name and school are the portal's words: printed through plain(), never raw.
+    print(f"Enrolled as {plain(device.name)!r} at {plain(device.school)}. Credential saved in "
+          f"{path} (only this user can read it).", flush=True)
     print(f"Start the kiosk with: python -m kiosk --portal {base}", flush=True)
     return 0
 
@@ -155,7 +156,8 @@ def run(args) -> int:
         except PortalError as e:
             raise Failure(f"could not start: {e}") from None
         _open(bind.url, "Browser set-up", args.no_browser)
-        log.info("device %s (%s, %s) ready", device.device_id, device.name, device.school)
+        log.info("device %s (%s, %s) ready", device.device_id, plain(device.name),
+                 plain(device.school))
         source = args.video if args.video is not None else args.camera
         return _scan(client, source, args, base)
     finally:

@@ -8,19 +8,41 @@ No frame, no device name or fingerprint, no extra key; a fixed User-Agent withou
 Proxies come from the environment, but never ~/.netrc (requests would let it replace the
 Authorization header). Redirects are not followed, so the credential goes nowhere else. Links
 the portal answers with are rebuilt on the portal's own address before anything opens them.
+
+The portal's answers are not trusted to be well-behaved: each is read within DEADLINE seconds
+and MAX_ANSWER bytes (the camera loop waits for it), anything it says is checked before use, and
+its words are shown only through plain(), so no escape sequence reaches the terminal.
 """
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
-from dataclasses import dataclass
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 USER_AGENT = "student-portal-kiosk"
-TIMEOUT = (3.05, 10.0)          # seconds to connect, seconds to wait for the answer
+TIMEOUT = (3.05, 10.0)          # seconds to connect, seconds to wait for the next bytes
+# The read timeout only limits the wait between bytes: a portal that sends one byte every few
+# seconds would never reach it, and the kiosk (one thread: the camera waits) would freeze. So
+# the whole answer must also arrive within DEADLINE seconds of asking, and be no larger than
+# MAX_ANSWER bytes (the portal's answers are a few hundred), or the request is given up.
+DEADLINE = 15.0
+MAX_ANSWER = 64 * 1024
+MAX_SHOWN = 200                 # characters of the portal's own words shown, at most
+_CHUNK = 8192
+# A credential as the portal issues it (portal/badges/kiosks.py): "kd1_" and 32 random bytes,
+# URL-safe base64. ASCII only, as it travels in an HTTP header; the portal refuses any longer
+# than 100 characters.
+CREDENTIAL_SHAPE = re.compile(r"kd1_[A-Za-z0-9_-]{16,96}")
+MAX_DEVICE_ID = 2 ** 63 - 1     # the portal's ids are database integers
 MAX_RETRY_AFTER = 120.0
 # After no answer (or "unavailable" without a Retry-After), the kiosk waits this long before it
 # sends again: a camera reads 30 frames a second, and a held badge must not become 30 requests
@@ -62,6 +84,17 @@ class TooManyTries(PortalError):
     def __init__(self, message: str, retry_after: float):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The portal's answer, read whole: its status, headers and body."""
+    status_code: int
+    headers: requests.structures.CaseInsensitiveDict
+    body: bytes = field(repr=False)
+
+    def json(self):
+        return json.loads(self.body)
 
 
 @dataclass(frozen=True)
@@ -108,13 +141,35 @@ def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
 
 
+def plain(text, limit: int = MAX_SHOWN) -> str:
+    """Words from the portal made safe to print: one line, at most `limit` characters, with no
+    control characters. A terminal obeys escape sequences, so a portal's error message or
+    school name could otherwise retitle the window, clear the screen or draw a false prompt."""
+    kept = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in str(text))
+    return " ".join(kept.split())[:limit]
+
+
+def is_credential(value) -> bool:
+    """True for a credential shaped as the portal issues them (CREDENTIAL_SHAPE)."""
+    return isinstance(value, str) and CREDENTIAL_SHAPE.fullmatch(value) is not None
+
+
+def is_device_id(value) -> bool:
+    """True for a device id as the portal issues them: a positive whole number (not a bool,
+    not a float, and small enough for the portal's database)."""
+    return type(value) is int and 0 < value <= MAX_DEVICE_ID
+
+
 class PortalClient:
     """The device's side of the kiosk API (one keep-alive connection, timeouts on every call)."""
 
-    def __init__(self, portal: str, credential: str | None = None, *, timeout=TIMEOUT):
+    def __init__(self, portal: str, credential: str | None = None, *, timeout=TIMEOUT,
+                 deadline: float = DEADLINE, max_answer: int = MAX_ANSWER):
         self.base = portal_base(portal)
         self._credential = credential
         self.timeout = timeout
+        self.deadline = deadline
+        self.max_answer = max_answer
         self.http = requests.Session()
         self.http.trust_env = False       # no ~/.netrc; proxies and CA bundle set explicitly
         self.http.proxies = requests.utils.get_environ_proxies(self.base)
@@ -133,11 +188,15 @@ class PortalClient:
         response = self._post("/kiosk/enroll", {"code": code}, authorized=False)
         if response.status_code == 201:
             data = _json(response)
-            try:
-                return {"device_id": int(data["device_id"]), "name": str(data["name"]),
-                        "school": str(data["school"]), "credential": _text(data["credential"])}
-            except (KeyError, TypeError, ValueError):
-                raise PortalUnreachable("the portal's answer was not understood") from None
+            device_id, credential = data.get("device_id"), data.get("credential")
+            name, school = data.get("name"), data.get("school")
+            # Checked before anything is stored: a credential HTTP cannot carry, or an id that
+            # is not one, would be saved and then break every later start of the kiosk.
+            if not (is_device_id(device_id) and is_credential(credential)
+                    and isinstance(name, str) and isinstance(school, str)):
+                raise PortalUnreachable("the portal's answer was not understood")
+            return {"device_id": device_id, "name": plain(name), "school": plain(school),
+                    "credential": credential}
         if response.status_code == 400:
             raise PairingRefused(_explain(response, "That pairing code didn't work. "
                                           "Codes work once, for 10 minutes. Ask for a new one."))
@@ -159,23 +218,91 @@ class PortalClient:
             raise BadgeRefused("That badge didn't work.")
         raise self._failure(response)
 
-    def _post(self, path: str, body: dict, *, authorized: bool = True) -> requests.Response:
+    def _post(self, path: str, body: dict, *, authorized: bool = True) -> Answer:
         headers = {}
         if authorized:
             if not self._credential:
                 raise DeviceRefused("this device is not enrolled")
             headers["Authorization"] = f"Bearer {self._credential}"
+        deadline = time.monotonic() + self.deadline
+        connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
         try:
-            return self.http.post(self.base + path, json=body, headers=headers,
-                                  timeout=self.timeout, allow_redirects=False)
+            # stream=True: the body is read below, under the deadline and the size cap. Until the
+            # headers are in, only the connect and read timeouts (cut to the deadline) apply:
+            # requests gives no hold on the socket before that, so a portal that drips its
+            # headers is bounded per wait, not in total.
+            response = self.http.post(self.base + path, json=body, headers=headers,
+                                      timeout=(min(connect, self.deadline),
+                                               min(read, self.deadline)),
+                                      stream=True, allow_redirects=False)
         except requests.exceptions.SSLError:
             raise PortalUnreachable(f"the portal's certificate was not accepted ({self.base})") from None
         except requests.exceptions.Timeout:
-            raise PortalUnreachable(f"the portal did not answer in time ({self.base})") from None
+            raise self._late() from None
         except requests.exceptions.RequestException:
             raise PortalUnreachable(f"could not reach the portal at {self.base}") from None
+        try:
+            answer = Answer(response.status_code, response.headers, self._read(response, deadline))
+        except BaseException:
+            response.close()          # and its connection: the rest of that answer is not wanted
+            raise
+        response.raw.release_conn()   # read whole: the same connection carries the next request
+        return answer
 
-    def _link(self, response: requests.Response, key: str, kind: str) -> Link:
+    def _read(self, response: requests.Response, deadline: float) -> bytes:
+        """The answer's body, taken as it arrives: PortalUnreachable once the deadline passes or
+        the body grows past max_answer (the caller then closes the connection).
+
+        A read waits for the portal's next bytes, and a portal that drips them would keep it
+        waiting past any check made between reads: so a timer shuts the socket at the deadline
+        (urllib3's HTTPResponse.shutdown, made for this), which ends the wait at once."""
+        declared = response.headers.get("Content-Length", "").strip()
+        if declared.isdigit() and int(declared) > self.max_answer:
+            raise self._too_large()
+        raw, body = response.raw, bytearray()
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            try:
+                raw.shutdown()
+            except (ValueError, RuntimeError, OSError):
+                pass          # already closed, or never opened: nothing left to wait for
+
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            while not expired.is_set() and time.monotonic() < deadline:
+                try:
+                    # Not decoded: the kiosk asks for "identity", and a compressed answer is
+                    # refused as not understood rather than inflated past the cap.
+                    chunk = raw.read1(_CHUNK, decode_content=False)
+                except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+                    raise self._late() from None
+                except (urllib3.exceptions.HTTPError, OSError, ValueError):
+                    if expired.is_set():
+                        break
+                    raise PortalUnreachable(f"the portal's answer was cut off "
+                                            f"({self.base})") from None
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > self.max_answer:
+                    raise self._too_large()
+        finally:
+            timer.cancel()
+        if expired.is_set() or time.monotonic() >= deadline:
+            raise self._late()      # what came before the cut is not the whole answer
+        return bytes(body)
+
+    def _late(self) -> PortalUnreachable:
+        return PortalUnreachable(f"the portal did not answer in time ({self.base})")
+
+    def _too_large(self) -> PortalUnreachable:
+        return PortalUnreachable(f"the answer from {self.base} was too large (is this the portal?)")
+
+    def _link(self, response: Answer, key: str, kind: str) -> Link:
         data = _json(response)
         url, expires_in = data.get(key), data.get("expires_in", 30)
         path = urlsplit(url).path if isinstance(url, str) else ""
@@ -185,7 +312,7 @@ class PortalClient:
         # The link opens on the portal this device was enrolled with, whatever host it names.
         return Link(self.base + path[at:], expires_in)
 
-    def _failure(self, response: requests.Response) -> PortalError:
+    def _failure(self, response: Answer) -> PortalError:
         status = response.status_code
         if status == 401:
             return DeviceRefused("the portal no longer knows this device: enroll it again")
@@ -203,36 +330,30 @@ class PortalClient:
         return PortalUnreachable(f"the portal answered {status} ({self.base})")
 
 
-def _json(response: requests.Response) -> dict:
+def _json(response: Answer) -> dict:
+    # RecursionError: JSON nested thousands deep ("[[[[...") is beyond Python's parser.
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     if not isinstance(data, dict):
         raise PortalUnreachable("the portal's answer was not understood (is this the portal?)")
     return data
 
 
-def _text(value) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("not text")
-    return value
-
-
-def _explain(response: requests.Response, default: str) -> str:
-    """The portal's own short error and advice, when it gave them."""
+def _explain(response: Answer, default: str) -> str:
+    """The portal's own short error and advice, when it gave them, as one plain line."""
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return default
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         advice = data.get("advice") if isinstance(data.get("advice"), str) else ""
-        line = f"{data['error']}. {advice}".strip()
-        return " ".join(line.split())[:200]
+        return plain(f"{data['error']}. {advice}") or default
     return default
 
 
-def _retry_after(response: requests.Response, default: float = 10.0) -> float:
+def _retry_after(response: Answer, default: float = 10.0) -> float:
     """The Retry-After seconds (1 to MAX_RETRY_AFTER), or `default` when absent or unreadable."""
     try:
         return min(MAX_RETRY_AFTER, max(1.0, float(response.headers.get("Retry-After", default))))

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kiosk.client import is_credential, is_device_id, plain, portal_base
+
 APP_DIR = "student-portal-kiosk"
 FILENAME = "device.json"
+MAX_FILE = 64 * 1024     # a stored device is a few hundred bytes
 
 
 class CredentialError(RuntimeError):
@@ -86,23 +90,49 @@ def _sync_folder(folder: Path) -> None:
 
 
 def load(folder: Path) -> Device | None:
-    """The stored device, or None when this device was never enrolled here."""
+    """The stored device, or None when this device was never enrolled here. A file that cannot
+    be read or is not what `save` writes is a CredentialError: one line, never a crash later."""
     path = credential_path(folder)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO in its place must not hang the kiosk (it is refused below).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return None
     except OSError as e:
         raise CredentialError(f"could not read {path}: {e.strerror or e}") from None
-    with os.fdopen(fd, encoding="utf-8") as f:
-        if os.fstat(f.fileno()).st_mode & 0o077:
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise CredentialError(f"{path} is not a file: move it away, then enroll this "
+                                  f"device again")
+        if mode & 0o077:
             # Someone loosened it; a credential others can read is tightened before use.
-            os.fchmod(f.fileno(), 0o600)
-        try:
-            data = json.load(f)
-            device = Device(portal=str(data["portal"]), device_id=int(data["device_id"]),
-                            name=str(data["name"]), school=str(data["school"]),
-                            credential=str(data["credential"]))
-        except (ValueError, KeyError, TypeError):
-            raise CredentialError(f"{path} is damaged: enroll this device again") from None
-    return device
+            os.fchmod(fd, 0o600)
+        raw = b""
+        while len(raw) <= MAX_FILE and (chunk := os.read(fd, MAX_FILE + 1 - len(raw))):
+            raw += chunk
+    except OSError as e:
+        raise CredentialError(f"could not read {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    try:
+        if len(raw) > MAX_FILE:
+            raise ValueError("too large")
+        return _device(json.loads(raw))
+    # RecursionError: JSON nested thousands deep; OverflowError, KeyError, TypeError: values
+    # that are not what `save` wrote.
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        raise CredentialError(f"{path} is damaged: enroll this device again") from None
+
+
+def _device(data) -> Device:
+    """The device a stored file describes, checked as the portal issues them: a credential HTTP
+    cannot carry, or an id that is not one, is refused here rather than crash every request."""
+    portal, device_id, credential = data["portal"], data["device_id"], data["credential"]
+    name, school = data["name"], data["school"]
+    if not (isinstance(portal, str) and plain(portal, len(portal)) == portal
+            and is_device_id(device_id) and is_credential(credential)
+            and isinstance(name, str) and isinstance(school, str)):
+        raise ValueError("not a stored device")
+    return Device(portal=portal_base(portal), device_id=device_id, name=name, school=school,
+                  credential=credential)
