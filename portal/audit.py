@@ -36,6 +36,15 @@ def record(kind: str, *, person: Person | None = None, actor: Person | None = No
         db.session.commit()
 
 
+def grant_scope(grant) -> dict:
+    """The ids of the district, school and class an app grant names (those it names), for the data
+    of its app_granted and app_ungranted events. A grant made from the command line is by no one
+    and about no one: these ids are how the audit log knows which district's log it belongs in
+    (portal.admin.shared.audit_log), as the school_id and section_id of a device or a policy do."""
+    return {key: value for key in ("district_id", "school_id", "section_id")
+            if (value := getattr(grant, key)) is not None}
+
+
 # The records of what was released to an app about a student: at each launch (SAML attributes,
 # an ID token, a link's nothing) and when an app reads OpenID userinfo (once per access token and
 # set of fields: portal.sso.oidc.server.release_userinfo). A school keeps the

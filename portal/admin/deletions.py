@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -60,7 +61,20 @@ def ask_deletion(db: Session, person: Person, app: App, *, actor: Person | None,
                                   asked_at=now, asked_by_id=actor.id if actor else None, done_note="")
         db.add(request)
     request.fields, request.first_at, request.last_at = got.fields, got.first_at, got.last_at
-    db.flush()
+    names = app.name, person.display_name
+    try:
+        db.flush()
+    except IntegrityError:
+        # Asked at the same moment (a double click, two admins): both found none open, and the
+        # unique index kept the other's. That one is the request; this one was never made.
+        db.rollback()
+        request = open_request(db, person, app)
+        if request is None:     # not that: the person or the app went at the same moment
+            raise AdminError(f"{names[0]} or {names[1]} changed while asking; nothing was asked: "
+                             "try again") from None
+        created = False
+        request.fields, request.first_at, request.last_at = got.fields, got.first_at, got.last_at
+        db.flush()
     if created:
         audit.record("deletion_requested", person=person, actor=actor, app=app,
                      data={"request": request.id, "fields": got.fields}, commit=False)

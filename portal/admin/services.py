@@ -198,7 +198,8 @@ def grant_app(db: Session, name: str, *, district: bool = False, school: str | N
         raise AdminError(f"{app.name} is already granted to exactly that group; nothing changed")
     db.add(grant)
     db.flush()
-    audit.record("app_granted", actor=actor, app=app, commit=False, data={"to": grant.describe()})
+    audit.record("app_granted", actor=actor, app=app, commit=False,
+                 data={"to": grant.describe(), **audit.grant_scope(grant)})
     db.commit()
     return grant
 
@@ -225,7 +226,8 @@ def remove_grant(db: Session, name: str, *, district: bool = False, school: str 
                          "(portal apps list shows its grants)")
     covered = grant.describe()
     db.delete(grant)
-    audit.record("app_ungranted", actor=actor, app=app, commit=False, data={"from": covered})
+    audit.record("app_ungranted", actor=actor, app=app, commit=False,
+                 data={"from": covered, **audit.grant_scope(grant)})
     db.commit()
     return covered
 

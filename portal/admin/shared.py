@@ -8,15 +8,17 @@ answer to a family's "what do you share about my child?").
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
+from portal.admin.services import only_district
 from portal.audit import RELEASE_KINDS
 from portal.auth.services import normalize_username
-from portal.models import App, Event, Person, School, Section
+from portal.models import App, Event, Grant, Person, School, Section
 
 LAUNCH = "launch"
 
@@ -90,31 +92,53 @@ class AppSummary:
 
 
 def releases_about(db: Session, person: Person, limit: int = 500) -> tuple[list[AppSummary], list[Release]]:
-    """Per app, what it has received about `person`; and the latest releases themselves."""
+    """Per app, what it has received about `person`; and the latest `limit` releases themselves.
+
+    A student's records are kept as long as the student is (years of launches), so neither is
+    read whole into memory: the database sums them up per app and field list (an app's fields
+    change seldom, so that is a few rows), and hands over only the latest releases."""
     from portal.access import FIELDS
 
-    rows = list(db.execute(
-        select(Event, Person, App).join(Person, Person.id == Event.person_id)
-        .outerjoin(App, App.id == Event.app_id)
-        .where(Event.kind.in_(RELEASE_KINDS), Event.person_id == person.id)
-        .order_by(Event.at.desc(), Event.id.desc())))
-    releases = _releases(rows)
+    # The field lists as text, grouped in a subquery: the JSON path written twice (in SELECT and
+    # in GROUP BY) is two parameters to PostgreSQL, which then cannot tell they are the same.
+    records = (select(Event.app_id, Event.kind, Event.at, Event.data["fields"].as_string().label("fields"))
+               .where(Event.kind.in_(RELEASE_KINDS), Event.person_id == person.id).subquery())
+    groups = list(db.execute(
+        select(records.c.app_id, records.c.fields, func.count(case((records.c.kind == LAUNCH, 1))),
+               func.min(records.c.at), func.max(records.c.at))
+        .group_by(records.c.app_id, records.c.fields)))
+    ids = {app_id for app_id, *_ in groups if app_id is not None}
+    apps = {a.id: a for a in db.scalars(select(App).where(App.id.in_(ids)))} if ids else {}
     summaries: dict[object, dict] = {}
-    for release, (event, _, app) in zip(releases, rows):
-        key = event.app_id
-        entry = summaries.setdefault(key, {"app": app, "name": app.name if app else "a removed app",
-                                           "launches": 0, "first": release.at, "last": release.at,
-                                           "fields": set()})
-        entry["launches"] += release.kind == LAUNCH
-        entry["first"] = min(entry["first"], release.at)
-        entry["last"] = max(entry["last"], release.at)
-        entry["fields"].update(release.fields)
+    for app_id, fields, launches, first, last in groups:
+        app = apps.get(app_id)
+        entry = summaries.setdefault(app_id, {"app": app, "name": app.name if app else "a removed app",
+                                              "launches": 0, "first": first, "last": last, "fields": set()})
+        entry["launches"] += launches
+        entry["first"], entry["last"] = min(entry["first"], first), max(entry["last"], last)
+        entry["fields"].update(_field_list(fields))
     order = list(FIELDS)
     result = [AppSummary(e["app"], e["name"], e["launches"], e["first"], e["last"],
                          sorted(e["fields"], key=lambda f: (order.index(f) if f in order else len(order), f)))
               for e in summaries.values()]
     result.sort(key=lambda s: s.app_name.lower())
-    return result, releases[:limit]
+    if limit <= 0:
+        return result, []
+    return result, _releases(db.execute(
+        select(Event, Person, App).join(Person, Person.id == Event.person_id)
+        .outerjoin(App, App.id == Event.app_id)
+        .where(Event.kind.in_(RELEASE_KINDS), Event.person_id == person.id)
+        .order_by(Event.at.desc(), Event.id.desc()).limit(limit)))
+
+
+def _field_list(text) -> list[str]:
+    """The fields of a release record's JSON list, as the database hands it over as text (none
+    for anything else: a record is read back, never trusted to be well formed)."""
+    try:
+        fields = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return []
+    return [str(f) for f in fields] if isinstance(fields, list) else []
 
 
 # Each kind of audit event in the words the log page shows.
@@ -144,6 +168,7 @@ EVENT_WORDS = {
     "app_opted_in": "opted back in to an app",
     "deletion_requested": "an app was asked to delete what it received",
     "deletion_confirmed": "an app confirmed it deleted what it received",
+    "deletion_merged": "a second open request to the same app was merged into the first",
 }
 
 
@@ -158,29 +183,68 @@ class LogLine:
     details: list[tuple[str, str]]
 
 
-def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
-              person: Person | None = None, limit: int = 200) -> list[LogLine]:
-    """The latest audit events of the district, newest first: those about or by its people, and
-    those about no one that concern it: an app changed from the command line (apps are shared),
-    or one of its schools or classes (a device enrolled, a badge policy set, a sheet printed).
-    Optionally one kind, or only the events about or by one person."""
-    about, by = aliased(Person), aliased(Person)
+# The events of a grant: made from the command line they are by no one and about no one, and
+# name their group's ids (portal.audit.grant_scope); recorded before they did, they name nothing.
+GRANT_KINDS = ("app_granted", "app_ungranted")
+
+
+def _concerns(db: Session, district_id: int):
+    """Whether an event by no one and about no one concerns the district, as SQL: only when its
+    data proves it. It names one of the district's schools or classes (a device enrolled, a
+    badge policy set, a sheet printed, an app granted to a school) or the district itself (an
+    app granted to the whole district). An app change that names no group (an app's fields set
+    from the command line; a grant recorded before grants named their ids, or to a grade or
+    role alone) is the whole portal's: the district's when the portal has no other district,
+    and, for any but a grant, when the app is open to the district now (its students receive
+    those fields). A grant naming nothing may have been another district's school: never shown
+    to a district of a portal with several."""
     its_schools = select(School.id).where(School.district_id == district_id)
     its_sections = select(Section.id).join(School, School.id == Section.school_id).where(
         School.district_id == district_id)
+    school = Event.data["school_id"].as_integer()
+    section = Event.data["section_id"].as_integer()
+    district = Event.data["district_id"].as_integer()
+    names_it = [school.in_(its_schools), section.in_(its_sections), district == district_id]
+    names_nothing = and_(Event.app_id.is_not(None), school.is_(None), section.is_(None), district.is_(None))
+    if only_district(db) == district_id:
+        return or_(*names_it, names_nothing)
+    open_to_it = select(Grant.id).where(
+        Grant.app_id == Event.app_id,
+        or_(Grant.district_id == district_id, Grant.school_id.in_(its_schools), Grant.section_id.in_(its_sections),
+            and_(Grant.district_id.is_(None), Grant.school_id.is_(None), Grant.section_id.is_(None)))).exists()
+    return or_(*names_it, and_(names_nothing, Event.kind.not_in(GRANT_KINDS), open_to_it))
+
+
+def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
+              person: Person | None = None, limit: int = 200) -> list[LogLine]:
+    """The latest audit events of the district, newest first: those about or by its people, and
+    those about no one that concern it (_concerns). Optionally one kind, or only the events about
+    or by one person of the district.
+
+    The audit table holds every district's events for years, so the log is never read and
+    sorted whole: it is the union of the latest `limit` events of each way an event can be the
+    district's (about its people, by its people, about no one), each read newest first along
+    an index (person and time, actor and time, kind and time), then the latest of those."""
+    if district_id is None or (person is not None and person.district_id != district_id):
+        return []       # no district is no one's; another district's person is not in this log
+    about, by = aliased(Person), aliased(Person)
+    only = [Event.kind == kind] if kind else []
+    ids = select(Event.id, Event.at)
+    if person is not None:
+        parts = [ids.where(Event.person_id == person.id, *only), ids.where(Event.actor_id == person.id, *only)]
+    else:
+        parts = [ids.join(about, about.id == Event.person_id).where(about.district_id == district_id, *only),
+                 ids.join(by, by.id == Event.actor_id).where(by.district_id == district_id, *only),
+                 ids.where(Event.person_id.is_(None), Event.actor_id.is_(None), _concerns(db, district_id),
+                           *only)]
+    # Each part a subquery of its own: SQLite takes no ORDER BY or LIMIT inside a bare UNION.
+    latest = union(*(select(part.order_by(Event.at.desc(), Event.id.desc()).limit(limit).subquery())
+                     for part in parts)).subquery()
     query = (select(Event, about, by, App)
+             .join(latest, latest.c.id == Event.id)
              .outerjoin(about, about.id == Event.person_id)
              .outerjoin(by, by.id == Event.actor_id)
-             .outerjoin(App, App.id == Event.app_id)
-             .where(or_(about.district_id == district_id, by.district_id == district_id,
-                        and_(Event.person_id.is_(None), Event.actor_id.is_(None),
-                             or_(Event.app_id.is_not(None),
-                                 Event.data["school_id"].as_integer().in_(its_schools),
-                                 Event.data["section_id"].as_integer().in_(its_sections))))))
-    if kind:
-        query = query.where(Event.kind == kind)
-    if person is not None:
-        query = query.where(or_(Event.person_id == person.id, Event.actor_id == person.id))
+             .outerjoin(App, App.id == Event.app_id))
     lines = []
     for event, subject, actor, app in db.execute(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)):
         data = event.data if isinstance(event.data, dict) else {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base
@@ -26,6 +26,10 @@ class DeletionRequest(Base):
     __table_args__ = (
         Index("ix_deletion_request_district_asked", "district_id", "asked_at"),
         Index("ix_deletion_request_person_app", "person_id", "app_id"),
+        # One open request per person and app, enforced by the database too: two admins (or a
+        # double click) asking at the same moment both found none open (portal.admin.deletions).
+        Index("uq_deletion_request_open", "person_id", "app_id", unique=True,
+              sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
         {"sqlite_autoincrement": True},
     )
 

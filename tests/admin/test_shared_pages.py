@@ -201,7 +201,11 @@ def test_an_admin_adds_and_removes_a_group(app, shared, roster):
     answer = _post(admin, f"/admin/apps/{slug}/grants/{maple}/remove")
     assert answer.status_code == 303
     assert "is no longer granted to: school sch-maple (Maple Elementary)." in _text(admin.get(f"/admin/apps/{slug}"))
-    assert _events("app_ungranted")[-1].data == {"from": "school sch-maple (Maple Elementary)"}
+    from sqlalchemy import select
+
+    from portal.models import School
+    maple_id = db.session.scalar(select(School.id).where(School.sourced_id == "sch-maple"))
+    assert _events("app_ungranted")[-1].data == {"from": "school sch-maple (Maple Elementary)", "school_id": maple_id}
     # Ada (Maple) no longer has the tile, nor the launch.
     ada = _client(app, "ada.lovelace")
     assert "Reading Garden" not in ada.get("/").get_data(as_text=True)
