@@ -168,6 +168,10 @@ def _grant_for(db: Session, app: App, *, district: bool, school: str | None, gra
                           .where(Section.sourced_id == section, *mine))
         if found is None:
             raise AdminError(f"there is no section with id {section!r}")
+        if grant.school_id is not None and found.school_id != grant.school_id:
+            # Every criterion must hold: a class of another school would cover no one at all.
+            raise AdminError(f"section {section!r} is not a class of school {school!r}; give "
+                             "the school or the section alone, or a class of that school")
         grant.section_id = found.id
     if grade is not None:
         grant.grade = checked_grade(grade)
@@ -237,17 +241,24 @@ def release_fields(db: Session, name: str, fields: list[str], *, actor: Person |
     records the new list and who set it."""
     from portal.access import UnknownField, check_fields
     app = find_app(db, name)
-    if actor is not None and only_district(db) != actor.district_id and \
-            len(grants_of_district(db, app.grants, actor.district_id)) != len(app.grants):
-        # The fields are the app's, for every district it is open to: one district's admin
-        # decides them only for an app no other district uses.
-        raise AdminError(f"{app.name} is open to another district of this portal too, and what "
-                         "it receives is the same for all of them: the portal's operator sets it "
-                         "(portal apps release)")
     try:
-        app.released_fields = [f for f in check_fields(fields) if f != "subject"]
+        wanted = [f for f in check_fields(fields) if f != "subject"]
     except UnknownField as e:
         raise AdminError(str(e)) from None
+    if actor is not None and only_district(db) != actor.district_id and \
+            len(grants_of_district(db, app.grants, actor.district_id)) != len(app.grants) and \
+            not set(wanted) <= set(app.released_fields or ()):
+        # The fields are the app's, for every district it is open to: one district's admin
+        # decides them only for an app no other district uses; but any district may send less.
+        raise AdminError(f"{app.name} is open to another district of this portal too, and what "
+                         "it receives is the same for all of them: you may send it fewer fields; "
+                         "for more, ask the portal's operator (portal apps release)")
+    nameid = (app.settings or {}).get("nameid", "subject") if app.kind is AppKind.saml else "subject"
+    if nameid != "subject" and nameid not in wanted:
+        # The app knows its students by this field (its SAML NameID): without it no launch works.
+        raise AdminError(f"{app.name} knows its students by their {nameid.replace('_', ' ')} (its "
+                         f"SAML NameID), so it must keep receiving that field; nothing changed")
+    app.released_fields = wanted
     audit.record("app_release_set", actor=actor, app=app, commit=False,
                  data={"fields": ["subject", *app.released_fields]})
     db.commit()

@@ -152,3 +152,47 @@ def test_saml_urls_with_hidden_characters_are_refused(runner, roster, option, ur
 def test_an_app_name_the_portal_cannot_show_is_refused(runner, roster, name, reason):
     assert reason in refused(runner, "apps", "add-link", name, "https://n.example/")
     assert db.session.scalar(select(func.count(App.id))) == 0
+
+
+def test_a_grant_to_a_class_of_another_school_is_refused(runner, roster, pupils):
+    oak = roster.school("oak", "Oak Middle")
+    roster.section(oak, "7b", title="Oak 7B")
+    before = grant_count()
+    reason = refused(runner, "apps", "grant", "Story Time", "--school", "maple", "--section", "7b")
+    assert "is not a class of school 'maple'" in reason
+    assert grant_count() == before
+    assert "granted Story Time to" in cli(runner, "apps", "grant", "Story Time", "--school", "maple",
+                                   "--section", "4a")
+
+
+def test_a_saml_apps_nameid_field_cannot_be_taken_away(runner, roster):
+    cli(runner, "apps", "add-saml", "Math Garden", "--entity-id", "https://math.test/sp",
+        "--acs-url", "https://math.test/acs", "--nameid", "username")
+    reason = refused(runner, "apps", "release", "Math Garden", "given_name")
+    assert "knows its students by their username" in reason and "nothing changed" in reason
+    db.session.expire_all()
+    assert "username" in db.session.scalar(select(App).where(App.name == "Math Garden")).released_fields
+    assert "receives" in cli(runner, "apps", "release", "Math Garden", "given_name", "username")
+
+
+def test_a_district_may_send_an_app_shared_with_another_district_fewer_fields(roster, runner):
+    from portal.admin.services import AdminError, grant_app, release_fields
+    from portal.models import District, Person, Role, School
+    maple = roster.school("maple", "Maple Elementary")
+    other = District(sourced_id="d2", name="Bayside")
+    db.session.add(other)
+    db.session.flush()
+    db.session.add(School(sourced_id="bay", name="Bayside Elementary", district_id=other.id))
+    admin = roster.person("admin.a", schools=[maple], role=Role.district_admin)
+    db.session.add(Person(sourced_id="admin-b", username="admin.b", given_name="B", family_name="Admin",
+                          role=Role.district_admin, district_id=other.id, enabled=True,
+                          email="", student_number="", grades=""))
+    db.session.commit()
+    cli(runner, "apps", "add-link", "Reading", "https://reading.example/")
+    grant_app(db.session, "Reading", school="bay")
+    grant_app(db.session, "Reading", school="maple")
+    release_fields(db.session, "Reading", ["given_name", "grade"])
+    with pytest.raises(AdminError, match="you may send it fewer fields"):
+        release_fields(db.session, "Reading", ["given_name", "grade", "email"], actor=admin)
+    fewer = release_fields(db.session, "Reading", ["given_name"], actor=admin)
+    assert fewer.released_fields == ["given_name"]
