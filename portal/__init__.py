@@ -63,7 +63,25 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_commands(app)
 
     _wire_request_hooks(app)
+    _add_time_filters(app)
     return app
+
+
+def _add_time_filters(app: Flask) -> None:
+    """Pages show times in the district's time zone (PORTAL_TIMEZONE), as staff read a clock."""
+    from datetime import timezone
+
+    from portal.badges.expiry import last_day
+
+    def in_zone(value):
+        if value.tzinfo is None:    # SQLite hands back UTC without its zone
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(app.config["SETTINGS"].zone)
+
+    app.add_template_filter(in_zone, "local")
+    # The last day a badge works, where the district is (it ends at the next midnight there).
+    app.add_template_filter(lambda value: last_day(in_zone(value), app.config["SETTINGS"].zone),
+                            "last_day")
 
 
 def _wire_request_hooks(app: Flask) -> None:

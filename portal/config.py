@@ -1,6 +1,7 @@
 """Every setting of the portal, read from PORTAL_* environment variables with safe defaults."""
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from dataclasses import dataclass
@@ -97,6 +98,12 @@ class Settings:
     oidc_keys_dir: str = ""  # empty: instance/oidc_keys
     oidc_code_seconds: int = 60
     oidc_token_seconds: int = 600
+    timezone: str = "UTC"   # the district's (IANA name): the school year's last day ends at its midnight
+
+    @property
+    def zone(self):
+        """The district's time zone (PORTAL_TIMEZONE) as a tzinfo."""
+        return _zone(self.timezone)
 
     @property
     def production(self) -> bool:
@@ -330,7 +337,25 @@ def load_settings() -> Settings:
         badge_factor_limit=_limit("BADGE_FACTOR_LIMIT", BADGE_FACTOR_LIMIT),
         kiosk_enroll_limit_per_address=_limit("KIOSK_ENROLL_LIMIT_PER_ADDRESS",
                                               KIOSK_ENROLL_LIMIT_PER_ADDRESS),
+        timezone=_timezone(_env("TIMEZONE", "UTC")),
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _zone(name: str):
+    from zoneinfo import ZoneInfo
+    return ZoneInfo(name)
+
+
+def _timezone(value: str) -> str:
+    """An IANA time zone name, such as America/Chicago: where the district's days begin and end."""
+    value = (value or "").strip()
+    try:
+        _zone(value)
+    except (ValueError, OSError, KeyError):   # ZoneInfoNotFoundError is a KeyError
+        raise ConfigError(f"PORTAL_TIMEZONE must be a time zone name such as America/Chicago or "
+                          f"Europe/Paris, not {value[:60]!r}") from None
+    return value
 
 
 def _badge_expires(value: str) -> str:

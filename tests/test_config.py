@@ -121,6 +121,8 @@ def test_bad_number_is_named(monkeypatch, tmp_path):
     ("LOGIN_LIMIT_PER_ACCOUNT", "ten", "10 per 15 minutes"),
     ("LOGIN_LIMIT_PER_ADDRESS", "0 per minute", "10 per 15 minutes"),
     ("BADGE_FACTOR_LIMIT", "5 every day", "10 per 15 minutes"),
+    ("TIMEZONE", "Mars/Olympus_Mons", "a time zone name such as America/Chicago"),
+    ("TIMEZONE", "../../etc/passwd", "a time zone name such as America/Chicago"),
 ])
 def test_settings_that_would_fail_every_request_stop_start_up(monkeypatch, tmp_path, name, value, words):
     """A zero idle time-out made every request a 503 and an unreadable limit every sign-in a

@@ -130,7 +130,8 @@ def badges_sheet(section_id, out, paper):
 
     def make() -> bytes:
         made.append(print_section_badges(db.session, current_app.extensions["redis"], section,
-                                         paper=paper, default_expires=settings.badge_expires))
+                                         paper=paper, default_expires=settings.badge_expires,
+                                         zone=settings.zone))
         return made[0].pdf
 
     try:

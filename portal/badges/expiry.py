@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 
 TEMPORARY_MIN_HOURS = 1
 TEMPORARY_MAX_HOURS = 12
@@ -45,18 +45,26 @@ def _last_day(year: int, month: int, day: int) -> date:
         return date(year, month, day - 1)
 
 
-def permanent_expiry(now: datetime, spec: str) -> datetime:
-    """The moment a permanent badge issued at `now` stops: the end (UTC) of the next MM-DD."""
+def permanent_expiry(now: datetime, spec: str, zone: tzinfo = timezone.utc) -> datetime:
+    """The moment a permanent badge issued at `now` stops (in UTC): the end of the next MM-DD
+    in the district's time zone `zone` (the last school day ends at the district's midnight,
+    not Greenwich's), or N days after `now`."""
     kind, value = parse_expiry(spec)
     if kind == "days":
         return now + timedelta(days=value)
     month, day = value
-    last = _last_day(now.year, month, day)
-    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
-    if end <= now:
-        last = _last_day(now.year + 1, month, day)
-        end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
-    return end
+    year = now.astimezone(zone).year
+    for year in (year, year + 1):
+        last = _last_day(year, month, day)
+        end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+        if end > now:
+            break
+    return end.astimezone(timezone.utc)
+
+
+def last_day(expires_at: datetime, zone: tzinfo = timezone.utc) -> date:
+    """The last day, in the district's time zone, on which a badge ending at `expires_at` works."""
+    return (expires_at.astimezone(zone) - timedelta(microseconds=1)).date()
 
 
 def temporary_expiry(now: datetime, hours: int) -> datetime:

@@ -7,7 +7,7 @@ Tokens are returned once, in IssuedBadge, and never stored: the database holds t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from typing import Iterable
 
 import redis
@@ -82,7 +82,8 @@ def active_badges(db: Session, person_id: int, now: datetime) -> list[Badge]:
 
 def issue_badge(db: Session, client: redis.Redis, student: Person, *, school: School | None = None,
                 actor: Person | None = None, temporary_hours: int | None = None,
-                default_expires: str = "07-31", clock: Clock = utcnow) -> IssuedBadge:
+                default_expires: str = "07-31", zone: tzinfo = timezone.utc,
+                clock: Clock = utcnow) -> IssuedBadge:
     """Issue a badge; a new permanent badge revokes the old one at once (and its sessions).
 
     A temporary badge (1 to 12 hours, for a forgotten card) sits beside the permanent card and
@@ -96,12 +97,13 @@ def issue_badge(db: Session, client: redis.Redis, student: Person, *, school: Sc
         school = school or badge_school_for(db, student, actor)
         _require(may_pair_for_school(db, actor, school))
     return _issue(db, client, student, school=school, actor=actor,
-                  temporary_hours=temporary_hours, default_expires=default_expires, clock=clock)
+                  temporary_hours=temporary_hours, default_expires=default_expires, zone=zone,
+                  clock=clock)
 
 
 def _issue(db: Session, client: redis.Redis, student: Person, *, school: School | None,
            actor: Person | None, temporary_hours: int | None, default_expires: str,
-           clock: Clock) -> IssuedBadge:
+           clock: Clock, zone: tzinfo = timezone.utc) -> IssuedBadge:
     if student.role is not Role.student:
         raise BadgeError("Badges are for students", "Staff sign in with their password.")
     if not student.enabled:
@@ -112,7 +114,8 @@ def _issue(db: Session, client: redis.Redis, student: Person, *, school: School 
     now = clock()
     if temporary_hours is None:
         kind = BadgeKind.permanent
-        expires_at = permanent_expiry(now, policy_for(db, school.id).expires_on or default_expires)
+        expires_at = permanent_expiry(now, policy_for(db, school.id).expires_on or default_expires,
+                                      zone)
     else:
         kind = BadgeKind.temporary
         try:
@@ -143,7 +146,7 @@ def _issue(db: Session, client: redis.Redis, student: Person, *, school: School 
 
 def issue_badges_for_section(db: Session, client: redis.Redis, section: Section, *,
                              actor: Person | None = None, default_expires: str = "07-31",
-                             clock: Clock = utcnow) -> list[IssuedBadge]:
+                             zone: tzinfo = timezone.utc, clock: Clock = utcnow) -> list[IssuedBadge]:
     """Issue (or reissue) permanent badges for every student of the section whose grade uses
     badges, in name order: what a printed sheet needs. Old cards stop working at once."""
     if actor is not None:
@@ -159,7 +162,8 @@ def issue_badges_for_section(db: Session, client: redis.Redis, section: Section,
         if not policy.allows(student) or db.get(PersonSchool, (student.id, section.school_id)) is None:
             continue
         issued.append(_issue(db, client, student, school=section.school, actor=actor,
-                             temporary_hours=None, default_expires=default_expires, clock=clock))
+                             temporary_hours=None, default_expires=default_expires, zone=zone,
+                             clock=clock))
     return issued
 
 

@@ -29,7 +29,7 @@ def section_sheet(section_id: int):
     paper = str(form.get("paper", "") or "letter").lower()
     sheet = print_section_badges(db.session, flow.redis_client(), section, actor=current_user,
                                  paper=paper, default_expires=flow.settings().badge_expires,
-                                 clock=flow.app_clock())
+                                 zone=flow.settings().zone, clock=flow.app_clock())
     name = secure_filename(f"badges-{section.title}.pdf".replace(" ", "-").lower()) or "badges.pdf"
     response = make_response(sheet.pdf)
     response.headers["Content-Type"] = "application/pdf"

@@ -17,6 +17,7 @@ import errno
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import timezone, tzinfo
 from io import BytesIO
 from pathlib import Path
 from typing import Callable, Sequence
@@ -215,7 +216,8 @@ def render_sheet(badges: Sequence[SheetBadge], paper: str = "letter",
 
 def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
                          actor: Person | None = None, paper: str = "letter",
-                         default_expires: str = "07-31", clock: Clock = utcnow) -> Sheet:
+                         default_expires: str = "07-31", zone: tzinfo = timezone.utc,
+                         clock: Clock = utcnow) -> Sheet:
     """Issue new badges for the section's badge students and return their sheet.
 
     Every student on the sheet gets a new badge: their old card stops working at once. Nothing
@@ -228,7 +230,7 @@ def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
         raise NotPermitted()
     check_fonts()
     issued = issue_badges_for_section(db, client, section, actor=actor,
-                                      default_expires=default_expires, clock=clock)
+                                      default_expires=default_expires, zone=zone, clock=clock)
     if not issued:
         raise SheetError(f"No student in {section.title} uses a badge",
                          "Badges are for the grades in the school's badge policy.")

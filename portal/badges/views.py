@@ -122,7 +122,8 @@ def issue(person_id: int):
         check_fonts()
     issued = issue_badge(db.session, flow.redis_client(), student, school=_school(form),
                          actor=current_user, temporary_hours=hours,
-                         default_expires=flow.settings().badge_expires, clock=flow.app_clock())
+                         default_expires=flow.settings().badge_expires, zone=flow.settings().zone,
+                         clock=flow.app_clock())
     if wants_json():
         response = jsonify(token=issued.token, student=student.display_name,
                            **describe_badge(issued.badge))

@@ -349,3 +349,35 @@ def test_section_sheet_issue_covers_badge_grades_only(redis_client, world):
     issued = services.issue_badges_for_section(db.session, redis_client, world.section)
     assert [i.person.username for i in issued] == ["ada", "alan"]  # family name order
     assert all(looks_like_badge(i.token) for i in issued)
+
+
+@pytest.mark.parametrize("zone, utc_end", [
+    ("Pacific/Honolulu", datetime(2027, 6, 13, 10, tzinfo=timezone.utc)),
+    ("America/Chicago", datetime(2027, 6, 13, 5, tzinfo=timezone.utc)),
+    ("Australia/Sydney", datetime(2027, 6, 12, 14, tzinfo=timezone.utc)),
+    ("UTC", datetime(2027, 6, 13, tzinfo=timezone.utc)),
+])
+def test_the_last_school_day_ends_at_the_districts_midnight(redis_client, world, zone, utc_end):
+    from zoneinfo import ZoneInfo
+    issued = datetime(2026, 9, 1, 15, tzinfo=timezone.utc)
+    badge = issue_badge(db.session, redis_client, world.student, clock=lambda: issued,
+                        default_expires="06-12", zone=ZoneInfo(zone)).badge
+    assert badge.expires_at == utc_end
+    # The badge works all of Friday June 12 there, and not a minute of Saturday.
+    local = badge.expires_at.astimezone(ZoneInfo(zone))
+    assert (local.year, local.month, local.day, local.hour, local.minute) == (2027, 6, 13, 0, 0)
+
+
+def test_the_class_page_shows_times_where_the_district_is(app, redis_client, world, settings):
+    from dataclasses import replace
+
+    from tests.badges.test_teacher_pages import _signed_in, _text_of
+    app.config["SETTINGS"] = replace(settings, timezone="America/Chicago")
+    issue_badge(db.session, redis_client, world.student, clock=lambda: datetime(2026, 9, 1, tzinfo=timezone.utc),
+                default_expires="06-12", zone=app.config["SETTINGS"].zone)
+    issue(redis_client, world.classmate, temporary_hours=3)
+    page = _text_of(_signed_in(app, world.teacher).get(f"/teacher/sections/{world.section.id}")
+                    .get_data(as_text=True))
+    assert "card until Jun 12, 2027" in page
+    assert " CST" in page or " CDT" in page
+    assert " UTC" not in page
