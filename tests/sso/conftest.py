@@ -120,14 +120,27 @@ class PeerSP:
         return {"SAMLRequest": base64.b64encode(xml).decode(), "RelayState": relay_state}, request_id
 
     def logout(self, name_id: str, session_index: str | None = None, *,
-               return_to: str = SP_TARGET) -> tuple[str, str]:
+               return_to: str = SP_TARGET,
+               name_id_format: str = OneLogin_Saml2_Constants.NAMEID_PERSISTENT) -> tuple[str, str]:
         """Start SP-initiated Single Logout; return (portal URL path+query, request ID)."""
         auth = OneLogin_Saml2_Auth(self._request_data(), self.settings)
         url = auth.logout(return_to=return_to, name_id=name_id, session_index=session_index,
-                          name_id_format=OneLogin_Saml2_Constants.NAMEID_PERSISTENT,
-                          spnq=self.entity_id)
+                          name_id_format=name_id_format, spnq=self.entity_id)
         parts = urlsplit(url)
         return f"{parts.path}?{parts.query}", auth.get_last_request_id()
+
+    def logout_post(self, name_id: str, session_index: str | None = None) -> tuple[dict, str]:
+        """SP-initiated Single Logout over HTTP-POST (an enveloped signature); (fields, ID)."""
+        from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+        request = OneLogin_Saml2_Logout_Request(
+            self.settings, name_id=name_id, session_index=session_index,
+            name_id_format=OneLogin_Saml2_Constants.NAMEID_PERSISTENT, spnq=self.entity_id)
+        xml = OneLogin_Saml2_Utils.add_sign(request.get_xml(), self.keys.key_pem.decode(),
+                                            self.keys.cert_pem.decode(),
+                                            sign_algorithm=OneLogin_Saml2_Constants.RSA_SHA256,
+                                            digest_algorithm=OneLogin_Saml2_Constants.SHA256)
+        xml = xml if isinstance(xml, bytes) else xml.encode()
+        return {"SAMLRequest": base64.b64encode(xml).decode(), "RelayState": SP_TARGET}, request.id
 
     def receive_logout(self, url: str, request_id: str | None = None) -> tuple[OneLogin_Saml2_Auth, str | None]:
         """Receive a LogoutRequest (or, with `request_id`, the answer to ours) at the SLO address,

@@ -66,11 +66,11 @@ def _path(url: str) -> str:
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
-def test_metadata_publishes_single_logout_for_both_bindings(client, slo_world):
+def test_metadata_publishes_single_logout_by_redirect(client, slo_world):
+    # Not HTTP-POST: a sign-out posted from the app's site carries none of the portal's cookies.
     root = etree.fromstring(client.get("/saml/metadata").data)
     services = {e.get("Binding"): e.get("Location") for e in root.iter(f"{{{c.MD}}}SingleLogoutService")}
-    assert services == {c.BINDING_REDIRECT: "http://localhost/saml/slo",
-                        c.BINDING_POST: "http://localhost/saml/slo"}
+    assert services == {c.BINDING_REDIRECT: "http://localhost/saml/slo"}
     assert slo_world["peers"][slo_world["apps"][0].slug].idp["singleLogoutService"]["url"] == \
         "http://localhost/saml/slo"
 
@@ -354,3 +354,61 @@ def test_an_oidc_apps_logout_reaches_the_saml_apps_before_going_back(client, aut
     back = client.get(_path(answer))
     done = client.get(_path(back.headers["Location"]))
     assert done.status_code == 303 and done.headers["Location"] == f"{POST_LOGOUT}?state=bye-2"
+
+
+def test_a_sign_out_posted_from_the_apps_site_comes_round_for_the_portals_cookies(
+        app, client, auth, slo_world):
+    first = slo_world["apps"][0]
+    peer = slo_world["peers"][first.slug]
+    auth.login()
+    got = _launch(client, first, peer)
+    fields, request_id = peer.logout_post(got.get_nameid(), got.get_session_index())
+    # A cross-site POST: the browser sends none of the portal's (SameSite=Lax) cookies with it.
+    cross_site = new_client(app).post("/saml/slo", data=fields)
+    assert cross_site.status_code == 303 and urlsplit(cross_site.headers["Location"]).path == "/saml/slo"
+    parked = cross_site.headers["Set-Cookie"].split(";")[0].split("=", 1)
+    client.set_cookie(parked[0], parked[1], path="/saml")
+    answer = client.get("/saml/slo")                      # the same-site GET carries them all
+    assert answer.status_code == 302 and answer.headers["Location"].startswith(SP_SLO)
+    assert not _signed_in(client)
+    assert peer.receive_logout(answer.headers["Location"], request_id)[0].get_errors() == []
+    assert client.get("/saml/slo").status_code == 400      # kept once, for a minute
+
+
+def test_the_app_that_asked_hears_of_a_partial_logout(client, auth, slo_world):
+    first, second = slo_world["apps"]
+    peers = slo_world["peers"]
+    auth.login()
+    got = {app.slug: _launch(client, app, peers[app.slug]) for app in (first, second)}
+    url, _ = peers[first.slug].logout(got[first.slug].get_nameid(), got[first.slug].get_session_index())
+    hop = client.get(_path(client.get(url).headers["Location"]))
+    assert hop.headers["Location"].startswith(OTHER_SLO)
+    junk = client.get("/saml/slo?" + urlencode({"SAMLResponse": "bm90IGEgcmVzcG9uc2U="}))
+    final = client.get(_path(junk.headers["Location"]))
+    answer = _message(final.headers["Location"], "SAMLResponse")
+    codes = [e.get("Value") for e in answer.iter(f"{{{c.SAMLP}}}StatusCode")]
+    assert codes == [c.STATUS_SUCCESS, c.STATUS_PARTIAL_LOGOUT]
+
+
+def test_an_app_the_student_may_not_use_cannot_sign_them_out(client, auth, app, roster, saml_sp_keys):
+    from portal.db import db
+    school = roster.school("sch-maple")
+    roster.person("ada.lovelace", schools=[school])
+    vendor = register_and_grant(db.session, "Vendor", entity_id="https://vendor.test/sp",
+                                acs_urls=["https://vendor.test/acs"], sp_cert=saml_sp_keys.cert_pem,
+                                slo_url="https://vendor.test/slo", nameid="username")
+    metadata = client.get("/saml/metadata").get_data(as_text=True)
+    peer = PeerSP(metadata, saml_sp_keys, entity_id="https://vendor.test/sp",
+                  acs="https://vendor.test/acs", slo="https://vendor.test/slo")
+    auth.login()
+    by_username = {"name_id_format": c.NAMEID_UNSPECIFIED}
+    url, _ = peer.logout("ada.lovelace", **by_username)   # never granted to Ada; knows her name
+    assert client.get(url).status_code == 302
+    assert _signed_in(client)
+    from portal.admin.services import grant_app
+    grant_app(db.session, vendor.slug, school=school.sourced_id)
+    # Granted now, but naming her by another kind of name than it would be given: no.
+    url, _ = peer.logout("ada.lovelace", name_id_format=c.NAMEID_EMAIL)
+    assert client.get(url).status_code == 302 and _signed_in(client)
+    assert client.get(peer.logout("ada.lovelace", **by_username)[0]).status_code == 302
+    assert not _signed_in(client)

@@ -86,6 +86,7 @@ class LogoutRequest:
     name_id: str
     session_indexes: tuple[str, ...]
     destination: str | None
+    name_id_format: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,14 +123,18 @@ def build_logout_request(idp: IdentityProvider, sp: ServiceProvider, who: Partic
 
 
 def build_logout_response(idp: IdentityProvider, *, destination: str, in_response_to: str,
-                          now: datetime, status: str = c.STATUS_SUCCESS) -> bytes:
-    """Our answer to an app's LogoutRequest."""
+                          now: datetime, status: str = c.STATUS_SUCCESS,
+                          sub_status: str | None = None) -> bytes:
+    """Our answer to an app's LogoutRequest (sub_status PartialLogout: some other app of the
+    session did not confirm its sign-out; SAML core 3.7.3.2)."""
     root = etree.Element(_q(c.SAMLP, "LogoutResponse"), nsmap={"samlp": c.SAMLP, "saml": c.SAML},
                          ID=new_id(), Version="2.0", IssueInstant=saml_time(now),
                          Destination=destination, InResponseTo=in_response_to)
     etree.SubElement(root, _q(c.SAML, "Issuer")).text = idp.entity_id
     status_el = etree.SubElement(root, _q(c.SAMLP, "Status"))
-    etree.SubElement(status_el, _q(c.SAMLP, "StatusCode"), Value=status)
+    code = etree.SubElement(status_el, _q(c.SAMLP, "StatusCode"), Value=status)
+    if sub_status:
+        etree.SubElement(code, _q(c.SAMLP, "StatusCode"), Value=sub_status)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
@@ -225,7 +230,7 @@ def accept_logout_request(message: IncomingMessage, *,
         raise ReplayedRequest("this logout request was used before")
     indexes = tuple(text_of(e) for e in element.findall(_q(c.SAMLP, "SessionIndex")))
     return (LogoutRequest(request_id, sp.entity_id, text_of(name_ids[0]), indexes,
-                          element.get("Destination")), sp)
+                          element.get("Destination"), name_ids[0].get("Format") or ""), sp)
 
 
 def read_logout_response(message: IncomingMessage, *, sp: ServiceProvider,

@@ -27,8 +27,11 @@ def idp_metadata(idp: IdentityProvider) -> bytes:
     data = etree.SubElement(info, _q(c.DS, "X509Data"))
     etree.SubElement(data, _q(c.DS, "X509Certificate")).text = idp.keys.cert_base64
     if idp.slo_url:   # the schema puts SingleLogoutService before NameIDFormat
-        for binding in (c.BINDING_REDIRECT, c.BINDING_POST):
-            etree.SubElement(desc, _q(c.MD, "SingleLogoutService"), Binding=binding, Location=idp.slo_url)
+        # HTTP-Redirect only: a sign-out posted from the app's site arrives without the portal's
+        # cookies (SameSite=Lax), so the portal could not see whom it is about (a POST is still
+        # taken: slo.park_post brings it round by a same-site GET first).
+        etree.SubElement(desc, _q(c.MD, "SingleLogoutService"), Binding=c.BINDING_REDIRECT,
+                         Location=idp.slo_url)
     for fmt in (c.NAMEID_PERSISTENT, c.NAMEID_EMAIL, c.NAMEID_UNSPECIFIED):
         etree.SubElement(desc, _q(c.MD, "NameIDFormat")).text = fmt
     for binding in (c.BINDING_REDIRECT, c.BINDING_POST):

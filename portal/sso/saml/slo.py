@@ -28,7 +28,8 @@ from portal import access
 from portal.auth.services import sign_out
 from portal.db import db
 from portal.models import App, AppKind
-from portal.sso.saml.errors import ReleaseMisconfigured, SamlError
+from portal.sso.saml import constants as c
+from portal.sso.saml.errors import MalformedMessage, ReleaseMisconfigured, SamlError
 from portal.sso.saml.logout import (
     SESSION_KEY, LogoutRequest, Participant, accept_logout_request, build_logout_request,
     build_logout_response, participants_in, read_logout_response, redirect_url,
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 CHAIN_COOKIE = "portal_saml_logout"
 CHAIN_PREFIX = "portal:saml:logout:"
 CHAIN_SECONDS = 300                   # a round of the apps should take seconds; then it is dropped
+PARKED_COOKIE = "portal_saml_logout_post"
+PARKED_PREFIX = "portal:saml:logout-post:"
+PARKED_SECONDS = 60
+_PARKED_FIELDS = ("SAMLRequest", "SAMLResponse", "RelayState")
 
 
 def remember_launch(app: App, sp: ServiceProvider, name_id: str, name_id_format: str) -> str | None:
@@ -120,7 +125,11 @@ def next_app():
     if loaded is None or loaded[1] is None:
         return redirect(url_for("auth.login"))   # nothing under way: the student is signed out
     token, chain = loaded
-    steps = chain.get("steps") or []
+    steps = chain.get("steps") if isinstance(chain.get("steps"), list) else []
+    chain["steps"] = steps
+    if chain.get("waiting"):
+        chain["partial"] = True   # the app we sent the browser to never sent it back
+        chain["waiting"] = None
     while steps:
         who = Participant.from_json(steps.pop(0))
         found = _saml_app(who.app_id) if who is not None else None
@@ -147,20 +156,51 @@ def _finish(chain: dict):
     app, sp = found
     idp = _idp()
     xml = build_logout_response(idp, destination=sp.slo_answer_url, in_response_to=str(reply[1]),
-                                now=_now())
+                                now=_now(),
+                                sub_status=c.STATUS_PARTIAL_LOGOUT if chain.get("partial") else None)
     return redirect(redirect_url(idp, sp.slo_answer_url, "SAMLResponse", xml, str(reply[2] or "")),
                     code=302)
 
 
-def _incoming(param: str) -> IncomingMessage:
-    if request.method == "GET":
-        return decode_redirect(request.query_string.decode("latin-1"), param)
-    return decode_post(request.form, param)
+def park_post():
+    """An app's logout message sent by HTTP-POST is a cross-site POST: it arrives without the
+    portal's cookies (SameSite=Lax), so neither the student's session nor a round under way can
+    be seen. It is kept a minute under a random name that only this browser holds, and the
+    browser comes back for it by a same-site GET, which carries them."""
+    fields = {name: request.form[name] for name in _PARKED_FIELDS if name in request.form}
+    if not ("SAMLRequest" in fields or "SAMLResponse" in fields):
+        raise MalformedMessage("no SAMLRequest or SAMLResponse in the form")
+    if any(len(value) > c.MAX_MESSAGE_BYTES * 2 for value in fields.values()):
+        raise MalformedMessage("message too large")
+    token = secrets.token_urlsafe(32)
+    _redis().set(PARKED_PREFIX + token, json.dumps(fields), ex=PARKED_SECONDS)
+    response = redirect(url_for("saml.logout"), code=303)
+    response.set_cookie(PARKED_COOKIE, token, max_age=PARKED_SECONDS, path="/saml", httponly=True,
+                        secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax")
+    return response
 
 
-def response_arrived():
+def take_parked() -> dict | None:
+    """The message park_post kept for this browser (once), if any."""
+    token = request.cookies.get(PARKED_COOKIE, "")
+    raw = _redis().getdel(PARKED_PREFIX + token) if token and len(token) <= 100 else None
+    try:
+        fields = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return fields if isinstance(fields, dict) else None
+
+
+def _incoming(param: str, parked: dict | None) -> IncomingMessage:
+    if parked is not None:
+        return decode_post(parked, param)
+    return decode_redirect(request.query_string.decode("latin-1"), param)
+
+
+def response_arrived(parked: dict | None = None):
     """An app answers our LogoutRequest: note how it went and go on to the next app. The portal
-    session ended before the round began, so a bad answer only goes to the log."""
+    session ended before the round began, so a bad answer only goes to the log (and makes the
+    answer to an app that asked for the round a partial logout)."""
     loaded = _load_chain()
     chain = loaded[1] if loaded is not None else None
     waiting = chain.get("waiting") if chain is not None else None
@@ -169,9 +209,10 @@ def response_arrived():
         # Not one we are waiting for (a second tab, a late answer): the student is signed out.
         return redirect(url_for("auth.login"))
     app, sp = found
+    confirmed = False
     try:
-        answer = read_logout_response(_incoming("SAMLResponse"), sp=sp, slo_urls=(_idp().slo_url,),
-                                      now=_now())
+        answer = read_logout_response(_incoming("SAMLResponse", parked), sp=sp,
+                                      slo_urls=(_idp().slo_url,), now=_now())
     except SamlError as e:
         log.info("SAML logout answer from %s not accepted: %s", app.slug, e.reason)
     else:
@@ -179,12 +220,15 @@ def response_arrived():
             log.info("SAML logout answer from %s is not to our request", app.slug)
         elif not answer.succeeded:
             log.info("SAML app %s could not end its session: %s", app.slug, answer.status)
+        else:
+            confirmed = True
     chain["waiting"] = None
+    chain["partial"] = chain.get("partial") or not confirmed
     _redis().set(CHAIN_PREFIX + loaded[0], json.dumps(chain), ex=CHAIN_SECONDS)
     return redirect(url_for("saml.logout_next"), code=303)
 
 
-def request_arrived():
+def request_arrived(parked: dict | None = None):
     """An app's own sign-out: end the portal session (if it is the student the app names), tell
     the student's other apps, and answer the app."""
     from portal.sso.saml.flows import find_saml_app, remember_request_id
@@ -197,7 +241,7 @@ def request_arrived():
         return ServiceProvider.from_app(app) if app is not None else None
 
     try:
-        message = _incoming("SAMLRequest")
+        message = _incoming("SAMLRequest", parked)
         asked, sp = accept_logout_request(
             message, find_sp=find_sp, slo_urls=(_idp().slo_url,), now=_now(),
             first_use=lambda issuer, request_id: remember_request_id(_redis(), issuer, request_id))
@@ -218,11 +262,16 @@ def request_arrived():
 def _names_this_student(asked: LogoutRequest, app: App, sp: ServiceProvider) -> bool:
     """Is the signed-in student the one the app's request names? (Another child's old request,
     replayed in this browser, must not sign this one out.)"""
+    if asked.name_id_format not in ("", c.NAMEID_UNSPECIFIED, sp.nameid_format):
+        return False   # the app names someone by another kind of name than it was given
     for who in participants_of_session():
         if who.app_id == app.id:
             return who.name_id == asked.name_id and (
                 not asked.session_indexes or who.session_index in asked.session_indexes)
-    # Launched before the app had a logout address: compare with the NameID it would receive now.
+    # Launched before the app had a logout address (so no launch was recorded): an app the
+    # student may use knows them by the NameID it would receive now. No other app may ask.
+    if not access.may_launch(db.session, current_user, app):
+        return False
     settings = current_app.config["SETTINGS"]
     claims = access.released_claims(db.session, current_user, app, pairwise_key=settings.pairwise_key)
     try:

@@ -58,10 +58,17 @@ def resume():
 @bp.route("/slo", methods=["GET", "POST"], endpoint="logout")
 @csrf.exempt  # apps send their logout requests and answers cross-site; signatures are the check
 def single_logout():
-    source = request.args if request.method == "GET" else request.form
+    if request.method == "POST":
+        return slo.park_post()   # back by a same-site GET, which carries the portal's cookies
+    parked = slo.take_parked()
+    source = parked if parked is not None else request.args
     if "SAMLResponse" in source:
-        return slo.response_arrived()
-    return slo.request_arrived()
+        response = slo.response_arrived(parked)
+    else:
+        response = slo.request_arrived(parked)
+    if parked is not None:
+        response.delete_cookie(slo.PARKED_COOKIE, path="/saml")
+    return response
 
 
 @bp.route("/slo/next")
