@@ -149,11 +149,16 @@ def test_hand_off_page_allows_only_its_own_script(client, signed_in):
 
 
 def test_nameid_field_withdrawn_from_release_stops_launch_plainly(client, auth, roster):
-    from portal.admin.services import release_fields
+    from portal.admin.services import AdminError, release_fields
     school = roster.school()
     roster.person("ada.lovelace", schools=[school])
     registered = register_and_grant(db.session, school=school, nameid="username")
-    release_fields(db.session, registered.slug, ["given_name"])  # username no longer released
+    # Withdrawing it is refused now (portal.admin.services.release_fields) ...
+    with pytest.raises(AdminError, match="must keep receiving that field"):
+        release_fields(db.session, registered.slug, ["given_name"])
+    # ... but a release stored without it (written before that check) still stops plainly.
+    registered.released_fields = ["given_name"]
+    db.session.commit()
     auth.login()
     html = assert_plain_refusal(client.get(f"/launch/{registered.slug}"), status=409)
     assert "set up right yet" in html
