@@ -186,11 +186,14 @@ def badge(device: KioskDevice):
 @bp.get("/kiosk/handoff/<code>")
 def handoff(code: str):
     """The device's browser finishes the sign-in: only with the device cookie, only once."""
+    ticket = None
     try:
         ticket = take_handoff(flow.redis_client(), code, clock=flow.app_clock())
         browser_device = device_for_browser(db.session, request.cookies.get(DEVICE_COOKIE))
         accepted = accept_handoff(db.session, ticket, browser_device, clock=flow.app_clock())
     except HandoffInvalid as e:
+        if ticket is not None:
+            ticket.give_back(flow.redis_client())
         response = error_page(e.status, e.title, e.advice)
     else:
         going_to = flow.continue_after_badge(db.session, accepted)

@@ -31,19 +31,30 @@ log = logging.getLogger(__name__)
 HANDOFF_SECONDS = 30
 _HANDOFF = "portal:kiosk:handoff:"
 _LATEST = "portal:kiosk:latest-handoff:"   # device id -> the key of its newest hand-off
+# device id -> the SAML apps ([app id, NameID, format, SessionIndex], JSON) that sessions ended
+# on the device signed in to, owed a sign-out in its browser: the next hand-off opened there
+# takes them. Kept per device, not per hand-off: a hand-off cancelled by a second scan, or never
+# opened, must not lose them.
+_OWED = "portal:kiosk:saml-logout:"
+OWED_SECONDS = 12 * 3600
 
-# KEYS: the hand-off; ARGV: the device prefix. Take a hand-off (whoever opens it, it is gone), and
-# give it back only if it is its device's newest: after a second scan the first child's link,
-# opened late (two tabs load in either order), must not sign the first child in over the second.
+# KEYS: the hand-off; ARGV: the device prefixes (latest, owed). Take a hand-off (whoever opens it,
+# it is gone), and give it back only if it is its device's newest: after a second scan the first
+# child's link, opened late (two tabs load in either order), must not sign the first child in
+# over the second. With it come the sign-outs the device owes (taken too).
 _TAKE = Script(None, b"""
 local raw = redis.call('GETDEL', KEYS[1])
 if not raw then return false end
 local ok, data = pcall(cjson.decode, raw)
 if not ok or type(data) ~= 'table' or type(data['device_id']) ~= 'number' then return false end
-local latest = ARGV[1] .. string.format('%d', data['device_id'])
+local device = string.format('%d', data['device_id'])
+local latest = ARGV[1] .. device
 if redis.call('GET', latest) ~= KEYS[1] then return false end
 redis.call('DEL', latest)
-return raw
+local owed = redis.call('LRANGE', ARGV[2] .. device, 0, 99)
+redis.call('DEL', ARGV[2] .. device)
+table.insert(owed, 1, raw)
+return owed
 """)
 
 
@@ -101,6 +112,14 @@ class Handoff:
     # The SAML apps the device's last session signed in to ([app id, NameID, format,
     # SessionIndex] each): the browser tells them of its end on the way to the new session.
     saml_logout: tuple = ()
+
+    def give_back(self, client: redis.Redis) -> None:
+        """The hand-off was refused after it was taken (another browser, a badge voided since):
+        the sign-outs it carried stay owed to the device's next hand-off."""
+        if self.saml_logout:
+            pipe = client.pipeline()
+            owe_saml_logout(pipe, self.device_id, self.saml_logout)
+            pipe.execute()
 
 
 def _reject(reason: str) -> BadgeRejected:
@@ -222,10 +241,9 @@ def start_handoff(client: redis.Redis, accepted: Accepted, *, clock: Clock = utc
     data = {"person_id": accepted.person.id, "badge_id": accepted.badge.id,
             "device_id": accepted.device.id,
             "exp": (clock() + timedelta(seconds=HANDOFF_SECONDS)).timestamp()}
-    if saml_logout:
-        data["saml_logout"] = saml_logout
     key = _handoff_key(code)
     pipe = client.pipeline()
+    owe_saml_logout(pipe, accepted.device.id, saml_logout)
     pipe.set(key, json.dumps(data), ex=HANDOFF_SECONDS)
     pipe.set(_LATEST + str(accepted.device.id), key, ex=HANDOFF_SECONDS)
     pipe.execute()
@@ -234,14 +252,36 @@ def start_handoff(client: redis.Redis, accepted: Accepted, *, clock: Clock = utc
 
 def take_handoff(client: redis.Redis, code: str, *, clock: Clock = utcnow) -> Handoff:
     """Use up a hand-off code (whoever opens it, it is gone) and return what it carried."""
-    raw = _TAKE([_handoff_key(code)], [_LATEST], client=client) if 0 < len(code) <= 100 else None
-    if raw is None:
+    taken = _TAKE([_handoff_key(code)], [_LATEST, _OWED], client=client) if 0 < len(code) <= 100 else None
+    if not taken:
         raise HandoffInvalid()
+    raw, owed = taken[0], taken[1:]
     data = json.loads(raw)
+    ticket = Handoff(data["person_id"], data["badge_id"], data["device_id"], tuple(_owed(owed)))
     if clock().timestamp() >= data["exp"]:
+        ticket.give_back(client)
         raise HandoffInvalid()
-    return Handoff(data["person_id"], data["badge_id"], data["device_id"],
-                   tuple(data.get("saml_logout") or ()))
+    return ticket
+
+
+def owe_saml_logout(pipe, device_id: int, participants) -> None:
+    """Queue on `pipe` that the device's browser owes these SAML apps a sign-out (no command when
+    there are none)."""
+    if participants:
+        pipe.rpush(_OWED + str(device_id), *(json.dumps(list(p)) for p in participants))
+        pipe.expire(_OWED + str(device_id), OWED_SECONDS)
+
+
+def _owed(entries) -> list:
+    found = []
+    for entry in entries:
+        try:
+            value = json.loads(entry)
+        except (ValueError, TypeError):
+            continue
+        if isinstance(value, list) and value not in found:
+            found.append(value)
+    return found
 
 
 def accept_handoff(db: Session, handoff: Handoff, browser_device: KioskDevice | None, *,

@@ -62,3 +62,28 @@ def test_the_next_scan_sends_the_browser_round_the_last_childs_saml_apps(app, re
 def test_a_scan_after_no_saml_launch_goes_straight_on(app, redis_client, world, kiosk):
     kiosk.sign_in(issue(redis_client, world.student))
     assert kiosk.sign_in(issue(redis_client, world.classmate)).headers["Location"].endswith("/badges/home")
+
+
+def test_a_double_scan_or_an_unopened_link_does_not_lose_the_last_childs_sign_outs(
+        app, redis_client, world, kiosk, saml_sp_keys):
+    from tests.badges.conftest import new_client
+    from tests.sso.conftest import SP_SLO, PeerSP, register_and_grant, saml_response_of
+    registered = register_and_grant(db.session, school=world.school, sp_cert=saml_sp_keys.cert_pem,
+                                    slo_url=SP_SLO)
+    peer = PeerSP(kiosk.browser.get("/saml/metadata").get_data(as_text=True), saml_sp_keys, slo=SP_SLO)
+    kiosk.sign_in(issue(redis_client, world.student))                           # Ada
+    saml_response_of(kiosk.browser.get(f"/launch/{registered.slug}"))
+    alan = issue(redis_client, world.classmate)
+    first = kiosk.scan(alan).json["handoff_url"]                                # read twice:
+    second = kiosk.scan(alan).json["handoff_url"]                               # the first is void
+    # Opened by another browser first: refused, and what the device owes stays owed.
+    assert new_client(app).get(second).status_code == 403
+    assert kiosk.browser.get(first).status_code == 403
+    second = kiosk.scan(alan).json["handoff_url"]
+    handoff = kiosk.browser.get(second)
+    assert handoff.status_code == 303 and handoff.headers["Location"].endswith("/saml/slo/next")
+    hop = kiosk.browser.get("/saml/slo/next")
+    result, _ = peer.receive_logout(hop.headers["Location"])
+    assert result.get_errors() == [], result.get_last_error_reason()
+    # Told once: the next child's hand-off goes straight on.
+    assert kiosk.sign_in(issue(redis_client, world.student)).headers["Location"].endswith("/badges/home")
