@@ -266,7 +266,7 @@ class PortalClient:
             expired.set()
             try:
                 raw.shutdown()
-            except (ValueError, RuntimeError, OSError):
+            except (ValueError, RuntimeError, OSError, AttributeError):
                 pass          # already closed, or never opened: nothing left to wait for
 
         timer = threading.Timer(max(0.0, deadline - time.monotonic()), cut)

@@ -354,7 +354,10 @@ class RedisSessionInterface(SessionInterface):
             if data.get("_user_id"):
                 key = PERSON_INDEX + str(data["_user_id"])
                 pipe.sadd(key, session.sid)
-                pipe.expire(key, self._max_seconds(app, data))
+                # The longest any session may live, not this one's own: the index finds all of
+                # the person's sessions, and a short one (a temporary badge's) must not take the
+                # others' entries with it when it expires.
+                pipe.expire(key, app.config["SETTINGS"].session_max_hours * 3600)
             for command in session.on_save:
                 command(pipe)
             checks = []

@@ -245,14 +245,16 @@ def release_fields(db: Session, name: str, fields: list[str], *, actor: Person |
         wanted = [f for f in check_fields(fields) if f != "subject"]
     except UnknownField as e:
         raise AdminError(str(e)) from None
-    if actor is not None and only_district(db) != actor.district_id and \
-            len(grants_of_district(db, app.grants, actor.district_id)) != len(app.grants) and \
-            not set(wanted) <= set(app.released_fields or ()):
-        # The fields are the app's, for every district it is open to: one district's admin
-        # decides them only for an app no other district uses; but any district may send less.
-        raise AdminError(f"{app.name} is open to another district of this portal too, and what "
-                         "it receives is the same for all of them: you may send it fewer fields; "
-                         "for more, ask the portal's operator (portal apps release)")
+    if actor is not None and only_district(db) != actor.district_id:
+        mine = len(grants_of_district(db, app.grants, actor.district_id))
+        if app.grants and not mine:
+            raise AdminError(f"{app.name} is not open to your district: grant it first")
+        if mine != len(app.grants) and not set(wanted) <= set(app.released_fields or ()):
+            # The fields are the app's, for every district it is open to: one district's admin
+            # decides them only for an app no other district uses; but any may send it less.
+            raise AdminError(f"{app.name} is open to another district of this portal too, and what "
+                             "it receives is the same for all of them: you may send it fewer "
+                             "fields; for more, ask the portal's operator (portal apps release)")
     nameid = (app.settings or {}).get("nameid", "subject") if app.kind is AppKind.saml else "subject"
     if nameid != "subject" and nameid not in wanted:
         # The app knows its students by this field (its SAML NameID): without it no launch works.

@@ -207,7 +207,8 @@ def _concerns(db: Session, district_id: int):
     names_it = [school.in_(its_schools), section.in_(its_sections), district == district_id]
     names_nothing = and_(Event.app_id.is_not(None), school.is_(None), section.is_(None), district.is_(None))
     if only_district(db) == district_id:
-        return or_(*names_it, names_nothing)
+        # Every app change is this district's (one naming a school since removed too).
+        return or_(*names_it, Event.app_id.is_not(None))
     open_to_it = select(Grant.id).where(
         Grant.app_id == Event.app_id,
         or_(Grant.district_id == district_id, Grant.school_id.in_(its_schools), Grant.section_id.in_(its_sections),

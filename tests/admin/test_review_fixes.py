@@ -86,8 +86,9 @@ def test_a_portal_of_one_district_shows_it_every_command_line_change(app, roster
     saml = register_and_grant(db.session, "Reading Garden", school=school)
     cli(runner, "apps", "grant", "Reading Garden", "--grade", "03")
     audit.record("app_granted", app=saml, data={"to": "grade 05"})      # before grants named ids
+    audit.record("app_granted", app=saml, data={"to": "school gone", "school_id": 9999})  # removed since
     text = _text(_client(app, "dee.admin").get("/admin/log"))
-    assert "to: grade 03" in text and "to: grade 05" in text
+    assert "to: grade 03" in text and "to: grade 05" in text and "to: school gone" in text
 
 
 def test_the_log_is_the_latest_events_of_every_kind_of_the_district_once_each(app, shared):

@@ -196,3 +196,11 @@ def test_a_district_may_send_an_app_shared_with_another_district_fewer_fields(ro
         release_fields(db.session, "Reading", ["given_name", "grade", "email"], actor=admin)
     fewer = release_fields(db.session, "Reading", ["given_name"], actor=admin)
     assert fewer.released_fields == ["given_name"]
+    # A district the app is not open to decides nothing about it, not even fewer fields.
+    cli(runner, "apps", "add-link", "Bay Only", "https://bay.example/")
+    grant_app(db.session, "Bay Only", school="bay")
+    release_fields(db.session, "Bay Only", ["given_name", "grade"])
+    with pytest.raises(AdminError, match="not open to your district"):
+        release_fields(db.session, "Bay Only", [], actor=admin)
+    assert story_time is not None and db.session.scalar(
+        select(App).where(App.name == "Bay Only")).released_fields == ["given_name", "grade"]

@@ -59,3 +59,16 @@ def test_a_badge_for_a_school_the_teacher_has_no_say_in_is_refused_when_left_unn
     assert [(b.revoked_at, b.revoked_reason) for b in badges] == [(None, None)]
     other_kiosk = enroll_kiosk(app, redis_client, world.other_school, bind=False)
     assert other_kiosk.scan(card).status_code == 200
+
+
+def test_a_short_badge_session_leaves_the_persons_other_sessions_findable(app, redis_client, world,
+                                                                         kiosk):
+    from portal.sessions import PERSON_INDEX, end_sessions_for
+    laptop = new_client(app)
+    login(laptop, world.student.username)
+    issued_at = datetime.now(timezone.utc) - timedelta(minutes=59, seconds=50)
+    kiosk.sign_in(issue(redis_client, world.student, clock=lambda: issued_at, temporary_hours=1))
+    key = PERSON_INDEX + str(world.student.id)
+    assert redis_client.ttl(key) > 3600   # not the badge session's 10 seconds
+    assert end_sessions_for(redis_client, world.student.id) == 2
+    assert laptop.get("/").status_code == 302
