@@ -247,7 +247,9 @@ def release_fields(db: Session, name: str, fields: list[str], *, actor: Person |
         raise AdminError(str(e)) from None
     if actor is not None and only_district(db) != actor.district_id:
         mine = len(grants_of_district(db, app.grants, actor.district_id))
-        if app.grants and not mine:
+        if not mine:
+            # Open to no one yet, or to others only: the portal's operator decides (another
+            # district may be given it later, with what this one chose).
             raise AdminError(f"{app.name} is not open to your district: grant it first")
         if mine != len(app.grants) and not set(wanted) <= set(app.released_fields or ()):
             # The fields are the app's, for every district it is open to: one district's admin

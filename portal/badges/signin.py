@@ -51,8 +51,7 @@ local device = string.format('%d', data['device_id'])
 local latest = ARGV[1] .. device
 if redis.call('GET', latest) ~= KEYS[1] then return false end
 redis.call('DEL', latest)
-local owed = redis.call('LRANGE', ARGV[2] .. device, 0, 99)
-redis.call('DEL', ARGV[2] .. device)
+local owed = redis.call('LPOP', ARGV[2] .. device, 100) or {}
 table.insert(owed, 1, raw)
 return owed
 """)

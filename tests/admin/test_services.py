@@ -196,6 +196,10 @@ def test_a_district_may_send_an_app_shared_with_another_district_fewer_fields(ro
         release_fields(db.session, "Reading", ["given_name", "grade", "email"], actor=admin)
     fewer = release_fields(db.session, "Reading", ["given_name"], actor=admin)
     assert fewer.released_fields == ["given_name"]
+    # An app open to no one yet is the operator's to set up.
+    cli(runner, "apps", "add-link", "Nobody Yet", "https://nobody.example/")
+    with pytest.raises(AdminError, match="not open to your district"):
+        release_fields(db.session, "Nobody Yet", ["given_name", "email"], actor=admin)
     # A district the app is not open to decides nothing about it, not even fewer fields.
     cli(runner, "apps", "add-link", "Bay Only", "https://bay.example/")
     grant_app(db.session, "Bay Only", school="bay")

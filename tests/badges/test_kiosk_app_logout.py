@@ -87,3 +87,13 @@ def test_a_double_scan_or_an_unopened_link_does_not_lose_the_last_childs_sign_ou
     assert result.get_errors() == [], result.get_last_error_reason()
     # Told once: the next child's hand-off goes straight on.
     assert kiosk.sign_in(issue(redis_client, world.student)).headers["Location"].endswith("/badges/home")
+
+
+def test_a_device_owing_more_sign_outs_than_one_round_takes_keeps_the_rest(app, redis_client, world,
+                                                                          kiosk):
+    from portal.badges.signin import owe_saml_logout
+    pipe = redis_client.pipeline()
+    owe_saml_logout(pipe, kiosk.device_id, [[n, f"name-{n}", "f", "_s"] for n in range(1, 131)])
+    pipe.execute()
+    kiosk.sign_in(issue(redis_client, world.student))
+    assert redis_client.llen(f"portal:kiosk:saml-logout:{kiosk.device_id}") == 30

@@ -363,6 +363,8 @@ def test_the_last_school_day_ends_at_the_districts_midnight(redis_client, world,
     badge = issue_badge(db.session, redis_client, world.student, clock=lambda: issued,
                         default_expires="06-12", zone=ZoneInfo(zone)).badge
     assert badge.expires_at == utc_end
+    from portal.badges.expiry import last_day
+    assert last_day(badge.expires_at, ZoneInfo(zone)).isoformat() == "2027-06-12"
     # The badge works all of Friday June 12 there, and not a minute of Saturday.
     local = badge.expires_at.astimezone(ZoneInfo(zone))
     assert (local.year, local.month, local.day, local.hour, local.minute) == (2027, 6, 13, 0, 0)
@@ -381,3 +383,15 @@ def test_the_class_page_shows_times_where_the_district_is(app, redis_client, wor
     assert "card until Jun 12, 2027" in page
     assert " CST" in page or " CDT" in page
     assert " UTC" not in page
+
+
+def test_where_midnight_is_skipped_the_last_day_is_still_the_last_school_day():
+    # Beirut's clocks jump from 00:00 to 01:00 on March 28, 2027: the badge ends at 01:00, and
+    # the teacher page must still say March 27.
+    from zoneinfo import ZoneInfo
+
+    from portal.badges.expiry import last_day, permanent_expiry
+    beirut = ZoneInfo("Asia/Beirut")
+    end = permanent_expiry(datetime(2026, 9, 1, tzinfo=timezone.utc), "03-27", beirut)
+    assert end == datetime(2027, 3, 27, 22, tzinfo=timezone.utc)
+    assert last_day(end, beirut).isoformat() == "2027-03-27"

@@ -412,3 +412,20 @@ def test_an_app_the_student_may_not_use_cannot_sign_them_out(client, auth, app, 
     assert client.get(url).status_code == 302 and _signed_in(client)
     assert client.get(peer.logout("ada.lovelace", **by_username)[0]).status_code == 302
     assert not _signed_in(client)
+
+
+def test_nothing_is_kept_of_a_posted_message_that_is_not_one(app, client, redis_client):
+    for fields in ({"SAMLRequest": "A" * 131072}, {"SAMLResponse": "not base64!"},
+                   {"SAMLRequest": base64.b64encode(b"<not-closed").decode()},
+                   {"SAMLRequest": base64.b64encode(b"<x/>").decode(), "RelayState": "r" * 5000},
+                   {"RelayState": "only"}):
+        answer = new_client(app).post("/saml/slo", data=fields)
+        assert answer.status_code == 400 and b"Traceback" not in answer.data
+    assert list(redis_client.scan_iter("portal:saml:logout-post:*")) == []
+
+
+def test_one_address_may_leave_only_a_few_posted_messages(app, settings, redis_client):
+    fields = {"SAMLRequest": base64.b64encode(b"<samlp:LogoutRequest xmlns:samlp='x'/>").decode()}
+    answers = [new_client(app).post("/saml/slo", data=fields).status_code for _ in range(22)]
+    assert answers == [303] * 20 + [429] * 2
+    assert len(list(redis_client.scan_iter("portal:saml:logout-post:*"))) == 20

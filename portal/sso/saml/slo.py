@@ -28,6 +28,7 @@ from portal import access
 from portal.auth.services import sign_out
 from portal.db import db
 from portal.models import App, AppKind
+from portal.ratelimit import RateLimiter, address_key
 from portal.sso.saml import constants as c
 from portal.sso.saml.errors import MalformedMessage, ReleaseMisconfigured, SamlError
 from portal.sso.saml.logout import (
@@ -37,7 +38,7 @@ from portal.sso.saml.logout import (
 from portal.sso.saml.requests import IncomingMessage, decode_post, decode_redirect
 from portal.sso.saml.responses import name_id_from_claims
 from portal.sso.saml.sp import ServiceProvider
-from portal.sso.saml.xml import new_id
+from portal.sso.saml.xml import new_id, parse_xml
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ CHAIN_SECONDS = 300                   # a round of the apps should take seconds;
 PARKED_COOKIE = "portal_saml_logout_post"
 PARKED_PREFIX = "portal:saml:logout-post:"
 PARKED_SECONDS = 60
+PARKED_LIMIT = "20 per minute"        # messages kept for one address (each kept PARKED_SECONDS)
 _PARKED_FIELDS = ("SAMLRequest", "SAMLResponse", "RelayState")
 
 
@@ -162,16 +164,26 @@ def _finish(chain: dict):
                     code=302)
 
 
+class TooManyMessages(SamlError):
+    status = 429
+    title = "Too many tries"
+    advice = "Wait a minute and try again."
+
+
 def park_post():
     """An app's logout message sent by HTTP-POST is a cross-site POST: it arrives without the
     portal's cookies (SameSite=Lax), so neither the student's session nor a round under way can
     be seen. It is kept a minute under a random name that only this browser holds, and the
     browser comes back for it by a same-site GET, which carries them."""
     fields = {name: request.form[name] for name in _PARKED_FIELDS if name in request.form}
-    if not ("SAMLRequest" in fields or "SAMLResponse" in fields):
-        raise MalformedMessage("no SAMLRequest or SAMLResponse in the form")
-    if any(len(value) > c.MAX_MESSAGE_BYTES * 2 for value in fields.values()):
-        raise MalformedMessage("message too large")
+    param = "SAMLResponse" if "SAMLResponse" in fields else "SAMLRequest"
+    # What the GET will check first is checked now, before anything is kept: decodable, within
+    # the size limits, and a SAML message (whose signature the GET checks). And no one address
+    # may keep more than a few at a time.
+    parse_xml(decode_post(fields, param).xml)
+    limiter = RateLimiter(_redis(), PARKED_LIMIT, scope="saml-logout-post")
+    if not limiter.hit(address_key(request.remote_addr or "unknown")):
+        raise TooManyMessages("too many sign-out messages from this address")
     token = secrets.token_urlsafe(32)
     _redis().set(PARKED_PREFIX + token, json.dumps(fields), ex=PARKED_SECONDS)
     response = redirect(url_for("saml.logout"), code=303)
