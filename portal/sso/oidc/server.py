@@ -195,8 +195,11 @@ class CodeGrant(AuthorizationCodeGrant):
         if not code or len(code) > 512:
             return None
         settings = _settings()
-        record, reused = store.take_code(
-            _redis(), code, remember_seconds=settings.oidc_token_seconds + settings.oidc_code_seconds)
+        try:
+            record, reused = store.take_code(
+                _redis(), code, remember_seconds=settings.oidc_token_seconds + settings.oidc_code_seconds)
+        except store.SessionEnded:
+            raise InvalidGrantError("The student signed out before this sign-in finished.") from None
         if reused:
             log.warning("an authorization code was presented again; its tokens are revoked (client %s)",
                         client.get_client_id())

@@ -17,6 +17,7 @@ import redis
 from redis.commands.core import Script
 
 from portal.sso.oidc.claims import hash_secret
+from portal.sessions import ENDED
 
 CODE = "portal:oidc:code:"
 CODE_USED = "portal:oidc:code-used:"
@@ -28,11 +29,20 @@ TOKEN_READ = "portal:oidc:token-read:"
 
 USED, REVOKED = b"used", b"revoked"
 
-# KEYS: code, used mark; ARGV: seconds to remember the mark. Returns {taken, record or nil}: taken is 1
-# when this call left the mark (the code had not been presented before).
+# KEYS: code, used mark; ARGV: seconds to remember the mark, the ended-session prefix. Returns
+# {taken, record or nil, ended}: taken is 1 when this call left the mark (the code had not been
+# presented before); ended is 1 when the portal session the code came from has ended since.
 _TAKE_CODE = Script(None, b"""
 local taken = redis.call('SET', KEYS[2], 'used', 'NX', 'EX', ARGV[1]) and 1 or 0
-return {taken, redis.call('GETDEL', KEYS[1])}
+local raw = redis.call('GETDEL', KEYS[1])
+local ended = 0
+if raw then
+  local ok, record = pcall(cjson.decode, raw)
+  if ok and type(record) == 'table' and type(record['session_ref']) == 'string' then
+    ended = redis.call('EXISTS', ARGV[2] .. record['session_ref'])
+  end
+end
+return {taken, raw, ended}
 """)
 
 # KEYS: token, the code's token list, the code's used mark; ARGV: record, seconds, token hash.
@@ -44,6 +54,10 @@ redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return 1
 """)
+
+
+class SessionEnded(Exception):
+    """The code's portal session ended before the app exchanged it."""
 
 
 def save_code(client: redis.Redis, code: str, record: dict, *, seconds: int) -> None:
@@ -59,11 +73,16 @@ def take_code(client: redis.Redis, code: str, *, remember_seconds: int) -> tuple
     code_hash = hash_secret(code)
     # Mark and take at once: of two concurrent exchanges, one gets the record and the other
     # finds the mark left by the first, so a race cannot hide a reuse.
-    reply = _TAKE_CODE([CODE + code_hash, CODE_USED + code_hash], [remember_seconds], client=client)
+    reply = _TAKE_CODE([CODE + code_hash, CODE_USED + code_hash], [remember_seconds, ENDED],
+                       client=client)
     first, raw = reply[0] == 1, reply[1]
     if raw is not None:
         record = json.loads(raw)
         record["code_hash"] = code_hash
+        if reply[2]:
+            # "Not you? Sign out" before the app exchanged the code: on a shared device the
+            # sign-in in flight must not survive it.
+            raise SessionEnded()
         return record, False
     # Unknown, expired or already taken: revoke whatever the code issued (nothing, unless it
     # was taken before), so a replayed code never leaves its tokens alive.
