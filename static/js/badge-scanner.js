@@ -45,6 +45,7 @@
   var busy = false;
   var stopped = false;
   var holdUntil = 0;
+  var pausedUntil = 0;               // after "too many tries", nothing is sent before this
   var sentAt = Object.create(null);  // token -> when it was sent; kept only REPOST_AFTER_MS
 
   function setState(state, text) {
@@ -206,6 +207,8 @@
 
   function consider(codes) {
     var now = Date.now();
+    // "Too many tries": nothing is sent until the portal's Retry-After has passed.
+    if (now < pausedUntil) return;
     forgetOldTokens(now);
     var badges = [], other = false, unread = false;
     codes.forEach(function (code) {
@@ -246,7 +249,7 @@
       body: JSON.stringify({token: token})
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
-        answer(response.status, body);
+        answer(response.status, body, response.headers.get("Retry-After"));
       });
     }).catch(function () {
       busy = false;
@@ -254,7 +257,7 @@
     });
   }
 
-  function answer(status, body) {
+  function answer(status, body, retryAfter) {
     if (status === 200 && isLocalPath(body.next)) {
       setState("success", SAY.success);
       stopCamera();
@@ -263,7 +266,10 @@
     }
     busy = false;
     if (status === 429) {
-      hold("wait", SAY.wait, 10000);
+      // Wait as long as the portal says (a minute if it does not say; never more than two).
+      var seconds = Math.min(Math.max(parseInt(retryAfter, 10) || 60, 1), 120);
+      pausedUntil = Date.now() + seconds * 1000;
+      hold("wait", SAY.wait, seconds * 1000);
     } else if (status === 400) {
       // Most likely the page's session ran out (CSRF): a fresh page gets a fresh one.
       hold("refused", SAY.stale, 60000);

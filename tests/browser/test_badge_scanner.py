@@ -233,6 +233,25 @@ def test_a_refused_badge_is_not_sent_again_for_a_few_seconds(app, redis_client, 
     _no_frame_left_the_page(run, live_server)
 
 
+def test_too_many_tries_pauses_the_scanner_as_long_as_the_portal_says(app, redis_client, scanner_school,
+                                                                      live_server, scanner_with_camera,
+                                                                      tmp_path):
+    from dataclasses import replace
+
+    from portal.badges.token import mint_token
+    app.config["SETTINGS"] = replace(app.config["SETTINGS"], badge_limit_per_address="1 per minute")
+    unknown = mint_token()
+    video = camera_video(tmp_path / "unknown.y4m",
+                         [(badge_card(unknown, 6), (WIDTH // 2, HEIGHT // 2))])
+    run = scanner_with_camera(video, f"{live_server}/badge?school=maple")
+    run.wait_for_state("refused")                     # the first try: refused
+    waiting = run.wait_for_state("wait")              # five seconds on: too many tries (429)
+    assert waiting["say"] == "Too many tries. Wait a minute, then try again."
+    run.page.wait_for_timeout(7000)                   # the badge is still there: nothing is sent
+    assert len(run.posts()) == 2
+    assert run.states[-1]["state"] == "wait"
+
+
 def test_a_badge_far_from_the_camera_is_asked_closer_not_sent(app, redis_client, scanner_school,
                                                              live_server, scanner_with_camera,
                                                              tmp_path):
