@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 import time
 import webbrowser
@@ -71,7 +72,8 @@ def enroll(args) -> int:
     # The name and school are the portal's words: printed through plain(), never raw.
     print(f"Enrolled as {plain(device.name)!r} at {plain(device.school)}. Credential saved in "
           f"{path} (only this user can read it).", flush=True)
-    print(f"Start the kiosk with: python -m kiosk --portal {base}", flush=True)
+    again = f" --config-dir {shlex.quote(args.config_dir)}" if args.config_dir else ""
+    print(f"Start the kiosk with: python -m kiosk --portal {base}{again}", flush=True)
     return 0
 
 

@@ -286,21 +286,37 @@ def apps_release(name, fields):
               show_default=True, help="size of the demo district")
 def dev(port, students):
     """Serve the portal on 127.0.0.1 with a demo district (what `make run` does)."""
-    from portal.config import DEFAULT_INSTANCE
+    import fcntl
+
+    from portal.config import DEFAULT_INSTANCE, DEV_REDIS_FILE, private_folder
     from portal.devserver import RedisProcess, port_is_free
 
     if not port_is_free(port):
         # Before anything starts: found later, the demo app and Redis would have started for nothing.
         fail(f"port {port} on 127.0.0.1 is in use by another program: stop it, or choose "
              f"another port (make run PORT=5050, or portal dev --port 5050)")
-    instance = DEFAULT_INSTANCE
+    instance = Path(os.environ.get("PORTAL_INSTANCE_PATH") or DEFAULT_INSTANCE).resolve()
+    try:
+        private_folder(instance)
+        lock = open(instance / "dev.lock", "a")
+    except OSError as e:
+        fail(f"can't use the instance folder {instance}: {e.strerror}")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fail(f"another `portal dev` (make run) is serving {instance} already: use that one, or "
+             f"stop it first (two would share its Redis data and its demo app)")
     redis_proc = demo_app = None
+    url_file = instance / DEV_REDIS_FILE
     # `kill` (SIGTERM) stops everything as Ctrl-C does: the finally below runs either way.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not os.environ.get("PORTAL_REDIS_URL"):
         redis_proc = RedisProcess(instance / "redis", persist=True).start()
         os.environ["PORTAL_REDIS_URL"] = redis_proc.url
-        click.echo(f"started redis-server on 127.0.0.1:{redis_proc.port} (data in instance/redis)")
+        # For `portal` commands in another terminal while this runs (portal.config reads it).
+        url_file.write_text(redis_proc.url + "\n")
+        click.echo(f"started redis-server on 127.0.0.1:{redis_proc.port} (data in {instance / 'redis'}; "
+                   f"`.venv/bin/portal ...` in another terminal uses it while this runs)")
     try:
         app = _create_app()
         with app.app_context():
@@ -326,7 +342,9 @@ def dev(port, students):
         if demo_app:
             demo_app.stop()
         if redis_proc:
+            url_file.unlink(missing_ok=True)
             redis_proc.stop()
+        lock.close()
 
 
 def _start_demo_app(app, port: int):

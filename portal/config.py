@@ -176,6 +176,29 @@ def _saml_entity_id(value: str) -> str:
     return value
 
 
+DEV_REDIS_FILE = "dev-redis-url"   # written by `portal dev` while it runs, removed when it stops
+
+
+def _dev_redis_url(instance: Path) -> str | None:
+    """The Redis of the `portal dev` serving this instance folder now, if one is (it holds the
+    folder's dev.lock: a file left by one that was killed outright names nothing)."""
+    import fcntl
+    if not (instance / DEV_REDIS_FILE).is_file():
+        return None
+    try:
+        with open(instance / "dev.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                pass            # held: portal dev is running
+            else:
+                return None     # not held: nothing is running
+        url = (instance / DEV_REDIS_FILE).read_text().strip()
+    except OSError:
+        return None
+    return url or None
+
+
 def _redis_url(url: str) -> str:
     """The Redis URL, checked before the first request needs it."""
     parts = urlsplit(url)
@@ -267,7 +290,9 @@ def load_settings() -> Settings:
     if redis_url is None:
         if env == "production":
             raise ConfigError("PORTAL_REDIS_URL is not set. Point it at the district's Redis.")
-        redis_url = "redis://127.0.0.1:6379/0"
+        # While `make run` (portal dev) serves this instance folder, its own Redis: a `portal`
+        # command in another terminal must act on the running portal, not on another Redis.
+        redis_url = _dev_redis_url(instance) or "redis://127.0.0.1:6379/0"
 
     pairwise = _env("PAIRWISE_KEY")
     if pairwise is None:

@@ -87,3 +87,31 @@ def test_dev_on_a_port_that_cannot_be_says_so(tmp_path, port):
     result = run_portal(["dev", "--port", port], tmp_path, f"sqlite:///{tmp_path / 'p.sqlite3'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "1<=x<=65535" in result.stderr
+
+
+def test_portal_commands_beside_make_run_use_its_redis_and_a_second_one_is_refused(tmp_path):
+    # `portal dev` (make run) starts a Redis of its own on a free port: a `portal` command in
+    # another terminal must act on the running portal, not on whatever listens on 6379.
+    import fcntl
+
+    from portal.config import DEV_REDIS_FILE, load_settings
+    from portal.devserver import free_port
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / DEV_REDIS_FILE).write_text("redis://127.0.0.1:45678/0\n")
+    env = {"PORTAL_INSTANCE_PATH": str(instance)}
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("PORTAL_")}
+    try:
+        os.environ.update(env)
+        assert load_settings().redis_url == "redis://127.0.0.1:6379/0"   # nothing holds the lock
+        with open(instance / "dev.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            assert load_settings().redis_url == "redis://127.0.0.1:45678/0"
+            second = subprocess.run([os.path.join(os.path.dirname(sys.executable), "portal"), "dev",
+                                     "--port", str(free_port())], env={**os.environ, "PATH": os.environ.get("PATH", "")},
+                                    capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "is serving" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        for k in env:
+            os.environ.pop(k, None)
+        os.environ.update(saved)

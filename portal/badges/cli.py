@@ -68,7 +68,8 @@ def badges_policy(school_id, grades, second_factor_grades, factor, allow_browser
                        scanner_networks=scanner_networks, expires_on=expires)
         except PolicyError as e:
             _fail(str(e))
-    click.echo(f"{school.name} ({school.sourced_id}): {policy_for(db.session, school.id).describe()}")
+    click.echo(f"{school.name} ({school.sourced_id}): "
+               f"{policy_for(db.session, school.id).describe(current_app.config['SETTINGS'].badge_expires)}")
 
 
 @badges_cli.command("void")

@@ -67,10 +67,13 @@ class EffectivePolicy:
             ip = ip.ipv4_mapped
         return any(ip in network for network in _networks(self.scanner_networks))
 
-    def describe(self) -> str:
+    def describe(self, default_expires: str | None = None) -> str:
+        """The policy in a line; `default_expires`: the district's PORTAL_BADGE_EXPIRES, shown
+        when the school has no date of its own."""
         def listed(grades):
             return ", ".join(g for g in GRADES if g in grades) or "none"
-        expires = self.expires_on or "PORTAL_BADGE_EXPIRES"
+        expires = self.expires_on or (f"{default_expires} (the district's, PORTAL_BADGE_EXPIRES)"
+                                      if default_expires else "as PORTAL_BADGE_EXPIRES says")
         networks = (f"; scanner networks {', '.join(self.scanner_networks)}"
                     if self.scanner_networks else "")
         return (f"badges for {listed(self.grades)}; second factor ({self.factor.value}) for "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 
 from portal.auth.passwords import WeakPassword
@@ -134,4 +134,5 @@ def badge_policy(school_id: int):
             actor=current_user, clock=flow.app_clock())
     except PolicyError as e:
         raise BadgePolicyRefused(advice=f"{as_sentence(str(e))} Nothing changed.") from None
-    return answer(f"{school.name}: {changed.describe()}.", policy=changed.describe())
+    described = changed.describe(current_app.config["SETTINGS"].badge_expires)
+    return answer(f"{school.name}: {described}.", policy=described)

@@ -29,6 +29,7 @@ def test_policy_cli_sets_grades_factor_and_scanner(runner, world):
     assert policy.factor is FactorKind.picture and policy.allow_browser_scanner
     result = runner.invoke(args=["badges", "policy", "maple", "--no-allow-browser-scanner"])
     assert "browser scanner off" in result.output and "(picture) for 02" in result.output
+    assert "badges expire 07-31 (the district's, PORTAL_BADGE_EXPIRES)" in result.output
     assert policy_for(db.session, world.other_school.id).grades != {"KG", "01", "02"}
 
 

@@ -98,7 +98,8 @@ def set_backchannel_logout_uri(db: Session, name: str, uri: str | None) -> App:
     (None or "": no longer)."""
     app = find_app(db, name)
     if app.kind is not AppKind.oidc:
-        raise AdminError(f"{app.name} does not sign in with OpenID Connect")
+        raise AdminError(f"{app.name} does not sign in with OpenID Connect or SAML: it has no "
+                         "sessions to end")
     settings = dict(app.settings or {})
     if uri:
         settings["backchannel_logout_uri"] = check_client_url(uri, what="back-channel logout URI")
