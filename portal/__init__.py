@@ -73,14 +73,14 @@ def _add_time_filters(app: Flask) -> None:
 
     from portal.badges.expiry import last_day
 
-    def in_zone(value):
-        if value.tzinfo is None:    # SQLite hands back UTC without its zone
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(app.config["SETTINGS"].zone)
+    def aware(value):
+        # SQLite hands back UTC without its zone.
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
-    app.add_template_filter(in_zone, "local")
+    app.add_template_filter(lambda value: aware(value).astimezone(app.config["SETTINGS"].zone),
+                            "local")
     # The last day a badge works, where the district is (it ends at the next midnight there).
-    app.add_template_filter(lambda value: last_day(in_zone(value), app.config["SETTINGS"].zone),
+    app.add_template_filter(lambda value: last_day(aware(value), app.config["SETTINGS"].zone),
                             "last_day")
 
 

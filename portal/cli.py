@@ -308,6 +308,7 @@ def dev(port, students):
              f"stop it first (two would share its Redis data and its demo app)")
     redis_proc = demo_app = None
     url_file = instance / DEV_REDIS_FILE
+    url_file.unlink(missing_ok=True)   # left by a run killed outright: it names a Redis long gone
     # `kill` (SIGTERM) stops everything as Ctrl-C does: the finally below runs either way.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not os.environ.get("PORTAL_REDIS_URL"):
@@ -341,8 +342,8 @@ def dev(port, students):
     finally:
         if demo_app:
             demo_app.stop()
+        url_file.unlink(missing_ok=True)
         if redis_proc:
-            url_file.unlink(missing_ok=True)
             redis_proc.stop()
         lock.close()
 

@@ -186,7 +186,7 @@ def _dev_redis_url(instance: Path) -> str | None:
     if not (instance / DEV_REDIS_FILE).is_file():
         return None
     try:
-        with open(instance / "dev.lock", "a") as lock:
+        with open(instance / "dev.lock", "r") as lock:   # no write access needed to test it
             try:
                 fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except OSError:

@@ -435,7 +435,9 @@ def _queue_carry(pipe, old_sid: str, new_sid: str, seconds: int) -> None:
     pipe.srem(new, _WATCH + old_sid)
     pipe.sadd(new, _WATCH + new_sid)
     pipe.expire(new, max(int(seconds), 1))
-    pipe.set(ENDED + session_ref(old_sid), 1, ex=ENDED_SECONDS)
+    # Its mark names the session that goes on: a code the old one got just before is still the
+    # same person's, signed in (portal.sso.oidc.store follows the mark).
+    pipe.set(ENDED + session_ref(old_sid), "=" + session_ref(new_sid), ex=ENDED_SECONDS)
 
 
 def end_session(client: redis.Redis, person_id: int, sid: str) -> int:

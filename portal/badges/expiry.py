@@ -66,7 +66,7 @@ def last_day(expires_at: datetime, zone: tzinfo = timezone.utc) -> date:
     """The last day, in the district's time zone, on which a badge ending at `expires_at` works."""
     # The moment before, then where the district is: where midnight is skipped (clocks jump
     # to 01:00), the end reads as 01:00 of the next day, which is not a day the badge works.
-    return (expires_at - timedelta(microseconds=1)).astimezone(zone).date()
+    return (expires_at.astimezone(timezone.utc) - timedelta(microseconds=1)).astimezone(zone).date()
 
 
 def temporary_expiry(now: datetime, hours: int) -> datetime:

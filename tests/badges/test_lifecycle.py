@@ -395,3 +395,12 @@ def test_where_midnight_is_skipped_the_last_day_is_still_the_last_school_day():
     end = permanent_expiry(datetime(2026, 9, 1, tzinfo=timezone.utc), "03-27", beirut)
     assert end == datetime(2027, 3, 27, 22, tzinfo=timezone.utc)
     assert last_day(end, beirut).isoformat() == "2027-03-27"
+
+
+def test_the_pages_last_day_filter_reads_skipped_midnights_right_too(app, settings):
+    from dataclasses import replace
+    app.config["SETTINGS"] = replace(settings, timezone="Asia/Beirut")
+    end = datetime(2027, 3, 27, 22, tzinfo=timezone.utc)
+    last_day = app.jinja_env.filters["last_day"]
+    assert last_day(end).isoformat() == "2027-03-27"
+    assert last_day(end.replace(tzinfo=None)).isoformat() == "2027-03-27"   # as SQLite hands it back

@@ -394,6 +394,14 @@ def test_a_code_from_before_the_student_signed_in_again_signs_no_one_in(client, 
     assert claims["sid"] == id_token["sid"]
 
 
+def test_a_code_from_before_the_same_student_signed_in_again_still_works_for_an_app_that_does_not_listen(
+        client, auth, oidc_world):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    sign_in_again(client)                 # still the same student, signed in: the code stands
+    assert exchange(client, oidc_world, code, verifier).status_code == 200
+
+
 def test_a_session_that_timed_out_idle_is_told_by_the_sweep(client, auth, runner, redis_client,
                                                             listening_app, endpoint):
     from portal.sessions import PREFIX

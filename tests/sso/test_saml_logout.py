@@ -414,18 +414,33 @@ def test_an_app_the_student_may_not_use_cannot_sign_them_out(client, auth, app, 
     assert not _signed_in(client)
 
 
-def test_nothing_is_kept_of_a_posted_message_that_is_not_one(app, client, redis_client):
+def test_nothing_is_kept_of_a_posted_message_that_is_not_one(app, client, redis_client, slo_world):
     for fields in ({"SAMLRequest": "A" * 131072}, {"SAMLResponse": "not base64!"},
                    {"SAMLRequest": base64.b64encode(b"<not-closed").decode()},
-                   {"SAMLRequest": base64.b64encode(b"<x/>").decode(), "RelayState": "r" * 5000},
+                   {"SAMLRequest": base64.b64encode(b"<x/>").decode()},          # from no app
+                   {"SAMLRequest": _from_the_app(), "RelayState": "r" * 5000},
                    {"RelayState": "only"}):
         answer = new_client(app).post("/saml/slo", data=fields)
         assert answer.status_code == 400 and b"Traceback" not in answer.data
     assert list(redis_client.scan_iter("portal:saml:logout-post:*")) == []
+    # A good message beside junk: only the message the GET will read is kept.
+    new_client(app).post("/saml/slo", data={"SAMLResponse": _from_the_app("LogoutResponse"),
+                                            "SAMLRequest": "J" * 100_000})
+    [key] = redis_client.scan_iter("portal:saml:logout-post:*")
+    assert len(redis_client.get(key)) < 1000
 
 
-def test_one_address_may_leave_only_a_few_posted_messages(app, settings, redis_client):
-    fields = {"SAMLRequest": base64.b64encode(b"<samlp:LogoutRequest xmlns:samlp='x'/>").decode()}
-    answers = [new_client(app).post("/saml/slo", data=fields).status_code for _ in range(22)]
-    assert answers == [303] * 20 + [429] * 2
-    assert len(list(redis_client.scan_iter("portal:saml:logout-post:*"))) == 20
+def _from_the_app(tag: str = "LogoutRequest") -> str:
+    xml = (f'<samlp:{tag} xmlns:samlp="{c.SAMLP}" xmlns:saml="{c.SAML}" ID="_p" Version="2.0">'
+           f'<saml:Issuer>{SP_ENTITY_ID}</saml:Issuer></samlp:{tag}>')
+    return base64.b64encode(xml.encode()).decode()
+
+
+def test_one_address_may_leave_only_so_many_posted_messages(app, redis_client, slo_world, monkeypatch):
+    from portal.sso.saml import slo
+    monkeypatch.setattr(slo, "PARKED_LIMIT", "3 per minute")
+    answers = [new_client(app).post("/saml/slo", data={"SAMLRequest": _from_the_app()})
+               for _ in range(5)]
+    assert [a.status_code for a in answers] == [303] * 3 + [429] * 2
+    assert answers[-1].headers["Retry-After"] == "60"
+    assert len(list(redis_client.scan_iter("portal:saml:logout-post:*"))) == 3

@@ -39,7 +39,15 @@ local ended = 0
 if raw then
   local ok, record = pcall(cjson.decode, raw)
   if ok and type(record) == 'table' and type(record['session_ref']) == 'string' then
-    ended = redis.call('EXISTS', ARGV[2] .. record['session_ref'])
+    -- A session replaced by the same person signing in again names the one that goes on
+    -- ("=" and its name): follow it (a few steps at most).
+    local mark = redis.call('GET', ARGV[2] .. record['session_ref'])
+    local steps = 0
+    while mark and string.sub(mark, 1, 1) == '=' and steps < 5 do
+      mark = redis.call('GET', ARGV[2] .. string.sub(mark, 2))
+      steps = steps + 1
+    end
+    if mark then ended = 1 end
   end
 end
 return {taken, raw, ended}

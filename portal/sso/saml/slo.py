@@ -30,7 +30,7 @@ from portal.db import db
 from portal.models import App, AppKind
 from portal.ratelimit import RateLimiter, address_key
 from portal.sso.saml import constants as c
-from portal.sso.saml.errors import MalformedMessage, ReleaseMisconfigured, SamlError
+from portal.sso.saml.errors import ReleaseMisconfigured, SamlError, UnknownServiceProvider
 from portal.sso.saml.logout import (
     SESSION_KEY, LogoutRequest, Participant, accept_logout_request, build_logout_request,
     build_logout_response, participants_in, read_logout_response, redirect_url,
@@ -48,8 +48,7 @@ CHAIN_SECONDS = 300                   # a round of the apps should take seconds;
 PARKED_COOKIE = "portal_saml_logout_post"
 PARKED_PREFIX = "portal:saml:logout-post:"
 PARKED_SECONDS = 60
-PARKED_LIMIT = "20 per minute"        # messages kept for one address (each kept PARKED_SECONDS)
-_PARKED_FIELDS = ("SAMLRequest", "SAMLResponse", "RelayState")
+PARKED_LIMIT = "300 per minute"       # per address (a school's, shared): each kept PARKED_SECONDS
 
 
 def remember_launch(app: App, sp: ServiceProvider, name_id: str, name_id_format: str) -> str | None:
@@ -175,12 +174,15 @@ def park_post():
     portal's cookies (SameSite=Lax), so neither the student's session nor a round under way can
     be seen. It is kept a minute under a random name that only this browser holds, and the
     browser comes back for it by a same-site GET, which carries them."""
-    fields = {name: request.form[name] for name in _PARKED_FIELDS if name in request.form}
-    param = "SAMLResponse" if "SAMLResponse" in fields else "SAMLRequest"
-    # What the GET will check first is checked now, before anything is kept: decodable, within
-    # the size limits, and a SAML message (whose signature the GET checks). And no one address
-    # may keep more than a few at a time.
-    parse_xml(decode_post(fields, param).xml)
+    from portal.sso.saml.flows import find_saml_app
+    from portal.sso.saml.requests import peek_issuer
+    param = "SAMLResponse" if "SAMLResponse" in request.form else "SAMLRequest"
+    # Only the message the GET will read is kept, and what the GET checks first is checked now:
+    # decodable, within the size limits, a SAML message from a registered app (its signature
+    # the GET checks). And no one address may keep more than so many at a time.
+    fields = {name: request.form[name] for name in (param, "RelayState") if name in request.form}
+    if find_saml_app(peek_issuer(parse_xml(decode_post(fields, param).xml))) is None:
+        raise UnknownServiceProvider("the logout message's Issuer is not a registered app")
     limiter = RateLimiter(_redis(), PARKED_LIMIT, scope="saml-logout-post")
     if not limiter.hit(address_key(request.remote_addr or "unknown")):
         raise TooManyMessages("too many sign-out messages from this address")

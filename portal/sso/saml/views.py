@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from flask import Response, current_app, request
 
+from portal.errors import error_page
 from portal.extensions import csrf
 from portal.sso.saml import bp, slo
 from portal.sso.saml.errors import SamlError
@@ -59,7 +60,12 @@ def resume():
 @csrf.exempt  # apps send their logout requests and answers cross-site; signatures are the check
 def single_logout():
     if request.method == "POST":
-        return slo.park_post()   # back by a same-site GET, which carries the portal's cookies
+        try:
+            return slo.park_post()   # back by a same-site GET, which carries the portal's cookies
+        except slo.TooManyMessages as e:
+            response = error_page(e.status, e.title, e.advice)
+            response.headers["Retry-After"] = "60"
+            return response
     parked = slo.take_parked()
     source = parked if parked is not None else request.args
     if "SAMLResponse" in source:
