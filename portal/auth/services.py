@@ -115,6 +115,12 @@ def set_password(db: Session, client: redis.Redis, person: Person, password: str
     end_sessions_for(client, person.id)
 
 
+# Set beside a classroom device's own cookie when its browser is bound (that one is scoped to
+# /kiosk/, so the sign-in page cannot see it): a password typed on a shared device then gets the
+# kiosk's short idle time-out. Not a secret: forged, it only shortens one's own session.
+SHARED_DEVICE_COOKIE = "portal_shared_device"
+
+
 def sign_in(person: Person, method: str) -> None:
     """Start a fresh session for the person (a new id: no session fixation)."""
     session.clear()

@@ -1,13 +1,14 @@
 """Sign-in and sign-out pages."""
 from __future__ import annotations
 
-from flask import make_response, redirect, render_template, request, session, url_for
+from flask import current_app, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from portal.auth import bp, destination
 from portal.auth.destination import local_path
 from portal.auth.services import (
-    AccountOnHold, InvalidCredentials, LoginLimits, TooManyFailedLogins, check_password, sign_in, sign_out,
+    SHARED_DEVICE_COOKIE, AccountOnHold, InvalidCredentials, LoginLimits, TooManyFailedLogins,
+    check_password, sign_in, sign_out,
 )
 from portal.db import db
 
@@ -44,6 +45,9 @@ def login():
     except (AccountOnHold, InvalidCredentials, TooManyFailedLogins) as e:
         return _login_page(e.status, username=username[:255], error=e)
     sign_in(person, method="password")
+    if request.cookies.get(SHARED_DEVICE_COOKIE) == "1":
+        # A classroom device's browser: the next child must not find this session open for an hour.
+        session["_idle"] = current_app.config["SETTINGS"].kiosk_idle_minutes * 60
     return redirect(_safe_next(next_url))
 
 

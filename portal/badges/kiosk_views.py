@@ -8,6 +8,7 @@ from flask import Blueprint, abort, jsonify, make_response, redirect, render_tem
 from flask_login import current_user
 
 from portal.auth.roles import role_required
+from portal.auth.services import SHARED_DEVICE_COOKIE
 from portal.badges import flow
 from portal.badges.kiosks import (
     BIND_SECONDS, KioskNotPermitted, PAIR_SECONDS, PairingFailed, authenticate_device,
@@ -153,6 +154,8 @@ def bind_browser(code: str):
     response.set_cookie(DEVICE_COOKIE, cookie, max_age=int(DEVICE_COOKIE_AGE.total_seconds()),
                         path=DEVICE_COOKIE_PATH, httponly=True, samesite="Lax",
                         secure=flow.settings().production)
+    response.set_cookie(SHARED_DEVICE_COOKIE, "1", max_age=int(DEVICE_COOKIE_AGE.total_seconds()),
+                        path="/", httponly=True, samesite="Lax", secure=flow.settings().production)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 

@@ -167,3 +167,10 @@ def test_another_devices_scan_leaves_this_devices_link_alone(app, redis_client, 
     mine = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
     assert other.sign_in(issue(redis_client, world.classmate)).status_code == 302
     assert kiosk.browser.get(mine).status_code == 302
+
+
+def test_a_password_typed_on_a_classroom_devices_browser_gets_the_kiosk_idle_timeout(
+        app, redis_client, world, kiosk):
+    from tests.badges.conftest import login
+    login(kiosk.browser, "ada")     # the bound browser of the kiosk fixture
+    assert 0 < redis_client.ttl(session_key(kiosk.browser)) <= 15 * 60
