@@ -56,3 +56,16 @@ class RateLimiter:
     def clear_in(self, pipe, *identifiers: str) -> None:
         """Queue what clear() does on a Redis pipeline, to go with its other commands."""
         pipe.delete(self._window.storage.prefixed_key(self._limit.key_for(self._scope, *identifiers)))
+
+
+class AddressLimiter(RateLimiter):
+    """A limit per client address, counted as address_key says (an IPv6 client by its /64)."""
+
+    def test(self, address: str) -> bool:
+        return super().test(address_key(address))
+
+    def hit(self, address: str) -> bool:
+        return super().hit(address_key(address))
+
+    def clear(self, address: str) -> None:
+        super().clear(address_key(address))

@@ -442,26 +442,29 @@ def _queue_carry(pipe, old_sid: str, new_sid: str, seconds: int) -> None:
 
 def end_session(client: redis.Redis, person_id: int, sid: str) -> int:
     """End one session of a person by its id; return 1 if it was still there, else 0."""
-    pipe = client.pipeline()
-    at = _queue_end(pipe, sid, person_id)
-    results = pipe.execute()
-    _tell_ended(results, [at])
-    return results[0]
+    return _end_one(client, person_id, sid, read=False)[0]
 
 
 def take_session(client: redis.Redis, person_id: int, sid: str) -> dict | None:
     """End one session of a person by its id, in the same round trip reading what it held (None:
     it had ended already)."""
-    pipe = client.pipeline()
-    pipe.get(PREFIX + sid)
-    at = _queue_end(pipe, sid, person_id)
-    results = pipe.execute()
-    _tell_ended(results, [at])
+    raw = _end_one(client, person_id, sid, read=True)[0]
     try:
-        data = json.loads(results[0]) if results[0] else None
+        data = json.loads(raw) if raw else None
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def _end_one(client: redis.Redis, person_id: int, sid: str, *, read: bool) -> list:
+    """End one session in one round trip (first reading it, with `read`); the pipeline's results."""
+    pipe = client.pipeline()
+    if read:
+        pipe.get(PREFIX + sid)
+    at = _queue_end(pipe, sid, person_id)
+    results = pipe.execute()
+    _tell_ended(results, [at])
+    return results
 
 
 def end_sessions_where(client: redis.Redis, person_id: int,

@@ -166,6 +166,14 @@ def test_the_migrations_build_exactly_the_models_schema(tmp_path):
     engine.dispose()
 
 
+def add_deletion_request(conn) -> None:
+    """One open deletion request of district 1, as the 0009 to 0013 schemas store it."""
+    conn.execute(text(
+        "INSERT INTO deletion_request (district_id, app_name, protocol, subject, fields, first_at, "
+        "last_at, asked_at, done_note) VALUES (1, 'A', 'saml', 's', '[]', '2026-01-01', '2026-01-01', "
+        "'2026-01-02', '')"))
+
+
 def test_deletion_requests_opt_outs_and_holds_upgrade_and_downgrade(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
     upgrade(engine, "0008_app_device_badge_ids")
@@ -181,10 +189,7 @@ def test_deletion_requests_opt_outs_and_holds_upgrade_and_downgrade(tmp_path):
     with engine.connect() as conn:   # an existing person is not on hold
         assert conn.execute(text("SELECT held_at, hold_reason FROM person")).one() == (None, "")
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO deletion_request (district_id, app_name, protocol, subject, fields, first_at, "
-            "last_at, asked_at, done_note) VALUES (1, 'A', 'saml', 's', '[]', '2026-01-01', '2026-01-01', "
-            "'2026-01-02', '')"))
+        add_deletion_request(conn)
     downgrade(engine, "0008_app_device_badge_ids")
     with engine.connect() as conn:   # the person table was copied without the hold: nothing lost
         assert conn.execute(text("SELECT count(*) FROM district")).scalar() == 1
@@ -222,10 +227,7 @@ def test_deletion_requests_outlive_districts_after_upgrading(tmp_path):
     upgrade(engine, "0012_scanner_networks")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
-        conn.execute(text(
-            "INSERT INTO deletion_request (district_id, app_name, protocol, subject, fields, first_at, "
-            "last_at, asked_at, done_note) VALUES (1, 'A', 'saml', 's', '[]', '2026-01-01', '2026-01-01', "
-            "'2026-01-02', '')"))
+        add_deletion_request(conn)
     upgrade(engine)
     with engine.begin() as conn:
         conn.exec_driver_sql("PRAGMA foreign_keys=ON")

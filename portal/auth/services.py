@@ -17,7 +17,7 @@ from portal.auth.passwords import (
 )
 from portal.errors import PortalError
 from portal.models import Person
-from portal.ratelimit import RateLimiter, address_key
+from portal.ratelimit import AddressLimiter, RateLimiter
 from portal.sessions import end_sessions_for
 
 
@@ -49,7 +49,7 @@ class LoginLimits:
 
     def __init__(self, client: redis.Redis, per_account: str, per_address: str):
         self.account = RateLimiter(client, per_account, scope="login-account")
-        self.address = RateLimiter(client, per_address, scope="login-address")
+        self.address = AddressLimiter(client, per_address, scope="login-address")
 
     @classmethod
     def for_app(cls) -> "LoginLimits":
@@ -78,7 +78,6 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
     checked can pass it at once.
     """
     name = normalize_username(username)
-    address = address_key(address)
     if not limits.address.test(address) or not limits.account.hit(name):
         raise TooManyFailedLogins()
 

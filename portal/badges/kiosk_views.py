@@ -25,7 +25,7 @@ from portal.db import db, parse_id
 from portal.errors import PortalError, error_page, wants_json
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
-from portal.ratelimit import RateLimiter, address_key
+from portal.ratelimit import AddressLimiter
 from portal.sso.saml.logout import Participant, participants_in
 from portal.teacher.forms import answer
 
@@ -110,10 +110,10 @@ def enroll():
     """A device trades its pairing code for its credential (once)."""
     if not request.is_json:
         return _api_error(415, "Send JSON", "Use Content-Type: application/json.")
-    address = address_key(request.remote_addr or "unknown")
+    address = request.remote_addr or "unknown"
     settings = flow.settings()
-    limiter = RateLimiter(flow.redis_client(), settings.kiosk_enroll_limit_per_address,
-                          scope="kiosk-enroll")
+    limiter = AddressLimiter(flow.redis_client(), settings.kiosk_enroll_limit_per_address,
+                             scope="kiosk-enroll")
     if not limiter.hit(address):
         return _api_error(429, "Too many tries", "Wait ten minutes and try again.",
                           **{"Retry-After": "600"})

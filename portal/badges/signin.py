@@ -24,7 +24,7 @@ from portal.badges.policy import EffectivePolicy, policy_from_row
 from portal.badges.token import looks_like_badge, token_hash
 from portal.errors import PortalError
 from portal.models import Badge, BadgePolicy, KioskDevice, Person, PersonSchool
-from portal.ratelimit import RateLimiter, address_key
+from portal.ratelimit import AddressLimiter, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class BadgeLimits:
                  per_address: str, factor: str):
         self.device = RateLimiter(client, per_device, scope="badge-device")
         self.badge = RateLimiter(client, per_badge, scope="badge-badge")
-        self.address = RateLimiter(client, per_address, scope="badge-address")
+        self.address = AddressLimiter(client, per_address, scope="badge-address")
         self.factor = RateLimiter(client, factor, scope="badge-factor")
 
     @classmethod
@@ -199,7 +199,7 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
         raise ValueError("a scan comes from a device or from a browser address")
     if device is not None and not limits.device.hit(str(device.id)):
         raise TooManyScans()
-    if address is not None and not limits.address.hit(address_key(address)):
+    if address is not None and not limits.address.hit(address):
         raise TooManyScans()
     if not isinstance(token, str) or not looks_like_badge(token):
         raise _reject("not a badge")

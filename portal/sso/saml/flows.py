@@ -9,7 +9,6 @@ import base64
 import hashlib
 import json
 import logging
-import secrets
 from datetime import datetime, timezone
 
 from flask import current_app, make_response, redirect, render_template, request, session, url_for
@@ -27,9 +26,7 @@ from portal.sso.saml import constants as c
 from portal.sso.saml.errors import AppNotGranted, SamlError
 from portal.sso.saml.keys import load_keys
 from portal.sso.saml.requests import AcceptedRequest
-from portal.sso.saml.responses import (
-    Authentication, issue_response, issue_status_response, name_id_from_claims,
-)
+from portal.sso.saml.responses import Authentication, issue_response, issue_status_response
 from portal.sso.saml.sp import IdentityProvider, ServiceProvider
 
 log = logging.getLogger(__name__)
@@ -62,6 +59,17 @@ def current_idp() -> IdentityProvider:
 def find_saml_app(entity_id: str) -> App | None:
     """Return the registered SAML app with this entity ID, if any."""
     return db.session.scalar(select(App).where(App.client_id == entity_id, App.kind == AppKind.saml))
+
+
+class SpLookup:
+    """`find_sp` for the request checkers: a registered app's SAML settings by entity ID, keeping
+    the App it found (`app`) for the flow that answers."""
+
+    app: App | None = None
+
+    def __call__(self, entity_id: str) -> ServiceProvider | None:
+        self.app = find_saml_app(entity_id)
+        return ServiceProvider.from_app(self.app) if self.app is not None else None
 
 
 def remember_request_id(client, issuer: str, request_id: str) -> bool:
@@ -98,7 +106,7 @@ def answer(app: App, sp: ServiceProvider, *, acs_url: str, relay_state: str,
     """Sign the student into `app`: release its claims, record the launch, post the Response."""
     settings = current_app.config["SETTINGS"]
     claims = access.released_claims(db.session, current_user, app, pairwise_key=settings.pairwise_key)
-    session_index = slo.remember_launch(app, sp, *name_id_from_claims(claims, sp))
+    session_index = slo.remember_launch(app, sp, claims)
     xml = issue_response(current_idp(), sp, acs_url=acs_url, claims=claims,
                          authn=_authentication(), in_response_to=in_response_to,
                          session_index=session_index)
@@ -121,8 +129,11 @@ def answer_status(acs_url: str, request_id: str, relay_state: str, app_name: str
     return post_to_app(acs_url, xml, relay_state, app_name)
 
 
-def _save_pending(accepted: AcceptedRequest, app: App) -> str:
-    token = secrets.token_urlsafe(32)
+def _park_pending(accepted: AcceptedRequest, app: App):
+    """Keep the request until the student has signed in, and send the browser to /saml/resume.
+
+    Sign-in clears and rotates the session (no fixation), so nothing in it survives sign-in: the
+    pending request waits in Redis instead, under a name only this browser holds."""
     requested = accepted.request.requested_context
     pending = {"app_id": app.id, "request_id": accepted.request.id, "acs_url": accepted.acs_url,
                "relay_state": accepted.relay_state, "is_passive": accepted.request.is_passive,
@@ -130,20 +141,8 @@ def _save_pending(accepted: AcceptedRequest, app: App) -> str:
                # ForceAuthn: only a sign-in after this request answers it. Every sign-in starts
                # a session with a new id, so "the session is not this one" is exactly that.
                "sign_in_again": _session_mark() if accepted.request.force_authn else None}
-    current_app.extensions["redis"].set(PENDING_PREFIX + token, json.dumps(pending),
-                                        ex=c.PENDING_TTL_SECONDS)
-    return token
-
-
-def _to_resume(token: str):
-    # Sign-in clears and rotates the session (no fixation), so nothing in it survives sign-in.
-    # The pending request waits in Redis instead, under a random id that only this browser
-    # holds, in a cookie scoped to /saml: the address itself carries nothing.
-    response = redirect(url_for("saml.resume"), code=303)
-    response.set_cookie(PENDING_COOKIE, token, max_age=c.PENDING_TTL_SECONDS, path="/saml",
-                        httponly=True, secure=current_app.config["SESSION_COOKIE_SECURE"],
-                        samesite="Lax")
-    return response
+    return slo.keep_for_browser(PENDING_PREFIX, PENDING_COOKIE, pending, c.PENDING_TTL_SECONDS,
+                                "saml.resume")
 
 
 def _session_mark() -> str:
@@ -169,7 +168,7 @@ def continue_sp_initiated(accepted: AcceptedRequest, app: App):
         # A cross-site POST arrives without our (SameSite=Lax) cookie even when the student is
         # signed in; the redirect to /saml/resume is a top-level GET that carries it. With
         # ForceAuthn the resume asks for a fresh sign-in first.
-        return _to_resume(_save_pending(accepted, app))
+        return _park_pending(accepted, app)
     return answer(app, accepted.sp, acs_url=accepted.acs_url, relay_state=accepted.relay_state,
                   in_response_to=request.id)
 

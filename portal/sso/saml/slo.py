@@ -28,7 +28,7 @@ from portal import access
 from portal.auth.services import sign_out
 from portal.db import db
 from portal.models import App, AppKind
-from portal.ratelimit import RateLimiter, address_key
+from portal.ratelimit import AddressLimiter
 from portal.sso.saml import constants as c
 from portal.sso.saml.errors import ReleaseMisconfigured, SamlError, UnknownServiceProvider
 from portal.sso.saml.logout import (
@@ -51,11 +51,13 @@ PARKED_SECONDS = 60
 PARKED_LIMIT = "300 per minute"       # per address (a school's, shared): each kept PARKED_SECONDS
 
 
-def remember_launch(app: App, sp: ServiceProvider, name_id: str, name_id_format: str) -> str | None:
-    """Record that this session signed the student in to `app`, if the app hears of sign-outs;
-    return the SessionIndex to put in the assertion (the same for every launch of the session)."""
+def remember_launch(app: App, sp: ServiceProvider, claims: dict) -> str | None:
+    """Record that this session signed the student in to `app` (its NameID, from the released
+    `claims`), if the app hears of sign-outs; return the SessionIndex to put in the assertion
+    (the same for every launch of the session). Nothing for any other app."""
     if not sp.slo_url:
         return None
+    name_id, name_id_format = name_id_from_claims(claims, sp)
     known = session.get(SESSION_KEY)
     known = dict(known) if isinstance(known, dict) else {}
     entry = known.get(str(app.id))
@@ -93,24 +95,29 @@ def start(participants: list[Participant], *, reply: list | None = None, then: s
              "then": then}
     if not chain["steps"]:
         return _finish(chain)
+    return keep_for_browser(CHAIN_PREFIX, CHAIN_COOKIE, chain, CHAIN_SECONDS, "saml.logout_next")
+
+
+def keep_for_browser(prefix: str, cookie: str, data: dict, seconds: int, endpoint: str):
+    """Keep `data` in Redis for `seconds` under a random name that only this browser holds, in a
+    cookie scoped to /saml (the address carries nothing), and send the browser on to `endpoint`."""
     token = secrets.token_urlsafe(32)
-    _redis().set(CHAIN_PREFIX + token, json.dumps(chain), ex=CHAIN_SECONDS)
-    response = redirect(url_for("saml.logout_next"), code=303)
-    response.set_cookie(CHAIN_COOKIE, token, max_age=CHAIN_SECONDS, path="/saml", httponly=True,
+    _redis().set(prefix + token, json.dumps(data), ex=seconds)
+    response = redirect(url_for(endpoint), code=303)
+    response.set_cookie(cookie, token, max_age=seconds, path="/saml", httponly=True,
                         secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax")
     return response
 
 
 def _load_chain() -> tuple[str, dict] | None:
+    """(its name, the round) of the round under way in this browser, if any."""
     token = request.cookies.get(CHAIN_COOKIE, "")
     raw = _redis().get(CHAIN_PREFIX + token) if token else None
-    if raw is None:
-        return None
     try:
-        chain = json.loads(raw)
+        chain = json.loads(raw) if raw is not None else None
     except ValueError:
         return None
-    return token, (chain if isinstance(chain, dict) else None)
+    return (token, chain) if isinstance(chain, dict) else None
 
 
 def _saml_app(app_id) -> tuple[App, ServiceProvider] | None:
@@ -123,7 +130,7 @@ def _saml_app(app_id) -> tuple[App, ServiceProvider] | None:
 def next_app():
     """Send the browser to the next app with a LogoutRequest, or finish the round."""
     loaded = _load_chain()
-    if loaded is None or loaded[1] is None:
+    if loaded is None:
         return redirect(url_for("auth.login"))   # nothing under way: the student is signed out
     token, chain = loaded
     steps = chain.get("steps") if isinstance(chain.get("steps"), list) else []
@@ -183,15 +190,10 @@ def park_post():
     fields = {name: request.form[name] for name in (param, "RelayState") if name in request.form}
     if find_saml_app(peek_issuer(parse_xml(decode_post(fields, param).xml))) is None:
         raise UnknownServiceProvider("the logout message's Issuer is not a registered app")
-    limiter = RateLimiter(_redis(), PARKED_LIMIT, scope="saml-logout-post")
-    if not limiter.hit(address_key(request.remote_addr or "unknown")):
+    limiter = AddressLimiter(_redis(), PARKED_LIMIT, scope="saml-logout-post")
+    if not limiter.hit(request.remote_addr or "unknown"):
         raise TooManyMessages("too many sign-out messages from this address")
-    token = secrets.token_urlsafe(32)
-    _redis().set(PARKED_PREFIX + token, json.dumps(fields), ex=PARKED_SECONDS)
-    response = redirect(url_for("saml.logout"), code=303)
-    response.set_cookie(PARKED_COOKIE, token, max_age=PARKED_SECONDS, path="/saml", httponly=True,
-                        secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax")
-    return response
+    return keep_for_browser(PARKED_PREFIX, PARKED_COOKIE, fields, PARKED_SECONDS, "saml.logout")
 
 
 def take_parked() -> dict | None:
@@ -216,13 +218,12 @@ def response_arrived(parked: dict | None = None):
     session ended before the round began, so a bad answer only goes to the log (and makes the
     answer to an app that asked for the round a partial logout)."""
     loaded = _load_chain()
-    chain = loaded[1] if loaded is not None else None
-    waiting = chain.get("waiting") if chain is not None else None
+    waiting = loaded[1].get("waiting") if loaded is not None else None
     found = _saml_app(waiting[1]) if isinstance(waiting, list) and len(waiting) == 2 else None
     if found is None:
         # Not one we are waiting for (a second tab, a late answer): the student is signed out.
         return redirect(url_for("auth.login"))
-    app, sp = found
+    (token, chain), (app, sp) = loaded, found
     confirmed = False
     try:
         answer = read_logout_response(_incoming("SAMLResponse", parked), sp=sp,
@@ -238,22 +239,16 @@ def response_arrived(parked: dict | None = None):
             confirmed = True
     chain["waiting"] = None
     chain["partial"] = chain.get("partial") or not confirmed
-    _redis().set(CHAIN_PREFIX + loaded[0], json.dumps(chain), ex=CHAIN_SECONDS)
+    _redis().set(CHAIN_PREFIX + token, json.dumps(chain), ex=CHAIN_SECONDS)
     return redirect(url_for("saml.logout_next"), code=303)
 
 
 def request_arrived(parked: dict | None = None):
     """An app's own sign-out: end the portal session (if it is the student the app names), tell
     the student's other apps, and answer the app."""
-    from portal.sso.saml.flows import find_saml_app, remember_request_id
+    from portal.sso.saml.flows import SpLookup, remember_request_id
 
-    found = {}
-
-    def find_sp(entity_id: str):
-        app = find_saml_app(entity_id)
-        found["app"] = app
-        return ServiceProvider.from_app(app) if app is not None else None
-
+    find_sp = SpLookup()
     try:
         message = _incoming("SAMLRequest", parked)
         asked, sp = accept_logout_request(
@@ -265,7 +260,7 @@ def request_arrived(parked: dict | None = None):
         e.advice = ("If you want to sign out, use the Sign out button here."
                     if current_user.is_authenticated else "You are not signed in here.")
         raise
-    app = found["app"]
+    app = find_sp.app
     others: list[Participant] = []
     if current_user.is_authenticated and _names_this_student(asked, app, sp):
         others = [p for p in participants_of_session() if p.app_id != app.id]

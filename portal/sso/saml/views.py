@@ -11,11 +11,10 @@ from portal.extensions import csrf
 from portal.sso.saml import bp, slo
 from portal.sso.saml.errors import SamlError
 from portal.sso.saml.flows import (
-    continue_sp_initiated, current_idp, find_saml_app, remember_request_id, resume_sp_initiated,
+    SpLookup, continue_sp_initiated, current_idp, remember_request_id, resume_sp_initiated,
 )
 from portal.sso.saml.metadata import idp_metadata
 from portal.sso.saml.requests import accept_authn_request, decode_post, decode_redirect
-from portal.sso.saml.sp import ServiceProvider
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +27,7 @@ def metadata():
 @bp.route("/sso", methods=["GET", "POST"])
 @csrf.exempt  # the app's form posts here cross-site; the signed, single-use request is the check
 def sso():
-    found = {}
-
-    def find_sp(entity_id: str):
-        app = find_saml_app(entity_id)
-        found["app"] = app
-        return ServiceProvider.from_app(app) if app is not None else None
-
+    find_sp = SpLookup()
     redis_client = current_app.extensions["redis"]
     try:
         if request.method == "GET":
@@ -48,7 +41,7 @@ def sso():
     except SamlError as e:
         log.info("SAML request refused: %s: %s", type(e).__name__, e.reason)
         raise
-    return continue_sp_initiated(accepted, found["app"])
+    return continue_sp_initiated(accepted, find_sp.app)
 
 
 @bp.route("/resume")
