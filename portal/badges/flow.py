@@ -17,6 +17,7 @@ from portal.badges.expiry import utcnow
 from portal.badges.factors import is_locked
 from portal.badges.sessions import mark_device_session, watch_badge
 from portal.badges.signin import Accepted, BadgeLimits, check_badge, find_badge
+from portal.errors import PortalError
 from portal.models import Badge, FactorKind, KioskDevice, Person
 
 PENDING = "badge_pending"
@@ -38,6 +39,21 @@ def settings():
 
 def redis_client():
     return current_app.extensions["redis"]
+
+
+def posted_fields(example: str) -> dict:
+    """A staff page's or script's fields: the form, or a JSON object (an empty body is none).
+
+    JSON that is not an object, or not JSON at all, is refused in plain words (400), the same on
+    every route, rather than read as no fields and refused later for what is missing."""
+    if not request.is_json:
+        return request.form
+    if not request.get_data():
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise PortalError("Send the fields as a JSON object", f"For example {example}.")
+    return body
 
 
 def limits() -> BadgeLimits:

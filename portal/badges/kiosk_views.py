@@ -22,7 +22,7 @@ from portal.badges.signin import (
     start_handoff, take_handoff,
 )
 from portal.db import db, parse_id
-from portal.errors import PortalError, error_page, wants_json
+from portal.errors import error_page, wants_json
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
 from portal.ratelimit import AddressLimiter
@@ -71,20 +71,11 @@ def _single_use(status: int = 200, **fields):
     return response
 
 
-def _form() -> dict:
-    if not request.is_json:
-        return request.form
-    body = request.get_json(silent=True)
-    if body is not None and not isinstance(body, dict):
-        raise PortalError("Send the fields as a JSON object", 'For example {"school": 4}.')
-    return body or {}
-
-
 @bp.post("/kiosk/pair")
 @role_required(*STAFF_ROLES)
 def pair():
     """A teacher or admin asks for a pairing code for a new device of their school."""
-    form = _form()
+    form = flow.posted_fields('{"school": 4}')
     school_id = parse_id(str(form.get("school", "")))
     school = db.session.get(School, school_id) if school_id is not None else None
     if school is None:

@@ -40,17 +40,6 @@ def _plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
 
-def _form() -> dict:
-    if not request.is_json:
-        return request.form
-    if not request.get_data():
-        return {}
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise PortalError("Send the fields as a JSON object", 'For example {"hours": 4}.')
-    return body
-
-
 def _managed_student(person_id: int) -> Person:
     student = db.session.get(Person, person_id)
     if student is None or not may_manage_student(db.session, current_user, student):
@@ -113,7 +102,7 @@ def describe_badge(badge: Badge) -> dict:
 def issue(person_id: int):
     """Issue a badge (temporary with `hours`); the token is in this answer and nowhere else."""
     student = _managed_student(person_id)
-    form = _form()
+    form = flow.posted_fields('{"hours": 4}')
     hours = _temporary_hours(form)
     paper = str(form.get("paper", "") or "letter").lower()
     if not wants_json():  # a label to print: the paper and the fonts must do before any change
@@ -144,8 +133,9 @@ def issue(person_id: int):
 @role_required(*STAFF_ROLES)
 def void_student(person_id: int):
     student = _managed_student(person_id)
+    reason = str(flow.posted_fields('{"reason": "lost"}').get("reason", "") or "voided")
     count = void_badges_for_person(db.session, flow.redis_client(), student, actor=current_user,
-                                   reason=str(_form().get("reason", "") or "voided"),
+                                   reason=reason,
                                    clock=flow.app_clock())
     done = (f"{student.display_name}'s badge no longer works." if count
             else f"{student.display_name} had no badge that works.")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from portal.badges.kiosks import PAIR_ALPHABET, create_pairing_code
@@ -80,6 +81,17 @@ def test_teacher_pairs_a_device_for_their_school(app, redis_client, world):
     assert page.headers["Cache-Control"] == "no-store"
     code = re.search(r'id="pairing-code">(\w{4})-(\w{4})<', page.get_data(as_text=True))
     assert code and _enroll(app, code.group(1) + code.group(2)).status_code == 201
+
+
+@pytest.mark.parametrize("body", ['{"school": 4', '[4]', '"4"'])
+def test_a_pairing_request_that_is_not_a_json_object_is_told_so(app, redis_client, world, body):
+    # The same plain answer as the other staff routes give, not a 403 as if the school were wrong.
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    answer = teacher.post("/kiosk/pair", data=body, content_type="application/json",
+                          headers={"X-CSRFToken": csrf, "Accept": "application/json"})
+    assert answer.status_code == 400 and answer.json["error"] == "Send the fields as a JSON object"
+    assert '{"school": 4}' in answer.json["advice"]
 
 
 def test_teacher_cannot_pair_a_device_for_another_school(app, redis_client, world):
