@@ -212,12 +212,14 @@ def void_badges_for_people(db: Session, client: redis.Redis, person_ids: Iterabl
     """Void the badges of these people (disabled or removed by the roster); return how many
     people had any. For trusted callers such as the roster importer: no permission check."""
     ids = sorted(set(person_ids))
-    total = 0
+    revoked = []
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        total += _void(db, client, (Badge.person_id.in_(chunk),), reason=reason, actor=actor,
-                       clock=clock)
-    return total
+        # Every badge in the database first: Redis failing below must not leave some working.
+        revoked += _revoke(db, (Badge.person_id.in_(ids[start:start + 500]),), reason=reason,
+                           actor=actor, now=clock())
+        db.commit()
+    end_sessions_of_revoked(client, revoked)
+    return len({person_id for _, person_id in revoked})
 
 
 def void_badges_for_section(db: Session, client: redis.Redis, section: Section, *,

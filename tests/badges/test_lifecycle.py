@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.auth.services import set_password
@@ -195,6 +195,31 @@ def test_void_badges_for_people_voids_and_ends_badge_sessions(redis_client, worl
     assert kiosk.scan(ada).status_code == 403
     assert kiosk.scan(alan).status_code == 200
     assert _active(world.student) == []
+
+
+def test_voiding_many_people_voids_every_badge_even_when_redis_fails(redis_client, world):
+    # The roster importer voids the badges of everyone it disabled, 500 people at a time. Redis
+    # going away while their sessions end must not leave the later badges working.
+    import redis
+
+    from portal.devserver import free_port
+    from portal.models import Person, Role
+    now = datetime.now(timezone.utc)
+    people = [Person(sourced_id=f"many{i}", role=Role.student, username=f"many{i}", given_name="M",
+                     family_name="Any", preferred_name="", email="", student_number="", grades="01",
+                     enabled=False, district_id=world.student.district_id) for i in range(501)]
+    db.session.add_all(people)
+    db.session.flush()
+    db.session.add_all(Badge(person_id=p.id, school_id=world.school.id, token_hash=f"{p.id:064d}",
+                             kind=BadgeKind.permanent, issued_at=now, expires_at=now + timedelta(days=9))
+                       for p in people)
+    db.session.commit()
+    gone = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    with pytest.raises(redis.RedisError):
+        services.void_badges_for_people(db.session, gone, [p.id for p in people], "disabled")
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Badge)
+                             .where(Badge.revoked_at.is_(None))) == 0
 
 
 def test_removed_student_takes_their_badges_along(redis_client, world):
