@@ -67,9 +67,12 @@ class _Leaving(NamedTuple):
     """People whose sessions the import ends: by person id."""
     removed: list[int]
     lost: list[int]  # were enabled students; now disabled or not students: badges go
+    # Students who leave a school: a badge works only at its school, so its sessions end (the
+    # badge itself stays, refused at sign-in, and works again if they come back).
+    moved: tuple[int, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.removed or self.lost)
+        return bool(self.removed or self.lost or self.moved)
 
 
 def _leaving(plan: Plan, state: State) -> _Leaving:
@@ -78,14 +81,16 @@ def _leaving(plan: Plan, state: State) -> _Leaving:
     lost = [row["id"] for row in plan.people.updates
             if (not row["enabled"] or row["role"] != "student")
             and before[row["id"]][1] == "student" and before[row["id"]][-1]]
-    return _Leaving(list(plan.people.deletes), lost)
+    moved = tuple(sorted({state.people[person][0] for person, _ in plan.memberships_removed
+                    if person in state.people and state.people[person][1] == "student"}))
+    return _Leaving(list(plan.people.deletes), lost, moved)
 
 
 def _sign_out(client: redis.Redis, leaving: _Leaving) -> None:
     """End the sessions of people the import removes or turns away."""
     for person_id in leaving.removed:
         end_sessions_for(client, person_id)
-    for person_id in leaving.lost:
+    for person_id in [*leaving.lost, *leaving.moved]:
         end_badge_sessions(client, person_id)
 
 
@@ -99,12 +104,14 @@ def _sign_out_after_commit(db: Session, client: redis.Redis, leaving: _Leaving) 
         if leaving.lost:  # ends their badge sessions again, too
             void_badges_for_people(db, client, leaving.lost,
                                    reason="roster: disabled or not a student")
+        for person_id in leaving.moved:
+            end_badge_sessions(client, person_id)
     except redis.RedisError as e:
         # The roster is committed and every session older than the import has ended; only one
         # started during it may be left.
         log.warning("roster import: Redis went away after the commit (%s); sessions started "
-                    "during the import by %d removed or disabled people may remain",
-                    type(e).__name__, len(leaving.removed) + len(leaving.lost))
+                    "during the import by %d removed, disabled or moved people may remain",
+                    type(e).__name__, len(leaving.removed) + len(leaving.lost) + len(leaving.moved))
 
 
 def _import(db: Session, path: Path | str, progress: Progress | None,
@@ -139,5 +146,5 @@ def _require_redis(action: Callable[[], object]) -> None:
         action()
     except redis.RedisError:
         raise RosterError(["Redis (the session store) cannot be reached, and this import "
-                           "removes or disables people whose sessions must end at once; start "
+                           "removes, disables or moves people whose sessions must end at once; start "
                            "Redis and import again"]) from None

@@ -1,10 +1,13 @@
-"""The roster and badges meet: a student the roster disables or removes loses their badge."""
+"""The roster and badges meet: a student the roster disables or removes loses their badge; one
+who leaves the badge's school is signed out of the badge sessions there."""
 from sqlalchemy import select
 
 from portal.badges.services import issue_badge
 from portal.models import Person
 from portal.models.badges import Badge
+from portal.models import School
 from portal.roster.importer import import_roster
+from tests.badges.conftest import enroll_kiosk
 
 
 def _active_badges(db, username):
@@ -38,3 +41,26 @@ def test_removed_student_badge_goes_with_them(db_session, redis_client, bundles,
     roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] != "u1"]
     import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
     assert db_session.scalar(select(Badge).where(Badge.person_id == ada_id)) is None
+
+
+def test_student_who_leaves_the_badges_school_is_signed_out_there(app, db_session, redis_client,
+                                                                   bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    ada = db_session.scalar(select(Person).where(Person.username == "ada.lovelace"))
+    grace = db_session.scalar(select(Person).where(Person.username == "grace.hopper"))
+    maple = db_session.scalar(select(School).where(School.sourced_id == "s1"))
+    tokens = {p.username: issue_badge(db_session, redis_client, p).token for p in (ada, grace)}
+    kiosks = {name: enroll_kiosk(app, redis_client, maple) for name in tokens}
+    for name, kiosk in kiosks.items():
+        assert kiosk.sign_in(tokens[name]).status_code == 302
+        assert kiosk.browser.get("/badges/home").status_code == 200
+
+    # Ada moves to Lincoln Middle; Grace stays.
+    roster_rows["users"][0]["orgSourcedIds"] = "s2"
+    roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] != "u1"]
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+
+    assert kiosks["ada.lovelace"].browser.get("/badges/home").status_code == 302
+    assert kiosks["grace.hopper"].browser.get("/badges/home").status_code == 200
+    assert kiosks["ada.lovelace"].scan(tokens["ada.lovelace"]).status_code == 403
+    assert len(_active_badges(db_session, "ada.lovelace")) == 1  # works again if she comes back

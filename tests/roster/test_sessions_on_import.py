@@ -102,7 +102,7 @@ def test_import_that_signs_people_out_is_refused_without_redis(
         import_roster(db_session, bundles.write(roster_rows), redis_client=unreachable_redis)
 
     assert caught.value.problems == [
-        "Redis (the session store) cannot be reached, and this import removes or disables people "
+        "Redis (the session store) cannot be reached, and this import removes, disables or moves people "
         "whose sessions must end at once; start Redis and import again"]
     assert snapshot(db_session) == before
 
