@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import redis
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
@@ -123,25 +124,40 @@ def badges_sheet(section_id, out, paper):
     This reissues their badges: the cards they have now stop working at once.
     The PDF holds live badges: print it, then delete it.
     """
+    from portal.badges.services import finish_issuing
     from portal.badges.sheets import print_section_badges, write_private_file
     from portal.db import db
     section = _section(section_id)
     settings = current_app.config["SETTINGS"]
+    client = current_app.extensions["redis"]
     made = []
 
     def make() -> bytes:
-        made.append(print_section_badges(db.session, current_app.extensions["redis"], section,
-                                         paper=paper, default_expires=settings.badge_expires,
-                                         zone=settings.zone))
+        # Not committed yet: the old cards keep working until the new sheet is safely written.
+        made.append(print_section_badges(db.session, client, section, paper=paper,
+                                         default_expires=settings.badge_expires,
+                                         zone=settings.zone, commit=False))
         return made[0].pdf
 
     try:
+        # The old cards' sessions end in Redis: it must be there before anything changes.
+        client.ping()
         write_private_file(out, make)
+        db.session.commit()
     except PortalError as e:
         _fail(f"{e.title}: {e.advice}" if e.advice else e.title)
     except OSError as e:
-        _fail(f"cannot write {out}: {e.strerror or e}")
+        _fail(f"cannot write {out}: {e.strerror or e}; nothing changed")
+    except redis.RedisError:
+        _fail("Redis (the session store) cannot be reached; start it and try again. Nothing changed")
+    finally:
+        db.session.rollback()  # after a commit: nothing; else the new badges go
     sheet = made[0]
+    try:
+        finish_issuing(client, list(sheet.issued))
+    except redis.RedisError:
+        click.echo("warning: Redis went away: a session begun with an old card may last until "
+                   "its idle time-out", err=True)
     click.echo(f"wrote {sheet.badges} new badge{'s' if sheet.badges != 1 else ''} "
                f"({sheet.pages} page{'s' if sheet.pages != 1 else ''}, {paper}) for "
                f"{section.title} at {section.school.name} to {out}; their old badges no longer work")

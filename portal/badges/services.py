@@ -6,7 +6,7 @@ Tokens are returned once, in IssuedBadge, and never stored: the database holds t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Iterable
 
@@ -48,6 +48,8 @@ class IssuedBadge:
     person: Person
     badge: Badge
     token: str
+    # (badge id, owner id) of the badges it replaced, whose sessions end once it is committed
+    replaced: list = field(default_factory=list, repr=False)
 
 
 def _require(allowed: bool) -> None:
@@ -103,7 +105,7 @@ def issue_badge(db: Session, client: redis.Redis, student: Person, *, school: Sc
 
 def _issue(db: Session, client: redis.Redis, student: Person, *, school: School | None,
            actor: Person | None, temporary_hours: int | None, default_expires: str,
-           clock: Clock, zone: tzinfo = timezone.utc) -> IssuedBadge:
+           clock: Clock, zone: tzinfo = timezone.utc, commit: bool = True) -> IssuedBadge:
     if student.role is not Role.student:
         raise BadgeError("Badges are for students", "Staff sign in with their password.")
     if not student.enabled:
@@ -139,16 +141,21 @@ def _issue(db: Session, client: redis.Redis, student: Person, *, school: School 
     audit.record("badge_issued", person=student, actor=actor, commit=False,
                  data={"badge_id": badge.id, "kind": kind.value, "school_id": school.id,
                        "expires_at": expires_at.isoformat()})
-    db.commit()
-    end_sessions_of_revoked(client, replaced)
-    return IssuedBadge(student, badge, token)
+    if commit:
+        db.commit()
+        end_sessions_of_revoked(client, replaced)
+    return IssuedBadge(student, badge, token, replaced)
 
 
 def issue_badges_for_section(db: Session, client: redis.Redis, section: Section, *,
                              actor: Person | None = None, default_expires: str = "07-31",
-                             zone: tzinfo = timezone.utc, clock: Clock = utcnow) -> list[IssuedBadge]:
+                             zone: tzinfo = timezone.utc, clock: Clock = utcnow,
+                             commit: bool = True) -> list[IssuedBadge]:
     """Issue (or reissue) permanent badges for every student of the section whose grade uses
-    badges, in name order: what a printed sheet needs. Old cards stop working at once."""
+    badges, in name order: what a printed sheet needs. Old cards stop working at once.
+
+    All of them or none: one transaction. With commit=False the caller commits it (once the
+    sheet is safely written) and then calls finish_issuing."""
     if actor is not None:
         _require(may_manage_section(db, actor, section))
     policy = policy_for(db, section.school_id)
@@ -161,10 +168,22 @@ def issue_badges_for_section(db: Session, client: redis.Redis, section: Section,
     for student in students:
         if not policy.allows(student) or db.get(PersonSchool, (student.id, section.school_id)) is None:
             continue
-        issued.append(_issue(db, client, student, school=section.school, actor=actor,
-                             temporary_hours=None, default_expires=default_expires, zone=zone,
-                             clock=clock))
+        try:
+            issued.append(_issue(db, client, student, school=section.school, actor=actor,
+                                 temporary_hours=None, default_expires=default_expires, zone=zone,
+                                 clock=clock, commit=False))
+        except BaseException:
+            db.rollback()
+            raise
+    if commit:
+        db.commit()
+        finish_issuing(client, issued)
     return issued
+
+
+def finish_issuing(client: redis.Redis, issued: list[IssuedBadge]) -> None:
+    """After new badges were committed: end the sessions of the cards they replaced."""
+    end_sessions_of_revoked(client, [pair for one in issued for pair in one.replaced])
 
 
 def _revoke(db: Session, where: tuple, *, reason: str, actor: Person | None,

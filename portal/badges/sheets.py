@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.badges.expiry import Clock, utcnow
 from portal.badges.permissions import may_manage_section
-from portal.badges.services import BadgeError, NotPermitted, issue_badges_for_section
+from portal.badges.services import BadgeError, NotPermitted, finish_issuing, issue_badges_for_section
 from portal.badges.token import looks_like_badge
 from portal.models import Person, Section
 
@@ -108,6 +108,7 @@ class Sheet:
     pdf: bytes = field(repr=False)
     badges: int
     pages: int
+    issued: tuple = field(default=(), repr=False)  # for finish_issuing, after the commit
 
 
 def badge_name(person: Person) -> str:
@@ -217,12 +218,13 @@ def render_sheet(badges: Sequence[SheetBadge], paper: str = "letter",
 def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
                          actor: Person | None = None, paper: str = "letter",
                          default_expires: str = "07-31", zone: tzinfo = timezone.utc,
-                         clock: Clock = utcnow) -> Sheet:
+                         clock: Clock = utcnow, commit: bool = True) -> Sheet:
     """Issue new badges for the section's badge students and return their sheet.
 
     Every student on the sheet gets a new badge: their old card stops working at once. Nothing
     changes when the paper is unknown, the actor may not manage the section, or no student of
-    the section uses a badge.
+    the section uses a badge. With commit=False nothing is committed: the caller commits once
+    the sheet is safely kept (or rolls back), then calls services.finish_issuing(sheet.issued).
     """
     if paper not in PAPERS:
         raise SheetError("Choose letter or A4 paper", "Use --paper letter or --paper a4.")
@@ -230,16 +232,25 @@ def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
         raise NotPermitted()
     check_fonts()
     issued = issue_badges_for_section(db, client, section, actor=actor,
-                                      default_expires=default_expires, zone=zone, clock=clock)
-    if not issued:
-        raise SheetError(f"No student in {section.title} uses a badge",
-                         "Badges are for the grades in the school's badge policy.")
-    school = section.school.name
-    pdf = render_sheet([SheetBadge(i.token, badge_name(i.person), school) for i in issued], paper)
-    audit.record("badge_sheet_printed", actor=actor, data={
-        "section_id": section.id, "students": len(issued), "paper": paper})
-    pages = -(-len(issued) // AVERY_22806.per_page)
-    return Sheet(pdf, len(issued), pages)
+                                      default_expires=default_expires, zone=zone, clock=clock,
+                                      commit=False)
+    try:
+        if not issued:
+            raise SheetError(f"No student in {section.title} uses a badge",
+                             "Badges are for the grades in the school's badge policy.")
+        school = section.school.name
+        pdf = render_sheet([SheetBadge(i.token, badge_name(i.person), school) for i in issued],
+                           paper)
+        audit.record("badge_sheet_printed", actor=actor, commit=False, data={
+            "section_id": section.id, "students": len(issued), "paper": paper})
+    except BaseException:
+        db.rollback()
+        raise
+    sheet = Sheet(pdf, len(issued), -(-len(issued) // AVERY_22806.per_page), tuple(issued))
+    if commit:
+        db.commit()
+        finish_issuing(client, issued)
+    return sheet
 
 
 def write_private_file(path: Path, make: Callable[[], bytes]) -> None:

@@ -208,6 +208,59 @@ def test_sheet_command_checks_the_output_before_reissuing(runner, redis_client, 
     assert kiosk.scan(token).status_code == 200  # nothing was reissued
 
 
+def test_a_sheet_that_cannot_be_written_reissues_nothing(runner, redis_client, world, kiosk,
+                                                         tmp_path, monkeypatch):
+    # The disk fills up while the sheet is written: the cards in the students' pockets must
+    # keep working, as the message says, since no sheet of new ones exists.
+    import errno
+
+    import portal.badges.sheets as sheets
+    old = issue(redis_client, world.student)
+    opened = sheets.os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sheets.os, "fdopen", lambda fd, mode: Full(opened(fd, mode)))
+    out = tmp_path / "room4.pdf"
+    result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(out)])
+    assert result.exit_code != 0
+    assert "No space left on device; nothing changed" in result.output
+    assert list(tmp_path.iterdir()) == []
+    assert kiosk.scan(old).status_code == 200
+    assert db.session.scalar(select(Event).where(Event.kind == "badge_issued")
+                             .where(Event.person_id == world.classmate.id)) is None
+
+
+def test_a_sheet_without_redis_is_refused_before_anything_changes(app, runner, redis_client,
+                                                                   world, kiosk, tmp_path):
+    import redis
+
+    from portal.devserver import free_port
+    old = [issue(redis_client, p) for p in (world.student, world.classmate)]
+    app.extensions["redis"] = redis.Redis(host="127.0.0.1", port=free_port(),
+                                          socket_connect_timeout=1)
+    try:
+        result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(tmp_path / "x.pdf")])
+    finally:
+        app.extensions["redis"] = redis_client
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit
+    assert result.output.strip() == ("Error: Redis (the session store) cannot be reached; start it "
+                                     "and try again. Nothing changed")
+    assert list(tmp_path.iterdir()) == []
+    assert [kiosk.scan(token).status_code for token in old] == [200, 200]
+
+
 def test_sheet_command_writes_through_a_link_to_the_file_it_names(runner, world, tmp_path):
     target = tmp_path / "sheets" / "room4.pdf"
     target.parent.mkdir()
