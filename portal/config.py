@@ -401,8 +401,10 @@ def flask_config(settings: Settings) -> dict:
         # A server database can drop idle connections (a restart, a proxy's time-out): test each
         # one as it leaves the pool. A SQLite file cannot, and the test would cost a statement
         # on every request.
-        "SQLALCHEMY_ENGINE_OPTIONS": {} if settings.database_url.startswith("sqlite") else
-        {"pool_pre_ping": True},
+        # A failed statement's error names no values: they can be password, PIN or picture
+        # hashes, or a student's data, and the error reaches the log.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True} |
+        ({} if settings.database_url.startswith("sqlite") else {"pool_pre_ping": True}),
         "REDIS_URL": settings.redis_url,
         "TESTING": settings.env == "testing",
         "SESSION_COOKIE_NAME": "portal_session",

@@ -145,3 +145,17 @@ def test_instance_folder_is_made_private(tmp_path):
     shared.chmod(0o755)
     private_folder(shared)  # an existing folder keeps the mode its owner gave it
     assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+
+
+def test_a_failed_statement_names_no_values(app):
+    # Its error reaches the log: the values can be password, PIN or picture hashes.
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from portal.db import db
+    with app.app_context():
+        with pytest.raises(DBAPIError) as caught:
+            db.session.execute(text("INSERT INTO no_such_table VALUES (:x)"), {"x": "hash-of-a-pin"})
+        db.session.rollback()
+    assert "hash-of-a-pin" not in str(caught.value)
+    assert "no_such_table" in str(caught.value)
