@@ -126,7 +126,11 @@ def sign_in(person: Person, method: str) -> None:
     session.rotate()
     login_user(person)
     session["auth_method"] = method
-    session["auth_time"] = int(datetime.now(timezone.utc).timestamp())
+    now = datetime.now(timezone.utc).timestamp()
+    session["auth_time"] = int(now)
+    # The same instant to the millisecond: "signed in after that request arrived" (SAML
+    # ForceAuthn) must tell apart a sign-in and a request in the same second.
+    session["auth_ms"] = int(now * 1000)
     # A new CSRF token for the new session, stored in the same write (the form built earlier
     # in this request cached the old one in g).
     g.pop("csrf_token", None)

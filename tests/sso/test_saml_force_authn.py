@@ -38,6 +38,26 @@ def test_force_authn_asks_a_signed_in_student_for_the_password_again(client, aut
     assert answer.is_authenticated(), answer.get_errors()
 
 
+def test_force_authn_by_post_asks_for_a_fresh_sign_in_too(client, auth, saml_world):
+    # The app's form posts from its own site: the browser sends no SameSite=Lax cookie with it,
+    # so /saml/sso sees no session at all. The way back (/saml/resume, a top-level GET) carries
+    # the student's session again, and must still ask for a fresh sign-in.
+    auth.login()
+    fields, request_id = saml_world.peer.post_login(force_authn=True, sign=True)
+    cookie = client.get_cookie("portal_session").value
+    client.delete_cookie("portal_session")
+    posted = client.post("/saml/sso", data=fields)
+    assert posted.status_code == 303 and posted.headers["Location"].endswith("/saml/resume")
+    client.set_cookie("portal_session", cookie)
+    html = _is_sign_in_again(client.get("/saml/resume"))
+
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    client.post("/login", data={"username": "ada.lovelace", "password": "correct horse battery",
+                                "csrf_token": token, "next": "/saml/resume"})
+    form = saml_response_of(client.get("/saml/resume"))
+    assert saml_world.peer.consume(form.fields["SAMLResponse"], request_id).is_authenticated()
+
+
 def test_without_force_authn_the_signed_in_student_is_answered_at_once(client, auth, saml_world):
     auth.login()
     path, request_id = saml_world.peer.redirect_login()

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import logging
+import time
 from datetime import datetime, timezone
 
 from flask import current_app, make_response, redirect, render_template, request, session, url_for
@@ -138,16 +139,22 @@ def _park_pending(accepted: AcceptedRequest, app: App):
     pending = {"app_id": app.id, "request_id": accepted.request.id, "acs_url": accepted.acs_url,
                "relay_state": accepted.relay_state, "is_passive": accepted.request.is_passive,
                "requested_context": requested.as_json() if requested else None,
-               # ForceAuthn: only a sign-in after this request answers it. Every sign-in starts
-               # a session with a new id, so "the session is not this one" is exactly that.
-               "sign_in_again": _session_mark() if accepted.request.force_authn else None}
+               # ForceAuthn: only a sign-in after this request arrived answers it. By time, not
+               # by session: a POSTed request arrives without our (SameSite=Lax) cookie, so the
+               # session seen here is not the student's.
+               "sign_in_after": _now_ms() if accepted.request.force_authn else None}
     return slo.keep_for_browser(PENDING_PREFIX, PENDING_COOKIE, pending, c.PENDING_TTL_SECONDS,
                                 "saml.resume")
 
 
-def _session_mark() -> str:
-    """A mark of this browser's current session (a digest: the id itself stays in the cookie)."""
-    return hashlib.sha256(f"saml-force-authn|{session.sid}".encode()).hexdigest()[:32]
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _signed_in_before(instant_ms: int) -> bool:
+    """True when the student's sign-in happened before `instant_ms` (or when is not known)."""
+    signed_in = session.get("auth_ms")
+    return not isinstance(signed_in, int) or signed_in < instant_ms
 
 
 def continue_sp_initiated(accepted: AcceptedRequest, app: App):
@@ -197,7 +204,7 @@ def resume_sp_initiated():
             return _forget_pending(answer_status(pending["acs_url"], pending["request_id"],
                                                  pending["relay_state"], app.name, c.STATUS_NO_PASSIVE))
         return redirect(url_for("auth.login", next=url_for("saml.resume")))
-    if pending.get("sign_in_again") == _session_mark():
+    if pending.get("sign_in_after") is not None and _signed_in_before(pending["sign_in_after"]):
         # ForceAuthn: the app wants the student to sign in again now (password, or badge).
         return sign_in_again(app.name, url_for("saml.resume"))
     if not client.delete(key):
