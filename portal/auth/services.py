@@ -17,6 +17,7 @@ from portal.auth.passwords import (
 )
 from portal.errors import PortalError
 from portal.models import Person
+from portal.models.roster import canonical_username
 from portal.ratelimit import AddressLimiter, RateLimiter
 from portal.sessions import end_sessions_for
 
@@ -40,8 +41,9 @@ class TooManyFailedLogins(PortalError):
 
 
 def normalize_username(username: str) -> str:
-    """Usernames are stored lower-case (the importer does the same), so lookups use the index."""
-    return username.strip().lower()[:255]
+    """Usernames are stored lower-case and composed (the importer does the same), so lookups use
+    the index."""
+    return canonical_username(username.strip())[:255]
 
 
 class LoginLimits:

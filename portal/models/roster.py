@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import unicodedata
 from datetime import datetime
 
 from sqlalchemy import (
@@ -25,6 +26,12 @@ class Role(str, enum.Enum):
 
 ROLE_ENUM = Enum(Role, name="person_role", native_enum=False, length=20,
                  values_callable=lambda e: [m.value for m in e])
+
+
+def canonical_username(text: str) -> str:
+    """A username as stored and looked up: lower case, composed (NFC). "José" typed on a keyboard
+    and "Jose" + combining acute from an export are then one name, not two accounts."""
+    return unicodedata.normalize("NFC", text.lower())
 
 
 class District(Base):

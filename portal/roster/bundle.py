@@ -29,12 +29,16 @@ MAX_FILE_BYTES = 2 << 30
 # spreadsheet's copy and paste leaves in a title, so it passes; a line break (legitimate in a
 # free-text column the portal ignores) does not pass in the columns it reads, which all hold one
 # line: ids, usernames, names, titles, codes. NUL cannot even be stored on PostgreSQL.
-_CONTROL_IN_CELL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+# U+FFFE and U+FFFF are no characters at all (a UTF-16 export read the wrong way round leaves
+# them): XML cannot carry them, so a SAML app could not be told the name.
+_CONTROL_IN_CELL = re.compile("[\x00-\x08\x0a-\x1f\x7f\ufffe\uffff]")
 # The same, less the line breaks that end rows: if a file has none of these, only a line break
 # inside a quoted value can be there, and a row that spans lines shows it. Looked for one by
 # one with `in`, three times as fast as the pattern over a file of half a million rows.
-_CONTROLS_IN_TEXT = tuple(map(chr, (*range(0x09), 0x0b, 0x0c, *range(0x0e, 0x20), 0x7f)))
-_CONTROL_NAMES = {"\x00": "NUL", "\n": "line break", "\r": "line break"}
+_CONTROLS_IN_TEXT = tuple(map(chr, (*range(0x09), 0x0b, 0x0c, *range(0x0e, 0x20), 0x7f,
+                                     0xfffe, 0xffff)))
+_CONTROL_NAMES = {"\x00": "NUL", "\n": "line break", "\r": "line break",
+                  "\ufffe": "character that is not text", "\uffff": "character that is not text"}
 
 # Grow the csv module's field limit: a class with many term or grade codes is still one field.
 csv.field_size_limit(1 << 24)

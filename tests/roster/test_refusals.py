@@ -322,3 +322,53 @@ def test_a_username_that_grows_past_the_limit_in_lower_case_is_refused(db_sessio
     assert refused(db_session, bundles.write(roster_rows)) == [
         "users.csv line 2: username is longer than 255 characters in lower case"]
     assert snapshot(db_session) == imported
+
+
+@pytest.mark.parametrize("name", ["ada\u00a0lovelace", "ada\u200b.lovelace", "ada\u202e.x",
+                                  "ada\x85x", "ada\u2028x"])
+def test_a_username_nobody_could_type_is_refused(db_session, bundles, roster_rows, imported, name):
+    # Found by review: a no-break space pasted from a spreadsheet, a zero-width space, a
+    # direction mark, NEL or a line separator made an account no sign-in and no lookup could find.
+    roster_rows["users"][0]["username"] = name
+    [problem] = refused(db_session, bundles.write(roster_rows))
+    bad = next(c for c in name if not c.isprintable())
+    assert problem == (f"users.csv line 2: username holds a character that cannot be typed "
+                       f"(U+{ord(bad):04X}); fix it in the student information system and export again")
+    assert snapshot(db_session) == imported
+
+
+def test_a_value_holding_a_character_that_is_not_text_is_refused(db_session, bundles, roster_rows,
+                                                                 imported):
+    # Found by review: U+FFFE (a UTF-16 export read the wrong way round) was stored, and every
+    # SAML launch of that student failed, as XML cannot carry it.
+    roster_rows["users"][0]["givenName"] = "Ada\ufffe"
+    assert refused(db_session, bundles.write(roster_rows)) == [
+        "users.csv line 2: givenName holds a character that is not text (0xFFFE); remove it in "
+        "the student information system and export again"]
+    assert snapshot(db_session) == imported
+
+
+def test_a_composed_and_a_decomposed_username_are_one_name(db_session, bundles, roster_rows,
+                                                           imported, client, auth, redis_client):
+    # "José" from one export and "Jose" + a combining acute from another look the same: one
+    # clash, not two accounts; and a keyboard's composed "José" signs in to the decomposed one.
+    import unicodedata
+
+    from sqlalchemy import select
+
+    from portal.auth.services import set_password
+    from portal.models import Person
+    composed, decomposed = (unicodedata.normalize(form, "José.Garcia") for form in ("NFC", "NFD"))
+    roster_rows["users"][0]["username"] = composed
+    roster_rows["users"][1]["username"] = decomposed
+    assert refused(db_session, bundles.write(roster_rows)) == [
+        'users.csv line 3: username "josé.garcia" is also used on line 2 '
+        "(usernames are compared without regard to case)"]
+
+    roster_rows["users"][1]["username"] = "grace.hopper"
+    roster_rows["users"][0]["username"] = decomposed
+    import_roster(db_session, bundles.write(roster_rows))
+    ada = db_session.scalar(select(Person).where(Person.sourced_id == "u1"))
+    assert ada.username == "josé.garcia" == unicodedata.normalize("NFC", ada.username)
+    set_password(db_session, redis_client, ada, "correct horse battery")
+    assert auth.login(username=composed).status_code == 302
