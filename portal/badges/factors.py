@@ -11,7 +11,8 @@ import re
 from typing import Sequence
 
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Row, case, literal, true, update
+from sqlalchemy import Row, case, literal, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -100,17 +101,29 @@ def is_locked(db: Session, person: Person) -> bool:
 
 
 def set_factor(db: Session, person: Person, kind: FactorKind, secret_hash: str, *,
-               clock: Clock = utcnow) -> None:
-    """Store the factor the student chose (already hashed with hash_factor)."""
-    row = factor_row(db, person) or BadgeFactor(person_id=person.id)
-    if kind is FactorKind.pin:
-        row.pin_hash = secret_hash
-    else:
-        row.picture_hash = secret_hash
-    row.updated_at = clock()
-    db.add(row)
+               clock: Clock = utcnow) -> bool:
+    """Store the factor the student chose (already hashed with hash_factor), only if none is set:
+    False, and nothing changed, when one is (chosen a moment ago at another device)."""
+    column = BadgeFactor.pin_hash if kind is FactorKind.pin else BadgeFactor.picture_hash
+    now = clock()
+    stored = db.execute(update(BadgeFactor)
+                        .where(BadgeFactor.person_id == person.id, column.is_(None))
+                        .values({column: secret_hash, BadgeFactor.updated_at: now})
+                        .execution_options(synchronize_session=False)).rowcount
+    if not stored:
+        if db.scalar(select(BadgeFactor.person_id).where(BadgeFactor.person_id == person.id)):
+            db.rollback()  # the row is there and holds one already
+            return False
+        db.add(BadgeFactor(person_id=person.id, updated_at=now, **{column.key: secret_hash}))
+        try:
+            db.flush()
+        except IntegrityError:  # made at the same moment elsewhere
+            db.rollback()
+            return False
     audit.record("badge_factor_set", person=person, commit=False, data={"factor": kind.value})
     db.commit()
+    db.expire_all()
+    return True
 
 
 def _unlocked_row(person: Person):

@@ -87,7 +87,14 @@ def second_factor():
             session[flow.PENDING] = data
             return _page(kind, "choose", status=400, error=BadFactorChoice(
                 "Those didn't match", "Choose again, then do the same once more."))
-        set_factor(db.session, person, kind, data["new_hash"], clock=flow.app_clock())
+        if not set_factor(db.session, person, kind, data["new_hash"], clock=flow.app_clock()):
+            # Chosen a moment ago at another device: that one stands, and it is asked for.
+            data.pop("new_hash", None)
+            session[flow.PENDING] = data
+            return redirect(url_for("badges.second_factor"))
+        # Only the badge proved who this is (amr, AuthnContext): the PIN or pictures were
+        # chosen now, not checked. The next sign-in asks for them.
+        method = "badge"
     else:
         try:
             check_factor(db.session, flow.limits().factor, person, badge.id, kind, value,
@@ -97,7 +104,8 @@ def second_factor():
         except FactorLocked:
             session.pop(flow.PENDING, None)
             return redirect(url_for("badges.locked"))
-    flow.finish_sign_in(person, badge, data.get("device_id"), METHODS[kind])
+        method = METHODS[kind]
+    flow.finish_sign_in(person, badge, data.get("device_id"), method)
     return redirect(local_path(data.get("next")) or url_for("badges.home"))
 
 
