@@ -54,8 +54,14 @@ def test_password_students_still_get_the_password_form(client, auth, oidc_world)
 def test_badge_with_pictures_says_picture_not_pin(app, redis_client, oidc_world):
     set_policy(db.session, oidc_world.school, second_factor_grades="02", factor="picture")
     kiosk = enroll_kiosk(app, redis_client, oidc_world.school)
-    kiosk.sign_in(issue(redis_client, oidc_world.student))
+    token = issue(redis_client, oidc_world.student)
+    kiosk.sign_in(token)
     _pictures(kiosk.browser, "cat", "boat", "star")  # chosen at the first sign-in, then confirmed
+    assert _pictures(kiosk.browser, "cat", "boat", "star").headers["Location"] == "/badges/home"
+    code, verifier, _ = get_code(kiosk.browser, oidc_world)
+    tokens = exchange(kiosk.api, oidc_world, code, verifier)
+    assert _claims(tokens.json["id_token"])["amr"] == ["badge"]  # chosen, not yet checked
+    kiosk.sign_in(token)
     assert _pictures(kiosk.browser, "cat", "boat", "star").headers["Location"] == "/badges/home"
     code, verifier, _ = get_code(kiosk.browser, oidc_world)
     tokens = exchange(kiosk.api, oidc_world, code, verifier)
