@@ -16,6 +16,8 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 
 COOKIE = "portal_continue"
 SECONDS = 5 * 60
+# The longest path the sign-in page carries on (in its address, then a hidden field).
+MAX_PATH = 2048
 
 
 def local_path(target: str | None) -> str | None:
@@ -24,7 +26,7 @@ def local_path(target: str | None) -> str | None:
     Only local paths: an open redirect would make the portal a phishing tool. Browsers read
     "/\\evil" as "//evil" and drop tabs and newlines, so those are refused too.
     """
-    if (target and len(target) <= 2048 and target.startswith("/") and not target.startswith("//")
+    if (target and len(target) <= MAX_PATH and target.startswith("/") and not target.startswith("//")
             and "\\" not in target and target.isprintable() and " " not in target):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:

@@ -253,6 +253,10 @@ def test_a_token_request_authenticates_one_way_only(client, auth, oidc_world):
     code, verifier, _ = get_code(client, oidc_world)
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
     for extra, basic in (({"client_secret": oidc_world.client_secret}, _basic(oidc_world, "wrong")),
+                         # Found by review: a stray character werkzeug's strict base64 refuses
+                         # and Authlib's lenient one reads passed the check, then fell back.
+                         ({"client_id": oidc_world.client_id, "client_secret": oidc_world.client_secret},
+                          _basic(oidc_world, "wrong") + "!"),
                          ({"client_secret": oidc_world.client_secret}, _basic(oidc_world)),
                          ({"client_id": "someone-else"}, _basic(oidc_world))):
         refused = client.post("/oidc/token", data={**form, **extra}, headers={"Authorization": basic})
@@ -362,3 +366,50 @@ def test_an_id_token_hint_names_whom_the_app_expects(app, client, auth, roster, 
                                                         other_app, other_app.client_id, other_secret))
     response = client.get(authorize_url(oidc_world, id_token_hint=adas_elsewhere))
     assert query_of(response.headers["Location"])["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("name, values", [("prompt", ["none", "login"]), ("nonce", ["a", "b"]),
+                                          ("max_age", ["0", "9999"]), ("response_mode", ["query", "query"]),
+                                          ("login_hint", ["x", "y"])])
+def test_a_sign_in_parameter_sent_twice_is_refused(client, auth, oidc_world, name, values):
+    # Found by review: Authlib read the first of these, so prompt=none&prompt=login got a code
+    # without the fresh sign-in one of them asks for.
+    auth.login()
+    url = authorize_url(oidc_world) + "".join(f"&{name}={v}" for v in values)
+    params = at_redirect(client.get(url))
+    assert params["error"] == "invalid_request" and params["error_description"] == f"{name} may be sent only once."
+    assert "code" not in params
+
+
+def test_a_request_too_long_to_come_back_from_sign_in_is_told_so(client, oidc_world):
+    # Found by review: the sign-in page dropped a `next` longer than it carries, so the student
+    # landed on the tiles and the app heard nothing. The app hears why, before any sign-in.
+    long = client.get(authorize_url(oidc_world, state="s" * 1900))
+    params = at_redirect(long)
+    assert params["error"] == "invalid_request" and "too long" in params["error_description"]
+    assert params["state"] == "s" * 1900
+    short = client.get(authorize_url(oidc_world, state="s" * 100))
+    assert short.status_code == 302 and short.headers["Location"].startswith("/login?next=")
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "multipart/form-data"])
+def test_a_token_request_not_form_encoded_is_told_so(client, auth, oidc_world, content_type):
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": verifier}
+    body = {"data": form} if content_type == "multipart/form-data" else {
+        "data": __import__("json").dumps(form) if content_type == "application/json" else "x=1"}
+    refused = client.post("/oidc/token", content_type=content_type,
+                          headers={"Authorization": _basic(oidc_world)}, **body)
+    assert refused.status_code == 400 and refused.json == {
+        "error": "invalid_request",
+        "error_description": "Send the token request as application/x-www-form-urlencoded."}
+    assert client.post("/oidc/token", data=form, headers={"Authorization": _basic(oidc_world)}).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/oidc/token", "/oidc/userinfo"])
+def test_a_body_over_the_limit_gets_oauth_json(client, path):
+    answer = client.post(path, data={"x": "y" * (1024 * 1024 + 10)}, headers={"Authorization": "Bearer x"})
+    assert answer.status_code == 413 and answer.json == {
+        "error": "invalid_request", "error_description": "The request is too large."}

@@ -19,6 +19,7 @@ from flask_login import current_user
 from joserfc import jwt
 
 from portal import access
+from portal.auth import destination
 from portal.auth.views import sign_in_again
 from portal.db import db
 from portal.extensions import csrf
@@ -117,13 +118,19 @@ def _sign_in_state(person, app, data, hinted: str | None) -> SignInState:
     return SignInState(auth_time=session.get("auth_time"), subject=subject, resumed_at=_resumed_at(data))
 
 
-def _send_to_sign_in(person, app, state: SignInState, data, hinted: str | None):
+def _send_to_sign_in(person, app, state: SignInState, data, hinted: str | None, redirect_uri: str):
     params = _request_params()
     marker = _pending_marker(data) or secrets.token_urlsafe(24)
+    next_url = url_for("oidc.authorize") + "?" + urlencode(params + [(RESUME, marker)])
+    if len(next_url) > destination.MAX_PATH:
+        # The sign-in page could not bring it back: the student would land on the tiles and the
+        # app would hear nothing. Tell the app now.
+        raise InvalidRequestError("The request is too long to come back from the sign-in page: "
+                                  "send a shorter state or id_token_hint.",
+                                  redirect_uri=redirect_uri, state=data.get("state"))
     session[PENDING] = marker
     store.save_sign_in_marker(_redis(), marker, _request_digest(params), created=int(time.time()),
                               seconds=RESUME_SECONDS)
-    next_url = url_for("oidc.authorize") + "?" + urlencode(params + [(RESUME, marker)])
     if person is None:
         return redirect(url_for("auth.login", next=next_url))
     # Signed in, but not recently enough (or as someone else): ask again here, for the password
@@ -133,8 +140,19 @@ def _send_to_sign_in(person, app, state: SignInState, data, hinted: str | None):
     return sign_in_again(app.name, next_url, username="" if hinted_other else person.username)
 
 
+# Authlib refuses repeats of the parameters it reads itself; these it reads as the first value
+# (RFC 6749 3.1: "MUST NOT be included more than once"): prompt=none&prompt=login must not
+# slip past the fresh sign-in that one of them asks for.
+_ONCE = ("nonce", "prompt", "max_age", "login_hint", "id_token_hint", "response_mode", "request",
+         "request_uri", "code_challenge_method", "acr_values", "claims", "ui_locales", "display")
+
+
 def _check_extras(data, redirect_uri: str, state: str | None) -> int | None:
     """Refuse what we do not support; return max_age."""
+    for name in _ONCE:
+        if len(request.values.getlist(name)) > 1:
+            raise InvalidRequestError(f"{name} may be sent only once.", redirect_uri=redirect_uri,
+                                      state=state)
     if data.get("request"):
         raise RequestNotSupportedError(redirect_uri=redirect_uri, state=state)
     if data.get("request_uri"):
@@ -170,7 +188,7 @@ def authorize():
                         login_hint=hinted):
             if "none" in scope_list(data.get("prompt")):
                 raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=state)
-            return _send_to_sign_in(person, client.app, sign_in, data, hinted)
+            return _send_to_sign_in(person, client.app, sign_in, data, hinted, grant.redirect_uri)
         # A student never receives a launch for an app that is not granted to them.
         if not access.may_launch(db.session, person, client.app):
             raise AccessDeniedError("This app is not available to this account.",

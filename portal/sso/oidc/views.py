@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import redis
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal import access
 from portal.errors import (
@@ -61,6 +63,16 @@ def _unreadable(e: UnreadableInput):
     if request.endpoint in _APP_SERVER_ENDPOINTS:
         return server.handle_error_response(None, InvalidRequestError(NOT_ALLOWED))
     return plain_error_page(e.status, e.title, e.advice)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(e: RequestEntityTooLarge):
+    """A body over the portal's limit: an app's server reads OAuth's invalid_request (413)."""
+    if request.endpoint in _APP_SERVER_ENDPOINTS:
+        response = server.handle_error_response(None, InvalidRequestError("The request is too large."))
+        response.status_code = 413
+        return response
+    return plain_error_page(413)
 
 
 @bp.errorhandler(RedisUnavailable)
@@ -121,16 +133,21 @@ _TOKEN_PARAMETERS = ("grant_type", "code", "redirect_uri", "code_verifier", "cli
 def _token_request_problem():
     """An error for a token request Authlib would read too kindly (it takes the first of repeated
     parameters, reads the query, and tries a second way of authenticating when the first fails)."""
+    if request.mimetype != "application/x-www-form-urlencoded":
+        # RFC 6749 4.1.3; JSON or text would read as no grant_type at all, a misleading answer.
+        return InvalidRequestError("Send the token request as application/x-www-form-urlencoded.")
     form = request.form
     for name in _TOKEN_PARAMETERS:
         if len(form.getlist(name)) > 1:
             return InvalidRequestError(f"{name} may be sent only once.")
         if name in request.args:
             return InvalidRequestError(f"Send {name} in the request body, not in the address.")
-    basic = request.authorization
-    if basic is not None and basic.type == "basic":
+    # Read as Authlib reads it (its base64 decoding is lenient where werkzeug's is strict): a
+    # header only Authlib could read would otherwise pass here and fall back to the body's.
+    basic_id, _ = extract_basic_authorization(request.headers)
+    if basic_id is not None:
         # RFC 6749 2.3: a client uses one way of authenticating in a request, not two.
-        if "client_secret" in form or ("client_id" in form and form["client_id"] != unquote(basic.username or "")):
+        if "client_secret" in form or ("client_id" in form and form["client_id"] != basic_id):
             return InvalidClientError(description="Authenticate the client one way only.")
     return None
 
