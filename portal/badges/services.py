@@ -230,15 +230,23 @@ def void_badges_for_people(db: Session, client: redis.Redis, person_ids: Iterabl
                            clock: Clock = utcnow) -> int:
     """Void the badges of these people (disabled or removed by the roster); return how many
     people had any. For trusted callers such as the roster importer: no permission check."""
-    ids = sorted(set(person_ids))
-    revoked = []
-    for start in range(0, len(ids), 500):
-        # Every badge in the database first: Redis failing below must not leave some working.
-        revoked += _revoke(db, (Badge.person_id.in_(ids[start:start + 500]),), reason=reason,
-                           actor=actor, now=clock())
-        db.commit()
+    # Every badge in the database first: Redis failing below must not leave some working.
+    revoked = revoke_badges_for_people(db, person_ids, reason, actor=actor, clock=clock)
+    db.commit()
     end_sessions_of_revoked(client, revoked)
     return len({person_id for _, person_id in revoked})
+
+
+def revoke_badges_for_people(db: Session, person_ids: Iterable[int], reason: str, *,
+                             actor: Person | None = None,
+                             clock: Clock = utcnow) -> list[tuple[int, int]]:
+    """Revoke the badges of these people in the caller's transaction (not committed); return
+    (badge id, owner id) of each, for end_sessions_of_revoked once committed."""
+    ids, revoked = sorted(set(person_ids)), []
+    for start in range(0, len(ids), 500):
+        revoked += _revoke(db, (Badge.person_id.in_(ids[start:start + 500]),), reason=reason,
+                           actor=actor, now=clock())
+    return revoked
 
 
 def void_badges_for_section(db: Session, client: redis.Redis, section: Section, *,

@@ -10,7 +10,8 @@ from typing import Callable, NamedTuple
 import redis
 from sqlalchemy.orm import Session
 
-from portal.badges.sessions import end_badge_sessions
+from portal.badges.sessions import end_badge_sessions, end_sessions_of_revoked
+from portal.db import BUSY_TIMEOUT_MS
 from portal.roster.apply import apply_plan
 from portal.roster.diff import Plan, plan_import
 from portal.roster.parse import read_bundle
@@ -49,9 +50,9 @@ def import_roster(db: Session, path: Path | str, progress: Progress | None = Non
     it cannot be reached, such an import is refused and nothing changes.
     """
     with _cyclic_gc_paused():
-        summary, leaving = _import(db, path, progress, redis_client)
+        summary, leaving, revoked = _import(db, path, progress, redis_client)
     if leaving:
-        _sign_out_after_commit(db, _redis(redis_client), leaving)
+        _sign_out_after_commit(_redis(redis_client), leaving, revoked)
     return summary
 
 
@@ -94,16 +95,17 @@ def _sign_out(client: redis.Redis, leaving: _Leaving) -> None:
         end_badge_sessions(client, person_id)
 
 
-def _sign_out_after_commit(db: Session, client: redis.Redis, leaving: _Leaving) -> None:
+def _sign_out_after_commit(client: redis.Redis, leaving: _Leaving,
+                           revoked: list[tuple[int, int]]) -> None:
     # Again after the commit: a session started while the transaction ran would otherwise
     # outlive its person (on SQLite a new person can even take a removed person's id).
-    from portal.badges.services import void_badges_for_people
     try:
         for person_id in leaving.removed:
             end_sessions_for(client, person_id)
-        if leaving.lost:  # ends their badge sessions again, too
-            void_badges_for_people(db, client, leaving.lost,
-                                   reason="roster: disabled or not a student")
+        # The badges the import revoked (committed with it); their owners' badge sessions again
+        end_sessions_of_revoked(client, revoked)
+        for person_id in leaving.lost:
+            end_badge_sessions(client, person_id)
         for person_id in leaving.moved:
             end_badge_sessions(client, person_id)
     except redis.RedisError as e:
@@ -116,11 +118,14 @@ def _sign_out_after_commit(db: Session, client: redis.Redis, leaving: _Leaving) 
 
 def _import(db: Session, path: Path | str, progress: Progress | None,
             redis_client: redis.Redis | None):
+    from portal.badges.services import revoke_badges_for_people
     bundle = read_bundle(path, progress)
+    revoked = []
     try:
         if progress:
             progress("checking", 0, 1)
         conn = db.connection()
+        _one_import_at_a_time(conn)
         state = load_state(conn)
         plan = plan_import(bundle, state)
         del bundle
@@ -131,6 +136,10 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
             progress("checking", 1, 1)
         if plan.writes:
             apply_plan(conn, plan, state, progress)
+        if leaving.lost:
+            # In the import's transaction: a roster committed without them would leave the
+            # badges of students it disabled working, and importing it again changes nothing.
+            revoked = revoke_badges_for_people(db, leaving.lost, "roster: disabled or not a student")
         if leaving:
             # Before the commit too: if Redis went away meanwhile, nothing is applied.
             _require_redis(lambda: _sign_out(_redis(redis_client), leaving))
@@ -138,7 +147,27 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
     except BaseException:
         db.rollback()
         raise
-    return plan.summary, leaving
+    return plan.summary, leaving, revoked
+
+
+# Any number: the key of PostgreSQL's advisory lock that one roster import holds at a time.
+_IMPORT_LOCK = 0x726F73746572  # "roster"
+
+
+def _one_import_at_a_time(conn) -> None:
+    """Take the roster's write lock before reading what is there: a second import (a nightly
+    run overlapping a manual one) then waits, and plans from what the first wrote, instead of
+    applying a plan made from rows that changed under it."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_IMPORT_LOCK})")
+    elif conn.dialect.name == "sqlite":
+        # A write takes SQLite's one write lock for the transaction; this one changes nothing.
+        # An import may take minutes: wait that long for another (then as usual again).
+        conn.exec_driver_sql("PRAGMA busy_timeout=900000")
+        try:
+            conn.exec_driver_sql("UPDATE district SET id = id WHERE 0")
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def _require_redis(action: Callable[[], object]) -> None:

@@ -64,3 +64,32 @@ def test_student_who_leaves_the_badges_school_is_signed_out_there(app, db_sessio
     assert kiosks["grace.hopper"].browser.get("/badges/home").status_code == 200
     assert kiosks["ada.lovelace"].scan(tokens["ada.lovelace"]).status_code == 403
     assert len(_active_badges(db_session, "ada.lovelace")) == 1  # works again if she comes back
+
+
+def test_the_badges_of_disabled_students_go_in_the_import_itself(db_session, redis_client,
+                                                                 bundles, roster_rows):
+    # Found by review: they were voided after the roster's commit, in a transaction of their
+    # own; when that failed, the roster stood, the badge worked, and importing again changed
+    # nothing. A database that refuses the void now refuses the whole import.
+    import pytest
+    from sqlalchemy import text
+
+    if db_session.get_bind().dialect.name != "sqlite":
+        pytest.skip("the refusing trigger is written for SQLite")
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    ada = db_session.scalar(select(Person).where(Person.username == "ada.lovelace"))
+    issue_badge(db_session, redis_client, ada)
+    db_session.execute(text("CREATE TRIGGER no_void BEFORE UPDATE OF revoked_at ON badge "
+                            "BEGIN SELECT RAISE(ABORT, 'the disk is failing'); END"))
+    db_session.commit()
+    roster_rows["users"][0]["enabledUser"] = "false"
+    with pytest.raises(Exception, match="the disk is failing"):
+        import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    db_session.rollback()
+    db_session.expire_all()
+    assert db_session.scalar(select(Person.enabled).where(Person.username == "ada.lovelace")) is True
+
+    db_session.execute(text("DROP TRIGGER no_void"))
+    db_session.commit()
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    assert _active_badges(db_session, "ada.lovelace") == []
