@@ -148,9 +148,10 @@ def _grant_for(db: Session, app: App, *, district: bool, school: str | None, gra
     # Built by id and added at the end: an object half-attached to the session would be
     # autoflushed by the look-ups below.
     grant = Grant(app_id=app.id)
-    if actor is not None and (district or not (school or section)):
-        # A grade or a role alone would reach every district of the portal (a school or a class
-        # names the district already: it must be the actor's, below).
+    if school or section:
+        pass  # a school or a class names its district (on the web it must be the actor's, below)
+    elif actor is not None:
+        # A grade or a role alone would reach every district of the portal.
         grant.district_id = actor.district_id
     elif district:
         districts = list(db.scalars(select(District)))
@@ -184,9 +185,13 @@ def _grant_for(db: Session, app: App, *, district: bool, school: str | None, gra
 
 
 def _same_grant(grant: Grant):
-    """The stored grant naming exactly the group `grant` names (a select of its id)."""
-    same = [getattr(Grant, c).is_not_distinct_from(getattr(grant, c))
-            for c in ("app_id", "district_id", "school_id", "section_id", "grade", "role")]
+    """The stored grant naming exactly the group `grant` names (a select of its id). A school or
+    a class names its district: a grant stored with both (as --district --school once made it,
+    and `apps list` shows it without the district) is the same group."""
+    columns = ["app_id", "school_id", "section_id", "grade", "role"]
+    if grant.school_id is None and grant.section_id is None:
+        columns.append("district_id")
+    same = [getattr(Grant, c).is_not_distinct_from(getattr(grant, c)) for c in columns]
     return select(Grant.id).where(*same).limit(1)
 
 

@@ -453,3 +453,30 @@ def test_a_district_admin_whose_district_is_gone_has_authority_nowhere(app, shar
     assert admin.post(f"/admin/apps/{slug}/release", data={"field": "email", "csrf_token": token}).status_code == 403
     assert admin.post(f"/admin/apps/{slug}/grants", data={"role": "student", "csrf_token": token}).status_code == 403
     assert list(_app_now(slug).released_fields) == before
+
+
+def test_a_school_grant_is_one_group_whether_or_not_the_district_was_named(app, shared, runner):
+    # Found by review: --district with --school (or the web form's "whole district" ticked with
+    # a school) stored both; `apps list` showed the school alone, and ungranting the school as
+    # listed was refused, while granting it again made a second copy.
+    from sqlalchemy import select
+
+    from portal.db import db
+    from portal.models import Grant, School
+    from tests.admin.helpers import cli, refused
+    admin = _client(app, "dee.admin")
+    slug = shared["saml"].slug
+    oak = School(sourced_id="sch-oak", name="Oak Elementary", district_id=shared["admin"].district_id,
+                 identifier="")
+    db.session.add(oak)
+    db.session.commit()
+    assert _post(admin, f"/admin/apps/{slug}/grants", district="yes", school="sch-oak").status_code == 303
+    stored = db.session.scalars(select(Grant).where(Grant.school_id == oak.id)).one()
+    assert stored.district_id is None and stored.describe() == "school sch-oak (Oak Elementary)"
+    # One stored both ways by an earlier version: the same group as the school alone.
+    db.session.add(Grant(app_id=stored.app_id, school_id=oak.id, district_id=oak.district_id, grade="05"))
+    db.session.commit()
+    assert "already granted to exactly that group" in refused(
+        runner, "apps", "grant", "Reading Garden", "--school", "sch-oak", "--grade", "05")
+    assert "no longer granted to: school sch-oak (Oak Elementary), grade 05" in cli(
+        runner, "apps", "ungrant", "Reading Garden", "--school", "sch-oak", "--grade", "05")
