@@ -62,19 +62,23 @@ def roster_cli():
 
 @roster_cli.command("import")
 @click.argument("path", type=click.Path(path_type=str))
+@click.option("--allow-removals", is_flag=True,
+              help="remove more than a quarter of the people if the bundle says so")
 @with_appcontext
-def roster_import(path):
+def roster_import(path, allow_removals):
     """Import a OneRoster 1.1 CSV bundle (a folder or a .zip).
 
     Every row is checked first; a bundle with a problem is refused whole. The users.csv
-    password column is ignored: the portal sets passwords itself.
+    password column is ignored: the portal sets passwords itself. An import that would remove
+    more than a quarter of the people is refused unless --allow-removals (a cut-off export
+    looks like that).
     """
     from portal.db import db
     from portal.roster.importer import import_roster
 
     _import_and_report(lambda progress: import_roster(
-        db.session, path, progress=progress, redis_client=current_app.extensions["redis"]),
-        f"imported {path}")
+        db.session, path, progress=progress, redis_client=current_app.extensions["redis"],
+        allow_removals=allow_removals), f"imported {path}")
 
 
 @click.command("demo")

@@ -39,7 +39,8 @@ def _cyclic_gc_paused():
 
 
 def import_roster(db: Session, path: Path | str, progress: Progress | None = None,
-                  redis_client: redis.Redis | None = None) -> ImportSummary:
+                  redis_client: redis.Redis | None = None, *,
+                  allow_removals: bool = False) -> ImportSummary:
     """Import the OneRoster 1.1 CSV bundle at `path` (a folder or a .zip) and commit.
 
     Every row of every file is checked before anything is written; a bad bundle raises
@@ -48,9 +49,13 @@ def import_roster(db: Session, path: Path | str, progress: Progress | None = Non
     removes lose every session at once; people it disables, or who stop being students, lose
     their badges and badge sessions. Either needs Redis (`redis_client`, else the app's): when
     it cannot be reached, such an import is refused and nothing changes.
+
+    An import that would remove more than a quarter of the people (at least MASS_REMOVAL of
+    them) is refused unless `allow_removals`: a cut-off export looks just like that, and what
+    goes with a removed person (their release records) cannot come back.
     """
     with _cyclic_gc_paused():
-        summary, leaving, revoked = _import(db, path, progress, redis_client)
+        summary, leaving, revoked = _import(db, path, progress, redis_client, allow_removals)
     if leaving:
         _sign_out_after_commit(_redis(redis_client), leaving, revoked)
     return summary
@@ -116,8 +121,23 @@ def _sign_out_after_commit(client: redis.Redis, leaving: _Leaving,
                     type(e).__name__, len(leaving.removed) + len(leaving.lost) + len(leaving.moved))
 
 
+# Fewer removals than this always pass (a small school's year-end); more pass only when they
+# are at most a quarter of the people there.
+MASS_REMOVAL = 50
+
+
+def _check_removals(plan: Plan, state: State) -> None:
+    removed, there = len(plan.people.deletes), len(state.people)
+    if removed >= MASS_REMOVAL and removed * 4 > there:
+        raise RosterError([
+            f"this import would remove {removed:,} of the {there:,} people in the portal "
+            f"({100 * removed // there}%), with their records of what apps received; an export "
+            "that lost its rows looks like this. Check users.csv; if the removals are right, "
+            "import again with --allow-removals"])
+
+
 def _import(db: Session, path: Path | str, progress: Progress | None,
-            redis_client: redis.Redis | None):
+            redis_client: redis.Redis | None, allow_removals: bool = False):
     from portal.badges.services import revoke_badges_for_people
     bundle = read_bundle(path, progress)
     revoked = []
@@ -129,6 +149,8 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
         state = load_state(conn)
         plan = plan_import(bundle, state)
         del bundle
+        if not allow_removals:
+            _check_removals(plan, state)
         leaving = _leaving(plan, state)
         if leaving:
             _require_redis(_redis(redis_client).ping)

@@ -43,3 +43,32 @@ def test_cli_refuses_a_path_that_does_not_exist(runner, tmp_path):
     assert result.exit_code != 0
     assert "missing.zip: there is no such file or folder" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_import_that_would_remove_most_people_is_refused_until_asked_for(runner, bundles,
+                                                                            roster_rows, db_session):
+    # Found by review: a users.csv cut off after its header removed everyone, admins included,
+    # and their records of what apps received. A quarter or more (50 at least) must be asked for.
+    from tests.roster.conftest import _user
+    full = [*roster_rows["users"], *(_user(f"x{i}", f"kid{i}", "Kid", f"N{i}", grades="02")
+                                     for i in range(60))]
+    roster_rows["users"] = full
+    assert runner.invoke(args=["roster", "import", str(bundles.write(roster_rows))]).exit_code == 0
+    people = db_session.scalar(select(func.count(Person.id)))
+    assert people == 67
+
+    roster_rows["users"] = []
+    roster_rows["enrollments"] = []
+    cut_off = str(bundles.write(roster_rows))
+    refused = runner.invoke(args=["roster", "import", cut_off])
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    assert ("this import would remove 67 of the 67 people in the portal (100%)" in refused.output
+            and "--allow-removals" in refused.output and "nothing changed" in refused.output)
+    assert db_session.scalar(select(func.count(Person.id))) == people
+
+    # A year-end's graduates (fewer than a quarter) pass; so does a large removal asked for.
+    roster_rows["users"] = full[:-16]
+    assert runner.invoke(args=["roster", "import", str(bundles.write(roster_rows))]).exit_code == 0
+    asked = runner.invoke(args=["roster", "import", cut_off, "--allow-removals"])
+    assert asked.exit_code == 0, asked.output
+    assert db_session.scalar(select(func.count(Person.id))) == 0
