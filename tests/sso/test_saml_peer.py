@@ -193,6 +193,40 @@ def test_passive_request_from_signed_out_browser_gets_no_passive(client, saml_wo
     assert not result.is_authenticated()
 
 
+def test_passive_request_for_an_app_not_granted_is_answered_request_denied(app, roster, saml_sp_keys):
+    # Found by review: a passive request must not take over the screen (SAML core 3.4.1.1), yet
+    # a signed-in student without the app saw our error page; the app now hears RequestDenied.
+    from tests.badges.conftest import login, new_client
+    from tests.sso.conftest import PeerSP, register_and_grant
+    school, other = roster.school(), roster.school()
+    roster.person("ada.lovelace", schools=[school])
+    register_and_grant(db.session, school=other, sp_cert=saml_sp_keys.cert_pem)
+    client = new_client(app)  # each request its own app context, as in a server
+    login(client, "ada.lovelace", "correct horse battery")
+    peer = PeerSP(client.get("/saml/metadata").get_data(as_text=True), saml_sp_keys)
+    for binding in ("redirect", "post", "post from the app's site"):
+        if binding == "redirect":
+            path, request_id = peer.redirect_login(is_passive=True)
+            page = client.get(path)
+        elif binding == "post":
+            fields, request_id = peer.post_login(is_passive=True)
+            page = client.post("/saml/sso", data=fields)
+        else:  # no SameSite=Lax cookie on the POST: answered on the way back, at /saml/resume
+            fields, request_id = peer.post_login(is_passive=True)
+            cookie = client.get_cookie("portal_session").value
+            client.delete_cookie("portal_session")
+            parked = client.post("/saml/sso", data=fields)
+            client.set_cookie("portal_session", cookie)
+            assert parked.status_code == 303
+            page = client.get(parked.headers["Location"])
+        form = saml_response_of(page)
+        root = etree.fromstring(base64.b64decode(form.fields["SAMLResponse"]))
+        codes = [e.get("Value") for e in root.iter(f"{{{c.SAMLP}}}StatusCode")]
+        assert codes == [c.STATUS_RESPONDER, c.STATUS_REQUEST_DENIED], binding
+        assert root.find(f"{{{c.SAML}}}Assertion") is None
+        assert not peer.consume(form.fields["SAMLResponse"], request_id).is_authenticated()
+
+
 def test_response_conditions_are_tight(client, auth, saml_world):
     auth.login()
     url, request_id = saml_world.peer.redirect_login()

@@ -166,6 +166,10 @@ def continue_sp_initiated(accepted: AcceptedRequest, app: App):
                              c.STATUS_NO_PASSIVE)
     if current_user.is_authenticated:
         if not access.may_launch(db.session, current_user, app):
+            if request.is_passive:
+                # Passive: the app keeps the screen (SAML core 3.4.1.1); it hears the refusal.
+                return answer_status(accepted.acs_url, request.id, accepted.relay_state, app.name,
+                                     c.STATUS_REQUEST_DENIED)
             raise AppNotGranted(f"{app.slug} is not granted to this person")
         if not authn_context.is_met(request.requested_context, _authentication().method):
             # Signing in again (ForceAuthn too) is the same way again, so it could not help.
@@ -212,6 +216,10 @@ def resume_sp_initiated():
         raise SamlError("pending request already used", title="This sign-in has expired",
                         advice="Go back to the app and start again.")
     if not access.may_launch(db.session, current_user, app):
+        if pending["is_passive"]:
+            return _forget_pending(answer_status(pending["acs_url"], pending["request_id"],
+                                                 pending["relay_state"], app.name,
+                                                 c.STATUS_REQUEST_DENIED))
         raise AppNotGranted(f"{app.slug} is not granted to this person")
     requested = authn_context.RequestedContext.from_json(pending.get("requested_context"))
     if not authn_context.is_met(requested, _authentication().method):
