@@ -242,3 +242,17 @@ def test_response_conditions_are_tight(client, auth, saml_world):
     assert data.get("Recipient") == SP_ACS and data.get("InResponseTo") == request_id
     assert root.get("Destination") == SP_ACS and root.get("InResponseTo") == request_id
     assert 0 < (parse_saml_time(data.get("NotOnOrAfter")) - issued).total_seconds() <= 300
+
+
+def test_a_name_xml_cannot_carry_gets_a_page_in_plain_words(app, client, auth, saml_world):
+    # Found by review: U+FFFE in a name (stored before the roster refused it) made every SAML
+    # launch of that student a 500. The import now refuses it; one already stored is named.
+    from portal.admin.services import release_fields
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: a crash would be a 500
+    saml_world.student.given_name = "Ada\ufffe"
+    release_fields(db.session, saml_world.app.slug, ["given_name"])
+    db.session.commit()
+    auth.login()
+    page = client.get(f"/launch/{saml_world.app.slug}")
+    assert page.status_code == 409
+    assert "Your details can&#39;t be sent to this app" in page.get_data(as_text=True)

@@ -58,3 +58,11 @@ class ReleaseMisconfigured(SamlError):
     status = 409
     title = "This app isn't set up right yet"
     advice = "Tell your teacher: the district needs to fix the app's settings."
+
+
+class UnsendableDetails(SamlError):
+    """A released value XML cannot carry (U+FFFE in a name stored before the roster refused it)."""
+    status = 409
+    title = "Your details can't be sent to this app"
+    advice = ("Tell your teacher: a name in the roster holds a character that is not text, and "
+              "the district needs to fix it there.")

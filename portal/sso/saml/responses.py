@@ -22,6 +22,7 @@ from lxml import etree
 
 from portal.sso.saml import constants as c
 from portal.sso.saml.authn_context import context_class
+from portal.sso.saml.errors import UnsendableDetails
 from portal.sso.saml.errors import ReleaseMisconfigured
 from portal.sso.saml.sp import IdentityProvider, ServiceProvider
 from portal.sso.saml.xml import new_id, saml_time
@@ -122,7 +123,7 @@ def build_assertion(idp: IdentityProvider, sp: ServiceProvider, *, acs_url: str,
     if name_id_format == c.NAMEID_PERSISTENT:
         nid.set("NameQualifier", idp.entity_id)
         nid.set("SPNameQualifier", sp.entity_id)
-    nid.text = name_id
+    _set_text(nid, name_id)
     confirmation = etree.SubElement(subject, _q(c.SAML, "SubjectConfirmation"), Method=c.CM_BEARER)
     data = etree.SubElement(confirmation, _q(c.SAML, "SubjectConfirmationData"),
                             NotOnOrAfter=not_after, Recipient=acs_url)
@@ -149,8 +150,15 @@ def build_assertion(idp: IdentityProvider, sp: ServiceProvider, *, acs_url: str,
             if attr.friendly_name:
                 el.set("FriendlyName", attr.friendly_name)
             for value in attr.values:
-                etree.SubElement(el, _q(c.SAML, "AttributeValue")).text = value
+                _set_text(etree.SubElement(el, _q(c.SAML, "AttributeValue")), value)
     return assertion
+
+
+def _set_text(element: etree._Element, value: str) -> None:
+    try:
+        element.text = value
+    except ValueError:  # lxml: "All strings must be XML compatible"
+        raise UnsendableDetails("a released value is not XML text") from None
 
 
 def build_response(idp: IdentityProvider, *, acs_url: str, now: datetime,
