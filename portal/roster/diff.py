@@ -117,20 +117,35 @@ def _plan_orgs(bundle: Bundle, state: State, plan: Plan, problems: Problems) -> 
     known_d = (state.districts.keys() - removed_d) | districts.keys()
     kept_schools = state.schools.keys() - removed_s
 
+    def known(parent: str) -> bool:
+        return parent in active or parent in known_d or parent in kept_schools
+
     for o in active.values():
-        if o.parent and not (o.parent in active or o.parent in known_d or o.parent in kept_schools):
+        # A delta carries changed rows only: a school already here may sit under an org the
+        # portal does not keep (a "local" region), which the delta need not repeat.
+        if o.parent and not known(o.parent) and not (
+                mode == "delta" and (o.type != "school" or o.sid in state.schools)):
             problems.add(_not_in("orgs.csv", o.line, "parentSourcedId", o.parent,
                                  _where("orgs.csv", mode)))
 
     def district_of(org) -> str | None:
-        # A school's district is the nearest district above it (a parent may be a "local" org).
+        # A school's district is the nearest district above it (a parent may be a "local" org,
+        # or a school already here, whose district is then this one's too).
         seen = set()
         parent = org.parent
         while parent and parent not in seen:
             if parent in known_d:
                 return parent
             seen.add(parent)
-            parent = active[parent].parent if parent in active else None
+            if parent in active:
+                parent = active[parent].parent
+            elif parent in kept_schools:
+                return state.schools[parent][1] if state.schools[parent][1] in known_d else None
+            elif org.sid in state.schools:  # above it, an org a delta need not repeat
+                district = state.schools[org.sid][1]
+                return district if district in known_d else None
+            else:
+                return None
         return None
 
     school_district: dict[str, str | None] = {}

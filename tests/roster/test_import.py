@@ -418,3 +418,44 @@ def test_a_second_import_waits_for_the_first_and_plans_from_what_it_wrote(app, d
     assert "error" not in other, other.get("error")
     assert first["people"].created == 7
     assert other["summary"]["people"].created == 0 and other["summary"]["people"].updated == 0
+
+
+def test_a_delta_renames_a_school_under_a_region_the_portal_does_not_keep(db_session, bundles,
+                                                                          roster_rows):
+    # Found by review: local orgs (regions) are not kept, so a delta that changed only a school
+    # under one was refused for naming a parent the database does not hold.
+    roster_rows["orgs"] = [
+        {"sourcedId": "d1", "name": "Riverside Unified", "type": "district"},
+        {"sourcedId": "L1", "name": "North Region", "type": "local", "parentSourcedId": "d1"},
+        {"sourcedId": "s1", "name": "Maple Elementary", "type": "school", "parentSourcedId": "L1"},
+        {"sourcedId": "s2", "name": "Lincoln Middle", "type": "school", "parentSourcedId": "L1"},
+    ]
+    import_roster(db_session, bundles.write(roster_rows))
+    delta = {"orgs": [{"sourcedId": "s1", "name": "Maple Elementary School", "type": "school",
+                       "parentSourcedId": "L1"}]}
+    import_roster(db_session, bundles.write(delta, modes={"orgs": "delta"}))
+    db_session.expire_all()
+    maple = db_session.scalar(select(School).where(School.sourced_id == "s1"))
+    assert maple.name == "Maple Elementary School" and maple.district.sourced_id == "d1"
+    # A new school under it cannot be placed: refused, naming why.
+    delta["orgs"][0].update(sourcedId="s9", name="Oak Elementary")
+    from portal.roster import RosterError
+    with pytest.raises(RosterError) as caught:
+        import_roster(db_session, bundles.write(delta, modes={"orgs": "delta"}))
+    assert caught.value.problems == [
+        'orgs.csv line 2: parentSourcedId "L1" is not in orgs.csv or the database']
+
+
+def test_a_delta_keeps_the_district_of_a_school_under_another_school(db_session, bundles, roster_rows):
+    # Found by review: renamed in a delta, a school whose parent is a school already here lost
+    # its district, and its people theirs (district grants no longer reached them).
+    roster_rows["orgs"][2]["parentSourcedId"] = "s1"
+    import_roster(db_session, bundles.write(roster_rows))
+    delta = {"orgs": [{"sourcedId": "s2", "name": "Lincoln Middle School", "type": "school",
+                       "parentSourcedId": "s1"}]}
+    import_roster(db_session, bundles.write(delta, modes={"orgs": "delta"}))
+    db_session.expire_all()
+    lincoln = db_session.scalar(select(School).where(School.sourced_id == "s2"))
+    kofi = db_session.scalar(select(Person).where(Person.sourced_id == "u6"))
+    assert lincoln.name == "Lincoln Middle School" and lincoln.district.sourced_id == "d1"
+    assert kofi.district_id == lincoln.district_id
