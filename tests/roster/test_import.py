@@ -420,6 +420,14 @@ def test_a_second_import_waits_for_the_first_and_plans_from_what_it_wrote(app, d
     assert other["summary"]["people"].created == 0 and other["summary"]["people"].updated == 0
 
 
+def _renamed_in_a_delta(db_session, bundles, school: str, name: str, *, parent: str) -> dict:
+    """Import a delta orgs.csv of that one school, renamed; return the delta."""
+    delta = {"orgs": [{"sourcedId": school, "name": name, "type": "school", "parentSourcedId": parent}]}
+    import_roster(db_session, bundles.write(delta, modes={"orgs": "delta"}))
+    db_session.expire_all()
+    return delta
+
+
 def test_a_delta_renames_a_school_under_a_region_the_portal_does_not_keep(db_session, bundles,
                                                                           roster_rows):
     # Found by review: local orgs (regions) are not kept, so a delta that changed only a school
@@ -431,10 +439,7 @@ def test_a_delta_renames_a_school_under_a_region_the_portal_does_not_keep(db_ses
         {"sourcedId": "s2", "name": "Lincoln Middle", "type": "school", "parentSourcedId": "L1"},
     ]
     import_roster(db_session, bundles.write(roster_rows))
-    delta = {"orgs": [{"sourcedId": "s1", "name": "Maple Elementary School", "type": "school",
-                       "parentSourcedId": "L1"}]}
-    import_roster(db_session, bundles.write(delta, modes={"orgs": "delta"}))
-    db_session.expire_all()
+    delta = _renamed_in_a_delta(db_session, bundles, "s1", "Maple Elementary School", parent="L1")
     maple = db_session.scalar(select(School).where(School.sourced_id == "s1"))
     assert maple.name == "Maple Elementary School" and maple.district.sourced_id == "d1"
     # A new school under it cannot be placed: refused, naming why.
@@ -451,10 +456,7 @@ def test_a_delta_keeps_the_district_of_a_school_under_another_school(db_session,
     # its district, and its people theirs (district grants no longer reached them).
     roster_rows["orgs"][2]["parentSourcedId"] = "s1"
     import_roster(db_session, bundles.write(roster_rows))
-    delta = {"orgs": [{"sourcedId": "s2", "name": "Lincoln Middle School", "type": "school",
-                       "parentSourcedId": "s1"}]}
-    import_roster(db_session, bundles.write(delta, modes={"orgs": "delta"}))
-    db_session.expire_all()
+    _renamed_in_a_delta(db_session, bundles, "s2", "Lincoln Middle School", parent="s1")
     lincoln = db_session.scalar(select(School).where(School.sourced_id == "s2"))
     kofi = db_session.scalar(select(Person).where(Person.sourced_id == "u6"))
     assert lincoln.name == "Lincoln Middle School" and lincoln.district.sourced_id == "d1"
