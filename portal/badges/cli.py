@@ -161,6 +161,11 @@ def badges_sheet(section_id, out, paper):
     click.echo(f"wrote {sheet.badges} new badge{'s' if sheet.badges != 1 else ''} "
                f"({sheet.pages} page{'s' if sheet.pages != 1 else ''}, {paper}) for "
                f"{section.title} at {section.school.name} to {out}; their old badges no longer work")
+    if sheet.incomplete_names:
+        click.echo(f"note: {sheet.incomplete_names} label{'s show' if sheet.incomplete_names != 1 else ' shows'} "
+                   "a name with letters no installed font has (boxes): write the name on by hand, "
+                   "or install Debian's fonts-noto-core and fonts-wqy-zenhei and print again. "
+                   "The QR codes work either way.", err=True)
 
 
 @click.group("kiosk")

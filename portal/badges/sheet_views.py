@@ -49,4 +49,6 @@ def section_sheet(section_id: int):
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Badge-Count"] = str(sheet.badges)
+    # Labels showing a name with letters no installed font has (boxes; the QR works).
+    response.headers["X-Badge-Incomplete-Names"] = str(sheet.incomplete_names)
     return response

@@ -14,6 +14,7 @@ The PDF holds live sign-in tokens: hand it to the printer and delete it, never l
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from io import BytesIO
 from pathlib import Path
 from typing import Callable, Sequence
 
+import arabic_reshaper
 import redis
 import segno
+from bidi import get_display
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.units import inch
 from reportlab.pdfbase import pdfmetrics
@@ -37,6 +40,8 @@ from portal.badges.permissions import may_manage_section
 from portal.badges.services import BadgeError, NotPermitted, finish_issuing, issue_badges_for_section
 from portal.badges.token import looks_like_badge
 from portal.models import Person, Section
+
+log = logging.getLogger(__name__)
 
 PAPERS = {"letter": LETTER, "a4": A4}
 SAFE_MARGIN = 0.25 * inch   # what most office printers cannot print near the edge
@@ -109,6 +114,8 @@ class Sheet:
     badges: int
     pages: int
     issued: tuple = field(default=(), repr=False)  # for finish_issuing, after the commit
+    # Labels whose name or school has a letter no installed font has: write it on by hand.
+    incomplete_names: int = 0
 
 
 def badge_name(person: Person) -> str:
@@ -120,11 +127,20 @@ def badge_name(person: Person) -> str:
 
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"),)
 _fonts: tuple[str, str] | None = None
+# TrueType fonts for letters DejaVu Sans lacks, used for a name when installed (reportlab reads
+# TrueType outlines only): Debian's fonts-noto-core (Thai, Devanagari, ...) and fonts-wqy-zenhei
+# (Chinese, Japanese, Korean). (file, subfont of a collection)
+_FALLBACK_FONTS = tuple(
+    (Path("/usr/share/fonts/truetype/noto") / f"NotoSans{script}-Bold.ttf", 0)
+    for script in ("Thai", "Devanagari", "Bengali", "Tamil", "Gujarati", "Gurmukhi", "Khmer",
+                   "Lao", "Myanmar", "Ethiopic", "Armenian", "Georgian")
+) + ((Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), 0),)
+_fallbacks: list[tuple[str, frozenset]] | None = None
 
 
 def _font_names() -> tuple[str, str]:
-    """(regular, bold): DejaVu Sans where installed (Latin, Greek, Cyrillic and more), else
-    the PDF standard Helvetica (Western European names only)."""
+    """(regular, bold): DejaVu Sans where installed (Latin, Greek, Cyrillic, Hebrew, Arabic and
+    more), else the PDF standard Helvetica (Western European names only)."""
     global _fonts
     if _fonts is None:
         _fonts = ("Helvetica", "Helvetica-Bold")
@@ -138,20 +154,69 @@ def _font_names() -> tuple[str, str]:
     return _fonts
 
 
+def _covered(font: str) -> frozenset | None:
+    """The code points `font` has letters for (None: a standard PDF font, Latin-1)."""
+    face = getattr(pdfmetrics.getFont(font), "face", None)
+    return frozenset(face.charToGlyph) if face is not None else None
+
+
+def _fallback_fonts() -> list[tuple[str, frozenset]]:
+    """The installed fallback fonts, registered, with what each covers."""
+    global _fallbacks
+    if _fallbacks is None:
+        _fallbacks = []
+        for n, (path, subfont) in enumerate(_FALLBACK_FONTS):
+            if path.is_file():
+                try:
+                    pdfmetrics.registerFont(TTFont(f"BadgeFallback{n}", str(path), subfontIndex=subfont))
+                except Exception as e:  # noqa: BLE001  a font reportlab cannot read: not used
+                    log.warning("badge sheets: font %s not used (%s)", path, type(e).__name__)
+                    continue
+                _fallbacks.append((f"BadgeFallback{n}", _covered(f"BadgeFallback{n}")))
+    return _fallbacks
+
+
+def _has_letters(font: str, text: str) -> bool:
+    covered = _covered(font)
+    if covered is None:
+        return all(ord(c) < 256 for c in text)
+    return all(ord(c) in covered or c.isspace() for c in text)
+
+
+def _font_for(text: str, font: str) -> str | None:
+    """`font` if it has every letter of `text`, else an installed fallback that has, else None."""
+    if _has_letters(font, text):
+        return font
+    return next((name for name, covered in _fallback_fonts()
+                 if all(ord(c) in covered or c.isspace() for c in text)), None)
+
+
 def check_fonts() -> None:
     """Load the label fonts now: a broken font then fails before any badge changes."""
     _font_names()
 
 
+def in_reading_order(text: str) -> str:
+    """`text` as it is drawn left to right: Arabic letters joined, right-to-left runs reversed
+    (a PDF draws characters in the order given)."""
+    if text.isascii():
+        return text
+    return get_display(arabic_reshaper.reshape(text))
+
+
 def _fit(text: str, font: str, size: float, smallest: float, width: float) -> tuple[str, float]:
-    """Shrink `text` to fit `width`, down to `smallest`; past that, cut it with an ellipsis."""
-    while size > smallest and pdfmetrics.stringWidth(text, font, size) > width:
+    """Shrink `text` to fit `width`, down to `smallest`; past that, cut it with an ellipsis
+    (at the end of the name as it is read). Returns the text in drawing order."""
+    def wide(t: str) -> float:
+        return pdfmetrics.stringWidth(in_reading_order(t), font, size)
+
+    while size > smallest and wide(text) > width:
         size = max(smallest, size - 0.5)
-    if pdfmetrics.stringWidth(text, font, size) <= width:
-        return text, size
-    while text and pdfmetrics.stringWidth(text + "…", font, size) > width:
+    if wide(text) <= width:
+        return in_reading_order(text), size
+    while text and wide(text + "…") > width:
         text = text[:-1]
-    return text.rstrip() + "…", size
+    return in_reading_order(text.rstrip() + "…"), size
 
 
 def _draw_qr(canvas: Canvas, token: str, x: float, y_top: float, side: float) -> None:
@@ -175,22 +240,34 @@ def _draw_qr(canvas: Canvas, token: str, x: float, y_top: float, side: float) ->
     canvas.drawPath(path, stroke=0, fill=1)
 
 
-def _draw_badge(canvas: Canvas, badge: SheetBadge, x: float, y: float, side: float) -> None:
+def _draw_badge(canvas: Canvas, badge: SheetBadge, x: float, y: float, side: float) -> bool:
+    """Draw one label; False when no installed font has every letter of its name or school
+    (the label is printed all the same: its QR is what signs in)."""
     regular, bold = _font_names()
     qr_side = side - _TOP_PAD - _TEXT_BLOCK - _BOTTOM_PAD
     _draw_qr(canvas, badge.token, x + (side - qr_side) / 2, y + side - _TOP_PAD, qr_side)
     width = side - 2 * _TEXT_SIDE_PAD
-    name, size = _fit(badge.name, bold, _NAME_SIZE, _NAME_MIN, width)
-    canvas.setFont(bold, size)
-    canvas.drawCentredString(x + side / 2, y + _BOTTOM_PAD + 15, name)
-    school, size = _fit(badge.school, regular, _SCHOOL_SIZE, _SCHOOL_MIN, width)
-    canvas.setFont(regular, size)
-    canvas.drawCentredString(x + side / 2, y + _BOTTOM_PAD + 3, school)
+    complete = True
+    for text, font, size, smallest, line in ((badge.name, bold, _NAME_SIZE, _NAME_MIN, 15),
+                                             (badge.school, regular, _SCHOOL_SIZE, _SCHOOL_MIN, 3)):
+        shaped = in_reading_order(text)
+        found = _font_for(shaped, font)
+        complete = complete and found is not None
+        drawn, size = _fit(text, found or font, size, smallest, width)
+        canvas.setFont(found or font, size)
+        canvas.drawCentredString(x + side / 2, y + _BOTTOM_PAD + line, drawn)
+    return complete
 
 
 def render_sheet(badges: Sequence[SheetBadge], paper: str = "letter",
                  layout: LabelLayout = AVERY_22806) -> bytes:
     """Return the PDF of `badges`, one per label, in order, on `paper` ("letter" or "a4")."""
+    return _render(badges, paper, layout)[0]
+
+
+def _render(badges: Sequence[SheetBadge], paper: str,
+            layout: LabelLayout = AVERY_22806) -> tuple[bytes, int]:
+    """The PDF, and how many labels show a letter no installed font has (as a box)."""
     if paper not in PAPERS:
         raise SheetError("Choose letter or A4 paper", "Use --paper letter or --paper a4.")
     if not badges:
@@ -204,15 +281,16 @@ def render_sheet(badges: Sequence[SheetBadge], paper: str = "letter",
     canvas.setTitle("Badges")
     canvas.setCreator("Student portal")
     canvas.setProducer("Student portal")
+    incomplete = 0
     for n, badge in enumerate(badges):
         slot = n % layout.per_page
         if n and slot == 0:
             canvas.showPage()
         x, y = layout.label_origin(slot, size[1])
-        _draw_badge(canvas, badge, x, y, layout.side)
+        incomplete += not _draw_badge(canvas, badge, x, y, layout.side)
     canvas.showPage()
     canvas.save()
-    return out.getvalue()
+    return out.getvalue(), incomplete
 
 
 def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
@@ -239,14 +317,15 @@ def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
             raise SheetError(f"No student in {section.title} uses a badge",
                              "Badges are for the grades in the school's badge policy.")
         school = section.school.name
-        pdf = render_sheet([SheetBadge(i.token, badge_name(i.person), school) for i in issued],
-                           paper)
+        pdf, incomplete = _render([SheetBadge(i.token, badge_name(i.person), school) for i in issued],
+                                  paper)
         audit.record("badge_sheet_printed", actor=actor, commit=False, data={
             "section_id": section.id, "students": len(issued), "paper": paper})
     except BaseException:
         db.rollback()
         raise
-    sheet = Sheet(pdf, len(issued), -(-len(issued) // AVERY_22806.per_page), tuple(issued))
+    sheet = Sheet(pdf, len(issued), -(-len(issued) // AVERY_22806.per_page), tuple(issued),
+                  incomplete)
     if commit:
         db.commit()
         finish_issuing(client, issued)

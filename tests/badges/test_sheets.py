@@ -110,6 +110,31 @@ def test_sheet_command_reissues_and_every_label_signs_its_student_in(
         assert kiosk.scan(token).status_code == 200
 
 
+def test_right_to_left_names_are_drawn_in_reading_order_and_joined():
+    # Found by review: "שרה כ." printed as "כ הרש." and Arabic letter by letter, unjoined.
+    from portal.badges.sheets import in_reading_order
+    assert in_reading_order("שרה כ.") == ".כ הרש"  # drawn left to right, read right to left
+    arabic = in_reading_order("مريم ع.")
+    assert arabic[0] == "." and all("\ufe70" <= c <= "\ufeff" for c in arabic if c not in ". ")
+    assert in_reading_order("Ada L.") == "Ada L." and in_reading_order("Nguyễn T.") == "Nguyễn T."
+
+
+def test_a_name_no_installed_font_can_show_is_pointed_out(runner, redis_client, world, tmp_path):
+    # Hebrew and Arabic are in DejaVu Sans; Chinese is not (fonts-wqy-zenhei has it, if there).
+    from portal.badges.sheets import _FALLBACK_FONTS
+    world.student.given_name, world.classmate.given_name = "שרה", "مريم"
+    world.older_student.given_name = "李"
+    db.session.commit()
+    result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(tmp_path / "x.pdf")])
+    assert result.exit_code == 0, result.output
+    chinese_font = any(path.is_file() and "wqy" in path.name for path, _ in _FALLBACK_FONTS)
+    if chinese_font:
+        assert "no installed font" not in result.output
+    else:
+        assert ("note: 1 label shows a name with letters no installed font has (boxes): write "
+                "the name on by hand") in result.output
+
+
 def test_sheet_command_help_says_it_reissues(runner):
     result = runner.invoke(args=["badges", "sheet", "--help"])
     assert result.exit_code == 0
