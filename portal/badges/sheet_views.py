@@ -30,7 +30,7 @@ def section_sheet(section_id: int):
     section = db.session.get(Section, section_id)
     if section is None:
         raise NotPermitted()  # the same answer as a section of someone else's
-    form = flow.posted_fields('{"section": 4}')
+    form = flow.posted_fields('{"paper": "a4"}')
     paper = str(form.get("paper", "") or "letter").lower()
     sheet = print_section_badges(db.session, flow.redis_client(), section, actor=current_user,
                                  paper=paper, default_expires=flow.settings().badge_expires,

@@ -8,17 +8,19 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 import redis
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.badges.sessions import end_badge_sessions, end_sessions_of_revoked
 from portal.db import BUSY_TIMEOUT_MS
+from portal.models import Badge
 from portal.roster.apply import apply_plan
 from portal.roster.diff import Plan, plan_import
 from portal.roster.parse import read_bundle
 from portal.roster.problems import RosterError
 from portal.roster.state import State, load_state
 from portal.roster.summary import ImportSummary
-from portal.sessions import end_sessions_for
+from portal.sessions import end_sessions_for, end_sessions_where
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -73,31 +75,61 @@ class _Leaving(NamedTuple):
     """People whose sessions the import ends: by person id."""
     removed: list[int]
     lost: list[int]  # were enabled students; now disabled or not students: badges go
-    # Students who leave a school: a badge works only at its school, so its sessions end (the
-    # badge itself stays, refused at sign-in, and works again if they come back).
-    moved: tuple[int, ...] = ()
+    # Students who leave a school, or whose school closes: person id -> their badges of that
+    # school. A badge works only at its school, so the sessions begun with it end (the badge
+    # stays, refused at sign-in, and works again if they come back); others stay.
+    moved: dict = {}
 
     def __bool__(self) -> bool:
         return bool(self.removed or self.lost or self.moved)
 
 
-def _leaving(plan: Plan, state: State) -> _Leaving:
+def _leaving(conn, plan: Plan, state: State) -> _Leaving:
     # id, role, ..., enabled; built only when someone changes (a district has many people)
     before = {row[0]: row for row in state.people.values()} if plan.people.updates else {}
     lost = [row["id"] for row in plan.people.updates
             if (not row["enabled"] or row["role"] != "student")
             and before[row["id"]][1] == "student" and before[row["id"]][-1]]
-    moved = tuple(sorted({state.people[person][0] for person, _ in plan.memberships_removed
-                    if person in state.people and state.people[person][1] == "student"}))
-    return _Leaving(list(plan.people.deletes), lost, moved)
+    return _Leaving(list(plan.people.deletes), lost, _badges_left_behind(conn, plan, state))
+
+
+def _badges_left_behind(conn, plan: Plan, state: State) -> dict[int, frozenset[int]]:
+    """Students' badges of the schools they leave, or that close (read before the import
+    removes a closed school's badges with it)."""
+    left: dict[str, set[str]] = {}
+    for person, school in plan.memberships_removed:
+        left.setdefault(person, set()).add(school)
+    closing = set(plan.schools.deletes)
+    if closing:
+        closed = {sid for sid, row in state.schools.items() if row[0] in closing}
+        for person, schools in state.person_schools.items():
+            if schools & closed:
+                left.setdefault(person, set()).update(schools & closed)
+    schools_left = {state.people[person][0]: {state.schools[s][0] for s in schools}
+                    for person, schools in left.items()
+                    if person in state.people and state.people[person][1] == "student"}
+    ids, badges = sorted(schools_left), {}
+    for start in range(0, len(ids), 500):
+        for badge_id, person_id, school_id in conn.execute(
+                select(Badge.id, Badge.person_id, Badge.school_id)
+                .where(Badge.person_id.in_(ids[start:start + 500]))):
+            if school_id in schools_left[person_id]:
+                badges.setdefault(person_id, set()).add(badge_id)
+    return {person_id: frozenset(found) for person_id, found in badges.items()}
+
+
+def _end_left_behind(client: redis.Redis, moved: dict) -> None:
+    for person_id, badge_ids in moved.items():
+        end_sessions_where(client, person_id, lambda data, ids=badge_ids: data.get("badge_id") in ids)
 
 
 def _sign_out(client: redis.Redis, leaving: _Leaving) -> None:
     """End the sessions of people the import removes or turns away."""
     for person_id in leaving.removed:
         end_sessions_for(client, person_id)
-    for person_id in [*leaving.lost, *leaving.moved]:
+    for person_id in leaving.lost:
         end_badge_sessions(client, person_id)
+    _end_left_behind(client, leaving.moved)
 
 
 def _sign_out_after_commit(client: redis.Redis, leaving: _Leaving,
@@ -111,8 +143,7 @@ def _sign_out_after_commit(client: redis.Redis, leaving: _Leaving,
         end_sessions_of_revoked(client, revoked)
         for person_id in leaving.lost:
             end_badge_sessions(client, person_id)
-        for person_id in leaving.moved:
-            end_badge_sessions(client, person_id)
+        _end_left_behind(client, leaving.moved)
     except redis.RedisError as e:
         # The roster is committed and every session older than the import has ended; only one
         # started during it may be left.
@@ -151,7 +182,7 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
         del bundle
         if not allow_removals:
             _check_removals(plan, state)
-        leaving = _leaving(plan, state)
+        leaving = _leaving(conn, plan, state)
         if leaving:
             _require_redis(_redis(redis_client).ping)
         if progress:

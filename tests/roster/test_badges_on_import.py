@@ -93,3 +93,40 @@ def test_the_badges_of_disabled_students_go_in_the_import_itself(db_session, red
     db_session.commit()
     import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
     assert _active_badges(db_session, "ada.lovelace") == []
+
+
+def _signed_in_at(app, db_session, redis_client, username: str, school_sid: str):
+    """Issue the student a badge of that school and sign in with it there; return the kiosk."""
+    person = db_session.scalar(select(Person).where(Person.username == username))
+    school = db_session.scalar(select(School).where(School.sourced_id == school_sid))
+    token = issue_badge(db_session, redis_client, person, school=school).token
+    kiosk = enroll_kiosk(app, redis_client, school)
+    assert kiosk.sign_in(token).status_code == 302
+    assert kiosk.browser.get("/badges/home").status_code == 200
+    return kiosk
+
+
+def test_a_student_who_leaves_one_of_two_schools_stays_signed_in_at_the_other(
+        app, db_session, redis_client, bundles, roster_rows):
+    roster_rows["users"][0]["orgSourcedIds"] = "s1,s2"
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    kiosk = _signed_in_at(app, db_session, redis_client, "ada.lovelace", "s2")
+    roster_rows["users"][0]["orgSourcedIds"] = "s2"  # she leaves Maple, stays at Lincoln
+    roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] != "u1"]
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    assert kiosk.browser.get("/badges/home").status_code == 200
+
+
+def test_students_of_a_school_that_closes_are_signed_out_there(app, db_session, redis_client,
+                                                               bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    kiosk = _signed_in_at(app, db_session, redis_client, "ada.lovelace", "s1")
+    # Maple closes; its students move to Lincoln (its badges go with it).
+    roster_rows["orgs"] = [o for o in roster_rows["orgs"] if o["sourcedId"] != "s1"]
+    roster_rows["classes"] = [c for c in roster_rows["classes"] if c["sourcedId"] != "k1"]
+    roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["classSourcedId"] != "k1"]
+    for user in roster_rows["users"]:
+        if user["orgSourcedIds"] == "s1":
+            user["orgSourcedIds"] = "s2"
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    assert kiosk.browser.get("/badges/home").status_code == 302
