@@ -236,3 +236,23 @@ def test_deletion_requests_outlive_districts_after_upgrading(tmp_path):
     downgrade(engine, "0012_scanner_networks")
     upgrade(engine)
     engine.dispose()
+
+
+def test_usernames_are_stored_composed_unless_that_would_make_two_one(tmp_path):
+    import unicodedata
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0014_one_open_deletion_request")
+    jose, zoe = (unicodedata.normalize("NFD", name) for name in ("josé.garcia", "zoë.li"))
+    with engine.begin() as conn:
+        for person_id, username in ((1, jose), (2, "ada"), (3, zoe), (4, "zoë.li")):
+            conn.execute(text(
+                "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, "
+                "preferred_name, email, student_number, grades, enabled) "
+                "VALUES (:id, :sid, 'student', :username, 'A', 'L', '', '', '', '04', 1)"),
+                {"id": person_id, "sid": f"p{person_id}", "username": username})
+    upgrade(engine)
+    with engine.connect() as conn:
+        names = dict(conn.execute(text("SELECT id, username FROM person")).all())
+    # José could not sign in by typing his name; Zoë decomposed would become the other Zoë.
+    assert names == {1: "josé.garcia", 2: "ada", 3: zoe, 4: "zoë.li"}
+    engine.dispose()

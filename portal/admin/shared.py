@@ -19,6 +19,7 @@ from portal.admin.services import only_district
 from portal.audit import RELEASE_KINDS
 from portal.auth.services import normalize_username
 from portal.models import App, Event, Grant, Person, School, Section
+from portal.models.roster import typeable_username
 
 LAUNCH = "launch"
 
@@ -75,7 +76,7 @@ def releases_to_app(db: Session, district_id: int | None, app: App, limit: int =
 def find_person(db: Session, district_id: int | None, username: str) -> Person | None:
     """A person of the district by username (None for anyone else: the same as no one)."""
     name = normalize_username(username)
-    if not name or not name.isprintable():
+    if not name or not typeable_username(name):
         return None
     return db.scalar(select(Person).where(Person.username == name, Person.district_id == district_id))
 

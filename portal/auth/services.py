@@ -17,7 +17,7 @@ from portal.auth.passwords import (
 )
 from portal.errors import PortalError
 from portal.models import Person
-from portal.models.roster import canonical_username
+from portal.models.roster import canonical_username, typeable_username
 from portal.ratelimit import AddressLimiter, RateLimiter
 from portal.sessions import end_sessions_for
 
@@ -85,7 +85,7 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
 
     # A name with control characters (PostgreSQL cannot even compare a NUL) or longer than any
     # stored one, or an over-long password, is a failure like any other, without the lookup.
-    readable = name.isprintable() and len(username.strip()) <= 255 and len(password) <= MAX_LENGTH
+    readable = typeable_username(name) and len(username.strip()) <= 255 and len(password) <= MAX_LENGTH
     person = db.scalar(_BY_USERNAME, {"username": name}) if readable else None
     ok = readable and verify_password(person.password_hash if person else None, password)
     if not ok or person is None or not person.enabled:

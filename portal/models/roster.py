@@ -28,6 +28,17 @@ ROLE_ENUM = Enum(Role, name="person_role", native_enum=False, length=20,
                  values_callable=lambda e: [m.value for m in e])
 
 
+# Joiners that Persian and Indic keyboards type inside words: not printable to Python, but text.
+_JOINERS = str.maketrans("", "", "\u200c\u200d")
+
+
+def typeable_username(text: str) -> bool:
+    """True when every character of `text` can be typed at a sign-in page: no control,
+    separator, no-break or zero-width space or direction mark (the two joiners are letters'
+    business, and pass)."""
+    return text.translate(_JOINERS).isprintable()
+
+
 def canonical_username(text: str) -> str:
     """A username as stored and looked up: lower case, composed (NFC). "José" typed on a keyboard
     and "Jose" + combining acute from an export are then one name, not two accounts."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from portal.models.roster import canonical_username
 from portal.roster.parse import SKIPPED_ROLES, Bundle
 from portal.roster.problems import Problems
 from portal.roster.state import State
@@ -226,7 +227,8 @@ def _plan_people(bundle: Bundle, state: State, plan: Plan, problems: Problems,
 
     # Usernames of the people this import leaves alone.
     held = {} if mode == "bulk" else {
-        row[3]: sid for sid, row in state.people.items() if sid not in active and sid not in removed}
+        canonical_username(row[3]): sid for sid, row in state.people.items()
+        if sid not in active and sid not in removed}
     where_orgs = _where("orgs.csv", bundle.modes["orgs"])
     changed_memberships = 0
     for sid, u in active.items():

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from portal.models.roster import canonical_username
+from portal.models.roster import canonical_username, typeable_username
 from portal.roster.bundle import FILES, Source, decode, read_manifest, table
 from portal.roster.problems import Problems, RosterError
 
@@ -222,10 +222,10 @@ def _user(row: _Row, v: list[str], line: int, sid: str) -> User:
     username = canonical_username(written)   # a few letters grow ("İ" is two characters)
     if len(written) <= MAX_LENGTH < len(username):
         row.fail(f"username is longer than {MAX_LENGTH} characters in lower case")
-    if not username.isprintable():
+    if not typeable_username(username):
         # Nobody could type it at the sign-in page, nor find it: a no-break or zero-width space
         # (pasted from a spreadsheet), a direction mark, a line separator.
-        bad = next(c for c in username if not c.isprintable())
+        bad = next(c for c in username if not typeable_username(c))
         row.fail(f"username holds a character that cannot be typed (U+{ord(bad):04X}); "
                  "fix it in the student information system and export again")
     return User(line, sid, False, role, row.choice("enabledUser", v[1], BOOLEANS, True), orgs,

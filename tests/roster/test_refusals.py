@@ -372,3 +372,36 @@ def test_a_composed_and_a_decomposed_username_are_one_name(db_session, bundles, 
     assert ada.username == "josé.garcia" == unicodedata.normalize("NFC", ada.username)
     set_password(db_session, redis_client, ada, "correct horse battery")
     assert auth.login(username=composed).status_code == 302
+
+
+def test_a_delta_username_clashes_with_a_stored_decomposed_one(db_session, bundles, roster_rows):
+    # One left decomposed in the database (migration 0015 leaves a pair it cannot merge):
+    # a delta's composed spelling of it is the same name, not a second account.
+    import unicodedata
+
+    from sqlalchemy import text
+    import_roster(db_session, bundles.write(roster_rows))
+    db_session.execute(text("UPDATE person SET username = :name WHERE sourced_id = 'u2'"),
+                       {"name": unicodedata.normalize("NFD", "josé.garcia")})
+    db_session.commit()
+    delta = {"users": [{"sourcedId": "u9", "enabledUser": "true", "orgSourcedIds": "s1",
+                        "role": "student", "username": "José.Garcia", "givenName": "J",
+                        "familyName": "G"}]}
+    assert refused(db_session, bundles.write(delta, modes={"users": "delta"})) == [
+        'users.csv line 2: username "josé.garcia" is already used by "u2" in the database '
+        "(usernames are compared without regard to case)"]
+
+
+def test_a_username_with_a_joiner_a_keyboard_types_is_kept(db_session, bundles, roster_rows,
+                                                           client, auth, redis_client):
+    # Persian and Indic keyboards type the zero-width (non-)joiner inside words.
+    from sqlalchemy import select
+
+    from portal.auth.services import set_password
+    from portal.models import Person
+    roster_rows["users"][0]["username"] = "می\u200cخواهم"
+    import_roster(db_session, bundles.write(roster_rows))
+    ada = db_session.scalar(select(Person).where(Person.sourced_id == "u1"))
+    assert ada.username == "می\u200cخواهم"
+    set_password(db_session, redis_client, ada, "correct horse battery")
+    assert auth.login(username="می\u200cخواهم").status_code == 302
