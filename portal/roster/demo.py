@@ -91,14 +91,21 @@ def _add_demo_apps(db: Session) -> None:
             grant_app(db, name, **grant)
 
 
+def _only_the_demo(db: Session) -> bool:
+    """True when the portal holds the demo district alone (or nothing): a smaller demo than the
+    last one may then remove its people. Beside a real district (a wrong PORTAL_DATABASE_URL),
+    the demo's import keeps the safeguard against removing most of them."""
+    from portal.models import District
+    return set(db.scalars(select(District.sourced_id))) <= {DISTRICT_SID}
+
+
 def load_demo(db: Session, students: int = 300, *, sections: int | None = None,
               per_student: int = 5, seed: int = DEMO_SEED,
               progress: Progress | None = None) -> ImportSummary:
     """Import the demo district, give the demo accounts their passwords, add the demo apps."""
     with tempfile.TemporaryDirectory(prefix="portal-demo-") as tmp:
         write_bundle(Path(tmp), students, sections=sections, per_student=per_student, seed=seed)
-        # A smaller demo district than the last one removes people: that is what was asked.
-        summary = import_roster(db, tmp, progress=progress, allow_removals=True)
+        summary = import_roster(db, tmp, progress=progress, allow_removals=_only_the_demo(db))
     _set_demo_passwords(db)
     _add_demo_apps(db)
     return summary

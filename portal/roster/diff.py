@@ -133,19 +133,24 @@ def _plan_orgs(bundle: Bundle, state: State, plan: Plan, problems: Problems) -> 
         # A school's district is the nearest district above it (a parent may be a "local" org,
         # or a school already here, whose district is then this one's too).
         seen = set()
-        parent = org.parent
+        child, parent = org, org.parent
         while parent and parent not in seen:
             if parent in known_d:
                 return parent
             seen.add(parent)
             if parent in active:
-                parent = active[parent].parent
+                child, parent = active[parent], active[parent].parent
             elif parent in kept_schools:
                 return state.schools[parent][1] if state.schools[parent][1] in known_d else None
             elif org.sid in state.schools:  # above it, an org a delta need not repeat
                 district = state.schools[org.sid][1]
                 return district if district in known_d else None
             else:
+                if child is not org and mode == "delta":
+                    # A new school under an org of this delta whose parent is unknown (the
+                    # check above let that org pass): the school would be in no district.
+                    unplaced.add(_not_in("orgs.csv", child.line, "parentSourcedId", parent,
+                                         _where("orgs.csv", mode)))
                 return None
         return None
 
@@ -153,8 +158,11 @@ def _plan_orgs(bundle: Bundle, state: State, plan: Plan, problems: Problems) -> 
     for sid in kept_schools:
         district = state.schools[sid][1]
         school_district[sid] = district if district in known_d else None
+    unplaced: set[str] = set()
     for sid, o in schools.items():
         school_district[sid] = district_of(o)
+    for problem in sorted(unplaced):
+        problems.add(problem)
 
     for sid, o in districts.items():
         plan.districts.compare(state.districts.get(sid), sid, DISTRICT_COLUMNS, (o.name,))

@@ -203,8 +203,6 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
     return plan.summary, leaving, revoked
 
 
-# Any number: the key of PostgreSQL's advisory lock that one roster import holds at a time.
-_IMPORT_LOCK = 0x726F73746572  # "roster"
 
 
 def _one_import_at_a_time(conn) -> None:
@@ -212,7 +210,9 @@ def _one_import_at_a_time(conn) -> None:
     run overlapping a manual one) then waits, and plans from what the first wrote, instead of
     applying a plan made from rows that changed under it."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_IMPORT_LOCK})")
+        # Keyed by this portal's person table: portals in other schemas of the database
+        # import beside it.
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock('person'::regclass::oid::int, 1)")
     elif conn.dialect.name == "sqlite":
         # A write takes SQLite's one write lock for the transaction; this one changes nothing.
         # An import may take minutes: wait that long for another (then as usual again).

@@ -66,6 +66,11 @@ def test_an_import_that_would_remove_most_people_is_refused_until_asked_for(runn
             and "--allow-removals" in refused.output and "nothing changed" in refused.output)
     assert db_session.scalar(select(func.count(Person.id))) == people
 
+    # Nor can `portal demo` (a wrong PORTAL_DATABASE_URL) remove a real district's people.
+    demo = runner.invoke(args=["demo", "--students", "20"])
+    assert demo.exit_code != 0 and "this import would remove 67 of" in demo.output
+    assert db_session.scalar(select(func.count(Person.id))) == people
+
     # A year-end's graduates (fewer than a quarter) pass; so does a large removal asked for.
     roster_rows["users"] = full[:-16]
     assert runner.invoke(args=["roster", "import", str(bundles.write(roster_rows))]).exit_code == 0

@@ -449,6 +449,14 @@ def test_a_delta_renames_a_school_under_a_region_the_portal_does_not_keep(db_ses
         import_roster(db_session, bundles.write(delta, modes={"orgs": "delta"}))
     assert caught.value.problems == [
         'orgs.csv line 2: parentSourcedId "L1" is not in orgs.csv or the database']
+    # Nor one under a new region whose own parent is unknown (found by review).
+    delta = {"orgs": [
+        {"sourcedId": "L9", "name": "East Region", "type": "local", "parentSourcedId": "STATE"},
+        {"sourcedId": "s9", "name": "Oak Elementary", "type": "school", "parentSourcedId": "L9"}]}
+    with pytest.raises(RosterError) as caught:
+        import_roster(db_session, bundles.write(delta, modes={"orgs": "delta"}))
+    assert caught.value.problems == [
+        'orgs.csv line 2: parentSourcedId "STATE" is not in orgs.csv or the database']
 
 
 def test_a_delta_keeps_the_district_of_a_school_under_another_school(db_session, bundles, roster_rows):

@@ -256,3 +256,21 @@ def test_a_name_xml_cannot_carry_gets_a_page_in_plain_words(app, client, auth, s
     page = client.get(f"/launch/{saml_world.app.slug}")
     assert page.status_code == 409
     assert "Your details can&#39;t be sent to this app" in page.get_data(as_text=True)
+
+
+def test_a_nameid_xml_cannot_carry_is_not_remembered_for_the_sign_out(app, client, roster,
+                                                                     saml_sp_keys, auth):
+    # Found by review: the launch was refused (409) after the session had recorded the app as
+    # signed in, and the sign-out round then failed (500) building its LogoutRequest.
+    from tests.sso.conftest import SP_SLO, register_and_grant
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    school = roster.school("sch-maple")
+    student = roster.person("ada.lovelace", schools=[school])
+    sp = register_and_grant(db.session, school=school, sp_cert=saml_sp_keys.cert_pem,
+                            slo_url=SP_SLO, nameid="email")
+    student.email = "ada\ufffe@x.example"
+    db.session.commit()
+    auth.login()
+    assert client.get(f"/launch/{sp.slug}").status_code == 409
+    out = auth.logout()
+    assert out.status_code in (302, 303) and not out.headers["Location"].endswith("/saml/slo/next")

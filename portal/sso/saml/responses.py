@@ -161,6 +161,12 @@ def _set_text(element: etree._Element, value: str) -> None:
         raise UnsendableDetails("a released value is not XML text") from None
 
 
+def check_text(value: str) -> str:
+    """`value` if XML can carry it, else UnsendableDetails."""
+    _set_text(etree.Element("value"), value)
+    return value
+
+
 def build_response(idp: IdentityProvider, *, acs_url: str, now: datetime,
                    in_response_to: str | None = None, status: str = c.STATUS_SUCCESS,
                    sub_status: str | None = None) -> etree._Element:

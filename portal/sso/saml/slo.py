@@ -36,7 +36,7 @@ from portal.sso.saml.logout import (
     build_logout_response, participants_in, read_logout_response, redirect_url,
 )
 from portal.sso.saml.requests import IncomingMessage, decode_post, decode_redirect
-from portal.sso.saml.responses import name_id_from_claims
+from portal.sso.saml.responses import check_text, name_id_from_claims
 from portal.sso.saml.sp import ServiceProvider
 from portal.sso.saml.xml import new_id, parse_xml
 
@@ -58,6 +58,8 @@ def remember_launch(app: App, sp: ServiceProvider, claims: dict) -> str | None:
     if not sp.slo_url:
         return None
     name_id, name_id_format = name_id_from_claims(claims, sp)
+    # Before it is recorded: a NameID the launch cannot send would break the sign-out round.
+    check_text(name_id)
     known = session.get(SESSION_KEY)
     known = dict(known) if isinstance(known, dict) else {}
     entry = known.get(str(app.id))
