@@ -67,6 +67,13 @@ def second_factor():
     person, badge, data = pending
     kind = FactorKind(data["factor"])
     choosing = not factor_is_set(db.session, person, kind)
+    if not choosing and data.pop("new_hash", None):
+        # This child was choosing, and the same badge chose one at another device a moment ago:
+        # that one stands. Ask for it, without counting what was typed here as a wrong try.
+        session[flow.PENDING] = data
+        return _page(kind, "enter", status=409, error=BadFactorChoice(
+            "One was just chosen on another device",
+            "Type that one. If it wasn't you, ask your teacher to reset it."))
     mode = ("confirm" if data.get("new_hash") else "choose") if choosing else "enter"
     if request.method == "GET":
         return _page(kind, mode)

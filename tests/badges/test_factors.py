@@ -77,6 +77,26 @@ def test_a_pin_chosen_at_two_devices_at_once_keeps_the_first(redis_client, world
     assert len(db.session.scalars(select(Event).where(Event.kind == "badge_factor_set")).all()) == 1
 
 
+def test_a_child_confirming_a_pin_chosen_meanwhile_elsewhere_is_asked_for_that_one(
+        app, redis_client, world, kiosk):
+    # The same badge at two devices, both choosing: the first to confirm wins. The other is told
+    # so, and what it typed is not counted as a wrong try.
+    from tests.badges.conftest import enroll_kiosk
+    other = enroll_kiosk(app, redis_client, world.school)
+    token = issue(redis_client, world.older_student)
+    kiosk.sign_in(token)
+    other.sign_in(token)
+    _pin(kiosk.browser, "4821")
+    _pin(other.browser, "7777")
+    confirming = other.browser.get("/badges/check")
+    assert "Type your new PIN again" in confirming.get_data(as_text=True)
+    assert _pin(kiosk.browser, "4821").headers["Location"] == "/badges/home"
+    late = other.browser.post("/badges/check", data={"pin": "7777", "csrf_token": _csrf(confirming)})
+    assert late.status_code == 409 and "One was just chosen on another device" in late.get_data(as_text=True)
+    assert db.session.get(BadgeFactor, world.older_student.id).wrong_tries == 0
+    assert _pin(other.browser, "4821").headers["Location"] == "/badges/home"
+
+
 def test_pin_confirmation_must_match(redis_client, world, kiosk):
     kiosk.sign_in(issue(redis_client, world.older_student))
     _pin(kiosk.browser, "4821")
