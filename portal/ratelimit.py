@@ -33,6 +33,7 @@ class RateLimiter:
             connection_pool=client.connection_pool,
             key_prefix="portal:limit",
         )
+        self._client = client
         self._window = MovingWindowRateLimiter(storage)
         self._limit = parse(limit)
         self._scope = scope
@@ -52,6 +53,12 @@ class RateLimiter:
 
     def clear(self, *identifiers: str) -> None:
         self._window.clear(self._limit, self._scope, *identifiers)
+
+    def first_in(self, seconds: int, identifier: str) -> bool:
+        """True the first time `identifier` is seen in `seconds` (one atomic SET NX): of two
+        requests at the same moment, only one is first."""
+        key = self._window.storage.prefixed_key(f"{self._scope}/once/{identifier}")
+        return bool(self._client.set(key, 1, nx=True, ex=seconds))
 
     def clear_in(self, pipe, *identifiers: str) -> None:
         """Queue what clear() does on a Redis pipeline, to go with its other commands."""

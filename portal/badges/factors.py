@@ -7,6 +7,7 @@ inside its moving window or one a week.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Sequence
 
@@ -34,6 +35,10 @@ PICTURES: tuple[tuple[str, str], ...] = (
 PICTURE_NAMES = tuple(name for name, _ in PICTURES)
 PICTURES_TO_PICK = 3
 _PIN = re.compile(r"^[0-9]{4,6}$")
+# A young child presses twice (a double-click, Enter pressed again while the page loads): the
+# same wrong answer again this soon is one wrong try, not two. Repeating an answer tells a
+# guesser nothing new, so this gives them nothing.
+SAME_ANSWER_SECONDS = 3
 
 
 class BadFactorChoice(PortalError):
@@ -148,14 +153,26 @@ def _count_wrong_try(db: Session, person: Person, *, window_full: bool, lock_at:
     ).returning(BadgeFactor.wrong_tries, BadgeFactor.locked_at)).first()
 
 
+def _answer_key(person: Person, text: str, key: bytes) -> str:
+    """What a wrong answer is remembered by for a moment: a keyed hash, never the answer."""
+    return f"{person.id}:" + hashlib.blake2b(text.encode(), key=key[:64], digest_size=16).hexdigest()
+
+
 def check_factor(db: Session, limiter: RateLimiter, person: Person, badge_id: int,
-                 kind: FactorKind, value: str | Sequence[str], *, clock: Clock = utcnow) -> None:
-    """Accept the right factor; count a wrong one against the student and lock when too many."""
+                 kind: FactorKind, value: str | Sequence[str], *, secret_key: bytes,
+                 clock: Clock = utcnow) -> None:
+    """Accept the right factor; count a wrong one against the student and lock when too many.
+
+    A malformed answer (BadFactorChoice: three digits, an empty field) is refused before
+    anything is counted. The same wrong answer again within SAME_ANSWER_SECONDS is refused
+    without being counted again. `secret_key` (the app's) keys what that is remembered by.
+    """
     row = factor_row(db, person)
     if row is None or row.secret_hash(kind) is None:
         raise WrongFactor()
     if row.locked_at is not None:
         raise FactorLocked()
+    text = secret_text(kind, value)
     key = str(person.id)
     if matches(row.secret_hash(kind), kind, value):
         started_again = db.execute(_unlocked_row(person).values(wrong_tries=0)
@@ -165,6 +182,8 @@ def check_factor(db: Session, limiter: RateLimiter, person: Person, badge_id: in
             raise FactorLocked()
         limiter.clear(key)
         return
+    if not limiter.first_in(SAME_ANSWER_SECONDS, _answer_key(person, text, secret_key)):
+        raise WrongFactor()
     limiter.hit(key)
     counted = _count_wrong_try(db, person, window_full=not limiter.test(key),
                                lock_at=limiter.amount, now=clock())

@@ -37,10 +37,38 @@ def locked():
     return render_template("badges/locked.html"), 403
 
 
+# A second press of the picture just pressed, this soon after the page it opened was made, is
+# the rest of a double-click or double-tap, not a choice: young children press everything twice.
+DOUBLE_PRESS_MS = 1000
+
+
+def _now_ms() -> int:
+    return int(flow.now().timestamp() * 1000)
+
+
+def _pressed() -> str | None:
+    """The picture this request pressed, if any."""
+    pick = request.form.get("pick")
+    return pick if pick in PICTURE_NAMES else None
+
+
+def _double_press() -> bool:
+    """Whether this press repeats the press that made the page it came from, within moments.
+
+    The page carries which picture made it and when ("pressed"). A forged value can only make
+    the portal ignore a press of the one who forged it."""
+    name, _, made = request.form.get("pressed", "").partition(":")
+    if not made.isdigit() or name != _pressed():
+        return False
+    return 0 <= _now_ms() - int(made) < DOUBLE_PRESS_MS
+
+
 def _page(kind: FactorKind, mode: str, *, error=None, picked=(), status=200):
     template = "badges/pin.html" if kind is FactorKind.pin else "badges/pictures.html"
+    pressed = _pressed() if request.method == "POST" else None
     html = render_template(template, mode=mode, error=error, picked=list(picked),
-                           pictures=PICTURES, to_pick=PICTURES_TO_PICK)
+                           pictures=PICTURES, to_pick=PICTURES_TO_PICK,
+                           pressed=pressed and f"{pressed}:{_now_ms()}", focus=pressed)
     return make_response(html, status)
 
 
@@ -78,6 +106,9 @@ def second_factor():
     if request.method == "GET":
         return _page(kind, mode)
 
+    if kind is FactorKind.picture and _double_press():
+        # 204: the browser stays on the page it shows (its progress, or what went wrong).
+        return make_response("", 204)
     value, picked = _entered(kind)
     if value is None:
         return _page(kind, mode, picked=picked)
@@ -105,7 +136,9 @@ def second_factor():
     else:
         try:
             check_factor(db.session, flow.limits().factor, person, badge.id, kind, value,
-                         clock=flow.app_clock())
+                         secret_key=flow.settings().secret_key.encode(), clock=flow.app_clock())
+        except BadFactorChoice as e:  # an empty field, three digits: said so, not counted
+            return _page(kind, mode, error=e, status=400)
         except WrongFactor as e:
             return _page(kind, mode, error=e, status=e.status)
         except FactorLocked:

@@ -88,6 +88,32 @@ def test_student_picks_pictures_by_touch_mouse_and_keyboard(app, redis_client, w
     assert problems == []  # nothing blocked by the Content-Security-Policy
 
 
+def test_a_double_click_or_double_tap_on_a_picture_is_one_pick(app, redis_client, world,  # noqa: F811
+                                                               live_server, kiosk_page):
+    # Found by review: the second press of a double-click landed on the page the first opened and
+    # picked the same picture again; a child who knew their pictures was locked out that way.
+    page, problems = kiosk_page
+    set_policy(db.session, world.school, second_factor_grades="01", factor="picture")
+    kiosk = KioskProgram(live_server, create_pairing_code(db.session, redis_client, world.school).code)
+    page.goto(kiosk.bind_url())
+    page.goto(kiosk.scan(issue(redis_client, world.student)))
+    for how in ("click", "tap"):
+        dog = page.get_by_role("button", name="Dog", exact=True)
+        with page.expect_navigation():
+            dog.click() if how == "click" else dog.tap()
+        page.wait_for_timeout(150)
+        page.get_by_role("button", name="Dog", exact=True).click() if how == "click" else \
+            page.get_by_role("button", name="Dog", exact=True).tap()
+        page.wait_for_timeout(500)
+        assert "1 of 3 picked" in page.inner_text(".progress")
+        # The keyboard stays where it was: on the picture just pressed.
+        assert page.evaluate("document.activeElement.dataset.picture") == "dog"
+        page.get_by_role("button", name="Start again").click()
+        page.wait_for_load_state()
+        page.wait_for_timeout(1100)
+    assert problems == []
+
+
 def test_photographed_handoff_opens_nothing_in_another_browser(app, redis_client, world,  # noqa: F811
                                                               live_server, browser):
     kiosk = KioskProgram(live_server, create_pairing_code(db.session, redis_client, world.school).code)

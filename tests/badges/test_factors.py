@@ -3,6 +3,7 @@ wrong tries in a row are counted per student and lock to teacher help."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import time
 
@@ -16,6 +17,15 @@ from portal.db import db
 from portal.models import BadgeFactor, Event, FactorKind, Person
 from portal.ratelimit import RateLimiter
 from tests.badges.conftest import csrf_from, issue, login, new_client, session_data, staff_post
+
+
+KEY = b"k" * 32
+_guesses = itertools.count(1000)
+
+
+def _wrong() -> str:
+    """A wrong PIN not tried before: the same wrong one again at once is a double press, one try."""
+    return f"{next(_guesses):04d}"
 
 
 def _csrf(page) -> str:
@@ -141,9 +151,9 @@ def test_second_factor_locks_to_teacher_help_and_teacher_unlocks(app, redis_clie
     _pin(kiosk.browser, "4821")
     _pin(kiosk.browser, "4821")
     kiosk.sign_in(token)
-    answers = [_pin(kiosk.browser, "0000").status_code for _ in range(4)]
+    answers = [_pin(kiosk.browser, _wrong()).status_code for _ in range(4)]
     assert answers == [401] * 4
-    locked = _pin(kiosk.browser, "0000")
+    locked = _pin(kiosk.browser, _wrong())
     assert locked.headers["Location"] == "/badges/locked"
     assert db.session.scalar(select(Event).where(Event.kind == "badge_factor_locked"))
 
@@ -194,7 +204,7 @@ def test_cli_unlocks_a_student(runner, redis_client, world, kiosk):
     _pin(kiosk.browser, "4821")
     kiosk.sign_in(token)
     for _ in range(5):
-        _pin(kiosk.browser, "0000")
+        _pin(kiosk.browser, _wrong())
     result = runner.invoke(args=["badges", "unlock", "katherine"])
     assert result.exit_code == 0, result.output
     kiosk.sign_in(token)
@@ -238,9 +248,9 @@ def test_slow_guessing_still_locks_after_five_wrong_tries_in_a_row(redis_client,
                                                                   one_second_window):
     token = _chosen_pin(redis_client, kiosk, world.older_student)
     kiosk.sign_in(token)
-    assert [_pin(kiosk.browser, "0000").status_code for _ in range(4)] == [401] * 4
+    assert [_pin(kiosk.browser, _wrong()).status_code for _ in range(4)] == [401] * 4
     time.sleep(1.2)  # the window has forgotten them; the count has not
-    assert _pin(kiosk.browser, "0000").headers["Location"] == "/badges/locked"
+    assert _pin(kiosk.browser, _wrong()).headers["Location"] == "/badges/locked"
     assert kiosk.sign_in(token).headers["Location"] == "/badges/locked"
 
 
@@ -248,30 +258,30 @@ def test_a_right_answer_starts_the_count_again(redis_client, world, kiosk):
     token = _chosen_pin(redis_client, kiosk, world.older_student)
     kiosk.sign_in(token)
     for _ in range(4):
-        _pin(kiosk.browser, "0000")
+        _pin(kiosk.browser, _wrong())
     assert _wrong_tries(world.older_student) == 4
     assert _pin(kiosk.browser, "4821").headers["Location"] == "/badges/home"
     assert _wrong_tries(world.older_student) == 0
     kiosk.sign_in(token)
-    assert [_pin(kiosk.browser, "0000").status_code for _ in range(4)] == [401] * 4
-    assert _pin(kiosk.browser, "0000").headers["Location"] == "/badges/locked"
+    assert [_pin(kiosk.browser, _wrong()).status_code for _ in range(4)] == [401] * 4
+    assert _pin(kiosk.browser, _wrong()).headers["Location"] == "/badges/locked"
 
 
 def test_a_new_badge_does_not_start_the_count_again(redis_client, world, kiosk):
     token = _chosen_pin(redis_client, kiosk, world.older_student)
     kiosk.sign_in(token)
-    assert [_pin(kiosk.browser, "0000").status_code for _ in range(3)] == [401] * 3
+    assert [_pin(kiosk.browser, _wrong()).status_code for _ in range(3)] == [401] * 3
     new_card = issue(redis_client, world.older_student)  # replaces the card in the pocket
     assert kiosk.scan(token).status_code == 403
     kiosk.sign_in(new_card)
-    assert _pin(kiosk.browser, "0000").status_code == 401
-    assert _pin(kiosk.browser, "0000").headers["Location"] == "/badges/locked"
+    assert _pin(kiosk.browser, _wrong()).status_code == 401
+    assert _pin(kiosk.browser, _wrong()).headers["Location"] == "/badges/locked"
 
 
 def _lock(kiosk, token) -> None:
     kiosk.sign_in(token)
     for _ in range(5):
-        _pin(kiosk.browser, "0000")
+        _pin(kiosk.browser, _wrong())
     assert kiosk.sign_in(token).headers["Location"] == "/badges/locked"
 
 
@@ -287,15 +297,15 @@ def test_teacher_help_unlocks_and_starts_the_count_again(app, redis_client, worl
         _pin(kiosk.browser, "9157")
         assert _pin(kiosk.browser, "9157").headers["Location"] == "/badges/home"
         kiosk.sign_in(token)
-    assert [_pin(kiosk.browser, "0000").status_code for _ in range(4)] == [401] * 4
-    assert _pin(kiosk.browser, "0000").headers["Location"] == "/badges/locked"
+    assert [_pin(kiosk.browser, _wrong()).status_code for _ in range(4)] == [401] * 4
+    assert _pin(kiosk.browser, _wrong()).headers["Location"] == "/badges/locked"
 
 
 def test_cli_unlock_starts_the_count_again(runner, redis_client, world, kiosk):
     token = _chosen_pin(redis_client, kiosk, world.older_student)
     kiosk.sign_in(token)
     for _ in range(3):
-        _pin(kiosk.browser, "0000")
+        _pin(kiosk.browser, _wrong())
     assert runner.invoke(args=["badges", "unlock", "katherine"]).exit_code == 0
     assert _wrong_tries(world.older_student) == 0
 
@@ -310,14 +320,14 @@ def test_a_guess_on_another_kiosk_cannot_slip_past_the_lock(redis_client, world,
     badge_id = 1
     for _ in range(4):
         with pytest.raises(WrongFactor):
-            check_factor(db.session, window, student, badge_id, FactorKind.pin, "0000")
+            check_factor(db.session, window, student, badge_id, FactorKind.pin, _wrong(), secret_key=KEY)
     with Session(db.engine) as other_kiosk:
         stale = other_kiosk.get(Person, student.id)
         assert other_kiosk.get(BadgeFactor, student.id).locked_at is None
         with pytest.raises(FactorLocked):
-            check_factor(db.session, window, student, badge_id, FactorKind.pin, "1111")
+            check_factor(db.session, window, student, badge_id, FactorKind.pin, "1111", secret_key=KEY)
         with pytest.raises(FactorLocked):
-            check_factor(other_kiosk, window, stale, badge_id, FactorKind.pin, guess)
+            check_factor(other_kiosk, window, stale, badge_id, FactorKind.pin, guess, secret_key=KEY)
     assert _wrong_tries(student) == 5
 
 
@@ -329,6 +339,99 @@ def test_the_district_sets_how_many_wrong_tries_lock(app, redis_client, world, k
     app.extensions.pop("badge_limits", None)
     token = _chosen_pin(redis_client, kiosk, world.older_student)
     kiosk.sign_in(token)
-    assert [_pin(kiosk.browser, "0000").status_code for _ in range(2)] == [401] * 2
+    assert [_pin(kiosk.browser, _wrong()).status_code for _ in range(2)] == [401] * 2
     time.sleep(1.2)
-    assert _pin(kiosk.browser, "0000").headers["Location"] == "/badges/locked"
+    assert _pin(kiosk.browser, _wrong()).headers["Location"] == "/badges/locked"
+
+
+# --- a young child presses twice (found by review, in a real browser) -------------------------
+
+@pytest.mark.parametrize("typed", ["", "12", "abcd", "1234567", "12 34"])
+def test_a_pin_that_is_no_pin_is_said_so_and_not_counted(redis_client, world, kiosk, typed):
+    # Before, an empty field (the second press of a double-click lands on a page whose field is
+    # empty) counted as a wrong try: a double press was two tries, and Enter pressed twice twice
+    # locked a child out.
+    token = _chosen_pin(redis_client, kiosk, world.older_student)
+    kiosk.sign_in(token)
+    answer = _pin(kiosk.browser, typed)
+    assert answer.status_code == 400
+    assert "A PIN has 4 to 6 numbers" in answer.get_data(as_text=True)
+    assert _wrong_tries(world.older_student) == 0
+    assert _pin(kiosk.browser, "4821").headers["Location"] == "/badges/home"
+
+
+def test_the_same_wrong_pin_pressed_twice_at_once_is_one_wrong_try(redis_client, world, kiosk):
+    token = _chosen_pin(redis_client, kiosk, world.older_student)
+    kiosk.sign_in(token)
+    assert [_pin(kiosk.browser, "5555").status_code for _ in range(3)] == [401] * 3
+    assert _wrong_tries(world.older_student) == 1
+    assert _pin(kiosk.browser, "5556").status_code == 401   # another answer is another try
+    assert _wrong_tries(world.older_student) == 2
+    # What the repeat is known by for that moment is not the PIN.
+    remembered = [k.decode() for k in redis_client.scan_iter("portal:limit:*once*")]
+    assert remembered and not any("5555" in k or "5556" in k for k in remembered)
+    assert all(0 < redis_client.ttl(k) <= 3 for k in remembered)
+
+
+def test_the_same_wrong_pin_counts_again_after_a_moment(redis_client, world, kiosk, clock):
+    from portal.badges.factors import SAME_ANSWER_SECONDS
+    token = _chosen_pin(redis_client, kiosk, world.older_student)
+    kiosk.sign_in(token)
+    _pin(kiosk.browser, "5555")
+    time.sleep(SAME_ANSWER_SECONDS + 0.2)
+    _pin(kiosk.browser, "5555")
+    assert _wrong_tries(world.older_student) == 2
+
+
+def _pressed_on(page) -> dict:
+    """The form of a picture page as the browser would send it, without the pick."""
+    text = page.get_data(as_text=True)
+    form = {"csrf_token": _csrf(page), "picked": re.findall(r'name="picked" value="(\w+)"', text)}
+    pressed = re.search(r'name="pressed" value="([^"]+)"', text)
+    if pressed:
+        form["pressed"] = pressed.group(1)
+    return form
+
+
+def test_a_double_pressed_picture_is_one_pick(redis_client, world, kiosk, clock):
+    set_policy(db.session, world.school, second_factor_grades="01", factor="picture")
+    kiosk.sign_in(issue(redis_client, world.student))
+    first = _pictures(kiosk.browser, "dog")
+    assert "1 of 3 picked" in first.get_data(as_text=True)
+    assert re.search(r'data-picture="dog"\s+autofocus', first.get_data(as_text=True))
+    clock.advance(milliseconds=300)     # the second press of the double-click, on the new page
+    again = kiosk.browser.post("/badges/check", data={**_pressed_on(first), "pick": "dog"})
+    assert again.status_code == 204     # the browser stays on the page it shows
+    clock.advance(milliseconds=300)
+    other = kiosk.browser.post("/badges/check", data={**_pressed_on(first), "pick": "cat"})
+    assert "2 of 3 picked" in other.get_data(as_text=True)
+    # Meant: the same picture again, a moment later, is a pick.
+    clock.advance(seconds=2)
+    third = kiosk.browser.post("/badges/check", data={**_pressed_on(other), "pick": "cat"})
+    assert "Pick the same three pictures again" in third.get_data(as_text=True)
+
+
+def test_a_double_press_on_the_last_picture_keeps_what_went_wrong_on_screen(redis_client, world,
+                                                                           kiosk, clock):
+    set_policy(db.session, world.school, second_factor_grades="01", factor="picture")
+    token = issue(redis_client, world.student)
+    kiosk.sign_in(token)
+    _pictures(kiosk.browser, "cat", "boat", "star")
+    _pictures(kiosk.browser, "cat", "boat", "star")
+    kiosk.sign_in(token)
+    wrong = _pictures(kiosk.browser, "cat", "boat", "moon")
+    assert wrong.status_code == 401 and "not it" in wrong.get_data(as_text=True)
+    clock.advance(milliseconds=200)
+    again = kiosk.browser.post("/badges/check", data={**_pressed_on(wrong), "pick": "moon"})
+    assert again.status_code == 204
+    assert _wrong_tries(world.student) == 1
+
+
+def test_a_forged_press_mark_changes_nothing_but_that_press(redis_client, world, kiosk, clock):
+    set_policy(db.session, world.school, second_factor_grades="01", factor="picture")
+    kiosk.sign_in(issue(redis_client, world.student))
+    page = kiosk.browser.get("/badges/check")
+    for forged in ["dog:abc", "dog:-5", ":", "dog", "dog:" + "9" * 400, "cat:1"]:
+        answer = kiosk.browser.post("/badges/check", data={"csrf_token": _csrf(page), "pressed": forged,
+                                                           "pick": "dog"})
+        assert answer.status_code == 200 and "1 of 3 picked" in answer.get_data(as_text=True)
