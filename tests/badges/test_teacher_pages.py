@@ -254,20 +254,26 @@ def test_scripts_still_get_json(app, world, redis_client):
     assert answer.status_code == 200 and answer.json == {"students": 1}
 
 
+def _teacher_in_a_browser(browser, live_server, world):
+    """A browser context signed in as the class's teacher, on the portal's home page."""
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, accept_downloads=True)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.goto(live_server + "/login")
+    page.fill("#username", world.teacher.username)
+    page.fill("#password", "correct horse battery")
+    page.click("button.primary")
+    page.wait_for_url(live_server + "/")
+    return context, page
+
+
 @pytest.mark.browser
 def test_a_teacher_in_a_real_browser_voids_prints_and_resets(app, world, redis_client, browser, live_server,
                                                              tmp_path):
     """Void a card, print a temporary badge, give a new password: through the pages' own buttons."""
     issue(redis_client, world.student)
-    context = browser.new_context(viewport={"width": 1024, "height": 768}, accept_downloads=True)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
+    context, page = _teacher_in_a_browser(browser, live_server, world)
     try:
-        page.goto(live_server + "/login")
-        page.fill("#username", world.teacher.username)
-        page.fill("#password", "correct horse battery")
-        page.click("button.primary")
-        page.wait_for_url(live_server + "/")
         page.click("header >> text=My classes")
         page.click("ul.classes >> text=Room 4")
         row = page.locator(f"#student-{world.student.id}")
@@ -299,6 +305,36 @@ def test_a_teacher_in_a_real_browser_voids_prints_and_resets(app, world, redis_c
     kiosk = enroll_kiosk(app, redis_client, world.school)
     assert kiosk.scan(token).status_code == 200
     login(new_client(app), world.student.username, password)
+
+
+@pytest.mark.browser
+def test_a_double_click_on_print_gives_one_sheet_whose_cards_work(app, world, redis_client, browser,
+                                                                   live_server, tmp_path):
+    # Found by review: each press reissued the class's badges, so a double-click downloaded two
+    # sheets and the first one's cards were already dead.
+    context, page = _teacher_in_a_browser(browser, live_server, world)
+    downloads = []
+    page.on("download", lambda download: downloads.append(download))
+    try:
+        page.goto(live_server + f"/teacher/sections/{world.section.id}")
+        button = page.get_by_role("button", name="Print new badges for Room 4")
+        with page.expect_download():
+            button.click()
+            page.wait_for_timeout(300)
+            button.click()          # the second press of a double-click
+        page.wait_for_timeout(1500)  # time for a second sheet, were one coming
+        assert len(downloads) == 1
+        pdf = tmp_path / "sheet.pdf"
+        downloads[0].save_as(pdf)
+        tokens = [token for found, _ in read_sheet(pdf) for token in found]
+        # Rows name the student their buttons act on, for screen readers.
+        page.reload()
+        assert page.get_by_role("button", name=f"Void badge: {world.student.display_name}").count() == 1
+    finally:
+        context.close()
+    assert tokens
+    kiosk = enroll_kiosk(app, redis_client, world.school)
+    assert [kiosk.scan(token).status_code for token in tokens] == [200] * len(tokens)
 
 
 def _new_password(response) -> str:
