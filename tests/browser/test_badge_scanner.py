@@ -231,6 +231,15 @@ def test_a_refused_badge_is_not_sent_again_for_a_few_seconds(app, redis_client, 
     assert len(run.posts()) == 2
     assert run.page.url == f"{live_server}/badge?school=maple"
     _no_frame_left_the_page(run, live_server)
+    # Found by review: zoomed to 200% on a 1280x800 Chromebook, what went wrong was below the
+    # fold, and the page had no heading and no way to sign in otherwise.
+    run.page.set_viewport_size({"width": 640, "height": 400})
+    run.page.wait_for_timeout(200)
+    say = run.page.locator("#scanner-say")
+    box = say.bounding_box()
+    assert say.inner_text() and box["y"] >= 0 and box["y"] + box["height"] <= 400, box
+    assert run.page.get_by_role("heading", name="Sign in with your badge").count() == 1
+    assert run.page.get_by_role("link", name="Sign in with a username and password").count() == 1
 
 
 def test_too_many_tries_pauses_the_scanner_as_long_as_the_portal_says(app, redis_client, scanner_school,
