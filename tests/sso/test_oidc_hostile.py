@@ -266,6 +266,23 @@ def test_a_token_request_authenticates_one_way_only(client, auth, oidc_world):
                        headers={"Authorization": _basic(oidc_world)}).status_code == 200
 
 
+@pytest.mark.parametrize("header", ["Basic /zr+",                  # decodes to bytes that are not UTF-8
+                                    "Basic Y2xpZW50OnPDqWNyZXQ=\u00e9",  # a character outside ASCII
+                                    "Basic \u00ff\u00fe"])
+def test_a_basic_header_that_cannot_be_read_is_refused_in_words(app, client, auth, oidc_world, header):
+    # Found by review: Authlib's reader raised on these, outside any handler: a 500 with a
+    # traceback in the log, for anyone, without credentials.
+    app.config["PROPAGATE_EXCEPTIONS"] = False     # as in production: a crash would be a 500
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+    refused = client.post("/oidc/token", data=form,
+                          environ_base={"HTTP_AUTHORIZATION": header.encode("utf-8").decode("latin-1")})
+    assert refused.status_code == 401 and refused.json["error"] == "invalid_client", refused.data
+    assert "cannot be read" in refused.json["error_description"]
+    assert client.post("/oidc/token", data=form, headers={"Authorization": _basic(oidc_world)}).status_code == 200
+
+
 def test_token_parameters_come_once_and_in_the_body(client, auth, oidc_world):
     auth.login()
     code, verifier, _ = get_code(client, oidc_world)

@@ -144,7 +144,12 @@ def _token_request_problem():
             return InvalidRequestError(f"Send {name} in the request body, not in the address.")
     # Read as Authlib reads it (its base64 decoding is lenient where werkzeug's is strict): a
     # header only Authlib could read would otherwise pass here and fall back to the body's.
-    basic_id, _ = extract_basic_authorization(request.headers)
+    try:
+        basic_id, _ = extract_basic_authorization(request.headers)
+    except ValueError:  # non-ASCII in the header, or credentials that are not UTF-8
+        # RFC 6749 5.2: a client that tried the Authorization header is answered 401 (Basic).
+        return InvalidClientError(description="The client's Basic credentials cannot be read.",
+                                  status_code=401)
     if basic_id is not None:
         # RFC 6749 2.3: a client uses one way of authenticating in a request, not two.
         if "client_secret" in form or ("client_id" in form and form["client_id"] != basic_id):
