@@ -87,6 +87,9 @@ def _add_time_filters(app: Flask) -> None:
 def _wire_request_hooks(app: Flask) -> None:
     from sqlalchemy import bindparam, select
 
+    from flask import session
+
+    from portal.auth.services import password_still_current
     from portal.extensions import db, login_manager
     from portal.models import Person
 
@@ -97,9 +100,12 @@ def _wire_request_hooks(app: Flask) -> None:
     @login_manager.user_loader
     def load_person(person_id: str):
         try:
-            return db.session.execute(enabled_person, {"id": int(person_id)}).scalar_one_or_none()
+            person = db.session.execute(enabled_person, {"id": int(person_id)}).scalar_one_or_none()
         except ValueError:
             return None
+        if person is not None and not password_still_current(session, person):
+            return None  # begun with a password that has since been replaced
+        return person
 
     @app.after_request
     def security_headers(response):

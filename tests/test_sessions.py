@@ -254,3 +254,34 @@ def test_session_ended_during_a_request_stays_ended(settings, roster, redis_serv
     assert client.get("/race").get_data(as_text=True) == "done"
     assert app.extensions["redis"].get(PREFIX + sid_of(client)) is None
     assert not signed_in(client)
+
+
+def test_a_sign_in_saved_just_after_a_password_reset_does_not_outlive_the_old_password(settings, roster,
+                                                                                     redis_server):
+    # Found by review (threads signing in with the old password while a teacher reset it): a
+    # sign-in past its password check when the reset ended the person's sessions saved its new
+    # session a moment later, and it stayed signed in with a password that no longer works.
+    from flask import request
+
+    from portal.auth.services import set_password
+    from portal.db import db
+    from portal.models import Person
+    from tests.conftest import AuthActions
+    app = create_app({"SETTINGS": settings})
+    person_id = roster.person("ada.lovelace").id
+
+    @app.after_request
+    def reset_meanwhile(response):  # runs after the password check, before the session's save
+        if request.path == "/login" and response.status_code == 302:
+            # (On this request's database session: SQLite lets one writer at a time, and a
+            # second connection here would wait for this request to end.)
+            set_password(db.session, app.extensions["redis"], db.session.get(Person, person_id),
+                         "a brand new secret")
+        return response
+
+    client = isolated_client(app)
+    assert AuthActions(client).login().status_code == 302
+    assert not signed_in(client)
+    tablet = isolated_client(create_app({"SETTINGS": settings}))
+    assert AuthActions(tablet).login(password="a brand new secret").status_code == 302
+    assert signed_in(tablet)

@@ -122,12 +122,38 @@ def set_password(db: Session, client: redis.Redis, person: Person, password: str
 SHARED_DEVICE_COOKIE = "portal_shared_device"
 
 
+# A session begun with a password keeps when that password was set. set_password ends the
+# sessions there are when it runs, but a sign-in with the old password may be between its check
+# and its save just then: that session would outlive the password it was begun with. Every request
+# loads the person anyway, so the session is refused there once the two differ.
+PASSWORD_SET_AT = "password_set_at"
+
+
+def _password_set_at(person: Person) -> int:
+    """When the person's password was last set, in microseconds (0: not since records began)."""
+    at = person.password_changed_at
+    if at is None:
+        return 0
+    if at.tzinfo is None:  # SQLite hands back the UTC time it was given, without its zone
+        at = at.replace(tzinfo=timezone.utc)
+    return int(at.timestamp() * 1_000_000)
+
+
+def password_still_current(session_data, person: Person) -> bool:
+    """Whether a session's person may stay signed in as far as their password goes: a session
+    not begun with a password, or begun with the one they have now."""
+    begun_with = session_data.get(PASSWORD_SET_AT)
+    return begun_with is None or begun_with == _password_set_at(person)
+
+
 def sign_in(person: Person, method: str) -> None:
     """Start a fresh session for the person (a new id: no session fixation)."""
     session.clear()
     session.rotate()
     login_user(person)
     session["auth_method"] = method
+    if method == "password":
+        session[PASSWORD_SET_AT] = _password_set_at(person)
     now = datetime.now(timezone.utc).timestamp()
     session["auth_time"] = int(now)
     # The same instant to the millisecond: "signed in after that request arrived" (SAML
