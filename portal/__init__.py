@@ -1,6 +1,9 @@
 """The district's student portal: create_app() wires config, extensions and blueprints."""
 from __future__ import annotations
 
+import logging
+import re
+
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -27,6 +30,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,
                                 x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
+
+    _keep_secrets_out_of_request_lines()
 
     from portal.extensions import csrf, db, login_manager, redis_store
     from portal.sessions import RedisSessionInterface, require_session_store
@@ -82,6 +87,28 @@ def _add_time_filters(app: Flask) -> None:
     # The last day a badge works, where the district is (it ends at the next midnight there).
     app.add_template_filter(lambda value: last_day(aware(value), app.config["SETTINGS"].zone),
                             "last_day")
+
+
+class RequestLineFilter(logging.Filter):
+    """A development server's request lines (werkzeug's, as `flask run` prints them) keep the
+    method, the path and the status, never a query string (ID tokens in logout addresses, SAML
+    messages, login hints) nor the code of a one-time link (/kiosk/handoff/<code>, /kiosk/bind/<code>)."""
+
+    _QUERY = re.compile(r'\?[^\s"]*')
+    _CODE = re.compile(r'(/kiosk/(?:handoff|bind)/)[^\s"?/]+')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        kept = self._CODE.sub(r"\1...", self._QUERY.sub("?...", text))
+        if kept != text:
+            record.msg, record.args = kept, ()
+        return True
+
+
+def _keep_secrets_out_of_request_lines() -> None:
+    logger = logging.getLogger("werkzeug")
+    if not any(isinstance(f, RequestLineFilter) for f in logger.filters):
+        logger.addFilter(RequestLineFilter())
 
 
 def _wire_request_hooks(app: Flask) -> None:

@@ -187,3 +187,20 @@ def test_redis_lost_during_a_request_does_not_pretend_to_succeed(outage_app, own
     assert_unavailable(student.get("/redis-stops-now"))
     own_redis.start()
     assert student.get("/login").status_code == 200
+
+
+def test_a_development_servers_request_lines_carry_no_query_and_no_one_time_code(app, live_server,
+                                                                                 caplog):
+    # Found by review: `flask --app portal run` logged every request line, and with them the ID
+    # token (student data) in a logout address and the code of a kiosk's hand-off link.
+    import logging
+
+    import requests
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    requests.get(f"{live_server}/oidc/logout", params={"id_token_hint": "eyJsecret.part.sig"}, timeout=10)
+    requests.get(f"{live_server}/kiosk/handoff/Hand0ffC0de", timeout=10, allow_redirects=False)
+    requests.get(f"{live_server}/kiosk/bind/B1ndC0de", timeout=10, allow_redirects=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any("/oidc/logout?..." in line for line in lines), lines
+    assert any("/kiosk/handoff/..." in line for line in lines), lines
+    assert not any(secret in caplog.text for secret in ("eyJsecret", "Hand0ffC0de", "B1ndC0de"))
