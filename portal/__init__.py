@@ -143,6 +143,9 @@ def _wire_request_hooks(app: Flask) -> None:
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self' https: http:",
         )
-        if "text/html" in response.content_type:
+        # Pages and JSON answers may carry a person's data (a teacher's script reads a student's
+        # badges as JSON): a shared Chromebook's cache keeps none. Public documents (discovery,
+        # keys, static files) say how long they may be kept themselves.
+        if response.mimetype in ("text/html", "application/json"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response

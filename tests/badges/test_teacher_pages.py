@@ -254,6 +254,17 @@ def test_scripts_still_get_json(app, world, redis_client):
     assert answer.status_code == 200 and answer.json == {"students": 1}
 
 
+def test_json_with_a_students_data_is_not_kept_in_the_browsers_cache(app, world, redis_client):
+    # Found by review: the HTML pages were sent no-store, the same data as JSON was not.
+    issue(redis_client, world.student)
+    teacher = _signed_in(app, world.teacher)
+    for path in (f"/badges/students/{world.student.id}", "/badges/reuse"):
+        answer = teacher.get(path, headers={"Accept": "application/json"})
+        assert answer.status_code == 200 and answer.is_json
+        assert answer.headers["Cache-Control"] == "no-store", path
+    assert "public" in teacher.get("/.well-known/openid-configuration").headers["Cache-Control"]
+
+
 def _teacher_in_a_browser(browser, live_server, world):
     """A browser context signed in as the class's teacher, on the portal's home page."""
     context = browser.new_context(viewport={"width": 1024, "height": 768}, accept_downloads=True)
