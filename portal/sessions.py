@@ -64,6 +64,25 @@ return raw
 """)
 
 
+# KEYS: a person's session index; ARGV: the sessions' key prefix. Drop the ids of sessions that
+# ended on their own: an idle time-out leaves its id in the index, and every sign-in pushes the
+# index's expiry out again, so a person who signs in often would keep every id they ever had.
+# Run at a sign-in that finds the index grown past PRUNE_ABOVE ids (its size rides in the save's
+# pipeline; the pruning costs a round trip only then). (The session keys come from the members,
+# not from KEYS: the portal runs on one Redis, not a cluster.)
+PRUNE_ABOVE = 16
+_PRUNE = Script(None, b"""
+local gone = 0
+for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. sid) == 0 then
+    redis.call('SREM', KEYS[1], sid)
+    gone = gone + 1
+  end
+end
+return gone
+""")
+
+
 class RedisSession(CallbackDict, SessionMixin):
     """A session whose data lives in Redis under `sid`."""
 
@@ -343,6 +362,7 @@ class RedisSessionInterface(SessionInterface):
             session.replaces = None
 
         idle = self._idle_seconds(app, session)
+        index_size = None
         if session.new or session.modified:
             data = dict(session)
             data.setdefault("_created", time.time())
@@ -354,6 +374,9 @@ class RedisSessionInterface(SessionInterface):
             if data.get("_user_id"):
                 key = PERSON_INDEX + str(data["_user_id"])
                 pipe.sadd(key, session.sid)
+                if session.new:  # a sign-in: how many ids the index holds now
+                    pipe.scard(key)
+                    index_size = (key, len(pipe) - 1)
                 # The longest any session may live, not this one's own: the index finds all of
                 # the person's sessions, and a short one (a temporary badge's) must not take the
                 # others' entries with it when it expires.
@@ -368,6 +391,8 @@ class RedisSessionInterface(SessionInterface):
             _tell_ended(results, ended)
             for at, then in checks:
                 then(results[at])
+            if index_size and results[index_size[1]] > PRUNE_ABOVE:
+                _PRUNE([index_size[0]], [PREFIX], client=client)
             self._set_cookie(app, session, response)
         elif idle != session.touched_idle:
             # Sliding idle time-out: reading the session (GETEX) touched it with the default.

@@ -285,3 +285,21 @@ def test_a_sign_in_saved_just_after_a_password_reset_does_not_outlive_the_old_pa
     tablet = isolated_client(create_app({"SETTINGS": settings}))
     assert AuthActions(tablet).login(password="a brand new secret").status_code == 302
     assert signed_in(tablet)
+
+
+def test_sessions_that_ended_on_their_own_leave_the_persons_index(app, roster, redis_client):
+    # Found by review: an idle time-out leaves the session's id in the person's index, and each
+    # sign-in pushed the index's expiry out again: it grew for as long as the person signed in.
+    from portal.sessions import PRUNE_ABOVE
+    from tests.conftest import AuthActions
+    ada = roster.person("ada.lovelace")
+    index = PERSON_INDEX + str(ada.id)
+    for _ in range(3 * PRUNE_ABOVE):
+        client = isolated_client(app)
+        AuthActions(client).login()
+        redis_client.delete(PREFIX + sid_of(client))   # as its idle time-out would
+    still_here = isolated_client(app)
+    AuthActions(still_here).login()
+    members = {m.decode() for m in redis_client.smembers(index)}
+    assert sid_of(still_here) in members and len(members) <= PRUNE_ABOVE + 1
+    assert signed_in(still_here)
