@@ -134,11 +134,17 @@ def _wire_request_hooks(app: Flask) -> None:
             return None  # begun with a password that has since been replaced
         return person
 
+    production = app.config["SETTINGS"].production
+
     @app.after_request
     def security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if production:
+            # Production is served over HTTPS only (its cookies are Secure): a browser that has
+            # been here once never tries plain HTTP, where a network could read or change pages.
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self' https: http:",

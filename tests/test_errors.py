@@ -204,3 +204,17 @@ def test_a_development_servers_request_lines_carry_no_query_and_no_one_time_code
     assert any("/oidc/logout?..." in line for line in lines), lines
     assert any("/kiosk/handoff/..." in line for line in lines), lines
     assert not any(secret in caplog.text for secret in ("eyJsecret", "Hand0ffC0de", "B1ndC0de"))
+
+
+def test_every_answer_carries_the_security_headers_and_production_asks_for_https(settings, redis_server):
+    from dataclasses import replace
+
+    from portal import create_app
+    development = create_app({"SETTINGS": settings}).test_client().get("/login")
+    assert development.headers["X-Frame-Options"] == "DENY"
+    assert development.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in development.headers["Content-Security-Policy"]
+    assert "Strict-Transport-Security" not in development.headers   # plain http on 127.0.0.1
+    production = create_app({"SETTINGS": replace(settings, env="production")})
+    answer = production.test_client().get("/login", base_url="https://portal.example")
+    assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
