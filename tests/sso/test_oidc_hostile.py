@@ -133,6 +133,35 @@ def test_same_nonce_twice_is_refused(client, auth, oidc_world):
     assert answer["error"] == "invalid_request"
 
 
+def test_the_same_nonce_sent_at_the_same_moment_gets_one_code(app, live_server, oidc_world):
+    # Found by review: the nonce was looked for, then remembered after the code was saved, so
+    # identical requests at the same moment could all pass the look.
+    import threading
+
+    import requests
+    browser = requests.Session()
+    page = browser.get(f"{live_server}/login", timeout=10).text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    browser.post(f"{live_server}/login", timeout=10, data={
+        "username": "ada.lovelace", "password": "correct horse battery", "csrf_token": token})
+    codes, start = [], threading.Barrier(8)
+
+    def ask(url):
+        start.wait(10)
+        location = browser.get(url, allow_redirects=False, timeout=10).headers.get("Location", "")
+        codes.append("code=" in location)
+
+    for round_ in range(3):
+        url = authorize_url(oidc_world, base=live_server, nonce=f"at-once-{round_}")
+        threads = [threading.Thread(target=ask, args=(url,)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert sum(codes) == 1 and len(codes) == 8, codes
+        codes.clear()
+
+
 def test_wrong_verifier_and_missing_verifier_are_refused(client, auth, oidc_world):
     auth.login()
     code, _, _ = get_code(client, oidc_world)

@@ -141,9 +141,11 @@ def nonce_seen(client: redis.Redis, client_id: str, nonce: str) -> bool:
     return bool(client.exists(NONCE + hash_secret(f"{client_id}|{nonce}")))
 
 
-def remember_nonce(client: redis.Redis, client_id: str, nonce: str, *, seconds: int) -> None:
-    """Remember a nonce a code was issued with, to refuse the same authorization request again."""
-    client.set(NONCE + hash_secret(f"{client_id}|{nonce}"), b"1", ex=seconds)
+def claim_nonce(client: redis.Redis, client_id: str, nonce: str, *, seconds: int) -> bool:
+    """Remember a nonce a code is being issued with, to refuse the same authorization request
+    again: False when it was already claimed (nonce_seen runs earlier, but two requests at the
+    same moment can both pass it; only one of them claims)."""
+    return bool(client.set(NONCE + hash_secret(f"{client_id}|{nonce}"), b"1", nx=True, ex=seconds))
 
 
 def save_sign_in_marker(client: redis.Redis, marker: str, request_digest: str, *, created: int,
