@@ -34,26 +34,35 @@ class PortalGroup(FlaskGroup):
         try:
             return super().invoke(ctx)
         except (OperationalError, ProgrammingError) as e:
-            if _schema_is_current(ctx) is False:
+            state = _schema_state(ctx)
+            if state == "older":
                 fail("the database does not have this version's tables yet: "
                      "run `portal db upgrade` first")
+            if state == "newer":
+                fail(newer_database(""))
             if isinstance(e, OperationalError):     # not reachable, refused, locked: not a bug
                 fail(f"the database could not be used ({database_said(e)}): check "
                      f"PORTAL_DATABASE_URL and that the database server is running")
             raise
 
 
-def _schema_is_current(ctx) -> bool | None:
+def _schema_state(ctx) -> str | None:
     from flask.cli import ScriptInfo
 
     from portal.db import db
-    from portal.migrate import is_current
+    from portal.migrate import schema_state
     try:
         app = ctx.ensure_object(ScriptInfo).load_app()
         with app.app_context():
-            return is_current(db.engine)
+            return schema_state(db.engine)[0]
     except Exception:  # the database cannot be read at all: the original error says more
         return None
+
+
+def newer_database(revisions: str) -> str:
+    """The one line for a database a newer portal migrated (`revisions`: " (revision ...)" or "")."""
+    return (f"the database was migrated by a newer version of the portal{revisions}, which this "
+            "version cannot upgrade or use: run the newer version; nothing changed")
 
 
 main = PortalGroup(create_app=_create_app, help="The district's student portal.",
@@ -73,9 +82,19 @@ def db_cli():
 @with_appcontext
 def db_upgrade():
     """Create or upgrade the tables to the newest schema."""
+    from alembic.util import CommandError
+
     from portal.db import db
-    from portal.migrate import upgrade
-    upgrade(db.engine)
+    from portal.migrate import MigrationFailed, schema_state, upgrade
+    try:
+        upgrade(db.engine)
+    except MigrationFailed as e:
+        fail(f"{e}: fix that and run `portal db upgrade` again")
+    except CommandError as e:
+        state, revisions = schema_state(db.engine)
+        if state == "newer":
+            fail(newer_database(f" (revision {', '.join(revisions)})"))
+        fail(f"the database could not be upgraded ({e}); nothing changed")
     click.echo("database is up to date")
 
 

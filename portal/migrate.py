@@ -6,6 +6,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -19,12 +20,23 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def is_current(engine: Engine) -> bool:
-    """True when the database has the newest schema (False: empty, or older than this code)."""
+    """True when the database has the newest schema (False: empty, older or newer than this code)."""
+    return schema_state(engine)[0] == "current"
+
+
+def schema_state(engine: Engine) -> tuple[str, list[str]]:
+    """How the database's schema stands to this code, and its revisions: "current"; "older"
+    (empty, or behind: `portal db upgrade` brings it up); or "newer" (with the revisions this
+    code does not know: a newer portal migrated it, and this one can neither use nor upgrade it)."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_heads()
-    return set(current) == set(ScriptDirectory.from_config(alembic_config()).get_heads())
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    script = ScriptDirectory.from_config(alembic_config())
+    if current == set(script.get_heads()):
+        return "current", sorted(current)
+    unknown = current - {r.revision for r in script.walk_revisions()}
+    return ("newer", sorted(unknown)) if unknown else ("older", sorted(current))
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -37,31 +49,71 @@ def downgrade(engine: Engine, revision: str) -> None:
     _migrate(engine, command.downgrade, revision)
 
 
+class MigrationFailed(RuntimeError):
+    """A migration stopped part-way; the message names it and what the database said. The whole
+    upgrade was one transaction, so the database is as it was before it."""
+
+
 def _migrate(engine: Engine, step, revision: str) -> None:
     cfg = alembic_config()
+    applied = cfg.attributes["applied"] = []
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             # SQLite alters a table by copying it and dropping the old one; with foreign keys on,
             # that drop would cascade and delete every row pointing at it (all of an app's
-            # grants, say). Alembic's advice: keys off while migrating, then check them.
+            # grants, say). Alembic's advice: keys off while migrating (outside a transaction,
+            # where the pragma is a no-op), then check them.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
+            # pysqlite opens a transaction only before INSERT, UPDATE or DELETE: a CREATE INDEX
+            # or a table copy before the first of those was committed at once, so a migration
+            # failing part-way stayed half done and its retry met its own leftovers. With the
+            # driver's transaction handling off and our own BEGIN (SQLAlchemy's pysqlite recipe),
+            # the whole upgrade is one transaction, as on PostgreSQL. IMMEDIATE: the write lock
+            # now, not a "database is locked" half-way through.
+            driver = connection.connection.dbapi_connection
+            driver_level, driver.isolation_level = driver.isolation_level, None
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         try:
+            start = _current_revision(connection)
             cfg.attributes["connection"] = connection
-            step(cfg, revision)
+            try:
+                step(cfg, revision)
+            except DBAPIError as e:
+                raise MigrationFailed(_failed(start, applied, e, step is command.upgrade)) from e
             if sqlite:
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if broken:
-                    raise RuntimeError(f"the migration left {len(broken)} broken references")
+                    raise MigrationFailed(f"the upgrade left {len(broken)} broken references "
+                                          "and was undone: the database is as it was before")
             connection.commit()
         except BaseException:
             connection.rollback()
             raise
         finally:
             if sqlite:
+                driver.isolation_level = driver_level
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.commit()
+
+
+def _current_revision(connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _failed(start: str | None, applied: list[str], error: DBAPIError, upgrading: bool) -> str:
+    """Say which migration failed and why, for `portal db upgrade`'s one line: upgrading, the one
+    after the last that went through (the history is one line of revisions)."""
+    from alembic.script import ScriptDirectory
+
+    from portal.errors import database_said
+    done = applied[-1] if applied else start
+    failing = next((r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+                    if upgrading and r.down_revision == done), "a migration")
+    return (f"migration {failing} failed ({database_said(error)}); the upgrade was undone and the "
+            "database is as it was before")
 
 
 def sqlite_autoincrement(tables: tuple[str, ...], autoincrement: bool) -> None:

@@ -115,3 +115,40 @@ def test_portal_commands_beside_make_run_use_its_redis_and_a_second_one_is_refus
         for k in env:
             os.environ.pop(k, None)
         os.environ.update(saved)
+
+
+def _runner_on(settings, url: str):
+    """The CLI runner of an app on another database than the suite's."""
+    from dataclasses import replace
+
+    from portal import create_app
+    return create_app({"SETTINGS": replace(settings, database_url=url)}).test_cli_runner()
+
+
+def _schema(engine) -> list:
+    from sqlalchemy import text
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT type, name, sql FROM sqlite_master ORDER BY name")).all()
+
+
+def test_upgrading_a_database_a_newer_portal_migrated_is_one_line_and_changes_nothing(settings, tmp_path):
+    # Before, Alembic's "Can't locate revision" came out as a hundred-line traceback.
+    from sqlalchemy import create_engine, text
+
+    from portal.migrate import upgrade
+    url = f"sqlite:///{tmp_path / 'newer.sqlite3'}"
+    engine = create_engine(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_future_change'"))
+    before = _schema(engine)
+    result = _runner_on(settings, url).invoke(args=["db", "upgrade"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        "Error: the database was migrated by a newer version of the portal (revision "
+        "0099_future_change), which this version cannot upgrade or use: run the newer version; "
+        "nothing changed"]
+    assert _schema(engine) == before
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0099_future_change"
+    engine.dispose()

@@ -256,3 +256,36 @@ def test_usernames_are_stored_composed_unless_that_would_make_two_one(tmp_path):
     # José could not sign in by typing his name; Zoë decomposed would become the other Zoë.
     assert names == {1: "josé.garcia", 2: "ada", 3: zoe, 4: "zoë.li"}
     engine.dispose()
+
+
+def test_a_migration_that_fails_part_way_changes_nothing_and_can_be_run_again(settings, tmp_path):
+    # A DBA's own index holds a name 0014 gives its third index. Before, pysqlite had committed
+    # 0014's first two indexes on its own: the database was left half migrated, and the retry
+    # failed on them ("index uq_deletion_request_open already exists").
+    from tests.test_cli import _runner_on, _schema
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    engine = create_engine(url)
+    upgrade(engine, "0013_requests_outlive_districts")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE INDEX ix_audit_event_at ON audit_event (at)"))
+    before = _schema(engine)
+    runner = _runner_on(settings, url)
+    result = runner.invoke(args=["db", "upgrade"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert _schema(engine) == before
+    assert result.output.strip().splitlines() == [
+        "Error: migration 0014_one_open_deletion_request failed (index ix_audit_event_at already "
+        "exists); the upgrade was undone and the database is as it was before: fix that and run "
+        "`portal db upgrade` again"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == \
+            "0013_requests_outlive_districts"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_audit_event_at"))
+    result = runner.invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "database is up to date\n"
+    from portal.migrate import is_current
+    assert is_current(engine)
+    engine.dispose()

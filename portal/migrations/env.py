@@ -20,11 +20,15 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
+    applied = config.attributes.get("applied")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies tables
         compare_type=True,
+        # portal.migrate names the migration that failed: the one after the last applied.
+        on_version_apply=() if applied is None else (
+            lambda step, **_: applied.append(step.up_revision_id),),
     )
     with context.begin_transaction():
         context.run_migrations()
