@@ -122,9 +122,15 @@ def sqlite_autoincrement(tables: tuple[str, ...], autoincrement: bool) -> None:
     sqlite_sequence starts at the largest id) under the new CREATE TABLE; foreign keys are off
     while migrating (_migrate). Nothing to do on PostgreSQL, whose sequences never reuse ids."""
     from alembic import op
-    if op.get_bind().dialect.name != "sqlite":
+    from sqlalchemy import text
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
         return
     for table in tables:
+        sql = bind.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                           {"t": table}).scalar()
+        if ("AUTOINCREMENT" in sql.upper()) == autoincrement:
+            continue    # already so: no copy
         with op.batch_alter_table(table, recreate="always",
                                   table_kwargs={"sqlite_autoincrement": autoincrement}):
             pass

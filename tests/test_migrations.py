@@ -289,3 +289,56 @@ def test_a_migration_that_fails_part_way_changes_nothing_and_can_be_run_again(se
     from portal.migrate import is_current
     assert is_current(engine)
     engine.dispose()
+
+
+def test_every_table_the_models_keep_ids_for_has_autoincrement_after_upgrading(tmp_path):
+    # 0013 copied deletion_request without it, though 0009 and the model ask for it.
+    from portal.db import Base
+    wanted = sorted(name for name, table in Base.metadata.tables.items()
+                    if table.dialect_options["sqlite"]["autoincrement"])
+    assert "deletion_request" in wanted
+    engine = create_engine(f"sqlite:///{tmp_path / 'new.sqlite3'}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        sql = dict(conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")).all())
+    assert [name for name in wanted if "AUTOINCREMENT" not in sql[name]] == []
+    engine.dispose()
+
+
+def test_a_database_0013_copied_without_autoincrement_gets_it_back_and_keeps_every_request(tmp_path):
+    # Two admins had asked at once: 0014 merges request 2 into request 1 and deletes it. Before,
+    # the next request was given id 2 again, the id a vendor may quote for the merged one.
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0013_requests_outlive_districts")
+    with engine.begin() as conn:   # as the old 0013 left it: the table copied without AUTOINCREMENT
+        with Operations(MigrationContext.configure(conn)).batch_alter_table(
+                "deletion_request", recreate="always", table_kwargs={"sqlite_autoincrement": False}):
+            pass
+        school_with_students(conn, (1,))
+        conn.execute(text(
+            "INSERT INTO app (id, slug, name, kind, url, icon, icon_version, settings, released_fields) "
+            "VALUES (1, 'reading', 'Reading', 'saml', 'https://r.example/', '', '', '{}', '[]')"))
+        for request_id, fields in ((1, '["given_name"]'), (2, '["grade"]'), (3, '["given_name"]')):
+            conn.execute(text(
+                "INSERT INTO deletion_request (id, district_id, person_id, app_id, app_name, protocol, "
+                "subject, fields, first_at, last_at, asked_at, done_at, done_note) VALUES (:id, 1, 1, 1, "
+                "'Reading', 'saml', 's', :fields, '2026-01-01', '2026-01-01', '2026-01-0' || :id, "
+                ":done, '')"), {"id": request_id, "fields": fields, "done": "2026-02-01" if request_id == 1 else None})
+    with engine.connect() as conn:
+        assert "AUTOINCREMENT" not in conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE name = 'deletion_request'")).scalar()
+    upgrade(engine)
+    with engine.begin() as conn:
+        assert "AUTOINCREMENT" in conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE name = 'deletion_request'")).scalar()
+        # Request 1 (done) stays; 3 was merged into 2 (the oldest open one) and is gone.
+        assert conn.execute(text("SELECT id, fields, done_at IS NOT NULL FROM deletion_request "
+                                 "ORDER BY id")).all() == [(1, '["given_name"]', 1), (2, '["grade", "given_name"]', 0)]
+        indexes = {row[1] for row in conn.execute(text("PRAGMA index_list(deletion_request)"))}
+        assert {"uq_deletion_request_open", "ix_deletion_request_person_app"} <= indexes
+        conn.execute(text("UPDATE deletion_request SET done_at = '2026-03-01' WHERE id = 2"))
+        add_deletion_request(conn)
+        assert conn.execute(text("SELECT max(id) FROM deletion_request")).scalar() == 4
+    engine.dispose()
