@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 from flask import Flask, current_app, g, jsonify, make_response, render_template, request
 from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 
 from portal.redis_store import RedisUnavailable
@@ -157,6 +158,51 @@ def database_unavailable(e: Exception):
     return _unavailable("database", database_said(e))
 
 
+# How long a reading of the schema's revision stands (it is read only when a statement failed).
+SCHEMA_CHECK_SECONDS = 30
+
+
+def database_failed(e: Exception):
+    """A statement failed. Against a schema older or newer than this code (a missing table or
+    column: OperationalError on SQLite, ProgrammingError on PostgreSQL) no retry will help: the
+    page says so, and the log says what to run. Otherwise an OperationalError is an outage (the
+    503 page) and a ProgrammingError a bug (the 500 page, with its traceback in the log)."""
+    if schema_out_of_step() is not None:
+        return error_page(503, "Sign-in is not working right now",
+                          "Tell your teacher: the portal's database needs updating. "
+                          "The people who run the portal will find what to do in its log.")
+    if isinstance(e, OperationalError):
+        return database_unavailable(e)
+    raise e
+
+
+def schema_out_of_step() -> str | None:
+    """"older" or "newer" when the database's schema is not this code's, None when it is or
+    cannot be read (an outage says more). Read when a statement fails, at most every
+    SCHEMA_CHECK_SECONDS, and logged once when it changes: create_app does not check (a bench
+    or `portal demo` creates the app before it migrates)."""
+    from portal.db import db
+    from portal.migrate import schema_state
+    seen = current_app.extensions.get("schema_seen")
+    if seen is not None and time.monotonic() - seen[0] < SCHEMA_CHECK_SECONDS:
+        return seen[1]
+    try:
+        state, revisions = schema_state(db.engine)
+    except Exception:  # noqa: BLE001  (not readable: the error being handled is the news)
+        state, revisions = None, []
+    state = None if state == "current" else state
+    if state is not None and (seen is None or seen[1] != state):
+        at = ", ".join(revisions) or "no tables"
+        if state == "older":
+            log.error("the database schema is older than this code (the database is at %s): "
+                      "run `portal db upgrade`", at)
+        else:
+            log.error("the database schema is newer than this code (revision %s, which it does "
+                      "not know): a newer version of the portal migrated it; run that version", at)
+    current_app.extensions["schema_seen"] = (time.monotonic(), state)
+    return state
+
+
 def _unavailable(store: str, reason: str):
     log.warning("%s unavailable: %s", store, reason)
     response = error_page(503)
@@ -185,7 +231,8 @@ def register_error_handlers(app: Flask) -> None:
 
     app.register_error_handler(RedisUnavailable, store_unavailable)
     app.register_error_handler(redis.RedisError, store_unavailable)
-    app.register_error_handler(OperationalError, database_unavailable)
+    app.register_error_handler(OperationalError, database_failed)
+    app.register_error_handler(ProgrammingError, database_failed)
 
     @app.errorhandler(500)
     def _unexpected(e):

@@ -218,3 +218,76 @@ def test_every_answer_carries_the_security_headers_and_production_asks_for_https
     production = create_app({"SETTINGS": replace(settings, env="production")})
     answer = production.test_client().get("/login", base_url="https://portal.example")
     assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+# --- a database schema older or newer than the code ---------------------------------------------
+
+@pytest.fixture
+def own_database(tmp_path):
+    """A database of this test's own, on the suite's kind (a SQLite file, or a PostgreSQL schema of
+    its own when PORTAL_TEST_DATABASE_URL is set): yields its URL, dropped afterwards."""
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import _postgres_schema_url
+    base = os.environ.get("PORTAL_TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{tmp_path / 'own.sqlite3'}"
+        return
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield _postgres_schema_url(base, schema)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def _older(engine):
+    from portal.migrate import upgrade
+    upgrade(engine, "0010_app_opt_outs")     # before security holds: no person.held_at
+
+
+def _newer(engine):
+    # A newer portal that dropped a column this code reads, stamped with a revision it does not know.
+    from sqlalchemy import text
+
+    from portal.migrate import upgrade
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE person DROP COLUMN hold_reason"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_future_change'"))
+
+
+@pytest.mark.parametrize("made, logged", [
+    (_older, "the database schema is older than this code (the database is at 0010_app_opt_outs): "
+             "run `portal db upgrade`"),
+    (_newer, "the database schema is newer than this code (revision 0099_future_change, which it does "
+             "not know): a newer version of the portal migrated it; run that version"),
+])
+def test_a_database_schema_out_of_step_with_the_code_is_said_plainly_and_logged_once(
+        settings, app, own_database, caplog, made, logged):
+    # Before, SQLite's "no such column" read as an outage ("try again in a minute", forever) and
+    # PostgreSQL's "column does not exist" was a 500; the log said neither what nor what to do.
+    from sqlalchemy import create_engine
+    engine = create_engine(own_database)
+    made(engine)
+    engine.dispose()
+    behind = create_app({"SETTINGS": replace(settings, database_url=own_database)})
+    behind.config["PROPAGATE_EXCEPTIONS"] = False
+    client = isolated_client(behind)
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            response = client.post("/login", data={"username": "ada.lovelace", "password": "a long password",
+                                                   "csrf_token": csrf_token(client)})
+            assert_plain_page(response, 503, "Sign-in is not working right now")
+            assert "the portal&#39;s database needs updating" in response.get_data(as_text=True)
+            assert "Try again in a minute" not in response.get_data(as_text=True)
+            assert "Retry-After" not in response.headers
+    assert [r.getMessage() for r in caplog.records if r.levelname != "INFO"] == [logged]
+    with behind.app_context():
+        from portal.db import db
+        db.engine.dispose()
