@@ -1,4 +1,5 @@
 """Migrations keep data: upgrading a database that has rows loses none of them."""
+import pytest
 from sqlalchemy import create_engine, text
 
 from portal.migrate import downgrade, upgrade
@@ -152,6 +153,8 @@ def test_app_device_and_badge_ids_are_never_reused_after_upgrading(tmp_path):
     engine.dispose()
 
 
+@pytest.mark.filterwarnings("ignore:.*expression-based index:UserWarning",
+                            "ignore:.*expression-based index:sqlalchemy.exc.SAWarning")
 def test_the_migrations_build_exactly_the_models_schema(tmp_path):
     # A model changed without a migration (or the reverse) shows here, not on a district's server.
     from alembic.autogenerate import compare_metadata
@@ -163,6 +166,12 @@ def test_the_migrations_build_exactly_the_models_schema(tmp_path):
     upgrade(engine)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        # Alembic cannot reflect an index over expressions: compare what each would create.
+        from sqlalchemy.schema import CreateIndex
+        for index in (i for t in Base.metadata.tables.values() for i in t.indexes
+                      if any(not hasattr(e, "name") for e in i.expressions)):
+            made = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :n"), {"n": index.name}).scalar()
+            assert made == str(CreateIndex(index).compile(dialect=engine.dialect)).strip()
     engine.dispose()
 
 
@@ -341,4 +350,29 @@ def test_a_database_0013_copied_without_autoincrement_gets_it_back_and_keeps_eve
         conn.execute(text("UPDATE deletion_request SET done_at = '2026-03-01' WHERE id = 2"))
         add_deletion_request(conn)
         assert conn.execute(text("SELECT max(id) FROM deletion_request")).scalar() == 4
+    engine.dispose()
+
+
+def test_grants_to_the_same_group_are_merged_into_the_oldest(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0016_deletion_request_ids")
+    with engine.begin() as conn:
+        school_with_students(conn, ())
+        conn.execute(text(
+            "INSERT INTO app (id, slug, name, kind, url, icon, icon_version, settings, released_fields) "
+            "VALUES (1, 'library', 'Library', 'link', 'https://l.example/', '', '', '{}', '[]')"))
+        for grant_id, district, school, grade in (
+                (1, 1, None, None), (2, 1, None, None),          # the district, twice
+                (3, 1, 1, "03"), (4, None, 1, "03"),           # --district --school, and --school
+                (5, None, None, "03"), (6, 1, None, "03"),      # a grade everywhere; in the district
+                (7, None, None, "03")):
+            conn.execute(text("INSERT INTO app_grant (id, app_id, district_id, school_id, grade) "
+                              "VALUES (:id, 1, :district, :school, :grade)"),
+                         {"id": grant_id, "district": district, "school": school, "grade": grade})
+    upgrade(engine)
+    with engine.begin() as conn:
+        assert [row[0] for row in conn.execute(text("SELECT id FROM app_grant ORDER BY id"))] == [1, 3, 5, 6]
+        conn.execute(text("INSERT INTO app_grant (app_id, school_id, grade) VALUES (1, 1, '04')"))
+    downgrade(engine, "0016_deletion_request_ids")
+    upgrade(engine)
     engine.dispose()

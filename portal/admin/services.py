@@ -5,6 +5,7 @@ import re
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload
 
 from portal import audit
@@ -203,10 +204,21 @@ def grant_app(db: Session, name: str, *, district: bool = False, school: str | N
     app = find_app(db, name)
     grant = _grant_for(db, app, district=district, school=school, grade=grade, section=section, role=role,
                        actor=actor)
-    if db.scalar(_same_grant(grant)) is not None:
-        raise AdminError(f"{app.name} is already granted to exactly that group; nothing changed")
+    name, same = app.name, _same_grant(grant)
+    already = f"{name} is already granted to exactly that group; nothing changed"
+    if db.scalar(same) is not None:
+        raise AdminError(already)
     db.add(grant)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError:
+        # Granted at the same moment (two admins, a double click): both found none, and the
+        # unique index kept the other's. That one is the grant; this one was never made.
+        db.rollback()
+        if db.scalar(same) is not None:
+            raise AdminError(already) from None
+        raise AdminError(f"{name} or that group changed while granting; nothing changed: "
+                         "try again") from None
     audit.record("app_granted", actor=actor, app=app, commit=False,
                  data={"to": grant.describe(), **audit.grant_scope(grant)})
     db.commit()

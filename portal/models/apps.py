@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.db import Base
@@ -69,7 +69,17 @@ class Grant(Base):
     school: Mapped[School | None] = relationship(viewonly=True)
     section: Mapped[Section | None] = relationship(viewonly=True)
 
-    __table_args__ = (Index("ix_app_grant_app", "app_id"),)
+    __table_args__ = (
+        Index("ix_app_grant_app", "app_id"),
+        # One grant per group, enforced by the database too: two admins granting at the same
+        # moment both found none (portal.admin.services). The group as _same_grant reads it:
+        # NULLs equal (coalesce), and a school or class names its district (a grant stored with
+        # both is the same group as one without the district). Migration 0017.
+        Index("uq_app_grant_group", "app_id",
+              text("coalesce(CASE WHEN school_id IS NULL AND section_id IS NULL THEN district_id END, 0)"),
+              text("coalesce(school_id, 0)"), text("coalesce(section_id, 0)"),
+              text("coalesce(grade, '')"), text("coalesce(role, '')"), unique=True),
+    )
 
     def describe(self) -> str:
         """Say who the grant covers in the words an admin types (`portal apps grant` options)."""

@@ -208,3 +208,39 @@ def test_a_district_may_send_an_app_shared_with_another_district_fewer_fields(ro
         release_fields(db.session, "Bay Only", [], actor=admin)
     assert db.session.scalar(
         select(App).where(App.name == "Bay Only")).released_fields == ["given_name", "grade"]
+
+
+def test_two_admins_granting_the_same_group_at_once_store_one_grant(app, pupils):
+    # Both found no such grant and both stored one: removing "the" grant left the app granted.
+    from portal.admin.services import AdminError, grant_app
+    from tests.admin.helpers import at_the_same_moment
+    first, second = at_the_same_moment(app, Grant, *[lambda: grant_app(db.session, "Story Time", grade="03")] * 2)
+    refused_one = first if isinstance(first, Exception) else second
+    assert isinstance(refused_one, AdminError), (first, second)
+    assert str(refused_one) == "Story Time is already granted to exactly that group; nothing changed"
+    db.session.expire_all()
+    assert grant_count() == 1
+    cli(app.test_cli_runner(), "apps", "ungrant", "Story Time", "--grade", "03")
+    assert grant_count() == 0
+
+
+def test_the_database_refuses_a_second_grant_to_the_same_group(app, runner, pupils):
+    # What the index holds, as _same_grant reads a group: NULLs equal, and a school names its
+    # district (a grant stored with both, as --district --school once made it, is the same group).
+    from sqlalchemy.exc import IntegrityError
+
+    from portal.models import School
+    app_id = story_time().id
+    maple = db.session.scalar(select(School).where(School.sourced_id == "maple"))
+    db.session.add(Grant(app_id=app_id, school_id=maple.id, district_id=maple.district_id, grade="03"))
+    db.session.commit()
+    for same in (dict(school_id=maple.id, grade="03"), dict(school_id=maple.id, district_id=maple.district_id, grade="03")):
+        db.session.add(Grant(app_id=app_id, **same))
+        with pytest.raises(IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+    assert "already granted to exactly that group" in refused(runner, "apps", "grant", "Story Time",
+                                                             "--school", "maple", "--grade", "03")
+    cli(runner, "apps", "grant", "Story Time", "--school", "maple")        # another group
+    cli(runner, "apps", "grant", "Story Time", "--grade", "03")            # and another
+    assert grant_count() == 3
