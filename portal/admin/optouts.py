@@ -10,6 +10,7 @@ from datetime import datetime
 
 import redis
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -40,6 +41,15 @@ def opt_out(db: Session, person: Person, app: App, *, actor: Person | None, now:
     if is_opted_out(db, person, app):
         return False
     db.add(AppOptOut(person_id=person.id, app_id=app.id, at=now, by_id=actor.id if actor else None))
+    try:
+        db.flush()
+    except IntegrityError:
+        # Pressed twice at once (a double click, two admins): both found no opt-out, and the
+        # other press wrote it. This one changes nothing and is not recorded.
+        db.rollback()
+        if is_opted_out(db, person, app):
+            return False
+        raise
     audit.record("app_opted_out", person=person, actor=actor, app=app, commit=False)
     db.commit()
     if client is not None and app.kind is AppKind.oidc and app.client_id:

@@ -119,3 +119,21 @@ def test_the_command_line_refuses_in_one_line(app, shared, runner):
     assert "is opted out" in cli(runner, "users", "opt-out", "ada.lovelace", "Library")
     assert "already opted out" in cli(runner, "users", "opt-out", "ada.lovelace", "library")
     assert _kinds(app) == ["app_opted_out"]
+
+
+def test_an_opt_out_pressed_twice_at_once_is_one_opt_out_and_two_plain_answers(app, shared):
+    # A double click: both found no opt-out, and the second insert was refused by the primary key
+    # (a 500). Now the second changes nothing and answers as "already opted out" does.
+    from datetime import datetime, timezone
+
+    from portal.admin.optouts import opt_out
+    from portal.models import App, Person
+    from tests.admin.helpers import at_the_same_moment
+    ada_id, app_id = shared["ada"].id, shared["saml"].id
+
+    def press():
+        return opt_out(db.session, db.session.get(Person, ada_id), db.session.get(App, app_id), actor=None,
+                       now=datetime.now(timezone.utc))
+    assert sorted(at_the_same_moment(app, AppOptOut, press, press)) == [False, True]
+    assert _opted(app) == [(ada_id, app_id)]
+    assert _kinds(app) == ["app_opted_out"]
