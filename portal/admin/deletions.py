@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,13 +86,25 @@ def confirm_deletion(db: Session, request: DeletionRequest, *, actor: Person | N
                      now: datetime) -> DeletionRequest:
     """Record that the vendor confirmed the deletion (with the admin's note of their answer)."""
     if not request.is_open:
-        raise AdminError(f"this request was already marked done on {request.done_at:%b %-d, %Y}")
+        raise _already_done(request)
     note = one_line(note, "note", MAX_NOTE)
-    request.done_at, request.done_by_id, request.done_note = now, actor.id if actor else None, note
+    # Only while still open, in the same statement: two admins confirming at the same moment both
+    # found it open, and the second overwrote the first's note and was recorded again.
+    done = db.execute(update(DeletionRequest).where(DeletionRequest.id == request.id,
+                                                    DeletionRequest.done_at.is_(None))
+                      .values(done_at=now, done_by_id=actor.id if actor else None, done_note=note))
+    if done.rowcount != 1:
+        db.rollback()
+        db.refresh(request)
+        raise _already_done(request)
     audit.record("deletion_confirmed", person=request.person, actor=actor, app=request.app,
                  data={"request": request.id}, commit=False)
     db.commit()
     return request
+
+
+def _already_done(request: DeletionRequest) -> AdminError:
+    return AdminError(f"this request was already marked done on {request.done_at:%b %-d, %Y}")
 
 
 def find_request(db: Session, district_id: int | None, request_id: int) -> DeletionRequest | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -41,14 +41,25 @@ def place_hold(db: Session, client: redis.Redis, person: Person, *, actor: Perso
     if actor is not None and actor.id == person.id:
         raise AdminError("you cannot put your own account on hold")
     if person.held_at is not None:
-        raise AdminError(f"{person.username} has been on hold since {person.held_at:%b %-d, %Y}")
-    person.held_at, person.hold_reason = now, reason
+        raise _already_held(person)
+    # Only while not held, in the same statement: two admins at the same moment both found the
+    # account not held, and the second replaced the first's reason and was recorded again.
+    placed = db.execute(update(Person).where(Person.id == person.id, Person.held_at.is_(None))
+                        .values(held_at=now, hold_reason=reason))
+    if placed.rowcount != 1:
+        db.rollback()
+        db.refresh(person)
+        raise _already_held(person)
     audit.record("hold_placed", person=person, actor=actor, commit=False)
     db.commit()
     try:
         return end_sessions_for(client, person.id)
     except redis.RedisError:
         return None   # the hold already refuses them; lifting it ends them
+
+
+def _already_held(person: Person) -> AdminError:
+    return AdminError(f"{person.username} has been on hold since {person.held_at:%b %-d, %Y}")
 
 
 def lift_hold(db: Session, client: redis.Redis, person: Person, *, actor: Person | None) -> None:

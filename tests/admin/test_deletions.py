@@ -250,3 +250,27 @@ def test_a_saml_apps_nameid_is_named_once(app, shared, runner):
     out = cli(runner, "deletions", "ask", "ada.lovelace", "Spelling Bee")
     assert "portal username, also the SAML NameID: ada.lovelace" in out
     assert out.count("ada.lovelace") == 1
+
+
+def test_two_admins_confirming_at_once_record_one_confirmation(app, shared):
+    # Both pages showed the request open; the second confirmation overwrote the first's note and
+    # was recorded again.
+    from datetime import datetime, timezone
+
+    from portal.admin.deletions import confirm_deletion
+    from portal.admin.services import AdminError
+    from portal.db import db
+    admin = _client(app, "dee.admin")
+    request_id = int(_ask(admin, shared["ada"], shared["saml"].slug).headers["Location"].rsplit("/", 1)[1])
+    now = datetime.now(timezone.utc)
+    with app.app_context():                              # the first admin's request
+        seen_open = db.session.get(DeletionRequest, request_id)
+        assert seen_open.is_open
+        with app.app_context():                          # the second's, at the same moment
+            confirm_deletion(db.session, db.session.get(DeletionRequest, request_id), actor=None,
+                             note="ticket B", now=now)
+        with pytest.raises(AdminError, match="^this request was already marked done on "):
+            confirm_deletion(db.session, seen_open, actor=None, note="ticket A", now=now)
+    with app.app_context():
+        assert db.session.get(DeletionRequest, request_id).done_note == "ticket B"
+    assert len(_events(app, "deletion_confirmed")) == 1

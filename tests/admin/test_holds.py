@@ -157,3 +157,20 @@ def test_the_command_line_refuses_in_one_line(app, world, runner):
     assert "longer than 200" in refused(runner, "users", "hold", "ada", "--reason", "x" * 300)
     cli(runner, "users", "hold", "ada")
     assert "on hold since" in refused(runner, "users", "hold", "ada")
+
+
+def test_two_admins_placing_a_hold_at_once_place_it_once(app, redis_client, world):
+    # Both found the account not held; the second replaced the first's reason and was recorded again.
+    from portal.admin.holds import place_hold
+    from portal.admin.services import AdminError
+    now = datetime.now(timezone.utc)
+    with app.app_context():                              # the first admin's request
+        seen_free = db.session.get(Person, world.student.id)
+        with app.app_context():                          # the second's, at the same moment
+            place_hold(db.session, redis_client, db.session.get(Person, world.student.id), actor=None,
+                       reason="badge lost", now=now)
+        with pytest.raises(AdminError, match="^ada has been on hold since "):
+            place_hold(db.session, redis_client, seen_free, actor=None, reason="password out", now=now)
+    with app.app_context():
+        assert db.session.get(Person, world.student.id).hold_reason == "badge lost"
+    assert _kinds(app) == ["hold_placed"]
