@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request
 from flask_login import current_user
 
+from portal.addresses import public_url
 from portal.auth.roles import role_required
 from portal.auth.services import SHARED_DEVICE_COOKIE
 from portal.badges import flow
@@ -130,7 +131,7 @@ def enroll():
 def bind(device: KioskDevice):
     """The device asks for a one-time URL that binds its browser (open it right away)."""
     code = start_browser_binding(flow.redis_client(), device)
-    return _single_use(bind_url=url_for("kiosk.bind_browser", code=code, _external=True),
+    return _single_use(bind_url=public_url("kiosk.bind_browser", code=code),
                        expires_in=BIND_SECONDS)
 
 
@@ -173,7 +174,7 @@ def badge(device: KioskDevice):
     code = start_handoff(flow.redis_client(), accepted, clock=flow.app_clock(), saml_logout=saml_logout)
     # The badge's last use, committed after the ids above were read (a commit expires them).
     db.session.commit()
-    return _single_use(handoff_url=url_for("kiosk.handoff", code=code, _external=True),
+    return _single_use(handoff_url=public_url("kiosk.handoff", code=code),
                        expires_in=HANDOFF_SECONDS)
 
 

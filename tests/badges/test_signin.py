@@ -202,3 +202,11 @@ def test_kiosk_api_needs_no_csrf_token_but_staff_routes_do(app, redis_client, wo
     login(teacher, "t.four")
     refused = teacher.post(f"/badges/students/{world.student.id}/void", json={})
     assert refused.status_code == 400
+
+
+def test_the_handoff_link_names_the_configured_address_not_the_host(app, redis_client, world, kiosk):
+    from dataclasses import replace
+    app.config["SETTINGS"] = replace(app.config["SETTINGS"], oidc_issuer="https://portal.district.example")
+    answer = kiosk.api.post("/kiosk/badge", json={"token": issue(redis_client, world.student)},
+                            headers={**kiosk.headers, "Host": "evil.example"})
+    assert answer.json["handoff_url"].startswith("https://portal.district.example/kiosk/handoff/")

@@ -17,6 +17,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal import access, audit
+from portal.addresses import public_url
 from portal.auth.views import sign_in_again
 from portal.config import ConfigError
 from portal.db import db
@@ -52,9 +53,10 @@ def current_idp() -> IdentityProvider:
             log.error("SAML is unavailable: %s", e)
             raise SigningUnavailable() from None
         current_app.extensions["saml_keys"] = keys
-    entity_id = settings.saml_entity_id or url_for("saml.metadata", _external=True)
-    return IdentityProvider(entity_id=entity_id, sso_url=url_for("saml.sso", _external=True), keys=keys,
-                            slo_url=url_for("saml.logout", _external=True))
+    # From configuration whenever it names the portal's address, never from the client's Host.
+    entity_id = settings.saml_entity_id or public_url("saml.metadata")
+    return IdentityProvider(entity_id=entity_id, sso_url=public_url("saml.sso"), keys=keys,
+                            slo_url=public_url("saml.logout"))
 
 
 def find_saml_app(entity_id: str) -> App | None:

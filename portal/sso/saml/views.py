@@ -18,10 +18,16 @@ from portal.sso.saml.requests import accept_authn_request, decode_post, decode_r
 
 log = logging.getLogger(__name__)
 
+METADATA_MAX_AGE = 300   # seconds, as long as the OpenID discovery document's
+
 
 @bp.route("/metadata")
 def metadata():
-    return Response(idp_metadata(current_idp()), mimetype="application/samlmetadata+xml")
+    response = Response(idp_metadata(current_idp()), mimetype="application/samlmetadata+xml")
+    # Public and the same for everyone, like the OpenID discovery document; short, so that apps
+    # that fetch it see a new signing certificate within minutes.
+    response.headers["Cache-Control"] = f"public, max-age={METADATA_MAX_AGE}"
+    return response
 
 
 @bp.route("/sso", methods=["GET", "POST"])
