@@ -7,6 +7,7 @@ import time
 import redis
 from flask import Flask, current_app, g, jsonify, make_response, render_template, request
 from flask.json.provider import DefaultJSONProvider
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 
 MESSAGES = {
     400: ("That request did not make sense", "Go back and try again."),
+    401: ("You are not signed in", "Sign in and try again."),
     403: ("You can't open this page", "Sign in with an account that may see it, or ask your teacher."),
     404: ("We can't find that page", "Check the address, or go back to your apps."),
     405: ("That doesn't work here", "Go back and use the buttons on the page."),
@@ -35,6 +37,16 @@ def as_sentence(line: str) -> str:
 def wants_json() -> bool:
     """The caller sent JSON or asks for it (a kiosk device, the scanner page, a staff script)."""
     return request.is_json or request.accept_mimetypes.best == "application/json"
+
+
+# Set on views that only a signed-in person may use (portal.auth.roles.role_required).
+SIGN_IN_REQUIRED = "sign_in_required"
+
+
+def needs_sign_in() -> bool:
+    """Whether this request's view is one only a signed-in person may use."""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return bool(getattr(view, SIGN_IN_REQUIRED, False))
 
 
 def error_page(status: int, title: str | None = None, advice: str | None = None):
@@ -219,6 +231,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(e):
+        if wants_json() and needs_sign_in() and not current_user.is_authenticated:
+            # A script whose session ended holds a token of that session: what it must hear is
+            # that it is signed out, as it would with a good token (portal.auth.roles).
+            return error_page(401)
         return error_page(400, "This page was open too long", "Go back, reload the page and try again.")
 
     @app.errorhandler(HTTPException)

@@ -6,6 +6,7 @@ from functools import wraps
 from flask import abort
 from flask_login import current_user
 
+from portal.errors import SIGN_IN_REQUIRED, error_page, wants_json
 from portal.models import Role
 
 
@@ -17,6 +18,10 @@ def role_required(*roles: Role):
         @wraps(view)
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated:
+                if wants_json():
+                    # A script (a staff tool, the teacher pages' fetches) reads a status, not
+                    # the sign-in page it would be redirected to.
+                    return error_page(401)
                 from portal.extensions import login_manager
                 return login_manager.unauthorized()
             if allowed and current_user.role not in allowed:
@@ -26,6 +31,7 @@ def role_required(*roles: Role):
                 # pages compare districts, and "no district" must not match every no one.
                 abort(403)
             return view(*args, **kwargs)
+        setattr(wrapped, SIGN_IN_REQUIRED, True)
         return wrapped
 
     return decorator
