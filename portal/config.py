@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from portal.cookies import prefixed_name
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = ROOT / "instance"
 
@@ -407,7 +409,11 @@ def flask_config(settings: Settings) -> dict:
         ({} if settings.database_url.startswith("sqlite") else {"pool_pre_ping": True}),
         "REDIS_URL": settings.redis_url,
         "TESTING": settings.env == "testing",
-        "SESSION_COOKIE_NAME": "portal_session",
+        # In production __Host-portal_session: Secure, on / and without a Domain, so a sibling
+        # subdomain cannot plant a session in the portal's browsers (portal.cookies).
+        "SESSION_COOKIE_NAME": prefixed_name("portal_session", secure=settings.production),
+        "SESSION_COOKIE_PATH": "/",
+        "SESSION_COOKIE_DOMAIN": None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": settings.production,

@@ -24,8 +24,8 @@ def sid_of(client) -> str:
     return client.get_cookie(COOKIE).value.rsplit(".", 1)[0]
 
 
-def set_cookie_header(response) -> str:
-    [header] = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(COOKIE + "=")]
+def set_cookie_header(response, name: str = COOKIE) -> str:
+    [header] = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(name + "=")]
     return header
 
 
@@ -44,7 +44,8 @@ def test_cookie_is_secure_in_production(settings):
     app = create_app({"SETTINGS": replace(settings, env="production")})
     assert not app.testing
     client = app.test_client()
-    header = set_cookie_header(client.get("/login", base_url="https://portal.example"))
+    header = set_cookie_header(client.get("/login", base_url="https://portal.example"),
+                               "__Host-portal_session")   # only this host may set it
     assert "Secure" in header and "HttpOnly" in header and "SameSite=Lax" in header
 
 

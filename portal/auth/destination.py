@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Response, after_this_request, current_app, request
+from flask import Response, after_this_request, current_app
 from itsdangerous import BadData, URLSafeTimedSerializer
+
+from portal.cookies import forget_cookie, read_cookie, set_cookie
 
 COOKIE = "portal_continue"
 SECONDS = 5 * 60
@@ -41,21 +43,19 @@ def _serializer() -> URLSafeTimedSerializer:
 def remember(response: Response, path: str) -> Response:
     """Let the next non-form sign-in in this browser continue to `path` (a local path)."""
     if local_path(path):
-        response.set_cookie(COOKIE, _serializer().dumps(path), max_age=SECONDS, path="/",
-                            httponly=True, samesite="Lax",
-                            secure=current_app.config["SESSION_COOKIE_SECURE"])
+        set_cookie(response, COOKIE, _serializer().dumps(path), max_age=SECONDS)
     return response
 
 
 def take() -> str | None:
     """The path this browser was going to, if it said so recently; it is forgotten either way."""
-    raw = request.cookies.get(COOKIE)
+    raw = read_cookie(COOKIE)
     if raw is None:
         return None
 
     @after_this_request
     def forget(response: Response) -> Response:
-        response.delete_cookie(COOKIE, path="/")
+        forget_cookie(response, COOKIE)
         return response
 
     try:

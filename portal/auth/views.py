@@ -10,6 +10,7 @@ from portal.auth.services import (
     SHARED_DEVICE_COOKIE, AccountOnHold, InvalidCredentials, LoginLimits, TooManyFailedLogins,
     check_password, sign_in, sign_out,
 )
+from portal.cookies import read_cookie
 from portal.db import db
 
 
@@ -45,7 +46,7 @@ def login():
     except (AccountOnHold, InvalidCredentials, TooManyFailedLogins) as e:
         return _login_page(e.status, username=username[:255], error=e)
     sign_in(person, method="password")
-    if request.cookies.get(SHARED_DEVICE_COOKIE) == "1":
+    if read_cookie(SHARED_DEVICE_COOKIE) == "1":
         # A classroom device's browser: the next child must not find this session open for an hour.
         session["_idle"] = current_app.config["SETTINGS"].kiosk_idle_minutes * 60
     return redirect(_safe_next(next_url))

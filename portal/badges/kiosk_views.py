@@ -22,6 +22,7 @@ from portal.badges.signin import (
     HANDOFF_SECONDS, BadgeRejected, HandoffInvalid, TooManyScans, accept_handoff, redeem_badge,
     start_handoff, take_handoff,
 )
+from portal.cookies import read_cookie, set_cookie
 from portal.db import db, parse_id
 from portal.errors import error_page, wants_json
 from portal.extensions import csrf
@@ -143,11 +144,9 @@ def bind_browser(code: str):
         return error_page(403, "That link has run out", "Start the kiosk program again.")
     device = db.session.get(KioskDevice, int(cookie.partition(".")[0]))
     response = make_response(render_template("badges/bound.html", device=device))
-    response.set_cookie(DEVICE_COOKIE, cookie, max_age=int(DEVICE_COOKIE_AGE.total_seconds()),
-                        path=DEVICE_COOKIE_PATH, httponly=True, samesite="Lax",
-                        secure=flow.settings().production)
-    response.set_cookie(SHARED_DEVICE_COOKIE, "1", max_age=int(DEVICE_COOKIE_AGE.total_seconds()),
-                        path="/", httponly=True, samesite="Lax", secure=flow.settings().production)
+    age = int(DEVICE_COOKIE_AGE.total_seconds())
+    set_cookie(response, DEVICE_COOKIE, cookie, max_age=age, path=DEVICE_COOKIE_PATH)
+    set_cookie(response, SHARED_DEVICE_COOKIE, "1", max_age=age)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
@@ -184,7 +183,7 @@ def handoff(code: str):
     ticket = None
     try:
         ticket = take_handoff(flow.redis_client(), code, clock=flow.app_clock())
-        browser_device = device_for_browser(db.session, request.cookies.get(DEVICE_COOKIE))
+        browser_device = device_for_browser(db.session, read_cookie(DEVICE_COOKIE, DEVICE_COOKIE_PATH))
         accepted = accept_handoff(db.session, ticket, browser_device, clock=flow.app_clock())
     except HandoffInvalid as e:
         if ticket is not None:

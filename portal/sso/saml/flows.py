@@ -12,7 +12,7 @@ import logging
 import time
 from datetime import datetime, timezone
 
-from flask import current_app, make_response, redirect, render_template, request, session, url_for
+from flask import current_app, make_response, redirect, render_template, session, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -20,6 +20,7 @@ from portal import access, audit
 from portal.addresses import public_url
 from portal.auth.views import sign_in_again
 from portal.config import ConfigError
+from portal.cookies import forget_cookie, read_cookie
 from portal.db import db
 from portal.models import App, AppKind
 from portal.sso import SigningUnavailable
@@ -188,7 +189,7 @@ def continue_sp_initiated(accepted: AcceptedRequest, app: App):
 
 def resume_sp_initiated():
     """Finish a parked request once the student is signed in (single use)."""
-    token = request.cookies.get(PENDING_COOKIE, "")
+    token = read_cookie(PENDING_COOKIE, slo.COOKIE_PATH) or ""
     key = PENDING_PREFIX + token
     client = current_app.extensions["redis"]
     raw = client.get(key) if token else None
@@ -233,5 +234,5 @@ def resume_sp_initiated():
 
 
 def _forget_pending(response):
-    response.delete_cookie(PENDING_COOKIE, path="/saml")
+    forget_cookie(response, PENDING_COOKIE, slo.COOKIE_PATH)
     return response

@@ -26,6 +26,7 @@ from flask_login import current_user
 
 from portal import access
 from portal.auth.services import sign_out
+from portal.cookies import forget_cookie, read_cookie, set_cookie
 from portal.db import db
 from portal.models import App, AppKind
 from portal.ratelimit import AddressLimiter
@@ -42,6 +43,7 @@ from portal.sso.saml.xml import new_id, parse_xml
 
 log = logging.getLogger(__name__)
 
+COOKIE_PATH = "/saml"     # the SAML cookies travel only to the SAML addresses
 CHAIN_COOKIE = "portal_saml_logout"
 CHAIN_PREFIX = "portal:saml:logout:"
 CHAIN_SECONDS = 300                   # a round of the apps should take seconds; then it is dropped
@@ -106,14 +108,13 @@ def keep_for_browser(prefix: str, cookie: str, data: dict, seconds: int, endpoin
     token = secrets.token_urlsafe(32)
     _redis().set(prefix + token, json.dumps(data), ex=seconds)
     response = redirect(url_for(endpoint), code=303)
-    response.set_cookie(cookie, token, max_age=seconds, path="/saml", httponly=True,
-                        secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax")
+    set_cookie(response, cookie, token, max_age=seconds, path=COOKIE_PATH)
     return response
 
 
 def _load_chain() -> tuple[str, dict] | None:
     """(its name, the round) of the round under way in this browser, if any."""
-    token = request.cookies.get(CHAIN_COOKIE, "")
+    token = read_cookie(CHAIN_COOKIE, COOKIE_PATH) or ""
     raw = _redis().get(CHAIN_PREFIX + token) if token else None
     try:
         chain = json.loads(raw) if raw is not None else None
@@ -153,7 +154,7 @@ def next_app():
         return redirect(redirect_url(idp, sp.slo_url, "SAMLRequest", xml), code=302)
     _redis().delete(CHAIN_PREFIX + token)
     response = _finish(chain)
-    response.delete_cookie(CHAIN_COOKIE, path="/saml")
+    forget_cookie(response, CHAIN_COOKIE, COOKIE_PATH)
     return response
 
 
@@ -200,7 +201,7 @@ def park_post():
 
 def take_parked() -> dict | None:
     """The message park_post kept for this browser (once), if any."""
-    token = request.cookies.get(PARKED_COOKIE, "")
+    token = read_cookie(PARKED_COOKIE, COOKIE_PATH) or ""
     raw = _redis().getdel(PARKED_PREFIX + token) if token and len(token) <= 100 else None
     try:
         fields = json.loads(raw) if raw else None

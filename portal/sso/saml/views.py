@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from flask import Response, current_app, request
 
+from portal.cookies import forget_cookie
 from portal.errors import error_page
 from portal.extensions import csrf
 from portal.sso.saml import bp, slo
@@ -72,7 +73,7 @@ def single_logout():
     else:
         response = slo.request_arrived(parked)
     if parked is not None:
-        response.delete_cookie(slo.PARKED_COOKIE, path="/saml")
+        forget_cookie(response, slo.PARKED_COOKIE, slo.COOKIE_PATH)
     return response
 
 

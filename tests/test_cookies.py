@@ -1,0 +1,107 @@
+"""In production the portal's cookies carry the prefixes browsers enforce, so a sibling subdomain
+cannot plant one: __Host- on / (Secure, Path=/, no Domain), __Secure- under a folder. Development
+over plain http keeps plain names (browsers refuse prefixed cookies that are not Secure)."""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+import pytest
+from flask import make_response
+
+from portal import create_app
+from portal.config import flask_config
+from tests.conftest import csrf_token
+
+HTTPS = "https://portal.example"
+
+
+@pytest.fixture
+def production(app, settings):
+    """A production app on the test database and Redis (the `app` fixture empties them after)."""
+    return create_app({"SETTINGS": replace(settings, env="production")})
+
+
+def _set_cookies(response) -> dict[str, str]:
+    """Each cookie the response sets: its name, and the rest of its Set-Cookie header."""
+    return {h.split("=", 1)[0]: h for h in response.headers.getlist("Set-Cookie")}
+
+
+def _host_only(header: str, path: str = "/") -> None:
+    attributes = [a.strip() for a in header.split(";")[1:]]
+    assert "Secure" in attributes and "HttpOnly" in attributes and "SameSite=Lax" in attributes
+    assert f"Path={path}" in attributes
+    assert not any(a.lower().startswith("domain=") for a in attributes)
+
+
+def test_production_names_the_session_cookie_for_this_host_only(settings):
+    config = flask_config(replace(settings, env="production"))
+    assert config["SESSION_COOKIE_NAME"] == "__Host-portal_session"
+    assert config["SESSION_COOKIE_SECURE"] and config["SESSION_COOKIE_HTTPONLY"]
+    assert config["SESSION_COOKIE_PATH"] == "/" and config["SESSION_COOKIE_DOMAIN"] is None
+    for env in ("development", "testing"):
+        config = flask_config(replace(settings, env=env))
+        assert config["SESSION_COOKIE_NAME"] == "portal_session"
+        assert not config["SESSION_COOKIE_SECURE"]
+
+
+def test_a_production_session_lives_and_ends_under_its_prefixed_name(production, roster):
+    roster.person("ada.lovelace", schools=[roster.school()])
+    client = production.test_client()
+    form = client.get("/login?next=/", base_url=HTTPS)
+    cookies = _set_cookies(form)
+    assert set(cookies) == {"__Host-portal_session", "__Host-portal_continue"}
+    for header in cookies.values():
+        _host_only(header)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', form.get_data(as_text=True))
+    signed_in = client.post("/login", base_url=HTTPS, headers={"Referer": f"{HTTPS}/login"},
+                            data={"username": "ada.lovelace", "password": "correct horse battery",
+                                  "csrf_token": token.group(1)})
+    assert signed_in.status_code == 302, signed_in.get_data(as_text=True)[:300]
+    _host_only(_set_cookies(signed_in)["__Host-portal_session"])
+    assert client.get("/", base_url=HTTPS).status_code == 200
+    assert client.get_cookie("portal_session", domain="portal.example") is None
+
+
+def test_the_saml_cookies_are_secure_prefixed_under_their_folder(production):
+    from portal.sso.saml import flows, slo
+    with production.test_request_context("/saml/sso", base_url=HTTPS):
+        kept = slo.keep_for_browser(flows.PENDING_PREFIX, flows.PENDING_COOKIE, {}, 60, "saml.resume")
+        header = _set_cookies(kept)["__Secure-portal_saml_pending"]
+        _host_only(header, path="/saml")
+        # Forgetting it names it the same way, Secure: a browser ignores it otherwise.
+        forgotten = _set_cookies(flows._forget_pending(make_response("")))["__Secure-portal_saml_pending"]
+        _host_only(forgotten, path="/saml")
+    token = header.split(";")[0].split("=", 1)[1]
+    with production.test_request_context("/saml/resume", base_url=HTTPS,
+                                         headers={"Cookie": f"__Secure-portal_saml_pending={token}"}):
+        from portal.cookies import read_cookie
+        assert read_cookie(flows.PENDING_COOKIE, slo.COOKIE_PATH) == token
+
+
+def test_a_bound_kiosk_browser_gets_prefixed_cookies(production, roster):
+    from portal.badges.kiosks import create_pairing_code
+    from portal.db import db
+    from portal.models import School
+    school_id = roster.school().id
+    db.session.commit()     # the production app has its own connection: the school must be there
+    with production.app_context():
+        code = create_pairing_code(db.session, production.extensions["redis"],
+                                   db.session.get(School, school_id)).code
+    api = production.test_client()
+    credential = api.post("/kiosk/enroll", json={"code": code}, base_url=HTTPS).json["credential"]
+    bind = api.post("/kiosk/bind", json={}, base_url=HTTPS,
+                    headers={"Authorization": f"Bearer {credential}"}).json["bind_url"]
+    browser = production.test_client()
+    bound = browser.get(urlsplit(bind).path, base_url=HTTPS)
+    assert bound.status_code == 200
+    cookies = _set_cookies(bound)
+    _host_only(cookies["__Secure-portal_kiosk"], path="/kiosk/")
+    _host_only(cookies["__Host-portal_shared_device"])
+
+
+def test_development_keeps_plain_names(client):
+    page = client.get("/login?next=/")
+    assert set(_set_cookies(page)) == {"portal_session", "portal_continue"}
+    assert csrf_token(client)
