@@ -324,7 +324,12 @@ class RedisSessionInterface(SessionInterface):
             stored = session.replaces or (None if session.new else session.sid)
             if stored:
                 self._delete(app, stored, {"_user_id": session.loaded_user_id})
-                response.delete_cookie(name, domain=domain, path=path)
+                # With the attributes it was set with: a browser ignores the removal of a
+                # __Host- cookie (production's) that is not Secure.
+                response.delete_cookie(name, domain=domain, path=path,
+                                       secure=self.get_cookie_secure(app),
+                                       httponly=self.get_cookie_httponly(app),
+                                       samesite=self.get_cookie_samesite(app))
             return
 
         if response.status_code >= 500 and (session.new or session.replaces):

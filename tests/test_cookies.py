@@ -62,6 +62,15 @@ def test_a_production_session_lives_and_ends_under_its_prefixed_name(production,
     _host_only(_set_cookies(signed_in)["__Host-portal_session"])
     assert client.get("/", base_url=HTTPS).status_code == 200
     assert client.get_cookie("portal_session", domain="portal.example") is None
+    # Signing out removes it the way it was set: a browser ignores the removal of a __Host-
+    # cookie that is not Secure, and would keep sending the dead one.
+    home = client.get("/", base_url=HTTPS)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', home.get_data(as_text=True))
+    signed_out = client.post("/logout", base_url=HTTPS, headers={"Referer": f"{HTTPS}/"},
+                             data={"csrf_token": token.group(1)})
+    removal = _set_cookies(signed_out)["__Host-portal_session"]
+    _host_only(removal)
+    assert "Max-Age=0" in removal or "expires=Thu, 01 Jan 1970" in removal
 
 
 def test_the_saml_cookies_are_secure_prefixed_under_their_folder(production):
