@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 import redis
 from authlib.common.urls import add_params_to_uri
@@ -10,11 +9,12 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc6750 import InvalidTokenError
-from flask import current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import current_app, jsonify, redirect, render_template, request, session
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal import access
+from portal.addresses import public_url
 from portal.errors import (
     STORE_RETRY_AFTER, UnreadableInput, error_page as plain_error_page, store_unavailable,
 )
@@ -85,10 +85,7 @@ def _store_down(e: Exception):
     return store_unavailable(e)
 
 
-def _url(endpoint: str) -> str:
-    # url_for already holds any path prefix the portal is served under; take only the origin.
-    issuer = urlsplit(current_issuer())
-    return f"{issuer.scheme}://{issuer.netloc}{url_for(endpoint)}"
+_url = public_url   # on the configured issuer's origin, never the client's Host
 
 
 def _public_json(document: dict):
