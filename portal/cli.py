@@ -85,9 +85,11 @@ def db_upgrade():
     from alembic.util import CommandError
 
     from portal.db import db
-    from portal.migrate import MigrationFailed, schema_state, upgrade
+    from portal.migrate import DatabaseBusy, MigrationFailed, schema_state, upgrade
     try:
         upgrade(db.engine)
+    except DatabaseBusy as e:
+        fail(str(e))
     except MigrationFailed as e:
         fail(f"{e}: fix that and run `portal db upgrade` again")
     except CommandError as e:

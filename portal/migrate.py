@@ -54,6 +54,11 @@ class MigrationFailed(RuntimeError):
     upgrade was one transaction, so the database is as it was before it."""
 
 
+class DatabaseBusy(MigrationFailed):
+    """Another process held the database's write lock longer than a statement waits: nothing was
+    started (the message says so)."""
+
+
 def _migrate(engine: Engine, step, revision: str) -> None:
     cfg = alembic_config()
     applied = cfg.attributes["applied"] = []
@@ -74,8 +79,9 @@ def _migrate(engine: Engine, step, revision: str) -> None:
             # now, not a "database is locked" half-way through.
             driver = connection.connection.dbapi_connection
             driver_level, driver.isolation_level = driver.isolation_level, None
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
         try:
+            if sqlite:
+                _begin_immediate(connection)
             start = _current_revision(connection)
             cfg.attributes["connection"] = connection
             try:
@@ -96,6 +102,17 @@ def _migrate(engine: Engine, step, revision: str) -> None:
                 driver.isolation_level = driver_level
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.commit()
+
+
+def _begin_immediate(connection) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from portal.errors import database_said
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as e:   # "database is locked": another process is writing
+        raise DatabaseBusy(f"the database is in use by another process ({database_said(e)}); "
+                           "nothing changed: run `portal db upgrade` again when it is done") from e
 
 
 def _current_revision(connection) -> str | None:

@@ -152,3 +152,38 @@ def test_upgrading_a_database_a_newer_portal_migrated_is_one_line_and_changes_no
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0099_future_change"
     engine.dispose()
+
+
+def test_upgrading_a_database_another_process_is_writing_to_says_so_and_changes_nothing(
+        settings, tmp_path, monkeypatch):
+    # Found by review: the lock taken at the start of the upgrade (BEGIN IMMEDIATE) failed outside
+    # the one-line handling, and the command then said to run `portal db upgrade`.
+    import sqlite3
+
+    from sqlalchemy import create_engine, text
+
+    from portal import db as portal_db
+    from portal.migrate import downgrade, upgrade
+    monkeypatch.setattr(portal_db, "BUSY_TIMEOUT_MS", 200)   # wait a moment, not ten seconds
+    path = tmp_path / "busy.sqlite3"
+    engine = create_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    downgrade(engine, "0015_composed_usernames")
+    engine.dispose()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")        # another process is writing
+    try:
+        runner = _runner_on(settings, f"sqlite:///{path}")
+        result = runner.invoke(args=["db", "upgrade"])
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        "Error: the database is in use by another process (database is locked); nothing changed: "
+        "run `portal db upgrade` again when it is done"]
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0015_composed_usernames"
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0   # once the other is done
+    engine.dispose()
