@@ -304,3 +304,51 @@ def test_sessions_that_ended_on_their_own_leave_the_persons_index(app, roster, r
     members = {m.decode() for m in redis_client.smembers(index)}
     assert sid_of(still_here) in members and len(members) <= PRUNE_ABOVE + 1
     assert signed_in(still_here)
+
+
+def test_a_reset_between_the_check_and_the_hash_upgrade_stands(settings, roster, redis_server):
+    # Found by review: a first sign-in after the hash parameters changed upgrades the hash; a
+    # teacher's reset committed between the check and that upgrade was overwritten with the old
+    # password's new hash (the old password kept working, the new one did not), and the session
+    # took the reset's time as its own, so it stayed signed in.
+    from datetime import datetime, timezone
+
+    from argon2 import PasswordHasher, Type
+    from sqlalchemy import event, update
+
+    from portal.auth.passwords import hash_password
+    from portal.db import db
+    from portal.models import Person
+    from tests.conftest import AuthActions
+    app = create_app({"SETTINGS": settings})
+    ada = roster.person("ada.lovelace", password=None)
+    ada.password_hash = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1,
+                                       type=Type.ID).hash("correct horse battery")
+    db.session.commit()
+    person_id = ada.id
+    with app.app_context():
+        engine = db.engine
+    reset = []
+
+    def teacher_resets_first(conn, cursor, statement, *args):
+        if statement.startswith("UPDATE person SET password_hash") and not reset:
+            reset.append(True)
+            # What set_password writes, from another request (its own connection; set_password
+            # itself records its audit event on this request's session).
+            with engine.begin() as teachers_request:
+                teachers_request.execute(update(Person).where(Person.id == person_id).values(
+                    password_hash=hash_password("a brand new secret"),
+                    password_changed_at=datetime.now(timezone.utc)))
+            end_sessions_for(app.extensions["redis"], person_id)
+
+    event.listen(engine, "before_cursor_execute", teacher_resets_first)
+    try:
+        client = isolated_client(app)
+        assert AuthActions(client).login().status_code == 302
+    finally:
+        event.remove(engine, "before_cursor_execute", teacher_resets_first)
+    assert reset
+    assert not signed_in(client)
+    tablet = isolated_client(app)
+    assert AuthActions(tablet).login().status_code == 401                       # the old one
+    assert AuthActions(tablet).login(password="a brand new secret").status_code == 302

@@ -8,7 +8,7 @@ import redis
 from flask import current_app, g, session
 from flask_login import login_user, logout_user
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -69,8 +69,9 @@ _BY_USERNAME = select(Person).where(Person.username == bindparam("username"))
 
 
 def check_password(db: Session, limits: LoginLimits, username: str, password: str,
-                   address: str, *, clear_with: list[Callable]) -> Person:
-    """Return the person if the password is right; count every failure, unknown names too.
+                   address: str, *, clear_with: list[Callable]) -> tuple[Person, int]:
+    """Return the person if the password is right, with when that password was set (read with
+    the hash it was checked against: give it to sign_in); count every failure, unknown names too.
 
     The strict per-account limit counts the attempt before the password is checked, in one step
     that also tests it, so guesses sent at once cannot all pass the test before any is counted;
@@ -96,11 +97,17 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
         raise AccountOnHold()
 
     clear_with.append(lambda pipe: limits.account.clear_in(pipe, name))
+    set_at = _password_set_at(person)
     if needs_rehash(person.password_hash):
         # Not hash_password: an old short password must still upgrade, not fail the sign-in.
-        person.password_hash = rehash_password(password)
+        # Only while the hash is the one just checked: a teacher's reset committed meanwhile
+        # must stand, not be overwritten with the old password's new hash.
+        db.execute(update(Person)
+                   .where(Person.id == person.id, Person.password_hash == person.password_hash)
+                   .values(password_hash=rehash_password(password))
+                   .execution_options(synchronize_session=False))
         db.commit()
-    return person
+    return person, set_at
 
 
 def set_password(db: Session, client: redis.Redis, person: Person, password: str, *,
@@ -146,14 +153,16 @@ def password_still_current(session_data, person: Person) -> bool:
     return begun_with is None or begun_with == _password_set_at(person)
 
 
-def sign_in(person: Person, method: str) -> None:
-    """Start a fresh session for the person (a new id: no session fixation)."""
+def sign_in(person: Person, method: str, *, password_set_at: int | None = None) -> None:
+    """Start a fresh session for the person (a new id: no session fixation). A password sign-in
+    gives when that password was set, as check_password read it."""
     session.clear()
     session.rotate()
     login_user(person)
     session["auth_method"] = method
     if method == "password":
-        session[PASSWORD_SET_AT] = _password_set_at(person)
+        session[PASSWORD_SET_AT] = (_password_set_at(person) if password_set_at is None
+                                    else password_set_at)
     now = datetime.now(timezone.utc).timestamp()
     session["auth_time"] = int(now)
     # The same instant to the millisecond: "signed in after that request arrived" (SAML

@@ -41,11 +41,12 @@ def login():
     if not username or not password:
         return _login_page(400, username=username[:255], missing=True)
     try:
-        person = check_password(db.session, LoginLimits.for_app(), username, password,
-                                request.remote_addr or "unknown", clear_with=session.on_save)
+        person, password_set_at = check_password(
+            db.session, LoginLimits.for_app(), username, password,
+            request.remote_addr or "unknown", clear_with=session.on_save)
     except (AccountOnHold, InvalidCredentials, TooManyFailedLogins) as e:
         return _login_page(e.status, username=username[:255], error=e)
-    sign_in(person, method="password")
+    sign_in(person, method="password", password_set_at=password_set_at)
     if read_cookie(SHARED_DEVICE_COOKIE) == "1":
         # A classroom device's browser: the next child must not find this session open for an hour.
         session["_idle"] = current_app.config["SETTINGS"].kiosk_idle_minutes * 60
