@@ -89,25 +89,80 @@ def test_the_saml_cookies_are_secure_prefixed_under_their_folder(production):
         assert read_cookie(flows.PENDING_COOKIE, slo.COOKIE_PATH) == token
 
 
-def test_a_bound_kiosk_browser_gets_prefixed_cookies(production, roster):
+def _enrolled_kiosk(production, school, script_root: str = ""):
+    """A device enrolled at the school: (its API client, its credential, its bind URL's path)."""
     from portal.badges.kiosks import create_pairing_code
     from portal.db import db
     from portal.models import School
-    school_id = roster.school().id
+    school_id = school.id
     db.session.commit()     # the production app has its own connection: the school must be there
     with production.app_context():
         code = create_pairing_code(db.session, production.extensions["redis"],
                                    db.session.get(School, school_id)).code
     api = production.test_client()
-    credential = api.post("/kiosk/enroll", json={"code": code}, base_url=HTTPS).json["credential"]
-    bind = api.post("/kiosk/bind", json={}, base_url=HTTPS,
-                    headers={"Authorization": f"Bearer {credential}"}).json["bind_url"]
+    where = {"base_url": HTTPS + script_root}
+    credential = api.post("/kiosk/enroll", json={"code": code}, **where).json["credential"]
+    bind = api.post("/kiosk/bind", json={}, headers={"Authorization": f"Bearer {credential}"},
+                    **where).json["bind_url"]
+    return api, credential, urlsplit(bind).path
+
+
+def test_a_bound_kiosk_browser_gets_prefixed_cookies(production, roster):
+    _, _, bind = _enrolled_kiosk(production, roster.school())
     browser = production.test_client()
-    bound = browser.get(urlsplit(bind).path, base_url=HTTPS)
+    bound = browser.get(bind, base_url=HTTPS)
     assert bound.status_code == 200
     cookies = _set_cookies(bound)
     _host_only(cookies["__Secure-portal_kiosk"], path="/kiosk/")
     _host_only(cookies["__Host-portal_shared_device"])
+
+
+def test_a_kiosk_browser_bound_before_the_prefixes_keeps_working(production, roster, redis_client):
+    # Found by review: after the upgrade, a browser holding the year-long cookies under their old
+    # plain names got "That sign-in has run out" at every scan, and a password typed on it an
+    # hour's session instead of the kiosk's short one.
+    from tests.badges.conftest import issue
+    school = roster.school()
+    student = roster.person("kim.kinder", schools=[school], grades="01")
+    api, credential, bind = _enrolled_kiosk(production, school)
+    value = _set_cookies(production.test_client().get(bind, base_url=HTTPS))["__Secure-portal_kiosk"]
+    value = value.split(";")[0].split("=", 1)[1]
+    old = production.test_client()
+    old.set_cookie("portal_kiosk", value, domain="portal.example", path="/kiosk/")
+    old.set_cookie("portal_shared_device", "1", domain="portal.example")
+    handoff = api.post("/kiosk/badge", json={"token": issue(redis_client, student)}, base_url=HTTPS,
+                       headers={"Authorization": f"Bearer {credential}"}).json["handoff_url"]
+    opened = old.get(urlsplit(handoff).path, base_url=HTTPS)
+    assert opened.status_code == 302, opened.get_data(as_text=True)[:300]
+    moved = _set_cookies(opened)
+    _host_only(moved["__Secure-portal_kiosk"], path="/kiosk/")
+    assert moved["portal_kiosk"].startswith("portal_kiosk=;") and "Secure" in moved["portal_kiosk"]
+
+    typed = production.test_client()
+    typed.set_cookie("portal_shared_device", "1", domain="portal.example")
+    roster.person("ada.lovelace", schools=[school])
+    form = typed.get("/login", base_url=HTTPS)
+    _host_only(_set_cookies(form)["__Host-portal_shared_device"])   # moved at the first request
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', form.get_data(as_text=True))
+    signed_in = typed.post("/login", base_url=HTTPS, headers={"Referer": f"{HTTPS}/login"},
+                           data={"username": "ada.lovelace", "password": "correct horse battery",
+                                 "csrf_token": token.group(1)})
+    assert signed_in.status_code == 302
+    from portal.sessions import PREFIX
+    sid = typed.get_cookie("__Host-portal_session", domain="portal.example").value.rsplit(".", 1)[0]
+    kiosk_idle = production.config["SETTINGS"].kiosk_idle_minutes * 60
+    assert 0 < redis_client.ttl(PREFIX + sid) <= kiosk_idle
+
+
+def test_a_portal_served_under_a_path_scopes_its_folder_cookies_under_it(production, roster):
+    # Found by review: at /portal, the kiosk cookie was set on /kiosk/, where the browser never
+    # sends it (its hand-offs all failed); the SAML cookies likewise on /saml.
+    _, _, bind = _enrolled_kiosk(production, roster.school(), "/portal")
+    assert bind.startswith("/portal/kiosk/bind/")
+    bound = production.test_client().get(bind[len("/portal"):], base_url=HTTPS + "/portal")
+    assert bound.status_code == 200
+    _host_only(_set_cookies(bound)["__Secure-portal_kiosk"], path="/portal/kiosk/")
+    _host_only(_set_cookies(bound)["__Host-portal_shared_device"])
 
 
 def test_development_keeps_plain_names(client):
