@@ -17,8 +17,16 @@ from portal.cli import person_named
 from portal.errors import PortalError
 
 
+# Every command here checks Redis before it writes to the database, so this is the whole story.
+REDIS_DOWN = "Redis (the session store) cannot be reached; start it and try again. Nothing changed"
+
+
 def _fail(message: str):
     raise click.ClickException(message)
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def _school(sourced_id: str):
@@ -86,13 +94,19 @@ def badges_void(username, section_id, school_id, reason):
     if sum(bool(x) for x in (username, section_id, school_id)) != 1:
         _fail("say whose badges: exactly one of --student, --section or --school")
     client = current_app.extensions["redis"]
-    if username:
-        count = services.void_badges_for_person(db.session, client, person_named(username), reason=reason)
-    elif section_id:
-        count = services.void_badges_for_section(db.session, client, _section(section_id), reason=reason)
-    else:
-        count = services.void_badges_for_school(db.session, client, _school(school_id), reason=reason)
-    click.echo(f"voided the badges of {count} student{'s' if count != 1 else ''}")
+    try:
+        if username:
+            count = services.void_badges_for_person(db.session, client, person_named(username), reason=reason)
+        elif section_id:
+            count = services.void_badges_for_section(db.session, client, _section(section_id), reason=reason)
+        else:
+            count = services.void_badges_for_school(db.session, client, _school(school_id), reason=reason)
+    except redis.RedisError:
+        _fail(REDIS_DOWN)
+    except services.SessionsNotEnded as e:
+        _fail(f"voided the badges of {_plural(e.students, 'student', 'students')}, but Redis went away "
+              "before their badge sessions ended: a session begun with one lasts until it times out")
+    click.echo(f"voided the badges of {_plural(count, 'student', 'students')}")
 
 
 @badges_cli.command("unlock")
@@ -106,7 +120,11 @@ def badges_unlock(username, reset):
     from portal.db import db
     limits = BadgeLimits.from_settings(current_app.extensions["redis"], current_app.config["SETTINGS"])
     student = person_named(username)
-    (reset_factor if reset else unlock_factor)(db.session, limits.factor, student)
+    try:
+        # Their wrong tries are counted in Redis too, and cleared there first.
+        (reset_factor if reset else unlock_factor)(db.session, limits.factor, student)
+    except redis.RedisError:
+        _fail(REDIS_DOWN)
     click.echo(f"{student.username} can sign in with their badge again"
                + (" and will choose a new PIN or pictures" if reset else ""))
 
@@ -149,7 +167,7 @@ def badges_sheet(section_id, out, paper):
     except OSError as e:
         _fail(f"cannot write {out}: {e.strerror or e}; nothing changed")
     except redis.RedisError:
-        _fail("Redis (the session store) cannot be reached; start it and try again. Nothing changed")
+        _fail(REDIS_DOWN)
     finally:
         db.session.rollback()  # after a commit: nothing; else the new badges go
     sheet = made[0]
@@ -182,7 +200,10 @@ def kiosk_pair(school_id, name):
     from portal.badges.kiosks import PAIR_SECONDS, create_pairing_code
     from portal.db import db
     school = _school(school_id)
-    pairing = create_pairing_code(db.session, current_app.extensions["redis"], school, name=name)
+    try:
+        pairing = create_pairing_code(db.session, current_app.extensions["redis"], school, name=name)
+    except redis.RedisError:
+        _fail(REDIS_DOWN)
     click.echo(pairing.code)
     click.echo(f"valid once, for {PAIR_SECONDS // 60} minutes, at {school.name}: "
                f"python -m kiosk enroll --portal URL --code {pairing.code}", err=True)
@@ -210,7 +231,7 @@ def kiosk_list(school_id):
 @with_appcontext
 def kiosk_revoke(device_id):
     """Stop DEVICE_ID from signing anyone in, and end the session open on it."""
-    from portal.badges.kiosks import revoke_device
+    from portal.badges.kiosks import DeviceSessionNotEnded, revoke_device
     from portal.db import db, parse_id
     from portal.models import KioskDevice
     number = parse_id(device_id)
@@ -219,6 +240,11 @@ def kiosk_revoke(device_id):
         _fail(f"there is no device {device_id!r} (see `portal kiosk list SCHOOL_ID`)")
     try:
         revoke_device(db.session, current_app.extensions["redis"], device)
+    except redis.RedisError:
+        _fail(REDIS_DOWN)
+    except DeviceSessionNotEnded:
+        _fail(f"revoked {device.id} ({device.name}), but Redis went away before the session open on "
+              f"it ended: run `portal kiosk revoke {device.id}` again once Redis is back")
     except PortalError as e:
         _fail(e.title or str(e))
     click.echo(f"revoked {device.id} ({device.name})")

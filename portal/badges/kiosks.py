@@ -54,6 +54,14 @@ class KioskNotPermitted(PortalError):
     advice = "Ask the school's admin."
 
 
+class DeviceSessionNotEnded(PortalError):
+    """The device was revoked (committed), but Redis went away before the session open on it
+    ended: whoever revoked it must hear that the rerun is still needed."""
+    status = 503
+    title = "The device can no longer sign anyone in, but the session open on it was not ended"
+    advice = "The session store went away: revoke the device again in a minute to end it."
+
+
 @dataclass(frozen=True)
 class PairingCode:
     code: str
@@ -145,13 +153,19 @@ def revoke_device(db: Session, client: redis.Redis, device: KioskDevice, *,
     """Refuse the device from now on and end the session open on it."""
     if actor is not None and not may_manage_school(db, actor, device.school):
         raise KioskNotPermitted()
+    # Redis before the database: a device revoked with its session left open is the half-done
+    # state to avoid (should Redis go between the two, a rerun still ends the session).
+    client.ping()
     if device.revoked_at is None:
         device.revoked_at = clock()
         device.browser_key_hash = None
         audit.record("kiosk_revoked", actor=actor, commit=False,
                      data={"device_id": device.id, "school_id": device.school_id})
         db.commit()
-    end_device_session(client, device.id)
+    try:
+        end_device_session(client, device.id)
+    except redis.RedisError:
+        raise DeviceSessionNotEnded() from None
 
 
 def start_browser_binding(client: redis.Redis, device: KioskDevice) -> str:

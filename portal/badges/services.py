@@ -205,14 +205,33 @@ def _revoke(db: Session, where: tuple, *, reason: str, actor: Person | None,
     return [(badge_id, person_id) for badge_id, person_id in rows]
 
 
+class SessionsNotEnded(PortalError):
+    """The badges were voided (committed), but Redis went away before their sessions ended: a
+    rerun finds no badge left to void, so whoever sees this must hear what was and was not done."""
+    status = 503
+    title = "The badges no longer work, but a session begun with one was not ended"
+    advice = "The session store went away: such a session lasts until it times out."
+
+    def __init__(self, students: int):
+        super().__init__()
+        self.students = students
+
+
 def _void(db: Session, client: redis.Redis, where: tuple, *, reason: str,
           actor: Person | None, clock: Clock) -> int:
+    # Redis before the database: once the void is committed, a rerun finds nothing to void and
+    # so would never end the sessions the badges began.
+    client.ping()
     revoked = _revoke(db, where, reason=reason, actor=actor, now=clock())
     db.commit()
+    students = len({person_id for _, person_id in revoked})
     # After the commit, so a sign-in racing with us already sees the badge revoked (and one
     # that checked it just before is ended all the same).
-    end_sessions_of_revoked(client, revoked)
-    return len({person_id for _, person_id in revoked})
+    try:
+        end_sessions_of_revoked(client, revoked)
+    except redis.RedisError:
+        raise SessionsNotEnded(students) from None
+    return students
 
 
 def void_badges_for_person(db: Session, client: redis.Redis, student: Person, *,
