@@ -89,7 +89,10 @@ class ServiceProvider:
     def metadata(self) -> str:
         """Our SP metadata (what a district would paste into `portal apps add-saml --metadata`)."""
         settings = OneLogin_Saml2_Settings(self._sp_settings(), sp_validation_only=True)
-        return settings.get_sp_metadata().decode()
+        xml = settings.get_sp_metadata()
+        # python3-saml hands back bytes when it signs the metadata and str when it does not (an SP
+        # without a certificate, as this one is, in 1.16): decoding str was a 500.
+        return xml.decode() if isinstance(xml, bytes) else xml
 
     def _request_data(self, form: dict, *, url: str | None = None, query: dict | None = None) -> dict:
         # The address the app is published at, not whatever Host header came in.

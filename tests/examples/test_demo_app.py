@@ -260,3 +260,22 @@ def test_signing_out_of_the_portal_signs_the_student_out_of_the_saml_demo_app(de
     assert f"{demo.app}/saml/slo" in visited and f"{demo.portal}/saml/slo" in visited
     assert "<h2>Not signed in</h2>" in browser.get(f"{demo.app}/", timeout=5).text
     assert browser.get(f"{demo.portal}/", timeout=5, allow_redirects=False).status_code == 302
+
+
+def test_the_demo_apps_saml_metadata_is_xml_the_portal_registers(runner, tmp_path):
+    """What a district would feed to `portal apps add-saml --metadata`, fetched from the app."""
+    from xml.etree import ElementTree
+
+    demo_app = create_demo_app(portal_url="http://127.0.0.1:9", base_url="http://demo.example",
+                               client_id="demo", client_secret="demo")
+    answer = demo_app.test_client().get("/saml/metadata")
+    assert answer.status_code == 200
+    assert answer.mimetype == "application/samlmetadata+xml"
+    root = ElementTree.fromstring(answer.data)
+    assert root.get("entityID") == "http://demo.example/saml/metadata"
+    (tmp_path / "sp.xml").write_bytes(answer.data)
+    result = runner.invoke(args=["apps", "add-saml", "Demo Reading Again", "--metadata",
+                                 str(tmp_path / "sp.xml")])
+    assert result.exit_code == 0, result.output
+    assert "entity ID http://demo.example/saml/metadata" in result.output
+    assert "ACS URLs: http://demo.example/saml/acs" in result.output
