@@ -173,6 +173,12 @@ EVENT_WORDS = {
 }
 
 
+# The events an app causes itself (its server reading the student's fields): by the app, not by
+# a person. Every other event naming an app and no actor (a grant, a release, an opt-out) was made
+# from the command line.
+BY_THE_APP = frozenset({"userinfo"})
+
+
 @dataclass(frozen=True)
 class LogLine:
     at: datetime
@@ -182,6 +188,11 @@ class LogLine:
     actor: Person | None
     app: App | None
     details: list[tuple[str, str]]
+
+    @property
+    def by_app(self) -> App | None:
+        """The app that did this, for the log's "By" column (None: a person, or no one)."""
+        return self.app if self.actor is None and self.kind in BY_THE_APP else None
 
 
 # The events of a grant: made from the command line they are by no one and about no one, and

@@ -326,6 +326,18 @@ def test_the_audit_log_shows_who_did_what_in_the_district(app, shared):
     assert "Ada Lovelace" not in far and "Dee Admin" not in far and "opened an app:" not in far
 
 
+def test_the_audit_log_credits_an_apps_userinfo_read_to_the_app(app, shared):
+    # As portal.sso.oidc.server records it: about the student, by no person, naming the app.
+    from portal import audit
+    from portal.db import db
+    audit.record("userinfo", person=db.session.merge(shared["ada"]), app=db.session.merge(shared["saml"]),
+                 data={"protocol": "oidc", "fields": ["given_name"]})
+    text = _text(_client(app, "dee.admin").get("/admin/log?kind=userinfo"))
+    assert ("an app read their data again (OpenID userinfo): Reading Garden Ada Lovelace ada.lovelace "
+            "Reading Garden (the app) protocol: oidc; fields: given_name") in text
+    assert "the command line or the roster" not in text
+
+
 @pytest.mark.parametrize("query", ["?kind=drop table", "?kind=" + "x" * 5000, "?username=nobody.here",
                                    "?username=sam.stranger", "?kind=launch&username=%00", "?username=" + "y" * 5000])
 def test_the_audit_log_takes_hostile_filters_calmly(app, shared, query):
