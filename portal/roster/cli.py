@@ -85,13 +85,21 @@ def roster_import(path, allow_removals):
 @click.option("--students", type=click.IntRange(min=20, max=MAX_DEMO_STUDENTS), default=300,
               show_default=True,
               help="how many students the demo district has")
+@click.option("--yes-in-production", is_flag=True,
+              help="load it even under PORTAL_ENV=production (its sign-ins' passwords are public)")
 @with_appcontext
-def demo_cli(students):
+def demo_cli(students, yes_in_production):
     """Generate and import the demo district (safe to repeat)."""
     from portal.db import db
     from portal.migrate import upgrade
     from portal.roster.demo import DEMO_ACCOUNTS, load_demo
 
+    # Its district admin, teacher and student sign in with the passwords the README publishes:
+    # loaded into a real district by a slip, they are anyone's way in.
+    if current_app.config["SETTINGS"].production and not yes_in_production:
+        raise click.ClickException(
+            "PORTAL_ENV is production and the demo's sign-ins (a district admin among them) have "
+            "published passwords: nothing loaded (--yes-in-production if this portal is a demo)")
     upgrade(db.engine)
     _import_and_report(lambda progress: load_demo(db.session, students=students, progress=progress),
                        f"demo district loaded ({students} students)")

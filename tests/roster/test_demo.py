@@ -143,3 +143,18 @@ def test_a_district_too_large_to_build_is_refused_at_once(tmp_path):
             assert "Traceback" not in result.stderr
             assert f"not in the range 20<=x<={MAX_DEMO_STUDENTS}" in result.stderr
     assert not (tmp_path / "demo.db").exists()
+
+
+def test_demo_is_refused_in_production_unless_asked_for(app, runner, db_session):
+    """Its admin, teacher and student have the passwords the README publishes."""
+    import dataclasses
+    app.config["SETTINGS"] = dataclasses.replace(app.config["SETTINGS"], env="production")
+    result = runner.invoke(args=["demo", "--students", "20"])
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit
+    assert result.output.strip().splitlines() == [
+        "Error: PORTAL_ENV is production and the demo's sign-ins (a district admin among them) have "
+        "published passwords: nothing loaded (--yes-in-production if this portal is a demo)"]
+    assert db_session.scalar(select(func.count(Person.id))) == 0
+    result = runner.invoke(args=["demo", "--students", "20", "--yes-in-production"])
+    assert result.exit_code == 0, result.output
+    assert db_session.scalar(select(Person).where(Person.username == DEMO_ADMIN.username)) is not None
