@@ -312,6 +312,10 @@ def dev(port, students):
     from portal.config import DEFAULT_INSTANCE, DEV_REDIS_FILE, private_folder
     from portal.devserver import RedisProcess, port_is_free
 
+    if os.environ.get("PORTAL_ENV", "").strip() == "production":
+        # It loads a demo district, with the sign-ins the README publishes, into an empty database.
+        fail("portal dev serves a development portal with a demo district; it does not run with "
+             "PORTAL_ENV=production: serve production with gunicorn (see README.md)")
     if not port_is_free(port):
         # Before anything starts: found later, the demo app and Redis would have started for nothing.
         fail(f"port {port} on 127.0.0.1 is in use by another program: stop it, or choose "

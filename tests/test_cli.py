@@ -82,6 +82,25 @@ def test_dev_on_a_port_in_use_says_so_and_starts_nothing(tmp_path):
     assert result.stdout == ""    # no Redis, no demo district, no demo app was started
 
 
+def test_dev_refuses_production_and_starts_nothing(settings, redis_server, monkeypatch, tmp_path):
+    # It loads a demo district into an empty database, with the sign-ins the README publishes.
+    from dataclasses import replace
+
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+
+    from portal import create_app
+    from portal.cli import dev
+    monkeypatch.setenv("PORTAL_ENV", "production")
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path / "instance"))
+    production = ScriptInfo(create_app=lambda: create_app({"SETTINGS": replace(settings, env="production")}))
+    result = CliRunner().invoke(dev, ["--port", str(free_port())], obj=production)
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "Error: portal dev serves a development portal with a demo district; it does not run with "
+        "PORTAL_ENV=production: serve production with gunicorn (see README.md)"]
+    assert not (tmp_path / "instance").exists()
+
+
 @pytest.mark.parametrize("port", ["99999", "-1", "0"])
 def test_dev_on_a_port_that_cannot_be_says_so(tmp_path, port):
     result = run_portal(["dev", "--port", port], tmp_path, f"sqlite:///{tmp_path / 'p.sqlite3'}")
