@@ -262,11 +262,38 @@ def secret_file_value(path: Path, if_lost: str = "delete it and a new one is mad
     return value
 
 
+# What production will not make up, each with what to set it to. Development generates the
+# secrets and keys into instance/, uses a SQLite file there and the Redis on this machine.
+PRODUCTION_REQUIRED = {
+    "SECRET_KEY": "a long random value shared by every worker",
+    "PAIRWISE_KEY": "a long random value, set once and never changed (it keeps every app's "
+                    "student ids stable)",
+    "DATABASE_URL": "the district's database, e.g. postgresql://portal@db.example.org/portal",
+    "REDIS_URL": "the district's Redis, e.g. redis://redis.example.org:6379/0",
+    "SAML_KEY_FILE": "the SAML signing key (a PEM file every worker can read)",
+    "SAML_CERT_FILE": "the SAML certificate of that key (a PEM file)",
+    "OIDC_KEYS_DIR": "a folder all workers share for the ID token signing keys "
+                     "(`portal keys rotate` writes there)",
+    "OIDC_ISSUER": "the portal's public address, e.g. https://portal.example.org",
+}
+
+
+def _refuse_incomplete_production() -> None:
+    """Name every missing setting at once: one per start would take eight tries to find them."""
+    missing = [name for name in PRODUCTION_REQUIRED if _env(name) is None]
+    if missing:
+        lines = "\n".join(f"  PORTAL_{name}: {PRODUCTION_REQUIRED[name]}" for name in missing)
+        raise ConfigError(f"PORTAL_ENV is production, and these settings are not set (production "
+                          f"makes none of them up; see README.md, \"In production\"):\n{lines}")
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment; refuse to start production without secrets."""
     env = _env("ENV", "development")
     if env not in ("development", "production", "testing"):
         raise ConfigError("PORTAL_ENV must be development, production or testing")
+    if env == "production":
+        _refuse_incomplete_production()
     instance = Path(_env("INSTANCE_PATH", str(DEFAULT_INSTANCE))).resolve()
     try:    # first: the secrets and the default SQLite file live here
         private_folder(instance)
@@ -278,11 +305,6 @@ def load_settings() -> Settings:
 
     secret = _env("SECRET_KEY")
     if secret is None:
-        if env == "production":
-            raise ConfigError(
-                "PORTAL_SECRET_KEY is not set. In production the portal will not make one up: "
-                "set it to a long random value shared by every worker."
-            )
         secret = secret_file_value(instance / "secret_key",
                                    "delete it and a new one is made (everyone is signed out)")
     else:
@@ -290,19 +312,12 @@ def load_settings() -> Settings:
 
     redis_url = _env("REDIS_URL")
     if redis_url is None:
-        if env == "production":
-            raise ConfigError("PORTAL_REDIS_URL is not set. Point it at the district's Redis.")
         # While `make run` (portal dev) serves this instance folder, its own Redis: a `portal`
         # command in another terminal must act on the running portal, not on another Redis.
         redis_url = _dev_redis_url(instance) or "redis://127.0.0.1:6379/0"
 
     pairwise = _env("PAIRWISE_KEY")
     if pairwise is None:
-        if env == "production":
-            raise ConfigError(
-                "PORTAL_PAIRWISE_KEY is not set. It keeps every app's student ids stable: set it "
-                "once to a long random value and never change it."
-            )
         pairwise = secret_file_value(instance / "pairwise_key",
                                      "restore it from a backup: a new one gives every student new ids "
                                      "in every app")
@@ -310,27 +325,11 @@ def load_settings() -> Settings:
         _long_enough("PAIRWISE_KEY", pairwise)
 
     saml_key_file, saml_cert_file = _env("SAML_KEY_FILE", ""), _env("SAML_CERT_FILE", "")
-    if env == "production" and not (saml_key_file and saml_cert_file):
-        raise ConfigError(
-            "PORTAL_SAML_KEY_FILE and PORTAL_SAML_CERT_FILE are not set. Every worker must sign SAML "
-            "responses with the same key: point both at the district's PEM files."
-        )
-
     oidc_keys_dir = _env("OIDC_KEYS_DIR", "")
-    if env == "production" and not oidc_keys_dir:
-        raise ConfigError(
-            "PORTAL_OIDC_KEYS_DIR is not set. Every worker must sign ID tokens with the same keys: "
-            "point it at a folder all workers share (`portal keys rotate` writes there)."
-        )
     oidc_code_seconds = _int("OIDC_CODE_SECONDS", 60, 1, 60)
     oidc_issuer = (_env("OIDC_ISSUER", "") or "").rstrip("/")
-    if env == "production" and not oidc_issuer:
-        raise ConfigError(
-            "PORTAL_OIDC_ISSUER is not set. Apps check every ID token against it: set it to the "
-            "portal's public address, e.g. https://portal.example.org"
-        )
     issuer_parts = urlsplit(oidc_issuer)
-    if oidc_issuer and (issuer_parts.query or issuer_parts.fragment or not (
+    if _env("OIDC_ISSUER") and (issuer_parts.query or issuer_parts.fragment or not (
             issuer_parts.scheme == "https" and issuer_parts.hostname
             or issuer_parts.scheme == "http" and issuer_parts.hostname in ("127.0.0.1", "localhost"))):
         raise ConfigError("PORTAL_OIDC_ISSUER must be the portal's https:// address, e.g. "

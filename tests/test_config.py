@@ -102,6 +102,26 @@ def test_production_without_secret_key_refuses_to_start(monkeypatch, tmp_path):
     assert not (tmp_path / "secret_key").exists()
 
 
+def test_production_names_every_missing_setting_at_once(monkeypatch, tmp_path):
+    """One run says all that is missing: one name per run took eight starts to find them all.
+    Production picks no database either (a SQLite file in instance/ is each machine's own)."""
+    for name in list(os.environ):
+        if name.startswith("PORTAL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PORTAL_ENV", "production")
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("PORTAL_PAIRWISE_KEY", "x" * 40)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    lines = str(refused.value).splitlines()
+    named = [line.split(":")[0].strip() for line in lines[1:]]
+    assert named == ["PORTAL_SECRET_KEY", "PORTAL_DATABASE_URL", "PORTAL_REDIS_URL",
+                     "PORTAL_SAML_KEY_FILE", "PORTAL_SAML_CERT_FILE", "PORTAL_OIDC_KEYS_DIR",
+                     "PORTAL_OIDC_ISSUER"]
+    assert "README.md" in lines[0]
+    assert not (tmp_path / "secret_key").exists()
+
+
 def test_bad_number_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("PORTAL_SESSION_IDLE_MINUTES", "ten")
