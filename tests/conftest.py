@@ -119,6 +119,15 @@ def app(settings, redis_server):
 
 
 @pytest.fixture
+def production(app, settings):
+    """A production app on the test database and Redis (the `app` fixture empties them after).
+    Ask it over HTTPS (base_url="https://portal.example"): its cookies are Secure, and its forms
+    need a Referer from the portal, as a browser sends one."""
+    from dataclasses import replace
+    return create_app({"SETTINGS": replace(settings, env="production")})
+
+
+@pytest.fixture
 def live_server(app):
     """The test app served on 127.0.0.1 by werkzeug in a thread; yields its base URL."""
     from werkzeug.serving import make_server

@@ -7,20 +7,12 @@ import re
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-import pytest
 from flask import make_response
 
-from portal import create_app
 from portal.config import flask_config
 from tests.conftest import csrf_token
 
 HTTPS = "https://portal.example"
-
-
-@pytest.fixture
-def production(app, settings):
-    """A production app on the test database and Redis (the `app` fixture empties them after)."""
-    return create_app({"SETTINGS": replace(settings, env="production")})
 
 
 def _set_cookies(response) -> dict[str, str]:

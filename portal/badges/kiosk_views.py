@@ -152,7 +152,7 @@ def bind_browser(code: str):
     age = int(DEVICE_COOKIE_AGE.total_seconds())
     set_cookie(response, DEVICE_COOKIE, cookie, max_age=age, path=DEVICE_COOKIE_PATH)
     set_cookie(response, SHARED_DEVICE_COOKIE, "1", max_age=age)
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 
@@ -203,7 +203,7 @@ def handoff(code: str):
                                  then=going_to)
         else:
             response = redirect(going_to)
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "no-store"
     return response
 

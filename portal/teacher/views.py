@@ -98,7 +98,10 @@ def password(person_id: int):
     except WeakPassword as e:
         raise PasswordRefused(advice=f"{e} Type a longer one, or leave it empty for one made for you.") from None
     response = render_template("teacher/password.html", student=student, password=new, back=back())
-    return response, 200, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    # The portal's usual Referrer-Policy (same-origin), not no-referrer: over HTTPS a form posted
+    # without a Referer is refused (Flask-WTF), and the header's Sign out is a form. The password
+    # is in the page, never in its address, so a Referer carries nothing of it.
+    return response, 200, {"Cache-Control": "no-store"}
 
 
 @bp.post("/sections/<int:section_id>/sign-out")

@@ -174,3 +174,15 @@ def test_a_password_typed_on_a_classroom_devices_browser_gets_the_kiosk_idle_tim
     from tests.badges.conftest import login
     login(kiosk.browser, "ada")     # the bound browser of the kiosk fixture
     assert 0 < redis_client.ttl(session_key(kiosk.browser)) <= 15 * 60
+
+
+def test_the_codes_in_kiosk_addresses_go_to_no_other_site_yet_the_pages_forms_work(redis_client, world, kiosk):
+    """same-origin, not no-referrer: the bind and hand-off addresses hold one-time codes, which no
+    other site hears of; but over HTTPS a form posted without a Referer is refused, and the
+    hand-off's error page shows the header's Sign out to a browser still signed in."""
+    bind = kiosk.api.post("/kiosk/bind", json={}, headers=kiosk.headers).json["bind_url"]
+    answers = [kiosk.browser.get(bind)]
+    url = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
+    answers += [kiosk.browser.get(url), kiosk.browser.get(url)]
+    assert [a.status_code for a in answers] == [200, 302, 403]
+    assert {a.headers["Referrer-Policy"] for a in answers} == {"same-origin"}

@@ -541,3 +541,48 @@ def test_only_the_schools_admins_set_its_badge_policy(app, world):
     assert "Badges at" not in _text(_signed_in(app, world.teacher).get("/teacher/"))
     db.session.expire_all()
     assert policy_for(db.session, world.school.id) == before
+
+
+HTTPS = "https://portal.example"
+# Under each policy that sends one, what a browser sends as the Referer of a request to the page's
+# own site: the page's whole address, or its origin only (w3c.github.io/webappsec-referrer-policy).
+REFERER_TO_OWN_SITE = {"same-origin": "address", "unsafe-url": "address",
+                       "no-referrer-when-downgrade": "address", "origin-when-cross-origin": "address",
+                       "strict-origin-when-cross-origin": "address", "origin": "origin",
+                       "strict-origin": "origin"}
+
+
+def _referer_from(page, address: str) -> str | None:
+    """The Referer a browser sends with a form this page posts to the portal (None: none)."""
+    # A browser obeys the last policy of the header it knows; with none, its default.
+    policy = page.headers.get("Referrer-Policy", "strict-origin-when-cross-origin").split(",")[-1].strip()
+    sends = REFERER_TO_OWN_SITE.get(policy)
+    return address if sends == "address" else f"{HTTPS}/" if sends == "origin" else None
+
+
+def _https_token(client, path: str, page=None) -> str:
+    html = (page or client.get(path, base_url=HTTPS)).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def test_a_teacher_signs_out_from_the_new_password_page_in_production(production, world):
+    """Over HTTPS a form needs a Referer from the portal. The new-password page asked for none
+    (no-referrer), so its Sign out button was refused and the teacher stayed signed in."""
+    teacher = new_client(production)
+    signed_in = teacher.post("/login", base_url=HTTPS, headers={"Referer": f"{HTTPS}/login"}, data={
+        "username": world.teacher.username, "password": "correct horse battery",
+        "csrf_token": _https_token(teacher, "/login")})
+    assert signed_in.status_code == 302, _text(signed_in)[:300]
+    section = f"/teacher/sections/{world.section.id}"
+    address = f"{HTTPS}/teacher/students/{world.student.id}/password"
+    page = teacher.post(address, headers={"Referer": HTTPS + section}, data={
+        "csrf_token": _https_token(teacher, section), "next": section})
+    assert page.status_code == 200 and _new_password(page)
+    referer = _referer_from(page, address)
+    assert referer is not None, page.headers.get("Referrer-Policy")
+    signed_out = teacher.post("/logout", base_url=HTTPS, headers={"Referer": referer},
+                              data={"csrf_token": _https_token(teacher, "", page)})
+    assert signed_out.status_code == 302, _text(signed_out)[:300]
+    assert teacher.get("/teacher/", base_url=HTTPS).status_code == 302   # to the sign-in page
