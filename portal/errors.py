@@ -222,6 +222,21 @@ def _unavailable(store: str, reason: str):
     return response
 
 
+# A form's token that is not this session's: the page was open while the session ended.
+CSRF_EXPIRED = ("This page was open too long", "Go back, reload the page and try again.")
+# Over HTTPS Flask-WTF also refuses a form whose Referer is missing or another site's, a token
+# good or not: the words say what helps then (its reasons, as it words them, are the keys).
+CSRF_MESSAGES = {
+    "The referrer header is missing.": (
+        "Your browser did not say which page this came from",
+        "Go back, reload the page and try again. If it happens again, your browser or an add-on "
+        "hides the page you come from: allow it for this site, or ask whoever looks after the computer."),
+    "The referrer does not match the host.": (
+        "That came from another website",
+        "Open the portal yourself, by its usual address, and try again from its own page."),
+}
+
+
 def register_error_handlers(app: Flask) -> None:
     """Turn every exception into a page in one place."""
 
@@ -235,7 +250,8 @@ def register_error_handlers(app: Flask) -> None:
             # A script whose session ended holds a token of that session: what it must hear is
             # that it is signed out, as it would with a good token (portal.auth.roles).
             return error_page(401)
-        return error_page(400, "This page was open too long", "Go back, reload the page and try again.")
+        title, advice = CSRF_MESSAGES.get(e.description, CSRF_EXPIRED)
+        return error_page(400, title, advice)
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):

@@ -291,3 +291,30 @@ def test_a_database_schema_out_of_step_with_the_code_is_said_plainly_and_logged_
     with behind.app_context():
         from portal.db import db
         db.engine.dispose()
+
+
+def test_a_form_without_the_portals_referer_is_told_so_not_that_it_was_open_too_long(production, roster):
+    """Over HTTPS Flask-WTF refuses a form whose Referer is missing or another site's, its token
+    good: "open too long, reload" sent a person in circles. A bad token still hears that."""
+    import re
+    roster.person("ada.lovelace")
+    https = "https://portal.example"
+    client = production.test_client()
+
+    def token(path):
+        page = client.get(path, base_url=https).get_data(as_text=True)
+        return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
+
+    assert client.post("/login", base_url=https, headers={"Referer": f"{https}/login"}, data={
+        "username": "ada.lovelace", "password": "correct horse battery",
+        "csrf_token": token("/login")}).status_code == 302
+    for referer, words in [(None, "Your browser did not say which page this came from"),
+                           ("https://elsewhere.example/", "That came from another website")]:
+        headers = {"Referer": referer} if referer else {}
+        refused = client.post("/logout", base_url=https, headers=headers, data={"csrf_token": token("/")})
+        page = refused.get_data(as_text=True)
+        assert refused.status_code == 400 and words in page, page[:500]
+        assert "open too long" not in page and "referrer" not in page.lower()
+    stale = client.post("/logout", base_url=https, headers={"Referer": f"{https}/"}, data={"csrf_token": "x"})
+    assert "This page was open too long" in stale.get_data(as_text=True)
+    assert client.get("/", base_url=https).status_code == 200     # still signed in throughout
