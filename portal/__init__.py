@@ -10,8 +10,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from portal.config import ROOT, flask_config, load_settings, private_folder
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    """Build the portal app from PORTAL_* settings (tests may override any key)."""
+def create_app(test_config: dict | None = None, *, command_line: bool = False) -> Flask:
+    """Build the portal app from PORTAL_* settings (tests may override any key). `command_line`:
+    for a `portal` command (portal dev among them), which is no server people reach."""
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
@@ -69,7 +70,20 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     _wire_request_hooks(app)
     _add_time_filters(app)
+    if settings.env == "development" and not command_line:
+        _warn_development(app)
     return app
+
+
+def _warn_development(app: Flask) -> None:
+    """gunicorn or `flask run` with PORTAL_ENV unset serves in development mode without a word:
+    made-up secrets, a SQLite file, addresses from each request's Host, no Secure cookies.
+    Right on a developer's machine, wrong for a district's; one line says which it is."""
+    app.logger.warning(
+        "PORTAL_ENV is not production, so this portal serves in development mode: what is not set "
+        "is made up (secrets and keys in %s, a SQLite database there), addresses come from each "
+        "request and cookies are not Secure. To serve people, set PORTAL_ENV=production and the "
+        "settings README.md lists under \"In production\"", app.instance_path)
 
 
 def _add_time_filters(app: Flask) -> None:

@@ -21,7 +21,7 @@ from portal.roster.demo import MAX_DEMO_STUDENTS
 def _create_app():
     from portal import create_app
     try:
-        return create_app()
+        return create_app(command_line=True)
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
 

@@ -122,6 +122,22 @@ def test_production_names_every_missing_setting_at_once(monkeypatch, tmp_path):
     assert not (tmp_path / "secret_key").exists()
 
 
+def test_a_server_in_development_mode_says_so_in_the_log(settings, caplog):
+    """gunicorn with PORTAL_ENV unset served with made-up secrets and a SQLite file, silently.
+    A `portal` command (portal dev among them) is not a server people reach: it says nothing."""
+    from dataclasses import replace
+
+    from portal import create_app
+    create_app({"SETTINGS": replace(settings, env="development")})
+    [warning] = [r for r in caplog.records if "development mode" in r.getMessage()]
+    assert warning.levelname == "WARNING" and "PORTAL_ENV=production" in warning.getMessage()
+    caplog.clear()
+    create_app({"SETTINGS": replace(settings, env="development")}, command_line=True)
+    create_app({"SETTINGS": settings})        # the tests' own
+    create_app({"SETTINGS": replace(settings, env="production")})
+    assert "development mode" not in caplog.text
+
+
 def test_bad_number_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("PORTAL_SESSION_IDLE_MINUTES", "ten")
