@@ -66,7 +66,15 @@ def newer_database(revisions: str) -> str:
 
 
 main = PortalGroup(create_app=_create_app, help="The district's student portal.",
-                   add_version_option=False, load_dotenv=False)
+                   add_version_option=False, load_dotenv=False, add_default_commands=False)
+# Only what serves a district: Flask's `run` would serve a development server (`portal dev` is
+# ours, gunicorn serves production) and `routes` is for Flask's developers; `shell` stays. Nor
+# Flask's options: --env-file needs python-dotenv (not installed: the README loads the settings
+# file with the shell), --app would load another app, --debug would serve one with the debugger.
+from flask.cli import shell_command  # noqa: E402
+
+main.add_command(shell_command)
+main.params = [p for p in main.params if p.name not in ("env_file", "app", "debug")]
 
 
 def fail(message: str):

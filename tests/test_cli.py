@@ -206,3 +206,18 @@ def test_upgrading_a_database_another_process_is_writing_to_says_so_and_changes_
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0015_composed_usernames"
     assert runner.invoke(args=["db", "upgrade"]).exit_code == 0   # once the other is done
     engine.dispose()
+
+
+def test_the_help_offers_only_what_works_here():
+    # Found by review: Flask's --env-file (it needs python-dotenv, not installed), --app and
+    # --debug, and its `run` and `routes` commands were offered beside the portal's own.
+    from click.testing import CliRunner
+
+    from portal.cli import main
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for gone in ("--env-file", "--app", "--debug", "\n  run ", "\n  routes "):
+        assert gone not in result.output
+    for kept in ("\n  dev ", "\n  shell ", "\n  db ", "\n  apps "):
+        assert kept in result.output
+    assert CliRunner().invoke(main, ["-e", "portal.env", "db", "upgrade"]).exit_code == 2
