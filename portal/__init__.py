@@ -150,9 +150,6 @@ def _wire_request_hooks(app: Flask) -> None:
 
     production = app.config["SETTINGS"].production
 
-    from portal.cookies import carry_over_old_names
-    app.after_request(carry_over_old_names)
-
     @app.after_request
     def security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -11,9 +11,9 @@ http keeps plain names, since browsers refuse prefixed cookies that are not Secu
 A folder's path is under the address the portal is served at (a portal at /portal has its kiosk
 cookie on /portal/kiosk/), or the browser would never send it back.
 
-Cookies that live long (a classroom device's marks, a year) were set under plain names before
-the prefixes came; `carry_over` lets such a cookie be read under its old name too, once, and
-moves it to its new name (carry_over_old_names, after each request).
+Cookies set under plain names before the prefixes came are not read: a plain name is exactly
+what a sibling subdomain can plant. A classroom device bound before then is bound again when its
+kiosk program restarts (the hand-off page says so).
 """
 from __future__ import annotations
 
@@ -25,15 +25,6 @@ def prefixed_name(name: str, *, secure: bool, path: str = "/") -> str:
     if not secure:
         return name
     return ("__Host-" if path == "/" else "__Secure-") + name
-
-
-# name -> (path, max_age): the long-lived cookies once set under their plain names.
-_CARRIED_OVER: dict[str, tuple[str, int]] = {}
-
-
-def carry_over(name: str, *, path: str = "/", max_age: int) -> None:
-    """Declare that the cookie `name` may arrive under the plain name it had before prefixes."""
-    _CARRIED_OVER[name] = (path, max_age)
 
 
 def _secure() -> bool:
@@ -51,10 +42,7 @@ def cookie_name(name: str, path: str = "/") -> str:
 
 def read_cookie(name: str, path: str = "/") -> str | None:
     """The value this request carries for the portal's cookie `name` on `path`, if any."""
-    value = request.cookies.get(cookie_name(name, path))
-    if value is None and name in _CARRIED_OVER:
-        value = request.cookies.get(name)
-    return value
+    return request.cookies.get(cookie_name(name, path))
 
 
 def set_cookie(response, name: str, value: str, *, max_age: int, path: str = "/") -> None:
@@ -69,17 +57,3 @@ def forget_cookie(response, name: str, path: str = "/") -> None:
     Secure)."""
     response.delete_cookie(cookie_name(name, path), path=_path(path), httponly=True,
                            samesite="Lax", secure=_secure())
-
-
-def carry_over_old_names(response):
-    """After a request that carried a long-lived cookie under its old plain name only: set it
-    under its new name, and remove the old one (production; a development name is the same)."""
-    if not _secure():
-        return response
-    for name, (path, max_age) in _CARRIED_OVER.items():
-        old = request.cookies.get(name)
-        if old is not None and cookie_name(name, path) not in request.cookies:
-            set_cookie(response, name, old, max_age=max_age, path=path)
-            response.delete_cookie(name, path=_path(path), httponly=True, samesite="Lax",
-                                   secure=True)
-    return response

@@ -22,7 +22,7 @@ from portal.badges.signin import (
     HANDOFF_SECONDS, BadgeRejected, HandoffInvalid, TooManyScans, accept_handoff, redeem_badge,
     start_handoff, take_handoff,
 )
-from portal.cookies import carry_over, read_cookie, set_cookie
+from portal.cookies import read_cookie, set_cookie
 from portal.db import db, parse_id
 from portal.errors import error_page, wants_json
 from portal.extensions import csrf
@@ -36,11 +36,6 @@ bp = Blueprint("kiosk", __name__)
 DEVICE_COOKIE = "portal_kiosk"
 DEVICE_COOKIE_PATH = "/kiosk/"
 DEVICE_COOKIE_AGE = timedelta(days=365)
-# A device's browser bound before the cookie prefixes holds these under their plain names for a
-# year: still read, and moved to the new names (else its hand-offs fail, and a password typed
-# on it would get an hour's session, not the kiosk's short one).
-carry_over(DEVICE_COOKIE, path=DEVICE_COOKIE_PATH, max_age=int(DEVICE_COOKIE_AGE.total_seconds()))
-carry_over(SHARED_DEVICE_COOKIE, max_age=int(DEVICE_COOKIE_AGE.total_seconds()))
 # The one answer to every refused badge, whatever the reason.
 REFUSED = {"error": BadgeRejected.title, "advice": BadgeRejected.advice}
 
