@@ -13,7 +13,7 @@ cookie on /portal/kiosk/), or the browser would never send it back.
 
 Cookies set under plain names before the prefixes came are not read: a plain name is exactly
 what a sibling subdomain can plant. A classroom device bound before then is bound again when its
-kiosk program restarts (the hand-off page says so).
+kiosk program restarts (README: after upgrading).
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from portal.badges import plural
 from portal.cli import person_named
 from portal.errors import PortalError
 
@@ -23,10 +24,6 @@ REDIS_DOWN = "Redis (the session store) cannot be reached; start it and try agai
 
 def _fail(message: str):
     raise click.ClickException(message)
-
-
-def _plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
 
 
 def _school(sourced_id: str):
@@ -104,9 +101,9 @@ def badges_void(username, section_id, school_id, reason):
     except redis.RedisError:
         _fail(REDIS_DOWN)
     except services.SessionsNotEnded as e:
-        _fail(f"voided the badges of {_plural(e.students, 'student', 'students')}, but Redis went away "
+        _fail(f"voided the badges of {plural(e.students, 'student', 'students')}, but Redis went away "
               "before their badge sessions ended: a session begun with one lasts until it times out")
-    click.echo(f"voided the badges of {_plural(count, 'student', 'students')}")
+    click.echo(f"voided the badges of {plural(count, 'student', 'students')}")
 
 
 @badges_cli.command("unlock")
@@ -176,8 +173,8 @@ def badges_sheet(section_id, out, paper):
     except redis.RedisError:
         click.echo("warning: Redis went away: a session begun with an old card may last until "
                    "its idle time-out", err=True)
-    click.echo(f"wrote {sheet.badges} new badge{'s' if sheet.badges != 1 else ''} "
-               f"({sheet.pages} page{'s' if sheet.pages != 1 else ''}, {paper}) for "
+    click.echo(f"wrote {plural(sheet.badges, 'new badge', 'new badges')} "
+               f"({plural(sheet.pages, 'page', 'pages')}, {paper}) for "
                f"{section.title} at {section.school.name} to {out}; their old badges no longer work")
     if sheet.incomplete_names:
         click.echo(f"note: {sheet.incomplete_names} label{'s show' if sheet.incomplete_names != 1 else ' shows'} "

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from werkzeug.utils import secure_filename
 
 from portal.auth.roles import role_required
-from portal.badges import flow
+from portal.badges import flow, plural
 from portal.badges.expiry import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
 from portal.badges.factors import factor_row, reset_factor, unlock_factor
 from portal.badges.permissions import STAFF_ROLES, may_manage_student
@@ -34,10 +34,6 @@ from portal.teacher.forms import answer
 bp = Blueprint("badges", __name__)
 
 _DIGITS = re.compile(r"[0-9]{1,9}")
-
-
-def _plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
 
 
 def _managed_student(person_id: int) -> Person:
@@ -150,7 +146,7 @@ def void_section(section_id: int):
         raise BadgeError("Nothing was voided", "Tick the box to say you mean every card of the class.")
     count = void_badges_for_section(db.session, flow.redis_client(), section,
                                     actor=current_user, clock=flow.app_clock())
-    return answer(f"{section.title}: the badges of {_plural(count, 'student', 'students')} "
+    return answer(f"{section.title}: the badges of {plural(count, 'student', 'students')} "
                    "no longer work.", students=count)
 
 
@@ -160,7 +156,7 @@ def void_school(school_id: int):
     school = _get(School, school_id)
     count = void_badges_for_school(db.session, flow.redis_client(), school,
                                    actor=current_user, clock=flow.app_clock())
-    return answer(f"{school.name}: the badges of {_plural(count, 'student', 'students')} "
+    return answer(f"{school.name}: the badges of {plural(count, 'student', 'students')} "
                    "no longer work.", students=count)
 
 
