@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from portal.admin.services import only_district
 from portal.audit import RELEASE_KINDS
 from portal.auth.services import normalize_username
-from portal.models import App, Event, Grant, Person, School, Section
+from portal.models import App, Event, Grant, KioskDevice, Person, School, Section
 from portal.models.roster import typeable_username
 
 LAUNCH = "launch"
@@ -258,10 +258,54 @@ def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
              .outerjoin(about, about.id == Event.person_id)
              .outerjoin(by, by.id == Event.actor_id)
              .outerjoin(App, App.id == Event.app_id))
+    rows = db.execute(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)).all()
+    names = _names(db, district_id, [event.data for event, *_ in rows])
     lines = []
-    for event, subject, actor, app in db.execute(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)):
+    for event, subject, actor, app in rows:
         data = event.data if isinstance(event.data, dict) else {}
-        details = [(str(k), ", ".join(map(str, v)) if isinstance(v, list) else str(v)) for k, v in data.items()]
         lines.append(LogLine(event.at, event.kind, EVENT_WORDS.get(event.kind, event.kind.replace("_", " ")),
-                             subject, actor, app, details))
+                             subject, actor, app, [_detail(names, k, v) for k, v in data.items()]))
     return lines
+
+
+# Ids an event's details name, in the words of the log: what each is, and where its name is.
+NAMED_IDS = {"school_id": "school", "section_id": "class", "device_id": "classroom device"}
+DETAIL_WORDS = {"badge_id": "badge number", "students": "students", "paper": "paper",
+                "wrong_tries": "wrong tries", "expires_at": "expires"}
+
+
+def _names(db: Session, district_id: int, datas) -> dict[tuple[str, int], str]:
+    """The names of the district's schools, classes and classroom devices that these events'
+    details name by id (one query each, for the page's events only). Another district's, or
+    one since removed, has no name here."""
+    wanted: dict[str, set[int]] = {key: set() for key in NAMED_IDS}
+    for data in datas:
+        for key in NAMED_IDS:
+            value = data.get(key) if isinstance(data, dict) else None
+            if isinstance(value, int) and not isinstance(value, bool):
+                wanted[key].add(value)
+    names: dict[tuple[str, int], str] = {}
+    in_district = School.district_id == district_id
+    queries = {
+        "school_id": select(School.id, School.name).where(School.id.in_(wanted["school_id"]), in_district),
+        "section_id": select(Section.id, Section.title, School.name).join(School, School.id == Section.school_id)
+        .where(Section.id.in_(wanted["section_id"]), in_district),
+        "device_id": select(KioskDevice.id, KioskDevice.name, School.name).join(School, School.id == KioskDevice.school_id)
+        .where(KioskDevice.id.in_(wanted["device_id"]), in_district),
+    }
+    for key, query in queries.items():
+        if wanted[key]:
+            for row in db.execute(query):
+                names[key, row[0]] = row[1] if len(row) == 2 else f"{row[1]} ({row[2]})"
+    return names
+
+
+def _detail(names: dict, key, value) -> tuple[str, str]:
+    """One detail of an event as the log shows it: a school, class or device by its name (by its
+    number when it has gone), a list as a list, any other key in words."""
+    key = str(key)
+    if key in NAMED_IDS:
+        name = names.get((key, value)) if isinstance(value, int) else None
+        return NAMED_IDS[key], name if name is not None else f"no. {value} (since removed)"
+    words = DETAIL_WORDS.get(key, key.replace("_", " "))
+    return words, ", ".join(map(str, value)) if isinstance(value, list) else str(value)

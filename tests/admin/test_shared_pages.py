@@ -492,3 +492,33 @@ def test_a_school_grant_is_one_group_whether_or_not_the_district_was_named(app, 
         runner, "apps", "grant", "Reading Garden", "--school", "sch-oak", "--grade", "05")
     assert "no longer granted to: school sch-oak (Oak Elementary), grade 05" in cli(
         runner, "apps", "ungrant", "Reading Garden", "--school", "sch-oak", "--grade", "05")
+
+
+def test_the_audit_log_names_schools_classes_and_devices_not_their_numbers(app, shared, roster):
+    # A sheet printed for a class, a device enrolled in a school: as the log reads them back.
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from portal import audit
+    from portal.db import db
+    from portal.models import KioskDevice, School
+    school = db.session.scalar(select(School).where(School.sourced_id == "sch-maple"))
+    room = roster.section(school, "sec-room-4", "Room 4")
+    device = KioskDevice(school_id=school.id, name="Reading corner Chromebook", secret_hash="x" * 64,
+                         created_at=datetime.now(timezone.utc))
+    db.session.add(device)
+    db.session.flush()
+    teacher = db.session.merge(shared["teacher"])
+    audit.record("badge_sheet_printed", actor=teacher, commit=False,
+                 data={"section_id": room.id, "students": 24, "paper": "letter"})
+    audit.record("kiosk_enrolled", actor=teacher, commit=False,
+                 data={"device_id": device.id, "school_id": school.id})
+    audit.record("badge_sheet_printed", actor=teacher, data={"section_id": 987654, "students": 3, "paper": "a4"})
+    text = _text(_client(app, "dee.admin").get("/admin/log"))
+    assert ("badge sheet printed Tess T class: Room 4 (Maple Elementary); students: 24; paper: letter"
+            in text)
+    assert ("classroom device enrolled Tess T classroom device: Reading corner Chromebook (Maple Elementary); "
+            "school: Maple Elementary") in text
+    assert "class: no. 987654 (since removed); students: 3" in text
+    assert "section_id" not in text and "device_id" not in text
