@@ -15,6 +15,13 @@ TEACHING_ROLES = ("teacher",)
 STAFF_ROLES = (Role.teacher, Role.school_admin, Role.district_admin)
 
 
+def at_school(person_id, school_id):
+    """SQL: the person belongs to the school now. A class's students are those enrolled in it
+    who are also at its school: an enrollment the roster left behind when a student moved to
+    another school gives the old class's teacher nothing."""
+    return exists().where(PersonSchool.person_id == person_id, PersonSchool.school_id == school_id)
+
+
 def _school_ids(db: Session, person: Person) -> set[int]:
     return set(db.scalars(select(PersonSchool.school_id).where(PersonSchool.person_id == person.id)))
 
@@ -59,7 +66,8 @@ def may_manage_section(db: Session, actor: Person, section: Section) -> bool:
 
 
 def may_manage_student(db: Session, actor: Person, student: Person) -> bool:
-    """A teacher of one of the student's sections, or an admin of one of the student's schools."""
+    """A teacher of one of the student's sections (at a school the student is at), or an admin
+    of one of the student's schools."""
     if not actor.active or student.role is not Role.student or actor.id == student.id:
         return False
     if actor.role is Role.teacher:
@@ -68,7 +76,8 @@ def may_manage_student(db: Session, actor: Person, student: Person) -> bool:
         return bool(db.scalar(select(exists().where(
             mine.person_id == actor.id, mine.role.in_(TEACHING_ROLES),
             theirs.section_id == mine.section_id, theirs.person_id == student.id,
-            theirs.role == "student"))))
+            theirs.role == "student", Section.id == mine.section_id,
+            at_school(student.id, Section.school_id)))))
     if actor.role in (Role.school_admin, Role.district_admin):
         schools = db.scalars(select(School).join(PersonSchool, PersonSchool.school_id == School.id)
                              .where(PersonSchool.person_id == student.id))
@@ -83,8 +92,9 @@ def managed_students(actor: Person):
         theirs = aliased(Enrollment)
         return (select(theirs.person_id)
                 .join(mine, mine.section_id == theirs.section_id)
+                .join(Section, Section.id == mine.section_id)
                 .where(mine.person_id == actor.id, mine.role.in_(TEACHING_ROLES),
-                       theirs.role == "student"))
+                       theirs.role == "student", at_school(theirs.person_id, Section.school_id)))
     if actor.role is Role.school_admin:
         admin_schools = select(PersonSchool.school_id).where(PersonSchool.person_id == actor.id)
         return (select(PersonSchool.person_id).join(Person, Person.id == PersonSchool.person_id)

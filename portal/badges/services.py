@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.badges.expiry import Clock, permanent_expiry, temporary_expiry, utcnow
 from portal.badges.permissions import (
-    may_manage_school, may_manage_section, may_manage_student, may_pair_for_school,
+    at_school, may_manage_school, may_manage_section, may_manage_student, may_pair_for_school,
 )
 from portal.badges.policy import policy_for
 from portal.badges.sessions import end_sessions_of_revoked
@@ -274,10 +274,13 @@ def void_badges_for_section(db: Session, client: redis.Redis, section: Section, 
     """Void the badges of every student of the section; return how many students had any."""
     if actor is not None:
         _require(may_manage_section(db, actor, section))
+    # The class's students now (not one the roster moved to another school and left enrolled
+    # here), and their cards for the class's school only.
     students = select(Enrollment.person_id).where(Enrollment.section_id == section.id,
-                                                  Enrollment.role == "student")
-    return _void(db, client, (Badge.person_id.in_(students),), reason=reason, actor=actor,
-                 clock=clock)
+                                                  Enrollment.role == "student",
+                                                  at_school(Enrollment.person_id, section.school_id))
+    return _void(db, client, (Badge.person_id.in_(students), Badge.school_id == section.school_id),
+                 reason=reason, actor=actor, clock=clock)
 
 
 def void_badges_for_school(db: Session, client: redis.Redis, school: School, *,

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.badges.permissions import may_manage_section
+from portal.badges.permissions import at_school, may_manage_section
 from portal.errors import PortalError
 from portal.models import Enrollment, Person, Role, Section
 from portal.sessions import end_sessions_for
@@ -27,7 +27,7 @@ def sign_out_class(db: Session, client: redis.Redis, actor: Person, section: Sec
     students = list(db.scalars(
         select(Enrollment.person_id).join(Person, Person.id == Enrollment.person_id)
         .where(Enrollment.section_id == section.id, Enrollment.role == "student",
-               Person.role == Role.student).distinct()))
+               Person.role == Role.student, at_school(Person.id, section.school_id)).distinct()))
     client.ping()
     ended = sum(end_sessions_for(client, person_id) for person_id in students)
     audit.record("class_signed_out", actor=actor, data={

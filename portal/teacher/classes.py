@@ -13,7 +13,7 @@ from typing import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.badges.permissions import TEACHING_ROLES, managed_students, may_manage_school
+from portal.badges.permissions import TEACHING_ROLES, at_school, managed_students, may_manage_school
 from portal.badges.policy import EffectivePolicy, policy_for
 from portal.models import (
     Badge, BadgeFactor, BadgeKind, Enrollment, Event, FactorKind, KioskDevice, Person, PersonSchool,
@@ -77,7 +77,7 @@ def class_rows(db: Session, section: Section, now: datetime) -> tuple[list[Stude
     students = list(db.scalars(
         select(Person).join(Enrollment, Enrollment.person_id == Person.id)
         .where(Enrollment.section_id == section.id, Enrollment.role == "student",
-               Person.role == Role.student)
+               Person.role == Role.student, at_school(Person.id, section.school_id))
         .order_by(Person.family_name, Person.given_name, Person.id)).unique())
     ids = [s.id for s in students]
     working: dict[tuple[int, BadgeKind], Badge] = {}

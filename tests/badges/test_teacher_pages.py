@@ -586,3 +586,40 @@ def test_a_teacher_signs_out_from_the_new_password_page_in_production(production
                               data={"csrf_token": _https_token(teacher, "", page)})
     assert signed_out.status_code == 302, _text(signed_out)[:300]
     assert teacher.get("/teacher/", base_url=HTTPS).status_code == 302   # to the sign-in page
+
+
+def test_a_student_who_moved_school_is_not_their_old_class_teachers_any_more(app, world, redis_client):
+    # The roster moved Ada to Oak but still lists her in Maple's Room 4 (an enrollment left
+    # behind): Room 4's teacher no longer sees her or acts on her; Oak's admins do.
+    from portal.badges.permissions import managed_students, may_manage_student
+    from portal.models import Person, PersonSchool
+    token = issue(redis_client, world.student)
+    db.session.delete(db.session.get(PersonSchool, (world.student.id, world.school.id)))
+    db.session.add(PersonSchool(person_id=world.student.id, school_id=world.other_school.id))
+    db.session.commit()
+    teacher, ada = (db.session.get(Person, p.id) for p in (world.teacher, world.student))
+    assert not may_manage_student(db.session, teacher, ada)
+    assert ada.id not in set(db.session.scalars(managed_students(teacher)))
+    assert may_manage_student(db.session, teacher, db.session.get(Person, world.classmate.id))
+    client = _signed_in(app, world.teacher)
+    rows = re.findall(r'<tr id="student-(\d+)">', client.get(f"/teacher/sections/{world.section.id}").get_data(as_text=True))
+    assert str(world.student.id) not in rows and str(world.classmate.id) in rows
+    for path in (f"/teacher/students/{world.student.id}/password", f"/badges/students/{world.student.id}/void"):
+        assert _form_post(client, path, back=f"/teacher/sections/{world.section.id}").status_code == 403, path
+    assert [b.id for b in _working(world.student)]  # her card was not voided by the old teacher
+    assert token
+
+
+def test_voiding_a_class_voids_its_schools_cards_of_its_students_now(app, world, redis_client):
+    # Ada moved to Oak (left enrolled in Room 4) and has an Oak card; Alan is in Room 4.
+    from portal.badges.services import void_badges_for_section
+    from portal.models import Person, PersonSchool
+    db.session.delete(db.session.get(PersonSchool, (world.student.id, world.school.id)))
+    db.session.add(PersonSchool(person_id=world.student.id, school_id=world.other_school.id))
+    db.session.commit()
+    issue(redis_client, world.student)
+    issue(redis_client, world.classmate)
+    teacher = db.session.get(Person, world.teacher.id)
+    section = db.session.merge(world.section)
+    assert void_badges_for_section(db.session, redis_client, section, actor=teacher) == 1
+    assert _working(world.student) and not _working(world.classmate)
