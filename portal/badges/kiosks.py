@@ -112,13 +112,17 @@ def enroll_device(db: Session, client: redis.Redis, code: str, *, name: str | No
     school = db.get(School, data["school_id"])
     if school is None or now.timestamp() >= data["exp"]:
         raise PairingFailed()
+    actor = db.get(Person, data["actor_id"]) if data.get("actor_id") else None
+    if data.get("actor_id") and (actor is None or not may_pair_for_school(db, actor, school)):
+        # Whoever made the code was put on hold, disabled, removed or moved since: it goes
+        # with their right to pair.
+        raise PairingFailed()
     credential = CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
     label = data.get("name") or (name or "").strip()[:255] or "Classroom device"
     device = KioskDevice(school_id=school.id, name=label, secret_hash=_sha256(credential),
                          created_at=now, created_by_id=data.get("actor_id"), last_seen_at=now)
     db.add(device)
     db.flush()
-    actor = db.get(Person, data["actor_id"]) if data.get("actor_id") else None
     audit.record("kiosk_enrolled", actor=actor, commit=False,
                  data={"device_id": device.id, "school_id": school.id, "name": label})
     db.commit()

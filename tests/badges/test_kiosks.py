@@ -83,6 +83,27 @@ def test_teacher_pairs_a_device_for_their_school(app, redis_client, world):
     assert code and _enroll(app, code.group(1) + code.group(2)).status_code == 201
 
 
+@pytest.mark.parametrize("change", ["hold", "disable", "remove"])
+def test_a_code_made_by_a_teacher_stops_working_when_they_may_no_longer_pair(app, redis_client, world, change):
+    # A code lives ten minutes; a teacher put on hold, disabled or removed in them loses it.
+    from datetime import datetime, timezone
+
+    from portal.models import Person
+    teacher = db.session.get(Person, world.teacher.id)
+    code = create_pairing_code(db.session, redis_client, world.school, actor=teacher).code
+    kept = create_pairing_code(db.session, redis_client, world.school).code   # made from the command line
+    if change == "hold":
+        teacher.held_at = datetime.now(timezone.utc)
+    elif change == "disable":
+        teacher.enabled = False
+    else:
+        db.session.delete(teacher)
+    db.session.commit()
+    assert _enroll(app, code).status_code == 400
+    assert _enroll(app, kept).status_code == 201
+    assert len(db.session.scalars(select(KioskDevice)).all()) == 1
+
+
 @pytest.mark.parametrize("body", ['{"school": 4', '[4]', '"4"'])
 def test_a_pairing_request_that_is_not_a_json_object_is_told_so(app, redis_client, world, body):
     # The same plain answer as the other staff routes give, not a 403 as if the school were wrong.
