@@ -29,6 +29,20 @@ def _create_app():
 class PortalGroup(FlaskGroup):
     """`portal`: a command that meets a database without the newest schema says what to run."""
 
+    def main(self, args=None, *rest, **kwargs):
+        # An argument that is not UTF-8 (a Latin-1 export read by a script) reaches Python as
+        # text with stand-ins for its bytes, which no name, database or message can hold.
+        for arg in sys.argv[1:] if args is None else args:
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                click.echo(f"Error: the argument {shown!r} is not UTF-8 text (it may come from a "
+                           "file in another encoding): save the file as UTF-8 and run it again; "
+                           "nothing changed", err=True)
+                sys.exit(2)
+        return super().main(args, *rest, **kwargs)
+
     def invoke(self, ctx):
         from sqlalchemy.exc import OperationalError, ProgrammingError
         try:

@@ -221,3 +221,18 @@ def test_the_help_offers_only_what_works_here():
     for kept in ("\n  dev ", "\n  shell ", "\n  db ", "\n  apps "):
         assert kept in result.output
     assert CliRunner().invoke(main, ["-e", "portal.env", "db", "upgrade"]).exit_code == 2
+
+
+@pytest.mark.parametrize("args", [[b"users", b"hold", b"ren\xe9e"], [b"apps", b"grant", b"library", b"--school", b"sch-\xe9"],
+                                  [b"kiosk", b"pair", b"sch-\xe9"]])
+def test_an_argument_that_is_not_utf8_is_one_line_and_changes_nothing(tmp_path, args):
+    # Found by review: a Latin-1 "é" from a script reading a Latin-1 export printed a traceback.
+    env = {**os.environ, "PORTAL_ENV": "development", "PORTAL_INSTANCE_PATH": str(tmp_path / "instance"),
+           "PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite3'}",
+           "PORTAL_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = subprocess.run([PORTAL.encode(), *args], env=env, capture_output=True, timeout=60)
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 2 and "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not UTF-8 text" in lines[0] and "nothing changed" in lines[0], stderr
+    assert not (tmp_path / "p.sqlite3").exists()
