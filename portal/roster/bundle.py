@@ -30,15 +30,21 @@ MAX_FILE_BYTES = 2 << 30
 # free-text column the portal ignores) does not pass in the columns it reads, which all hold one
 # line: ids, usernames, names, titles, codes. NUL cannot even be stored on PostgreSQL.
 # U+FFFE and U+FFFF are no characters at all (a UTF-16 export read the wrong way round leaves
-# them): XML cannot carry them, so a SAML app could not be told the name.
-_CONTROL_IN_CELL = re.compile("[\x00-\x08\x0a-\x1f\x7f\ufffe\uffff]")
+# them): XML cannot carry them, so a SAML app could not be told the name. The invisible
+# direction overrides and isolates (U+202A-202E, U+2066-2069) make a name display as another
+# ("Ada" that reads "adA" on a teacher's page, a username that looks like someone else's), and a
+# byte order mark inside a value (U+FEFF; one at the start of a file is fine) is invisible too.
+_CONTROL_IN_CELL = re.compile("[\x00-\x08\x0a-\x1f\x7f\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
 # The same, less the line breaks that end rows: if a file has none of these, only a line break
 # inside a quoted value can be there, and a row that spans lines shows it. Looked for one by
 # one with `in`, three times as fast as the pattern over a file of half a million rows.
 _CONTROLS_IN_TEXT = tuple(map(chr, (*range(0x09), 0x0b, 0x0c, *range(0x0e, 0x20), 0x7f,
+                                     *range(0x202a, 0x202f), *range(0x2066, 0x206a), 0xfeff,
                                      0xfffe, 0xffff)))
-_CONTROL_NAMES = {"\x00": "NUL", "\n": "line break", "\r": "line break",
-                  "\ufffe": "character that is not text", "\uffff": "character that is not text"}
+_CONTROL_NAMES = {"\x00": "a NUL", "\n": "a line break", "\r": "a line break",
+                  "\ufffe": "a character that is not text", "\uffff": "a character that is not text",
+                  "\ufeff": "an invisible byte order mark",
+                  **{chr(c): "an invisible text-direction mark" for c in (*range(0x202a, 0x202f), *range(0x2066, 0x206a))}}
 
 # Grow the csv module's field limit: a class with many term or grade codes is still one field.
 csv.field_size_limit(1 << 24)
@@ -243,8 +249,8 @@ def _has_control(filename: str, line: int, columns: tuple[str, ...], values: lis
         match = _CONTROL_IN_CELL.search(value)
         if match:
             char = match.group()
-            name = _CONTROL_NAMES.get(char, "control character")
-            problems.add(f"{filename} line {line}: {column} holds a {name} (0x{ord(char):02X}); "
+            name = _CONTROL_NAMES.get(char, "a control character")
+            problems.add(f"{filename} line {line}: {column} holds {name} (0x{ord(char):02X}); "
                          "remove it in the student information system and export again")
             found = True
     return found

@@ -332,6 +332,10 @@ def test_a_username_nobody_could_type_is_refused(db_session, bundles, roster_row
     roster_rows["users"][0]["username"] = name
     [problem] = refused(db_session, bundles.write(roster_rows))
     bad = next(c for c in name if not c.isprintable())
+    if bad == "\u202e":   # refused in every column the portal reads, a name's too
+        assert problem == ("users.csv line 2: username holds an invisible text-direction mark (0x202E); "
+                           "remove it in the student information system and export again")
+        return
     assert problem == (f"users.csv line 2: username holds a character that cannot be typed "
                        f"(U+{ord(bad):04X}); fix it in the student information system and export again")
     assert snapshot(db_session) == imported
@@ -405,3 +409,17 @@ def test_a_username_with_a_joiner_a_keyboard_types_is_kept(db_session, bundles, 
     assert ada.username == "می\u200cخواهم"
     set_password(db_session, redis_client, ada, "correct horse battery")
     assert auth.login(username="می\u200cخواهم").status_code == 302
+
+
+@pytest.mark.parametrize("value, shown", [("Ada\u202e", "an invisible text-direction mark (0x202E)"),
+                                          ("\u2067Ada", "an invisible text-direction mark (0x2067)"),
+                                          ("Ad\ufeffa", "an invisible byte order mark (0xFEFF)")])
+def test_a_name_holding_an_invisible_direction_mark_is_refused(db_session, bundles, roster_rows,
+                                                               imported, value, shown):
+    # Found by review: a right-to-left override made a name display as another on staff pages
+    # and in the audit log (usernames were refused already; names passed).
+    roster_rows["users"][0]["givenName"] = value
+    assert refused(db_session, bundles.write(roster_rows)) == [
+        f"users.csv line 2: givenName holds {shown}; remove it in the student information "
+        "system and export again"]
+    assert snapshot(db_session) == imported
