@@ -163,6 +163,10 @@ def _signed_in_before(instant_ms: int) -> bool:
 def continue_sp_initiated(accepted: AcceptedRequest, app: App):
     """Answer an accepted AuthnRequest now, or park it until the student has signed in."""
     request = accepted.request
+    if request.nameid_policy_refused(accepted.sp):
+        # An app that asked for an email address as the NameID must not take an opaque id for one.
+        return answer_status(accepted.acs_url, request.id, accepted.relay_state, app.name,
+                             c.STATUS_INVALID_NAMEID_POLICY)
     if request.force_authn and request.is_passive:
         # "Sign in again, without showing anything": impossible, and the SP hears so.
         return answer_status(accepted.acs_url, request.id, accepted.relay_state, app.name,

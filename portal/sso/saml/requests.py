@@ -61,6 +61,20 @@ class AuthnRequest:
     force_authn: bool = False
     signed: bool = False
     requested_context: RequestedContext | None = None
+    # NameIDPolicy's Format and SPNameQualifier, when the request has them (SAML core 3.4.1.1)
+    nameid_format: str | None = None
+    sp_name_qualifier: str | None = None
+
+    def nameid_policy_refused(self, sp: ServiceProvider) -> bool:
+        """True when the request asks for a NameID this app is not given: another Format than
+        the app's (unspecified leaves the choice to us; we encrypt none), or one qualified by
+        another provider (an affiliation, which we have not). The app's registration decides
+        the NameID, never the request: such a request hears InvalidNameIDPolicy."""
+        wanted = (self.nameid_format or "").strip()
+        if wanted not in ("", c.NAMEID_UNSPECIFIED, sp.nameid_format):
+            return True
+        qualifier = (self.sp_name_qualifier or "").strip()
+        return qualifier not in ("", sp.entity_id)
 
 
 @dataclass(frozen=True)
@@ -269,6 +283,7 @@ def read_authn_request(element: etree._Element, *, signed: bool) -> AuthnRequest
         index_value = int(index)
     else:
         index_value = None
+    policy = element.find(f"{{{c.SAMLP}}}NameIDPolicy")
     return AuthnRequest(
         id=request_id,
         issuer=peek_issuer(element),
@@ -281,6 +296,8 @@ def read_authn_request(element: etree._Element, *, signed: bool) -> AuthnRequest
         force_authn=_xs_boolean(element.get("ForceAuthn")),
         signed=signed,
         requested_context=read_requested_context(element),
+        nameid_format=policy.get("Format") if policy is not None else None,
+        sp_name_qualifier=policy.get("SPNameQualifier") if policy is not None else None,
     )
 
 
