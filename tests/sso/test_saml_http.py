@@ -222,6 +222,22 @@ def test_a_destination_that_is_no_address_is_refused_plainly(app, client, signed
     assert_plain_refusal(post(client, xml.replace('ID="_d"', 'ID="_d2"')))
 
 
+@pytest.mark.parametrize("destination, accepted", [
+    ("http://localhost:80/saml/sso", True), ("HTTP://LOCALHOST/saml/sso", True),
+    ("http://localhost:8080/saml/sso", False), ("https://localhost/saml/sso", False),
+    ("http://someone@localhost/saml/sso", False), ("http://localhost:99999/saml/sso", False),
+])
+def test_a_destination_is_the_same_address_however_it_is_written(app, client, signed_in, destination, accepted):
+    # RFC 3986 6.2.3: the default port written out is the same address. Found by review: refused.
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    xml = request_xml(request_id="_p").replace(f'Destination="{SSO}"', f'Destination="{destination}"')
+    answer = client.get("/saml/sso?" + redirect_query(xml))
+    if accepted:
+        assert signed_in.peer.consume(saml_response_of(answer).fields["SAMLResponse"]).is_authenticated()
+    else:
+        assert_plain_refusal(answer)
+
+
 def test_a_query_that_is_not_utf8_is_refused_plainly(app, client, signed_in):
     app.config["PROPAGATE_EXCEPTIONS"] = False
     page = client.get("/saml/sso", environ_overrides={"QUERY_STRING": "SAMLRequest=x&RelayState=a\xffb"})

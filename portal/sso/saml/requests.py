@@ -306,13 +306,19 @@ def _xs_boolean(value: str | None) -> bool:
     return (value or "").strip() in ("true", "1")
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _same_url(a: str, b: str) -> bool:
+    """The same address (RFC 3986 6.2.3): scheme and host in any case, the default port written
+    or not, an empty path as "/"."""
     try:
         pa, pb = urlsplit(a), urlsplit(b)
-    except ValueError:   # "http://[", an unclosed IPv6 bracket: no address we could be
+        ports = [p.port or _DEFAULT_PORTS.get(p.scheme.lower()) for p in (pa, pb)]
+    except ValueError:   # "http://[", an unclosed IPv6 bracket, a port that is no number
         return False
-    return (pa.scheme.lower(), pa.netloc.lower(), pa.path or "/", pa.query) == \
-        (pb.scheme.lower(), pb.netloc.lower(), pb.path or "/", pb.query)
+    return (pa.scheme.lower(), pa.hostname, ports[0], pa.username, pa.path or "/", pa.query) == \
+        (pb.scheme.lower(), pb.hostname, ports[1], pb.username, pb.path or "/", pb.query)
 
 
 def choose_acs(request: AuthnRequest, sp: ServiceProvider) -> str:
