@@ -124,6 +124,9 @@ def apply_plan(conn: Connection, plan: Plan, state: State,
     w.write(section_t, plan.sections, {"school": schools})
     sections = w.ids(section_t) if plan.sections.inserts else state.ids("sections")
 
+    if plan.rekeys:
+        w.many(update(person_t).where(person_t.c.id == bindparam("b_id")),
+               [{"b_id": person_id, "sourced_id": sid} for person_id, sid in plan.rekeys.items()])
     _move_usernames_aside(w, plan, state)
     w.write(person_t, plan.people, {"district": districts})
     people = w.ids(person_t) if plan.people.inserts else state.ids("people")

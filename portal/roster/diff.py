@@ -66,13 +66,15 @@ class Plan:
     enrollments: Changes = field(default_factory=Changes)
     memberships_added: list[tuple[str, str]] = field(default_factory=list)    # person, school
     memberships_removed: list[tuple[str, str]] = field(default_factory=list)  # person, school
+    # People kept under a new sourcedId: person id -> the new one (written before the updates)
+    rekeys: dict[int, str] = field(default_factory=dict)
     summary: ImportSummary = field(default_factory=ImportSummary)
 
     @property
     def writes(self) -> int:
         return (len(self.districts) + len(self.schools) + len(self.sections) + len(self.people)
                 + len(self.enrollments) + len(self.memberships_added)
-                + len(self.memberships_removed))
+                + len(self.memberships_removed) + len(self.rekeys))
 
 
 @dataclass
@@ -223,6 +225,28 @@ def _person_role(user, has_district: bool) -> str:
     return PORTAL_ROLES[user.role]
 
 
+def _rekeys(state: State, active: dict, gone: set[str], orgs: OrgIndex) -> dict[str, str]:
+    """People whose sourcedId the import drops while a new row has their username and role: the
+    student information system gave them a new sourcedId. {old sourcedId: new sourcedId}.
+
+    They are kept, not removed and added: a hold, opt-outs, badges, the records of what apps
+    received and deletion requests belong to the person, not to a sourcedId. A username that
+    comes back in another role is someone else's account now (removed and added)."""
+    if not gone:
+        return {}
+    by_name: dict[str, str | None] = {}
+    for sid in gone:
+        name = canonical_username(state.people[sid][3])
+        by_name[name] = None if name in by_name else sid    # two of them: neither is this one
+    found = {}
+    for sid, u in active.items():
+        old = by_name.get(u.username)
+        if old is not None and sid not in state.people and state.people[old][1] == _person_role(
+                u, any(org in orgs.districts.keys for org in u.orgs)):
+            found[old] = sid
+    return found
+
+
 def _plan_people(bundle: Bundle, state: State, plan: Plan, problems: Problems,
                  orgs: OrgIndex) -> tuple[Known, set[str]]:
     mode = bundle.modes["users"]
@@ -231,6 +255,14 @@ def _plan_people(bundle: Bundle, state: State, plan: Plan, problems: Problems,
     active = {u.sid: u for u in rows if not u.deleted and u.role not in SKIPPED_ROLES}
     # A person who is now a guardian (say) is removed: the portal no longer signs them in.
     removed = _removals(mode, state.people, active, (u.sid for u in rows))
+    rekeyed = _rekeys(state, active, removed - skipped, orgs)
+    if rekeyed:
+        # From here on they are the people of their new sourcedIds, with their enrollments and
+        # schools (apply.py writes the new sourcedIds first).
+        plan.rekeys = {state.people[old][0]: new for old, new in rekeyed.items()}
+        state.rekey_people(rekeyed)
+        removed -= rekeyed.keys()
+    plan.summary.rekeyed = len(rekeyed)
     plan.summary["people"].skipped = len(skipped)
 
     # Usernames of the people this import leaves alone.
@@ -238,6 +270,7 @@ def _plan_people(bundle: Bundle, state: State, plan: Plan, problems: Problems,
         canonical_username(row[3]): sid for sid, row in state.people.items()
         if sid not in active and sid not in removed}
     where_orgs = _where("orgs.csv", bundle.modes["orgs"])
+    plan_rekeyed = set(rekeyed.values())
     changed_memberships = 0
     for sid, u in active.items():
         owner = held.get(u.username)
@@ -268,6 +301,8 @@ def _plan_people(bundle: Bundle, state: State, plan: Plan, problems: Problems,
             plan.memberships_removed.extend((sid, s) for s in had - wanted)
             if existing is not None and not changed:
                 changed_memberships += 1
+        elif existing is not None and not changed and sid in plan_rekeyed:
+            changed_memberships += 1    # a new sourcedId alone: updated too
     # People this import does not list keep their row, but not a district that is gone, nor one
     # their schools all left: the admin pages scope people by district.
     for sid, existing in state.people.items():

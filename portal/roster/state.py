@@ -33,6 +33,16 @@ class State:
     person_schools: dict[str, frozenset] = field(default_factory=dict)  # person -> school sids
     enrollments: dict[str, tuple] = field(default_factory=dict)  # id, person, section, role, primary
 
+    def rekey_people(self, rekeyed: dict[str, str]) -> None:
+        """Give people new sourcedIds ({old: new}): their rows, schools and enrollments."""
+        for old, new in rekeyed.items():
+            self.people[new] = self.people.pop(old)
+            if old in self.person_schools:
+                self.person_schools[new] = self.person_schools.pop(old)
+        for sid, row in self.enrollments.items():
+            if row[1] in rekeyed:
+                self.enrollments[sid] = (row[0], rekeyed[row[1]], *row[2:])
+
     def ids(self, kind: str) -> dict[str, int]:
         """{sourcedId: id} for one kind of row."""
         return {sid: row[0] for sid, row in getattr(self, kind).items()}

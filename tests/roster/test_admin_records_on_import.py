@@ -77,3 +77,103 @@ def test_a_deletion_request_outlives_its_district_the_import_removes(app, db_ses
     assert kept is not None and kept.district_id is None and kept.app_name == "Reading"
     listed = runner.invoke(args=["deletions", "list"])
     assert listed.exit_code == 0 and "Reading" in listed.output
+
+
+def _ada(db):
+    return db.scalar(select(Person).where(Person.username == "ada.lovelace"))
+
+
+def _held_opted_out_ada_with_records(app, db, redis_client):
+    """Ada on hold, opted out of Reading, with a badge, a release record and an open deletion
+    request: everything an import that keeps her must keep."""
+    from portal import audit
+    from portal.admin.deletions import ask_deletion
+    from portal.admin.optouts import opt_out
+    from portal.badges.services import issue_badge
+    from portal.sso.saml import register_sp
+    ada, now = _ada(db), datetime.now(timezone.utc)
+    sp = register_sp(db, "Reading", entity_id="https://reading.example/sp",
+                     acs_urls=["https://reading.example/acs"])
+    audit.record("launch", person=ada, app=sp, data={"protocol": "saml", "fields": ["subject"]})
+    ask_deletion(db, ada, sp, actor=None, pairwise_key=app.config["SETTINGS"].pairwise_key, now=now)
+    issue_badge(db, redis_client, ada)
+    opt_out(db, ada, sp, actor=None, now=now)
+    place_hold(db, redis_client, ada, actor=None, reason="account misused", now=now)
+    return ada.id
+
+
+def _kept(db, person_id) -> dict:
+    from sqlalchemy import func
+
+    from portal.models import AppOptOut, Badge, DeletionRequest, Enrollment, Event, PersonSchool
+    db.expire_all()
+
+    def count(model, *where):
+        return db.scalar(select(func.count()).select_from(model).where(*where))
+    person = db.get(Person, person_id)
+    return {"held": person is not None and person.held_at is not None,
+            "opt_outs": count(AppOptOut, AppOptOut.person_id == person_id),
+            "badges": count(Badge, Badge.person_id == person_id, Badge.revoked_at.is_(None)),
+            "records": count(Event, Event.person_id == person_id, Event.kind == "launch"),
+            "requests": count(DeletionRequest, DeletionRequest.person_id == person_id),
+            "enrollments": count(Enrollment, Enrollment.person_id == person_id),
+            "schools": count(PersonSchool, PersonSchool.person_id == person_id)}
+
+
+EVERYTHING = {"held": True, "opt_outs": 1, "badges": 1, "records": 1, "requests": 1, "enrollments": 1,
+              "schools": 1}
+
+
+def test_a_new_sourced_id_for_the_same_username_and_role_keeps_the_person(app, db_session, redis_client,
+                                                                          bundles, roster_rows):
+    # Found by review: the student information system gave a held, opted-out student a new
+    # sourcedId; the import removed her and added her again, without the hold, the opt-out,
+    # the records of what apps received and the open deletion request.
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    ada_id = _held_opted_out_ada_with_records(app, db_session, redis_client)
+    assert _kept(db_session, ada_id) == EVERYTHING
+    roster_rows["users"][0].update(sourcedId="SIS-0001", familyName="King")
+    roster_rows["enrollments"][0]["userSourcedId"] = "SIS-0001"       # e1 follows her
+
+    summary = import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+
+    assert _kept(db_session, ada_id) == EVERYTHING
+    assert (summary.rekeyed, summary["people"].created, summary["people"].updated,
+            summary["people"].removed) == (1, 0, 1, 0)
+    ada = _ada(db_session)
+    assert (ada.id, ada.sourced_id, ada.family_name) == (ada_id, "SIS-0001", "King")
+    assert "1 person re-keyed" in "\n".join(summary.lines())
+    again = import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    assert not again.changed and again.rekeyed == 0
+
+
+def test_a_re_keyed_persons_enrollments_follow_them_in_a_delta(app, db_session, redis_client, bundles,
+                                                               roster_rows):
+    # A delta names the old sourcedId tobedeleted and the new one, and need not repeat the
+    # enrollments: those of the old sourcedId are hers still.
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    ada_id = _held_opted_out_ada_with_records(app, db_session, redis_client)
+    old = dict(roster_rows["users"][0], status="tobedeleted")
+    new = dict(roster_rows["users"][0], sourcedId="SIS-0001", username="ADA.Lovelace")
+    delta = {"orgs": roster_rows["orgs"], "users": [old, new]}
+
+    summary = import_roster(db_session, bundles.write(delta, modes={"orgs": "delta", "users": "delta"}),
+                            redis_client=redis_client)
+
+    assert _kept(db_session, ada_id) == EVERYTHING
+    assert (summary.rekeyed, summary["people"].removed, summary["enrollments"].removed) == (1, 0, 0)
+    assert _ada(db_session).sourced_id == "SIS-0001"
+
+
+def test_a_username_that_moves_to_another_role_is_a_removal_and_an_addition(db_session, redis_client,
+                                                                            bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    maria_id = db_session.scalar(select(Person.id).where(Person.username == "maria.rivera"))
+    roster_rows["users"][2].update(sourcedId="SIS-0003", role="student", grades="02")
+    roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] != "u3"]
+
+    summary = import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+
+    maria = db_session.scalar(select(Person).where(Person.username == "maria.rivera"))
+    assert maria.id != maria_id and maria.role.value == "student"
+    assert (summary["people"].created, summary["people"].removed, summary.rekeyed) == (1, 1, 0)
