@@ -63,15 +63,18 @@ def roster_cli():
 @roster_cli.command("import")
 @click.argument("path", type=click.Path(path_type=str))
 @click.option("--allow-removals", is_flag=True,
-              help="remove more than a quarter of the people if the bundle says so")
+              help="remove what the bundle says even when that is more than a quarter of the "
+                   "people, or people on security hold or with an open deletion request")
 @with_appcontext
 def roster_import(path, allow_removals):
     """Import a OneRoster 1.1 CSV bundle (a folder or a .zip).
 
     Every row is checked first; a bundle with a problem is refused whole. The users.csv
     password column is ignored: the portal sets passwords itself. An import that would remove
-    more than a quarter of the people is refused unless --allow-removals (a cut-off export
-    looks like that).
+    more than a quarter of the people (a cut-off export looks like that), or anyone on security
+    hold or with a deletion request the vendor has not confirmed, is refused unless
+    --allow-removals. Someone whose sourcedId changed (a new row with their username and role)
+    is kept, not removed and added.
     """
     from portal.db import db
     from portal.roster.importer import import_roster

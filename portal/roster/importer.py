@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from portal.badges.sessions import end_badge_sessions, end_sessions_of_revoked
 from portal.db import BUSY_TIMEOUT_MS
-from portal.models import Badge
+from portal.badges import plural
+from portal.models import Badge, DeletionRequest, Person
 from portal.roster.apply import apply_plan
 from portal.roster.diff import Plan, plan_import
 from portal.roster.parse import read_bundle
@@ -54,7 +55,10 @@ def import_roster(db: Session, path: Path | str, progress: Progress | None = Non
 
     An import that would remove more than a quarter of the people (at least MASS_REMOVAL of
     them) is refused unless `allow_removals`: a cut-off export looks just like that, and what
-    goes with a removed person (their release records) cannot come back.
+    goes with a removed person (their release records) cannot come back. So is one that would
+    remove anyone on security hold or with an open deletion request. A person whose sourcedId
+    the bundle drops while a new row has their username and role is kept under the new one
+    (diff._rekeys), with their hold, opt-outs, badges and records.
     """
     with _cyclic_gc_paused():
         summary, leaving, revoked = _import(db, path, progress, redis_client, allow_removals)
@@ -157,14 +161,64 @@ def _sign_out_after_commit(client: redis.Redis, leaving: _Leaving,
 MASS_REMOVAL = 50
 
 
-def _check_removals(plan: Plan, state: State) -> None:
+# How many of the people a refused removal names, by username.
+NAMED = 10
+
+
+def _check_removals(conn, plan: Plan, state: State) -> None:
+    """Refuse an import that removes most people, or anyone a district admin is keeping an eye
+    on: on security hold (an import never lifts a hold), or with a deletion request the app's
+    vendor has not confirmed (removed, the letter names them by the app's own id alone)."""
+    problems = []
     removed, there = len(plan.people.deletes), len(state.people)
     if removed >= MASS_REMOVAL and removed * 4 > there:
-        raise RosterError([
+        problems.append(
             f"this import would remove {removed:,} of the {there:,} people in the portal "
             f"({100 * removed // there}%), with their records of what apps received; an export "
             "that lost its rows looks like this. Check users.csv; if the removals are right, "
-            "import again with --allow-removals"])
+            "import again with --allow-removals")
+    held, asked = _watched(conn, plan.people.deletes)
+    if held:
+        problems.append(
+            f"this import would remove {_named(held, 'on security hold')}. An import never lifts a "
+            "hold: lift it first (`portal users unhold USERNAME`, or Lift the hold on their page), "
+            f"or if {_these(held)} really left, import again with --allow-removals (their hold, "
+            "opt-outs and records go with them)")
+    if asked:
+        what = "with a deletion request their app's vendor has not confirmed"
+        problems.append(
+            f"this import would remove {_named(asked, what)}. "
+            "Once removed, a person is named in their request only by the app's own id for them: "
+            "record the vendor's "
+            f"answer first (`portal deletions done ID`), or if {_these(asked)} really left, import "
+            "again with --allow-removals")
+    if problems:
+        raise RosterError(problems)
+
+
+def _watched(conn, ids: list[int]) -> tuple[list[str], list[str]]:
+    """Of these people, the usernames of those on hold and of those with an open deletion
+    request, each sorted."""
+    held, asked = set(), set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        held.update(conn.execute(select(Person.username).where(
+            Person.id.in_(chunk), Person.held_at.is_not(None))).scalars())
+        asked.update(conn.execute(select(Person.username).join(
+            DeletionRequest, DeletionRequest.person_id == Person.id).where(
+            Person.id.in_(chunk), DeletionRequest.done_at.is_(None))).scalars())
+    return sorted(held), sorted(asked)
+
+
+def _named(usernames: list[str], what: str) -> str:
+    """"3 people on hold: a, b, c", up to NAMED of them by name, the others counted."""
+    more = len(usernames) - NAMED
+    names = ", ".join(usernames[:NAMED]) + (f" and {more} more" if more > 0 else "")
+    return f"{plural(len(usernames), 'person', 'people')} {what}: {names}"
+
+
+def _these(usernames: list[str]) -> str:
+    return "this person" if len(usernames) == 1 else "these people"
 
 
 def _import(db: Session, path: Path | str, progress: Progress | None,
@@ -180,8 +234,8 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
         state = load_state(conn)
         plan = plan_import(bundle, state)
         del bundle
-        if not allow_removals:
-            _check_removals(plan, state)
+        if not allow_removals and plan.people.deletes:
+            _check_removals(conn, plan, state)
         leaving = _leaving(conn, plan, state)
         if leaving:
             _require_redis(_redis(redis_client).ping)

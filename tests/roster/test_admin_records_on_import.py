@@ -2,6 +2,7 @@
 and a deletion request outlives the student the import removes."""
 from datetime import datetime, timezone
 
+import pytest
 from sqlalchemy import select
 
 from portal.admin.holds import place_hold
@@ -39,7 +40,8 @@ def test_a_deletion_request_outlives_the_student_the_import_removes(app, db_sess
     subject = request.subject
     roster_rows["users"][0]["status"] = "tobedeleted"
     roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] != "u1"]
-    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    # Her open request must be asked for (test_an_import_that_removes_someone_on_hold_is_refused...)
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client, allow_removals=True)
     db_session.expire_all()
     assert db_session.scalar(select(Person).where(Person.username == "ada.lovelace")) is None
     assert db_session.scalar(select(Event).where(Event.kind == "launch")) is None   # records go with her
@@ -177,3 +179,56 @@ def test_a_username_that_moves_to_another_role_is_a_removal_and_an_addition(db_s
     maria = db_session.scalar(select(Person).where(Person.username == "maria.rivera"))
     assert maria.id != maria_id and maria.role.value == "student"
     assert (summary["people"].created, summary["people"].removed, summary.rekeyed) == (1, 1, 0)
+
+
+def test_an_import_that_removes_someone_on_hold_is_refused_until_asked_for(app, db_session, redis_client,
+                                                                           bundles, roster_rows):
+    from portal.roster import RosterError
+    from tests.roster.conftest import snapshot
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    ada_id = _held_opted_out_ada_with_records(app, db_session, redis_client)
+    before = snapshot(db_session)
+    roster_rows["users"][0]["status"] = "tobedeleted"
+    roster_rows["enrollments"] = roster_rows["enrollments"][1:]
+    leaving = bundles.write(roster_rows)
+
+    with pytest.raises(RosterError) as refused:
+        import_roster(db_session, leaving, redis_client=redis_client)
+
+    assert refused.value.problems == [
+        "this import would remove 1 person on security hold: ada.lovelace. An import never lifts a "
+        "hold: lift it first (`portal users unhold USERNAME`, or Lift the hold on their page), or if "
+        "this person really left, import again with --allow-removals (their hold, opt-outs and "
+        "records go with them)",
+        "this import would remove 1 person with a deletion request their app's vendor has not "
+        "confirmed: ada.lovelace. Once removed, a person is named in their request only by the app's "
+        "own id for them: record the vendor's answer first (`portal deletions done ID`), or if this person really "
+        "left, import again with --allow-removals"]
+    assert snapshot(db_session) == before
+    summary = import_roster(db_session, leaving, redis_client=redis_client, allow_removals=True)
+    assert summary["people"].removed == 1
+    # Nothing of hers stays but the request (the vendor's to answer), without her name.
+    assert _kept(db_session, ada_id) == dict.fromkeys(EVERYTHING, 0) | {"held": False}
+
+
+def test_a_removal_refused_names_ten_people_and_counts_the_others(app, runner, db_session, redis_client,
+                                                                  bundles, roster_rows):
+    from tests.roster.conftest import _user
+    roster_rows["users"] += [_user(f"x{i}", f"kid{i:02}", "Kid", f"N{i}", grades="02") for i in range(12)]
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    for person in db_session.scalars(select(Person).where(Person.username.like("kid%"))):
+        place_hold(db_session, redis_client, person, actor=None, reason="lost badges",
+                   now=datetime.now(timezone.utc))
+    roster_rows["users"] = roster_rows["users"][:8]
+
+    result = runner.invoke(args=["roster", "import", str(bundles.write(roster_rows))])
+
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert ("would remove 12 people on security hold: kid00, kid01, kid02, kid03, kid04, kid05, kid06, "
+            "kid07, kid08, kid09 and 2 more." in result.output)
+    assert db_session.scalar(select(Person.id).where(Person.username == "kid11")) is not None
+
+
+def test_the_allow_removals_help_names_holds_and_deletion_requests(runner):
+    text = " ".join(runner.invoke(args=["roster", "import", "--help"]).output.split())
+    assert "on security hold" in text and "deletion request" in text
