@@ -16,6 +16,12 @@ _FORBIDDEN = {"password", "token", "secret", "badge", "code", "image"}
 _INSERT = Event.__table__.insert()
 
 
+def actor_name(actor: Person | None) -> str | None:
+    """How an event or a request names who did it, kept for when the roster removes them (the
+    reference to them is then NULL): "Name (username)"."""
+    return f"{actor.display_name} ({actor.username})" if actor is not None else None
+
+
 def record(kind: str, *, person: Person | None = None, actor: Person | None = None,
            app: App | None = None, data: dict | None = None, commit: bool = True) -> None:
     """Record one event about a person (who, what, which app, when)."""
@@ -29,6 +35,7 @@ def record(kind: str, *, person: Person | None = None, actor: Person | None = No
         "at": datetime.now(timezone.utc), "kind": kind,
         "person_id": person.id if person else None,
         "actor_id": actor.id if actor else None,
+        "actor_name": actor_name(actor) if actor else None,
         "app_id": app.id if app else None,
         "data": data,
     })

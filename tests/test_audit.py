@@ -43,3 +43,16 @@ def test_purge_refuses_a_bad_age_and_deletes_nothing(app, roster, runner, args):
     assert result.exit_code != 0
     assert "Traceback" not in result.output
     assert db.session.scalar(select(Event.id)) is not None
+
+
+def test_an_event_keeps_the_name_of_whoever_did_it(app, roster):
+    # The log names them after the roster removes them (their actor_id is then NULL).
+    from portal import audit
+    ada = roster.person("ada.lovelace")
+    teacher = roster.person("tess.teacher", given="Tess", family="Teach")
+    teacher.preferred_name = "Tessa"
+    audit.record("password_set", person=ada, actor=teacher)
+    audit.record("sign_in", person=ada)
+    db.session.expire_all()
+    assert dict(db.session.execute(select(Event.kind, Event.actor_name)).all()) == {
+        "password_set": "Tessa Teach (tess.teacher)", "sign_in": None}

@@ -376,3 +376,71 @@ def test_grants_to_the_same_group_are_merged_into_the_oldest(tmp_path):
     downgrade(engine, "0016_deletion_request_ids")
     upgrade(engine)
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path):
+    """An empty database: a SQLite file, and a schema of its own on PostgreSQL when
+    PORTAL_TEST_DATABASE_URL names one (as the suite's run on it does)."""
+    import os
+    import uuid
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+        yield engine
+        engine.dispose()
+        return
+    base = os.environ.get("PORTAL_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("PORTAL_TEST_DATABASE_URL is not set")
+    from tests.conftest import _postgres_schema_url
+    schema = f"test_migration_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_engine(_postgres_schema_url(base, schema))
+    yield engine
+    engine.dispose()
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_events_and_requests_keep_the_name_of_whoever_did_them_after_upgrading(empty_database):
+    # The audit log and a deletion request name a staff member the roster removed since: by the
+    # name kept with the event (their actor_id is then NULL). Events and requests already there
+    # take the name of whoever is still on the roster; one already removed has none to take.
+    engine = empty_database
+    upgrade(engine, "0017_one_grant_per_group")
+    with engine.begin() as conn:    # in words both databases take (school_with_students: SQLite's)
+        conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
+        for person_id, username, given, preferred in ((1, "ada", "Ada", ""), (2, "tess.t", "Tess", "Tessa"),
+                                                      (3, "dee.a", "Dee", "")):
+            conn.execute(text(
+                "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, "
+                "preferred_name, email, student_number, grades, enabled, district_id, hold_reason) "
+                "VALUES (:id, :sid, 'teacher', :username, :given, 'Teach', :preferred, '', '', '', "
+                ":yes, 1, '')"),
+                {"id": person_id, "sid": f"p{person_id}", "username": username, "given": given,
+                 "preferred": preferred, "yes": True})
+        for event_id, actor in ((1, 2), (2, None), (3, 3)):
+            conn.execute(text("INSERT INTO audit_event (id, at, kind, actor_id, person_id, data) "
+                              "VALUES (:id, '2026-01-05 10:00:00+00', 'password_set', :actor, 1, '{}')"),
+                         {"id": event_id, "actor": actor})
+        conn.execute(text(
+            "INSERT INTO deletion_request (id, district_id, person_id, app_name, protocol, subject, fields, "
+            "first_at, last_at, asked_at, asked_by_id, done_at, done_by_id, done_note) VALUES (1, 1, 1, 'A', "
+            "'saml', 's', '[]', '2026-01-01', '2026-01-01', '2026-01-02', 3, '2026-01-03', 2, '')"))
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id, actor_name FROM audit_event ORDER BY id")).all() == [
+            (1, "Tessa Teach (tess.t)"), (2, None), (3, "Dee Teach (dee.a)")]
+        assert conn.execute(text("SELECT asked_by_name, done_by_name FROM deletion_request")).one() == (
+            "Dee Teach (dee.a)", "Tessa Teach (tess.t)")
+    downgrade(engine, "0017_one_grant_per_group")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_event")).scalar() == 3
+        assert conn.execute(text("SELECT asked_by_id, done_by_id FROM deletion_request")).one() == (3, 2)
+        if engine.dialect.name == "sqlite":
+            assert "AUTOINCREMENT" in conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'deletion_request'")).scalar()
+    upgrade(engine)

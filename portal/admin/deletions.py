@@ -58,7 +58,8 @@ def ask_deletion(db: Session, person: Person, app: App, *, actor: Person | None,
         request = DeletionRequest(district_id=person.district_id, person_id=person.id, app_id=app.id,
                                   app_name=app.name, protocol=app.kind.value,
                                   subject=pairwise_subject(pairwise_key, person, app),
-                                  asked_at=now, asked_by_id=actor.id if actor else None, done_note="")
+                                  asked_at=now, asked_by_id=actor.id if actor else None,
+                                  asked_by_name=audit.actor_name(actor), done_note="")
         db.add(request)
     request.fields, request.first_at, request.last_at = got.fields, got.first_at, got.last_at
     names = app.name, person.display_name
@@ -92,7 +93,8 @@ def confirm_deletion(db: Session, request: DeletionRequest, *, actor: Person | N
     # found it open, and the second overwrote the first's note and was recorded again.
     done = db.execute(update(DeletionRequest).where(DeletionRequest.id == request.id,
                                                     DeletionRequest.done_at.is_(None))
-                      .values(done_at=now, done_by_id=actor.id if actor else None, done_note=note))
+                      .values(done_at=now, done_by_id=actor.id if actor else None,
+                              done_by_name=audit.actor_name(actor), done_note=note))
     if done.rowcount != 1:
         db.rollback()
         db.refresh(request)

@@ -188,6 +188,7 @@ class LogLine:
     actor: Person | None
     app: App | None
     details: list[tuple[str, str]]
+    actor_name: str | None = None   # "Name (username)" as written: who did it, since removed
 
     @property
     def by_app(self) -> App | None:
@@ -264,7 +265,8 @@ def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
     for event, subject, actor, app in rows:
         data = event.data if isinstance(event.data, dict) else {}
         lines.append(LogLine(event.at, event.kind, EVENT_WORDS.get(event.kind, event.kind.replace("_", " ")),
-                             subject, actor, app, [_detail(names, k, v) for k, v in data.items()]))
+                             subject, actor, app, [_detail(names, k, v) for k, v in data.items()],
+                             event.actor_name))
     return lines
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base
@@ -16,6 +16,9 @@ class Event(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     kind: Mapped[str] = mapped_column(String(64))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    # "Name (username)" of the actor when it was written: who did it, once the roster removes
+    # them (actor_id is then NULL). None: no actor, or written before migration 0018.
+    actor_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
     app_id: Mapped[int | None] = mapped_column(ForeignKey("app.id", ondelete="SET NULL"))
     data: Mapped[dict] = mapped_column(JSON, default=dict)

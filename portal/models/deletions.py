@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base
@@ -19,7 +19,8 @@ class DeletionRequest(Base):
     It outlives the person (removed from the roster) and the app (removed from the portal): the
     district must still be able to show what it asked and when. So it keeps the app's name and
     the subject the app knows the person by (a pairwise id, which names no one by itself), but no
-    name, username or email: those are read from the person while the roster still holds them.
+    name, username or email of theirs: those are read from the person while the roster still holds
+    them. (Of the staff who asked and recorded the answer it keeps "Name (username)".)
     """
 
     __tablename__ = "deletion_request"
@@ -49,6 +50,10 @@ class DeletionRequest(Base):
     asked_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     done_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    # "Name (username)" of who asked and who recorded the answer, as portal.audit.actor_name
+    # writes it: named still once the roster removes them (the ids are then NULL).
+    asked_by_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    done_by_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     # What the vendor answered (a ticket number, who confirmed): the admin's words, not the log's.
     done_note: Mapped[str] = mapped_column(String(500), default="")
 

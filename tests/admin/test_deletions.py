@@ -274,3 +274,36 @@ def test_two_admins_confirming_at_once_record_one_confirmation(app, shared):
     with app.app_context():
         assert db.session.get(DeletionRequest, request_id).done_note == "ticket B"
     assert len(_events(app, "deletion_confirmed")) == 1
+
+
+def test_the_log_and_the_request_name_an_admin_the_roster_removed_since(app, shared, roster):
+    # Found by review: the admin's actions were credited to "the command line or the roster" once
+    # the roster removed them (the events' and requests' references to them are set to NULL).
+    from sqlalchemy import delete
+
+    from portal.db import db
+    from portal.models import Person
+    from tests.admin.test_shared_pages import _post
+    roster.person("new.admin", role=shared["admin"].role, given="Nia", family="New")
+    dee = _client(app, "dee.admin")
+    ada, saml = shared["ada"], shared["saml"]
+    assert _post(dee, f"/admin/people/{ada.id}/opt-out", app=saml.slug).status_code == 303
+    letter = _ask(dee, ada, saml.slug).headers["Location"]
+    assert dee.post(letter + "/done", data={"note": "", "csrf_token": _csrf(dee.get(letter))}).status_code == 303
+    with app.app_context():                     # as the roster removes a person
+        db.session.execute(delete(Person).where(Person.username == "dee.admin"))
+        db.session.commit()
+
+    new = _client(app, "new.admin")
+    log = _text(new.get("/admin/log?username=ada.lovelace"))
+    for said in ("opted out of an app: Reading Garden Ada Lovelace ada.lovelace Dee Admin (dee.admin), "
+                 "since removed",
+                 "an app was asked to delete what it received: Reading Garden Ada Lovelace ada.lovelace "
+                 "Dee Admin (dee.admin), since removed",
+                 "an app confirmed it deleted what it received: Reading Garden Ada Lovelace ada.lovelace "
+                 "Dee Admin (dee.admin), since removed"):
+        assert said in log
+    assert "the command line or the roster" not in log
+    page = _text(new.get(letter))
+    assert "by Dee Admin (dee.admin), since removed." in page
+    assert "(recorded by Dee Admin (dee.admin), since removed)" in page
