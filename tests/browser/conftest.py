@@ -2,25 +2,18 @@
 leaves the machine). The live portal and the shared Chromium are in tests/conftest.py."""
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
-from tests.serving import served
+from tests.serving import PageHandler, served
 
 
-class _AppSite(BaseHTTPRequestHandler):
+class _AppSite(PageHandler):
+    title = "Story Time"
+
     def do_GET(self):
-        body = (f"<!doctype html><title>Story Time</title><h1>Welcome to Story Time</h1>"
-                f"<p id='path'>{self.path}</p>").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
+        self.page(200, f"<h1>Welcome to Story Time</h1><p id='path'>{self.path}</p>")
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""SAML fixtures: an independent service provider (python3-saml, on xmlsec) that talks to the portal."""
+"""SAML fixtures: an independent service provider (python3-saml, on xmlsec) that talks to the portal;
+and a page of the shared Chromium for the browser tests of both protocols."""
 from __future__ import annotations
 
 import base64
@@ -26,6 +27,16 @@ SP_SLO = "https://sp.test/saml/slo"
 
 def cert_body(pem: bytes) -> str:
     return "".join(pem.decode().strip().splitlines()[1:-1])
+
+
+@pytest.fixture
+def page(browser):
+    """A page in a browser context of its own (no cookies from other tests)."""
+    context = browser.new_context()
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import html
 import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
 
+from tests.serving import PageHandler
 from tests.sso.conftest import PeerSP, register_and_grant
 
 pytestmark = pytest.mark.browser
@@ -27,21 +28,23 @@ class SpSite:
     def __init__(self):
         site = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(PageHandler):
+            title = "SP"
+
             def do_GET(self):
                 if self.path.startswith("/login-post"):
                     fields, site.request_id = site.peer.post_login(relay_state=site.base + "/lesson")
                     inputs = "".join(f'<input type=hidden name="{k}" value="{html.escape(v)}">'
                                      for k, v in fields.items())
-                    self._page(200, f'<form method=post action="{site.portal}/saml/sso">{inputs}</form>'
-                                    "<script>document.forms[0].submit()</script>")
+                    self.page(200, f'<form method=post action="{site.portal}/saml/sso">{inputs}</form>'
+                                   "<script>document.forms[0].submit()</script>")
                 elif self.path.startswith("/login"):
                     url, site.request_id = site.peer.redirect_login(relay_state=site.base + "/lesson")
                     self.send_response(302)
                     self.send_header("Location", site.portal + url)
                     self.end_headers()
                 else:
-                    self._page(404, "not here")
+                    self.page(404, "not here")
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
@@ -50,21 +53,10 @@ class SpSite:
                 site.request_id = None
                 if result.is_authenticated():
                     attrs = result.get_attributes()
-                    self._page(200, f"<h1>Signed in</h1><p id=name>{html.escape(attrs['given_name'][0])}</p>"
-                                    f"<p id=relay>{html.escape(form.get('RelayState', ''))}</p>")
+                    self.page(200, f"<h1>Signed in</h1><p id=name>{html.escape(attrs['given_name'][0])}</p>"
+                                   f"<p id=relay>{html.escape(form.get('RelayState', ''))}</p>")
                 else:
-                    self._page(403, f"<h1>Refused</h1><p>{html.escape(str(result.get_last_error_reason()))}</p>")
-
-            def _page(self, status, body):
-                data = f"<!doctype html><title>SP</title>{body}".encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
+                    self.page(403, f"<h1>Refused</h1><p>{html.escape(str(result.get_last_error_reason()))}</p>")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # "localhost" is another site than the portal's 127.0.0.1, as a real app would be.
@@ -88,15 +80,6 @@ def sp_site():
     site = SpSite()
     yield site
     site.stop()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 @pytest.fixture

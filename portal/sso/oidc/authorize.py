@@ -39,6 +39,10 @@ RESUME = "portal_resume"
 PENDING = "oidc_sign_in_pending"
 RESUME_SECONDS = 15 * 60
 NOT_ALLOWED = "The request has characters that are not allowed."
+# An authorization request sent by POST is read again as a GET of at most this many characters
+# (path and query): gunicorn reads a request line of at most 4094 bytes, and the line also holds
+# the method and the protocol.
+MAX_GET_REQUEST = 4000
 
 
 def _redis():
@@ -167,9 +171,27 @@ def _check_extras(data, redirect_uri: str, state: str | None) -> int | None:
                                   state=state) from None
 
 
+def _as_get():
+    """The same authorization request as a GET, for one that came by POST.
+
+    An app's form posts cross-site, and the browser leaves the portal's SameSite=Lax session
+    cookie behind: read then, the request would see nobody signed in (a false login_required for
+    prompt=none), and the anonymous session it started would replace the student's own cookie.
+    The GET this sends the browser to is a top-level navigation, which carries the cookie. Nothing
+    here reads or writes the session."""
+    target = url_for("oidc.authorize") + "?" + urlencode(list(request.values.items(multi=True)))
+    if len(target) > MAX_GET_REQUEST:
+        return error_page(InvalidRequestError(
+            f"A request sent by POST is read again as a GET of at most {MAX_GET_REQUEST} characters: "
+            "send a shorter state, nonce or id_token_hint."))
+    return redirect(target, code=303)
+
+
 @bp.route("/oidc/authorize", methods=["GET", "POST"])
 @csrf.exempt  # apps may POST the authorization request (OpenID Connect Core 3.1.2.1)
 def authorize():
+    if request.method == "POST":
+        return _as_get()
     person = current_user if current_user.is_authenticated else None
     try:
         grant = server.get_consent_grant(end_user=person)

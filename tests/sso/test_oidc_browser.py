@@ -1,0 +1,109 @@
+"""A real browser between the portal and an app's web site on another site, for what only a
+browser decides: the portal's SameSite=Lax session cookie stays behind on a cross-site POST, so an
+authorization or logout request an app sends by POST (OpenID Connect Core 3.1.2.1, RP-Initiated
+Logout 1.0 section 2) must be read again by a same-site GET, which carries it."""
+from __future__ import annotations
+
+import html
+import threading
+from http.server import ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.serving import PageHandler
+from tests.sso.test_oidc_support import PASSWORD, pkce_pair, register_oidc_app
+
+pytestmark = pytest.mark.browser
+
+
+class AppSite:
+    """An app's web site: a page made by post_form sends the browser to the portal by an
+    auto-submitting form; any other page (/cb, /bye) shows its own address."""
+
+    def __init__(self):
+        site = self
+        self.portal = self.client_id = self.client_secret = None
+        self.forms: dict[str, tuple[str, dict]] = {}
+
+        class Handler(PageHandler):
+            def do_GET(self):
+                path = urlsplit(self.path).path
+                if path in site.forms:
+                    action, fields = site.forms[path]
+                    inputs = "".join(f'<input type=hidden name="{html.escape(k)}" value="{html.escape(v)}">'
+                                     for k, v in fields.items())
+                    self.page(200, f'<form method=post action="{site.portal}{action}">{inputs}</form>'
+                                   "<script>document.forms[0].submit()</script>")
+                else:
+                    self.page(200, f"<h1>App</h1><p id=path>{html.escape(self.path)}</p>")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # "localhost" is another site than the portal's 127.0.0.1, as a real app would be.
+        self.base = f"http://localhost:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def post_form(self, name: str, action: str, fields: dict) -> str:
+        """The address of a page of the app that posts `fields` to the portal's `action`."""
+        self.forms[f"/{name}"] = (action, fields)
+        return f"{self.base}/{name}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def app_site(live_server, roster):
+    from portal.db import db
+    site = AppSite()
+    school = roster.school("sch-maple")
+    roster.person("ada.lovelace", schools=[school])
+    registered, secret = register_oidc_app(db.session, "Math Garden", school=school,
+                                           redirect_uris=[site.base + "/cb"],
+                                           post_logout_redirect_uris=[site.base + "/bye"])
+    db.session.commit()
+    site.portal, site.client_id, site.client_secret = live_server, registered.client_id, secret
+    yield site
+    site.stop()
+
+
+def sign_in(page, portal):
+    page.goto(portal + "/login")
+    page.fill("#username", "ada.lovelace")
+    page.fill("#password", PASSWORD)
+    page.click("button.primary")
+    page.wait_for_url(portal + "/")
+
+
+def signed_in(page, portal) -> bool:
+    return page.context.request.get(portal + "/", max_redirects=0).status == 200
+
+
+def authorization(site: AppSite, **extra) -> dict:
+    fields = {"response_type": "code", "client_id": site.client_id, "redirect_uri": site.base + "/cb",
+              "scope": "openid", "state": "st-1", "code_challenge": pkce_pair()[1],
+              "code_challenge_method": "S256"}
+    fields.update(extra)
+    return fields
+
+
+def answer(page) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
+
+
+def test_an_authorization_request_by_post_finds_the_signed_in_student(page, app_site):
+    portal = app_site.portal
+    sign_in(page, portal)
+    page.goto(app_site.post_form("authorize", "/oidc/authorize", authorization(app_site)))
+    page.wait_for_url(app_site.base + "/cb?**")
+    assert "code" in answer(page) and answer(page)["state"] == "st-1"
+    # The student is still signed in at the portal: no anonymous session replaced theirs.
+    assert signed_in(page, portal)
+
+
+def test_prompt_none_by_post_finds_the_signed_in_student(page, app_site):
+    sign_in(page, app_site.portal)
+    page.goto(app_site.post_form("authorize-none", "/oidc/authorize", authorization(app_site, prompt="none")))
+    page.wait_for_url(app_site.base + "/cb?**")
+    assert "error" not in answer(page) and "code" in answer(page)

@@ -1,0 +1,38 @@
+"""Authorization and logout requests sent by POST arrive without the portal's cookies (an app's
+form posts cross-site; tests/sso/test_oidc_browser.py shows it in Chromium): the portal reads them
+again by a same-site GET, and touches no session until then."""
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+from werkzeug.datastructures import MultiDict
+
+from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
+    authorize_url, oidc_world, query_of,
+)
+
+
+def authorization_form(world, **extra) -> MultiDict:
+    return MultiDict(parse_qsl(urlsplit(authorize_url(world, **extra)).query))
+
+
+def test_an_authorization_request_by_post_is_read_again_by_get(client, oidc_world):
+    form = authorization_form(oidc_world, state="keep-me")
+    form.add("nonce", "again")     # a repeat travels too, for the GET to refuse
+    response = client.post("/oidc/authorize?ui_locales=en", data=form)
+    assert response.status_code == 303
+    target = urlsplit(response.headers["Location"])
+    assert target.path == "/oidc/authorize" and not target.netloc
+    assert parse_qsl(target.query) == [("ui_locales", "en"), *form.items(multi=True)]
+    # No session was read or started: the student's own cookie is left alone.
+    assert "Set-Cookie" not in response.headers
+    params = query_of(client.get(response.headers["Location"]).headers["Location"])
+    assert params["error"] == "invalid_request" and params["state"] == "keep-me"
+
+
+def test_an_authorization_request_by_post_too_long_to_read_again_is_a_plain_page(client, oidc_world):
+    response = client.post("/oidc/authorize", data=authorization_form(oidc_world, state="s" * 4000))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert "Set-Cookie" not in response.headers
+    page = response.get_data(as_text=True)
+    assert "sign-in did not work" in page and "at most 4000 characters" in page
