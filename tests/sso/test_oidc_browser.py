@@ -7,9 +7,10 @@ from __future__ import annotations
 import html
 import threading
 from http.server import ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+import requests
 
 from tests.serving import PageHandler
 from tests.sso.test_oidc_support import PASSWORD, pkce_pair, register_oidc_app
@@ -107,3 +108,29 @@ def test_prompt_none_by_post_finds_the_signed_in_student(page, app_site):
     page.goto(app_site.post_form("authorize-none", "/oidc/authorize", authorization(app_site, prompt="none")))
     page.wait_for_url(app_site.base + "/cb?**")
     assert "error" not in answer(page) and "code" in answer(page)
+
+
+def id_token(page, site: AppSite) -> str:
+    verifier, challenge = pkce_pair()
+    query = urlencode(authorization(site, code_challenge=challenge, nonce="n-1"))
+    page.goto(f"{site.portal}/oidc/authorize?{query}")
+    page.wait_for_url(site.base + "/cb?**")
+    token = requests.post(f"{site.portal}/oidc/token", auth=(site.client_id, site.client_secret), data={
+        "grant_type": "authorization_code", "code": answer(page)["code"], "redirect_uri": site.base + "/cb",
+        "code_verifier": verifier}, timeout=5)
+    return token.json()["id_token"]
+
+
+def test_a_logout_request_by_post_signs_the_student_out(page, app_site):
+    portal = app_site.portal
+    sign_in(page, portal)
+    hint = id_token(page, app_site)
+    addresses = []
+    page.on("request", lambda r: addresses.append(r.url))
+    page.goto(app_site.post_form("logout", "/oidc/logout", {
+        "id_token_hint": hint, "post_logout_redirect_uri": app_site.base + "/bye", "state": "bye-1"}))
+    page.wait_for_url(app_site.base + "/bye?**")
+    assert answer(page) == {"state": "bye-1"}
+    assert not signed_in(page, portal)
+    # The ID token the app posted went into no address (the browser's history keeps those).
+    assert not [address for address in addresses if hint in address]

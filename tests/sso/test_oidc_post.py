@@ -7,8 +7,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from werkzeug.datastructures import MultiDict
 
+from tests.sso.test_oidc_logout import id_token_for, signed_in
 from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
-    authorize_url, oidc_world, query_of,
+    POST_LOGOUT, authorize_url, oidc_world, query_of,
 )
 
 
@@ -36,3 +37,39 @@ def test_an_authorization_request_by_post_too_long_to_read_again_is_a_plain_page
     assert "Set-Cookie" not in response.headers
     page = response.get_data(as_text=True)
     assert "sign-in did not work" in page and "at most 4000 characters" in page
+
+
+def test_a_logout_request_by_post_is_kept_for_the_get_that_reads_it(client, auth, oidc_world):
+    auth.login()
+    hint = id_token_for(client, oidc_world)
+    posted = client.post("/oidc/logout", data={
+        "id_token_hint": hint, "post_logout_redirect_uri": POST_LOGOUT, "state": "bye-1", "other": "x"})
+    assert posted.status_code == 303 and "Set-Cookie" not in posted.headers
+    target = urlsplit(posted.headers["Location"])
+    assert target.path == "/oidc/logout" and list(parse_qsl(target.query))[0][0] == "portal_parked"
+    assert hint not in posted.headers["Location"] and signed_in(client)
+    done = client.get(posted.headers["Location"])
+    assert done.status_code == 302 and done.headers["Location"] == f"{POST_LOGOUT}?state=bye-1"
+    assert not signed_in(client)
+
+
+def test_a_kept_logout_request_is_read_once(client, auth, oidc_world):
+    auth.login()
+    kept = client.post("/oidc/logout", data={"post_logout_redirect_uri": POST_LOGOUT}).headers["Location"]
+
+    def refused(address: str) -> bool:
+        page = client.get(address)
+        return page.status_code == 400 and "This sign-out request has expired" in page.get_data(as_text=True)
+
+    assert refused(kept + "&state=x") and refused("/oidc/logout?portal_parked=nothing-kept")
+    first = client.get(kept)
+    assert first.status_code == 200 and "Sign out of the portal?" in first.get_data(as_text=True)
+    assert refused(kept)
+    assert signed_in(client)
+
+
+def test_a_logout_request_by_post_too_long_to_keep_is_a_plain_page(client, auth, oidc_world):
+    auth.login()
+    refused = client.post("/oidc/logout", data={"state": "s" * 16_001})
+    assert refused.status_code == 400 and "Location" not in refused.headers
+    assert signed_in(client)

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import (
-    InvalidGrantError, InvalidRequestError, InvalidScopeError, TokenMixin, UnsupportedResponseTypeError,
+    InvalidGrantError, InvalidRequestError, InvalidScopeError, OAuth2Request, TokenMixin,
+    UnsupportedResponseTypeError,
 )
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge, create_s256_code_challenge
@@ -266,6 +268,13 @@ class PortalAuthorizationServer(AuthorizationServer):
         super().init_app(app)
         self.register_token_generator("default", generate_bearer_token)
 
+    def create_oauth2_request(self, request):
+        # One the portal built itself (request_with): Authlib's Flask integration would read
+        # the Flask request whatever it is given.
+        if isinstance(request, OAuth2Request):
+            return request
+        return super().create_oauth2_request(request)
+
     def query_client(self, client_id):
         return find_client(db.session, client_id)
 
@@ -292,6 +301,14 @@ class PortalAuthorizationServer(AuthorizationServer):
     def validate_requested_scope(self, scope):
         if "openid" not in scope_list(scope):
             raise InvalidScopeError("The scope must include openid.")
+
+
+def request_with(parameters: dict) -> OAuth2Request:
+    """This HTTP request as Authlib sees it, with `parameters` in place of its own (a request an
+    app sent by POST, kept until the browser came back by GET)."""
+    built = OAuth2Request(request.method, request.url, headers=request.headers)
+    built.payload = BasicOAuth2Payload(parameters)
+    return built
 
 
 def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None,

@@ -1,5 +1,6 @@
-"""Short-lived OpenID Connect state in Redis: authorization codes, access tokens, nonces, and
-the markers /authorize leaves when it sends a browser to sign in.
+"""Short-lived OpenID Connect state in Redis: authorization codes, access tokens, nonces, the
+markers /authorize leaves when it sends a browser to sign in, and what the logout endpoint keeps
+for a browser's next request (park).
 
 Codes and tokens are stored under the SHA-256 of their value, never the value itself. A code is
 taken with GETDEL, so it can be exchanged once. Taking it leaves a marker; presenting the code
@@ -12,6 +13,7 @@ ordering argument is needed between a concurrent exchange, a reuse and a revocat
 from __future__ import annotations
 
 import json
+import secrets
 
 import redis
 from redis.commands.core import Script
@@ -26,6 +28,7 @@ TOKEN = "portal:oidc:token:"
 NONCE = "portal:oidc:nonce:"
 SIGN_IN = "portal:oidc:sign-in:"
 TOKEN_READ = "portal:oidc:token-read:"
+LOGOUT_POST = "portal:oidc:logout-post:"
 
 USED, REVOKED = b"used", b"revoked"
 
@@ -159,3 +162,19 @@ def take_sign_in_marker(client: redis.Redis, marker: str, request_digest: str) -
     for another request."""
     raw = client.getdel(SIGN_IN + hash_secret(f"{marker}|{request_digest}"))
     return int(raw) if raw is not None else None
+
+
+def park(client: redis.Redis, prefix: str, data, *, seconds: int) -> str:
+    """Keep `data` (JSON) for `seconds` under a new random name, and return the name (stored
+    under its hash, as codes and tokens are)."""
+    name = secrets.token_urlsafe(32)
+    client.set(prefix + hash_secret(name), json.dumps(data), ex=seconds)
+    return name
+
+
+def take_parked(client: redis.Redis, prefix: str, name: str | None):
+    """What park kept under `name`, once; None when the name is unknown, used or expired."""
+    if not name or len(name) > 64:
+        return None
+    raw = client.getdel(prefix + hash_secret(name))
+    return json.loads(raw) if raw is not None else None

@@ -9,7 +9,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc6750 import InvalidTokenError
-from flask import current_app, jsonify, redirect, render_template, request, session
+from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -20,14 +20,15 @@ from portal.errors import (
 )
 from portal.extensions import csrf
 from portal.models import App
+from portal.ratelimit import AddressLimiter
 from portal.redis_store import RedisUnavailable
 from portal.sso import SigningUnavailable
-from portal.sso.oidc import bp
+from portal.sso.oidc import bp, store
 from portal.sso.oidc.authorize import NOT_ALLOWED, error_page
 from portal.sso.oidc.keys import JWKS_MAX_AGE, KeyFileError
 from portal.sso.oidc.metadata import provider_metadata
 from portal.sso.oidc.server import (
-    current_issuer, hint_is_for, key_ring, release_userinfo, require_oauth, server,
+    current_issuer, hint_is_for, key_ring, release_userinfo, request_with, require_oauth, server,
 )
 from portal.sso.saml import slo
 
@@ -175,11 +176,56 @@ def userinfo():
     return response
 
 
+def _redis():
+    return current_app.extensions["redis"]
+
+
+# A logout request sent by POST is kept this long for the GET that reads it; the GET names it by
+# this parameter. Only the logout parameters are kept, so much of them at most, and one address
+# (a school's, shared) may leave so many at a time.
+PARKED = "portal_parked"
+PARKED_SECONDS = 60
+PARKED_MAX = 16_000
+PARKED_LIMIT = "300 per minute"
+_LOGOUT_PARAMETERS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "logout_hint",
+                      "ui_locales")
+
+
+def _park_logout():
+    """An app's logout form posts cross-site, and the browser leaves the portal's SameSite=Lax
+    session cookie behind: read then, the request would see nobody signed in and send the app
+    its post-logout address as if the student were signed out, while they stay signed in. It is
+    kept a minute under a random name, and the browser comes back for it by a same-site GET,
+    which carries the cookie. The ID token in it goes into no address (nor the browser's
+    history). Nothing here reads or writes the session."""
+    kept = {name: request.values[name] for name in _LOGOUT_PARAMETERS if name in request.values}
+    if sum(len(value) for value in kept.values()) > PARKED_MAX:
+        return error_page(InvalidRequestError(f"The logout request is longer than {PARKED_MAX} characters."))
+    limiter = AddressLimiter(_redis(), PARKED_LIMIT, scope="oidc-logout-post")
+    if not limiter.hit(request.remote_addr or "unknown"):
+        response = plain_error_page(429)
+        response.headers["Retry-After"] = "60"
+        return response
+    name = store.park(_redis(), store.LOGOUT_POST, kept, seconds=PARKED_SECONDS)
+    return redirect(url_for("oidc.end_session", **{PARKED: name}), code=303)
+
+
 @bp.route("/oidc/logout", methods=["GET", "POST"])
 @csrf.exempt  # apps may POST the logout request; unless it proves it is for this sign-in, we ask first
 def end_session():
+    if request.method == "POST":
+        return _park_logout()
+    parked = None
+    if PARKED in request.args:
+        if len(request.args) == 1:
+            parked = store.take_parked(_redis(), store.LOGOUT_POST, request.args[PARKED])
+        if not isinstance(parked, dict):
+            return plain_error_page(400, "This sign-out request has expired",
+                                    "Nothing was changed. To sign out, use the Sign out button on "
+                                    "your apps page.")
     try:
-        logout = server.validate_endpoint_request("end_session")
+        logout = server.validate_endpoint_request(
+            "end_session", request_with(parked) if parked is not None else None)
     except OAuth2Error as error:
         # Never redirect on a bad logout request (RP-Initiated Logout 1.0, section 4).
         return error_page(error)
