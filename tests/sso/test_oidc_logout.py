@@ -2,8 +2,10 @@
 ID token issued to the signed-in student during this sign-in signs them out without asking."""
 from __future__ import annotations
 
+import re
 import time
 
+import pytest
 import requests
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -117,6 +119,11 @@ class Student(Browser):
     def signed_in(self) -> bool:
         return self.http.get(f"{self.base}/", allow_redirects=False).status_code == 200
 
+    def confirm(self, page):
+        """Press "Sign out" on the page that asks first."""
+        form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+        return self.http.post(f"{self.base}/oidc/logout/confirm", data=form, allow_redirects=False)
+
 
 def test_another_students_id_token_asks_before_signing_out(live_portal, roster, oidc_world):
     # A shared classroom computer: Ada's app still holds her ID token when Bob signs in.
@@ -130,9 +137,10 @@ def test_another_students_id_token_asks_before_signing_out(live_portal, roster, 
     page = computer.log_out_with(adas)
     assert page.status_code == 200 and "Location" not in page.headers and ASKS_FIRST in page.text
     assert computer.signed_in()
-    done = computer.http.post(f"{live_portal}/oidc/logout/confirm", data={"csrf_token": csrf_of(page.text)},
-                              allow_redirects=False)
-    assert "You are signed out" in done.text and not computer.signed_in()
+    done = computer.confirm(page)
+    # The app that asked (for Ada) hears back at its checked address, with its state.
+    assert done.status_code == 303 and done.headers["Location"] == f"{POST_LOGOUT}?state=bye-2"
+    assert not computer.signed_in()
 
 
 def test_an_id_token_from_an_earlier_sign_in_asks_first(live_portal, oidc_world):
@@ -145,6 +153,55 @@ def test_an_id_token_from_an_earlier_sign_in_asks_first(live_portal, oidc_world)
     page = computer.log_out_with(earlier)
     assert page.status_code == 200 and ASKS_FIRST in page.text
     assert computer.signed_in()
+    # Found by review: once the student had said yes, the app never heard back.
+    done = computer.confirm(page)
+    assert done.status_code == 303 and done.headers["Location"] == f"{POST_LOGOUT}?state=bye-2"
+    assert not computer.signed_in()
+
+
+@pytest.mark.parametrize("sent, back", [
+    ({"post_logout_redirect_uri": POST_LOGOUT, "state": "bye-3"}, f"{POST_LOGOUT}?state=bye-3"),
+    ({"post_logout_redirect_uri": POST_LOGOUT}, POST_LOGOUT),
+    ({"post_logout_redirect_uri": "https://evil.test/", "state": "bye-3"}, None),   # not registered
+    ({"state": "bye-3"}, None),
+])
+def test_after_asking_an_app_named_by_client_id_hears_back(live_portal, oidc_world, sent, back):
+    # No ID token: the student's own "Sign out" stands in for it, and the address must be one the
+    # app registered (RP-Initiated Logout 1.0, section 3: "other means of confirming").
+    computer = Student(live_portal)
+    computer.sign_in()
+    page = computer.http.get(f"{live_portal}/oidc/logout", allow_redirects=False,
+                             params={"client_id": oidc_world.client_id, **sent})
+    assert page.status_code == 200 and ASKS_FIRST in page.text and computer.signed_in()
+    done = computer.confirm(page)
+    if back is None:
+        assert done.status_code == 200 and "You are signed out" in done.text
+    else:
+        assert done.status_code == 303 and done.headers["Location"] == back
+    assert not computer.signed_in()
+
+
+def test_without_a_client_id_the_logout_asks_and_stays(live_portal, oidc_world):
+    computer = Student(live_portal)
+    computer.sign_in()
+    page = computer.http.get(f"{live_portal}/oidc/logout", allow_redirects=False,
+                             params={"post_logout_redirect_uri": POST_LOGOUT, "state": "bye-4"})
+    done = computer.confirm(page)
+    assert done.status_code == 200 and "You are signed out" in done.text and not computer.signed_in()
+
+
+def test_a_return_address_is_used_once(live_portal, oidc_world):
+    computer = Student(live_portal)
+    computer.sign_in()
+    page = computer.http.get(f"{live_portal}/oidc/logout", allow_redirects=False, params={
+        "client_id": oidc_world.client_id, "post_logout_redirect_uri": POST_LOGOUT, "state": "bye-5"})
+    assert computer.confirm(page).status_code == 303
+    computer.sign_in()
+    fresh = computer.http.get(f"{live_portal}/", allow_redirects=False)
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    form["csrf_token"] = csrf_of(fresh.text)
+    again = computer.http.post(f"{live_portal}/oidc/logout/confirm", data=form, allow_redirects=False)
+    assert again.status_code == 200 and "You are signed out" in again.text
 
 
 def test_an_id_token_of_this_sign_in_from_another_app_still_signs_out(client, auth, oidc_world):

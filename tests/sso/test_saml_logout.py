@@ -3,6 +3,7 @@ apps the session signed in to, and an app's own sign-out ends the portal session
 from __future__ import annotations
 
 import base64
+import re
 import zlib
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -334,16 +335,22 @@ def test_bad_logout_addresses_are_refused_plainly(runner, app, url, words):
     assert result.exit_code != 0 and words in result.output
 
 
-def test_an_oidc_apps_logout_reaches_the_saml_apps_before_going_back(client, auth, oidc_world,
-                                                                      saml_sp_keys):
+@pytest.fixture
+def launched_saml(client, auth, oidc_world, saml_sp_keys) -> PeerSP:
+    """The OIDC world's student, signed in, launched a SAML app that hears of sign-outs: its SP."""
     from portal.db import db
-    from tests.sso.test_oidc_logout import id_token_for
-    from tests.sso.test_oidc_support import POST_LOGOUT
     saml = register_and_grant(db.session, school=oidc_world.school, sp_cert=saml_sp_keys.cert_pem,
                               slo_url=SP_SLO)
     peer = PeerSP(client.get("/saml/metadata").get_data(as_text=True), saml_sp_keys, slo=SP_SLO)
     auth.login()
     _launch(client, saml, peer)
+    return peer
+
+
+def test_an_oidc_apps_logout_reaches_the_saml_apps_before_going_back(client, oidc_world, launched_saml):
+    from tests.sso.test_oidc_logout import id_token_for
+    from tests.sso.test_oidc_support import POST_LOGOUT
+    peer = launched_saml
     hint = id_token_for(client, oidc_world)
     page = client.get("/oidc/logout", query_string={
         "id_token_hint": hint, "post_logout_redirect_uri": POST_LOGOUT, "state": "bye-2"})
@@ -354,6 +361,22 @@ def test_an_oidc_apps_logout_reaches_the_saml_apps_before_going_back(client, aut
     back = client.get(_path(answer))
     done = client.get(_path(back.headers["Location"]))
     assert done.status_code == 303 and done.headers["Location"] == f"{POST_LOGOUT}?state=bye-2"
+
+
+def test_after_asking_an_oidc_apps_logout_reaches_the_saml_apps_then_goes_back(client, oidc_world,
+                                                                                launched_saml):
+    from tests.sso.test_oidc_support import POST_LOGOUT, csrf_of
+    peer = launched_saml
+    page = client.get("/oidc/logout", query_string={
+        "client_id": oidc_world.client_id, "post_logout_redirect_uri": POST_LOGOUT, "state": "bye-6"})
+    html = page.get_data(as_text=True)
+    then = re.search(r'name="then" value="([^"]+)"', html).group(1)
+    hop = client.post("/oidc/logout/confirm", data={"csrf_token": csrf_of(html), "then": then})
+    assert hop.status_code == 303 and not _signed_in(client)
+    result, answer = peer.receive_logout(client.get(_path(hop.headers["Location"])).headers["Location"])
+    assert result.get_errors() == [], result.get_last_error_reason()
+    done = client.get(_path(client.get(_path(answer)).headers["Location"]))
+    assert done.status_code == 303 and done.headers["Location"] == f"{POST_LOGOUT}?state=bye-6"
 
 
 def test_a_sign_out_posted_from_the_apps_site_comes_round_for_the_portals_cookies(

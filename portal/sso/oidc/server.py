@@ -22,6 +22,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import (
     InvalidGrantError, InvalidRequestError, InvalidScopeError, OAuth2Request, TokenMixin,
@@ -415,6 +416,21 @@ def hint_is_for(end_session_request, person: Person, auth_time: int | None) -> b
         return False
     subject = access.pairwise_subject(_settings().pairwise_key, person, client.app)
     return id_token_is_for_sign_in(claims, subject=subject, auth_time=auth_time)
+
+
+def return_after_asking(end_session_request) -> str | None:
+    """Where the browser goes once the student has said yes to a logout the portal asked about:
+    the post-logout address Authlib checked against the ID token's app, or, with no ID token,
+    the one the request names if the app it names (client_id) registered it. The student's own
+    "Sign out" is then what confirms the request (RP-Initiated Logout 1.0, section 3: "other
+    means of confirming"). With the app's state; None: nowhere but the portal's own page."""
+    if end_session_request.redirect_uri or end_session_request.id_token_claims is not None:
+        return end_session_request.redirect_uri
+    data, client = end_session_request.request.payload.data, end_session_request.client
+    uri, state = data.get("post_logout_redirect_uri"), data.get("state")
+    if not uri or client is None or uri not in client.client_metadata["post_logout_redirect_uris"]:
+        return None
+    return add_params_to_uri(uri, {"state": state}) if state else uri
 
 
 server = PortalAuthorizationServer()

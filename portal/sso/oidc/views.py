@@ -28,7 +28,8 @@ from portal.sso.oidc.authorize import NOT_ALLOWED, error_page
 from portal.sso.oidc.keys import JWKS_MAX_AGE, KeyFileError
 from portal.sso.oidc.metadata import provider_metadata
 from portal.sso.oidc.server import (
-    current_issuer, hint_is_for, key_ring, release_userinfo, request_with, require_oauth, server,
+    current_issuer, hint_is_for, key_ring, release_userinfo, request_with, require_oauth,
+    return_after_asking, server,
 )
 from portal.sso.saml import slo
 
@@ -187,6 +188,8 @@ PARKED = "portal_parked"
 PARKED_SECONDS = 60
 PARKED_MAX = 16_000
 PARKED_LIMIT = "300 per minute"
+# How long the page that asks before signing out remembers where the app wants the browser back.
+ASKING_SECONDS = 15 * 60
 _LOGOUT_PARAMETERS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "logout_hint",
                       "ui_locales")
 
@@ -234,7 +237,10 @@ def end_session():
     # Signed in: only an ID token issued to this student during this sign-in signs them out
     # without asking. Nobody signed in: nothing to lose, so redirect as far as the request allows.
     if current_user.is_authenticated and not hint_is_for(logout, current_user, session.get("auth_time")):
-        return render_template("sso/oidc_sign_out.html")
+        # Where to go after a yes is kept here, not in the form: the form names it only.
+        back = return_after_asking(logout)
+        then = store.park(_redis(), store.LOGOUT_RETURN, back, seconds=ASKING_SECONDS) if back else None
+        return render_template("sso/oidc_sign_out.html", then=then)
     saml_apps = slo.participants_of_session()
     response = server.create_endpoint_response("end_session", logout)
     if saml_apps:
@@ -247,10 +253,14 @@ def end_session():
 @bp.route("/oidc/logout/confirm", methods=["POST"])
 def confirm_end_session():
     from portal.auth.services import sign_out
+    then = store.take_parked(_redis(), store.LOGOUT_RETURN, request.form.get("then"))
+    then = then if isinstance(then, str) else None   # gone after ASKING_SECONDS: sign out all the same
     saml_apps = slo.participants_of_session()
     sign_out()
     if saml_apps:
-        return slo.start(saml_apps)
+        return slo.start(saml_apps, then=then)
+    if then:
+        return redirect(then, code=303)
     return render_template("sso/oidc_signed_out.html")
 
 
