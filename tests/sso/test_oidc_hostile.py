@@ -258,7 +258,7 @@ def test_code_is_bound_to_client_and_redirect_uri(client, auth, oidc_world):
     assert stolen.status_code == 400 and stolen.json["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize("headers", [{"Authorization": "Bearer nope"}, {"Authorization": "Basic eDp5"},
+@pytest.mark.parametrize("headers", [{"Authorization": "Bearer nope"}, {"Authorization": "bearer nope"},
                                      {"Authorization": "Bearer " + "x" * 5000}])
 def test_userinfo_without_a_valid_token_is_401(client, oidc_world, headers):
     response = client.get("/oidc/userinfo", headers=headers)
@@ -267,10 +267,25 @@ def test_userinfo_without_a_valid_token_is_401(client, oidc_world, headers):
 
 
 def test_userinfo_with_no_credentials_gets_the_bare_challenge(client, oidc_world):
-    # RFC 6750 3.1: no error code when the request carries no authentication at all.
-    for response in (client.get("/oidc/userinfo"), client.post("/oidc/userinfo")):
+    # RFC 6750 3.1: no error code when the request carries no authentication at all; found by
+    # review, credentials of another scheme than Bearer got RFC 7009's unsupported_token_type.
+    for response in (client.get("/oidc/userinfo"), client.post("/oidc/userinfo"),
+                     client.get("/oidc/userinfo", headers={"Authorization": "Basic eDp5"}),
+                     client.get("/oidc/userinfo", headers={"Authorization": "Bearernope"}),
+                     client.post("/oidc/userinfo", headers={"Authorization": "Digest username=x"})):
         assert response.status_code == 401 and response.headers["WWW-Authenticate"] == 'Bearer realm="userinfo"'
         assert "error" not in response.get_data(as_text=True)
+
+
+def test_a_token_request_without_grant_type_is_invalid_request(client, auth, oidc_world):
+    # RFC 6749 5.2: a missing parameter is invalid_request, not unsupported_grant_type.
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    for form in ({"code": code, "redirect_uri": REDIRECT, "code_verifier": verifier},
+                 {"grant_type": "", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}):
+        answer = client.post("/oidc/token", data=form, headers={"Authorization": _basic(oidc_world)})
+        assert answer.status_code == 400 and answer.json == {
+            "error": "invalid_request", "error_description": "Send grant_type=authorization_code."}
 
 
 def _basic(world, secret=None) -> str:

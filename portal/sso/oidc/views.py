@@ -141,6 +141,8 @@ def _token_request_problem():
             return InvalidRequestError(f"{name} may be sent only once.")
         if name in request.args:
             return InvalidRequestError(f"Send {name} in the request body, not in the address.")
+    if not form.get("grant_type"):
+        return InvalidRequestError("Send grant_type=authorization_code.")   # RFC 6749 5.2
     # Read as Authlib reads it (its base64 decoding is lenient where werkzeug's is strict): a
     # header only Authlib could read would otherwise pass here and fall back to the body's.
     try:
@@ -159,8 +161,10 @@ def _token_request_problem():
 @bp.route("/oidc/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
-    if not request.headers.get("Authorization"):
-        # RFC 6750 3.1: a request with no credentials at all gets the challenge, no error code.
+    scheme = (request.headers.get("Authorization", "").split(None, 1) or [""])[0]
+    if scheme.lower() != "bearer":
+        # RFC 6750 3.1: a request with no credentials at all gets the challenge, no error code;
+        # credentials of another scheme are none of this endpoint's.
         response = current_app.response_class(status=401)
         response.headers["WWW-Authenticate"] = 'Bearer realm="userinfo"'
         response.headers["Cache-Control"] = "no-store"
