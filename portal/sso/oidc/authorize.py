@@ -141,7 +141,8 @@ def _send_to_sign_in(person, app, state: SignInState, data, hinted: str | None, 
     # (the form posts to the ordinary sign-in, which comes back to next_url) or, after a badge,
     # for a new scan (which continues to next_url).
     hinted_other = bool(hinted) and hinted != state.subject
-    return sign_in_again(app.name, next_url, username="" if hinted_other else person.username)
+    choose = "select_account" in scope_list(data.get("prompt"))   # the form names no one then
+    return sign_in_again(app.name, next_url, username="" if hinted_other or choose else person.username)
 
 
 # Authlib refuses repeats of the parameters it reads itself; these it reads as the first value

@@ -124,7 +124,9 @@ def must_sign_in(state: SignInState, *, now: int, prompt: str | None, max_age: i
     # A sign-in that happened after we asked for it satisfies prompt=login, max_age and hints.
     if state.resumed_at is not None and state.auth_time >= state.resumed_at:
         return False
-    if "login" in scope_list(prompt):
+    # select_account: the portal keeps no list of accounts to pick from; whoever is at the
+    # keyboard says who they are by signing in (on a shared Chromebook, not always the last one).
+    if {"login", "select_account"} & set(scope_list(prompt)):
         return True
     # max_age=0 is prompt=login (OpenID Connect Core 3.1.2.1), even within the same second.
     if max_age is not None and (max_age == 0 or now - state.auth_time > max_age):
