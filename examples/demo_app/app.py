@@ -160,6 +160,14 @@ def create_app(*, portal_url: str, base_url: str, client_id: str, client_secret:
     @app.get("/oidc/callback")
     def oidc_callback():
         try:
+            metadata = portal.load_server_metadata()
+            # RFC 9207: a provider that says it names itself must have; an answer naming another
+            # (an app that trusts several could be sent one's code for the other) is refused.
+            if (metadata.get("authorization_response_iss_parameter_supported")
+                    and request.args.get("iss") != metadata["issuer"]):
+                return problem("This answer came from another portal",
+                               f"It names {request.args.get('iss')}; this app trusts {metadata['issuer']}.",
+                               403)
             token = portal.authorize_access_token()
             if "userinfo" not in token:
                 raise OAuthError(description="the portal sent no ID token")

@@ -4,7 +4,7 @@ page shows exactly the fields the district released to that app."""
 from __future__ import annotations
 
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
@@ -149,6 +149,22 @@ def test_oidc_tile_launch_shows_exactly_the_released_claims(demo):
     assert set(id_token) - PROTOCOL_CLAIMS == set(tables["userinfo"])
     assert {k: v for k, v in id_token.items() if k not in PROTOCOL_CLAIMS} == tables["userinfo"]
     assert id_token["iss"] == [demo.portal] and id_token["aud"] == [demo.credentials.client_id]
+
+
+def test_the_app_refuses_an_answer_that_names_another_issuer(demo):
+    # RFC 9207: the portal names itself in every authorization response, and the app checks it.
+    browser = _signed_in_browser(demo.portal)
+    url = f"{demo.portal}/launch/{_app(OIDC_NAME).slug}"
+    while not urlsplit(url).path.endswith("/callback"):
+        url = browser.get(url, timeout=5, allow_redirects=False).headers["Location"]
+        url = url if "://" in url else demo.portal + url
+    sent = dict(parse_qsl(urlsplit(url).query))
+    assert sent["iss"] == demo.portal
+    others = {"code": sent["code"], "state": sent["state"]}
+    for answer in ({**others, "iss": "https://other-portal.test"}, others):
+        refused = browser.get(url.split("?")[0] + "?" + urlencode(answer), timeout=5)
+        assert refused.status_code == 403 and "another portal" in refused.text
+    assert browser.get(url, timeout=5).status_code == 200   # as the portal sent it
 
 
 def test_subjects_differ_between_the_two_apps(demo, settings):

@@ -65,6 +65,7 @@ def run_code_flow(live_portal, world, **client_kwargs):
     url, state = oauth.create_authorization_url(config["authorization_endpoint"], code_verifier=verifier,
                                                 nonce=nonce)
     callback = Browser(live_portal).follow(url)
+    assert query_of(callback)["iss"] == config["issuer"]   # RFC 9207, as discovery says
     token = oauth.fetch_token(config["token_endpoint"], authorization_response=callback,
                               code_verifier=verifier, state=state)
     return config, oauth, token, nonce
@@ -78,6 +79,7 @@ def test_discovery_is_valid_and_honest(live_portal):
     assert config["response_types_supported"] == ["code"]
     assert config["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
     assert config["end_session_endpoint"] == f"{live_portal}/oidc/logout"
+    assert config["authorization_response_iss_parameter_supported"] is True
     jwks = requests.get(config["jwks_uri"], timeout=5)
     keys = jwks.json()["keys"]
     assert keys and all(k["kid"] and k["alg"] == "RS256" and "d" not in k for k in keys)

@@ -75,7 +75,24 @@ def test_bad_authorization_requests_are_answered_at_the_redirect_uri(client, aut
 
 def test_prompt_none_when_signed_out_answers_login_required(client, oidc_world):
     answer = at_redirect(client.get(authorize_url(oidc_world, prompt="none", state="s1")))
-    assert answer == {"error": "login_required", "state": "s1"}
+    assert answer == {"error": "login_required", "state": "s1", "iss": "http://localhost"}
+
+
+def test_every_answer_at_the_redirect_uri_names_the_issuer(client, auth, roster, oidc_world):
+    # RFC 9207: codes, Authlib's errors and the portal's own (login_required, access_denied, a
+    # request too long to come back from sign-in), so an app can tell which provider answered.
+    answers = [client.get(authorize_url(oidc_world, prompt="none")),
+               client.get(authorize_url(oidc_world, state="s" * 1900))]
+    auth.login()
+    answers += [client.get(authorize_url(oidc_world)), client.get(authorize_url(oidc_world, scope="profile")),
+                client.get(authorize_url(oidc_world, response_type="token")),
+                client.get(authorize_url(oidc_world, max_age="soon"))]
+    other, _ = register_oidc_app(db.session, "Not Granted", redirect_uris=[REDIRECT])
+    answers.append(client.get(authorize_url(oidc_world, client_id=other.client_id)))
+    kinds = [at_redirect(answer).get("error", "code") for answer in answers]
+    assert kinds == ["login_required", "invalid_request", "code", "invalid_scope", "unsupported_response_type",
+                     "invalid_request", "access_denied"]
+    assert all(at_redirect(answer)["iss"] == "http://localhost" for answer in answers)
 
 
 @pytest.mark.parametrize("extra", [{}, {"prompt": "login"}, {"max_age": "0"}])

@@ -11,6 +11,7 @@ import secrets
 import time
 from urllib.parse import urlencode
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError
 from authlib.oidc.core.errors import LoginRequiredError, RequestNotSupportedError, RequestURINotSupportedError
@@ -63,10 +64,17 @@ def error_page(error: OAuth2Error, status: int = 400):
                            description=error.get_error_description()), status
 
 
+def with_issuer(response):
+    """An authorization response at the app's redirect URI, naming the issuer (RFC 9207): an app
+    that signs in with several providers can tell which one answered (mix-up attacks)."""
+    response.location = add_params_to_uri(response.location, [("iss", current_issuer())])
+    return response
+
+
 def answer_error(error: OAuth2Error):
     """Send the error to the redirect URI when it was verified; else show the plain page."""
     if error.redirect_uri:
-        return server.handle_error_response(None, error)
+        return with_issuer(server.handle_error_response(None, error))
     return error_page(error)
 
 
@@ -223,7 +231,8 @@ def authorize():
             # The app will hear of the session's end: even of an idle time-out, via the sweep.
             watch_session(_redis(), session.sid,
                           seconds=current_app.config["SETTINGS"].session_max_hours * 3600)
-        return server.handle_response(*grant.create_authorization_response(grant.redirect_uri, person))
+        return with_issuer(server.handle_response(*grant.create_authorization_response(grant.redirect_uri,
+                                                                                    person)))
     except OAuth2Error as error:
         error.state = state
         return answer_error(error)

@@ -31,6 +31,7 @@ def provider_metadata(issuer: str, *, authorize: str, token: str, userinfo: str,
                              *CLAIM_NAMES.values()],
         # consent: the district's grant is the consent; select_account: a sign-in (README).
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "authorization_response_iss_parameter_supported": True,   # RFC 9207
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
