@@ -5,6 +5,7 @@ Pure functions over the models. Tiles, SAML and OIDC all ask these; nothing else
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 
@@ -106,6 +107,31 @@ def pairwise_subject(key: str, person: Person, app: App) -> str:
     """A subject stable for one app and different for every app, so apps cannot join records."""
     digest = hmac.new(key.encode(), f"{app.id}|{person.sourced_id}".encode(), hashlib.sha256).digest()
     return base64.b32encode(digest[:20]).decode().lower()
+
+
+# The released fields by which an app can also find the student in its own records. A release
+# record keeps no value, only the field names and, for these, a short keyed hash of each value
+# sent (released_ids): a deletion letter then gives the vendor a value only if the app received it.
+IDENTIFYING = ("username", "email", "student_number")
+
+
+@functools.lru_cache(maxsize=4)
+def _ids_key(pairwise_key: str) -> bytes:
+    # A key of its own, derived from the pairwise key (never changed, so old records still match).
+    return hmac.digest(pairwise_key.encode(), b"portal release record: identifying values", "sha256")
+
+
+def identifier_hash(pairwise_key: str, field: str, value: str) -> str:
+    """A short keyed hash of one identifying value (16 hex digits): it tells whether a value is the
+    one recorded, and without the key it tells nothing about the value."""
+    return hmac.digest(_ids_key(pairwise_key), f"{field}|{value}".encode(), "sha256").hex()[:16]
+
+
+def released_ids(pairwise_key: str, claims: dict, fields=None) -> dict[str, str]:
+    """For a release record: the keyed hash of each identifying field among `claims` (those in
+    `fields` only, when given: what OpenID's scope let through). One HMAC per such field."""
+    return {name: identifier_hash(pairwise_key, name, str(claims[name])) for name in IDENTIFYING
+            if name in claims and (fields is None or name in fields)}
 
 
 def released_claims(db: Session, person: Person, app: App, *, pairwise_key: str) -> dict:

@@ -451,11 +451,13 @@ def deletions_cli():
     """Asking apps to delete what they received about a student."""
 
 
-def _echo_request(r, identifiers) -> None:
+def _echo_request(r) -> None:
+    from portal.admin.deletions import identifiers
+    from portal.db import db
     state = "waiting for the vendor" if r.is_open else f"deleted, confirmed {r.done_at:%Y-%m-%d}"
     click.echo(f"request {r.id}\t{r.app_name}\tasked {r.asked_at:%Y-%m-%d}\t{state}")
-    for label, value in identifiers:
-        click.echo(f"  {label}: {value}")
+    for label, value, note in identifiers(db.session, r, pairwise_key=current_app.config["SETTINGS"].pairwise_key):
+        click.echo(f"  {label}: {value} ({note})" if value and note else f"  {label}: {value or note}")
     click.echo(f"  received: {', '.join(r.fields) or 'only the subject'} "
                f"({r.first_at:%Y-%m-%d} to {r.last_at:%Y-%m-%d})")
 
@@ -474,7 +476,7 @@ def deletions_ask(username, app_name):
                                    pairwise_key=current_app.config["SETTINGS"].pairwise_key, now=now())
     if not created:
         click.echo(f"{app.name} was already asked on {request.asked_at:%Y-%m-%d}; brought up to date")
-    _echo_request(request, deletions.identifiers(request))
+    _echo_request(request)
 
 
 @deletions_cli.command("list")
@@ -492,7 +494,7 @@ def deletions_list(open_only):
     if not found:
         click.echo("no deletion requests" + (" waiting" if open_only else ""))
     for r in found:
-        _echo_request(r, deletions.identifiers(r))
+        _echo_request(r)
 
 
 @deletions_cli.command("done")

@@ -9,6 +9,7 @@ one identifier a request keeps after the roster drops the student.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -16,14 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.access import FIELDS, pairwise_subject
+from portal.access import FIELDS, IDENTIFYING, identifier_hash, pairwise_subject
 from portal.admin.services import AdminError, one_line
-from portal.admin.shared import AppSummary, releases_about
-from portal.models import App, AppKind, DeletionRequest, Person
-
-# Released fields by which an app can also find the student in its own records.
-IDENTIFYING = ("username", "email", "student_number")
+from portal.admin.shared import AppSummary, _field_list, releases_about
+from portal.audit import RELEASE_KINDS
+from portal.models import App, AppKind, DeletionRequest, Event, Person
 MAX_NOTE = 500
+# The identifying fields in the words of the letter's notes ("an earlier ...", "the ... you received").
+WORDS = {"username": "portal username", "email": "email address", "student_number": "student number"}
 
 
 def received(db: Session, person: Person, app: App) -> AppSummary | None:
@@ -129,19 +130,67 @@ def requests_of(db: Session, district_id: int | None, *, person: Person | None =
                                           DeletionRequest.id.desc()).limit(limit)))
 
 
-def identifiers(request: DeletionRequest) -> list[tuple[str, str]]:
-    """How the vendor finds the student: the subject always; the SAML NameID and the identifying
-    fields the app received, while the roster still holds the student (the request keeps no
-    name, username or email of its own)."""
-    found = [("subject (the id the portal sent this app, different for every app)", request.subject)]
+def _received_ids(db: Session, person: Person, app: App) -> tuple[dict[str, set[str]], set[str]]:
+    """What `app`'s release records about `person` say of its identifying values: for each field,
+    the keyed hashes of the values it received; and the fields some record released without
+    saying which value (records made before the portal kept the hashes). A few rows: the
+    distinct field lists and values of the app's records, not each launch."""
+    seen: dict[str, set[str]] = {name: set() for name in IDENTIFYING}
+    unknown: set[str] = set()
+    rows = db.execute(select(Event.data["fields"].as_string(), Event.data["ids"].as_string())
+                      .where(Event.kind.in_(RELEASE_KINDS), Event.person_id == person.id,
+                             Event.app_id == app.id).distinct())
+    for fields_text, ids_text in rows:
+        try:
+            ids = json.loads(ids_text) if isinstance(ids_text, str) else None
+        except ValueError:
+            ids = None
+        ids, fields = ids if isinstance(ids, dict) else {}, _field_list(fields_text)
+        for name in IDENTIFYING:
+            if name not in fields:
+                continue
+            if isinstance(ids.get(name), str):
+                seen[name].add(ids[name])
+            else:
+                unknown.add(name)
+    return seen, unknown
+
+
+def identifiers(db: Session, request: DeletionRequest, *, pairwise_key: str) -> list[tuple[str, str, str]]:
+    """How the vendor finds the student, as (what, value, a note in words): the subject always;
+    each identifying field the app received (and the SAML NameID among them), while the roster
+    still holds the student (the request keeps no name, username or email of its own).
+
+    The roster may have changed such a value since: one the app was never sent is not given to
+    it here. The value now is shown when its keyed hash is among those the app's release records
+    kept; else the note says it changed and the subject identifies the student. Records made
+    before the hashes were kept cannot tell: then the value now is shown, and said to be now's."""
+    found = [("subject (the id the portal sent this app, different for every app)", request.subject, "")]
     person, app = request.person, request.app
     if person is None:
         return found
+    wanted = [name for name in IDENTIFYING if name in request.fields]
+    if not wanted:
+        return found
+    seen, unknown = _received_ids(db, person, app) if app is not None else ({}, set())
     shown = {"username": person.username, "email": person.email or "",
              "student_number": person.student_number or ""}
     nameid = (app.settings or {}).get("nameid", "subject") if app is not None and app.kind == AppKind.saml else ""
-    for name in IDENTIFYING:
-        if name in request.fields and shown[name]:
-            label = f"{FIELDS[name]}, also the SAML NameID" if name == nameid else FIELDS[name]
-            found.append((label, shown[name]))
+    for name in wanted:
+        label = f"{FIELDS[name]}, also the SAML NameID" if name == nameid else FIELDS[name]
+        now = shown[name]
+        received = seen.get(name, set())
+        digest = identifier_hash(pairwise_key, name, now) if now else None
+        if digest in received:
+            note = (f"you may also hold an earlier {WORDS[name]} of this student's, not shown here"
+                    if len(received) > 1 else "")
+            found.append((label, now, note))
+        elif name in unknown and now and not received:
+            found.append((label, now, "the student's current one: the district's older records do not "
+                                      "say which one you received"))
+        else:
+            since = ("has changed since, and you were never sent the new one" if now
+                     else "is no longer in the district's records")
+            found.append((label, "", f"not shown: the {WORDS[name]} you received {since}; the subject "
+                                     "above identifies the student"))
     return found

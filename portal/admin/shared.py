@@ -265,10 +265,15 @@ def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
     for event, subject, actor, app in rows:
         data = event.data if isinstance(event.data, dict) else {}
         lines.append(LogLine(event.at, event.kind, EVENT_WORDS.get(event.kind, event.kind.replace("_", " ")),
-                             subject, actor, app, [_detail(names, k, v) for k, v in data.items()],
+                             subject, actor, app, [_detail(names, k, v) for k, v in data.items()
+                                                         if k not in UNSHOWN],
                              event.actor_name))
     return lines
 
+
+# Details kept for the portal's own use, never shown: a release's keyed hashes of the identifying
+# values it sent ("ids", portal.access.released_ids), which say nothing to a reader.
+UNSHOWN = frozenset({"ids"})
 
 # Ids an event's details name, in the words of the log: what each is, and where its name is.
 NAMED_IDS = {"school_id": "school", "section_id": "class", "device_id": "classroom device"}

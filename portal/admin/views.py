@@ -256,7 +256,8 @@ def _request(request_id: int):
 def deletion(request_id: int):
     """One request: the letter to send the vendor, and the form to record its answer."""
     found = _request(request_id)
-    return (render_template("admin/deletion.html", r=found, identifiers=deletions.identifiers(found),
+    return (render_template("admin/deletion.html", r=found, identifiers=deletions.identifiers(
+                                db.session, found, pairwise_key=current_app.config["SETTINGS"].pairwise_key),
                             district=db.session.get(District, found.district_id)),
             200, {"Cache-Control": "no-store"})
 

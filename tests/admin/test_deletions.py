@@ -4,6 +4,7 @@ names the student only by what the app was sent; the vendor's confirmation is re
 step is in the audit log. Read back from real launches."""
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -307,3 +308,86 @@ def test_the_log_and_the_request_name_an_admin_the_roster_removed_since(app, sha
     page = _text(new.get(letter))
     assert "by Dee Admin (dee.admin), since removed." in page
     assert "(recorded by Dee Admin (dee.admin), since removed)" in page
+
+
+def _letter_identifiers(admin, location) -> str:
+    page = admin.get(location).get_data(as_text=True)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page.split('class="identifiers"')[1]
+                                                    .split("</dl>")[0])))
+
+
+def _set(app, person, **values):
+    from portal.db import db
+    from portal.models import Person
+    with app.app_context():
+        someone = db.session.get(Person, person.id)
+        for name, value in values.items():
+            setattr(someone, name, value)
+        db.session.commit()
+
+
+def test_the_letter_gives_no_identifier_the_app_was_never_sent(app, shared, runner):
+    # Found by review: the roster changed the student's email after the launch, and the letter
+    # told the vendor the new one, which the app never received (a disclosure recorded nowhere).
+    from portal.access import identifier_hash
+    from portal.admin.services import release_fields
+    from portal.db import db
+    key = app.config["SETTINGS"].pairwise_key
+    with app.app_context():
+        release_fields(db.session, shared["saml"].slug, ["given_name", "email", "username"])
+    _set(app, shared["ada"], email="ada@example.org")
+    assert _client(app, "ada.lovelace").get(f"/launch/{shared['saml'].slug}").status_code == 200
+    # The release record keeps a short keyed hash of each identifying value sent, never the value.
+    launch = [data for *_, data in _events(app, "launch") if "email" in data.get("fields", [])][-1]
+    assert launch["ids"] == {"email": identifier_hash(key, "email", "ada@example.org"),
+                             "username": identifier_hash(key, "username", "ada.lovelace")}
+    assert "ada@example.org" not in str(launch) and len(launch["ids"]["email"]) == 16
+    _set(app, shared["ada"], email="augusta.king@example.org")
+    admin = _client(app, "dee.admin")
+    where = _ask(admin, shared["ada"], shared["saml"].slug).headers["Location"]
+    shown = _letter_identifiers(admin, where)
+    assert "augusta.king" not in shown and "ada@example.org" not in shown
+    assert ("email address not shown: the email address you received has changed since, and you were "
+            "never sent the new one; the subject above identifies the student") in shown
+    assert "portal username ada.lovelace" in shown      # unchanged: the one the app received
+    out = cli(runner, "deletions", "list")
+    assert "augusta.king" not in out and "email address: not shown: the email address you received" in out
+    # The audit log and the release records show no hash.
+    for page in ("/admin/log?kind=launch", "/admin/people?username=ada.lovelace"):
+        text = _text(admin.get(page))
+        assert launch["ids"]["email"] not in text and "ids" not in text.split(), page
+    # Once the app has received the new one, the letter gives it (and says there was another).
+    assert _client(app, "ada.lovelace").get(f"/launch/{shared['saml'].slug}").status_code == 200
+    shown = _letter_identifiers(admin, where)
+    assert ("email address augusta.king@example.org (you may also hold an earlier email address of this "
+            "student's, not shown here)") in shown
+
+
+def test_the_letter_says_a_removed_identifier_is_not_shown(app, shared, runner):
+    from portal.admin.services import release_fields
+    from portal.db import db
+    with app.app_context():
+        release_fields(db.session, shared["saml"].slug, ["given_name", "student_number"])
+    _set(app, shared["ada"], student_number="S-1815")
+    assert _client(app, "ada.lovelace").get(f"/launch/{shared['saml'].slug}").status_code == 200
+    _set(app, shared["ada"], student_number="")
+    out = cli(runner, "deletions", "ask", "ada.lovelace", "Reading Garden")
+    assert "S-1815" not in out
+    assert ("the district's student number: not shown: the student number you received is no longer in "
+            "the district's records; the subject above identifies the student") in out
+
+
+def test_records_from_before_the_hashes_give_the_current_value_and_say_so(app, shared, runner):
+    # A launch recorded by an older version of the portal: its fields, no hashes. Which email the
+    # app received cannot be told, so the letter gives today's and says it is today's.
+    from portal import audit
+    from portal.db import db
+    from portal.models import App, Person
+    _set(app, shared["ada"], email="ada@example.org")
+    with app.app_context():
+        audit.record("launch", person=db.session.get(Person, shared["ada"].id),
+                     app=db.session.get(App, shared["saml"].id),
+                     data={"protocol": "saml", "fields": ["subject", "given_name", "email"]})
+    out = cli(runner, "deletions", "ask", "ada.lovelace", "Reading Garden")
+    assert ("email address: ada@example.org (the student's current one: the district's older records "
+            "do not say which one you received)") in out

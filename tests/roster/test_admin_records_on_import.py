@@ -48,7 +48,8 @@ def test_a_deletion_request_outlives_the_student_the_import_removes(app, db_sess
     kept = db_session.scalar(select(DeletionRequest))
     assert (kept.person_id, kept.app_name, kept.subject, kept.fields) == (None, "Reading", subject,
                                                                           ["subject", "given_name"])
-    assert identifiers(kept) == [("subject (the id the portal sent this app, different for every app)", subject)]
+    assert identifiers(db_session, kept, pairwise_key=app.config["SETTINGS"].pairwise_key) == [
+        ("subject (the id the portal sent this app, different for every app)", subject, "")]
 
 
 def test_a_deletion_request_outlives_its_district_the_import_removes(app, db_session, redis_client, bundles,

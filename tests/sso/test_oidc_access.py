@@ -191,3 +191,37 @@ def test_userinfo_releases_are_recorded_once_per_token_and_fields(client, auth, 
     opt_out(db.session, oidc_world.student, oidc_world.app, actor=None, now=datetime.now(timezone.utc))
     assert client.get("/oidc/userinfo", headers=other).status_code == 401
     assert len(reads()) == 3
+
+
+def test_an_identifying_value_released_is_recorded_by_its_keyed_hash(client, auth, oidc_world, runner):
+    # The ID token's email and, after the roster changed it, userinfo's new one under the same
+    # token: each a release the records must know of (the deletion letter gives the vendor only
+    # a value the app received), yet neither value is kept in the records.
+    from sqlalchemy import select
+
+    from portal.access import identifier_hash
+    from portal.admin.services import release_fields
+    from portal.models import Event
+    from flask import current_app
+    key = current_app.config["SETTINGS"].pairwise_key
+    release_fields(db.session, oidc_world.app.slug, ["given_name", "email", "student_number"])
+    oidc_world.student.email, oidc_world.student.student_number = "ada@example.org", "S-1"
+    db.session.commit()
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world, scope="openid profile email")   # no roster scope
+    headers = {"Authorization": f"Bearer {exchange(client, oidc_world, code, verifier).json['access_token']}"}
+    assert client.get("/oidc/userinfo", headers=headers).json["email"] == "ada@example.org"
+    oidc_world.student.email = "augusta@example.org"
+    db.session.commit()
+    for _ in range(2):
+        assert client.get("/oidc/userinfo", headers=headers).json["email"] == "augusta@example.org"
+    records = [(e.kind, e.data) for e in db.session.scalars(
+        select(Event).where(Event.kind.in_(("launch", "userinfo"))).order_by(Event.id))]
+    fields = ["subject", "given_name", "email"]
+    old, new = ({"email": identifier_hash(key, "email", email)}
+                for email in ("ada@example.org", "augusta@example.org"))
+    assert records == [("launch", {"protocol": "oidc", "fields": fields, "ids": old}),
+                       ("userinfo", {"protocol": "oidc", "fields": fields, "ids": old}),
+                       ("userinfo", {"protocol": "oidc", "fields": fields, "ids": new})]
+    out = runner.invoke(args=["deletions", "ask", "ada.lovelace", oidc_world.app.name]).output
+    assert "email address: augusta@example.org (you may also hold an earlier email address" in out

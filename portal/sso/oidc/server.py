@@ -257,8 +257,10 @@ class PortalOpenIDCode(OpenIDCode):
             amr=code.amr, access_token=token["access_token"], alg=ALG, sid=sid,
         )
         token["id_token"] = key_ring().sign(claims)
-        audit.record("launch", person=request.user, app=client.app,
-                     data={"protocol": "oidc", "fields": fields_for_scope(released, token["scope"])})
+        data = {"protocol": "oidc", "fields": fields_for_scope(released, token["scope"])}
+        if ids := access.released_ids(settings.pairwise_key, released, data["fields"]):
+            data["ids"] = ids
+        audit.record("launch", person=request.user, app=client.app, data=data)
         return token
 
 
@@ -364,16 +366,20 @@ def release_userinfo(token: AccessToken) -> dict | None:
 
     One record per token and set of fields: an app that reads userinfo on every page it shows
     repeats the same release, and a record of each would bury the launches. A change in what is
-    released (the district released less, or more) is a new record.
+    released (the district released less, or more, or the roster changed an identifying value
+    such as the email) is a new record.
     """
     person, client = token.get_user(), token.get_client()
     if person is None or client is None or not access.may_launch(db.session, person, client.app):
         return None
-    released = access.released_claims(db.session, person, client.app,
-                                      pairwise_key=_settings().pairwise_key)
-    fields = fields_for_scope(released, token.scope)
-    if store.first_read(_redis(), token.token_hash, fields, seconds=_settings().oidc_token_seconds):
-        audit.record("userinfo", person=person, app=client.app, data={"protocol": "oidc", "fields": fields})
+    key = _settings().pairwise_key
+    released = access.released_claims(db.session, person, client.app, pairwise_key=key)
+    data = {"protocol": "oidc", "fields": fields_for_scope(released, token.scope)}
+    if ids := access.released_ids(key, released, data["fields"]):
+        data["ids"] = ids
+    seen = [*data["fields"], *(f"{name}={digest}" for name, digest in ids.items())]
+    if store.first_read(_redis(), token.token_hash, seen, seconds=_settings().oidc_token_seconds):
+        audit.record("userinfo", person=person, app=client.app, data=data)
     return oidc_claims(released, token.scope)
 
 

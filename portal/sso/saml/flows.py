@@ -115,8 +115,10 @@ def answer(app: App, sp: ServiceProvider, *, acs_url: str, relay_state: str,
                          authn=_authentication(), in_response_to=in_response_to,
                          session_index=session_index)
     app_name = app.name  # read now: the audit commit expires `app`, and reading it after is a query
-    audit.record("launch", person=current_user, app=app,
-                 data={"protocol": "saml", "fields": list(claims)})
+    data = {"protocol": "saml", "fields": list(claims)}
+    if ids := access.released_ids(settings.pairwise_key, claims):
+        data["ids"] = ids
+    audit.record("launch", person=current_user, app=app, data=data)
     return post_to_app(acs_url, xml, relay_state, app_name)
 
 
