@@ -444,3 +444,37 @@ def test_events_and_requests_keep_the_name_of_whoever_did_them_after_upgrading(e
             assert "AUTOINCREMENT" in conn.execute(
                 text("SELECT sql FROM sqlite_master WHERE name = 'deletion_request'")).scalar()
     upgrade(engine)
+
+
+def test_a_student_keeps_an_active_badge_at_each_school_after_upgrading(empty_database):
+    # Found by review: one active badge of each kind per student, so a school's new card voided
+    # the one another school had given a student at both. The index is per student, kind and
+    # school now; downgrading keeps the newest of each student's kind and voids the others.
+    from sqlalchemy.exc import IntegrityError
+    engine = empty_database
+    upgrade(engine, "0018_actor_names")
+    insert = text("INSERT INTO badge (id, person_id, school_id, token_hash, kind, issued_at, expires_at) "
+                  "VALUES (:id, 1, :school, :hash, 'permanent', '2026-09-01 08:00:00+00', "
+                  "'2027-07-31 00:00:00+00')")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
+        for school, name in ((1, "Maple"), (2, "Oak")):
+            conn.execute(text("INSERT INTO school (id, sourced_id, district_id, name, identifier) "
+                              "VALUES (:id, :sid, 1, :name, '')"), {"id": school, "sid": f"s{school}", "name": name})
+        conn.execute(text(
+            "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, preferred_name, "
+            "email, student_number, grades, enabled, district_id) "
+            "VALUES (1, 'p1', 'student', 'ada', 'Ada', 'L', '', '', '', '02', TRUE, 1)"))
+        conn.execute(insert, {"id": 1, "school": 1, "hash": "t1"})
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert, {"id": 2, "school": 2, "hash": "t2"})    # before: one per student
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(insert, {"id": 2, "school": 2, "hash": "t2"})    # Oak's card beside Maple's
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert, {"id": 3, "school": 2, "hash": "t3"})    # still one per school
+    downgrade(engine, "0018_actor_names")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, revoked_at IS NULL, revoked_reason FROM badge ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [(1, False, "one per student (downgrade)"), (2, True, None)]
+    upgrade(engine)

@@ -85,7 +85,8 @@ def badges_policy(school_id, grades, second_factor_grades, factor, allow_browser
 @click.option("--reason", default="voided by an admin", show_default=True)
 @with_appcontext
 def badges_void(username, section_id, school_id, reason):
-    """Void badges at once and end the sessions they started."""
+    """Void badges at once and end the sessions they started (--student: every one of the
+    student's badges, at each of their schools; --section: the cards of its school)."""
     from portal.badges import services
     from portal.db import db
     if sum(bool(x) for x in (username, section_id, school_id)) != 1:
@@ -136,7 +137,8 @@ def badges_unlock(username, reset):
 def badges_sheet(section_id, out, paper):
     """Print NEW badges for SECTION_ID's students who use badges, as a PDF of labels.
 
-    This reissues their badges: the cards they have now stop working at once.
+    This reissues their badges: the cards they have now for the section's school stop working
+    at once (a card another school gave them keeps working there).
     The PDF holds live badges: print it, then delete it.
     """
     from portal.badges.services import finish_issuing

@@ -75,6 +75,14 @@ def badge_school_for(db: Session, student: Person, actor: Person | None = None) 
     return schools[0]
 
 
+def badge_schools_of(db: Session, actor: Person, student: Person) -> list[int]:
+    """The ids of the schools of `student`'s badges whose badges `actor` may issue, void and see
+    (another school's card is its staff's: a student at two schools has one for each)."""
+    schools = db.scalars(select(School).where(School.id.in_(
+        select(Badge.school_id).where(Badge.person_id == student.id))).order_by(School.id))
+    return [school.id for school in schools if may_pair_for_school(db, actor, school)]
+
+
 def active_badges(db: Session, person_id: int, now: datetime) -> list[Badge]:
     """The person's badges that work now (permanent first)."""
     badges = db.scalars(select(Badge).where(Badge.person_id == person_id,
@@ -86,10 +94,11 @@ def issue_badge(db: Session, client: redis.Redis, student: Person, *, school: Sc
                 actor: Person | None = None, temporary_hours: int | None = None,
                 default_expires: str = "07-31", zone: tzinfo = timezone.utc,
                 clock: Clock = utcnow) -> IssuedBadge:
-    """Issue a badge; a new permanent badge revokes the old one at once (and its sessions).
+    """Issue a badge; a new permanent badge revokes the old one at that school at once (and its
+    sessions). A student at two schools has a card for each: one school's leaves the other's.
 
     A temporary badge (1 to 12 hours, for a forgotten card) sits beside the permanent card and
-    replaces only an earlier temporary badge.
+    replaces only an earlier temporary badge of the same school.
     """
     if actor is not None:
         _require(may_manage_student(db, actor, student))
@@ -125,8 +134,8 @@ def _issue(db: Session, client: redis.Redis, student: Person, *, school: School 
         except ValueError as e:
             raise BadgeError("A temporary badge lasts 1 to 12 hours", str(e).capitalize() + ".") from None
 
-    replaced = _revoke(db, (Badge.person_id == student.id, Badge.kind == kind),
-                       reason="reissued", actor=actor, now=now)
+    replaced = _revoke(db, (Badge.person_id == student.id, Badge.kind == kind,
+                            Badge.school_id == school.id), reason="reissued", actor=actor, now=now)
     token = mint_token()
     badge = Badge(person_id=student.id, school_id=school.id, token_hash=token_hash(token),
                   kind=kind, issued_at=now, issued_by_id=actor.id if actor else None,
@@ -235,13 +244,23 @@ def _void(db: Session, client: redis.Redis, where: tuple, *, reason: str,
 
 
 def void_badges_for_person(db: Session, client: redis.Redis, student: Person, *,
-                           reason: str = "voided", actor: Person | None = None,
-                           clock: Clock = utcnow) -> int:
-    """Void every badge of one student and end their badge sessions; return 1 if any went."""
+                           school: School | None = None, reason: str = "voided",
+                           actor: Person | None = None, clock: Clock = utcnow) -> int:
+    """Void one student's badges at `school` (at every school when None) and end their badge
+    sessions; return 1 if any went.
+
+    An actor voids only the badges of schools they may issue badges for: a student at two
+    schools keeps the card the other school's staff gave them."""
+    where = [Badge.person_id == student.id]
+    if school is not None:
+        where.append(Badge.school_id == school.id)
     if actor is not None:
         _require(may_manage_student(db, actor, student))
-    return _void(db, client, (Badge.person_id == student.id,), reason=reason, actor=actor,
-                 clock=clock)
+        if school is not None:
+            _require(may_pair_for_school(db, actor, school))
+        else:
+            where.append(Badge.school_id.in_(badge_schools_of(db, actor, student)))
+    return _void(db, client, tuple(where), reason=reason, actor=actor, clock=clock)
 
 
 def void_badges_for_people(db: Session, client: redis.Redis, person_ids: Iterable[int],
@@ -271,7 +290,8 @@ def revoke_badges_for_people(db: Session, person_ids: Iterable[int], reason: str
 def void_badges_for_section(db: Session, client: redis.Redis, section: Section, *,
                             reason: str = "section voided", actor: Person | None = None,
                             clock: Clock = utcnow) -> int:
-    """Void the badges of every student of the section; return how many students had any."""
+    """Void the badges of every student of the section at its school (a student's card at
+    another school is that school's); return how many students had any."""
     if actor is not None:
         _require(may_manage_section(db, actor, section))
     # The class's students now (not one the roster moved to another school and left enrolled

@@ -21,8 +21,8 @@ from portal.badges.expiry import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
 from portal.badges.factors import factor_row, reset_factor, unlock_factor
 from portal.badges.permissions import STAFF_ROLES, may_manage_student
 from portal.badges.services import (
-    BadgeError, NotPermitted, issue_badge, void_badges_for_person, void_badges_for_school,
-    void_badges_for_section,
+    BadgeError, NotPermitted, badge_schools_of, issue_badge, void_badges_for_person,
+    void_badges_for_school, void_badges_for_section,
 )
 from portal.badges.sheets import PAPERS, SheetBadge, badge_name, check_fonts, render_sheet
 from portal.db import db
@@ -129,10 +129,11 @@ def issue(person_id: int):
 @role_required(*STAFF_ROLES)
 def void_student(person_id: int):
     student = _managed_student(person_id)
-    reason = str(flow.posted_fields('{"reason": "lost"}').get("reason", "") or "voided")
-    count = void_badges_for_person(db.session, flow.redis_client(), student, actor=current_user,
-                                   reason=reason,
-                                   clock=flow.app_clock())
+    form = flow.posted_fields('{"reason": "lost"}')
+    reason = str(form.get("reason", "") or "voided")
+    # A school's card only (`school`), else every card at the schools the actor looks after.
+    count = void_badges_for_person(db.session, flow.redis_client(), student, school=_school(form),
+                                   actor=current_user, reason=reason, clock=flow.app_clock())
     done = (f"{student.display_name}'s badge no longer works." if count
             else f"{student.display_name} had no badge that works.")
     return answer(done, students=count)
@@ -182,9 +183,12 @@ def reset(person_id: int):
 @bp.get("/badges/students/<int:person_id>")
 @role_required(*STAFF_ROLES)
 def status(person_id: int):
-    """A student's badges (newest first) and whether their second factor is set or locked."""
+    """A student's badges (newest first) at the schools the actor looks after, and whether their
+    second factor is set or locked."""
     student = _managed_student(person_id)
-    badges = db.session.scalars(select(Badge).where(Badge.person_id == student.id)
+    schools = badge_schools_of(db.session, current_user, student)
+    badges = db.session.scalars(select(Badge).where(Badge.person_id == student.id,
+                                                    Badge.school_id.in_(schools))
                                 .order_by(Badge.issued_at.desc(), Badge.id.desc()).limit(20))
     row = factor_row(db.session, student)
     return jsonify(student=student.display_name, badges=[describe_badge(b) for b in badges],

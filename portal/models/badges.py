@@ -108,8 +108,9 @@ class Badge(Base):
     school: Mapped[School] = relationship()
 
     __table_args__ = (
-        # One active badge of each kind per student, enforced by the database too.
-        Index("uq_badge_active", "person_id", "kind", unique=True,
+        # One active badge of each kind per student and school, enforced by the database too (a
+        # student at two schools has a card for each: a kiosk accepts only its own school's).
+        Index("uq_badge_active", "person_id", "kind", "school_id", unique=True,
               sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
         Index("ix_badge_person", "person_id"),
         {"sqlite_autoincrement": True},   # ids never reused (migration 0008)

@@ -72,7 +72,8 @@ class StudentRow:
 
 
 def class_rows(db: Session, section: Section, now: datetime) -> tuple[list[StudentRow], EffectivePolicy]:
-    """The section's students (family name order) with their working badges and second factor."""
+    """The section's students (family name order) with their working badges at the section's
+    school and second factor."""
     policy = policy_for(db, section.school_id)
     students = list(db.scalars(
         select(Person).join(Enrollment, Enrollment.person_id == Person.id)
@@ -83,7 +84,9 @@ def class_rows(db: Session, section: Section, now: datetime) -> tuple[list[Stude
     working: dict[tuple[int, BadgeKind], Badge] = {}
     factors: dict[int, BadgeFactor] = {}
     if ids:
+        # The cards of this class's school: one at another school is that school's to show.
         for badge in db.scalars(select(Badge).where(Badge.person_id.in_(ids), Badge.revoked_at.is_(None),
+                                                    Badge.school_id == section.school_id,
                                                     Badge.expires_at > now)
                                 .order_by(Badge.issued_at, Badge.id)):
             working[(badge.person_id, badge.kind)] = badge  # the newest of each kind wins
