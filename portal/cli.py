@@ -456,7 +456,8 @@ def _echo_request(r) -> None:
     from portal.db import db
     state = "waiting for the vendor" if r.is_open else f"deleted, confirmed {r.done_at:%Y-%m-%d}"
     click.echo(f"request {r.id}\t{r.app_name}\tasked {r.asked_at:%Y-%m-%d}\t{state}")
-    for label, value, note in identifiers(db.session, r, pairwise_key=current_app.config["SETTINGS"].pairwise_key):
+    key = current_app.config["SETTINGS"].pairwise_key
+    for label, value, note in identifiers(db.session, r, pairwise_key=key):
         click.echo(f"  {label}: {value} ({note})" if value and note else f"  {label}: {value or note}")
     click.echo(f"  received: {', '.join(r.fields) or 'only the subject'} "
                f"({r.first_at:%Y-%m-%d} to {r.last_at:%Y-%m-%d})")

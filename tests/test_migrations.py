@@ -460,7 +460,8 @@ def test_a_student_keeps_an_active_badge_at_each_school_after_upgrading(empty_da
         conn.execute(text("INSERT INTO district (id, sourced_id, name) VALUES (1, 'd1', 'D')"))
         for school, name in ((1, "Maple"), (2, "Oak")):
             conn.execute(text("INSERT INTO school (id, sourced_id, district_id, name, identifier) "
-                              "VALUES (:id, :sid, 1, :name, '')"), {"id": school, "sid": f"s{school}", "name": name})
+                              "VALUES (:id, :sid, 1, :name, '')"),
+                         {"id": school, "sid": f"s{school}", "name": name})
         conn.execute(text(
             "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, preferred_name, "
             "email, student_number, grades, enabled, district_id) "
@@ -475,6 +476,7 @@ def test_a_student_keeps_an_active_badge_at_each_school_after_upgrading(empty_da
         conn.execute(insert, {"id": 3, "school": 2, "hash": "t3"})    # still one per school
     downgrade(engine, "0018_actor_names")
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT id, revoked_at IS NULL, revoked_reason FROM badge ORDER BY id")).all()
+        rows = conn.execute(text("SELECT id, revoked_at IS NULL, revoked_reason FROM badge "
+                                 "ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [(1, False, "one per student (downgrade)"), (2, True, None)]
     upgrade(engine)
