@@ -411,6 +411,29 @@ def test_a_double_pressed_picture_is_one_pick(redis_client, world, kiosk, clock)
     assert "Pick the same three pictures again" in third.get_data(as_text=True)
 
 
+def test_a_double_press_is_timed_from_when_the_page_was_shown_where_its_script_says(redis_client, world,
+                                                                                   kiosk, clock):
+    # A slow Chromebook shows the page well after it was made: the page's script sends how long
+    # it had been on the screen, and that is what counts.
+    set_policy(db.session, world.school, second_factor_grades="01", factor="picture")
+    kiosk.sign_in(issue(redis_client, world.student))
+    first = _pictures(kiosk.browser, "dog")
+    assert 'name="shown_ms"' in first.get_data(as_text=True)
+    clock.advance(milliseconds=900)     # made 900 ms ago, on the screen for 150
+    again = kiosk.browser.post("/badges/check", data={**_pressed_on(first), "pick": "dog", "shown_ms": "150"})
+    assert again.status_code == 204
+    clock.advance(milliseconds=100)     # a fast one: made 1 s ago and shown as long: a pick
+    later = kiosk.browser.post("/badges/check", data={**_pressed_on(first), "pick": "dog", "shown_ms": "700"})
+    assert "2 of 3 picked" in later.get_data(as_text=True)
+    for odd in ("", "-1", "1e3", "\u0661\u0662", "9" * 40):   # not a count: the portal's own measure
+        clock.advance(milliseconds=600)
+        answer = kiosk.browser.post("/badges/check", data={**_pressed_on(later), "pick": "dog", "shown_ms": odd})
+        assert answer.status_code == 200, odd
+        later = answer
+        if "Pick the same" in answer.get_data(as_text=True):
+            break
+
+
 def test_a_double_press_on_the_last_picture_keeps_what_went_wrong_on_screen(redis_client, world,
                                                                            kiosk, clock):
     set_policy(db.session, world.school, second_factor_grades="01", factor="picture")
