@@ -312,7 +312,10 @@
     }
     navigator.mediaDevices.getUserMedia({
       audio: false,
-      video: {facingMode: "user", width: {ideal: 640}, height: {ideal: 480}}
+      // 1280x720 where the camera has it: a printed badge's modules are under a millimetre,
+      // and at 640x480 a child must hold it within about 25 cm. The browser's own detector
+      // reads the whole frame; the fallback decoder reads it scaled to MAX_SIDE.
+      video: {facingMode: "user", width: {ideal: 1280}, height: {ideal: 720}}
     }).then(function (s) {
       stream = s;
       video.srcObject = s;
