@@ -11,6 +11,7 @@ Everything is compared as tuples in sourcedId space; apply.py turns sourcedIds i
 """
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -225,13 +226,32 @@ def _person_role(user, has_district: bool) -> str:
     return PORTAL_ROLES[user.role]
 
 
+def _fold(text: str | None) -> str:
+    return unicodedata.normalize("NFC", text or "").strip().casefold()
+
+
+def _same_person(old: tuple, user) -> bool:
+    """Whether a new row with a gone person's username is that person, by more than the username:
+    a school may give a leaver's username to a new child in the same import. Their student
+    numbers, when both have one, decide (a name may change with them); without, their given and
+    family names must be the same, and their email addresses too when both have one."""
+    old_number, new_number = _fold(old[7]), _fold(user.student_number)
+    if old_number and new_number:
+        return old_number == new_number
+    old_email, new_email = _fold(old[6]), _fold(user.email)
+    return (_fold(old[4]) == _fold(user.given_name) and _fold(old[5]) == _fold(user.family_name)
+            and (not old_email or not new_email or old_email == new_email))
+
+
 def _rekeys(state: State, active: dict, gone: set[str], orgs: OrgIndex) -> dict[str, str]:
-    """People whose sourcedId the import drops while a new row has their username and role: the
-    student information system gave them a new sourcedId. {old sourcedId: new sourcedId}.
+    """People whose sourcedId the import drops while a new row is theirs: the same username and
+    role, and the same student number (or, without, name and email; _same_person). The student
+    information system gave them a new sourcedId. {old sourcedId: new sourcedId}.
 
     They are kept, not removed and added: a hold, opt-outs, badges, the records of what apps
     received and deletion requests belong to the person, not to a sourcedId. A username that
-    comes back in another role is someone else's account now (removed and added)."""
+    comes back in another role, or as someone else (a leaver's username given to a new child),
+    is someone else's account now (removed and added)."""
     if not gone:
         return {}
     by_name: dict[str, str | None] = {}
@@ -242,7 +262,7 @@ def _rekeys(state: State, active: dict, gone: set[str], orgs: OrgIndex) -> dict[
     for sid, u in active.items():
         old = by_name.get(u.username)
         if old is not None and sid not in state.people and state.people[old][1] == _person_role(
-                u, any(org in orgs.districts.keys for org in u.orgs)):
+                u, any(org in orgs.districts.keys for org in u.orgs)) and _same_person(state.people[old], u):
             found[old] = sid
     return found
 

@@ -168,6 +168,45 @@ def test_a_re_keyed_persons_enrollments_follow_them_in_a_delta(app, db_session, 
     assert _ada(db_session).sourced_id == "SIS-0001"
 
 
+@pytest.mark.parametrize("change", [
+    {"identifier": "7777", "givenName": "Adaeze", "familyName": "Okonkwo", "grades": "KG"},
+    {"identifier": "7777"},                                      # another child of the same name
+    {"identifier": "", "givenName": "Adaeze", "familyName": "Okonkwo"},
+])
+def test_a_leavers_username_given_to_a_new_child_is_not_the_leavers_account(app, db_session, redis_client,
+                                                                            bundles, roster_rows, change):
+    # Found by review: at a year's turn a leaver's username went to a new child in the same
+    # import, and the username alone made the new child the leaver: her password, badges, hold,
+    # opt-outs and records. Only a second match (the student number; or, without, the names)
+    # keeps a person under a new sourcedId.
+    from portal.auth.services import set_password
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    ada_id = _ada(db_session).id
+    set_password(db_session, redis_client, _ada(db_session), "correct horse battery")
+    db_session.commit()
+    roster_rows["users"][0].update(sourcedId="SIS-7777", **change)
+    roster_rows["enrollments"][0]["userSourcedId"] = "SIS-7777"
+
+    summary = import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client,
+                            allow_removals=True)
+
+    child = _ada(db_session)
+    assert child.id != ada_id and child.password_hash is None and child.sourced_id == "SIS-7777"
+    assert db_session.get(Person, ada_id) is None
+    assert (summary.rekeyed, summary["people"].created, summary["people"].removed) == (0, 1, 1)
+
+
+def test_without_student_numbers_the_same_names_keep_the_person(app, db_session, redis_client, bundles,
+                                                                roster_rows):
+    roster_rows["users"][0]["identifier"] = ""
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    ada_id = _ada(db_session).id
+    roster_rows["users"][0].update(sourcedId="SIS-0001", givenName="ADA ")
+    roster_rows["enrollments"][0]["userSourcedId"] = "SIS-0001"
+    summary = import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    assert summary.rekeyed == 1 and _ada(db_session).id == ada_id
+
+
 def test_a_username_that_moves_to_another_role_is_a_removal_and_an_addition(db_session, redis_client,
                                                                             bundles, roster_rows):
     import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
