@@ -104,8 +104,10 @@ def check_fields(names) -> list[str]:
 
 
 def pairwise_subject(key: str, person: Person, app: App) -> str:
-    """A subject stable for one app and different for every app, so apps cannot join records."""
-    digest = hmac.new(key.encode(), f"{app.id}|{person.sourced_id}".encode(), hashlib.sha256).digest()
+    """A subject stable for one app and different for every app, so apps cannot join records.
+    Stable across a new sourcedId too: a re-keyed person's is made from the one they had."""
+    seed = person.subject_seed or person.sourced_id
+    digest = hmac.new(key.encode(), f"{app.id}|{seed}".encode(), hashlib.sha256).digest()
     return base64.b32encode(digest[:20]).decode().lower()
 
 

@@ -480,3 +480,24 @@ def test_a_student_keeps_an_active_badge_at_each_school_after_upgrading(empty_da
                                  "ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [(1, False, "one per student (downgrade)"), (2, True, None)]
     upgrade(engine)
+
+
+def test_a_re_keyed_persons_subject_seed_comes_and_goes_without_touching_the_rest(empty_database):
+    engine = empty_database
+    upgrade(engine, "0019_one_active_badge_per_school")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, preferred_name, "
+            "email, student_number, grades, enabled) "
+            "VALUES (1, 'p1', 'student', 'ada', 'Ada', 'L', '', '', '', '02', TRUE)"))
+    upgrade(engine)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT subject_seed FROM person")).scalar() is None
+        conn.execute(text("UPDATE person SET subject_seed = 'p0', sourced_id = 'p2'"))
+    downgrade(engine, "0019_one_active_badge_per_school")
+    with engine.connect() as conn:
+        assert tuple(conn.execute(text("SELECT id, sourced_id, username FROM person")).one()) == (1, "p2", "ada")
+        if engine.dialect.name == "sqlite":
+            assert "AUTOINCREMENT" in conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'person'")).scalar()
+    upgrade(engine)

@@ -90,6 +90,9 @@ class Person(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sourced_id: Mapped[str] = mapped_column(String(255), unique=True)
+    # What the person's pairwise subjects are made from when it is not the sourcedId: the
+    # sourcedId they had before the roster re-keyed them (migration 0020). NULL for most.
+    subject_seed: Mapped[str | None] = mapped_column(String(255), nullable=True)
     role: Mapped[Role] = mapped_column(ROLE_ENUM)
     district_id: Mapped[int | None] = mapped_column(
         ForeignKey("district.id", ondelete="SET NULL"), index=True)

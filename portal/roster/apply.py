@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from portal.roster.diff import Changes, Plan
@@ -125,7 +125,10 @@ def apply_plan(conn: Connection, plan: Plan, state: State,
     sections = w.ids(section_t) if plan.sections.inserts else state.ids("sections")
 
     if plan.rekeys:
-        w.many(update(person_t).where(person_t.c.id == bindparam("b_id")),
+        # Their apps' subjects are made from the sourcedId they had first (access.pairwise_subject):
+        # the same student to every app after a new sourcedId as before it.
+        w.many(update(person_t).where(person_t.c.id == bindparam("b_id")).values(
+                   subject_seed=func.coalesce(person_t.c.subject_seed, person_t.c.sourced_id)),
                [{"b_id": person_id, "sourced_id": sid} for person_id, sid in plan.rekeys.items()])
     _move_usernames_aside(w, plan, state)
     w.write(person_t, plan.people, {"district": districts})

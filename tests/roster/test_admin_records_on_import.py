@@ -168,6 +168,28 @@ def test_a_re_keyed_persons_enrollments_follow_them_in_a_delta(app, db_session, 
     assert _ada(db_session).sourced_id == "SIS-0001"
 
 
+def test_a_re_keyed_person_is_the_same_student_to_every_app(app, db_session, redis_client, bundles,
+                                                            roster_rows):
+    # Found by review: the pairwise subject was made from the sourcedId, so after a re-key every
+    # app saw a new student, and a deletion letter named her by a subject the app never had.
+    from portal.access import pairwise_subject
+    from portal.sso.saml import register_sp
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    key = app.config["SETTINGS"].pairwise_key
+    sp = register_sp(db_session, "Reading", entity_id="https://reading.example/sp",
+                     acs_urls=["https://reading.example/acs"])
+    before = pairwise_subject(key, _ada(db_session), sp)
+    for n, sid in enumerate(("SIS-0001", "SIS-0002")):      # twice: the first subject stays
+        roster_rows["users"][0]["sourcedId"] = sid
+        roster_rows["enrollments"][0]["userSourcedId"] = sid
+        assert import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client).rekeyed == 1
+        db_session.expire_all()
+        ada = _ada(db_session)
+        assert ada.sourced_id == sid and pairwise_subject(key, ada, sp) == before, n
+    assert pairwise_subject(key, db_session.scalar(select(Person).where(Person.username == "grace.hopper")),
+                            sp) != before
+
+
 @pytest.mark.parametrize("change", [
     {"identifier": "7777", "givenName": "Adaeze", "familyName": "Okonkwo", "grades": "KG"},
     {"identifier": "7777"},                                      # another child of the same name
