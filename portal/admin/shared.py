@@ -266,7 +266,7 @@ def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
         data = event.data if isinstance(event.data, dict) else {}
         lines.append(LogLine(event.at, event.kind, EVENT_WORDS.get(event.kind, event.kind.replace("_", " ")),
                              subject, actor, app, [_detail(names, k, v) for k, v in data.items()
-                                                         if k not in UNSHOWN],
+                                                         if k not in UNSHOWN and v is not None],
                              event.actor_name))
     return lines
 

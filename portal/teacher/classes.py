@@ -13,7 +13,9 @@ from typing import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.badges.permissions import TEACHING_ROLES, at_school, managed_students, may_manage_school
+from portal.badges.permissions import (
+    TEACHING_ROLES, at_school, managed_students, may_manage_school, may_pair_for_school,
+)
 from portal.badges.policy import EffectivePolicy, policy_for
 from portal.models import (
     Badge, BadgeFactor, BadgeKind, Enrollment, Event, FactorKind, KioskDevice, Person, PersonSchool,
@@ -131,6 +133,12 @@ def recent_reuse(db: Session, actor: Person, since: datetime,
     if person_ids is not None:
         query = query.where(Event.person_id.in_(list(person_ids)))
     rows = list(db.execute(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)))
+    # Another school's card is its staff's (a student at two schools has one at each): the scans
+    # of this one, and its devices' names, are theirs to see.
+    named = {(e.data or {}).get("school_id") for e, _ in rows} - {None}
+    theirs = {sid for sid in named if not isinstance(sid, int) or (school := db.get(School, sid)) is None
+              or not may_pair_for_school(db, actor, school)}
+    rows = [(e, p) for e, p in rows if (e.data or {}).get("school_id") not in theirs]
     devices = _device_names(db, {(e.data or {}).get("device_id") for e, _ in rows})
     alerts = []
     for event, person in rows:

@@ -143,3 +143,27 @@ def test_a_class_sheet_or_void_leaves_the_other_schools_card(app, world, roster,
     result = runner.invoke(args=["badges", "void", "--student", "ada"])
     assert result.exit_code == 0 and "voided the badges of 1 student" in result.output
     assert _working(world.student) == {}
+
+
+def test_scans_of_another_schools_voided_card_are_that_schools_to_see(app, world, roster, redis_client):
+    # Found by review: the reuse alerts named scans of Ada's voided Oak card, and Oak's device, to
+    # Maple's teacher.
+    from datetime import timedelta
+
+    from portal import audit
+    from portal.models import Person
+    from portal.teacher.classes import recent_reuse
+    _at_two_schools(world, roster)
+    ada = db.session.get(Person, world.student.id)
+    for school in (world.school, world.other_school):
+        audit.record("badge_voided_reuse", person=ada, commit=True, data={
+            "badge_id": 5, "device_id": None, "via": "browser", "school_id": school.id, "reason": "lost"})
+    since = datetime.now(timezone.utc) - timedelta(days=1)
+    tess = db.session.get(Person, world.teacher.id)
+    nina = db.session.scalar(select(Person).where(Person.username == "t.nine"))
+    assert len(recent_reuse(db.session, tess, since)) == 1
+    assert len(recent_reuse(db.session, nina, since)) == 1
+    assert len(recent_reuse(db.session, db.session.get(Person, world.district_admin.id), since)) == 2
+    # The district's log shows the browser scan without a device that never was.
+    text = _text_of(_signed_in(app, "district")[0].get("/admin/log").get_data(as_text=True))
+    assert "None" not in text and "badge number: 5; via: browser" in text
