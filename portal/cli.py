@@ -36,6 +36,8 @@ class PortalGroup(FlaskGroup):
             try:
                 arg.encode("utf-8")
             except UnicodeEncodeError:
+                if _names_a_file(arg):
+                    continue    # a file's name may be any bytes: Python opens it all the same
                 shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 click.echo(f"Error: the argument {shown!r} is not UTF-8 text (it may come from a "
                            "file in another encoding): save the file as UTF-8 and run it again; "
@@ -58,6 +60,15 @@ class PortalGroup(FlaskGroup):
                 fail(f"the database could not be used ({database_said(e)}): check "
                      f"PORTAL_DATABASE_URL and that the database server is running")
             raise
+
+
+def _names_a_file(arg: str) -> bool:
+    """Whether an argument names a file or folder there is (or one to write in a folder there is)."""
+    value = arg.partition("=")[2] if arg.startswith("--") and "=" in arg else arg
+    try:
+        return os.path.lexists(value) or (os.sep in value and os.path.isdir(os.path.dirname(value)))
+    except (OSError, ValueError):
+        return False
 
 
 def _schema_state(ctx) -> str | None:

@@ -236,3 +236,19 @@ def test_an_argument_that_is_not_utf8_is_one_line_and_changes_nothing(tmp_path, 
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "is not UTF-8 text" in lines[0] and "nothing changed" in lines[0], stderr
     assert not (tmp_path / "p.sqlite3").exists()
+
+
+def test_a_file_whose_name_is_not_utf8_is_read_all_the_same(tmp_path):
+    # Found by review: the check above refused a Latin-1 folder name, which Linux allows and
+    # Python opens; such a name is passed on.
+    from portal.roster.demo import write_bundle
+    folder = os.fsencode(tmp_path) + b"/\xe9l\xe8ves"
+    write_bundle(Path(os.fsdecode(folder)), 20)
+    env = {**os.environ, "PORTAL_ENV": "development", "PORTAL_INSTANCE_PATH": str(tmp_path / "instance"),
+           "PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite3'}",
+           "PORTAL_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    subprocess.run([PORTAL, "db", "upgrade"], env=env, capture_output=True, timeout=60, check=True)
+    result = subprocess.run([PORTAL.encode(), b"roster", b"import", folder], env=env, capture_output=True,
+                            timeout=60)
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0 and "Traceback" not in stderr, stderr
