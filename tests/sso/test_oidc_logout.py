@@ -222,3 +222,23 @@ def test_logout_with_a_hint_and_no_session_redirects(client, auth, oidc_world):
     auth.logout()
     response = logout_with(client, hint)
     assert response.status_code == 302 and response.headers["Location"] == f"{POST_LOGOUT}?state=bye-2"
+
+
+def test_asking_again_and_again_keeps_one_return_address_and_the_last_page_wins(live_portal, oidc_world,
+                                                                                redis_client):
+    # Found by review: every ask parked a new 15-minute key in Redis, as many as a signed-in
+    # account cared to ask for. The address is kept in the session now, one at a time.
+    computer = Student(live_portal)
+    computer.sign_in()
+    keys = len(list(redis_client.scan_iter("*")))
+    pages = [computer.http.get(f"{live_portal}/oidc/logout", allow_redirects=False, params={
+        "client_id": oidc_world.client_id, "post_logout_redirect_uri": POST_LOGOUT, "state": f"bye-{n}"})
+        for n in range(50)]
+    assert len(list(redis_client.scan_iter("*"))) <= keys + 1
+    done = computer.confirm(pages[0])     # an older page: signs out, and goes nowhere it asked
+    assert done.status_code == 200 and "You are signed out" in done.text and not computer.signed_in()
+    computer.sign_in()
+    last = [computer.http.get(f"{live_portal}/oidc/logout", allow_redirects=False, params={
+        "client_id": oidc_world.client_id, "post_logout_redirect_uri": POST_LOGOUT, "state": f"bye-{n}"})
+        for n in range(2)][-1]
+    assert computer.confirm(last).headers["Location"] == f"{POST_LOGOUT}?state=bye-1"

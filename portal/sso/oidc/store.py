@@ -29,7 +29,6 @@ NONCE = "portal:oidc:nonce:"
 SIGN_IN = "portal:oidc:sign-in:"
 TOKEN_READ = "portal:oidc:token-read:"
 LOGOUT_POST = "portal:oidc:logout-post:"
-LOGOUT_RETURN = "portal:oidc:logout-return:"
 
 USED, REVOKED = b"used", b"revoked"
 

@@ -1,7 +1,10 @@
 """Discovery, keys, token, userinfo, logout, and the tile launch. Thin: they move bytes."""
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
+import time
 
 import redis
 from authlib.common.urls import add_params_to_uri
@@ -194,6 +197,7 @@ PARKED_MAX = 16_000
 PARKED_LIMIT = "300 per minute"
 # How long the page that asks before signing out remembers where the app wants the browser back.
 ASKING_SECONDS = 15 * 60
+LOGOUT_RETURN = "oidc_logout_return"
 _LOGOUT_PARAMETERS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "logout_hint",
                       "ui_locales")
 
@@ -241,9 +245,11 @@ def end_session():
     # Signed in: only an ID token issued to this student during this sign-in signs them out
     # without asking. Nobody signed in: nothing to lose, so redirect as far as the request allows.
     if current_user.is_authenticated and not hint_is_for(logout, current_user, session.get("auth_time")):
-        # Where to go after a yes is kept here, not in the form: the form names it only.
+        # Where to go after a yes is kept in the session, not in the form: the form names it
+        # only. One a session: a newer ask replaces it (nor can asking again and again fill Redis).
         back = return_after_asking(logout)
-        then = store.park(_redis(), store.LOGOUT_RETURN, back, seconds=ASKING_SECONDS) if back else None
+        then = secrets.token_urlsafe(16) if back else None
+        session[LOGOUT_RETURN] = [then, back, int(time.time()) + ASKING_SECONDS] if back else None
         return render_template("sso/oidc_sign_out.html", then=then)
     saml_apps = slo.participants_of_session()
     response = server.create_endpoint_response("end_session", logout)
@@ -257,8 +263,7 @@ def end_session():
 @bp.route("/oidc/logout/confirm", methods=["POST"])
 def confirm_end_session():
     from portal.auth.services import sign_out
-    then = store.take_parked(_redis(), store.LOGOUT_RETURN, request.form.get("then"))
-    then = then if isinstance(then, str) else None   # gone after ASKING_SECONDS: sign out all the same
+    then = _asked_return(session.pop(LOGOUT_RETURN, None), request.form.get("then"))
     saml_apps = slo.participants_of_session()
     sign_out()
     if saml_apps:
@@ -266,6 +271,17 @@ def confirm_end_session():
     if then:
         return redirect(then, code=303)
     return render_template("sso/oidc_signed_out.html")
+
+
+def _asked_return(kept, named: str | None) -> str | None:
+    """Where the app that asked wants the browser back, if the form pressed is the page that
+    asked last, within ASKING_SECONDS (else: sign out all the same, and stay)."""
+    if not (isinstance(kept, list) and len(kept) == 3 and isinstance(kept[0], str)
+            and isinstance(kept[1], str) and isinstance(kept[2], int) and named):
+        return None
+    if not hmac.compare_digest(kept[0].encode(), named.encode()[:64]) or time.time() > kept[2]:
+        return None
+    return kept[1]
 
 
 def start_third_party_login(app: App):
