@@ -9,7 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from tests.sso.test_oidc_logout import id_token_for, signed_in
 from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
-    POST_LOGOUT, authorize_url, oidc_world, query_of,
+    POST_LOGOUT, authorize_url, live_portal, oidc_world, query_of,
 )
 
 
@@ -37,6 +37,48 @@ def test_an_authorization_request_by_post_too_long_to_read_again_is_a_plain_page
     assert "Set-Cookie" not in response.headers
     page = response.get_data(as_text=True)
     assert "sign-in did not work" in page and "at most 4000 characters" in page
+
+
+def test_an_id_token_hint_sent_by_post_goes_into_no_address(client, auth, oidc_world):
+    # Found by review of 3e1be31: the GET carried the ID token an app had posted to keep it out
+    # of addresses (and the shared Chromebook's history). It is kept for the sign-in's length.
+    auth.login()
+    hint = id_token_for(client, oidc_world)
+    form = authorization_form(oidc_world, state="hinted", prompt="none")
+    form["id_token_hint"] = hint
+    response = client.post("/oidc/authorize", data=form)
+    assert response.status_code == 303 and "Set-Cookie" not in response.headers
+    location = response.headers["Location"]
+    assert hint not in location and hint.split(".")[1] not in location and "portal_hint=" in location
+    params = query_of(client.get(location).headers["Location"])
+    assert params["state"] == "hinted" and "code" in params, params
+    # A name that is not kept (expired): a plain page, never a sign-in as whoever is signed in.
+    page = client.get(location.replace("portal_hint=", "portal_hint=x"))
+    assert page.status_code == 400 and "expired" in page.get_data(as_text=True)
+
+
+def test_a_posted_hint_outlives_the_sign_in_it_sends_the_student_to(live_portal, oidc_world):
+    # A real server (the Flask client keeps the previous session's CSRF token after a sign-out).
+    from tests.sso.test_oidc_logout import Student
+    from tests.sso.test_oidc_support import csrf_of
+    computer = Student(live_portal)
+    computer.sign_in()
+    hint = computer.id_token(oidc_world)
+    computer.sign_out()
+    form = authorization_form(oidc_world, state="after-sign-in")
+    form["id_token_hint"] = hint
+    posted = computer.http.post(f"{live_portal}/oidc/authorize", data=list(form.items(multi=True)),
+                                allow_redirects=False)
+    to_login = computer.http.get(live_portal + posted.headers["Location"], allow_redirects=False)
+    assert to_login.status_code == 302 and "/login" in to_login.headers["Location"]
+    login_url = live_portal + to_login.headers["Location"]
+    assert hint not in login_url and "portal_hint" in login_url
+    page = computer.http.get(login_url)
+    signed_in = computer.http.post(login_url, allow_redirects=False, data={
+        "username": "ada.lovelace", "password": "correct horse battery", "csrf_token": csrf_of(page.text)})
+    answer = computer.http.get(live_portal + signed_in.headers["Location"], allow_redirects=False)
+    params = query_of(answer.headers["Location"])
+    assert params["state"] == "after-sign-in" and "code" in params, params
 
 
 def test_a_logout_request_by_post_is_kept_for_the_get_that_reads_it(client, auth, oidc_world):

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError
+from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError, OAuth2Request
 from authlib.oidc.core.errors import LoginRequiredError, RequestNotSupportedError, RequestURINotSupportedError
 from flask import current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user
@@ -23,14 +23,16 @@ from portal import access
 from portal.auth import destination
 from portal.auth.views import sign_in_again
 from portal.db import db
+from portal.errors import error_page as plain_error_page
 from portal.extensions import csrf
+from portal.ratelimit import AddressLimiter
 from portal.sessions import session_ref, watch_session
 from portal.sso.oidc import bp, store
 from portal.sso.oidc.claims import (
     SignInState, amr_for, hash_secret, must_sign_in, parse_max_age, scope_list,
 )
 from portal.sso.oidc.keys import ALG, KeyFileError
-from portal.sso.oidc.server import SignIn, current_issuer, key_ring, server
+from portal.sso.oidc.server import SignIn, current_issuer, key_ring, request_with, server
 
 # The parameter /authorize adds to itself when it sends the browser to sign in, and the
 # session key that says that sign-in is still to happen (sign-in clears the session).
@@ -44,6 +46,11 @@ NOT_ALLOWED = "The request has characters that are not allowed."
 # (path and query): gunicorn reads a request line of at most 4094 bytes, and the line also holds
 # the method and the protocol.
 MAX_GET_REQUEST = 4000
+# The name under which a POSTed request's id_token_hint is kept (see _as_get); the most kept, and
+# how many one address may leave.
+HINT = "portal_hint"
+HINT_MAX = 16_000
+HINT_LIMIT = "300 per minute"
 
 
 def _redis():
@@ -187,8 +194,23 @@ def _as_get():
     cookie behind: read then, the request would see nobody signed in (a false login_required for
     prompt=none), and the anonymous session it started would replace the student's own cookie.
     The GET this sends the browser to is a top-level navigation, which carries the cookie. Nothing
-    here reads or writes the session."""
-    target = url_for("oidc.authorize") + "?" + urlencode(list(request.values.items(multi=True)))
+    here reads or writes the session.
+
+    An ID token sent as id_token_hint (an app posts to keep it out of addresses) is kept in Redis
+    for as long as a sign-in may take, and the GET names it (HINT): it goes into no address, nor
+    the shared Chromebook's history."""
+    params = list(request.values.items(multi=True))
+    hints = request.values.getlist("id_token_hint")
+    if len(hints) == 1 and hints[0]:
+        if len(hints[0]) > HINT_MAX:
+            return error_page(InvalidRequestError(f"The id_token_hint is longer than {HINT_MAX} characters."))
+        if not AddressLimiter(_redis(), HINT_LIMIT, scope="oidc-authorize-post").hit(request.remote_addr or "unknown"):
+            response = plain_error_page(429)
+            response.headers["Retry-After"] = "60"
+            return response
+        name = store.park(_redis(), store.HINT_POST, hints[0], seconds=RESUME_SECONDS)
+        params = [(k, v) for k, v in params if k != "id_token_hint"] + [(HINT, name)]
+    target = url_for("oidc.authorize") + "?" + urlencode(params)
     if len(target) > MAX_GET_REQUEST:
         return error_page(InvalidRequestError(
             f"A request sent by POST is read again as a GET of at most {MAX_GET_REQUEST} characters: "
@@ -196,14 +218,34 @@ def _as_get():
     return redirect(target, code=303)
 
 
+def _with_parked_hint():
+    """This GET as Authlib is to see it, with the id_token_hint _as_get kept in place of its name;
+    or the page to answer when that is gone (a hint that no longer counts must not let the
+    sign-in go on as whoever is signed in)."""
+    if any(len(request.args.getlist(k)) > 1 for k in (HINT, "response_type", "client_id",
+                                                       "redirect_uri", "scope", "state")):
+        return error_page(InvalidRequestError("A parameter was sent more than once."))
+    hint = store.read_parked(_redis(), store.HINT_POST, request.args[HINT])
+    if not isinstance(hint, str):
+        return plain_error_page(400, "This sign-in request has expired",
+                                "Go back to the app and start again.")
+    parameters = {k: v for k, v in request.args.items() if k != HINT}
+    return request_with({**parameters, "id_token_hint": hint})
+
+
 @bp.route("/oidc/authorize", methods=["GET", "POST"])
 @csrf.exempt  # apps may POST the authorization request (OpenID Connect Core 3.1.2.1)
 def authorize():
     if request.method == "POST":
         return _as_get()
+    parked = None
+    if HINT in request.args:
+        parked = _with_parked_hint()
+        if not isinstance(parked, OAuth2Request):
+            return parked
     person = current_user if current_user.is_authenticated else None
     try:
-        grant = server.get_consent_grant(end_user=person)
+        grant = server.get_consent_grant(parked, end_user=person)
     except OAuth2Error as error:
         return answer_error(error)
     except ValueError:  # Authlib refuses to build an error message that quotes hostile input

@@ -29,6 +29,7 @@ NONCE = "portal:oidc:nonce:"
 SIGN_IN = "portal:oidc:sign-in:"
 TOKEN_READ = "portal:oidc:token-read:"
 LOGOUT_POST = "portal:oidc:logout-post:"
+HINT_POST = "portal:oidc:hint-post:"
 
 USED, REVOKED = b"used", b"revoked"
 
@@ -170,6 +171,14 @@ def park(client: redis.Redis, prefix: str, data, *, seconds: int) -> str:
     name = secrets.token_urlsafe(32)
     client.set(prefix + hash_secret(name), json.dumps(data), ex=seconds)
     return name
+
+
+def read_parked(client: redis.Redis, prefix: str, name: str | None):
+    """What park kept under `name`, as often as asked until it expires; None when unknown."""
+    if not name or len(name) > 64:
+        return None
+    raw = client.get(prefix + hash_secret(name))
+    return json.loads(raw) if raw is not None else None
 
 
 def take_parked(client: redis.Redis, prefix: str, name: str | None):
