@@ -49,9 +49,10 @@ def needs_sign_in() -> bool:
     return bool(getattr(view, SIGN_IN_REQUIRED, False))
 
 
-def error_page(status: int, title: str | None = None, advice: str | None = None):
+def error_page(status: int, title: str | None = None, advice: str | None = None,
+               back: tuple[str, str] | None = None):
     """Render the plain-words error page for `status`: as JSON (error, advice) for a caller that
-    wants JSON, else HTML."""
+    wants JSON, else HTML, whose link goes to `back` ((address, words)) or the person's apps."""
     default_title, default_advice = MESSAGES.get(status, MESSAGES[500])
     title, advice = title or default_title, advice or default_advice
     if status >= 500 and "_login_user" not in g:
@@ -61,7 +62,8 @@ def error_page(status: int, title: str | None = None, advice: str | None = None)
         g._login_user = current_app.login_manager.anonymous_user()
     if wants_json():
         return make_response(jsonify(error=title, advice=advice), status)
-    return make_response(render_template("error.html", title=title, advice=advice, status=status), status)
+    return make_response(render_template("error.html", title=title, advice=advice, status=status,
+                                         back=back), status)
 
 
 # How long to tell a browser, a kiosk or an app's server to wait while Redis is away.
@@ -86,6 +88,9 @@ class PortalError(Exception):
     status = 400
     title = None
     advice = None
+    # Where the page's link goes, (address, words), when not to the person's apps: the page the
+    # person was working on, set by the view that knows it.
+    back: tuple[str, str] | None = None
 
     def __init__(self, title: str | None = None, advice: str | None = None):
         super().__init__(title or self.title or "")
@@ -242,7 +247,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(PortalError)
     def _portal_error(e: PortalError):
-        return error_page(e.status, e.title, e.advice)
+        return error_page(e.status, e.title, e.advice, e.back)
 
     @app.errorhandler(CSRFError)
     def _csrf(e):

@@ -151,7 +151,9 @@ def badges_sheet(section_id, out, paper):
 
     def make() -> bytes:
         # Not committed yet: the old cards keep working until the new sheet is safely written.
-        made.append(print_section_badges(db.session, client, section, paper=paper,
+        # Every badge student's card, as the command always did (the class page's Print
+        # badges makes only the missing ones; its Replace every card does this).
+        made.append(print_section_badges(db.session, client, section, paper=paper, replace=True,
                                          default_expires=settings.badge_expires,
                                          zone=settings.zone, commit=False))
         return made[0].pdf

@@ -6,6 +6,7 @@ Tokens are returned once, in IssuedBadge, and never stored: the database holds t
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Iterable
@@ -156,34 +157,114 @@ def _issue(db: Session, client: redis.Redis, student: Person, *, school: School 
     return IssuedBadge(student, badge, token, replaced)
 
 
-def issue_badges_for_section(db: Session, client: redis.Redis, section: Section, *,
-                             actor: Person | None = None, default_expires: str = "07-31",
-                             zone: tzinfo = timezone.utc, clock: Clock = utcnow,
-                             commit: bool = True) -> list[IssuedBadge]:
-    """Issue (or reissue) permanent badges for every student of the section whose grade uses
-    badges, in name order: what a printed sheet needs. Old cards stop working at once.
+class SheetConflict(BadgeError):
+    """Another tab or person printed (or replaced) this class's cards meanwhile."""
+    status = 409
+    title = "This class's badges were just printed in another tab or by someone else"
+    advice = "Use that sheet: nothing was printed or changed here."
 
-    All of them or none: one transaction. With commit=False the caller commits it (once the
-    sheet is safely written) and then calls finish_issuing."""
+
+@dataclass(frozen=True)
+class SectionPlan:
+    """Whom a class's sheet is for, read before anything is written."""
+    section: Section
+    students: list[Person]          # the sheet's students, in name order
+    badge_students: int             # the class's students who use a badge (the sheet's or not)
+    stale: dict[int, list[int]]     # student id -> ids of their unrevoked cards the sheet replaces
+    working_ids: tuple[int, ...]    # the cards of the class's badge students that work now
+    expires_at: datetime
+    now: datetime
+
+    @property
+    def fingerprint(self) -> str:
+        return cards_fingerprint(self.working_ids)
+
+
+def cards_fingerprint(card_ids: Iterable[int]) -> str:
+    """A short name for a set of working cards: a page shows it with its "Replace every card"
+    button, so a press from a page older than the cards (another tab printed meanwhile) changes
+    nothing."""
+    joined = ",".join(str(i) for i in sorted(card_ids))
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def plan_section_badges(db: Session, section: Section, *, actor: Person | None = None,
+                        replace: bool = False, default_expires: str = "07-31",
+                        zone: tzinfo = timezone.utc, clock: Clock = utcnow) -> SectionPlan:
+    """Whom a class's sheet is for (reads only): the class's badge students, in name order, with
+    no card that works at the class's school; with `replace`, all of them (their working cards
+    would stop). A card may have been printed for another class of the student's: it is theirs
+    until someone means to replace it."""
     if actor is not None:
         _require(may_manage_section(db, actor, section))
     policy = policy_for(db, section.school_id)
-    students = db.scalars(
+    students = [student for student in db.scalars(
         select(Person).join(Enrollment, Enrollment.person_id == Person.id)
         .where(Enrollment.section_id == section.id, Enrollment.role == "student",
-               Person.role == Role.student, Person.enabled.is_(True))
-        .order_by(Person.family_name, Person.given_name, Person.id))
+               Person.role == Role.student, Person.enabled.is_(True),
+               at_school(Person.id, section.school_id))
+        .order_by(Person.family_name, Person.given_name, Person.id)).unique()
+        if policy.allows(student)]
+    now = clock()
+    unrevoked: dict[int, list[Badge]] = {}
+    ids = [student.id for student in students]
+    for start in range(0, len(ids), 500):
+        for badge in db.scalars(select(Badge).where(
+                Badge.person_id.in_(ids[start:start + 500]), Badge.kind == BadgeKind.permanent,
+                Badge.school_id == section.school_id, Badge.revoked_at.is_(None))):
+            unrevoked.setdefault(badge.person_id, []).append(badge)
+    working = {badge.person_id: badge.id for badges in unrevoked.values() for badge in badges
+               if badge.usable_at(now)}
+    chosen = students if replace else [s for s in students if s.id not in working]
+    return SectionPlan(
+        section=section, students=chosen, badge_students=len(students),
+        stale={s.id: [b.id for b in unrevoked.get(s.id, [])] for s in chosen},
+        working_ids=tuple(sorted(working.values())),
+        expires_at=permanent_expiry(now, policy.expires_on or default_expires, zone), now=now)
+
+
+def issue_planned(db: Session, plan: SectionPlan, tokens: list[str], *,
+                  actor: Person | None = None) -> list[IssuedBadge]:
+    """Write the plan's new cards with these tokens, and revoke the cards they replace (not
+    committed). Raises SheetConflict, rolled back, when another tab or person made a card for
+    one of these students since the plan was read: the database keeps one working card each."""
+    school_id = plan.section.school_id
+    person_ids = [student.id for student in plan.students]
+    stale = [badge_id for ids in plan.stale.values() for badge_id in ids]
+    replaced = _revoke(db, (Badge.id.in_(stale),), reason="reissued", actor=actor,
+                       now=plan.now, expire=False) if stale else []
+    badges = [Badge(person_id=person_id, school_id=school_id, token_hash=token_hash(token),
+                    kind=BadgeKind.permanent, issued_at=plan.now,
+                    issued_by_id=actor.id if actor else None, expires_at=plan.expires_at)
+              for person_id, token in zip(person_ids, tokens, strict=True)]
+    db.add_all(badges)
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        raise SheetConflict() from None
     issued = []
-    for student in students:
-        if not policy.allows(student) or db.get(PersonSchool, (student.id, section.school_id)) is None:
-            continue
-        try:
-            issued.append(_issue(db, client, student, school=section.school, actor=actor,
-                                 temporary_hours=None, default_expires=default_expires, zone=zone,
-                                 clock=clock, commit=False))
-        except BaseException:
-            db.rollback()
-            raise
+    for student, badge, token in zip(plan.students, badges, tokens):
+        audit.record("badge_issued", person=student, actor=actor, commit=False,
+                     data={"badge_id": badge.id, "kind": BadgeKind.permanent.value,
+                           "school_id": school_id, "expires_at": plan.expires_at.isoformat()})
+        issued.append(IssuedBadge(student, badge, token,
+                                  [pair for pair in replaced if pair[1] == student.id]))
+    return issued
+
+
+def issue_badges_for_section(db: Session, client: redis.Redis, section: Section, *,
+                             actor: Person | None = None, replace: bool = False,
+                             default_expires: str = "07-31", zone: tzinfo = timezone.utc,
+                             clock: Clock = utcnow, commit: bool = True) -> list[IssuedBadge]:
+    """Issue permanent badges for the section's badge students (name order) who have no card
+    that works at its school; with `replace`, for every one of them (their cards stop at once).
+
+    All of them or none: one transaction. With commit=False the caller commits it (once the
+    sheet is safely written) and then calls finish_issuing."""
+    plan = plan_section_badges(db, section, actor=actor, replace=replace,
+                               default_expires=default_expires, zone=zone, clock=clock)
+    issued = issue_planned(db, plan, [mint_token() for _ in plan.students], actor=actor)
     if commit:
         db.commit()
         finish_issuing(client, issued)
@@ -196,9 +277,10 @@ def finish_issuing(client: redis.Redis, issued: list[IssuedBadge]) -> None:
 
 
 def _revoke(db: Session, where: tuple, *, reason: str, actor: Person | None,
-            now: datetime) -> list[tuple[int, int]]:
+            now: datetime, expire: bool = True) -> list[tuple[int, int]]:
     """Revoke the active badges matching `where` (not committed); return (badge id, owner id)
-    of each."""
+    of each. expire=False: the session's loaded objects are left as they are (the caller no
+    longer reads those badges), so none is loaded again while the write lock is held."""
     rows = list(db.execute(select(Badge.id, Badge.person_id)
                            .where(Badge.revoked_at.is_(None), *where)))
     if not rows:
@@ -210,7 +292,8 @@ def _revoke(db: Session, where: tuple, *, reason: str, actor: Person | None,
     for badge_id, person_id in rows:
         audit.record("badge_voided", person=db.get(Person, person_id), actor=actor, commit=False,
                      data={"badge_id": badge_id, "reason": reason[:64]})
-    db.expire_all()
+    if expire:
+        db.expire_all()
     return [(badge_id, person_id) for badge_id, person_id in rows]
 
 

@@ -1,4 +1,9 @@
-"""The printable badge sheet for a section's teachers and admins: a POST, since it reissues.
+"""The printable badge sheet for a section's teachers and admins: a POST, since it issues cards.
+
+By default the sheet holds a card for each of the class's badge students who has none that
+works at its school: a card printed for another class of theirs (homeroom, art, music) keeps
+working. `replace` (a form's "Replace every card in this class", its box ticked) makes a new
+card for every one of them, and their cards stop at once.
 
 The answer is the PDF as a download that no cache keeps; the tokens it holds are in no log.
 """
@@ -7,34 +12,62 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import make_response
+from flask import make_response, url_for
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
 from portal.auth.roles import role_required
 from portal.badges import flow
 from portal.badges.permissions import STAFF_ROLES
-from portal.badges.services import NotPermitted, finish_issuing
-from portal.badges.sheets import print_section_badges
+from portal.badges.services import BadgeError, NotPermitted, SheetConflict, finish_issuing
+from portal.badges.sheets import NothingToPrint, print_section_badges
 from portal.badges.views import bp
 from portal.db import db
+from portal.errors import wants_json
 from portal.models import Section
+from portal.teacher.forms import answer
 
 log = logging.getLogger(__name__)
+
+
+def _replace(form) -> bool:
+    """Whether the form asks to replace every card: "yes" (a form) or true (JSON), its box ticked."""
+    value = form.get("replace")
+    if value in (None, "", False, "no"):
+        return False
+    if value not in (True, "yes"):
+        raise BadgeError("Nothing was printed", 'Send replace as "yes" (or true), or leave it out.')
+    if not wants_json() and form.get("confirm") != "yes":
+        raise BadgeError("Nothing was replaced",
+                         "Tick the box to say you mean to replace every card of the class.")
+    return True
 
 
 @bp.post("/badges/sections/<int:section_id>/sheet")
 @role_required(*STAFF_ROLES)
 def section_sheet(section_id: int):
-    """Reissue the section's badges and download them as labels (`paper`: letter or a4)."""
+    """Cards for the section's students who have none (`replace`: for all of them) as labels
+    (`paper`: letter or a4). `expect`: the class page's cards_fingerprint, so that a page older
+    than the cards (another tab printed) changes nothing."""
     section = db.session.get(Section, section_id)
     if section is None:
         raise NotPermitted()  # the same answer as a section of someone else's
     form = flow.posted_fields('{"paper": "a4"}')
     paper = str(form.get("paper", "") or "letter").lower()
-    sheet = print_section_badges(db.session, flow.redis_client(), section, actor=current_user,
-                                 paper=paper, default_expires=flow.settings().badge_expires,
-                                 zone=flow.settings().zone, clock=flow.app_clock(), commit=False)
+    expect = form.get("expect")
+    try:
+        sheet = print_section_badges(
+            db.session, flow.redis_client(), section, actor=current_user, paper=paper,
+            replace=_replace(form), expect=str(expect) if expect is not None else None,
+            default_expires=flow.settings().badge_expires, zone=flow.settings().zone,
+            clock=flow.app_clock(), commit=False)
+    except NothingToPrint as e:
+        if wants_json():
+            raise
+        return answer(f"{e.title}. {e.advice}")
+    except SheetConflict as e:
+        e.back = (url_for("teacher.section", section_id=section.id), f"Back to {section.title}")
+        raise
     db.session.commit()
     try:
         finish_issuing(flow.redis_client(), list(sheet.issued))

@@ -37,8 +37,10 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.badges.expiry import Clock, utcnow
 from portal.badges.permissions import may_manage_section
-from portal.badges.services import BadgeError, NotPermitted, finish_issuing, issue_badges_for_section
-from portal.badges.token import looks_like_badge
+from portal.badges.services import (
+    BadgeError, NotPermitted, SheetConflict, finish_issuing, issue_planned, plan_section_badges,
+)
+from portal.badges.token import looks_like_badge, mint_token
 from portal.models import Person, Section
 
 log = logging.getLogger(__name__)
@@ -293,34 +295,51 @@ def _render(badges: Sequence[SheetBadge], paper: str,
     return out.getvalue(), incomplete
 
 
-def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
-                         actor: Person | None = None, paper: str = "letter",
-                         default_expires: str = "07-31", zone: tzinfo = timezone.utc,
-                         clock: Clock = utcnow, commit: bool = True) -> Sheet:
-    """Issue new badges for the section's badge students and return their sheet.
+class NothingToPrint(SheetError):
+    """Every badge student of the class has a card that works: a sheet would be empty."""
+    status = 409
 
-    Every student on the sheet gets a new badge: their old card stops working at once. Nothing
-    changes when the paper is unknown, the actor may not manage the section, or no student of
-    the section uses a badge. With commit=False nothing is committed: the caller commits once
-    the sheet is safely kept (or rolls back), then calls services.finish_issuing(sheet.issued).
+
+def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
+                         actor: Person | None = None, paper: str = "letter", replace: bool = False,
+                         expect: str | None = None, default_expires: str = "07-31",
+                         zone: tzinfo = timezone.utc, clock: Clock = utcnow,
+                         commit: bool = True) -> Sheet:
+    """Issue cards for the section's badge students who have none that works at its school and
+    return their sheet; with `replace`, for every one of them (their cards stop at once, whoever
+    printed them: another class's teacher may have).
+
+    Nothing changes when the paper is unknown, the actor may not manage the section, no student
+    of the section uses a badge, none lacks a card (NothingToPrint), or `expect` (the
+    services.cards_fingerprint of the class's cards a page showed) no longer matches them, or
+    another tab makes cards for them meanwhile (SheetConflict). With commit=False nothing is
+    committed: the caller commits once the sheet is safely kept (or rolls back), then calls
+    services.finish_issuing(sheet.issued).
     """
     if paper not in PAPERS:
         raise SheetError("Choose letter or A4 paper", "Use --paper letter or --paper a4.")
     if actor is not None and not may_manage_section(db, actor, section):
         raise NotPermitted()
     check_fonts()
-    issued = issue_badges_for_section(db, client, section, actor=actor,
-                                      default_expires=default_expires, zone=zone, clock=clock,
-                                      commit=False)
+    plan = plan_section_badges(db, section, actor=actor, replace=replace,
+                               default_expires=default_expires, zone=zone, clock=clock)
+    if not plan.badge_students:
+        raise SheetError(f"No student in {section.title} uses a badge",
+                         "Badges are for the grades in the school's badge policy.")
+    if expect is not None and expect != plan.fingerprint:
+        raise SheetConflict()
+    if not plan.students:
+        raise NothingToPrint(f"Every student of {section.title} who uses a badge has a card "
+                             "that works: there is nothing to print",
+                             "To replace a lost card, use Replace card on the student's row.")
+    issued = issue_planned(db, plan, [mint_token() for _ in plan.students], actor=actor)
     try:
-        if not issued:
-            raise SheetError(f"No student in {section.title} uses a badge",
-                             "Badges are for the grades in the school's badge policy.")
         school = section.school.name
         pdf, incomplete = _render([SheetBadge(i.token, badge_name(i.person), school) for i in issued],
                                   paper)
         audit.record("badge_sheet_printed", actor=actor, commit=False, data={
-            "section_id": section.id, "students": len(issued), "paper": paper})
+            "section_id": section.id, "students": len(issued), "paper": paper,
+            "cards_replaced": sum(bool(i.replaced) for i in issued)})
     except BaseException:
         db.rollback()
         raise

@@ -71,6 +71,10 @@ class StudentRow:
     factor: FactorKind | None       # the second factor their grade adds
     factor_set: bool
     locked: bool
+    # Who issued the card: a staff member (by name), or None for the command line (or for
+    # someone the roster has removed since: card_issuer_name is then their name as they were).
+    card_issuer: Person | None = None
+    card_issuer_name: str | None = None
 
 
 def class_rows(db: Session, section: Section, now: datetime) -> tuple[list[StudentRow], EffectivePolicy]:
@@ -95,6 +99,8 @@ def class_rows(db: Session, section: Section, now: datetime) -> tuple[list[Stude
         factors = {f.person_id: f for f in db.scalars(select(BadgeFactor)
                                                       .where(BadgeFactor.person_id.in_(ids)))}
     devices = _device_names(db, {b.last_used_device_id for b in working.values()})
+    cards = [b for (_, kind), b in working.items() if kind is BadgeKind.permanent]
+    issuers, removed = _issuers(db, cards)
     rows = []
     for student in students:
         card = working.get((student.id, BadgeKind.permanent))
@@ -109,8 +115,28 @@ def class_rows(db: Session, section: Section, now: datetime) -> tuple[list[Stude
             last_used_on=devices.get(used.last_used_device_id) if used else None,
             factor=factor,
             factor_set=bool(factor_row and factor and factor_row.secret_hash(factor)),
-            locked=bool(factor_row and factor_row.locked_at)))
+            locked=bool(factor_row and factor_row.locked_at),
+            card_issuer=issuers.get(card.issued_by_id) if card else None,
+            card_issuer_name=removed.get(card.id) if card else None))
     return rows, policy
+
+
+def _issuers(db: Session, cards: list[Badge]) -> tuple[dict[int, Person], dict[int, str]]:
+    """Who issued these cards: {person id: Person} of the staff who did, and {card id: name as
+    they were} of cards whose issuer the roster has removed since (the audit log keeps the name;
+    a card with neither came from the command line)."""
+    ids = {b.issued_by_id for b in cards if b.issued_by_id is not None}
+    people = {p.id: p for p in db.scalars(select(Person).where(Person.id.in_(ids)))} if ids else {}
+    unknown = {b.id: b.person_id for b in cards if b.issued_by_id is None}
+    removed: dict[int, str] = {}
+    if unknown:
+        for event in db.scalars(select(Event).where(
+                Event.kind == "badge_issued", Event.person_id.in_(set(unknown.values())),
+                Event.actor_id.is_(None), Event.actor_name.is_not(None))):
+            badge_id = (event.data or {}).get("badge_id")
+            if unknown.get(badge_id) == event.person_id:
+                removed[badge_id] = event.actor_name
+    return people, removed
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -75,11 +76,11 @@ def _people(world):
     return {"katherine": world.older_student, "ada": world.student, "alan": world.classmate}
 
 
-def _check_room4_sheet(pdf: Path, world, paper: str = "letter") -> list[str]:
+def _check_room4_sheet(pdf: Path, world, paper: str = "letter", room=ROOM4) -> list[str]:
     labels = read_sheet(pdf, paper)
-    assert [text for _, text in labels] == [f"{name}\nMaple Elementary" for name, _ in ROOM4]
+    assert [text for _, text in labels] == [f"{name}\nMaple Elementary" for name, _ in room]
     tokens = []
-    for (codes, _), (_, who) in zip(labels, ROOM4):
+    for (codes, _), (_, who) in zip(labels, room):
         assert len(codes) == 1
         token = codes[0]
         assert looks_like_badge(token)
@@ -88,7 +89,7 @@ def _check_room4_sheet(pdf: Path, world, paper: str = "letter") -> list[str]:
     # Nothing else on the page: no ids, usernames, addresses or tokens as text.
     everything = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
                                 check=True).stdout.split()
-    expected = " ".join(f"{name} Maple Elementary" for name, _ in ROOM4).split()
+    expected = " ".join(f"{name} Maple Elementary" for name, _ in room).split()
     assert sorted(everything) == sorted(expected)
     return tokens
 
@@ -322,13 +323,139 @@ def test_teacher_downloads_the_sheet_and_no_token_is_logged(app, redis_client, w
     assert answer.headers["Cache-Control"] == "no-store"
     pdf = tmp_path / "download.pdf"
     pdf.write_bytes(answer.get_data())
-    tokens = _check_room4_sheet(pdf, world)
-    assert kiosk.scan(old).status_code == 403
+    # Ada has a card that works: the sheet is for the two who have none, and hers stays.
+    tokens = _check_room4_sheet(pdf, world, room=[ROOM4[0], ROOM4[2]])
+    assert kiosk.scan(old).status_code == 200
     for token in tokens:
         assert token not in caplog.text
         assert token not in repr([e.data for e in db.session.scalars(select(Event))])
     printed = db.session.scalar(select(Event).where(Event.kind == "badge_sheet_printed"))
-    assert printed.actor_id == world.teacher.id and printed.data["students"] == 3
+    assert printed.actor_id == world.teacher.id and printed.data["students"] == 2
+    assert printed.data["cards_replaced"] == 0
+
+
+def _art_class(world, roster):
+    """Art at Maple, taught by Arty: Ada (also in Room 4, Tess's class) and Grace (Room 5)."""
+    from portal.models import Enrollment, Role
+    art = roster.section(world.school, "art", "Art", grades="01")
+    for person in (world.student, world.other_student):
+        db.session.add(Enrollment(sourced_id=f"art-{person.username}", person_id=person.id,
+                                  section_id=art.id, role="student"))
+    db.session.commit()
+    roster.person("t.art", role=Role.teacher, schools=[world.school], sections=[art],
+                  given="Arty", family="Art")
+    return art
+
+
+def test_another_classs_sheet_leaves_a_students_working_card_alone(app, redis_client, roster, world,
+                                                                   kiosk, tmp_path):
+    # Found by review: the art teacher's sheet voided the card Ada's homeroom teacher had
+    # printed, and the homeroom page still said "card until Jul 31".
+    art = _art_class(world, roster)
+    client = new_client(app)
+    csrf = login(client, "t.four")
+    room4 = client.post(_sheet_url(world.section), data={"csrf_token": csrf, "paper": "letter"})
+    pdf = tmp_path / "room4.pdf"
+    pdf.write_bytes(room4.get_data())
+    homeroom = _check_room4_sheet(pdf, world)
+    arty = new_client(app)
+    csrf = login(arty, "t.art")
+    answer = arty.post(_sheet_url(art), data={"csrf_token": csrf, "paper": "letter"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+    pdf = tmp_path / "art.pdf"
+    pdf.write_bytes(answer.get_data())
+    [(codes, text)] = read_sheet(pdf)          # Grace alone: Ada has a card
+    assert text == "Grace H.\nMaple Elementary"
+    assert [kiosk.scan(token).status_code for token in homeroom + codes] == [200] * 4
+    # Printing again finds no one without a card: the teacher is told so, and nothing changes.
+    again = arty.post(_sheet_url(art), data={"csrf_token": csrf, "paper": "letter",
+                                             "next": f"/teacher/sections/{art.id}"})
+    assert again.status_code == 303 and again.headers["Location"] == f"/teacher/sections/{art.id}"
+    page = arty.get(f"/teacher/sections/{art.id}").get_data(as_text=True)
+    assert ("Every student of Art who uses a badge has a card that works: there is nothing to "
+            "print. To replace a lost card, use Replace card on the student&#39;s row.") in page
+    script = arty.post(_sheet_url(art), json={}, headers={"X-CSRFToken": csrf})
+    assert script.status_code == 409 and "nothing to print" in script.json["error"]
+    assert [kiosk.scan(token).status_code for token in homeroom + codes] == [200] * 4
+    assert len(db.session.scalars(select(Event).where(Event.kind == "badge_sheet_printed")).all()) == 2
+
+
+def _shown_cards(client, section) -> str:
+    """The class page's name for the cards it shows (sent back with Replace every card)."""
+    page = client.get(f"/teacher/sections/{section.id}").get_data(as_text=True)
+    found = re.search(r'name="expect" value="([0-9a-f]+)"', page)
+    return found.group(1) if found else ""
+
+
+def test_replacing_every_card_of_a_class_needs_its_box_ticked(app, redis_client, world, kiosk,
+                                                              tmp_path):
+    old = [issue(redis_client, p) for p in (world.student, world.classmate)]
+    client = new_client(app)
+    csrf = login(client, "t.four")
+    fields = {"csrf_token": csrf, "paper": "a4", "replace": "yes",
+              "expect": _shown_cards(client, world.section)}
+    unticked = client.post(_sheet_url(world.section), data=fields)
+    assert unticked.status_code == 400 and "Tick the box" in unticked.get_data(as_text=True)
+    odd = client.post(_sheet_url(world.section), data={**fields, "replace": "all", "confirm": "yes"})
+    assert odd.status_code == 400
+    assert [kiosk.scan(token).status_code for token in old] == [200, 200]
+    answer = client.post(_sheet_url(world.section), data={**fields, "confirm": "yes"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+    pdf = tmp_path / "replaced.pdf"
+    pdf.write_bytes(answer.get_data())
+    tokens = _check_room4_sheet(pdf, world, "a4")       # all three, the two old cards stopped
+    assert [kiosk.scan(token).status_code for token in old] == [403, 403]
+    assert [kiosk.scan(token).status_code for token in tokens] == [200] * 3
+    printed = db.session.scalar(select(Event).where(Event.kind == "badge_sheet_printed"))
+    assert printed.data["students"] == 3 and printed.data["cards_replaced"] == 2
+
+
+def test_replacing_from_a_page_older_than_the_cards_changes_nothing(app, redis_client, world, kiosk):
+    # Two tabs: the second press, from a page shown before the first tab's sheet, would have
+    # voided the sheet the first tab was printing.
+    issue(redis_client, world.student)
+    client = new_client(app)
+    csrf = login(client, "t.four")
+    fields = {"csrf_token": csrf, "paper": "letter", "replace": "yes", "confirm": "yes",
+              "expect": _shown_cards(client, world.section)}
+    first = client.post(_sheet_url(world.section), data=fields)
+    assert first.status_code == 200 and first.headers["Content-Type"] == "application/pdf"
+    working = db.session.scalars(select(Badge.token_hash).where(Badge.revoked_at.is_(None))).all()
+    second = client.post(_sheet_url(world.section), data=fields)
+    assert second.status_code == 409
+    text = " ".join(second.get_data(as_text=True).split())
+    assert ("This class&#39;s badges were just printed in another tab or by someone else" in text
+            and "Use that sheet" in text)
+    assert f'href="/teacher/sections/{world.section.id}">Back to Room 4</a>' in text
+    db.session.expire_all()
+    assert db.session.scalars(select(Badge.token_hash).where(Badge.revoked_at.is_(None))).all() == working
+
+
+def test_a_sheet_printed_meanwhile_in_another_tab_is_named_and_left_working(app, redis_client, world,
+                                                                             kiosk, tmp_path,
+                                                                             monkeypatch):
+    # Both tabs read the class before either wrote: the second to write finds the first's cards.
+    import portal.badges.sheets as sheets
+    client = new_client(app)
+    csrf = login(client, "t.four")
+    other_tab, write = [], sheets.issue_planned
+
+    def after_the_other_tab(*args, **kwargs):
+        if not other_tab:      # the first tab, between reading the class and writing its cards
+            other_tab.append(None)
+            other_tab[0] = client.post(_sheet_url(world.section), data={"csrf_token": csrf})
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(sheets, "issue_planned", after_the_other_tab)
+    answer = client.post(_sheet_url(world.section), data={"csrf_token": csrf, "paper": "letter"})
+    assert other_tab[0].status_code == 200
+    assert answer.status_code == 409
+    text = " ".join(answer.get_data(as_text=True).split())
+    assert "This class&#39;s badges were just printed in another tab or by someone else" in text
+    assert f'href="/teacher/sections/{world.section.id}">Back to Room 4</a>' in text
+    pdf = tmp_path / "other.pdf"
+    pdf.write_bytes(other_tab[0].get_data())
+    assert [kiosk.scan(t).status_code for t in _check_room4_sheet(pdf, world)] == [200] * 3
 
 
 def test_admin_downloads_an_a4_sheet_with_a_json_request(app, world, tmp_path):

@@ -84,6 +84,46 @@ def test_the_class_page_shows_each_students_badges(app, world, redis_client):
     assert str(world.other_student.id) not in rows  # Room 5
 
 
+def test_the_class_page_says_who_printed_each_card_and_what_printing_does(app, world, redis_client,
+                                                                           roster):
+    from portal.badges.services import issue_badge
+    from portal.models import Enrollment, Person
+    art = roster.section(world.school, "art", "Art", grades="01")
+    db.session.add(Enrollment(sourced_id="art-ada", person_id=world.student.id, section_id=art.id,
+                              role="student"))
+    db.session.commit()
+    roster.person("t.art", role=world.teacher.role, schools=[world.school], sections=[art],
+                  given="Arty", family="Art")
+    arty = db.session.scalar(select(Person).where(Person.username == "t.art"))
+    issue_badge(db.session, redis_client, db.session.merge(world.student), actor=arty)  # Art's
+    issue(redis_client, world.classmate)                                              # a command's
+    teacher = _signed_in(app, world.teacher)
+    page = f"/teacher/sections/{world.section.id}"
+    html_page = teacher.get(page).get_data(as_text=True)
+    rows = {m.group(1): _text_of(m.group(2)) for m in
+            re.finditer(r'<tr id="student-(\d+)">(.*?)</tr>', html_page, re.S)}
+    assert re.search(r"card until \w+ \d+, \d{4} printed \w+ \d+, \d\d:\d\d \w+ by Arty Art",
+                     rows[str(world.student.id)]), rows[str(world.student.id)]
+    assert "by the command line" in rows[str(world.classmate.id)]
+    assert "printed" not in rows[str(world.older_student.id)]
+    text = _text_of(html_page)
+    assert ("Prints a card for each student below who has none that works at Maple Elementary "
+            "(1 student). Cards that work now are left as they are, whichever class printed them.") in text
+    assert "Print badges for the 1 student without a card" in text
+    assert ("Replace every card in this class This stops the 2 cards that work now for Room 4's "
+            "students at Maple Elementary") in text
+    assert "Some may have been printed by another class (homeroom, art, music, PE)" in text
+    answer = _form_post(teacher, f"/badges/sections/{world.section.id}/sheet", back=page)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/pdf"
+    text = _text(teacher.get(page))
+    assert "Print badges for" not in text
+    assert ("Every student of Room 4 who uses a badge has a card that works: there is nothing to "
+            "print.") in text
+    katherine = _text_of(re.search(rf'<tr id="student-{world.older_student.id}">(.*?)</tr>',
+                                   teacher.get(page).get_data(as_text=True), re.S).group(1))
+    assert "by you" in katherine
+
+
 def _text_of(page: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
 
@@ -328,7 +368,7 @@ def test_a_double_click_on_print_gives_one_sheet_whose_cards_work(app, world, re
     page.on("download", lambda download: downloads.append(download))
     try:
         page.goto(live_server + f"/teacher/sections/{world.section.id}")
-        button = page.get_by_role("button", name="Print new badges for Room 4")
+        button = page.get_by_role("button", name="Print badges for the 3 students without a card")
         with page.expect_download():
             button.click()
             page.wait_for_timeout(300)
