@@ -30,6 +30,8 @@ system-deps:
 	command -v xdotool >/dev/null || missing="$$missing xdotool"; \
 	command -v xclip >/dev/null || missing="$$missing xclip"; \
 	test -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf || missing="$$missing fonts-dejavu-core"; \
+	test -f /usr/share/fonts/truetype/noto/NotoSansThai-Bold.ttf || missing="$$missing fonts-noto-core"; \
+	test -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc || missing="$$missing fonts-wqy-zenhei"; \
 	pkg-config --exists xmlsec1 2>/dev/null || missing="$$missing libxmlsec1-dev pkg-config"; \
 	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \

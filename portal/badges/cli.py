@@ -142,7 +142,7 @@ def badges_sheet(section_id, out, paper):
     The PDF holds live badges: print it, then delete it.
     """
     from portal.badges.services import finish_issuing
-    from portal.badges.sheets import print_section_badges, write_private_file
+    from portal.badges.sheets import blank_names_message, print_section_badges, write_private_file
     from portal.db import db
     section = _section(section_id)
     settings = current_app.config["SETTINGS"]
@@ -180,11 +180,9 @@ def badges_sheet(section_id, out, paper):
     click.echo(f"wrote {plural(sheet.badges, 'new badge', 'new badges')} "
                f"({plural(sheet.pages, 'page', 'pages')}, {paper}) for "
                f"{section.title} at {section.school.name} to {out}; their old badges no longer work")
-    if sheet.incomplete_names:
-        click.echo(f"note: {sheet.incomplete_names} label{'s show' if sheet.incomplete_names != 1 else ' shows'} "
-                   "a name with letters no installed font has (boxes): write the name on by hand, "
-                   "or install Debian's fonts-noto-core and fonts-wqy-zenhei and print again. "
-                   "The QR codes work either way.", err=True)
+    if sheet.incomplete:
+        click.echo(f"note: {blank_names_message(sheet)} Or install Debian's fonts-noto-core and "
+                   "fonts-wqy-zenhei and print again.", err=True)
 
 
 @click.group("kiosk")

@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import make_response, url_for
+from flask import flash, make_response, url_for
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
 from portal.auth.roles import role_required
-from portal.badges import flow
+from portal.badges import flow, plural
 from portal.badges.permissions import STAFF_ROLES
 from portal.badges.services import BadgeError, NotPermitted, SheetConflict, finish_issuing
-from portal.badges.sheets import NothingToPrint, print_section_badges
+from portal.badges.sheets import NothingToPrint, blank_names_message, print_section_badges
 from portal.badges.views import bp
 from portal.db import db
 from portal.errors import wants_json
@@ -76,6 +76,12 @@ def section_sheet(section_id: int):
         # gets the sheet; only a session begun with an old card may last to its idle time-out.
         log.warning("badge sheet: Redis went away before old badge sessions ended (%s)",
                     type(e).__name__)
+    if not wants_json():
+        # Shown by the class page the teacher comes back to (the answer here is the sheet).
+        flash(f"{section.title}: {plural(sheet.badges, 'new card', 'new cards')} on the sheet "
+              f"({plural(sheet.pages, 'page', 'pages')}).")
+        if sheet.incomplete:
+            flash(blank_names_message(sheet), "problem")
     name = secure_filename(f"badges-{section.title}.pdf".replace(" ", "-").lower()) or "badges.pdf"
     response = make_response(sheet.pdf)
     response.headers["Content-Type"] = "application/pdf"

@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
 from io import BytesIO
@@ -116,8 +117,27 @@ class Sheet:
     badges: int
     pages: int
     issued: tuple = field(default=(), repr=False)  # for finish_issuing, after the commit
-    # Labels whose name or school has a letter no installed font has: write it on by hand.
-    incomplete_names: int = 0
+    # The labels (0: the first) whose name has a letter no installed font has: the label has
+    # a blank line for it, to be written on by hand.
+    incomplete: tuple[int, ...] = ()
+
+    @property
+    def incomplete_names(self) -> int:
+        return len(self.incomplete)
+
+
+def blank_names_message(sheet: Sheet) -> str:
+    """The names to write by hand on the sheet's labels that have a blank line, and where."""
+    names = "; ".join(f"{badge_name(sheet.issued[n].person)} ({label_place(n)})"
+                      for n in sheet.incomplete)
+    return ("Write these names by hand on the blank line of their labels (no font on the portal "
+            f"has their letters; the QR codes work): {names}.")
+
+
+def label_place(n: int) -> str:
+    """Where label `n` (0: the first) is on its sheet, as a teacher counts: "page 1, label 3"."""
+    page, slot = divmod(n, AVERY_22806.per_page)
+    return f"page {page + 1}, label {slot + 1}"
 
 
 def badge_name(person: Person) -> str:
@@ -193,6 +213,38 @@ def _font_for(text: str, font: str) -> str | None:
                  if all(ord(c) in covered or c.isspace() for c in text)), None)
 
 
+def _runs(drawn: str, font: str) -> list[tuple[str, str]] | None:
+    """`drawn` in pieces of one font each: the whole in `font` or in one fallback when one has
+    every letter, else each character in `font` when it has it (a space, the initial's full stop:
+    script fonts such as Noto Sans Thai have neither), else in the first fallback that has it. A
+    mark stays in its letter's font. None when a character is in no installed font."""
+    whole = _font_for(drawn, font)
+    if whole is not None:
+        return [(drawn, whole)]
+    fonts = [(font, _covered(font))] + _fallback_fonts()
+
+    def has(covered, c: str) -> bool:
+        return c.isspace() or (ord(c) < 256 if covered is None else ord(c) in covered)
+
+    runs: list[list] = []
+    for c in drawn:
+        if runs and unicodedata.category(c).startswith("M") and has(runs[-1][2], c):
+            chosen = runs[-1][1:]
+        else:
+            chosen = next(([name, covered] for name, covered in fonts if has(covered, c)), None)
+            if chosen is None:
+                return None
+        if runs and runs[-1][1] == chosen[0]:
+            runs[-1][0] += c
+        else:
+            runs.append([c, *chosen])
+    return [(text, name) for text, name, _ in runs]
+
+
+def _runs_width(runs: list[tuple[str, str]], size: float) -> float:
+    return sum(pdfmetrics.stringWidth(text, name, size) for text, name in runs)
+
+
 def check_fonts() -> None:
     """Load the label fonts now: a broken font then fails before any badge changes."""
     _font_names()
@@ -206,19 +258,25 @@ def in_reading_order(text: str) -> str:
     return get_display(arabic_reshaper.reshape(text))
 
 
-def _fit(text: str, font: str, size: float, smallest: float, width: float) -> tuple[str, float]:
+def _fit(text: str, font: str, size: float, smallest: float,
+         width: float) -> tuple[list[tuple[str, str]], float]:
     """Shrink `text` to fit `width`, down to `smallest`; past that, cut it with an ellipsis
-    (at the end of the name as it is read). Returns the text in drawing order."""
+    (at the end of the name as it is read). Returns the text in drawing order, in pieces of
+    one font each (see _runs), and the size."""
+    def runs(t: str) -> list[tuple[str, str]]:
+        drawn = in_reading_order(t)
+        return _runs(drawn, font) or [(drawn, font)]
+
     def wide(t: str) -> float:
-        return pdfmetrics.stringWidth(in_reading_order(t), font, size)
+        return _runs_width(runs(t), size)
 
     while size > smallest and wide(text) > width:
         size = max(smallest, size - 0.5)
     if wide(text) <= width:
-        return in_reading_order(text), size
+        return runs(text), size
     while text and wide(text + "…") > width:
         text = text[:-1]
-    return in_reading_order(text.rstrip() + "…"), size
+    return runs(text.rstrip() + "…"), size
 
 
 def _draw_qr(canvas: Canvas, token: str, x: float, y_top: float, side: float) -> None:
@@ -243,22 +301,41 @@ def _draw_qr(canvas: Canvas, token: str, x: float, y_top: float, side: float) ->
 
 
 def _draw_badge(canvas: Canvas, badge: SheetBadge, x: float, y: float, side: float) -> bool:
-    """Draw one label; False when no installed font has every letter of its name or school
-    (the label is printed all the same: its QR is what signs in)."""
+    """Draw one label; False when no installed font has every letter of its name: the label
+    then has a blank line to write the name on by hand (boxes in its place would say nothing;
+    the QR is what signs in). A school name no font can show is left off."""
     regular, bold = _font_names()
     qr_side = side - _TOP_PAD - _TEXT_BLOCK - _BOTTOM_PAD
     _draw_qr(canvas, badge.token, x + (side - qr_side) / 2, y + side - _TOP_PAD, qr_side)
     width = side - 2 * _TEXT_SIDE_PAD
     complete = True
-    for text, font, size, smallest, line in ((badge.name, bold, _NAME_SIZE, _NAME_MIN, 15),
-                                             (badge.school, regular, _SCHOOL_SIZE, _SCHOOL_MIN, 3)):
-        shaped = in_reading_order(text)
-        found = _font_for(shaped, font)
-        complete = complete and found is not None
-        drawn, size = _fit(text, found or font, size, smallest, width)
-        canvas.setFont(found or font, size)
-        canvas.drawCentredString(x + side / 2, y + _BOTTOM_PAD + line, drawn)
+    for is_name, text, font, size, smallest, line in (
+            (True, badge.name, bold, _NAME_SIZE, _NAME_MIN, 15),
+            (False, badge.school, regular, _SCHOOL_SIZE, _SCHOOL_MIN, 3)):
+        if _runs(in_reading_order(text), font) is None:
+            if is_name:
+                complete = False
+                canvas.setLineWidth(0.6)
+                canvas.line(x + side * 0.2, y + _BOTTOM_PAD + line, x + side * 0.8, y + _BOTTOM_PAD + line)
+            continue
+        runs, size = _fit(text, font, size, smallest, width)
+        left = x + (side - _runs_width(runs, size)) / 2
+        for piece, name in runs:
+            canvas.setFont(name, size)
+            canvas.drawString(left, y + _BOTTOM_PAD + line, piece)
+            left += pdfmetrics.stringWidth(piece, name, size)
     return complete
+
+
+def _note_blank_names(canvas: Canvas, labels: list[int], layout: LabelLayout, page_height: float) -> None:
+    """Say, in the page's top margin, which of its labels have a blank line for the name."""
+    numbers = [str(slot + 1) for slot in labels]
+    which = (f"Label {numbers[0]} has" if len(numbers) == 1
+             else f"Labels {', '.join(numbers[:-1])} and {numbers[-1]} have")
+    canvas.setFont(_font_names()[0], 8)
+    canvas.drawString(layout.left, page_height - layout.top + 12,
+                      f"{which} a blank line: write the student's name on it by hand "
+                      "(no font here has its letters; the class page names them).")
 
 
 def render_sheet(badges: Sequence[SheetBadge], paper: str = "letter",
@@ -268,8 +345,8 @@ def render_sheet(badges: Sequence[SheetBadge], paper: str = "letter",
 
 
 def _render(badges: Sequence[SheetBadge], paper: str,
-            layout: LabelLayout = AVERY_22806) -> tuple[bytes, int]:
-    """The PDF, and how many labels show a letter no installed font has (as a box)."""
+            layout: LabelLayout = AVERY_22806) -> tuple[bytes, tuple[int, ...]]:
+    """The PDF, and the labels (0: the first) whose name no installed font can show."""
     if paper not in PAPERS:
         raise SheetError("Choose letter or A4 paper", "Use --paper letter or --paper a4.")
     if not badges:
@@ -283,16 +360,19 @@ def _render(badges: Sequence[SheetBadge], paper: str,
     canvas.setTitle("Badges")
     canvas.setCreator("Student portal")
     canvas.setProducer("Student portal")
-    incomplete = 0
+    incomplete: list[int] = []
     for n, badge in enumerate(badges):
         slot = n % layout.per_page
-        if n and slot == 0:
-            canvas.showPage()
         x, y = layout.label_origin(slot, size[1])
-        incomplete += not _draw_badge(canvas, badge, x, y, layout.side)
-    canvas.showPage()
+        if not _draw_badge(canvas, badge, x, y, layout.side):
+            incomplete.append(n)
+        if slot == layout.per_page - 1 or n == len(badges) - 1:
+            page = [m % layout.per_page for m in incomplete if m // layout.per_page == n // layout.per_page]
+            if page:
+                _note_blank_names(canvas, page, layout, size[1])
+            canvas.showPage()
     canvas.save()
-    return out.getvalue(), incomplete
+    return out.getvalue(), tuple(incomplete)
 
 
 class NothingToPrint(SheetError):
