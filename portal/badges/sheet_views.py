@@ -5,7 +5,8 @@ works at its school: a card printed for another class of theirs (homeroom, art, 
 working. `replace` (a form's "Replace every card in this class", its box ticked) makes a new
 card for every one of them, and their cards stop at once.
 
-The answer is the PDF as a download that no cache keeps; the tokens it holds are in no log.
+The answer is the PDF, shown inline (the browser's PDF viewer, to print) and kept by no cache;
+the tokens it holds are in no log.
 """
 from __future__ import annotations
 
@@ -85,7 +86,9 @@ def section_sheet(section_id: int):
     name = secure_filename(f"badges-{section.title}.pdf".replace(" ", "-").lower()) or "badges.pdf"
     response = make_response(sheet.pdf)
     response.headers["Content-Type"] = "application/pdf"
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    # inline: the browser's PDF viewer shows it, to print, and it is in no Downloads folder of
+    # a shared computer (no-store: nor in the browser's cache).
+    response.headers["Content-Disposition"] = f'inline; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Badge-Count"] = str(sheet.badges)
     # Labels showing a name with letters no installed font has (boxes; the QR works).

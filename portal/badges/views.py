@@ -120,7 +120,7 @@ def issue(person_id: int):
         response.headers["Content-Type"] = "application/pdf"
         kind = "temporary-badge" if hours else "badge"
         name = secure_filename(f"{kind} {badge_name(student)}".replace(".", "").replace(" ", "-").lower())
-        response.headers["Content-Disposition"] = f'attachment; filename="{name or kind}.pdf"'
+        response.headers["Content-Disposition"] = f'inline; filename="{name or kind}.pdf"'
     response.headers["Cache-Control"] = "no-store"
     return response
 

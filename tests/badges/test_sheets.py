@@ -363,7 +363,7 @@ def test_teacher_downloads_the_sheet_and_no_token_is_logged(app, redis_client, w
     answer = client.post(_sheet_url(world.section), data={"csrf_token": csrf, "paper": "letter"})
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert answer.headers["Content-Type"] == "application/pdf"
-    assert answer.headers["Content-Disposition"] == 'attachment; filename="badges-room-4.pdf"'
+    assert answer.headers["Content-Disposition"] == 'inline; filename="badges-room-4.pdf"'
     assert answer.headers["Cache-Control"] == "no-store"
     pdf = tmp_path / "download.pdf"
     pdf.write_bytes(answer.get_data())

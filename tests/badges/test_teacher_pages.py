@@ -191,7 +191,7 @@ def test_a_temporary_badge_from_the_page_is_a_label_to_print_that_signs_in(app, 
     assert answer.status_code == 201, answer.get_data(as_text=True)[:300]
     assert answer.headers["Content-Type"] == "application/pdf"
     assert answer.headers["Cache-Control"] == "no-store"
-    assert answer.headers["Content-Disposition"] == 'attachment; filename="temporary-badge-ada-l.pdf"'
+    assert answer.headers["Content-Disposition"] == 'inline; filename="temporary-badge-ada-l.pdf"'
     pdf = tmp_path / "temporary.pdf"
     pdf.write_bytes(answer.data)
     [(codes, text)] = read_sheet(pdf)
@@ -318,6 +318,46 @@ def _teacher_in_a_browser(browser, live_server, world):
     return context, page
 
 
+class Sheets:
+    """The badge sheets a browser context is sent (their PDFs, as the server sent them), and the
+    tabs they open in. A sheet is shown inline, by the browser's PDF viewer, which keeps no copy
+    of it a test could read: the context's requests for sheets go through here."""
+
+    def __init__(self, context):
+        self.pdfs: list[bytes] = []
+        self.downloads: list = []
+        self.tabs: list = []
+        context.route("**/badges/**", self._keep)
+        context.on("page", lambda tab: self.tabs.append(tab))
+        context.on("page", lambda tab: tab.on("download", lambda d: self.downloads.append(d)))
+
+    @staticmethod
+    def real_focus(context, page) -> None:
+        """Let `page` lose focus to a sheet's tab and get it back when that closes, as in a
+        browser on a desk (Playwright tells every page it has the focus: its page would never
+        hear that the teacher came back)."""
+        context.new_cdp_session(page).send("Emulation.setFocusEmulationEnabled", {"enabled": False})
+
+    def _keep(self, route):
+        if route.request.method != "POST":
+            return route.continue_()
+        answer = route.fetch()
+        if answer.headers.get("content-type") == "application/pdf":
+            self.pdfs.append(answer.body())
+        route.fulfill(response=answer)
+
+    def wait_for_pdf_tab(self, page, count: int = 1):
+        """Wait until `count` sheets came, each in a tab showing it as a PDF; return the last."""
+        for _ in range(100):
+            if len(self.tabs) >= count and len(self.pdfs) >= count:
+                break
+            page.wait_for_timeout(100)
+        tab = self.tabs[-1]
+        tab.wait_for_load_state()
+        assert tab.evaluate("() => document.contentType") == "application/pdf"
+        return tab
+
+
 @pytest.mark.browser
 def test_a_teacher_in_a_real_browser_voids_prints_and_resets(app, world, redis_client, browser, live_server,
                                                              tmp_path):
@@ -335,15 +375,18 @@ def test_a_teacher_in_a_real_browser_voids_prints_and_resets(app, world, redis_c
         assert "no card" in row.inner_text()
 
         row.locator("select[name=hours]").select_option("2")
-        with page.expect_download() as download:
-            row.locator("text=Temporary badge").click()
-        pdf = tmp_path / download.value.suggested_filename
-        download.value.save_as(pdf)
-        assert pdf.name == "temporary-badge-ada-l.pdf"
+        sheets = Sheets(context)
+        Sheets.real_focus(context, page)
+        row.locator("text=Temporary badge").click()
+        tab = sheets.wait_for_pdf_tab(page)
+        pdf = tmp_path / "temporary.pdf"
+        pdf.write_bytes(sheets.pdfs[0])
         [([token], text)] = read_sheet(pdf)
         assert text == "Ada L.\nMaple Elementary"
-        page.reload()
-        assert "temporary badge until" in row.inner_text()
+        tab.close()                     # back to the class page, which shows the new badge
+        page.bring_to_front()
+        page.wait_for_function("() => document.querySelector('#student-%d').innerText.includes("
+                               "'temporary badge until')" % world.student.id)
 
         row.locator("summary", has_text="New password").click()
         row.locator("button", has_text="Set new password").click()
@@ -364,28 +407,61 @@ def test_a_double_click_on_print_gives_one_sheet_whose_cards_work(app, world, re
     # Found by review: each press reissued the class's badges, so a double-click downloaded two
     # sheets and the first one's cards were already dead.
     context, page = _teacher_in_a_browser(browser, live_server, world)
-    downloads = []
-    page.on("download", lambda download: downloads.append(download))
+    sheets = Sheets(context)
     try:
         page.goto(live_server + f"/teacher/sections/{world.section.id}")
         button = page.get_by_role("button", name="Print badges for the 3 students without a card")
-        with page.expect_download():
-            button.click()
-            page.wait_for_timeout(300)
-            button.click()          # the second press of a double-click
-        page.wait_for_timeout(1500)  # time for a second sheet, were one coming
-        assert len(downloads) == 1
+        button.click()
+        page.wait_for_timeout(300)
+        button.click(no_wait_after=True)  # the second press of a double-click
+        sheets.wait_for_pdf_tab(page)
+        page.wait_for_timeout(1500)       # time for a second sheet, were one coming
+        assert len(sheets.pdfs) == 1 and len(sheets.tabs) == 1
         pdf = tmp_path / "sheet.pdf"
-        downloads[0].save_as(pdf)
+        pdf.write_bytes(sheets.pdfs[0])
         tokens = [token for found, _ in read_sheet(pdf) for token in found]
         # Rows name the student their buttons act on, for screen readers.
         page.reload()
         assert page.get_by_role("button", name=f"Void badge: {world.student.display_name}").count() == 1
     finally:
         context.close()
-    assert tokens
+    assert len(tokens) == 3
     kiosk = enroll_kiosk(app, redis_client, world.school)
     assert [kiosk.scan(token).status_code for token in tokens] == [200] * len(tokens)
+
+
+@pytest.mark.browser
+def test_the_sheet_opens_in_the_browsers_pdf_viewer_and_nothing_is_downloaded(
+        app, world, redis_client, browser, live_server, tmp_path, monkeypatch):
+    # Found by review: the sheet of live badges was saved to a shared computer's Downloads folder.
+    # It opens in a tab of its own, in Chromium's PDF viewer (to print), and is not downloaded;
+    # back on the class page, the page shows what the sheet holds and whose names to write.
+    import portal.badges.sheets as label_fonts
+    monkeypatch.setattr(label_fonts, "_fallbacks", [])    # no font for Alan's name
+    world.classmate.given_name = "李"
+    db.session.commit()
+    context, page = _teacher_in_a_browser(browser, live_server, world)
+    sheets = Sheets(context)
+    try:
+        page.goto(live_server + f"/teacher/sections/{world.section.id}")
+        Sheets.real_focus(context, page)
+        assert ("After printing, close the sheet; if your browser saved it, delete the file"
+                in page.inner_text(".class-actions"))
+        page.get_by_role("button", name="Print badges for the 3 students without a card").click()
+        tab = sheets.wait_for_pdf_tab(page)
+        assert tab.url == live_server + f"/badges/sections/{world.section.id}/sheet"
+        assert page.url == live_server + f"/teacher/sections/{world.section.id}"  # the page stays
+        tab.close()
+        page.bring_to_front()
+        page.wait_for_selector(".problem")
+        assert page.inner_text(".done") == "Room 4: 3 new cards on the sheet (1 page)."
+        assert "李 T. (page 1, label 3)" in page.inner_text(".problem")
+        assert sheets.downloads == []
+    finally:
+        context.close()
+    pdf = tmp_path / "sheet.pdf"
+    pdf.write_bytes(sheets.pdfs[0])
+    assert len(read_sheet(pdf)) == 3
 
 
 def _new_password(response) -> str:
