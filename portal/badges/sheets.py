@@ -7,8 +7,9 @@ corner on both papers, so on US Letter (8.5" x 11") and on A4 (8.27" x 11.69") e
 more than 0.39" inside each edge, clear of a printer's usual 0.25" unprintable margin. Print one
 page on plain paper and hold it against a label sheet before printing on labels.
 
-A badge shows the QR of its token alone (error correction Q, a 4-module quiet zone), the
-student's first name and last initial, and the school's name: no id, no address, nothing else.
+A badge shows the QR of its token alone (error correction Q, 0.92 mm modules, white around it),
+the student's first name and last initial, and the school's name: no id, no address, nothing else.
+Print at actual size (100%): a "fit to page" of 94% still keeps every label's ink on its label.
 The PDF holds live sign-in tokens: hand it to the printer and delete it, never log or keep it.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ import redis
 import segno
 from bidi import get_display
 from reportlab.lib.pagesizes import A4, LETTER
-from reportlab.lib.units import inch
+from reportlab.lib.units import inch, mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 PAPERS = {"letter": LETTER, "a4": A4}
 SAFE_MARGIN = 0.25 * inch   # what most office printers cannot print near the edge
 QR_ERROR = "q"              # 25% of the symbol may be scuffed, bent or under a thumb
-QUIET_ZONE = 4              # modules of white around the symbol, as ISO/IEC 18004 asks
+QUIET_ZONE = 4              # modules of white around the symbol ISO/IEC 18004 asks (see MODULE)
 
 
 class SheetError(BadgeError):
@@ -94,13 +95,39 @@ class LabelLayout:
 AVERY_22806 = LabelLayout("Avery 22806", across=3, down=4, side=2 * inch, left=0.625 * inch,
                           top=0.625 * inch, pitch_x=2.625 * inch, pitch_y=31 / 12 * inch)
 
-# Inside a label (points): the QR with its quiet zone on top, two lines of text below.
-_TOP_PAD = 5
-_TEXT_BLOCK = 30
-_BOTTOM_PAD = 8
-_NAME_SIZE, _NAME_MIN = 13, 8
-_SCHOOL_SIZE, _SCHOOL_MIN = 8, 6.5
+# Inside a label, centred from top to bottom (a print dialog's "fit to page" shrinks the page
+# about its middle, moving the top row's labels down and the bottom row's up: equal white above
+# and below keeps the most of each label on its die-cut square): the QR, a gap, the name, the
+# school. The label's white around the QR is its quiet zone (ISO/IEC 18004 asks for 4 modules:
+# over 10 at the sides, 5 above; the gap to the name is 3).
+# One QR module as printed (33 make the symbol, 30 mm): the largest with which every label's ink
+# stays on its die-cut square when a print dialog shrinks the page to 94% (Letter and A4); with
+# 1 mm the bottom row's QR lost its top edge, and 3 labels in 12 no longer read.
+MODULE = 0.92 * mm
+_QR_GAP = 3                 # modules between the QR and the top of the name's capitals
+_NAME_SIZE, _NAME_MIN = 12, 8
+_SCHOOL_SIZE, _SCHOOL_MIN = 7.5, 6.5
+_LINE_GAP = 1.5             # points between the name's descenders and the school's capitals
+_CAP, _DESCENT = 0.73, 0.24  # DejaVu Sans's capital height and descent, per point of size
 _TEXT_SIDE_PAD = 7
+
+
+@dataclass(frozen=True)
+class LabelContent:
+    """Where a label's parts go, in points down from the label's top edge."""
+    qr_top: float
+    name_baseline: float
+    school_baseline: float
+    bottom: float               # the school's descenders
+
+    @classmethod
+    def centred(cls, side: float, modules: int) -> "LabelContent":
+        name_top = modules * MODULE + _QR_GAP * MODULE
+        name_baseline = name_top + _CAP * _NAME_SIZE
+        school_baseline = name_baseline + _DESCENT * _NAME_SIZE + _LINE_GAP + _CAP * _SCHOOL_SIZE
+        height = school_baseline + _DESCENT * _SCHOOL_SIZE
+        top = (side - height) / 2
+        return cls(top, top + name_baseline, top + school_baseline, top + height)
 
 
 @dataclass(frozen=True)
@@ -279,12 +306,9 @@ def _fit(text: str, font: str, size: float, smallest: float,
     return runs(text.rstrip() + "…"), size
 
 
-def _draw_qr(canvas: Canvas, token: str, x: float, y_top: float, side: float) -> None:
-    """Draw the token's QR, quiet zone included, in the square of `side` below (x, y_top)."""
-    qr = segno.make_qr(token, error=QR_ERROR, boost_error=False)
+def _draw_qr(canvas: Canvas, qr, x: float, y_top: float) -> None:
+    """Draw the QR symbol (MODULE a module) with its top-left corner at (x, y_top)."""
     modules = len(qr.matrix)
-    unit = side / (modules + 2 * QUIET_ZONE)
-    left, top = x + QUIET_ZONE * unit, y_top - QUIET_ZONE * unit
     path = canvas.beginPath()
     for row, line in enumerate(qr.matrix):
         column = 0
@@ -296,7 +320,7 @@ def _draw_qr(canvas: Canvas, token: str, x: float, y_top: float, side: float) ->
             while column < modules and line[column]:
                 column += 1
             # One path for the whole symbol: no hairline seams between neighbouring modules.
-            path.rect(left + start * unit, top - (row + 1) * unit, (column - start) * unit, unit)
+            path.rect(x + start * MODULE, y_top - (row + 1) * MODULE, (column - start) * MODULE, MODULE)
     canvas.drawPath(path, stroke=0, fill=1)
 
 
@@ -305,24 +329,26 @@ def _draw_badge(canvas: Canvas, badge: SheetBadge, x: float, y: float, side: flo
     then has a blank line to write the name on by hand (boxes in its place would say nothing;
     the QR is what signs in). A school name no font can show is left off."""
     regular, bold = _font_names()
-    qr_side = side - _TOP_PAD - _TEXT_BLOCK - _BOTTOM_PAD
-    _draw_qr(canvas, badge.token, x + (side - qr_side) / 2, y + side - _TOP_PAD, qr_side)
+    qr = segno.make_qr(badge.token, error=QR_ERROR, boost_error=False)
+    modules = len(qr.matrix)
+    place = LabelContent.centred(side, modules)
+    _draw_qr(canvas, qr, x + (side - modules * MODULE) / 2, y + side - place.qr_top)
     width = side - 2 * _TEXT_SIDE_PAD
     complete = True
-    for is_name, text, font, size, smallest, line in (
-            (True, badge.name, bold, _NAME_SIZE, _NAME_MIN, 15),
-            (False, badge.school, regular, _SCHOOL_SIZE, _SCHOOL_MIN, 3)):
+    for is_name, text, font, size, smallest, baseline in (
+            (True, badge.name, bold, _NAME_SIZE, _NAME_MIN, y + side - place.name_baseline),
+            (False, badge.school, regular, _SCHOOL_SIZE, _SCHOOL_MIN, y + side - place.school_baseline)):
         if _runs(in_reading_order(text), font) is None:
             if is_name:
                 complete = False
                 canvas.setLineWidth(0.6)
-                canvas.line(x + side * 0.2, y + _BOTTOM_PAD + line, x + side * 0.8, y + _BOTTOM_PAD + line)
+                canvas.line(x + side * 0.2, baseline, x + side * 0.8, baseline)
             continue
         runs, size = _fit(text, font, size, smallest, width)
         left = x + (side - _runs_width(runs, size)) / 2
         for piece, name in runs:
             canvas.setFont(name, size)
-            canvas.drawString(left, y + _BOTTOM_PAD + line, piece)
+            canvas.drawString(left, baseline, piece)
             left += pdfmetrics.stringWidth(piece, name, size)
     return complete
 
