@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import secrets
 import unicodedata
 from dataclasses import dataclass, field
@@ -168,10 +169,43 @@ def label_place(n: int) -> str:
 
 
 def badge_name(person: Person) -> str:
-    """First name and last initial, e.g. "Ada L."."""
-    first = (person.preferred_name or person.given_name or "").strip()
-    family = (person.family_name or "").strip()
-    return f"{first} {family[:1].upper()}." if family else first
+    """First name and last initial, e.g. "Ada L."; the first name alone when the family name has
+    no letter (a placeholder such as "-"), the family name when there is no first name."""
+    first = unicodedata.normalize("NFC", (person.preferred_name or person.given_name or "").strip())
+    family = unicodedata.normalize("NFC", (person.family_name or "").strip())
+    if not first:
+        return family
+    initial = family_initial(family)
+    return f"{first} {initial}." if initial else first
+
+
+# Vowels written before the consonant they follow (Thai, Lao, Tai Viet, New Tai Lue): a name's
+# initial is that consonant (ใจดี: จ).
+_WRITTEN_BEFORE = frozenset([*range(0x0E40, 0x0E45), *range(0x0EC0, 0x0EC5), 0x19B5, 0x19B6,
+                             0x19B7, 0x19BA, 0xAAB5, 0xAAB6, 0xAAB9, 0xAABB, 0xAABC])
+_MTAVRULI = range(0x1C90, 0x1CC0)   # Georgian capitals: not used in names, and few fonts have them
+
+
+def family_initial(family: str) -> str:
+    """The initial of a family name: its first letter (composed, NFC), with the accents that are
+    part of it (Ấ) and a nukta, not a vowel sign, virama or vowel point; upper case where its
+    script has one that is used (not Georgian's). "" when the name has no letter."""
+    text = unicodedata.normalize("NFC", family)
+    for n, c in enumerate(text):
+        if not unicodedata.category(c).startswith("L") or ord(c) in _WRITTEN_BEFORE:
+            continue
+        marks = ""
+        for mark in text[n + 1:]:
+            if not unicodedata.category(mark).startswith("M"):
+                break
+            # Accents above, below and through a letter (classes 1, 200 and up), and a nukta (7).
+            if unicodedata.combining(mark) in (1, 7) or unicodedata.combining(mark) >= 200:
+                marks += mark
+        upper = c.upper()
+        if len(upper) != 1 or ord(upper) in _MTAVRULI:
+            upper = c
+        return unicodedata.normalize("NFC", upper + marks)
+    return ""
 
 
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"),)
@@ -301,9 +335,15 @@ def _fit(text: str, font: str, size: float, smallest: float,
         size = max(smallest, size - 0.5)
     if wide(text) <= width:
         return runs(text), size
-    while text and wide(text + "…") > width:
-        text = text[:-1]
-    return runs(text.rstrip() + "…"), size
+    # A name keeps its initial ("Maximilia… W."): the first name is cut.
+    found = _INITIAL_AT_END.search(text)
+    head, tail = (text[:found.start()], found.group()) if found else (text, "")
+    while head and wide(head + "…" + tail) > width:
+        head = head[:-1]
+    return runs(head.rstrip() + "…" + tail), size
+
+
+_INITIAL_AT_END = re.compile(r" \w[^\w\s]{0,3}\.\Z")   # " W.", " Ấ." (a letter, its marks)
 
 
 def _draw_qr(canvas: Canvas, qr, x: float, y_top: float) -> None:

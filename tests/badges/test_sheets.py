@@ -256,7 +256,7 @@ def test_long_names_shrink_or_are_cut_inside_their_label(tmp_path):
     labels = read_sheet(pdf)
     assert len(labels) == 2 and all(len(codes) == 1 for codes, _ in labels)
     name, school = labels[0][1].splitlines()
-    assert name.startswith("Maximiliano") and name.endswith("…")
+    assert name.startswith("Maximiliano") and name.endswith("… W.")   # cut, its initial kept
     assert school.startswith("Dr. Martin Luther King") and school.endswith("…")
     assert labels[1][1] == "Zoë Ñ.\nÉcole Élémentaire"
 
@@ -267,6 +267,35 @@ def test_badge_name_is_first_name_and_last_initial(world):
     assert badge_name(world.student) == "Addie L."
     world.student.family_name = "  "
     assert badge_name(world.student) == "Addie"
+
+
+@pytest.mark.parametrize("given, family, printed", [
+    ("Cher", "-", "Cher"),                       # a placeholder family name: no initial
+    ("Cher", ".", "Cher"),
+    ("Ánh", "A\u0301nh", "Ánh Á."),               # decomposed: the accented letter, composed
+    ("Ya\u0302\u0301n", "\u0110\u1eb7ng", "Yấn Đ."),
+    ("สมชาย", "ใจดี", "สมชาย จ."),                  # Thai: the consonant, not the vowel before it
+    ("ดา", "ดุษฎี", "ดา ด."),                       # nor the vowel sign on it
+    ("ნინო", "ბერიძე", "ნინო ბ."),                  # Georgian: not Mtavruli, which fonts lack
+    ("Raj", "क्षत्रिय", "Raj क."),                   # no virama left dangling
+    ("שרה", "כּהן", "שרה כ."),                       # no vowel point
+    ("D'Andre", "O'Brien", "D'Andre O."),
+    ("", "Suharto", "Suharto"),                  # one name, in the family name's field
+])
+def test_a_family_names_initial_is_its_first_letter_as_written(world, given, family, printed):
+    # Found by review: family[:1].upper() gave a box for Georgian, "A." for a decomposed "Á",
+    # a Thai vowel sign, "Cher -." and " S.".
+    world.student.given_name, world.student.family_name = given, family
+    assert badge_name(world.student) == printed
+
+
+def test_a_first_name_too_long_for_the_label_is_cut_and_keeps_the_initial(tmp_path):
+    # Found by review: the initial was what the cut dropped.
+    pdf = tmp_path / "long.pdf"
+    pdf.write_bytes(render_sheet([SheetBadge(mint_token(), "W" * 29 + " W.", "Maple Elementary")]))
+    [(codes, text)] = read_sheet(pdf)
+    name = text.splitlines()[0]
+    assert len(codes) == 1 and name.startswith("WWWW") and name.endswith("… W.")
 
 
 def test_render_refuses_what_is_not_a_badge():
