@@ -465,6 +465,45 @@ def test_the_sheet_opens_in_the_browsers_pdf_viewer_and_nothing_is_downloaded(
     assert len(read_sheet(pdf)) == 3
 
 
+@pytest.mark.browser
+def test_replacement_and_temporary_badges_print_on_the_paper_chosen_on_the_class_page(
+        app, world, redis_client, browser, live_server, tmp_path):
+    # Found by review: a replacement card or a temporary badge always came on US Letter, whatever
+    # paper an A4 school chose for its class sheets.
+    from tests.badges.test_sheets import _page_size
+    from reportlab.lib.pagesizes import A4
+    issue(redis_client, world.student)
+    context, page = _teacher_in_a_browser(browser, live_server, world)
+    sheets = Sheets(context)
+    try:
+        page.goto(live_server + f"/teacher/sections/{world.section.id}")
+        page.select_option("#paper", "a4")
+        row = page.locator(f"#student-{world.student.id}")
+        row.locator("text=Temporary badge").click()
+        sheets.wait_for_pdf_tab(page, 1)
+        page.reload()                                   # the choice is remembered
+        assert page.eval_on_selector("#paper", "select => select.value") == "a4"
+        page.locator(f"#student-{world.student.id}").locator("text=Replace card").click()
+        sheets.wait_for_pdf_tab(page, 2)
+        page.get_by_role("button", name="Print badges for the 2 students without a card").click()
+        sheets.wait_for_pdf_tab(page, 3)
+    finally:
+        context.close()
+    for n, pdf in enumerate(sheets.pdfs):
+        path = tmp_path / f"{n}.pdf"
+        path.write_bytes(pdf)
+        assert _page_size(path) == pytest.approx(A4, abs=0.5), n
+
+
+def test_without_javascript_a_badge_form_prints_on_letter(app, world, redis_client):
+    issue(redis_client, world.student)
+    teacher = _signed_in(app, world.teacher)
+    html_page = teacher.get(f"/teacher/sections/{world.section.id}").get_data(as_text=True)
+    row = re.search(rf'<tr id="student-{world.student.id}">(.*?)</tr>', html_page, re.S).group(1)
+    assert row.count('<input type="hidden" name="paper" value="letter" data-paper>') == 2
+    assert '<select id="paper" name="paper" form="print-missing">' in html_page
+
+
 def _new_password(response) -> str:
     match = re.search(r'id="new-password">([^<]+)<', response.get_data(as_text=True))
     assert match, response.get_data(as_text=True)[:500]
