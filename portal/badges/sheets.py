@@ -21,7 +21,7 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from io import BytesIO
 from pathlib import Path
 from typing import Callable, Sequence
@@ -137,6 +137,16 @@ class SheetBadge:
     token: str = field(repr=False)
     name: str
     school: str
+    # In bold in place of the school's name: a temporary badge's "Temporary until 14:30".
+    note: str = ""
+
+
+def temporary_note(expires_at: datetime, issued_at: datetime, zone: tzinfo) -> str:
+    """What a temporary badge's label says, in the district's time (PORTAL_TIMEZONE): "Temporary
+    until 14:30", with the day when that is not the day it was printed ("until Tue 02:00")."""
+    end, start = expires_at.astimezone(zone), issued_at.astimezone(zone)
+    return f"Temporary until {end:%H:%M}" if end.date() == start.date() else \
+        f"Temporary until {end:%a %H:%M}"
 
 
 @dataclass(frozen=True)
@@ -377,7 +387,8 @@ def _draw_badge(canvas: Canvas, badge: SheetBadge, x: float, y: float, side: flo
     complete = True
     for is_name, text, font, size, smallest, baseline in (
             (True, badge.name, bold, _NAME_SIZE, _NAME_MIN, y + side - place.name_baseline),
-            (False, badge.school, regular, _SCHOOL_SIZE, _SCHOOL_MIN, y + side - place.school_baseline)):
+            (False, badge.note or badge.school, bold if badge.note else regular, _SCHOOL_SIZE,
+             _SCHOOL_MIN, y + side - place.school_baseline)):
         if _runs(in_reading_order(text), font) is None:
             if is_name:
                 complete = False

@@ -24,7 +24,9 @@ from portal.badges.services import (
     BadgeError, NotPermitted, badge_schools_of, issue_badge, void_badges_for_person,
     void_badges_for_school, void_badges_for_section,
 )
-from portal.badges.sheets import PAPERS, SheetBadge, badge_name, check_fonts, render_sheet
+from portal.badges.sheets import (
+    PAPERS, SheetBadge, badge_name, check_fonts, render_sheet, temporary_note,
+)
 from portal.db import db
 from portal.errors import PortalError, wants_json
 from portal.models import Badge, KioskDevice, Person, School, Section
@@ -115,7 +117,9 @@ def issue(person_id: int):
         response.status_code = 201
     else:
         # A teacher's form: the badge to print now, on the first label of a sheet.
-        label = SheetBadge(issued.token, badge_name(student), issued.badge.school.name)
+        badge = issued.badge
+        note = temporary_note(badge.expires_at, badge.issued_at, flow.settings().zone) if hours else ""
+        label = SheetBadge(issued.token, badge_name(student), badge.school.name, note)
         response = make_response(render_sheet([label], paper), 201)
         response.headers["Content-Type"] = "application/pdf"
         kind = "temporary-badge" if hours else "badge"

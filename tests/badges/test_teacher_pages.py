@@ -195,11 +195,32 @@ def test_a_temporary_badge_from_the_page_is_a_label_to_print_that_signs_in(app, 
     pdf = tmp_path / "temporary.pdf"
     pdf.write_bytes(answer.data)
     [(codes, text)] = read_sheet(pdf)
-    assert text == "Ada L.\nMaple Elementary"
+    assert text.startswith("Ada L.\nTemporary until ")
     [token] = codes
     assert token != card
     assert kiosk.scan(token).status_code == 200
     assert kiosk.scan(card).status_code == 200  # the card in the pocket still works
+
+
+@pytest.mark.parametrize("utc, hours, says", [
+    ((2026, 10, 6, 14, 5), 4, "Temporary until 13:05"),        # 09:05 in Chicago, until 13:05
+    ((2026, 10, 6, 22, 30), 8, "Temporary until Wed 01:30"),   # 17:30, until the next day
+])
+def test_a_temporary_badges_label_says_until_when_in_the_districts_time(app, world, redis_client,
+                                                                        settings, clock, tmp_path,
+                                                                        utc, hours, says):
+    # Found by review: a temporary badge looked exactly like a card.
+    from dataclasses import replace
+    app.config["SETTINGS"] = replace(settings, timezone="America/Chicago")
+    clock.now = datetime(*utc, tzinfo=timezone.utc)
+    teacher = _signed_in(app, world.teacher)
+    answer = _form_post(teacher, f"/badges/students/{world.student.id}/issue",
+                        back=f"/teacher/sections/{world.section.id}", hours=str(hours))
+    assert answer.status_code == 201
+    pdf = tmp_path / "temporary.pdf"
+    pdf.write_bytes(answer.data)
+    [([token], text)] = read_sheet(pdf)
+    assert text == f"Ada L.\n{says}"
 
 
 def test_a_new_card_from_the_page_replaces_the_old_one(app, world, redis_client, kiosk, tmp_path):
@@ -382,7 +403,7 @@ def test_a_teacher_in_a_real_browser_voids_prints_and_resets(app, world, redis_c
         pdf = tmp_path / "temporary.pdf"
         pdf.write_bytes(sheets.pdfs[0])
         [([token], text)] = read_sheet(pdf)
-        assert text == "Ada L.\nMaple Elementary"
+        assert text.startswith("Ada L.\nTemporary until ")
         tab.close()                     # back to the class page, which shows the new badge
         page.bring_to_front()
         page.wait_for_function("() => document.querySelector('#student-%d').innerText.includes("
