@@ -15,13 +15,14 @@ import logging
 import redis
 from flask import flash, make_response, url_for
 from flask_login import current_user
-from werkzeug.utils import secure_filename
 
 from portal.auth.roles import role_required
 from portal.badges import flow, plural
 from portal.badges.permissions import STAFF_ROLES
 from portal.badges.services import BadgeError, NotPermitted, SheetConflict, finish_issuing
-from portal.badges.sheets import NothingToPrint, blank_names_message, print_section_badges
+from portal.badges.sheets import (
+    NothingToPrint, blank_names_message, inline_pdf, print_section_badges,
+)
 from portal.badges.views import bp
 from portal.db import db
 from portal.errors import wants_json
@@ -83,12 +84,12 @@ def section_sheet(section_id: int):
               f"({plural(sheet.pages, 'page', 'pages')}).")
         if sheet.incomplete:
             flash(blank_names_message(sheet), "problem")
-    name = secure_filename(f"badges-{section.title}.pdf".replace(" ", "-").lower()) or "badges.pdf"
     response = make_response(sheet.pdf)
     response.headers["Content-Type"] = "application/pdf"
     # inline: the browser's PDF viewer shows it, to print, and it is in no Downloads folder of
     # a shared computer (no-store: nor in the browser's cache).
-    response.headers["Content-Disposition"] = f'inline; filename="{name}"'
+    response.headers["Content-Disposition"] = inline_pdf(f"badges {section.title}",
+                                                         f"badges-class-{section.id}.pdf")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Badge-Count"] = str(sheet.badges)
     # Labels showing a name with letters no installed font has (boxes; the QR works).

@@ -25,6 +25,7 @@ from datetime import datetime, timezone, tzinfo
 from io import BytesIO
 from pathlib import Path
 from typing import Callable, Sequence
+from urllib.parse import quote
 
 import arabic_reshaper
 import redis
@@ -506,6 +507,21 @@ def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
         db.commit()
         finish_issuing(client, issued)
     return sheet
+
+
+def inline_pdf(words: str, fallback: str) -> str:
+    """The Content-Disposition of a sheet shown inline, named from `words` (a class's title, a
+    student's label name): "badges-room-4.pdf". A name in other letters goes as RFC 6266's
+    filename* (UTF-8), after an ASCII filename for browsers that read only that: the name with its
+    accents dropped when that leaves every letter ("salle-elephants"), else `fallback` (ASCII,
+    e.g. "badges-class-12.pdf"). Never a token: only what the page shows anyway."""
+    slug = "-".join(re.findall(r"[^\W_]+", unicodedata.normalize("NFC", words).casefold()))
+    plain = "".join(c for c in unicodedata.normalize("NFKD", slug) if not unicodedata.combining(c))
+    ascii_name = f"{plain}.pdf" if slug and plain.isascii() and plain.replace("-", "").isalnum() \
+        else fallback
+    if not slug or slug.isascii():
+        return f'inline; filename="{ascii_name}"'
+    return f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(slug + '.pdf', safe='')}"
 
 
 def write_private_file(path: Path, make: Callable[[], bytes]) -> None:

@@ -13,7 +13,6 @@ from datetime import timedelta
 from flask import Blueprint, jsonify, make_response, request
 from flask_login import current_user
 from sqlalchemy import select
-from werkzeug.utils import secure_filename
 
 from portal.auth.roles import role_required
 from portal.badges import flow, plural
@@ -25,7 +24,7 @@ from portal.badges.services import (
     void_badges_for_school, void_badges_for_section,
 )
 from portal.badges.sheets import (
-    PAPERS, SheetBadge, badge_name, check_fonts, render_sheet, temporary_note,
+    PAPERS, SheetBadge, badge_name, check_fonts, inline_pdf, render_sheet, temporary_note,
 )
 from portal.db import db
 from portal.errors import PortalError, wants_json
@@ -123,8 +122,8 @@ def issue(person_id: int):
         response = make_response(render_sheet([label], paper), 201)
         response.headers["Content-Type"] = "application/pdf"
         kind = "temporary-badge" if hours else "badge"
-        name = secure_filename(f"{kind} {badge_name(student)}".replace(".", "").replace(" ", "-").lower())
-        response.headers["Content-Disposition"] = f'inline; filename="{name or kind}.pdf"'
+        response.headers["Content-Disposition"] = inline_pdf(f"{kind} {badge_name(student)}",
+                                                             f"{kind}-{student.id}.pdf")
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -568,6 +568,32 @@ def test_a_sheet_printed_meanwhile_in_another_tab_is_named_and_left_working(app,
     assert [kiosk.scan(t).status_code for t in _check_room4_sheet(pdf, world)] == [200] * 3
 
 
+def test_a_sheet_in_other_letters_has_a_name_that_is_neither_empty_nor_shared(app, redis_client,
+                                                                               world):
+    # Found by review: "Класс 2А" and every student named in other letters gave "badges.pdf" and
+    # "badge--.pdf". RFC 6266: filename* in UTF-8, and an ASCII filename for older browsers.
+    from werkzeug.http import parse_options_header
+    world.section.title, world.student.given_name, world.student.family_name = "Класс 2А", "小明", "王"
+    db.session.commit()
+    client = new_client(app)
+    csrf = login(client, "t.four")
+    sheet = client.post(_sheet_url(world.section), data={"csrf_token": csrf})
+    card = client.post(f"/badges/students/{world.student.id}/issue", data={"csrf_token": csrf})
+    for answer, utf8, ascii_name in (
+            (sheet, "badges-класс-2а.pdf", f"badges-class-{world.section.id}.pdf"),
+            (card, "badge-小明-王.pdf", f"badge-{world.student.id}.pdf")):
+        header = answer.headers["Content-Disposition"]
+        assert header.isascii() and header.startswith("inline; ")
+        assert parse_options_header(header)[1]["filename"] == utf8   # filename* read first
+        assert f'filename="{ascii_name}"' in header
+    from portal.badges.sheets import inline_pdf
+    assert inline_pdf("badges Salle Éléphants", "x.pdf") == (
+        "inline; filename=\"badges-salle-elephants.pdf\"; "
+        "filename*=UTF-8''badges-salle-%C3%A9l%C3%A9phants.pdf")
+    assert inline_pdf("badges K-1 (Mrs. O'Neil)", "x.pdf") == 'inline; filename="badges-k-1-mrs-o-neil.pdf"'
+    assert inline_pdf("badges ../../etc", "x.pdf") == 'inline; filename="badges-etc.pdf"'
+
+
 def test_admin_downloads_an_a4_sheet_with_a_json_request(app, world, tmp_path):
     client = new_client(app)
     csrf = login(client, "principal")
