@@ -490,11 +490,14 @@ def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
         raise NothingToPrint(f"Every student of {section.title} who uses a badge has a card "
                              "that works: there is nothing to print",
                              "To replace a lost card, use Replace card on the student's row.")
-    issued = issue_planned(db, plan, [mint_token() for _ in plan.students], actor=actor)
+    # The sheet first, then the cards: the write transaction (on SQLite, the one write lock every
+    # sign-in's audit record waits for) lasts for the writes alone, not the rendering.
+    tokens = [mint_token() for _ in plan.students]
+    school = section.school.name
+    pdf, incomplete = _render([SheetBadge(token, badge_name(student), school)
+                               for student, token in zip(plan.students, tokens)], paper)
+    issued = issue_planned(db, plan, tokens, actor=actor)
     try:
-        school = section.school.name
-        pdf, incomplete = _render([SheetBadge(i.token, badge_name(i.person), school) for i in issued],
-                                  paper)
         audit.record("badge_sheet_printed", actor=actor, commit=False, data={
             "section_id": section.id, "students": len(issued), "paper": paper,
             "cards_replaced": sum(bool(i.replaced) for i in issued)})
