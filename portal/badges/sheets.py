@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
@@ -230,6 +231,9 @@ _FALLBACK_FONTS = tuple(
                    "Lao", "Myanmar", "Ethiopic", "Armenian", "Georgian")
 ) + ((Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), 0),)
 _fallbacks: list[tuple[str, frozenset]] | None = None
+# Fonts are registered once per process, by the first sheet; two printed at once in two threads
+# must not see them half loaded.
+_loading = threading.RLock()
 
 
 def _font_names() -> tuple[str, str]:
@@ -237,36 +241,44 @@ def _font_names() -> tuple[str, str]:
     more), else the PDF standard Helvetica (Western European names only)."""
     global _fonts
     if _fonts is None:
-        _fonts = ("Helvetica", "Helvetica-Bold")
-        for folder in _FONT_DIRS:
-            regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
-            if regular.is_file() and bold.is_file():
-                pdfmetrics.registerFont(TTFont("BadgeSans", str(regular)))
-                pdfmetrics.registerFont(TTFont("BadgeSans-Bold", str(bold)))
-                _fonts = ("BadgeSans", "BadgeSans-Bold")
-                break
+        with _loading:
+            if _fonts is None:
+                found = ("Helvetica", "Helvetica-Bold")
+                for folder in _FONT_DIRS:
+                    regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
+                    if regular.is_file() and bold.is_file():
+                        pdfmetrics.registerFont(TTFont("BadgeSans", str(regular)))
+                        pdfmetrics.registerFont(TTFont("BadgeSans-Bold", str(bold)))
+                        found = ("BadgeSans", "BadgeSans-Bold")
+                        break
+                _fonts = found  # once registered: a sheet printed meanwhile waits for the lock
     return _fonts
 
 
 def _covered(font: str) -> frozenset | None:
     """The code points `font` has letters for (None: a standard PDF font, Latin-1)."""
     face = getattr(pdfmetrics.getFont(font), "face", None)
-    return frozenset(face.charToGlyph) if face is not None else None
+    glyphs = getattr(face, "charToGlyph", None)   # a standard font's face has no such map
+    return frozenset(glyphs) if glyphs is not None else None
 
 
 def _fallback_fonts() -> list[tuple[str, frozenset]]:
     """The installed fallback fonts, registered, with what each covers."""
     global _fallbacks
     if _fallbacks is None:
-        _fallbacks = []
-        for n, (path, subfont) in enumerate(_FALLBACK_FONTS):
-            if path.is_file():
-                try:
-                    pdfmetrics.registerFont(TTFont(f"BadgeFallback{n}", str(path), subfontIndex=subfont))
-                except Exception as e:  # noqa: BLE001  a font reportlab cannot read: not used
-                    log.warning("badge sheets: font %s not used (%s)", path, type(e).__name__)
-                    continue
-                _fallbacks.append((f"BadgeFallback{n}", _covered(f"BadgeFallback{n}")))
+        with _loading:
+            if _fallbacks is None:
+                found = []
+                for n, (path, subfont) in enumerate(_FALLBACK_FONTS):
+                    if path.is_file():
+                        name = f"BadgeFallback{n}"
+                        try:
+                            pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=subfont))
+                        except Exception as e:  # noqa: BLE001  a font reportlab cannot read: not used
+                            log.warning("badge sheets: font %s not used (%s)", path, type(e).__name__)
+                            continue
+                        found.append((name, _covered(name)))
+                _fallbacks = found
     return _fallbacks
 
 

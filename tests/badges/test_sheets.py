@@ -7,6 +7,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -237,6 +238,48 @@ def test_the_qr_modules_print_larger(tmp_path):
     # A 640x480 kiosk camera read the 0.87 mm modules to about 20 cm; 0.92 mm to 25 cm.
     from portal.badges.sheets import MODULE
     assert MODULE == pytest.approx(0.92 * 72 / 25.4)
+
+
+def test_two_sheets_printed_at_once_as_the_portal_starts_both_print(tmp_path, monkeypatch):
+    # Found while fixing (two tabs printing at once, review probe p5): the first sheet of a
+    # process registered the fonts while a second one, in another thread, already used them half
+    # loaded (Helvetica's face has no map of its letters): a 500.
+    import threading
+
+    import portal.badges.sheets as sheets
+    monkeypatch.setattr(sheets, "_fonts", None)
+    monkeypatch.setattr(sheets, "_fallbacks", None)
+    register = sheets.pdfmetrics.registerFont
+
+    def slowly(font):
+        time.sleep(0.2)
+        return register(font)
+
+    monkeypatch.setattr(sheets.pdfmetrics, "registerFont", slowly)
+    made, failed = [], []
+
+    def sheet():
+        try:
+            made.append(render_sheet([SheetBadge(mint_token(), "李 T.", "Maple Elementary")]))
+        except Exception as e:  # noqa: BLE001
+            failed.append(e)
+
+    threads = [threading.Thread(target=sheet) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failed == [] and len(made) == 2
+
+
+def test_without_dejavu_a_latin_name_prints_in_helvetica(tmp_path, monkeypatch):
+    import portal.badges.sheets as sheets
+    monkeypatch.setattr(sheets, "_FONT_DIRS", (tmp_path / "none",))
+    monkeypatch.setattr(sheets, "_fonts", None)
+    pdf = tmp_path / "helvetica.pdf"
+    pdf.write_bytes(render_sheet([SheetBadge(mint_token(), "Zoë L.", "Maple Elementary")]))
+    [(codes, text)] = read_sheet(pdf)
+    assert len(codes) == 1 and text == "Zoë L.\nMaple Elementary"
 
 
 def test_thirteen_badges_take_two_pages(tmp_path):
