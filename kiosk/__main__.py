@@ -5,7 +5,9 @@
 
 At start-up the kiosk binds the device's browser (opens the portal's bind link). Then each
 camera frame is decoded in memory; one badge's token is sent to the portal, and the hand-off
-link it answers with opens in the browser, which signs the student in. --no-browser prints the
+link it answers with opens in the browser, which signs the student in. When the portal answers
+that the browser is not (or no longer) bound, the kiosk opens a new bind link and sends the
+badge again once the browser had a moment to open it. --no-browser prints the
 links instead. --once stops after the first sign-in (or when the --video ends).
 
 Exit status: 0 done, 1 a failure (said in one line), 2 bad arguments, 3 the portal no longer
@@ -24,8 +26,8 @@ from contextlib import closing
 from kiosk import credentials, preview as screen
 from kiosk.camera import CameraError, frames
 from kiosk.client import (
-    BadgeRefused, DeviceRefused, PairingRefused, PortalClient, PortalError, PortalUnreachable,
-    TooManyTries, plain, portal_base, same_portal,
+    BadgeRefused, BindAgain, DeviceRefused, PairingRefused, PortalClient, PortalError,
+    PortalUnreachable, TooManyTries, plain, portal_base, same_portal,
 )
 from kiosk.credentials import CredentialError, Device
 from kiosk.decoder import read_badge
@@ -35,6 +37,9 @@ log = logging.getLogger("kiosk")
 
 EXIT_FAILED, EXIT_USAGE, EXIT_REENROLL = 1, 2, 3
 MESSAGE_SECONDS = 3.0     # an answer from the portal stays on screen this long
+# After binding the browser again, the kiosk sends nothing for this long: the browser opens the
+# bind link meanwhile, and a badge still held up is sent again after it.
+REBIND_SECONDS = 3.0
 
 
 class Failure(Exception):
@@ -211,10 +216,21 @@ def _send(client, scanner: Scanner, feedback: Feedback, token: str, now: float, 
         scanner.pause(now, e.retry_after)
         scanner.forget(token)     # still held up once the wait is over: it is sent then
         feedback.say(screen.TOO_MANY, now)
+    except BindAgain:
+        log.info("the portal says this device's browser is not set up: binding it again")
+        scanner.forget(token)        # sent again, if still held up, once the browser is bound
+        scanner.pause(now, REBIND_SECONDS)
+        feedback.say(screen.GETTING_READY, now)
+        try:
+            bind = client.bind()
+        except DeviceRefused:
+            raise _revoked(feedback, now, base) from None
+        except PortalError as e:
+            log.warning("could not bind the browser again: %s", e)
+        else:
+            _open(bind.url, "Browser set-up", args.no_browser)
     except DeviceRefused:
-        feedback.say(screen.NOT_ENROLLED, now)
-        raise Failure(f"the portal no longer knows this device: {_enroll_hint(base)}",
-                      EXIT_REENROLL) from None
+        raise _revoked(feedback, now, base) from None
     except PortalUnreachable as e:
         log.warning("%s", e)
         scanner.pause(now, e.retry_after)   # not one request per camera frame meanwhile
@@ -229,6 +245,11 @@ def _send(client, scanner: Scanner, feedback: Feedback, token: str, now: float, 
         feedback.say(screen.SIGNED_IN, now)
         return True
     return False
+
+
+def _revoked(feedback: Feedback, now: float, base: str) -> Failure:
+    feedback.say(screen.NOT_ENROLLED, now)
+    return Failure(f"the portal no longer knows this device: {_enroll_hint(base)}", EXIT_REENROLL)
 
 
 # --- arguments ------------------------------------------------------------------------------

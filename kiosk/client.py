@@ -3,6 +3,7 @@
     POST /kiosk/enroll  {"code": CODE}                                  -> the device credential
     POST /kiosk/bind    {}                 Authorization: Bearer <cred> -> a bind URL
     POST /kiosk/badge   {"token": TOKEN}   Authorization: Bearer <cred> -> a hand-off URL
+                                                                       (409: bind the browser again)
 
 No frame, no device name or fingerprint, no extra key; a fixed User-Agent without versions.
 Proxies come from the environment, but never ~/.netrc (requests would let it replace the
@@ -76,6 +77,11 @@ class DeviceRefused(PortalError):
 
 class BadgeRefused(PortalError):
     """403: the portal's one answer for every refused badge."""
+
+
+class BindAgain(PortalError):
+    """409: the device's browser is not (or no longer) bound; the badge was not looked at. Bind
+    the browser again, then send the badge again."""
 
 
 class TooManyTries(PortalError):
@@ -216,6 +222,8 @@ class PortalClient:
             return self._link(response, "handoff_url", "handoff")
         if response.status_code == 403:
             raise BadgeRefused("That badge didn't work.")
+        if response.status_code == 409:
+            raise BindAgain(_explain(response, "the device's browser is not set up"))
         raise self._failure(response)
 
     def _post(self, path: str, body: dict, *, authorized: bool = True) -> Answer:

@@ -12,15 +12,15 @@ from portal.auth.roles import role_required
 from portal.auth.services import SHARED_DEVICE_COOKIE
 from portal.badges import flow
 from portal.badges.kiosks import (
-    BIND_SECONDS, KioskNotPermitted, PAIR_SECONDS, PairingFailed, authenticate_device,
-    create_pairing_code, device_for_browser, enroll_device, finish_browser_binding, list_devices,
-    revoke_device, start_browser_binding,
+    BIND_SECONDS, KioskNotPermitted, PAIR_SECONDS, PairingFailed, ask_to_bind_again,
+    authenticate_device, create_pairing_code, device_for_browser, enroll_device,
+    finish_browser_binding, list_devices, needs_binding, revoke_device, start_browser_binding,
 )
 from portal.badges.permissions import STAFF_ROLES
 from portal.badges.sessions import end_device_session
 from portal.badges.signin import (
-    HANDOFF_SECONDS, BadgeRejected, HandoffInvalid, TooManyScans, accept_handoff, redeem_badge,
-    start_handoff, take_handoff,
+    HANDOFF_SECONDS, BadgeRejected, BrowserNotBound, HandoffInvalid, TooManyScans,
+    accept_handoff, redeem_badge, start_handoff, take_handoff,
 )
 from portal.cookies import read_cookie, set_cookie
 from portal.db import db, parse_id
@@ -38,6 +38,10 @@ DEVICE_COOKIE_PATH = "/kiosk/"
 DEVICE_COOKIE_AGE = timedelta(days=365)
 # The one answer to every refused badge, whatever the reason.
 REFUSED = {"error": BadgeRejected.title, "advice": BadgeRejected.advice}
+# A scan from a device whose browser is not bound (never, or no longer: see kiosks.py): the
+# badge is not looked at; the device binds its browser again, then sends the badge again.
+BIND_AGAIN = {"error": "The classroom browser is not set up",
+              "advice": "Bind it again (POST /kiosk/bind, open the link), then scan again."}
 
 
 def _api_error(status: int, error: str, advice: str, **headers):
@@ -131,7 +135,7 @@ def enroll():
 @_device_api
 def bind(device: KioskDevice):
     """The device asks for a one-time URL that binds its browser (open it right away)."""
-    code = start_browser_binding(flow.redis_client(), device)
+    code = start_browser_binding(flow.redis_client(), device, clock=flow.app_clock())
     return _single_use(bind_url=public_url("kiosk.bind_browser", code=code),
                        expires_in=BIND_SECONDS)
 
@@ -139,9 +143,11 @@ def bind(device: KioskDevice):
 @bp.get("/kiosk/bind/<code>")
 def bind_browser(code: str):
     """The device's browser opens its bind URL and receives the device cookie."""
-    cookie = finish_browser_binding(db.session, flow.redis_client(), code)
+    cookie = finish_browser_binding(db.session, flow.redis_client(), code, clock=flow.app_clock())
     if cookie is None:
-        return error_page(403, "That link has run out", "Start the kiosk program again.")
+        return error_page(403, "That set-up link has run out",
+                          "Scan a badge at the classroom device: it sets this browser up again. "
+                          "If it does not, ask your teacher.")
     device = db.session.get(KioskDevice, int(cookie.partition(".")[0]))
     response = make_response(render_template("badges/bound.html", device=device))
     age = int(DEVICE_COOKIE_AGE.total_seconds())
@@ -159,6 +165,8 @@ def badge(device: KioskDevice):
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or set(body) != {"token"}:
         return _api_error(400, "Send only the token", 'The body is {"token": "..."}.')
+    if needs_binding(flow.redis_client(), device):
+        return make_response(jsonify(BIND_AGAIN), 409)
     try:
         accepted = redeem_badge(db.session, flow.limits(), body["token"], device=device,
                                 clock=flow.app_clock(), commit=False)
@@ -179,16 +187,25 @@ def badge(device: KioskDevice):
 
 @bp.get("/kiosk/handoff/<code>")
 def handoff(code: str):
-    """The device's browser finishes the sign-in: only with the device cookie, only once."""
+    """The device's browser finishes the sign-in: only with the device cookie, only once.
+    Opened in a browser that is not the device's (it lost its binding, or the link was carried
+    elsewhere), the page says so, and the device is asked to bind its browser again."""
+    client = flow.redis_client()
+    browser_device = device_for_browser(db.session, read_cookie(DEVICE_COOKIE, DEVICE_COOKIE_PATH))
     ticket = None
     try:
-        ticket = take_handoff(flow.redis_client(), code, clock=flow.app_clock())
-        browser_device = device_for_browser(db.session, read_cookie(DEVICE_COOKIE, DEVICE_COOKIE_PATH))
+        ticket = take_handoff(client, code, clock=flow.app_clock())
         accepted = accept_handoff(db.session, ticket, browser_device, clock=flow.app_clock())
     except HandoffInvalid as e:
+        refused = e
         if ticket is not None:
-            ticket.give_back(flow.redis_client())
-        response = error_page(e.status, e.title, e.advice)
+            ticket.give_back(client)
+        device_id = ticket.device_id if ticket is not None else e.device_id
+        if browser_device is None or (device_id is not None and browser_device.id != device_id):
+            if device_id is not None:
+                ask_to_bind_again(client, device_id)
+            refused = BrowserNotBound()
+        response = error_page(refused.status, refused.title, refused.advice)
     else:
         going_to = flow.continue_after_badge(db.session, accepted)
         if ticket.saml_logout:

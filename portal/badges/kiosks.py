@@ -5,6 +5,13 @@ The device exchanges it once for a credential: 256 random bits it sends as a Bea
 every scan; the portal keeps only its SHA-256. The device then binds its browser: it asks for a
 one-time bind URL (30 seconds) and opens it, and the portal sets a cookie holding a browser key
 (only its hash is kept). Hand-off URLs open only in the browser holding that cookie.
+
+A browser can lose its binding (cookies cleared, a guest window, the bind link opened after its
+30 seconds on a slow boot): the portal then asks the device to bind it again (a flag in Redis for
+REBIND_SECONDS, set when a hand-off or a late bind link is opened in a browser that is not the
+device's), and the device's next scan is answered "bind again" (kiosk_views.badge) rather than
+with a hand-off its browser would refuse. The flag never unbinds anything: the browser that holds
+the cookie keeps it, and whoever holds a stolen hand-off link can at most cause one more binding.
 """
 from __future__ import annotations
 
@@ -31,11 +38,16 @@ PAIR_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud a
 PAIR_LENGTH = 8
 PAIR_SECONDS = 600
 BIND_SECONDS = 30
+# An expired bind code is kept this much longer, so that opening it late asks the device to bind
+# again (it no longer binds anything).
+BIND_LATE_SECONDS = 600
+REBIND_SECONDS = 600     # how long "bind again" waits for the device's next scan
 CREDENTIAL_PREFIX = "kd1_"
 LAST_SEEN_EVERY = timedelta(minutes=1)  # no database write on every scan of a morning rush
 
 _PAIR = "portal:kiosk:pair:"
 _BIND = "portal:kiosk:bind:"
+_REBIND = "portal:kiosk:rebind:"   # device id -> its browser must be bound again
 # Built once: every scan looks its device up by credential, every hand-off by id (Session.get
 # builds its statement anew on each call).
 _BY_SECRET = select(KioskDevice).where(KioskDevice.secret_hash == bindparam("secret_hash"))
@@ -172,26 +184,60 @@ def revoke_device(db: Session, client: redis.Redis, device: KioskDevice, *,
         raise DeviceSessionNotEnded() from None
 
 
-def start_browser_binding(client: redis.Redis, device: KioskDevice) -> str:
+def start_browser_binding(client: redis.Redis, device: KioskDevice, *,
+                          clock: Clock = utcnow) -> str:
     """A single-use code (30 seconds) the device opens in its browser to bind it."""
     code = secrets.token_urlsafe(32)
-    client.set(_BIND + _sha256(code), str(device.id), ex=BIND_SECONDS)
+    data = json.dumps({"device_id": device.id,
+                       "exp": (clock() + timedelta(seconds=BIND_SECONDS)).timestamp()})
+    client.set(_BIND + _sha256(code), data, ex=BIND_SECONDS + BIND_LATE_SECONDS)
     return code
 
 
-def finish_browser_binding(db: Session, client: redis.Redis, code: str) -> str | None:
-    """Bind the browser that opened `code`; return the cookie value for it, or None."""
+def finish_browser_binding(db: Session, client: redis.Redis, code: str, *,
+                           clock: Clock = utcnow) -> str | None:
+    """Bind the browser that opened `code`; return the cookie value for it, or None. A code
+    opened after its 30 seconds binds nothing, but asks the device to bind again."""
     raw = client.getdel(_BIND + _sha256(code)) if 0 < len(code) <= 100 else None
     if raw is None:
         return None
-    device = db.get(KioskDevice, int(raw))
+    device_id, late = _bind_data(raw, clock())
+    device = db.get(KioskDevice, device_id) if device_id is not None else None
     if device is None or device.revoked_at is not None:
+        return None
+    if late:
+        ask_to_bind_again(client, device.id)
         return None
     key = secrets.token_urlsafe(32)
     # One browser per device: binding a new one unbinds the previous.
     device.browser_key_hash = _sha256(key)
     db.commit()
+    client.delete(_REBIND + str(device.id))
     return f"{device.id}.{key}"
+
+
+def _bind_data(raw: bytes, now: datetime) -> tuple[int | None, bool]:
+    """(device id, opened too late) from a stored bind code; a bare id is a code stored before
+    codes had a time in them (they lived 30 seconds), still good."""
+    try:
+        data = json.loads(raw)
+        if isinstance(data, int):
+            return data, False
+        return int(data["device_id"]), now.timestamp() >= float(data["exp"])
+    except (ValueError, TypeError, KeyError):
+        return None, False
+
+
+def ask_to_bind_again(client: redis.Redis, device_id: int) -> None:
+    """The device's browser is not (or no longer) bound: its next scan is answered "bind
+    again". Nothing is unbound."""
+    client.set(_REBIND + str(device_id), "1", ex=REBIND_SECONDS)
+
+
+def needs_binding(client: redis.Redis, device: KioskDevice) -> bool:
+    """True when the device has no bound browser, or the portal saw its hand-off or bind link
+    opened in a browser that is not bound to it."""
+    return not device.browser_key_hash or bool(client.exists(_REBIND + str(device.id)))
 
 
 def device_for_browser(db: Session, cookie: str | None) -> KioskDevice | None:

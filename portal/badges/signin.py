@@ -73,6 +73,13 @@ class HandoffInvalid(PortalError):
     status = 403
     title = "That sign-in has run out"
     advice = "Scan your badge again."
+    device_id: int | None = None    # whose hand-off it was, when that is known
+
+
+class BrowserNotBound(HandoffInvalid):
+    """The hand-off was opened in a browser that is not the scanning device's bound browser."""
+    title = "This browser is not set up for the classroom device"
+    advice = "Scan your badge again in a moment. If this page comes back, ask your teacher."
 
 
 class BadgeLimits:
@@ -259,7 +266,9 @@ def take_handoff(client: redis.Redis, code: str, *, clock: Clock = utcnow) -> Ha
     ticket = Handoff(data["person_id"], data["badge_id"], data["device_id"], tuple(_owed(owed)))
     if clock().timestamp() >= data["exp"]:
         ticket.give_back(client)
-        raise HandoffInvalid()
+        late = HandoffInvalid()
+        late.device_id = ticket.device_id
+        raise late
     return ticket
 
 
@@ -287,7 +296,7 @@ def accept_handoff(db: Session, handoff: Handoff, browser_device: KioskDevice | 
                    clock: Clock = utcnow) -> Accepted:
     """Check that the browser is the scanning device's own and that the badge still works."""
     if browser_device is None or browser_device.id != handoff.device_id:
-        raise HandoffInvalid()
+        raise BrowserNotBound()
     found = find_badge(db, badge_id=handoff.badge_id)
     badge = found.badge
     if badge is None or badge.person_id != handoff.person_id:

@@ -57,7 +57,7 @@ def test_a_badge_for_a_school_the_teacher_has_no_say_in_is_refused_when_left_unn
     db.session.expire_all()
     badges = db.session.scalars(db.select(Badge).where(Badge.person_id == world.far_student.id)).all()
     assert [(b.revoked_at, b.revoked_reason) for b in badges] == [(None, None)]
-    other_kiosk = enroll_kiosk(app, redis_client, world.other_school, bind=False)
+    other_kiosk = enroll_kiosk(app, redis_client, world.other_school)
     assert other_kiosk.scan(card).status_code == 200
 
 

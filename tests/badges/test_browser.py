@@ -129,11 +129,16 @@ def test_a_double_click_or_double_tap_on_a_picture_is_one_pick(app, redis_client
 def test_photographed_handoff_opens_nothing_in_another_browser(app, redis_client, world,  # noqa: F811
                                                               live_server, browser):
     kiosk = KioskProgram(live_server, create_pairing_code(db.session, redis_client, world.school).code)
+    device = browser.new_context()
+    device.new_page().goto(kiosk.bind_url())
     url = kiosk.scan(issue(redis_client, world.student))
     other = browser.new_context()
     page = other.new_page()
     page.goto(url)
-    assert page.get_by_role("heading", name="That sign-in has run out").is_visible()
+    assert page.get_by_role("heading",
+                            name="This browser is not set up for the classroom device").is_visible()
+    assert page.get_by_text("Scan your badge again in a moment.").is_visible()
+    device.close()
     page.goto(live_server + "/")
     assert "/login" in page.url
     other.close()

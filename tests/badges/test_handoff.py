@@ -45,13 +45,107 @@ def test_photographed_handoff_url_fails_in_another_browser(app, redis_client, wo
 def test_handoff_fails_in_the_browser_of_another_device(app, redis_client, world, kiosk):
     neighbour = enroll_kiosk(app, redis_client, world.school)
     url = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
-    assert neighbour.browser.get(url).status_code == 403
+    page = neighbour.browser.get(url)
+    assert page.status_code == 403 and NOT_SET_UP in page.get_data(as_text=True)
+    assert neighbour.sign_in(issue(redis_client, world.classmate)).status_code == 302
 
 
-def test_handoff_needs_a_bound_browser(app, redis_client, world):
+def test_a_device_without_a_bound_browser_is_told_to_bind_it_before_any_badge_is_read(
+        app, redis_client, world):
     unbound = enroll_kiosk(app, redis_client, world.school, bind=False)
-    url = unbound.scan(issue(redis_client, world.student)).json["handoff_url"]
-    assert unbound.browser.get(url).status_code == 403
+    answer = unbound.scan(issue(redis_client, world.student))
+    assert answer.status_code == 409
+    assert answer.json == {"error": "The classroom browser is not set up",
+                           "advice": "Bind it again (POST /kiosk/bind, open the link), then scan again."}
+    assert badge_of(world.student).last_used_at is None      # the badge was not looked at
+    unbound.bind_browser()
+    assert unbound.sign_in(issue(redis_client, world.student)).status_code == 302
+
+
+def badge_of(person):
+    from sqlalchemy import select
+
+    from portal.models import Badge
+    db.session.expire_all()
+    return db.session.scalar(select(Badge).where(Badge.person_id == person.id))
+
+
+NOT_SET_UP = "This browser is not set up for the classroom device"
+
+
+def test_a_browser_that_lost_its_binding_says_so_and_the_device_is_asked_to_bind_again(
+        app, redis_client, world, kiosk):
+    """Cookies cleared, a guest window: the hand-off says what happened in plain words (not "run
+    out"), and the device's next scan is answered "bind again" instead of another hand-off that
+    browser would refuse. The browser's binding is not undone: binding again in that browser
+    is what brings it back."""
+    kiosk.browser = new_client(app)            # the same browser, its cookies gone
+    page = kiosk.browser.get(kiosk.scan(issue(redis_client, world.student)).json["handoff_url"])
+    assert page.status_code == 403
+    text = page.get_data(as_text=True)
+    assert NOT_SET_UP in text and "Scan your badge again in a moment" in text
+    assert "run out" not in text
+    again = kiosk.scan(issue(redis_client, world.classmate))
+    assert again.status_code == 409 and badge_of(world.classmate).last_used_at is None
+    assert kiosk.scan(issue(redis_client, world.classmate)).status_code == 409   # until it binds
+    kiosk.bind_browser()
+    assert kiosk.sign_in(issue(redis_client, world.classmate)).status_code == 302
+    assert kiosk.scan(issue(redis_client, world.student)).status_code == 200
+
+
+def test_a_stolen_handoff_link_cannot_unbind_the_devices_browser(app, redis_client, world, kiosk):
+    device = db.session.get(KioskDevice, kiosk.device_id)
+    bound_key = device.browser_key_hash
+    url = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
+    thief = new_client(app)
+    assert NOT_SET_UP in thief.get(url).get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(KioskDevice, kiosk.device_id).browser_key_hash == bound_key
+    # At most one more binding: the device binds its own browser again, and signs in there.
+    assert kiosk.scan(issue(redis_client, world.student)).status_code == 409
+    kiosk.bind_browser()
+    assert kiosk.sign_in(issue(redis_client, world.student)).status_code == 302
+    assert thief.get("/").status_code == 302     # not signed in
+
+
+def test_a_bind_link_opened_late_asks_the_device_to_bind_again(app, redis_client, world, clock):
+    """A slow boot: the browser opens the bind link after its 30 seconds. It binds nothing, says
+    so, and the device's next scan asks it to bind again (a new link) instead of a hand-off."""
+    device = enroll_kiosk(app, redis_client, world.school, bind=False)
+    late = device.api.post("/kiosk/bind", json={}, headers=device.headers).json["bind_url"]
+    clock.advance(seconds=31)
+    page = device.browser.get(late)
+    assert page.status_code == 403 and "That set-up link has run out" in page.get_data(as_text=True)
+    assert device.browser.get_cookie("portal_kiosk", path="/kiosk/") is None
+    db.session.expire_all()
+    assert db.session.get(KioskDevice, device.device_id).browser_key_hash is None
+    assert device.scan(issue(redis_client, world.student)).status_code == 409
+    device.bind_browser()
+    assert device.sign_in(issue(redis_client, world.student)).status_code == 302
+
+
+def test_a_late_bind_link_of_a_bound_device_leaves_its_browser_bound(app, redis_client, world,
+                                                                     kiosk, clock):
+    bound_key = db.session.get(KioskDevice, kiosk.device_id).browser_key_hash
+    late = kiosk.api.post("/kiosk/bind", json={}, headers=kiosk.headers).json["bind_url"]
+    clock.advance(seconds=31)
+    assert new_client(app).get(late).status_code == 403
+    db.session.expire_all()
+    assert db.session.get(KioskDevice, kiosk.device_id).browser_key_hash == bound_key
+    assert kiosk.scan(issue(redis_client, world.student)).status_code == 409
+    kiosk.bind_browser()
+    assert kiosk.sign_in(issue(redis_client, world.student)).status_code == 302
+
+
+def test_a_made_up_handoff_link_changes_nothing(app, redis_client, world, kiosk):
+    stranger = new_client(app)
+    page = stranger.get("/kiosk/handoff/" + "A" * 43)
+    assert page.status_code == 403 and NOT_SET_UP in page.get_data(as_text=True)
+    assert not list(redis_client.scan_iter("portal:kiosk:rebind:*"))
+    assert kiosk.sign_in(issue(redis_client, world.student)).status_code == 302
+    # In the bound browser, a link that is not (or no longer) good has run out.
+    ran_out = kiosk.browser.get("/kiosk/handoff/" + "A" * 43)
+    assert "That sign-in has run out" in ran_out.get_data(as_text=True)
 
 
 def test_binding_a_new_browser_unbinds_the_old_one(app, redis_client, world, kiosk):
@@ -60,6 +154,8 @@ def test_binding_a_new_browser_unbinds_the_old_one(app, redis_client, world, kio
     kiosk.bind_browser()
     token = issue(redis_client, world.student)
     assert old_browser.get(kiosk.scan(token).json["handoff_url"]).status_code == 403
+    assert kiosk.scan(token).status_code == 409          # the device hears of it, and binds again
+    kiosk.bind_browser()
     assert kiosk.browser.get(kiosk.scan(token).json["handoff_url"]).status_code == 302
 
 

@@ -79,6 +79,10 @@ def test_a_double_scan_or_an_unopened_link_does_not_lose_the_last_childs_sign_ou
     # Opened by another browser first: refused, and what the device owes stays owed.
     assert new_client(app).get(second).status_code == 403
     assert kiosk.browser.get(first).status_code == 403
+    # The other browser made the portal ask the device to bind its browser again, as the
+    # kiosk program does on that answer; what the device owes is still owed after.
+    assert kiosk.scan(alan).status_code == 409
+    kiosk.bind_browser()
     second = kiosk.scan(alan).json["handoff_url"]
     handoff = kiosk.browser.get(second)
     assert handoff.status_code == 303 and handoff.headers["Location"].endswith("/saml/slo/next")

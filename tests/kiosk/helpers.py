@@ -194,3 +194,109 @@ class Sandbox:
             st = path.lstat()
             found[str(path.relative_to(self.root))] = (st.st_mode, st.st_size, st.st_mtime_ns)
         return found
+
+
+# --- the real kiosk program in this process, against the live portal -------------------------
+
+class LiveCamera:
+    """A camera that shows, in real time (30 frames a second), each scene of a timeline in
+    turn: [(seconds, tokens held up, or None for nobody), ...]. `then` runs a callable when its
+    scene starts (a cookie cleared, the portal frozen...). Stands in for kiosk.camera.frames."""
+
+    def __init__(self, timeline, fps: int = 30):
+        self.timeline = [scene if len(scene) == 3 else (*scene, None) for scene in timeline]
+        self.fps = fps
+        self._cache: dict[tuple, list] = {}
+        for _, tokens, _ in self.timeline:
+            self._frames(tokens)
+
+    def _frames(self, tokens):
+        key = tuple(tokens or ())
+        if key not in self._cache:
+            self._cache[key] = (list(badge_frames(list(key), 30, seed=7)) if key
+                                else [np.full((SIZE[1], SIZE[0], 3), 200, np.uint8)])
+        return self._cache[key]
+
+    def __call__(self, source, **_):
+        import time
+        start = time.monotonic()
+        shown, until = 0, start
+        for seconds, tokens, then in self.timeline:
+            if then is not None:
+                then()
+            until += seconds
+            frames = self._frames(tokens)
+            while time.monotonic() < until:
+                yield frames[shown % len(frames)]
+                shown += 1
+                time.sleep(max(0.0, start + shown / self.fps - time.monotonic()))
+
+
+class FakeWindow:
+    """The preview window: records each new line it is asked to show."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.closed_at: float | None = None
+
+    def show(self, frame, message: str) -> bool:
+        if not self.lines or self.lines[-1] != message:
+            self.lines.append(message)
+        return True
+
+    def close(self) -> None:
+        import time
+        self.closed_at = time.monotonic()
+
+
+class LinkBrowser:
+    """The device's browser: opens each link the kiosk opens, at once, with its own cookies,
+    and records (kind, status, page heading)."""
+
+    def __init__(self):
+        import requests
+        self.session = requests.Session()
+        self.opened: list[tuple[str, int, str]] = []
+        self.before_open = None      # called with the URL first (to make a bind link late...)
+
+    def open(self, url: str, *args, **kwargs) -> bool:
+        import re
+        if self.before_open is not None:
+            self.before_open(url)
+        page = self.session.get(url, timeout=10)
+        heading = re.search(r"<h1[^>]*>(.*?)</h1>", page.text, re.S)
+        kind = "bind" if "/kiosk/bind/" in url else "handoff"
+        self.opened.append((kind, page.status_code, heading.group(1).strip() if heading else ""))
+        return True
+
+    def forget_cookies(self) -> None:
+        self.session.cookies.clear()
+
+
+def run_kiosk_here(monkeypatch, argv: list[str], camera: LiveCamera, browser: LinkBrowser,
+                   window: FakeWindow | None = None) -> int:
+    """kiosk.__main__.main(argv) in this process, with `camera`, `browser` and `window`."""
+    import kiosk.__main__ as program
+    monkeypatch.setattr(program, "frames", camera)
+    monkeypatch.setattr(program.webbrowser, "open", browser.open)
+    monkeypatch.setattr(program.screen.Preview, "open", staticmethod(lambda *a, **k: window))
+    return program.main(argv)
+
+
+def save_device(folder: Path, portal: str, device_id: int, credential: str) -> Path:
+    """Store an enrolled device's credential as `python -m kiosk enroll` does."""
+    from kiosk import credentials
+    return credentials.save(folder, credentials.Device(portal=portal, device_id=device_id,
+                                                       name="Room 4 kiosk", school="Maple",
+                                                       credential=credential))
+
+
+def bind_a_browser(portal: str, credential: str):
+    """A browser bound to the device holding `credential`, as a run of the kiosk program before
+    this one left it (a scan from a device with no bound browser is answered "bind again")."""
+    import requests
+    answer = requests.post(f"{portal}/kiosk/bind", json={}, timeout=10,
+                           headers={"Authorization": f"Bearer {credential}"})
+    browser = requests.Session()
+    assert browser.get(answer.json()["bind_url"], timeout=10).status_code == 200
+    return browser

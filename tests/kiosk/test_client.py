@@ -7,23 +7,32 @@ from dataclasses import replace
 import pytest
 
 from kiosk.client import (
-    BadgeRefused, DeviceRefused, PairingRefused, PortalClient, PortalError, PortalUnreachable,
-    TooManyTries, portal_base, same_portal,
+    BadgeRefused, BindAgain, DeviceRefused, PairingRefused, PortalClient, PortalError,
+    PortalUnreachable, TooManyTries, portal_base, same_portal,
 )
 from portal.badges.kiosks import create_pairing_code, revoke_device
 from portal.db import db
 from portal.devserver import free_port
 from portal.models import KioskDevice
 from tests.badges.conftest import issue, world  # noqa: F401  (the badge test school)
-from tests.kiosk.helpers import RecordingPortal
+from tests.kiosk.helpers import RecordingPortal, bind_a_browser
 
 
 @pytest.fixture
 def device(live_server, redis_client, world):
-    """A kiosk enrolled with the live portal through the client."""
+    """A kiosk enrolled with the live portal through the client, its browser bound."""
     code = create_pairing_code(db.session, redis_client, world.school).code
     answer = PortalClient(live_server).enroll(code)
+    bind_a_browser(live_server, answer["credential"])
     return PortalClient(live_server, answer["credential"]), answer
+
+
+def test_a_device_whose_browser_is_not_bound_is_told_to_bind_it_again(live_server, redis_client,
+                                                                      world):
+    code = create_pairing_code(db.session, redis_client, world.school).code
+    client = PortalClient(live_server, PortalClient(live_server).enroll(code)["credential"])
+    with pytest.raises(BindAgain, match="The classroom browser is not set up"):
+        client.send_badge(issue(redis_client, world.student))
 
 
 def test_enroll_returns_the_device_and_its_credential(device, world):

@@ -22,7 +22,7 @@ from portal.db import db
 from portal.devserver import free_port
 from portal.models import Badge, KioskDevice
 from tests.badges.conftest import issue, world  # noqa: F401  (the badge test school)
-from tests.kiosk.helpers import RecordingPortal, Sandbox, write_clips, write_video
+from tests.kiosk.helpers import RecordingPortal, Sandbox, bind_a_browser, write_clips, write_video
 
 SIGN_IN = re.compile(r"^Sign-in: open (\S+) ", re.M)
 BIND = re.compile(r"^Browser set-up: open (\S+) ", re.M)
@@ -40,10 +40,13 @@ def pairing_code(redis_client, world):
 
 @pytest.fixture
 def enrolled(sandbox, live_server, pairing_code):
-    """This sandbox's kiosk, enrolled with the live portal; returns its stored device."""
+    """This sandbox's kiosk, enrolled with the live portal, its browser bound (--no-browser only
+    prints the bind link of each run); returns its stored device."""
     done = sandbox.run("enroll", "--portal", live_server, "--code", pairing_code)
     assert done.returncode == 0, done.stderr
-    return json.loads((sandbox.config / "device.json").read_text())
+    stored = json.loads((sandbox.config / "device.json").read_text())
+    stored["browser"] = bind_a_browser(live_server, stored["credential"])
+    return stored
 
 
 def scan(sandbox, portal, video, *more):
@@ -68,6 +71,7 @@ def test_enroll_then_scan_signs_the_student_in_to_their_tiles(sandbox, live_serv
     stored = json.loads((sandbox.config / "device.json").read_text())
     device = db.session.get(KioskDevice, stored["device_id"])
     assert device.school_id == world.school.id and device.revoked_at is None
+    bind_a_browser(live_server, stored["credential"])     # by an earlier run of the kiosk
 
     run = scan(sandbox, live_server, video, "--once")
     assert run.returncode == 0, run.stderr
