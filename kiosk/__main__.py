@@ -37,6 +37,7 @@ log = logging.getLogger("kiosk")
 
 EXIT_FAILED, EXIT_USAGE, EXIT_REENROLL = 1, 2, 3
 MESSAGE_SECONDS = 3.0     # an answer from the portal stays on screen this long
+OFFLINE_TELL_AFTER = 3    # sends in a row without an answer before the child is told to ask
 # After binding the browser again, the kiosk sends nothing for this long: the browser opens the
 # bind link meanwhile, and a badge still held up is sent again after it.
 REBIND_SECONDS = 3.0
@@ -85,17 +86,26 @@ def enroll(args) -> int:
 # --- run ------------------------------------------------------------------------------------
 
 class Feedback:
-    """The line for the child: the portal's last answer for a few seconds, else live advice.
-    Without a window, each new line is printed once."""
+    """The line for the child: the portal's last answer for a few seconds, else a steady line
+    while the kiosk waits (hold), else live advice. Without a window, each new line is printed
+    once."""
 
     def __init__(self, window: screen.Preview | None):
         self.window = window
         self.event: str | None = None
         self.event_until = 0.0
+        self.held: str | None = None
+        self.held_until = 0.0
         self.printed: str | None = None
 
     def say(self, message: str, now: float) -> None:
         self.event, self.event_until = message, now + MESSAGE_SECONDS
+        self._print(message)
+
+    def hold(self, message: str, until: float) -> None:
+        """Show `message` until `until` (the kiosk is waiting), rather than the usual advice."""
+        self.event_until = 0.0
+        self.held, self.held_until = message, until
         self._print(message)
 
     def _print(self, message: str) -> None:
@@ -111,6 +121,8 @@ class Feedback:
             return True
         if self.event is not None and now < self.event_until:
             message = self.event
+        elif self.held is not None and now < self.held_until:
+            message = self.held
         else:
             message = screen.frame_advice(frame, read)
         return self.window.show(frame, message)
@@ -208,15 +220,35 @@ def _send(client, scanner: Scanner, feedback: Feedback, token: str, now: float, 
     log.info("badge read")
     try:
         handoff = client.send_badge(token)
-    except BadgeRefused:
-        log.info("badge refused")
-        feedback.say(screen.REFUSED, now)
-    except TooManyTries as e:
-        log.info("too many tries: waiting %.0f s", e.retry_after)
-        scanner.pause(now, e.retry_after)
+    except PortalUnreachable as e:
+        seconds = scanner.wait_offline(now, e.retry_after)   # not one request per frame meanwhile
+        log.warning("%s: waiting %.0f s", e, seconds)
+        scanner.forget(token)               # still held up once the wait is over: sent then
+        feedback.hold(screen.OFFLINE if scanner.offline >= OFFLINE_TELL_AFTER else screen.WAIT,
+                      now + seconds)
+        return False
+    except PortalError as e:
+        scanner.answered()
+        _not_signed_in(e, client, scanner, feedback, token, now, args, base)
+        return False
+    scanner.answered()
+    log.info("badge accepted: opening the sign-in")
+    _open(handoff.url, "Sign-in", args.no_browser)
+    feedback.say(screen.SIGNED_IN, now)
+    return True
+
+
+def _not_signed_in(answer: PortalError, client, scanner: Scanner, feedback: Feedback, token: str,
+                   now: float, args, base: str) -> None:
+    """What the kiosk does when the portal answered a badge with anything but a hand-off."""
+    if isinstance(answer, DeviceRefused):
+        raise _revoked(feedback, now, base) from None
+    if isinstance(answer, TooManyTries):
+        log.info("too many tries: waiting %.0f s", answer.retry_after)
+        scanner.pause(now, answer.retry_after)
         scanner.forget(token)     # still held up once the wait is over: it is sent then
-        feedback.say(screen.TOO_MANY, now)
-    except BindAgain:
+        feedback.hold(screen.TOO_MANY, now + answer.retry_after)
+    elif isinstance(answer, BindAgain):
         log.info("the portal says this device's browser is not set up: binding it again")
         scanner.forget(token)        # sent again, if still held up, once the browser is bound
         scanner.pause(now, REBIND_SECONDS)
@@ -229,22 +261,12 @@ def _send(client, scanner: Scanner, feedback: Feedback, token: str, now: float, 
             log.warning("could not bind the browser again: %s", e)
         else:
             _open(bind.url, "Browser set-up", args.no_browser)
-    except DeviceRefused:
-        raise _revoked(feedback, now, base) from None
-    except PortalUnreachable as e:
-        log.warning("%s", e)
-        scanner.pause(now, e.retry_after)   # not one request per camera frame meanwhile
-        scanner.forget(token)               # still held up once the wait is over: sent then
-        feedback.say(screen.OFFLINE, now)
-    except PortalError as e:
-        log.warning("the portal refused the request: %s", e)
+    elif isinstance(answer, BadgeRefused):
+        log.info("badge refused")
         feedback.say(screen.REFUSED, now)
     else:
-        log.info("badge accepted: opening the sign-in")
-        _open(handoff.url, "Sign-in", args.no_browser)
-        feedback.say(screen.SIGNED_IN, now)
-        return True
-    return False
+        log.warning("the portal refused the request: %s", answer)
+        feedback.say(screen.REFUSED, now)
 
 
 def _revoked(feedback: Feedback, now: float, base: str) -> Failure:

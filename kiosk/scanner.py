@@ -12,6 +12,11 @@
 - After "too many tries" from the portal: send nothing until its Retry-After has passed; the
   badge that met it is forgotten (the portal did not look at it), so a child still holding it
   up when the wait is over is signed in then without lowering it first.
+- After no answer, or "unavailable": the same, for the portal's Retry-After (else
+  OFFLINE_FIRST_SECONDS); from the second time in a row on, for at least OFFLINE_FIRST_SECONDS,
+  twice as long each time; never for more than OFFLINE_MAX_SECONDS. A blip of a second costs a
+  few seconds, an outage is not asked 30 times a second, and the kiosk is never deaf for long
+  once the portal is back.
 Tokens are kept in memory only while their badge is in view, and AWAY_SECONDS after.
 """
 from __future__ import annotations
@@ -23,6 +28,8 @@ from kiosk.decoder import BadgeRead
 
 AWAY_SECONDS = 2.0
 SEVERAL_HOLD_SECONDS = 1.0
+OFFLINE_FIRST_SECONDS = 3.0
+OFFLINE_MAX_SECONDS = 15.0
 
 
 class Action(Enum):
@@ -49,6 +56,7 @@ class Scanner:
         self._sent: dict[str, float] = {}     # token sent -> when it was last seen
         self._several_at: float | None = None
         self._paused_until: float | None = None
+        self.offline = 0                      # sends in a row that had no answer
 
     def decide(self, read: BadgeRead, now: float) -> Step:
         """The step for this frame's read, seen at monotonic time `now`."""
@@ -73,6 +81,21 @@ class Scanner:
     def pause(self, now: float, seconds: float) -> None:
         """Send nothing for `seconds` (the portal said too many tries, or did not answer)."""
         self._paused_until = now + seconds
+
+    def paused_until(self) -> float | None:
+        return self._paused_until
+
+    def wait_offline(self, now: float, retry_after: float = OFFLINE_FIRST_SECONDS) -> float:
+        """No answer, or "unavailable": pause, longer each time in a row (capped); the seconds."""
+        self.offline += 1
+        backoff = OFFLINE_FIRST_SECONDS * 2 ** min(self.offline - 2, 8) if self.offline > 1 else 0
+        seconds = min(OFFLINE_MAX_SECONDS, max(retry_after, backoff))
+        self.pause(now, seconds)
+        return seconds
+
+    def answered(self) -> None:
+        """The portal answered: the next time it does not, the wait starts short again."""
+        self.offline = 0
 
     def forget(self, token: str) -> None:
         """Let this badge be sent again at once (its send never reached the portal)."""

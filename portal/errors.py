@@ -66,8 +66,25 @@ def error_page(status: int, title: str | None = None, advice: str | None = None,
                                          back=back), status)
 
 
-# How long to tell a browser, a kiosk or an app's server to wait while Redis is away.
+# How long to tell a browser or an app's server to wait while Redis is away.
 STORE_RETRY_AFTER = "60"
+# ...and a classroom kiosk (views marked @retry_soon): it sends only while a child holds a badge
+# up, and backs off by itself when the outage lasts; a blip of a second must not leave it deaf
+# for a minute.
+DEVICE_RETRY_AFTER = "3"
+RETRY_SOON = "retry_soon"
+
+
+def retry_soon(view):
+    """Mark a device API view: its "unavailable" answers say to try again in a few seconds."""
+    setattr(view, RETRY_SOON, True)
+    return view
+
+
+def retry_after() -> str:
+    """The Retry-After of a 503 for this request's view."""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return DEVICE_RETRY_AFTER if getattr(view, RETRY_SOON, False) else STORE_RETRY_AFTER
 
 
 def make_unavailable(response) -> None:
@@ -78,7 +95,7 @@ def make_unavailable(response) -> None:
     response.content_type = page.content_type
     for header in ("Location", "Set-Cookie"):
         response.headers.pop(header, None)
-    response.headers["Retry-After"] = STORE_RETRY_AFTER
+    response.headers["Retry-After"] = retry_after()
     response.headers["Cache-Control"] = "no-store"
 
 
@@ -223,7 +240,7 @@ def schema_out_of_step() -> str | None:
 def _unavailable(store: str, reason: str):
     log.warning("%s unavailable: %s", store, reason)
     response = error_page(503)
-    response.headers["Retry-After"] = STORE_RETRY_AFTER
+    response.headers["Retry-After"] = retry_after()
     return response
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ipaddress
+import math
+import time
 
 import redis
 from limits import parse
@@ -53,6 +55,12 @@ class RateLimiter:
 
     def clear(self, *identifiers: str) -> None:
         self._window.clear(self._limit, self._scope, *identifiers)
+
+    def seconds_to_wait(self, *identifiers: str) -> int:
+        """Whole seconds until the identifiers may try once more (at least 1): when the oldest
+        try in the window leaves it."""
+        reset = self._window.get_window_stats(self._limit, self._scope, *identifiers).reset_time
+        return max(1, math.ceil(reset - time.time()))
 
     def first_in(self, seconds: int, identifier: str) -> bool:
         """True the first time `identifier` is seen in `seconds` (one atomic SET NX): of two

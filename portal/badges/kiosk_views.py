@@ -24,7 +24,7 @@ from portal.badges.signin import (
 )
 from portal.cookies import read_cookie, set_cookie
 from portal.db import db, parse_id
-from portal.errors import error_page, wants_json
+from portal.errors import error_page, retry_soon, wants_json
 from portal.extensions import csrf
 from portal.models import KioskDevice, School
 from portal.ratelimit import AddressLimiter
@@ -103,6 +103,7 @@ def pair():
 
 @bp.post("/kiosk/enroll")
 @csrf.exempt
+@retry_soon
 def enroll():
     """A device trades its pairing code for its credential (once)."""
     if not request.is_json:
@@ -132,6 +133,7 @@ def enroll():
 
 @bp.post("/kiosk/bind")
 @csrf.exempt
+@retry_soon
 @_device_api
 def bind(device: KioskDevice):
     """The device asks for a one-time URL that binds its browser (open it right away)."""
@@ -159,6 +161,7 @@ def bind_browser(code: str):
 
 @bp.post("/kiosk/badge")
 @csrf.exempt
+@retry_soon
 @_device_api
 def badge(device: KioskDevice):
     """A scan: the token alone in, a 30-second hand-off URL for this device's browser out."""
@@ -171,7 +174,7 @@ def badge(device: KioskDevice):
         accepted = redeem_badge(db.session, flow.limits(), body["token"], device=device,
                                 clock=flow.app_clock(), commit=False)
     except TooManyScans as e:
-        return _api_error(429, e.title, e.advice, **{"Retry-After": "60"})
+        return _api_error(429, e.title, e.advice, **{"Retry-After": str(e.retry_after)})
     except BadgeRejected:
         return make_response(jsonify(REFUSED), 403)
     # A new student at this device: whoever was signed in on it is signed out now. The SAML

@@ -67,6 +67,7 @@ class TooManyScans(PortalError):
     status = 429
     title = "Too many scans"
     advice = "Wait a minute, then scan again."
+    retry_after = 60      # seconds; the limit's own, where it is known
 
 
 class HandoffInvalid(PortalError):
@@ -205,7 +206,9 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
     if (device is None) == (address is None):
         raise ValueError("a scan comes from a device or from a browser address")
     if device is not None and not limits.device.hit(str(device.id)):
-        raise TooManyScans()
+        limited = TooManyScans()
+        limited.retry_after = limits.device.seconds_to_wait(str(device.id))
+        raise limited
     if address is not None and not limits.address.hit(address):
         raise TooManyScans()
     if not isinstance(token, str) or not looks_like_badge(token):

@@ -82,6 +82,20 @@ def test_scans_are_rate_limited_per_device(app, redis_client, world, kiosk, sett
     assert other.scan(mint_token()).status_code == 403
 
 
+def test_the_per_device_limit_says_when_it_frees_up_not_a_fixed_minute(app, redis_client, world,
+                                                                       kiosk, settings):
+    """A kiosk honours Retry-After: a fixed 60 left it deaf long after a short limit had
+    reset. It is the limit's own time: when the oldest scan in its window leaves it."""
+    import time
+    from dataclasses import replace
+    app.config["SETTINGS"] = replace(settings, badge_limit_per_device="2 per 10 seconds")
+    assert kiosk.scan(mint_token()).status_code == 403
+    time.sleep(2)
+    assert kiosk.scan(mint_token()).status_code == 403
+    limited = kiosk.scan(issue(redis_client, world.student))
+    assert limited.status_code == 429 and 7 <= int(limited.headers["Retry-After"]) <= 8
+
+
 def test_scans_are_rate_limited_per_badge(app, redis_client, world, settings):
     from dataclasses import replace
     app.config["SETTINGS"] = replace(settings, badge_limit_per_badge="2 per 5 minutes")

@@ -81,6 +81,7 @@ class RecordingPortal:
     credential: str = field(default_factory=lambda: "kd1_" + secrets.token_urlsafe(32))
     badge_status: int = 200
     badge_replies: list[int] = field(default_factory=list)   # statuses answered first, in order
+    retry_after: str = "1"                                   # with a 429 or a 503
     requests: list[Recorded] = field(default_factory=list)
 
     def __post_init__(self):
@@ -101,7 +102,7 @@ class RecordingPortal:
                 raw = json.dumps(data).encode()
                 self.send_response(status)
                 if status in (429, 503):
-                    self.send_header("Retry-After", "1")
+                    self.send_header("Retry-After", recorder.retry_after)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()

@@ -83,7 +83,7 @@ class TestLimits:
         client.send_badge(issue(redis_client, world.student))
         with pytest.raises(TooManyTries) as caught:
             client.send_badge(issue(redis_client, world.classmate))
-        assert caught.value.retry_after == 60
+        assert 55 <= caught.value.retry_after <= 60      # when the limit frees up
 
 
 def test_an_unreachable_portal_is_portal_unreachable():

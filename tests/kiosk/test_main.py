@@ -12,6 +12,9 @@ import pytest
 import requests
 from sqlalchemy import select
 
+import numpy as np
+
+from kiosk import preview as screen
 from kiosk.__main__ import Feedback, _send
 from kiosk.client import PortalClient
 from kiosk.decoder import BadgeRead
@@ -22,7 +25,9 @@ from portal.db import db
 from portal.devserver import free_port
 from portal.models import Badge, KioskDevice
 from tests.badges.conftest import issue, world  # noqa: F401  (the badge test school)
-from tests.kiosk.helpers import RecordingPortal, Sandbox, bind_a_browser, write_clips, write_video
+from tests.kiosk.helpers import (
+    FakeWindow, RecordingPortal, Sandbox, bind_a_browser, write_clips, write_video,
+)
 
 SIGN_IN = re.compile(r"^Sign-in: open (\S+) ", re.M)
 BIND = re.compile(r"^Browser set-up: open (\S+) ", re.M)
@@ -170,6 +175,42 @@ def test_a_badge_still_held_up_after_the_wait_is_sent_again(status):
         assert scanner.decide(held, 1.5).action is Action.REPEAT
         client.close()
     assert [r.json() for r in portal.to("/kiosk/badge")] == [{"token": "spb1_held"}] * 2
+
+
+def test_an_outage_is_waited_out_briefly_then_longer_and_never_for_a_minute():
+    """"Unavailable, try again in 60 s" (an older portal; or a proxy) left the kiosk deaf a minute
+    after a blip of a second. The kiosk waits 3 s, then twice as long each time in a row, at most
+    15 s; the child sees one steady line meanwhile, not "Hold your badge inside the box"."""
+    held = BadgeRead(token="spb1_held")
+    args = argparse.Namespace(no_browser=True)
+    window = FakeWindow()
+    scanner, feedback = Scanner(), Feedback(window)
+    frame = np.full((480, 640, 3), 200, np.uint8)
+    with RecordingPortal(badge_replies=[503, 503, 503, 503, 503], retry_after="3") as portal:
+        client = PortalClient(portal.url, portal.credential)
+        waits, now = [], 0.0
+        assert scanner.decide(held, now).action is Action.SEND
+        for _ in range(5):
+            assert not _send(client, scanner, feedback, "spb1_held", now, args, portal.url)
+            shown = set()
+            for t in np.arange(now + 0.1, now + 20, 0.1):
+                if scanner.decide(held, t).action is Action.SEND:
+                    waits.append(round(t - now))
+                    now = t
+                    break
+                feedback.show(frame, held, t)
+                shown.add(window.lines[-1])
+            assert len(shown) == 1, shown
+        assert waits == [3, 3, 6, 12, 15]
+        assert window.lines == [screen.WAIT, screen.OFFLINE]     # asked for help from the 3rd
+        # An answer: the next outage is waited out briefly again.
+        assert _send(client, scanner, feedback, "spb1_held", now, args, portal.url)
+        portal.badge_replies.append(503)
+        assert not _send(client, scanner, feedback, "spb1_held", now + 1, args, portal.url)
+        assert scanner.decide(held, now + 3.9).action is Action.PAUSED
+        assert scanner.decide(held, now + 4.1).action is Action.SEND
+        client.close()
+    assert Scanner().wait_offline(0.0, retry_after=60.0) == 15.0      # a minute, capped
 
 
 def test_a_portal_that_cannot_be_reached_is_not_asked_every_frame():
