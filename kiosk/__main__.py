@@ -249,7 +249,7 @@ def _not_signed_in(answer: PortalError, client, scanner: Scanner, feedback: Feed
         scanner.forget(token)     # still held up once the wait is over: it is sent then
         feedback.hold(screen.TOO_MANY, now + answer.retry_after)
     elif isinstance(answer, BindAgain):
-        log.info("the portal says this device's browser is not set up: binding it again")
+        log.info("binding the browser again (the portal said: %s)", answer)
         scanner.forget(token)        # sent again, if still held up, once the browser is bound
         scanner.pause(now, REBIND_SECONDS)
         feedback.say(screen.GETTING_READY, now)

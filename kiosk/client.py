@@ -2,10 +2,12 @@
 
     POST /kiosk/enroll  {"code": CODE}                                  -> the device credential
     POST /kiosk/bind    {}                 Authorization: Bearer <cred> -> a bind URL
-    POST /kiosk/badge   {"token": TOKEN}   Authorization: Bearer <cred> -> a hand-off URL
+    POST /kiosk/badge   {"token": TOKEN, "seq": N}                 ... -> a hand-off URL
                                                                        (409: bind the browser again)
 
-No frame, no device name or fingerprint, no extra key; a fixed User-Agent without versions.
+N numbers this run's scans, 1, 2, 3...: a scan the kiosk gave up on (the portal stalled) that
+reaches the portal after a newer one then changes nothing there. No frame, no device name or
+fingerprint, no extra key; a fixed User-Agent without versions.
 Proxies come from the environment, but never ~/.netrc (requests would let it replace the
 Authorization header). Redirects are not followed, so the credential goes nowhere else. Links
 the portal answers with are rebuilt on the portal's own address before anything opens them.
@@ -182,6 +184,7 @@ class PortalClient:
         self.http.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
         self.http.headers.clear()
         self.http.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self._seq = 0        # the last scan's number
 
     def close(self) -> None:
         self.http.close()
@@ -217,7 +220,8 @@ class PortalClient:
 
     def send_badge(self, token: str) -> Link:
         """Send a scanned token; return the hand-off URL for this device's browser."""
-        response = self._post("/kiosk/badge", {"token": token})
+        self._seq += 1
+        response = self._post("/kiosk/badge", {"token": token, "seq": self._seq})
         if response.status_code == 200:
             return self._link(response, "handoff_url", "handoff")
         if response.status_code == 403:
@@ -227,7 +231,7 @@ class PortalClient:
         raise self._failure(response)
 
     def _post(self, path: str, body: dict, *, authorized: bool = True) -> Answer:
-        headers = {}
+        headers = {"Content-Type": "application/json"}
         if authorized:
             if not self._credential:
                 raise DeviceRefused("this device is not enrolled")
@@ -239,7 +243,9 @@ class PortalClient:
             # headers are in, only the connect and read timeouts (cut to the deadline) apply:
             # requests gives no hold on the socket before that, so a portal that drips its
             # headers is bounded per wait, not in total.
-            response = self.http.post(self.base + path, json=body, headers=headers,
+            # Compact JSON: the body is the token and its number, and not a byte more.
+            response = self.http.post(self.base + path, headers=headers,
+                                      data=json.dumps(body, separators=(",", ":")).encode(),
                                       timeout=(min(connect, self.deadline),
                                                min(read, self.deadline)),
                                       stream=True, allow_redirects=False)

@@ -20,7 +20,8 @@ from portal.badges.permissions import STAFF_ROLES
 from portal.badges.sessions import end_device_session
 from portal.badges.signin import (
     HANDOFF_SECONDS, BadgeRejected, BrowserNotBound, HandoffInvalid, TooManyScans,
-    accept_handoff, redeem_badge, start_handoff, take_handoff,
+    accept_handoff, claim_scan, is_scan_number, redeem_badge, restart_scan_numbers,
+    start_handoff, take_handoff,
 )
 from portal.cookies import read_cookie, set_cookie
 from portal.db import db, parse_id
@@ -42,6 +43,11 @@ REFUSED = {"error": BadgeRejected.title, "advice": BadgeRejected.advice}
 # badge is not looked at; the device binds its browser again, then sends the badge again.
 BIND_AGAIN = {"error": "The classroom browser is not set up",
               "advice": "Bind it again (POST /kiosk/bind, open the link), then scan again."}
+# A scan numbered before one the device already sent (the kiosk gave up on it): nothing done.
+# A kiosk that hears it anyway (two programs on one credential) binds again, which starts its
+# numbers over.
+OUT_OF_ORDER = {"error": "A newer scan from this device came first",
+                "advice": "Bind the browser again (POST /kiosk/bind), then scan again."}
 
 
 def _api_error(status: int, error: str, advice: str, **headers):
@@ -138,6 +144,7 @@ def enroll():
 def bind(device: KioskDevice):
     """The device asks for a one-time URL that binds its browser (open it right away)."""
     code = start_browser_binding(flow.redis_client(), device, clock=flow.app_clock())
+    restart_scan_numbers(flow.redis_client(), device.id)
     return _single_use(bind_url=public_url("kiosk.bind_browser", code=code),
                        expires_in=BIND_SECONDS)
 
@@ -164,12 +171,17 @@ def bind_browser(code: str):
 @retry_soon
 @_device_api
 def badge(device: KioskDevice):
-    """A scan: the token alone in, a 30-second hand-off URL for this device's browser out."""
+    """A scan: the token (and the kiosk's number for the scan) in, a 30-second hand-off URL for
+    this device's browser out."""
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or set(body) != {"token"}:
-        return _api_error(400, "Send only the token", 'The body is {"token": "..."}.')
-    if needs_binding(flow.redis_client(), device):
+    if (not isinstance(body, dict) or set(body) - {"seq"} != {"token"}
+            or ("seq" in body and not is_scan_number(body["seq"]))):
+        return _api_error(400, "Send only the token", 'The body is {"token": "...", "seq": 1}.')
+    store, seq = flow.redis_client(), body.get("seq")
+    if needs_binding(store, device):
         return make_response(jsonify(BIND_AGAIN), 409)
+    if seq is not None and not claim_scan(store, device.id, seq):
+        return make_response(jsonify(OUT_OF_ORDER), 409)
     try:
         accepted = redeem_badge(db.session, flow.limits(), body["token"], device=device,
                                 clock=flow.app_clock(), commit=False)
@@ -179,9 +191,12 @@ def badge(device: KioskDevice):
         return make_response(jsonify(REFUSED), 403)
     # A new student at this device: whoever was signed in on it is signed out now. The SAML
     # apps that session signed in to hear of it in the browser, on the way to the new session.
-    ended = end_device_session(flow.redis_client(), device.id)
+    ended = end_device_session(store, device.id)
     saml_logout = [p.as_json() for p in participants_in(ended)] if ended else None
-    code = start_handoff(flow.redis_client(), accepted, clock=flow.app_clock(), saml_logout=saml_logout)
+    code = start_handoff(store, accepted, clock=flow.app_clock(), saml_logout=saml_logout, seq=seq)
+    if code is None:
+        db.session.rollback()
+        return make_response(jsonify(OUT_OF_ORDER), 409)
     # The badge's last use, committed after the ids above were read (a commit expires them).
     db.session.commit()
     return _single_use(handoff_url=public_url("kiosk.handoff", code=code),

@@ -37,6 +37,29 @@ _LATEST = "portal:kiosk:latest-handoff:"   # device id -> the key of its newest 
 # opened, must not lose them.
 _OWED = "portal:kiosk:saml-logout:"
 OWED_SECONDS = 12 * 3600
+# device id -> the highest scan number it sent since it last bound its browser. A kiosk numbers
+# its scans (1, 2, 3... from each start); a scan it gave up on (the portal stalled) may reach the
+# portal after a newer one, and must then change nothing: not end the newer child's session,
+# nor become the device's latest hand-off, which would leave the link the kiosk opened "run out".
+_SEQ = "portal:kiosk:scan-seq:"
+SEQ_SECONDS = 12 * 3600
+MAX_SEQ = 2 ** 53 - 1      # exact in JSON and in Lua's numbers
+
+# KEYS: the device's scan number; ARGV: this scan's, seconds. True when it is the newest yet.
+_CLAIM = Script(None, b"""
+if tonumber(ARGV[1]) <= tonumber(redis.call('GET', KEYS[1]) or '0') then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+""")
+# KEYS: the device's scan number, its latest hand-off, the new hand-off; ARGV: this scan's number,
+# the hand-off's data, seconds. Store the hand-off as the device's latest unless a newer scan has
+# come meanwhile (two scans may be checked at once: the older must not be set last).
+_START = Script(None, b"""
+if tonumber(ARGV[1]) < tonumber(redis.call('GET', KEYS[1]) or '0') then return 0 end
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
+redis.call('SET', KEYS[2], KEYS[3], 'EX', ARGV[3])
+return 1
+""")
 
 # KEYS: the hand-off; ARGV: the device prefixes (latest, owed). Take a hand-off (whoever opens it,
 # it is gone), and give it back only if it is its device's newest: after a second scan the first
@@ -240,21 +263,43 @@ def _handoff_key(code: str) -> str:
     return _HANDOFF + hashlib.sha256(code.encode()).hexdigest()
 
 
+def is_scan_number(value) -> bool:
+    return type(value) is int and 0 < value <= MAX_SEQ
+
+
+def claim_scan(client: redis.Redis, device_id: int, seq: int) -> bool:
+    """True when scan number `seq` is the newest the device has sent since it bound its
+    browser (and from now on it is); False for a scan it sent before one already seen."""
+    return bool(_CLAIM([_SEQ + str(device_id)], [seq, SEQ_SECONDS], client=client))
+
+
+def restart_scan_numbers(client: redis.Redis, device_id: int) -> None:
+    """The device is binding its browser (a kiosk does at each start): its numbers start over."""
+    client.delete(_SEQ + str(device_id))
+
+
 def start_handoff(client: redis.Redis, accepted: Accepted, *, clock: Clock = utcnow,
-                  saml_logout: list | None = None) -> str:
+                  saml_logout: list | None = None, seq: int | None = None) -> str | None:
     """A single-use code, 30 seconds, for the device's browser to finish the sign-in (and, on
-    the way, to tell the last session's SAML apps that it ended: `saml_logout`)."""
+    the way, to tell the last session's SAML apps that it ended: `saml_logout`). With the
+    scan's number `seq`: None when a newer scan from the device came meanwhile."""
     if accepted.device is None:
         raise ValueError("hand-offs are for kiosk devices")
     code = secrets.token_urlsafe(32)
     data = {"person_id": accepted.person.id, "badge_id": accepted.badge.id,
             "device_id": accepted.device.id,
             "exp": (clock() + timedelta(seconds=HANDOFF_SECONDS)).timestamp()}
-    key = _handoff_key(code)
+    key, device = _handoff_key(code), str(accepted.device.id)
     pipe = client.pipeline()
     owe_saml_logout(pipe, accepted.device.id, saml_logout)
+    if seq is not None:
+        # The sign-outs stay owed to the device whatever comes of this hand-off.
+        pipe.execute()
+        started = _START([_SEQ + device, _LATEST + device, key],
+                         [seq, json.dumps(data), HANDOFF_SECONDS], client=client)
+        return code if started else None
     pipe.set(key, json.dumps(data), ex=HANDOFF_SECONDS)
-    pipe.set(_LATEST + str(accepted.device.id), key, ex=HANDOFF_SECONDS)
+    pipe.set(_LATEST + device, key, ex=HANDOFF_SECONDS)
     pipe.execute()
     return code
 

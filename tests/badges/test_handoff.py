@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from portal.badges.kiosks import revoke_device
 from portal.db import db
 from portal.models import KioskDevice
@@ -282,3 +284,57 @@ def test_the_codes_in_kiosk_addresses_go_to_no_other_site_yet_the_pages_forms_wo
     answers += [kiosk.browser.get(url), kiosk.browser.get(url)]
     assert [a.status_code for a in answers] == [200, 302, 403]
     assert {a.headers["Referrer-Policy"] for a in answers} == {"same-origin"}
+
+
+def _scan(kiosk, token, seq):
+    return kiosk.api.post("/kiosk/badge", json={"token": token, "seq": seq}, headers=kiosk.headers)
+
+
+def test_a_scan_the_kiosk_gave_up_on_changes_nothing_when_it_arrives_after_a_newer_one(
+        redis_client, world, kiosk):
+    """The portal stalled; the kiosk gave up on Alan's scan (number 1) and sent Ada's (number 2),
+    whose link it opened. Alan's scan, reaching the portal late, must not end Ada's session nor
+    make Ada's link "run out"."""
+    ada, alan = issue(redis_client, world.student), issue(redis_client, world.classmate)
+    url = _scan(kiosk, ada, 2).json["handoff_url"]
+    late = _scan(kiosk, alan, 1)
+    assert late.status_code == 409 and late.json["error"] == "A newer scan from this device came first"
+    assert badge_of(world.classmate).last_used_at is None
+    assert kiosk.browser.get(url).status_code == 302
+    assert session_data(redis_client, kiosk.browser)["_user_id"] == str(world.student.id)
+    assert _scan(kiosk, alan, 2).status_code == 409          # a number is used once
+    assert kiosk.browser.get("/badges/home").status_code == 200     # Ada still signed in
+    assert _scan(kiosk, alan, 3).status_code == 200
+
+
+def test_of_two_scans_checked_at_once_the_older_never_becomes_the_devices_latest(
+        redis_client, world, kiosk):
+    from portal.badges.signin import Accepted, claim_scan, start_handoff
+    device = db.session.get(KioskDevice, kiosk.device_id)
+
+    class Badge:
+        id = 1
+    accepted = Accepted(world.student, Badge(), device, None)
+    assert claim_scan(redis_client, device.id, 1) and claim_scan(redis_client, device.id, 2)
+    newer = start_handoff(redis_client, accepted, seq=2)
+    assert start_handoff(redis_client, accepted, seq=1) is None     # checked last, sent first
+    latest = redis_client.get(f"portal:kiosk:latest-handoff:{device.id}").decode()
+    assert latest.endswith(__import__("hashlib").sha256(newer.encode()).hexdigest())
+    assert len(list(redis_client.scan_iter("portal:kiosk:handoff:*"))) == 1
+
+
+def test_binding_again_starts_the_scan_numbers_over(redis_client, world, kiosk):
+    """A kiosk numbers its scans from 1 at each start, and binds its browser at each start."""
+    assert _scan(kiosk, issue(redis_client, world.student), 7).status_code == 200
+    kiosk.bind_browser()
+    url = _scan(kiosk, issue(redis_client, world.student), 1).json["handoff_url"]
+    assert kiosk.browser.get(url).status_code == 302
+
+
+@pytest.mark.parametrize("seq", ["1", True, 0, -1, 1.5, 2 ** 53, None, [1]])
+def test_a_scan_number_that_is_not_one_is_refused_and_changes_nothing(redis_client, world, kiosk,
+                                                                      seq):
+    answer = _scan(kiosk, issue(redis_client, world.student), seq)
+    assert answer.status_code == 400 and answer.json["error"] == "Send only the token"
+    assert badge_of(world.student).last_used_at is None
+    assert not list(redis_client.scan_iter("portal:kiosk:scan-seq:*"))

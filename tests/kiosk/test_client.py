@@ -100,11 +100,11 @@ def test_links_open_on_the_enrolled_portal_whatever_host_they_name():
     assert link.url.startswith(f"{portal.url}/kiosk/handoff/")
 
 
-def test_a_badge_request_carries_the_token_and_the_credential_only():
+def test_a_badge_request_carries_the_token_its_number_and_the_credential_only():
     with RecordingPortal() as portal:
         PortalClient(portal.url, portal.credential).send_badge("spb1_token")
     (sent,) = portal.requests
-    assert sent.json() == {"token": "spb1_token"}
+    assert sent.json() == {"token": "spb1_token", "seq": 1}
     assert sent.headers["authorization"] == f"Bearer {portal.credential}"
 
 

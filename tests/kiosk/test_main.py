@@ -174,7 +174,8 @@ def test_a_badge_still_held_up_after_the_wait_is_sent_again(status):
         assert _send(client, scanner, feedback, step.token, 1.1, args, portal.url)
         assert scanner.decide(held, 1.5).action is Action.REPEAT
         client.close()
-    assert [r.json() for r in portal.to("/kiosk/badge")] == [{"token": "spb1_held"}] * 2
+    assert [r.json() for r in portal.to("/kiosk/badge")] == [{"token": "spb1_held", "seq": 1},
+                                                             {"token": "spb1_held", "seq": 2}]
 
 
 def test_an_outage_is_waited_out_briefly_then_longer_and_never_for_a_minute():

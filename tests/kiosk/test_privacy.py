@@ -84,7 +84,7 @@ def test_kiosk_sends_only_the_token_and_writes_only_its_credential(sandbox, vide
     enroll, bind, badge = portal.requests
     assert enroll.json() == {"code": portal.code} and "authorization" not in enroll.headers
     assert bind.json() == {}
-    assert badge.json() == {"token": token}
+    assert badge.json() == {"token": token, "seq": 1}      # the token, and the scan's number
     for request in (bind, badge):
         assert request.headers["authorization"] == f"Bearer {portal.credential}"
     for request in portal.requests:
@@ -110,7 +110,7 @@ def test_a_refused_badge_is_sent_once_and_told_plainly(sandbox, video, token):
         assert sandbox.run("enroll", "--portal", portal.url, "--code", portal.code).returncode == 0
         scanned = sandbox.run("--portal", portal.url, "--video", str(video), "--no-browser", "--once")
     # Two seconds of the same badge: one request, not sixty.
-    assert [r.json() for r in portal.to("/kiosk/badge")] == [{"token": token}]
+    assert [r.json() for r in portal.to("/kiosk/badge")] == [{"token": token, "seq": 1}]
     assert "That badge didn't work. Ask your teacher." in scanned.stdout
     assert scanned.returncode == 1 and token not in scanned.stdout + scanned.stderr
 
