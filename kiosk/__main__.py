@@ -3,24 +3,29 @@
     python -m kiosk enroll --portal URL --code CODE [--config-dir DIR]
     python -m kiosk --portal URL [--camera N | --video FILE] [--no-browser] [--once] [--config-dir DIR]
 
-At start-up the kiosk binds the device's browser (opens the portal's bind link). Then each
-camera frame is decoded in memory; one badge's token is sent to the portal, and the hand-off
-link it answers with opens in the browser, which signs the student in. When the portal answers
-that the browser is not (or no longer) bound, the kiosk opens a new bind link and sends the
-badge again once the browser had a moment to open it. --no-browser prints the
-links instead. --once stops after the first sign-in (or when the --video ends).
+At start-up the kiosk binds the device's browser (opens the portal's bind link); while the
+portal cannot be reached (a kiosk started before the network is up) it says so and tries again,
+waiting longer each time (at most 15 s). Then each camera frame is decoded in memory; one
+badge's token is sent to the portal, and the hand-off link it answers with opens in the browser,
+which signs the student in. When the portal answers that the browser is not (or no longer)
+bound, the kiosk opens a new bind link and sends the badge again once the browser had a moment
+to open it. --no-browser prints the links instead. --once stops after the first sign-in (or
+when the --video ends).
 
 Exit status: 0 done, 1 a failure (said in one line), 2 bad arguments, 3 the portal no longer
-knows this device (enroll it again). Logs never show a token, a credential or a picture.
+knows this device (enroll it again; with a screen, the window says so for 5 minutes first).
+Logs never show a token, a credential or a picture.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import shlex
 import sys
 import time
 import webbrowser
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 
 from kiosk import credentials, preview as screen
@@ -41,6 +46,9 @@ OFFLINE_TELL_AFTER = 3    # sends in a row without an answer before the child is
 # After binding the browser again, the kiosk sends nothing for this long: the browser opens the
 # bind link meanwhile, and a badge still held up is sent again after it.
 REBIND_SECONDS = 3.0
+# A device the portal no longer knows keeps saying so on its screen this long (or until the
+# window is closed), then stops with EXIT_REENROLL; without a screen it stops at once.
+REVOKED_SHOW_SECONDS = 300.0
 
 
 class Failure(Exception):
@@ -86,14 +94,15 @@ def enroll(args) -> int:
 # --- run ------------------------------------------------------------------------------------
 
 class Feedback:
-    """The line for the child: the portal's last answer for a few seconds, else a steady line
-    while the kiosk waits (hold), else live advice. Without a window, each new line is printed
-    once."""
+    """The line for the child: the portal's last answer for a few seconds (and for as long as
+    the badge it answered stays in view), else a steady line while the kiosk waits (hold), else
+    live advice. Without a window, each new line is printed once."""
 
     def __init__(self, window: screen.Preview | None):
         self.window = window
         self.event: str | None = None
         self.event_until = 0.0
+        self.answer: str | None = None     # the portal's answer to the badge last sent
         self.held: str | None = None
         self.held_until = 0.0
         self.printed: str | None = None
@@ -102,19 +111,28 @@ class Feedback:
         self.event, self.event_until = message, now + MESSAGE_SECONDS
         self._print(message)
 
-    def hold(self, message: str, until: float) -> None:
+    def answered(self, message: str, now: float) -> None:
+        """The portal's answer to the badge sent: shown while that badge stays in view."""
+        self.answer = message
+        self.say(message, now)
+
+    def hold(self, message: str, until: float = math.inf) -> None:
         """Show `message` until `until` (the kiosk is waiting), rather than the usual advice."""
         self.event_until = 0.0
         self.held, self.held_until = message, until
         self._print(message)
+
+    def release(self) -> None:
+        self.held = None
 
     def _print(self, message: str) -> None:
         if message != self.printed:
             print(message, flush=True)
             self.printed = message
 
-    def show(self, frame, read, now: float) -> bool:
-        """Update the window (if any) for this frame; False when it was closed."""
+    def show(self, frame, read, now: float, *, repeat: bool = False) -> bool:
+        """Update the window (if any) for this frame; False when it was closed. `repeat`: the
+        badge in view is the one last sent."""
         if read.several:
             self.say(screen.ONE_AT_A_TIME, now)
         if self.window is None:
@@ -123,6 +141,8 @@ class Feedback:
             message = self.event
         elif self.held is not None and now < self.held_until:
             message = self.held
+        elif repeat and self.answer is not None:
+            message = self.answer
         else:
             message = screen.frame_advice(frame, read)
         return self.window.show(frame, message)
@@ -167,26 +187,167 @@ def run(args) -> int:
     device = _device(args, base)
     client = PortalClient(device.portal, device.credential)
     try:
-        try:
-            bind = client.bind()
-        except DeviceRefused:
-            raise Failure(f"the portal no longer knows this device: {_enroll_hint(base)}",
-                          EXIT_REENROLL) from None
-        except PortalError as e:
-            raise Failure(f"could not start: {e}") from None
-        _open(bind.url, "Browser set-up", args.no_browser)
-        log.info("device %s (%s, %s) ready", device.device_id, plain(device.name),
-                 plain(device.school))
+        log.info("device %s (%s, %s)", device.device_id, plain(device.name), plain(device.school))
         source = args.video if args.video is not None else args.camera
         return _scan(client, source, args, base)
     finally:
         client.close()
 
 
+class Kiosk:
+    """The kiosk's side of the portal, one request at a time: binding the browser (at start-up,
+    again with a growing wait while the portal cannot be reached, and whenever the portal says
+    the browser lost its binding) and sending badges. With a camera, requests run on a worker
+    thread (each bounded by the client's DEADLINE), so the preview keeps moving and says
+    "Checking your badge..." meanwhile; a video file, which has no time of its own, waits for
+    each answer in line (live=False)."""
+
+    def __init__(self, client: PortalClient, scanner: Scanner, feedback: Feedback, args,
+                 base: str, *, live: bool):
+        self.client, self.scanner, self.feedback = client, scanner, feedback
+        self.args, self.base = args, base
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="kiosk-portal") if live else None
+        self.job: tuple[str, str | None, Future] | None = None
+        self.bound = False
+        self.bind_due = 0.0
+        self.binding_again = False
+        self.unreachable: PortalError | None = None   # why the last bind failed
+        self.stopping: tuple[Failure, float] | None = None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            # A request under way ends within the client's DEADLINE; nothing waits for it here.
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def poll(self, now: float) -> None:
+        """Start binding the browser when it is due."""
+        if (not self.bound and self.job is None and self.stopping is None
+                and now >= self.bind_due):
+            if not self.binding_again and self.unreachable is None:
+                self.feedback.hold(screen.STARTING)
+            self._start("bind", None, self.client.bind)
+
+    def send(self, token: str, now: float) -> None:
+        log.info("badge read")
+        self.feedback.answer = None
+        self.feedback.hold(screen.CHECKING)
+        self._start("badge", token, lambda: self.client.send_badge(token))
+
+    def _start(self, kind: str, token: str | None, call) -> None:
+        self.scanner.busy = True           # no other badge is sent meanwhile
+        if self.pool is not None:
+            future = self.pool.submit(call)
+        else:
+            future = Future()
+            try:
+                future.set_result(call())
+            except PortalError as e:
+                future.set_exception(e)
+        self.job = (kind, token, future)
+
+    def settle(self, now: float) -> bool:
+        """Deal with the answer to the request under way, once it is in. True when someone was
+        signed in."""
+        if self.job is None or not self.job[2].done():
+            return False
+        kind, token, future = self.job
+        self.job = None
+        self.feedback.release()
+        try:
+            outcome = future.result()
+        except PortalError as e:
+            outcome = e
+        signed_in = False
+        if kind == "bind":
+            self._bound(outcome, now)
+        else:
+            signed_in = self._answered(token, outcome, now)
+        # No badge is sent while the browser is not bound, nor once the device is refused.
+        self.scanner.busy = not self.bound or self.stopping is not None
+        return signed_in
+
+    def _bound(self, outcome, now: float) -> None:
+        if isinstance(outcome, DeviceRefused):
+            self._revoked(now)
+        elif isinstance(outcome, PortalError):
+            seconds = self.scanner.wait_offline(now, getattr(outcome, "retry_after", 3.0))
+            self.bind_due = now + seconds
+            self.unreachable = outcome
+            log.warning("could not bind the browser: %s; trying again in %.0f s", outcome, seconds)
+            self.feedback.hold(screen.OFFLINE)
+        else:
+            self.scanner.answered()
+            _open(outcome.url, "Browser set-up", self.args.no_browser)
+            if self.binding_again:
+                self.scanner.pause(now, REBIND_SECONDS)   # the browser opens the link meanwhile
+            else:
+                log.info("ready: reading badges")
+            self.bound, self.binding_again, self.unreachable = True, False, None
+
+    def _answered(self, token: str, outcome, now: float) -> bool:
+        """What the kiosk does with the portal's answer to a badge. True when signed in."""
+        scanner, feedback = self.scanner, self.feedback
+        if isinstance(outcome, PortalUnreachable):
+            seconds = scanner.wait_offline(now, outcome.retry_after)  # not a request per frame
+            log.warning("%s: waiting %.0f s", outcome, seconds)
+            scanner.forget(token)             # still held up once the wait is over: sent then
+            feedback.hold(screen.OFFLINE if scanner.offline >= OFFLINE_TELL_AFTER else screen.WAIT,
+                          now + seconds)
+            return False
+        scanner.answered()
+        if isinstance(outcome, DeviceRefused):
+            self._revoked(now)
+        elif isinstance(outcome, TooManyTries):
+            log.info("too many tries: waiting %.0f s", outcome.retry_after)
+            scanner.pause(now, outcome.retry_after)
+            scanner.forget(token)   # still held up once the wait is over: it is sent then
+            feedback.hold(screen.TOO_MANY, now + outcome.retry_after)
+        elif isinstance(outcome, BindAgain):
+            log.info("binding the browser again (the portal said: %s)", outcome)
+            scanner.forget(token)   # sent again, if still held up, once the browser is bound
+            self.bound, self.binding_again, self.bind_due = False, True, now
+            feedback.say(screen.GETTING_READY, now)
+        elif isinstance(outcome, BadgeRefused):
+            log.info("badge refused")
+            feedback.answered(screen.REFUSED, now)
+        elif isinstance(outcome, PortalError):
+            log.warning("the portal refused the request: %s", outcome)
+            feedback.answered(screen.REFUSED, now)
+        else:
+            log.info("badge accepted: opening the sign-in")
+            _open(outcome.url, "Sign-in", self.args.no_browser)
+            feedback.answered(screen.SIGNED_IN, now)
+            return True
+        return False
+
+    def _revoked(self, now: float) -> None:
+        """The portal no longer knows this device: say so on the screen for a while (a teacher
+        must see it), then stop with EXIT_REENROLL."""
+        self.feedback.hold(screen.NOT_ENROLLED)
+        self.stopping = (Failure(f"the portal no longer knows this device: "
+                                 f"{_enroll_hint(self.base)}", EXIT_REENROLL),
+                         now + REVOKED_SHOW_SECONDS)
+
+    def stop_now(self, now: float, window_open: bool) -> Failure | None:
+        """The failure to stop with, once it has been shown long enough (at once headless)."""
+        if self.stopping is None:
+            return None
+        failure, until = self.stopping
+        return failure if not window_open or now >= until else None
+
+    def finish(self, now: float) -> bool:
+        """The input ended: wait for the request under way (within the client's DEADLINE)."""
+        if self.job is not None:
+            wait([self.job[2]], timeout=self.client.deadline + 5)
+        return self.settle(now)
+
+
 def _scan(client: PortalClient, source, args, base: str) -> int:
     window = screen.Preview.open()
     feedback = Feedback(window)
     scanner = Scanner()
+    kiosk = Kiosk(client, scanner, feedback, args, base, live=args.video is None)
+    scanner.busy = True                   # until the browser is bound
     signed_in = 0
     log.info("reading badges from %s (%s)", "video" if args.video is not None else f"camera {source}",
              "preview window" if window else "no screen")
@@ -194,84 +355,52 @@ def _scan(client: PortalClient, source, args, base: str) -> int:
         with closing(frames(source)) as stream:
             for frame in stream:
                 now = time.monotonic()
+                kiosk.poll(now)
+                signed_in += kiosk.settle(now)
                 read = read_badge(frame)
                 step = scanner.decide(read, now)
                 if step.action is Action.SEND:
-                    if _send(client, scanner, feedback, step.token, now, args, base):
-                        signed_in += 1
-                        if args.once:
-                            return 0
-                if not feedback.show(frame, read, now):
+                    kiosk.send(step.token, now)
+                    signed_in += kiosk.settle(now)    # in line (a video): the answer is in
+                if args.once and signed_in:
+                    return 0
+                open_ = feedback.show(frame, read, now, repeat=step.action is Action.REPEAT)
+                failure = kiosk.stop_now(now, open_ and window is not None)
+                if failure is not None:
+                    raise failure
+                if not open_:
                     log.info("preview window closed: stopping")
                     return 0
+        signed_in += kiosk.finish(time.monotonic())
+        failure = kiosk.stop_now(math.inf, False)
+        if failure is not None:
+            raise failure
     except CameraError as e:
         raise Failure(str(e)) from None
     finally:
+        kiosk.close()
         if window is not None:
             window.close()
     if args.once and not signed_in:
-        raise Failure("the video ended before any badge signed in")
+        why = f" ({kiosk.unreachable})" if kiosk.unreachable is not None else ""
+        raise Failure(f"the video ended before any badge signed in{why}")
     return 0
 
 
 def _send(client, scanner: Scanner, feedback: Feedback, token: str, now: float, args,
           base: str) -> bool:
-    """Send one token; open the hand-off on success. True when someone signed in."""
-    log.info("badge read")
-    try:
-        handoff = client.send_badge(token)
-    except PortalUnreachable as e:
-        seconds = scanner.wait_offline(now, e.retry_after)   # not one request per frame meanwhile
-        log.warning("%s: waiting %.0f s", e, seconds)
-        scanner.forget(token)               # still held up once the wait is over: sent then
-        feedback.hold(screen.OFFLINE if scanner.offline >= OFFLINE_TELL_AFTER else screen.WAIT,
-                      now + seconds)
-        return False
-    except PortalError as e:
-        scanner.answered()
-        _not_signed_in(e, client, scanner, feedback, token, now, args, base)
-        return False
-    scanner.answered()
-    log.info("badge accepted: opening the sign-in")
-    _open(handoff.url, "Sign-in", args.no_browser)
-    feedback.say(screen.SIGNED_IN, now)
-    return True
-
-
-def _not_signed_in(answer: PortalError, client, scanner: Scanner, feedback: Feedback, token: str,
-                   now: float, args, base: str) -> None:
-    """What the kiosk does when the portal answered a badge with anything but a hand-off."""
-    if isinstance(answer, DeviceRefused):
-        raise _revoked(feedback, now, base) from None
-    if isinstance(answer, TooManyTries):
-        log.info("too many tries: waiting %.0f s", answer.retry_after)
-        scanner.pause(now, answer.retry_after)
-        scanner.forget(token)     # still held up once the wait is over: it is sent then
-        feedback.hold(screen.TOO_MANY, now + answer.retry_after)
-    elif isinstance(answer, BindAgain):
-        log.info("binding the browser again (the portal said: %s)", answer)
-        scanner.forget(token)        # sent again, if still held up, once the browser is bound
-        scanner.pause(now, REBIND_SECONDS)
-        feedback.say(screen.GETTING_READY, now)
-        try:
-            bind = client.bind()
-        except DeviceRefused:
-            raise _revoked(feedback, now, base) from None
-        except PortalError as e:
-            log.warning("could not bind the browser again: %s", e)
-        else:
-            _open(bind.url, "Browser set-up", args.no_browser)
-    elif isinstance(answer, BadgeRefused):
-        log.info("badge refused")
-        feedback.say(screen.REFUSED, now)
-    else:
-        log.warning("the portal refused the request: %s", answer)
-        feedback.say(screen.REFUSED, now)
-
-
-def _revoked(feedback: Feedback, now: float, base: str) -> Failure:
-    feedback.say(screen.NOT_ENROLLED, now)
-    return Failure(f"the portal no longer knows this device: {_enroll_hint(base)}", EXIT_REENROLL)
+    """Send one token and deal with the answer, in line, as the camera loop does (binding the
+    browser again at once if the portal asks). True when someone signed in."""
+    kiosk = Kiosk(client, scanner, feedback, args, base, live=False)
+    kiosk.bound = True
+    kiosk.send(token, now)
+    signed_in = kiosk.settle(now)
+    kiosk.poll(now)
+    kiosk.settle(now)
+    failure = kiosk.stop_now(now, False)
+    if failure is not None:
+        raise failure
+    return signed_in
 
 
 # --- arguments ------------------------------------------------------------------------------

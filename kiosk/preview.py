@@ -31,6 +31,7 @@ WAIT = "Please wait a moment..."
 OFFLINE = "Can't reach the portal. Ask your teacher."
 NOT_ENROLLED = "This device needs to be set up again. Ask your teacher."
 GETTING_READY = "Getting ready... scan your badge again"
+STARTING = "Getting ready..."
 
 DARK_BELOW = 45.0       # mean gray level (0-255) under which a frame is too dark to read
 CLOSER_BELOW = 0.18     # a QR-like candidate narrower than this share of the frame's height

@@ -37,7 +37,8 @@ class Action(Enum):
     SEND = "send"            # send step.token now
     SEVERAL = "several"      # two or more badges: ask for one at a time
     REPEAT = "repeat"        # a badge already sent is still in view
-    PAUSED = "paused"        # waiting out the portal's "too many tries", or its absence
+    PAUSED = "paused"        # waiting out the portal's "too many tries", or its absence, or
+                             # its answer to the badge before (or the browser's binding)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Scanner:
         self._several_at: float | None = None
         self._paused_until: float | None = None
         self.offline = 0                      # sends in a row that had no answer
+        self.busy = False                     # a request is under way, or none may be sent
 
     def decide(self, read: BadgeRead, now: float) -> Step:
         """The step for this frame's read, seen at monotonic time `now`."""
@@ -73,7 +75,7 @@ class Scanner:
             return Step(Action.REPEAT)
         if self._several_at is not None and now - self._several_at < self.several_hold_seconds:
             return Step(Action.SEVERAL)
-        if self._paused_until is not None and now < self._paused_until:
+        if self.busy or (self._paused_until is not None and now < self._paused_until):
             return Step(Action.PAUSED)
         self._sent[read.token] = now
         return Step(Action.SEND, read.token)

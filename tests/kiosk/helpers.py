@@ -82,6 +82,8 @@ class RecordingPortal:
     badge_status: int = 200
     badge_replies: list[int] = field(default_factory=list)   # statuses answered first, in order
     retry_after: str = "1"                                   # with a 429 or a 503
+    badge_delay: float = 0.0                                 # seconds before each badge answer
+    port: int = 0                                            # 0: any free port
     requests: list[Recorded] = field(default_factory=list)
 
     def __post_init__(self):
@@ -115,6 +117,9 @@ class RecordingPortal:
             def do_POST(self):
                 self._record()
                 base = recorder.url
+                if self.path == "/kiosk/badge" and recorder.badge_delay:
+                    import time
+                    time.sleep(recorder.badge_delay)
                 if self.path == "/kiosk/enroll":
                     self._answer(201, {"device_id": 7, "name": "Room 4 kiosk", "school": "Maple Elementary",
                                        "credential": recorder.credential})
@@ -139,7 +144,7 @@ class RecordingPortal:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, name="recording-portal",
                                        daemon=True)
@@ -234,16 +239,26 @@ class LiveCamera:
 
 
 class FakeWindow:
-    """The preview window: records each new line it is asked to show."""
+    """The preview window: records each new line it is asked to show, when, and when each frame
+    was shown."""
 
     def __init__(self):
         self.lines: list[str] = []
+        self.since: list[float] = []        # when each line was first shown
+        self.shown: list[float] = []        # when each frame was shown
         self.closed_at: float | None = None
 
     def show(self, frame, message: str) -> bool:
+        import time
+        now = time.monotonic()
+        self.shown.append(now)
         if not self.lines or self.lines[-1] != message:
             self.lines.append(message)
+            self.since.append(now)
         return True
+
+    def when(self, message: str) -> float:
+        return self.since[self.lines.index(message)]
 
     def close(self) -> None:
         import time

@@ -1,0 +1,104 @@
+"""The kiosk program, run in this process with a real-time camera, a browser and a window of its
+own: starting before the portal can be reached, a slow answer, a device the portal no longer
+knows."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import kiosk.__main__ as program
+from kiosk import preview as screen
+from portal.badges.kiosks import revoke_device
+from portal.badges.token import mint_token
+from portal.db import db
+from portal.devserver import free_port
+from portal.models import KioskDevice
+from tests.badges.conftest import enroll_kiosk, issue, world  # noqa: F401  (fixtures)
+from tests.kiosk.helpers import (
+    FakeWindow, LinkBrowser, LiveCamera, RecordingPortal, run_kiosk_here, save_device,
+)
+
+TOKEN = mint_token()     # the stand-in portal takes any badge
+
+
+def _run(monkeypatch, portal_url, folder, timeline, window=None):
+    window = window or FakeWindow()
+    browser = LinkBrowser()
+    status = run_kiosk_here(monkeypatch, ["--portal", portal_url, "--config-dir", str(folder)],
+                            LiveCamera(timeline), browser, window)
+    return status, window, browser
+
+
+def test_a_kiosk_started_before_the_network_keeps_trying_and_says_so(monkeypatch, tmp_path):
+    """Started at boot before Wi-Fi: it used to stop at once (exit 1). It says "Can't reach the
+    portal" in its window, tries again with a growing wait, and works once the portal answers."""
+    port, credential = free_port(), "kd1_" + "c" * 43
+    url, started = f"http://127.0.0.1:{port}", []
+
+    def network_up():      # the portal listens only from now on
+        started.append(RecordingPortal(port=port, credential=credential).__enter__())
+    save_device(tmp_path, url, 7, credential)
+    try:
+        status, window, _ = _run(monkeypatch, url, tmp_path, [
+            (4, None), (0.1, None, network_up), (6, [TOKEN])])
+    finally:
+        for portal in started:
+            portal.__exit__(None, None, None)
+    assert status == 0
+    # "Getting ready..." may not last a frame: the first try can fail before one is drawn.
+    assert screen.OFFLINE in window.lines[:2] and window.lines[0] in (screen.STARTING, screen.OFFLINE)
+    assert screen.SIGNED_IN in window.lines
+    assert window.lines.index(screen.CHECKING) < window.lines.index(screen.SIGNED_IN)
+    assert [r.path for r in started[0].requests if r.method == "POST"] == ["/kiosk/bind",
+                                                                           "/kiosk/badge"]
+
+
+def test_a_slow_answer_shows_checking_and_the_picture_keeps_moving(monkeypatch, tmp_path):
+    """The send no longer blocks the camera loop; and while the badge that was sent stays in
+    view, its answer stays on screen (it went back to "Hold your badge inside the box")."""
+    with RecordingPortal(badge_delay=2.0) as portal:
+        save_device(tmp_path, portal.url, 7, portal.credential)
+        status, window, _ = _run(monkeypatch, portal.url, tmp_path, [(1, None), (8, [TOKEN])])
+    assert status == 0
+    checking, answered = window.when(screen.CHECKING), window.when(screen.SIGNED_IN)
+    assert 1.9 < answered - checking < 3
+    frames_meanwhile = [t for t in window.shown if checking <= t < answered]
+    assert len(frames_meanwhile) >= 20, len(frames_meanwhile)      # not frozen
+    assert window.lines[window.lines.index(screen.SIGNED_IN):] == [screen.SIGNED_IN]
+    assert len(portal.to("/kiosk/badge")) == 1
+
+
+def test_a_device_the_portal_no_longer_knows_says_so_on_screen_before_it_stops(
+        monkeypatch, tmp_path, app, redis_client, world, live_server):  # noqa: F811
+    monkeypatch.setattr(program, "REVOKED_SHOW_SECONDS", 2.0, raising=False)
+    kiosk = enroll_kiosk(app, redis_client, world.school)
+    save_device(tmp_path, live_server, kiosk.device_id, kiosk.credential)
+
+    def revoke():
+        revoke_device(db.session, redis_client, db.session.get(KioskDevice, kiosk.device_id))
+    status, window, _ = _run(monkeypatch, live_server, tmp_path, [
+        (1, None, revoke), (1, [issue(redis_client, world.student)]), (6, None)])
+    assert status == 3
+    shown_from = window.when(screen.NOT_ENROLLED)
+    assert window.lines[-1] == screen.NOT_ENROLLED
+    assert 1.9 < window.closed_at - shown_from < 3
+
+
+@pytest.mark.parametrize("closed_after", [0.5])
+def test_closing_the_window_of_a_refused_device_stops_it_at_once(monkeypatch, tmp_path,
+                                                                 closed_after):
+    with RecordingPortal(badge_status=401) as portal:
+        save_device(tmp_path, portal.url, 7, portal.credential)
+        window = FakeWindow()
+        real_show = window.show
+
+        def show(frame, message):
+            real_show(frame, message)
+            return not (screen.NOT_ENROLLED in window.lines
+                        and time.monotonic() - window.when(screen.NOT_ENROLLED) > closed_after)
+        window.show = show
+        started = time.monotonic()
+        status, window, _ = _run(monkeypatch, portal.url, tmp_path, [(0.5, None), (20, [TOKEN])],
+                                 window)
+    assert status == 3 and time.monotonic() - started < 5
