@@ -28,6 +28,8 @@ import webbrowser
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 
+import numpy as np
+
 from kiosk import credentials, preview as screen
 from kiosk.camera import CameraError, frames
 from kiosk.client import (
@@ -35,7 +37,7 @@ from kiosk.client import (
     PortalUnreachable, TooManyTries, plain, portal_base, same_portal,
 )
 from kiosk.credentials import CredentialError, Device
-from kiosk.decoder import read_badge
+from kiosk.decoder import NO_BADGE, read_badge
 from kiosk.scanner import Action, Scanner
 
 log = logging.getLogger("kiosk")
@@ -105,6 +107,7 @@ class Feedback:
         self.answer: str | None = None     # the portal's answer to the badge last sent
         self.held: str | None = None
         self.held_until = 0.0
+        self.trouble: str | None = None    # shown before anything else while it lasts
         self.printed: str | None = None
 
     def say(self, message: str, now: float) -> None:
@@ -125,6 +128,12 @@ class Feedback:
     def release(self) -> None:
         self.held = None
 
+    def camera_working(self, working: bool) -> None:
+        """The camera gave a frame, or it did not (the window then says so)."""
+        if not working and self.trouble is None:
+            self._print(screen.NO_CAMERA)
+        self.trouble = None if working else screen.NO_CAMERA
+
     def _print(self, message: str) -> None:
         if message != self.printed:
             print(message, flush=True)
@@ -137,7 +146,9 @@ class Feedback:
             self.say(screen.ONE_AT_A_TIME, now)
         if self.window is None:
             return True
-        if self.event is not None and now < self.event_until:
+        if self.trouble is not None:
+            message = self.trouble
+        elif self.event is not None and now < self.event_until:
             message = self.event
         elif self.held is not None and now < self.held_until:
             message = self.held
@@ -349,6 +360,7 @@ def _scan(client: PortalClient, source, args, base: str) -> int:
     kiosk = Kiosk(client, scanner, feedback, args, base, live=args.video is None)
     scanner.busy = True                   # until the browser is bound
     signed_in = 0
+    blank = np.zeros((480, 640, 3), np.uint8)    # shown while the camera gives no frame
     log.info("reading badges from %s (%s)", "video" if args.video is not None else f"camera {source}",
              "preview window" if window else "no screen")
     try:
@@ -357,7 +369,12 @@ def _scan(client: PortalClient, source, args, base: str) -> int:
                 now = time.monotonic()
                 kiosk.poll(now)
                 signed_in += kiosk.settle(now)
-                read = read_badge(frame)
+                feedback.camera_working(frame is not None)
+                if frame is None:             # the camera is being opened again
+                    frame, read = blank, NO_BADGE
+                else:
+                    blank = np.zeros_like(frame)
+                    read = read_badge(frame)
                 step = scanner.decide(read, now)
                 if step.action is Action.SEND:
                     kiosk.send(step.token, now)

@@ -32,6 +32,7 @@ OFFLINE = "Can't reach the portal. Ask your teacher."
 NOT_ENROLLED = "This device needs to be set up again. Ask your teacher."
 GETTING_READY = "Getting ready... scan your badge again"
 STARTING = "Getting ready..."
+NO_CAMERA = "The camera isn't working. Ask your teacher."
 
 DARK_BELOW = 45.0       # mean gray level (0-255) under which a frame is too dark to read
 CLOSER_BELOW = 0.18     # a QR-like candidate narrower than this share of the frame's height
