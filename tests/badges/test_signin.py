@@ -27,7 +27,11 @@ def test_badge_signs_in_through_the_handoff_and_shows_tiles(app, redis_client, w
 
 
 def test_scan_answer_carries_no_personal_data(redis_client, world, kiosk):
+    import re
     answer = kiosk.scan(issue(redis_client, world.student)).get_data(as_text=True)
+    # The hand-off code is random letters: it may spell "ada" (1 scan in about 6,000).
+    answer = re.sub(r"/kiosk/handoff/[A-Za-z0-9_-]+", "/kiosk/handoff/CODE", answer)
+    assert "/kiosk/handoff/CODE" in answer
     for word in ("Ada", "Lovelace", "ada", str(world.student.id) + ","):
         assert word not in answer
 
