@@ -353,6 +353,19 @@ class Kiosk:
         return self.settle(now)
 
 
+# A printed badge's modules are under a millimetre: at 640x480 a child must hold it within about
+# 25 cm of a Chromebook's camera, at 1280x720 about 40 (the decoder reads a 720p frame within its
+# 15 ms budget: bench/decode.py).
+CAMERA_SIZE = (1280, 720)
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (text.isascii() and width.isdigit() and height.isdigit() and 160 <= int(width) <= 4096 and 120 <= int(height) <= 4096):
+        raise argparse.ArgumentTypeError("give the size as WIDTHxHEIGHT, for example 1280x720")
+    return int(width), int(height)
+
+
 def _scan(client: PortalClient, source, args, base: str) -> int:
     window = screen.Preview.open()
     feedback = Feedback(window)
@@ -364,7 +377,8 @@ def _scan(client: PortalClient, source, args, base: str) -> int:
     log.info("reading badges from %s (%s)", "video" if args.video is not None else f"camera {source}",
              "preview window" if window else "no screen")
     try:
-        with closing(frames(source)) as stream:
+        size = args.size if args.video is None else (None, None)
+        with closing(frames(source, width=size[0], height=size[1])) as stream:
             for frame in stream:
                 now = time.monotonic()
                 kiosk.poll(now)
@@ -438,6 +452,9 @@ def _parsers():
     source = run_p.add_mutually_exclusive_group()
     source.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
     source.add_argument("--video", help="read frames from a video file instead (testing)")
+    run_p.add_argument("--size", type=_frame_size, default=CAMERA_SIZE, metavar="WIDTHxHEIGHT",
+                       help="the camera's frame size to ask for (default 1280x720; a camera "
+                            "without it gives the nearest it has)")
     run_p.add_argument("--no-browser", action="store_true",
                        help="print the sign-in links instead of opening them")
     run_p.add_argument("--once", action="store_true",

@@ -223,8 +223,9 @@ class LiveCamera:
                                 else [np.full((SIZE[1], SIZE[0], 3), 200, np.uint8)])
         return self._cache[key]
 
-    def __call__(self, source, **_):
+    def __call__(self, source, **asked):
         import time
+        self.asked = asked          # the frame size the program asked the camera for
         start = time.monotonic()
         shown, until = 0, start
         for seconds, tokens, then in self.timeline:

@@ -22,11 +22,11 @@ from tests.kiosk.helpers import (
 TOKEN = mint_token()     # the stand-in portal takes any badge
 
 
-def _run(monkeypatch, portal_url, folder, timeline, window=None):
+def _run(monkeypatch, portal_url, folder, timeline, window=None, camera=None):
     window = window or FakeWindow()
     browser = LinkBrowser()
     status = run_kiosk_here(monkeypatch, ["--portal", portal_url, "--config-dir", str(folder)],
-                            LiveCamera(timeline), browser, window)
+                            camera or LiveCamera(timeline), browser, window)
     return status, window, browser
 
 
@@ -39,9 +39,9 @@ def test_a_kiosk_started_before_the_network_keeps_trying_and_says_so(monkeypatch
     def network_up():      # the portal listens only from now on
         started.append(RecordingPortal(port=port, credential=credential).__enter__())
     save_device(tmp_path, url, 7, credential)
+    camera = LiveCamera([(4, None), (0.1, None, network_up), (6, [TOKEN])])
     try:
-        status, window, _ = _run(monkeypatch, url, tmp_path, [
-            (4, None), (0.1, None, network_up), (6, [TOKEN])])
+        status, window, _ = _run(monkeypatch, url, tmp_path, None, camera=camera)
     finally:
         for portal in started:
             portal.__exit__(None, None, None)
@@ -52,6 +52,18 @@ def test_a_kiosk_started_before_the_network_keeps_trying_and_says_so(monkeypatch
     assert window.lines.index(screen.CHECKING) < window.lines.index(screen.SIGNED_IN)
     assert [r.path for r in started[0].requests if r.method == "POST"] == ["/kiosk/bind",
                                                                            "/kiosk/badge"]
+    # A printed badge's modules are under a millimetre: the camera is asked for 1280x720.
+    assert camera.asked == {"width": 1280, "height": 720}
+
+
+def test_the_frame_size_asked_of_the_camera_may_be_set_and_is_checked():
+    from kiosk.__main__ import _parsers
+    run = _parsers()[1]
+    assert run.parse_args(["--portal", "https://p.example"]).size == (1280, 720)
+    assert run.parse_args(["--portal", "https://p.example", "--size", "640X480"]).size == (640, 480)
+    for bad in ("720p", "1280x", "0x0", "99999x720", "１２８０x720"):
+        with pytest.raises(SystemExit):
+            run.parse_args(["--portal", "https://p.example", "--size", bad])
 
 
 def test_a_slow_answer_shows_checking_and_the_picture_keeps_moving(monkeypatch, tmp_path):
