@@ -84,8 +84,6 @@ class Scanner:
         """Send nothing for `seconds` (the portal said too many tries, or did not answer)."""
         self._paused_until = now + seconds
 
-    def paused_until(self) -> float | None:
-        return self._paused_until
 
     def wait_offline(self, now: float, retry_after: float = OFFLINE_FIRST_SECONDS) -> float:
         """No answer, or "unavailable": pause, longer each time in a row (capped); the seconds."""

@@ -35,7 +35,7 @@ def record(kind: str, *, person: Person | None = None, actor: Person | None = No
         "at": datetime.now(timezone.utc), "kind": kind,
         "person_id": person.id if person else None,
         "actor_id": actor.id if actor else None,
-        "actor_name": actor_name(actor) if actor else None,
+        "actor_name": actor_name(actor),
         "app_id": app.id if app else None,
         "data": data,
     })

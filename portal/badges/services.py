@@ -170,7 +170,7 @@ class SectionPlan:
     section: Section
     students: list[Person]          # the sheet's students, in name order
     badge_students: int             # the class's students who use a badge (the sheet's or not)
-    stale: dict[int, list[int]]     # student id -> ids of their unrevoked cards the sheet replaces
+    stale: tuple[int, ...]          # ids of the sheet's students' unrevoked cards it replaces
     working_ids: tuple[int, ...]    # the cards of the class's badge students that work now
     expires_at: datetime
     now: datetime
@@ -218,7 +218,7 @@ def plan_section_badges(db: Session, section: Section, *, actor: Person | None =
     chosen = students if replace else [s for s in students if s.id not in working]
     return SectionPlan(
         section=section, students=chosen, badge_students=len(students),
-        stale={s.id: [b.id for b in unrevoked.get(s.id, [])] for s in chosen},
+        stale=tuple(b.id for s in chosen for b in unrevoked.get(s.id, [])),
         working_ids=tuple(sorted(working.values())),
         expires_at=permanent_expiry(now, policy.expires_on or default_expires, zone), now=now)
 
@@ -230,9 +230,8 @@ def issue_planned(db: Session, plan: SectionPlan, tokens: list[str], *,
     one of these students since the plan was read: the database keeps one working card each."""
     school_id = plan.section.school_id
     person_ids = [student.id for student in plan.students]
-    stale = [badge_id for ids in plan.stale.values() for badge_id in ids]
-    replaced = _revoke(db, (Badge.id.in_(stale),), reason="reissued", actor=actor,
-                       now=plan.now, expire=False) if stale else []
+    replaced = _revoke(db, (Badge.id.in_(plan.stale),), reason="reissued", actor=actor,
+                       now=plan.now, expire=False) if plan.stale else []
     badges = [Badge(person_id=person_id, school_id=school_id, token_hash=token_hash(token),
                     kind=BadgeKind.permanent, issued_at=plan.now,
                     issued_by_id=actor.id if actor else None, expires_at=plan.expires_at)

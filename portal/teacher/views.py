@@ -21,7 +21,7 @@ from portal.badges import flow
 from portal.badges.expiry import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
 from portal.badges.kiosks import list_devices
 from portal.badges.policy import GRADES, PolicyError, policy_for, set_policy
-from portal.badges.services import cards_fingerprint
+from portal.badges.services import plan_section_badges
 from portal.badges.permissions import STAFF_ROLES, may_manage_school, may_manage_section
 from portal.db import db, parse_id
 from portal.errors import PortalError, as_sentence
@@ -73,14 +73,13 @@ def section(section_id: int):
     now = flow.now()
     rows, policy = class_rows(db.session, found, now)
     alerts = recent_reuse(db.session, current_user, _since(), person_ids=[r.person.id for r in rows])
-    # The class sheet's students: those who use a badge, and of them, those with no card.
-    badge_rows = [r for r in rows if r.uses_badge and r.person.enabled]
-    cards = [r.card.id for r in badge_rows if r.card]
+    # The class sheet's students and their working cards, as the sheet itself will read them.
+    plan = plan_section_badges(db.session, found, replace=True, clock=flow.app_clock())
     response = render_template(
         "teacher/section.html", section=found, rows=rows, policy=policy, alerts=alerts, now=now,
         reuse_days=REUSE_DAYS, hours=range(TEMPORARY_MIN_HOURS, TEMPORARY_MAX_HOURS + 1),
-        uses_badges=any(r.uses_badge for r in rows), missing=len(badge_rows) - len(cards),
-        working=len(cards), cards=cards_fingerprint(cards))
+        uses_badges=any(r.uses_badge for r in rows), missing=plan.badge_students - len(plan.working_ids),
+        working=len(plan.working_ids), cards=plan.fingerprint)
     return response, 200, {"Cache-Control": "no-store"}
 
 

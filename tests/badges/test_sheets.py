@@ -234,12 +234,6 @@ def test_a_labels_content_is_centred_and_stays_on_it_when_the_page_is_fit_to_94_
     assert [codes for codes, _ in labels] == [[b.token] for b in badges]
 
 
-def test_the_qr_modules_print_larger(tmp_path):
-    # A 640x480 kiosk camera read the 0.87 mm modules to about 20 cm; 0.92 mm to 25 cm.
-    from portal.badges.sheets import MODULE
-    assert MODULE == pytest.approx(0.92 * 72 / 25.4)
-
-
 def test_two_sheets_printed_at_once_as_the_portal_starts_both_print(tmp_path, monkeypatch):
     # Found while fixing (two tabs printing at once, review probe p5): the first sheet of a
     # process registered the fonts while a second one, in another thread, already used them half

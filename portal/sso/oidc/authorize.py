@@ -187,6 +187,16 @@ def _check_extras(data, redirect_uri: str, state: str | None) -> int | None:
                                   state=state) from None
 
 
+def park_for_get(prefix: str, data, *, seconds: int, limit: str, scope: str):
+    """Keep what a cross-site POST carried for the same-site GET that reads it: (its name, None),
+    or (None, the 429 page) once this address has kept `limit` already."""
+    if not AddressLimiter(_redis(), limit, scope=scope).hit(request.remote_addr or "unknown"):
+        response = plain_error_page(429)
+        response.headers["Retry-After"] = "60"
+        return None, response
+    return store.park(_redis(), prefix, data, seconds=seconds), None
+
+
 def _as_get():
     """The same authorization request as a GET, for one that came by POST.
 
@@ -204,11 +214,10 @@ def _as_get():
     if len(hints) == 1 and hints[0]:
         if len(hints[0]) > HINT_MAX:
             return error_page(InvalidRequestError(f"The id_token_hint is longer than {HINT_MAX} characters."))
-        if not AddressLimiter(_redis(), HINT_LIMIT, scope="oidc-authorize-post").hit(request.remote_addr or "unknown"):
-            response = plain_error_page(429)
-            response.headers["Retry-After"] = "60"
-            return response
-        name = store.park(_redis(), store.HINT_POST, hints[0], seconds=RESUME_SECONDS)
+        name, refused = park_for_get(store.HINT_POST, hints[0], seconds=RESUME_SECONDS, limit=HINT_LIMIT,
+                                     scope="oidc-authorize-post")
+        if refused:
+            return refused
         params = [(k, v) for k, v in params if k != "id_token_hint"] + [(HINT, name)]
     target = url_for("oidc.authorize") + "?" + urlencode(params)
     if len(target) > MAX_GET_REQUEST:

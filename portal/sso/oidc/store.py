@@ -173,17 +173,11 @@ def park(client: redis.Redis, prefix: str, data, *, seconds: int) -> str:
     return name
 
 
-def read_parked(client: redis.Redis, prefix: str, name: str | None):
-    """What park kept under `name`, as often as asked until it expires; None when unknown."""
+def read_parked(client: redis.Redis, prefix: str, name: str | None, *, once: bool = False):
+    """What park kept under `name` (taken, if `once`; else as often as asked until it expires);
+    None when the name is unknown, used or expired."""
     if not name or len(name) > 64:
         return None
-    raw = client.get(prefix + hash_secret(name))
-    return json.loads(raw) if raw is not None else None
-
-
-def take_parked(client: redis.Redis, prefix: str, name: str | None):
-    """What park kept under `name`, once; None when the name is unknown, used or expired."""
-    if not name or len(name) > 64:
-        return None
-    raw = client.getdel(prefix + hash_secret(name))
+    key = prefix + hash_secret(name)
+    raw = client.getdel(key) if once else client.get(key)
     return json.loads(raw) if raw is not None else None

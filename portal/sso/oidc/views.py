@@ -23,11 +23,10 @@ from portal.errors import (
 )
 from portal.extensions import csrf
 from portal.models import App
-from portal.ratelimit import AddressLimiter
 from portal.redis_store import RedisUnavailable
 from portal.sso import SigningUnavailable
 from portal.sso.oidc import bp, store
-from portal.sso.oidc.authorize import NOT_ALLOWED, error_page
+from portal.sso.oidc.authorize import NOT_ALLOWED, error_page, park_for_get
 from portal.sso.oidc.keys import JWKS_MAX_AGE, KeyFileError
 from portal.sso.oidc.metadata import provider_metadata
 from portal.sso.oidc.server import (
@@ -212,12 +211,10 @@ def _park_logout():
     kept = {name: request.values[name] for name in _LOGOUT_PARAMETERS if name in request.values}
     if sum(len(value) for value in kept.values()) > PARKED_MAX:
         return error_page(InvalidRequestError(f"The logout request is longer than {PARKED_MAX} characters."))
-    limiter = AddressLimiter(_redis(), PARKED_LIMIT, scope="oidc-logout-post")
-    if not limiter.hit(request.remote_addr or "unknown"):
-        response = plain_error_page(429)
-        response.headers["Retry-After"] = "60"
-        return response
-    name = store.park(_redis(), store.LOGOUT_POST, kept, seconds=PARKED_SECONDS)
+    name, refused = park_for_get(store.LOGOUT_POST, kept, seconds=PARKED_SECONDS, limit=PARKED_LIMIT,
+                                 scope="oidc-logout-post")
+    if refused:
+        return refused
     return redirect(url_for("oidc.end_session", **{PARKED: name}), code=303)
 
 
@@ -229,7 +226,7 @@ def end_session():
     parked = None
     if PARKED in request.args:
         if len(request.args) == 1:
-            parked = store.take_parked(_redis(), store.LOGOUT_POST, request.args[PARKED])
+            parked = store.read_parked(_redis(), store.LOGOUT_POST, request.args[PARKED], once=True)
         if not isinstance(parked, dict):
             return plain_error_page(400, "This sign-out request has expired",
                                     "Nothing was changed. To sign out, use the Sign out button on "
