@@ -2,6 +2,11 @@
 
 A teacher acts on the students of the sections they teach; a school admin on the students and
 devices of their schools; a district admin on every school of their district.
+
+A class is the teacher's, and its students theirs, only while the roster puts both the teacher
+and the student at the class's school: an enrollment the roster left behind when either moved
+to another school gives nothing (the roster import says when a teacher teaches at a school
+their own row does not name).
 """
 from __future__ import annotations
 
@@ -17,8 +22,9 @@ STAFF_ROLES = (Role.teacher, Role.school_admin, Role.district_admin)
 
 def at_school(person_id, school_id):
     """SQL: the person belongs to the school now. A class's students are those enrolled in it
-    who are also at its school: an enrollment the roster left behind when a student moved to
-    another school gives the old class's teacher nothing."""
+    who are also at its school, and its teachers likewise: an enrollment the roster left behind
+    when a student moved to another school gives the old class's teacher nothing, and one left
+    behind when the teacher moved gives the teacher nothing there."""
     return exists().where(PersonSchool.person_id == person_id, PersonSchool.school_id == school_id)
 
 
@@ -38,22 +44,32 @@ def may_manage_school(db: Session, actor: Person, school: School) -> bool:
 
 
 def may_pair_for_school(db: Session, actor: Person, school: School) -> bool:
-    """Admins of the school, and teachers who belong to it or teach one of its sections."""
+    """Admins of the school, and teachers who belong to it."""
     if may_manage_school(db, actor, school):
         return True
     if not actor.active or actor.role is not Role.teacher:
         return False
-    if school.id in _school_ids(db, actor):
-        return True
-    return bool(db.scalar(select(exists().where(
-        Enrollment.person_id == actor.id, Enrollment.role.in_(TEACHING_ROLES),
-        Enrollment.section_id == Section.id, Section.school_id == school.id))))
+    return school.id in _school_ids(db, actor)
 
 
 def teaches_section(db: Session, actor: Person, section: Section) -> bool:
     return bool(db.scalar(select(exists().where(
         Enrollment.person_id == actor.id, Enrollment.section_id == section.id,
-        Enrollment.role.in_(TEACHING_ROLES)))))
+        Enrollment.role.in_(TEACHING_ROLES), at_school(actor.id, section.school_id)))))
+
+
+def _teaches_student(actor: Person, student: Person, school_id=None):
+    """SQL: `actor` teaches a class `student` is in, both of them at its school (at `school_id`
+    only, when given)."""
+    mine = aliased(Enrollment)
+    theirs = aliased(Enrollment)
+    where = [mine.person_id == actor.id, mine.role.in_(TEACHING_ROLES),
+             theirs.section_id == mine.section_id, theirs.person_id == student.id,
+             theirs.role == "student", Section.id == mine.section_id,
+             at_school(student.id, Section.school_id), at_school(actor.id, Section.school_id)]
+    if school_id is not None:
+        where.append(Section.school_id == school_id)
+    return exists().where(*where)
 
 
 def may_manage_section(db: Session, actor: Person, section: Section) -> bool:
@@ -71,18 +87,24 @@ def may_manage_student(db: Session, actor: Person, student: Person) -> bool:
     if not actor.active or student.role is not Role.student or actor.id == student.id:
         return False
     if actor.role is Role.teacher:
-        mine = aliased(Enrollment)
-        theirs = aliased(Enrollment)
-        return bool(db.scalar(select(exists().where(
-            mine.person_id == actor.id, mine.role.in_(TEACHING_ROLES),
-            theirs.section_id == mine.section_id, theirs.person_id == student.id,
-            theirs.role == "student", Section.id == mine.section_id,
-            at_school(student.id, Section.school_id)))))
+        return bool(db.scalar(select(_teaches_student(actor, student))))
     if actor.role in (Role.school_admin, Role.district_admin):
         schools = db.scalars(select(School).join(PersonSchool, PersonSchool.school_id == School.id)
                              .where(PersonSchool.person_id == student.id))
         return any(may_manage_school(db, actor, school) for school in schools)
     return False
+
+
+def may_manage_student_at(db: Session, actor: Person, student: Person, school: School) -> bool:
+    """What is `student`'s at `school` (their card there, its scans): a teacher of one of the
+    student's classes at that school, or an admin of the school. A teacher at two schools acts
+    on a student's card only where they teach the student: the other school's card is its
+    staff's."""
+    if not actor.active or student.role is not Role.student or actor.id == student.id:
+        return False
+    if actor.role is Role.teacher:
+        return bool(db.scalar(select(_teaches_student(actor, student, school.id))))
+    return may_manage_school(db, actor, school)
 
 
 def managed_students(actor: Person):
@@ -94,7 +116,8 @@ def managed_students(actor: Person):
                 .join(mine, mine.section_id == theirs.section_id)
                 .join(Section, Section.id == mine.section_id)
                 .where(mine.person_id == actor.id, mine.role.in_(TEACHING_ROLES),
-                       theirs.role == "student", at_school(theirs.person_id, Section.school_id)))
+                       theirs.role == "student", at_school(theirs.person_id, Section.school_id),
+                       at_school(actor.id, Section.school_id)))
     if actor.role is Role.school_admin:
         admin_schools = select(PersonSchool.school_id).where(PersonSchool.person_id == actor.id)
         return (select(PersonSchool.person_id).join(Person, Person.id == PersonSchool.person_id)

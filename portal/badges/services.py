@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.badges.expiry import Clock, permanent_expiry, temporary_expiry, utcnow
 from portal.badges.permissions import (
-    at_school, may_manage_school, may_manage_section, may_manage_student, may_pair_for_school,
+    at_school, may_manage_school, may_manage_section, may_manage_student, may_manage_student_at,
 )
 from portal.badges.policy import policy_for
 from portal.badges.sessions import end_sessions_of_revoked
@@ -63,10 +63,7 @@ def badge_school_for(db: Session, student: Person, actor: Person | None = None) 
     schools = list(db.scalars(select(School).join(PersonSchool, PersonSchool.school_id == School.id)
                               .where(PersonSchool.person_id == student.id).order_by(School.id)))
     if actor is not None and len(schools) > 1:
-        taught = set(db.scalars(
-            select(Section.school_id).join(Enrollment, Enrollment.section_id == Section.id)
-            .where(Enrollment.person_id == actor.id)))
-        mine = [s for s in schools if s.id in taught or may_manage_school(db, actor, s)]
+        mine = [s for s in schools if may_manage_student_at(db, actor, student, s)]
         schools = mine or schools
     if not schools:
         raise BadgeError("That student is not in any school", "Import the roster, then try again.")
@@ -81,7 +78,7 @@ def badge_schools_of(db: Session, actor: Person, student: Person) -> list[int]:
     (another school's card is its staff's: a student at two schools has one for each)."""
     schools = db.scalars(select(School).where(School.id.in_(
         select(Badge.school_id).where(Badge.person_id == student.id))).order_by(School.id))
-    return [school.id for school in schools if may_pair_for_school(db, actor, school)]
+    return [school.id for school in schools if may_manage_student_at(db, actor, student, school)]
 
 
 def active_badges(db: Session, person_id: int, now: datetime) -> list[Badge]:
@@ -103,11 +100,11 @@ def issue_badge(db: Session, client: redis.Redis, student: Person, *, school: Sc
     """
     if actor is not None:
         _require(may_manage_student(db, actor, student))
-        # A badge for a school the actor does not teach at or run would void the card the
-        # student uses there: that school's staff decide its badges. That holds for the school
-        # chosen for the actor too (a student in a class the actor teaches at another school).
+        # A badge for a school where the actor does not teach the student or run would void the
+        # card the student uses there: that school's staff decide its badges. That holds for the
+        # school chosen for the actor too (a student in a class the actor teaches at another school).
         school = school or badge_school_for(db, student, actor)
-        _require(may_pair_for_school(db, actor, school))
+        _require(may_manage_student_at(db, actor, student, school))
     return _issue(db, client, student, school=school, actor=actor,
                   temporary_hours=temporary_hours, default_expires=default_expires, zone=zone,
                   clock=clock)
@@ -339,7 +336,7 @@ def void_badges_for_person(db: Session, client: redis.Redis, student: Person, *,
     if actor is not None:
         _require(may_manage_student(db, actor, student))
         if school is not None:
-            _require(may_pair_for_school(db, actor, school))
+            _require(may_manage_student_at(db, actor, student, school))
         else:
             where.append(Badge.school_id.in_(badge_schools_of(db, actor, student)))
     return _void(db, client, tuple(where), reason=reason, actor=actor, clock=clock)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.badges.permissions import (
-    TEACHING_ROLES, at_school, managed_students, may_manage_school, may_pair_for_school,
+    TEACHING_ROLES, at_school, managed_students, may_manage_school, may_manage_student_at,
 )
 from portal.badges.policy import EffectivePolicy, policy_for
 from portal.models import (
@@ -42,8 +42,10 @@ def schools_for(db: Session, actor: Person) -> list[School]:
 def classes_for(db: Session, actor: Person, school: School | None = None) -> list[Section]:
     """A teacher's own classes; an admin's classes of `school` (which they must manage)."""
     if actor.role is Role.teacher:
+        # Those at the schools the roster puts the teacher at (permissions.at_school).
         query = (select(Section).join(Enrollment, Enrollment.section_id == Section.id)
-                 .where(Enrollment.person_id == actor.id, Enrollment.role.in_(TEACHING_ROLES)))
+                 .where(Enrollment.person_id == actor.id, Enrollment.role.in_(TEACHING_ROLES),
+                        at_school(actor.id, Section.school_id)))
     elif school is not None and may_manage_school(db, actor, school):
         query = select(Section).where(Section.school_id == school.id)
     else:
@@ -160,11 +162,20 @@ def recent_reuse(db: Session, actor: Person, since: datetime,
         query = query.where(Event.person_id.in_(list(person_ids)))
     rows = list(db.execute(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)))
     # Another school's card is its staff's (a student at two schools has one at each): the scans
-    # of this one, and its devices' names, are theirs to see.
-    named = {(e.data or {}).get("school_id") for e, _ in rows} - {None}
-    theirs = {sid for sid in named if not isinstance(sid, int) or (school := db.get(School, sid)) is None
-              or not may_pair_for_school(db, actor, school)}
-    rows = [(e, p) for e, p in rows if (e.data or {}).get("school_id") not in theirs]
+    # of this one, and its devices' names, are theirs to see, and a teacher's only where they
+    # teach the student.
+    allowed: dict[tuple[int, object], bool] = {}
+
+    def mine(event: Event, person: Person) -> bool:
+        sid = (event.data or {}).get("school_id")
+        if sid is None:
+            return True
+        if (person.id, sid) not in allowed:
+            school = db.get(School, sid) if isinstance(sid, int) and not isinstance(sid, bool) else None
+            allowed[person.id, sid] = school is not None and may_manage_student_at(db, actor, person, school)
+        return allowed[person.id, sid]
+
+    rows = [(e, p) for e, p in rows if mine(e, p)]
     devices = _device_names(db, {(e.data or {}).get("device_id") for e, _ in rows})
     alerts = []
     for event, person in rows:

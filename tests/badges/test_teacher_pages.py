@@ -786,6 +786,29 @@ def test_a_student_who_moved_school_is_not_their_old_class_teachers_any_more(app
     assert [b.id for b in _working(world.student)]  # her card was not voided by the old teacher
 
 
+def test_a_teacher_the_roster_moved_to_another_school_has_no_say_in_her_old_class(app, world, redis_client):
+    # Found by review: the roster moved Tess from Maple to Oak but left her teaching Maple's Room 4
+    # (an enrollment left behind, as for a student who moved): she kept the class page, new
+    # passwords and badge sheets for its students, and pairing codes for Maple.
+    from portal.models import PersonSchool
+    issue(redis_client, world.student)
+    db.session.delete(db.session.get(PersonSchool, (world.teacher.id, world.school.id)))
+    db.session.add(PersonSchool(person_id=world.teacher.id, school_id=world.other_school.id))
+    db.session.commit()
+    client = _signed_in(app, world.teacher)
+    assert f"/teacher/sections/{world.section.id}" not in client.get("/teacher/").get_data(as_text=True)
+    assert client.get(f"/teacher/sections/{world.section.id}").status_code in (403, 404)
+    back = "/teacher/"
+    for path in (f"/teacher/students/{world.student.id}/password", f"/badges/students/{world.student.id}/void",
+                 f"/badges/students/{world.student.id}/issue", f"/badges/sections/{world.section.id}/sheet",
+                 f"/badges/sections/{world.section.id}/void"):
+        assert _form_post(client, path, back=back, confirm="yes").status_code in (403, 404), path
+    assert _form_post(client, "/kiosk/pair", back=back, school=world.school.id).status_code == 403
+    assert _working(world.student)   # her card was not voided
+    # Where the roster puts her now, she pairs as before.
+    assert _form_post(client, "/kiosk/pair", back=back, school=world.other_school.id).status_code == 200
+
+
 def test_voiding_a_class_voids_its_schools_cards_of_its_students_now(app, world, redis_client):
     # Ada moved to Oak (left enrolled in Room 4) and has an Oak card; Alan is in Room 4.
     from portal.badges.services import void_badges_for_section

@@ -167,3 +167,45 @@ def test_scans_of_another_schools_voided_card_are_that_schools_to_see(app, world
     # The district's log shows the browser scan without a device that never was.
     text = _text_of(_signed_in(app, "district")[0].get("/admin/log").get_data(as_text=True))
     assert "None" not in text and "badge number: 5; via: browser" in text
+
+
+def test_a_teacher_at_both_schools_acts_only_on_the_card_where_she_teaches_the_student(
+        app, world, roster, redis_client):
+    # Found by review: Tess, at Maple and Oak, teaches Ada at Maple only (her Oak class is
+    # another). Ada's Oak card is Nina's to make and void; Tess saw it, replaced it (Nina's card
+    # stopped at Oak's kiosk) and voided it with a void that named no school.
+    from datetime import timedelta
+
+    from portal import audit
+    from portal.models import Enrollment, Person
+    from portal.teacher.classes import recent_reuse
+    _at_two_schools(world, roster)
+    maple, oak = world.school, world.other_school
+    room10 = roster.section(oak, "room10", "Room 10 (Oak art)", grades="01")
+    db.session.add(PersonSchool(person_id=world.teacher.id, school_id=oak.id))
+    db.session.add(Enrollment(sourced_id="tess-room10", person_id=world.teacher.id, section_id=room10.id,
+                              role="teacher"))
+    db.session.commit()
+    nina, nina_csrf = _signed_in(app, "t.nine")
+    tess, tess_csrf = _signed_in(app, "t.four")
+    oak_card = staff_post(nina, nina_csrf, f"/badges/students/{world.student.id}/issue", school=oak.id)
+    assert oak_card.status_code == 201
+    status = tess.get(f"/badges/students/{world.student.id}", headers={"Accept": "application/json"})
+    assert status.status_code == 200 and [b for b in status.json["badges"] if b["school_id"] == oak.id] == []
+    assert staff_post(tess, tess_csrf, f"/badges/students/{world.student.id}/issue",
+                      school=oak.id).status_code == 403
+    assert staff_post(tess, tess_csrf, f"/badges/students/{world.student.id}/void",
+                      school=oak.id).status_code == 403
+    # With no school named, she still makes and voids the card of the school where she teaches Ada.
+    assert staff_post(tess, tess_csrf, f"/badges/students/{world.student.id}/issue").json["school_id"] == maple.id
+    assert staff_post(tess, tess_csrf, f"/badges/students/{world.student.id}/void").status_code == 200
+    assert _working(world.student) == {oak.id: ["permanent"]}
+    assert enroll_kiosk(app, redis_client, oak).scan(oak_card.json["token"]).status_code == 200
+    # Scans of Ada's voided Oak card are Nina's to see, not Tess's.
+    ada = db.session.get(Person, world.student.id)
+    audit.record("badge_voided_reuse", person=ada, commit=True, data={
+        "badge_id": 5, "device_id": None, "via": "browser", "school_id": oak.id, "reason": "lost"})
+    since = datetime.now(timezone.utc) - timedelta(days=1)
+    assert recent_reuse(db.session, db.session.get(Person, world.teacher.id), since) == []
+    nina_person = db.session.scalar(select(Person).where(Person.username == "t.nine"))
+    assert len(recent_reuse(db.session, nina_person, since)) == 1
