@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from portal.badges.sessions import end_badge_sessions, end_sessions_of_revoked
 from portal.db import BUSY_TIMEOUT_MS
 from portal.badges import plural
-from portal.models import Badge, DeletionRequest, Person
+from portal.badges.permissions import TEACHING_ROLES, at_school
+from portal.models import Badge, DeletionRequest, Enrollment, Person, Role, Section
 from portal.roster.apply import apply_plan
 from portal.roster.diff import Plan, plan_import
 from portal.roster.parse import read_bundle
@@ -243,6 +244,8 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
             progress("checking", 1, 1)
         if plan.writes:
             apply_plan(conn, plan, state, progress)
+        plan.summary.teachers_elsewhere = _in_classes_elsewhere(conn, TEACHING_ROLES, Role.teacher)
+        plan.summary.students_elsewhere = _in_classes_elsewhere(conn, ("student",), Role.student)
         if leaving.lost:
             # In the import's transaction: a roster committed without them would leave the
             # badges of students it disabled working, and importing it again changes nothing.
@@ -257,6 +260,18 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
     return plan.summary, leaving, revoked
 
 
+
+
+def _in_classes_elsewhere(conn, enrollment_roles, role: Role) -> list[str]:
+    """Usernames of the enabled people of `role` enrolled (as `enrollment_roles`) in a class at a
+    school their own row does not name: the class is not theirs, nor they its, until it does."""
+    return list(conn.scalars(
+        select(Person.username).distinct()
+        .join(Enrollment, Enrollment.person_id == Person.id)
+        .join(Section, Section.id == Enrollment.section_id)
+        .where(Person.role == role, Person.enabled.is_(True), Enrollment.role.in_(enrollment_roles),
+               ~at_school(Person.id, Section.school_id))
+        .order_by(Person.username)))
 
 
 def _one_import_at_a_time(conn) -> None:

@@ -21,6 +21,10 @@ class ImportSummary:
     counts: dict[str, Counts] = field(default_factory=lambda: {k: Counts() for k in KINDS})
     # People kept under a new sourcedId (same username and role); counted as updated too
     rekeyed: int = 0
+    # Usernames (sorted) of enabled teachers and students in classes at a school their own row
+    # does not name: such a class is not theirs, nor they its (portal.badges.permissions)
+    teachers_elsewhere: list[str] = field(default_factory=list)
+    students_elsewhere: list[str] = field(default_factory=list)
 
     def __getitem__(self, kind: str) -> Counts:
         return self.counts[kind]
@@ -42,4 +46,27 @@ class ImportSummary:
                        "same username and role, so kept (with their hold, opt-outs, badges and records)")
         if not self.changed:
             out.append("nothing changed: the database already matched the roster")
+        if self.teachers_elsewhere:
+            out.append(f"note: {_some(self.teachers_elsewhere, 'teacher', 'teaches')} classes at a "
+                       "school their users.csv row does not name (orgSourcedIds): they cannot see or "
+                       "act on those classes until it names the school")
+        if self.students_elsewhere:
+            out.append(f"note: {_some(self.students_elsewhere, 'student', 'is')} in classes at a "
+                       "school their users.csv row does not name (orgSourcedIds): those classes' "
+                       "teachers cannot see or act for them until it names the school")
         return out
+
+
+# How many usernames a note names.
+NAMED = 10
+
+_PLURAL_VERBS = {"teaches": "teach", "is": "are"}
+
+
+def _some(usernames: list[str], noun: str, verb: str) -> str:
+    """'2 teachers (ann, bob) teach': the first NAMED names and how many more."""
+    shown = ", ".join(usernames[:NAMED])
+    if len(usernames) > NAMED:
+        shown += f" and {len(usernames) - NAMED} more"
+    many = len(usernames) != 1
+    return f"{plural(len(usernames), noun, noun + 's')} ({shown}) {_PLURAL_VERBS[verb] if many else verb}"

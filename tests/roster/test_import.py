@@ -469,3 +469,27 @@ def test_a_delta_keeps_the_district_of_a_school_under_another_school(db_session,
     kofi = db_session.scalar(select(Person).where(Person.sourced_id == "u6"))
     assert lincoln.name == "Lincoln Middle School" and lincoln.district.sourced_id == "d1"
     assert kofi.district_id == lincoln.district_id
+
+
+def test_the_summary_names_teachers_and_students_in_classes_at_a_school_their_row_leaves_out(
+        db_session, bundles, roster_rows):
+    # A class is a teacher's, and a student its, only while their own row puts them at its school
+    # (portal.badges.permissions): a delta that moves them and leaves the enrollment behind makes
+    # the class nobody's to manage, and the import says so by username.
+    summary = import_roster(db_session, bundles.write(roster_rows))
+    assert not [line for line in summary.lines() if line.startswith("note:")]
+    users = {row["username"]: row for row in roster_rows["users"]}
+    moved = [dict(users["maria.rivera"], orgSourcedIds="s2"), dict(users["grace.hopper"], orgSourcedIds="s2")]
+    summary = import_roster(db_session, bundles.write({"users": moved}, modes={"users": "delta"}))
+    notes = [line for line in summary.lines() if line.startswith("note:")]
+    assert notes == [
+        "note: 1 teacher (maria.rivera) teaches classes at a school their users.csv row does not name "
+        "(orgSourcedIds): they cannot see or act on those classes until it names the school",
+        "note: 1 student (grace.hopper) is in classes at a school their users.csv row does not name "
+        "(orgSourcedIds): those classes' teachers cannot see or act for them until it names the school"]
+    # A teacher at both schools, and a full import that drops the enrollment, clear them.
+    roster_rows["users"][2]["orgSourcedIds"] = "s1,s2"
+    roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] != "u2"]
+    roster_rows["users"][1]["orgSourcedIds"] = "s2"
+    summary = import_roster(db_session, bundles.write(roster_rows))
+    assert not [line for line in summary.lines() if line.startswith("note:")]
