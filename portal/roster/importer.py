@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from portal.badges.sessions import end_badge_sessions, end_sessions_of_revoked
@@ -244,8 +244,7 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
             progress("checking", 1, 1)
         if plan.writes:
             apply_plan(conn, plan, state, progress)
-        plan.summary.teachers_elsewhere = _in_classes_elsewhere(conn, TEACHING_ROLES, Role.teacher)
-        plan.summary.students_elsewhere = _in_classes_elsewhere(conn, ("student",), Role.student)
+        plan.summary.teachers_elsewhere, plan.summary.students_elsewhere = _in_classes_elsewhere(conn)
         if leaving.lost:
             # In the import's transaction: a roster committed without them would leave the
             # badges of students it disabled working, and importing it again changes nothing.
@@ -262,16 +261,23 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
 
 
 
-def _in_classes_elsewhere(conn, enrollment_roles, role: Role) -> list[str]:
-    """Usernames of the enabled people of `role` enrolled (as `enrollment_roles`) in a class at a
-    school their own row does not name: the class is not theirs, nor they its, until it does."""
-    return list(conn.scalars(
-        select(Person.username).distinct()
+def _in_classes_elsewhere(conn) -> tuple[list[str], list[str]]:
+    """Usernames of the enabled teachers, and of the enabled students, enrolled as such in a
+    class at a school their own row does not name: the class is not theirs, nor they its, until
+    it does (portal.badges.permissions.at_school). One pass over the enrollments."""
+    rows = conn.execute(
+        select(Person.username, Person.role).distinct()
         .join(Enrollment, Enrollment.person_id == Person.id)
         .join(Section, Section.id == Enrollment.section_id)
-        .where(Person.role == role, Person.enabled.is_(True), Enrollment.role.in_(enrollment_roles),
+        .where(Person.enabled.is_(True),
+               or_(and_(Person.role == Role.teacher, Enrollment.role.in_(TEACHING_ROLES)),
+                   and_(Person.role == Role.student, Enrollment.role == "student")),
                ~at_school(Person.id, Section.school_id))
-        .order_by(Person.username)))
+        .order_by(Person.username))
+    teachers, students = [], []
+    for username, role in rows:
+        (teachers if role is Role.teacher else students).append(username)
+    return teachers, students
 
 
 def _one_import_at_a_time(conn) -> None:
