@@ -88,19 +88,12 @@ def _warn_development(app: Flask) -> None:
 
 def _add_time_filters(app: Flask) -> None:
     """Pages show times in the district's time zone (PORTAL_TIMEZONE), as staff read a clock."""
-    from datetime import timezone
-
     from portal.badges.expiry import last_day
 
-    def aware(value):
-        # SQLite hands back UTC without its zone.
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-    app.add_template_filter(lambda value: aware(value).astimezone(app.config["SETTINGS"].zone),
-                            "local")
+    # Every time a page shows comes from a UTCDateTime column: aware, in UTC.
+    app.add_template_filter(lambda value: value.astimezone(app.config["SETTINGS"].zone), "local")
     # The last day a badge works, where the district is (it ends at the next midnight there).
-    app.add_template_filter(lambda value: last_day(aware(value), app.config["SETTINGS"].zone),
-                            "last_day")
+    app.add_template_filter(lambda value: last_day(value, app.config["SETTINGS"].zone), "last_day")
 
 
 class RequestLineFilter(logging.Filter):

@@ -56,3 +56,29 @@ def test_an_event_keeps_the_name_of_whoever_did_it(app, roster):
     db.session.expire_all()
     assert dict(db.session.execute(select(Event.kind, Event.actor_name)).all()) == {
         "password_set": "Tessa Teach (tess.teacher)", "sign_in": None}
+
+
+def test_times_about_a_person_come_back_in_utc_whatever_the_database_zone(app, roster):
+    # SQLite handed these back without their zone (the JSON of /badges/reuse had no offset),
+    # PostgreSQL in its session's zone: every one is an aware UTC datetime, like a badge's.
+    from sqlalchemy import text
+
+    from portal.models import App, AppKind, AppOptOut, Person
+    ada = roster.person("ada.lovelace")
+    app_row = App(slug="library", name="Library", kind=AppKind.link, url="https://l.example/")
+    db.session.add(app_row)
+    db.session.flush()
+    moment = datetime(2026, 3, 4, 2, 0, tzinfo=timezone.utc)
+    ada.held_at = ada.password_changed_at = moment
+    db.session.add(AppOptOut(person_id=ada.id, app_id=app_row.id, at=moment))
+    db.session.add(Event(at=moment, kind="hold_placed", person_id=ada.id, data={}))
+    db.session.commit()
+    db.session.expire_all()
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL TIME ZONE 'Asia/Tokyo'"))     # this transaction only
+    person = db.session.get(Person, ada.id)
+    read = [person.held_at, person.password_changed_at, db.session.scalar(select(AppOptOut.at)),
+            db.session.scalar(select(Event.at).where(Event.kind == "hold_placed"))]
+    db.session.rollback()
+    assert read == [moment] * 4
+    assert all(value.utcoffset() == timedelta(0) for value in read), read

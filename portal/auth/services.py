@@ -141,8 +141,6 @@ def _password_set_at(person: Person) -> int:
     at = person.password_changed_at
     if at is None:
         return 0
-    if at.tzinfo is None:  # SQLite hands back the UTC time it was given, without its zone
-        at = at.replace(tzinfo=timezone.utc)
     return int(at.timestamp() * 1_000_000)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base
 from portal.models.apps import App
-from portal.models.badges import UTCDateTime
+from portal.models.types import UTCDateTime
 from portal.models.roster import Person
 
 

@@ -6,11 +6,12 @@ import unicodedata
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean, DateTime, Enum, ForeignKey, Index, String,
+    Boolean, Enum, ForeignKey, Index, String,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base
+from portal.models.types import UTCDateTime
 
 
 class Role(str, enum.Enum):
@@ -105,9 +106,9 @@ class Person(Base):
     grades: Mapped[str] = mapped_column(String(255), default="")  # comma separated, OneRoster codes
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A security hold (portal.admin.holds): set by a district admin, never by the roster import.
-    held_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     hold_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
     schools: Mapped[list[School]] = relationship(secondary="person_school", viewonly=True)

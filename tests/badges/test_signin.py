@@ -1,6 +1,8 @@
 """Badge sign-in at a kiosk: what is accepted, what is refused (all alike), and the limits."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlalchemy import select
 
 from portal.badges.policy import set_policy
@@ -129,6 +131,8 @@ def test_voided_badge_reuse_is_audited_and_shown_to_the_teacher(app, redis_clien
     login(teacher, "t.four")
     listed = teacher.get("/badges/reuse").json["events"]
     assert [(e["student"], e["via"]) for e in listed] == [("Ada Lovelace", "kiosk")]
+    # With its offset: SQLite's had none, so a script could not tell which zone it was in.
+    assert datetime.fromisoformat(listed[0]["at"]).utcoffset() == timedelta(0)
     stranger = new_client(app)
     login(stranger, "t.five")
     assert stranger.get("/badges/reuse").json["events"] == []
