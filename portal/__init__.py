@@ -89,9 +89,10 @@ def _warn_development(app: Flask) -> None:
 def _add_time_filters(app: Flask) -> None:
     """Pages show times in the district's time zone (PORTAL_TIMEZONE), as staff read a clock."""
     from portal.badges.expiry import last_day
+    from portal.local_time import local
 
     # Every time a page shows comes from a UTCDateTime column: aware, in UTC.
-    app.add_template_filter(lambda value: value.astimezone(app.config["SETTINGS"].zone), "local")
+    app.add_template_filter(lambda value: local(value, app.config["SETTINGS"].zone), "local")
     # The last day a badge works, where the district is (it ends at the next midnight there).
     app.add_template_filter(lambda value: last_day(value, app.config["SETTINGS"].zone), "last_day")
 

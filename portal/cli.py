@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from portal.config import ConfigError
 from portal.errors import database_said
+from portal.local_time import local
 from portal.roster.demo import MAX_DEMO_STUDENTS
 
 
@@ -465,13 +466,13 @@ def deletions_cli():
 def _echo_request(r) -> None:
     from portal.admin.deletions import identifiers
     from portal.db import db
-    state = "waiting for the vendor" if r.is_open else f"deleted, confirmed {r.done_at:%Y-%m-%d}"
-    click.echo(f"request {r.id}\t{r.app_name}\tasked {r.asked_at:%Y-%m-%d}\t{state}")
+    state = "waiting for the vendor" if r.is_open else f"deleted, confirmed {local(r.done_at):%Y-%m-%d}"
+    click.echo(f"request {r.id}\t{r.app_name}\tasked {local(r.asked_at):%Y-%m-%d}\t{state}")
     key = current_app.config["SETTINGS"].pairwise_key
     for label, value, note in identifiers(db.session, r, pairwise_key=key):
         click.echo(f"  {label}: {value} ({note})" if value and note else f"  {label}: {value or note}")
     click.echo(f"  received: {', '.join(r.fields) or 'only the subject'} "
-               f"({r.first_at:%Y-%m-%d} to {r.last_at:%Y-%m-%d})")
+               f"({local(r.first_at):%Y-%m-%d} to {local(r.last_at):%Y-%m-%d})")
 
 
 @deletions_cli.command("ask")
@@ -487,7 +488,7 @@ def deletions_ask(username, app_name):
     request, created = _admin_call(deletions.ask_deletion, db.session, person, app, actor=None,
                                    pairwise_key=current_app.config["SETTINGS"].pairwise_key, now=now())
     if not created:
-        click.echo(f"{app.name} was already asked on {request.asked_at:%Y-%m-%d}; brought up to date")
+        click.echo(f"{app.name} was already asked on {local(request.asked_at):%Y-%m-%d}; brought up to date")
     _echo_request(request)
 
 

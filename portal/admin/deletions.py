@@ -21,6 +21,7 @@ from portal.access import FIELDS, IDENTIFYING, identifier_hash, pairwise_subject
 from portal.admin.services import AdminError, one_line
 from portal.admin.shared import AppSummary, _field_list, releases_about
 from portal.audit import RELEASE_KINDS
+from portal.local_time import local
 from portal.models import App, AppKind, DeletionRequest, Event, Person
 MAX_NOTE = 500
 # The identifying fields in the words of the letter's notes ("an earlier ...", "the ... you received").
@@ -107,7 +108,7 @@ def confirm_deletion(db: Session, request: DeletionRequest, *, actor: Person | N
 
 
 def _already_done(request: DeletionRequest) -> AdminError:
-    return AdminError(f"this request was already marked done on {request.done_at:%b %-d, %Y}")
+    return AdminError(f"this request was already marked done on {local(request.done_at):%b %-d, %Y}")
 
 
 def find_request(db: Session, district_id: int | None, request_id: int) -> DeletionRequest | None:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.admin.services import AdminError, one_line
+from portal.local_time import local
 from portal.models import Person
 from portal.sessions import end_sessions_for
 
@@ -59,7 +60,7 @@ def place_hold(db: Session, client: redis.Redis, person: Person, *, actor: Perso
 
 
 def _already_held(person: Person) -> AdminError:
-    return AdminError(f"{person.username} has been on hold since {person.held_at:%b %-d, %Y}")
+    return AdminError(f"{person.username} has been on hold since {local(person.held_at):%b %-d, %Y}")
 
 
 def lift_hold(db: Session, client: redis.Redis, person: Person, *, actor: Person | None) -> None:

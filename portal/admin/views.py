@@ -21,6 +21,7 @@ from portal.auth.roles import role_required
 from portal.badges import flow
 from portal.db import db
 from portal.errors import as_sentence
+from portal.local_time import local
 from portal.models import App, District, Person, Role, School
 from portal.roster.parse import GRADES
 
@@ -230,7 +231,7 @@ def ask_deletion(person_id: int):
         flash(as_sentence(str(e)), "problem")
         return back
     flash(f"Request made. Send {target.name}'s vendor the letter below." if created else
-          f"{target.name} was already asked on {asked.asked_at:%b %-d, %Y}; the letter below now "
+          f"{target.name} was already asked on {local(asked.asked_at):%b %-d, %Y}; the letter below now "
           f"covers everything it has received.")
     return redirect(url_for("admin.deletion", request_id=asked.id), 303)
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from portal.badges import plural
 from portal.cli import person_named
 from portal.errors import PortalError
+from portal.local_time import local
 
 
 # Every command here checks Redis before it writes to the database, so this is the whole story.
@@ -220,9 +221,9 @@ def kiosk_list(school_id):
     if not found:
         click.echo(f"{school.name} has no devices: pair one with `portal kiosk pair {school_id}`")
     for device in found:
-        seen = device.last_seen_at.strftime("%Y-%m-%d %H:%M") if device.last_seen_at else "never"
+        seen = f"{local(device.last_seen_at):%Y-%m-%d %H:%M %Z}" if device.last_seen_at else "never"
         state = "revoked" if device.revoked_at else "active"
-        click.echo(f"{device.id}\t{device.name}\t{device.created_at:%Y-%m-%d}\t{seen}\t{state}")
+        click.echo(f"{device.id}\t{device.name}\t{local(device.created_at):%Y-%m-%d}\t{seen}\t{state}")
 
 
 @kiosk_cli.command("revoke")

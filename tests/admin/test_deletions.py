@@ -391,3 +391,30 @@ def test_records_from_before_the_hashes_give_the_current_value_and_say_so(app, s
     out = cli(runner, "deletions", "ask", "ada.lovelace", "Reading Garden")
     assert ("email address: ada@example.org (the student's current one: the district's older records "
             "do not say which one you received)") in out
+
+
+def test_dates_in_messages_and_the_command_line_are_the_districts(app, settings, shared, runner):
+    # A request made at 20:00 in Chicago on Mar 3: its letter said Mar 3, the messages about it
+    # and `portal deletions` Mar 4 (UTC's day).
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from portal.db import db
+    app.config["SETTINGS"] = replace(settings, timezone="America/Chicago")
+    evening = datetime(2026, 3, 4, 2, 0, tzinfo=timezone.utc)
+    admin = _client(app, "dee.admin")
+    where = _ask(admin, shared["ada"], shared["saml"].slug).headers["Location"]
+    with app.app_context():
+        db.session.query(DeletionRequest).update({"asked_at": evening})
+        db.session.commit()
+    assert "was already asked on Mar 3, 2026" in _text(admin.get(_ask(admin, shared["ada"], shared["saml"].slug)
+                                                                 .headers["Location"]))
+    assert "already asked on 2026-03-03" in cli(runner, "deletions", "ask", "ada.lovelace", "Reading Garden")
+    with app.app_context():
+        db.session.query(DeletionRequest).update({"asked_at": evening, "done_at": evening,
+                                                  "first_at": evening, "last_at": evening})
+        db.session.commit()
+    again = admin.post(f"{where}/done", data={"note": "", "csrf_token": _csrf(admin.get(where))})
+    assert "already marked done on Mar 3, 2026" in _text(admin.get(again.headers["Location"]))
+    listed = cli(runner, "deletions", "list")
+    assert "asked 2026-03-03\tdeleted, confirmed 2026-03-03" in listed and "(2026-03-03 to 2026-03-03)" in listed

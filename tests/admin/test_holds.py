@@ -174,3 +174,18 @@ def test_two_admins_placing_a_hold_at_once_place_it_once(app, redis_client, worl
     with app.app_context():
         assert db.session.get(Person, world.student.id).hold_reason == "badge lost"
     assert _kinds(app) == ["hold_placed"]
+
+
+def test_already_on_hold_says_the_districts_day(app, settings, redis_client, world, runner):
+    # Placed at 20:00 in Chicago on Mar 3: the person's page said Mar 3, the refusal Mar 4 (UTC's).
+    from dataclasses import replace
+
+    from portal.admin.holds import place_hold
+    app.config["SETTINGS"] = replace(settings, timezone="America/Chicago")
+    with app.app_context():
+        place_hold(db.session, redis_client, db.session.get(Person, world.student.id), actor=None,
+                   reason="badge lost", now=datetime(2026, 3, 4, 2, 0, tzinfo=timezone.utc))
+    admin = _admin(app, world)
+    page = _text(admin.get(_hold(admin, world.student).headers["Location"]))
+    assert "has been on hold since Mar 3, 2026" in page and "On hold since Mar 3, 2026 20:00 CST" in page
+    assert refused(runner, "users", "hold", "ada").endswith("on hold since Mar 3, 2026")

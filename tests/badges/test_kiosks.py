@@ -164,6 +164,21 @@ def test_kiosk_cli_pairs_lists_and_revokes(app, runner, redis_client, world):
     assert "revoked" in runner.invoke(args=["kiosk", "list", "maple"]).output
 
 
+def test_kiosk_cli_lists_the_districts_days_and_times(app, settings, runner, redis_client, world):
+    # Enrolled at 20:00 in Chicago on Mar 3, last seen then: the list said 2026-03-04 02:00, with
+    # no word that it was UTC, where the class page says Mar 3, 20:00 CST.
+    from dataclasses import replace
+    from datetime import datetime, timezone
+    app.config["SETTINGS"] = replace(settings, timezone="America/Chicago")
+    device_id = enroll_kiosk(app, redis_client, world.school).device_id
+    evening = datetime(2026, 3, 4, 2, 0, tzinfo=timezone.utc)
+    db.session.get(KioskDevice, device_id).created_at = evening
+    db.session.get(KioskDevice, device_id).last_seen_at = evening
+    db.session.commit()
+    listed = runner.invoke(args=["kiosk", "list", "maple"])
+    assert listed.exit_code == 0 and "\t2026-03-03\t2026-03-03 20:00 CST\tactive" in listed.output
+
+
 def test_kiosk_cli_says_what_is_wrong(runner, world):
     for args in (["kiosk", "pair", "nowhere"], ["kiosk", "list", "nowhere"],
                  ["kiosk", "revoke", "999"], ["kiosk", "revoke", "abc"]):
