@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from portal.admin.services import only_district
 from portal.audit import RELEASE_KINDS
 from portal.auth.services import normalize_username
+from portal.local_time import local
 from portal.models import App, Event, Grant, KioskDevice, Person, School, Section
 from portal.models.roster import typeable_username
 
@@ -279,6 +280,9 @@ UNSHOWN = frozenset({"ids"})
 NAMED_IDS = {"school_id": "school", "section_id": "class", "device_id": "classroom device"}
 DETAIL_WORDS = {"badge_id": "badge number", "students": "students", "paper": "paper",
                 "wrong_tries": "wrong tries", "expires_at": "expires"}
+# Details that are a moment, recorded in UTC (ISO 8601): shown on the district's clocks, as the
+# log's When column shows its times.
+MOMENTS = frozenset({"expires_at"})
 
 
 def _names(db: Session, district_id: int, datas) -> dict[tuple[str, int], str]:
@@ -315,4 +319,18 @@ def _detail(names: dict, key, value) -> tuple[str, str]:
         name = names.get((key, value)) if isinstance(value, int) else None
         return NAMED_IDS[key], name if name is not None else f"no. {value} (since removed)"
     words = DETAIL_WORDS.get(key, key.replace("_", " "))
+    if key in MOMENTS:
+        return words, _moment(value)
     return words, ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _moment(value) -> str:
+    """A recorded moment on the district's clocks ("Mar 10, 2026 20:00 CDT"); one that does not
+    read as a moment with its zone, as it is (a record is read back, never trusted)."""
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is not None:
+            return f"{local(moment):%b %-d, %Y %H:%M %Z}"
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return str(value)

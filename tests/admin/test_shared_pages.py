@@ -522,3 +522,21 @@ def test_the_audit_log_names_schools_classes_and_devices_not_their_numbers(app, 
             "school: Maple Elementary") in text
     assert "class: no. 987654 (since removed); students: 3" in text
     assert "section_id" not in text and "device_id" not in text
+
+
+def test_the_audit_log_shows_when_a_badge_expires_on_the_districts_clocks(app, settings, shared):
+    # The When column was Chicago's, a badge's "expires" detail UTC's ISO string.
+    from dataclasses import replace
+
+    from portal import audit
+    from portal.db import db
+    app.config["SETTINGS"] = replace(settings, timezone="America/Chicago")
+    ada, teacher = db.session.merge(shared["ada"]), db.session.merge(shared["teacher"])
+    for expires in ("2026-03-11T01:00:00+00:00", "2026-08-01T05:00:00+00:00", "2026-03-11T01:00:00",
+                    "soon", 17):
+        audit.record("badge_issued", person=ada, actor=teacher, data={"badge_id": 5, "expires_at": expires})
+    text = _text(_client(app, "dee.admin").get("/admin/log"))
+    assert "badge number: 5; expires: Mar 10, 2026 20:00 CDT" in text
+    assert "expires: Aug 1, 2026 00:00 CDT" in text
+    # A value that is not a moment with its zone is shown as it was recorded.
+    assert "expires: 2026-03-11T01:00:00 " in text and "expires: soon" in text and "expires: 17" in text
