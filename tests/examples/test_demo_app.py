@@ -236,10 +236,10 @@ def test_the_demo_app_refuses_a_forged_logout_token(demo):
 
 def test_the_demo_app_hears_logouts_signed_with_a_key_rotated_since_it_fetched_them(demo, settings):
     from portal.sso.oidc.backchannel import wait_for_deliveries
-    from portal.sso.oidc.keys import keys_dir, rotate_keys
+    from portal.sso.oidc.keys import keys_dir, presentable_for, rotate_keys
     browser = _signed_in_browser(demo.portal)
     assert "<h2>Signed in</h2>" in browser.get(f"{demo.portal}/launch/{_app(OIDC_NAME).slug}", timeout=10).text
-    rotate_keys(keys_dir(settings), at_once=True)      # portal keys rotate --now
+    rotate_keys(keys_dir(settings), at_once=True, keep_for=presentable_for(settings))   # portal keys rotate --now
     tiles = browser.get(f"{demo.portal}/", timeout=5)
     browser.post(f"{demo.portal}/logout", data={"csrf_token": csrf_of(tiles.text)}, timeout=5)
     assert wait_for_deliveries(10)

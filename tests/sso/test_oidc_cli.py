@@ -123,3 +123,13 @@ def test_an_overlong_app_name_is_refused(runner):
                                  "https://app.example/cb", "--login-uri", "https://app.example/login"])
     assert result.exit_code != 0
     assert "at most" in result.output
+
+
+def test_keys_rotate_now_twice_keeps_the_key_that_signed_seconds_ago(app, runner):
+    folder = Path(app.config["SETTINGS"].oidc_keys_dir)
+    first = load_keys(folder).kids[0]
+    for _ in range(2):
+        result = runner.invoke(args=["keys", "rotate", "--now"])
+        assert result.exit_code == 0 and "retired" not in result.output, result.output
+    assert load_keys(folder).kids[2] == first
+    assert f"still published: {first}" in result.output

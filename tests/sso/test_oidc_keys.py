@@ -12,6 +12,10 @@ from joserfc.jwk import RSAKey
 from portal.sso.oidc.keys import _STAMP as STAMP
 from portal.sso.oidc.keys import PUBLISH_AHEAD, KeyFileError, load_keys, rotate_keys
 
+# How long a key's tokens may be presented after it stops signing: PORTAL_SESSION_MAX_HOURS's
+# default (presentable_for).
+KEEP = timedelta(hours=12)
+
 
 def key_files(folder):
     return sorted(folder.glob("*.pem"))
@@ -50,7 +54,7 @@ def test_jwks_publishes_public_halves_with_kids(tmp_path):
 def test_a_rotated_key_is_published_before_it_signs(tmp_path):
     first = load_keys(tmp_path)
     old_token = first.sign({"sub": "a"})
-    ring, retired = rotate_keys(tmp_path)
+    ring, retired = rotate_keys(tmp_path, keep_for=KEEP)
     new_kid = ring.kids[0]
     assert retired == [] and ring.kids == [new_kid, first.kids[0]]
     # Published now, signing only after apps have had the time to fetch it.
@@ -70,32 +74,56 @@ def test_a_rotated_key_is_published_before_it_signs(tmp_path):
 
 def test_rotation_keeps_the_key_before_the_signing_one_and_retires_older(tmp_path):
     first = load_keys(tmp_path).kids[0]
-    second = rotate_keys(tmp_path)[0].kids[0]
+    second = rotate_keys(tmp_path, keep_for=KEEP)[0].kids[0]
     later(tmp_path, PUBLISH_AHEAD + 1)
-    ring, retired = rotate_keys(tmp_path)
+    ring, retired = rotate_keys(tmp_path, keep_for=KEEP)
     third = ring.kids[0]
     # The first key signed until the second's time came: its tokens must still verify.
     assert retired == [] and ring.kids == [third, second, first]
-    later(tmp_path, PUBLISH_AHEAD + 1)
-    ring, retired = rotate_keys(tmp_path)
+    later(tmp_path, KEEP.total_seconds())      # a session's time after the first stopped signing
+    ring, retired = rotate_keys(tmp_path, keep_for=KEEP)
     assert retired == [first] and ring.kids[1:] == [third, second]
     assert len(key_files(tmp_path)) == 3
 
 
 def test_rotating_again_before_the_new_key_signs_keeps_the_signing_one(tmp_path):
     first = load_keys(tmp_path).kids[0]
-    rotate_keys(tmp_path)
-    ring, retired = rotate_keys(tmp_path)
+    rotate_keys(tmp_path, keep_for=KEEP)
+    ring, retired = rotate_keys(tmp_path, keep_for=KEEP)
     assert retired == [] and len(ring.kids) == 3 and ring.signing_key().kid == first
 
 
 def test_rotating_at_once_signs_with_the_new_key_now(tmp_path):
     first = load_keys(tmp_path).kids[0]
-    ring, retired = rotate_keys(tmp_path, at_once=True)
+    ring, retired = rotate_keys(tmp_path, keep_for=KEEP, at_once=True)
     assert retired == [] and ring.kids[1] == first and ring.signing_key().kid == ring.kids[0]
-    again, retired = rotate_keys(tmp_path, at_once=True)
+    later(tmp_path, KEEP.total_seconds())
+    again, retired = rotate_keys(tmp_path, keep_for=KEEP, at_once=True)
     assert retired == [first] and again.signing_key().kid == again.kids[0] and again.kids[1] == ring.kids[0]
     assert len(key_files(tmp_path)) == 2
+
+
+def test_a_key_that_stopped_signing_lately_stays_published_until_its_tokens_cannot_be_presented(tmp_path):
+    # `--now` soon after another rotation withdrew the key that had signed until seconds before:
+    # its ID tokens (presented as id_token_hint while a session lasts) stopped verifying.
+    first = load_keys(tmp_path)
+    token = first.sign({"sub": "a"})
+    second = rotate_keys(tmp_path, keep_for=KEEP)[0].kids[0]
+    later(tmp_path, PUBLISH_AHEAD + 5)              # the scheduled key took over 5 seconds ago
+    ring, retired = rotate_keys(tmp_path, keep_for=KEEP, at_once=True)
+    third = ring.kids[0]
+    assert retired == [] and ring.kids == [third, second, first.kids[0]]
+    ring, retired = rotate_keys(tmp_path, keep_for=KEEP, at_once=True)     # and again at once
+    fourth = ring.kids[0]
+    assert retired == [] and ring.kids == [fourth, third, second, first.kids[0]]
+    assert jwt.decode(token, ring.public_key_set()).claims == {"sub": "a"}
+    later(tmp_path, KEEP.total_seconds() - 60)      # the first stopped signing KEEP - 55 s ago
+    assert rotate_keys(tmp_path, keep_for=KEEP, at_once=True)[1] == []
+    later(tmp_path, 61)
+    # Now the first, second and third stopped signing more than KEEP ago; the fourth stopped a
+    # minute ago, when the fifth (now the one before the signing key) began.
+    ring, retired = rotate_keys(tmp_path, keep_for=KEEP, at_once=True)
+    assert retired == [third, second, first.kids[0]] and ring.kids[2:] == [fourth]
 
 
 def test_retiring_at_once_withdraws_the_leaked_key_and_what_it_signed(tmp_path):
@@ -103,9 +131,9 @@ def test_retiring_at_once_withdraws_the_leaked_key_and_what_it_signed(tmp_path):
     leaked = ring.kids[0]
     stolen = ring.sign({"sub": "x"})
     with pytest.raises(ValueError):
-        rotate_keys(tmp_path, retire=True)          # the old key must sign until a new one does
+        rotate_keys(tmp_path, keep_for=KEEP, retire=True)          # the old key must sign until a new one does
     assert load_keys(tmp_path).kids == [leaked]
-    ring, retired = rotate_keys(tmp_path, at_once=True, retire=True)
+    ring, retired = rotate_keys(tmp_path, keep_for=KEEP, at_once=True, retire=True)
     assert retired == [leaked] and ring.kids == [ring.signing_key().kid] and len(key_files(tmp_path)) == 1
     with pytest.raises(Exception):
         jwt.decode(stolen, ring.public_key_set())
@@ -117,7 +145,7 @@ def test_a_key_file_named_otherwise_signs_since_it_was_written(tmp_path):
     own.write_bytes(RSAKey.generate_key(2048, private=True).as_pem(private=True))
     ring = load_keys(tmp_path)
     assert ring.kids[1] == first and ring.signing_key().kid == ring.kids[0] != first
-    ring, retired = rotate_keys(tmp_path)
+    ring, retired = rotate_keys(tmp_path, keep_for=KEEP)
     assert retired == [] and ring.kids[1:] == [load_keys(tmp_path).signing_key().kid, first]
 
 
@@ -131,7 +159,7 @@ def test_a_file_that_is_not_a_private_key_is_named_and_rotation_adds_nothing(tmp
     with pytest.raises(KeyFileError, match="stray.pem is not an RSA private key"):
         load_keys(tmp_path, strict=True)
     with pytest.raises(KeyFileError, match="stray.pem"):
-        rotate_keys(tmp_path)
+        rotate_keys(tmp_path, keep_for=KEEP)
     assert key_files(tmp_path) == before
 
 

@@ -242,3 +242,16 @@ def test_asking_again_and_again_keeps_one_return_address_and_the_last_page_wins(
         "client_id": oidc_world.client_id, "post_logout_redirect_uri": POST_LOGOUT, "state": f"bye-{n}"})
         for n in range(2)][-1]
     assert computer.confirm(last).headers["Location"] == f"{POST_LOGOUT}?state=bye-1"
+
+
+def test_a_hint_signed_before_two_quick_rotations_still_signs_out(client, auth, oidc_world, runner):
+    # `keys rotate --now` withdrew the key before the signing one however recently it had stopped
+    # signing: a student whose app sent a logout with an ID token it signed was not signed out.
+    auth.login()
+    hint = id_token_for(client, oidc_world)
+    for _ in range(2):
+        assert runner.invoke(args=["keys", "rotate", "--now"]).exit_code == 0
+    response = client.get("/oidc/logout", query_string={
+        "id_token_hint": hint, "post_logout_redirect_uri": POST_LOGOUT, "state": "bye-2"})
+    assert response.status_code == 302 and response.headers["Location"] == f"{POST_LOGOUT}?state=bye-2"
+    assert not signed_in(client)

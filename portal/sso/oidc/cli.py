@@ -92,12 +92,15 @@ def apps_logout_uri(name, uri):
 @with_appcontext
 def keys_rotate(now, retire):
     """Publish a new signing key, which signs 10 minutes later (after apps have fetched it); the
-    key signing now stays published until the rotation after next (--now --retire: withdrawn)."""
-    from portal.sso.oidc.keys import KeyFileError, rotate_keys
+    key signing now stays published until the rotation after next, and an older key as long as
+    what it signed may still be presented, PORTAL_SESSION_MAX_HOURS after it stopped signing
+    (--now --retire: withdrawn)."""
+    from portal.sso.oidc.keys import KeyFileError, presentable_for, rotate_keys
     if retire and not now:
         fail("--retire needs --now: the old key must not be withdrawn before the new one signs")
     try:
-        ring, retired = rotate_keys(_keys_dir(), at_once=now, retire=retire)
+        ring, retired = rotate_keys(_keys_dir(), at_once=now, retire=retire,
+                                    keep_for=presentable_for(current_app.config["SETTINGS"]))
     except OSError as e:
         fail(f"cannot write the key folder {_keys_dir()}: {e.strerror}")
     except KeyFileError as e:

@@ -4,8 +4,9 @@ Each file is named for the UTC time from which its key signs. The first key is g
 use and signs at once. `portal keys rotate` adds a key that is published in the JWKS at once but
 signs only PUBLISH_AHEAD later, so an app that cached the key set (for its max-age, 300 s) already
 holds the new key when the first token signed with it arrives; `--now` makes it sign at once (a
-leaked key). Every kept key is published: keys waiting to sign, the one signing, and the one
-before it, so tokens it signed still verify.
+leaked key). Every kept key is published: keys waiting to sign, the one signing, the one before
+it, and any older one whose tokens an app may still present (presentable_for), so they still
+verify.
 
 A file there that is not a key stops the command line (`keys list`, `keys rotate`) with its name.
 The portal itself skips it and logs its name once, so apps keep signing in with the good keys;
@@ -222,12 +223,24 @@ def _ring_or_raise(found: "KeyRing | str") -> KeyRing:
     return found
 
 
-def rotate_keys(folder: Path, *, at_once: bool = False,
+def presentable_for(settings) -> timedelta:
+    """How long after a key stops signing an app may still present a token it signed."""
+    # An ID token is good for PORTAL_OIDC_TOKEN_SECONDS (at most an hour), but apps send it back
+    # after that as id_token_hint: to /oidc/logout, which takes an expired one and signs the
+    # student out without asking while the sign-in it was issued in lasts (hint_is_for), and to
+    # /oidc/authorize, expired or not (OpenID Connect Core 3.1.2.1). A sign-in lasts at most
+    # PORTAL_SESSION_MAX_HOURS, and a key signed its last tokens the moment it stopped signing:
+    # the longer of the two covers every token that can still do something.
+    return timedelta(seconds=max(settings.session_max_hours * 3600, settings.oidc_token_seconds))
+
+
+def rotate_keys(folder: Path, *, keep_for: timedelta, at_once: bool = False,
                 retire: bool = False) -> tuple[KeyRing, list[str]]:
     """Add a key that signs PUBLISH_AHEAD seconds from now (or at once); return the ring
-    and the kids retired: every key older than the one before the key that signs now (with
-    `retire`, which needs `at_once`: every key older than the new one, for a leaked key, whose
-    tokens then stop verifying)."""
+    and the kids retired: every key older than the one before the key that signs now that
+    stopped signing `keep_for` ago or longer (presentable_for); with `retire`, which needs
+    `at_once`: every key older than the new one, for a leaked key, whose tokens then stop
+    verifying."""
     if retire and not at_once:
         raise ValueError("retiring the signing key needs a new key that signs at once")
     folder = _prepare(folder)
@@ -236,8 +249,12 @@ def rotate_keys(folder: Path, *, at_once: bool = False,
         at = datetime.now(timezone.utc)
         _write_new_key(folder, at if at_once else at + timedelta(seconds=PUBLISH_AHEAD))
         ring = _read(folder)
-        kept = ring.keys.index(ring.signing_key(at)) + (1 if retire else 2)
-        retired = ring.keys[kept:]
+        keys = ring.keys
+        kept = keys.index(ring.signing_key(at)) + (1 if retire else 2)
+        # Newest first: keys[i] stopped signing when keys[i - 1] began.
+        while not retire and kept < len(keys) and keys[kept - 1].signs_from > at - keep_for:
+            kept += 1
+        retired = keys[kept:]
         for key in retired:
             key.path.unlink()
-    return KeyRing(ring.keys[:kept]), [key.kid for key in retired]
+    return KeyRing(keys[:kept]), [key.kid for key in retired]
