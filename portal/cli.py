@@ -383,14 +383,21 @@ def dev(port, students):
             from portal.db import db
             from portal.migrate import upgrade
             from portal.models import Person
+            from portal.roster.demo import add_demo_badge, load_demo, renew_demo_badge
             upgrade(db.engine)
+            settings = app.config["SETTINGS"]
+            badge_file = Path(settings.instance_path) / "demo-badge.pdf"
+            # Badges end as the district's do (PORTAL_BADGE_EXPIRES, PORTAL_TIMEZONE).
+            ends = {"default_expires": settings.badge_expires, "zone": settings.zone}
             if not db.session.scalar(select(func.count(Person.id))):
-                from portal.roster.demo import add_demo_badge, load_demo
                 click.echo("loading the demo district ...")
                 load_demo(db.session, students=students)
-                badge = add_demo_badge(db.session, app.extensions["redis"],
-                                       Path(app.config["SETTINGS"].instance_path) / "demo-badge.pdf")
+                badge = add_demo_badge(db.session, app.extensions["redis"], badge_file, **ends)
                 click.echo(f"a badge for demo.student: {badge} (hold it up to http://127.0.0.1:{port}/badge)")
+            elif renew_demo_badge(db.session, app.extensions["redis"], badge_file, **ends):
+                # The README's demo badge ends with the school year: from then on, a new one.
+                click.echo(f"demo.student's badge no longer worked: a new one is in {badge_file} "
+                           f"(hold it up to http://127.0.0.1:{port}/badge)")
         demo_app = _start_demo_app(app, port)
         click.echo(f"portal: http://127.0.0.1:{port}/  (demo sign-ins are in README.md)")
         # Request lines carry hand-off tokens in paths and ID tokens in logout addresses.

@@ -252,3 +252,60 @@ def test_a_file_whose_name_is_not_utf8_is_read_all_the_same(tmp_path):
                             timeout=60)
     stderr = result.stderr.decode("utf-8", "replace")
     assert result.returncode == 0 and "Traceback" not in stderr, stderr
+
+
+def test_dev_gives_the_demo_student_a_new_badge_once_theirs_stopped_working(redis_server, monkeypatch, tmp_path):
+    # The demo badge ended on the next July 31 (PORTAL_BADGE_EXPIRES and PORTAL_TIMEZONE aside),
+    # and `make run` wrote one only into an empty database: from then on the README's badge failed.
+    import hashlib
+    import logging
+    import signal
+    from datetime import datetime, timedelta, timezone
+
+    import werkzeug.serving
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+    from sqlalchemy import create_engine, select, update
+    from sqlalchemy.orm import Session
+
+    import portal.cli
+    from portal.models import Badge
+    database = f"sqlite:///{tmp_path / 'dev.sqlite3'}"
+    for name, value in {"ENV": "development", "INSTANCE_PATH": str(tmp_path / "instance"),
+                        "DATABASE_URL": database, "REDIS_URL": redis_server.url,
+                        "BADGE_EXPIRES": "30d", "TIMEZONE": "America/Chicago"}.items():
+        monkeypatch.setenv(f"PORTAL_{name}", value)
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *a, **k: None)   # serves nothing
+    monkeypatch.setattr(portal.cli, "_start_demo_app", lambda app, port: None)
+    monkeypatch.setattr(logging.getLogger("werkzeug"), "level", logging.getLogger("werkzeug").level)
+    monkeypatch.setattr(signal, "signal", lambda *a: None)      # `portal dev` takes SIGTERM
+    badge_file = tmp_path / "instance" / "demo-badge.pdf"
+    engine = create_engine(database)
+
+    def dev() -> str:
+        result = CliRunner().invoke(portal.cli.dev, ["--port", str(free_port()), "--students", "20"],
+                                    obj=ScriptInfo(create_app=portal.cli._create_app))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def cards() -> list[Badge]:
+        with Session(engine) as db:
+            return list(db.scalars(select(Badge).order_by(Badge.id)))
+
+    def written() -> str:
+        return hashlib.sha256(badge_file.read_bytes()).hexdigest()
+
+    assert "a badge for demo.student" in dev()
+    [card] = cards()
+    assert card.expires_at == card.issued_at + timedelta(days=30)
+    first = written()
+    assert "no longer worked" not in dev() and written() == first and len(cards()) == 1
+    with Session(engine) as db:                                  # the school year has ended
+        db.execute(update(Badge).values(expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
+        db.commit()
+    assert "demo.student's badge no longer worked: a new one is in" in dev()
+    old, new = cards()
+    assert old.revoked_at is not None and new.usable_at(datetime.now(timezone.utc))
+    assert written() != first
+    assert "no longer worked" not in dev() and len(cards()) == 2
+    engine.dispose()

@@ -7,12 +7,14 @@ three demo accounts below get passwords: argon2 is slow on purpose, and nobody e
 from __future__ import annotations
 
 import tempfile
+from datetime import tzinfo
 from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.badges.expiry import Clock, utcnow
 from portal.roster.demo_bundle import (
     DISTRICT_NAME, DISTRICT_SID, Account, DemoSizes, write_demo_bundle,
 )
@@ -48,7 +50,7 @@ DEMO_APPS = (
 )
 
 __all__ = ["DEMO_ACCOUNTS", "DEMO_ADMIN", "DEMO_STUDENT", "DEMO_TEACHER", "DISTRICT_NAME",
-           "DISTRICT_SID", "add_demo_badge", "load_demo", "write_bundle"]
+           "DISTRICT_SID", "add_demo_badge", "load_demo", "renew_demo_badge", "write_bundle"]
 
 
 def _account(demo: DemoAccount) -> Account:
@@ -111,24 +113,48 @@ def load_demo(db: Session, students: int = 300, *, sections: int | None = None,
     return summary
 
 
-def add_demo_badge(db: Session, client, path: Path) -> Path:
+def _demo_student_and_school(db: Session):
+    from portal.models import Person, School
+    return (db.scalar(select(Person).where(Person.username == DEMO_STUDENT.username)),
+            db.scalar(select(School).where(School.sourced_id == ELEMENTARY)))
+
+
+def add_demo_badge(db: Session, client, path: Path, *, default_expires: str, zone: tzinfo,
+                   clock: Clock = utcnow) -> Path:
     """Let a visitor try a badge: the demo student's school also reads badges in the browser
     (/badge), and a badge for the demo student is written to `path` (one label, mode 0600), to
-    print or to show on a phone to the camera. A new badge each time: the old one stops working."""
+    print or to show on a phone to the camera. A new badge each time: the old one stops working.
+    It ends as the district's badges do (PORTAL_BADGE_EXPIRES, in PORTAL_TIMEZONE)."""
     from portal.badges.policy import set_policy
     from portal.badges.services import issue_badge
     from portal.badges.sheets import SheetBadge, badge_name, render_sheet, write_private_file
-    from portal.models import Person, School
 
-    school = db.scalar(select(School).where(School.sourced_id == ELEMENTARY))
-    student = db.scalar(select(Person).where(Person.username == DEMO_STUDENT.username))
+    student, school = _demo_student_and_school(db)
     if school is None or student is None:
         raise LookupError("the demo district is not loaded")
     set_policy(db, school, allow_browser_scanner=True)
 
     def sheet() -> bytes:
-        issued = issue_badge(db, client, student, school=school)
+        issued = issue_badge(db, client, student, school=school, default_expires=default_expires,
+                             zone=zone, clock=clock)
         return render_sheet([SheetBadge(issued.token, badge_name(student), school.name)])
 
     write_private_file(path, sheet)
     return path
+
+
+def renew_demo_badge(db: Session, client, path: Path, *, default_expires: str, zone: tzinfo,
+                     clock: Clock = utcnow) -> Path | None:
+    """Write the demo student a new badge to `path` (add_demo_badge) when theirs no longer works
+    (it ended with the school year, or was voided) or the file is gone; None when it still works
+    or the database holds no demo district."""
+    from portal.models import Badge, BadgeKind
+
+    student, school = _demo_student_and_school(db)
+    if school is None or student is None:
+        return None
+    card = db.scalar(select(Badge).where(Badge.person_id == student.id, Badge.school_id == school.id,
+                                         Badge.kind == BadgeKind.permanent, Badge.revoked_at.is_(None)))
+    if card is not None and card.usable_at(clock()) and path.is_file():
+        return None
+    return add_demo_badge(db, client, path, default_expires=default_expires, zone=zone, clock=clock)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import re
 import stat
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -101,7 +102,9 @@ def test_demo_badge_is_a_real_badge_the_browser_scanner_takes(runner, app, redis
     # `make run` writes it, so a visitor can try /badge with the demo student's card.
     assert runner.invoke(args=["demo", "--students", "60"]).exit_code == 0
     with app.app_context():
-        pdf = add_demo_badge(db.session, redis_client, tmp_path / "demo-badge.pdf")
+        settings = app.config["SETTINGS"]
+        pdf = add_demo_badge(db.session, redis_client, tmp_path / "demo-badge.pdf",
+                             default_expires=settings.badge_expires, zone=settings.zone)
         db.session.remove()
     assert stat.S_IMODE(pdf.stat().st_mode) == 0o600
     [(codes, text)] = read_sheet(pdf)
@@ -114,6 +117,36 @@ def test_demo_badge_is_a_real_badge_the_browser_scanner_takes(runner, app, redis
     answer = browser.post("/badge/scan", json={"token": codes[0]}, headers={"X-CSRFToken": csrf})
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert f"Hi, {DEMO_STUDENT.given_name}!" in browser.get(answer.json["next"]).get_data(as_text=True)
+
+
+def test_demo_badge_ends_as_the_districts_badges_do_and_is_renewed_once_it_has(runner, app, redis_client,
+                                                                                tmp_path):
+    # It ended on 07-31 at Greenwich's midnight whatever PORTAL_BADGE_EXPIRES and PORTAL_TIMEZONE said.
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from portal.models import Badge
+    from portal.roster.demo import renew_demo_badge
+    from tests.badges.conftest import FakeClock
+    assert runner.invoke(args=["demo", "--students", "20"]).exit_code == 0
+    clock, chicago, path = FakeClock(), ZoneInfo("America/Chicago"), tmp_path / "demo-badge.pdf"
+    clock.now = datetime(2026, 3, 4, 2, 0, tzinfo=timezone.utc)
+    ends = {"default_expires": "07-31", "zone": chicago, "clock": clock}
+    with app.app_context():
+        add_demo_badge(db.session, redis_client, path, **ends)
+        card = db.session.scalar(select(Badge))
+        assert card.expires_at == datetime(2026, 8, 1, 5, 0, tzinfo=timezone.utc)   # Chicago's midnight
+        assert renew_demo_badge(db.session, redis_client, path, **ends) is None      # it still works
+        clock.now = datetime(2026, 8, 1, 5, 0, tzinfo=timezone.utc)
+        assert renew_demo_badge(db.session, redis_client, path, **ends) == path
+        renewed = db.session.scalar(select(Badge).where(Badge.revoked_at.is_(None)))
+        assert renewed.expires_at == datetime(2027, 8, 1, 5, 0, tzinfo=timezone.utc)
+        path.unlink()                                  # the only copy of the badge's token
+        assert renew_demo_badge(db.session, redis_client, path, **ends) == path and path.is_file()
+        add_demo_badge(db.session, redis_client, path, default_expires="30d", zone=chicago, clock=clock)
+        latest = db.session.scalar(select(Badge).where(Badge.revoked_at.is_(None)))
+        assert latest.expires_at - latest.issued_at == timedelta(days=30)
+        db.session.remove()
 
 
 def test_a_district_too_large_to_build_is_refused_at_once(tmp_path):
