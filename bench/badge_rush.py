@@ -7,8 +7,10 @@ Builds a demo district (portal.roster.demo, through the roster importer) in a fr
 issues badges to N students of grades KG-02 (badge alone, the default policy) with
 portal.badges.services.issue_badge, adds --apps apps for them beside the demo apps, enrolls
 kiosk devices in their schools, starts a private redis-server and
-`gunicorn -w 2 --threads 4 -b 127.0.0.1:PORT "portal:create_app()"`, binds every device's
-browser, and then measures two phases at the same concurrency:
+`gunicorn -w 2 -b 127.0.0.1:PORT "portal:create_app()"` (sync workers, one per core, as the
+README's production command: --threads 4 made the same sign-ins cost about half as much CPU again,
+threads in a worker contending for one interpreter), binds every device's browser, and then
+measures two phases at the same concurrency:
 
   trivial  GET /static/css/portal.css: the cheapest route through the app (Flask's static view;
            the session store is skipped for static files), the unit of cost; and, for
@@ -279,7 +281,7 @@ def parse_args(argv=None):
                    help="sign-ins per device (the portal allows 60 per minute per device)")
     p.add_argument("--trivial", type=int, default=2000, help="requests of the trivial route")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1, help="threads per worker (1: sync workers)")
     p.add_argument("--max-seconds", type=float, default=300, help="time limit of each phase")
     p.add_argument("--profile", action="store_true", help="also profile sign-ins in-process")
     args = p.parse_args(argv)
