@@ -110,14 +110,7 @@ def may_manage_student_at(db: Session, actor: Person, student: Person, school: S
 def managed_students(actor: Person):
     """A query of the ids of the students `actor` may manage (for listings)."""
     if actor.role is Role.teacher:
-        mine = aliased(Enrollment)
-        theirs = aliased(Enrollment)
-        return (select(theirs.person_id)
-                .join(mine, mine.section_id == theirs.section_id)
-                .join(Section, Section.id == mine.section_id)
-                .where(mine.person_id == actor.id, mine.role.in_(TEACHING_ROLES),
-                       theirs.role == "student", at_school(theirs.person_id, Section.school_id),
-                       at_school(actor.id, Section.school_id)))
+        return _taught(actor, Enrollment.person_id)
     if actor.role is Role.school_admin:
         admin_schools = select(PersonSchool.school_id).where(PersonSchool.person_id == actor.id)
         return (select(PersonSchool.person_id).join(Person, Person.id == PersonSchool.person_id)
@@ -127,3 +120,25 @@ def managed_students(actor: Person):
         return (select(PersonSchool.person_id).join(Person, Person.id == PersonSchool.person_id)
                 .where(PersonSchool.school_id.in_(district_schools), Person.role == Role.student))
     return select(Person.id).where(Person.id.is_(None))
+
+
+def _taught(actor: Person, *columns):
+    """A query of `columns` (of the students' Enrollment and of Section) over the classes a
+    teacher teaches and their students, both at the class's school."""
+    mine = aliased(Enrollment)
+    return (select(*columns)
+            .join(mine, mine.section_id == Enrollment.section_id)
+            .join(Section, Section.id == mine.section_id)
+            .where(mine.person_id == actor.id, mine.role.in_(TEACHING_ROLES),
+                   Enrollment.role == "student", at_school(Enrollment.person_id, Section.school_id),
+                   at_school(actor.id, Section.school_id)))
+
+
+def taught_where(db: Session, actor: Person, student_ids) -> set[tuple[int, int]]:
+    """(student id, school id) for each of these students and each school where the teacher
+    `actor` teaches them (may_manage_student_at, for many students in one statement)."""
+    ids = list(student_ids)
+    if not ids or actor.role is not Role.teacher or not actor.active:
+        return set()
+    return set(map(tuple, db.execute(_taught(actor, Enrollment.person_id, Section.school_id)
+                                     .where(Enrollment.person_id.in_(ids)).distinct()).all()))

@@ -40,7 +40,7 @@ class BadgeError(PortalError):
 class NotPermitted(PortalError):
     status = 403
     title = "You can't change that student's badge"
-    advice = "Only their teachers and their school's admins can."
+    advice = "Only their teachers at that school, and its admins, can."
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.badges.permissions import (
-    TEACHING_ROLES, at_school, managed_students, may_manage_school, may_manage_student_at,
+    TEACHING_ROLES, at_school, managed_students, may_manage_school, taught_where,
 )
 from portal.badges.policy import EffectivePolicy, policy_for
 from portal.models import (
@@ -163,17 +163,20 @@ def recent_reuse(db: Session, actor: Person, since: datetime,
     rows = list(db.execute(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)))
     # Another school's card is its staff's (a student at two schools has one at each): the scans
     # of this one, and its devices' names, are theirs to see, and a teacher's only where they
-    # teach the student.
-    allowed: dict[tuple[int, object], bool] = {}
+    # teach the student (may_manage_student_at; one statement for all the rows).
+    taught = (taught_where(db, actor, {p.id for _, p in rows}) if actor.role is Role.teacher else None)
+    schools: dict[object, bool] = {}
 
     def mine(event: Event, person: Person) -> bool:
         sid = (event.data or {}).get("school_id")
         if sid is None:
             return True
-        if (person.id, sid) not in allowed:
+        if taught is not None:
+            return (person.id, sid) in taught
+        if sid not in schools:
             school = db.get(School, sid) if isinstance(sid, int) and not isinstance(sid, bool) else None
-            allowed[person.id, sid] = school is not None and may_manage_student_at(db, actor, person, school)
-        return allowed[person.id, sid]
+            schools[sid] = school is not None and may_manage_school(db, actor, school)
+        return schools[sid]
 
     rows = [(e, p) for e, p in rows if mine(e, p)]
     devices = _device_names(db, {(e.data or {}).get("device_id") for e, _ in rows})

@@ -209,3 +209,34 @@ def test_a_teacher_at_both_schools_acts_only_on_the_card_where_she_teaches_the_s
     assert recent_reuse(db.session, db.session.get(Person, world.teacher.id), since) == []
     nina_person = db.session.scalar(select(Person).where(Person.username == "t.nine"))
     assert len(recent_reuse(db.session, nina_person, since)) == 1
+
+
+def test_reuse_alerts_ask_who_may_see_them_in_a_few_statements_however_many_students(
+        app, world, roster, redis_client):
+    # Found by review of the check above: it asked once per student (203 statements for 200
+    # alerts on a teacher's page); a teacher's pairs of student and school come in one statement,
+    # an admin's schools once each.
+    from datetime import timedelta
+
+    from sqlalchemy import event
+
+    from portal import audit
+    from portal.models import Person
+    from portal.teacher.classes import recent_reuse
+    kids = [roster.person(f"kid{i}", schools=[world.school], sections=[world.section], grades="01")
+            for i in range(40)]
+    for kid in kids:
+        audit.record("badge_voided_reuse", person=kid, commit=False, data={
+            "badge_id": 1, "device_id": None, "via": "browser", "school_id": world.school.id})
+    db.session.commit()
+    since = datetime.now(timezone.utc) - timedelta(days=1)
+    for actor_id in (world.teacher.id, world.school_admin.id, world.district_admin.id):
+        actor = db.session.get(Person, actor_id)
+        statements = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            alerts = recent_reuse(db.session, actor, since)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert len(alerts) == 40 and len(statements) <= 5, (actor.username, len(statements))
