@@ -396,8 +396,8 @@ def dev(port, students):
                 click.echo(f"a badge for demo.student: {badge} (hold it up to http://127.0.0.1:{port}/badge)")
             elif renew_demo_badge(db.session, app.extensions["redis"], badge_file, **ends):
                 # The README's demo badge ends with the school year: from then on, a new one.
-                click.echo(f"demo.student's badge no longer worked: a new one is in {badge_file} "
-                           f"(hold it up to http://127.0.0.1:{port}/badge)")
+                click.echo(f"a new badge for demo.student: {badge_file}, as the one there no longer "
+                           f"worked (hold it up to http://127.0.0.1:{port}/badge)")
         demo_app = _start_demo_app(app, port)
         click.echo(f"portal: http://127.0.0.1:{port}/  (demo sign-ins are in README.md)")
         # Request lines carry hand-off tokens in paths and ID tokens in logout addresses.

@@ -126,13 +126,19 @@ def add_demo_badge(db: Session, client, path: Path, *, default_expires: str, zon
     print or to show on a phone to the camera. A new badge each time: the old one stops working.
     It ends as the district's badges do (PORTAL_BADGE_EXPIRES, in PORTAL_TIMEZONE)."""
     from portal.badges.policy import set_policy
-    from portal.badges.services import issue_badge
-    from portal.badges.sheets import SheetBadge, badge_name, render_sheet, write_private_file
 
     student, school = _demo_student_and_school(db)
     if school is None or student is None:
         raise LookupError("the demo district is not loaded")
     set_policy(db, school, allow_browser_scanner=True)
+    return _write_demo_badge(db, client, path, student, school, default_expires=default_expires,
+                             zone=zone, clock=clock)
+
+
+def _write_demo_badge(db: Session, client, path: Path, student, school, *, default_expires: str,
+                      zone: tzinfo, clock: Clock) -> Path:
+    from portal.badges.services import issue_badge
+    from portal.badges.sheets import SheetBadge, badge_name, render_sheet, write_private_file
 
     def sheet() -> bytes:
         issued = issue_badge(db, client, student, school=school, default_expires=default_expires,
@@ -145,9 +151,11 @@ def add_demo_badge(db: Session, client, path: Path, *, default_expires: str, zon
 
 def renew_demo_badge(db: Session, client, path: Path, *, default_expires: str, zone: tzinfo,
                      clock: Clock = utcnow) -> Path | None:
-    """Write the demo student a new badge to `path` (add_demo_badge) when theirs no longer works
-    (it ended with the school year, or was voided) or the file is gone; None when it still works
-    or the database holds no demo district."""
+    """Write the demo student a new badge to `path` when the one there no longer works: it ended
+    with the school year, was voided, or was replaced since (a visitor tried the teacher's
+    Replace card, which issued a card after the file was written); or when the file is gone.
+    None when it still works, or the database holds no demo district. The school's badge
+    settings are left as they are (an admin may have changed them)."""
     from portal.models import Badge, BadgeKind
 
     student, school = _demo_student_and_school(db)
@@ -155,6 +163,13 @@ def renew_demo_badge(db: Session, client, path: Path, *, default_expires: str, z
         return None
     card = db.scalar(select(Badge).where(Badge.person_id == student.id, Badge.school_id == school.id,
                                          Badge.kind == BadgeKind.permanent, Badge.revoked_at.is_(None)))
-    if card is not None and card.usable_at(clock()) and path.is_file():
+    try:
+        written = path.stat().st_mtime
+    except OSError:
+        written = None
+    # The file is written just after its badge is issued: a card issued later is another one.
+    if card is not None and card.usable_at(clock()) and written is not None \
+            and card.issued_at.timestamp() <= written:
         return None
-    return add_demo_badge(db, client, path, default_expires=default_expires, zone=zone, clock=clock)
+    return _write_demo_badge(db, client, path, student, school, default_expires=default_expires,
+                             zone=zone, clock=clock)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import stat
 from datetime import timedelta
@@ -143,6 +144,16 @@ def test_demo_badge_ends_as_the_districts_badges_do_and_is_renewed_once_it_has(r
         assert renewed.expires_at == datetime(2027, 8, 1, 5, 0, tzinfo=timezone.utc)
         path.unlink()                                  # the only copy of the badge's token
         assert renew_demo_badge(db.session, redis_client, path, **ends) == path and path.is_file()
+        # A visitor tries the teacher's Replace card: the file's card stops; the next start
+        # writes a new one, and leaves the school's badge settings as an admin set them.
+        from portal.badges.policy import policy_for, set_policy
+        from portal.badges.services import issue_badge
+        issue_badge(db.session, redis_client, card.person, school=card.school, **ends)
+        set_policy(db.session, card.school, allow_browser_scanner=False)
+        os.utime(path, (path.stat().st_atime, clock.now.timestamp() - 60))
+        assert renew_demo_badge(db.session, redis_client, path, **ends) == path
+        assert not policy_for(db.session, card.school_id).allow_browser_scanner
+        assert renew_demo_badge(db.session, redis_client, path, **ends) is None
         add_demo_badge(db.session, redis_client, path, default_expires="30d", zone=chicago, clock=clock)
         latest = db.session.scalar(select(Badge).where(Badge.revoked_at.is_(None)))
         assert latest.expires_at - latest.issued_at == timedelta(days=30)
