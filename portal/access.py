@@ -12,6 +12,7 @@ import hmac
 from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, defer
 
+from portal.badges.permissions import at_school
 from portal.models import App, AppOptOut, Enrollment, Grant, Person, PersonSchool, School, Section
 
 # The catalogue of fields a district can release to an app, with a plain description for admins.
@@ -42,7 +43,10 @@ def _grant_matches():
     # round trip, and SQLAlchemy compiles the statement once (the tiles page runs it each time).
     person_id = bindparam("person_id")
     schools = select(PersonSchool.school_id).where(PersonSchool.person_id == person_id)
-    sections = select(Enrollment.section_id).where(Enrollment.person_id == person_id)
+    # A class is the person's only while the roster puts them at its school (an enrollment left
+    # behind when they moved gives nothing, as on the teacher pages: portal.badges.permissions).
+    sections = (select(Enrollment.section_id).join(Section, Section.id == Enrollment.section_id)
+                .where(Enrollment.person_id == person_id, at_school(person_id, Section.school_id)))
     return and_(
         or_(Grant.district_id.is_(None), Grant.district_id == bindparam("district_id")),
         or_(Grant.school_id.is_(None), Grant.school_id.in_(schools)),
@@ -176,7 +180,8 @@ def released_claims(db: Session, person: Person, app: App, *, pairwise_key: str)
     if want("sections"):
         claims["sections"] = list(db.scalars(
             select(Section.sourced_id).join(Enrollment, Enrollment.section_id == Section.id)
-            .where(Enrollment.person_id == person.id).order_by(Section.sourced_id)
+            .where(Enrollment.person_id == person.id, at_school(person.id, Section.school_id))
+            .order_by(Section.sourced_id)
         ))
     if want("role"):
         claims["role"] = person.role.value

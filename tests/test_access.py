@@ -263,3 +263,24 @@ def test_subject_is_pairwise_stable_per_app_and_different_across_apps(roster, sc
     assert library != claims("Maple Library", grace, settings)["subject"]
     for value in ("ada", "lovelace", ada.sourced_id, str(ada.id)):
         assert value not in library
+
+
+def test_a_class_the_roster_left_behind_at_a_school_the_student_left_gives_nothing(
+        runner, school_day, settings):
+    # Ada moved to Oak, but the roster still lists her in Maple's Room 4A: Room 4A's apps are no
+    # longer hers, and no app hears of the class (as her old teacher no longer has her).
+    from portal.models import PersonSchool, School
+    ada, _, _ = school_day
+    cli(runner, "apps", "release", "Student Mail", "sections")
+    db.session.expire_all()
+    assert claims("Student Mail", ada, settings)["sections"] == ["4a"]
+    maple = db.session.scalar(select(School).where(School.sourced_id == "maple"))
+    oak = db.session.scalar(select(School).where(School.sourced_id == "oak"))
+    db.session.delete(db.session.get(PersonSchool, (ada.id, maple.id)))
+    db.session.add(PersonSchool(person_id=ada.id, school_id=oak.id))
+    db.session.commit()
+    names = [app.name for app in access.apps_for(db.session, ada)]
+    assert "Room 4A Reading" not in names and "Oak Library" in names and "Student Mail" in names
+    reading = db.session.scalar(select(App).where(App.name == "Room 4A Reading"))
+    assert not access.may_launch(db.session, ada, reading)
+    assert claims("Student Mail", ada, settings)["sections"] == []
