@@ -77,7 +77,7 @@ def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: 
     # ends with the school year), whatever the sessions' usual longest life.
     left = int((expires_at - now()).total_seconds())
     session["_max"] = max(1, min(left, settings().session_max_hours * 3600))
-    watch_badge(session, badge_id, person_id, redis_client())
+    watch_badge(session, badge_id, person_id, redis_client(), device_id=device_id)
     if device_id is not None:
         session["kiosk_device"] = device_id
         mark_device_session(session, device_id, person_id, settings().session_max_hours * 3600)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.badges.expiry import Clock, utcnow
 from portal.badges.permissions import may_manage_school, may_pair_for_school
-from portal.badges.sessions import end_device_session
+from portal.badges.sessions import end_device_session, mark_device_revoked
 from portal.db import parse_id
 from portal.errors import PortalError
 from portal.models import KioskDevice, Person, School
@@ -179,6 +179,9 @@ def revoke_device(db: Session, client: redis.Redis, device: KioskDevice, *,
                      data={"device_id": device.id, "school_id": device.school_id})
         db.commit()
     try:
+        # Marked first: a hand-off that checked the device just before the commit and saves its
+        # session just after this ends it itself (found by review: it lived on, on a revoked device).
+        mark_device_revoked(client, device.id)
         end_device_session(client, device.id)
     except redis.RedisError:
         raise DeviceSessionNotEnded() from None

@@ -12,7 +12,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Iterable
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,6 +51,11 @@ class IssuedBadge:
     token: str
     # (badge id, owner id) of the badges it replaced, whose sessions end once it is committed
     replaced: list = field(default_factory=list, repr=False)
+
+
+# A student's `enabled`, read under a row lock (portal.badges.services._issue).
+_ENABLED_FOR_UPDATE = (select(Person.enabled).where(Person.id == bindparam("person_id"))
+                       .with_for_update())
 
 
 def _require(allowed: bool) -> None:
@@ -115,7 +120,11 @@ def _issue(db: Session, client: redis.Redis, student: Person, *, school: School 
            clock: Clock, zone: tzinfo = timezone.utc, commit: bool = True) -> IssuedBadge:
     if student.role is not Role.student:
         raise BadgeError("Badges are for students", "Staff sign in with their password.")
-    if not student.enabled:
+    # Read under a row lock (PostgreSQL; SQLite has one writer at a time): a roster import that
+    # turns the student off and revokes their cards meanwhile is waited for and then seen, so
+    # no card is left that it did not revoke (found by review: one came back to life when a
+    # later import turned the student on again). The person first, then badges, as the import.
+    if not db.scalar(_ENABLED_FOR_UPDATE, {"person_id": student.id}):
         raise BadgeError("That student's account is turned off", "Ask the district to turn it on.")
     school = school or badge_school_for(db, student, actor)
     if db.get(PersonSchool, (student.id, school.id)) is None:
@@ -159,6 +168,12 @@ class SheetConflict(BadgeError):
     status = 409
     title = "This class's badges were just printed in another tab or by someone else"
     advice = "Use that sheet: nothing was printed or changed here."
+
+
+class RosterChanged(SheetConflict):
+    """A roster import turned off one of the sheet's students while it was being made."""
+    title = "The roster changed while this sheet was being made"
+    advice = "Nothing was printed or changed: print it again."
 
 
 @dataclass(frozen=True)
@@ -227,6 +242,12 @@ def issue_planned(db: Session, plan: SectionPlan, tokens: list[str], *,
     one of these students since the plan was read: the database keeps one working card each."""
     school_id = plan.section.school_id
     person_ids = [student.id for student in plan.students]
+    # As _issue: the students' rows locked and read again, so a roster import that turned one
+    # off meanwhile (and revoked their cards) is seen, not undone by a card made after it.
+    if person_ids and len(db.scalars(select(Person.id).where(
+            Person.id.in_(person_ids), Person.enabled.is_(True)).with_for_update()).all()) != len(person_ids):
+        db.rollback()
+        raise RosterChanged()
     replaced = _revoke(db, (Badge.id.in_(plan.stale),), reason="reissued", actor=actor,
                        now=plan.now, expire=False) if plan.stale else []
     badges = [Badge(person_id=person_id, school_id=school_id, token_hash=token_hash(token),

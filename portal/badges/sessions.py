@@ -13,6 +13,7 @@ BADGE_METHODS = ("badge", "badge+pin", "badge+picture")
 _CURRENT = "portal:kiosk:current:"  # device id -> "person-id session-id" of the session on it
 _REVOKED = "portal:badge-revoked:"  # badge id -> 1, for a while after the badge was voided
 REVOKED_SECONDS = 600               # longer than any sign-in takes from its check to its save
+_DEVICE_REVOKED = "portal:kiosk-revoked:"  # device id -> 1, for a while after it was revoked
 
 
 def is_badge_session(data: dict) -> bool:
@@ -32,21 +33,39 @@ def end_sessions_of_revoked(client: redis.Redis, revoked: list[tuple[int, int]])
     the mark did and the sign-in ends its own session."""
     if not revoked:
         return
-    pipe = client.pipeline(transaction=False)
-    for badge_id, _ in revoked:
-        pipe.set(_REVOKED + str(badge_id), 1, ex=REVOKED_SECONDS)
-    pipe.execute()
+    mark_badges_revoked(client, [badge_id for badge_id, _ in revoked])
     for person_id in sorted({person_id for _, person_id in revoked}):
         end_badge_sessions(client, person_id)
 
 
-def watch_badge(session, badge_id: int, person_id: int, client: redis.Redis) -> None:
-    """Have this session's save (a badge sign-in) end it again at once if the badge was voided
-    meanwhile (see end_sessions_of_revoked)."""
+def mark_badges_revoked(client: redis.Redis, badge_ids) -> None:
+    """Mark these badges as no longer working (for REVOKED_SECONDS): a badge sign-in checked just
+    before and saved just after ends its own session (watch_badge). Before ending their sessions."""
+    pipe = client.pipeline(transaction=False)
+    for badge_id in badge_ids:
+        pipe.set(_REVOKED + str(badge_id), 1, ex=REVOKED_SECONDS)
+    pipe.execute()
+
+
+def mark_device_revoked(client: redis.Redis, device_id: int) -> None:
+    """As mark_badges_revoked, for a kiosk device: before its session is ended."""
+    client.set(_DEVICE_REVOKED + str(device_id), 1, ex=REVOKED_SECONDS)
+
+
+def watch_badge(session, badge_id: int, person_id: int, client: redis.Redis,
+                device_id: int | None = None) -> None:
+    """Have this session's save (a badge sign-in) end it again at once if the badge was voided,
+    or its kiosk device revoked, meanwhile (see end_sessions_of_revoked, and revoke_device).
+    One EXISTS in the save's own step: either the save came first and the one ending sessions
+    finds it, or the mark did and the sign-in ends its own session."""
+    keys = [_REVOKED + str(badge_id)]
+    if device_id is not None:
+        keys.append(_DEVICE_REVOKED + str(device_id))
+
     def then(revoked) -> None:
         if revoked:
             end_session(client, person_id, session.sid)
-    session.after_save.append((lambda pipe: pipe.exists(_REVOKED + str(badge_id)), then))
+    session.after_save.append((lambda pipe: pipe.exists(*keys), then))
 
 
 def end_device_session(client: redis.Redis, device_id: int) -> dict | None:

@@ -11,7 +11,7 @@ import redis
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from portal.badges.sessions import end_badge_sessions, end_sessions_of_revoked
+from portal.badges.sessions import end_badge_sessions, end_sessions_of_revoked, mark_badges_revoked
 from portal.db import BUSY_TIMEOUT_MS
 from portal.badges import plural
 from portal.badges.permissions import TEACHING_ROLES, at_school
@@ -148,6 +148,9 @@ def _sign_out_after_commit(client: redis.Redis, leaving: _Leaving,
         end_sessions_of_revoked(client, revoked)
         for person_id in leaving.lost:
             end_badge_sessions(client, person_id)
+        # Marked first, as revoked badges are: a badge sign-in at the school a student left,
+        # checked just before the commit and saved just after this, ends itself (found by review).
+        mark_badges_revoked(client, [badge_id for ids in leaving.moved.values() for badge_id in ids])
         _end_left_behind(client, leaving.moved)
     except redis.RedisError as e:
         # The roster is committed and every session older than the import has ended; only one

@@ -338,3 +338,33 @@ def test_a_scan_number_that_is_not_one_is_refused_and_changes_nothing(redis_clie
     assert answer.status_code == 400 and answer.json["error"] == "Send only the token"
     assert badge_of(world.student).last_used_at is None
     assert not list(redis_client.scan_iter("portal:kiosk:scan-seq:*"))
+
+
+def during_handoff(app, action):
+    """Run `action` in the hand-off request after its checks, just before its session is saved:
+    what another worker doing `action` at that moment looks like (Flask's own hooks)."""
+    from flask import after_this_request, request, request_started
+
+    def hook(sender, **extra):
+        if request.path.startswith("/kiosk/handoff/"):
+            @after_this_request
+            def then(response):
+                action()
+                return response
+    request_started.connect(hook, app)
+    return lambda: request_started.disconnect(hook, app)
+
+
+def test_a_device_revoked_while_its_handoff_opens_keeps_no_session(app, redis_client, world, kiosk):
+    # Found by review (6 of 110 tries under gunicorn): the hand-off checked the device just before
+    # the revocation committed and saved its session just after the revocation ended the
+    # device's session: it lived on, on a revoked device, until its longest life.
+    url = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
+    done = during_handoff(app, lambda: revoke_device(
+        db.session, redis_client, db.session.get(KioskDevice, kiosk.device_id)))
+    try:
+        assert kiosk.browser.get(url).status_code == 302
+    finally:
+        done()
+    assert kiosk.browser.get("/badges/home").status_code == 302
+    assert db.session.get(KioskDevice, kiosk.device_id).revoked_at is not None

@@ -730,3 +730,21 @@ def test_sheet_route_refusals_say_what_to_do(app, redis_client, roster, world, k
     assert empty.json["error"] == "No student in Room 12 uses a badge"
     assert "badge policy" in empty.json["advice"]
     _nothing_changed(kiosk, token)
+
+
+def test_a_student_turned_off_while_the_sheet_is_made_gets_no_card(app, redis_client, world):
+    # A class sheet reads its students first and writes their cards after rendering: a roster
+    # import that turned one off in between (revoking their cards) must not be undone by a card
+    # made after it. The students' rows are read again, locked, before any card is written.
+    from sqlalchemy import update
+
+    from portal.badges.services import RosterChanged, issue_planned, plan_section_badges
+    from portal.models import Person
+    section = db.session.merge(world.section)
+    plan = plan_section_badges(db.session, section)
+    assert world.student.id in [s.id for s in plan.students]
+    db.session.execute(update(Person).where(Person.id == world.student.id).values(enabled=False))
+    db.session.commit()
+    with pytest.raises(RosterChanged):
+        issue_planned(db.session, plan, [mint_token() for _ in plan.students])
+    assert db.session.scalars(select(Badge)).all() == []

@@ -130,3 +130,75 @@ def test_students_of_a_school_that_closes_are_signed_out_there(app, db_session, 
             user["orgSourcedIds"] = "s2"
     import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
     assert kiosk.browser.get("/badges/home").status_code == 302
+
+
+def test_a_badge_sign_in_saved_just_after_an_import_moved_the_student_ends_itself(
+        app, db_session, redis_client, bundles, roster_rows):
+    # Found by review (1 in 18 imports under gunicorn): the hand-off checked that Ada was at
+    # Maple before the import that moves her to Lincoln committed, and saved her session after
+    # the import ended her Maple badge sessions: it lived on with a card that no longer works.
+    from portal.db import db
+    from tests.badges.test_handoff import during_handoff
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    ada = db_session.scalar(select(Person).where(Person.username == "ada.lovelace"))
+    maple = db_session.scalar(select(School).where(School.sourced_id == "s1"))
+    kiosk = enroll_kiosk(app, redis_client, maple)
+    url = kiosk.scan(issue_badge(db_session, redis_client, ada, school=maple).token).json["handoff_url"]
+    roster_rows["users"][0]["orgSourcedIds"] = "s2"
+    roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] != "u1"]
+    moved = bundles.write(roster_rows)
+    done = during_handoff(app, lambda: import_roster(db.session, moved, redis_client=redis_client))
+    try:
+        assert kiosk.browser.get(url).status_code == 302
+    finally:
+        done()
+    assert kiosk.browser.get("/badges/home").status_code == 302
+
+
+def test_a_card_made_while_an_import_turns_the_student_off_is_refused(
+        app, db_session, redis_client, bundles, roster_rows):
+    # Found by review (every time, on PostgreSQL): a teacher's replacement card, read Ada as
+    # turned on before an import turning her off committed, was written after it: the import had
+    # revoked her cards but not this one, which worked again when a later import turned her on.
+    import threading
+    from datetime import datetime, timezone
+
+    import pytest
+    from sqlalchemy import update
+
+    from portal.badges.services import BadgeError
+    from portal.db import db
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the row lock is PostgreSQL's; SQLite has one writer, whose stale read fails")
+    import_roster(db_session, bundles.write(roster_rows), redis_client=redis_client)
+    ada = db_session.scalar(select(Person).where(Person.username == "ada.lovelace"))
+    issue_badge(db_session, redis_client, ada)
+    ada_id = ada.id
+    db_session.commit()
+    # The import's transaction, open: Ada turned off and her cards revoked, not committed yet.
+    importing = db.engine.connect()
+    txn = importing.begin()
+    importing.execute(update(Person).where(Person.id == ada_id).values(enabled=False))
+    importing.execute(update(Badge).where(Badge.person_id == ada_id, Badge.revoked_at.is_(None))
+                      .values(revoked_at=datetime.now(timezone.utc), revoked_reason="roster: disabled"))
+    outcome = []
+
+    def teacher_replaces_the_card():
+        with app.app_context():
+            try:
+                issue_badge(db.session, redis_client, db.session.get(Person, ada_id))
+                outcome.append("issued")
+            except BadgeError as e:
+                outcome.append(e.title)
+            finally:
+                db.session.remove()
+
+    teacher = threading.Thread(target=teacher_replaces_the_card)
+    teacher.start()
+    teacher.join(0.5)          # waits on the import's lock of Ada's row
+    txn.commit()
+    importing.close()
+    teacher.join(10)
+    assert outcome == ["That student's account is turned off"]
+    db_session.expire_all()
+    assert _active_badges(db_session, "ada.lovelace") == []
