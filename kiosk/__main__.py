@@ -238,7 +238,7 @@ class Kiosk:
                 self.feedback.hold(screen.STARTING)
             self._start("bind", None, self.client.bind)
 
-    def send(self, token: str, now: float) -> None:
+    def send(self, token: str) -> None:
         log.info("badge read")
         self.feedback.answer = None
         self.feedback.hold(screen.CHECKING)
@@ -371,7 +371,6 @@ def _scan(client: PortalClient, source, args, base: str) -> int:
     feedback = Feedback(window)
     scanner = Scanner()
     kiosk = Kiosk(client, scanner, feedback, args, base, live=args.video is None)
-    scanner.busy = True                   # until the browser is bound
     signed_in = 0
     blank = np.zeros((480, 640, 3), np.uint8)    # shown while the camera gives no frame
     log.info("reading badges from %s (%s)", "video" if args.video is not None else f"camera {source}",
@@ -387,11 +386,12 @@ def _scan(client: PortalClient, source, args, base: str) -> int:
                 if frame is None:             # the camera is being opened again
                     frame, read = blank, NO_BADGE
                 else:
-                    blank = np.zeros_like(frame)
+                    if blank.shape != frame.shape:
+                        blank = np.zeros_like(frame)
                     read = read_badge(frame)
                 step = scanner.decide(read, now)
                 if step.action is Action.SEND:
-                    kiosk.send(step.token, now)
+                    kiosk.send(step.token)
                     signed_in += kiosk.settle(now)    # in line (a video): the answer is in
                 if args.once and signed_in:
                     return 0
@@ -416,22 +416,6 @@ def _scan(client: PortalClient, source, args, base: str) -> int:
         why = f" ({kiosk.unreachable})" if kiosk.unreachable is not None else ""
         raise Failure(f"the video ended before any badge signed in{why}")
     return 0
-
-
-def _send(client, scanner: Scanner, feedback: Feedback, token: str, now: float, args,
-          base: str) -> bool:
-    """Send one token and deal with the answer, in line, as the camera loop does (binding the
-    browser again at once if the portal asks). True when someone signed in."""
-    kiosk = Kiosk(client, scanner, feedback, args, base, live=False)
-    kiosk.bound = True
-    kiosk.send(token, now)
-    signed_in = kiosk.settle(now)
-    kiosk.poll(now)
-    kiosk.settle(now)
-    failure = kiosk.stop_now(now, False)
-    if failure is not None:
-        raise failure
-    return signed_in
 
 
 # --- arguments ------------------------------------------------------------------------------

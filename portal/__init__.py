@@ -92,7 +92,7 @@ def _add_time_filters(app: Flask) -> None:
     from portal.local_time import local
 
     # Every time a page shows comes from a UTCDateTime column: aware, in UTC.
-    app.add_template_filter(lambda value: local(value, app.config["SETTINGS"].zone), "local")
+    app.add_template_filter(local, "local")
     # The last day a badge works, where the district is (it ends at the next midnight there).
     app.add_template_filter(lambda value: last_day(value, app.config["SETTINGS"].zone), "last_day")
 

@@ -12,8 +12,8 @@ import hmac
 from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, defer
 
-from portal.badges.permissions import at_school
 from portal.models import App, AppOptOut, Enrollment, Grant, Person, PersonSchool, School, Section
+from portal.models.roster import at_school
 
 # The catalogue of fields a district can release to an app, with a plain description for admins.
 FIELDS: dict[str, str] = {

@@ -220,12 +220,9 @@ def finish_browser_binding(db: Session, client: redis.Redis, code: str, *,
 
 
 def _bind_data(raw: bytes, now: datetime) -> tuple[int | None, bool]:
-    """(device id, opened too late) from a stored bind code; a bare id is a code stored before
-    codes had a time in them (they lived 30 seconds), still good."""
+    """(device id, opened too late) from a stored bind code."""
     try:
         data = json.loads(raw)
-        if isinstance(data, int):
-            return data, False
         return int(data["device_id"]), now.timestamp() >= float(data["exp"])
     except (ValueError, TypeError, KeyError):
         return None, False

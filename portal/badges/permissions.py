@@ -14,18 +14,11 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
 from portal.models import Enrollment, Person, PersonSchool, Role, School, Section
+from portal.models.roster import at_school
 
 # OneRoster enrollment roles that make someone the teacher of a section's students.
 TEACHING_ROLES = ("teacher",)
 STAFF_ROLES = (Role.teacher, Role.school_admin, Role.district_admin)
-
-
-def at_school(person_id, school_id):
-    """SQL: the person belongs to the school now. A class's students are those enrolled in it
-    who are also at its school, and its teachers likewise: an enrollment the roster left behind
-    when a student moved to another school gives the old class's teacher nothing, and one left
-    behind when the teacher moved gives the teacher nothing there."""
-    return exists().where(PersonSchool.person_id == person_id, PersonSchool.school_id == school_id)
 
 
 def _school_ids(db: Session, person: Person) -> set[int]:
@@ -61,15 +54,10 @@ def teaches_section(db: Session, actor: Person, section: Section) -> bool:
 def _teaches_student(actor: Person, student: Person, school_id=None):
     """SQL: `actor` teaches a class `student` is in, both of them at its school (at `school_id`
     only, when given)."""
-    mine = aliased(Enrollment)
-    theirs = aliased(Enrollment)
-    where = [mine.person_id == actor.id, mine.role.in_(TEACHING_ROLES),
-             theirs.section_id == mine.section_id, theirs.person_id == student.id,
-             theirs.role == "student", Section.id == mine.section_id,
-             at_school(student.id, Section.school_id), at_school(actor.id, Section.school_id)]
+    query = _taught(actor, Enrollment.person_id).where(Enrollment.person_id == student.id)
     if school_id is not None:
-        where.append(Section.school_id == school_id)
-    return exists().where(*where)
+        query = query.where(Section.school_id == school_id)
+    return query.exists()
 
 
 def may_manage_section(db: Session, actor: Person, section: Section) -> bool:

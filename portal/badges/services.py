@@ -200,15 +200,12 @@ def cards_fingerprint(card_ids: Iterable[int]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
-def plan_section_badges(db: Session, section: Section, *, actor: Person | None = None,
-                        replace: bool = False, default_expires: str = "07-31",
+def plan_section_badges(db: Session, section: Section, *, replace: bool = False, default_expires: str = "07-31",
                         zone: tzinfo = timezone.utc, clock: Clock = utcnow) -> SectionPlan:
     """Whom a class's sheet is for (reads only): the class's badge students, in name order, with
     no card that works at the class's school; with `replace`, all of them (their working cards
     would stop). A card may have been printed for another class of the student's: it is theirs
-    until someone means to replace it."""
-    if actor is not None:
-        _require(may_manage_section(db, actor, section))
+    until someone means to replace it. Who may print it is the caller's to check."""
     policy = policy_for(db, section.school_id)
     students = [student for student in db.scalars(
         select(Person).join(Enrollment, Enrollment.person_id == Person.id)
@@ -267,24 +264,6 @@ def issue_planned(db: Session, plan: SectionPlan, tokens: list[str], *,
                            "school_id": school_id, "expires_at": plan.expires_at.isoformat()})
         issued.append(IssuedBadge(student, badge, token,
                                   [pair for pair in replaced if pair[1] == student.id]))
-    return issued
-
-
-def issue_badges_for_section(db: Session, client: redis.Redis, section: Section, *,
-                             actor: Person | None = None, replace: bool = False,
-                             default_expires: str = "07-31", zone: tzinfo = timezone.utc,
-                             clock: Clock = utcnow, commit: bool = True) -> list[IssuedBadge]:
-    """Issue permanent badges for the section's badge students (name order) who have no card
-    that works at its school; with `replace`, for every one of them (their cards stop at once).
-
-    All of them or none: one transaction. With commit=False the caller commits it (once the
-    sheet is safely written) and then calls finish_issuing."""
-    plan = plan_section_badges(db, section, actor=actor, replace=replace,
-                               default_expires=default_expires, zone=zone, clock=clock)
-    issued = issue_planned(db, plan, [mint_token() for _ in plan.students], actor=actor)
-    if commit:
-        db.commit()
-        finish_issuing(client, issued)
     return issued
 
 

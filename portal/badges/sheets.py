@@ -121,7 +121,6 @@ class LabelContent:
     qr_top: float
     name_baseline: float
     school_baseline: float
-    bottom: float               # the school's descenders
 
     @classmethod
     def centred(cls, side: float, modules: int) -> "LabelContent":
@@ -130,7 +129,7 @@ class LabelContent:
         school_baseline = name_baseline + _DESCENT * _NAME_SIZE + _LINE_GAP + _CAP * _SCHOOL_SIZE
         height = school_baseline + _DESCENT * _SCHOOL_SIZE
         top = (side - height) / 2
-        return cls(top, top + name_baseline, top + school_baseline, top + height)
+        return cls(top, top + name_baseline, top + school_baseline)
 
 
 @dataclass(frozen=True)
@@ -491,7 +490,7 @@ def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
     if actor is not None and not may_manage_section(db, actor, section):
         raise NotPermitted()
     check_fonts()
-    plan = plan_section_badges(db, section, actor=actor, replace=replace,
+    plan = plan_section_badges(db, section, replace=replace,
                                default_expires=default_expires, zone=zone, clock=clock)
     if not plan.badge_students:
         raise SheetError(f"No student in {section.title} uses a badge",

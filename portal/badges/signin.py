@@ -344,7 +344,7 @@ def accept_handoff(db: Session, handoff: Handoff, browser_device: KioskDevice | 
                    clock: Clock = utcnow) -> Accepted:
     """Check that the browser is the scanning device's own and that the badge still works."""
     if browser_device is None or browser_device.id != handoff.device_id:
-        raise BrowserNotBound()
+        raise HandoffInvalid()      # the view tells a browser not bound to the device so
     found = find_badge(db, badge_id=handoff.badge_id)
     badge = found.badge
     if badge is None or badge.person_id != handoff.person_id:

@@ -6,7 +6,7 @@ import unicodedata
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean, Enum, ForeignKey, Index, String,
+    Boolean, Enum, ForeignKey, Index, String, exists,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -146,6 +146,15 @@ class PersonSchool(Base):
     school_id: Mapped[int] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"), primary_key=True)
 
     __table_args__ = (Index("ix_person_school_school", "school_id"),)
+
+
+def at_school(person_id, school_id):
+    """SQL: the person belongs to the school now. A class's students are those enrolled in it
+    who are also at its school, and its teachers likewise: an enrollment the roster left behind
+    when a student moved to another school gives the old class's teacher nothing, and one left
+    behind when the teacher moved gives the teacher nothing there; nor the student the class's
+    apps (portal.access)."""
+    return exists().where(PersonSchool.person_id == person_id, PersonSchool.school_id == school_id)
 
 
 class Enrollment(Base):

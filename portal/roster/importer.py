@@ -21,7 +21,7 @@ from portal.roster.diff import Plan, plan_import
 from portal.roster.parse import read_bundle
 from portal.roster.problems import RosterError
 from portal.roster.state import State, load_state
-from portal.roster.summary import ImportSummary
+from portal.roster.summary import ImportSummary, some_names
 from portal.sessions import end_sessions_for, end_sessions_where
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -165,8 +165,6 @@ def _sign_out_after_commit(client: redis.Redis, leaving: _Leaving,
 MASS_REMOVAL = 50
 
 
-# How many of the people a refused removal names, by username.
-NAMED = 10
 
 
 def _check_removals(conn, plan: Plan, state: State) -> None:
@@ -216,9 +214,7 @@ def _watched(conn, ids: list[int]) -> tuple[list[str], list[str]]:
 
 def _named(usernames: list[str], what: str) -> str:
     """"3 people on hold: a, b, c", up to NAMED of them by name, the others counted."""
-    more = len(usernames) - NAMED
-    names = ", ".join(usernames[:NAMED]) + (f" and {more} more" if more > 0 else "")
-    return f"{plural(len(usernames), 'person', 'people')} {what}: {names}"
+    return f"{plural(len(usernames), 'person', 'people')} {what}: {some_names(usernames)}"
 
 
 def _these(usernames: list[str]) -> str:
@@ -247,7 +243,6 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
             progress("checking", 1, 1)
         if plan.writes:
             apply_plan(conn, plan, state, progress)
-        plan.summary.teachers_elsewhere, plan.summary.students_elsewhere = _in_classes_elsewhere(conn)
         if leaving.lost:
             # In the import's transaction: a roster committed without them would leave the
             # badges of students it disabled working, and importing it again changes nothing.
@@ -256,6 +251,10 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
             # Before the commit too: if Redis went away meanwhile, nothing is applied.
             _require_redis(lambda: _sign_out(_redis(redis_client), leaving))
         db.commit()
+        # Only for the summary: read after the commit, not while the write lock is held.
+        plan.summary.teachers_elsewhere, plan.summary.students_elsewhere = \
+            _in_classes_elsewhere(db.connection())
+        db.rollback()
     except BaseException:
         db.rollback()
         raise

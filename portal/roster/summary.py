@@ -57,16 +57,20 @@ class ImportSummary:
         return out
 
 
-# How many usernames a note names.
+# How many people a summary or a refusal names, by username.
 NAMED = 10
 
 _PLURAL_VERBS = {"teaches": "teach", "is": "are"}
 
 
+def some_names(usernames: list[str]) -> str:
+    """'a, b, c': the first NAMED usernames, and how many more."""
+    more = len(usernames) - NAMED
+    return ", ".join(usernames[:NAMED]) + (f" and {more} more" if more > 0 else "")
+
+
 def _some(usernames: list[str], noun: str, verb: str) -> str:
-    """'2 teachers (ann, bob) teach': the first NAMED names and how many more."""
-    shown = ", ".join(usernames[:NAMED])
-    if len(usernames) > NAMED:
-        shown += f" and {len(usernames) - NAMED} more"
+    """'2 teachers (ann, bob) teach'."""
     many = len(usernames) != 1
-    return f"{plural(len(usernames), noun, noun + 's')} ({shown}) {_PLURAL_VERBS[verb] if many else verb}"
+    return (f"{plural(len(usernames), noun, noun + 's')} ({some_names(usernames)}) "
+            f"{_PLURAL_VERBS[verb] if many else verb}")

@@ -426,12 +426,14 @@ def test_a_double_press_is_timed_from_when_the_page_was_shown_where_its_script_s
     later = kiosk.browser.post("/badges/check", data={**_pressed_on(first), "pick": "dog", "shown_ms": "700"})
     assert "2 of 3 picked" in later.get_data(as_text=True)
     for odd in ("", "-1", "1e3", "\u0661\u0662", "9" * 40):   # not a count: the portal's own measure
+        # Each the third pick of a sign-in of its own (the first value's moved the child on).
+        kiosk.sign_in(issue(redis_client, world.student))
+        first = _pictures(kiosk.browser, "dog")
+        clock.advance(milliseconds=1000)
+        later = kiosk.browser.post("/badges/check", data={**_pressed_on(first), "pick": "dog", "shown_ms": "700"})
         clock.advance(milliseconds=600)
         answer = kiosk.browser.post("/badges/check", data={**_pressed_on(later), "pick": "dog", "shown_ms": odd})
         assert answer.status_code == 200, odd
-        later = answer
-        if "Pick the same" in answer.get_data(as_text=True):
-            break
 
 
 def test_a_double_press_on_the_last_picture_keeps_what_went_wrong_on_screen(redis_client, world,

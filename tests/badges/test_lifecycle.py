@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.auth.services import set_password
 from portal.badges import services
 from portal.badges.services import BadgeError, issue_badge
-from portal.badges.token import looks_like_badge, token_hash
+from portal.badges.token import looks_like_badge, mint_token, token_hash
 from portal.db import db
 from portal.db import Base
 from portal.models import Badge, BadgeKind
@@ -371,7 +371,8 @@ def test_staff_cannot_get_a_badge(redis_client, world):
 def test_section_sheet_issue_covers_badge_grades_only(redis_client, world):
     from portal.badges.policy import set_policy
     set_policy(db.session, world.school, grades="01,02")
-    issued = services.issue_badges_for_section(db.session, redis_client, world.section)
+    plan = services.plan_section_badges(db.session, world.section)
+    issued = services.issue_planned(db.session, plan, [mint_token() for _ in plan.students])
     assert [i.person.username for i in issued] == ["ada", "alan"]  # family name order
     assert all(looks_like_badge(i.token) for i in issued)
 

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 
 from bench.badgecard import card_image
+from kiosk.__main__ import Feedback, Kiosk
+from kiosk.scanner import Scanner
 from bench.badgeframes import background, jpeg, person
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -317,3 +319,20 @@ def bind_a_browser(portal: str, credential: str):
     browser = requests.Session()
     assert browser.get(answer.json()["bind_url"], timeout=10).status_code == 200
     return browser
+
+
+def send_once(client, scanner: Scanner, feedback: Feedback, token: str, now: float, args,
+          base: str) -> bool:
+    """Send one token through the kiosk program's own Kiosk and deal with the answer, in line,
+    as the camera loop does (binding the browser again at once if the portal asks). True when
+    someone signed in."""
+    kiosk = Kiosk(client, scanner, feedback, args, base, live=False)
+    kiosk.bound = True
+    kiosk.send(token)
+    signed_in = kiosk.settle(now)
+    kiosk.poll(now)
+    kiosk.settle(now)
+    failure = kiosk.stop_now(now, False)
+    if failure is not None:
+        raise failure
+    return signed_in

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from kiosk import client as kiosk_client
-from kiosk.__main__ import Feedback, _send
+from kiosk.__main__ import Feedback
 from kiosk.client import PortalClient, PortalError, PortalUnreachable
 from kiosk.credentials import CredentialError, Device, credential_path, load, save
 from kiosk.decoder import BadgeRead
 from kiosk.scanner import Action, Scanner
-from tests.kiosk.helpers import Sandbox
+from tests.kiosk.helpers import Sandbox, send_once
 
 CREDENTIAL = "kd1_" + "c" * 43
 HANDOFF = {"handoff_url": "http://x/kiosk/handoff/" + "h" * 40, "expires_in": 30}
@@ -157,7 +157,7 @@ def test_a_dripped_answer_pauses_the_kiosk_like_a_portal_that_is_down():
     with HostilePortal(answering(200, body), drip=0.2) as portal:
         client = PortalClient(portal.url, CREDENTIAL, timeout=(1, 1), deadline=0.5)
         assert scanner.decide(held, 0.0).action is Action.SEND
-        assert not _send(client, scanner, Feedback(None), "spb1_held", 0.0,
+        assert not send_once(client, scanner, Feedback(None), "spb1_held", 0.0,
                          argparse.Namespace(no_browser=True), portal.url)
     assert scanner.decide(held, 1.0).action is Action.PAUSED
 
@@ -194,7 +194,7 @@ def test_a_deeply_nested_enrollment_answer_is_a_portal_error(status):
 def test_a_deeply_nested_answer_to_a_badge_does_not_end_the_kiosk():
     with HostilePortal(answering(200, b'{"handoff_url": ' + NESTED)) as portal:
         client = PortalClient(portal.url, CREDENTIAL)
-        assert not _send(client, Scanner(), Feedback(None), "spb1_x", 0.0,
+        assert not send_once(client, Scanner(), Feedback(None), "spb1_x", 0.0,
                          argparse.Namespace(no_browser=True), portal.url)
 
 

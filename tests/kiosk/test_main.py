@@ -15,7 +15,7 @@ from sqlalchemy import select
 import numpy as np
 
 from kiosk import preview as screen
-from kiosk.__main__ import Feedback, _send
+from kiosk.__main__ import Feedback
 from kiosk.client import PortalClient
 from kiosk.decoder import BadgeRead
 from kiosk.scanner import Action, Scanner
@@ -26,6 +26,7 @@ from portal.devserver import free_port
 from portal.models import Badge, KioskDevice
 from tests.badges.conftest import issue, world  # noqa: F401  (the badge test school)
 from tests.kiosk.helpers import (
+    send_once,
     FakeWindow, RecordingPortal, Sandbox, bind_a_browser, write_clips, write_video,
 )
 
@@ -167,11 +168,11 @@ def test_a_badge_still_held_up_after_the_wait_is_sent_again(status):
     with RecordingPortal(badge_replies=[status]) as portal:
         client = PortalClient(portal.url, portal.credential)
         assert scanner.decide(held, 0.0).action is Action.SEND
-        assert not _send(client, scanner, feedback, "spb1_held", 0.0, args, portal.url)
+        assert not send_once(client, scanner, feedback, "spb1_held", 0.0, args, portal.url)
         assert [scanner.decide(held, t).action for t in (0.03, 0.5, 0.97)] == [Action.PAUSED] * 3
         step = scanner.decide(held, 1.1)
         assert step.action is Action.SEND
-        assert _send(client, scanner, feedback, step.token, 1.1, args, portal.url)
+        assert send_once(client, scanner, feedback, step.token, 1.1, args, portal.url)
         assert scanner.decide(held, 1.5).action is Action.REPEAT
         client.close()
     assert [r.json() for r in portal.to("/kiosk/badge")] == [{"token": "spb1_held", "seq": 1},
@@ -192,7 +193,7 @@ def test_an_outage_is_waited_out_briefly_then_longer_and_never_for_a_minute():
         waits, now = [], 0.0
         assert scanner.decide(held, now).action is Action.SEND
         for _ in range(5):
-            assert not _send(client, scanner, feedback, "spb1_held", now, args, portal.url)
+            assert not send_once(client, scanner, feedback, "spb1_held", now, args, portal.url)
             shown = set()
             for t in np.arange(now + 0.1, now + 20, 0.1):
                 if scanner.decide(held, t).action is Action.SEND:
@@ -205,9 +206,9 @@ def test_an_outage_is_waited_out_briefly_then_longer_and_never_for_a_minute():
         assert waits == [3, 3, 6, 12, 15]
         assert window.lines == [screen.WAIT, screen.OFFLINE]     # asked for help from the 3rd
         # An answer: the next outage is waited out briefly again.
-        assert _send(client, scanner, feedback, "spb1_held", now, args, portal.url)
+        assert send_once(client, scanner, feedback, "spb1_held", now, args, portal.url)
         portal.badge_replies.append(503)
-        assert not _send(client, scanner, feedback, "spb1_held", now + 1, args, portal.url)
+        assert not send_once(client, scanner, feedback, "spb1_held", now + 1, args, portal.url)
         assert scanner.decide(held, now + 3.9).action is Action.PAUSED
         assert scanner.decide(held, now + 4.1).action is Action.SEND
         client.close()
@@ -218,7 +219,7 @@ def test_a_portal_that_cannot_be_reached_is_not_asked_every_frame():
     held = BadgeRead(token="spb1_held")
     scanner, gone = Scanner(), PortalClient(f"http://127.0.0.1:{free_port()}", "kd1_x")
     assert scanner.decide(held, 10.0).action is Action.SEND
-    assert not _send(gone, scanner, Feedback(None), "spb1_held", 10.0,
+    assert not send_once(gone, scanner, Feedback(None), "spb1_held", 10.0,
                      argparse.Namespace(no_browser=True), "http://127.0.0.1")
     assert scanner.decide(held, 12.9).action is Action.PAUSED     # OFFLINE_RETRY_SECONDS: 3
     assert scanner.decide(held, 13.1).action is Action.SEND

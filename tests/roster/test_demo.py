@@ -133,17 +133,25 @@ def test_demo_badge_ends_as_the_districts_badges_do_and_is_renewed_once_it_has(r
     clock, chicago, path = FakeClock(), ZoneInfo("America/Chicago"), tmp_path / "demo-badge.pdf"
     clock.now = datetime(2026, 3, 4, 2, 0, tzinfo=timezone.utc)
     ends = {"default_expires": "07-31", "zone": chicago, "clock": clock}
+
+    def written(result):
+        # The file is dated by the computer's clock, the card by the test's: set the file's to
+        # the test's, as if it were written when its card was made (whatever today's date).
+        if result is not None:
+            os.utime(path, (clock.now.timestamp(), clock.now.timestamp()))
+        return result
+
     with app.app_context():
-        add_demo_badge(db.session, redis_client, path, **ends)
+        written(add_demo_badge(db.session, redis_client, path, **ends))
         card = db.session.scalar(select(Badge))
         assert card.expires_at == datetime(2026, 8, 1, 5, 0, tzinfo=timezone.utc)   # Chicago's midnight
         assert renew_demo_badge(db.session, redis_client, path, **ends) is None      # it still works
         clock.now = datetime(2026, 8, 1, 5, 0, tzinfo=timezone.utc)
-        assert renew_demo_badge(db.session, redis_client, path, **ends) == path
+        assert written(renew_demo_badge(db.session, redis_client, path, **ends)) == path
         renewed = db.session.scalar(select(Badge).where(Badge.revoked_at.is_(None)))
         assert renewed.expires_at == datetime(2027, 8, 1, 5, 0, tzinfo=timezone.utc)
         path.unlink()                                  # the only copy of the badge's token
-        assert renew_demo_badge(db.session, redis_client, path, **ends) == path and path.is_file()
+        assert written(renew_demo_badge(db.session, redis_client, path, **ends)) == path and path.is_file()
         # A visitor tries the teacher's Replace card: the file's card stops; the next start
         # writes a new one, and leaves the school's badge settings as an admin set them.
         from portal.badges.policy import policy_for, set_policy
@@ -151,7 +159,7 @@ def test_demo_badge_ends_as_the_districts_badges_do_and_is_renewed_once_it_has(r
         issue_badge(db.session, redis_client, card.person, school=card.school, **ends)
         set_policy(db.session, card.school, allow_browser_scanner=False)
         os.utime(path, (path.stat().st_atime, clock.now.timestamp() - 60))
-        assert renew_demo_badge(db.session, redis_client, path, **ends) == path
+        assert written(renew_demo_badge(db.session, redis_client, path, **ends)) == path
         assert not policy_for(db.session, card.school_id).allow_browser_scanner
         assert renew_demo_badge(db.session, redis_client, path, **ends) is None
         add_demo_badge(db.session, redis_client, path, default_expires="30d", zone=chicago, clock=clock)
