@@ -373,3 +373,28 @@ def test_student_pages_fit_320px_with_targets_for_small_fingers(pages, world, ap
     student.goto(pages.base + "/oidc/logout")
     pages.check_targets(student, "an app asks to sign out")
     pages.assert_clean()
+
+
+def test_pages_follow_the_browsers_text_size(playwright, live_server, tmp_path):
+    """A person who set a larger text size in the browser gets larger text on the portal's pages
+    (page zoom is not the only way: a low-vision child's Chromebook may be set up for large text),
+    and a small screen keeps the browser's size rather than a fixed one."""
+    import json
+
+    from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    profile = tmp_path / "profile"
+    (profile / "Default").mkdir(parents=True)
+    (profile / "Default" / "Preferences").write_text(
+        json.dumps({"webkit": {"webprefs": {"default_font_size": 24}}}))
+    context = playwright.chromium.launch_persistent_context(
+        profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, viewport={"width": 1024, "height": 768})
+    try:
+        page = context.new_page()
+        page.goto(live_server + "/login")
+        size = "() => getComputedStyle(document.documentElement).fontSize"
+        assert page.evaluate(size) == "27px"            # 24 px asked for, and the portal's 112.5%
+        page.set_viewport_size({"width": 360, "height": 640})
+        assert page.evaluate(size) == "24px"
+    finally:
+        context.close()
