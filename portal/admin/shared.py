@@ -231,10 +231,11 @@ def _concerns(db: Session, district_id: int):
 
 
 def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
-              person: Person | None = None, limit: int = 200) -> list[LogLine]:
+              person: Person | None = None, removed: str | None = None, limit: int = 200) -> list[LogLine]:
     """The latest audit events of the district, newest first: those about or by its people, and
     those about no one that concern it (_concerns). Optionally one kind, or only the events about
-    or by one person of the district.
+    or by one person of the district, or only those by `removed`, the username of a staff member
+    the roster removed (found by the name their events kept, among the district's events).
 
     The audit table holds every district's events for years, so the log is never read and
     sorted whole: it is the union of the latest `limit` events of each way an event can be the
@@ -247,6 +248,14 @@ def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
     ids = select(Event.id, Event.at)
     if person is not None:
         parts = [ids.where(Event.person_id == person.id, *only), ids.where(Event.actor_id == person.id, *only)]
+    elif removed is not None:
+        # PostgreSQL reads the index of removed people's events (its condition, then the kept
+        # name's end); SQLite's planner prefers the events with no actor (actor_id's index).
+        by_them = [Event.actor_id.is_(None), Event.actor_name.is_not(None),
+                   Event.actor_name.endswith(f" ({removed})", autoescape=True), *only]
+        parts = [ids.outerjoin(about, about.id == Event.person_id).where(
+            *by_them, or_(about.district_id == district_id,
+                          and_(Event.person_id.is_(None), _concerns(db, district_id))))]
     else:
         parts = [ids.join(about, about.id == Event.person_id).where(about.district_id == district_id, *only),
                  ids.join(by, by.id == Event.actor_id).where(by.district_id == district_id, *only),

@@ -18,11 +18,13 @@ from portal.admin.shared import (
     EVENT_WORDS, audit_log, find_person, releases_about, releases_to_app, use_since,
 )
 from portal.auth.roles import role_required
+from portal.auth.services import normalize_username
 from portal.badges import flow
 from portal.db import db
 from portal.errors import as_sentence
 from portal.local_time import local
 from portal.models import App, District, Person, Role, School
+from portal.models.roster import typeable_username
 from portal.roster.parse import GRADES
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -283,8 +285,16 @@ def log():
         kind = ""
     username = request.args.get("username", "")[:255].strip()
     found = find_person(db.session, current_user.district_id, username) if username else None
-    lines = (audit_log(db.session, current_user.district_id, kind=kind or None, person=found)
-             if found is not None or not username else [])
+    removed = None
+    if found is None and username:
+        # No one of that name now: a staff member the roster removed, by what they did before.
+        name = normalize_username(username)
+        removed = name if name and typeable_username(name) else None
+    lines = (audit_log(db.session, current_user.district_id, kind=kind or None, person=found, removed=removed)
+             if found is not None or removed or not username else [])
+    # Someone the roster removed has events here (of any kind: the log may be showing one).
+    gone = removed is not None and bool(
+        lines or (kind and audit_log(db.session, current_user.district_id, removed=removed, limit=1)))
     return (render_template("admin/log.html", lines=lines, kinds=EVENT_WORDS, kind=kind, username=username,
-                            person=found),
-            404 if username and found is None else 200, {"Cache-Control": "no-store"})
+                            person=found, removed=gone),
+            404 if username and found is None and not gone else 200, {"Cache-Control": "no-store"})

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base
 from portal.models.types import UTCDateTime
+
+
+# An event whose actor the roster removed since: it kept their name, its reference is NULL.
+REMOVED_ACTOR = "actor_id IS NULL AND actor_name IS NOT NULL"
 
 
 class Event(Base):
@@ -31,4 +35,8 @@ class Event(Base):
         # no one, newest first (portal.admin.shared.audit_log): along these, not a sort of all.
         Index("ix_audit_event_actor_at", "actor_id", "at"),
         Index("ix_audit_event_at", "at"),
+        # What a staff member did before the roster removed them, found by their username in
+        # the kept name (portal.admin.shared.audit_log): the events of removed people only.
+        Index("ix_audit_event_removed_actor", "actor_name", "at",
+              sqlite_where=text(REMOVED_ACTOR), postgresql_where=text(REMOVED_ACTOR)),
     )

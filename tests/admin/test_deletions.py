@@ -310,6 +310,44 @@ def test_the_log_and_the_request_name_an_admin_the_roster_removed_since(app, sha
     assert "(recorded by Dee Admin (dee.admin), since removed)" in page
 
 
+def test_the_log_finds_what_a_removed_admin_did_by_their_username(app, shared, roster):
+    # Found by review: the log's "about or by" filter said "No one called dee.admin" once the
+    # roster removed them, though their events keep their name.
+    from sqlalchemy import delete
+
+    from portal.db import db
+    from portal.models import Person
+    from tests.admin.test_shared_pages import _post
+    roster.person("new.admin", role=shared["admin"].role, given="Nia", family="New")
+    dee = _client(app, "dee.admin")
+    ada, saml = shared["ada"], shared["saml"]
+    assert _post(dee, f"/admin/people/{ada.id}/opt-out", app=saml.slug).status_code == 303
+    _ask(dee, ada, saml.slug)
+    with app.app_context():                     # as the roster removes a person
+        db.session.execute(delete(Person).where(Person.username == "dee.admin"))
+        db.session.commit()
+
+    new = _client(app, "new.admin")
+    page = new.get("/admin/log?username=Dee.Admin")
+    assert page.status_code == 200
+    log = _text(page)
+    assert "Dee.Admin is no longer on the roster" in log
+    assert "opted out of an app: Reading Garden Ada Lovelace ada.lovelace Dee Admin (dee.admin), since removed" in log
+    assert "an app was asked to delete what it received" in log
+    shown = log.split("no longer on the roster")[1]
+    assert "Nia New" not in shown and "signed in" not in shown
+    page = new.get("/admin/log?username=dee.admin&kind=password_set")
+    assert page.status_code == 200 and "Nothing recorded of that kind yet" in _text(page)
+    assert "no longer on the roster" in _text(page)
+    # Not a pattern: a name with the wildcards of SQL's LIKE finds no one.
+    for pattern in ("dee_admin", "%admin", "dee.admi%", "%"):
+        page = new.get("/admin/log", query_string={"username": pattern})
+        assert page.status_code == 404 and "No one called" in _text(page), pattern
+    # Another district's admin finds nothing of this district's.
+    page = _client(app, "far.admin").get("/admin/log?username=dee.admin")
+    assert page.status_code == 404 and "Reading Garden" not in _text(page)
+
+
 def _letter_identifiers(admin, location) -> str:
     page = admin.get(location).get_data(as_text=True)
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page.split('class="identifiers"')[1]
