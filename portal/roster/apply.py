@@ -92,15 +92,17 @@ class _Writer:
 
 
 def _move_usernames_aside(w: _Writer, plan: Plan, state: State) -> None:
-    """Let two people swap usernames in one import: park the old names that others now want."""
-    updates = plan.people.updates
-    if not updates:
+    """Let two people swap usernames in one import, and someone new take the username of one
+    who leaves in it (removed last): park the old names that others now want."""
+    updates, deletes = plan.people.updates, plan.people.deletes
+    if not updates and not deletes:
         return
     wanted = {row["username"] for row in plan.people.inserts}
     wanted.update(row["username"] for row in updates)
     old = {row[0]: row[3] for row in state.people.values()}
-    aside = [{"b_id": row["id"], "username": f"\x01renaming {row['id']}"} for row in updates
-             if old[row["id"]] != row["username"] and old[row["id"]] in wanted]
+    moving = [row["id"] for row in updates if old[row["id"]] != row["username"]] + deletes
+    aside = [{"b_id": person_id, "username": f"\x01renaming {person_id}"} for person_id in moving
+             if old[person_id] in wanted]
     if aside:
         w.many(update(person_t).where(person_t.c.id == bindparam("b_id")), aside)
 
@@ -110,12 +112,11 @@ def apply_plan(conn: Connection, plan: Plan, state: State,
     """Make the database match the plan (inside the caller's transaction)."""
     w = _Writer(conn, plan.writes, progress)
 
-    # Children first: every removal is explicit, so the counts say what went.
+    # The enrollments the plan removes first; people, classes, schools and districts last, once
+    # what stays has moved off them: their removal cascades to what still points at them, and
+    # an enrollment now naming a new teacher or class, or a class at a new school, must not go
+    # with the old one (every other removal is explicit, so the counts say what went).
     w.delete_ids(enrollment_t, plan.enrollments.deletes)
-    w.delete_ids(person_t, plan.people.deletes)
-    w.delete_ids(section_t, plan.sections.deletes)
-    w.delete_ids(school_t, plan.schools.deletes)
-    w.delete_ids(district_t, plan.districts.deletes)
 
     w.write(district_t, plan.districts, {})
     districts = w.ids(district_t) if plan.districts.inserts else state.ids("districts")
@@ -143,3 +144,9 @@ def apply_plan(conn: Connection, plan: Plan, state: State,
                                    for p, s in plan.memberships_added])
 
     w.write(enrollment_t, plan.enrollments, {"person": people, "section": sections})
+
+    # Children first.
+    w.delete_ids(person_t, plan.people.deletes)
+    w.delete_ids(section_t, plan.sections.deletes)
+    w.delete_ids(school_t, plan.schools.deletes)
+    w.delete_ids(district_t, plan.districts.deletes)

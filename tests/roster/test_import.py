@@ -9,7 +9,7 @@ from sqlalchemy import event, func, select
 from portal.db import db
 from portal.models import District, Enrollment, Person, PersonSchool, Role, School, Section
 from portal.roster import apply, import_roster
-from tests.roster.conftest import HEADERS, snapshot
+from tests.roster.conftest import HEADERS, _user, snapshot
 
 
 def person(db, sid) -> Person | None:
@@ -493,3 +493,77 @@ def test_the_summary_names_teachers_and_students_in_classes_at_a_school_their_ro
     roster_rows["users"][1]["orgSourcedIds"] = "s2"
     summary = import_roster(db_session, bundles.write(roster_rows))
     assert not [line for line in summary.lines() if line.startswith("note:")]
+
+
+def _enrollments(db) -> dict[str, tuple[str, str]]:
+    """Every enrollment's sourcedId -> (its person's sourcedId, its section's sourcedId)."""
+    rows = db.execute(select(Enrollment.sourced_id, Person.sourced_id, Section.sourced_id)
+                      .join(Person, Person.id == Enrollment.person_id)
+                      .join(Section, Section.id == Enrollment.section_id)).all()
+    return {e: (p, s) for e, p, s in rows}
+
+
+def test_an_enrollment_moved_to_a_new_teacher_outlives_the_one_who_left(db_session, bundles, roster_rows):
+    # Found by review: the teacher who left was removed before the enrollment that now names
+    # the new teacher was updated, so the removal's cascade took the row first; the summary
+    # said "updated", the class had no teacher, and the next import "created" it.
+    import_roster(db_session, bundles.write(roster_rows))
+    roster_rows["users"][2] = _user("u9", "jordan.park", "Jordan", "Park", role="teacher")
+    roster_rows["enrollments"][2]["userSourcedId"] = "u9"
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert counts(summary)["people"] == (1, 0, 1, 1)
+    assert counts(summary)["enrollments"] == (0, 1, 0, 0)
+    assert _enrollments(db_session)["e3"] == ("u9", "k1")
+    assert counts(import_roster(db_session, bundles.write(roster_rows)))["enrollments"] == (0, 0, 0, 0)
+
+
+def test_enrollments_moved_to_a_class_with_a_new_id_outlive_the_old_class(db_session, bundles, roster_rows):
+    # A new school year's export often gives a class a new sourcedId, with the same enrollments.
+    import_roster(db_session, bundles.write(roster_rows))
+    roster_rows["classes"][0]["sourcedId"] = "k1b"
+    for row in roster_rows["enrollments"][:3]:
+        row["classSourcedId"] = "k1b"
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert counts(summary)["sections"] == (1, 0, 1, 0)
+    assert counts(summary)["enrollments"] == (0, 3, 0, 0)
+    assert {e: v for e, v in _enrollments(db_session).items() if v[1] == "k1b"} == {
+        "e1": ("u1", "k1b"), "e2": ("u2", "k1b"), "e3": ("u3", "k1b")}
+    assert len(_enrollments(db_session)) == 5
+
+
+def test_a_class_moved_to_a_new_school_outlives_the_school_that_closed(db_session, bundles, roster_rows):
+    # Its id, and so its grants and its teacher's page, stay with it.
+    import_roster(db_session, bundles.write(roster_rows))
+    k2 = db_session.scalar(select(Section.id).where(Section.sourced_id == "k2"))
+    roster_rows["orgs"][2] = {"sourcedId": "s3", "name": "Lincoln Academy", "type": "school",
+                              "parentSourcedId": "d1"}
+    roster_rows["classes"][1]["schoolSourcedId"] = "s3"
+    for row in roster_rows["users"]:
+        row["orgSourcedIds"] = row["orgSourcedIds"].replace("s2", "s3")
+    for row in roster_rows["enrollments"][3:]:
+        row["schoolSourcedId"] = "s3"
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert counts(summary)["schools"] == (1, 0, 1, 0)
+    assert counts(summary)["sections"] == (0, 1, 0, 0)
+    moved = db_session.scalar(select(Section).where(Section.sourced_id == "k2"))
+    assert (moved.id, moved.school.sourced_id) == (k2, "s3")
+    assert _enrollments(db_session)["e4"] == ("u6", "k2") and _enrollments(db_session)["e5"] == ("u8", "k2")
+
+
+def test_a_new_person_may_take_the_username_of_one_who_left(db_session, bundles, roster_rows):
+    # Someone else (not the same child under a new sourcedId): removed and added, in one import.
+    import_roster(db_session, bundles.write(roster_rows))
+    roster_rows["users"][1] = _user("u9", "grace.hopper", "Gina", "Holt", grades="02", identifier="2002")
+    roster_rows["enrollments"][1]["userSourcedId"] = "u9"
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert counts(summary)["people"] == (1, 0, 1, 1)
+    assert person(db_session, "u2") is None and person(db_session, "u9").username == "grace.hopper"
+    assert _enrollments(db_session)["e2"] == ("u9", "k1")
