@@ -107,6 +107,11 @@ class RedisSession(CallbackDict, SessionMixin):
         # Checks sent last in the save's round trip: (queue(pipe), then(result)) pairs; `then`
         # runs once the save is done, with what its command returned.
         self.after_save: list[tuple[Callable, Callable]] = []
+        # Run once the session is stored (or needed no write), before the response leaves: a
+        # database write that must stand only if the session's does (a launch's release record,
+        # which must not tell of a sign-in the 503 page kept from the app). Not run when the
+        # save failed or the response is an error; a callable that fails gives the 503 page.
+        self.when_stored: list[Callable[[], None]] = []
         # Whether the request's cookie carried this (unstored) session's id as a visitor's.
         self.carried = False
 
@@ -312,6 +317,14 @@ class RedisSessionInterface(SessionInterface):
             # sign-out) must not look as if it had worked.
             log.warning("redis unavailable while saving a session: %s", type(e).__name__)
             if session.modified:
+                make_unavailable(response)
+                return
+        if session.when_stored and response.status_code < 500:
+            try:
+                for then in session.when_stored:
+                    then()
+            except Exception as e:
+                log.warning("a write that goes with the session failed: %s", type(e).__name__)
                 make_unavailable(response)
 
     def _save(self, app: Flask, session: RedisSession, response: Response) -> None:

@@ -467,3 +467,37 @@ def test_one_address_may_leave_only_so_many_posted_messages(app, redis_client, s
     assert [a.status_code for a in answers] == [303] * 3 + [429] * 2
     assert answers[-1].headers["Retry-After"] == "60"
     assert len(list(redis_client.scan_iter("portal:saml:logout-post:*"))) == 3
+
+
+def test_a_launch_the_session_store_failed_is_neither_sent_nor_recorded(app, client, auth, slo_world, redis_client):
+    # Found by review: Redis refused the session's write (full, or failing over) as a launch of an
+    # app that hears of sign-outs was saved: the student got the 503 page and the app nothing,
+    # yet the audit log recorded a release of the student's fields to it.
+    from flask import after_this_request, request, request_started
+    from sqlalchemy import func, select
+
+    from portal.db import db
+    from portal.models import Event
+
+    def launches() -> int:
+        return db.session.scalar(select(func.count(Event.id)).where(Event.kind == "launch"))
+
+    auth.login("ada.lovelace")
+    first = slo_world["apps"][0]
+
+    def hook(sender, **extra):
+        if request.path.startswith("/launch/"):
+            @after_this_request
+            def full(response):         # just before the session is saved
+                redis_client.config_set("maxmemory", 1)
+                return response
+    request_started.connect(hook, app)
+    try:
+        page = client.get(f"/launch/{first.slug}")
+    finally:
+        request_started.disconnect(hook, app)
+        redis_client.config_set("maxmemory", 0)
+    assert page.status_code == 503 and b"SAMLResponse" not in page.data
+    assert launches() == 0
+    _launch(client, first, slo_world["peers"][first.slug])     # and once Redis takes writes again
+    assert launches() == 1

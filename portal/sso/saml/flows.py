@@ -118,7 +118,10 @@ def answer(app: App, sp: ServiceProvider, *, acs_url: str, relay_state: str,
     data = {"protocol": "saml", "fields": list(claims)}
     if ids := access.released_ids(settings.pairwise_key, claims):
         data["ids"] = ids
-    audit.record("launch", person=current_user, app=app, data=data)
+    # Committed once the session (which remembers the launch for Single Logout) is stored: a
+    # launch the 503 page stopped released nothing and is not recorded.
+    audit.record("launch", person=current_user, app=app, data=data, commit=False)
+    session.when_stored.append(db.session.commit)
     return post_to_app(acs_url, xml, relay_state, app_name)
 
 
