@@ -143,7 +143,7 @@ def enroll():
 @_device_api
 def bind(device: KioskDevice):
     """The device asks for a one-time URL that binds its browser (open it right away)."""
-    code = start_browser_binding(flow.redis_client(), device, clock=flow.app_clock())
+    code = start_browser_binding(flow.redis_client(), device)
     restart_scan_numbers(flow.redis_client(), device.id)
     return _single_use(bind_url=public_url("kiosk.bind_browser", code=code),
                        expires_in=BIND_SECONDS)
@@ -152,7 +152,7 @@ def bind(device: KioskDevice):
 @bp.get("/kiosk/bind/<code>")
 def bind_browser(code: str):
     """The device's browser opens its bind URL and receives the device cookie."""
-    cookie = finish_browser_binding(db.session, flow.redis_client(), code, clock=flow.app_clock())
+    cookie = finish_browser_binding(db.session, flow.redis_client(), code)
     if cookie is None:
         return error_page(403, "That set-up link has run out",
                           "Scan a badge at the classroom device: it sets this browser up again. "
@@ -212,7 +212,7 @@ def handoff(code: str):
     browser_device = device_for_browser(db.session, read_cookie(DEVICE_COOKIE, DEVICE_COOKIE_PATH))
     ticket = None
     try:
-        ticket = take_handoff(client, code, clock=flow.app_clock())
+        ticket = take_handoff(client, code)
         accepted = accept_handoff(db.session, ticket, browser_device, clock=flow.app_clock())
     except HandoffInvalid as e:
         refused = e

@@ -102,10 +102,11 @@ def create_pairing_code(db: Session, client: redis.Redis, school: School, *,
     """Make a single-use pairing code for a new device of the school (10 minutes)."""
     if actor is not None and not may_pair_for_school(db, actor, school):
         raise KioskNotPermitted()
-    now = clock()
-    expires_at = now + timedelta(seconds=PAIR_SECONDS)
+    expires_at = clock() + timedelta(seconds=PAIR_SECONDS)
+    # Its 10 minutes are Redis's (the key's expiry): the device may enroll through another
+    # server of the portal, whose clock may differ from this one's.
     data = json.dumps({"school_id": school.id, "name": name.strip()[:255],
-                       "actor_id": actor.id if actor else None, "exp": expires_at.timestamp()})
+                       "actor_id": actor.id if actor else None})
     while True:
         code = "".join(secrets.choice(PAIR_ALPHABET) for _ in range(PAIR_LENGTH))
         if client.set(_PAIR + _sha256(code), data, ex=PAIR_SECONDS, nx=True):
@@ -122,7 +123,7 @@ def enroll_device(db: Session, client: redis.Redis, code: str, *, name: str | No
         raise PairingFailed()
     data = json.loads(raw)
     school = db.get(School, data["school_id"])
-    if school is None or now.timestamp() >= data["exp"]:
+    if school is None:
         raise PairingFailed()
     actor = db.get(Person, data["actor_id"]) if data.get("actor_id") else None
     if data.get("actor_id") and (actor is None or not may_pair_for_school(db, actor, school)):
@@ -187,24 +188,28 @@ def revoke_device(db: Session, client: redis.Redis, device: KioskDevice, *,
         raise DeviceSessionNotEnded() from None
 
 
-def start_browser_binding(client: redis.Redis, device: KioskDevice, *,
-                          clock: Clock = utcnow) -> str:
-    """A single-use code (30 seconds) the device opens in its browser to bind it."""
+def start_browser_binding(client: redis.Redis, device: KioskDevice) -> str:
+    """A single-use code (30 seconds) the device opens in its browser to bind it. Kept
+    BIND_LATE_SECONDS longer, to tell a late one from a made-up one; the time left on its key
+    (Redis's clock, not a server's: another server of the portal may open it) says which."""
     code = secrets.token_urlsafe(32)
-    data = json.dumps({"device_id": device.id,
-                       "exp": (clock() + timedelta(seconds=BIND_SECONDS)).timestamp()})
-    client.set(_BIND + _sha256(code), data, ex=BIND_SECONDS + BIND_LATE_SECONDS)
+    client.set(_BIND + _sha256(code), json.dumps({"device_id": device.id}),
+               ex=BIND_SECONDS + BIND_LATE_SECONDS)
     return code
 
 
-def finish_browser_binding(db: Session, client: redis.Redis, code: str, *,
-                           clock: Clock = utcnow) -> str | None:
+def finish_browser_binding(db: Session, client: redis.Redis, code: str) -> str | None:
     """Bind the browser that opened `code`; return the cookie value for it, or None. A code
     opened after its 30 seconds binds nothing, but asks the device to bind again."""
-    raw = client.getdel(_BIND + _sha256(code)) if 0 < len(code) <= 100 else None
+    if not 0 < len(code) <= 100:
+        return None
+    pipe = client.pipeline()    # MULTI: the time left, and the code taken, at one moment
+    pipe.pttl(_BIND + _sha256(code))
+    pipe.getdel(_BIND + _sha256(code))
+    left_ms, raw = pipe.execute()
     if raw is None:
         return None
-    device_id, late = _bind_data(raw, clock())
+    device_id, late = _device_of(raw), left_ms < BIND_LATE_SECONDS * 1000
     device = db.get(KioskDevice, device_id) if device_id is not None else None
     if device is None or device.revoked_at is not None:
         return None
@@ -219,13 +224,12 @@ def finish_browser_binding(db: Session, client: redis.Redis, code: str, *,
     return f"{device.id}.{key}"
 
 
-def _bind_data(raw: bytes, now: datetime) -> tuple[int | None, bool]:
-    """(device id, opened too late) from a stored bind code."""
+def _device_of(raw: bytes) -> int | None:
+    """The device id of a stored bind code."""
     try:
-        data = json.loads(raw)
-        return int(data["device_id"]), now.timestamp() >= float(data["exp"])
+        return int(json.loads(raw)["device_id"])
     except (ValueError, TypeError, KeyError):
-        return None, False
+        return None
 
 
 def ask_to_bind_again(client: redis.Redis, device_id: int) -> None:

@@ -52,6 +52,18 @@ def clock(app) -> FakeClock:
     return fake
 
 
+def let_time_pass(redis_client, pattern: str, seconds: float) -> None:
+    """As if `seconds` passed on Redis's clock for the keys matching `pattern`: each loses that
+    much of the time it had left (gone when none is left). One-time codes live by Redis's clock,
+    not a server's (several servers' clocks may differ), so the app's fake clock cannot age them."""
+    for key in redis_client.scan_iter(pattern):
+        left = redis_client.pttl(key)
+        if left > seconds * 1000:
+            redis_client.pexpire(key, int(left - seconds * 1000))
+        elif left != -1:
+            redis_client.delete(key)
+
+
 @dataclass
 class World:
     school: object

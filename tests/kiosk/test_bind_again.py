@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from kiosk import preview as screen
-from tests.badges.conftest import clock, enroll_kiosk, issue, world  # noqa: F401  (fixtures)
+from tests.badges.conftest import clock, enroll_kiosk, issue, let_time_pass, world  # noqa: F401  (fixtures)
 from tests.kiosk.helpers import FakeWindow, LinkBrowser, LiveCamera, run_kiosk_here, save_device
 
 NOT_SET_UP = "This browser is not set up for the classroom device"
@@ -52,7 +52,8 @@ def test_a_bind_link_opened_too_late_is_followed_by_a_new_one(monkeypatch, live_
 
     def slow_boot(url):
         if not browser.opened:
-            clock.advance(seconds=31)      # the browser comes up after the link's 30 seconds
+            # The browser comes up after the link's 30 seconds.
+            let_time_pass(redis_client, "portal:kiosk:bind:*", 31)
     browser.before_open = slow_boot
     status, window = _run(monkeypatch, live_server, device, [(0.5, None), (5, [mia]), (0.5, None)],
                           browser)
