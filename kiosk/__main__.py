@@ -195,12 +195,13 @@ def _device(args, base: str) -> Device:
 def run(args) -> int:
     """Bind the browser, then read badges until stopped (or, with --once, the first sign-in)."""
     base = _base(args.portal)
+    source = args.video if args.video is not None else args.camera
     device = _device(args, base)
+    window = screen.Preview.open()
     client = PortalClient(device.portal, device.credential)
     try:
         log.info("device %s (%s, %s)", device.device_id, plain(device.name), plain(device.school))
-        source = args.video if args.video is not None else args.camera
-        return _scan(client, source, args, base)
+        return _scan(client, source, args, base, window)
     finally:
         client.close()
 
@@ -332,12 +333,16 @@ class Kiosk:
         return False
 
     def _revoked(self, now: float) -> None:
-        """The portal no longer knows this device: say so on the screen for a while (a teacher
-        must see it), then stop with EXIT_REENROLL."""
+        """The portal no longer knows this device: stop with EXIT_REENROLL."""
+        self.not_enrolled(Failure(f"the portal no longer knows this device: "
+                                  f"{_enroll_hint(self.base)}", EXIT_REENROLL), now)
+
+    def not_enrolled(self, failure: Failure, now: float) -> None:
+        """This device must be enrolled again: say so on the screen for a while (a teacher must
+        see it), sending nothing meanwhile, then stop with `failure`."""
         self.feedback.hold(screen.NOT_ENROLLED)
-        self.stopping = (Failure(f"the portal no longer knows this device: "
-                                 f"{_enroll_hint(self.base)}", EXIT_REENROLL),
-                         now + REVOKED_SHOW_SECONDS)
+        self.scanner.busy = True
+        self.stopping = (failure, now + REVOKED_SHOW_SECONDS)
 
     def stop_now(self, now: float, window_open: bool) -> Failure | None:
         """The failure to stop with, once it has been shown long enough (at once headless)."""
@@ -366,8 +371,7 @@ def _frame_size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _scan(client: PortalClient, source, args, base: str) -> int:
-    window = screen.Preview.open()
+def _scan(client: PortalClient, source, args, base: str, window: screen.Preview | None) -> int:
     feedback = Feedback(window)
     scanner = Scanner()
     kiosk = Kiosk(client, scanner, feedback, args, base, live=args.video is None)
