@@ -13,7 +13,9 @@ to open it. --no-browser prints the links instead. --once stops after the first 
 when the --video ends).
 
 Exit status: 0 done, 1 a failure (said in one line), 2 bad arguments, 3 the portal no longer
-knows this device (enroll it again; with a screen, the window says so for 5 minutes first).
+knows this device (enroll it again; with a screen, the window says so for 5 minutes first). A
+device whose stored credential is missing or damaged stops with 1, and with a screen its window
+also says first, for 5 minutes, that it must be set up again.
 Logs never show a token, a credential or a picture.
 """
 from __future__ import annotations
@@ -48,8 +50,9 @@ OFFLINE_TELL_AFTER = 3    # sends in a row without an answer before the child is
 # After binding the browser again, the kiosk sends nothing for this long: the browser opens the
 # bind link meanwhile, and a badge still held up is sent again after it.
 REBIND_SECONDS = 3.0
-# A device the portal no longer knows keeps saying so on its screen this long (or until the
-# window is closed), then stops with EXIT_REENROLL; without a screen it stops at once.
+# A device the portal no longer knows, or whose stored credential cannot be used, keeps saying
+# so on its screen this long (or until the window is closed), then stops (EXIT_REENROLL,
+# EXIT_FAILED); without a screen it stops at once.
 REVOKED_SHOW_SECONDS = 300.0
 
 
@@ -196,7 +199,19 @@ def run(args) -> int:
     """Bind the browser, then read badges until stopped (or, with --once, the first sign-in)."""
     base = _base(args.portal)
     source = args.video if args.video is not None else args.camera
-    device = _device(args, base)
+    try:
+        device = _device(args, base)
+    except Failure as failure:
+        # No credential this device can use (missing, damaged, another portal's): with a screen,
+        # the window says so first, as for a device the portal no longer knows (a teacher must
+        # see it); headless, it stops at once. Either way it stops with the same line.
+        window = screen.Preview.open()
+        if window is not None:
+            try:
+                _scan(None, source, args, base, window, stopping=failure)
+            except Failure:
+                pass
+        raise
     window = screen.Preview.open()
     client = PortalClient(device.portal, device.credential)
     try:
@@ -214,7 +229,7 @@ class Kiosk:
     "Checking your badge..." meanwhile; a video file, which has no time of its own, waits for
     each answer in line (live=False)."""
 
-    def __init__(self, client: PortalClient, scanner: Scanner, feedback: Feedback, args,
+    def __init__(self, client: PortalClient | None, scanner: Scanner, feedback: Feedback, args,
                  base: str, *, live: bool):
         self.client, self.scanner, self.feedback = client, scanner, feedback
         self.args, self.base = args, base
@@ -371,14 +386,23 @@ def _frame_size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _scan(client: PortalClient, source, args, base: str, window: screen.Preview | None) -> int:
+def _scan(client: PortalClient | None, source, args, base: str, window: screen.Preview | None,
+          stopping: Failure | None = None) -> int:
+    """Read badges from `source` and send them with `client`. With `stopping` (and no client),
+    only say on the screen that this device must be enrolled again, then stop with it."""
     feedback = Feedback(window)
     scanner = Scanner()
     kiosk = Kiosk(client, scanner, feedback, args, base, live=args.video is None)
+    if stopping is not None:
+        kiosk.not_enrolled(stopping, time.monotonic())
     signed_in = 0
     blank = np.zeros((480, 640, 3), np.uint8)    # shown while the camera gives no frame
-    log.info("reading badges from %s (%s)", "video" if args.video is not None else f"camera {source}",
-             "preview window" if window else "no screen")
+    if stopping is None:
+        log.info("reading badges from %s (%s)", "video" if args.video is not None else f"camera {source}",
+                 "preview window" if window else "no screen")
+    else:
+        log.info("saying on screen for %.0f s that this device must be enrolled again",
+                 REVOKED_SHOW_SECONDS)
     try:
         size = args.size if args.video is None else (None, None)
         with closing(frames(source, width=size[0], height=size[1])) as stream:

@@ -114,3 +114,57 @@ def test_closing_the_window_of_a_refused_device_stops_it_at_once(monkeypatch, tm
         status, window, _ = _run(monkeypatch, portal.url, tmp_path, [(0.5, None), (20, [TOKEN])],
                                  window)
     assert status == 3 and time.monotonic() - started < 5
+
+
+SECRET = "kd1_" + "s" * 43      # must never be shown or said
+
+
+def _store(folder, stored: str) -> str:
+    """Leave `folder`'s credential file `stored`; the line the kiosk then stops with."""
+    path = folder / "device.json"
+    hint = "python -m kiosk enroll --portal http://127.0.0.1:9 --code CODE"
+    if stored == "missing":
+        return f"kiosk: this device is not enrolled: {hint}"
+    if stored == "folder":
+        path.mkdir()
+        return f"kiosk: {path} is not a file: move it away, then enroll this device again"
+    if stored == "another portal":
+        save_device(folder, "http://127.0.0.1:8", 7, SECRET)
+        return f"kiosk: this device is enrolled with http://127.0.0.1:8, not http://127.0.0.1:9: {hint}"
+    # A power cut in the middle of a copy, a disk that lost it, a hand edit gone wrong.
+    path.write_text({"empty": "", "damaged": '{"portal": "http://127.0.0.1:9", "credential": "'
+                     + SECRET}[stored])
+    return f"kiosk: {path} is damaged: enroll this device again"
+
+
+STORED = ["missing", "empty", "damaged", "folder", "another portal"]
+
+
+@pytest.mark.parametrize("stored", STORED)
+def test_a_device_without_a_usable_credential_says_so_on_screen_before_it_stops(
+        monkeypatch, tmp_path, capsys, stored):
+    """It stopped at once with a line on stderr, which no one in a classroom reads: the child
+    and the teacher saw nothing. Now its window says what a device the portal no longer knows
+    says, as long, before it stops as before."""
+    monkeypatch.setattr(program, "REVOKED_SHOW_SECONDS", 2.0, raising=False)
+    line = _store(tmp_path, stored)
+    status, window, browser = _run(monkeypatch, "http://127.0.0.1:9", tmp_path, [(20, None)])
+    said = capsys.readouterr()
+    assert status == 1
+    assert window.lines == [screen.NOT_ENROLLED]
+    assert 1.9 < window.closed_at - window.since[0] < 3
+    assert said.err.strip().splitlines()[-1] == line
+    assert browser.opened == [] and SECRET not in said.out + said.err
+
+
+@pytest.mark.parametrize("stored", STORED)
+def test_headless_a_device_without_a_usable_credential_still_stops_at_once(
+        monkeypatch, tmp_path, capsys, stored):
+    line = _store(tmp_path, stored)
+    camera, started = LiveCamera([(20, None)]), time.monotonic()
+    status = run_kiosk_here(monkeypatch, ["--portal", "http://127.0.0.1:9", "--config-dir",
+                                          str(tmp_path)], camera, LinkBrowser(), None)
+    said = capsys.readouterr()
+    assert status == 1 and time.monotonic() - started < 1
+    assert not hasattr(camera, "asked")              # the camera was never opened
+    assert said.err.strip().splitlines() == [line] and said.out == ""
