@@ -184,3 +184,56 @@ def test_without_a_screen_there_is_no_window():
         assert shower.line() == "headless"
     finally:
         shower.stop()
+
+
+# The real kiosk program, with a camera that sees a plain wall, a shorter time on screen
+# (REVOKED_SHOW_SECONDS) and its credential in the folder given.
+KIOSK = """
+import sys
+import kiosk.__main__ as program
+from tests.kiosk.helpers import LiveCamera
+program.REVOKED_SHOW_SECONDS = 3.0
+program.frames = LiveCamera([(60, None)])
+sys.exit(program.main(["--portal", "http://127.0.0.1:9", "--config-dir", sys.argv[1]]))
+"""
+WALL = np.full((480, 640, 3), 200, np.uint8)      # LiveCamera's frame when no one is there
+
+
+@pytest.mark.parametrize("stored", ["missing", "empty", "damaged"])
+def test_a_device_with_no_usable_credential_says_so_in_its_window(screen, tmp_path, stored):
+    """On a Chromebook in a classroom no one reads stderr: the window must say it."""
+    display, framebuffer = screen
+    folder = tmp_path / "config"
+    folder.mkdir()
+    if stored != "missing":
+        (folder / "device.json").write_text({"empty": "", "damaged": '{"portal": "http'}[stored])
+    # The bottom of the picture: the line under it (the rest of a plain wall says nothing).
+    band = preview.draw(WALL, preview.NOT_ENROLLED)[-40:]
+    assert cv2.matchTemplate(preview.draw(WALL, preview.HOLD_IN_BOX)[-40:], band,
+                             cv2.TM_CCOEFF_NORMED).max() < 0.9
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    started = time.monotonic()
+    kiosk = subprocess.Popen([sys.executable, "-c", KIOSK, str(folder)], cwd=ROOT, text=True,
+                             env={**env, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"},
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        best, seen = 0.0, None
+        while kiosk.poll() is None and best < 0.95:
+            if framebuffer.exists():
+                best = float(cv2.matchTemplate(_read_xwd(framebuffer), band,
+                                               cv2.TM_CCOEFF_NORMED).max())
+                seen = time.monotonic()
+            time.sleep(0.1)
+        out, err = kiosk.communicate(timeout=30)
+    finally:
+        if kiosk.poll() is None:
+            kiosk.kill()
+            kiosk.wait()
+    assert best >= 0.95, f"the screen does not say it (best match {best:.2f})"
+    assert kiosk.returncode == 1
+    assert err.strip().splitlines()[-1].endswith(
+        "this device is not enrolled: python -m kiosk enroll --portal http://127.0.0.1:9 "
+        "--code CODE" if stored == "missing" else "device.json is damaged: enroll this device again")
+    assert time.monotonic() - seen > 2       # it stayed up (3 s here) after being seen
+    assert time.monotonic() - started < 30
