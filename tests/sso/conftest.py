@@ -64,7 +64,11 @@ class PeerSP:
     """A real SAML service provider (python3-saml) configured from the portal's metadata."""
 
     def __init__(self, idp_metadata: str, keys=None, *, sign_requests: bool = False,
-                 entity_id: str = SP_ENTITY_ID, acs: str = SP_ACS, slo: str | None = None):
+                 entity_id: str = SP_ENTITY_ID, acs: str = SP_ACS, slo: str | None = None,
+                 sign_algorithm: str = OneLogin_Saml2_Constants.RSA_SHA256,
+                 digest_algorithm: str = OneLogin_Saml2_Constants.SHA256):
+        """`sign_algorithm`, `digest_algorithm`: what the SP signs its own messages with (many
+        SPs still sign with SHA-1: pysaml2's default is RSA-SHA1)."""
         self.keys = keys
         self.entity_id, self.acs, self.slo = entity_id, acs, slo
         idp = OneLogin_Saml2_IdPMetadataParser.parse(idp_metadata)
@@ -82,8 +86,8 @@ class PeerSP:
                 "wantMessagesSigned": True,
                 "rejectDeprecatedAlgorithm": True,
                 "requestedAuthnContext": False,
-                "signatureAlgorithm": OneLogin_Saml2_Constants.RSA_SHA256,
-                "digestAlgorithm": OneLogin_Saml2_Constants.SHA256,
+                "signatureAlgorithm": sign_algorithm,
+                "digestAlgorithm": digest_algorithm,
             },
         }
         if keys is not None:
@@ -99,6 +103,13 @@ class PeerSP:
         settings["security"].update(security)  # the IdP's metadata does not decide the SP's policy
         self.settings = OneLogin_Saml2_Settings(settings, sp_validation_only=False)
         self.idp = idp["idp"]
+
+    def _sign(self, xml) -> bytes | str:
+        """An enveloped signature, with the algorithms the SP is set to sign with."""
+        security = self.settings.get_security_data()
+        return OneLogin_Saml2_Utils.add_sign(xml, self.keys.key_pem.decode(), self.keys.cert_pem.decode(),
+                                             sign_algorithm=security["signatureAlgorithm"],
+                                             digest_algorithm=security["digestAlgorithm"])
 
     def _request_data(self, post=None, get=None) -> dict:
         url = urlsplit(self.acs)
@@ -124,9 +135,7 @@ class PeerSP:
         """Start SP-initiated SSO over HTTP-POST; return (form fields, request ID)."""
         xml, request_id = self.authn_request_xml(**kwargs)
         if sign if sign is not None else self.settings.get_security_data()["authnRequestsSigned"]:
-            xml = OneLogin_Saml2_Utils.add_sign(xml, self.keys.key_pem.decode(), self.keys.cert_pem.decode(),
-                                                sign_algorithm=OneLogin_Saml2_Constants.RSA_SHA256,
-                                                digest_algorithm=OneLogin_Saml2_Constants.SHA256)
+            xml = self._sign(xml)
         xml = xml if isinstance(xml, bytes) else xml.encode()
         return {"SAMLRequest": base64.b64encode(xml).decode(), "RelayState": relay_state}, request_id
 
@@ -146,10 +155,7 @@ class PeerSP:
         request = OneLogin_Saml2_Logout_Request(
             self.settings, name_id=name_id, session_index=session_index,
             name_id_format=OneLogin_Saml2_Constants.NAMEID_PERSISTENT, spnq=self.entity_id)
-        xml = OneLogin_Saml2_Utils.add_sign(request.get_xml(), self.keys.key_pem.decode(),
-                                            self.keys.cert_pem.decode(),
-                                            sign_algorithm=OneLogin_Saml2_Constants.RSA_SHA256,
-                                            digest_algorithm=OneLogin_Saml2_Constants.SHA256)
+        xml = self._sign(request.get_xml())
         xml = xml if isinstance(xml, bytes) else xml.encode()
         return {"SAMLRequest": base64.b64encode(xml).decode(), "RelayState": SP_TARGET}, request.id
 

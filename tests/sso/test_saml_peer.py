@@ -3,8 +3,11 @@ what the district released."""
 from __future__ import annotations
 
 import base64
+import logging
 
+import pytest
 from lxml import etree
+from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from sqlalchemy import select
 
 from portal.db import db
@@ -64,6 +67,47 @@ def test_sp_initiated_post_binding_signed_and_unsigned(client, auth, saml_world)
         result = saml_world.peer.consume(form.fields["SAMLResponse"], request_id)
         assert result.is_authenticated(), result.get_last_error_reason()
         assert form.fields["RelayState"] == SP_TARGET
+
+
+def _sha1_peer(saml_world, sign_algorithm=OneLogin_Saml2_Constants.RSA_SHA1):
+    """The SP signs its requests as pysaml2 does by default: RSA-SHA1 over a SHA-1 digest (or,
+    as some SPs do, RSA-SHA256 over a SHA-1 digest: SHA-1 only in what it posts)."""
+    from tests.sso.conftest import PeerSP
+    return PeerSP(saml_world.idp_metadata, saml_world.peer.keys, sign_requests=True,
+                  sign_algorithm=sign_algorithm, digest_algorithm=OneLogin_Saml2_Constants.SHA1)
+
+
+@pytest.mark.parametrize("sign_algorithm", ["RSA_SHA1", "RSA_SHA256"])
+def test_an_app_that_signs_with_sha1_but_need_not_sign_is_answered(client, auth, saml_world,
+                                                                   sign_algorithm):
+    peer = _sha1_peer(saml_world, getattr(OneLogin_Saml2_Constants, sign_algorithm))
+    auth.login()
+    url, request_id = peer.redirect_login()
+    form = saml_response_of(client.get(url))
+    assert peer.consume(form.fields["SAMLResponse"], request_id).is_authenticated()
+    fields, request_id = peer.post_login()
+    form = saml_response_of(client.post("/saml/sso", data=fields))
+    assert peer.consume(form.fields["SAMLResponse"], request_id).is_authenticated()
+
+
+def test_an_app_that_must_sign_and_signs_with_sha1_is_refused_and_the_log_says_why(
+        client, auth, saml_world, caplog):
+    saml_world.app.settings = {**saml_world.app.settings, "require_signed_requests": True}
+    db.session.commit()
+    peer = _sha1_peer(saml_world)
+    auth.login()
+    caplog.set_level(logging.INFO, logger="portal.sso.saml")
+    url, _ = peer.redirect_login()
+    fields, _ = peer.post_login()
+    for page in (client.get(url), client.post("/saml/sso", data=fields)):
+        assert page.status_code == 400
+    refusals = [r for r in caplog.records if r.name == "portal.sso.saml.views"]
+    assert len(refusals) == 2
+    for record in refusals:
+        assert record.levelno == logging.WARNING
+        message = record.getMessage()
+        assert SP_ENTITY_ID in message and "SHA-1, which is too weak: it must sign with RSA-SHA256" in message
+        assert "AuthnRequest" not in message and fields["SAMLRequest"][:40] not in message
 
 
 def test_request_may_choose_another_registered_acs(client, auth, saml_world):

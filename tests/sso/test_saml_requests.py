@@ -217,12 +217,71 @@ def test_redirect_signature_covers_relay_state_and_request(sp_keys):
         accept(decode_redirect(swapped), registered)
 
 
-def test_sha1_signatures_refused(sp_keys):
+RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+
+
+def sha1_signed(xml: str, keys, binding: str) -> IncomingMessage:
+    """Signed as pysaml2 signs by default (RSA-SHA1), or by HTTP-POST with RSA-SHA256 over a SHA-1
+    digest as some SPs do."""
+    if binding == "redirect":
+        return decode_redirect(redirect_query(xml, keys, sig_alg=RSA_SHA1, hash_alg=hashes.SHA1))
+    algorithms = {"post": (OneLogin_Saml2_Constants.RSA_SHA1, OneLogin_Saml2_Constants.SHA1),
+                  "post-sha1-digest": (OneLogin_Saml2_Constants.RSA_SHA256, OneLogin_Saml2_Constants.SHA1)}
+    sign_algorithm, digest_algorithm = algorithms[binding]
+    signed = OneLogin_Saml2_Utils.add_sign(xml, keys.key_pem.decode(), keys.cert_pem.decode(),
+                                           sign_algorithm=sign_algorithm, digest_algorithm=digest_algorithm)
+    return post_message(signed)
+
+
+SHA1_WAYS = ["redirect", "post", "post-sha1-digest"]
+
+
+@pytest.mark.parametrize("binding", SHA1_WAYS)
+def test_sha1_signatures_refused_where_the_app_must_sign(sp_keys, binding):
     registered = sp(sp_keys.cert_pem.decode(), required=True)
-    query = redirect_query(authn_request(), sp_keys, sig_alg="http://www.w3.org/2000/09/xmldsig#rsa-sha1",
-                           hash_alg=hashes.SHA1)
-    with pytest.raises(BadSignature, match="SHA-1"):
-        accept(decode_redirect(query), registered)
+    with pytest.raises(BadSignature, match="SHA-1, which is too weak: it must sign with RSA-SHA256"):
+        accept(sha1_signed(authn_request(), sp_keys, binding), registered)
+
+
+@pytest.mark.parametrize("binding", SHA1_WAYS)
+def test_sha1_signed_request_is_read_as_unsigned_where_the_app_need_not_sign(sp_keys, binding):
+    accepted = accept(sha1_signed(authn_request(), sp_keys, binding), sp(sp_keys.cert_pem.decode()))
+    assert accepted.acs_url == ACS and not accepted.request.signed
+
+
+@pytest.mark.parametrize("binding", SHA1_WAYS)
+def test_sha1_signature_that_does_not_verify_counts_for_nothing_either(sp_keys, other_keys, binding):
+    """Trusted for nothing, a SHA-1 signature is not checked: one by another key, or over other
+    fields, leaves the request just as unsigned (anyone may send this app unsigned requests)."""
+    registered = sp(sp_keys.cert_pem.decode())
+    assert not accept(sha1_signed(authn_request(), other_keys, binding), registered).request.signed
+    if binding == "redirect":
+        query = redirect_query(authn_request(request_id="_req-2"), sp_keys, sig_alg=RSA_SHA1,
+                               hash_alg=hashes.SHA1)
+        tampered = query.replace("RelayState=https%3A%2F%2Fsp.test%2Fnext", "RelayState=elsewhere")
+        accepted = accept(decode_redirect(tampered), registered)
+        assert not accepted.request.signed and accepted.relay_state == "elsewhere"
+
+
+@pytest.mark.parametrize("binding", SHA1_WAYS)
+def test_sha1_signed_request_gets_every_check_an_unsigned_one_gets(sp_keys, binding):
+    registered = sp(sp_keys.cert_pem.decode())
+    elsewhere = authn_request().replace(f'Destination="{SSO}"', 'Destination="https://idp.evil.test/sso"')
+    with pytest.raises(BadDestination, match="different sign-in address"):
+        accept(sha1_signed(elsewhere, sp_keys, binding), registered)
+    with pytest.raises(BadDestination, match="not registered"):
+        accept(sha1_signed(authn_request(acs="https://evil.test/acs"), sp_keys, binding), registered)
+    with pytest.raises(StaleRequest):
+        accept(sha1_signed(authn_request(instant=NOW - timedelta(hours=1)), sp_keys, binding), registered)
+    with pytest.raises(UnknownServiceProvider):
+        accept(sha1_signed(authn_request(issuer="https://other.test/sp"), sp_keys, binding), registered)
+    seen: set = set()
+    accept(sha1_signed(authn_request(), sp_keys, binding), registered, seen=seen)
+    with pytest.raises(ReplayedRequest):
+        accept(sha1_signed(authn_request(), sp_keys, binding), registered, seen=seen)
+    # Without a Destination, as an unsigned request may be.
+    nowhere = authn_request().replace(f' Destination="{SSO}"', "")
+    assert not accept(sha1_signed(nowhere, sp_keys, binding), registered).request.signed
 
 
 def test_duplicate_parameters_refused(sp_keys):

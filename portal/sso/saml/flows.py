@@ -76,6 +76,12 @@ class SpLookup:
         return ServiceProvider.from_app(self.app) if self.app is not None else None
 
 
+def app_of(find_sp: SpLookup) -> str:
+    """Whose message it was, for the log: the registered app's entity ID. Nothing when no app was
+    found (unreadable, or an Issuer no app has, which is only what the message says)."""
+    return find_sp.app.client_id if find_sp.app is not None else "no registered app"
+
+
 def remember_request_id(client, issuer: str, request_id: str) -> bool:
     """Record a request ID; False if this issuer used it before (SET NX with expiry)."""
     digest = hashlib.sha256(f"{issuer}\n{request_id}".encode()).hexdigest()

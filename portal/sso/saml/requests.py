@@ -30,7 +30,17 @@ from portal.sso.saml.errors import (
 from portal.sso.saml.sp import ServiceProvider
 from portal.sso.saml.xml import b64decode, inflate, parse_saml_time, parse_xml, text_of
 
-_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384,
+           "sha512": hashes.SHA512}
+_SHA1_REDIRECT_SIG_ALGS = {
+    "http://www.w3.org/2000/09/xmldsig#rsa-sha1": "sha1",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1": "sha1",
+}
+
+# What an app that signs with SHA-1 and must sign its requests is told (in the log; the page
+# gives the student the usual advice).
+SHA1_REFUSED = ("the app signs its requests with SHA-1, which is too weak: it must sign with "
+                "RSA-SHA256")
 
 
 @dataclass(frozen=True)
@@ -164,13 +174,17 @@ def _der_from_xmldsig_ecdsa(signature: bytes, key: ec.EllipticCurvePublicKey) ->
     return encode_dss_signature(r, s)
 
 
-def verify_redirect_signature(message: IncomingMessage, cert_pem: str, now: datetime | None = None) -> None:
-    """Check the Redirect binding's detached signature over SAMLRequest, RelayState and SigAlg."""
+def verify_redirect_signature(message: IncomingMessage, cert_pem: str, now: datetime | None = None,
+                              *, allow_sha1: bool = False) -> None:
+    """Check the Redirect binding's detached signature over SAMLRequest, RelayState and SigAlg.
+
+    `allow_sha1`: for logout messages only (logout.py), whose worst effect is a sign-out."""
     if message.signature is None or message.signed_octets is None:
         raise BadSignature("the request is not signed")
-    if message.sig_alg in c.SHA1_SIG_ALGS:
+    algorithms = c.REDIRECT_SIG_ALGS | (_SHA1_REDIRECT_SIG_ALGS if allow_sha1 else {})
+    if message.sig_alg in c.SHA1_SIG_ALGS and message.sig_alg not in algorithms:
         raise BadSignature("the request is signed with SHA-1, which is no longer accepted")
-    digest = c.REDIRECT_SIG_ALGS.get(message.sig_alg or "")
+    digest = algorithms.get(message.sig_alg or "")
     if digest is None:
         raise BadSignature(f"unsupported signature algorithm {message.sig_alg!r}")
     cert = _load_cert(cert_pem)
@@ -180,7 +194,7 @@ def verify_redirect_signature(message: IncomingMessage, cert_pem: str, now: date
     key = cert.public_key()
     algorithm = _HASHES[digest]()
     try:
-        if message.sig_alg.endswith(("rsa-sha256", "rsa-sha384", "rsa-sha512")):
+        if "#rsa-" in message.sig_alg:
             if not isinstance(key, rsa.RSAPublicKey):
                 raise BadSignature("SigAlg does not match the app's certificate")
             key.verify(message.signature, message.signed_octets, padding.PKCS1v15(), algorithm)
@@ -200,6 +214,31 @@ _POST_SIGNATURE_CONFIG = SignatureConfiguration(
                                 if m.value in c.REDIRECT_SIG_ALGS),
     digest_algorithms=frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}),
 )
+# Logout messages only (logout.py): SHA-1 as well, for apps that still sign with it.
+_POST_SIGNATURE_CONFIG_SHA1 = SignatureConfiguration(
+    location="./",
+    expect_references=1,
+    signature_methods=_POST_SIGNATURE_CONFIG.signature_methods
+    | {SignatureMethod.RSA_SHA1, SignatureMethod.ECDSA_SHA1},
+    digest_algorithms=_POST_SIGNATURE_CONFIG.digest_algorithms | {DigestAlgorithm.SHA1},
+)
+
+_SHA1_DIGESTS = frozenset({"http://www.w3.org/2000/09/xmldsig#sha1"})
+
+
+def signed_with_sha1(message: IncomingMessage, root: etree._Element) -> bool:
+    """True when the message's signature uses SHA-1, for the signature or for a digest: in the
+    address (Redirect), or in any XML signature it holds (POST). Nothing is verified."""
+    if message.sig_alg in c.SHA1_SIG_ALGS:
+        return True
+    ns = {"ds": c.DS}
+    for signature in root.iter(f"{{{c.DS}}}Signature"):
+        methods = {m.get("Algorithm") for m in signature.iterfind("ds:SignedInfo/ds:SignatureMethod", ns)}
+        digests = {d.get("Algorithm") for d in
+                   signature.iterfind("ds:SignedInfo/ds:Reference/ds:DigestMethod", ns)}
+        if methods & c.SHA1_SIG_ALGS or digests & _SHA1_DIGESTS:
+            return True
+    return False
 
 
 # SAML's signature profile (core 5.4.4): verifiers may refuse any other transform. Exclusive c14n
@@ -233,8 +272,11 @@ def check_signature_profile(signature: etree._Element, request_id: str | None) -
         raise BadSignature("the signature uses a transform SAML signatures may not use")
 
 
-def verify_post_signature(root: etree._Element, cert_pem: str) -> etree._Element:
-    """Verify the enveloped signature; return ONLY the element it covers (the signed request)."""
+def verify_post_signature(root: etree._Element, cert_pem: str, *,
+                          allow_sha1: bool = False) -> etree._Element:
+    """Verify the enveloped signature; return ONLY the element it covers (the signed request).
+
+    `allow_sha1`: for logout messages only (logout.py), whose worst effect is a sign-out."""
     signature = root.find(f"{{{c.DS}}}Signature")
     if signature is None:
         raise BadSignature("the request's signature is missing or not where SAML puts it")
@@ -247,7 +289,8 @@ def verify_post_signature(root: etree._Element, cert_pem: str) -> etree._Element
         key_info.getparent().remove(key_info)
     try:
         result = XMLVerifier().verify(root, x509_cert=cert_pem, id_attribute="ID",
-                                      expect_config=_POST_SIGNATURE_CONFIG)
+                                      expect_config=_POST_SIGNATURE_CONFIG_SHA1 if allow_sha1
+                                      else _POST_SIGNATURE_CONFIG)
     except (SignXMLException, InvalidInput, ValueError) as e:
         raise BadSignature(f"the request's signature does not verify: {e}") from None
     except etree.DocumentInvalid as e:  # signxml's XML-DSig schema check: a part is missing
@@ -367,6 +410,13 @@ def accept_authn_request(message: IncomingMessage, *, find_sp: Callable[[str], S
     has_signature = message.signature is not None or embedded
     if sp.require_signed_requests and not has_signature:
         raise BadSignature("this app must sign its requests, and this one is not signed")
+    if has_signature and signed_with_sha1(message, root):
+        if sp.require_signed_requests:
+            raise BadSignature(SHA1_REFUSED)
+        # Anyone who can send an unsigned request to this app could send this one: a SHA-1
+        # signature is not checked (verifying or not, it is trusted for nothing) and the request
+        # is read, and checked, as an unsigned one is.
+        has_signature = False
     if sp.cert_pem and has_signature:
         if message.binding == c.BINDING_REDIRECT:
             if embedded:

@@ -232,7 +232,8 @@ def response_arrived(parked: dict | None = None):
         answer = read_logout_response(_incoming("SAMLResponse", parked), sp=sp,
                                       slo_urls=(_idp().slo_url,), now=_now())
     except SamlError as e:
-        log.info("SAML logout answer from %s not accepted: %s", app.slug, e.reason)
+        log.warning("SAML logout answer from %s not accepted: %s: %s", app.client_id,
+                    type(e).__name__, e.reason)
     else:
         if answer.in_response_to != waiting[0]:
             log.info("SAML logout answer from %s is not to our request", app.slug)
@@ -249,7 +250,7 @@ def response_arrived(parked: dict | None = None):
 def request_arrived(parked: dict | None = None):
     """An app's own sign-out: end the portal session (if it is the student the app names), tell
     the student's other apps, and answer the app."""
-    from portal.sso.saml.flows import SpLookup, remember_request_id
+    from portal.sso.saml.flows import SpLookup, app_of, remember_request_id
 
     find_sp = SpLookup()
     try:
@@ -258,7 +259,8 @@ def request_arrived(parked: dict | None = None):
             message, find_sp=find_sp, slo_urls=(_idp().slo_url,), now=_now(),
             first_use=lambda issuer, request_id: remember_request_id(_redis(), issuer, request_id))
     except SamlError as e:
-        log.info("SAML logout request refused: %s: %s", type(e).__name__, e.reason)
+        log.warning("SAML logout request from %s refused: %s: %s", app_of(find_sp),
+                    type(e).__name__, e.reason)
         e.title = "This app sent a sign-out request we can't accept"
         e.advice = ("If you want to sign out, use the Sign out button here."
                     if current_user.is_authenticated else "You are not signed in here.")

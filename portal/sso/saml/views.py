@@ -12,7 +12,7 @@ from portal.extensions import csrf
 from portal.sso.saml import bp, slo
 from portal.sso.saml.errors import SamlError
 from portal.sso.saml.flows import (
-    SpLookup, continue_sp_initiated, current_idp, remember_request_id, resume_sp_initiated,
+    SpLookup, app_of, continue_sp_initiated, current_idp, remember_request_id, resume_sp_initiated,
 )
 from portal.sso.saml.metadata import idp_metadata
 from portal.sso.saml.requests import accept_authn_request, decode_post, decode_redirect
@@ -46,7 +46,9 @@ def sso():
             now=datetime.now(timezone.utc),
             first_use=lambda issuer, request_id: remember_request_id(redis_client, issuer, request_id))
     except SamlError as e:
-        log.info("SAML request refused: %s: %s", type(e).__name__, e.reason)
+        # The reason and whose request, never the request itself.
+        log.warning("SAML request from %s refused: %s: %s", app_of(find_sp), type(e).__name__,
+                    e.reason)
         raise
     return continue_sp_initiated(accepted, find_sp.app)
 
