@@ -501,3 +501,73 @@ def test_a_launch_the_session_store_failed_is_neither_sent_nor_recorded(app, cli
     assert launches() == 0
     _launch(client, first, slo_world["peers"][first.slug])     # and once Redis takes writes again
     assert launches() == 1
+
+
+def _sha1_peers(slo_world, keys=None) -> dict:
+    """The apps' SPs signing their logout messages as pysaml2 does by default: RSA-SHA1 over SHA-1
+    digests."""
+    from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
+    first, second = slo_world["apps"]
+    sha1 = {"sign_algorithm": C.RSA_SHA1, "digest_algorithm": C.SHA1}
+    keys = keys or slo_world["peers"][first.slug].keys
+    return {first.slug: PeerSP(slo_world["metadata"], keys, slo=SP_SLO, **sha1),
+            second.slug: PeerSP(slo_world["metadata"], keys, entity_id=OTHER_ENTITY_ID,
+                                acs=OTHER_ACS, slo=OTHER_SLO, **sha1)}
+
+
+def test_an_app_signing_its_sign_out_with_sha1_signs_the_student_out(client, auth, slo_world):
+    """On a shared Chromebook the student who signed out of the app must be signed out of the
+    portal too: a logout signed with SHA-1 that verifies is accepted (its worst effect is a
+    sign-out), and so is the other app's SHA-1 signed answer (no partial logout)."""
+    first, second = slo_world["apps"]
+    peers = _sha1_peers(slo_world)
+    auth.login()
+    got = {app.slug: _launch(client, app, peers[app.slug]) for app in (first, second)}
+    url, request_id = peers[first.slug].logout(got[first.slug].get_nameid(),
+                                               got[first.slug].get_session_index())
+    assert "xmldsig%23rsa-sha1" in url
+    page = client.get(url)
+    assert page.status_code == 303 and not _signed_in(client)
+    hop = client.get(_path(page.headers["Location"]))
+    result, answer = peers[second.slug].receive_logout(hop.headers["Location"])
+    assert result.get_errors() == [], result.get_last_error_reason()
+    assert "xmldsig%23rsa-sha1" in answer
+    final = client.get(_path(client.get(_path(answer)).headers["Location"]))
+    reply = _message(final.headers["Location"], "SAMLResponse")
+    assert [e.get("Value") for e in reply.iter(f"{{{c.SAMLP}}}StatusCode")] == [c.STATUS_SUCCESS]
+    assert peers[first.slug].receive_logout(final.headers["Location"], request_id)[0].get_errors() == []
+
+
+def test_an_app_posting_its_sign_out_signed_with_sha1_signs_the_student_out(app, client, auth, slo_world):
+    first = slo_world["apps"][0]
+    peer = _sha1_peers(slo_world)[first.slug]
+    auth.login()
+    got = _launch(client, first, peer)
+    fields, _ = peer.logout_post(got.get_nameid(), got.get_session_index())
+    assert b"xmldsig#rsa-sha1" in base64.b64decode(fields["SAMLRequest"])
+    parked = new_client(app).post("/saml/slo", data=fields).headers["Set-Cookie"].split(";")[0].split("=", 1)
+    client.set_cookie(parked[0], parked[1], path="/saml")
+    answer = client.get("/saml/slo")
+    assert answer.status_code == 302 and answer.headers["Location"].startswith(SP_SLO)
+    assert not _signed_in(client)
+
+
+def test_a_sha1_sign_out_that_does_not_verify_changes_nothing(client, auth, slo_world, caplog):
+    """SHA-1 is taken for a sign-out only when the signature verifies with the app's certificate:
+    one by another key, or over another RelayState, is refused (and logged with the app)."""
+    import logging
+    from portal.sso.saml.keys import generate_keys
+    first = slo_world["apps"][0]
+    peer = _sha1_peers(slo_world)[first.slug]
+    auth.login()
+    got = _launch(client, first, peer)
+    forger = _sha1_peers(slo_world, generate_keys("forger"))[first.slug]
+    forged, _ = forger.logout(got.get_nameid(), got.get_session_index())
+    caplog.set_level(logging.INFO, logger="portal.sso.saml")
+    assert client.get(forged).status_code == 400
+    url, _ = peer.logout(got.get_nameid(), got.get_session_index())
+    assert client.get(_tampered(url, RelayState="https://evil.test/")).status_code == 400
+    assert _signed_in(client)
+    refusals = [r for r in caplog.records if "logout request from" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.WARNING] * 2
+    assert all(SP_ENTITY_ID in r.getMessage() and "does not verify" in r.getMessage() for r in refusals)

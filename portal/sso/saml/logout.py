@@ -4,10 +4,18 @@ LogoutResponse messages. Pure functions, no Flask (slo.py does the flows).
 We send over HTTP-Redirect only, signed in the address (bindings 3.4.4.1): every SP library that
 does Single Logout takes it. We read both bindings. A LogoutRequest from an app must be signed,
 as the profile requires (4.4.4.1): an unsigned one could sign a student out from another site.
+
+Logout messages, and only they, may be signed with SHA-1 (RSA-SHA1, or a SHA-1 digest), still the
+default of some SP libraries; the signature must verify with the app's certificate as any other.
+The worst a forged one could do is sign the student out (or mark an app's sign-out as done),
+while refusing the app's genuine one leaves the student signed in to the portal on a shared
+Chromebook after they signed out of the app. Nothing else takes a SHA-1 signature as proof:
+sign-in requests from an app that must sign are refused, and others are read as unsigned.
 """
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
@@ -23,10 +31,13 @@ from portal.sso.saml.errors import (
     UnknownServiceProvider,
 )
 from portal.sso.saml.requests import (
-    IncomingMessage, _same_url, peek_issuer, verify_post_signature, verify_redirect_signature,
+    IncomingMessage, _same_url, peek_issuer, signed_with_sha1, verify_post_signature,
+    verify_redirect_signature,
 )
 from portal.sso.saml.sp import IdentityProvider, ServiceProvider
 from portal.sso.saml.xml import deflate, new_id, parse_saml_time, parse_xml, saml_time, text_of
+
+log = logging.getLogger(__name__)
 
 LOGOUT_REQUEST_SECONDS = 120   # NotOnOrAfter of the requests we send
 
@@ -179,9 +190,9 @@ def _verified(message: IncomingMessage, root: etree._Element, sp: ServiceProvide
     if message.binding == c.BINDING_REDIRECT:
         if embedded:
             raise BadSignature("the Redirect binding carries its signature in the address")
-        verify_redirect_signature(message, sp.cert_pem, now)
+        verify_redirect_signature(message, sp.cert_pem, now, allow_sha1=True)
         return root
-    return verify_post_signature(root, sp.cert_pem)
+    return verify_post_signature(root, sp.cert_pem, allow_sha1=True)
 
 
 def _check_instant(element: etree._Element, now: datetime) -> None:
@@ -214,6 +225,9 @@ def accept_logout_request(message: IncomingMessage, *,
     if not sp.slo_url:
         raise BadDestination("this app has no logout address registered to answer at")
     element = _verified(message, root, sp, now, required=True)
+    if signed_with_sha1(message, root):
+        log.info("SAML logout request from %s is signed with SHA-1: accepted for a sign-out only; "
+                 "the app should sign with RSA-SHA256", sp.entity_id)
     if peek_issuer(element) != sp.entity_id:
         raise UnknownServiceProvider("the signed Issuer is not the registered app")
     request_id = element.get("ID") or ""
