@@ -9,7 +9,9 @@ from lxml import etree
 
 from portal.db import db
 from portal.sso.saml import constants as c
-from portal.sso.saml.authn_context import RequestedContext, is_met, read_requested_context
+from portal.sso.saml.authn_context import (
+    RequestedContext, answered_class, is_met, read_requested_context,
+)
 from portal.sso.saml.errors import MalformedMessage
 from tests.badges.conftest import enroll_kiosk, issue, new_client
 from tests.conftest import AuthActions
@@ -42,7 +44,7 @@ def test_exact_is_the_default_and_means_one_of_the_classes():
     assert read(requested(classes=[c.AC_PASSWORD])) == RequestedContext("exact", (c.AC_PASSWORD,))
     assert met_by("exact", c.AC_PASSWORD) == ["password"]
     assert met_by("exact", c.AC_BADGE, c.AC_BADGE_PIN) == ["badge", "badge+pin"]
-    assert met_by("exact", c.AC_UNSPECIFIED) == []
+    assert met_by("exact", c.AC_PASSWORD_PLAIN) == []  # we say PasswordProtectedTransport
 
 
 def test_comparisons_follow_the_documented_order():
@@ -55,6 +57,27 @@ def test_comparisons_follow_the_documented_order():
     assert met_by("better", c.AC_PASSWORD) == []
     assert met_by("maximum", c.AC_BADGE_PIN) == ["badge", "badge+picture", "badge+pin"]
     assert met_by("maximum", c.AC_BADGE) == ["badge"]
+
+
+def test_password_ranks_below_password_protected_transport_and_above_every_badge():
+    """SAML core 3.3.2.2.1: "minimum" is met by a class at least as strong. Password says nothing
+    of the transport, so PasswordProtectedTransport is stronger; no badge is a password."""
+    assert met_by("minimum", c.AC_PASSWORD_PLAIN) == ["password"]
+    assert met_by("better", c.AC_PASSWORD_PLAIN) == ["password"]
+    assert met_by("maximum", c.AC_PASSWORD_PLAIN) == ["badge", "badge+picture", "badge+pin"]
+    assert met_by("better", c.AC_BADGE_PIN) == ["password"]
+    assert answered_class(RequestedContext("minimum", (c.AC_PASSWORD_PLAIN,)), "password") == c.AC_PASSWORD
+
+
+def test_exact_unspecified_is_always_met_and_answered_as_unspecified():
+    """Answering "unspecified" is always true; a class the request also names is said instead."""
+    assert met_by("exact", c.AC_UNSPECIFIED) == list(METHODS)
+    for method in METHODS:
+        assert answered_class(RequestedContext("exact", (c.AC_UNSPECIFIED,)), method) == c.AC_UNSPECIFIED
+    both = RequestedContext("exact", (c.AC_PASSWORD, c.AC_UNSPECIFIED))
+    assert answered_class(both, "password") == c.AC_PASSWORD
+    assert answered_class(both, "badge") == c.AC_UNSPECIFIED   # never a password for a badge
+    assert answered_class(None, "badge+pin") == c.AC_BADGE_PIN
 
 
 def test_classes_we_do_not_rank_and_declarations_are_never_met():
@@ -155,6 +178,38 @@ def test_app_that_asks_for_badge_classes_gets_them(client, signed_in):  # noqa: 
     at_least_password = peer_asking(signed_in, [c.AC_PASSWORD], comparison="minimum")
     url, request_id = at_least_password.redirect_login()
     assert_no_authn_context(at_least_password, saml_response_of(client.get(url)), request_id)
+
+
+def test_at_least_password_is_answered_after_a_password_with_the_stronger_class(client, signed_in):  # noqa: F811
+    peer = peer_asking(signed_in, [c.AC_PASSWORD_PLAIN], comparison="minimum")
+    peer.settings.get_security_data()["failOnAuthnContextMismatch"] = False
+    url, request_id = peer.redirect_login()
+    result = peer.consume(saml_response_of(client.get(url)).fields["SAMLResponse"], request_id)
+    assert result.is_authenticated(), result.get_errors()
+    assert result.get_last_authn_contexts() == [c.AC_PASSWORD]
+    signed_in_by(client, "badge+pin")
+    url, request_id = peer.redirect_login()
+    assert_no_authn_context(peer, saml_response_of(client.get(url)), request_id)
+
+
+@pytest.mark.parametrize("method", ["password", "badge"])
+def test_exactly_unspecified_is_answered_unspecified(app, client, signed_in, method):  # noqa: F811
+    """python3-saml checks that the class answered is one it asked for; also when the request
+    waited for the student to sign in."""
+    peer = peer_asking(signed_in, [c.AC_UNSPECIFIED])
+    signed_in_by(client, method)
+    url, request_id = peer.redirect_login()
+    result = peer.consume(saml_response_of(client.get(url)).fields["SAMLResponse"], request_id)
+    assert result.is_authenticated(), result.get_errors()
+    assert result.get_last_authn_contexts() == [c.AC_UNSPECIFIED]
+    browser = new_client(app)
+    url, request_id = peer.redirect_login()
+    assert browser.get(url).headers["Location"] == "/saml/resume"
+    AuthActions(browser).login(query_string={"next": "/saml/resume"})
+    signed_in_by(browser, method)
+    result = peer.consume(saml_response_of(browser.get("/saml/resume")).fields["SAMLResponse"], request_id)
+    assert result.is_authenticated(), result.get_errors()
+    assert result.get_last_authn_contexts() == [c.AC_UNSPECIFIED]
 
 
 def test_force_authn_that_signing_in_again_cannot_meet_is_answered_at_once(client, signed_in):  # noqa: F811

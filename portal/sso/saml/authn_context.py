@@ -21,13 +21,17 @@ CLASSES = {
 # Strength for Comparison="minimum", "better" and "maximum", weakest first. A badge can be
 # photocopied, so a few pictures (12 to pick 3 from) or digits after it count for less than a
 # password; and an app that asks for at least a standard class gets that class, not one of ours it
-# may not know. Classes not listed here are never met except by an exact match, which we never give.
+# may not know. Password (a password, the transport unsaid) is below PasswordProtectedTransport,
+# which is a password over a protected transport, and above every badge: an app asking for at
+# least a password never gets a badge sign-in. Classes not listed here are never met except by an
+# exact match, which we never give.
 STRENGTH = {
     c.AC_UNSPECIFIED: 0,
     c.AC_BADGE: 1,
     c.AC_BADGE_PICTURE: 2,
     c.AC_BADGE_PIN: 3,
-    c.AC_PASSWORD: 4,
+    c.AC_PASSWORD_PLAIN: 4,
+    c.AC_PASSWORD: 5,
 }
 COMPARISONS = ("exact", "minimum", "better", "maximum")
 MAX_REQUESTED_CLASSES = 16
@@ -73,20 +77,31 @@ def read_requested_context(request: etree._Element) -> RequestedContext | None:
     return RequestedContext(comparison, classes)
 
 
-def is_met(requested: RequestedContext | None, method: str | None) -> bool:
-    """True when signing in by `method` meets the request (no RequestedAuthnContext: always)."""
-    if requested is None:
-        return True
-    if not requested.classes:  # declarations (AuthnContextDeclRef): we publish none to match
-        return False
+def answered_class(requested: RequestedContext | None, method: str | None) -> str | None:
+    """The AuthnContextClassRef to answer a request with after signing in by `method`, or None
+    when that sign-in does not meet it (no RequestedAuthnContext: the method's own class)."""
     ours = context_class(method)
+    if requested is None:
+        return ours
+    if not requested.classes:  # declarations (AuthnContextDeclRef): we publish none to match
+        return None
     if requested.comparison == "exact":
-        return ours in requested.classes
+        if ours in requested.classes:
+            return ours
+        # "unspecified" says nothing of how, so it is always true, after a badge too.
+        return c.AC_UNSPECIFIED if c.AC_UNSPECIFIED in requested.classes else None
     mine = STRENGTH[ours]
     ranked = [STRENGTH[x] for x in requested.classes if x in STRENGTH]
     if requested.comparison == "minimum":
-        return any(mine >= rank for rank in ranked)
-    if requested.comparison == "maximum":
-        return any(mine <= rank for rank in ranked)
-    # "better": stronger than every class listed, so one we do not rank can never be beaten.
-    return len(ranked) == len(requested.classes) and all(mine > rank for rank in ranked)
+        met = any(mine >= rank for rank in ranked)
+    elif requested.comparison == "maximum":
+        met = any(mine <= rank for rank in ranked)
+    else:
+        # "better": stronger than every class listed, so one we do not rank can never be beaten.
+        met = len(ranked) == len(requested.classes) and all(mine > rank for rank in ranked)
+    return ours if met else None
+
+
+def is_met(requested: RequestedContext | None, method: str | None) -> bool:
+    """True when signing in by `method` meets the request (no RequestedAuthnContext: always)."""
+    return answered_class(requested, method) is not None

@@ -33,6 +33,7 @@ ATTRNAME_URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 # photocopied, so no standard class fits it honestly (Smartcard would claim a PKI card the student
 # does not have): badges have classes of this portal's own, under a URN the README documents.
 AC_PASSWORD = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+AC_PASSWORD_PLAIN = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password"  # no word on the transport
 AC_UNSPECIFIED = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
 AC_PORTAL = "urn:student-portal:ac:classes:"
 AC_BADGE = AC_PORTAL + "badge"

@@ -88,13 +88,15 @@ def remember_request_id(client, issuer: str, request_id: str) -> bool:
     return bool(client.set(REPLAY_PREFIX + digest, b"1", nx=True, ex=c.REPLAY_TTL_SECONDS))
 
 
-def _authentication() -> Authentication:
+def _authentication(requested: authn_context.RequestedContext | None = None) -> Authentication:
     now = datetime.now(timezone.utc)
     try:
         instant = datetime.fromtimestamp(int(session["auth_time"]), timezone.utc)
     except (KeyError, TypeError, ValueError):
         instant = now
-    return Authentication(method=str(session.get("auth_method", "")), instant=min(instant, now))
+    method = str(session.get("auth_method", ""))
+    return Authentication(method=method, instant=min(instant, now),
+                          claimed=authn_context.answered_class(requested, method))
 
 
 def post_to_app(acs_url: str, saml_response: bytes, relay_state: str, app_name: str):
@@ -112,13 +114,15 @@ def post_to_app(acs_url: str, saml_response: bytes, relay_state: str, app_name: 
 
 
 def answer(app: App, sp: ServiceProvider, *, acs_url: str, relay_state: str,
-           in_response_to: str | None = None):
-    """Sign the student into `app`: release its claims, record the launch, post the Response."""
+           in_response_to: str | None = None,
+           requested: authn_context.RequestedContext | None = None):
+    """Sign the student into `app`: release its claims, record the launch, post the Response
+    (whose AuthnContextClassRef answers `requested`, which the caller found met)."""
     settings = current_app.config["SETTINGS"]
     claims = access.released_claims(db.session, current_user, app, pairwise_key=settings.pairwise_key)
     session_index = slo.remember_launch(app, sp, claims)
     xml = issue_response(current_idp(), sp, acs_url=acs_url, claims=claims,
-                         authn=_authentication(), in_response_to=in_response_to,
+                         authn=_authentication(requested), in_response_to=in_response_to,
                          session_index=session_index)
     app_name = app.name  # read now: the audit commit expires `app`, and reading it after is a query
     data = {"protocol": "saml", "fields": list(claims)}
@@ -199,7 +203,7 @@ def continue_sp_initiated(accepted: AcceptedRequest, app: App):
         # ForceAuthn the resume asks for a fresh sign-in first.
         return _park_pending(accepted, app)
     return answer(app, accepted.sp, acs_url=accepted.acs_url, relay_state=accepted.relay_state,
-                  in_response_to=request.id)
+                  in_response_to=request.id, requested=request.requested_context)
 
 
 def resume_sp_initiated():
@@ -245,7 +249,7 @@ def resume_sp_initiated():
                                              pending["relay_state"], app.name, c.STATUS_NO_AUTHN_CONTEXT))
     return _forget_pending(answer(app, sp, acs_url=pending["acs_url"],
                                   relay_state=pending["relay_state"],
-                                  in_response_to=pending["request_id"]))
+                                  in_response_to=pending["request_id"], requested=requested))
 
 
 def _forget_pending(response):

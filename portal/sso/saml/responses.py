@@ -46,10 +46,13 @@ class Authentication:
 
     method: str
     instant: datetime
+    # The class the app's RequestedAuthnContext was met with (authn_context.answered_class), when
+    # not the method's own: "unspecified" for an app that asked for exactly that.
+    claimed: str | None = None
 
     @property
     def context_class(self) -> str:
-        return context_class(self.method)
+        return self.claimed or context_class(self.method)
 
 
 def attributes_from_claims(claims: dict, sp: ServiceProvider) -> list[Attribute]:
