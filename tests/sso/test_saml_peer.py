@@ -33,6 +33,27 @@ def test_metadata_publishes_signing_certificate_and_both_bindings(client, saml_w
     assert bindings == {c.BINDING_REDIRECT, c.BINDING_POST}
 
 
+def test_metadata_publishes_the_algorithms_requests_may_be_signed_with(client, saml_world):
+    """SAML V2.0 Metadata Extension for Algorithm Support: no SHA-1. The metadata passes
+    python3-saml's schema check, and each alg element the extension's own schema."""
+    from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
+    data = client.get("/saml/metadata").data
+    assert isinstance(OneLogin_Saml2_XML.validate_xml(data, "saml-schema-metadata-2.0.xsd"), etree._Element)
+    alg = "urn:oasis:names:tc:SAML:metadata:algsupport"
+    descriptor = etree.fromstring(data).find(f"{{{c.MD}}}IDPSSODescriptor")
+    extensions = descriptor[0]
+    assert extensions.tag == f"{{{c.MD}}}Extensions"
+    for element in extensions:
+        assert not isinstance(OneLogin_Saml2_XML.validate_xml(
+            etree.tostring(element), "sstc-saml-metadata-algsupport-v1.0.xsd"), str)
+    methods = [e.get("Algorithm") for e in extensions.iter(f"{{{alg}}}SigningMethod")]
+    digests = [e.get("Algorithm") for e in extensions.iter(f"{{{alg}}}DigestMethod")]
+    assert methods[0] == c.RSA_SHA256 and digests[0] == c.DIGEST_SHA256
+    assert not [a for a in methods + digests if "sha1" in a]
+    # And an SP library still reads the metadata as before.
+    assert saml_world.peer.idp["singleSignOnService"]["url"] == "http://localhost/saml/sso"
+
+
 def test_sp_initiated_redirect_binding_signs_the_student_in(client, auth, saml_world):
     auth.login()
     url, request_id = saml_world.peer.redirect_login()

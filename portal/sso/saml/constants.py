@@ -53,6 +53,14 @@ REDIRECT_SIG_ALGS = {
     "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384": "sha384",
     "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512": "sha512",
 }
+# What a request may be signed with, for our metadata (SAML V2.0 Metadata Extension for Algorithm
+# Support): the digests signxml is allowed for an HTTP-POST signature (requests.py).
+ALG = "urn:oasis:names:tc:SAML:metadata:algsupport"
+REQUEST_DIGESTS = (
+    DIGEST_SHA256,
+    "http://www.w3.org/2001/04/xmldsig-more#sha384",
+    "http://www.w3.org/2001/04/xmlenc#sha512",
+)
 SHA1_SIG_ALGS = {
     "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
     "http://www.w3.org/2000/09/xmldsig#dsa-sha1",

@@ -22,6 +22,14 @@ def idp_metadata(idp: IdentityProvider) -> bytes:
     desc = etree.SubElement(root, _q(c.MD, "IDPSSODescriptor"),
                             WantAuthnRequestsSigned="false",
                             protocolSupportEnumeration=c.SAMLP)
+    # The algorithms a request may be signed with (SAML V2.0 Metadata Extension for Algorithm
+    # Support 1.0), so that an app that reads them does not sign with SHA-1. First in the
+    # descriptor, as the schema puts Extensions.
+    extensions = etree.SubElement(desc, _q(c.MD, "Extensions"), nsmap={"alg": c.ALG})
+    for digest in c.REQUEST_DIGESTS:
+        etree.SubElement(extensions, _q(c.ALG, "DigestMethod"), Algorithm=digest)
+    for method in c.REDIRECT_SIG_ALGS:
+        etree.SubElement(extensions, _q(c.ALG, "SigningMethod"), Algorithm=method)
     key = etree.SubElement(desc, _q(c.MD, "KeyDescriptor"), use="signing")
     info = etree.SubElement(key, _q(c.DS, "KeyInfo"))
     data = etree.SubElement(info, _q(c.DS, "X509Data"))

@@ -212,7 +212,7 @@ _POST_SIGNATURE_CONFIG = SignatureConfiguration(
     expect_references=1,
     signature_methods=frozenset(m for m in SignatureMethod
                                 if m.value in c.REDIRECT_SIG_ALGS),
-    digest_algorithms=frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}),
+    digest_algorithms=frozenset(d for d in DigestAlgorithm if d.value in c.REQUEST_DIGESTS),
 )
 # Logout messages only (logout.py): SHA-1 as well, for apps that still sign with it.
 _POST_SIGNATURE_CONFIG_SHA1 = SignatureConfiguration(
