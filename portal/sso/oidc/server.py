@@ -360,6 +360,29 @@ class RedisBearerTokenValidator(BearerTokenValidator):
         return AccessToken(**record, token_hash=hash_secret(token_string)) if record else None
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
+def body_access_tokens() -> list[str]:
+    """The access_token values in the body of this request if it is a form-encoded POST (RFC 6750
+    2.2); none for any other request (a GET's body, JSON, the query string are not read)."""
+    if request.method != "POST" or request.mimetype != FORM:
+        return []
+    return request.form.getlist("access_token")
+
+
+class PortalResourceProtector(ResourceProtector):
+    """Authlib's, which reads the token from the Authorization header only, reading too the one
+    in a form-encoded POST's body when the request has no Authorization header (pyoidc's
+    userinfo request sends it so). The view has refused a request with more than one."""
+
+    def parse_request_authorization(self, request):
+        tokens = body_access_tokens()
+        if tokens and "Authorization" not in request.headers:
+            return self.get_token_validator("bearer"), tokens[0]
+        return super().parse_request_authorization(request)
+
+
 def release_userinfo(token: AccessToken) -> dict | None:
     """The userinfo claims for a token now, recorded as a release (the app receives them as a
     launch's ID token does); None, and nothing recorded, if the person or the grant has gone.
@@ -443,5 +466,5 @@ server = PortalAuthorizationServer()
 server.register_grant(CodeGrant, [S256CodeChallenge(required=True), PortalOpenIDCode(require_nonce=False)])
 server.register_endpoint(PortalEndSession)
 
-require_oauth = ResourceProtector()
+require_oauth = PortalResourceProtector()
 require_oauth.register_token_validator(RedisBearerTokenValidator())

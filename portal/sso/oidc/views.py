@@ -30,8 +30,8 @@ from portal.sso.oidc.authorize import NOT_ALLOWED, error_page, park_for_get
 from portal.sso.oidc.keys import JWKS_MAX_AGE, KeyFileError
 from portal.sso.oidc.metadata import provider_metadata
 from portal.sso.oidc.server import (
-    current_issuer, hint_is_for, key_ring, release_userinfo, request_with, require_oauth,
-    return_after_asking, server,
+    body_access_tokens, current_issuer, hint_is_for, key_ring, release_userinfo, request_with,
+    require_oauth, return_after_asking, server,
 )
 from portal.sso.saml import slo
 
@@ -160,19 +160,36 @@ def _token_request_problem():
     return None
 
 
+class _BearerRequestError(InvalidRequestError):
+    """RFC 6750 3.1's invalid_request, with the challenge that names it."""
+
+    def get_headers(self):
+        return [*super().get_headers(),
+                ("WWW-Authenticate", f'Bearer error="{self.error}", error_description="{self.description}"')]
+
+
 @bp.route("/oidc/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
-    scheme = (request.headers.get("Authorization", "").split(None, 1) or [""])[0]
-    if scheme.lower() != "bearer":
+    authorization = request.headers.get("Authorization")
+    in_body = body_access_tokens()
+    ways = (authorization is not None) + bool(in_body) + ("access_token" in request.args)
+    if ways > 1 or len(in_body) > 1:
+        # RFC 6750 2: a request uses one way of sending the token, and sends it once.
+        return server.handle_error_response(None, _BearerRequestError(
+            "Send the access token once, one way: in the Authorization header, or in the body of "
+            "a form-encoded POST."))
+    scheme = ((authorization or "").split(None, 1) or [""])[0]
+    if not in_body and scheme.lower() != "bearer":
         # RFC 6750 3.1: a request with no credentials at all gets the challenge, no error code;
-        # credentials of another scheme are none of this endpoint's.
+        # credentials of another scheme are none of this endpoint's, nor is a token in the
+        # address (kept in logs and histories) or in a body that is not a form POST's.
         response = current_app.response_class(status=401)
         response.headers["WWW-Authenticate"] = 'Bearer realm="userinfo"'
         response.headers["Cache-Control"] = "no-store"
         return response
     try:
-        token = require_oauth.acquire_token(["openid"])
+        token = require_oauth.acquire_token(["openid"])   # from the header or the form body
         claims = release_userinfo(token)
         if claims is None:
             raise InvalidTokenError()
