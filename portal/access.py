@@ -8,6 +8,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import re
 
 from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, defer
@@ -113,6 +114,15 @@ def pairwise_subject(key: str, person: Person, app: App) -> str:
     seed = person.subject_seed or person.sourced_id
     digest = hmac.new(key.encode(), f"{app.id}|{seed}".encode(), hashlib.sha256).digest()
     return base64.b32encode(digest[:20]).decode().lower()
+
+
+# What pairwise_subject makes: 20 bytes in base32, 32 characters of a-z and 2-7, no padding.
+_SUBJECT_SHAPE = re.compile(r"[a-z2-7]{32}")
+
+
+def shaped_like_subject(text: str) -> bool:
+    """True when `text` has the form of a subject pairwise_subject makes (whoever's it may be)."""
+    return _SUBJECT_SHAPE.fullmatch(text) is not None
 
 
 # The released fields by which an app can also find the student in its own records. A release

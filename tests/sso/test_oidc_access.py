@@ -142,11 +142,16 @@ def test_tile_launch_sends_only_issuer_subject_hint_and_target(client, auth, oid
 
 
 def test_login_hint_for_someone_else_asks_for_a_sign_in(live_portal, oidc_world, roster):
+    from flask import current_app
+    from portal.access import pairwise_subject
     roster.person("grace.hopper", schools=[oidc_world.school], given="Grace", family="Hopper",
                   role=Role.student)
     browser = Browser(live_portal)
     browser.sign_in("grace.hopper")
-    url = authorize_url(oidc_world, base=live_portal, login_hint="someone-else")
+    # Ada's subject for the app, as a tile launch on Ada's computer sent it (a hint that is no
+    # subject is only a hint: tests/sso/test_oidc_login_hint.py).
+    ada = pairwise_subject(current_app.config["SETTINGS"].pairwise_key, oidc_world.student, oidc_world.app)
+    url = authorize_url(oidc_world, base=live_portal, login_hint=ada)
     page = browser.http.get(url, allow_redirects=False)
     assert page.status_code == 200 and "Sign in again" in page.text
     assert 'value="grace.hopper"' not in page.text  # the next student does not see the last one's name

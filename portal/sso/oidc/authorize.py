@@ -102,10 +102,14 @@ def _resumed_at(data) -> int | None:
 
 
 def _hinted_subject(data, client, redirect_uri: str, state: str | None) -> str | None:
-    """Whom the app expects: its login_hint (our pairwise subject, as a tile launch sends it), or
-    the subject of its id_token_hint, which must be an ID token this portal issued to this app,
-    expired or not (OpenID Connect Core 3.1.2.1). None: no hint."""
-    if data.get("login_hint"):
+    """Whom the app expects: its login_hint if shaped like our pairwise subject (as a tile launch
+    sends it), or the subject of its id_token_hint, which must be an ID token this portal issued to
+    this app, expired or not (OpenID Connect Core 3.1.2.1). None: no hint that names a subject.
+
+    Any other login_hint (the username or email an app remembered) is a hint for signing in "if
+    necessary" (3.1.2.1): it never makes a signed-in student sign in again (an app that sends it
+    with prompt=none would loop), and the code is for whoever is signed in, whom the ID token names."""
+    if data.get("login_hint") and access.shaped_like_subject(data["login_hint"]):
         return data["login_hint"]
     hint = data.get("id_token_hint")
     if not hint:
