@@ -23,3 +23,9 @@ def public_url(endpoint: str, **values) -> str:
     # url_for already holds any path prefix the portal is served under; take only the origin.
     origin = urlsplit(base)
     return f"{origin.scheme}://{origin.netloc}{url_for(endpoint, **values)}"
+
+
+def portal_address() -> str:
+    """The portal's address as the kiosk program takes it (`--portal`): the public address of
+    its front page, without the trailing slash."""
+    return public_url("launchpad.tiles").rstrip("/")

@@ -7,7 +7,7 @@ from datetime import timedelta
 from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request
 from flask_login import current_user
 
-from portal.addresses import public_url
+from portal.addresses import portal_address, public_url
 from portal.auth.roles import role_required
 from portal.auth.services import SHARED_DEVICE_COOKIE
 from portal.badges import flow
@@ -102,7 +102,8 @@ def pair():
         response = jsonify(code=pairing.code, expires_in=PAIR_SECONDS, school=school.name)
     else:
         response = make_response(render_template("badges/pairing.html", code=pairing.code,
-                                                 school=school, minutes=PAIR_SECONDS // 60))
+                                                 school=school, minutes=PAIR_SECONDS // 60,
+                                                 portal_address=portal_address()))
     response.headers["Cache-Control"] = "no-store"
     return response
 

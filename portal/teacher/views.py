@@ -14,6 +14,7 @@ from datetime import timedelta
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 
+from portal.addresses import portal_address
 from portal.auth.passwords import WeakPassword
 from portal.auth.roles import role_required
 from portal.auth.services import LoginLimits
@@ -60,7 +61,7 @@ def classes():
                            devices=devices, policy=policy, grades=GRADES,
                            is_teacher=current_user.role is Role.teacher,
                            alerts=recent_reuse(db.session, current_user, _since(), limit=20),
-                           reuse_days=REUSE_DAYS)
+                           reuse_days=REUSE_DAYS, portal_address=portal_address())
 
 
 @bp.get("/sections/<int:section_id>")

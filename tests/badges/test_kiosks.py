@@ -83,6 +83,28 @@ def test_teacher_pairs_a_device_for_their_school(app, redis_client, world):
     assert code and _enroll(app, code.group(1) + code.group(2)).status_code == 201
 
 
+def test_the_pages_give_the_enroll_command_the_kiosk_program_takes(app, redis_client, world):
+    # `python -m kiosk enroll` never asks for a code: it takes --portal and --code. My classes
+    # says so, and the code's page gives the whole command, which the program's own parser reads.
+    import html
+    import shlex
+
+    from kiosk.__main__ import _parsers
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    classes = teacher.get("/teacher/").get_data(as_text=True)
+    assert "asks for it" not in classes
+    assert "python -m kiosk enroll --portal http://localhost --code CODE" in classes
+    page = teacher.post("/kiosk/pair", data={"school": world.school.id, "csrf_token": csrf})
+    command = re.search(r'id="enroll-command">([^<]*)<', page.get_data(as_text=True))
+    assert command
+    words = shlex.split(html.unescape(command.group(1)))
+    assert words[:4] == ["python", "-m", "kiosk", "enroll"]
+    args = _parsers()[0].parse_args(words[4:])
+    assert args.portal == "http://localhost"
+    assert _enroll(app, args.code).status_code == 201
+
+
 @pytest.mark.parametrize("change", ["hold", "disable", "remove"])
 def test_a_code_made_by_a_teacher_stops_working_when_they_may_no_longer_pair(app, redis_client, world, change):
     # A code lives ten minutes; a teacher put on hold, disabled or removed in them loses it.
