@@ -121,7 +121,7 @@ def db_upgrade():
     from portal.db import db
     from portal.migrate import DatabaseBusy, MigrationFailed, schema_state, upgrade
     try:
-        upgrade(db.engine)
+        before, after = upgrade(db.engine)
     except DatabaseBusy as e:
         fail(str(e))
     except MigrationFailed as e:
@@ -131,7 +131,12 @@ def db_upgrade():
         if state == "newer":
             fail(newer_database(f" (revision {', '.join(revisions)})"))
         fail(f"the database could not be upgraded ({e}); nothing changed")
-    click.echo("database is up to date")
+    if before is None:
+        click.echo(f"created the database's tables (revision {after})")
+    elif before == after:
+        click.echo(f"the database was already up to date (revision {after})")
+    else:
+        click.echo(f"upgraded the database from revision {before} to {after}")
 
 
 @click.group("users")

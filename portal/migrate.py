@@ -39,9 +39,10 @@ def schema_state(engine: Engine) -> tuple[str, list[str]]:
     return ("newer", sorted(unknown)) if unknown else ("older", sorted(current))
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database behind `engine` up to `revision`."""
-    _migrate(engine, command.upgrade, revision)
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the database behind `engine` up to `revision`; its revisions before and after
+    (None before: the database had no tables)."""
+    return _migrate(engine, command.upgrade, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -59,7 +60,7 @@ class DatabaseBusy(MigrationFailed):
     started (the message says so)."""
 
 
-def _migrate(engine: Engine, step, revision: str) -> None:
+def _migrate(engine: Engine, step, revision: str) -> tuple[str | None, str | None]:
     cfg = alembic_config()
     applied = cfg.attributes["applied"] = []
     with engine.connect() as connection:
@@ -93,7 +94,9 @@ def _migrate(engine: Engine, step, revision: str) -> None:
                 if broken:
                     raise MigrationFailed(f"the upgrade left {len(broken)} broken references "
                                           "and was undone: the database is as it was before")
+            end = _current_revision(connection)
             connection.commit()
+            return start, end
         except BaseException:
             connection.rollback()
             raise

@@ -150,6 +150,28 @@ def _schema(engine) -> list:
         return conn.execute(text("SELECT type, name, sql FROM sqlite_master ORDER BY name")).all()
 
 
+def test_upgrading_says_what_it_did(settings, tmp_path):
+    # On an empty database it said "database is up to date" though it had just made every table.
+    from sqlalchemy import create_engine
+
+    from portal.migrate import upgrade
+    from tests.test_migrations import _head
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    runner = _runner_on(settings, url)
+    created = runner.invoke(args=["db", "upgrade"])
+    assert created.exit_code == 0, created.output
+    assert created.output == f"created the database's tables (revision {_head()})\n"
+    again = runner.invoke(args=["db", "upgrade"])
+    assert again.exit_code == 0, again.output
+    assert again.output == f"the database was already up to date (revision {_head()})\n"
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0020_subject_seed")
+    engine.dispose()
+    older = _runner_on(settings, f"sqlite:///{tmp_path / 'old.sqlite3'}").invoke(args=["db", "upgrade"])
+    assert older.exit_code == 0, older.output
+    assert older.output == f"upgraded the database from revision 0020_subject_seed to {_head()}\n"
+
+
 def test_upgrading_a_database_a_newer_portal_migrated_is_one_line_and_changes_nothing(settings, tmp_path):
     # Before, Alembic's "Can't locate revision" came out as a hundred-line traceback.
     from sqlalchemy import create_engine, text

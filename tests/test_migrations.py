@@ -294,7 +294,8 @@ def test_a_migration_that_fails_part_way_changes_nothing_and_can_be_run_again(se
         conn.execute(text("DROP INDEX ix_audit_event_at"))
     result = runner.invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert result.output == "database is up to date\n"
+    assert result.output == ("upgraded the database from revision 0013_requests_outlive_districts "
+                             f"to {_head()}\n")
     from portal.migrate import is_current
     assert is_current(engine)
     engine.dispose()
@@ -501,3 +502,10 @@ def test_a_re_keyed_persons_subject_seed_comes_and_goes_without_touching_the_res
             assert "AUTOINCREMENT" in conn.execute(
                 text("SELECT sql FROM sqlite_master WHERE name = 'person'")).scalar()
     upgrade(engine)
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from portal.migrate import alembic_config
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
