@@ -16,7 +16,7 @@ from portal.auth.passwords import (
     MAX_LENGTH, hash_password, needs_rehash, rehash_password, verify_password,
 )
 from portal.errors import PortalError
-from portal.models import Person
+from portal.models import Person, Role
 from portal.models.roster import canonical_username, typeable_username
 from portal.ratelimit import AddressLimiter, RateLimiter
 from portal.sessions import end_sessions_for
@@ -32,6 +32,8 @@ class AccountOnHold(PortalError):
     status = 403
     title = "This account is on hold"
     advice = "Ask your teacher or the school office: they can tell you what to do next."
+    staff_advice = ("A district administrator placed the hold: ask them, or the district office, "
+                    "what to do next.")
 
 
 class TooManyFailedLogins(PortalError):
@@ -93,8 +95,9 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
         limits.address.hit(address)
         raise InvalidCredentials()
     if person.held_at is not None:
-        # Said only to whoever knows the password: a stranger learns nothing of the hold.
-        raise AccountOnHold()
+        # Said only to whoever knows the password: a stranger learns nothing of the hold (nor
+        # of the account's role, which only chooses the words).
+        raise AccountOnHold(advice=None if person.role is Role.student else AccountOnHold.staff_advice)
 
     clear_with.append(lambda pipe: limits.account.clear_in(pipe, name))
     set_at = _password_set_at(person)

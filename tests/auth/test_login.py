@@ -35,11 +35,15 @@ def test_username_is_not_case_sensitive(client, auth, roster):
 def test_wrong_password_unknown_user_and_disabled_user_read_the_same(client, auth, roster):
     roster.person("ada.lovelace")
     roster.person("grace.hopper", enabled=False)
+    roster.person("alan.turing", role=Role.teacher, enabled=False)
     wrong = auth.login(password="not it at all")
     unknown = auth.login(username="nobody.here")
     disabled = auth.login(username="grace.hopper")  # the right password
-    assert wrong.status_code == unknown.status_code == disabled.status_code == 401
-    assert problem(wrong) == problem(unknown) == problem(disabled)
+    # Words for staff would tell whoever holds a turned-off account's password that it exists,
+    # is staff's, and that the password is right: a staff member reads what everyone reads.
+    staff = auth.login(username="alan.turing")
+    assert wrong.status_code == unknown.status_code == disabled.status_code == staff.status_code == 401
+    assert problem(wrong) == problem(unknown) == problem(disabled) == problem(staff)
     assert "don't match" in problem(wrong)
     assert client.get("/").status_code == 302  # nobody signed in
 
@@ -127,3 +131,33 @@ def test_sign_in_page_shows_young_students_the_badge_way(client):
     # No school here reads badges in the browser: the page says so and leads back.
     assert "classroom kiosk" in scanner.get_data(as_text=True)
     assert 'href="/login"' in scanner.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role, words", [
+    (Role.student, "Your teacher can tell you when they are ready."),
+    (Role.teacher, "The district's administrators decide which apps each school and class gets."),
+    (Role.district_admin, "The district's administrators decide which apps each school and class gets."),
+])
+def test_my_apps_with_none_speaks_to_the_person_who_reads_it(client, auth, roster, role, words):
+    # A teacher with no apps was told that her teacher would say when they are ready.
+    roster.person("ada.lovelace", role=role, schools=[roster.school()])
+    auth.login()
+    page = htmllib.unescape(client.get("/").get_data(as_text=True))
+    assert "No apps here yet." in page and words in page
+    assert ("Your teacher" in page) is (role is Role.student)
+
+
+@pytest.mark.parametrize("role, words", [
+    (Role.student, "Ask your teacher or the school office"),
+    (Role.teacher, "A district administrator placed the hold: ask them, or the district office"),
+])
+def test_a_held_account_is_told_who_to_ask_in_words_for_its_role(client, auth, roster, role, words):
+    from datetime import datetime, timezone
+    person = roster.person("ada.lovelace", role=role)
+    person.held_at = datetime.now(timezone.utc)
+    db.session.commit()
+    held = auth.login()
+    assert held.status_code == 403 and "This account is on hold" in problem(held) and words in problem(held)
+    assert ("teacher" in problem(held)) is (role is Role.student)
+    stranger = auth.login(password="not it at all")   # the role, like the hold, is not told
+    assert stranger.status_code == 401 and "hold" not in problem(stranger)
