@@ -177,7 +177,8 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
 
     Columns may come in any order and extra columns are ignored; a missing optional column
     reads as "". Header names are matched without regard to case. The line is where the row
-    starts. A value holding a control character (see _CONTROL_IN_CELL) is refused, naming it.
+    starts. A row whose every value is empty is skipped. A value holding a control character
+    (see _CONTROL_IN_CELL) is refused, naming it.
     """
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -207,17 +208,25 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
     for row in _readable(reader, filename, problems):
         line, end = end + 1, reader.line_num
         if len(row) < needed:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # a blank line
+            if _blank(row):
+                continue
             problems.add(f"{filename} line {line}: {len(row)} values, but the header "
                          f"line has {len(header)} columns")
             continue
         row.append("")
         values = list(map(strip, pick(row)))
+        if not any(values) and _blank(row):
+            continue
         if (controls_anywhere or end != line) and _has_control(filename, line, columns, values,
                                                                problems):
             continue
         yield line, values
+
+
+def _blank(row: list[str]) -> bool:
+    """A blank line, or a row whose every value is empty or whitespace: the ",,,," a spreadsheet
+    leaves below the last row it saved. It says nothing, so it is skipped wherever it is."""
+    return not any(map(str.strip, row))
 
 
 def _readable(reader, filename: str, problems: Problems) -> Iterator[list[str]]:

@@ -46,6 +46,49 @@ def test_missing_column_is_refused(db_session, bundles, roster_rows, imported):
     assert snapshot(db_session) == imported
 
 
+def _add_blank_rows(folder: Path, name: str, blanks: dict[int, str]) -> None:
+    """Put each blank row of `blanks` (before line: row) into the file, ending each with CRLF."""
+    path = folder / f"{name}.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for before in sorted(blanks, reverse=True):
+        lines.insert(before - 1, blanks[before] + "\r\n")
+    path.write_text("".join(lines), encoding="utf-8", newline="")
+
+
+def test_blank_rows_anywhere_are_skipped(db_session, bundles, roster_rows):
+    # Excel leaves ",,,," (or quoted empty values) below the last row; each such row was
+    # refused with about six problems.
+    folder = bundles.write(roster_rows)
+    width = len(HEADERS["users"])
+    _add_blank_rows(folder, "users", {3: "," * (width - 1), 6: " , ,\t", 99: ",".join(['""'] * width)})
+    _add_blank_rows(folder, "enrollments", {99: "," * (len(HEADERS["enrollments"]) + 3)})
+    _add_blank_rows(folder, "classes", {2: ",,"})
+
+    import_roster(db_session, folder)
+
+    from sqlalchemy import select
+
+    from portal.models import Enrollment, Person, Section
+    assert set(db_session.scalars(select(Person.sourced_id))) == {"u1", "u2", "u3", "u4", "u5", "u6", "u8"}
+    assert set(db_session.scalars(select(Enrollment.sourced_id))) == {"e1", "e2", "e3", "e4", "e5"}
+    assert set(db_session.scalars(select(Section.sourced_id))) == {"k1", "k2"}
+
+
+def test_lines_after_blank_rows_keep_their_numbers(db_session, bundles, roster_rows, imported):
+    # A row with values is still checked, and named by the file's own line number.
+    roster_rows["users"][3]["role"] = "principal"   # line 5 as written
+    folder = bundles.write(roster_rows)
+    _add_blank_rows(folder, "users", {2: ",,,,", 3: ",,,,"})     # now on line 7
+    _add_blank_rows(folder, "enrollments", {4: ",,sch,,"})         # some values: still checked
+
+    problems = refused(db_session, folder)
+
+    assert problems[0].startswith('users.csv line 7: role "principal" is not one of ')
+    assert problems[1:] == [f"enrollments.csv line 4: 5 values, but the header line has "
+                            f"{len(HEADERS['enrollments'])} columns"]
+    assert snapshot(db_session) == imported
+
+
 def test_bad_role_is_refused(db_session, bundles, roster_rows, imported):
     roster_rows["users"][3]["role"] = "principal"
 
