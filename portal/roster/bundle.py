@@ -193,6 +193,12 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
     for i, name in enumerate(header):
         position.setdefault(name.strip().lower(), i)
     missing = [c for c in required if c.lower() not in position]
+    separator = _other_separator(text, required) if missing else None
+    if separator:
+        problems.add(f"{filename} line 1: the columns are separated by {separator}, not commas "
+                     "(as Excel saves \"CSV\" in some languages); save the file as comma-separated "
+                     "CSV (UTF-8) and import again")
+        return
     if missing:
         names = ", ".join(f'"{c}"' for c in missing)
         problems.add(f"{filename} line 1: missing column{'s' if len(missing) > 1 else ''} {names}")
@@ -221,6 +227,22 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
                                                                problems):
             continue
         yield line, values
+
+
+_SEPARATORS = {";": "semicolons", "\t": "tabs"}
+
+
+def _other_separator(text: str, required: tuple[str, ...]) -> str | None:
+    """The name of the separator ("semicolons", "tabs") that splits the header line into every
+    required column, when the file is not separated by commas; else None."""
+    end = text.find("\n")
+    first = text[:end if end >= 0 else len(text)]
+    for separator, name in _SEPARATORS.items():
+        if separator in first:
+            names = {h.strip().lower() for h in next(csv.reader([first], delimiter=separator))}
+            if all(c.lower() in names for c in required):
+                return name
+    return None
 
 
 def _blank(row: list[str]) -> bool:

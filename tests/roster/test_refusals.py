@@ -1,6 +1,7 @@
 """A malformed bundle is refused whole: plain messages naming file and line, nothing written."""
 from __future__ import annotations
 
+import csv
 import os
 import tracemalloc
 import zipfile
@@ -39,6 +40,37 @@ def test_malformed_enrollment_names_file_and_line(db_session, bundles, roster_ro
 
 def test_missing_column_is_refused(db_session, bundles, roster_rows, imported):
     headers = {"users": [c for c in HEADERS["users"] if c != "username"]}
+
+    problems = refused(db_session, bundles.write(roster_rows, headers=headers))
+
+    assert problems == ['users.csv line 1: missing column "username"']
+    assert snapshot(db_session) == imported
+
+
+@pytest.mark.parametrize("separator, named", [(";", "semicolons"), ("\t", "tabs")])
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_file_separated_by_semicolons_says_so(db_session, bundles, roster_rows, imported,
+                                                separator, named, quoted):
+    # European Excel saves "CSV" with semicolons: every column was there, yet the import said
+    # 'users.csv line 1: missing columns "sourcedId", "enabledUser", ...'.
+    folder = bundles.write(roster_rows)
+    path = folder / "users.csv"
+    with open(path, "w", newline="", encoding="utf-8-sig") as f:
+        csv.writer(f, delimiter=separator, quoting=csv.QUOTE_ALL if quoted else csv.QUOTE_MINIMAL) \
+            .writerows([HEADERS["users"]] + [[row.get(c, "") for c in HEADERS["users"]]
+                                             for row in roster_rows["users"]])
+
+    problems = refused(db_session, folder)
+
+    assert problems == [f"users.csv line 1: the columns are separated by {named}, not commas (as "
+                        'Excel saves "CSV" in some languages); save the file as comma-separated '
+                        "CSV (UTF-8) and import again"]
+    assert snapshot(db_session) == imported
+
+
+def test_a_header_with_semicolons_but_not_the_columns_is_a_missing_column(db_session, bundles,
+                                                                          roster_rows, imported):
+    headers = {"users": [c if c != "username" else "user;name" for c in HEADERS["users"]]}
 
     problems = refused(db_session, bundles.write(roster_rows, headers=headers))
 
