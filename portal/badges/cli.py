@@ -134,16 +134,25 @@ def badges_unlock(username, reset):
               help="the PDF to write (readable by you only)")
 @click.option("--paper", type=click.Choice(["letter", "a4"]), default="letter", show_default=True,
               help="the paper size; the labels are Avery 22806 (2 inch squares, 12 a page)")
+@click.option("--replace-all", is_flag=True,
+              help="a new card for every badge student of the class: the cards they have for "
+                   "its school stop working at once, wherever they were printed")
 @with_appcontext
-def badges_sheet(section_id, out, paper):
-    """Print NEW badges for SECTION_ID's students who use badges, as a PDF of labels.
+def badges_sheet(section_id, out, paper, replace_all):
+    """Print badges for SECTION_ID's students who use badges and have no card that works at
+    its school, as a PDF of labels (as the class page's Print badges does).
 
-    This reissues their badges: the cards they have now for the section's school stop working
-    at once (a card another school gave them keeps working there).
+    A card printed for another class of theirs (homeroom, art) keeps working and is not
+    printed again; when every student has one, nothing is written. --replace-all reissues
+    every student's card: the ones they have for the section's school stop working at once
+    (a card another school gave them keeps working there).
+
     The PDF holds live badges: print it, then delete it.
     """
     from portal.badges.services import finish_issuing
-    from portal.badges.sheets import blank_names_message, print_section_badges, write_private_file
+    from portal.badges.sheets import (
+        NothingToPrint, blank_names_message, print_section_badges, write_private_file,
+    )
     from portal.db import db
     section = _section(section_id)
     settings = current_app.config["SETTINGS"]
@@ -152,9 +161,8 @@ def badges_sheet(section_id, out, paper):
 
     def make() -> bytes:
         # Not committed yet: the old cards keep working until the new sheet is safely written.
-        # Every badge student's card, as the command always did (the class page's Print
-        # badges makes only the missing ones; its Replace every card does this).
-        made.append(print_section_badges(db.session, client, section, paper=paper, replace=True,
+        made.append(print_section_badges(db.session, client, section, paper=paper,
+                                         replace=replace_all,
                                          default_expires=settings.badge_expires,
                                          zone=settings.zone, commit=False))
         return made[0].pdf
@@ -164,6 +172,10 @@ def badges_sheet(section_id, out, paper):
         client.ping()
         write_private_file(out, make)
         db.session.commit()
+    except NothingToPrint:
+        _fail(f"every student of {section.title} who uses a badge has a card that works at "
+              f"{section.school.name}: nothing was printed, and nothing was written to {out} "
+              "(--replace-all makes new cards for all of them and stops the ones they have)")
     except PortalError as e:
         _fail(f"{e.title}: {e.advice}" if e.advice else e.title)
     except OSError as e:
@@ -178,9 +190,16 @@ def badges_sheet(section_id, out, paper):
     except redis.RedisError:
         click.echo("warning: Redis went away: a session begun with an old card may last until "
                    "its idle time-out", err=True)
-    click.echo(f"wrote {plural(sheet.badges, 'new badge', 'new badges')} "
-               f"({plural(sheet.pages, 'page', 'pages')}, {paper}) for "
-               f"{section.title} at {section.school.name} to {out}; their old badges no longer work")
+    wrote = (f"wrote {plural(sheet.badges, 'new badge', 'new badges')} "
+             f"({plural(sheet.pages, 'page', 'pages')}, {paper}) for "
+             f"{section.title} at {section.school.name} to {out}")
+    if replace_all:
+        click.echo(f"{wrote}, a new card for every student who uses a badge: "
+                   f"{plural(sheet.stopped, 'working card', 'working cards')} stopped working")
+    else:
+        click.echo(f"{wrote}, for the students who had no card that works there; "
+                   f"{plural(sheet.kept, 'student', 'students')} already had one"
+                   + (" (it keeps working)" if sheet.kept else ""))
     if sheet.incomplete:
         click.echo(f"note: {blank_names_message(sheet)} Or install Debian's fonts-noto-core and "
                    "fonts-wqy-zenhei and print again.", err=True)

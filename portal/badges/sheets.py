@@ -159,6 +159,8 @@ class Sheet:
     # The labels (0: the first) whose name has a letter no installed font has: the label has
     # a blank line for it, to be written on by hand.
     incomplete: tuple[int, ...] = ()
+    kept: int = 0       # the class's badge students left off the sheet: their card works and still does
+    stopped: int = 0    # working cards the sheet's new ones replaced: they stopped working
 
     @property
     def incomplete_names(self) -> int:
@@ -515,8 +517,10 @@ def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
     except BaseException:
         db.rollback()
         raise
+    # Those left off have a working card; every other working card was one of the sheet's.
+    kept = plan.badge_students - len(plan.students)
     sheet = Sheet(pdf, len(issued), -(-len(issued) // AVERY_22806.per_page), tuple(issued),
-                  incomplete)
+                  incomplete, kept=kept, stopped=len(plan.working_ids) - kept)
     if commit:
         db.commit()
         finish_issuing(client, issued)

@@ -100,9 +100,12 @@ def test_sheet_command_reissues_and_every_label_signs_its_student_in(
         runner, redis_client, world, kiosk, tmp_path, paper):
     old = issue(redis_client, world.student)
     out = tmp_path / "room4.pdf"
-    result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(out), "--paper", paper])
+    result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(out), "--paper", paper,
+                                 "--replace-all"])
     assert result.exit_code == 0, result.output
-    assert "3 new badges" in result.output and "old badges no longer work" in result.output
+    assert result.output == (f"wrote 3 new badges (1 page, {paper}) for Room 4 at Maple Elementary "
+                             f"to {out}, a new card for every student who uses a badge: 1 working "
+                             "card stopped working\n")
     assert stat.S_IMODE(out.stat().st_mode) == 0o600  # it holds live badges
     assert not list(tmp_path.glob(".*.part"))
 
@@ -181,10 +184,12 @@ def test_names_in_other_scripts_print_with_the_fonts_make_installs(tmp_path):
     assert [text.splitlines()[-1] for _, text in labels] == ["Maple Elementary"] * len(names)
 
 
-def test_sheet_command_help_says_it_reissues(runner):
+def test_sheet_command_help_says_what_it_prints_and_what_replaces(runner):
     result = runner.invoke(args=["badges", "sheet", "--help"])
     assert result.exit_code == 0
-    assert "reissues" in result.output and "stop working" in result.output
+    text = " ".join(result.output.split())
+    assert "have no card that works at its school" in text and "keeps working" in text
+    assert "--replace-all reissues every student's card" in text and "stop working" in text
 
 
 def test_label_grid_prints_on_letter_and_a4():
@@ -525,6 +530,53 @@ def test_another_classs_sheet_leaves_a_students_working_card_alone(app, redis_cl
     assert script.status_code == 409 and "nothing to print" in script.json["error"]
     assert [kiosk.scan(token).status_code for token in homeroom + codes] == [200] * 4
     assert len(db.session.scalars(select(Event).where(Event.kind == "badge_sheet_printed")).all()) == 2
+
+
+def test_sheet_command_prints_only_the_missing_cards_unless_told_to_replace_all(
+        runner, redis_client, roster, world, kiosk, tmp_path):
+    # Found by review: the command replaced every card of the class, so Art's sheet voided the
+    # card Ada got with the homeroom sheet minutes before. Now it does what Print badges does.
+    art = _art_class(world, roster)
+    room4 = tmp_path / "room4.pdf"
+    first = runner.invoke(args=["badges", "sheet", "room4", "--out", str(room4)])
+    assert first.exit_code == 0, first.output
+    assert first.output == (f"wrote 3 new badges (1 page, letter) for Room 4 at Maple Elementary to "
+                            f"{room4}, for the students who had no card that works there; 0 students "
+                            "already had one\n")
+    homeroom = _check_room4_sheet(room4, world)
+
+    out = tmp_path / "art.pdf"
+    result = runner.invoke(args=["badges", "sheet", art.sourced_id, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output == (f"wrote 1 new badge (1 page, letter) for Art at Maple Elementary to "
+                             f"{out}, for the students who had no card that works there; 1 student "
+                             "already had one (it keeps working)\n")
+    [(codes, text)] = read_sheet(out)          # Grace alone: Ada's card from Room 4 works
+    assert text == "Grace H.\nMaple Elementary"
+    assert [kiosk.scan(token).status_code for token in homeroom + codes] == [200] * 4
+
+    # Nothing missing: said plainly, no file (an old one is left as it was), nothing changes.
+    out.write_bytes(b"the sheet printed a minute ago")
+    again = runner.invoke(args=["badges", "sheet", art.sourced_id, "--out", str(out)])
+    assert again.exit_code == 1
+    assert again.output == ("Error: every student of Art who uses a badge has a card that works at "
+                            f"Maple Elementary: nothing was printed, and nothing was written to {out} "
+                            "(--replace-all makes new cards for all of them and stops the ones "
+                            "they have)\n")
+    assert out.read_bytes() == b"the sheet printed a minute ago"
+    assert not list(tmp_path.glob(".*.part"))
+    assert [kiosk.scan(token).status_code for token in homeroom + codes] == [200] * 4
+
+    replaced = runner.invoke(args=["badges", "sheet", art.sourced_id, "--out", str(out),
+                                   "--replace-all"])
+    assert replaced.exit_code == 0, replaced.output
+    assert replaced.output == (f"wrote 2 new badges (1 page, letter) for Art at Maple Elementary to "
+                               f"{out}, a new card for every student who uses a badge: 2 working "
+                               "cards stopped working\n")
+    ada = homeroom[[who for _, who in ROOM4].index("ada")]
+    assert kiosk.scan(ada).status_code == 403 and kiosk.scan(codes[0]).status_code == 403
+    assert [kiosk.scan(token).status_code for token, (_, who) in zip(homeroom, ROOM4)
+            if who != "ada"] == [200, 200]
 
 
 def _shown_cards(client, section) -> str:
