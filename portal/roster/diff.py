@@ -343,6 +343,7 @@ def _plan_people(bundle: Bundle, state: State, plan: Plan, problems: Problems,
             plan.people.compare(existing, sid, PERSON_COLUMNS,
                                 (existing[1], theirs[0] if theirs else None, *existing[3:]))
     plan.people.deletes = [state.people[sid][0] for sid in removed]
+    plan.summary.people_removed = sorted(state.people[sid][3] for sid in removed)
     plan.summary["people"].updated = changed_memberships  # plus the row updates, below
     return Known((state.people.keys() - removed) | active.keys(), removed), skipped
 

@@ -25,6 +25,8 @@ class ImportSummary:
     # does not name: such a class is not theirs, nor they its (portal.badges.permissions)
     teachers_elsewhere: list[str] = field(default_factory=list)
     students_elsewhere: list[str] = field(default_factory=list)
+    # Usernames (sorted) of the people the import removes, so whoever runs it can check them
+    people_removed: list[str] = field(default_factory=list)
 
     def __getitem__(self, kind: str) -> Counts:
         return self.counts[kind]
@@ -46,6 +48,9 @@ class ImportSummary:
                        "same username and role, so kept (with their hold, opt-outs, badges and records)")
         if not self.changed:
             out.append("nothing changed: the database already matched the roster")
+        if self.people_removed:
+            out.append(f"removed: {plural(len(self.people_removed), 'person', 'people')} "
+                       f"({some_names(self.people_removed)}): they can no longer sign in")
         if self.teachers_elsewhere:
             out.append(f"note: {_some(self.teachers_elsewhere, 'teacher', 'teaches')} classes at a "
                        "school their users.csv row does not name (orgSourcedIds): they cannot see or "

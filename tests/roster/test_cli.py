@@ -23,6 +23,21 @@ def test_cli_import_prints_the_summary(runner, bundles, roster_rows, db_session)
     assert "nothing changed" in again.output
 
 
+def test_the_summary_names_who_the_import_removed(runner, bundles, roster_rows, db_session):
+    # Found by a walk-through: "people ... removed 1" did not say who, so an admin could not
+    # check that the right person left.
+    runner.invoke(args=["roster", "import", str(bundles.write(roster_rows))])
+    roster_rows["users"] = [u for u in roster_rows["users"] if u["sourcedId"] not in ("u1", "u3")]
+    roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] not in ("u1", "u3")]
+
+    result = runner.invoke(args=["roster", "import", str(bundles.write(roster_rows))])
+
+    assert result.exit_code == 0, result.output
+    assert "removed: 2 people (ada.lovelace, maria.rivera): they can no longer sign in" in result.output
+    again = runner.invoke(args=["roster", "import", str(bundles.write(roster_rows))])
+    assert "removed:" not in again.output
+
+
 def test_cli_refuses_bad_bundle_with_reasons(runner, bundles, roster_rows, db_session):
     roster_rows["users"][0]["role"] = "wizard"
     roster_rows["users"][1]["username"] = ""
