@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask_login import current_user
 
 from portal.addresses import portal_address
@@ -101,7 +101,11 @@ def password(person_id: int):
         new = reset_student_password(db.session, flow.redis_client(), LoginLimits.for_app(),
                                      current_user, student, typed or None)
     except WeakPassword as e:
-        raise PasswordRefused(advice=f"{e} Type a longer one, or leave it empty for one made for you.") from None
+        refused = PasswordRefused(advice=f"{e} Type a longer one, or leave it empty for one made for you.")
+        came_from = back()     # the class page the form was on: its link goes back there
+        refused.back = (came_from, "Back to my classes" if came_from == url_for("teacher.classes")
+                        else "Back to the class")
+        raise refused from None
     response = render_template("teacher/password.html", student=student, password=new, back=back())
     # The portal's usual Referrer-Policy (same-origin), not no-referrer: over HTTPS a form posted
     # without a Referer is refused (Flask-WTF), and the header's Sign out is a form. The password

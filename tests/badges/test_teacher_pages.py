@@ -560,9 +560,12 @@ def test_a_teacher_gives_a_student_a_new_password_that_signs_in_once_shown(app, 
 def test_a_typed_password_is_used_and_a_short_one_refused(app, world):
     teacher = _signed_in(app, world.teacher)
     path = f"/teacher/students/{world.classmate.id}/password"
-    refused = _form_post(teacher, path, password="short")
+    page = f"/teacher/sections/{world.section.id}"
+    refused = _form_post(teacher, path, password="short", back=page)
     assert refused.status_code == 400
     assert "at least 8 characters" in _text(refused) and "Traceback" not in _text(refused)
+    # Its link goes back to the class page the teacher was on, not to "my apps" (found by review).
+    assert f'href="{page}"' in refused.get_data(as_text=True) and "Back to the class" in _text(refused)
     login(new_client(app), world.classmate.username)  # unchanged
     assert _new_password(_form_post(teacher, path, password="  purple-whale-77  ")) == "purple-whale-77"
     login(new_client(app), world.classmate.username, "purple-whale-77")
