@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -33,6 +34,19 @@ def assert_plain_refusal(page, status=400):
     assert "Traceback" not in html and "SAMLResponse" not in html
     assert 'role="alert"' in html
     return html
+
+
+def assert_refused_with_request_denied(page):
+    """The page for a student who may not open the app: its button takes the app a signed
+    RequestDenied, with no assertion (test_saml_not_granted.py has the rest)."""
+    html = page.get_data(as_text=True)
+    assert page.status_code == 403, html[:400]
+    assert "Traceback" not in html and 'role="alert"' in html
+    response = re.search(r'name="SAMLResponse" value="([^"]+)"', html).group(1)
+    root = etree.fromstring(base64.b64decode(response))
+    assert [e.get("Value") for e in root.iter(f"{{{c.SAMLP}}}StatusCode")] == [
+        c.STATUS_RESPONDER, c.STATUS_REQUEST_DENIED]
+    assert root.find(f"{{{c.SAML}}}Assertion") is None
 
 
 def post(client, xml: str | bytes):
@@ -146,7 +160,7 @@ def test_student_without_a_grant_cannot_launch(client, auth, app, roster):
     assert launch.status_code == unknown.status_code == 404
     assert page_without_csrf(launch) == page_without_csrf(unknown)
     sp_initiated = client.get("/saml/sso?" + redirect_query(request_xml()))
-    assert_plain_refusal(sp_initiated, status=403)
+    assert_refused_with_request_denied(sp_initiated)
     assert db.session.scalar(select(func.count(Event.id)).where(Event.kind == "launch")) == 0
 
 
@@ -161,7 +175,7 @@ def test_grant_checked_again_after_sign_in(client, auth, app, roster):
     register_and_grant(db.session, school=other_school)
     assert client.get("/saml/sso?" + redirect_query(request_xml())).status_code == 303
     auth.login()
-    assert_plain_refusal(client.get("/saml/resume"), status=403)
+    assert_refused_with_request_denied(client.get("/saml/resume"))
 
 
 def test_hand_off_page_allows_only_its_own_script(client, signed_in):

@@ -148,6 +148,22 @@ def answer_status(acs_url: str, request_id: str, relay_state: str, app_name: str
     return post_to_app(acs_url, xml, relay_state, app_name)
 
 
+def not_granted(app: App, acs_url: str, request_id: str, relay_state: str):
+    """The app asked to sign in a student who may not open it (not granted, or the family opted
+    out): the student reads why, in words for a child, and a button takes them back to the app
+    with a signed Response saying RequestDenied (SAML core 3.4.1.4: the app must get a Response).
+    It names no one: nothing about a student goes to an app they may not open."""
+    log.info("SAML request from %s for someone who may not open it: answered RequestDenied",
+             app.client_id)
+    xml = issue_status_response(current_idp(), acs_url=acs_url, in_response_to=request_id,
+                                sub_status=c.STATUS_REQUEST_DENIED)
+    page = render_template("sso/saml_not_granted.html", title=AppNotGranted.title,
+                           advice=AppNotGranted.advice, status=AppNotGranted.status,
+                           acs_url=acs_url, app_name=app.name, relay_state=relay_state,
+                           saml_message=base64.b64encode(xml).decode())
+    return make_response(page, AppNotGranted.status)
+
+
 def _park_pending(accepted: AcceptedRequest, app: App):
     """Keep the request until the student has signed in, and send the browser to /saml/resume.
 
@@ -192,7 +208,7 @@ def continue_sp_initiated(accepted: AcceptedRequest, app: App):
                 # Passive: the app keeps the screen (SAML core 3.4.1.1); it hears the refusal.
                 return answer_status(accepted.acs_url, request.id, accepted.relay_state, app.name,
                                      c.STATUS_REQUEST_DENIED)
-            raise AppNotGranted(f"{app.slug} is not granted to this person")
+            return not_granted(app, accepted.acs_url, request.id, accepted.relay_state)
         if not authn_context.is_met(request.requested_context, _authentication().method):
             # Signing in again (ForceAuthn too) is the same way again, so it could not help.
             return answer_status(accepted.acs_url, request.id, accepted.relay_state, app.name,
@@ -242,7 +258,8 @@ def resume_sp_initiated():
             return _forget_pending(answer_status(pending["acs_url"], pending["request_id"],
                                                  pending["relay_state"], app.name,
                                                  c.STATUS_REQUEST_DENIED))
-        raise AppNotGranted(f"{app.slug} is not granted to this person")
+        return _forget_pending(not_granted(app, pending["acs_url"], pending["request_id"],
+                                           pending["relay_state"]))
     requested = authn_context.RequestedContext.from_json(pending.get("requested_context"))
     if not authn_context.is_met(requested, _authentication().method):
         return _forget_pending(answer_status(pending["acs_url"], pending["request_id"],
