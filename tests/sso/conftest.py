@@ -66,9 +66,11 @@ class PeerSP:
     def __init__(self, idp_metadata: str, keys=None, *, sign_requests: bool = False,
                  entity_id: str = SP_ENTITY_ID, acs: str = SP_ACS, slo: str | None = None,
                  sign_algorithm: str = OneLogin_Saml2_Constants.RSA_SHA256,
-                 digest_algorithm: str = OneLogin_Saml2_Constants.SHA256):
+                 digest_algorithm: str = OneLogin_Saml2_Constants.SHA256,
+                 slo_binding: str = OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT):
         """`sign_algorithm`, `digest_algorithm`: what the SP signs its own messages with (many
-        SPs still sign with SHA-1: pysaml2's default is RSA-SHA1)."""
+        SPs still sign with SHA-1: pysaml2's default is RSA-SHA1). `slo_binding`: how its logout
+        address takes messages (HTTP-POST only, as Spring Security's default)."""
         self.keys = keys
         self.entity_id, self.acs, self.slo = entity_id, acs, slo
         idp = OneLogin_Saml2_IdPMetadataParser.parse(idp_metadata)
@@ -93,9 +95,8 @@ class PeerSP:
         if keys is not None:
             settings["sp"]["x509cert"] = cert_body(keys.cert_pem)
             settings["sp"]["privateKey"] = keys.key_pem.decode()
-        if slo is not None:   # Single Logout over HTTP-Redirect, its messages signed
-            settings["sp"]["singleLogoutService"] = {
-                "url": slo, "binding": OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT}
+        if slo is not None:   # Single Logout, its messages signed
+            settings["sp"]["singleLogoutService"] = {"url": slo, "binding": slo_binding}
             settings["security"].update(logoutRequestSigned=keys is not None,
                                         logoutResponseSigned=keys is not None)
         security = settings["security"]
@@ -103,6 +104,10 @@ class PeerSP:
         settings["security"].update(security)  # the IdP's metadata does not decide the SP's policy
         self.settings = OneLogin_Saml2_Settings(settings, sp_validation_only=False)
         self.idp = idp["idp"]
+        # python3-saml checks a posted logout message's fields, not its enveloped signature (it
+        # looks for one in the address): receive_logout_post checks that itself, then this.
+        settings = dict(settings, security=dict(settings["security"], wantMessagesSigned=False))
+        self._post_settings = OneLogin_Saml2_Settings(settings, sp_validation_only=False)
 
     def _sign(self, xml) -> bytes | str:
         """An enveloped signature, with the algorithms the SP is set to sign with."""
@@ -171,6 +176,39 @@ class PeerSP:
         auth = OneLogin_Saml2_Auth(data, self.settings)
         answer = auth.process_slo(keep_local_session=True, request_id=request_id)
         return auth, answer
+
+    def receive_logout_post(self, form: "PostedForm", request_id: str | None = None) -> tuple[dict, dict | None]:
+        """Receive a logout message posted to the SLO address (the HTTP-POST binding), as the app
+        would: its enveloped signature must verify with the portal's certificate. For a
+        LogoutRequest, returns what it names (NameID, SessionIndex, ID) and the fields of the
+        app's signed answer, to post back; for the answer to ours (`request_id`), its fields."""
+        from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+        from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
+        assert form.action == self.slo, form.action
+        xml = base64.b64decode(form.fields.get("SAMLRequest") or form.fields["SAMLResponse"])
+        tag = "LogoutRequest" if "SAMLRequest" in form.fields else "LogoutResponse"
+        assert OneLogin_Saml2_Utils.validate_sign(xml, self.idp["x509cert"], raise_exceptions=True,
+                                                  xpath=f"/samlp:{tag}/ds:Signature")
+        slo = urlsplit(self.slo)
+        data = {"https": "on" if slo.scheme == "https" else "off", "http_host": slo.netloc,
+                "script_name": slo.path, "get_data": {}, "post_data": dict(form.fields)}
+        if "SAMLResponse" in form.fields:
+            answer = OneLogin_Saml2_Logout_Response(self._post_settings, form.fields["SAMLResponse"])
+            assert answer.is_valid(data, request_id, raise_exceptions=True)
+            return {"status": answer.get_status()}, None
+        request = OneLogin_Saml2_Logout_Request(self._post_settings, form.fields["SAMLRequest"])
+        assert request.is_valid(data, raise_exceptions=True)
+        asked = {"id": OneLogin_Saml2_Logout_Request.get_id(xml),
+                 "name_id": OneLogin_Saml2_Logout_Request.get_nameid(xml),
+                 "session_indexes": OneLogin_Saml2_Logout_Request.get_session_indexes(xml)}
+        builder = OneLogin_Saml2_Logout_Response(self.settings)
+        builder.build(asked["id"])
+        signed = self._sign(builder.get_xml())
+        signed = signed if isinstance(signed, bytes) else signed.encode()
+        fields = {"SAMLResponse": base64.b64encode(signed).decode()}
+        if "RelayState" in form.fields:
+            fields["RelayState"] = form.fields["RelayState"]
+        return asked, fields
 
     def consume(self, saml_response: str, request_id: str | None = None) -> OneLogin_Saml2_Auth:
         """Receive a SAMLResponse at the ACS as the app would; the result says if it was accepted."""

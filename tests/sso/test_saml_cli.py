@@ -6,6 +6,7 @@ import os
 from sqlalchemy import select
 
 from portal.models import App, AppKind
+from portal.sso.saml import constants as c
 from tests.sso.conftest import SP_ACS, SP_ENTITY_ID, PeerSP
 
 
@@ -35,7 +36,7 @@ def test_add_saml_with_arguments(runner, app, tmp_path, saml_sp_keys):
         "nameid": "username",
         "attributes": {"given_name": "urn:oid:2.5.4.42"}, "relay_state": "https://sp.test/home",
         "require_signed_requests": True, "sp_cert": saml_sp_keys.cert_pem.decode(),
-        "slo_url": "", "slo_response_url": "",
+        "slo_url": "", "slo_response_url": "", "slo_binding": c.BINDING_REDIRECT,
     }
     # The NameID source is released with it; otherwise the least-data default.
     assert registered.released_fields == ["given_name", "family_name_initial", "username"]

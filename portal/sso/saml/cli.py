@@ -7,6 +7,7 @@ import click
 from flask.cli import with_appcontext
 
 from portal.cli import _admin_call, apps_cli, fail
+from portal.sso.saml import constants as c
 from portal.sso.saml.sp import NAMEID_SOURCES
 
 
@@ -46,11 +47,14 @@ def _read(path: str, what: str) -> bytes:
               help="the app's signing certificate (PEM) to verify its requests")
 @click.option("--icon", default="", help="a square PNG, JPEG, GIF, WebP or SVG file (at most 64 KB)")
 @click.option("--slo-url", default="",
-              help="the app's Single Logout address (HTTP-Redirect): it hears when a student signs "
-                   "out here, and may sign the student out here (from the metadata if not given)")
+              help="the app's Single Logout address: it hears when a student signs out here, and "
+                   "may sign the student out here (from the metadata if not given)")
+@click.option("--slo-binding", type=click.Choice(["redirect", "post"]), default=None,
+              help="how the --slo-url address takes sign-outs: HTTP-Redirect (the default) or "
+                   "HTTP-POST (Spring Security's default)")
 @with_appcontext
 def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, relay_state,
-                  require_signed_requests, sp_cert_file, icon, slo_url):
+                  require_signed_requests, sp_cert_file, icon, slo_url, slo_binding):
     """Add an app that signs students in over SAML 2.0."""
     from portal.db import db
     from portal.sso.saml.registry import parse_attribute_map, register_sp
@@ -61,7 +65,7 @@ def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, 
     app = _admin_call(register_sp, db.session, name, entity_id=entity_id, acs_urls=acs_urls,
                       metadata=metadata, nameid=nameid, attributes=mapping, relay_state=relay_state,
                       require_signed_requests=require_signed_requests, sp_cert=sp_cert, icon=icon,
-                      slo_url=slo_url)
+                      slo_url=slo_url, slo_binding=slo_binding or "")
     settings = app.settings
     click.echo(f"added {app.name} ({app.slug}): entity ID {app.client_id}")
     click.echo(f"ACS URLs: {', '.join(settings['acs_urls'])}")
@@ -74,6 +78,7 @@ def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, 
     click.echo(f"NameID: {settings['nameid']}; signed requests: {signing}")
     if settings["slo_url"]:
         logout = "" if settings["sp_cert"] else " (its own sign-out requests need its certificate)"
-        click.echo(f"hears of sign-outs at {settings['slo_url']}{logout}")
+        by = "HTTP-POST" if settings["slo_binding"] == c.BINDING_POST else "HTTP-Redirect"
+        click.echo(f"hears of sign-outs at {settings['slo_url']} by {by}{logout}")
     click.echo(f"receives: subject, {', '.join(app.released_fields) or 'nothing else'}")
     click.echo(f"grant it with `portal apps grant {app.slug} ...`")

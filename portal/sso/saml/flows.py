@@ -99,11 +99,14 @@ def _authentication(requested: authn_context.RequestedContext | None = None) -> 
                           claimed=authn_context.answered_class(requested, method))
 
 
-def post_to_app(acs_url: str, saml_response: bytes, relay_state: str, app_name: str):
-    """Render the page that carries a Response to the app: a form that submits itself."""
+def post_to_app(acs_url: str, saml_response: bytes, relay_state: str, app_name: str, *,
+                param: str = "SAMLResponse", purpose: str = "open"):
+    """Render the page that carries a message to the app: a form that submits itself (HTTP-POST
+    binding). `param`: SAMLResponse, or SAMLRequest for a logout request; `purpose`: what the
+    page says it is doing ("open" the app, or "sign-out" of it)."""
     page = render_template("sso/saml_post.html", acs_url=acs_url, app_name=app_name,
-                           saml_response=base64.b64encode(saml_response).decode(),
-                           relay_state=relay_state, auto_submit_js=AUTO_SUBMIT_JS)
+                           param=param, saml_message=base64.b64encode(saml_response).decode(),
+                           relay_state=relay_state, auto_submit_js=AUTO_SUBMIT_JS, purpose=purpose)
     response = make_response(page)
     response.headers["Content-Security-Policy"] = (
         f"default-src 'self'; script-src 'sha256-{_AUTO_SUBMIT_HASH}'; img-src 'self' data:; "

@@ -1,8 +1,9 @@
 """SAML Single Logout (profiles 4.4), front channel: build, read and check LogoutRequest and
 LogoutResponse messages. Pure functions, no Flask (slo.py does the flows).
 
-We send over HTTP-Redirect only, signed in the address (bindings 3.4.4.1): every SP library that
-does Single Logout takes it. We read both bindings. A LogoutRequest from an app must be signed,
+We send over HTTP-Redirect, signed in the address (bindings 3.4.4.1), to an app whose logout
+address takes it, and over HTTP-POST with an enveloped signature (3.5.4) to an app whose address
+takes only that (Spring Security's default). We read both bindings. A LogoutRequest from an app must be signed,
 as the profile requires (4.4.4.1): an unsigned one could sign a student out from another site.
 
 Logout messages, and only they, may be signed with SHA-1 (RSA-SHA1, or a SHA-1 digest), still the
@@ -163,6 +164,18 @@ def redirect_url(idp: IdentityProvider, location: str, param: str, xml: bytes,
     signature = idp.keys.key.sign(signed.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
     query = signed + "&" + urlencode([("Signature", base64.b64encode(signature).decode())])
     return location + ("&" if urlsplit(location).query else "?") + query
+
+
+def signed_for_post(idp: IdentityProvider, xml: bytes) -> bytes:
+    """`xml` (a message built above) with an enveloped signature after its Issuer, as the
+    HTTP-POST binding carries it (bindings 3.5.4), made as our Responses' are."""
+    from portal.sso.saml.responses import _placeholder, _sign
+    root = etree.fromstring(xml)
+    issuer = root.find(_q(c.SAML, "Issuer"))
+    _placeholder(root)
+    root.insert(root.index(issuer) + 1, root[-1])   # the schema puts it right after the Issuer
+    _sign(root, idp)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 # --- what we read -------------------------------------------------------------------------------

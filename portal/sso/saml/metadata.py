@@ -58,8 +58,9 @@ class SpMetadata:
     acs_index: dict[int, str]  # the app's own index of each, as requests name them
     cert_pem: str | None
     authn_requests_signed: bool
-    slo_url: str = ""            # the HTTP-Redirect SingleLogoutService, if the app has one
+    slo_url: str = ""            # the app's SingleLogoutService, if it has one we can use
     slo_response_url: str = ""
+    slo_binding: str = c.BINDING_REDIRECT
 
 
 def pem_from_base64(b64: str) -> str:
@@ -96,6 +97,21 @@ def _assertion_consumer_services(sp: etree._Element) -> tuple[tuple[str, ...], d
     return acs_urls, {index: url for index, url, _ in posts}
 
 
+def _single_logout_service(sp: etree._Element) -> tuple[str, str, str]:
+    """The app's SingleLogoutService: (Location, ResponseLocation, binding), HTTP-Redirect when
+    the app offers it, else HTTP-POST (Spring Security's default publishes only that); ("", "",
+    Redirect) when it has neither (SOAP, Artifact: we do not send by those)."""
+    found: dict[str, tuple[str, str]] = {}
+    for slo in sp.findall(_q(c.MD, "SingleLogoutService")):
+        binding, location = slo.get("Binding"), (slo.get("Location") or "").strip()
+        if binding in (c.BINDING_REDIRECT, c.BINDING_POST) and location and binding not in found:
+            found[binding] = (location, (slo.get("ResponseLocation") or "").strip())
+    for binding in (c.BINDING_REDIRECT, c.BINDING_POST):
+        if binding in found:
+            return found[binding] + (binding,)
+    return "", "", c.BINDING_REDIRECT
+
+
 def read_sp_metadata(data: bytes) -> SpMetadata:
     """Read an SP's metadata: entityID, HTTP-POST ACS locations, signing certificate, AuthnRequestsSigned."""
     try:
@@ -126,12 +142,6 @@ def read_sp_metadata(data: bytes) -> SpMetadata:
                 cert_pem = pem_from_base64(text_of(cert))
                 break
     signed = sp.get("AuthnRequestsSigned") in ("true", "1")
-    slo_url = slo_response_url = ""
-    for slo in sp.findall(_q(c.MD, "SingleLogoutService")):
-        # We send logout requests by HTTP-Redirect only (every SP library that does logout takes
-        # it); an app whose logout takes only other bindings is not told.
-        if slo.get("Binding") == c.BINDING_REDIRECT and (slo.get("Location") or "").strip():
-            slo_url = slo.get("Location").strip()
-            slo_response_url = (slo.get("ResponseLocation") or "").strip()
-            break
-    return SpMetadata(entity_id, acs_urls, acs_index, cert_pem, signed, slo_url, slo_response_url)
+    slo_url, slo_response_url, slo_binding = _single_logout_service(sp)
+    return SpMetadata(entity_id, acs_urls, acs_index, cert_pem, signed, slo_url, slo_response_url,
+                      slo_binding)

@@ -11,6 +11,7 @@ from portal.access import FIELDS
 from portal.admin.services import AdminError, check_url, checked_app_name, checked_icon, find_app, slugify
 from portal.models import App, AppKind
 from portal.models.apps import DEFAULT_RELEASE
+from portal.sso.saml import constants as c
 from portal.sso.saml.metadata import BadMetadata, read_sp_metadata
 from portal.sso.saml.sp import NAMEID_SOURCES, ServiceProvider
 
@@ -44,7 +45,7 @@ def build_sp(entity_id: str, acs_urls, *, acs_index: dict[int, str] | None = Non
              nameid: str = "subject", attributes: dict | None = None,
              relay_state: str = "", require_signed_requests: bool = False,
              sp_cert: str | bytes | None = None, slo_url: str = "",
-             slo_response_url: str = "") -> ServiceProvider:
+             slo_response_url: str = "", slo_binding: str = c.BINDING_REDIRECT) -> ServiceProvider:
     """Check every setting and return the ServiceProvider they describe.
 
     `acs_index` is the metadata's {index: URL}; without it an ACS URL's index is its position.
@@ -86,11 +87,29 @@ def build_sp(entity_id: str, acs_urls, *, acs_index: dict[int, str] | None = Non
     return ServiceProvider(entity_id=entity_id, acs_urls=acs, acs_index=acs_index, nameid=nameid,
                            attributes=attributes, relay_state=relay_state,
                            require_signed_requests=require_signed_requests, cert_pem=cert,
-                           slo_url=slo_url, slo_response_url=slo_response_url)
+                           slo_url=slo_url, slo_response_url=slo_response_url,
+                           slo_binding=checked_slo_binding(slo_binding))
+
+
+# What `--slo-binding` takes, and the binding each names.
+SLO_BINDINGS = {"redirect": c.BINDING_REDIRECT, "post": c.BINDING_POST}
+
+
+def checked_slo_binding(binding: str | None) -> str:
+    """The SAML binding URN of an app's Single Logout address: `binding` as a URN or as
+    `--slo-binding` names it (redirect, post); HTTP-Redirect when not given."""
+    binding = (binding or "").strip()
+    if not binding:
+        return c.BINDING_REDIRECT
+    if binding in SLO_BINDINGS.values():
+        return binding
+    if binding.lower() in SLO_BINDINGS:
+        return SLO_BINDINGS[binding.lower()]
+    raise AdminError(f"--slo-binding must be one of {', '.join(SLO_BINDINGS)}, not {binding!r}")
 
 
 def checked_slo_urls(slo_url: str | None, slo_response_url: str | None = "") -> tuple[str, str]:
-    """Check an app's Single Logout addresses (HTTP-Redirect); ("", "") when it has none."""
+    """Check an app's Single Logout addresses; ("", "") when it has none."""
     slo_url, slo_response_url = (slo_url or "").strip(), (slo_response_url or "").strip()
     if slo_response_url and not slo_url:
         raise AdminError("a logout response address needs the logout address itself")
@@ -104,11 +123,16 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
                 metadata: bytes | None = None, nameid: str = "subject",
                 attributes: dict | None = None, relay_state: str = "",
                 require_signed_requests: bool = False, sp_cert: str | bytes | None = None,
-                icon: str = "", slo_url: str = "") -> App:
-    """Register a SAML app. Metadata fills in what the arguments leave out; they must agree."""
+                icon: str = "", slo_url: str = "", slo_binding: str = "") -> App:
+    """Register a SAML app. Metadata fills in what the arguments leave out; they must agree.
+
+    `slo_binding` (redirect or post, or its URN) is how the app's --slo-url takes our logout
+    messages; HTTP-Redirect when not given."""
     name = checked_app_name(name)
     acs_urls, acs_index = list(acs_urls or ()), None
     slo_response_url = ""
+    if slo_binding and not slo_url:
+        raise AdminError("--slo-binding says how --slo-url takes sign-outs: give --slo-url too")
     if metadata is not None:
         try:
             md = read_sp_metadata(metadata)
@@ -122,11 +146,12 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
         sp_cert = sp_cert or md.cert_pem
         require_signed_requests = require_signed_requests or md.authn_requests_signed
         if not slo_url:   # --slo-url, when given, replaces the metadata's
-            slo_url, slo_response_url = md.slo_url, md.slo_response_url
+            slo_url, slo_response_url, slo_binding = md.slo_url, md.slo_response_url, md.slo_binding
     icon = checked_icon(icon)
     sp = build_sp(entity_id or "", acs_urls, acs_index=acs_index, nameid=nameid, attributes=attributes,
                   relay_state=relay_state, require_signed_requests=require_signed_requests,
-                  sp_cert=sp_cert, slo_url=slo_url, slo_response_url=slo_response_url)
+                  sp_cert=sp_cert, slo_url=slo_url, slo_response_url=slo_response_url,
+                  slo_binding=slo_binding)
 
     slug = slugify(name)
     if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):
@@ -145,14 +170,15 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
     return app
 
 
-def set_slo_url(db: Session, name: str, url: str | None) -> App:
+def set_slo_url(db: Session, name: str, url: str | None, binding: str = "") -> App:
     """Tell the SAML app named `name` (or slug) when a student signs out, at its Single Logout
-    address `url` (HTTP-Redirect; None or "": no longer)."""
+    address `url` (by `binding`, HTTP-Redirect when not given; None or "": no longer)."""
     app = find_app(db, name)
     if app.kind is not AppKind.saml:
         raise AdminError(f"{app.name} does not sign in with SAML")
     settings = dict(app.settings or {})
     settings["slo_url"], settings["slo_response_url"] = checked_slo_urls(url)
+    settings["slo_binding"] = checked_slo_binding(binding)
     app.settings = settings
     db.commit()
     return app

@@ -34,7 +34,7 @@ from portal.sso.saml import constants as c
 from portal.sso.saml.errors import ReleaseMisconfigured, SamlError, UnknownServiceProvider
 from portal.sso.saml.logout import (
     SESSION_KEY, LogoutRequest, Participant, accept_logout_request, build_logout_request,
-    build_logout_response, participants_in, read_logout_response, redirect_url,
+    build_logout_response, participants_in, read_logout_response, redirect_url, signed_for_post,
 )
 from portal.sso.saml.requests import IncomingMessage, decode_post, decode_redirect
 from portal.sso.saml.responses import check_text, name_id_from_claims
@@ -151,7 +151,7 @@ def next_app():
         xml, request_id = build_logout_request(idp, sp, who, _now())
         chain["waiting"] = [request_id, app.id]
         _redis().set(CHAIN_PREFIX + token, json.dumps(chain), ex=CHAIN_SECONDS)
-        return redirect(redirect_url(idp, sp.slo_url, "SAMLRequest", xml), code=302)
+        return _send(app, sp, sp.slo_url, "SAMLRequest", xml)
     _redis().delete(CHAIN_PREFIX + token)
     response = _finish(chain)
     forget_cookie(response, CHAIN_COOKIE, COOKIE_PATH)
@@ -169,8 +169,20 @@ def _finish(chain: dict):
     xml = build_logout_response(idp, destination=sp.slo_answer_url, in_response_to=str(reply[1]),
                                 now=_now(),
                                 sub_status=c.STATUS_PARTIAL_LOGOUT if chain.get("partial") else None)
-    return redirect(redirect_url(idp, sp.slo_answer_url, "SAMLResponse", xml, str(reply[2] or "")),
-                    code=302)
+    return _send(app, sp, sp.slo_answer_url, "SAMLResponse", xml, str(reply[2] or ""))
+
+
+def _send(app: App, sp: ServiceProvider, location: str, param: str, xml: bytes,
+          relay_state: str = ""):
+    """Send a logout message to the app by the binding its logout address takes: HTTP-Redirect,
+    signed in the address, or HTTP-POST, a form the browser posts (its only script allowed by
+    hash, as for Responses) carrying the message with an enveloped signature."""
+    idp = _idp()
+    if sp.slo_by_post:
+        from portal.sso.saml.flows import post_to_app
+        return post_to_app(location, signed_for_post(idp, xml), relay_state, app.name,
+                           param=param, purpose="sign-out")
+    return redirect(redirect_url(idp, location, param, xml, relay_state), code=302)
 
 
 class TooManyMessages(SamlError):

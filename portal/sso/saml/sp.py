@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from portal.models import App
-from portal.sso.saml.constants import NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_UNSPECIFIED
+from portal.sso.saml.constants import (
+    BINDING_POST, BINDING_REDIRECT, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_UNSPECIFIED,
+)
 from portal.sso.saml.keys import SigningKeys
 
 # Released fields that may serve as the NameID, and the format each is sent in. The pairwise
@@ -41,10 +43,12 @@ class ServiceProvider:
     relay_state: str = ""
     require_signed_requests: bool = False
     cert_pem: str | None = None
-    # Single Logout over HTTP-Redirect: where the app hears that the student's portal session
-    # ended, and where it wants our answers to its own logout requests (default: the same).
+    # Single Logout: where the app hears that the student's portal session ended, and where it
+    # wants our answers to its own logout requests (default: the same), by `slo_binding`
+    # (HTTP-Redirect, or HTTP-POST for an app that takes only that, as Spring Security's default).
     slo_url: str = ""
     slo_response_url: str = ""
+    slo_binding: str = BINDING_REDIRECT
 
     @classmethod
     def from_app(cls, app: App) -> "ServiceProvider":
@@ -61,6 +65,7 @@ class ServiceProvider:
             cert_pem=s.get("sp_cert") or None,
             slo_url=s.get("slo_url") or "",
             slo_response_url=s.get("slo_response_url") or "",
+            slo_binding=BINDING_POST if s.get("slo_binding") == BINDING_POST else BINDING_REDIRECT,
         )
 
     def to_settings(self) -> dict:
@@ -75,12 +80,18 @@ class ServiceProvider:
             "sp_cert": self.cert_pem,
             "slo_url": self.slo_url,
             "slo_response_url": self.slo_response_url,
+            "slo_binding": self.slo_binding,
         }
 
     @property
     def slo_answer_url(self) -> str:
         """Where our LogoutResponse to the app's own request goes."""
         return self.slo_response_url or self.slo_url
+
+    @property
+    def slo_by_post(self) -> bool:
+        """Our logout messages go to the app as an HTML form the browser posts (HTTP-POST)."""
+        return self.slo_binding == BINDING_POST
 
     @property
     def default_acs(self) -> str:
