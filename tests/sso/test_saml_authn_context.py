@@ -7,7 +7,10 @@ import base64
 import pytest
 from lxml import etree
 
+from sqlalchemy import select
+
 from portal.db import db
+from portal.models import App
 from portal.sso.saml import constants as c
 from portal.sso.saml.authn_context import (
     RequestedContext, answered_class, is_met, read_requested_context,
@@ -15,7 +18,7 @@ from portal.sso.saml.authn_context import (
 from portal.sso.saml.errors import MalformedMessage
 from tests.badges.conftest import enroll_kiosk, issue, new_client
 from tests.conftest import AuthActions
-from tests.sso.conftest import PeerSP, SamlWorld, register_and_grant, saml_response_of
+from tests.sso.conftest import SP_ACS, SP_ENTITY_ID, PeerSP, SamlWorld, register_and_grant, saml_response_of
 from tests.sso.test_saml_http import assert_plain_refusal, post, request_xml, signed_in  # noqa: F401
 from tests.sso.test_saml_requests import redirect_query
 
@@ -153,6 +156,43 @@ def test_password_asked_after_a_badge_sign_in_gets_no_authn_context(
     url, request_id = world.peer.redirect_login()  # asks for nothing: told it was a badge
     result = world.peer.consume(saml_response_of(browser.get(url)).fields["SAMLResponse"], request_id)
     assert result.is_authenticated() and result.get_last_authn_contexts() == [c.AC_BADGE]
+
+
+def test_an_app_set_to_ignore_the_requested_context_signs_a_badge_student_in(
+        app, roster, redis_client, saml_sp_keys, runner, tmp_path):
+    # Found by an interoperability review: python3-saml, php-saml and java-saml ask by default for
+    # PasswordProtectedTransport, exactly, so a vendor app left at its defaults turned away every
+    # badge sign-in (NoAuthnContext). The district may set such an app to have its requests
+    # answered whatever they ask; the Response still names the badge, and python3-saml takes it.
+    school = roster.school("sch-birch")
+    student = roster.person("ada", schools=[school], sections=[roster.section(school, "k1", grades="01")],
+                            grades="01")
+    cert = tmp_path / "sp.pem"
+    cert.write_bytes(saml_sp_keys.cert_pem)
+    added = runner.invoke(args=["apps", "add-saml", "Reading Garden", "--entity-id", SP_ENTITY_ID,
+                                "--acs-url", SP_ACS, "--sp-cert", str(cert), "--ignore-requested-context"])
+    assert added.exit_code == 0, added.output
+    assert "answers every sign-in request whatever authentication context it asks for" in added.output
+    assert runner.invoke(args=["apps", "grant", "reading-garden", "--school", "sch-birch"]).exit_code == 0
+    registered = db.session.scalar(select(App).where(App.slug == "reading-garden"))
+    assert registered.settings["ignore_requested_context"] is True
+    kiosk = enroll_kiosk(app, redis_client, school)
+    assert kiosk.sign_in(issue(redis_client, student)).status_code == 302
+    browser = kiosk.browser
+    metadata = browser.get("/saml/metadata").get_data(as_text=True)
+    peer = peer_asking(SamlWorld(school, student, registered, PeerSP(metadata, saml_sp_keys), metadata))
+    for sign_in in (lambda: peer.redirect_login(),
+                    lambda: _posted(browser, peer)):
+        url_or_form, request_id = sign_in()
+        form = saml_response_of(browser.get(url_or_form) if isinstance(url_or_form, str) else url_or_form)
+        result = peer.consume(form.fields["SAMLResponse"], request_id)
+        assert result.is_authenticated(), result.get_last_error_reason()
+        assert result.get_last_authn_contexts() == [c.AC_BADGE]
+
+
+def _posted(browser, peer):
+    fields, request_id = peer.post_login(sign=True)
+    return browser.post("/saml/sso", data=fields), request_id
 
 
 def test_password_asked_after_a_password_sign_in_is_answered(client, signed_in):  # noqa: F811

@@ -37,6 +37,7 @@ def test_add_saml_with_arguments(runner, app, tmp_path, saml_sp_keys):
         "attributes": {"given_name": "urn:oid:2.5.4.42"}, "relay_state": "https://sp.test/home",
         "require_signed_requests": True, "sp_cert": saml_sp_keys.cert_pem.decode(),
         "slo_url": "", "slo_response_url": "", "slo_binding": c.BINDING_REDIRECT,
+        "ignore_requested_context": False,
     }
     # The NameID source is released with it; otherwise the least-data default.
     assert registered.released_fields == ["given_name", "family_name_initial", "username"]

@@ -52,9 +52,15 @@ def _read(path: str, what: str) -> bytes:
 @click.option("--slo-binding", type=click.Choice(["redirect", "post"]), default=None,
               help="how the --slo-url address takes sign-outs: HTTP-Redirect (the default) or "
                    "HTTP-POST (Spring Security's default)")
+@click.option("--ignore-requested-context", is_flag=True,
+              help="answer the app's sign-in requests whatever authentication context they ask "
+                   "for, saying how the student signed in: for an app whose SAML library asks for "
+                   "a password sign-in by default (python3-saml, php-saml, java-saml), which a "
+                   "badge sign-in never meets")
 @with_appcontext
 def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, relay_state,
-                  require_signed_requests, sp_cert_file, icon, slo_url, slo_binding):
+                  require_signed_requests, sp_cert_file, icon, slo_url, slo_binding,
+                  ignore_requested_context):
     """Add an app that signs students in over SAML 2.0."""
     from portal.db import db
     from portal.sso.saml.registry import parse_attribute_map, register_sp
@@ -65,7 +71,8 @@ def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, 
     app = _admin_call(register_sp, db.session, name, entity_id=entity_id, acs_urls=acs_urls,
                       metadata=metadata, nameid=nameid, attributes=mapping, relay_state=relay_state,
                       require_signed_requests=require_signed_requests, sp_cert=sp_cert, icon=icon,
-                      slo_url=slo_url, slo_binding=slo_binding or "")
+                      slo_url=slo_url, slo_binding=slo_binding or "",
+                      ignore_requested_context=ignore_requested_context)
     settings = app.settings
     click.echo(f"added {app.name} ({app.slug}): entity ID {app.client_id}")
     click.echo(f"ACS URLs: {', '.join(settings['acs_urls'])}")
@@ -80,5 +87,8 @@ def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, 
         logout = "" if settings["sp_cert"] else " (its own sign-out requests need its certificate)"
         by = "HTTP-POST" if settings["slo_binding"] == c.BINDING_POST else "HTTP-Redirect"
         click.echo(f"hears of sign-outs at {settings['slo_url']} by {by}{logout}")
+    if settings["ignore_requested_context"]:
+        click.echo("answers every sign-in request whatever authentication context it asks for "
+                   "(the Response says how the student signed in)")
     click.echo(f"receives: subject, {', '.join(app.released_fields) or 'nothing else'}")
     click.echo(f"grant it with `portal apps grant {app.slug} ...`")

@@ -172,7 +172,7 @@ def _park_pending(accepted: AcceptedRequest, app: App):
 
     Sign-in clears and rotates the session (no fixation), so nothing in it survives sign-in: the
     pending request waits in Redis instead, under a name only this browser holds."""
-    requested = accepted.request.requested_context
+    requested = _requested(accepted)
     pending = {"app_id": app.id, "request_id": accepted.request.id, "acs_url": accepted.acs_url,
                "relay_state": accepted.relay_state, "is_passive": accepted.request.is_passive,
                "requested_context": requested.as_json() if requested else None,
@@ -194,6 +194,13 @@ def _signed_in_before(instant_ms: int) -> bool:
     return not isinstance(signed_in, int) or signed_in < instant_ms
 
 
+def _requested(accepted: AcceptedRequest) -> authn_context.RequestedContext | None:
+    """The authentication context the request asks for, unless the district set the app to have
+    every request answered whatever it asks (its SAML library asks for a password by default,
+    which a badge sign-in is not): the Response then says truthfully how the student signed in."""
+    return None if accepted.sp.ignore_requested_context else accepted.request.requested_context
+
+
 def continue_sp_initiated(accepted: AcceptedRequest, app: App):
     """Answer an accepted AuthnRequest now, or park it until the student has signed in."""
     request = accepted.request
@@ -212,7 +219,7 @@ def continue_sp_initiated(accepted: AcceptedRequest, app: App):
                 return answer_status(accepted.acs_url, request.id, accepted.relay_state, app.name,
                                      c.STATUS_REQUEST_DENIED)
             return not_granted(app, accepted.acs_url, request.id, accepted.relay_state)
-        if not authn_context.is_met(request.requested_context, _authentication().method):
+        if not authn_context.is_met(_requested(accepted), _authentication().method):
             # Signing in again (ForceAuthn too) is the same way again, so it could not help.
             return answer_status(accepted.acs_url, request.id, accepted.relay_state, app.name,
                                  c.STATUS_NO_AUTHN_CONTEXT)
@@ -222,7 +229,7 @@ def continue_sp_initiated(accepted: AcceptedRequest, app: App):
         # ForceAuthn the resume asks for a fresh sign-in first.
         return _park_pending(accepted, app)
     return answer(app, accepted.sp, acs_url=accepted.acs_url, relay_state=accepted.relay_state,
-                  in_response_to=request.id, requested=request.requested_context)
+                  in_response_to=request.id, requested=_requested(accepted))
 
 
 def resume_sp_initiated():

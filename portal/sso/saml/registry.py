@@ -45,7 +45,8 @@ def build_sp(entity_id: str, acs_urls, *, acs_index: dict[int, str] | None = Non
              nameid: str = "subject", attributes: dict | None = None,
              relay_state: str = "", require_signed_requests: bool = False,
              sp_cert: str | bytes | None = None, slo_url: str = "",
-             slo_response_url: str = "", slo_binding: str = c.BINDING_REDIRECT) -> ServiceProvider:
+             slo_response_url: str = "", slo_binding: str = c.BINDING_REDIRECT,
+             ignore_requested_context: bool = False) -> ServiceProvider:
     """Check every setting and return the ServiceProvider they describe.
 
     `acs_index` is the metadata's {index: URL}; without it an ACS URL's index is its position.
@@ -88,7 +89,8 @@ def build_sp(entity_id: str, acs_urls, *, acs_index: dict[int, str] | None = Non
                            attributes=attributes, relay_state=relay_state,
                            require_signed_requests=require_signed_requests, cert_pem=cert,
                            slo_url=slo_url, slo_response_url=slo_response_url,
-                           slo_binding=checked_slo_binding(slo_binding))
+                           slo_binding=checked_slo_binding(slo_binding),
+                           ignore_requested_context=bool(ignore_requested_context))
 
 
 # What `--slo-binding` takes, and the binding each names.
@@ -123,11 +125,12 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
                 metadata: bytes | None = None, nameid: str = "subject",
                 attributes: dict | None = None, relay_state: str = "",
                 require_signed_requests: bool = False, sp_cert: str | bytes | None = None,
-                icon: str = "", slo_url: str = "", slo_binding: str = "") -> App:
+                icon: str = "", slo_url: str = "", slo_binding: str = "",
+                ignore_requested_context: bool = False) -> App:
     """Register a SAML app. Metadata fills in what the arguments leave out; they must agree.
 
     `slo_binding` (redirect or post, or its URN) is how the app's --slo-url takes our logout
-    messages; HTTP-Redirect when not given."""
+    messages; HTTP-Redirect when not given. `ignore_requested_context`: see ServiceProvider."""
     name = checked_app_name(name)
     acs_urls, acs_index = list(acs_urls or ()), None
     slo_response_url = ""
@@ -151,7 +154,7 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
     sp = build_sp(entity_id or "", acs_urls, acs_index=acs_index, nameid=nameid, attributes=attributes,
                   relay_state=relay_state, require_signed_requests=require_signed_requests,
                   sp_cert=sp_cert, slo_url=slo_url, slo_response_url=slo_response_url,
-                  slo_binding=slo_binding)
+                  slo_binding=slo_binding, ignore_requested_context=ignore_requested_context)
 
     slug = slugify(name)
     if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):

@@ -49,6 +49,10 @@ class ServiceProvider:
     slo_url: str = ""
     slo_response_url: str = ""
     slo_binding: str = BINDING_REDIRECT
+    # Answer every sign-in request whatever authentication context it asks for, saying how the
+    # student signed in: for an app whose SAML library asks for a password sign-in by default
+    # (python3-saml, php-saml and java-saml do), which a badge sign-in never meets.
+    ignore_requested_context: bool = False
 
     @classmethod
     def from_app(cls, app: App) -> "ServiceProvider":
@@ -66,6 +70,7 @@ class ServiceProvider:
             slo_url=s.get("slo_url") or "",
             slo_response_url=s.get("slo_response_url") or "",
             slo_binding=BINDING_POST if s.get("slo_binding") == BINDING_POST else BINDING_REDIRECT,
+            ignore_requested_context=bool(s.get("ignore_requested_context", False)),
         )
 
     def to_settings(self) -> dict:
@@ -81,6 +86,7 @@ class ServiceProvider:
             "slo_url": self.slo_url,
             "slo_response_url": self.slo_response_url,
             "slo_binding": self.slo_binding,
+            "ignore_requested_context": self.ignore_requested_context,
         }
 
     @property
