@@ -12,6 +12,7 @@ from portal.db import db
 from portal.models import App, AppKind
 from portal.sso.oidc.claims import hash_secret
 from portal.sso.oidc.keys import load_keys
+from tests.sso.test_oidc_support import live_portal, oidc_world  # noqa: F401  (fixtures)
 
 ADD = ["apps", "add-oidc", "Math Garden", "--redirect-uri", "https://math.test/cb",
        "--redirect-uri", "http://127.0.0.1:8000/cb", "--login-uri", "https://math.test/login"]
@@ -133,3 +134,55 @@ def test_keys_rotate_now_twice_keeps_the_key_that_signed_seconds_ago(app, runner
         assert result.exit_code == 0 and "retired" not in result.output, result.output
     assert load_keys(folder).kids[2] == first
     assert f"still published: {first}" in result.output
+
+
+def _flow_fails_with_secret(live_portal, world, secret):
+    """Authlib's client, holding `secret`, is refused at the token endpoint (invalid_client)."""
+    from authlib.integrations.base_client import OAuthError
+
+    from tests.sso.test_oidc_flow import run_code_flow
+    with pytest.raises(OAuthError) as refused:
+        run_code_flow(live_portal, replace(world, client_secret=secret))
+    assert refused.value.error == "invalid_client"
+
+
+def test_new_secret_works_at_once_and_the_old_one_stops(live_portal, oidc_world, runner):
+    from portal.models import Event
+    from tests.sso.test_oidc_flow import run_code_flow
+    run_code_flow(live_portal, oidc_world)     # the secret add-oidc printed works
+    result = runner.invoke(args=["apps", "new-secret", "Math Garden"])
+    assert result.exit_code == 0, result.output
+    assert "the old one no longer works" in result.stdout
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    secret = lines["client_secret"]
+    assert lines["client_id"] == oidc_world.client_id and len(secret) >= 43
+    assert secret != oidc_world.client_secret and secret not in result.stderr
+
+    _flow_fails_with_secret(live_portal, oidc_world, oidc_world.client_secret)
+    config, oauth, token, _ = run_code_flow(live_portal, replace(oidc_world, client_secret=secret))
+    assert oauth.get(config["userinfo_endpoint"]).status_code == 200
+    db.session.rollback()   # see what the command and the server thread committed
+    stored = db.session.get(App, oidc_world.app.id)
+    assert stored.settings["client_secret_sha256"] == hash_secret(secret)   # as add-oidc stores it
+    assert secret not in str(stored.settings)
+    events = list(db.session.scalars(select(Event).where(Event.kind == "app_secret_replaced")))
+    assert [(e.app_id, e.actor_id) for e in events] == [(stored.id, None)]
+    assert secret not in str(events[0].data) and oidc_world.client_secret not in str(events[0].data)
+
+
+def test_new_secret_for_an_app_without_one_is_one_line_and_changes_nothing(app, runner, tmp_path):
+    from portal.models import Event
+    from tests.sso.conftest import SP_ACS, SP_ENTITY_ID
+    assert runner.invoke(args=["apps", "add-link", "Library", "https://library.test/"]).exit_code == 0
+    assert runner.invoke(args=["apps", "add-saml", "Reading", "--entity-id", SP_ENTITY_ID,
+                               "--acs-url", SP_ACS]).exit_code == 0
+    with app.app_context():
+        before = {a.name: dict(a.settings) for a in db.session.scalars(select(App))}
+    one_line_failure(runner.invoke(args=["apps", "new-secret", "Library"]),
+                     "Library does not sign in with OpenID Connect")
+    one_line_failure(runner.invoke(args=["apps", "new-secret", "reading"]),
+                     "Reading does not sign in with OpenID Connect")
+    one_line_failure(runner.invoke(args=["apps", "new-secret", "Nope"]), "there is no app called 'Nope'")
+    with app.app_context():
+        assert {a.name: dict(a.settings) for a in db.session.scalars(select(App))} == before
+        assert db.session.scalar(select(Event.id).where(Event.kind == "app_secret_replaced")) is None

@@ -38,9 +38,31 @@ def apps_add_oidc(name, redirect_uris, login_uri, scopes, post_logout, target_li
     except AdminError as e:
         fail(str(e))
     click.echo(f"added {app.name} ({app.slug})")
+    _echo_credentials(app, secret)
+
+
+def _echo_credentials(app, secret: str) -> None:
     click.echo(f"client_id: {app.client_id}")
     click.echo(f"client_secret: {secret}")
     click.echo("keep the secret now: the portal stores only its hash and cannot show it again", err=True)
+
+
+@apps_cli.command("new-secret")
+@click.argument("name")
+@with_appcontext
+def apps_new_secret(name):
+    """Give an OpenID Connect app a new client secret; prints it once. The old secret stops
+    working at once: give the new one to the app's vendor."""
+    from portal.admin.services import AdminError
+    from portal.db import db
+    from portal.sso.oidc.clients import new_client_secret
+
+    try:
+        app, secret = new_client_secret(db.session, name)
+    except AdminError as e:
+        fail(str(e))
+    click.echo(f"new client secret for {app.name} ({app.slug}); the old one no longer works")
+    _echo_credentials(app, secret)
 
 
 @click.group("keys")

@@ -15,6 +15,7 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from portal import audit
 from portal.admin.services import (
     AdminError, check_url, checked_app_name, checked_icon, find_app, slugify,
 )
@@ -89,6 +90,26 @@ def register_client(db: Session, name: str, *, redirect_uris: list[str], login_u
     if backchannel_logout_uri:
         app.settings["backchannel_logout_uri"] = backchannel_logout_uri
     db.add(app)
+    db.commit()
+    return app, client_secret
+
+
+def oidc_app(db: Session, name: str) -> App:
+    """The OIDC app named `name` (or slug), or AdminError."""
+    app = find_app(db, name)
+    if app.kind is not AppKind.oidc:
+        raise AdminError(f"{app.name} does not sign in with OpenID Connect: it has no client secret "
+                         "or OpenID addresses")
+    return app
+
+
+def new_client_secret(db: Session, name: str) -> tuple[App, str]:
+    """Give the OIDC app named `name` a new client secret (stored only hashed, as register_client
+    stores it); the old one stops working at once. Returns the app and the secret, shown once."""
+    app = oidc_app(db, name)
+    client_secret = secrets.token_urlsafe(32)
+    app.settings = {**(app.settings or {}), "client_secret_sha256": hash_secret(client_secret)}
+    audit.record("app_secret_replaced", app=app, commit=False)
     db.commit()
     return app, client_secret
 
