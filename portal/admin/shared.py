@@ -165,6 +165,7 @@ EVENT_WORDS = {
     "app_ungranted": "grant removed",
     "app_release_set": "fields an app receives changed",
     "app_secret_replaced": "an app got a new OpenID client secret",
+    "app_settings_changed": "an app's sign-in addresses or certificate changed",
     "hold_placed": "account put on hold",
     "hold_lifted": "hold lifted",
     "app_opted_out": "opted out of an app",

@@ -186,3 +186,91 @@ def test_new_secret_for_an_app_without_one_is_one_line_and_changes_nothing(app, 
     with app.app_context():
         assert {a.name: dict(a.settings) for a in db.session.scalars(select(App))} == before
         assert db.session.scalar(select(Event.id).where(Event.kind == "app_secret_replaced")) is None
+
+
+NEW_REDIRECT = "https://learn.test/oidc/new-callback"
+NEW_LOGIN = "https://new.learn.test/oidc/login"
+
+
+def _code_flow_to(live_portal, world, redirect: str) -> dict:
+    """Authlib's client, sending `redirect` as its redirect URI, through a signed-in browser."""
+    import secrets
+
+    from authlib.integrations.requests_client import OAuth2Session
+
+    from tests.sso.test_oidc_flow import discover
+    from tests.sso.test_oidc_support import Browser
+    config = discover(live_portal)
+    oauth = OAuth2Session(world.client_id, world.client_secret, scope="openid", redirect_uri=redirect,
+                          code_challenge_method="S256")
+    verifier = secrets.token_urlsafe(48)
+    url, state = oauth.create_authorization_url(config["authorization_endpoint"], code_verifier=verifier,
+                                                nonce=secrets.token_urlsafe(16))
+    callback = Browser(live_portal).follow(url, until=redirect)
+    return oauth.fetch_token(config["token_endpoint"], authorization_response=callback,
+                             code_verifier=verifier, state=state)
+
+
+def test_set_oidc_replaces_the_redirect_uris_and_the_login_uri(live_portal, oidc_world, runner, client, auth):
+    from portal.models import Event
+    from tests.sso.test_oidc_support import LOGIN_URI, REDIRECT
+    with pytest.raises(AssertionError, match=" 400 "):      # not registered yet: refused
+        _code_flow_to(live_portal, oidc_world, NEW_REDIRECT)
+    result = runner.invoke(args=["apps", "set-oidc", "Math Garden", "--redirect-uri", NEW_REDIRECT,
+                                 "--redirect-uri", "http://127.0.0.1:8000/cb", "--redirect-uri", NEW_REDIRECT])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "Math Garden (math-garden) now has:",
+        f"redirect URIs: {NEW_REDIRECT}, http://127.0.0.1:8000/cb",
+        f"login URI: {LOGIN_URI}",
+        "a tile launch lands at: https://learn.test/",
+    ]
+    assert "id_token" in _code_flow_to(live_portal, oidc_world, NEW_REDIRECT)
+    with pytest.raises(AssertionError, match=" 400 "):      # replaced: refused at once
+        _code_flow_to(live_portal, oidc_world, REDIRECT)
+
+    result = runner.invoke(args=["apps", "set-oidc", "math-garden", "--login-uri", NEW_LOGIN])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1:] == [
+        f"redirect URIs: {NEW_REDIRECT}, http://127.0.0.1:8000/cb", f"login URI: {NEW_LOGIN}",
+        "a tile launch lands at: https://new.learn.test/"]
+    auth.login("ada.lovelace", "correct horse battery")
+    launch = client.get("/launch/math-garden")
+    assert launch.status_code == 302 and launch.headers["Location"].startswith(NEW_LOGIN + "?")
+    assert "target_link_uri=https%3A%2F%2Fnew.learn.test%2F" in launch.headers["Location"]
+
+    db.session.rollback()
+    events = [e.data for e in db.session.scalars(select(Event).where(Event.kind == "app_settings_changed")
+                                                 .order_by(Event.id))]
+    assert events == [{"redirect_uris": [NEW_REDIRECT, "http://127.0.0.1:8000/cb"]}, {"login_uri": NEW_LOGIN}]
+
+
+def test_set_oidc_keeps_a_target_link_uri_of_its_own(app, runner):
+    assert runner.invoke(args=add("Other", "https://math.test/cb", "https://math.test/login",
+                                  "--target-link-uri", "https://math.test/today")).exit_code == 0
+    result = runner.invoke(args=["apps", "set-oidc", "Other", "--login-uri", NEW_LOGIN])
+    assert result.exit_code == 0 and "a tile launch lands at: https://math.test/today" in result.output
+
+
+def test_set_oidc_refuses_bad_input_as_add_oidc_does_and_changes_nothing(app, runner):
+    from portal.models import Event
+    assert runner.invoke(args=ADD).exit_code == 0
+    assert runner.invoke(args=["apps", "add-link", "Library", "https://library.test/"]).exit_code == 0
+    with app.app_context():
+        before = dict(db.session.scalar(select(App).where(App.name == "Math Garden")).settings)
+    set_oidc = ["apps", "set-oidc", "Math Garden"]
+    one_line_failure(runner.invoke(args=set_oidc), "say what to change")
+    one_line_failure(runner.invoke(args=set_oidc + ["--redirect-uri", "http://math.test/cb"]), "https://")
+    one_line_failure(runner.invoke(args=set_oidc + ["--redirect-uri", "https://math.test/cb#x"]), "fragment")
+    one_line_failure(runner.invoke(args=set_oidc + ["--redirect-uri", "https://*.math.test/cb"]), "wildcards")
+    one_line_failure(runner.invoke(args=set_oidc + ["--redirect-uri", "https://math.test/a b"]), "spaces")
+    one_line_failure(runner.invoke(args=set_oidc + ["--redirect-uri", NEW_REDIRECT,
+                                                    "--login-uri", "http://math.test/login"]), "login URI")
+    one_line_failure(runner.invoke(args=set_oidc + ["--login-uri", ""]), "login URI")
+    one_line_failure(runner.invoke(args=["apps", "set-oidc", "Library", "--login-uri", NEW_LOGIN]),
+                     "Library does not sign in with OpenID Connect")
+    one_line_failure(runner.invoke(args=["apps", "set-oidc", "Nope", "--login-uri", NEW_LOGIN]),
+                     "there is no app called 'Nope'")
+    with app.app_context():
+        assert db.session.scalar(select(App).where(App.name == "Math Garden")).settings == before
+        assert db.session.scalar(select(Event.id).where(Event.kind == "app_settings_changed")) is None

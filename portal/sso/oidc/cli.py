@@ -65,6 +65,30 @@ def apps_new_secret(name):
     _echo_credentials(app, secret)
 
 
+@apps_cli.command("set-oidc")
+@click.argument("name")
+@click.option("--redirect-uri", "redirect_uris", multiple=True,
+              help="where the app receives codes (exact match; repeat for several): replaces them all")
+@click.option("--login-uri", help="the app's address that starts sign-in (tile launch)")
+@with_appcontext
+def apps_set_oidc(name, redirect_uris, login_uri):
+    """Change an OpenID Connect app's redirect URIs (those given replace them all) or its login
+    URI; prints what it now has."""
+    from portal.admin.services import AdminError
+    from portal.db import db
+    from portal.sso.oidc.clients import set_client_addresses
+
+    try:
+        app = set_client_addresses(db.session, name, redirect_uris=list(redirect_uris),
+                                   login_uri=login_uri)
+    except AdminError as e:
+        fail(str(e))
+    click.echo(f"{app.name} ({app.slug}) now has:")
+    click.echo(f"redirect URIs: {', '.join(app.settings['redirect_uris'])}")
+    click.echo(f"login URI: {app.settings['login_uri']}")
+    click.echo(f"a tile launch lands at: {app.url}")
+
+
 @click.group("keys")
 def keys_cli():
     """The OpenID Connect signing keys."""

@@ -46,15 +46,26 @@ def _unique(values) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def checked_redirect_uris(redirect_uris) -> list[str]:
+    """The redirect URIs an app may use, each once, or AdminError saying why not."""
+    if not redirect_uris:
+        raise AdminError("give at least one --redirect-uri")
+    return _unique(check_client_url(u, what="redirect URI") for u in redirect_uris)
+
+
+def _site_of(login_uri: str) -> str:
+    """Where a tile launch lands when add-oidc is given no --target-link-uri: the login URI's site."""
+    parts = urlsplit(login_uri)
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
 def register_client(db: Session, name: str, *, redirect_uris: list[str], login_uri: str,
                     scopes: list[str] | None = None, post_logout_redirect_uris: list[str] = (),
                     target_link_uri: str | None = None, icon: str = "",
                     backchannel_logout_uri: str | None = None) -> tuple[App, str]:
     """Add an OIDC app; return it and its client secret (shown once, stored only hashed)."""
     name = checked_app_name(name)
-    if not redirect_uris:
-        raise AdminError("give at least one --redirect-uri")
-    redirect_uris = _unique(check_client_url(u, what="redirect URI") for u in redirect_uris)
+    redirect_uris = checked_redirect_uris(redirect_uris)
     check_client_url(login_uri, what="login URI")
     post_logout = _unique(check_client_url(u, what="post-logout redirect URI")
                           for u in post_logout_redirect_uris)
@@ -63,8 +74,7 @@ def register_client(db: Session, name: str, *, redirect_uris: list[str], login_u
     if target_link_uri:
         check_client_url(target_link_uri, what="target link URI")
     else:
-        parts = urlsplit(login_uri)
-        target_link_uri = f"{parts.scheme}://{parts.netloc}/"
+        target_link_uri = _site_of(login_uri)
     icon = checked_icon(icon)
 
     wanted = scope_list(" ".join(scopes)) if scopes else list(SCOPES)
@@ -112,6 +122,28 @@ def new_client_secret(db: Session, name: str) -> tuple[App, str]:
     audit.record("app_secret_replaced", app=app, commit=False)
     db.commit()
     return app, client_secret
+
+
+def set_client_addresses(db: Session, name: str, *, redirect_uris=(),
+                         login_uri: str | None = None) -> App:
+    """Replace the redirect URIs (when given) and the login URI (when given) of the OIDC app named
+    `name` (or slug), checked as register_client checks them. A tile launch that landed on the
+    old login URI's site (add-oidc without --target-link-uri) lands on the new one's."""
+    app = oidc_app(db, name)
+    if not redirect_uris and login_uri is None:
+        raise AdminError("say what to change: --redirect-uri (repeat for several) or --login-uri")
+    settings = dict(app.settings or {})
+    changed = {}
+    if redirect_uris:
+        changed["redirect_uris"] = checked_redirect_uris(redirect_uris)
+    if login_uri is not None:
+        changed["login_uri"] = check_client_url(login_uri, what="login URI")
+        if app.url == _site_of(settings.get("login_uri", "")):
+            app.url = _site_of(login_uri)
+    app.settings = {**settings, **changed}
+    audit.record("app_settings_changed", app=app, commit=False, data=changed)
+    db.commit()
+    return app
 
 
 def set_backchannel_logout_uri(db: Session, name: str, uri: str | None) -> App:
