@@ -20,6 +20,20 @@ def stored(app, name) -> App:
         return db.session.scalar(select(App).where(App.name == name))
 
 
+def bad_files(folder):
+    """Metadata with an external entity, an IdP's metadata, a certificate that is not one, a pipe."""
+    dtd = folder / "dtd.xml"
+    dtd.write_text('<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>')
+    idp_like = folder / "idp.xml"
+    idp_like.write_text('<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x">'
+                        '<md:IDPSSODescriptor protocolSupportEnumeration="x"/></md:EntityDescriptor>')
+    not_a_cert = folder / "cert.pem"
+    not_a_cert.write_text("hello")
+    pipe = folder / "metadata.xml"
+    os.mkfifo(pipe)
+    return dtd, idp_like, not_a_cert, pipe
+
+
 def test_add_saml_with_arguments(runner, app, tmp_path, saml_sp_keys):
     cert = tmp_path / "sp.pem"
     cert.write_bytes(saml_sp_keys.cert_pem)
@@ -59,15 +73,7 @@ def test_add_saml_from_metadata(runner, app, client, tmp_path, saml_sp_keys):
 
 
 def test_bad_input_exits_non_zero_with_one_line(runner, app, tmp_path):
-    dtd = tmp_path / "dtd.xml"
-    dtd.write_text('<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>')
-    idp_like = tmp_path / "idp.xml"
-    idp_like.write_text('<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x">'
-                        '<md:IDPSSODescriptor protocolSupportEnumeration="x"/></md:EntityDescriptor>')
-    not_a_cert = tmp_path / "cert.pem"
-    not_a_cert.write_text("hello")
-    pipe = tmp_path / "metadata.xml"
-    os.mkfifo(pipe)
+    dtd, idp_like, not_a_cert, pipe = bad_files(tmp_path)
     huge = tmp_path / "federation.xml"
     with open(huge, "wb") as f:
         f.truncate(3 * 1024 * 1024)     # sparse: no disk used
@@ -148,3 +154,129 @@ def test_expired_sp_certificate_refused(runner, app, tmp_path):
     pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     result = add_saml(runner, "Old", "--entity-id", SP_ENTITY_ID, "--acs-url", SP_ACS, "--sp-cert", str(pem))
     assert result.exit_code != 0 and "expired on" in result.output
+
+
+def set_saml(runner, *args):
+    return runner.invoke(args=["apps", "set-saml", *args])
+
+
+def _launch_events(app, kind="app_settings_changed") -> list[dict]:
+    from portal.db import db
+    from portal.models import Event
+    with app.app_context():
+        return [e.data for e in db.session.scalars(select(Event).where(Event.kind == kind).order_by(Event.id))]
+
+
+def test_set_saml_replaces_a_mistyped_acs_url_and_the_relay_state(runner, app, client, auth, roster):
+    from tests.sso.conftest import SP_TARGET, saml_response_of
+    from tests.sso.test_saml_http import assert_plain_refusal
+    roster.person("ada.lovelace", schools=[roster.school("sch-1")])
+    assert add_saml(runner, "Reading Garden", "--entity-id", SP_ENTITY_ID,
+                    "--acs-url", "https://sp.test/saml/acss").exit_code == 0
+    assert runner.invoke(args=["apps", "grant", "Reading Garden", "--school", "sch-1"]).exit_code == 0
+    peer = PeerSP(client.get("/saml/metadata").get_data(as_text=True))
+    auth.login()
+    assert_plain_refusal(client.get(peer.redirect_login()[0]))    # its ACS URL is not the one registered
+
+    result = set_saml(runner, "Reading Garden", "--acs-url", SP_ACS, "--acs-url", SP_ACS + "-2")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["changed Reading Garden (reading-garden):",
+                                          f"ACS URLs: {SP_ACS}, {SP_ACS}-2"]
+    path, request_id = peer.redirect_login()
+    form = saml_response_of(client.get(path))
+    assert form.action == SP_ACS and peer.consume(form.fields["SAMLResponse"], request_id).is_authenticated()
+
+    result = set_saml(runner, "reading-garden", "--relay-state", SP_TARGET)
+    assert result.output.splitlines() == ["changed Reading Garden (reading-garden):", f"relay state: {SP_TARGET}"]
+    assert saml_response_of(client.get("/launch/reading-garden")).fields["RelayState"] == SP_TARGET
+    again = set_saml(runner, "Reading Garden", "--relay-state", SP_TARGET)
+    assert again.exit_code == 0 and again.output == "Reading Garden had these settings already; nothing changed\n"
+    assert _launch_events(app) == [
+        {"changed": ["acs_urls", "acs_index"], "acs_urls": [SP_ACS, SP_ACS + "-2"]},
+        {"changed": ["relay_state"], "relay_state": SP_TARGET}]
+
+
+def test_set_saml_takes_the_apps_new_certificate(runner, app, client, auth, roster, saml_sp_keys, tmp_path):
+    from portal.sso.saml.keys import generate_keys
+    from tests.sso.conftest import saml_response_of
+    from tests.sso.test_saml_http import assert_plain_refusal
+    roster.person("ada.lovelace", schools=[roster.school("sch-1")])
+    old_cert, new_cert = tmp_path / "old.pem", tmp_path / "new.pem"
+    old_cert.write_bytes(saml_sp_keys.cert_pem)
+    renewed = generate_keys("peer SP, renewed")
+    new_cert.write_bytes(renewed.cert_pem)
+    assert add_saml(runner, "Reading Garden", "--entity-id", SP_ENTITY_ID, "--acs-url", SP_ACS,
+                    "--sp-cert", str(old_cert), "--require-signed-requests").exit_code == 0
+    assert runner.invoke(args=["apps", "grant", "Reading Garden", "--school", "sch-1"]).exit_code == 0
+    idp_metadata = client.get("/saml/metadata").get_data(as_text=True)
+    old_peer = PeerSP(idp_metadata, saml_sp_keys, sign_requests=True)
+    new_peer = PeerSP(idp_metadata, renewed, sign_requests=True)
+    auth.login()
+    saml_response_of(client.get(old_peer.redirect_login()[0]))
+    assert_plain_refusal(client.get(new_peer.redirect_login()[0]))
+
+    result = set_saml(runner, "Reading Garden", "--sp-cert", str(new_cert))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1].startswith("signing certificate: the new one, valid until 20")
+    path, request_id = new_peer.redirect_login()
+    form = saml_response_of(client.get(path))
+    assert new_peer.consume(form.fields["SAMLResponse"], request_id).is_authenticated()
+    assert_plain_refusal(client.get(old_peer.redirect_login()[0]))     # the old key no longer signs for it
+    assert stored(app, "Reading Garden").settings["require_signed_requests"] is True
+    assert _launch_events(app) == [{"changed": ["sp_cert"]}]
+
+
+def test_set_saml_from_new_metadata(runner, app, client, tmp_path, saml_sp_keys):
+    from tests.sso.conftest import SP_SLO
+    assert add_saml(runner, "Math Meadow", "--entity-id", SP_ENTITY_ID,
+                    "--acs-url", "https://sp.test/old-acs").exit_code == 0
+    idp_metadata = client.get("/saml/metadata").get_data(as_text=True)
+    metadata = tmp_path / "sp.xml"
+    metadata.write_bytes(PeerSP(idp_metadata, saml_sp_keys, sign_requests=True, slo=SP_SLO).metadata())
+    result = set_saml(runner, "Math Meadow", "--metadata", str(metadata))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:2] == ["changed Math Meadow (math-meadow):", f"ACS URLs: {SP_ACS}"]
+    assert lines[2] == "signed requests: required"
+    assert lines[3].startswith("signing certificate: the new one, valid until ")
+    assert lines[4:] == [f"hears of sign-outs at {SP_SLO}"]
+    settings = stored(app, "Math Meadow").settings
+    assert settings["acs_urls"] == [SP_ACS] and settings["slo_url"] == SP_SLO
+    assert "".join(settings["sp_cert"].split()) == "".join(saml_sp_keys.cert_pem.decode().split())
+    again = set_saml(runner, "Math Meadow", "--metadata", str(metadata))
+    assert again.output == "Math Meadow had these settings already; nothing changed\n"
+
+    other = tmp_path / "other.xml"
+    other.write_text(PeerSP(idp_metadata, entity_id="https://other.test/sp").metadata())
+    refused = set_saml(runner, "Math Meadow", "--metadata", str(other))
+    assert refused.exit_code != 0 and len(refused.output.splitlines()) == 1
+    assert "the metadata is for entity ID 'https://other.test/sp', not Math Meadow's" in refused.output
+    assert stored(app, "Math Meadow").settings == settings
+
+
+def test_set_saml_bad_input_is_one_line_and_changes_nothing(runner, app, tmp_path):
+    dtd, idp_like, not_a_cert, pipe = bad_files(tmp_path)
+    assert add_saml(runner, "Reading", "--entity-id", SP_ENTITY_ID, "--acs-url", SP_ACS).exit_code == 0
+    assert runner.invoke(args=["apps", "add-link", "Library", "https://library.test/"]).exit_code == 0
+    before = dict(stored(app, "Reading").settings)
+    cases = {
+        "nothing to change": (["Reading"], "say what to change"),
+        "unknown app": (["Nope", "--acs-url", SP_ACS], "there is no app called 'Nope'"),
+        "a link": (["Library", "--acs-url", SP_ACS], "Library does not sign in with SAML"),
+        "bad ACS": (["Reading", "--acs-url", "javascript:alert(1)"], "ACS URL must start with https://"),
+        "bad relay": (["Reading", "--relay-state", "ftp://x"], "relay state URL"),
+        "bad cert": (["Reading", "--sp-cert", str(not_a_cert)], "not a PEM X.509 certificate"),
+        "missing cert": (["Reading", "--sp-cert", str(tmp_path / "nope.pem")], "can't read the certificate file"),
+        "missing file": (["Reading", "--metadata", str(tmp_path / "nope.xml")], "can't read the metadata file"),
+        "hostile metadata": (["Reading", "--metadata", str(dtd)], "metadata"),
+        "idp metadata": (["Reading", "--metadata", str(idp_like)], "SPSSODescriptor"),
+        "endless metadata": (["Reading", "--metadata", "/dev/zero"], "is not a file (a device or a pipe)"),
+        "pipe metadata": (["Reading", "--metadata", str(pipe)], "is not a file (a device or a pipe)"),
+    }
+    for label, (args, words) in cases.items():
+        result = set_saml(runner, *args)
+        assert result.exit_code != 0, label
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Error:") and words in lines[0], (label, result.output)
+    assert stored(app, "Reading").settings == before
+    assert _launch_events(app) == []

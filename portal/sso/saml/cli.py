@@ -92,3 +92,55 @@ def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, 
                    "(the Response says how the student signed in)")
     click.echo(f"receives: subject, {', '.join(app.released_fields) or 'nothing else'}")
     click.echo(f"grant it with `portal apps grant {app.slug} ...`")
+
+
+# What `set-saml` says of each setting it changed.
+_CHANGED_WORDS = {
+    "acs_urls": lambda s: f"ACS URLs: {', '.join(s['acs_urls'])}",
+    "acs_index": lambda s: f"ACS URLs: {', '.join(s['acs_urls'])}",     # renumbered by the metadata
+    "sp_cert": lambda s: f"signing certificate: {_cert_words(s['sp_cert'])}",
+    "require_signed_requests": lambda s: f"signed requests: {'required' if s['require_signed_requests'] else 'not required'}",
+    "relay_state": lambda s: f"relay state: {s['relay_state'] or 'none'}",
+    "slo_url": lambda s: f"hears of sign-outs at {s['slo_url']}",
+    "slo_response_url": lambda s: f"answers to its sign-outs go to {s['slo_response_url'] or s['slo_url']}",
+}
+
+
+def _cert_words(pem: str | None) -> str:
+    if not pem:
+        return "none"
+    from cryptography import x509
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    return f"the new one, valid until {cert.not_valid_after_utc:%Y-%m-%d}"
+
+
+@apps_cli.command("set-saml")
+@click.argument("name")
+@click.option("--acs-url", "acs_urls", multiple=True,
+              help="where responses are posted (HTTP-POST): replaces them all; repeat for more; the "
+                   "first is the default")
+@click.option("--sp-cert", "sp_cert_file", type=click.Path(dir_okay=False),
+              help="the app's new signing certificate (PEM) to verify its requests")
+@click.option("--metadata", "metadata_file", type=click.Path(dir_okay=False),
+              help="the app's SAML metadata XML file: its ACS URLs, certificate and Single Logout "
+                   "address replace those the app has (its entity ID must be the app's)")
+@click.option("--relay-state", help="where the app should land after a tile launch (\"\": nowhere)")
+@with_appcontext
+def apps_set_saml(name, acs_urls, sp_cert_file, metadata_file, relay_state):
+    """Change a SAML app's ACS URLs, signing certificate or relay state, or everything its new
+    metadata gives; prints what changed."""
+    from portal.db import db
+    from portal.sso.saml.registry import update_sp
+
+    metadata = _read(metadata_file, "metadata file") if metadata_file else None
+    sp_cert = _read(sp_cert_file, "certificate file") if sp_cert_file else None
+    app, changed = _admin_call(update_sp, db.session, name, acs_urls=acs_urls, metadata=metadata,
+                               sp_cert=sp_cert, relay_state=relay_state)
+    if not changed:
+        click.echo(f"{app.name} had these settings already; nothing changed")
+        return
+    click.echo(f"changed {app.name} ({app.slug}):")
+    lines = [_CHANGED_WORDS[key](app.settings) if key in _CHANGED_WORDS else key.replace("_", " ")
+             for key in changed]
+    for line in dict.fromkeys(lines):
+        click.echo(line)

@@ -7,6 +7,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal import audit
 from portal.access import FIELDS
 from portal.admin.services import AdminError, check_url, checked_app_name, checked_icon, find_app, slugify
 from portal.models import App, AppKind
@@ -171,6 +172,65 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
     db.add(app)
     db.commit()
     return app
+
+
+def _metadata(data: bytes):
+    try:
+        return read_sp_metadata(data)
+    except BadMetadata as e:
+        raise AdminError(e.reason) from None
+
+
+def update_sp(db: Session, name: str, *, acs_urls=(), metadata: bytes | None = None,
+              sp_cert: str | bytes | None = None, relay_state: str | None = None) -> tuple[App, list[str]]:
+    """Change the SAML app named `name` (or slug): its ACS URLs, its signing certificate, its
+    relay state, or everything its metadata gives, read and checked as register_sp reads and
+    checks them (the metadata must be for the app's own entity ID). What the metadata does not
+    give (a certificate, a Single Logout address) stays; --acs-url and --sp-cert win over it, as
+    at add-saml; signed requests once required stay required. Returns the app and the names of
+    the settings that changed (none: it had these already)."""
+    app = find_app(db, name)
+    if app.kind is not AppKind.saml:
+        raise AdminError(f"{app.name} does not sign in with SAML")
+    if not acs_urls and metadata is None and sp_cert is None and relay_state is None:
+        raise AdminError("say what to change: --acs-url (repeat for several), --sp-cert, --metadata "
+                         "or --relay-state")
+    old = ServiceProvider.from_app(app)
+    acs, acs_index, cert = list(old.acs_urls), old.acs_index, old.cert_pem
+    signed, slo_url, slo_response_url = old.require_signed_requests, old.slo_url, old.slo_response_url
+    slo_binding = old.slo_binding
+    if metadata is not None:
+        md = _metadata(metadata)
+        if md.entity_id != old.entity_id:
+            raise AdminError(f"the metadata is for entity ID {md.entity_id!r}, not {app.name}'s "
+                             f"({old.entity_id!r}); nothing changed")
+        acs, acs_index = list(md.acs_urls), md.acs_index
+        cert = md.cert_pem or cert
+        signed = signed or md.authn_requests_signed
+        if md.slo_url:
+            slo_url, slo_response_url, slo_binding = md.slo_url, md.slo_response_url, md.slo_binding
+    if acs_urls:
+        acs, acs_index = list(acs_urls), None
+    if sp_cert is not None:
+        cert = sp_cert
+    new = build_sp(old.entity_id, acs, acs_index=acs_index, nameid=old.nameid, attributes=old.attributes,
+                   relay_state=old.relay_state if relay_state is None else relay_state.strip(),
+                   require_signed_requests=signed, sp_cert=cert, slo_url=slo_url,
+                   slo_response_url=slo_response_url, slo_binding=slo_binding,
+                   ignore_requested_context=old.ignore_requested_context)
+    before, after = old.to_settings(), new.to_settings()
+    changed = [key for key in after if after[key] != before[key]]
+    if changed:
+        app.settings = {**(app.settings or {}), **after}
+        app.url = new.relay_state
+        audit.record("app_settings_changed", app=app, commit=False,
+                     data={"changed": changed, **{k: after[k] for k in changed if k in _SHOWN}})
+        db.commit()
+    return app, changed
+
+
+# The settings an audit event names with their new values (a certificate is named only).
+_SHOWN = ("acs_urls", "relay_state", "require_signed_requests", "slo_url", "slo_response_url")
 
 
 def set_slo_url(db: Session, name: str, url: str | None, binding: str = "") -> App:
