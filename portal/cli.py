@@ -179,10 +179,10 @@ def person_named(username: str):
     return person
 
 
-def _person_and_app(username: str, app_name: str):
+def _person_and_app(username: str, app_name: str, *, removed: bool = False):
     from portal.admin.services import find_app
     from portal.db import db
-    return person_named(username), _admin_call(find_app, db.session, app_name)
+    return person_named(username), _admin_call(find_app, db.session, app_name, removed=removed)
 
 
 @users_cli.command("hold")
@@ -265,15 +265,40 @@ def _admin_call(fn, *args, **kwargs):
 @apps_cli.command("list")
 @with_appcontext
 def apps_list():
-    """List every app with its kind and grants."""
+    """List every app with its kind and grants, and the removed apps (whose names stay taken)."""
     from portal.admin.services import list_apps
     from portal.db import db
-    apps = list_apps(db.session)
+    apps = list_apps(db.session, removed=True)
     if not apps:
         click.echo("no apps yet: add one with `portal apps add-link NAME URL`")
     for app in apps:
         grants = "; ".join(g.describe() for g in app.grants) or "not granted to anyone"
+        if app.removed_at is not None:
+            grants = f"removed on {local(app.removed_at):%Y-%m-%d}"
         click.echo(f"{app.name}\t{app.kind.value}\t{app.url or '-'}\t{grants}")
+
+
+@apps_cli.command("remove")
+@click.argument("name")
+@click.confirmation_option("--yes", prompt="Remove the app? No student will be able to open it, and "
+                                           "there is no undo")
+@with_appcontext
+def apps_remove(name):
+    """Remove an app: it leaves every tile and opens for no one; its grants go, and nothing signs in
+    to it any more (an OpenID app's codes, tokens and userinfo stop at once). What it received
+    about each student stays on record under its name (FERPA), as do its deletion requests, so the
+    name stays taken: an app added later needs another. Asks first, unless --yes."""
+    from portal.admin.services import remove_app
+    from portal.badges.flow import now
+    from portal.db import db
+    from portal.models import AppKind
+    app, covered = _admin_call(remove_app, db.session, name, now=now())
+    click.echo(f"removed {app.name} ({app.slug}): it is on no tile and opens for no one")
+    click.echo(f"its grants are gone: {'; '.join(covered)}" if covered else "it had no grants")
+    if app.kind is AppKind.oidc:
+        click.echo("its OpenID codes and tokens no longer work")
+    click.echo("the records of what it received keep its name, which no new app can take "
+               "(`portal deletions ask USERNAME APP` still reaches its vendor)")
 
 
 @apps_cli.command("add-link")
@@ -496,7 +521,7 @@ def deletions_ask(username, app_name):
     from portal.admin import deletions
     from portal.badges.flow import now
     from portal.db import db
-    person, app = _person_and_app(username, app_name)
+    person, app = _person_and_app(username, app_name, removed=True)   # a removed app's vendor too
     request, created = _admin_call(deletions.ask_deletion, db.session, person, app, actor=None,
                                    pairwise_key=current_app.config["SETTINGS"].pairwise_key, now=now())
     if not created:

@@ -504,6 +504,26 @@ def test_a_re_keyed_persons_subject_seed_comes_and_goes_without_touching_the_res
     upgrade(engine)
 
 
+def test_apps_are_in_use_after_upgrading_and_removed_ones_listed_again_after_downgrading(empty_database):
+    engine = empty_database
+    upgrade(engine, "0021_removed_actor_index")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO app (id, slug, name, kind, url, icon, icon_version, settings, released_fields) "
+            "VALUES (1, 'library', 'Library', 'link', 'https://l.example/', '', '', '{}', '[]')"))
+    upgrade(engine)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT removed_at FROM app")).scalar() is None
+        conn.execute(text("UPDATE app SET removed_at = CURRENT_TIMESTAMP"))
+    downgrade(engine, "0021_removed_actor_index")
+    with engine.connect() as conn:
+        assert tuple(conn.execute(text("SELECT id, name FROM app")).one()) == (1, "Library")
+        if engine.dialect.name == "sqlite":
+            assert "AUTOINCREMENT" in conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'app'")).scalar()
+    upgrade(engine)
+
+
 def _head() -> str:
     from alembic.script import ScriptDirectory
 

@@ -89,11 +89,42 @@ def checked_app_name(name: str) -> str:
     return name
 
 
-def find_app(db: Session, name: str) -> App:
+def find_app(db: Session, name: str, *, removed: bool = False) -> App:
+    """The app called `name` (or with that slug), or AdminError. A removed app only when
+    `removed` (its records: asking its vendor to delete what it received); else it is refused."""
     app = db.scalar(select(App).where((App.name == name) | (App.slug == name)))
     if app is None:
         raise AdminError(f"there is no app called {name!r} (see `portal apps list`)")
+    if app.removed_at is not None and not removed:
+        raise AdminError(f"{app.name} was removed on {app.removed_at:%Y-%m-%d}; nothing changed")
     return app
+
+
+def check_name_free(db: Session, name: str, slug: str) -> None:
+    """AdminError if an app has this name or slug already, in use or removed (a removed app keeps
+    its name: the records of what it received name it)."""
+    found = db.scalar(select(App).where((App.name == name) | (App.slug == slug)))
+    if found is not None and found.removed_at is not None:
+        raise AdminError(f"an app called {found.name!r} was removed on {found.removed_at:%Y-%m-%d} and "
+                         "keeps its name (the records of what it received name it): choose another")
+    if found is not None:
+        raise AdminError(f"an app called {name!r} exists already")
+
+
+def remove_app(db: Session, name: str, *, now) -> tuple[App, list[str]]:
+    """Retire an app: its grants go, so it is on no tile and opens for no one; nothing signs in
+    to it any more (SAML requests are refused as for an app not granted, OpenID codes, tokens and
+    userinfo at once: portal.sso.oidc.clients.find_client). Its row stays, and with it its name,
+    which the records of what it received (kept as long as the student's records: FERPA, 34 CFR
+    99.32), its deletion requests, opt-outs and audit events go on showing. Returns the app and
+    whom its grants covered."""
+    app = find_app(db, name)
+    covered = [grant.describe() for grant in app.grants]
+    app.grants.clear()
+    app.removed_at = now
+    audit.record("app_removed", app=app, commit=False, data={"grants": covered})
+    db.commit()
+    return app, covered
 
 
 def add_link_app(db: Session, name: str, url: str, icon: str = "") -> App:
@@ -102,8 +133,7 @@ def add_link_app(db: Session, name: str, url: str, icon: str = "") -> App:
     url = check_url(url.strip())
     icon = checked_icon(icon)
     slug = slugify(name)
-    if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):
-        raise AdminError(f"an app called {name!r} exists already")
+    check_name_free(db, name, slug)
     app = App(slug=slug, name=name, kind=AppKind.link, url=url, icon=icon, settings={})
     db.add(app)
     db.commit()
@@ -286,9 +316,12 @@ def release_fields(db: Session, name: str, fields: list[str], *, actor: Person |
     return app
 
 
-def list_apps(db: Session) -> list[App]:
-    """Return every app by name, with its grants and the schools and sections they name."""
+def list_apps(db: Session, *, removed: bool = False) -> list[App]:
+    """Return every app in use by name (and, with `removed`, the removed ones after them), with
+    its grants and the schools and sections they name."""
     grants = selectinload(App.grants)
-    return list(db.scalars(select(App).options(
-        defer(App.icon), grants.selectinload(Grant.school), grants.selectinload(Grant.section),
-    ).order_by(App.name)))
+    query = select(App).options(
+        defer(App.icon), grants.selectinload(Grant.school), grants.selectinload(Grant.section))
+    if not removed:
+        query = query.where(App.removed_at.is_(None))
+    return list(db.scalars(query.order_by(App.removed_at.is_not(None), App.name)))

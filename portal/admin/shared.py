@@ -166,6 +166,7 @@ EVENT_WORDS = {
     "app_release_set": "fields an app receives changed",
     "app_secret_replaced": "an app got a new OpenID client secret",
     "app_settings_changed": "an app's sign-in addresses or certificate changed",
+    "app_removed": "app removed (its grants with it)",
     "hold_placed": "account put on hold",
     "hold_lifted": "hold lifted",
     "app_opted_out": "opted out of an app",

@@ -43,6 +43,10 @@ class App(Base):
     # Protocol settings (ACS URLs, redirect URIs, ...) and released field names, per kind.
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     released_fields: Mapped[list] = mapped_column(JSON, default=lambda: list(DEFAULT_RELEASE))
+    # When `portal apps remove` retired it (None: in use). A removed app keeps its row, so that the
+    # records of what it received, and deletion requests, go on naming it (migration 0022); it
+    # has no grants, and nothing signs in to it.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     grants: Mapped[list["Grant"]] = relationship(back_populates="app", cascade="all, delete-orphan")
 

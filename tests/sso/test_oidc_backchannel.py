@@ -554,3 +554,15 @@ def test_a_pool_that_queues_a_turn_but_starts_no_thread_runs_it_once(app, monkey
         assert "one-app" not in backchannel._running and "one-app" not in backchannel._queues
     finally:
         server.close()
+
+
+def test_an_app_removed_while_a_student_was_signed_in_still_hears_that_they_signed_out(
+        client, auth, runner, listening_app, endpoint):
+    auth.login()
+    id_token = launch(client, listening_app)
+    result = runner.invoke(args=["apps", "remove", "Reading Garden", "--yes"])
+    assert result.exit_code == 0, result.output
+    # Still signed in there: on a shared Chromebook the next child would be in as this one.
+    auth.logout()
+    [(claims, _)] = logout_tokens(client, endpoint)
+    assert claims["aud"] == listening_app.client_id and claims["sid"] == id_token["sid"]

@@ -571,3 +571,22 @@ def test_a_sha1_sign_out_that_does_not_verify_changes_nothing(client, auth, slo_
     refusals = [r for r in caplog.records if "logout request from" in r.getMessage()]
     assert [r.levelno for r in refusals] == [logging.WARNING] * 2
     assert all(SP_ENTITY_ID in r.getMessage() and "does not verify" in r.getMessage() for r in refusals)
+
+
+def test_an_app_removed_while_the_student_was_signed_in_still_hears_the_sign_out(client, auth, runner, slo_world):
+    first, second = slo_world["apps"]
+    peers = slo_world["peers"]
+    auth.login()
+    signed_in = _launch(client, first, peers[first.slug])
+    result = runner.invoke(args=["apps", "remove", first.slug, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert client.get(f"/launch/{first.slug}").status_code == 404
+    page = auth.logout()
+    hop = client.get(_path(page.headers["Location"]))
+    assert hop.status_code == 302 and hop.headers["Location"].startswith(SP_SLO + "?")
+    assert _message(hop.headers["Location"], "SAMLRequest").find(f"{{{c.SAML}}}NameID").text == \
+        signed_in.get_nameid()
+    outcome, answer = peers[first.slug].receive_logout(hop.headers["Location"])
+    assert outcome.get_errors() == [], outcome.get_last_error_reason()
+    done = client.get(_path(client.get(_path(answer)).headers["Location"]))
+    assert done.status_code == 303 and urlsplit(done.headers["Location"]).path == "/login"

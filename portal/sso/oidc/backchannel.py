@@ -111,7 +111,8 @@ def sessions_ended(ties: list[str]) -> None:
         return
     ring, now = key_ring(), int(time.time())
     for client_id, issuer, subject, sid in wanted:
-        found = find_client(db.session, client_id)
+        # A removed app too: a student it signed in before it was removed is still signed in there.
+        found = find_client(db.session, client_id, removed=True)
         uri = found.settings.get("backchannel_logout_uri") if found is not None else None
         if not uri:
             continue   # the app is gone, or no longer listens

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.admin.services import (
-    AdminError, check_url, checked_app_name, checked_icon, find_app, slugify,
+    AdminError, check_name_free, check_url, checked_app_name, checked_icon, find_app, slugify,
 )
 from portal.models import App, AppKind
 from portal.sso.oidc.claims import SCOPES, hash_secret, scope_list
@@ -84,8 +84,7 @@ def register_client(db: Session, name: str, *, redirect_uris: list[str], login_u
     wanted = ["openid"] + [s for s in wanted if s != "openid"]
 
     slug = slugify(name)
-    if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):
-        raise AdminError(f"an app called {name!r} exists already")
+    check_name_free(db, name, slug)
 
     client_id = secrets.token_urlsafe(18)
     client_secret = secrets.token_urlsafe(32)
@@ -179,17 +178,21 @@ class ClientApp:
 # request looks its client up. Plain columns, not an ORM App: the lookup is read fresh on every
 # request (a removed app or a new secret counts at once), so it has to be cheap, and the ORM's
 # object and its icon cost twice the query.
-_FIND_CLIENT = (select(*(getattr(App, f.name) for f in fields(ClientApp)))
-                .where(App.client_id == bindparam("client_id"), App.kind == AppKind.oidc))
+_FIND_ANY_CLIENT = (select(*(getattr(App, f.name) for f in fields(ClientApp)))
+                    .where(App.client_id == bindparam("client_id"), App.kind == AppKind.oidc))
+_FIND_CLIENT = _FIND_ANY_CLIENT.where(App.removed_at.is_(None))
 
 
-def find_client(db: Session, client_id: str | None) -> "Client | None":
-    """Return the OIDC client with this client_id, or None."""
+def find_client(db: Session, client_id: str | None, *, removed: bool = False) -> "Client | None":
+    """Return the OIDC client with this client_id, or None. A removed app (portal apps remove) is
+    none, so that its codes, tokens and userinfo stop at once; only with `removed` is it found
+    (told that a student's session ended, as a SAML app is)."""
     # The id may come from a Basic Authorization header, which no form check has read: a NUL
     # there cannot even be compared by PostgreSQL.
     if not client_id or len(client_id) > 255 or "\x00" in client_id:
         return None
-    row = db.connection().execute(_FIND_CLIENT, {"client_id": client_id}).first()
+    row = db.connection().execute(_FIND_ANY_CLIENT if removed else _FIND_CLIENT,
+                                  {"client_id": client_id}).first()
     return Client(ClientApp(*row)) if row is not None else None
 
 

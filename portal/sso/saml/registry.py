@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.access import FIELDS
-from portal.admin.services import AdminError, check_url, checked_app_name, checked_icon, find_app, slugify
+from portal.admin.services import (
+    AdminError, check_name_free, check_url, checked_app_name, checked_icon, find_app, slugify,
+)
 from portal.models import App, AppKind
 from portal.models.apps import DEFAULT_RELEASE
 from portal.sso.saml import constants as c
@@ -158,10 +160,11 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
                   slo_binding=slo_binding, ignore_requested_context=ignore_requested_context)
 
     slug = slugify(name)
-    if db.scalar(select(App.id).where((App.name == name) | (App.slug == slug))):
-        raise AdminError(f"an app called {name!r} exists already")
-    if db.scalar(select(App.id).where(App.client_id == sp.entity_id)):
-        raise AdminError(f"an app with entity ID {sp.entity_id!r} exists already")
+    check_name_free(db, name, slug)
+    taken = db.scalar(select(App).where(App.client_id == sp.entity_id))
+    if taken is not None:
+        removed = f" ({taken.name}, removed on {taken.removed_at:%Y-%m-%d})" if taken.removed_at else ""
+        raise AdminError(f"an app with entity ID {sp.entity_id!r} exists already{removed}")
     released = list(DEFAULT_RELEASE)
     if sp.nameid != "subject" and sp.nameid not in released:
         # The district named this field as the app's NameID, so the app must receive it.

@@ -1,0 +1,128 @@
+"""`portal apps remove`: the app leaves every tile and nothing signs in to it (an OpenID app's
+codes and tokens stop at once, a SAML app's requests are refused), while the records of what it
+received, its deletion requests and the admin pages go on naming it. Against the same peers as
+the sign-in tests: Authlib's client over real HTTP, python3-saml."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from portal.db import db
+from portal.models import App, Event, Grant
+from tests.admin.test_shared_pages import _client, _text, shared  # noqa: F401  (the fixture)
+from tests.sso.conftest import saml_response_of
+from tests.sso.test_oidc_support import Browser, live_portal, oidc_world  # noqa: F401  (fixtures)
+
+
+@pytest.fixture
+def settings(base_settings, tmp_path):
+    """A key folder of this test's own (the OIDC keys are made in it)."""
+    return replace(base_settings, oidc_keys_dir=str(tmp_path / "oidc_keys"))
+
+
+def one_line_failure(result, words):
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.output, result.output
+
+
+def test_removing_an_oidc_app_stops_its_codes_and_tokens_at_once(live_portal, oidc_world, runner, client, auth):
+    from authlib.integrations.base_client import OAuthError
+
+    from portal.admin.shared import releases_about
+    from tests.sso.test_oidc_flow import app_client, discover, run_code_flow
+    config, oauth, token, _ = run_code_flow(live_portal, oidc_world)
+    assert oauth.get(config["userinfo_endpoint"]).status_code == 200
+    pending = app_client(oidc_world, config)      # a code issued, not yet exchanged
+    verifier = secrets.token_urlsafe(48)
+    url, state = pending.create_authorization_url(config["authorization_endpoint"], code_verifier=verifier,
+                                                  nonce=secrets.token_urlsafe(16))
+    callback = Browser(live_portal).follow(url)
+
+    result = runner.invoke(args=["apps", "remove", "Math Garden", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:3] == [
+        "removed Math Garden (math-garden): it is on no tile and opens for no one",
+        "its grants are gone: school sch-maple (Maple Elementary)",
+        "its OpenID codes and tokens no longer work"]
+    assert oauth.get(config["userinfo_endpoint"]).status_code == 401
+    with pytest.raises(OAuthError) as refused:
+        pending.fetch_token(config["token_endpoint"], authorization_response=callback, code_verifier=verifier,
+                            state=state)
+    assert refused.value.error == "invalid_client"
+    with pytest.raises(AssertionError, match=" 400 "):
+        run_code_flow(live_portal, oidc_world)
+
+    auth.login()
+    assert "Math Garden" not in client.get("/").get_data(as_text=True)
+    assert client.get("/launch/math-garden").status_code == 404
+    listed = runner.invoke(args=["apps", "list"]).output
+    assert listed.startswith("Math Garden\toidc\thttps://learn.test/\tremoved on 20"), listed
+    one_line_failure(runner.invoke(args=["apps", "grant", "Math Garden", "--district"]),
+                     "Math Garden was removed on 20")
+    one_line_failure(runner.invoke(args=["apps", "new-secret", "Math Garden"]), "was removed on")
+    one_line_failure(runner.invoke(args=["apps", "add-link", "Math Garden", "https://x.test/"]),
+                     "an app called 'Math Garden' was removed on")
+
+    db.session.rollback()       # what the server thread and the commands committed
+    removed = db.session.get(App, oidc_world.app.id)
+    assert removed.name == "Math Garden" and removed.removed_at is not None
+    assert db.session.scalar(select(Grant.id).where(Grant.app_id == removed.id)) is None
+    [event] = db.session.scalars(select(Event).where(Event.kind == "app_removed"))
+    assert (event.app_id, event.data) == (removed.id, {"grants": ["school sch-maple (Maple Elementary)"]})
+    summaries, releases = releases_about(db.session, oidc_world.student)
+    assert [(s.app_name, s.launches) for s in summaries] == [("Math Garden", 1)]
+    assert {r.app.name for r in releases} == {"Math Garden"}
+
+    asked = runner.invoke(args=["deletions", "ask", "ada.lovelace", "Math Garden"])
+    assert asked.exit_code == 0, asked.output
+    assert "\tMath Garden\t" in asked.output.splitlines()[0]
+
+
+def test_a_removed_saml_app_is_refused_and_the_admin_pages_keep_its_name(app, shared, runner):
+    from tests.sso.conftest import PeerSP
+    from tests.sso.test_saml_http import assert_plain_refusal
+    ada = _client(app, "ada.lovelace")
+    peer = PeerSP(ada.get("/saml/metadata").get_data(as_text=True))
+    saml_response_of(ada.get(peer.redirect_login()[0]))
+
+    asked_first = runner.invoke(args=["apps", "remove", "reading-garden"], input="n\n")
+    assert asked_first.exit_code != 0 and "Remove the app?" in asked_first.output
+    assert "Reading Garden" in _text(ada.get("/"))           # nothing changed
+    result = runner.invoke(args=["apps", "remove", "reading-garden"], input="y\n")
+    assert result.exit_code == 0, result.output
+    assert "removed Reading Garden (reading-garden)" in result.output
+
+    assert "Reading Garden" not in _text(ada.get("/"))
+    assert ada.get("/launch/reading-garden").status_code == 404
+    assert_plain_refusal(ada.get(peer.redirect_login()[0]), status=403)
+
+    admin = _client(app, "dee.admin")
+    assert "Reading Garden" not in _text(admin.get("/admin/"))
+    app_page = admin.get("/admin/apps/reading-garden")
+    assert app_page.status_code == 200 and "Removed on " in _text(app_page)
+    assert "Add this group" not in _text(app_page) and "Send these fields" not in _text(app_page)
+    assert "Ada Lovelace" in _text(app_page)                  # its latest releases, kept
+    person = _text(admin.get("/admin/people?username=ada.lovelace"))
+    assert "Reading Garden" in person and "Ask Reading Garden to delete" in person
+    log = _text(admin.get("/admin/log"))
+    assert "opened an app" in log and "Reading Garden" in log
+    from tests.admin.test_deletions import _ask
+    asked = _ask(admin, shared["ada"], shared["saml"].slug)
+    assert asked.status_code == 303, _text(asked)
+    letter = _text(admin.get(asked.headers["Location"]))
+    assert "Waiting for Reading Garden's vendor" in letter
+
+
+def test_remove_refuses_bad_input_in_one_line(app, runner):
+    assert runner.invoke(args=["apps", "add-link", "Library", "https://library.test/"]).exit_code == 0
+    one_line_failure(runner.invoke(args=["apps", "remove", "Nope", "--yes"]), "there is no app called 'Nope'")
+    result = runner.invoke(args=["apps", "remove", "Library", "--yes"])
+    assert result.exit_code == 0 and "it had no grants" in result.output
+    assert "OpenID" not in result.output
+    one_line_failure(runner.invoke(args=["apps", "remove", "Library", "--yes"]), "Library was removed on 20")
+    with app.app_context():
+        assert db.session.scalar(select(Event.id).where(Event.kind == "app_removed").offset(1)) is None
