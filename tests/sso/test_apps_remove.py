@@ -84,7 +84,7 @@ def test_removing_an_oidc_app_stops_its_codes_and_tokens_at_once(live_portal, oi
 
 def test_a_removed_saml_app_is_refused_and_the_admin_pages_keep_its_name(app, shared, runner):
     from tests.sso.conftest import PeerSP
-    from tests.sso.test_saml_http import assert_plain_refusal
+    from tests.sso.test_saml_not_granted import assert_denied_naming_no_one, denied_form
     ada = _client(app, "ada.lovelace")
     peer = PeerSP(ada.get("/saml/metadata").get_data(as_text=True))
     saml_response_of(ada.get(peer.redirect_login()[0]))
@@ -98,7 +98,9 @@ def test_a_removed_saml_app_is_refused_and_the_admin_pages_keep_its_name(app, sh
 
     assert "Reading Garden" not in _text(ada.get("/"))
     assert ada.get("/launch/reading-garden").status_code == 404
-    assert_plain_refusal(ada.get(peer.redirect_login()[0]), status=403)
+    # Its own sign-in requests get the child's page and a signed RequestDenied naming no one.
+    url, request_id = peer.redirect_login()
+    assert_denied_naming_no_one(denied_form(ada.get(url)), peer, request_id, shared["ada"])
 
     admin = _client(app, "dee.admin")
     assert "Reading Garden" not in _text(admin.get("/admin/"))
