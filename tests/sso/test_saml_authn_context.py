@@ -273,3 +273,34 @@ def test_requested_context_waits_with_the_request_for_the_sign_in(app, saml_worl
         else:
             assert_no_authn_context(peer, form, request_id)
         assert browser.get("/saml/resume").status_code == 400  # used up either way
+
+
+def test_set_saml_turns_answering_any_requested_context_on_and_off(
+        app, roster, redis_client, saml_sp_keys, runner):
+    # An app added before the district found that its library asks for a password by default.
+    school = roster.school("sch-birch")
+    student = roster.person("ada", schools=[school], sections=[roster.section(school, "k1", grades="01")],
+                            grades="01")
+    registered = register_and_grant(db.session, school=school, sp_cert=saml_sp_keys.cert_pem)
+    kiosk = enroll_kiosk(app, redis_client, school)
+    assert kiosk.sign_in(issue(redis_client, student)).status_code == 302
+    browser = kiosk.browser
+    metadata = browser.get("/saml/metadata").get_data(as_text=True)
+    peer = peer_asking(SamlWorld(school, student, registered, PeerSP(metadata, saml_sp_keys), metadata))
+
+    def launch():
+        url, request_id = peer.redirect_login()
+        return saml_response_of(browser.get(url)), request_id
+
+    assert_no_authn_context(peer, *launch())
+    on = runner.invoke(args=["apps", "set-saml", registered.slug, "--ignore-requested-context"])
+    assert on.exit_code == 0, on.output
+    assert "answers every sign-in request whatever authentication context it asks for" in on.output
+    form, request_id = launch()
+    result = peer.consume(form.fields["SAMLResponse"], request_id)
+    assert result.is_authenticated() and result.get_last_authn_contexts() == [c.AC_BADGE]
+    again = runner.invoke(args=["apps", "set-saml", registered.slug, "--ignore-requested-context"])
+    assert "had these settings already" in again.output
+    off = runner.invoke(args=["apps", "set-saml", registered.slug, "--honour-requested-context"])
+    assert off.exit_code == 0 and "only when how the student signed in meets it" in off.output
+    assert_no_authn_context(peer, *launch())

@@ -103,6 +103,11 @@ _CHANGED_WORDS = {
     "relay_state": lambda s: f"relay state: {s['relay_state'] or 'none'}",
     "slo_url": lambda s: f"hears of sign-outs at {s['slo_url']}",
     "slo_response_url": lambda s: f"answers to its sign-outs go to {s['slo_response_url'] or s['slo_url']}",
+    "slo_binding": lambda s: f"hears of sign-outs by {'HTTP-POST' if s['slo_binding'] == c.BINDING_POST else 'HTTP-Redirect'}",
+    "ignore_requested_context": lambda s: (
+        "answers every sign-in request whatever authentication context it asks for"
+        if s["ignore_requested_context"] else
+        "answers a request for an authentication context only when how the student signed in meets it"),
 }
 
 
@@ -125,8 +130,11 @@ def _cert_words(pem: str | None) -> str:
               help="the app's SAML metadata XML file: its ACS URLs, certificate and Single Logout "
                    "address replace those the app has (its entity ID must be the app's)")
 @click.option("--relay-state", help="where the app should land after a tile launch (\"\": nowhere)")
+@click.option("--ignore-requested-context/--honour-requested-context", default=None,
+              help="answer the app's sign-in requests whatever authentication context they ask "
+                   "for (as at add-saml), or again only when how the student signed in meets it")
 @with_appcontext
-def apps_set_saml(name, acs_urls, sp_cert_file, metadata_file, relay_state):
+def apps_set_saml(name, acs_urls, sp_cert_file, metadata_file, relay_state, ignore_requested_context):
     """Change a SAML app's ACS URLs, signing certificate or relay state, or everything its new
     metadata gives; prints what changed."""
     from portal.db import db
@@ -135,7 +143,8 @@ def apps_set_saml(name, acs_urls, sp_cert_file, metadata_file, relay_state):
     metadata = _read(metadata_file, "metadata file") if metadata_file else None
     sp_cert = _read(sp_cert_file, "certificate file") if sp_cert_file else None
     app, changed = _admin_call(update_sp, db.session, name, acs_urls=acs_urls, metadata=metadata,
-                               sp_cert=sp_cert, relay_state=relay_state)
+                               sp_cert=sp_cert, relay_state=relay_state,
+                               ignore_requested_context=ignore_requested_context)
     if not changed:
         click.echo(f"{app.name} had these settings already; nothing changed")
         return

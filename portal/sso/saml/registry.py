@@ -185,7 +185,8 @@ def _metadata(data: bytes):
 
 
 def update_sp(db: Session, name: str, *, acs_urls=(), metadata: bytes | None = None,
-              sp_cert: str | bytes | None = None, relay_state: str | None = None) -> tuple[App, list[str]]:
+              sp_cert: str | bytes | None = None, relay_state: str | None = None,
+              ignore_requested_context: bool | None = None) -> tuple[App, list[str]]:
     """Change the SAML app named `name` (or slug): its ACS URLs, its signing certificate, its
     relay state, or everything its metadata gives, read and checked as register_sp reads and
     checks them (the metadata must be for the app's own entity ID). What the metadata does not
@@ -195,9 +196,10 @@ def update_sp(db: Session, name: str, *, acs_urls=(), metadata: bytes | None = N
     app = find_app(db, name)
     if app.kind is not AppKind.saml:
         raise AdminError(f"{app.name} does not sign in with SAML")
-    if not acs_urls and metadata is None and sp_cert is None and relay_state is None:
-        raise AdminError("say what to change: --acs-url (repeat for several), --sp-cert, --metadata "
-                         "or --relay-state")
+    if (not acs_urls and metadata is None and sp_cert is None and relay_state is None
+            and ignore_requested_context is None):
+        raise AdminError("say what to change: --acs-url (repeat for several), --sp-cert, --metadata, "
+                         "--relay-state or --ignore-requested-context/--honour-requested-context")
     old = ServiceProvider.from_app(app)
     acs, acs_index, cert = list(old.acs_urls), old.acs_index, old.cert_pem
     signed, slo_url, slo_response_url = old.require_signed_requests, old.slo_url, old.slo_response_url
@@ -220,7 +222,8 @@ def update_sp(db: Session, name: str, *, acs_urls=(), metadata: bytes | None = N
                    relay_state=old.relay_state if relay_state is None else relay_state.strip(),
                    require_signed_requests=signed, sp_cert=cert, slo_url=slo_url,
                    slo_response_url=slo_response_url, slo_binding=slo_binding,
-                   ignore_requested_context=old.ignore_requested_context)
+                   ignore_requested_context=(old.ignore_requested_context if ignore_requested_context is None
+                                             else ignore_requested_context))
     before, after = old.to_settings(), new.to_settings()
     changed = [key for key in after if after[key] != before[key]]
     if changed:
@@ -233,7 +236,8 @@ def update_sp(db: Session, name: str, *, acs_urls=(), metadata: bytes | None = N
 
 
 # The settings an audit event names with their new values (a certificate is named only).
-_SHOWN = ("acs_urls", "relay_state", "require_signed_requests", "slo_url", "slo_response_url")
+_SHOWN = ("acs_urls", "relay_state", "require_signed_requests", "slo_url", "slo_response_url",
+          "slo_binding", "ignore_requested_context")
 
 
 def set_slo_url(db: Session, name: str, url: str | None, binding: str = "") -> App:
