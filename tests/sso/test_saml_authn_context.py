@@ -3,6 +3,7 @@ that is not what it asked for (python3-saml builds the requests and reads the an
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 
 import pytest
 from lxml import etree
@@ -136,63 +137,83 @@ def assert_no_authn_context(peer, form, request_id):
     assert not peer.consume(form.fields["SAMLResponse"], request_id).is_authenticated()
 
 
-def test_password_asked_after_a_badge_sign_in_gets_no_authn_context(
-        app, roster, redis_client, saml_sp_keys):
+@dataclass
+class BadgeWorld:
+    """A grade 1 student signed in by badge at a kiosk, its browser, and a granted python3-saml
+    app: `peer` asks for python3-saml's default (PasswordProtectedTransport, exact), `plain` for
+    nothing."""
+    browser: object
+    registered: object
+    peer: PeerSP
+    plain: PeerSP
+
+
+@pytest.fixture
+def badge_world(app, roster, redis_client, saml_sp_keys):
     school = roster.school("sch-birch")
     student = roster.person("ada", schools=[school], sections=[roster.section(school, "k1", grades="01")],
                             grades="01")
     registered = register_and_grant(db.session, school=school, sp_cert=saml_sp_keys.cert_pem)
     kiosk = enroll_kiosk(app, redis_client, school)
     assert kiosk.sign_in(issue(redis_client, student)).status_code == 302
-    browser = kiosk.browser
-    metadata = browser.get("/saml/metadata").get_data(as_text=True)
+    metadata = kiosk.browser.get("/saml/metadata").get_data(as_text=True)
     world = SamlWorld(school, student, registered, PeerSP(metadata, saml_sp_keys), metadata)
-    peer = peer_asking(world)  # python3-saml's default: PasswordProtectedTransport, exact
-    url, request_id = peer.redirect_login()
-    assert_no_authn_context(peer, saml_response_of(browser.get(url)), request_id)
-    fields, request_id = peer.post_login(sign=True)
-    assert_no_authn_context(peer, saml_response_of(browser.post("/saml/sso", data=fields)), request_id)
+    return BadgeWorld(kiosk.browser, registered, peer_asking(world), world.peer)
 
-    url, request_id = world.peer.redirect_login()  # asks for nothing: told it was a badge
-    result = world.peer.consume(saml_response_of(browser.get(url)).fields["SAMLResponse"], request_id)
+
+def launch(world: BadgeWorld, binding: str = "redirect"):
+    """The asking app's sign-in request by `binding`: (the portal's answer, the request's id)."""
+    if binding == "redirect":
+        url, request_id = world.peer.redirect_login()
+        return saml_response_of(world.browser.get(url)), request_id
+    fields, request_id = world.peer.post_login(sign=True)
+    return saml_response_of(world.browser.post("/saml/sso", data=fields)), request_id
+
+
+def assert_badge_answered(world: BadgeWorld, form, request_id) -> None:
+    result = world.peer.consume(form.fields["SAMLResponse"], request_id)
+    assert result.is_authenticated(), result.get_last_error_reason()
+    assert result.get_last_authn_contexts() == [c.AC_BADGE]
+
+
+def test_password_asked_after_a_badge_sign_in_gets_no_authn_context(badge_world):
+    assert_no_authn_context(badge_world.peer, *launch(badge_world))
+    assert_no_authn_context(badge_world.peer, *launch(badge_world, "post"))
+
+    url, request_id = badge_world.plain.redirect_login()  # asks for nothing: told it was a badge
+    result = badge_world.plain.consume(saml_response_of(badge_world.browser.get(url)).fields["SAMLResponse"],
+                                       request_id)
     assert result.is_authenticated() and result.get_last_authn_contexts() == [c.AC_BADGE]
 
 
-def test_an_app_set_to_ignore_the_requested_context_signs_a_badge_student_in(
-        app, roster, redis_client, saml_sp_keys, runner, tmp_path):
+def test_an_app_set_to_ignore_the_requested_context_signs_a_badge_student_in(badge_world, runner):
     # Found by an interoperability review: python3-saml, php-saml and java-saml ask by default for
     # PasswordProtectedTransport, exactly, so a vendor app left at its defaults turned away every
     # badge sign-in (NoAuthnContext). The district may set such an app to have its requests
     # answered whatever they ask; the Response still names the badge, and python3-saml takes it.
-    school = roster.school("sch-birch")
-    student = roster.person("ada", schools=[school], sections=[roster.section(school, "k1", grades="01")],
-                            grades="01")
+    slug = badge_world.registered.slug
+    on = runner.invoke(args=["apps", "set-saml", slug, "--ignore-requested-context"])
+    assert on.exit_code == 0, on.output
+    assert "answers every sign-in request whatever authentication context it asks for" in on.output
+    assert_badge_answered(badge_world, *launch(badge_world))
+    assert_badge_answered(badge_world, *launch(badge_world, "post"))
+    again = runner.invoke(args=["apps", "set-saml", slug, "--ignore-requested-context"])
+    assert "had these settings already" in again.output
+    off = runner.invoke(args=["apps", "set-saml", slug, "--honour-requested-context"])
+    assert off.exit_code == 0 and "only when how the student signed in meets it" in off.output
+    assert_no_authn_context(badge_world.peer, *launch(badge_world))
+
+
+def test_add_saml_takes_ignore_requested_context(runner, app, tmp_path, saml_sp_keys):
     cert = tmp_path / "sp.pem"
     cert.write_bytes(saml_sp_keys.cert_pem)
     added = runner.invoke(args=["apps", "add-saml", "Reading Garden", "--entity-id", SP_ENTITY_ID,
                                 "--acs-url", SP_ACS, "--sp-cert", str(cert), "--ignore-requested-context"])
     assert added.exit_code == 0, added.output
     assert "answers every sign-in request whatever authentication context it asks for" in added.output
-    assert runner.invoke(args=["apps", "grant", "reading-garden", "--school", "sch-birch"]).exit_code == 0
-    registered = db.session.scalar(select(App).where(App.slug == "reading-garden"))
-    assert registered.settings["ignore_requested_context"] is True
-    kiosk = enroll_kiosk(app, redis_client, school)
-    assert kiosk.sign_in(issue(redis_client, student)).status_code == 302
-    browser = kiosk.browser
-    metadata = browser.get("/saml/metadata").get_data(as_text=True)
-    peer = peer_asking(SamlWorld(school, student, registered, PeerSP(metadata, saml_sp_keys), metadata))
-    for sign_in in (lambda: peer.redirect_login(),
-                    lambda: _posted(browser, peer)):
-        url_or_form, request_id = sign_in()
-        form = saml_response_of(browser.get(url_or_form) if isinstance(url_or_form, str) else url_or_form)
-        result = peer.consume(form.fields["SAMLResponse"], request_id)
-        assert result.is_authenticated(), result.get_last_error_reason()
-        assert result.get_last_authn_contexts() == [c.AC_BADGE]
-
-
-def _posted(browser, peer):
-    fields, request_id = peer.post_login(sign=True)
-    return browser.post("/saml/sso", data=fields), request_id
+    with app.app_context():
+        assert db.session.scalar(select(App).where(App.slug == "reading-garden")).settings[
+            "ignore_requested_context"] is True
 
 
 def test_password_asked_after_a_password_sign_in_is_answered(client, signed_in):  # noqa: F811
@@ -274,33 +295,3 @@ def test_requested_context_waits_with_the_request_for_the_sign_in(app, saml_worl
             assert_no_authn_context(peer, form, request_id)
         assert browser.get("/saml/resume").status_code == 400  # used up either way
 
-
-def test_set_saml_turns_answering_any_requested_context_on_and_off(
-        app, roster, redis_client, saml_sp_keys, runner):
-    # An app added before the district found that its library asks for a password by default.
-    school = roster.school("sch-birch")
-    student = roster.person("ada", schools=[school], sections=[roster.section(school, "k1", grades="01")],
-                            grades="01")
-    registered = register_and_grant(db.session, school=school, sp_cert=saml_sp_keys.cert_pem)
-    kiosk = enroll_kiosk(app, redis_client, school)
-    assert kiosk.sign_in(issue(redis_client, student)).status_code == 302
-    browser = kiosk.browser
-    metadata = browser.get("/saml/metadata").get_data(as_text=True)
-    peer = peer_asking(SamlWorld(school, student, registered, PeerSP(metadata, saml_sp_keys), metadata))
-
-    def launch():
-        url, request_id = peer.redirect_login()
-        return saml_response_of(browser.get(url)), request_id
-
-    assert_no_authn_context(peer, *launch())
-    on = runner.invoke(args=["apps", "set-saml", registered.slug, "--ignore-requested-context"])
-    assert on.exit_code == 0, on.output
-    assert "answers every sign-in request whatever authentication context it asks for" in on.output
-    form, request_id = launch()
-    result = peer.consume(form.fields["SAMLResponse"], request_id)
-    assert result.is_authenticated() and result.get_last_authn_contexts() == [c.AC_BADGE]
-    again = runner.invoke(args=["apps", "set-saml", registered.slug, "--ignore-requested-context"])
-    assert "had these settings already" in again.output
-    off = runner.invoke(args=["apps", "set-saml", registered.slug, "--honour-requested-context"])
-    assert off.exit_code == 0 and "only when how the student signed in meets it" in off.output
-    assert_no_authn_context(peer, *launch())
