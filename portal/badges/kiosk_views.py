@@ -194,7 +194,7 @@ def badge(device: KioskDevice):
     # apps that session signed in to hear of it in the browser, on the way to the new session.
     ended = end_device_session(store, device.id)
     saml_logout = [p.as_json() for p in participants_in(ended)] if ended else None
-    code = start_handoff(store, accepted, clock=flow.app_clock(), saml_logout=saml_logout, seq=seq)
+    code = start_handoff(store, accepted, saml_logout=saml_logout, seq=seq)
     if code is None:
         db.session.rollback()
         return make_response(jsonify(OUT_OF_ORDER), 409)
@@ -219,7 +219,7 @@ def handoff(code: str):
         refused = e
         if ticket is not None:
             ticket.give_back(client)
-        device_id = ticket.device_id if ticket is not None else e.device_id
+        device_id = ticket.device_id if ticket is not None else None
         if browser_device is None or (device_id is not None and browser_device.id != device_id):
             if device_id is not None:
                 ask_to_bind_again(client, device_id)

@@ -97,7 +97,6 @@ class HandoffInvalid(PortalError):
     status = 403
     title = "That sign-in has run out"
     advice = "Scan your badge again."
-    device_id: int | None = None    # whose hand-off it was, when that is known
 
 
 class BrowserNotBound(HandoffInvalid):
@@ -278,7 +277,7 @@ def restart_scan_numbers(client: redis.Redis, device_id: int) -> None:
     client.delete(_SEQ + str(device_id))
 
 
-def start_handoff(client: redis.Redis, accepted: Accepted, *, clock: Clock = utcnow,
+def start_handoff(client: redis.Redis, accepted: Accepted, *,
                   saml_logout: list | None = None, seq: int | None = None) -> str | None:
     """A single-use code, 30 seconds, for the device's browser to finish the sign-in (and, on
     the way, to tell the last session's SAML apps that it ended: `saml_logout`). With the
