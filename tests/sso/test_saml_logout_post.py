@@ -123,11 +123,23 @@ def test_add_saml_takes_the_logout_binding(runner, app, tmp_path):
         reading = db.session.query(App).filter_by(name="Reading").one()
         math = db.session.query(App).filter_by(name="Math").one()
         assert reading.settings["slo_binding"] == math.settings["slo_binding"] == c.BINDING_POST
-    # `portal apps logout-uri` gives a Redirect address, as it always did.
-    assert runner.invoke(args=["apps", "logout-uri", "math", OTHER_SLO]).exit_code == 0
-    with app.app_context():
-        assert db.session.query(App).filter_by(name="Math").one().settings["slo_binding"] == \
-            c.BINDING_REDIRECT
+    # `portal apps logout-uri` keeps the binding the app's address had (found by review: it
+    # switched a POST-only app to HTTP-Redirect, which it does not take, and said nothing),
+    # and changes it when asked.
+    def binding_of(name):
+        with app.app_context():
+            return db.session.query(App).filter_by(name=name).one().settings["slo_binding"]
+    moved = runner.invoke(args=["apps", "logout-uri", "math", OTHER_SLO + "/new"])
+    assert moved.exit_code == 0 and f"hears at {OTHER_SLO}/new by HTTP-POST" in moved.output
+    assert binding_of("Math") == c.BINDING_POST
+    changed = runner.invoke(args=["apps", "logout-uri", "math", OTHER_SLO, "--slo-binding", "redirect"])
+    assert changed.exit_code == 0 and "by HTTP-Redirect" in changed.output
+    assert binding_of("Math") == c.BINDING_REDIRECT
+    for args, words in ((["math", "--slo-binding", "post"], "give the address too"),
+                        (["math", OTHER_SLO, "--slo-binding", "soap"], "is not one of")):
+        refused = runner.invoke(args=["apps", "logout-uri", *args])
+        assert refused.exit_code != 0 and words in refused.output, refused.output
+    assert binding_of("Math") == c.BINDING_REDIRECT
 
 
 @pytest.mark.parametrize("args, words", [

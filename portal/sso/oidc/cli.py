@@ -106,23 +106,35 @@ def _when(moment) -> str:
 @apps_cli.command("logout-uri")
 @click.argument("name")
 @click.argument("uri", required=False)
+@click.option("--slo-binding", type=click.Choice(["redirect", "post"]), default=None,
+              help="a SAML app's: how the address takes sign-outs, HTTP-Redirect or HTTP-POST "
+                   "(default: as the app's address took them before; HTTP-Redirect for a first one)")
 @with_appcontext
-def apps_logout_uri(name, uri):
+def apps_logout_uri(name, uri, slo_binding):
     """Set (or, without URI, remove) where an app hears that a student's portal session ended:
-    an OIDC app's back-channel logout URI, or a SAML app's Single Logout address (HTTP-Redirect)."""
+    an OIDC app's back-channel logout URI, or a SAML app's Single Logout address."""
     from portal.admin.services import AdminError, find_app
     from portal.db import db
     from portal.models import AppKind
     from portal.sso.oidc.clients import set_backchannel_logout_uri
+    from portal.sso.saml.constants import BINDING_POST
     from portal.sso.saml.registry import set_slo_url
 
     try:
         saml = find_app(db.session, name).kind is AppKind.saml
-        app = (set_slo_url if saml else set_backchannel_logout_uri)(db.session, name, uri)
+        if saml:
+            app = set_slo_url(db.session, name, uri, slo_binding or "")
+        elif slo_binding:
+            fail("--slo-binding is for SAML apps: an OpenID app hears by back-channel logout")
+        else:
+            app = set_backchannel_logout_uri(db.session, name, uri)
     except AdminError as e:
         fail(str(e))
     when = "when a student signs out here" if saml else "when a student's portal session ends"
-    if uri:
+    if uri and saml:
+        by = "HTTP-POST" if app.settings.get("slo_binding") == BINDING_POST else "HTTP-Redirect"
+        click.echo(f"{app.name} hears at {uri} by {by} {when}")
+    elif uri:
         click.echo(f"{app.name} hears at {uri} {when}")
     else:
         click.echo(f"{app.name} no longer hears {when}")

@@ -242,13 +242,16 @@ _SHOWN = ("acs_urls", "relay_state", "require_signed_requests", "slo_url", "slo_
 
 def set_slo_url(db: Session, name: str, url: str | None, binding: str = "") -> App:
     """Tell the SAML app named `name` (or slug) when a student signs out, at its Single Logout
-    address `url` (by `binding`, HTTP-Redirect when not given; None or "": no longer)."""
+    address `url` (None or "": no longer), by `binding` (redirect or post; when not given, the
+    binding it has: an app that takes only HTTP-POST keeps it)."""
     app = find_app(db, name)
     if app.kind is not AppKind.saml:
         raise AdminError(f"{app.name} does not sign in with SAML")
+    if binding and not url:
+        raise AdminError("--slo-binding says how the address takes sign-outs: give the address too")
     settings = dict(app.settings or {})
     settings["slo_url"], settings["slo_response_url"] = checked_slo_urls(url)
-    settings["slo_binding"] = checked_slo_binding(binding)
+    settings["slo_binding"] = checked_slo_binding(binding or settings.get("slo_binding"))
     app.settings = settings
     db.commit()
     return app
