@@ -77,9 +77,10 @@ class SpLookup:
 
 
 def app_of(find_sp: SpLookup) -> str:
-    """Whose message it was, for the log: the registered app's entity ID. Nothing when no app was
-    found (unreadable, or an Issuer no app has, which is only what the message says)."""
-    return find_sp.app.client_id if find_sp.app is not None else "no registered app"
+    """Whose message it says it is, for the log: "naming" the registered app's entity ID its Issuer
+    gives (only what the message says: anyone can name an app in a refused message), or "naming
+    no registered app" (unreadable, or an Issuer no app has)."""
+    return f"naming {find_sp.app.client_id}" if find_sp.app is not None else "naming no registered app"
 
 
 def remember_request_id(client, issuer: str, request_id: str) -> bool:
@@ -131,10 +132,11 @@ def answer(app: App, sp: ServiceProvider, *, acs_url: str, relay_state: str,
     data = {"protocol": "saml", "fields": list(claims)}
     if ids := access.released_ids(settings.pairwise_key, claims):
         data["ids"] = ids
-    # Committed once the session (which remembers the launch for Single Logout) is stored: a
-    # launch the 503 page stopped released nothing and is not recorded.
-    audit.record("launch", person=current_user, app=app, data=data, commit=False)
-    session.when_stored.append(db.session.commit)
+    # Written once the session (which remembers the launch for Single Logout) is stored: a
+    # launch the 503 page stopped released nothing and is not recorded. Not before: the INSERT
+    # would hold SQLite's one write lock while Redis saves the session (seconds in a fail-over).
+    person = current_user._get_current_object()
+    session.when_stored.append(lambda: audit.record("launch", person=person, app=app, data=data))
     return post_to_app(acs_url, xml, relay_state, app_name)
 
 

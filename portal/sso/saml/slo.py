@@ -271,7 +271,7 @@ def request_arrived(parked: dict | None = None):
             message, find_sp=find_sp, slo_urls=(_idp().slo_url,), now=_now(),
             first_use=lambda issuer, request_id: remember_request_id(_redis(), issuer, request_id))
     except SamlError as e:
-        log.warning("SAML logout request from %s refused: %s: %s", app_of(find_sp),
+        log.warning("SAML logout request %s refused: %s: %s", app_of(find_sp),
                     type(e).__name__, e.reason)
         e.title = "This app sent a sign-out request we can't accept"
         e.advice = ("If you want to sign out, use the Sign out button here."

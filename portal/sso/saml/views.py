@@ -47,7 +47,7 @@ def sso():
             first_use=lambda issuer, request_id: remember_request_id(redis_client, issuer, request_id))
     except SamlError as e:
         # The reason and whose request, never the request itself.
-        log.warning("SAML request from %s refused: %s: %s", app_of(find_sp), type(e).__name__,
+        log.warning("SAML request %s refused: %s: %s", app_of(find_sp), type(e).__name__,
                     e.reason)
         raise
     return continue_sp_initiated(accepted, find_sp.app)
