@@ -63,12 +63,16 @@ def _grant_matches():
 
 
 _MATCHES = _grant_matches()
+# A removed app (portal apps remove) opens for no one, whatever grant it has: its grants are
+# deleted with it, but one made at that very moment (an admin's "Add this group") could outlive them.
+_IN_USE = App.removed_at.is_(None)
 # Tiles show names and icon links: the icons, protocol settings and field lists stay unloaded.
 _APPS_FOR = (select(App).options(defer(App.icon), defer(App.settings), defer(App.released_fields))
-             .where(App.id.in_(select(Grant.app_id).where(_MATCHES))).order_by(App.name))
-_MAY_LAUNCH = select(Grant.id).where(Grant.app_id == bindparam("app_id"), _MATCHES).limit(1)
+             .where(_IN_USE, App.id.in_(select(Grant.app_id).where(_MATCHES))).order_by(App.name))
+_MAY_LAUNCH = (select(Grant.id).join(App, App.id == Grant.app_id)
+               .where(Grant.app_id == bindparam("app_id"), _IN_USE, _MATCHES).limit(1))
 # A tile click: the app by its slug, only if one of its grants covers the person (one statement).
-_LAUNCHABLE = select(App).where(App.slug == bindparam("slug"),
+_LAUNCHABLE = select(App).where(App.slug == bindparam("slug"), _IN_USE,
                                 exists().where(Grant.app_id == App.id, _MATCHES))
 
 

@@ -158,6 +158,15 @@ def _person_and_app(person_id: int):
     return found, target, _to_person(found)
 
 
+def _in_use(target: App | None) -> App | None:
+    """The form's app, unless it was removed (then said, and None): a removed app is opted out of,
+    or back into, by no one, as on the command line. Asking its vendor to delete stays possible."""
+    if target is not None and target.removed_at is not None:
+        flash(f"{target.name} was removed: nothing changed.", "problem")
+        return None
+    return target
+
+
 def _district_person(person_id: int) -> Person:
     found = db.session.scalar(select(Person).where(Person.id == person_id,
                                                    Person.district_id == current_user.district_id))
@@ -199,6 +208,7 @@ def unhold(person_id: int):
 def opt_out(person_id: int):
     """Keep the person from the app the form names, whatever the grants say."""
     found, target, back = _person_and_app(person_id)
+    target = _in_use(target)
     if target is not None:
         optouts.opt_out(db.session, found, target, actor=current_user, now=flow.now(),
                         client=flow.redis_client())
@@ -212,6 +222,7 @@ def opt_out(person_id: int):
 def opt_in(person_id: int):
     """Let the grants decide again whether the person may open the app."""
     found, target, back = _person_and_app(person_id)
+    target = _in_use(target)
     if target is not None:
         optouts.opt_in(db.session, found, target, actor=current_user)
         flash(f"{found.display_name} is no longer opted out of {target.name}.")

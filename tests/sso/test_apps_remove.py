@@ -128,3 +128,35 @@ def test_remove_refuses_bad_input_in_one_line(app, runner):
     one_line_failure(runner.invoke(args=["apps", "remove", "Library", "--yes"]), "Library was removed on 20")
     with app.app_context():
         assert db.session.scalar(select(Event.id).where(Event.kind == "app_removed").offset(1)) is None
+
+
+def test_a_grant_made_as_the_app_was_removed_opens_nothing(app, shared, runner):
+    # Found by review: a grant the admin's page added at the very moment of `apps remove` (its
+    # check before the removal, its write after) outlived the removal, and the tile and the SAML
+    # launch came back for a retired app. Removal no longer rests on the grants being gone.
+    from portal.admin.services import grant_app
+    ada = _client(app, "ada.lovelace")
+    assert runner.invoke(args=["apps", "remove", "reading-garden", "--yes"]).exit_code == 0
+    with app.app_context():                         # as the racing grant's write lands
+        removed = db.session.scalar(select(App).where(App.slug == "reading-garden"))
+        db.session.add(Grant(app_id=removed.id, district_id=shared["ada"].district_id))
+        db.session.commit()
+        with pytest.raises(Exception, match="removed"):
+            grant_app(db.session, "reading-garden", district=True)
+    assert "Reading Garden" not in _text(ada.get("/"))
+    assert ada.get("/launch/reading-garden").status_code == 404
+
+
+def test_the_admins_page_opts_no_one_out_of_or_into_a_removed_app(app, shared, runner):
+    # Found by review: the command line refused it; the person's page wrote an opt-out.
+    from portal.models import AppOptOut
+    from tests.admin.test_shared_pages import _post
+    assert runner.invoke(args=["apps", "remove", "reading-garden", "--yes"]).exit_code == 0
+    admin = _client(app, "dee.admin")
+    for action in ("opt-out", "opt-in"):
+        answer = _post(admin, f"/admin/people/{shared['ada'].id}/{action}", app="reading-garden")
+        assert answer.status_code == 303
+        assert "Reading Garden was removed: nothing changed." in _text(admin.get(answer.headers["Location"]))
+    with app.app_context():
+        assert db.session.scalar(select(AppOptOut.person_id)) is None
+        assert db.session.scalar(select(Event.id).where(Event.kind.in_(("app_opted_out", "app_opted_in")))) is None
