@@ -26,6 +26,7 @@ class AppSite:
         site = self
         self.portal = self.client_id = self.client_secret = None
         self.forms: dict[str, tuple[str, dict]] = {}
+        self.posted: list[tuple[str, str | None, str | None, dict]] = []
 
         class Handler(PageHandler):
             def do_GET(self):
@@ -38,6 +39,13 @@ class AppSite:
                                    "<script>document.forms[0].submit()</script>")
                 else:
                     self.page(200, f"<h1>App</h1><p id=path>{html.escape(self.path)}</p>")
+
+            def do_POST(self):
+                # What a form_post answer brought: the body, its type and any Referer.
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                site.posted.append((self.path, self.headers.get("Content-Type"), self.headers.get("Referer"),
+                                    {k: v[0] for k, v in parse_qs(body).items()}))
+                self.page(200, f"<h1>App</h1><p id=path>{html.escape(self.path)}</p>")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # "localhost" is another site than the portal's 127.0.0.1, as a real app would be.
@@ -134,3 +142,25 @@ def test_a_logout_request_by_post_signs_the_student_out(page, app_site):
     assert not signed_in(page, portal)
     # The ID token the app posted went into no address (the browser's history keeps those).
     assert not [address for address in addresses if hint in address]
+
+
+def test_a_form_post_answer_submits_itself_to_the_redirect_uri(page, app_site):
+    # response_mode=form_post: the browser runs the page's one script under its CSP and posts the
+    # code to the redirect URI, sending no Referer; the code goes into no address.
+    portal = app_site.portal
+    sign_in(page, portal)
+    verifier, challenge = pkce_pair()
+    addresses = []
+    page.on("request", lambda r: addresses.append(r.url))
+    query = urlencode(authorization(app_site, code_challenge=challenge, nonce="n-1", response_mode="form_post"))
+    page.goto(f"{portal}/oidc/authorize?{query}")
+    page.wait_for_url(app_site.base + "/cb")
+    assert len(app_site.posted) == 1
+    path, content_type, referer, fields = app_site.posted[0]
+    assert path == "/cb" and content_type == "application/x-www-form-urlencoded" and referer is None
+    assert set(fields) == {"code", "state", "iss"} and fields["state"] == "st-1"
+    assert not [address for address in addresses if fields["code"] in address]
+    token = requests.post(f"{portal}/oidc/token", auth=(app_site.client_id, app_site.client_secret), data={
+        "grant_type": "authorization_code", "code": fields["code"], "redirect_uri": app_site.base + "/cb",
+        "code_verifier": verifier}, timeout=5)
+    assert token.status_code == 200 and token.json()["id_token"]

@@ -62,7 +62,7 @@ def test_unknown_or_missing_client_gets_a_plain_page(client, auth, oidc_world):
     ({"response_type": "code id_token"}, "unsupported_response_type"),
     ({"max_age": "soon"}, "invalid_request"),
     ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
-    ({"response_mode": "form_post"}, "invalid_request"),
+    ({"response_mode": "fragment"}, "invalid_request"),
 ])
 def test_bad_authorization_requests_are_answered_at_the_redirect_uri(client, auth, oidc_world, params, error):
     auth.login()

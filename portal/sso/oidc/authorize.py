@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
@@ -33,6 +33,7 @@ from portal.sso.oidc.claims import (
 )
 from portal.sso.oidc.keys import ALG, KeyFileError
 from portal.sso.oidc.server import SignIn, current_issuer, key_ring, request_with, server
+from portal.sso.self_post import self_posting_page
 
 # The parameter /authorize adds to itself when it sends the browser to sign in, and the
 # session key that says that sign-in is still to happen (sign-in clears the session).
@@ -71,17 +72,34 @@ def error_page(error: OAuth2Error, status: int = 400):
                            description=error.get_error_description()), status
 
 
-def with_issuer(response):
-    """An authorization response at the app's redirect URI, naming the issuer (RFC 9207): an app
-    that signs in with several providers can tell which one answered (mix-up attacks)."""
-    response.location = add_params_to_uri(response.location, [("iss", current_issuer())])
-    return response
+def _response_mode() -> str:
+    """How the app asked to be answered: "form_post" (OAuth 2.0 Form Post Response Mode) only when
+    it asked for that once, else "query" (a repeated or unsupported response_mode is refused by
+    _check_extras, in the query)."""
+    return "form_post" if request.values.getlist("response_mode") == ["form_post"] else "query"
 
 
-def answer_error(error: OAuth2Error):
+def to_redirect_uri(response, redirect_uri: str, app_name: str | None):
+    """Authlib's authorization response (a redirect to `redirect_uri` with its parameters added)
+    as the app asked for it, naming the issuer (RFC 9207: an app that signs in with several
+    providers can tell which one answered; mix-up attacks). With form_post, a page whose form
+    posts the parameters to the exact redirect URI, by itself: none of them goes into an address
+    (nor the shared Chromebook's history, nor a Referer)."""
+    if _response_mode() != "form_post":
+        response.location = add_params_to_uri(response.location, [("iss", current_issuer())])
+        return response
+    # add_params_to_uri puts the redirect URI's own query first, then the response's parameters.
+    own = len(parse_qsl(urlsplit(redirect_uri).query, keep_blank_values=True))
+    fields = parse_qsl(urlsplit(response.location).query, keep_blank_values=True)[own:]
+    fields.append(("iss", current_issuer()))
+    return self_posting_page(redirect_uri, fields, heading=f"Going back to {app_name or 'the app'}",
+                             button="Go on", form_id="oidc-post")
+
+
+def answer_error(error: OAuth2Error, app_name: str | None = None):
     """Send the error to the redirect URI when it was verified; else show the plain page."""
     if error.redirect_uri:
-        return with_issuer(server.handle_error_response(None, error))
+        return to_redirect_uri(server.handle_error_response(None, error), error.redirect_uri, app_name)
     return error_page(error)
 
 
@@ -181,9 +199,9 @@ def _check_extras(data, redirect_uri: str, state: str | None) -> int | None:
         raise RequestNotSupportedError(redirect_uri=redirect_uri, state=state)
     if data.get("request_uri"):
         raise RequestURINotSupportedError(redirect_uri=redirect_uri, state=state)
-    if data.get("response_mode", "query") != "query":
-        raise InvalidRequestError("Only response_mode=query is supported.", redirect_uri=redirect_uri,
-                                  state=state)
+    if data.get("response_mode", "query") not in ("query", "form_post"):
+        raise InvalidRequestError("Only response_mode=query or form_post is supported.",
+                                  redirect_uri=redirect_uri, state=state)
     try:
         return parse_max_age(data.get("max_age"))
     except ValueError:
@@ -286,8 +304,8 @@ def authorize():
             # The app will hear of the session's end: even of an idle time-out, via the sweep.
             watch_session(_redis(), session.sid,
                           seconds=current_app.config["SETTINGS"].session_max_hours * 3600)
-        return with_issuer(server.handle_response(*grant.create_authorization_response(grant.redirect_uri,
-                                                                                    person)))
+        return to_redirect_uri(server.handle_response(*grant.create_authorization_response(
+            grant.redirect_uri, person)), grant.redirect_uri, client.app.name)
     except OAuth2Error as error:
         error.state = state
-        return answer_error(error)
+        return answer_error(error, client.app.name)

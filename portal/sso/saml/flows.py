@@ -31,16 +31,13 @@ from portal.sso.saml.keys import load_keys
 from portal.sso.saml.requests import AcceptedRequest
 from portal.sso.saml.responses import Authentication, issue_response, issue_status_response
 from portal.sso.saml.sp import IdentityProvider, ServiceProvider
+from portal.sso.self_post import self_posting_page
 
 log = logging.getLogger(__name__)
 
 PENDING_COOKIE = "portal_saml_pending"
 PENDING_PREFIX = "portal:saml:pending:"
 REPLAY_PREFIX = "portal:saml:request-id:"
-
-# The only script on the hand-off page, allowed by its hash and nothing else.
-AUTO_SUBMIT_JS = 'document.getElementById("saml-post").submit();'
-_AUTO_SUBMIT_HASH = base64.b64encode(hashlib.sha256(AUTO_SUBMIT_JS.encode()).digest()).decode()
 
 
 def current_idp() -> IdentityProvider:
@@ -105,16 +102,14 @@ def post_to_app(acs_url: str, saml_response: bytes, relay_state: str, app_name: 
     """Render the page that carries a message to the app: a form that submits itself (HTTP-POST
     binding). `param`: SAMLResponse, or SAMLRequest for a logout request; `purpose`: what the
     page says it is doing ("open" the app, or "sign-out" of it)."""
-    page = render_template("sso/saml_post.html", acs_url=acs_url, app_name=app_name,
-                           param=param, saml_message=base64.b64encode(saml_response).decode(),
-                           relay_state=relay_state, auto_submit_js=AUTO_SUBMIT_JS, purpose=purpose)
-    response = make_response(page)
-    response.headers["Content-Security-Policy"] = (
-        f"default-src 'self'; script-src 'sha256-{_AUTO_SUBMIT_HASH}'; img-src 'self' data:; "
-        "frame-ancestors 'none'; form-action 'self' https: http:"
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    fields = [(param, base64.b64encode(saml_response).decode())]
+    if relay_state:
+        fields.append(("RelayState", relay_state))
+    if purpose == "sign-out":
+        return self_posting_page(acs_url, fields, heading=f"Signing you out of {app_name}",
+                                 button="Go on", form_id="saml-post")
+    return self_posting_page(acs_url, fields, heading=f"Opening {app_name}", button=f"Open {app_name}",
+                             form_id="saml-post")
 
 
 def answer(app: App, sp: ServiceProvider, *, acs_url: str, relay_state: str,
