@@ -192,14 +192,16 @@ KIOSK = """
 import sys
 import kiosk.__main__ as program
 from tests.kiosk.helpers import LiveCamera
-program.REVOKED_SHOW_SECONDS = 3.0
+program.REVOKED_SHOW_SECONDS = 8.0
 program.frames = LiveCamera([(60, None)])
 sys.exit(program.main(["--portal", "http://127.0.0.1:9", "--config-dir", sys.argv[1]]))
 """
 WALL = np.full((480, 640, 3), 200, np.uint8)      # LiveCamera's frame when no one is there
 
 
-@pytest.mark.parametrize("stored", ["missing", "empty", "damaged"])
+# One case on the real screen (the in-process tests in test_run.py take each of the five): the
+# window stays up 8 s here, so that a slow start under load still shows it long enough to be seen.
+@pytest.mark.parametrize("stored", ["damaged"])
 def test_a_device_with_no_usable_credential_says_so_in_its_window(screen, tmp_path, stored):
     """On a Chromebook in a classroom no one reads stderr: the window must say it."""
     display, framebuffer = screen
@@ -235,5 +237,5 @@ def test_a_device_with_no_usable_credential_says_so_in_its_window(screen, tmp_pa
     assert err.strip().splitlines()[-1].endswith(
         "this device is not enrolled: python -m kiosk enroll --portal http://127.0.0.1:9 "
         "--code CODE" if stored == "missing" else "device.json is damaged: enroll this device again")
-    assert time.monotonic() - seen > 2       # it stayed up (3 s here) after being seen
+    assert time.monotonic() - seen > 2       # it stayed up (8 s here) after being seen
     assert time.monotonic() - started < 30
