@@ -202,17 +202,18 @@ def run(args) -> int:
     try:
         device = _device(args, base)
     except Failure as failure:
+        device, failure_of_device = None, failure
+    window = screen.Preview.open()
+    if device is None:
         # No credential this device can use (missing, damaged, another portal's): with a screen,
         # the window says so first, as for a device the portal no longer knows (a teacher must
         # see it); headless, it stops at once. Either way it stops with the same line.
-        window = screen.Preview.open()
         if window is not None:
             try:
-                _scan(None, source, args, base, window, stopping=failure)
+                _scan(None, source, args, base, window, stopping=failure_of_device)
             except Failure:
                 pass
-        raise
-    window = screen.Preview.open()
+        raise failure_of_device
     client = PortalClient(device.portal, device.credential)
     try:
         log.info("device %s (%s, %s)", device.device_id, plain(device.name), plain(device.school))

@@ -483,45 +483,44 @@ def test_a_student_keeps_an_active_badge_at_each_school_after_upgrading(empty_da
     upgrade(engine)
 
 
-def test_a_re_keyed_persons_subject_seed_comes_and_goes_without_touching_the_rest(empty_database):
-    engine = empty_database
-    upgrade(engine, "0019_one_active_badge_per_school")
+def _a_new_column_comes_and_goes(engine, before: str, table: str, insert: str, column: str,
+                                 change: str, kept: str, expected: tuple) -> None:
+    """A revision after `before` adds a NULL `column` to `table`: a row inserted before it reads
+    NULL after the upgrade; changed (`change`), the row outlives the downgrade (`kept` reads
+    `expected`) and SQLite's copy keeps AUTOINCREMENT; the upgrade runs again."""
+    upgrade(engine, before)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, preferred_name, "
-            "email, student_number, grades, enabled) "
-            "VALUES (1, 'p1', 'student', 'ada', 'Ada', 'L', '', '', '', '02', TRUE)"))
+        conn.execute(text(insert))
     upgrade(engine)
     with engine.begin() as conn:
-        assert conn.execute(text("SELECT subject_seed FROM person")).scalar() is None
-        conn.execute(text("UPDATE person SET subject_seed = 'p0', sourced_id = 'p2'"))
-    downgrade(engine, "0019_one_active_badge_per_school")
+        assert conn.execute(text(f"SELECT {column} FROM {table}")).scalar() is None
+        conn.execute(text(change))
+    downgrade(engine, before)
     with engine.connect() as conn:
-        assert tuple(conn.execute(text("SELECT id, sourced_id, username FROM person")).one()) == (1, "p2", "ada")
+        assert tuple(conn.execute(text(kept)).one()) == expected
         if engine.dialect.name == "sqlite":
             assert "AUTOINCREMENT" in conn.execute(
-                text("SELECT sql FROM sqlite_master WHERE name = 'person'")).scalar()
+                text(f"SELECT sql FROM sqlite_master WHERE name = '{table}'")).scalar()
     upgrade(engine)
+
+
+def test_a_re_keyed_persons_subject_seed_comes_and_goes_without_touching_the_rest(empty_database):
+    _a_new_column_comes_and_goes(
+        empty_database, "0019_one_active_badge_per_school", "person",
+        "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, preferred_name, "
+        "email, student_number, grades, enabled) "
+        "VALUES (1, 'p1', 'student', 'ada', 'Ada', 'L', '', '', '', '02', TRUE)",
+        "subject_seed", "UPDATE person SET subject_seed = 'p0', sourced_id = 'p2'",
+        "SELECT id, sourced_id, username FROM person", (1, "p2", "ada"))
 
 
 def test_apps_are_in_use_after_upgrading_and_removed_ones_listed_again_after_downgrading(empty_database):
-    engine = empty_database
-    upgrade(engine, "0021_removed_actor_index")
-    with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO app (id, slug, name, kind, url, icon, icon_version, settings, released_fields) "
-            "VALUES (1, 'library', 'Library', 'link', 'https://l.example/', '', '', '{}', '[]')"))
-    upgrade(engine)
-    with engine.begin() as conn:
-        assert conn.execute(text("SELECT removed_at FROM app")).scalar() is None
-        conn.execute(text("UPDATE app SET removed_at = CURRENT_TIMESTAMP"))
-    downgrade(engine, "0021_removed_actor_index")
-    with engine.connect() as conn:
-        assert tuple(conn.execute(text("SELECT id, name FROM app")).one()) == (1, "Library")
-        if engine.dialect.name == "sqlite":
-            assert "AUTOINCREMENT" in conn.execute(
-                text("SELECT sql FROM sqlite_master WHERE name = 'app'")).scalar()
-    upgrade(engine)
+    _a_new_column_comes_and_goes(
+        empty_database, "0021_removed_actor_index", "app",
+        "INSERT INTO app (id, slug, name, kind, url, icon, icon_version, settings, released_fields) "
+        "VALUES (1, 'library', 'Library', 'link', 'https://l.example/', '', '', '{}', '[]')",
+        "removed_at", "UPDATE app SET removed_at = CURRENT_TIMESTAMP",
+        "SELECT id, name FROM app", (1, "Library"))
 
 
 def _head() -> str:

@@ -74,10 +74,16 @@ def releases_to_app(db: Session, district_id: int | None, app: App, limit: int =
         .order_by(Event.at.desc(), Event.id.desc()).limit(limit)))
 
 
+def username_sought(username: str) -> str | None:
+    """The username as stored (lower-case, composed), or None for one no one can have."""
+    name = normalize_username(username)
+    return name if name and typeable_username(name) else None
+
+
 def find_person(db: Session, district_id: int | None, username: str) -> Person | None:
     """A person of the district by username (None for anyone else: the same as no one)."""
-    name = normalize_username(username)
-    if not name or not typeable_username(name):
+    name = username_sought(username)
+    if name is None:
         return None
     return db.scalar(select(Person).where(Person.username == name, Person.district_id == district_id))
 

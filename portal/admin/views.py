@@ -15,16 +15,14 @@ from portal.admin.services import (
     AdminError, grant_app, grants_of_district, list_apps, release_fields, remove_grant,
 )
 from portal.admin.shared import (
-    EVENT_WORDS, audit_log, find_person, releases_about, releases_to_app, use_since,
+    EVENT_WORDS, audit_log, find_person, releases_about, releases_to_app, use_since, username_sought,
 )
 from portal.auth.roles import role_required
-from portal.auth.services import normalize_username
 from portal.badges import flow
 from portal.db import db
 from portal.errors import as_sentence
 from portal.local_time import local
 from portal.models import App, District, Person, Role, School
-from portal.models.roster import typeable_username
 from portal.roster.parse import GRADES
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -148,23 +146,18 @@ def person():
             status, {"Cache-Control": "no-store"})
 
 
-def _person_and_app(person_id: int):
+def _person_and_app(person_id: int, *, removed: bool = False):
     """The district's person by id (else 404), the app the form names (or None), and the way
-    back to the person's page."""
+    back to the person's page. A removed app only with `removed` (as services.find_app): its
+    vendor may still be asked to delete, but no one is opted out of it or back in."""
     found = _district_person(person_id)
     target = db.session.scalar(select(App).where(App.slug == request.form.get("app", "")[:64]))
     if target is None:
         flash("That app is not registered (it may have been removed): nothing changed.", "problem")
-    return found, target, _to_person(found)
-
-
-def _in_use(target: App | None) -> App | None:
-    """The form's app, unless it was removed (then said, and None): a removed app is opted out of,
-    or back into, by no one, as on the command line. Asking its vendor to delete stays possible."""
-    if target is not None and target.removed_at is not None:
+    elif target.removed_at is not None and not removed:
         flash(f"{target.name} was removed: nothing changed.", "problem")
-        return None
-    return target
+        target = None
+    return found, target, _to_person(found)
 
 
 def _district_person(person_id: int) -> Person:
@@ -208,7 +201,6 @@ def unhold(person_id: int):
 def opt_out(person_id: int):
     """Keep the person from the app the form names, whatever the grants say."""
     found, target, back = _person_and_app(person_id)
-    target = _in_use(target)
     if target is not None:
         optouts.opt_out(db.session, found, target, actor=current_user, now=flow.now(),
                         client=flow.redis_client())
@@ -222,7 +214,6 @@ def opt_out(person_id: int):
 def opt_in(person_id: int):
     """Let the grants decide again whether the person may open the app."""
     found, target, back = _person_and_app(person_id)
-    target = _in_use(target)
     if target is not None:
         optouts.opt_in(db.session, found, target, actor=current_user)
         flash(f"{found.display_name} is no longer opted out of {target.name}.")
@@ -233,7 +224,7 @@ def opt_in(person_id: int):
 @role_required(Role.district_admin)
 def ask_deletion(person_id: int):
     """Ask the app named in the form to delete what it received about the person."""
-    found, target, back = _person_and_app(person_id)
+    found, target, back = _person_and_app(person_id, removed=True)
     if target is None:
         return back
     try:
@@ -296,11 +287,8 @@ def log():
         kind = ""
     username = request.args.get("username", "")[:255].strip()
     found = find_person(db.session, current_user.district_id, username) if username else None
-    removed = None
-    if found is None and username:
-        # No one of that name now: a staff member the roster removed, by what they did before.
-        name = normalize_username(username)
-        removed = name if name and typeable_username(name) else None
+    # No one of that name now: a staff member the roster removed, by what they did before.
+    removed = username_sought(username) if found is None and username else None
     lines = (audit_log(db.session, current_user.district_id, kind=kind or None, person=found, removed=removed)
              if found is not None or removed or not username else [])
     # Someone the roster removed has events here (of any kind: the log may be showing one).

@@ -94,7 +94,7 @@ def pair():
         abort(403)
     try:
         pairing = create_pairing_code(db.session, flow.redis_client(), school, actor=current_user,
-                                      name=str(form.get("name", "")), clock=flow.app_clock())
+                                      name=str(form.get("name", "")))
     except KioskNotPermitted:
         abort(403)
     # A code that enrolls a device for ten minutes: no cache may keep it.

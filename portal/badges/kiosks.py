@@ -19,7 +19,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import redis
 from sqlalchemy import bindparam, select
@@ -77,7 +77,6 @@ class DeviceSessionNotEnded(PortalError):
 @dataclass(frozen=True)
 class PairingCode:
     code: str
-    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -97,12 +96,10 @@ def normalize_code(text: str | None) -> str:
 
 
 def create_pairing_code(db: Session, client: redis.Redis, school: School, *,
-                        actor: Person | None = None, name: str = "",
-                        clock: Clock = utcnow) -> PairingCode:
+                        actor: Person | None = None, name: str = "") -> PairingCode:
     """Make a single-use pairing code for a new device of the school (10 minutes)."""
     if actor is not None and not may_pair_for_school(db, actor, school):
         raise KioskNotPermitted()
-    expires_at = clock() + timedelta(seconds=PAIR_SECONDS)
     # Its 10 minutes are Redis's (the key's expiry): the device may enroll through another
     # server of the portal, whose clock may differ from this one's.
     data = json.dumps({"school_id": school.id, "name": name.strip()[:255],
@@ -110,7 +107,7 @@ def create_pairing_code(db: Session, client: redis.Redis, school: School, *,
     while True:
         code = "".join(secrets.choice(PAIR_ALPHABET) for _ in range(PAIR_LENGTH))
         if client.set(_PAIR + _sha256(code), data, ex=PAIR_SECONDS, nx=True):
-            return PairingCode(code, expires_at)
+            return PairingCode(code)
 
 
 def enroll_device(db: Session, client: redis.Redis, code: str, *, name: str | None = None,
@@ -203,9 +200,10 @@ def finish_browser_binding(db: Session, client: redis.Redis, code: str) -> str |
     opened after its 30 seconds binds nothing, but asks the device to bind again."""
     if not 0 < len(code) <= 100:
         return None
+    stored = _BIND + _sha256(code)
     pipe = client.pipeline()    # MULTI: the time left, and the code taken, at one moment
-    pipe.pttl(_BIND + _sha256(code))
-    pipe.getdel(_BIND + _sha256(code))
+    pipe.pttl(stored)
+    pipe.getdel(stored)
     left_ms, raw = pipe.execute()
     if raw is None:
         return None

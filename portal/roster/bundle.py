@@ -221,7 +221,7 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
             continue
         row.append("")
         values = list(map(strip, pick(row)))
-        if not any(values) and _blank(row):
+        if not any(values) and _blank(row):     # the cheap test first: most rows have values
             continue
         if (controls_anywhere or end != line) and _has_control(filename, line, columns, values,
                                                                problems):
@@ -235,8 +235,7 @@ _SEPARATORS = {";": "semicolons", "\t": "tabs"}
 def _other_separator(text: str, required: tuple[str, ...]) -> str | None:
     """The name of the separator ("semicolons", "tabs") that splits the header line into every
     required column, when the file is not separated by commas; else None."""
-    end = text.find("\n")
-    first = text[:end if end >= 0 else len(text)]
+    first = text.partition("\n")[0]
     for separator, name in _SEPARATORS.items():
         if separator in first:
             names = {h.strip().lower() for h in next(csv.reader([first], delimiter=separator))}

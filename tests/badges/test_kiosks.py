@@ -45,8 +45,8 @@ def test_pairing_code_may_be_typed_with_a_dash_in_lower_case(app, redis_client, 
     assert _enroll(app, f"{code[:4]}-{code[4:]}".lower()).status_code == 201
 
 
-def test_pairing_code_expires_after_ten_minutes(app, redis_client, world, clock):
-    code = create_pairing_code(db.session, redis_client, world.school, clock=clock).code
+def test_pairing_code_expires_after_ten_minutes(app, redis_client, world):
+    code = create_pairing_code(db.session, redis_client, world.school).code
     key = next(redis_client.scan_iter("portal:kiosk:pair:*"))
     assert 590 < redis_client.ttl(key) <= 600
     let_time_pass(redis_client, "portal:kiosk:pair:*", 601)

@@ -117,8 +117,8 @@ def apps_logout_uri(name, uri, slo_binding):
     from portal.db import db
     from portal.models import AppKind
     from portal.sso.oidc.clients import set_backchannel_logout_uri
-    from portal.sso.saml.constants import BINDING_POST
     from portal.sso.saml.registry import set_slo_url
+    from portal.sso.saml.sp import binding_words
 
     try:
         saml = find_app(db.session, name).kind is AppKind.saml
@@ -132,8 +132,7 @@ def apps_logout_uri(name, uri, slo_binding):
         fail(str(e))
     when = "when a student signs out here" if saml else "when a student's portal session ends"
     if uri and saml:
-        by = "HTTP-POST" if app.settings.get("slo_binding") == BINDING_POST else "HTTP-Redirect"
-        click.echo(f"{app.name} hears at {uri} by {by} {when}")
+        click.echo(f"{app.name} hears at {uri} by {binding_words(app.settings.get('slo_binding'))} {when}")
     elif uri:
         click.echo(f"{app.name} hears at {uri} {when}")
     else:

@@ -7,8 +7,7 @@ import click
 from flask.cli import with_appcontext
 
 from portal.cli import _admin_call, apps_cli, fail
-from portal.sso.saml import constants as c
-from portal.sso.saml.sp import NAMEID_SOURCES
+from portal.sso.saml.sp import NAMEID_SOURCES, binding_words
 
 
 # One app's metadata or certificate is a few kilobytes: a file past this is another thing (a
@@ -85,7 +84,7 @@ def apps_add_saml(name, entity_id, acs_urls, metadata_file, nameid, attributes, 
     click.echo(f"NameID: {settings['nameid']}; signed requests: {signing}")
     if settings["slo_url"]:
         logout = "" if settings["sp_cert"] else " (its own sign-out requests need its certificate)"
-        by = "HTTP-POST" if settings["slo_binding"] == c.BINDING_POST else "HTTP-Redirect"
+        by = binding_words(settings["slo_binding"])
         click.echo(f"hears of sign-outs at {settings['slo_url']} by {by}{logout}")
     if settings["ignore_requested_context"]:
         click.echo("answers every sign-in request whatever authentication context it asks for "
@@ -103,7 +102,7 @@ _CHANGED_WORDS = {
     "relay_state": lambda s: f"relay state: {s['relay_state'] or 'none'}",
     "slo_url": lambda s: f"hears of sign-outs at {s['slo_url']}",
     "slo_response_url": lambda s: f"answers to its sign-outs go to {s['slo_response_url'] or s['slo_url']}",
-    "slo_binding": lambda s: f"hears of sign-outs by {'HTTP-POST' if s['slo_binding'] == c.BINDING_POST else 'HTTP-Redirect'}",
+    "slo_binding": lambda s: f"hears of sign-outs by {binding_words(s['slo_binding'])}",
     "ignore_requested_context": lambda s: (
         "answers every sign-in request whatever authentication context it asks for"
         if s["ignore_requested_context"] else
@@ -149,7 +148,6 @@ def apps_set_saml(name, acs_urls, sp_cert_file, metadata_file, relay_state, igno
         click.echo(f"{app.name} had these settings already; nothing changed")
         return
     click.echo(f"changed {app.name} ({app.slug}):")
-    lines = [_CHANGED_WORDS[key](app.settings) if key in _CHANGED_WORDS else key.replace("_", " ")
-             for key in changed]
+    lines = [_CHANGED_WORDS[key](app.settings) for key in changed]
     for line in dict.fromkeys(lines):
         click.echo(line)

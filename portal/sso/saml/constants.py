@@ -66,6 +66,7 @@ SHA1_SIG_ALGS = {
     "http://www.w3.org/2000/09/xmldsig#dsa-sha1",
     "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1",
 }
+SHA1_DIGESTS = frozenset({"http://www.w3.org/2000/09/xmldsig#sha1"})
 
 # Limits. Clocks may differ by up to a minute; what we issue is short-lived.
 CLOCK_SKEW_SECONDS = 60

@@ -98,30 +98,26 @@ def _authentication(requested: authn_context.RequestedContext | None = None) -> 
 
 
 def post_to_app(acs_url: str, saml_response: bytes, relay_state: str, app_name: str, *,
-                param: str = "SAMLResponse", purpose: str = "open"):
+                param: str = "SAMLResponse", heading: str | None = None, button: str | None = None):
     """Render the page that carries a message to the app: a form that submits itself (HTTP-POST
-    binding). `param`: SAMLResponse, or SAMLRequest for a logout request; `purpose`: what the
-    page says it is doing ("open" the app, or "sign-out" of it)."""
+    binding). `param`: SAMLResponse, or SAMLRequest for a logout request; the page says it is
+    opening the app unless `heading` and `button` say otherwise."""
     fields = [(param, base64.b64encode(saml_response).decode())]
     if relay_state:
         fields.append(("RelayState", relay_state))
-    if purpose == "sign-out":
-        return self_posting_page(acs_url, fields, heading=f"Signing you out of {app_name}",
-                                 button="Go on", form_id="saml-post")
-    return self_posting_page(acs_url, fields, heading=f"Opening {app_name}", button=f"Open {app_name}",
-                             form_id="saml-post")
+    return self_posting_page(acs_url, fields, heading=heading or f"Opening {app_name}",
+                             button=button or f"Open {app_name}", form_id="saml-post")
 
 
 def answer(app: App, sp: ServiceProvider, *, acs_url: str, relay_state: str,
-           in_response_to: str | None = None,
-           requested: authn_context.RequestedContext | None = None):
+           in_response_to: str | None = None, authn: Authentication | None = None):
     """Sign the student into `app`: release its claims, record the launch, post the Response
-    (whose AuthnContextClassRef answers `requested`, which the caller found met)."""
+    (its AuthnContext from `authn`, which met the request; else how the student signed in)."""
     settings = current_app.config["SETTINGS"]
     claims = access.released_claims(db.session, current_user, app, pairwise_key=settings.pairwise_key)
     session_index = slo.remember_launch(app, sp, claims)
     xml = issue_response(current_idp(), sp, acs_url=acs_url, claims=claims,
-                         authn=_authentication(requested), in_response_to=in_response_to,
+                         authn=authn or _authentication(), in_response_to=in_response_to,
                          session_index=session_index)
     app_name = app.name  # read now: the audit commit expires `app`, and reading it after is a query
     data = {"protocol": "saml", "fields": list(claims)}
@@ -216,8 +212,9 @@ def continue_sp_initiated(accepted: AcceptedRequest, app: App):
                 return answer_status(accepted.acs_url, request.id, accepted.relay_state, app.name,
                                      c.STATUS_REQUEST_DENIED)
             return not_granted(app, accepted.acs_url, request.id, accepted.relay_state)
-        if not authn_context.is_met(_requested(accepted), _authentication().method):
-            # Signing in again (ForceAuthn too) is the same way again, so it could not help.
+        authn = _authentication(_requested(accepted))
+        if authn.claimed is None:
+            # Not met. Signing in again (ForceAuthn too) is the same way again: it could not help.
             return answer_status(accepted.acs_url, request.id, accepted.relay_state, app.name,
                                  c.STATUS_NO_AUTHN_CONTEXT)
     if not current_user.is_authenticated or request.force_authn:
@@ -226,7 +223,7 @@ def continue_sp_initiated(accepted: AcceptedRequest, app: App):
         # ForceAuthn the resume asks for a fresh sign-in first.
         return _park_pending(accepted, app)
     return answer(app, accepted.sp, acs_url=accepted.acs_url, relay_state=accepted.relay_state,
-                  in_response_to=request.id, requested=_requested(accepted))
+                  in_response_to=request.id, authn=authn)
 
 
 def resume_sp_initiated():
@@ -267,13 +264,13 @@ def resume_sp_initiated():
                                                  c.STATUS_REQUEST_DENIED))
         return _forget_pending(not_granted(app, pending["acs_url"], pending["request_id"],
                                            pending["relay_state"]))
-    requested = authn_context.RequestedContext.from_json(pending.get("requested_context"))
-    if not authn_context.is_met(requested, _authentication().method):
+    authn = _authentication(authn_context.RequestedContext.from_json(pending.get("requested_context")))
+    if authn.claimed is None:
         return _forget_pending(answer_status(pending["acs_url"], pending["request_id"],
                                              pending["relay_state"], app.name, c.STATUS_NO_AUTHN_CONTEXT))
     return _forget_pending(answer(app, sp, acs_url=pending["acs_url"],
                                   relay_state=pending["relay_state"],
-                                  in_response_to=pending["request_id"], requested=requested))
+                                  in_response_to=pending["request_id"], authn=authn))
 
 
 def _forget_pending(response):

@@ -124,6 +124,21 @@ def checked_slo_urls(slo_url: str | None, slo_response_url: str | None = "") -> 
     return slo_url, slo_response_url
 
 
+def _metadata(data: bytes):
+    try:
+        return read_sp_metadata(data)
+    except BadMetadata as e:
+        raise AdminError(e.reason) from None
+
+
+def saml_app(db: Session, name: str) -> App:
+    """The SAML app named `name` (or slug), or AdminError."""
+    app = find_app(db, name)
+    if app.kind is not AppKind.saml:
+        raise AdminError(f"{app.name} does not sign in with SAML")
+    return app
+
+
 def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_urls=(),
                 metadata: bytes | None = None, nameid: str = "subject",
                 attributes: dict | None = None, relay_state: str = "",
@@ -140,10 +155,7 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
     if slo_binding and not slo_url:
         raise AdminError("--slo-binding says how --slo-url takes sign-outs: give --slo-url too")
     if metadata is not None:
-        try:
-            md = read_sp_metadata(metadata)
-        except BadMetadata as e:
-            raise AdminError(e.reason) from None
+        md = _metadata(metadata)
         if entity_id and entity_id.strip() != md.entity_id:
             raise AdminError(f"--entity-id {entity_id!r} does not match the metadata's {md.entity_id!r}")
         entity_id = md.entity_id
@@ -177,13 +189,6 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
     return app
 
 
-def _metadata(data: bytes):
-    try:
-        return read_sp_metadata(data)
-    except BadMetadata as e:
-        raise AdminError(e.reason) from None
-
-
 def update_sp(db: Session, name: str, *, acs_urls=(), metadata: bytes | None = None,
               sp_cert: str | bytes | None = None, relay_state: str | None = None,
               ignore_requested_context: bool | None = None) -> tuple[App, list[str]]:
@@ -193,9 +198,7 @@ def update_sp(db: Session, name: str, *, acs_urls=(), metadata: bytes | None = N
     give (a certificate, a Single Logout address) stays; --acs-url and --sp-cert win over it, as
     at add-saml; signed requests once required stay required. Returns the app and the names of
     the settings that changed (none: it had these already)."""
-    app = find_app(db, name)
-    if app.kind is not AppKind.saml:
-        raise AdminError(f"{app.name} does not sign in with SAML")
+    app = saml_app(db, name)
     if (not acs_urls and metadata is None and sp_cert is None and relay_state is None
             and ignore_requested_context is None):
         raise AdminError("say what to change: --acs-url (repeat for several), --sp-cert, --metadata, "
@@ -244,9 +247,7 @@ def set_slo_url(db: Session, name: str, url: str | None, binding: str = "") -> A
     """Tell the SAML app named `name` (or slug) when a student signs out, at its Single Logout
     address `url` (None or "": no longer), by `binding` (redirect or post; when not given, the
     binding it has: an app that takes only HTTP-POST keeps it)."""
-    app = find_app(db, name)
-    if app.kind is not AppKind.saml:
-        raise AdminError(f"{app.name} does not sign in with SAML")
+    app = saml_app(db, name)
     if binding and not url:
         raise AdminError("--slo-binding says how the address takes sign-outs: give the address too")
     settings = dict(app.settings or {})

@@ -218,12 +218,10 @@ _POST_SIGNATURE_CONFIG = SignatureConfiguration(
 _POST_SIGNATURE_CONFIG_SHA1 = SignatureConfiguration(
     location="./",
     expect_references=1,
-    signature_methods=_POST_SIGNATURE_CONFIG.signature_methods
-    | {SignatureMethod.RSA_SHA1, SignatureMethod.ECDSA_SHA1},
+    signature_methods=frozenset(m for m in SignatureMethod
+                                if m.value in c.REDIRECT_SIG_ALGS.keys() | _SHA1_REDIRECT_SIG_ALGS.keys()),
     digest_algorithms=_POST_SIGNATURE_CONFIG.digest_algorithms | {DigestAlgorithm.SHA1},
 )
-
-_SHA1_DIGESTS = frozenset({"http://www.w3.org/2000/09/xmldsig#sha1"})
 
 
 def signed_with_sha1(message: IncomingMessage, root: etree._Element) -> bool:
@@ -236,7 +234,7 @@ def signed_with_sha1(message: IncomingMessage, root: etree._Element) -> bool:
         methods = {m.get("Algorithm") for m in signature.iterfind("ds:SignedInfo/ds:SignatureMethod", ns)}
         digests = {d.get("Algorithm") for d in
                    signature.iterfind("ds:SignedInfo/ds:Reference/ds:DigestMethod", ns)}
-        if methods & c.SHA1_SIG_ALGS or digests & _SHA1_DIGESTS:
+        if methods & c.SHA1_SIG_ALGS or digests & c.SHA1_DIGESTS:
             return True
     return False
 

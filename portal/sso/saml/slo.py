@@ -181,7 +181,7 @@ def _send(app: App, sp: ServiceProvider, location: str, param: str, xml: bytes,
     if sp.slo_by_post:
         from portal.sso.saml.flows import post_to_app
         return post_to_app(location, signed_for_post(idp, xml), relay_state, app.name,
-                           param=param, purpose="sign-out")
+                           param=param, heading=f"Signing you out of {app.name}", button="Go on")
     return redirect(redirect_url(idp, location, param, xml, relay_state), code=302)
 
 

@@ -19,6 +19,11 @@ NAMEID_SOURCES = {
 }
 
 
+def binding_words(binding: str | None) -> str:
+    """How an app's Single Logout address takes sign-outs, in the command line's words."""
+    return "HTTP-POST" if binding == BINDING_POST else "HTTP-Redirect"
+
+
 @dataclass(frozen=True)
 class IdentityProvider:
     """Us: entity ID, where SPs send requests, and the key we sign with."""
