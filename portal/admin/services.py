@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload
 
 from portal import audit
+from portal.local_time import local
 from portal.models import App, AppKind, District, Grant, Person, Role, School, Section
 
 
@@ -96,7 +97,7 @@ def find_app(db: Session, name: str, *, removed: bool = False) -> App:
     if app is None:
         raise AdminError(f"there is no app called {name!r} (see `portal apps list`)")
     if app.removed_at is not None and not removed:
-        raise AdminError(f"{app.name} was removed on {app.removed_at:%Y-%m-%d}; nothing changed")
+        raise AdminError(f"{app.name} was removed on {local(app.removed_at):%Y-%m-%d}; nothing changed")
     return app
 
 
@@ -105,7 +106,7 @@ def check_name_free(db: Session, name: str, slug: str) -> None:
     its name: the records of what it received name it)."""
     found = db.scalar(select(App).where((App.name == name) | (App.slug == slug)))
     if found is not None and found.removed_at is not None:
-        raise AdminError(f"an app called {found.name!r} was removed on {found.removed_at:%Y-%m-%d} and "
+        raise AdminError(f"an app called {found.name!r} was removed on {local(found.removed_at):%Y-%m-%d} and "
                          "keeps its name (the records of what it received name it): choose another")
     if found is not None:
         raise AdminError(f"an app called {name!r} exists already")

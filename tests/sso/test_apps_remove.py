@@ -33,7 +33,7 @@ def test_removing_an_oidc_app_stops_its_codes_and_tokens_at_once(live_portal, oi
     from authlib.integrations.base_client import OAuthError
 
     from portal.admin.shared import releases_about
-    from tests.sso.test_oidc_flow import app_client, discover, run_code_flow
+    from tests.sso.test_oidc_flow import app_client, run_code_flow
     config, oauth, token, _ = run_code_flow(live_portal, oidc_world)
     assert oauth.get(config["userinfo_endpoint"]).status_code == 200
     pending = app_client(oidc_world, config)      # a code issued, not yet exchanged
@@ -160,3 +160,26 @@ def test_the_admins_page_opts_no_one_out_of_or_into_a_removed_app(app, shared, r
     with app.app_context():
         assert db.session.scalar(select(AppOptOut.person_id)) is None
         assert db.session.scalar(select(Event.id).where(Event.kind.in_(("app_opted_out", "app_opted_in")))) is None
+
+
+def test_the_removal_date_in_refusals_is_the_districts(app, settings, runner):
+    # An app removed at 20:00 in Chicago on Mar 3 (UTC's Mar 4): `apps list` said Mar 3, and the
+    # refusals to grant it, to take its name or its SAML entity ID said Mar 4.
+    from datetime import datetime, timezone
+    app.config["SETTINGS"] = replace(settings, timezone="America/Chicago")
+    from tests.sso.conftest import SP_ACS, SP_ENTITY_ID
+    from tests.sso.test_saml_cli import add_saml
+    assert runner.invoke(args=["apps", "add-link", "Library", "https://library.test/"]).exit_code == 0
+    assert add_saml(runner, "Reader", "--entity-id", SP_ENTITY_ID, "--acs-url", SP_ACS).exit_code == 0
+    for name in ("Library", "Reader"):
+        assert runner.invoke(args=["apps", "remove", name, "--yes"]).exit_code == 0
+    with app.app_context():
+        db.session.query(App).update({"removed_at": datetime(2026, 3, 4, 2, 0, tzinfo=timezone.utc)})
+        db.session.commit()
+    assert "removed on 2026-03-03" in runner.invoke(args=["apps", "list"]).output
+    one_line_failure(runner.invoke(args=["apps", "grant", "Library", "--district"]),
+                     "Library was removed on 2026-03-03;")
+    one_line_failure(runner.invoke(args=["apps", "add-link", "Library", "https://x.test/"]),
+                     "an app called 'Library' was removed on 2026-03-03 and")
+    again = add_saml(runner, "Reader 2", "--entity-id", SP_ENTITY_ID, "--acs-url", SP_ACS)
+    assert again.exit_code != 0 and "(Reader, removed on 2026-03-03)" in again.output, again.output

@@ -12,6 +12,7 @@ from portal.access import FIELDS
 from portal.admin.services import (
     AdminError, check_name_free, check_url, checked_app_name, checked_icon, find_app, slugify,
 )
+from portal.local_time import local
 from portal.models import App, AppKind
 from portal.models.apps import DEFAULT_RELEASE
 from portal.sso.saml import constants as c
@@ -175,7 +176,7 @@ def register_sp(db: Session, name: str, *, entity_id: str | None = None, acs_url
     check_name_free(db, name, slug)
     taken = db.scalar(select(App).where(App.client_id == sp.entity_id))
     if taken is not None:
-        removed = f" ({taken.name}, removed on {taken.removed_at:%Y-%m-%d})" if taken.removed_at else ""
+        removed = f" ({taken.name}, removed on {local(taken.removed_at):%Y-%m-%d})" if taken.removed_at else ""
         raise AdminError(f"an app with entity ID {sp.entity_id!r} exists already{removed}")
     released = list(DEFAULT_RELEASE)
     if sp.nameid != "subject" and sp.nameid not in released:
