@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -281,7 +282,8 @@ def apps_list():
 @apps_cli.command("remove")
 @click.argument("name")
 @click.confirmation_option("--yes", prompt="Remove the app? No student will be able to open it, and "
-                                           "there is no undo")
+                                           "its grants go (`portal apps restore` brings the app "
+                                           "back, not its grants)")
 @with_appcontext
 def apps_remove(name):
     """Remove an app: it leaves every tile and opens for no one; its grants go, and nothing signs in
@@ -299,6 +301,27 @@ def apps_remove(name):
         click.echo("its OpenID codes and tokens no longer work")
     click.echo("the records of what it received keep its name, which no new app can take "
                "(`portal deletions ask USERNAME APP` still reaches its vendor)")
+
+
+@apps_cli.command("restore")
+@click.argument("name")
+@with_appcontext
+def apps_restore(name):
+    """Bring back an app removed by mistake: it is in use again under its name (and a SAML app's
+    entity ID), with the fields it received and its OpenID client secret as they were, but on no
+    tile until you grant it again (the grants it had are printed)."""
+    from portal.admin.services import restore_app
+    from portal.db import db
+    from portal.models import AppKind
+    app, covered = _admin_call(restore_app, db.session, name)
+    click.echo(f"restored {app.name} ({app.slug}): it opens again for whoever it is granted to, "
+               "and it is granted to no one yet")
+    if covered:
+        click.echo(f"when it was removed it was granted to: {'; '.join(covered)}")
+    click.echo(f"grant it again with `portal apps grant {shlex.quote(app.name)} ...`")
+    if app.kind is AppKind.oidc:
+        click.echo("its OpenID client secret works again: if it may have leaked, run "
+                   f"`portal apps new-secret {shlex.quote(app.name)}`")
 
 
 @apps_cli.command("add-link")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, defer, selectinload
 
 from portal import audit
 from portal.local_time import local
-from portal.models import App, AppKind, District, Grant, Person, Role, School, Section
+from portal.models import App, AppKind, District, Event, Grant, Person, Role, School, Section
 
 
 class AdminError(ValueError):
@@ -124,6 +124,24 @@ def remove_app(db: Session, name: str, *, now) -> tuple[App, list[str]]:
     app.grants.clear()
     app.removed_at = now
     audit.record("app_removed", app=app, commit=False, data={"grants": covered})
+    db.commit()
+    return app, covered
+
+
+def restore_app(db: Session, name: str) -> tuple[App, list[str]]:
+    """Undo `remove_app` (an app removed by mistake, or a vendor the district takes back): the app
+    is in use again under its own name, slug and, for SAML, entity ID, with its released fields
+    and its OpenID client secret as they were. Its grants do not come back by themselves: the
+    roster may have changed since, and the admin grants it again knowingly. Returns the app and
+    whom its grants covered when it was removed (from the removal's record)."""
+    app = find_app(db, name, removed=True)
+    if app.removed_at is None:
+        raise AdminError(f"{app.name} is in use, not removed; nothing changed")
+    removal = db.scalar(select(Event).where(Event.kind == "app_removed", Event.app_id == app.id)
+                        .order_by(Event.id.desc()).limit(1))
+    covered = list((removal.data or {}).get("grants", [])) if removal is not None else []
+    app.removed_at = None
+    audit.record("app_restored", app=app, commit=False)
     db.commit()
     return app, covered
 

@@ -173,6 +173,7 @@ EVENT_WORDS = {
     "app_secret_replaced": "an app got a new OpenID client secret",
     "app_settings_changed": "an app's sign-in addresses or certificate changed",
     "app_removed": "app removed (its grants with it)",
+    "app_restored": "removed app back in use (not granted)",
     "hold_placed": "account put on hold",
     "hold_lifted": "hold lifted",
     "app_opted_out": "opted out of an app",

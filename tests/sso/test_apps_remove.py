@@ -183,3 +183,50 @@ def test_the_removal_date_in_refusals_is_the_districts(app, settings, runner):
                      "an app called 'Library' was removed on 2026-03-03 and")
     again = add_saml(runner, "Reader 2", "--entity-id", SP_ENTITY_ID, "--acs-url", SP_ACS)
     assert again.exit_code != 0 and "(Reader, removed on 2026-03-03)" in again.output, again.output
+
+
+def test_a_removed_app_can_be_restored_and_granted_again(app, shared, runner):
+    # An app removed by mistake could never come back: its name and its SAML entity ID stay
+    # taken, so its vendor could not even be registered again.
+    from tests.sso.conftest import PeerSP
+    ada = _client(app, "ada.lovelace")
+    peer = PeerSP(ada.get("/saml/metadata").get_data(as_text=True))
+    removed = runner.invoke(args=["apps", "remove", "reading-garden", "--yes"])
+    assert removed.exit_code == 0, removed.output
+    [gone] = [line for line in removed.output.splitlines() if line.startswith("its grants are gone: ")]
+    grants = gone.removeprefix("its grants are gone: ")
+
+    result = runner.invoke(args=["apps", "restore", "reading-garden"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "restored Reading Garden (reading-garden): it opens again for whoever it is granted to, "
+        "and it is granted to no one yet",
+        f"when it was removed it was granted to: {grants}",
+        "grant it again with `portal apps grant 'Reading Garden' ...`"]
+    listed = runner.invoke(args=["apps", "list"]).output
+    assert "Reading Garden\tsaml\t" in listed and "removed on" not in listed and "not granted to anyone" in listed
+    assert "Reading Garden" not in _text(ada.get("/"))          # no grant yet
+    assert ada.get("/launch/reading-garden").status_code == 404
+
+    assert runner.invoke(args=["apps", "grant", "reading-garden", "--school", "sch-maple"]).exit_code == 0
+    assert "Reading Garden" in _text(ada.get("/"))
+    assert saml_response_of(ada.get(peer.redirect_login()[0]))   # signs in again, same entity ID
+    admin = _client(app, "dee.admin")
+    assert "removed app back in use (not granted)" in _text(admin.get("/admin/log"))
+    with app.app_context():
+        kinds = list(db.session.scalars(select(Event.kind).where(Event.kind.like("app_%")).order_by(Event.id)))
+        assert kinds[-3:] == ["app_removed", "app_restored", "app_granted"]
+
+
+def test_restore_refuses_in_one_line_and_changes_nothing(app, runner):
+    one_line_failure(runner.invoke(args=["apps", "restore", "Nope"]), "there is no app called 'Nope'")
+    assert runner.invoke(args=["apps", "add-oidc", "Math", "--redirect-uri", "https://math.test/cb", "--login-uri", "https://math.test/login"]).exit_code == 0
+    one_line_failure(runner.invoke(args=["apps", "restore", "Math"]), "Math is in use, not removed; nothing changed")
+    assert runner.invoke(args=["apps", "remove", "Math", "--yes"]).exit_code == 0
+    result = runner.invoke(args=["apps", "restore", "Math"])
+    assert result.exit_code == 0 and "when it was removed" not in result.output   # it had no grants
+    assert result.output.splitlines()[1:] == [
+        "grant it again with `portal apps grant Math ...`",
+        "its OpenID client secret works again: if it may have leaked, run `portal apps new-secret Math`"]
+    with app.app_context():
+        assert [e for e in db.session.scalars(select(Event.kind).where(Event.kind == "app_restored"))] == ["app_restored"]
