@@ -95,6 +95,7 @@ class Settings:
     kiosk_enroll_limit_per_address: str = KIOSK_ENROLL_LIMIT_PER_ADDRESS
     saml_key_file: str = ""
     saml_cert_file: str = ""
+    saml_next_cert_file: str = ""
     saml_entity_id: str = ""
     oidc_issuer: str = ""  # e.g. https://portal.district.org; empty: the URL the request came to
     oidc_keys_dir: str = ""  # empty: instance/oidc_keys
@@ -350,6 +351,7 @@ def load_settings() -> Settings:
         pairwise_key=pairwise,
         saml_key_file=saml_key_file,
         saml_cert_file=saml_cert_file,
+        saml_next_cert_file=_env("SAML_NEXT_CERT_FILE", ""),
         saml_entity_id=_saml_entity_id(_env("SAML_ENTITY_ID", "")),
         oidc_issuer=oidc_issuer,
         oidc_keys_dir=oidc_keys_dir,

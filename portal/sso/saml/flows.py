@@ -46,7 +46,8 @@ def current_idp() -> IdentityProvider:
     keys = current_app.extensions.get("saml_keys")
     if keys is None:
         try:
-            keys = load_keys(settings.saml_key_file, settings.saml_cert_file, settings.instance_path)
+            keys = load_keys(settings.saml_key_file, settings.saml_cert_file, settings.instance_path,
+                             settings.saml_next_cert_file)
         except ConfigError as e:
             log.error("SAML is unavailable: %s", e)
             raise SigningUnavailable() from None

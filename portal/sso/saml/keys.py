@@ -3,8 +3,9 @@ generated once into the instance folder (key mode 0600) outside production."""
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +17,8 @@ from cryptography.x509.oid import NameOID
 
 from portal.config import ConfigError, private_folder
 
+log = logging.getLogger(__name__)
+
 KEY_NAME = "saml_signing_key.pem"
 CERT_NAME = "saml_signing_cert.pem"
 KEY_BITS = 2048  # what every SAML app accepts; signing cost matters at the morning bell
@@ -26,6 +29,9 @@ CERT_YEARS = 10
 class SigningKeys:
     key_pem: bytes
     cert_pem: bytes
+    # The certificate of the key that will sign next (PORTAL_SAML_NEXT_CERT_FILE): published in
+    # the metadata beside the one in use, so that apps trust it before it signs anything.
+    next_cert_pem: bytes | None = None
 
     @cached_property
     def key(self) -> rsa.RSAPrivateKey:
@@ -38,7 +44,16 @@ class SigningKeys:
     @cached_property
     def cert_base64(self) -> str:
         """The certificate as it goes into metadata and KeyInfo: base64 DER on one line."""
-        return "".join(self.cert_pem.decode().strip().splitlines()[1:-1])
+        return _base64(self.cert_pem)
+
+    @cached_property
+    def published_base64(self) -> tuple[str, ...]:
+        """The certificates the metadata lists for signing: the one in use, then the next one."""
+        return (self.cert_base64, *([_base64(self.next_cert_pem)] if self.next_cert_pem else []))
+
+
+def _base64(cert_pem: bytes) -> str:
+    return "".join(cert_pem.decode().strip().splitlines()[1:-1])
 
 
 def generate_keys(common_name: str = "Student portal SAML signing") -> SigningKeys:
@@ -81,8 +96,44 @@ def _check_pair(keys: SigningKeys, key_path: Path, cert_path: Path) -> SigningKe
     return keys
 
 
-def load_keys(key_file: str, cert_file: str, instance_path: Path) -> SigningKeys:
-    """Read the configured key pair, or the instance folder's (creating it the first time)."""
+def _with_next(keys: SigningKeys, next_cert_file: str) -> SigningKeys:
+    """The keys with the next signing certificate to publish, if one is set and usable: a
+    certificate of an RSA key of at least KEY_BITS, not past its end (apps would refuse what it
+    signs). One that is not is logged and left out of the metadata, and sign-ins go on with the
+    key in use: a mistyped setting must not stop every SAML app at once. The key in use's own
+    certificate (the setting left behind once the new key signs) is published once."""
+    if not next_cert_file:
+        return keys
+    path = Path(next_cert_file)
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as e:
+        return _without_next(keys, path, f"can't be read: {e.strerror}")
+    except ValueError:
+        return _without_next(keys, path, "is not a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < KEY_BITS:
+        return _without_next(keys, path, f"is not for an RSA key of at least {KEY_BITS} bits")
+    if cert.not_valid_after_utc <= datetime.now(timezone.utc):
+        return _without_next(keys, path, f"ended on {cert.not_valid_after_utc:%Y-%m-%d}")
+    if key.public_numbers() == keys.cert.public_key().public_numbers():
+        return keys
+    return replace(keys, next_cert_pem=cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _without_next(keys: SigningKeys, path: Path, reason: str) -> SigningKeys:
+    log.error("the next SAML signing certificate %s (PORTAL_SAML_NEXT_CERT_FILE) %s: the metadata "
+              "lists only the certificate in use", path, reason)
+    return keys
+
+
+def load_keys(key_file: str, cert_file: str, instance_path: Path, next_cert_file: str = "") -> SigningKeys:
+    """Read the configured key pair, or the instance folder's (creating it the first time), and
+    the next signing certificate, if one is set."""
+    return _with_next(_load_pair(key_file, cert_file, instance_path), next_cert_file)
+
+
+def _load_pair(key_file: str, cert_file: str, instance_path: Path) -> SigningKeys:
     if key_file or cert_file:
         if not (key_file and cert_file):
             raise ConfigError("set both PORTAL_SAML_KEY_FILE and PORTAL_SAML_CERT_FILE, or neither")

@@ -30,10 +30,13 @@ def idp_metadata(idp: IdentityProvider) -> bytes:
         etree.SubElement(extensions, _q(c.ALG, "DigestMethod"), Algorithm=digest)
     for method in c.REDIRECT_SIG_ALGS:
         etree.SubElement(extensions, _q(c.ALG, "SigningMethod"), Algorithm=method)
-    key = etree.SubElement(desc, _q(c.MD, "KeyDescriptor"), use="signing")
-    info = etree.SubElement(key, _q(c.DS, "KeyInfo"))
-    data = etree.SubElement(info, _q(c.DS, "X509Data"))
-    etree.SubElement(data, _q(c.DS, "X509Certificate")).text = idp.keys.cert_base64
+    # The certificate in use, then the next one if the district set one: an app that reads this
+    # trusts both, so the portal can change keys without a day on which every app must change.
+    for cert in idp.keys.published_base64:
+        key = etree.SubElement(desc, _q(c.MD, "KeyDescriptor"), use="signing")
+        info = etree.SubElement(key, _q(c.DS, "KeyInfo"))
+        data = etree.SubElement(info, _q(c.DS, "X509Data"))
+        etree.SubElement(data, _q(c.DS, "X509Certificate")).text = cert
     if idp.slo_url:   # the schema puts SingleLogoutService before NameIDFormat
         # HTTP-Redirect only: a sign-out posted from the app's site arrives without the portal's
         # cookies (SameSite=Lax), so the portal could not see whom it is about (a POST is still
