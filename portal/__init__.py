@@ -50,7 +50,8 @@ def create_app(test_config: dict | None = None, *, command_line: bool = False) -
     register_error_handlers(app)
     app.before_request(refuse_unreadable_input)
 
-    from portal import auth, launchpad
+    from portal import auth, health, launchpad
+    app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(launchpad.bp)
     from portal.badges import kiosk_views as kiosk, views as badges

@@ -1,0 +1,43 @@
+"""GET /healthz for a load balancer: 200 while the database and Redis answer, else 503 naming
+what does not, in plain words; no session, no cookie, nothing personal or secret."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import redis
+
+from portal import create_app
+from portal.devserver import free_port
+from tests.auth.helpers import isolated_client
+
+
+def test_a_worker_that_can_serve_says_ok(app):
+    client = isolated_client(app)
+    answer = client.get("/healthz")
+    assert (answer.status_code, answer.get_data(as_text=True), answer.mimetype) == (200, "ok\n", "text/plain")
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert "Set-Cookie" not in answer.headers
+    assert client.head("/healthz").status_code == 200
+
+
+def test_redis_away_is_a_503_naming_redis(app, redis_client, caplog):
+    app.extensions["redis"] = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    try:
+        with caplog.at_level("WARNING"):
+            answer = isolated_client(app).get("/healthz")
+    finally:
+        app.extensions["redis"] = redis_client
+    assert (answer.status_code, answer.get_data(as_text=True)) == (503, "unavailable: Redis does not answer\n")
+    assert "Set-Cookie" not in answer.headers
+    assert "health check: Redis did not answer (ConnectionError)" in caplog.text
+
+
+def test_the_database_away_is_a_503_naming_it_and_no_address(settings, caplog):
+    down = create_app({"SETTINGS": replace(
+        settings, database_url=f"postgresql+psycopg://portal:secret@127.0.0.1:{free_port()}/portal")})
+    with caplog.at_level("WARNING"):
+        answer = isolated_client(down).get("/healthz")
+    body = answer.get_data(as_text=True)
+    assert (answer.status_code, body) == (503, "unavailable: the database does not answer\n")
+    assert "health check: the database did not answer (OperationalError)" in caplog.text
+    assert "secret" not in caplog.text and "127.0.0.1" not in caplog.text
