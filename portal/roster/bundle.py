@@ -177,8 +177,9 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
 
     Columns may come in any order and extra columns are ignored; a missing optional column
     reads as "". Header names are matched without regard to case. The line is where the row
-    starts. A row whose every value is empty is skipped. A value holding a control character
-    (see _CONTROL_IN_CELL) is refused, naming it.
+    starts. A row whose every value is empty is skipped; one with values only in columns not
+    asked for is refused, naming those columns (it is not blank, and none of its values is read).
+    A value holding a control character (see _CONTROL_IN_CELL) is refused, naming it.
     """
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -221,7 +222,11 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
             continue
         row.append("")
         values = list(map(strip, pick(row)))
-        if not any(values) and _blank(row):     # the cheap test first: most rows have values
+        if not any(values):     # the cheap test first: most rows have values
+            if not _blank(row):
+                problems.add(f"{filename} line {line}: every column the portal reads is empty; "
+                             f"the row has values only in {_unread(header, row)}, which the "
+                             "portal ignores: complete the row or delete it, and export again")
             continue
         if (controls_anywhere or end != line) and _has_control(filename, line, columns, values,
                                                                problems):
@@ -248,6 +253,14 @@ def _blank(row: list[str]) -> bool:
     """A blank line, or a row whose every value is empty or whitespace: the ",,,," a spreadsheet
     leaves below the last row it saved. It says nothing, so it is skipped wherever it is."""
     return not any(map(str.strip, row))
+
+
+def _unread(header: list[str], row: list[str]) -> str:
+    """The columns that hold a row's values, by header name ('"periods", column 15'): for a row
+    that has none in the columns read. Their values are not shown (a password column is one)."""
+    names = (f'"{header[i].strip()}"' if i < len(header) and header[i].strip() else f"column {i + 1}"
+             for i, value in enumerate(row) if value.strip())
+    return ", ".join(dict.fromkeys(names))
 
 
 def _readable(reader, filename: str, problems: Problems) -> Iterator[list[str]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from portal.roster import RosterError, bundle, import_roster
+from portal.roster.parse import USER_ROLES
 from portal.roster.problems import MAX_PROBLEMS
 from tests.roster.conftest import HEADERS, snapshot
 
@@ -118,6 +119,39 @@ def test_lines_after_blank_rows_keep_their_numbers(db_session, bundles, roster_r
     assert problems[0].startswith('users.csv line 7: role "principal" is not one of ')
     assert problems[1:] == [f"enrollments.csv line 4: 5 values, but the header line has "
                             f"{len(HEADERS['enrollments'])} columns"]
+    assert snapshot(db_session) == imported
+
+
+def test_a_row_with_values_only_in_columns_the_portal_ignores_is_refused_in_one_line(
+        db_session, bundles, roster_rows, imported):
+    # Not blank in the file's eyes (a person's row whose values went to the wrong columns looks
+    # like this; in a bulk file, skipping it would remove whoever it was meant to be), yet
+    # nothing the portal reads: refused, one line a row. It was six or seven lines a row
+    # ('sourcedId is empty', 'role is empty', ..., 'sourcedId "" is also on line 10'), which
+    # told a district looking at a row with a value in it that the row was empty, and three
+    # such rows nearly filled the list of problems, hiding the rest.
+    for extra in ({"password": "x"}, {"favouriteColour": "teal", "password": "y"},
+                  {"favouriteColour": "teal"}, {"favouriteColour": "teal"}):
+        roster_rows["users"].append(extra)
+    roster_rows["enrollments"].append({"beginDate": "2025-08-18"})   # OneRoster's, not read
+    roster_rows["users"][3]["role"] = "principal"                     # a problem of its own
+    headers = {"users": HEADERS["users"] + ["favouriteColour"]}
+    folder = bundles.write(roster_rows, headers=headers)
+    _add_blank_rows(folder, "classes", {4: ",,,,,,,,,,,,,later,on"})  # past the header's width
+
+    problems = refused(db_session, folder)
+
+    ignored = "every column the portal reads is empty; the row has values only in"
+    fix = "which the portal ignores: complete the row or delete it, and export again"
+    assert problems == [
+        f'classes.csv line 4: {ignored} "periods", column 15, {fix}',
+        f'users.csv line 5: role "principal" is not one of {", ".join(USER_ROLES.values())}',
+        f'users.csv line 10: {ignored} "password", {fix}',
+        f'users.csv line 11: {ignored} "password", "favouriteColour", {fix}',
+        f'users.csv line 12: {ignored} "favouriteColour", {fix}',
+        f'users.csv line 13: {ignored} "favouriteColour", {fix}',
+        f'enrollments.csv line 7: {ignored} "beginDate", {fix}',
+    ]
     assert snapshot(db_session) == imported
 
 
