@@ -12,14 +12,14 @@ Everything is compared as tuples in sourcedId space; apply.py turns sourcedIds i
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
 from portal.models.roster import canonical_username
 from portal.roster.parse import SKIPPED_ROLES, Bundle
 from portal.roster.problems import Problems
 from portal.roster.state import State
-from portal.roster.summary import ImportSummary
+from portal.roster.summary import NAMED, ImportSummary
 
 # Column order of the compared tuples: State's tuples without their id. Foreign keys are
 # sourcedIds under the name of what they point at.
@@ -81,8 +81,13 @@ class Plan:
 @dataclass
 class Known:
     """sourcedIds that exist once the import is done, and those it removes."""
-    keys: set[str]
+    keys: Set[str]
     removed: set[str]
+
+
+@dataclass
+class Sections(Known):
+    school: dict[str, str]  # every class once the import is done -> its school
 
 
 @dataclass
@@ -179,7 +184,7 @@ def _plan_orgs(bundle: Bundle, state: State, plan: Plan, problems: Problems) -> 
 
 
 def _plan_sections(bundle: Bundle, state: State, plan: Plan, problems: Problems,
-                   orgs: OrgIndex) -> Known:
+                   orgs: OrgIndex) -> Sections:
     mode = bundle.modes["classes"]
     rows = bundle.rows["classes"] or []
     courses = {c.sid: c for c in bundle.active("courses")}
@@ -212,7 +217,9 @@ def _plan_sections(bundle: Bundle, state: State, plan: Plan, problems: Problems,
         plan.sections.compare(existing, sid, SECTION_COLUMNS,
                               (c.school, c.title, c.class_code, course_title, grades))
     plan.sections.deletes = [state.sections[sid][0] for sid in removed]
-    return Known((state.sections.keys() - removed) | active.keys(), removed)
+    school = {sid: row[1] for sid, row in state.sections.items() if sid not in removed}
+    school.update((sid, c.school) for sid, c in active.items())
+    return Sections(school.keys(), removed, school)
 
 
 def _person_role(user, has_district: bool) -> str:
@@ -349,10 +356,13 @@ def _plan_people(bundle: Bundle, state: State, plan: Plan, problems: Problems,
 
 
 def _plan_enrollments(bundle: Bundle, state: State, plan: Plan, problems: Problems,
-                      orgs: OrgIndex, sections: Known, people: Known, skipped_people: set[str]):
+                      orgs: OrgIndex, sections: Sections, people: Known, skipped_people: set[str]):
     mode = bundle.modes["enrollments"]
     rows = bundle.rows["enrollments"] or []
     skipped = 0
+    # Rows whose school is not their class's: the class's counts, as for access
+    # (portal.models.roster.at_school); the summary names the first NAMED and counts the rest.
+    school_of, other_school, other_school_rows = sections.school, 0, []
     active = {}
     where_users = _where("users.csv", bundle.modes["users"])
     where_classes = _where("classes.csv", bundle.modes["classes"])
@@ -373,6 +383,10 @@ def _plan_enrollments(bundle: Bundle, state: State, plan: Plan, problems: Proble
         if e.school_sid not in orgs.schools:
             problems.add(f'enrollments.csv line {e.line}: schoolSourcedId "{e.school_sid}" is '
                          f"not a school in {where_orgs}")
+        elif e.school_sid != school_of.get(e.class_sid, e.school_sid):
+            other_school += 1
+            if other_school <= NAMED:
+                other_school_rows.append((e.line, e.class_sid, school_of[e.class_sid], e.school_sid))
         plan.enrollments.compare(state.enrollments.get(e.sid), e.sid, ENROLLMENT_COLUMNS,
                                  (e.user_sid, e.class_sid, e.role, e.primary))
     removed = _removals(mode, state.enrollments, active, (e.sid for e in rows))
@@ -383,6 +397,7 @@ def _plan_enrollments(bundle: Bundle, state: State, plan: Plan, problems: Proble
                     and sid not in active}
     plan.enrollments.deletes = [state.enrollments[sid][0] for sid in removed]
     plan.summary["enrollments"].skipped = skipped
+    plan.summary.other_school, plan.summary.other_school_rows = other_school, other_school_rows
 
 
 def plan_import(bundle: Bundle, state: State) -> Plan:

@@ -27,6 +27,10 @@ class ImportSummary:
     students_elsewhere: list[str] = field(default_factory=list)
     # Usernames (sorted) of the people the import removes, so whoever runs it can check them
     people_removed: list[str] = field(default_factory=list)
+    # Enrollments whose schoolSourcedId is not their class's school, which is the one that counts:
+    # how many, and the first NAMED as (line, class, the class's school, the row's school)
+    other_school: int = 0
+    other_school_rows: list[tuple[int, str, str, str]] = field(default_factory=list)
 
     def __getitem__(self, kind: str) -> Counts:
         return self.counts[kind]
@@ -59,6 +63,21 @@ class ImportSummary:
             out.append(f"note: {_some(self.students_elsewhere, 'student', 'is')} in classes at a "
                        "school their users.csv row does not name (orgSourcedIds): those classes' "
                        "teachers cannot see or act for them until it names the school")
+        if self.other_school:
+            out += self._other_school_lines()
+        return out
+
+    def _other_school_lines(self) -> list[str]:
+        many = self.other_school != 1
+        out = [f"note: {plural(self.other_school, 'enrollment', 'enrollments')} in enrollments.csv "
+               f"{'name' if many else 'names'} a school (schoolSourcedId) that is not "
+               f"{'their' if many else 'its'} class's: the portal goes by the class's school (a "
+               "class's apps and teachers reach a student only at a school their users.csv row "
+               f"names); fix {'them' if many else 'it'} in the student information system:"]
+        out += [f'  enrollments.csv line {line}: schoolSourcedId "{named}", but class "{section}" '
+                f'is at school "{school}"' for line, section, school, named in self.other_school_rows]
+        if self.other_school > len(self.other_school_rows):
+            out.append(f"  and {self.other_school - len(self.other_school_rows)} more")
         return out
 
 

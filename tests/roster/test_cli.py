@@ -92,3 +92,30 @@ def test_an_import_that_would_remove_most_people_is_refused_until_asked_for(runn
     asked = runner.invoke(args=["roster", "import", cut_off, "--allow-removals"])
     assert asked.exit_code == 0, asked.output
     assert db_session.scalar(select(func.count(Person.id))) == 0
+
+
+def test_the_cli_names_enrollments_at_another_school_and_access_goes_by_the_class(
+        runner, bundles, roster_rows, db_session):
+    from portal import access
+    from portal.models import App
+    from tests.admin.helpers import cli
+    from tests.roster.conftest import _enrollment
+    roster_rows["enrollments"][0]["schoolSourcedId"] = "s2"          # Ada in Room 4 (at s1)
+    roster_rows["enrollments"].append(_enrollment("e6", "k2", "u2", school="s1"))  # Grace, Math 7 (s2)
+
+    output = cli(runner, "roster", "import", bundles.write(roster_rows))
+
+    assert ("note: 2 enrollments in enrollments.csv name a school (schoolSourcedId) that is not "
+            "their class's: the portal goes by the class's school" in output)
+    assert '\n  enrollments.csv line 2: schoolSourcedId "s2", but class "k1" is at school "s1"\n' in output
+    assert '\n  enrollments.csv line 7: schoolSourcedId "s1", but class "k2" is at school "s2"\n' in output
+    # A class's apps: Ada has Room 4's (her row puts her at its school, whatever the enrollment
+    # says); the row saying s1 gives Grace nothing of Math 7 (at s2, which her row does not name).
+    for title, section in (("Room 4 Reading", "k1"), ("Math 7 Practice", "k2")):
+        cli(runner, "apps", "add-link", title, f"https://apps.example/{section}")
+        cli(runner, "apps", "grant", title, "--section", section)
+    apps = {app.name: app for app in db_session.scalars(select(App))}
+    people = {p.sourced_id: p for p in db_session.scalars(select(Person))}
+    assert access.may_launch(db_session, people["u1"], apps["Room 4 Reading"])
+    assert not access.may_launch(db_session, people["u2"], apps["Math 7 Practice"])
+    assert access.may_launch(db_session, people["u8"], apps["Math 7 Practice"])   # Lee: at s2

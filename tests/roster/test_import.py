@@ -9,7 +9,7 @@ from sqlalchemy import event, func, select
 from portal.db import db
 from portal.models import District, Enrollment, Person, PersonSchool, Role, School, Section
 from portal.roster import apply, import_roster
-from tests.roster.conftest import HEADERS, _user, snapshot
+from tests.roster.conftest import HEADERS, _enrollment, _user, snapshot
 
 
 def person(db, sid) -> Person | None:
@@ -567,3 +567,78 @@ def test_a_new_person_may_take_the_username_of_one_who_left(db_session, bundles,
     assert counts(summary)["people"] == (1, 0, 1, 1)
     assert person(db_session, "u2") is None and person(db_session, "u9").username == "grace.hopper"
     assert _enrollments(db_session)["e2"] == ("u9", "k1")
+
+
+def _school_notes(summary) -> list[str]:
+    """The summary's note on enrollments whose school is not their class's, with its rows."""
+    lines = summary.lines()
+    start = next((i for i, line in enumerate(lines) if "enrollments.csv name" in line), len(lines))
+    return lines[start:start + 1] + [line for line in lines[start + 1:] if line.startswith("  ")]
+
+
+def _school_note(count: int) -> str:
+    why = ("the portal goes by the class's school (a class's apps and teachers reach a student only "
+           "at a school their users.csv row names)")
+    if count == 1:
+        return ("note: 1 enrollment in enrollments.csv names a school (schoolSourcedId) that is not "
+                f"its class's: {why}; fix it in the student information system:")
+    return (f"note: {count} enrollments in enrollments.csv name a school (schoolSourcedId) that is "
+            f"not their class's: {why}; fix them in the student information system:")
+
+
+def test_an_enrollment_naming_another_school_than_its_class_is_imported_and_named(
+        db_session, bundles, roster_rows):
+    # One file says one school and the other another: the class's school counts (for access too:
+    # portal.models.roster.at_school), so the import goes on (refusing would also hold back the
+    # removals and disables of the same export), and the summary names the rows by line and ids,
+    # not by person.
+    roster_rows["enrollments"][0]["schoolSourcedId"] = "s2"          # Ada in Room 4 (at s1)
+    roster_rows["enrollments"].append(_enrollment("e6", "k2", "u2", school="s1"))  # Grace, Math 7 (s2)
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert counts(summary)["enrollments"] == (6, 0, 0, 0)
+    assert _enrollments(db_session)["e1"] == ("u1", "k1") and _enrollments(db_session)["e6"] == ("u2", "k2")
+    notes = _school_notes(summary)
+    assert notes == [_school_note(2),
+                     '  enrollments.csv line 2: schoolSourcedId "s2", but class "k1" is at school "s1"',
+                     '  enrollments.csv line 7: schoolSourcedId "s1", but class "k2" is at school "s2"']
+    assert not any(word in line.lower() for line in notes for word in ("u1", "u2", "ada", "grace"))
+    # The row's school gave Grace nothing at s1: Math 7 is at s2, which her row does not name.
+    assert summary.students_elsewhere == ["grace.hopper"]
+    # Said again while the export says it, though nothing changes.
+    again = import_roster(db_session, bundles.write(roster_rows))
+    assert not again.changed and _school_notes(again) == notes
+    roster_rows["enrollments"][0]["schoolSourcedId"] = "s1"
+    assert _school_notes(import_roster(db_session, bundles.write(roster_rows))) == [_school_note(1), notes[2]]
+    roster_rows["enrollments"][5]["schoolSourcedId"] = "s2"
+    assert _school_notes(import_roster(db_session, bundles.write(roster_rows))) == []
+
+
+def test_the_note_on_enrollments_at_another_school_names_ten_rows_and_counts_the_rest(
+        db_session, bundles, roster_rows):
+    roster_rows["enrollments"] += [_enrollment(f"x{i}", "k1", "u1", school="s2") for i in range(12)]
+
+    notes = _school_notes(import_roster(db_session, bundles.write(roster_rows)))
+
+    assert notes == [_school_note(12)] + [
+        f'  enrollments.csv line {line}: schoolSourcedId "s2", but class "k1" is at school "s1"'
+        for line in range(7, 17)] + ["  and 2 more"]
+
+
+def test_a_delta_enrollment_is_compared_with_its_class_in_the_database_or_in_the_delta(
+        db_session, bundles, roster_rows):
+    import_roster(db_session, bundles.write(roster_rows))
+    enrollments = roster_rows["enrollments"]
+    moved = dict(roster_rows["classes"][0], schoolSourcedId="s2")     # Room 4 moves to s2
+
+    summary = import_roster(db_session, bundles.write(
+        {"classes": [moved], "enrollments": [dict(enrollments[0], schoolSourcedId="s2"),  # k1: now right
+                                             enrollments[1],                              # k1: now wrong
+                                             dict(enrollments[3], schoolSourcedId="s1")]},  # k2 (stored)
+        modes={"classes": "delta", "enrollments": "delta"}))
+
+    assert _school_notes(summary) == [
+        _school_note(2),
+        '  enrollments.csv line 3: schoolSourcedId "s1", but class "k1" is at school "s2"',
+        '  enrollments.csv line 4: schoolSourcedId "s1", but class "k2" is at school "s2"']
