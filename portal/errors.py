@@ -3,28 +3,50 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import NamedTuple
 
 import redis
-from flask import Flask, current_app, g, jsonify, make_response, render_template, request
+from flask import Flask, current_app, g, jsonify, make_response, render_template, request, session
 from flask.json.provider import DefaultJSONProvider
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 
+from portal.models import Role
 from portal.redis_store import RedisUnavailable
 
 log = logging.getLogger(__name__)
 
+
+class Advice(NamedTuple):
+    """What to do, in words for whoever reads the page (see reader()): a student, or anyone not
+    signed in, in words a child of five can act on; a signed-in teacher or administrator, who has
+    no teacher to ask; and anyone at all, when who it is cannot be told."""
+
+    student: str
+    staff: str
+    anyone: str
+
+
 MESSAGES = {
     400: ("That request did not make sense", "Go back and try again."),
     401: ("You are not signed in", "Sign in and try again."),
-    403: ("You can't open this page", "Sign in with an account that may see it, or ask your teacher."),
+    403: ("You can't open this page", Advice(
+        student="Sign in with an account that may see it, or ask your teacher.",
+        staff="Sign in with an account that may see it, or ask a district administrator.",
+        anyone="Sign in with an account that may see it, or ask the school office.")),
     404: ("We can't find that page", "Check the address, or go back to your apps."),
     405: ("That doesn't work here", "Go back and use the buttons on the page."),
     413: ("That is too big", "Send something smaller."),
-    429: ("Too many tries", "Wait a few minutes and try again, or ask your teacher for help."),
-    500: ("Something went wrong on our side", "Try again in a minute. If it keeps happening, tell your teacher."),
+    429: ("Too many tries", Advice(
+        student="Wait a few minutes and try again, or ask your teacher for help.",
+        staff="Wait a few minutes and try again. If it keeps happening, tell your district's IT team.",
+        anyone="Wait a few minutes and try again, or ask the school office for help.")),
+    500: ("Something went wrong on our side", Advice(
+        student="Try again in a minute. If it keeps happening, tell your teacher.",
+        staff="Try again in a minute. If it keeps happening, tell your district's IT team.",
+        anyone="Try again in a minute. If it keeps happening, tell the school office.")),
     503: ("Sign-in is unavailable", "Try again in a minute."),
 }
 
@@ -49,17 +71,46 @@ def needs_sign_in() -> bool:
     return bool(getattr(view, SIGN_IN_REQUIRED, False))
 
 
-def error_page(status: int, title: str | None = None, advice: str | None = None,
+def reader(status: int) -> str:
+    """Who reads this request's error page, as a field of Advice: "staff" for a signed-in teacher
+    or administrator, "student" for a student or anyone not signed in, "anyone" when it cannot
+    be told. Told once a request: a second page (make_unavailable after a view's) speaks to the
+    same reader."""
+    if "_error_reader" not in g:
+        g._error_reader = _who_reads(status)
+    return g._error_reader
+
+
+def _who_reads(status: int) -> str:
+    # Every page loads the signed-in person (Flask-Login's template context), and that may be
+    # what failed (the database or Redis is away; a commit left the person to be read again):
+    # on a 5xx page a person not loaded yet is not tried (but a session that names no one loads
+    # no one), and on any page a person who cannot be loaded or read is not tried again. The page
+    # is then shown to no one in particular (an anonymous person, for the template too) rather
+    # than failing again inside itself.
+    person = g.get("_login_user")
+    try:
+        names_no_one = "_user_id" not in session and not getattr(session, "unavailable", False)
+        if person is None and (status < 500 or names_no_one):
+            person = current_user._get_current_object()
+        if person is not None:
+            return "staff" if person.is_authenticated and person.role is not Role.student else "student"
+    except Exception as e:  # noqa: BLE001  (the error being handled is the news)
+        log.warning("the person reading a %s page could not be told: %s", status, type(e).__name__)
+    g._login_user = current_app.login_manager.anonymous_user()
+    return "anyone"
+
+
+def error_page(status: int, title: str | None = None, advice: str | Advice | None = None,
                back: tuple[str, str] | None = None):
     """Render the plain-words error page for `status`: as JSON (error, advice) for a caller that
-    wants JSON, else HTML, whose link goes to `back` ((address, words)) or the person's apps."""
+    wants JSON, else HTML, whose link goes to `back` ((address, words)) or the person's apps.
+    Advice (the default's, or the one given) is worded for whoever reads it."""
     default_title, default_advice = MESSAGES.get(status, MESSAGES[500])
     title, advice = title or default_title, advice or default_advice
-    if status >= 500 and "_login_user" not in g:
-        # Every page loads the signed-in person (Flask-Login's template context), and on these
-        # pages that may be what failed (the database is away): the page is shown to no one in
-        # particular rather than failing again inside itself.
-        g._login_user = current_app.login_manager.anonymous_user()
+    who = reader(status)
+    if isinstance(advice, Advice):
+        advice = getattr(advice, who)
     if wants_json():
         return make_response(jsonify(error=title, advice=advice), status)
     return make_response(render_template("error.html", title=title, advice=advice, status=status,
@@ -194,6 +245,10 @@ def database_unavailable(e: Exception):
 
 # How long a reading of the schema's revision stands (it is read only when a statement failed).
 SCHEMA_CHECK_SECONDS = 30
+# What the page of a database whose schema is not this code's says, whom to tell for each reader.
+SCHEMA_ADVICE = Advice(*(f"Tell {whom}: the portal's database needs updating. The people who run "
+                         "the portal will find what to do in its log."
+                         for whom in ("your teacher", "your district's IT team", "the school office")))
 
 
 def database_failed(e: Exception):
@@ -202,9 +257,7 @@ def database_failed(e: Exception):
     page says so, and the log says what to run. Otherwise an OperationalError is an outage (the
     503 page) and a ProgrammingError a bug (the 500 page, with its traceback in the log)."""
     if schema_out_of_step() is not None:
-        return error_page(503, "Sign-in is not working right now",
-                          "Tell your teacher: the portal's database needs updating. "
-                          "The people who run the portal will find what to do in its log.")
+        return error_page(503, "Sign-in is not working right now", SCHEMA_ADVICE)
     if isinstance(e, OperationalError):
         return database_unavailable(e)
     raise e

@@ -1,10 +1,12 @@
 """Every error a person meets is a short page in plain words, never a traceback; without Redis,
 pages say "Sign-in is unavailable" and the portal comes back by itself."""
+import html
 import time
 from dataclasses import replace
 
 import pytest
-from flask import Blueprint, session
+from flask import Blueprint, abort, session
+from flask_login import current_user
 
 from portal import create_app
 from portal.auth.roles import role_required
@@ -118,6 +120,117 @@ def test_a_database_that_cannot_be_reached_reads_plainly(settings, app, tmp_path
     assert_unavailable(response)
     assert "database unavailable: unable to open database file" in caplog.text
     assert "a long password" not in caplog.text
+
+
+# --- advice in words for who reads it ----------------------------------------------------------
+
+# How each reader's advice ends: a child (signed in or not) asks their teacher; a teacher or an
+# administrator has no teacher to ask; whoever it is, when that cannot be told, the school office.
+STUDENT_ADVICE = {403: "or ask your teacher.", 429: "or ask your teacher for help.",
+                  500: "If it keeps happening, tell your teacher."}
+STAFF_ADVICE = {403: "or ask a district administrator.",
+                429: "If it keeps happening, tell your district's IT team.",
+                500: "If it keeps happening, tell your district's IT team."}
+ANYONE_ADVICE = {403: "or ask the school office.", 429: "or ask the school office for help.",
+                 500: "If it keeps happening, tell the school office."}
+
+
+def add_failing_pages(app):
+    """Test-only pages that answer `status`: after loading the signed-in person, as every page
+    for signed-in people does first (role_required), or at once, before anyone was loaded."""
+    bp = Blueprint("failing", __name__)
+
+    def fail(status: int):
+        if status == 500:
+            raise RuntimeError("a bug")
+        abort(status)
+
+    @bp.route("/fails/<int:status>")
+    def after_loading(status: int):
+        current_user._get_current_object()  # loads the person (or no one)
+        fail(status)
+
+    @bp.route("/fails-at-once/<int:status>")
+    def at_once(status: int):
+        fail(status)
+
+    app.register_blueprint(bp)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    return app
+
+
+def advice_of(response) -> str:
+    """The advice of an error page: its one paragraph in the message."""
+    import re
+    page = html.unescape(response.get_data(as_text=True))
+    return re.search(r'<section class="card message" role="alert">.*?<p>(.*?)</p>', page, re.S).group(1)
+
+
+@pytest.mark.parametrize("status", [403, 429, 500])
+@pytest.mark.parametrize("role", [None, Role.student, Role.teacher, Role.school_admin, Role.district_admin])
+def test_an_error_pages_advice_speaks_to_who_reads_it_and_json_says_the_same(app, client, auth, roster,
+                                                                              role, status):
+    # A teacher or a district admin who met a 403, 429 or 500 was told to ask their teacher.
+    add_failing_pages(app)
+    if role is not None:
+        roster.person("ada.lovelace", role=role, schools=[roster.school()])
+        auth.login()
+    ending = (STUDENT_ADVICE if role in (None, Role.student) else STAFF_ADVICE)[status]
+    page = client.get(f"/fails/{status}")
+    assert page.status_code == status and advice_of(page).endswith(ending), advice_of(page)
+    assert ("teacher" in advice_of(page)) is (role in (None, Role.student))
+    answer = client.get(f"/fails/{status}", headers={"Accept": "application/json"})
+    assert answer.status_code == status and answer.json["advice"] == advice_of(page)
+
+
+def test_a_teacher_refused_a_page_of_the_district_admins_is_told_whom_to_ask(app, client, auth, roster):
+    roster.person("mr.rogers", role=Role.teacher, schools=[roster.school()])
+    auth.login(username="mr.rogers")
+    refused = client.get("/admin/")
+    assert refused.status_code == 403
+    assert advice_of(refused) == "Sign in with an account that may see it, or ask a district administrator."
+
+
+def test_a_failure_before_anyone_was_loaded_speaks_to_anyone_and_to_a_child_signed_out(app, client, auth,
+                                                                                      roster):
+    """A 500 page does not load the person (that may be what failed): a child who is not signed in
+    (the session names no one) still reads a child's words; a signed-in person, words for anyone."""
+    add_failing_pages(app)
+    assert advice_of(client.get("/fails-at-once/500")).endswith(STUDENT_ADVICE[500])
+    roster.person("mr.rogers", role=Role.teacher, schools=[roster.school()])
+    auth.login(username="mr.rogers")
+    failed = client.get("/fails-at-once/500")
+    assert failed.status_code == 500 and advice_of(failed).endswith(ANYONE_ADVICE[500])
+    assert "Sign out" not in failed.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path, status, words", [
+    ("/no/such/page", 404, "Check the address, or go back to your apps."),
+    ("/fails-at-once/403", 403, "Sign in with an account that may see it, " + ANYONE_ADVICE[403]),
+    ("/fails-at-once/429", 429, "Wait a few minutes and try again, " + ANYONE_ADVICE[429]),
+])
+def test_an_error_page_whose_reader_cannot_be_loaded_still_shows_in_words_for_anyone(
+        settings, app, client, auth, roster, tmp_path, caplog, path, status, words):
+    """A signed-in teacher's session, and a database gone away (a SQLite file whose folder went):
+    loading her fails. The page it was (not a 500 failing inside the error page) says so in words
+    for anyone, as HTML and as JSON."""
+    roster.person("mr.rogers", role=Role.teacher, schools=[roster.school()])
+    auth.login(username="mr.rogers")
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    lost = add_failing_pages(create_app({"SETTINGS": replace(
+        settings, database_url=f"sqlite:///{folder / 'portal.sqlite3'}")}))
+    folder.rmdir()
+    cookie = lost.config["SESSION_COOKIE_NAME"]
+    away = isolated_client(lost)
+    away.set_cookie(cookie, client.get_cookie(cookie).value)
+    with caplog.at_level("WARNING"):
+        page = away.get(path)
+        answer = away.get(path, headers={"Accept": "application/json"})
+    assert_plain_page(page, status, "")
+    assert advice_of(page) == words and answer.status_code == status and answer.json["advice"] == words
+    assert "Sign out" not in page.get_data(as_text=True)
+    assert f"the person reading a {status} page could not be told: OperationalError" in caplog.text
 
 
 # --- Redis outage ---------------------------------------------------------------------------
@@ -290,6 +403,39 @@ def test_a_database_schema_out_of_step_with_the_code_is_said_plainly_and_logged_
     assert [r.getMessage() for r in caplog.records if r.levelname != "INFO"] == [logged]
     with behind.app_context():
         from portal.db import db
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize("table, column, words", [
+    # The teacher is loaded, and the page of her classes meets the missing column: words for staff.
+    ("section", "course_title", "Tell your district's IT team: the portal's database needs updating."),
+    # Loading her meets it: who she is cannot be told.
+    ("person", "hold_reason", "Tell the school office: the portal's database needs updating."),
+])
+def test_a_signed_in_teacher_is_told_about_a_schema_out_of_step_in_words_for_staff_or_anyone(
+        settings, app, own_database, table, column, words):
+    from sqlalchemy import create_engine, text
+
+    from portal.db import db
+    from portal.migrate import upgrade
+    from tests.factories import RosterFactory
+    engine = create_engine(own_database)
+    upgrade(engine)
+    behind = create_app({"SETTINGS": replace(settings, database_url=own_database)})
+    behind.config["PROPAGATE_EXCEPTIONS"] = False
+    with behind.app_context():
+        RosterFactory().person("mr.rogers", role=Role.teacher)
+        db.session.remove()
+    client = isolated_client(behind)
+    assert AuthActions(client).login(username="mr.rogers").status_code == 302
+    with engine.begin() as conn:   # a newer portal's migration, while she is signed in
+        conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_future_change'"))
+    engine.dispose()
+    response = client.get("/teacher/")
+    assert_plain_page(response, 503, "Sign-in is not working right now")
+    assert advice_of(response).startswith(words) and "teacher" not in advice_of(response)
+    with behind.app_context():
         db.engine.dispose()
 
 
