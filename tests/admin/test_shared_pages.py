@@ -215,6 +215,20 @@ def test_an_admin_adds_and_removes_a_group(app, shared, roster):
     assert "That grant is no longer there; nothing changed." in _text(admin.get(f"/admin/apps/{slug}"))
 
 
+def test_each_groups_remove_button_names_its_group_for_a_screen_reader(app, shared):
+    from tests.accessible import accessible_name, page_of, visible_text
+    slug = shared["saml"].slug
+    admin = _client(app, "dee.admin")
+    assert _post(admin, f"/admin/apps/{slug}/grants", grade="03", role="teacher").status_code == 303
+    page = page_of(admin.get(f"/admin/apps/{slug}"))
+    grants = _app_now(slug).grants
+    assert len(grants) == 2
+    for grant in grants:
+        remove = page.get_element_by_id(f"grant-{grant.id}").find(".//button")
+        assert accessible_name(remove, page) == f"Remove: {grant.describe()}"
+        assert visible_text(remove) == "Remove"
+
+
 @pytest.mark.parametrize("data, says", [
     ({}, "Choose who gets the app"),
     ({"school": "no-such-school"}, "There is no school with id 'no-such-school'"),

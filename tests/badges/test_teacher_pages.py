@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from portal.db import db
 from portal.models import Badge, BadgeFactor
+from tests.accessible import CONTROLS, accessible_name, page_of, visible_text
 from tests.badges.conftest import csrf_from, enroll_kiosk, issue, login, new_client
 from tests.badges.test_sheets import read_sheet
 
@@ -122,6 +123,39 @@ def test_the_class_page_says_who_printed_each_card_and_what_printing_does(app, w
     katherine = _text_of(re.search(rf'<tr id="student-{world.older_student.id}">(.*?)</tr>',
                                    teacher.get(page).get_data(as_text=True), re.S).group(1))
     assert "by you" in katherine
+
+
+def test_each_rows_controls_name_their_student_for_a_screen_reader(app, world, redis_client):
+    """A screen reader lists a page's buttons and fields by name: every row of the class page had
+    a "New password" and a "for" (hours) that did not say whose they were. Each control of a row
+    names its student now, and the page shows the same words as before."""
+    issue(redis_client, world.student)                       # Replace card, Void badge
+    issue(redis_client, world.classmate, temporary_hours=3)  # Print a card, Void badge
+    teacher = _signed_in(app, world.teacher)
+    page = page_of(teacher.get(f"/teacher/sections/{world.section.id}"))
+    names = []
+    for student in (world.student, world.classmate, world.older_student):
+        row = page.get_element_by_id(f"student-{student.id}")
+        summary = row.find(".//summary")
+        assert accessible_name(summary, page) == f"New password for {student.display_name}"
+        assert visible_text(summary) == "New password"
+        hours = row.find(".//select")
+        assert accessible_name(hours, page) == f"for how many hours ({student.display_name})"
+        assert visible_text(page.xpath("//label[@for=$id]", id=hours.get("id"))[0]) == "for"
+        controls = row.xpath(CONTROLS)
+        assert len(controls) >= 6, [accessible_name(c, page) for c in controls]
+        for control in controls:
+            assert student.display_name in accessible_name(control, page), accessible_name(control, page)
+        names += [accessible_name(c, page) for c in controls]
+    assert len(names) == len(set(names)), names
+
+
+def test_each_devices_stop_button_names_its_device(app, world, kiosk):
+    principal = _signed_in(app, world.school_admin)
+    page = page_of(principal.get(f"/teacher/?school={world.school.id}"))
+    stop = page.get_element_by_id(f"device-{kiosk.device_id}").find(".//button")
+    assert accessible_name(stop, page) == f"Stop this device: {kiosk_name(kiosk)}"
+    assert visible_text(stop) == "Stop this device"
 
 
 def _text_of(page: str) -> str:
