@@ -5,8 +5,9 @@ critical on any main page: the student ones (sign-in, badge scanner, pictures, P
 hand-off, an app's sign-in and sign-out) and the staff ones (classes, a class, a new password,
 pairing, the admin pages). And what axe cannot judge: a child picks their three pictures with the
 keyboard alone (Tab in the grid's order, a focus ring that shows, Enter and Space), the picture
-that has the focus names the progress and what went wrong, and the student pages fit a 320 px
-screen (200% zoom) with targets of at least 44 px for small fingers."""
+that has the focus names the progress and what went wrong, the student pages fit a 320 px
+screen (200% zoom) with targets of at least 44 px for small fingers, and a keyboard skips the
+bar to the page's main content."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -257,6 +258,28 @@ def test_staff_pages_have_no_serious_accessibility_problems(pages, world, apps, 
     admin.get_by_role("button", name="Ask Reading Garden to delete").click()
     pages.check(admin, "a deletion request")
     pages.assert_clean()
+
+
+def test_a_keyboard_skips_the_bar_to_the_main_content(pages, world):
+    """The first Tab on a page shows "Skip to main content", out of sight until then, over the
+    bar; Enter on it takes the keyboard past the bar (My apps, My classes, Sign out) to the page."""
+    page = pages.signed_in("t.four")
+    page.goto(pages.base + f"/teacher/sections/{world.section.id}")
+    skip = page.get_by_role("link", name="Skip to main content")
+    before = skip.bounding_box()
+    assert before["y"] + before["height"] <= 0, f"shown before it has the focus: {before}"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to main content"
+    assert page.evaluate(FOCUSED)["outline"] != "none"
+    box = skip.bounding_box()
+    assert box["y"] >= 0 and box["height"] >= SMALLEST_TARGET and box["width"] >= SMALLEST_TARGET, box
+    middle = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
+    assert page.evaluate("([x, y]) => document.elementFromPoint(x, y).textContent", middle) == \
+        "Skip to main content"  # over the bar, not under it
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('main') !== null")
+    assert page.evaluate("document.activeElement.textContent") == "\u2190 My classes"
 
 
 def test_a_child_picks_pictures_with_the_keyboard_alone(pages, world, redis_client):
