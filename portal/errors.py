@@ -29,6 +29,14 @@ class Advice(NamedTuple):
     anyone: str
 
 
+def tell(words: str) -> Advice:
+    """Advice that ends in someone to tell ("... tell {whom}."), worded for each reader."""
+    return Advice(*(words.format(whom=whom) for whom in WHOM_TO_TELL))
+
+
+# Whom each reader tells of a fault that is not theirs to mend (Advice's order).
+WHOM_TO_TELL = ("your teacher", "your district's IT team", "the school office")
+
 MESSAGES = {
     400: ("That request did not make sense", "Go back and try again."),
     401: ("You are not signed in", "Sign in and try again."),
@@ -101,6 +109,17 @@ def _who_reads(status: int) -> str:
     return "anyone"
 
 
+def worded(advice: str | Advice, status: int) -> str:
+    """The advice for whoever reads this request's `status` page (reader())."""
+    return getattr(advice, reader(status)) if isinstance(advice, Advice) else advice
+
+
+def whom_to_tell(status: int) -> str:
+    """Whom the reader of this request's error page tells of a fault (WHOM_TO_TELL), for a page
+    of its own that words it so."""
+    return worded(tell("{whom}"), status)
+
+
 def error_page(status: int, title: str | None = None, advice: str | Advice | None = None,
                back: tuple[str, str] | None = None):
     """Render the plain-words error page for `status`: as JSON (error, advice) for a caller that
@@ -108,9 +127,8 @@ def error_page(status: int, title: str | None = None, advice: str | Advice | Non
     Advice (the default's, or the one given) is worded for whoever reads it."""
     default_title, default_advice = MESSAGES.get(status, MESSAGES[500])
     title, advice = title or default_title, advice or default_advice
-    who = reader(status)
-    if isinstance(advice, Advice):
-        advice = getattr(advice, who)
+    reader(status)      # also what keeps the page from loading a person who cannot be loaded
+    advice = worded(advice, status)
     if wants_json():
         return make_response(jsonify(error=title, advice=advice), status)
     return make_response(render_template("error.html", title=title, advice=advice, status=status,
@@ -246,9 +264,8 @@ def database_unavailable(e: Exception):
 # How long a reading of the schema's revision stands (it is read only when a statement failed).
 SCHEMA_CHECK_SECONDS = 30
 # What the page of a database whose schema is not this code's says, whom to tell for each reader.
-SCHEMA_ADVICE = Advice(*(f"Tell {whom}: the portal's database needs updating. The people who run "
-                         "the portal will find what to do in its log."
-                         for whom in ("your teacher", "your district's IT team", "the school office")))
+SCHEMA_ADVICE = tell("Tell {whom}: the portal's database needs updating. The people who run the "
+                     "portal will find what to do in its log.")
 
 
 def database_failed(e: Exception):

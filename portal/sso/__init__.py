@@ -1,7 +1,7 @@
 """Single sign-on: the SAML 2.0 identity provider (portal.sso.saml) and the OpenID Provider (portal.sso.oidc)."""
 from __future__ import annotations
 
-from portal.errors import PortalError
+from portal.errors import PortalError, tell
 
 
 class SigningUnavailable(PortalError):
@@ -10,4 +10,4 @@ class SigningUnavailable(PortalError):
 
     status = 503
     title = "Signing in to apps is not working right now"
-    advice = "Try again in a few minutes. If it keeps happening, tell your teacher."
+    advice = tell("Try again in a few minutes. If it keeps happening, tell {whom}.")

@@ -47,6 +47,21 @@ def test_unregistered_redirect_uri_gets_a_plain_page_not_a_redirect(client, auth
         assert_plain_error_page(client.get(authorize_url(oidc_world, redirect_uri=uri)))
 
 
+def test_the_plain_page_tells_each_reader_whom_to_tell(app, roster, oidc_world):
+    # It told teachers to tell their teacher.
+    from portal.models import Role
+    from tests.badges.conftest import new_client
+    from tests.conftest import AuthActions
+    client = new_client(app)    # each request in its own app context, as under a real server
+    page = client.get(authorize_url(oidc_world, client_id="nobody"))
+    assert "tell your teacher which app it was" in page.get_data(as_text=True)    # no one signed in
+    roster.person("tess.teacher", role=Role.teacher, schools=[oidc_world.school])
+    AuthActions(client).login("tess.teacher")
+    page = client.get(authorize_url(oidc_world, client_id="nobody"))
+    assert_plain_error_page(page)
+    assert "tell your district&#39;s IT team which app it was" in page.get_data(as_text=True)
+
+
 def test_unknown_or_missing_client_gets_a_plain_page(client, auth, oidc_world):
     auth.login()
     assert_plain_error_page(client.get(authorize_url(oidc_world, client_id="nobody")))

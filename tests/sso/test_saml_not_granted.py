@@ -28,7 +28,7 @@ def denied_form(page) -> PostedForm:
     html = page.get_data(as_text=True)
     assert page.status_code == 403, html[:400]
     assert "This app isn&#39;t one of your apps" in html or "This app isn't one of your apps" in html
-    assert "Ask your teacher if you should have it." in html
+    assert "<p>Ask your teacher if you should have it.</p>" in html and "Advice(" not in html
     form = re.search(r'<form method="post" action="([^"]+)" id="saml-denied">(.*?)</form>', html, re.S)
     assert form, "no button back to the app"
     assert "Go back to Reading Garden" in form.group(2)
@@ -109,3 +109,17 @@ def test_an_app_the_family_opted_out_of_gets_request_denied(client, auth, saml_w
     path, request_id = saml_world.peer.redirect_login()
     assert_denied_naming_no_one(denied_form(client.get(path)), saml_world.peer, request_id,
                                 saml_world.student)
+
+
+def test_a_teacher_not_granted_the_app_is_told_whom_to_ask(client, auth, roster, saml_sp_keys):
+    # The page said "Ask your teacher" to teachers too.
+    from portal.models import Role
+    school, other = roster.school(), roster.school()
+    roster.person("tess.teacher", role=Role.teacher, schools=[school])
+    register_and_grant(db.session, school=other, sp_cert=saml_sp_keys.cert_pem)
+    peer = PeerSP(client.get("/saml/metadata").get_data(as_text=True), saml_sp_keys)
+    auth.login("tess.teacher")
+    page = client.get(peer.redirect_login()[0])
+    html = page.get_data(as_text=True)
+    assert page.status_code == 403 and "<p>Ask a district administrator if you should have it.</p>" in html
+    assert "Ask your teacher" not in html

@@ -23,7 +23,7 @@ from portal import access
 from portal.auth import destination
 from portal.auth.views import sign_in_again
 from portal.db import db
-from portal.errors import error_page as plain_error_page
+from portal.errors import error_page as plain_error_page, whom_to_tell
 from portal.extensions import csrf
 from portal.ratelimit import AddressLimiter
 from portal.sessions import session_ref, watch_session
@@ -68,7 +68,7 @@ def _request_digest(params: list[tuple[str, str]]) -> str:
 
 def error_page(error: OAuth2Error, status: int = 400):
     """The plain page for a request we cannot answer at a verified redirect URI."""
-    return render_template("sso/oidc_error.html", error=error.error,
+    return render_template("sso/oidc_error.html", error=error.error, whom=whom_to_tell(status),
                            description=error.get_error_description()), status
 
 

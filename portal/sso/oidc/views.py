@@ -19,7 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from portal import access
 from portal.addresses import public_url
 from portal.errors import (
-    STORE_RETRY_AFTER, UnreadableInput, error_page as plain_error_page, store_unavailable,
+    STORE_RETRY_AFTER, UnreadableInput, error_page as plain_error_page, store_unavailable, tell,
 )
 from portal.extensions import csrf
 from portal.models import App
@@ -304,7 +304,7 @@ def start_third_party_login(app: App):
     login_uri = (app.settings or {}).get("login_uri")
     if not login_uri:
         return plain_error_page(404, "This app is not ready yet",
-                                "Tell your teacher: it has no sign-in address.")
+                                tell("Tell {whom}: it has no sign-in address."))
     # The subject is always released: the app's other fields are not read for a login hint.
     subject = access.pairwise_subject(settings.pairwise_key, current_user, app)
     return redirect(add_params_to_uri(login_uri, [

@@ -1,9 +1,9 @@
 """What can go wrong with a SAML request, in words for the person who met it."""
 from __future__ import annotations
 
-from portal.errors import PortalError
+from portal.errors import Advice, PortalError, tell
 
-_APP_ADVICE = "Go back to your apps and open it from there. If it keeps happening, tell your teacher."
+_APP_ADVICE = tell("Go back to your apps and open it from there. If it keeps happening, tell {whom}.")
 
 
 class SamlError(PortalError):
@@ -27,7 +27,9 @@ class MalformedMessage(SamlError):
 
 class UnknownServiceProvider(SamlError):
     title = "This app is not set up for sign-in here"
-    advice = "Ask your teacher or the district to add the app, then try again."
+    advice = Advice(student="Ask your teacher or the district to add the app, then try again.",
+                    staff="Ask a district administrator to add the app, then try again.",
+                    anyone="Ask the school office or the district to add the app, then try again.")
 
 
 class BadDestination(SamlError):
@@ -51,18 +53,20 @@ class ReplayedRequest(SamlError):
 class AppNotGranted(SamlError):
     status = 403
     title = "This app isn't one of your apps"
-    advice = "Ask your teacher if you should have it."
+    advice = Advice(student="Ask your teacher if you should have it.",
+                    staff="Ask a district administrator if you should have it.",
+                    anyone="Ask the school office if you should have it.")
 
 
 class ReleaseMisconfigured(SamlError):
     status = 409
     title = "This app isn't set up right yet"
-    advice = "Tell your teacher: the district needs to fix the app's settings."
+    advice = tell("Tell {whom}: the district needs to fix the app's settings.")
 
 
 class UnsendableDetails(SamlError):
     """A released value XML cannot carry (U+FFFE in a name stored before the roster refused it)."""
     status = 409
     title = "Your details can't be sent to this app"
-    advice = ("Tell your teacher: a name in the roster holds a character that is not text, and "
-              "the district needs to fix it there.")
+    advice = tell("Tell {whom}: a name in the roster holds a character that is not text, and the "
+                  "district needs to fix it there.")

@@ -21,6 +21,7 @@ from portal.addresses import public_url
 from portal.auth.views import sign_in_again
 from portal.config import ConfigError
 from portal.cookies import forget_cookie, read_cookie
+from portal.errors import worded
 from portal.db import db
 from portal.models import App, AppKind
 from portal.sso import SigningUnavailable
@@ -154,11 +155,12 @@ def not_granted(app: App, acs_url: str, request_id: str, relay_state: str):
              app.client_id)
     xml = issue_status_response(current_idp(), acs_url=acs_url, in_response_to=request_id,
                                 sub_status=c.STATUS_REQUEST_DENIED)
+    denied = AppNotGranted.status
     page = render_template("sso/saml_not_granted.html", title=AppNotGranted.title,
-                           advice=AppNotGranted.advice, status=AppNotGranted.status,
+                           advice=worded(AppNotGranted.advice, denied), status=denied,
                            acs_url=acs_url, app_name=app.name, relay_state=relay_state,
                            saml_message=base64.b64encode(xml).decode())
-    return make_response(page, AppNotGranted.status)
+    return make_response(page, denied)
 
 
 def _park_pending(accepted: AcceptedRequest, app: App):
