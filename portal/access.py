@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, defer
 
 from portal.models import App, AppOptOut, Enrollment, Grant, Person, PersonSchool, School, Section
 from portal.models.roster import at_school
+from portal.name_order import by_word
 
 # The catalogue of fields a district can release to an app, with a plain description for admins.
 FIELDS: dict[str, str] = {
@@ -68,7 +69,7 @@ _MATCHES = _grant_matches()
 _IN_USE = App.removed_at.is_(None)
 # Tiles show names and icon links: the icons, protocol settings and field lists stay unloaded.
 _APPS_FOR = (select(App).options(defer(App.icon), defer(App.settings), defer(App.released_fields))
-             .where(_IN_USE, App.id.in_(select(Grant.app_id).where(_MATCHES))).order_by(App.name))
+             .where(_IN_USE, App.id.in_(select(Grant.app_id).where(_MATCHES))))
 _MAY_LAUNCH = (select(Grant.id).join(App, App.id == Grant.app_id)
                .where(Grant.app_id == bindparam("app_id"), _IN_USE, _MATCHES).limit(1))
 # A tile click: the app by its slug, only if one of its grants covers the person (one statement).
@@ -85,7 +86,7 @@ def apps_for(db: Session, person: Person) -> list[App]:
     """Return the apps the person may launch, by name."""
     if not person.active:
         return []
-    return list(db.scalars(_APPS_FOR, _person_params(person)))
+    return by_word(db.scalars(_APPS_FOR, _person_params(person)))
 
 
 def may_launch(db: Session, person: Person, app: App) -> bool:

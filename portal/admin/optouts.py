@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.models import App, AppKind, AppOptOut, Person
+from portal.name_order import by_name
 
 
 def is_opted_out(db: Session, person: Person, app: App) -> bool:
@@ -29,9 +30,8 @@ def opted_out_apps(db: Session, person: Person) -> list[App]:
 
 def opted_out_people(db: Session, district_id: int | None, app: App) -> list[Person]:
     """The district's people opted out of `app`, by name."""
-    return list(db.scalars(select(Person).join(AppOptOut, AppOptOut.person_id == Person.id)
-                           .where(AppOptOut.app_id == app.id, Person.district_id == district_id)
-                           .order_by(Person.family_name, Person.given_name, Person.id)))
+    return by_name(db.scalars(select(Person).join(AppOptOut, AppOptOut.person_id == Person.id)
+                              .where(AppOptOut.app_id == app.id, Person.district_id == district_id)))
 
 
 def opt_out(db: Session, person: Person, app: App, *, actor: Person | None, now: datetime,

@@ -24,6 +24,7 @@ from portal.errors import as_sentence
 from portal.local_time import local
 from portal.models import App, District, Person, Role, School
 from portal.roster.parse import GRADES
+from portal.name_order import by_word
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -58,8 +59,7 @@ def app(slug: str):
     latest releases about the district's people."""
     found = _app(slug)
     releases = releases_to_app(db.session, current_user.district_id, found)
-    schools = db.session.scalars(select(School).where(School.district_id == current_user.district_id)
-                                 .order_by(School.name, School.id))
+    schools = by_word(db.session.scalars(select(School).where(School.district_id == current_user.district_id)))
     grades = list(dict.fromkeys(GRADES.values()))  # the roster's order: IT, PR, PK, TK, KG, 01 ...
     asked = deletions.requests_of(db.session, current_user.district_id, app=found)
     opted_out = optouts.opted_out_people(db.session, current_user.district_id, found)

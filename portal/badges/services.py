@@ -28,6 +28,7 @@ from portal.errors import PortalError
 from portal.models import (
     Badge, BadgeKind, Enrollment, Person, PersonSchool, Role, School, Section,
 )
+from portal.name_order import by_name
 
 
 
@@ -207,12 +208,11 @@ def plan_section_badges(db: Session, section: Section, *, replace: bool = False,
     would stop). A card may have been printed for another class of the student's: it is theirs
     until someone means to replace it. Who may print it is the caller's to check."""
     policy = policy_for(db, section.school_id)
-    students = [student for student in db.scalars(
+    students = [student for student in by_name(db.scalars(
         select(Person).join(Enrollment, Enrollment.person_id == Person.id)
         .where(Enrollment.section_id == section.id, Enrollment.role == "student",
                Person.role == Role.student, Person.enabled.is_(True),
-               at_school(Person.id, section.school_id))
-        .order_by(Person.family_name, Person.given_name, Person.id)).unique()
+               at_school(Person.id, section.school_id))).unique())
         if policy.allows(student)]
     now = clock()
     unrevoked: dict[int, list[Badge]] = {}

@@ -21,6 +21,7 @@ from portal.models import (
     Badge, BadgeFactor, BadgeKind, Enrollment, Event, FactorKind, KioskDevice, Person, PersonSchool,
     Role, School, Section,
 )
+from portal.name_order import by_name, by_word
 
 REUSE_KIND = "badge_voided_reuse"
 REUSE_DAYS = 30  # how far back the teacher pages and /badges/reuse look for voided-badge scans
@@ -35,8 +36,7 @@ def schools_for(db: Session, actor: Person) -> list[School]:
                  .where(PersonSchool.person_id == actor.id))
     else:
         return []
-    return [s for s in db.scalars(query.order_by(School.name, School.id))
-            if may_manage_school(db, actor, s)]
+    return [s for s in by_word(db.scalars(query)) if may_manage_school(db, actor, s)]
 
 
 def classes_for(db: Session, actor: Person, school: School | None = None) -> list[Section]:
@@ -50,7 +50,7 @@ def classes_for(db: Session, actor: Person, school: School | None = None) -> lis
         query = select(Section).where(Section.school_id == school.id)
     else:
         return []
-    return list(db.scalars(query.order_by(Section.title, Section.id)).unique())
+    return by_word(db.scalars(query).unique(), "title")
 
 
 def _device_names(db: Session, ids) -> dict[int, str]:
@@ -83,11 +83,10 @@ def class_rows(db: Session, section: Section, now: datetime) -> tuple[list[Stude
     """The section's students (family name order) with their working badges at the section's
     school and second factor."""
     policy = policy_for(db, section.school_id)
-    students = list(db.scalars(
+    students = by_name(db.scalars(
         select(Person).join(Enrollment, Enrollment.person_id == Person.id)
         .where(Enrollment.section_id == section.id, Enrollment.role == "student",
-               Person.role == Role.student, at_school(Person.id, section.school_id))
-        .order_by(Person.family_name, Person.given_name, Person.id)).unique())
+               Person.role == Role.student, at_school(Person.id, section.school_id))).unique())
     ids = [s.id for s in students]
     working: dict[tuple[int, BadgeKind], Badge] = {}
     factors: dict[int, BadgeFactor] = {}
