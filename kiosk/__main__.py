@@ -15,7 +15,9 @@ when the --video ends).
 Exit status: 0 done, 1 a failure (said in one line), 2 bad arguments, 3 the portal no longer
 knows this device (enroll it again; with a screen, the window says so for 5 minutes first). A
 device whose stored credential is missing or damaged stops with 1, and with a screen its window
-also says first, for 5 minutes, that it must be set up again.
+also says first, for 5 minutes, that it must be set up again. Meanwhile the camera is off
+(closed, or never opened): no frame is read, decoded or sent, and a broken camera cannot hide
+that message.
 Logs never show a token, a credential or a picture.
 """
 from __future__ import annotations
@@ -51,9 +53,10 @@ OFFLINE_TELL_AFTER = 3    # sends in a row without an answer before the child is
 # bind link meanwhile, and a badge still held up is sent again after it.
 REBIND_SECONDS = 3.0
 # A device the portal no longer knows, or whose stored credential cannot be used, keeps saying
-# so on its screen this long (or until the window is closed), then stops (EXIT_REENROLL,
-# EXIT_FAILED); without a screen it stops at once.
+# so on its screen this long (or until the window is closed), with its camera off, then stops
+# (EXIT_REENROLL, EXIT_FAILED); without a screen it stops at once.
 REVOKED_SHOW_SECONDS = 300.0
+SHOWN_AGAIN_SECONDS = 1.0   # meanwhile, the message is drawn again this often (nothing else is)
 
 
 class Failure(Exception):
@@ -207,12 +210,13 @@ def run(args) -> int:
     if device is None:
         # No credential this device can use (missing, damaged, another portal's): with a screen,
         # the window says so first, as for a device the portal no longer knows (a teacher must
-        # see it); headless, it stops at once. Either way it stops with the same line.
+        # see it), without opening the camera; headless, it stops at once. Either way it stops
+        # with the same line.
         if window is not None:
             try:
-                _scan(None, source, args, base, window, stopping=failure_of_device)
-            except Failure:
-                pass
+                _say_not_enrolled(window, failure_of_device, _BLANK)
+            finally:
+                window.close()
         raise failure_of_device
     client = PortalClient(device.portal, device.credential)
     try:
@@ -240,7 +244,7 @@ class Kiosk:
         self.bind_due = 0.0
         self.binding_again = False
         self.unreachable: PortalError | None = None   # why the last bind failed
-        self.stopping: tuple[Failure, float] | None = None
+        self.stopping: Failure | None = None    # this device must be enrolled again
 
     def close(self) -> None:
         if self.pool is not None:
@@ -296,7 +300,7 @@ class Kiosk:
 
     def _bound(self, outcome, now: float) -> None:
         if isinstance(outcome, DeviceRefused):
-            self._revoked(now)
+            self._revoked()
         elif isinstance(outcome, PortalError):
             seconds = self.scanner.wait_offline(now, getattr(outcome, "retry_after", 3.0))
             self.bind_due = now + seconds
@@ -324,7 +328,7 @@ class Kiosk:
             return False
         scanner.answered()
         if isinstance(outcome, DeviceRefused):
-            self._revoked(now)
+            self._revoked()
         elif isinstance(outcome, TooManyTries):
             log.info("too many tries: waiting %.0f s", outcome.retry_after)
             scanner.pause(now, outcome.retry_after)
@@ -348,24 +352,12 @@ class Kiosk:
             return True
         return False
 
-    def _revoked(self, now: float) -> None:
+    def _revoked(self) -> None:
         """The portal no longer knows this device: stop with EXIT_REENROLL."""
-        self.not_enrolled(Failure(f"the portal no longer knows this device: "
-                                  f"{_enroll_hint(self.base)}", EXIT_REENROLL), now)
-
-    def not_enrolled(self, failure: Failure, now: float) -> None:
-        """This device must be enrolled again: say so on the screen for a while (a teacher must
-        see it), sending nothing meanwhile, then stop with `failure`."""
         self.feedback.hold(screen.NOT_ENROLLED)
-        self.scanner.busy = True
-        self.stopping = (failure, now + REVOKED_SHOW_SECONDS)
-
-    def stop_now(self, now: float, window_open: bool) -> Failure | None:
-        """The failure to stop with, once it has been shown long enough (at once headless)."""
-        if self.stopping is None:
-            return None
-        failure, until = self.stopping
-        return failure if not window_open or now >= until else None
+        self.scanner.busy = True       # nothing is sent any more
+        self.stopping = Failure(f"the portal no longer knows this device: {_enroll_hint(self.base)}",
+                                EXIT_REENROLL)
 
     def finish(self, now: float) -> bool:
         """The input ended: wait for the request under way (within the client's DEADLINE)."""
@@ -387,23 +379,35 @@ def _frame_size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _scan(client: PortalClient | None, source, args, base: str, window: screen.Preview | None,
-          stopping: Failure | None = None) -> int:
-    """Read badges from `source` and send them with `client`. With `stopping` (and no client),
-    only say on the screen that this device must be enrolled again, then stop with it."""
+# Shown while the camera gives no frame, and under "set up again" when it never gave one.
+_BLANK = np.zeros((480, 640, 3), np.uint8)
+
+
+def _say_not_enrolled(window: screen.Preview, failure: Failure, picture: np.ndarray) -> None:
+    """Say in the window, over `picture` (a blank), that this device must be set up again, for
+    REVOKED_SHOW_SECONDS or until the window is closed: a teacher must see it. The camera is off
+    by then (closed, or never opened), so nothing is read, decoded or sent meanwhile: the window
+    only answers (repaints, can be closed), and the message is drawn again now and then."""
+    log.warning("%s (the window says the device must be set up again, for %.0f s or until it is "
+                "closed; the camera is off meanwhile)", failure, REVOKED_SHOW_SECONDS)
+    until = time.monotonic() + REVOKED_SHOW_SECONDS
+    while (left := until - time.monotonic()) > 0:
+        if not (window.show(picture, screen.NOT_ENROLLED)
+                and window.wait(min(left, SHOWN_AGAIN_SECONDS))):
+            log.info("preview window closed: stopping")
+            return
+
+
+def _scan(client: PortalClient, source, args, base: str, window: screen.Preview | None) -> int:
+    """Read badges from `source` and send them with `client`. When the portal no longer knows
+    this device, close the camera, say so in the window (if any) for a while, then stop."""
     feedback = Feedback(window)
     scanner = Scanner()
     kiosk = Kiosk(client, scanner, feedback, args, base, live=args.video is None)
-    if stopping is not None:
-        kiosk.not_enrolled(stopping, time.monotonic())
     signed_in = 0
-    blank = np.zeros((480, 640, 3), np.uint8)    # shown while the camera gives no frame
-    if stopping is None:
-        log.info("reading badges from %s (%s)", "video" if args.video is not None else f"camera {source}",
-                 "preview window" if window else "no screen")
-    else:
-        log.info("saying on screen for %.0f s that this device must be enrolled again",
-                 REVOKED_SHOW_SECONDS)
+    blank = _BLANK
+    log.info("reading badges from %s (%s)", "video" if args.video is not None else f"camera {source}",
+             "preview window" if window else "no screen")
     try:
         size = args.size if args.video is None else (None, None)
         with closing(frames(source, width=size[0], height=size[1])) as stream:
@@ -411,6 +415,8 @@ def _scan(client: PortalClient | None, source, args, base: str, window: screen.P
                 now = time.monotonic()
                 kiosk.poll(now)
                 signed_in += kiosk.settle(now)
+                if kiosk.stopping is not None:
+                    break          # which closes the camera: nothing more is read or decoded
                 feedback.camera_working(frame is not None)
                 if frame is None:             # the camera is being opened again
                     frame, read = blank, NO_BADGE
@@ -424,17 +430,17 @@ def _scan(client: PortalClient | None, source, args, base: str, window: screen.P
                     signed_in += kiosk.settle(now)    # in line (a video): the answer is in
                 if args.once and signed_in:
                     return 0
-                open_ = feedback.show(frame, read, now, repeat=step.action is Action.REPEAT)
-                failure = kiosk.stop_now(now, open_ and window is not None)
-                if failure is not None:
-                    raise failure
-                if not open_:
+                if not feedback.show(frame, read, now, repeat=step.action is Action.REPEAT):
                     log.info("preview window closed: stopping")
                     return 0
-        signed_in += kiosk.finish(time.monotonic())
-        failure = kiosk.stop_now(math.inf, False)
-        if failure is not None:
-            raise failure
+            else:
+                signed_in += kiosk.finish(time.monotonic())
+                if kiosk.stopping is not None:
+                    raise kiosk.stopping      # the video ended: nothing left to show it over
+        if kiosk.stopping is not None:
+            if window is not None:
+                _say_not_enrolled(window, kiosk.stopping, blank)
+            raise kiosk.stopping
     except CameraError as e:
         raise Failure(str(e)) from None
     finally:

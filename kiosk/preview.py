@@ -13,6 +13,7 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -184,7 +185,25 @@ class Preview:
             return False
         try:
             cv2.imshow(self.title, draw(frame, message))
-            cv2.waitKey(1)
+        except cv2.error:
+            self.closed = True
+        return self._answer(1)
+
+    def wait(self, seconds: float) -> bool:
+        """Keep showing what the window shows for `seconds`, answering meanwhile (it repaints,
+        and can be closed), with no new picture; False once someone has closed it."""
+        until = time.monotonic() + seconds
+        while self._answer(max(1, min(100, int((until - time.monotonic()) * 1000)))):
+            if time.monotonic() >= until:
+                return True
+        return False
+
+    def _answer(self, milliseconds: int) -> bool:
+        """Let the window handle its events for up to `milliseconds`; False once it is closed."""
+        if self.closed:
+            return False
+        try:
+            cv2.waitKey(milliseconds)
             if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
                 self.closed = True
         except cv2.error:

@@ -260,6 +260,11 @@ class FakeWindow:
             self.since.append(now)
         return True
 
+    def wait(self, seconds: float) -> bool:
+        import time
+        time.sleep(seconds)
+        return True
+
     def when(self, message: str) -> float:
         return self.since[self.lines.index(message)]
 
@@ -332,7 +337,6 @@ def send_once(client, scanner: Scanner, feedback: Feedback, token: str, now: flo
     signed_in = kiosk.settle(now)
     kiosk.poll(now)
     kiosk.settle(now)
-    failure = kiosk.stop_now(now, False)
-    if failure is not None:
-        raise failure
+    if kiosk.stopping is not None:
+        raise kiosk.stopping
     return signed_in

@@ -148,3 +148,40 @@ def test_the_kiosk_says_the_camera_is_not_working_then_stops_with_a_message(flak
     assert screen.NO_CAMERA in window.lines
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "kiosk: camera 0 stopped working: check its cable, then start the kiosk again")
+
+
+@pytest.mark.parametrize("device", ["damaged", "unknown"])
+def test_a_device_to_set_up_again_says_so_even_with_a_broken_camera(flaky, monkeypatch, tmp_path,
+                                                                    capsys, device):
+    """A damaged credential and a broken camera: the window said "The camera isn't working"
+    (and a device the portal no longer knows stopped after a minute, when the camera gave up,
+    with the camera's line and status 1), when no camera fix helps until the device is set up
+    again. The set-up line wins: the camera is
+    not opened for a credential that cannot be used, and is closed once the portal refuses the
+    device."""
+    import kiosk.__main__ as program
+    import kiosk.camera as camera
+    from kiosk import preview as screen
+    from tests.kiosk.helpers import FakeWindow, RecordingPortal, save_device
+    flaky([], unopenable=10 ** 6)                            # never opens
+    monkeypatch.setattr(camera, "GIVE_UP_SECONDS", 60.0)     # as in a classroom: it keeps trying
+    monkeypatch.setattr(program, "REVOKED_SHOW_SECONDS", 2.0)
+    window = FakeWindow()
+    monkeypatch.setattr(program.screen.Preview, "open", staticmethod(lambda *a, **k: window))
+    monkeypatch.setattr(program.webbrowser, "open", lambda *a, **k: True)
+    with RecordingPortal() as portal:
+        if device == "damaged":
+            (tmp_path / "device.json").write_text('{"portal": "http')
+        else:
+            save_device(tmp_path, portal.url, 7, "kd1_" + "u" * 43)   # not the portal's
+        status = program.main(["--portal", portal.url, "--config-dir", str(tmp_path)])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    # Until the portal's answer, the camera's line was the news; from then on, this one.
+    assert window.lines[-1] == screen.NOT_ENROLLED
+    assert window.closed_at - window.when(screen.NOT_ENROLLED) > 1.5     # and it stayed
+    if device == "damaged":
+        assert window.lines == [screen.NOT_ENROLLED] and FlakyCamera.opened == 0
+        assert status == 1 and last.endswith("device.json is damaged: enroll this device again")
+    else:
+        assert [r.path for r in portal.requests] == ["/kiosk/bind"]
+        assert status == 3 and "the portal no longer knows this device" in last

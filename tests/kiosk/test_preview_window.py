@@ -186,17 +186,22 @@ def test_without_a_screen_there_is_no_window():
         shower.stop()
 
 
-# The real kiosk program, with a camera that sees a plain wall, a shorter time on screen
-# (REVOKED_SHOW_SECONDS) and its credential in the folder given.
+# The real kiosk program, with a camera that sees a plain wall (if it is opened: it must not
+# be), a shorter time on screen (REVOKED_SHOW_SECONDS) and its credential in the folder given.
 KIOSK = """
 import sys
 import kiosk.__main__ as program
 from tests.kiosk.helpers import LiveCamera
 program.REVOKED_SHOW_SECONDS = 8.0
-program.frames = LiveCamera([(60, None)])
-sys.exit(program.main(["--portal", "http://127.0.0.1:9", "--config-dir", sys.argv[1]]))
+camera = program.frames = LiveCamera([(60, None)])
+try:
+    status = program.main(["--portal", "http://127.0.0.1:9", "--config-dir", sys.argv[1]])
+finally:
+    print("camera opened" if hasattr(camera, "asked") else "camera never opened", flush=True)
+sys.exit(status)
 """
 WALL = np.full((480, 640, 3), 200, np.uint8)      # LiveCamera's frame when no one is there
+BLANK = np.zeros((480, 640, 3), np.uint8)         # the kiosk's picture when it has none
 
 
 # One case on the real screen, a damaged credential (the in-process tests in test_run.py take
@@ -208,8 +213,8 @@ def test_a_device_with_no_usable_credential_says_so_in_its_window(screen, tmp_pa
     folder = tmp_path / "config"
     folder.mkdir()
     (folder / "device.json").write_text('{"portal": "http')
-    # The bottom of the picture: the line under it (the rest of a plain wall says nothing).
-    band = preview.draw(WALL, preview.NOT_ENROLLED)[-40:]
+    # The bottom of the picture: the line under it (the rest of a blank says nothing).
+    band = preview.draw(BLANK, preview.NOT_ENROLLED)[-40:]
     assert cv2.matchTemplate(preview.draw(WALL, preview.HOLD_IN_BOX)[-40:], band,
                              cv2.TM_CCOEFF_NORMED).max() < 0.9
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
@@ -234,5 +239,6 @@ def test_a_device_with_no_usable_credential_says_so_in_its_window(screen, tmp_pa
     assert best >= 0.95, f"the screen does not say it (best match {best:.2f})"
     assert kiosk.returncode == 1
     assert err.strip().splitlines()[-1].endswith("device.json is damaged: enroll this device again")
+    assert out.strip().splitlines() == ["camera never opened"]
     assert time.monotonic() - seen > 2       # it stayed up (8 s here) after being seen
     assert time.monotonic() - started < 30

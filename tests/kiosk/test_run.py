@@ -81,20 +81,49 @@ def test_a_slow_answer_shows_checking_and_the_picture_keeps_moving(monkeypatch, 
     assert len(portal.to("/kiosk/badge")) == 1
 
 
-def test_a_device_the_portal_no_longer_knows_says_so_on_screen_before_it_stops(
+def test_a_device_the_portal_no_longer_knows_says_so_on_screen_with_its_camera_off(
         monkeypatch, tmp_path, app, redis_client, world, live_server):  # noqa: F811
+    """While it said "set up again" (5 minutes) it went on reading the camera and decoding every
+    frame, 10-15 ms of a Chromebook's CPU each, for a badge it could no longer send. Now it
+    closes the camera first: the window keeps the message up, and nothing is read or decoded.
+    What happened is noted in order: each frame the camera gave, each decode (the real decoder,
+    counted), each line the window showed."""
     monkeypatch.setattr(program, "REVOKED_SHOW_SECONDS", 2.0, raising=False)
     kiosk = enroll_kiosk(app, redis_client, world.school)
     save_device(tmp_path, live_server, kiosk.device_id, kiosk.credential)
+    seen: list[str] = []
+    read_badge = program.read_badge
+
+    def counted_read_badge(frame):
+        seen.append("decode")
+        return read_badge(frame)
+    monkeypatch.setattr(program, "read_badge", counted_read_badge)
 
     def revoke():
         revoke_device(db.session, redis_client, db.session.get(KioskDevice, kiosk.device_id))
-    status, window, _ = _run(monkeypatch, live_server, tmp_path, [
-        (1, None, revoke), (1, [issue(redis_client, world.student)]), (6, None)])
+    # The child keeps holding the badge up after the answer: each frame would be decoded.
+    camera = LiveCamera([(1, None, revoke), (8, [issue(redis_client, world.student)])])
+
+    def noted_camera(source, **asked):
+        for frame in camera(source, **asked):
+            seen.append("frame")
+            yield frame
+    window = FakeWindow()
+    show = window.show
+
+    def noted_show(frame, message):
+        seen.append(message)
+        return show(frame, message)
+    window.show = noted_show
+    status, window, _ = _run(monkeypatch, live_server, tmp_path, None, window, noted_camera)
     assert status == 3
     shown_from = window.when(screen.NOT_ENROLLED)
     assert window.lines[-1] == screen.NOT_ENROLLED
     assert 1.9 < window.closed_at - shown_from < 3
+    held = seen[seen.index(screen.NOT_ENROLLED):]
+    assert "decode" in seen[:len(seen) - len(held)]        # it read badges until then
+    assert "frame" not in held and "decode" not in held, held.count("decode")
+    assert set(held) == {screen.NOT_ENROLLED}        # drawn again meanwhile, nothing else
 
 
 @pytest.mark.parametrize("closed_after", [0.5])
@@ -145,13 +174,16 @@ def test_a_device_without_a_usable_credential_says_so_on_screen_before_it_stops(
         monkeypatch, tmp_path, capsys, stored):
     """It stopped at once with a line on stderr, which no one in a classroom reads: the child
     and the teacher saw nothing. Now its window says what a device the portal no longer knows
-    says, as long, before it stops as before."""
+    says, as long, before it stops as before; it never opens the camera (nothing to read)."""
     monkeypatch.setattr(program, "REVOKED_SHOW_SECONDS", 2.0, raising=False)
     line = _store(tmp_path, stored)
-    status, window, browser = _run(monkeypatch, "http://127.0.0.1:9", tmp_path, [(20, None)])
+    camera = LiveCamera([(20, None)])
+    status, window, browser = _run(monkeypatch, "http://127.0.0.1:9", tmp_path, None,
+                                   camera=camera)
     said = capsys.readouterr()
     assert status == 1
     assert window.lines == [screen.NOT_ENROLLED]
+    assert not hasattr(camera, "asked")              # the camera was never opened
     assert 1.9 < window.closed_at - window.since[0] < 3
     assert said.err.strip().splitlines()[-1] == line
     assert browser.opened == [] and SECRET not in said.out + said.err
