@@ -428,6 +428,8 @@ def _scan(client: PortalClient, source, args, base: str, window: screen.Preview 
                 if step.action is Action.SEND:
                     kiosk.send(step.token)
                     signed_in += kiosk.settle(now)    # in line (a video): the answer is in
+                    if kiosk.stopping is not None:
+                        break
                 if args.once and signed_in:
                     return 0
                 if not feedback.show(frame, read, now, repeat=step.action is Action.REPEAT):

@@ -9,6 +9,7 @@ import pytest
 
 import kiosk.__main__ as program
 from kiosk import preview as screen
+from kiosk.camera import frames
 from portal.badges.kiosks import revoke_device
 from portal.badges.token import mint_token
 from portal.db import db
@@ -16,7 +17,7 @@ from portal.devserver import free_port
 from portal.models import KioskDevice
 from tests.badges.conftest import enroll_kiosk, issue, world  # noqa: F401  (fixtures)
 from tests.kiosk.helpers import (
-    FakeWindow, LinkBrowser, LiveCamera, RecordingPortal, run_kiosk_here, save_device,
+    FakeWindow, LinkBrowser, LiveCamera, RecordingPortal, run_kiosk_here, save_device, write_video,
 )
 
 TOKEN = mint_token()     # the stand-in portal takes any badge
@@ -81,49 +82,73 @@ def test_a_slow_answer_shows_checking_and_the_picture_keeps_moving(monkeypatch, 
     assert len(portal.to("/kiosk/badge")) == 1
 
 
-def test_a_device_the_portal_no_longer_knows_says_so_on_screen_with_its_camera_off(
-        monkeypatch, tmp_path, app, redis_client, world, live_server):  # noqa: F811
-    """While it said "set up again" (5 minutes) it went on reading the camera and decoding every
-    frame, 10-15 ms of a Chromebook's CPU each, for a badge it could no longer send. Now it
-    closes the camera first: the window keeps the message up, and nothing is read or decoded.
-    What happened is noted in order: each frame the camera gave, each decode (the real decoder,
-    counted), each line the window showed."""
-    monkeypatch.setattr(program, "REVOKED_SHOW_SECONDS", 2.0, raising=False)
-    kiosk = enroll_kiosk(app, redis_client, world.school)
-    save_device(tmp_path, live_server, kiosk.device_id, kiosk.credential)
+def _noted(monkeypatch, camera, window: FakeWindow):
+    """Note in order each frame `camera` gives, each call of the real decoder (counted around
+    it) and each line `window` shows; (the notes, the camera to run the kiosk with)."""
     seen: list[str] = []
-    read_badge = program.read_badge
+    read_badge, show = program.read_badge, window.show
 
     def counted_read_badge(frame):
         seen.append("decode")
         return read_badge(frame)
-    monkeypatch.setattr(program, "read_badge", counted_read_badge)
-
-    def revoke():
-        revoke_device(db.session, redis_client, db.session.get(KioskDevice, kiosk.device_id))
-    # The child keeps holding the badge up after the answer: each frame would be decoded.
-    camera = LiveCamera([(1, None, revoke), (8, [issue(redis_client, world.student)])])
 
     def noted_camera(source, **asked):
         for frame in camera(source, **asked):
             seen.append("frame")
             yield frame
-    window = FakeWindow()
-    show = window.show
 
     def noted_show(frame, message):
         seen.append(message)
         return show(frame, message)
+    monkeypatch.setattr(program, "read_badge", counted_read_badge)
     window.show = noted_show
-    status, window, _ = _run(monkeypatch, live_server, tmp_path, None, window, noted_camera)
-    assert status == 3
-    shown_from = window.when(screen.NOT_ENROLLED)
-    assert window.lines[-1] == screen.NOT_ENROLLED
-    assert 1.9 < window.closed_at - shown_from < 3
+    return seen, noted_camera
+
+
+def _nothing_read_once_it_says_so(seen: list[str]) -> None:
     held = seen[seen.index(screen.NOT_ENROLLED):]
     assert "decode" in seen[:len(seen) - len(held)]        # it read badges until then
     assert "frame" not in held and "decode" not in held, held.count("decode")
     assert set(held) == {screen.NOT_ENROLLED}        # drawn again meanwhile, nothing else
+
+
+def test_a_device_the_portal_no_longer_knows_says_so_on_screen_with_its_camera_off(
+        monkeypatch, tmp_path, app, redis_client, world, live_server):  # noqa: F811
+    """While it said "set up again" (5 minutes) it went on reading the camera and decoding every
+    frame, 10-15 ms of a Chromebook's CPU each, for a badge it could no longer send. Now it
+    closes the camera first: the window keeps the message up, and nothing is read or decoded."""
+    monkeypatch.setattr(program, "REVOKED_SHOW_SECONDS", 2.0, raising=False)
+    kiosk = enroll_kiosk(app, redis_client, world.school)
+    save_device(tmp_path, live_server, kiosk.device_id, kiosk.credential)
+
+    def revoke():
+        revoke_device(db.session, redis_client, db.session.get(KioskDevice, kiosk.device_id))
+    # The child keeps holding the badge up after the answer: each frame would be decoded.
+    window = FakeWindow()
+    seen, camera = _noted(monkeypatch, LiveCamera([
+        (1, None, revoke), (8, [issue(redis_client, world.student)])]), window)
+    status, window, _ = _run(monkeypatch, live_server, tmp_path, None, window, camera)
+    assert status == 3
+    shown_from = window.when(screen.NOT_ENROLLED)
+    assert window.lines[-1] == screen.NOT_ENROLLED
+    assert 1.9 < window.closed_at - shown_from < 3
+    _nothing_read_once_it_says_so(seen)
+
+
+def test_a_device_refused_in_line_reads_no_further_frame(monkeypatch, tmp_path):
+    """A video is read in line: the badge's answer is in before its frame is shown (so may a
+    camera's be, on a busy machine). That frame was still shown, under the message, and one
+    more read, before the camera was closed."""
+    monkeypatch.setattr(program, "REVOKED_SHOW_SECONDS", 2.0, raising=False)
+    video = write_video(tmp_path / "badge.avi", [TOKEN], count=30)
+    window = FakeWindow()
+    seen, camera = _noted(monkeypatch, frames, window)
+    with RecordingPortal(badge_status=401) as portal:
+        save_device(tmp_path, portal.url, 7, portal.credential)
+        status = run_kiosk_here(monkeypatch, ["--portal", portal.url, "--config-dir", str(tmp_path),
+                                              "--video", str(video)], camera, LinkBrowser(), window)
+    assert status == 3 and len(portal.to("/kiosk/badge")) == 1
+    _nothing_read_once_it_says_so(seen)
 
 
 @pytest.mark.parametrize("closed_after", [0.5])
