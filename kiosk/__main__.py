@@ -305,7 +305,8 @@ class Kiosk:
             seconds = self.scanner.wait_offline(now, getattr(outcome, "retry_after", 3.0))
             self.bind_due = now + seconds
             self.unreachable = outcome
-            log.warning("could not bind the browser: %s; trying again in %.0f s", outcome, seconds)
+            log.warning("could not set up this device's browser: %s; trying again in %.0f s",
+                        outcome, seconds)
             self.feedback.hold(screen.OFFLINE)
         else:
             self.scanner.answered()
@@ -335,7 +336,9 @@ class Kiosk:
             scanner.forget(token)   # still held up once the wait is over: it is sent then
             feedback.hold(screen.TOO_MANY, now + outcome.retry_after)
         elif isinstance(outcome, BindAgain):
-            log.info("binding the browser again (the portal said: %s)", outcome)
+            log.info("%s (its cookies may have been cleared, or its last set-up link opened too "
+                     "late): opening a new set-up link; a badge still held up is sent again then",
+                     outcome)
             scanner.forget(token)   # sent again, if still held up, once the browser is bound
             self.bound, self.binding_again, self.bind_due = False, True, now
             feedback.say(screen.GETTING_READY, now)
@@ -343,7 +346,7 @@ class Kiosk:
             log.info("badge refused")
             feedback.answered(screen.REFUSED, now)
         elif isinstance(outcome, PortalError):
-            log.warning("the portal refused the request: %s", outcome)
+            log.warning("the badge could not be checked: %s", outcome)
             feedback.answered(screen.REFUSED, now)
         else:
             log.info("badge accepted: opening the sign-in")
@@ -356,7 +359,9 @@ class Kiosk:
         """The portal no longer knows this device: stop with EXIT_REENROLL."""
         self.feedback.hold(screen.NOT_ENROLLED)
         self.scanner.busy = True       # nothing is sent any more
-        self.stopping = Failure(f"the portal no longer knows this device: {_enroll_hint(self.base)}",
+        self.stopping = Failure(f"the portal no longer knows this device (a school admin may have "
+                                f"stopped it): to use it again, get a pairing code from a teacher "
+                                f"or admin (My classes), then run {_enroll_hint(self.base)}",
                                 EXIT_REENROLL)
 
     def finish(self, now: float) -> bool:

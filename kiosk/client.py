@@ -14,7 +14,11 @@ the portal answers with are rebuilt on the portal's own address before anything 
 
 The portal's answers are not trusted to be well-behaved: each is read within DEADLINE seconds
 and MAX_ANSWER bytes (the camera loop waits for it), anything it says is checked before use, and
-its words are shown only through plain(), so no escape sequence reaches the terminal.
+its words are shown only through plain(), so no escape sequence reaches the terminal. Only its
+words for the person at the device are shown (a pairing code refused, too many tries); its advice
+to the API's programmers ("Bind it again (POST /kiosk/bind...)", "Use Content-Type: ...") and to
+a person at a browser (503's "Try again in a minute") is not: the errors below say in the kiosk's
+words what happened, and the kiosk's log what it does about it or what to do.
 """
 from __future__ import annotations
 
@@ -227,7 +231,7 @@ class PortalClient:
         if response.status_code == 403:
             raise BadgeRefused("That badge didn't work.")
         if response.status_code == 409:
-            raise BindAgain(_explain(response, "the device's browser is not set up"))
+            raise BindAgain("the portal asks for this device's browser to be set up again")
         raise self._failure(response)
 
     def _post(self, path: str, body: dict, *, authorized: bool = True) -> Answer:
@@ -337,9 +341,11 @@ class PortalClient:
             return PortalUnreachable(f"the portal answered with a redirect: check the address "
                                      f"({self.base})")
         if status in (400, 415):
-            return PortalError(_explain(response, "the portal did not accept the request"))
+            return PortalError(f"the portal did not understand the kiosk's request (HTTP {status}): "
+                               f"this kiosk program may not match the portal's version; install the "
+                               f"one that comes with the portal")
         if status == 503:
-            return PortalUnreachable(_explain(response, f"the portal is unavailable ({self.base})"),
+            return PortalUnreachable(f"the portal is unavailable for now ({self.base})",
                                      _retry_after(response, OFFLINE_RETRY_SECONDS))
         return PortalUnreachable(f"the portal answered {status} ({self.base})")
 
@@ -356,7 +362,8 @@ def _json(response: Answer) -> dict:
 
 
 def _explain(response: Answer, default: str) -> str:
-    """The portal's own short error and advice, when it gave them, as one plain line."""
+    """The portal's own short error and advice, when it gave them, as one plain line: only for
+    its answers to a person (a pairing code refused, too many tries)."""
     try:
         data = response.json()
     except (ValueError, RecursionError):

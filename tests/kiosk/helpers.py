@@ -85,6 +85,8 @@ class RecordingPortal:
     badge_replies: list[int] = field(default_factory=list)   # statuses answered first, in order
     retry_after: str = "1"                                   # with a 429 or a 503
     badge_delay: float = 0.0                                 # seconds before each badge answer
+    answers: dict[str, list[tuple[int, dict]]] = field(default_factory=dict)  # path -> (status,
+                                                             # body) answered first, in order
     port: int = 0                                            # 0: any free port
     requests: list[Recorded] = field(default_factory=list)
 
@@ -127,6 +129,8 @@ class RecordingPortal:
                                        "credential": recorder.credential})
                 elif self.headers.get("Authorization") != f"Bearer {recorder.credential}":
                     self._answer(401, {"error": "This device is not enrolled", "advice": "Enroll it."})
+                elif recorder.answers.get(self.path):
+                    self._answer(*recorder.answers[self.path].pop(0))
                 elif self.path == "/kiosk/bind":
                     self._answer(200, {"bind_url": f"{base}/kiosk/bind/{secrets.token_urlsafe(32)}",
                                        "expires_in": 30})

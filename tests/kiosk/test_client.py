@@ -31,7 +31,7 @@ def test_a_device_whose_browser_is_not_bound_is_told_to_bind_it_again(live_serve
                                                                       world):
     code = create_pairing_code(db.session, redis_client, world.school).code
     client = PortalClient(live_server, PortalClient(live_server).enroll(code)["credential"])
-    with pytest.raises(BindAgain, match="The classroom browser is not set up"):
+    with pytest.raises(BindAgain, match="browser to be set up again"):
         client.send_badge(issue(redis_client, world.student))
 
 

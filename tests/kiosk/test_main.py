@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 from dataclasses import replace
 
@@ -15,14 +16,16 @@ from sqlalchemy import select
 import numpy as np
 
 from kiosk import preview as screen
-from kiosk.__main__ import Feedback
+from kiosk.__main__ import Feedback, Kiosk
 from kiosk.client import PortalClient
 from kiosk.decoder import BadgeRead
 from kiosk.scanner import Action, Scanner
 from portal.admin.services import add_link_app, grant_app
+from portal.badges.kiosk_views import BIND_AGAIN, OUT_OF_ORDER
 from portal.badges.kiosks import create_pairing_code, revoke_device
 from portal.db import db
 from portal.devserver import free_port
+from portal.errors import MESSAGES
 from portal.models import Badge, KioskDevice
 from tests.badges.conftest import issue, world  # noqa: F401  (the badge test school)
 from tests.kiosk.helpers import (
@@ -226,6 +229,43 @@ def test_a_portal_that_cannot_be_reached_is_not_asked_every_frame():
     gone.close()
 
 
+# The portal's answers to the kiosk whose advice is not for the person reading the kiosk's log:
+# for the API's programmers (portal/badges/kiosk_views.py), or for someone at a browser (503).
+ADVICE_FOR_OTHERS = {
+    "bind again": (409, BIND_AGAIN, "opening a new set-up link"),
+    "out of order": (409, OUT_OF_ORDER, "opening a new set-up link"),
+    "bad body": (400, {"error": "Send only the token",
+                       "advice": 'The body is {"token": "...", "seq": 1}.'}, "kiosk program"),
+    "not JSON": (415, {"error": "Send JSON", "advice": "Use Content-Type: application/json."},
+                 "kiosk program"),
+    "unavailable": (503, dict(zip(("error", "advice"), MESSAGES[503])), "unavailable for now"),
+}
+
+
+@pytest.mark.parametrize("case", ADVICE_FOR_OTHERS)
+def test_the_log_says_what_happened_in_plain_words_not_the_portals_advice(case, caplog):
+    """The log quoted the portal's advice to its API's programmers ("Bind it again (POST
+    /kiosk/bind, open the link), then scan again.") to the teacher or IT person reading it. It
+    says in its own words what happened, and what the kiosk does or what to do: for the answer to
+    setting up the browser, and to a badge."""
+    status, answer, says = ADVICE_FOR_OTHERS[case]
+    caplog.set_level(logging.INFO, logger="kiosk")
+    args = argparse.Namespace(no_browser=True)
+    with RecordingPortal(answers={"/kiosk/bind": [(status, answer)],
+                                  "/kiosk/badge": [(status, answer)]}) as portal:
+        client = PortalClient(portal.url, portal.credential)
+        kiosk = Kiosk(client, Scanner(), Feedback(None), args, portal.url, live=False)
+        kiosk.poll(0.0)
+        kiosk.settle(0.0)
+        send_once(client, Scanner(), Feedback(None), "spb1_held", 0.0, args, portal.url)
+        client.close()
+    assert [r.path for r in portal.requests][:2] == ["/kiosk/bind", "/kiosk/badge"]
+    logged = caplog.text
+    assert answer["error"] not in logged and answer["advice"] not in logged, logged
+    assert "POST" not in logged and says in logged, logged
+    assert "spb1_held" not in logged and portal.credential not in logged
+
+
 def test_enroll_with_a_wrong_or_used_code_fails_in_one_line(sandbox, live_server, pairing_code):
     wrong = sandbox.run("enroll", "--portal", live_server, "--code", "ABCD2345")
     assert wrong.returncode == 1
@@ -265,6 +305,7 @@ def test_a_revoked_device_is_told_to_enroll_again(sandbox, live_server, enrolled
     run = scan(sandbox, live_server, video, "--once")
     assert run.returncode == 3
     assert "no longer knows this device" in run.stderr and "python -m kiosk enroll" in run.stderr
+    assert "get a pairing code from a teacher or admin" in run.stderr      # what to do first
 
 
 def test_the_credential_goes_only_to_the_portal_that_issued_it(sandbox, live_server, enrolled,
