@@ -10,6 +10,7 @@ gone), so a child process tries a window first.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import subprocess
 import sys
@@ -40,6 +41,8 @@ CLOSER_BELOW = 0.18     # a QR-like candidate narrower than this share of the fr
 _DETECT_HEIGHT = 480    # candidates are looked for at this height (finder sizes comparable)
 GUIDE = 0.6             # the guide box's side, as a share of the frame's height
 WINDOW = "Badge sign-in"
+
+log = logging.getLogger(__name__)
 
 
 def mean_brightness(gray: np.ndarray) -> float:
@@ -128,13 +131,29 @@ def screen_present(environ=os.environ) -> bool:
     return bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
 
 
-def window_works(timeout: float = 10.0) -> bool:
-    """True when OpenCV can open a window here (tried in a child process, which may abort)."""
+# How long the child process may take to open its window. It fails in about a second where
+# there is no display to reach; it is slow only on a loaded machine (a Chromebook starting up
+# opens the browser and the kiosk at once), and a kiosk that gave up then would run all day
+# without its window: no child would see what it says.
+WINDOW_PROBE_SECONDS = 30.0
+
+
+def window_works(timeout: float = WINDOW_PROBE_SECONDS) -> bool:
+    """True when OpenCV can open a window here (tried in a child process, which may abort);
+    when not, the log says why: the kiosk then runs without a window."""
     try:
         probe = subprocess.run([sys.executable, "-c", _PROBE], stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
-    except (OSError, subprocess.SubprocessError):
+    except subprocess.TimeoutExpired:
+        log.warning("no window: opening one took over %.0f s; running without a window", timeout)
         return False
+    except (OSError, subprocess.SubprocessError) as e:
+        log.warning("no window: the window test could not run (%s); running without a window", e)
+        return False
+    if probe.returncode != 0:
+        log.warning("no window: the screen (%s) could not be used; running without a window",
+                    ", ".join(f"{name}={os.environ[name]}" for name in ("DISPLAY", "WAYLAND_DISPLAY")
+                              if os.environ.get(name)) or "none set")
     return probe.returncode == 0
 
 

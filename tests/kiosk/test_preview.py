@@ -86,3 +86,17 @@ def test_an_unreachable_display_means_headless_not_a_crash(monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert not preview.window_works()
     assert preview.Preview.open() is None
+
+
+def test_a_kiosk_without_its_window_says_why_in_its_log(monkeypatch, caplog):
+    # It ran all day without a window, and said nothing, when the window test timed out (a
+    # Chromebook starting up) or the display could not be reached.
+    monkeypatch.setenv("DISPLAY", "127.0.0.1:987")
+    with caplog.at_level("WARNING"):
+        assert not preview.window_works()
+    assert "no window: the screen (DISPLAY=127.0.0.1:987) could not be used; running without a window" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert not preview.window_works(timeout=0.001)
+    assert "no window: opening one took over 0 s; running without a window" in caplog.text
+    assert preview.WINDOW_PROBE_SECONDS >= 30

@@ -236,9 +236,9 @@ def test_a_device_with_no_usable_credential_says_so_in_its_window(screen, tmp_pa
         if kiosk.poll() is None:
             kiosk.kill()
             kiosk.wait()
-    assert best >= 0.95, f"the screen does not say it (best match {best:.2f})"
+    assert best >= 0.95, f"the screen does not say it (best match {best:.2f}): {err[-600:]}"
     assert kiosk.returncode == 1
     assert err.strip().splitlines()[-1].endswith("device.json is damaged: enroll this device again")
     assert out.strip().splitlines() == ["camera never opened"]
     assert time.monotonic() - seen > 2       # it stayed up (8 s here) after being seen
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 60      # the window test may take up to 30 s under load
