@@ -335,12 +335,18 @@ def check_fonts() -> None:
     _font_names()
 
 
+# Arabic letters in their joined forms, without the reshaper's one ligature on by default besides
+# lam-alef: ALLAH makes "الله" (Abdullah, Zabihullah) one character, U+FDF2, that no font the
+# labels use has; written letter by letter it is the same word.
+_RESHAPER = arabic_reshaper.ArabicReshaper(configuration={"ARABIC LIGATURE ALLAH": False})
+
+
 def in_reading_order(text: str) -> str:
     """`text` as it is drawn left to right: Arabic letters joined, right-to-left runs reversed
     (a PDF draws characters in the order given)."""
     if text.isascii():
         return text
-    return get_display(arabic_reshaper.reshape(text))
+    return get_display(_RESHAPER.reshape(text))
 
 
 def _fit(text: str, font: str, size: float, smallest: float,

@@ -8,6 +8,7 @@ import re
 import stat
 import subprocess
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,20 @@ def test_a_name_no_installed_font_can_show_is_pointed_out(runner, redis_client, 
             "its letters; the class page names them).") in " ".join(page.split())
 
 
+def _print_from_the_class_page(app, world, pdf: Path) -> tuple[str, str]:
+    """Room 4's teacher prints its sheet from the class page, to `pdf`: (how many labels have a
+    blank line, as the answer's header says; the class page shown next, its spaces collapsed)."""
+    client = new_client(app)
+    csrf = login(client, "t.four")
+    page = f"/teacher/sections/{world.section.id}"
+    answer = client.post(_sheet_url(world.section), data={"csrf_token": csrf, "next": page})
+    assert answer.status_code == 200
+    pdf.write_bytes(answer.get_data())
+    text = " ".join(client.get(page).get_data(as_text=True).split())
+    assert "Room 4: 3 new cards on the sheet (1 page)." in text
+    return answer.headers["X-Badge-Incomplete-Names"], text
+
+
 def test_the_teacher_is_told_which_labels_need_a_name_written_by_hand(app, redis_client, world,
                                                                       tmp_path, monkeypatch):
     # Found by review: the count went only to a response header no teacher sees.
@@ -151,20 +166,43 @@ def test_the_teacher_is_told_which_labels_need_a_name_written_by_hand(app, redis
     monkeypatch.setattr(sheets, "_fallbacks", [])
     world.older_student.given_name, world.classmate.given_name = "สมชาย", "李"
     db.session.commit()
-    client = new_client(app)
-    csrf = login(client, "t.four")
-    page = f"/teacher/sections/{world.section.id}"
-    answer = client.post(_sheet_url(world.section), data={"csrf_token": csrf, "next": page})
-    assert answer.status_code == 200 and answer.headers["X-Badge-Incomplete-Names"] == "2"
     pdf = tmp_path / "sheet.pdf"
-    pdf.write_bytes(answer.get_data())
+    blank, text = _print_from_the_class_page(app, world, pdf)
+    assert blank == "2"
     assert [text for _, text in read_sheet(pdf)] == ["Maple Elementary", "Ada L.\nMaple Elementary",
                                                      "Maple Elementary"]
-    text = " ".join(client.get(page).get_data(as_text=True).split())
-    assert "Room 4: 3 new cards on the sheet (1 page)." in text
     assert ('<div class="problem" role="alert"><p>Write these names by hand on the blank line of '
             "their labels (no font on the portal has their letters; the QR codes work): สมชาย J. "
             "(page 1, label 1); 李 T. (page 1, label 3).</p></div>") in text
+
+
+def _words(line: str) -> list[str]:
+    """The words of a name as pdftotext reads it back, in any order: Arabic presentation forms
+    as the letters they are (NFKC), without the bidi controls and the initial's full stop."""
+    plain = unicodedata.normalize("NFKC", line).translate({0x202A: None, 0x202B: None, 0x202C: None})
+    return sorted(plain.replace(".", " ").split())
+
+
+def test_names_with_allah_in_them_are_printed_and_no_font_is_blamed(app, redis_client, world, tmp_path):
+    # Found by review: the reshaper's ALLAH ligature made "الله" U+FDF2, which no label font has:
+    # Abdullah's label had a blank line, and the teacher was told no font had his letters.
+    names = {world.student: ("عبدالله", "عمر"), world.older_student: ("عبد الله", "منصور"),
+             world.classmate: ("ذبیح\u200cالله", "نوری")}
+    for person, (given, family) in names.items():
+        person.given_name, person.family_name = given, family
+    db.session.commit()
+    pdf = tmp_path / "sheet.pdf"
+    blank, text = _print_from_the_class_page(app, world, pdf)
+    assert blank == "0"
+    labels = read_sheet(pdf)
+    assert all(len(codes) == 1 for codes, _ in labels)
+    # In the class's order (family names: عمر, منصور, نوری), each name drawn above the school.
+    assert [text.splitlines()[1:] for _, text in labels] == [["Maple Elementary"]] * 3
+    assert [_words(text.splitlines()[0]) for _, text in labels] == [
+        _words("عبدالله ع."), _words("عبد الله م."), _words("ذبیح\u200cالله ن.")]
+    everything = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    assert "blank line" not in everything and "\ufdf2" not in everything
+    assert "no font" not in text and 'class="problem"' not in text
 
 
 @pytest.mark.skipif(not Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc").is_file(),
