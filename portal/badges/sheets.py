@@ -533,13 +533,20 @@ def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
     return sheet
 
 
+_JOINERS = "\u200c\u200d"   # zero width non-joiner and joiner
+
+
 def inline_pdf(words: str, fallback: str) -> str:
     """The Content-Disposition of a sheet shown inline, named from `words` (a class's title, a
     student's label name): "badges-room-4.pdf". A name in other letters goes as RFC 6266's
     filename* (UTF-8), after an ASCII filename for browsers that read only that: the name with its
     accents dropped when that leaves every letter ("salle-elephants"), else `fallback` (ASCII,
     e.g. "badges-class-12.pdf"). Never a token: only what the page shows anyway."""
-    slug = "-".join(re.findall(r"[^\W_]+", unicodedata.normalize("NFC", words).casefold()))
+    # A word is letters and digits, with the marks on them (the vowel sign ि of "किशन") and the
+    # joiners in them (ZWNJ in "ذبیح‌الله", ZWJ in "ශ්‍රී"); anything else is between words.
+    kept = "".join(c if c.isalnum() or unicodedata.category(c).startswith("M") or c in _JOINERS
+                   else " " for c in unicodedata.normalize("NFC", words).casefold())
+    slug = "-".join(word for word in (w.strip(_JOINERS) for w in kept.split()) if word)
     plain = "".join(c for c in unicodedata.normalize("NFKD", slug) if not unicodedata.combining(c))
     ascii_name = f"{plain}.pdf" if slug and plain.isascii() and plain.replace("-", "").isalnum() \
         else fallback

@@ -721,6 +721,29 @@ def test_a_sheet_in_other_letters_has_a_name_that_is_neither_empty_nor_shared(ap
     assert inline_pdf("badges ../../etc", "x.pdf") == 'inline; filename="badges-etc.pdf"'
 
 
+def test_a_name_with_vowel_signs_keeps_them_in_its_files_name(app, redis_client, world):
+    # Found by review: "किशन श." gave temporary-badge-क-शन-श.pdf: words were cut at the vowel
+    # sign ि (a combining mark, not a letter).
+    from werkzeug.http import parse_options_header
+    from portal.badges.sheets import inline_pdf
+    world.student.given_name, world.student.family_name = "किशन", "शर्मा"
+    db.session.commit()
+    client = new_client(app)
+    csrf = login(client, "t.four")
+    answer = client.post(f"/badges/students/{world.student.id}/issue",
+                         data={"csrf_token": csrf, "hours": "2"})
+    assert answer.status_code == 201
+    header = answer.headers["Content-Disposition"]
+    assert parse_options_header(header)[1]["filename"] == "temporary-badge-किशन-श.pdf"
+    assert f'filename="temporary-badge-{world.student.id}.pdf"' in header
+    for words, name in (("badge ਹਰਪ੍ਰੀਤ ਸ.", "badge-ਹਰਪ੍ਰੀਤ-ਸ.pdf"), ("badge ស្រីនាថ ស.", "badge-ស្រីនាថ-ស.pdf"),
+                        ("badge கார்த்திக் ச.", "badge-கார்த்திக்-ச.pdf"),
+                        ("badge ذبیح\u200cالله ن.", "badge-ذبیح\u200cالله-ن.pdf"),
+                        ("badge ශ්\u200dරී \u200d ප.", "badge-ශ්\u200dරී-ප.pdf"),   # a joiner alone: no word
+                        ("badges Salle Éléphants", "badges-salle-éléphants.pdf")):
+        assert parse_options_header(inline_pdf(words, "x.pdf"))[1]["filename"] == name
+
+
 def test_the_sheet_is_rendered_before_anything_is_written(app, redis_client, world, monkeypatch):
     # Found by review: the sheet was rendered while the class's new cards were written but not
     # committed, holding SQLite's write lock (215 ms for 25 students, 456 ms for 60) while every
