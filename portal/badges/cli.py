@@ -151,7 +151,8 @@ def badges_sheet(section_id, out, paper, replace_all):
     """
     from portal.badges.services import finish_issuing
     from portal.badges.sheets import (
-        NothingToPrint, blank_names_message, print_section_badges, write_private_file,
+        NothingToPrint, blank_names_message, blank_reasons, print_section_badges,
+        write_private_file,
     )
     from portal.db import db
     section = _section(section_id)
@@ -201,8 +202,11 @@ def badges_sheet(section_id, out, paper, replace_all):
                    f"{plural(sheet.kept, 'student', 'students')} already had one"
                    + (" (it keeps working)" if sheet.kept else ""))
     if sheet.incomplete:
-        click.echo(f"note: {blank_names_message(sheet)} Or install Debian's fonts-noto-core and "
-                   "fonts-wqy-zenhei and print again.", err=True)
+        remedy = {"font": " Or install Debian's fonts-noto-core and fonts-wqy-zenhei and print again.",
+                  "shaping": " Or install the portal's Python packages again (pip install . in its "
+                             "folder installs uharfbuzz) and print again."}
+        click.echo(f"note: {blank_names_message(sheet)}"
+                   + "".join(remedy[why] for why in blank_reasons(sheet)), err=True)
 
 
 @click.group("kiosk")

@@ -92,6 +92,6 @@ def section_sheet(section_id: int):
                                                          f"badges-class-{section.id}.pdf")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Badge-Count"] = str(sheet.badges)
-    # Labels showing a name with letters no installed font has (boxes; the QR works).
+    # Labels with a blank line for a name the portal cannot print (see sheets.blank_reasons).
     response.headers["X-Badge-Incomplete-Names"] = str(sheet.incomplete_names)
     return response

@@ -35,7 +35,7 @@ from bidi import get_display
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.units import inch, mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfbase.ttfonts import ShapedStr, TTFont, shapeStr
 from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy.orm import Session
 
@@ -156,8 +156,8 @@ class Sheet:
     badges: int
     pages: int
     issued: tuple = field(default=(), repr=False)  # for finish_issuing, after the commit
-    # The labels (0: the first) whose name has a letter no installed font has: the label has
-    # a blank line for it, to be written on by hand.
+    # The labels (0: the first) whose name the portal cannot print (see blank_reasons): the
+    # label has a blank line for it, to be written on by hand.
     incomplete: tuple[int, ...] = ()
     kept: int = 0       # the class's badge students left off the sheet: their card works and still does
     stopped: int = 0    # working cards the sheet's new ones replaced: they stopped working
@@ -167,12 +167,29 @@ class Sheet:
         return len(self.incomplete)
 
 
+# Why a label's name line is blank, as the class page (or the command) says it.
+_WHY_BLANK = {"font": "no font on the portal has their letters",
+              "shaping": "the portal cannot put their letters together as they are written: "
+                         "its uharfbuzz package is missing"}
+
+
+def blank_reasons(sheet: Sheet) -> dict[str, list[int]]:
+    """The sheet's labels with a blank line (0: the first), by why: "font" (a letter in no
+    installed font) or "shaping" (letters that must be shaped, and reportlab cannot)."""
+    reasons: dict[str, list[int]] = {}
+    for n in sheet.incomplete:
+        why = _why_blank(badge_name(sheet.issued[n].person), _font_names()[1]) or "font"
+        reasons.setdefault(why, []).append(n)
+    return reasons
+
+
 def blank_names_message(sheet: Sheet) -> str:
     """The names to write by hand on the sheet's labels that have a blank line, and where."""
-    names = "; ".join(f"{badge_name(sheet.issued[n].person)} ({label_place(n)})"
-                      for n in sheet.incomplete)
-    return ("Write these names by hand on the blank line of their labels (no font on the portal "
-            f"has their letters; the QR codes work): {names}.")
+    return " ".join(
+        f"Write these names by hand on the blank line of their labels ({_WHY_BLANK[why]}; the QR "
+        "codes work): " + "; ".join(f"{badge_name(sheet.issued[n].person)} ({label_place(n)})"
+                                    for n in labels) + "."
+        for why, labels in blank_reasons(sheet).items())
 
 
 def label_place(n: int) -> str:
@@ -283,51 +300,92 @@ def _fallback_fonts() -> list[tuple[str, frozenset]]:
     return _fallbacks
 
 
-def _has_letters(font: str, text: str) -> bool:
-    covered = _covered(font)
-    if covered is None:
-        return all(ord(c) < 256 for c in text)
-    return all(ord(c) in covered or c.isspace() for c in text)
+# Letters not drawn one after the other as they are stored: vowel signs drawn before, above or
+# around their consonant, conjuncts, stacked vowel and tone marks (the Indic scripts and Sinhala,
+# Thai, Lao, Tibetan, Myanmar, Khmer). Drawn as stored, "किशन" reads "कशिन": HarfBuzz (uharfbuzz,
+# through reportlab) shapes them with the layout tables of a font made for their script, a
+# fallback font (DejaVu Sans has Lao letters but no such tables).
+_SHAPED = re.compile("[\u0900-\u0dff\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff\u19e0-\u19ff"
+                     "\u1cd0-\u1cff\ua8e0-\ua8ff\ua9e0-\ua9ff\uaa60-\uaa7f]")
+_JOINERS = "\u200c\u200d"   # zero width non-joiner and joiner: part of how a word is written
+# reportlab gives each glyph a shaping makes that has no character of its own a private one, in
+# the font (shared by every sheet): one shaping at a time.
+_shaping = threading.Lock()
 
 
-def _font_for(text: str, font: str) -> str | None:
-    """`font` if it has every letter of `text`, else an installed fallback that has, else None."""
-    if _has_letters(font, text):
-        return font
-    return next((name for name, covered in _fallback_fonts()
-                 if all(ord(c) in covered or c.isspace() for c in text)), None)
+def _attached(c: str) -> bool:
+    """Whether `c` belongs to the letter before it: a mark (a vowel sign, virama, accent) or a
+    joiner."""
+    return unicodedata.category(c).startswith("M") or c in _JOINERS
 
 
-def _runs(drawn: str, font: str) -> list[tuple[str, str]] | None:
+def _can_shape(font: str) -> bool:
+    """Whether reportlab shapes text in `font`: a TrueType font, with uharfbuzz installed."""
+    return getattr(pdfmetrics.getFont(font), "shapable", False)
+
+
+def _runs(drawn: str, font: str, *, as_if_shaping: bool = False) -> list[tuple[str, str]] | None:
     """`drawn` in pieces of one font each: the whole in `font` or in one fallback when one has
     every letter, else each character in `font` when it has it (a space, the initial's full stop:
     script fonts such as Noto Sans Thai have neither), else in the first fallback that has it. A
-    mark stays in its letter's font. None when a character is in no installed font."""
-    whole = _font_for(drawn, font)
+    mark or joiner stays in its letter's font. A letter to be shaped (_SHAPED) is only in a
+    fallback font, and only where reportlab can shape (as_if_shaping: as if it could). None when
+    a character is in no such font."""
+    fonts = [(font, _covered(font), False)] + [
+        (name, covered, as_if_shaping or _can_shape(name)) for name, covered in _fallback_fonts()]
+
+    def has(entry, c: str) -> bool:
+        _, covered, shapes = entry
+        if c.isspace():
+            return True
+        return (ord(c) < 256 if covered is None else ord(c) in covered) and \
+            (shapes or not _SHAPED.match(c))
+
+    whole = next((entry for entry in fonts if all(has(entry, c) for c in drawn)), None)
     if whole is not None:
-        return [(drawn, whole)]
-    fonts = [(font, _covered(font))] + _fallback_fonts()
-
-    def has(covered, c: str) -> bool:
-        return c.isspace() or (ord(c) < 256 if covered is None else ord(c) in covered)
-
+        return [(drawn, whole[0])]
     runs: list[list] = []
     for c in drawn:
-        if runs and unicodedata.category(c).startswith("M") and has(runs[-1][2], c):
-            chosen = runs[-1][1:]
+        if runs and _attached(c) and has(runs[-1][1], c):
+            chosen = runs[-1][1]
         else:
-            chosen = next(([name, covered] for name, covered in fonts if has(covered, c)), None)
+            chosen = next((entry for entry in fonts if has(entry, c)), None)
             if chosen is None:
                 return None
-        if runs and runs[-1][1] == chosen[0]:
+        if runs and runs[-1][1] is chosen:
             runs[-1][0] += c
         else:
-            runs.append([c, *chosen])
-    return [(text, name) for text, name, _ in runs]
+            runs.append([c, chosen])
+    return [(text, entry[0]) for text, entry in runs]
+
+
+def _why_blank(text: str, font: str) -> str | None:
+    """None when `text` can be drawn in `font` and the fallbacks (see _runs); else "shaping" when
+    its letters are in them but reportlab cannot shape (no uharfbuzz), else "font"."""
+    drawn = in_reading_order(text)
+    if _runs(drawn, font) is not None:
+        return None
+    return "shaping" if _runs(drawn, font, as_if_shaping=True) is not None else "font"
+
+
+def _shaped(text: str, font: str, size: float) -> str:
+    """`text` as drawn in `font` (a piece _runs made): shaped when it has letters to shape (a
+    ShapedStr: its glyphs in drawing order, each with its place), else as it is."""
+    if not _SHAPED.search(text):
+        return text
+    with _shaping:
+        return shapeStr(text, font, size)
+
+
+def _width(text: str, font: str, size: float) -> float:
+    """The width of `text` as _shaped returns it."""
+    if isinstance(text, ShapedStr):
+        return sum(glyph.x_advance for glyph in text.__shapeData__) * size / 1000
+    return pdfmetrics.stringWidth(text, font, size)
 
 
 def _runs_width(runs: list[tuple[str, str]], size: float) -> float:
-    return sum(pdfmetrics.stringWidth(text, name, size) for text, name in runs)
+    return sum(_width(_shaped(text, name, size), name, size) for text, name in runs)
 
 
 def check_fonts() -> None:
@@ -369,8 +427,25 @@ def _fit(text: str, font: str, size: float, smallest: float,
     found = _INITIAL_AT_END.search(text)
     head, tail = (text[:found.start()], found.group()) if found else (text, "")
     while head and wide(head + "…" + tail) > width:
-        head = head[:-1]
+        head = _less_one_letter(head)
     return runs(head.rstrip() + "…" + tail), size
+
+
+def _less_one_letter(text: str) -> str:
+    """`text` less its last letter, with the marks and joiners after it, and less what that
+    would leave hanging before the cut: a virama or joiner (क् of क्ष), a vowel written before
+    its consonant (Thai เ)."""
+    end = len(text)
+    while end:
+        while end and _attached(text[end - 1]):
+            end -= 1
+        end = max(end - 1, 0)
+        if not end:
+            break
+        last = text[end - 1]
+        if not (unicodedata.combining(last) == 9 or last in _JOINERS or ord(last) in _WRITTEN_BEFORE):
+            break
+    return text[:end]
 
 
 _INITIAL_AT_END = re.compile(r" \w[^\w\s]{0,3}\.\Z")   # " W.", " Ấ." (a letter, its marks)
@@ -394,45 +469,54 @@ def _draw_qr(canvas: Canvas, qr, x: float, y_top: float) -> None:
     canvas.drawPath(path, stroke=0, fill=1)
 
 
-def _draw_badge(canvas: Canvas, badge: SheetBadge, x: float, y: float, side: float) -> bool:
-    """Draw one label; False when no installed font has every letter of its name: the label
-    then has a blank line to write the name on by hand (boxes in its place would say nothing;
-    the QR is what signs in). A school name no font can show is left off."""
+def _draw_badge(canvas: Canvas, badge: SheetBadge, x: float, y: float, side: float) -> str | None:
+    """Draw one label; when its name cannot be printed (a letter in no installed font, or
+    letters to shape and no uharfbuzz), the label has a blank line to write the name on by hand
+    (boxes in its place would say nothing, misplaced vowel signs misspell it; the QR is what
+    signs in), and the answer is why (see _why_blank). A school name it cannot print is left off."""
     regular, bold = _font_names()
     qr = segno.make_qr(badge.token, error=QR_ERROR, boost_error=False)
     modules = len(qr.matrix)
     place = LabelContent.centred(side, modules)
     _draw_qr(canvas, qr, x + (side - modules * MODULE) / 2, y + side - place.qr_top)
     width = side - 2 * _TEXT_SIDE_PAD
-    complete = True
+    blank = None
     for is_name, text, font, size, smallest, baseline in (
             (True, badge.name, bold, _NAME_SIZE, _NAME_MIN, y + side - place.name_baseline),
             (False, badge.note or badge.school, bold if badge.note else regular, _SCHOOL_SIZE,
              _SCHOOL_MIN, y + side - place.school_baseline)):
-        if _runs(in_reading_order(text), font) is None:
+        why = _why_blank(text, font)
+        if why is not None:
             if is_name:
-                complete = False
+                blank = why
                 canvas.setLineWidth(0.6)
                 canvas.line(x + side * 0.2, baseline, x + side * 0.8, baseline)
             continue
         runs, size = _fit(text, font, size, smallest, width)
         left = x + (side - _runs_width(runs, size)) / 2
         for piece, name in runs:
-            canvas.setFont(name, size)
-            canvas.drawString(left, baseline, piece)
-            left += pdfmetrics.stringWidth(piece, name, size)
-    return complete
+            drawn = _shaped(piece, name, size)
+            line = canvas.beginText(left, baseline)
+            line.setFont(name, size)
+            line.textOut(drawn)    # a ShapedStr: each glyph at the place HarfBuzz gave it
+            canvas.drawText(line)
+            left += _width(drawn, name, size)
+    return blank
 
 
-def _note_blank_names(canvas: Canvas, labels: list[int], layout: LabelLayout, page_height: float) -> None:
-    """Say, in the page's top margin, which of its labels have a blank line for the name."""
+def _note_blank_names(canvas: Canvas, labels: dict[int, str], layout: LabelLayout,
+                      page_height: float) -> None:
+    """Say, in the page's top margin, which of its labels have a blank line for the name (slot:
+    why, see _why_blank); the class page (or the command) says more."""
     numbers = [str(slot + 1) for slot in labels]
     which = (f"Label {numbers[0]} has" if len(numbers) == 1
              else f"Labels {', '.join(numbers[:-1])} and {numbers[-1]} have")
+    why = ("no font here has its letters" if set(labels.values()) == {"font"}
+           else "the portal cannot print its letters")
     canvas.setFont(_font_names()[0], 8)
     canvas.drawString(layout.left, page_height - layout.top + 12,
                       f"{which} a blank line: write the student's name on it by hand "
-                      "(no font here has its letters; the class page names them).")
+                      f"({why}; the class page names them).")
 
 
 def render_sheet(badges: Sequence[SheetBadge], paper: str = "letter",
@@ -443,7 +527,7 @@ def render_sheet(badges: Sequence[SheetBadge], paper: str = "letter",
 
 def _render(badges: Sequence[SheetBadge], paper: str,
             layout: LabelLayout = AVERY_22806) -> tuple[bytes, tuple[int, ...]]:
-    """The PDF, and the labels (0: the first) whose name no installed font can show."""
+    """The PDF, and the labels (0: the first) whose name it cannot print (see _why_blank)."""
     if paper not in PAPERS:
         raise SheetError("Choose letter or A4 paper", "Use --paper letter or --paper a4.")
     if not badges:
@@ -457,14 +541,16 @@ def _render(badges: Sequence[SheetBadge], paper: str,
     canvas.setTitle("Badges")
     canvas.setCreator("Student portal")
     canvas.setProducer("Student portal")
-    incomplete: list[int] = []
+    incomplete: dict[int, str] = {}
     for n, badge in enumerate(badges):
         slot = n % layout.per_page
         x, y = layout.label_origin(slot, size[1])
-        if not _draw_badge(canvas, badge, x, y, layout.side):
-            incomplete.append(n)
+        why = _draw_badge(canvas, badge, x, y, layout.side)
+        if why is not None:
+            incomplete[n] = why
         if slot == layout.per_page - 1 or n == len(badges) - 1:
-            page = [m % layout.per_page for m in incomplete if m // layout.per_page == n // layout.per_page]
+            page = {m % layout.per_page: why for m, why in incomplete.items()
+                    if m // layout.per_page == n // layout.per_page}
             if page:
                 _note_blank_names(canvas, page, layout, size[1])
             canvas.showPage()
@@ -531,9 +617,6 @@ def print_section_badges(db: Session, client: redis.Redis, section: Section, *,
         db.commit()
         finish_issuing(client, issued)
     return sheet
-
-
-_JOINERS = "\u200c\u200d"   # zero width non-joiner and joiner
 
 
 def inline_pdf(words: str, fallback: str) -> str:
