@@ -397,6 +397,10 @@ def check_fonts() -> None:
 # lam-alef: ALLAH makes "الله" (Abdullah, Zabihullah) one character, U+FDF2, that no font the
 # labels use has; written letter by letter it is the same word.
 _RESHAPER = arabic_reshaper.ArabicReshaper(configuration={"ARABIC LIGATURE ALLAH": False})
+# What the reshaper is given: Arabic letters, with the joiners between them. It drops every ZWJ,
+# which in other scripts is part of how a name is spelled (Sinhala ශ්‍රී, Marathi र्‍).
+_ARABIC = "\u0600-\u06ff\u0750-\u077f\u0870-\u08ff\ufb50-\ufdff\ufe70-\ufeff"
+_ARABIC_RUN = re.compile(f"[{_ARABIC}](?:[{_ARABIC}{_JOINERS}]*[{_ARABIC}])?")
 
 
 def in_reading_order(text: str) -> str:
@@ -404,7 +408,7 @@ def in_reading_order(text: str) -> str:
     (a PDF draws characters in the order given)."""
     if text.isascii():
         return text
-    return get_display(_RESHAPER.reshape(text))
+    return get_display(_ARABIC_RUN.sub(lambda run: _RESHAPER.reshape(run.group()), text))
 
 
 def _fit(text: str, font: str, size: float, smallest: float,

@@ -125,6 +125,9 @@ def test_right_to_left_names_are_drawn_in_reading_order_and_joined():
     arabic = in_reading_order("مريم ع.")
     assert arabic[0] == "." and all("\ufe70" <= c <= "\ufeff" for c in arabic if c not in ". ")
     assert in_reading_order("Ada L.") == "Ada L." and in_reading_order("Nguyễn T.") == "Nguyễn T."
+    # Found while fixing: the Arabic reshaper dropped the ZWJ of every name, in any script.
+    assert in_reading_order("ශ්\u200dරී ප.") == "ශ්\u200dරී ප."
+    assert "\u200c" in in_reading_order("ذبیح\u200cالله ن.")
 
 
 def test_a_name_no_installed_font_can_show_is_pointed_out(runner, redis_client, world, tmp_path,
@@ -229,7 +232,8 @@ _NOTO = Path("/usr/share/fonts/truetype/noto")
 # consonant, conjuncts, stacked marks), with the font of fonts-noto-core their label uses.
 SHAPED_NAMES = [("किशन श.", "Devanagari"), ("প্রিয়া দ.", "Bengali"), ("ਹਰਪ੍ਰੀਤ ਸ.", "Gurmukhi"),
                 ("ស្រីនាថ ស.", "Khmer"), ("કિશોર પ.", "Gujarati"), ("செல்வி க.", "Tamil"),
-                ("น้ำฝน ส.", "Thai"), ("ນ້ຳຝົນ ສ.", "Lao"), ("မြင့် အ.", "Myanmar")]
+                ("น้ำฝน ส.", "Thai"), ("ນ້ຳຝົນ ສ.", "Lao"), ("မြင့် အ.", "Myanmar"),
+                ("सूर्\u200dया क.", "Devanagari")]   # ZWJ: the Marathi eyelash र्‍, not a reph
 
 
 def _as_harfbuzz_shapes(drawn: str, name: str, font: Path) -> None:
