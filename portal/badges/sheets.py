@@ -243,11 +243,14 @@ _fonts: tuple[str, str] | None = None
 # TrueType fonts for letters DejaVu Sans lacks, used for a name when installed (reportlab reads
 # TrueType outlines only): Debian's fonts-noto-core (Thai, Devanagari, ...) and fonts-wqy-zenhei
 # (Chinese, Japanese, Korean). (file, subfont of a collection)
+_NOTO = Path("/usr/share/fonts/truetype/noto")
 _FALLBACK_FONTS = tuple(
-    (Path("/usr/share/fonts/truetype/noto") / f"NotoSans{script}-Bold.ttf", 0)
+    (_NOTO / f"NotoSans{script}-Bold.ttf", 0)
     for script in ("Thai", "Devanagari", "Bengali", "Tamil", "Gujarati", "Gurmukhi", "Khmer",
-                   "Lao", "Myanmar", "Ethiopic", "Armenian", "Georgian")
-) + ((Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), 0),)
+                   "Lao", "Myanmar", "Oriya", "Telugu", "Kannada", "Malayalam", "Sinhala",
+                   "Ethiopic", "Armenian", "Georgian")
+) + ((_NOTO / "NotoSerifTibetan-Bold.ttf", 0),     # fonts-noto-core has no Noto Sans Tibetan
+     (Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), 0))
 _fallbacks: list[tuple[str, frozenset]] | None = None
 # Fonts are registered once per process, by the first sheet; two printed at once in two threads
 # must not see them half loaded.
