@@ -151,8 +151,8 @@ def badges_sheet(section_id, out, paper, replace_all):
     """
     from portal.badges.services import finish_issuing
     from portal.badges.sheets import (
-        NothingToPrint, blank_names_message, blank_reasons, print_section_badges,
-        write_private_file,
+        NothingToPrint, blank_names_message, blank_reasons, missing_font_packages,
+        print_section_badges, write_private_file,
     )
     from portal.db import db
     section = _section(section_id)
@@ -202,7 +202,11 @@ def badges_sheet(section_id, out, paper, replace_all):
                    f"{plural(sheet.kept, 'student', 'students')} already had one"
                    + (" (it keeps working)" if sheet.kept else ""))
     if sheet.incomplete:
-        remedy = {"font": " Or install Debian's fonts-noto-core and fonts-wqy-zenhei and print again.",
+        # Installing fonts helps only where some are missing: every label font being there, a
+        # name no font has (an emoji) is written by hand.
+        missing = missing_font_packages()
+        remedy = {"font": (f" Or install the label fonts missing here (apt-get install "
+                           f"{' '.join(missing)}) and print again." if missing else ""),
                   "shaping": " Or install the portal's Python packages again (pip install . in its "
                              "folder installs uharfbuzz) and print again."}
         click.echo(f"note: {blank_names_message(sheet)}"

@@ -244,13 +244,18 @@ _fonts: tuple[str, str] | None = None
 # TrueType outlines only): Debian's fonts-noto-core (Thai, Devanagari, ...) and fonts-wqy-zenhei
 # (Chinese, Japanese, Korean). (file, subfont of a collection)
 _NOTO = Path("/usr/share/fonts/truetype/noto")
+_WQY_ZENHEI = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 _FALLBACK_FONTS = tuple(
     (_NOTO / f"NotoSans{script}-Bold.ttf", 0)
     for script in ("Thai", "Devanagari", "Bengali", "Tamil", "Gujarati", "Gurmukhi", "Khmer",
                    "Lao", "Myanmar", "Oriya", "Telugu", "Kannada", "Malayalam", "Sinhala",
                    "Ethiopic", "Armenian", "Georgian")
 ) + ((_NOTO / "NotoSerifTibetan-Bold.ttf", 0),     # fonts-noto-core has no Noto Sans Tibetan
-     (Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), 0))
+     (_WQY_ZENHEI, 0))
+# The Debian packages of the label fonts, each by a file it installs (as the Makefile checks).
+_FONT_PACKAGES = {"fonts-dejavu-core": Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"),
+                  "fonts-noto-core": _NOTO / "NotoSansThai-Bold.ttf",
+                  "fonts-wqy-zenhei": _WQY_ZENHEI}
 _fallbacks: list[tuple[str, frozenset]] | None = None
 # Fonts are registered once per process, by the first sheet; two printed at once in two threads
 # must not see them half loaded.
@@ -389,6 +394,11 @@ def _width(text: str, font: str, size: float) -> float:
 
 def _runs_width(runs: list[tuple[str, str]], size: float) -> float:
     return sum(_width(_shaped(text, name, size), name, size) for text, name in runs)
+
+
+def missing_font_packages() -> list[str]:
+    """The Debian packages of label fonts that are not installed here."""
+    return [package for package, file in _FONT_PACKAGES.items() if not file.is_file()]
 
 
 def check_fonts() -> None:

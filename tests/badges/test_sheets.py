@@ -164,6 +164,28 @@ def _print_from_the_class_page(app, world, pdf: Path) -> tuple[str, str]:
     return answer.headers["X-Badge-Incomplete-Names"], text
 
 
+def test_the_command_says_to_install_fonts_only_where_some_are_missing(runner, world, tmp_path,
+                                                                     monkeypatch):
+    # Found by review: it said to install fonts-noto-core and fonts-wqy-zenhei for any name it
+    # left blank, where they were installed and could not help (an emoji; "الله", since fixed).
+    import portal.badges.sheets as sheets
+    world.classmate.given_name = "\U0001F98A"     # an emoji: in no font
+    db.session.commit()
+    installed = all(Path(f"/usr/share/fonts/truetype/{file}").is_file() for file in (   # as make checks
+        "dejavu/DejaVuSans-Bold.ttf", "noto/NotoSansThai-Bold.ttf", "wqy/wqy-zenhei.ttc"))
+    result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(tmp_path / "a.pdf")])
+    assert result.exit_code == 0, result.output
+    assert "\U0001F98A T. (page 1, label 3)." in result.output
+    assert ("install" not in result.output) == installed
+    # On a machine without fonts-wqy-zenhei: it says to install that one.
+    monkeypatch.setitem(sheets._FONT_PACKAGES, "fonts-wqy-zenhei", tmp_path / "none.ttc")
+    result = runner.invoke(args=["badges", "sheet", "room4", "--out", str(tmp_path / "b.pdf"),
+                                 "--replace-all"])
+    assert result.exit_code == 0, result.output
+    assert "Or install the label fonts missing here (apt-get install " in result.output
+    assert "fonts-wqy-zenhei) and print again." in result.output
+
+
 def test_the_teacher_is_told_which_labels_need_a_name_written_by_hand(app, redis_client, world,
                                                                       tmp_path, monkeypatch):
     # Found by review: the count went only to a response header no teacher sees.
@@ -315,9 +337,8 @@ def test_without_uharfbuzz_a_name_to_shape_is_left_blank_and_the_font_is_not_bla
             "portal has their letters; the QR codes work): \U0001F98A T. (page 1, label 2). Write "
             "these names by hand on the blank line of their labels (the portal cannot put their "
             "letters together as they are written: its uharfbuzz package is missing; the QR "
-            "codes work): किशन श. (page 1, label 3). Or install Debian's fonts-noto-core and "
-            "fonts-wqy-zenhei and print again. Or install the portal's Python packages again "
-            "(pip install . in its folder installs uharfbuzz) and print again.") in note
+            "codes work): किशन श. (page 1, label 3). Or install the portal's Python packages "
+            "again (pip install . in its folder installs uharfbuzz) and print again.") in note
     labels = read_sheet(out)
     assert [text for _, text in labels] == ["Katherine J.\nMaple Elementary", "Maple Elementary",
                                             "Maple Elementary"]
