@@ -1,14 +1,15 @@
 """Open a OneRoster 1.1 CSV bundle (a folder or a .zip) and read its files as rows of text.
 
 Only the layer that turns bytes into rows lives here: where the files are, what manifest.csv
-says about each, UTF-8 (with or without a byte-order mark) and the header line. What the values
-mean is parse.py's business.
+says about each, UTF-8 (with or without a byte-order mark, and not garbled by a trip through
+Windows-1252) and the header line. What the values mean is parse.py's business.
 """
 from __future__ import annotations
 
 import csv
 import io
 import re
+import unicodedata
 import zipfile
 from collections.abc import Iterator
 from operator import itemgetter
@@ -48,6 +49,38 @@ _CONTROL_NAMES = {"\x00": "a NUL", "\n": "a line break", "\r": "a line break",
 
 # Grow the csv module's field limit: a class with many term or grade codes is still one field.
 csv.field_size_limit(1 << 24)
+
+
+def _windows_1252() -> dict[str, int]:
+    """The character Windows-1252 reads each byte 0x80-0xFF as -> that byte. The five bytes it
+    leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) Windows reads as the C1 control of the same
+    number, as ISO-8859-1 reads all of 0x80-0x9F: those are here too."""
+    table = {chr(byte): byte for byte in range(0x80, 0x100)}
+    for byte in range(0x80, 0xA0):
+        char = bytes([byte]).decode("cp1252", errors="ignore")
+        if char:
+            table[char] = byte
+    return table
+
+
+# UTF-8 text read as Windows-1252 and saved again, as Excel does with a CSV file opened by
+# double-clicking it and saved as "CSV UTF-8": "é" (bytes C3 A9) comes back as "Ã©". Each such
+# sequence is a UTF-8 lead byte read as Windows-1252 (U+00C2-U+00F4, in UTF-8 C3 82-C3 B4), then
+# one, two or three continuation bytes read the same way: U+0080-U+00BF ("©", "±", a no-break
+# space) or a cp1252 special ("€", "™", "š", "‰", ...), and the bytes read are UTF-8 for one
+# character. _GARBLED_HINT finds candidates as fast as a byte scan; _GARBLED is tried only there.
+# Real names do not hold these ("João", "Ângela", "Çelik", "Ñúñez": no such character after the
+# accented letter). A capital before a spreadsheet's no-break space ("JOSÉ", "ZOË", "SZABÓ")
+# would read as a letter too (É NBSP: C9 A0, "ɠ"), so a no-break space counts only after "Â"
+# (a garbled no-break space) and "Ã" (a garbled "à").
+_CP1252 = _windows_1252()
+_SPECIALS = sorted(char.encode() for char, byte in _CP1252.items() if byte < 0xA0 and char > "\xff")
+_FOLLOW = b"(?:\xc2[\x80-\xbf]|" + b"|".join(map(re.escape, _SPECIALS)) + b")"
+_FOLLOW_NOT_NBSP = b"(?:\xc2[\x80-\x9f\xa1-\xbf]|" + b"|".join(map(re.escape, _SPECIALS)) + b")"
+_GARBLED = re.compile(b"\xc3(?:[\x82\x83]" + _FOLLOW + b"|[\x84-\x9f]" + _FOLLOW_NOT_NBSP
+                      + b"|[\xa0-\xaf]" + _FOLLOW + b"{2}|[\xb0-\xb4]" + _FOLLOW + b"{3})")
+_GARBLED_HINT = re.compile(b"\xc3[\x82-\xb4]["
+                           + re.escape(bytes(sorted({0xC2, *(s[0] for s in _SPECIALS)}))) + b"]")
 
 
 class Source:
@@ -132,13 +165,55 @@ def _amount(size: int) -> str:
 
 
 def decode(filename: str, data: bytes) -> str:
-    """Return the file's text; refuse bytes that are not UTF-8, naming the line."""
+    """Return the file's text; refuse bytes that are not UTF-8, and UTF-8 text that was read as
+    Windows-1252 and saved again (see _GARBLED), naming the line."""
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise RosterError([f"{filename} line {line}: the file is not UTF-8 text; "
                            "save it as UTF-8 and import again"]) from None
+    if not data.isascii():
+        _refuse_garbled(filename, data)
+    return text
+
+
+def _refuse_garbled(filename: str, data: bytes) -> None:
+    """Refuse the file at its first garbled character, showing it and the letter it stands for
+    (a fragment of a value, never the value: rows are named by line)."""
+    for hint in _GARBLED_HINT.finditer(data):
+        match = _GARBLED.match(data, hint.start())
+        if match is None:
+            continue
+        seen = match.group().decode("utf-8")
+        try:
+            meant = bytes(_CP1252[char] for char in seen).decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        line = data.count(b"\n", 0, match.start()) + 1
+        raise RosterError([
+            f"{filename} line {line}: {_shown(seen)} where {_shown(meant)} was meant: the file's "
+            "UTF-8 text was read as Windows-1252 and saved again (as Excel does with a CSV file "
+            "opened by double-clicking it), which garbles every accented letter, and names would "
+            "be stored and sent to apps that way; export the roster again from the student "
+            "information system, or in Excel open the export with Data > From Text/CSV, File "
+            'Origin "65001: Unicode (UTF-8)", and save it as CSV UTF-8'])
+
+
+def _shown(text: str) -> str:
+    """Characters for a message: visible ones in quotes, the others as code points with their
+    name ('"Ã" U+00AD (soft hyphen)')."""
+    parts: list[str] = []
+    for char in text:
+        if char.isprintable() and not char.isspace() and not unicodedata.category(char).startswith("M"):
+            if parts and parts[-1].startswith('"'):
+                parts[-1] = parts[-1][:-1] + char + '"'
+            else:
+                parts.append(f'"{char}"')
+        else:
+            name = unicodedata.name(char, "")
+            parts.append(f"U+{ord(char):04X} ({name.lower()})" if name else f"U+{ord(char):04X}")
+    return " ".join(parts)
 
 
 def read_manifest(source: Source) -> dict[str, str]:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.db import Base
+from portal.roster import RosterError, import_roster
 
 # Full OneRoster 1.1 headers, in the specification's order.
 HEADERS = {
@@ -136,3 +137,19 @@ def snapshot(db) -> dict[str, list[tuple]]:
         out[table.name] = [tuple(r) for r in db.execute(
             select(table).order_by(*table.primary_key.columns)).all()]
     return out
+
+
+@pytest.fixture
+def imported(db_session, bundles, roster_rows):
+    """The small roster already imported; returns the database snapshot after it."""
+    import_roster(db_session, bundles.write(roster_rows))
+    return snapshot(db_session)
+
+
+def refused(db_session, path) -> list[str]:
+    """The problems for which the import refuses the bundle at `path`: one line each."""
+    with pytest.raises(RosterError) as caught:
+        import_roster(db_session, path)
+    for problem in caught.value.problems:
+        assert "\n" not in problem and "Traceback" not in problem
+    return caught.value.problems

@@ -9,25 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from portal.roster import RosterError, bundle, import_roster
+from portal.roster import bundle, import_roster
 from portal.roster.parse import USER_ROLES
 from portal.roster.problems import MAX_PROBLEMS
-from tests.roster.conftest import HEADERS, snapshot
-
-
-@pytest.fixture
-def imported(db_session, bundles, roster_rows):
-    """The small roster already imported; returns the database snapshot after it."""
-    import_roster(db_session, bundles.write(roster_rows))
-    return snapshot(db_session)
-
-
-def refused(db_session, path) -> list[str]:
-    with pytest.raises(RosterError) as caught:
-        import_roster(db_session, path)
-    for problem in caught.value.problems:
-        assert "\n" not in problem and "Traceback" not in problem
-    return caught.value.problems
+from tests.roster.conftest import HEADERS, refused, snapshot
 
 
 def test_malformed_enrollment_names_file_and_line(db_session, bundles, roster_rows, imported):

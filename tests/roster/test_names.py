@@ -1,0 +1,132 @@
+"""People's names through the roster import: garbled text is refused, real names pass as written."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from portal.models import Person, School
+from portal.roster import import_roster
+from tests.roster.conftest import refused, snapshot
+
+EXCEL_ADVICE = (
+    "the file's UTF-8 text was read as Windows-1252 and saved again (as Excel does with a CSV "
+    "file opened by double-clicking it), which garbles every accented letter, and names would be "
+    "stored and sent to apps that way; export the roster again from the student information "
+    'system, or in Excel open the export with Data > From Text/CSV, File Origin "65001: Unicode '
+    '(UTF-8)", and save it as CSV UTF-8')
+
+
+def _read_as_windows_1252(data: bytes) -> str:
+    # Windows reads the five bytes Windows-1252 leaves undefined (0x81, 0x8D, ...) as the C1
+    # control characters of the same number; Python's codec refuses them.
+    return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in data)
+
+
+def as_excel_saves_it(folder, reading=_read_as_windows_1252):
+    """What Excel does to a UTF-8 CSV file opened by double-clicking it, then saved as "CSV
+    UTF-8": reads its bytes as Windows-1252 and writes what it read as UTF-8, with a BOM."""
+    for path in folder.glob("*.csv"):
+        path.write_bytes(b"\xef\xbb\xbf" + reading(path.read_bytes()).encode("utf-8"))
+    return folder
+
+
+def person(db_session, sid) -> Person:
+    db_session.expire_all()
+    return db_session.scalar(select(Person).where(Person.sourced_id == sid))
+
+
+# --- text read as Windows-1252 and saved again ----------------------------------------------
+
+def test_a_roster_excel_saved_again_is_refused_naming_line_and_fragment(db_session, bundles,
+                                                                        roster_rows, imported):
+    # Found by review: it imported as "2 updated", names became "JosÃ©" and "NÃºÃ±ez-GarcÃ­a",
+    # the username "josã©.nãºã±ez" (the student could no longer sign in), and every app
+    # received the garbled names.
+    roster_rows["users"][0].update(username="josé.núñez", givenName="José", familyName="Núñez-García")
+    roster_rows["orgs"][2]["name"] = "École Saint-Exupéry"
+    import_roster(db_session, bundles.write(roster_rows))
+    before = snapshot(db_session)
+
+    problems = refused(db_session, as_excel_saves_it(bundles.write(roster_rows)))
+
+    assert problems == [f'orgs.csv line 4: "Ã‰" where "É" was meant: {EXCEL_ADVICE}',
+                        f'users.csv line 2: "Ã©" where "é" was meant: {EXCEL_ADVICE}']
+    assert snapshot(db_session) == before
+    for problem in problems:   # a fragment, not the person's name
+        assert "José" not in problem and "Núñez" not in problem and "JosÃ©" not in problem
+
+
+@pytest.mark.parametrize("given, family, shown", [
+    ("Álvaro", "Ibáñez", '"Ã" U+0081 where "Á" was meant'),     # a byte cp1252 leaves undefined
+    ("Zoë", "Brontë", '"Ã«" where "ë" was meant'),
+    ("Anaïs", "Nin", '"Ã¯" where "ï" was meant'),
+    ("Luà", "Rossi", '"Ã" U+00A0 (no-break space) where "à" was meant'),
+    ("Łukasz", "Wiśniewski", '"Å" U+0081 where "Ł" was meant'),
+    ("Jiří", "Dvořák", '"Å™" where "ř" was meant'),
+    ("Дмитрий", "Петров", '"Ð”" where "Д" was meant'),
+    ("Nguyễn", "An", '"á»…" where "ễ" was meant'),                 # three bytes, three characters
+    ("D’Angelo", "Rossi", '"â€™" where "’" was meant'),
+    ("Liam 🦖", "Park", '"ðŸ¦–" where "🦖" was meant'),             # four bytes
+    # A Mac's decomposed "é" (e and a combining acute accent), garbled.
+    ("Jose\u0301", "Garcia", '"Ì" U+0081 where U+0301 (combining acute accent) was meant'),
+])
+def test_each_kind_of_garbled_letter_is_refused(db_session, bundles, roster_rows, imported,
+                                                given, family, shown):
+    roster_rows["users"][1].update(givenName=given, familyName=family)
+
+    problems = refused(db_session, as_excel_saves_it(bundles.write(roster_rows)))
+
+    assert problems == [f"users.csv line 3: {shown}: {EXCEL_ADVICE}"]
+    assert snapshot(db_session) == imported
+
+
+def test_garbled_as_iso_8859_1_and_garbled_twice_are_refused(db_session, bundles, roster_rows,
+                                                             imported):
+    roster_rows["users"][1].update(givenName="Éloïse", familyName="Ørsted")
+    folder = as_excel_saves_it(bundles.write(roster_rows), reading=lambda data: data.decode("latin-1"))
+    assert refused(db_session, folder) == [
+        f'users.csv line 3: "Ã" U+0089 where "É" was meant: {EXCEL_ADVICE}']
+
+    folder = as_excel_saves_it(as_excel_saves_it(bundles.write(roster_rows)))
+    # The byte order mark the first save added is text the second one garbles, in every file.
+    assert refused(db_session, folder) == [
+        f'manifest.csv line 1: "ï»¿" where U+FEFF (zero width no-break space) was meant: {EXCEL_ADVICE}']
+    assert snapshot(db_session) == imported
+
+
+def test_garbled_text_in_a_column_the_portal_ignores_is_refused_too(db_session, bundles,
+                                                                    roster_rows, imported):
+    # The whole file went through Excel: the columns the portal reads are no safer than this one.
+    roster_rows["classes"][0]["location"] = "Salle Ã©tÃ©"
+    assert refused(db_session, bundles.write(roster_rows)) == [
+        f'classes.csv line 2: "Ã©" where "é" was meant: {EXCEL_ADVICE}']
+    assert snapshot(db_session) == imported
+
+
+REAL_NAMES = [
+    ("João", "Conceição"), ("Ângela", "Gonçalves"), ("Çelik", "Öztürk"), ("Ñúñez", "Peña"),
+    ("Ayşe", "Yılmaz"), ("Zoë", "Brontë"), ("Søren", "Kierkegaard"), ("Łukasz", "Wiśniewski"),
+    ("Jiří", "Dvořák"), ("Nguyễn Thị", "Minh Khai"), ("Дмитрий", "Петров"), ("Σοφία", "Παπαδοπούλου"),
+    ("محمد", "عبد الله"), ("נועה", "כהן"), ("小龙", "李"), ("สมชาย", "ใจดี"), ("Liam 🦖", "Park"),
+    ("D’Angelo", "O’Brien"), ("Hans", "Straße"), ("Mathilde", "Ørsted"), ("Ève", "Læticia"),
+    # Capitals followed by a spreadsheet's no-break space: É NBSP are the bytes of a letter (ɠ).
+    ("JOSÉ\u00a0MARÍA", "PEÑA\u00a0"), ("ZOË\u00a0ANN", "SZABÓ\u00a0"), ("RENÉ\u00a0", "MÄKELÄ\u00a0"),
+    ("Â", "Ã"), ("ß", "Þór"),
+]
+
+
+def test_real_names_with_accents_import_as_written(db_session, bundles, roster_rows):
+    roster_rows["users"] = roster_rows["users"][2:3] + [
+        {**roster_rows["users"][0], "sourcedId": f"x{n}", "username": f"x{n}", "givenName": given,
+         "familyName": family} for n, (given, family) in enumerate(REAL_NAMES)]
+    roster_rows["enrollments"] = roster_rows["enrollments"][2:3]
+    roster_rows["orgs"][1]["name"] = "École Élémentaire Ørsted – Été"
+
+    import_roster(db_session, bundles.write(roster_rows))
+
+    for n, (given, family) in enumerate(REAL_NAMES):
+        stored = person(db_session, f"x{n}")
+        assert [" ".join(name.split()) for name in (stored.given_name, stored.family_name)] == \
+            [" ".join(name.split()) for name in (given, family)]
+    assert db_session.scalar(select(School.name).where(School.sourced_id == "s1")) == \
+        "École Élémentaire Ørsted – Été"
