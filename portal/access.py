@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session, defer
 from portal.models import App, AppOptOut, Enrollment, Grant, Person, PersonSchool, School, Section
 from portal.models.roster import at_school
 from portal.name_order import by_word
+from portal.names import family_initial
 
 # The catalogue of fields a district can release to an app, with a plain description for admins.
 FIELDS: dict[str, str] = {
     "subject": "an id for the student that is different for every app (always sent)",
     "given_name": "first name (the preferred name when the roster has one)",
     "family_name": "last name",
-    "family_name_initial": "first letter of the last name",
+    "family_name_initial": "first letter of the last name, as on badges",
     "display_name": "first and last name together",
     "email": "email address",
     "username": "portal username",
@@ -173,7 +174,10 @@ def released_claims(db: Session, person: Person, app: App, *, pairwise_key: str)
     if want("family_name"):
         claims["family_name"] = person.family_name
     if want("family_name_initial"):
-        claims["family_name_initial"] = person.family_name[:1]
+        # As on the student's badge: "D" for "de la Cruz", none when the family name has no letter.
+        initial = family_initial(person.family_name)
+        if initial:
+            claims["family_name_initial"] = initial
     if want("display_name"):
         claims["display_name"] = person.display_name
     if want("email") and person.email:

@@ -2,11 +2,13 @@
 with apps and grants made through the `portal apps ...` commands."""
 import base64
 import re
+import unicodedata
 
 import pytest
 from sqlalchemy import select
 
 from portal import access
+from portal.badges.sheets import badge_name
 from portal.db import db
 from portal.models import App, Event, Role
 from tests.admin.helpers import cli, refused
@@ -239,6 +241,26 @@ def test_apps_receive_the_least_by_default(school_day, settings):
         "given_name": "Ada",
         "family_name_initial": "L",
     }
+
+
+@pytest.mark.parametrize("family, initial", [
+    ("de la Cruz", "D"),                            # was "d"
+    ("'t Hooft", "T"),                              # was "'"
+    ("\u200fכהן", "כ"),                             # was the invisible right-to-left mark
+    (unicodedata.normalize("NFD", "Ñúñez"), "Ñ"),   # was "N"
+    ("A\u0301lvarez", "Á"),
+    ("ใจดี", "จ"),                                   # the consonant, not the vowel written before it
+    ("-", None),                                    # was "-": no letter, no initial
+    (".", None),
+])
+def test_family_name_initial_is_the_one_on_the_badge(school_day, settings, family, initial):
+    # Found by review: apps got family_name[:1] while the badge printed family_initial().
+    ada, _, _ = school_day
+    ada.family_name = family
+    got = claims("Maple Library", ada, settings)
+    assert got.get("family_name_initial") == initial
+    assert set(got) == {"subject", "given_name"} | ({"family_name_initial"} if initial else set())
+    assert badge_name(ada) == (f"Ada {initial}." if initial else "Ada")
 
 
 def test_apps_release_sets_exactly_what_an_app_receives(runner, school_day, settings):

@@ -47,6 +47,7 @@ from portal.badges.services import (
 )
 from portal.badges.token import looks_like_badge, mint_token
 from portal.models import Person, Section
+from portal.names import family_initial
 
 log = logging.getLogger(__name__)
 
@@ -207,35 +208,6 @@ def badge_name(person: Person) -> str:
         return family
     initial = family_initial(family)
     return f"{first} {initial}." if initial else first
-
-
-# Vowels written before the consonant they follow (Thai, Lao, Tai Viet, New Tai Lue): a name's
-# initial is that consonant (ใจดี: จ).
-_WRITTEN_BEFORE = frozenset([*range(0x0E40, 0x0E45), *range(0x0EC0, 0x0EC5), 0x19B5, 0x19B6,
-                             0x19B7, 0x19BA, 0xAAB5, 0xAAB6, 0xAAB9, 0xAABB, 0xAABC])
-_MTAVRULI = range(0x1C90, 0x1CC0)   # Georgian capitals: not used in names, and few fonts have them
-
-
-def family_initial(family: str) -> str:
-    """The initial of a family name: its first letter (composed, NFC), with the accents that are
-    part of it (Ấ) and a nukta, not a vowel sign, virama or vowel point; upper case where its
-    script has one that is used (not Georgian's). "" when the name has no letter."""
-    text = unicodedata.normalize("NFC", family)
-    for n, c in enumerate(text):
-        if not unicodedata.category(c).startswith("L") or ord(c) in _WRITTEN_BEFORE:
-            continue
-        marks = ""
-        for mark in text[n + 1:]:
-            if not unicodedata.category(mark).startswith("M"):
-                break
-            # Accents above, below and through a letter (classes 1, 200 and up), and a nukta (7).
-            if unicodedata.combining(mark) in (1, 7) or unicodedata.combining(mark) >= 200:
-                marks += mark
-        upper = c.upper()
-        if len(upper) != 1 or ord(upper) in _MTAVRULI:
-            upper = c
-        return unicodedata.normalize("NFC", upper + marks)
-    return ""
 
 
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"),)
