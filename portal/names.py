@@ -1,8 +1,17 @@
-"""People's names as the portal shows them and sends them to apps: one rule for each, used by
-badges (portal.badges.sheets) and by what apps receive (portal.access) alike."""
+"""People's names as the portal stores them, shows them and sends them to apps: one rule for
+each, used by the roster import, badges (portal.badges.sheets) and what apps receive
+(portal.access) alike."""
 from __future__ import annotations
 
 import unicodedata
+
+
+def tidy(text: str) -> str:
+    """A name or title as the roster import stores it: composed (NFC: "Ñ" is one character, not
+    N and a combining tilde, as a Mac's export may write it), each run of whitespace (a tab, a
+    no-break space, a line break inside a quoted value) one space, and none at either end."""
+    text = " ".join(text.split())
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 # Vowels written before the consonant they follow (Thai, Lao, Tai Viet, New Tai Lue): a name's

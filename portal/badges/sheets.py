@@ -47,7 +47,7 @@ from portal.badges.services import (
 )
 from portal.badges.token import looks_like_badge, mint_token
 from portal.models import Person, Section
-from portal.names import family_initial
+from portal.names import family_initial, tidy
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +202,8 @@ def label_place(n: int) -> str:
 def badge_name(person: Person) -> str:
     """First name and last initial, e.g. "Ada L."; the first name alone when the family name has
     no letter (a placeholder such as "-"), the family name when there is no first name."""
-    first = unicodedata.normalize("NFC", (person.preferred_name or person.given_name or "").strip())
-    family = unicodedata.normalize("NFC", (person.family_name or "").strip())
+    first = tidy(person.preferred_name or person.given_name or "")
+    family = tidy(person.family_name or "")
     if not first:
         return family
     initial = family_initial(family)

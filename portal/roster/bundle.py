@@ -28,14 +28,18 @@ MAX_FILE_BYTES = 2 << 30
 
 # Characters no value the portal reads may hold: C0 controls and DEL. A tab is whitespace a
 # spreadsheet's copy and paste leaves in a title, so it passes; a line break (legitimate in a
-# free-text column the portal ignores) does not pass in the columns it reads, which all hold one
-# line: ids, usernames, names, titles, codes. NUL cannot even be stored on PostgreSQL.
+# free-text column the portal ignores) does not pass in the columns it reads that hold one line:
+# ids, usernames, codes. In a name or title (the `spaced` columns of table()) a line break
+# inside a quoted value is whitespace, which the importer makes a space (portal.names.tidy).
+# NUL cannot even be stored on PostgreSQL.
 # U+FFFE and U+FFFF are no characters at all (a UTF-16 export read the wrong way round leaves
 # them): XML cannot carry them, so a SAML app could not be told the name. The invisible
 # direction overrides and isolates (U+202A-202E, U+2066-2069) make a name display as another
 # ("Ada" that reads "adA" on a teacher's page, a username that looks like someone else's), and a
 # byte order mark inside a value (U+FEFF; one at the start of a file is fine) is invisible too.
-_CONTROL_IN_CELL = re.compile("[\x00-\x08\x0a-\x1f\x7f\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
+_INVISIBLE = "\x7f\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff"
+_CONTROL_IN_CELL = re.compile(f"[\x00-\x08\x0a-\x1f{_INVISIBLE}]")
+_CONTROL_IN_SPACED = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_INVISIBLE}]")   # less \n and \r
 # The same, less the line breaks that end rows: if a file has none of these, only a line break
 # inside a quoted value can be there, and a row that spans lines shows it. Looked for one by
 # one with `in`, three times as fast as the pattern over a file of half a million rows.
@@ -247,14 +251,15 @@ def read_manifest(source: Source) -> dict[str, str]:
 
 
 def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[str, ...],
-          problems: Problems) -> Iterator[tuple[int, list[str]]]:
+          problems: Problems, spaced: tuple[str, ...] = ()) -> Iterator[tuple[int, list[str]]]:
     """Yield (line number, values) with the named columns in the order asked, whitespace trimmed.
 
     Columns may come in any order and extra columns are ignored; a missing optional column
     reads as "". Header names are matched without regard to case. The line is where the row
     starts. A row whose every value is empty is skipped; one with values only in columns not
     asked for is refused, naming those columns (it is not blank, and none of its values is read).
-    A value holding a control character (see _CONTROL_IN_CELL) is refused, naming it.
+    A value holding a control character (see _CONTROL_IN_CELL) is refused, naming it; in the
+    `spaced` columns a line break passes, for the caller to make a space.
     """
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -285,6 +290,8 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
     needed = max(indexes) + 1
     strip = str.strip
     columns = required + optional
+    checks = [(column, _CONTROL_IN_SPACED if column in spaced else _CONTROL_IN_CELL)
+              for column in columns]
     controls_anywhere = any(c in text for c in _CONTROLS_IN_TEXT)
     end = reader.line_num
     for row in _readable(reader, filename, problems):
@@ -303,7 +310,7 @@ def table(filename: str, text: str, required: tuple[str, ...], optional: tuple[s
                              f"the row has values only in {_unread(header, row)}, which the "
                              "portal ignores: complete the row or delete it, and export again")
             continue
-        if (controls_anywhere or end != line) and _has_control(filename, line, columns, values,
+        if (controls_anywhere or end != line) and _has_control(filename, line, checks, values,
                                                                problems):
             continue
         yield line, values
@@ -359,12 +366,13 @@ def _csv_error(error: csv.Error) -> str:
     return f"this line cannot be read as CSV ({error}); export the file again"
 
 
-def _has_control(filename: str, line: int, columns: tuple[str, ...], values: list[str],
+def _has_control(filename: str, line: int, checks: list[tuple[str, re.Pattern]], values: list[str],
                  problems: Problems) -> bool:
-    """Name each value that holds a control character; True if any does."""
+    """Name each value that holds a control character (each column's pattern says which); True
+    if any does."""
     found = False
-    for column, value in zip(columns, values):
-        match = _CONTROL_IN_CELL.search(value)
+    for (column, pattern), value in zip(checks, values):
+        match = pattern.search(value)
         if match:
             char = match.group()
             name = _CONTROL_NAMES.get(char, "a control character")

@@ -11,11 +11,11 @@ Everything is compared as tuples in sourcedId space; apply.py turns sourcedIds i
 """
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
 from portal.models.roster import canonical_username
+from portal.names import tidy
 from portal.roster.parse import SKIPPED_ROLES, Bundle
 from portal.roster.problems import Problems
 from portal.roster.state import State
@@ -234,7 +234,8 @@ def _person_role(user, has_district: bool) -> str:
 
 
 def _fold(text: str | None) -> str:
-    return unicodedata.normalize("NFC", text or "").strip().casefold()
+    # Tidied as the import tidies names: one stored before it did is the same name.
+    return tidy(text or "").casefold()
 
 
 def _same_person(old: tuple, user) -> bool:

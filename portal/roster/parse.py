@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from portal.models.roster import canonical_username, typeable_username
+from portal.names import tidy
 from portal.roster.bundle import FILES, Source, decode, read_manifest, table
 from portal.roster.problems import Problems, RosterError
 
@@ -177,14 +178,14 @@ def _split(value: str) -> tuple[str, ...]:
 
 def _rows(filename: str, text: str, kind: type, spec: tuple, problems: Problems) -> list:
     """Check each row of one file: a unique sourcedId and a known status, then the file's own rules."""
-    required, optional, build = spec
+    required, optional, build, spaced = spec
     row = _Row(filename, problems)
     seen: dict[str, int] = {}
     out = []
     append = out.append
     status_at = len(required)  # status is always the first optional column
     removed_tail = tuple(kind._field_defaults[f] for f in kind._fields[3:])
-    for line, values in table(filename, text, required, ("status",) + optional, problems):
+    for line, values in table(filename, text, required, ("status",) + optional, problems, spaced):
         row.line, row.ok = line, True
         sid = values[0]
         if not sid or len(sid) > MAX_LENGTH:
@@ -205,7 +206,7 @@ def _rows(filename: str, text: str, kind: type, spec: tuple, problems: Problems)
 
 def _org(row: _Row, v: list[str], line: int, sid: str) -> Org:
     # sourcedId name type | status identifier parentSourcedId
-    return Org(line, sid, False, row.need("name", v[1]), row.choice("type", v[2], ORG_TYPES),
+    return Org(line, sid, False, row.need("name", tidy(v[1])), row.choice("type", v[2], ORG_TYPES),
                row.fit("identifier", v[4]), v[5])
 
 
@@ -229,20 +230,20 @@ def _user(row: _Row, v: list[str], line: int, sid: str) -> User:
         row.fail(f"username holds a character that cannot be typed (U+{ord(bad):04X}); "
                  "fix it in the student information system and export again")
     return User(line, sid, False, role, row.choice("enabledUser", v[1], BOOLEANS, True), orgs,
-                username, row.need("givenName", v[5]),
-                row.need("familyName", v[6]), row.fit("identifier", v[8]),
+                username, row.need("givenName", tidy(v[5])),
+                row.need("familyName", tidy(v[6])), row.fit("identifier", v[8]),
                 row.fit("email", v[9]), row.grades("grades", v[10]))
 
 
 def _course(row: _Row, v: list[str], line: int, sid: str) -> Course:
     # sourcedId title | status grades
-    return Course(line, sid, False, row.need("title", v[1]), row.grades("grades", v[3]))
+    return Course(line, sid, False, row.need("title", tidy(v[1])), row.grades("grades", v[3]))
 
 
 def _class(row: _Row, v: list[str], line: int, sid: str) -> Class:
     # sourcedId title courseSourcedId schoolSourcedId | status grades classCode classType termSourcedIds
     row.choice("classType", v[7], CLASS_TYPES, "")
-    return Class(line, sid, False, row.need("title", v[1]), row.grades("grades", v[5]),
+    return Class(line, sid, False, row.need("title", tidy(v[1])), row.grades("grades", v[5]),
                  row.need("courseSourcedId", v[2]), row.fit("classCode", v[6]),
                  row.need("schoolSourcedId", v[3]), _split(v[8]))
 
@@ -265,17 +266,20 @@ def _session(row: _Row, v: list[str], line: int, sid: str) -> Session:
     return Session(line, sid, False)
 
 
-# file -> (record type, (required columns, optional columns besides status, row builder))
+# file -> (record type, (required columns, optional columns besides status, row builder,
+# the columns of names and titles: tidied, portal.names.tidy, and a line break in them is a space))
 SPECS = {
-    "orgs": (Org, (("sourcedId", "name", "type"), ("identifier", "parentSourcedId"), _org)),
+    "orgs": (Org, (("sourcedId", "name", "type"), ("identifier", "parentSourcedId"), _org,
+                   ("name",))),
     "users": (User, (("sourcedId", "enabledUser", "orgSourcedIds", "role", "username", "givenName",
-                      "familyName"), ("identifier", "email", "grades"), _user)),
-    "courses": (Course, (("sourcedId", "title"), ("grades",), _course)),
+                      "familyName"), ("identifier", "email", "grades"), _user,
+                     ("givenName", "familyName"))),
+    "courses": (Course, (("sourcedId", "title"), ("grades",), _course, ("title",))),
     "classes": (Class, (("sourcedId", "title", "courseSourcedId", "schoolSourcedId"),
-                        ("grades", "classCode", "classType", "termSourcedIds"), _class)),
+                        ("grades", "classCode", "classType", "termSourcedIds"), _class, ("title",))),
     "enrollments": (Enrollment, (("sourcedId", "classSourcedId", "schoolSourcedId",
-                                  "userSourcedId", "role"), ("primary",), _enrollment)),
-    "academicSessions": (Session, (("sourcedId", "title", "type"), (), _session)),
+                                  "userSourcedId", "role"), ("primary",), _enrollment, ())),
+    "academicSessions": (Session, (("sourcedId", "title", "type"), (), _session, ())),
 }
 
 

@@ -492,6 +492,8 @@ def test_badge_name_is_first_name_and_last_initial(world):
     ("שרה", "כּהן", "שרה כ."),                       # no vowel point
     ("D'Andre", "O'Brien", "D'Andre O."),
     ("", "Suharto", "Suharto"),                  # one name, in the family name's field
+    ("Ann\tMarie", "Lovelace", "Ann Marie L."),   # stored before the import tidied names
+    ("Ana\u00a0\u00a0Sofía", "\u00a0López", "Ana Sofía L."),
 ])
 def test_a_family_names_initial_is_its_first_letter_as_written(world, given, family, printed):
     # Found by review: family[:1].upper() gave a box for Georgian, "A." for a decomposed "Á",

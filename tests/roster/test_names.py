@@ -1,10 +1,12 @@
 """People's names through the roster import: garbled text is refused, real names pass as written."""
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import select
+import unicodedata
 
-from portal.models import Person, School
+import pytest
+from sqlalchemy import select, text
+
+from portal.models import Person, School, Section
 from portal.roster import import_roster
 from tests.roster.conftest import refused, snapshot
 
@@ -130,3 +132,85 @@ def test_real_names_with_accents_import_as_written(db_session, bundles, roster_r
             [" ".join(name.split()) for name in (given, family)]
     assert db_session.scalar(select(School.name).where(School.sourced_id == "s1")) == \
         "École Élémentaire Ørsted – Été"
+
+
+# --- names as stored: composed, one space between words -------------------------------------
+
+def nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+@pytest.mark.parametrize("given, family, stored", [
+    (nfd("Renée"), nfd("Ñúñez"), ("Renée", "Ñúñez")),           # a Mac's export: decomposed
+    ("Ann\tMarie", "Smith", ("Ann Marie", "Smith")),               # a spreadsheet's tab
+    ("Mary\u00a0\u00a0Kate", "St.\u00a0John", ("Mary Kate", "St. John")),
+    ("Ana\u00a0", " López ", ("Ana", "López")),
+    ("Ann\nMarie", "O'Brien\r\n-Smith", ("Ann Marie", "O'Brien -Smith")),   # a quoted cell's line break
+    ("Line\u2028Sep", "Ide\u3000Graphic", ("Line Sep", "Ide Graphic")),
+    ("Zoë  Ann", "Adams", ("Zoë Ann", "Adams")),
+])
+def test_names_are_stored_composed_with_one_space_between_words(db_session, bundles, roster_rows,
+                                                                given, family, stored):
+    # Found by review: decomposed names were stored and sent to apps decomposed, and tabs,
+    # no-break spaces and doubled spaces kept.
+    roster_rows["users"][0].update(givenName=given, familyName=family)
+
+    import_roster(db_session, bundles.write(roster_rows))
+
+    ada = person(db_session, "u1")
+    assert (ada.given_name, ada.family_name) == stored
+    assert ada.display_name == " ".join(stored)
+
+
+def test_titles_and_school_names_are_stored_composed_with_one_space(db_session, bundles,
+                                                                     roster_rows):
+    roster_rows["orgs"][1]["name"] = nfd("École") + "\u00a0 Élémentaire\n Nord"
+    roster_rows["courses"][0]["title"] = "Fran" + nfd("ç") + "ais\t2"
+    roster_rows["classes"][0]["title"] = nfd("Salle  Été") + "\r\n4"
+
+    import_roster(db_session, bundles.write(roster_rows))
+
+    db_session.expire_all()
+    assert db_session.scalar(select(School.name).where(School.sourced_id == "s1")) == "École Élémentaire Nord"
+    section = db_session.scalar(select(Section).where(Section.sourced_id == "k1"))
+    assert (section.title, section.course_title) == ("Salle Été 4", "Français 2")
+
+
+def test_names_stored_before_are_made_tidy_by_the_next_import(db_session, bundles, roster_rows):
+    # Nothing migrates the names stored before: the next import compares and updates them.
+    roster_rows["users"][0].update(givenName=nfd("Renée"), familyName="Ñúñez\u00a0")
+    roster_rows["orgs"][1]["name"] = nfd("École Été")
+    import_roster(db_session, bundles.write(roster_rows))
+    db_session.execute(text("UPDATE person SET given_name = :g, family_name = :f WHERE sourced_id = 'u1'"),
+                       {"g": nfd("Renée"), "f": "Ñúñez\u00a0"})
+    db_session.execute(text("UPDATE school SET name = :n WHERE sourced_id = 's1'"), {"n": nfd("École Été")})
+    db_session.commit()
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert (summary["people"].updated, summary["schools"].updated) == (1, 1)
+    ada = person(db_session, "u1")
+    assert (ada.given_name, ada.family_name) == ("Renée", "Ñúñez")
+    assert db_session.scalar(select(School.name).where(School.sourced_id == "s1")) == "École Été"
+    assert not import_roster(db_session, bundles.write(roster_rows)).changed
+
+
+def test_a_person_re_keyed_is_known_by_a_name_stored_before_it_was_tidy(db_session, bundles,
+                                                                      roster_rows):
+    # A teacher without a student number or email is known by her names when the student
+    # information system gives her a new sourcedId: a name stored with a no-break space before
+    # names were tidied is still hers, and she is kept, not removed and added.
+    roster_rows["users"][2].update(givenName="María\u00a0José")
+    import_roster(db_session, bundles.write(roster_rows))
+    db_session.execute(text("UPDATE person SET given_name = :g WHERE sourced_id = 'u3'"),
+                       {"g": nfd("María\u00a0José")})
+    db_session.commit()
+    kept = person(db_session, "u3").id
+    roster_rows["users"][2]["sourcedId"] = "SIS-3"
+    roster_rows["enrollments"][2]["userSourcedId"] = "SIS-3"
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert (summary.rekeyed, summary["people"].removed) == (1, 0)
+    maria = person(db_session, "SIS-3")
+    assert (maria.id, maria.given_name) == (kept, "María José")
