@@ -169,16 +169,18 @@ def released_claims(db: Session, person: Person, app: App, *, pairwise_key: str)
     def want(name: str) -> bool:
         return name in released
 
-    if want("given_name"):
+    # A person with one name has "" for the other: an app is sent no empty name, as it is sent
+    # no empty email address.
+    if want("given_name") and given:
         claims["given_name"] = given
-    if want("family_name"):
+    if want("family_name") and person.family_name:
         claims["family_name"] = person.family_name
     if want("family_name_initial"):
         # As on the student's badge: "D" for "de la Cruz", none when the family name has no letter.
         initial = family_initial(person.family_name)
         if initial:
             claims["family_name_initial"] = initial
-    if want("display_name"):
+    if want("display_name") and person.display_name:
         claims["display_name"] = person.display_name
     if want("email") and person.email:
         claims["email"] = person.email

@@ -24,9 +24,12 @@ def folded(text: str) -> str:
 
 def name_key(person) -> tuple:
     """Sort key of a person by name: folded family, then given name, then the names as written
-    (so "Zoe" and "Zoë" keep one order), then the id (two people of one name keep theirs)."""
-    return (folded(person.family_name), folded(person.given_name),
-            unicodedata.normalize("NFC", person.family_name), unicodedata.normalize("NFC", person.given_name),
+    (so "Zoe" and "Zoë" keep one order), then the id (two people of one name keep theirs).
+    Someone with one name, which the roster gave as a given name, is sorted by it, not first of
+    all as if their family name were ""."""
+    family = person.family_name or person.given_name
+    return (folded(family), folded(person.given_name),
+            unicodedata.normalize("NFC", family), unicodedata.normalize("NFC", person.given_name),
             person.id)
 
 

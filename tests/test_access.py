@@ -263,6 +263,21 @@ def test_family_name_initial_is_the_one_on_the_badge(school_day, settings, famil
     assert badge_name(ada) == (f"Ada {initial}." if initial else "Ada")
 
 
+@pytest.mark.parametrize("given, family, names", [
+    ("Madonna", "", {"given_name": "Madonna", "display_name": "Madonna"}),
+    ("", "Suharto", {"family_name": "Suharto", "family_name_initial": "S", "display_name": "Suharto"}),
+])
+def test_a_person_with_one_name_is_sent_no_empty_name(runner, school_day, settings, given, family,
+                                                      names):
+    ada, _, _ = school_day
+    cli(runner, "apps", "release", "Maple Library", "given_name", "family_name",
+        "family_name_initial", "display_name")
+    db.session.expire_all()
+    ada.given_name, ada.family_name = given, family
+    got = claims("Maple Library", ada, settings)
+    assert {k: v for k, v in got.items() if k != "subject"} == names
+
+
 def test_apps_release_sets_exactly_what_an_app_receives(runner, school_day, settings):
     ada, _, _ = school_day
     out = cli(runner, "apps", "release", "Maple Library", "grade", "school_id", "sections", "username")

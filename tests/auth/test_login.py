@@ -27,6 +27,14 @@ def test_student_signs_in_and_sees_tiles(client, auth, roster):
     assert "Hi, Ada!" in page.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("given, family, greeting", [("", "Suharto", "Hi, Suharto!"),
+                                                     ("Madonna", "", "Hi, Madonna!")])
+def test_a_student_with_one_name_is_greeted_by_it(client, auth, roster, given, family, greeting):
+    roster.person("ada.lovelace", schools=[roster.school()], given=given, family=family)
+    assert auth.login().status_code == 302
+    assert greeting in client.get("/").get_data(as_text=True)
+
+
 def test_username_is_not_case_sensitive(client, auth, roster):
     roster.person("ada.lovelace")
     assert auth.login(username="  Ada.Lovelace ").status_code == 302

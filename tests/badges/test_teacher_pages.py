@@ -85,6 +85,18 @@ def test_the_class_page_shows_each_students_badges(app, world, redis_client):
     assert str(world.other_student.id) not in rows  # Room 5
 
 
+def test_the_class_page_lists_people_with_one_name_by_that_name(app, world, roster):
+    # One name, given as a given name (Madonna) or as a family name (Suharto): in family name
+    # order by that name (Madonna came first of all, as if her family name "" were one), shown
+    # as it is, with no stray space.
+    room4, maple = world.section, world.school
+    roster.person("madonna", schools=[maple], sections=[room4], grades="01", given="Madonna", family="")
+    roster.person("suharto", schools=[maple], sections=[room4], grades="01", given="", family="Suharto")
+    html = _signed_in(app, world.teacher).get(f"/teacher/sections/{room4.id}").get_data(as_text=True)
+    names = re.findall(r'<th scope="row">(.*?)<br>', html)
+    assert names == ["Katherine Johnson", "Ada Lovelace", "Madonna", "Suharto", "Alan Turing"]
+
+
 def test_the_class_page_says_who_printed_each_card_and_what_printing_does(app, world, redis_client,
                                                                            roster):
     from portal.badges.services import issue_badge
