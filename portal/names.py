@@ -9,9 +9,17 @@ import unicodedata
 def tidy(text: str) -> str:
     """A name or title as the roster import stores it: composed (NFC: "Ñ" is one character, not
     N and a combining tilde, as a Mac's export may write it), each run of whitespace (a tab, a
-    no-break space, a line break inside a quoted value) one space, and none at either end."""
+    no-break space, a line break inside a quoted value) one space, and none at either end. ""
+    when nothing visible is left: only invisible format characters (Unicode Cf: a zero-width
+    space, a direction mark, a soft hyphen), which would be sent to apps as the name."""
     text = " ".join(text.split())
-    return text if text.isascii() else unicodedata.normalize("NFC", text)
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFC", text)
+    if unicodedata.category(text[0]) == "Cf" and all(
+            c == " " or unicodedata.category(c) == "Cf" for c in text):
+        return ""
+    return text
 
 
 # Vowels written before the consonant they follow (Thai, Lao, Tai Viet, New Tai Lue): a name's

@@ -229,9 +229,17 @@ def _user(row: _Row, v: list[str], line: int, sid: str) -> User:
         bad = next(c for c in username if not typeable_username(c))
         row.fail(f"username holds a character that cannot be typed (U+{ord(bad):04X}); "
                  "fix it in the student information system and export again")
+    # One of the two names may be empty: a person known by one name (Madonna, Suharto) comes
+    # with only a given or only a family name, and the portal signs them in all the same.
+    given, family = row.fit("givenName", tidy(v[5])), row.fit("familyName", tidy(v[6]))
+    if not given and not family:
+        invisible = next((f"U+{ord(c):04X}" for c in v[5] + v[6] if not c.isspace()), None)
+        row.fail("givenName and familyName are both empty"
+                 + (f" (they hold only invisible characters, such as {invisible})" if invisible else "")
+                 + "; a person needs at least one of them: add it in the student information "
+                 "system and export again")
     return User(line, sid, False, role, row.choice("enabledUser", v[1], BOOLEANS, True), orgs,
-                username, row.need("givenName", tidy(v[5])),
-                row.need("familyName", tidy(v[6])), row.fit("identifier", v[8]),
+                username, given, family, row.fit("identifier", v[8]),
                 row.fit("email", v[9]), row.grades("grades", v[10]))
 
 

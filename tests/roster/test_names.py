@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 
 from portal.models import Person, School, Section
 from portal.roster import import_roster
-from tests.roster.conftest import refused, snapshot
+from tests.roster.conftest import ROSTER, refused, snapshot
 
 EXCEL_ADVICE = (
     "the file's UTF-8 text was read as Windows-1252 and saved again (as Excel does with a CSV "
@@ -214,3 +214,58 @@ def test_a_person_re_keyed_is_known_by_a_name_stored_before_it_was_tidy(db_sessi
     assert (summary.rekeyed, summary["people"].removed) == (1, 0)
     maria = person(db_session, "SIS-3")
     assert (maria.id, maria.given_name) == (kept, "María José")
+
+
+# --- people with one name -------------------------------------------------------------------
+
+@pytest.mark.parametrize("given, family, stored", [
+    ("Madonna", "", ("Madonna", "")),
+    ("", "Suharto", ("", "Suharto")),
+    ("Madonna", "\u00a0", ("Madonna", "")),      # a no-break space: empty once trimmed
+    ("Madonna", "\u200b", ("Madonna", "")),      # a zero-width space passed, and went to apps
+    ("\u200e\u200b \u2060", "Suharto", ("", "Suharto")),   # only invisible format characters
+    ("\u00ad", "Teller", ("", "Teller")),        # a soft hyphen alone
+])
+def test_a_person_with_one_name_is_imported(db_session, bundles, roster_rows, given, family, stored):
+    # Found by review: "familyName is empty" refused the whole import, the leavers' removals
+    # with it; a zero-width space (a district's workaround) was stored and sent to apps.
+    roster_rows["users"][0].update(givenName=given, familyName=family)
+    roster_rows["users"][2].update(givenName=family, familyName=given)   # a teacher, the other way
+    roster_rows["users"] = [u for u in roster_rows["users"] if u["sourcedId"] != "u2"]
+    roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] != "u2"]
+    import_roster(db_session, bundles.write(ROSTER))   # grace.hopper (u2) is there, then leaves
+
+    summary = import_roster(db_session, bundles.write(roster_rows))
+
+    assert summary["people"].removed == 1 and person(db_session, "u2") is None
+    ada, maria = person(db_session, "u1"), person(db_session, "u3")
+    assert (ada.given_name, ada.family_name) == stored
+    assert (maria.given_name, maria.family_name) == stored[::-1]
+    assert ada.display_name == maria.display_name == "".join(stored)
+
+
+@pytest.mark.parametrize("given, family, detail", [
+    ("", "", ""),
+    ("\u200b", "", " (they hold only invisible characters, such as U+200B)"),
+    ("\u00a0", "\u200e", " (they hold only invisible characters, such as U+200E)"),
+])
+def test_a_person_with_no_name_at_all_is_refused(db_session, bundles, roster_rows, imported,
+                                                 given, family, detail):
+    roster_rows["users"][1].update(givenName=given, familyName=family)
+    assert refused(db_session, bundles.write(roster_rows)) == [
+        f"users.csv line 3: givenName and familyName are both empty{detail}; a person needs at "
+        "least one of them: add it in the student information system and export again"]
+    assert snapshot(db_session) == imported
+
+
+def test_a_zero_width_family_name_stored_before_is_emptied_by_the_next_import(db_session, bundles,
+                                                                              roster_rows):
+    # The workaround districts used, stored by an import before this one: nothing migrates it;
+    # the next import, with the same row, stores no family name.
+    roster_rows["users"][0]["familyName"] = "\u200b"
+    import_roster(db_session, bundles.write(roster_rows))
+    db_session.execute(text("UPDATE person SET family_name = :f WHERE sourced_id = 'u1'"), {"f": "\u200b"})
+    db_session.commit()
+
+    assert import_roster(db_session, bundles.write(roster_rows))["people"].updated == 1
+    assert person(db_session, "u1").family_name == ""

@@ -152,7 +152,7 @@ def test_bad_role_is_refused(db_session, bundles, roster_rows, imported):
 
 def test_bad_values_are_each_named(db_session, bundles, roster_rows, imported):
     roster_rows["users"][0]["grades"] = "2nd"
-    roster_rows["users"][1]["givenName"] = ""
+    roster_rows["users"][1].update(givenName="", familyName="")   # one of them is enough
     roster_rows["enrollments"][0]["primary"] = "yes"
     roster_rows["orgs"][2]["type"] = "campus"
 
@@ -162,7 +162,8 @@ def test_bad_values_are_each_named(db_session, bundles, roster_rows, imported):
         'orgs.csv line 4: type "campus" is not one of district, school, department, local, '
         "state, national",
         'users.csv line 2: grades "2nd" is not a OneRoster grade (KG, 01 ... 13, PK, ...)',
-        "users.csv line 3: givenName is empty",
+        "users.csv line 3: givenName and familyName are both empty; a person needs at least one "
+        "of them: add it in the student information system and export again",
         'enrollments.csv line 2: primary "yes" is not one of true, false',
     ]
     assert snapshot(db_session) == imported
