@@ -42,14 +42,30 @@ ENDED_SECONDS = 600   # longer than an authorization code lives
 # A tie naming the session itself, so that a sweep can see it has gone (timed out idle, which
 # nothing is told of when it happens) and tell the listeners then.
 _WATCH = "@session "
+# The watched sessions (those with a watch tie) by id, each scored by its idle deadline (seconds
+# since the epoch, by the clock of the server that last slid it): whatever slides a watched
+# session's idle time-out moves its score in the same round trip, so the sweep reads only the
+# sessions whose deadline has passed. A score is a hint of when to look, never taken as the end:
+# the sweep ends only a session whose key Redis no longer holds.
+WATCHED = "portal:sessions-watched"
+# Set once the first sweep after the upgrade that brought WATCHED has entered the sessions watched
+# before it (found by one SCAN of the keyspace); FILLING is held while that runs.
+WATCHED_FILLED = "portal:sessions-watched-filled"
+WATCHED_FILLING = "portal:sessions-watched-filling"
+SWEEP_BATCH = 500        # sessions whose deadline passed, looked at in one round of the sweep
+SWEEP_LIMIT = 100_000    # looked at in one run at most (the next run goes on with the rest)
+FILL_BATCH = 500         # keys the one-time fill reads a round
+RECHECK_SECONDS = 3600   # a watched session with no time-out (none should be) is looked at again
 _LISTENERS = "portal.session_ended"
 CSRF_FIELD = "csrf_token"           # Flask-WTF's key in the session (WTF_CSRF_FIELD_NAME)
 
 log = logging.getLogger(__name__)
 
-# KEYS: the session; ARGV: the default idle time-out in seconds. Read the session and slide its
-# idle time-out in one round trip: its own (`_idle`, a kiosk's shorter one) when it has one, else
-# the default. A kiosk session read with GETEX and the default needed a second EXPIRE every request.
+# KEYS: the session, WATCHED; ARGV: the default idle time-out in seconds, the time now, the
+# session's id. Read the session and slide its idle time-out in one round trip: its own (`_idle`,
+# a kiosk's shorter one) when it has one, else the default. A kiosk session read with GETEX and the
+# default needed a second EXPIRE every request. A watched session's deadline slides with it (XX:
+# a session no app is to hear of is not added).
 _OPEN = Script(None, b"""
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
@@ -60,6 +76,7 @@ if ok and type(data) == 'table' then
   if own and own >= 1 then idle = math.floor(own) end
 end
 redis.call('EXPIRE', KEYS[1], idle)
+redis.call('ZADD', KEYS[2], 'XX', tonumber(ARGV[2]) + idle, ARGV[3])
 return raw
 """)
 
@@ -153,36 +170,113 @@ def tie_to_session(client: redis.Redis, ref: str, member: str, seconds: int) -> 
     return False
 
 
-def watch_session(client: redis.Redis, sid: str, seconds: int) -> None:
-    """Let sweep_ended_sessions find this session's ties once it has gone without an ending."""
+def watch_session(client: redis.Redis, sid: str, seconds: int, idle: int) -> None:
+    """Let sweep_ended_sessions find this session's ties once it has gone without an ending: its
+    watch tie, and its place in WATCHED at its idle deadline (`idle`: the time-out its key has)."""
     pipe = client.pipeline()
     pipe.sadd(TIES + session_ref(sid), _WATCH + sid)
     pipe.expire(TIES + session_ref(sid), max(int(seconds), 1))
+    pipe.zadd(WATCHED, {sid: time.time() + idle})
     pipe.execute()
 
 
-def sweep_ended_sessions(client: redis.Redis, *, limit: int = 100_000) -> int:
+# KEYS: WATCHED, then n sessions' keys, their ties and their end marks; ARGV: the time now,
+# ENDED_SECONDS, RECHECK_SECONDS, the n sessions' ids. For each session, whose deadline was seen to
+# have passed: if Redis still holds it (slid since by a request, or scored by a clock ahead of
+# Redis's), move its deadline to the one its key has; if it has gone, claim it (the ZREM that
+# removes it; a sweep running beside this one, or the ending that took its ties, gets 0) and take
+# its ties. One script, so nothing falls between the look and the claim. Returns the ties of each
+# session claimed. The end mark is set only where none is: a session carried to a new id (its
+# entry left here, to be claimed with no ties) keeps the mark that names the new one.
+_SWEEP = Script(None, b"""
+local n = (#KEYS - 1) / 3
+local now = tonumber(ARGV[1])
+local taken = {}
+for i = 1, n do
+  local sid = ARGV[3 + i]
+  local left = redis.call('PTTL', KEYS[1 + i])
+  if left == -2 then
+    if redis.call('ZREM', KEYS[1], sid) == 1 then
+      taken[#taken + 1] = redis.call('SMEMBERS', KEYS[1 + n + i])
+      redis.call('DEL', KEYS[1 + n + i])
+      redis.call('SET', KEYS[1 + 2 * n + i], 1, 'NX', 'EX', ARGV[2])
+    end
+  else
+    local wait = tonumber(ARGV[3])
+    if left >= 0 then wait = math.max(left, 1) / 1000 end
+    redis.call('ZADD', KEYS[1], 'XX', now + wait, sid)
+  end
+end
+return taken
+""")
+
+
+def sweep_ended_sessions(client: redis.Redis, *, limit: int | None = None) -> int:
     """Tell the listeners of the watched sessions that have gone without an ending (an idle
-    time-out); return how many. At most `limit` sessions with ties are looked at (run it often,
-    from cron: `portal sessions sweep`)."""
-    told = 0
-    for looked, key in enumerate(client.scan_iter(match=TIES + "*", count=500)):
-        if looked >= limit:
+    time-out); return how many had something to tell. Reads only the sessions whose deadline has
+    passed, oldest first, SWEEP_BATCH at a time, at most `limit` (SWEEP_LIMIT) a run: those it
+    looked at leave WATCHED or move to their later deadline, so the next run (cron, every few
+    minutes: `portal sessions sweep`) goes on with the rest. Sweeps running at once tell each
+    session's listeners once. The first run after the upgrade that brought WATCHED enters the
+    sessions watched before it, by one look through the keyspace (fill_watched_once)."""
+    limit = SWEEP_LIMIT if limit is None else limit
+    fill_watched_once(client)
+    now = time.time()
+    told = looked = 0
+    while looked < limit:
+        due = client.zrangebyscore(WATCHED, "-inf", now, start=0,
+                                   num=min(SWEEP_BATCH, limit - looked))
+        if not due:
             break
-        watched = [m.decode()[len(_WATCH):] for m in client.smembers(key)
-                   if m.decode().startswith(_WATCH)]
-        if not watched or client.exists(*(PREFIX + sid for sid in watched)):
-            continue
-        ref = key.decode()[len(TIES):]
-        pipe = client.pipeline()
-        pipe.smembers(key)
-        pipe.delete(key)
-        pipe.set(ENDED + ref, 1, ex=ENDED_SECONDS)
-        results = pipe.execute()
-        _tell_ended(results, [0])
-        if any(not m.decode().startswith(_WATCH) for m in results[0]):
-            told += 1    # a session that had something to tell
+        looked += len(due)
+        sids = [sid.decode() for sid in due]
+        refs = [session_ref(sid) for sid in sids]
+        taken = _SWEEP([WATCHED, *(PREFIX + sid for sid in sids), *(TIES + ref for ref in refs),
+                        *(ENDED + ref for ref in refs)],
+                       [now, ENDED_SECONDS, RECHECK_SECONDS, *sids], client=client)
+        _tell_ended(taken, range(len(taken)))
+        told += sum(1 for ties in taken if any(not t.decode().startswith(_WATCH) for t in ties))
     return told
+
+
+def fill_watched_once(client: redis.Redis) -> int:
+    """Enter in WATCHED the watched sessions it does not hold (those watched before the upgrade
+    that brought it), each at the deadline its key has (now, if it has gone); once: a marker
+    (WATCHED_FILLED) says it was done, and a sweep that finds another filling goes on without.
+    Return how many were entered. Costs one look through the keyspace (SCAN), once."""
+    if client.exists(WATCHED_FILLED) or not client.set(WATCHED_FILLING, 1, nx=True, ex=3600):
+        return 0
+    try:
+        entered, keys = 0, []
+        for key in client.scan_iter(match=TIES + "*", count=FILL_BATCH):
+            keys.append(key)
+            if len(keys) >= FILL_BATCH:
+                entered += _fill(client, keys)
+                keys = []
+        entered += _fill(client, keys)
+        client.set(WATCHED_FILLED, 1)
+        return entered
+    finally:
+        client.delete(WATCHED_FILLING)
+
+
+def _fill(client: redis.Redis, keys: list[bytes]) -> int:
+    if not keys:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.smembers(key)
+    sids = [m.decode()[len(_WATCH):] for members in pipe.execute() for m in members
+            if m.decode().startswith(_WATCH)]
+    if not sids:
+        return 0
+    for sid in sids:
+        pipe.pttl(PREFIX + sid)
+    now = time.time()
+    # NX: an entry the hot path made meanwhile is newer. A deadline read just before a request
+    # slid it is early, which costs the sweep a look, not an ending.
+    return client.zadd(WATCHED, {sid: now + (left / 1000 if left >= 0 else 0)
+                                 for sid, left in zip(sids, pipe.execute())}, nx=True)
 
 
 def take_ties(client: redis.Redis, person_id: int, wanted: Callable[[str], bool]) -> list[str]:
@@ -280,7 +374,8 @@ class RedisSessionInterface(SessionInterface):
             visitor = self._unsign(app, cookie, visitor=True)
             return self._unstored(app, visitor or _new_sid(), carried=visitor is not None)
         try:
-            raw = _OPEN([PREFIX + sid], [self._idle_seconds(app)], client=self._client(app))
+            raw = _OPEN([PREFIX + sid, WATCHED], [self._idle_seconds(app), time.time(), sid],
+                        client=self._client(app))
             if raw is None:
                 # Timed out idle, or ended: a session with nothing in it, under the same id.
                 return self._unstored(app, sid)
@@ -369,17 +464,18 @@ class RedisSessionInterface(SessionInterface):
 
         pipe = client.pipeline()
         ended = []
+        idle = self._idle_seconds(app, session)
         if session.replaces:
             if session.loaded_user_id and session.get("_user_id") == session.loaded_user_id:
                 # The same person signing in again: what the old session started goes on.
-                _queue_carry(pipe, session.replaces, session.sid, self._max_seconds(app, session))
+                _queue_carry(pipe, session.replaces, session.sid, self._max_seconds(app, session),
+                             idle)
                 _queue_end(pipe, session.replaces, session.loaded_user_id, with_ties=False)
             else:
                 ended.append(self._delete(app, session.replaces,
                                           {"_user_id": session.loaded_user_id}, pipe))
             session.replaces = None
 
-        idle = self._idle_seconds(app, session)
         index_size = None
         if session.new or session.modified:
             data = dict(session)
@@ -389,6 +485,8 @@ class RedisSessionInterface(SessionInterface):
             # stay ended, not be written back by the request's own save.
             pipe.set(PREFIX + session.sid, self.serializer.dumps(data), ex=idle,
                      xx=not session.new)
+            if not session.new:   # its deadline, if watched (a new id is not, unless carried)
+                pipe.zadd(WATCHED, {session.sid: time.time() + idle}, xx=True)
             if data.get("_user_id"):
                 key = PERSON_INDEX + str(data["_user_id"])
                 pipe.sadd(key, session.sid)
@@ -413,8 +511,11 @@ class RedisSessionInterface(SessionInterface):
                 _PRUNE([index_size[0]], [PREFIX], client=client)
             self._set_cookie(app, session, response)
         elif idle != session.touched_idle:
-            # Sliding idle time-out: reading the session (GETEX) touched it with the default.
-            client.expire(PREFIX + session.sid, idle)
+            # Sliding idle time-out: reading the session (_OPEN) touched it with another.
+            pipe = client.pipeline(transaction=False)
+            pipe.expire(PREFIX + session.sid, idle)
+            pipe.zadd(WATCHED, {session.sid: time.time() + idle}, xx=True)
+            pipe.execute()
         response.vary.add("Cookie")
 
     def _set_cookie(self, app: Flask, session: RedisSession, response: Response, *,
@@ -454,7 +555,8 @@ def require_session_store() -> None:
 
 def _queue_end(pipe, sid: str, person_id, *, with_ties: bool = True) -> int:
     """Add to `pipe` what ends one stored session: its data, its place in the person's index,
-    and its ties (taken: return where they will be in the pipeline's results, for _tell_ended)."""
+    and its ties (taken: return where they will be in the pipeline's results, for _tell_ended),
+    with its place in WATCHED: the sweep has nothing left to tell of it."""
     pipe.delete(PREFIX + sid)
     if person_id:
         pipe.srem(PERSON_INDEX + str(person_id), sid)
@@ -465,18 +567,22 @@ def _queue_end(pipe, sid: str, person_id, *, with_ties: bool = True) -> int:
     at = len(pipe) - 1
     pipe.delete(TIES + ref)
     pipe.set(ENDED + ref, 1, ex=ENDED_SECONDS)
+    pipe.zrem(WATCHED, sid)
     return at
 
 
-def _queue_carry(pipe, old_sid: str, new_sid: str, seconds: int) -> None:
-    """Add to `pipe` what moves a session's ties to the session that replaces it. The old one is
-    marked ended all the same: a tie made to it later would have no session left to take it."""
+def _queue_carry(pipe, old_sid: str, new_sid: str, seconds: int, idle: int) -> None:
+    """Add to `pipe` what moves a session's ties to the session that replaces it (`idle`: the new
+    one's idle time-out). The old one is marked ended all the same: a tie made to it later would
+    have no session left to take it."""
     old, new = TIES + session_ref(old_sid), TIES + session_ref(new_sid)
     pipe.sunionstore(new, [new, old])
     pipe.delete(old)
-    # The watch goes with them: the new session is the one to look for now.
+    # The watch goes with them: the new session is the one to look for now. The old one's entry
+    # in WATCHED stays until its deadline: the sweep then claims it, with no ties left to tell.
     pipe.srem(new, _WATCH + old_sid)
     pipe.sadd(new, _WATCH + new_sid)
+    pipe.zadd(WATCHED, {new_sid: time.time() + idle})
     pipe.expire(new, max(int(seconds), 1))
     # Its mark names the session that goes on: a code the old one got just before is still the
     # same person's, signed in (portal.sso.oidc.store follows the mark).
@@ -542,6 +648,7 @@ def end_sessions_where(client: redis.Redis, person_id: int,
         pipe.smembers(TIES + session_ref(sid))
         pipe.delete(TIES + session_ref(sid))
         pipe.set(ENDED + session_ref(sid), 1, ex=ENDED_SECONDS)
+    pipe.zrem(WATCHED, *doomed, *stale)
     results = pipe.execute()
     _tell_ended(results, places)
     return sum(1 for n in results[:len(doomed)] if n)

@@ -64,6 +64,18 @@ def let_time_pass(redis_client, pattern: str, seconds: float) -> None:
             redis_client.delete(key)
 
 
+def let_sessions_idle(redis_client, seconds: float, sids=None) -> None:
+    """As if the sessions (those with these ids; all, without) were left alone for `seconds`:
+    their keys lose that much time on Redis's clock (let_time_pass), and the idle deadlines the
+    sweep reads (portal.sessions.WATCHED, kept by the servers' clocks) come that much nearer."""
+    from portal.sessions import PREFIX, WATCHED
+    for pattern in [PREFIX + "*"] if sids is None else [PREFIX + sid for sid in sids]:
+        let_time_pass(redis_client, pattern, seconds)
+    for member, deadline in redis_client.zrange(WATCHED, 0, -1, withscores=True):
+        if sids is None or member.decode() in sids:
+            redis_client.zadd(WATCHED, {member: deadline - seconds}, xx=True)
+
+
 @dataclass
 class World:
     school: object

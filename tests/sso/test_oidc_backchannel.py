@@ -21,13 +21,14 @@ with warnings.catch_warnings():   # Authlib's own (older) JOSE code: not joserfc
 
 from portal.db import db
 from portal.sso.oidc.backchannel import EVENT, wait_for_deliveries
-from tests.badges.conftest import new_client
+from tests.badges.conftest import let_sessions_idle, new_client
 from tests.conftest import AuthActions, csrf_token
 from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
     PASSWORD, REDIRECT, exchange, get_code, oidc_world, register_oidc_app,
 )
 
 ISSUER = "http://localhost"   # the Flask test client's address
+IDLE = 60 * 60                # the tests' idle time-out (tests/conftest.py)
 
 
 class AppEndpoint:
@@ -123,11 +124,14 @@ def logout_tokens(client, endpoint) -> list[tuple[dict, dict]]:
     return tokens
 
 
-def test_signing_out_sends_the_app_a_signed_logout_token(client, auth, listening_app, endpoint):
+def test_signing_out_sends_the_app_a_signed_logout_token(client, auth, redis_client, listening_app,
+                                                         endpoint):
+    from portal.sessions import WATCHED
     auth.login()
     id_token = launch(client, listening_app)
-    assert id_token["sid"] and endpoint.posts == []
+    assert id_token["sid"] and endpoint.posts == [] and redis_client.zcard(WATCHED) == 1
     auth.logout()
+    assert redis_client.zcard(WATCHED) == 0       # nothing left for the sweep to tell
     [(claims, header)] = logout_tokens(client, endpoint)
     assert header["typ"] == "logout+jwt" and header["alg"] == "RS256" and header["kid"]
     assert claims["iss"] == id_token["iss"] == ISSUER and claims["aud"] == listening_app.client_id
@@ -177,6 +181,7 @@ def test_every_way_a_session_ends_tells_the_app(client, auth, app, roster, redis
     from portal.admin.holds import place_hold
     from portal.auth.services import set_password
     from portal.models import Role
+    from portal.sessions import WATCHED
     from portal.teacher.bell import sign_out_class
 
     auth.login()
@@ -194,6 +199,7 @@ def test_every_way_a_session_ends_tells_the_app(client, auth, app, roster, redis
     [(claims, _)] = logout_tokens(client, endpoint)
     assert claims["sid"] == id_token["sid"]
     assert client.get("/").status_code == 302     # and the portal session is over too
+    assert redis_client.zcard(WATCHED) == 0       # nothing left for the sweep to tell
 
 
 def test_a_session_that_timed_out_is_told_when_the_persons_sessions_end(client, auth, redis_client,
@@ -404,13 +410,12 @@ def test_a_code_from_before_the_same_student_signed_in_again_still_works_for_an_
 
 def test_a_session_that_timed_out_idle_is_told_by_the_sweep(client, auth, runner, redis_client,
                                                             listening_app, endpoint):
-    from portal.sessions import PREFIX
     auth.login()
     id_token = launch(client, listening_app)
     assert "1 session" not in runner.invoke(args=["sessions", "sweep"]).output   # alive: untouched
     assert endpoint.posts == []
-    for key in redis_client.scan_iter(PREFIX + "*"):
-        redis_client.delete(key)                  # the idle time-out: nobody was told
+    let_sessions_idle(redis_client, IDLE)         # the idle time-out: nobody was told
+    assert wait_for_deliveries(10) and endpoint.posts == []
     result = runner.invoke(args=["sessions", "sweep"])
     assert result.exit_code == 0 and "1 session had timed out: their apps were told" in result.output
     [(claims, _)] = logout_tokens(client, endpoint)
@@ -421,13 +426,13 @@ def test_a_session_that_timed_out_idle_is_told_by_the_sweep(client, auth, runner
 
 def test_the_sweep_counts_only_sessions_that_had_something_to_tell(client, auth, runner, redis_client,
                                                                     listening_app, endpoint):
-    from portal.sessions import PREFIX
+    from portal.sessions import WATCHED
     auth.login()
     get_code(client, listening_app)               # watched, but no app was signed in
     sign_in_again(client)
-    for key in redis_client.scan_iter(PREFIX + "*"):
-        redis_client.delete(key)
+    let_sessions_idle(redis_client, IDLE)
     assert "0 sessions had timed out" in runner.invoke(args=["sessions", "sweep"]).output
+    assert redis_client.zcard(WATCHED) == 0       # looked at, and let go
 
 
 def test_the_sweep_follows_a_session_carried_to_a_new_id(client, auth, runner, listening_app, endpoint):

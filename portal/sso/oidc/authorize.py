@@ -302,8 +302,9 @@ def authorize():
                                session_ref=session_ref(session.sid) if session.sid else None)
         if session.sid and client.settings.get("backchannel_logout_uri"):
             # The app will hear of the session's end: even of an idle time-out, via the sweep.
-            watch_session(_redis(), session.sid,
-                          seconds=current_app.config["SETTINGS"].session_max_hours * 3600)
+            settings = current_app.config["SETTINGS"]
+            watch_session(_redis(), session.sid, seconds=settings.session_max_hours * 3600,
+                          idle=session.touched_idle or settings.session_idle_minutes * 60)
         return to_redirect_uri(server.handle_response(*grant.create_authorization_response(
             grant.redirect_uri, person)), grant.redirect_uri, client.app.name)
     except OAuth2Error as error:
