@@ -15,8 +15,7 @@ from sqlalchemy.orm import Session, defer
 
 from portal.models import App, AppOptOut, Enrollment, Grant, Person, PersonSchool, School, Section
 from portal.models.roster import at_school
-from portal.name_order import by_word
-from portal.names import family_initial
+from portal.names import by_word, family_initial
 
 # The catalogue of fields a district can release to an app, with a plain description for admins.
 FIELDS: dict[str, str] = {

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.models import App, AppKind, AppOptOut, Person
-from portal.name_order import by_name
+from portal.names import by_name
 
 
 def is_opted_out(db: Session, person: Person, app: App) -> bool:

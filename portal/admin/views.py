@@ -24,7 +24,7 @@ from portal.errors import as_sentence
 from portal.local_time import local
 from portal.models import App, District, Person, Role, School
 from portal.roster.parse import GRADES
-from portal.name_order import by_word
+from portal.names import by_word
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

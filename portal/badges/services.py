@@ -28,7 +28,7 @@ from portal.errors import PortalError
 from portal.models import (
     Badge, BadgeKind, Enrollment, Person, PersonSchool, Role, School, Section,
 )
-from portal.name_order import by_name
+from portal.names import by_name
 
 
 

@@ -47,7 +47,7 @@ from portal.badges.services import (
 )
 from portal.badges.token import looks_like_badge, mint_token
 from portal.models import Person, Section
-from portal.names import family_initial, tidy
+from portal.names import WRITTEN_BEFORE, family_initial, tidy
 
 log = logging.getLogger(__name__)
 
@@ -432,7 +432,7 @@ def _less_one_letter(text: str) -> str:
         if not end:
             break
         last = text[end - 1]
-        if not (unicodedata.combining(last) == 9 or last in _JOINERS or ord(last) in _WRITTEN_BEFORE):
+        if not (unicodedata.combining(last) == 9 or last in _JOINERS or ord(last) in WRITTEN_BEFORE):
             break
     return text[:end]
 

@@ -21,7 +21,7 @@ from portal.models import (
     Badge, BadgeFactor, BadgeKind, Enrollment, Event, FactorKind, KioskDevice, Person, PersonSchool,
     Role, School, Section,
 )
-from portal.name_order import by_name, by_word
+from portal.names import by_name, by_word
 
 REUSE_KIND = "badge_voided_reuse"
 REUSE_DAYS = 30  # how far back the teacher pages and /badges/reuse look for voided-badge scans

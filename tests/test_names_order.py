@@ -1,6 +1,6 @@
-"""Lists in the order a teacher or a child expects: by name as a dictionary orders it, not by the
-bytes (which put every accented or lower-case name after "Z", on SQLite and on PostgreSQL under
-the C collation)."""
+"""Lists in the order a teacher or a child expects (portal.names): by name as a dictionary orders
+it, not by the bytes (which put every accented or lower-case name after "Z", on SQLite and on
+PostgreSQL under the C collation)."""
 from __future__ import annotations
 
 import unicodedata
@@ -10,7 +10,7 @@ from portal.access import apps_for
 from portal.admin.services import add_link_app, grant_app
 from portal.db import db
 from portal.models import Enrollment, Role, Section
-from portal.name_order import by_name, folded
+from portal.names import by_name, folded
 from portal.teacher.classes import class_rows, classes_for
 
 # (given, family) in the order a class list should show them; one "Ñúñez" typed composed, the
