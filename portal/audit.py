@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Iterable
 
 from sqlalchemy import delete
 
@@ -22,25 +23,36 @@ def actor_name(actor: Person | None) -> str | None:
     return f"{actor.display_name} ({actor.username})" if actor is not None else None
 
 
-def record(kind: str, *, person: Person | None = None, actor: Person | None = None,
-           app: App | None = None, data: dict | None = None, commit: bool = True) -> None:
-    """Record one event about a person (who, what, which app, when)."""
+def _checked(data: dict | None) -> dict:
     data = dict(data or {})
     leaked = _FORBIDDEN.intersection(k.lower() for k in data)
     if leaked:
         raise ValueError(f"audit data may not carry {sorted(leaked)}")
-    # A plain INSERT on the session's connection, in its transaction: neither the ORM's unit of
-    # work nor its execute path (events, ORM compile), which cost more than the INSERT itself.
-    db.session.connection().execute(_INSERT, {
-        "at": datetime.now(timezone.utc), "kind": kind,
-        "person_id": person.id if person else None,
-        "actor_id": actor.id if actor else None,
-        "actor_name": actor_name(actor),
-        "app_id": app.id if app else None,
-        "data": data,
-    })
+    return data
+
+
+def record(kind: str, *, person: Person | None = None, actor: Person | None = None,
+           app: App | None = None, data: dict | None = None, commit: bool = True) -> None:
+    """Record one event about a person (who, what, which app, when)."""
+    record_many(kind, [(person.id if person else None, data)], actor=actor, app=app, commit=commit)
+
+
+def record_many(kind: str, about: Iterable[tuple[int | None, dict | None]], *, actor: Person | None = None,
+                app: App | None = None, commit: bool = True) -> int:
+    """Record one event of `kind` by `actor` for each (person id, data) of `about`, as record()
+    does, in one INSERT of all the rows (an executemany): the work on a whole class or school
+    (voiding its badges) writes one statement, not one a badge. Each data is checked as record()
+    checks it, every one before anything is written. Returns how many were recorded."""
+    at, by, name = datetime.now(timezone.utc), actor.id if actor else None, actor_name(actor)
+    rows = [{"at": at, "kind": kind, "person_id": person_id, "actor_id": by, "actor_name": name,
+             "app_id": app.id if app else None, "data": _checked(data)} for person_id, data in about]
+    if rows:
+        # A plain INSERT on the session's connection, in its transaction: neither the ORM's unit
+        # of work nor its execute path (events, ORM compile), which cost more than the INSERT.
+        db.session.connection().execute(_INSERT, rows)
     if commit:
         db.session.commit()
+    return len(rows)
 
 
 def grant_scope(grant) -> dict:
