@@ -110,6 +110,20 @@ def managed_students(actor: Person):
     return select(Person.id).where(Person.id.is_(None))
 
 
+def manages_student(actor: Person, person_id):
+    """SQL: the student `person_id` (a column of the rows sought) is one `actor` may manage, as
+    managed_students lists them. For rows that are few beside the students (the scans of voided
+    badges: portal.teacher.classes.recent_reuse), so the database starts from those rows: a
+    district admin's is a check of each row (EXISTS), not the list of every student of the
+    district, which SQLite would read first and then seek the rows of each student by one."""
+    if actor.role is Role.district_admin and actor.district_id is not None:
+        student = aliased(Person)
+        return (exists().where(PersonSchool.person_id == person_id, School.id == PersonSchool.school_id,
+                               School.district_id == actor.district_id)
+                & exists().where(student.id == person_id, student.role == Role.student))
+    return person_id.in_(managed_students(actor))
+
+
 def _taught(actor: Person, *columns):
     """A query of `columns` (of the students' Enrollment and of Section) over the classes a
     teacher teaches and their students, both at the class's school."""

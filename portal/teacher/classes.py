@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.badges.permissions import (
-    TEACHING_ROLES, at_school, managed_students, may_manage_school, taught_where,
+    TEACHING_ROLES, at_school, manages_student, may_manage_school, taught_where,
 )
 from portal.badges.policy import EffectivePolicy, policy_for
 from portal.models import (
@@ -156,7 +156,7 @@ def recent_reuse(db: Session, actor: Person, since: datetime,
     only, when given), newest first."""
     query = (select(Event, Person).join(Person, Person.id == Event.person_id)
              .where(Event.kind == REUSE_KIND, Event.at >= since,
-                    Event.person_id.in_(managed_students(actor))))
+                    manages_student(actor, Event.person_id)))
     if person_ids is not None:
         query = query.where(Event.person_id.in_(list(person_ids)))
     rows = list(db.execute(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)))
