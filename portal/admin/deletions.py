@@ -10,11 +10,12 @@ one identifier a request keeps after the roster drops the student.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from portal import audit
 from portal.access import FIELDS, IDENTIFYING, identifier_hash, pairwise_subject
@@ -24,6 +25,8 @@ from portal.audit import RELEASE_KINDS
 from portal.local_time import local
 from portal.models import App, AppKind, DeletionRequest, Event, Person
 MAX_NOTE = 500
+# Requests a page shows (/admin/deletions, and an app's page), newest first; "Older requests" goes on.
+PAGE_SIZE = 100
 # The identifying fields in the words of the letter's notes ("an earlier ...", "the ... you received").
 WORDS = {"username": "portal username", "email": "email address", "student_number": "student number"}
 
@@ -117,9 +120,8 @@ def find_request(db: Session, district_id: int | None, request_id: int) -> Delet
                                                    DeletionRequest.district_id == district_id))
 
 
-def requests_of(db: Session, district_id: int | None, *, person: Person | None = None,
-                app: App | None = None, open_only: bool = False, limit: int = 500) -> list[DeletionRequest]:
-    """The district's requests, open ones first, newest first."""
+def _of_district(district_id: int | None, *, person: Person | None = None, app: App | None = None,
+                 open_only: bool = False):
     query = select(DeletionRequest).where(DeletionRequest.district_id == district_id)
     if person is not None:
         query = query.where(DeletionRequest.person_id == person.id)
@@ -127,8 +129,43 @@ def requests_of(db: Session, district_id: int | None, *, person: Person | None =
         query = query.where(DeletionRequest.app_id == app.id)
     if open_only:
         query = query.where(DeletionRequest.done_at.is_(None))
+    return query
+
+
+# The person and the app each request names, read with it (lists show the person's name, and the
+# letter the app's settings): not one statement per request.
+_WITH_NAMES = (joinedload(DeletionRequest.person), joinedload(DeletionRequest.app))
+
+
+def requests_of(db: Session, district_id: int | None, *, person: Person | None = None,
+                app: App | None = None, open_only: bool = False, limit: int = 500) -> list[DeletionRequest]:
+    """The district's requests, open ones first, newest first."""
+    query = _of_district(district_id, person=person, app=app, open_only=open_only)
     return list(db.scalars(query.order_by(DeletionRequest.done_at.is_not(None), DeletionRequest.asked_at.desc(),
                                           DeletionRequest.id.desc()).limit(limit)))
+
+
+@dataclass(frozen=True)
+class RequestPage:
+    requests: list[DeletionRequest]     # newest first, at most PAGE_SIZE
+    more: bool                          # older ones follow (ask again with before=the last one)
+    waiting: int                        # how many of all (of the app's, when given) are open
+
+
+def requests_page(db: Session, district_id: int | None, *, app: App | None = None, open_only: bool = False,
+                  before: DeletionRequest | None = None, size: int = PAGE_SIZE) -> RequestPage:
+    """A page of the district's requests (of `app`, open ones only), newest first by (asked_at,
+    id): those older than `before`, or the newest. Each with its person and app, and how many are
+    open (the page says so and links to them, wherever in the list they are)."""
+    query = _of_district(district_id, app=app, open_only=open_only)
+    if before is not None:
+        query = query.where(or_(DeletionRequest.asked_at < before.asked_at,
+                                and_(DeletionRequest.asked_at == before.asked_at, DeletionRequest.id < before.id)))
+    found = list(db.scalars(query.options(*_WITH_NAMES)
+                            .order_by(DeletionRequest.asked_at.desc(), DeletionRequest.id.desc()).limit(size + 1)))
+    waiting = db.scalar(_of_district(district_id, app=app, open_only=True)
+                        .with_only_columns(func.count()).order_by(None))
+    return RequestPage(found[:size], len(found) > size, waiting or 0)
 
 
 def _received_ids(db: Session, person: Person, app: App) -> tuple[dict[str, set[str]], set[str]]:

@@ -61,7 +61,7 @@ def app(slug: str):
     releases = releases_to_app(db.session, current_user.district_id, found)
     schools = by_word(db.session.scalars(select(School).where(School.district_id == current_user.district_id)))
     grades = list(dict.fromkeys(GRADES.values()))  # the roster's order: IT, PR, PK, TK, KG, 01 ...
-    asked = deletions.requests_of(db.session, current_user.district_id, app=found)
+    asked = deletions.requests_page(db.session, current_user.district_id, app=found)
     opted_out = optouts.opted_out_people(db.session, current_user.district_id, found)
     grants = grants_of_district(db.session, found.grants, current_user.district_id)
     return (render_template("admin/app.html", app=found, grants=grants, releases=releases, fields=FIELDS,
@@ -243,14 +243,21 @@ def ask_deletion(person_id: int):
 @bp.get("/deletions")
 @role_required(Role.district_admin)
 def deletion_list():
-    """The district's deletion requests, those waiting for the vendor first."""
-    found = deletions.requests_of(db.session, current_user.district_id)
-    return (render_template("admin/deletions.html", requests=found),
+    """The district's deletion requests (to one app, with ?app=; those waiting for the vendor
+    only, with ?open=1), newest first, a page at a time: ?before=ID the page after request ID."""
+    to_app = _app(request.args["app"]) if "app" in request.args else None
+    open_only = request.args.get("open") == "1"
+    before = _request(request.args.get("before", -1, type=int)) if "before" in request.args else None
+    page = deletions.requests_page(db.session, current_user.district_id, app=to_app, open_only=open_only,
+                                   before=before)
+    return (render_template("admin/deletions.html", page=page, to_app=to_app, open_only=open_only,
+                            before=before),
             200, {"Cache-Control": "no-store"})
 
 
 def _request(request_id: int):
-    found = deletions.find_request(db.session, current_user.district_id, request_id)
+    found = (deletions.find_request(db.session, current_user.district_id, request_id)
+             if 0 < request_id < 2**63 else None)
     if found is None:
         abort(404)
     return found
