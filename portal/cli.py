@@ -523,13 +523,15 @@ def deletions_cli():
     """Asking apps to delete what they received about a student."""
 
 
-def _echo_request(r) -> None:
+def _echo_request(r, ids_read=None) -> None:
+    """The request, and how its vendor finds the student (of `ids_read`: what
+    deletions.received_ids read for a list of requests, this one's among them)."""
     from portal.admin.deletions import identifiers
     from portal.db import db
     state = "waiting for the vendor" if r.is_open else f"deleted, confirmed {local(r.done_at):%Y-%m-%d}"
     click.echo(f"request {r.id}\t{r.app_name}\tasked {local(r.asked_at):%Y-%m-%d}\t{state}")
     key = current_app.config["SETTINGS"].pairwise_key
-    for label, value, note in identifiers(db.session, r, pairwise_key=key):
+    for label, value, note in identifiers(db.session, r, pairwise_key=key, ids_read=ids_read):
         click.echo(f"  {label}: {value} ({note})" if value and note else f"  {label}: {value or note}")
     click.echo(f"  received: {', '.join(r.fields) or 'only the subject'} "
                f"({local(r.first_at):%Y-%m-%d} to {local(r.last_at):%Y-%m-%d})")
@@ -559,15 +561,17 @@ def deletions_list(open_only):
     """List deletion requests, those waiting for the vendor first."""
     from portal.admin import deletions
     from portal.db import db
-    from portal.models import District
-    # And those whose district the roster has removed since (district None).
-    districts = [*db.session.scalars(select(District.id).order_by(District.id)), None]
-    found = [r for district_id in districts
-             for r in deletions.requests_of(db.session, district_id, open_only=open_only, limit=100_000)]
-    if not found:
+    # Every one (and those whose district the roster has removed since), read and printed a batch
+    # at a time: each batch's people and apps with it, and their release records in one statement.
+    listed = False
+    for batch in deletions.every_request(db.session, open_only=open_only):
+        ids_read = deletions.received_ids(db.session, {pair for r in batch
+                                                      if (pair := deletions.wants_received(r)) is not None})
+        for r in batch:
+            _echo_request(r, ids_read)
+        listed = True
+    if not listed:
         click.echo("no deletion requests" + (" waiting" if open_only else ""))
-    for r in found:
-        _echo_request(r)
 
 
 @deletions_cli.command("done")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Iterable, Iterator
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +28,9 @@ from portal.models import App, AppKind, DeletionRequest, Event, Person
 MAX_NOTE = 500
 # Requests a page shows (/admin/deletions, and an app's page), newest first; "Older requests" goes on.
 PAGE_SIZE = 100
+# Requests `portal deletions list` reads at a time, and the release records of as many (person,
+# app) pairs it reads in one statement.
+BATCH = 500
 # The identifying fields in the words of the letter's notes ("an earlier ...", "the ... you received").
 WORDS = {"username": "portal username", "email": "email address", "student_number": "student number"}
 
@@ -168,33 +172,69 @@ def requests_page(db: Session, district_id: int | None, *, app: App | None = Non
     return RequestPage(found[:size], len(found) > size, waiting or 0)
 
 
-def _received_ids(db: Session, person: Person, app: App) -> tuple[dict[str, set[str]], set[str]]:
-    """What `app`'s release records about `person` say of its identifying values: for each field,
-    the keyed hashes of the values it received; and the fields some record released without
-    saying which value (records made before the portal kept the hashes). A few rows: the
-    distinct field lists and values of the app's records, not each launch."""
-    seen: dict[str, set[str]] = {name: set() for name in IDENTIFYING}
-    unknown: set[str] = set()
-    rows = db.execute(select(Event.data["fields"].as_string(), Event.data["ids"].as_string())
-                      .where(Event.kind.in_(RELEASE_KINDS), Event.person_id == person.id,
-                             Event.app_id == app.id).distinct())
-    for fields_text, ids_text in rows:
-        try:
-            ids = json.loads(ids_text) if isinstance(ids_text, str) else None
-        except ValueError:
-            ids = None
-        ids, fields = ids if isinstance(ids, dict) else {}, _field_list(fields_text)
-        for name in IDENTIFYING:
-            if name not in fields:
-                continue
-            if isinstance(ids.get(name), str):
-                seen[name].add(ids[name])
-            else:
-                unknown.add(name)
-    return seen, unknown
+def every_request(db: Session, *, open_only: bool = False) -> Iterator[list[DeletionRequest]]:
+    """Every request, by district (by id, then those whose district the roster removed), open
+    ones first, newest first: BATCH at a time, each with its person and app."""
+    query = select(DeletionRequest).options(*_WITH_NAMES)
+    if open_only:
+        query = query.where(DeletionRequest.done_at.is_(None))
+    query = query.order_by(DeletionRequest.district_id.is_(None), DeletionRequest.district_id,
+                           DeletionRequest.done_at.is_not(None), DeletionRequest.asked_at.desc(),
+                           DeletionRequest.id.desc())
+    yield from db.scalars(query.execution_options(yield_per=BATCH)).partitions()
 
 
-def identifiers(db: Session, request: DeletionRequest, *, pairwise_key: str) -> list[tuple[str, str, str]]:
+Received = tuple[dict[str, set[str]], set[str]]
+
+
+def received_ids(db: Session, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Received]:
+    """For each (person id, app id) pair, what the app's release records about the person say of
+    its identifying values: for each field, the keyed hashes of the values it received; and the
+    fields some record released without saying which value (records made before the portal kept
+    the hashes). A few rows a pair: the distinct field lists and values of its records, not each
+    launch; one statement for up to BATCH people."""
+    wanted = set(pairs)
+    found: dict[tuple[int, int], Received] = {
+        pair: ({name: set() for name in IDENTIFYING}, set()) for pair in wanted}
+    people = sorted({person_id for person_id, _ in wanted})
+    apps = sorted({app_id for _, app_id in wanted})
+    for start in range(0, len(people), BATCH):
+        rows = db.execute(select(Event.person_id, Event.app_id, Event.data["fields"].as_string(),
+                                 Event.data["ids"].as_string())
+                          .where(Event.kind.in_(RELEASE_KINDS), Event.person_id.in_(people[start:start + BATCH]),
+                                 Event.app_id.in_(apps)).distinct())
+        for person_id, app_id, fields_text, ids_text in rows:
+            if (person_id, app_id) in found:
+                _note_received(found[(person_id, app_id)], fields_text, ids_text)
+    return found
+
+
+def _note_received(into: Received, fields_text, ids_text) -> None:
+    seen, unknown = into
+    try:
+        ids = json.loads(ids_text) if isinstance(ids_text, str) else None
+    except ValueError:
+        ids = None
+    ids, fields = ids if isinstance(ids, dict) else {}, _field_list(fields_text)
+    for name in IDENTIFYING:
+        if name not in fields:
+            continue
+        if isinstance(ids.get(name), str):
+            seen[name].add(ids[name])
+        else:
+            unknown.add(name)
+
+
+def wants_received(request: DeletionRequest) -> tuple[int, int] | None:
+    """The (person id, app id) whose release records identifiers() reads for this request, or
+    None when it reads none (the person or the app is gone, or no identifying field went)."""
+    if request.person is None or request.app is None or not any(name in request.fields for name in IDENTIFYING):
+        return None
+    return request.person.id, request.app.id
+
+
+def identifiers(db: Session, request: DeletionRequest, *, pairwise_key: str,
+                ids_read: dict[tuple[int, int], Received] | None = None) -> list[tuple[str, str, str]]:
     """How the vendor finds the student, as (what, value, a note in words): the subject always;
     each identifying field the app received (and the SAML NameID among them), while the roster
     still holds the student (the request keeps no name, username or email of its own).
@@ -202,7 +242,10 @@ def identifiers(db: Session, request: DeletionRequest, *, pairwise_key: str) -> 
     The roster may have changed such a value since: one the app was never sent is not given to
     it here. The value now is shown when its keyed hash is among those the app's release records
     kept; else the note says it changed and the subject identifies the student. Records made
-    before the hashes were kept cannot tell: then the value now is shown, and said to be now's."""
+    before the hashes were kept cannot tell: then the value now is shown, and said to be now's.
+
+    `ids_read`: what received_ids() read for many requests (a list's), this one's among them;
+    else it is read here."""
     found = [("subject (the id the portal sent this app, different for every app)", request.subject, "")]
     person, app = request.person, request.app
     if person is None:
@@ -210,7 +253,11 @@ def identifiers(db: Session, request: DeletionRequest, *, pairwise_key: str) -> 
     wanted = [name for name in IDENTIFYING if name in request.fields]
     if not wanted:
         return found
-    seen, unknown = _received_ids(db, person, app) if app is not None else ({}, set())
+    if app is None:
+        seen, unknown = {}, set()
+    else:
+        pair = (person.id, app.id)
+        seen, unknown = (ids_read if ids_read is not None and pair in ids_read else received_ids(db, [pair]))[pair]
     shown = {"username": person.username, "email": person.email or "",
              "student_number": person.student_number or ""}
     nameid = (app.settings or {}).get("nameid", "subject") if app is not None and app.kind == AppKind.saml else ""

@@ -1,5 +1,7 @@
 """Deletion requests by the hundred: the list page and an app's page read each request's person and
-app with it (not one statement each), a page at a time with "Older requests" to the end."""
+app with it (not one statement each), a page at a time with "Older requests" to the end; and
+`portal deletions list` reads every request and the release records behind its letter in a few
+statements, whatever their number."""
 from __future__ import annotations
 
 import re
@@ -9,6 +11,7 @@ import pytest
 
 from portal.admin import deletions
 from portal.models import DeletionRequest, Event
+from tests.admin.helpers import cli
 from tests.admin.test_shared_pages import _client, _text, shared  # noqa: F401  (the fixture)
 from tests.statements import statements
 
@@ -60,6 +63,35 @@ def test_a_list_of_requests_reads_as_many_statements_for_5_or_50(app, roster, sh
         assert all(f"Kid{i:03d} Many" in text for i in range(first + n)), text
         counts.append(count)
     assert counts[0] == counts[1], counts          # was 5 + 5 and 5 + 50 (one per person)
+
+
+def test_the_command_line_lists_5_or_50_requests_in_as_many_statements(app, roster, shared, runner):
+    from portal.db import db
+    counts, outs = [], []
+    for n, first in ((5, 0), (45, 5)):
+        _students_asked(app, roster, shared, n, first=first)
+        with statements(db.engine) as found:
+            out = cli(runner, "deletions", "list")
+        counts.append(len(found))
+        outs.append(out)
+    assert counts[0] == counts[1], counts          # was 2 + 2 per request
+    # Every request, and each letter's username shown as received: the hashes were read for it.
+    for i in range(50):
+        assert f"portal username: kid{i:03d}\n" in outs[1], outs[1]
+    assert len(re.findall(r"^request \d+\t", outs[1], re.M)) == 50
+    # Open ones first, newest first, as before.
+    listed = [int(x) for x in re.findall(r"^request (\d+)\t", outs[1], re.M)]
+    with app.app_context():
+        rows = {r.id: r for r in db.session.query(DeletionRequest)}
+    keys = [(rows[i].done_at is not None, -rows[i].asked_at.timestamp(), -i) for i in listed]
+    assert keys == sorted(keys)
+    # The same letter as the request's own page reads alone.
+    key = app.config["SETTINGS"].pairwise_key
+    with app.app_context():
+        for request_id in (listed[0], listed[-1]):
+            one = db.session.get(DeletionRequest, request_id)
+            for label, value, note in deletions.identifiers(db.session, one, pairwise_key=key):
+                assert f"  {label}: {value or note}" in outs[1]
 
 
 def _walk(client, path) -> tuple[list[int], list[str]]:
