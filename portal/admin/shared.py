@@ -9,9 +9,11 @@ answer to a family's "what do you share about my child?").
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import redis
 from sqlalchemy import and_, case, func, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
@@ -23,6 +25,7 @@ from portal.models import App, Event, Grant, KioskDevice, Person, School, Sectio
 from portal.models.roster import typeable_username
 
 LAUNCH = "launch"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,64 @@ def use_since(db: Session, district_id: int | None, since: datetime) -> dict[int
                Person.district_id == district_id)
         .group_by(Event.app_id))
     return {app_id: AppUse(launches, people, last) for app_id, launches, people, last in rows}
+
+
+# How old the apps page's use of each app may be: counted again when older. The count reads every
+# launch of the period (a large district's month is a million), so not at every view; the page
+# says when it was counted.
+USE_MAX_AGE = timedelta(minutes=5)
+_USE_KEY = "portal:admin:use:"      # + district id + ":" + days -> the count, as JSON
+
+
+@dataclass(frozen=True)
+class RecentUse:
+    apps: dict[int, AppUse]         # use_since(as_of - days), per app id
+    as_of: datetime                 # when it was counted (at most USE_MAX_AGE ago)
+
+
+def recent_use(db: Session, client: redis.Redis, district_id: int | None, now: datetime,
+               days: int) -> RecentUse:
+    """use_since over the `days` days before `now`, or as counted at most USE_MAX_AGE before
+    `now` (kept in Redis for every server, per district). Redis away or its copy unreadable: it
+    is counted here (and the page shown all the same)."""
+    key = f"{_USE_KEY}{district_id}:{days}"
+    try:
+        kept = _read_use(client.get(key), now)
+    except redis.RedisError as e:
+        log.warning("redis unavailable for the apps' use, counted instead: %s", type(e).__name__)
+        kept = client = None
+    if kept is not None:
+        return kept
+    counted = RecentUse(use_since(db, district_id, now - timedelta(days=days)), now)
+    if client is not None:
+        try:
+            client.set(key, _write_use(counted), px=int(USE_MAX_AGE.total_seconds() * 1000))
+        except redis.RedisError as e:
+            log.warning("redis unavailable to keep the apps' use: %s", type(e).__name__)
+    return counted
+
+
+def _write_use(use: RecentUse) -> str:
+    return json.dumps({"as_of": use.as_of.isoformat(), "apps": [
+        [app_id, u.launches, u.students, u.last_at.isoformat() if u.last_at else None]
+        for app_id, u in use.apps.items()]})
+
+
+def _read_use(raw, now: datetime) -> RecentUse | None:
+    """The kept count, if it is one and no older than USE_MAX_AGE (nor from after `now`)."""
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+        as_of = datetime.fromisoformat(data["as_of"])
+        apps = {int(app_id): AppUse(int(launches), int(students),
+                                    datetime.fromisoformat(last) if last is not None else None)
+                for app_id, launches, students, last in data["apps"]}
+    except (ValueError, TypeError, KeyError):
+        return None
+    if as_of.tzinfo is None or not timedelta(0) <= now - as_of < USE_MAX_AGE:
+        return None
+    return RecentUse(apps, as_of)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,6 @@ forms that change those two, as `portal apps grant/ungrant/release` do), what wa
 release records per app and per person, and the requests to delete it (portal.admin.deletions)."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -15,7 +13,8 @@ from portal.admin.services import (
     AdminError, grant_app, grants_of_district, list_apps, release_fields, remove_grant,
 )
 from portal.admin.shared import (
-    EVENT_WORDS, audit_log, find_person, releases_about, releases_to_app, use_since, username_sought,
+    EVENT_WORDS, USE_MAX_AGE, audit_log, find_person, recent_use, releases_about, releases_to_app,
+    username_sought,
 )
 from portal.auth.roles import role_required
 from portal.badges import flow
@@ -34,14 +33,16 @@ USE_DAYS = 30
 @bp.get("/")
 @role_required(Role.district_admin)
 def apps():
-    """Every app: its kind, who may launch it, the fields it receives, its use in 30 days."""
-    use = use_since(db.session, current_user.district_id, flow.now() - timedelta(days=USE_DAYS))
+    """Every app: its kind, who may launch it, the fields it receives, its use in 30 days (as
+    counted at most USE_MAX_AGE ago: the page says when)."""
+    use = recent_use(db.session, flow.redis_client(), current_user.district_id, flow.now(), USE_DAYS)
     found = list_apps(db.session)
     # One look at the roster's districts for every app's grants, not one per app.
     mine = {g.id for g in grants_of_district(db.session, [g for a in found for g in a.grants],
                                               current_user.district_id)}
     grants = {a.id: [g for g in a.grants if g.id in mine] for a in found}
-    return render_template("admin/apps.html", apps=found, grants=grants, use=use, days=USE_DAYS,
+    return render_template("admin/apps.html", apps=found, grants=grants, use=use.apps, as_of=use.as_of,
+                           days=USE_DAYS, every_minutes=int(USE_MAX_AGE.total_seconds() // 60),
                            fields=FIELDS, held=holds.held_people(db.session, current_user.district_id))
 
 
