@@ -523,6 +523,95 @@ def test_apps_are_in_use_after_upgrading_and_removed_ones_listed_again_after_dow
         "SELECT id, name FROM app", (1, "Library"))
 
 
+# Found by the scale review: removing a person read every badge (badge.issued_by_id had no index),
+# 55 ms a person at 200,000 badges on SQLite while holding the write lock; and the log of one kind
+# and an app's page read millions of events. Migration 0023 indexes them.
+INDEXES_0023 = {
+    "school": {"ix_school_district"},
+    "app_grant": {"ix_app_grant_district", "ix_app_grant_school", "ix_app_grant_section"},
+    "app_opt_out": {"ix_app_opt_out_app", "ix_app_opt_out_by"},
+    "kiosk_device": {"ix_kiosk_device_created_by"},
+    "badge": {"ix_badge_issued_by", "ix_badge_last_used_device"},
+    "deletion_request": {"ix_deletion_request_app", "ix_deletion_request_asked_by", "ix_deletion_request_done_by"},
+    "audit_event": {"ix_audit_event_actor_kind_at", "ix_audit_event_no_one_kind_at", "ix_audit_event_app_at"},
+}
+
+
+@pytest.mark.filterwarnings("ignore:.*expression-based index:UserWarning",
+                            "ignore:.*expression-based index:sqlalchemy.exc.SAWarning")
+def test_the_indexes_of_removals_and_of_the_admin_pages_come_and_go(empty_database):
+    from sqlalchemy import inspect
+    engine = empty_database
+    upgrade(engine, "0022_app_removed_at")
+    with engine.begin() as conn:    # a teacher's badge for a student, and an event the teacher caused
+        school_with_students(conn, ())
+        for person_id, role in ((1, "student"), (2, "teacher")):
+            conn.execute(text(
+                "INSERT INTO person (id, sourced_id, role, username, given_name, family_name, preferred_name, "
+                "email, student_number, grades, enabled, district_id, hold_reason) "
+                "VALUES (:id, :sid, :role, :sid, 'Ada', 'L', '', '', '', '02', TRUE, 1, '')"),
+                {"id": person_id, "sid": f"p{person_id}", "role": role})
+        conn.execute(text("INSERT INTO badge (id, person_id, school_id, token_hash, kind, issued_at, issued_by_id, "
+                          "expires_at) VALUES (1, 1, 1, 't1', 'permanent', '2026-09-01 08:00:00+00', 2, "
+                          "'2027-07-31 00:00:00+00')"))
+        conn.execute(text("INSERT INTO audit_event (id, at, kind, actor_id, actor_name, person_id, data) VALUES "
+                          "(1, '2026-09-01 08:00:00+00', 'badge_issued', 2, 'Ada L (p2)', 1, '{}')"))
+
+    def indexes() -> dict[str, set[str]]:
+        found = inspect(engine)
+        return {table: {i["name"] for i in found.get_indexes(table)} & names for table, names in INDEXES_0023.items()}
+    assert indexes() == {table: set() for table in INDEXES_0023}
+    upgrade(engine)
+    assert indexes() == INDEXES_0023
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            made = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'ix_audit_event_actor_kind_at'"))
+        else:
+            made = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_audit_event_actor_kind_at' "
+                                     "AND schemaname = current_schema()"))
+        definition = made.scalar()
+    assert "WHERE" in definition and "actor_id IS NOT NULL" in definition, definition    # a partial index
+    downgrade(engine, "0022_app_removed_at")
+    assert indexes() == {table: set() for table in INDEXES_0023}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT issued_by_id FROM badge")).scalar() == 2
+        assert conn.execute(text("SELECT actor_id FROM audit_event")).scalar() == 2
+    upgrade(engine)
+    assert indexes() == INDEXES_0023
+
+
+def test_every_removal_finds_the_rows_that_point_at_what_it_removes_along_an_index(empty_database):
+    # Removing a row (the roster a person, class, school or district; a school its classroom
+    # devices) makes the database set NULL, or delete, the rows whose foreign key names it: it
+    # finds them as these statements do. With no index that leads with the key, each removed row
+    # read the whole table. Every foreign key of the models, on the schema the migrations build.
+    import portal.models  # noqa: F401  (every table in the metadata)
+    from portal.db import Base
+    engine = empty_database
+    upgrade(engine)
+    whole = []
+    with engine.connect() as conn:
+        sqlite = engine.dialect.name == "sqlite"
+        if not sqlite:
+            conn.execute(text("SET LOCAL enable_seqscan = off"))    # the tables are empty
+        for table in Base.metadata.sorted_tables:
+            for key in table.foreign_keys:
+                column = key.parent.name
+                action = (f"DELETE FROM {table.name}" if key.ondelete == "CASCADE"
+                          else f"UPDATE {table.name} SET {column} = NULL")
+                statement = f"{action} WHERE {column} = 1"
+                if sqlite:
+                    plan = [row[-1] for row in conn.execute(text("EXPLAIN QUERY PLAN " + statement))]
+                    scans = any(step.startswith(f"SCAN {table.name}") for step in plan)
+                else:
+                    plan = [row[0] for row in conn.execute(text("EXPLAIN " + statement))]
+                    scans = any(f"Seq Scan on {table.name}" in step for step in plan)
+                if scans or not plan:
+                    whole.append(f"{table.name}.{column}")
+        conn.rollback()
+    assert whole == []
+
+
 def _head() -> str:
     from alembic.script import ScriptDirectory
 

@@ -76,6 +76,11 @@ class Grant(Base):
 
     __table_args__ = (
         Index("ix_app_grant_app", "app_id"),
+        # The other foreign keys, for the roster removing a district, school or class (every
+        # foreign key has an index: see Badge; migration 0023).
+        Index("ix_app_grant_district", "district_id"),
+        Index("ix_app_grant_school", "school_id"),
+        Index("ix_app_grant_section", "section_id"),
         # One grant per group, enforced by the database too: two admins granting at the same
         # moment both found none (portal.admin.services). The group as _same_grant reads it:
         # NULLs equal (coalesce), and a school or class names its district (a grant stored with
@@ -113,6 +118,13 @@ class AppOptOut(Base):
     app_id: Mapped[int] = mapped_column(ForeignKey("app.id", ondelete="CASCADE"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+
+    # person_id leads the primary key; the others are for removals (every foreign key has an
+    # index: see Badge) and an app's list of opt-outs (migration 0023).
+    __table_args__ = (
+        Index("ix_app_opt_out_app", "app_id"),
+        Index("ix_app_opt_out_by", "by_id"),
+    )
 
 
 def _named(sourced_id: str, name: str) -> str:

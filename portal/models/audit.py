@@ -12,6 +12,10 @@ from portal.models.types import UTCDateTime
 
 # An event whose actor the roster removed since: it kept their name, its reference is NULL.
 REMOVED_ACTOR = "actor_id IS NULL AND actor_name IS NOT NULL"
+# An event by someone on the roster.
+HAS_ACTOR = "actor_id IS NOT NULL"
+# An event by no one and about no one (a grant from the command line, an app's settings).
+NO_ONE = "person_id IS NULL AND actor_id IS NULL"
 
 
 class Event(Base):
@@ -35,6 +39,18 @@ class Event(Base):
         # no one, newest first (portal.admin.shared.audit_log): along these, not a sort of all.
         Index("ix_audit_event_actor_at", "actor_id", "at"),
         Index("ix_audit_event_at", "at"),
+        # The log of one kind, its part "by the district's people": the events of that kind that
+        # have an actor, newest first. Sign-ins, launches and userinfo reads, most of the table,
+        # never have one, and ix_audit_event_kind_at walked all of them (migration 0023).
+        Index("ix_audit_event_actor_kind_at", "kind", "at",
+              sqlite_where=text(HAS_ACTOR), postgresql_where=text(HAS_ACTOR)),
+        # Its part "about no one", likewise: a few events, where SQLite without statistics (the
+        # portal gathers none) walked every event of the kind along ix_audit_event_kind_at.
+        Index("ix_audit_event_no_one_kind_at", "kind", "at",
+              sqlite_where=text(NO_ONE), postgresql_where=text(NO_ONE)),
+        # An app's latest releases (portal.admin.shared.releases_to_app), newest first: an app
+        # with few of them read every event of the table; and app_id's foreign key (0023).
+        Index("ix_audit_event_app_at", "app_id", "at"),
         # What a staff member did before the roster removed them, found by their username in
         # the kept name (portal.admin.shared.audit_log): the events of removed people only.
         Index("ix_audit_event_removed_actor", "actor_name", "at",

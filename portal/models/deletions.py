@@ -27,6 +27,10 @@ class DeletionRequest(Base):
     __table_args__ = (
         Index("ix_deletion_request_district_asked", "district_id", "asked_at"),
         Index("ix_deletion_request_person_app", "person_id", "app_id"),
+        # The other foreign keys (every foreign key has an index: see Badge; migration 0023).
+        Index("ix_deletion_request_app", "app_id"),
+        Index("ix_deletion_request_asked_by", "asked_by_id"),
+        Index("ix_deletion_request_done_by", "done_by_id"),
         # One open request per person and app, enforced by the database too: two admins (or a
         # double click) asking at the same moment both found none open (portal.admin.deletions).
         Index("uq_deletion_request_open", "person_id", "app_id", unique=True,

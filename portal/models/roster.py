@@ -59,7 +59,11 @@ class District(Base):
 
 class School(Base):
     __tablename__ = "school"
-    __table_args__ = {"sqlite_autoincrement": True}   # ids never reused (migration 0007)
+    __table_args__ = (
+        # Every foreign key has an index (see Badge; migration 0023).
+        Index("ix_school_district", "district_id"),
+        {"sqlite_autoincrement": True},   # ids never reused (migration 0007)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sourced_id: Mapped[str] = mapped_column(String(255), unique=True)
