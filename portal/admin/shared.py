@@ -311,7 +311,8 @@ def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
     The audit table holds every district's events for years, so the log is never read and
     sorted whole: it is the union of the latest `limit` events of each way an event can be the
     district's (about its people, by its people, about no one), each read newest first along
-    an index (person and time, actor and time, kind and time), then the latest of those."""
+    an index (person and time, actor and time, kind and time; of one kind, kind and time of the
+    events with an actor, of those about no one), then the latest of those."""
     if district_id is None or (person is not None and person.district_id != district_id):
         return []       # no district is no one's; another district's person is not in this log
     about, by = aliased(Person), aliased(Person)
@@ -328,8 +329,14 @@ def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
             *by_them, or_(about.district_id == district_id,
                           and_(Event.person_id.is_(None), _concerns(db, district_id))))]
     else:
+        # Of one kind, "by its people" reads the index of the events that have an actor
+        # (ix_audit_event_actor_kind_at), not every sign-in, launch or userinfo read of the kind
+        # (they never have one); "about no one", that of its own few (ix_audit_event_no_one_kind_at).
+        # Both planners infer actor_id IS NOT NULL from the join, but PostgreSQL then reckoned
+        # with every event of the kind: said, it reckons with those that have an actor.
         parts = [ids.join(about, about.id == Event.person_id).where(about.district_id == district_id, *only),
-                 ids.join(by, by.id == Event.actor_id).where(by.district_id == district_id, *only),
+                 ids.join(by, by.id == Event.actor_id).where(Event.actor_id.is_not(None),
+                                                              by.district_id == district_id, *only),
                  ids.where(Event.person_id.is_(None), Event.actor_id.is_(None), _concerns(db, district_id),
                            *only)]
     # Each part a subquery of its own: SQLite takes no ORDER BY or LIMIT inside a bare UNION.
