@@ -493,7 +493,16 @@ def audit_purge(days):
     """Delete audit events older than DAYS days (run it from cron to keep the log short). The
     records of what each app received stay as long as the person is on the roster."""
     from portal.audit import purge_older_than
-    gone = purge_older_than(days)
+    # Deleted in committed batches: on a terminal, how far it has got (what a ^C leaves deleted;
+    # run again, it deletes the rest).
+    shown = []
+
+    def progress(so_far: int) -> None:
+        shown.append(so_far)
+        click.echo(f"\rdeleted {so_far} so far", nl=False, err=True)
+    gone = purge_older_than(days, progress if sys.stderr.isatty() else None)
+    if shown:
+        click.echo(err=True)
     click.echo(f"deleted {gone} audit event{'' if gone == 1 else 's'} older than {days} days; "
                "the records of what apps received stay while the person is on the roster")
 

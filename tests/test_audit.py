@@ -82,3 +82,80 @@ def test_times_about_a_person_come_back_in_utc_whatever_the_database_zone(app, r
     db.session.rollback()
     assert read == [moment] * 4
     assert all(value.utcoffset() == timedelta(0) for value in read), read
+
+
+def _old_and_kept(ada, deletable: int) -> None:
+    """`deletable` sign-ins a purge of 180 days deletes, and what it keeps: Ada's launches of
+    long ago (release records) and a recent sign-in."""
+    for n in range(deletable):
+        _event("sign_in", 400 + n, ada)
+    for n in range(3):
+        _event("launch", 400 + n, ada)
+    _event("sign_in", 10, ada)
+    db.session.commit()
+
+
+def _count(conn, kind, older: bool) -> int:
+    from sqlalchemy import func
+    since = datetime.now(timezone.utc) - timedelta(days=180)
+    return conn.execute(select(func.count()).select_from(Event).where(
+        Event.kind == kind, Event.at < since if older else Event.at >= since)).scalar()
+
+
+def test_a_purge_deletes_in_batches_each_committed_and_others_write_between_them(app, roster, monkeypatch):
+    # Found by the scale review: one DELETE of 666,000 events held SQLite's write lock for over
+    # 20 s, and every sign-in and launch meanwhile failed to record its event ("database is
+    # locked"). Another connection, between the batches: it sees each one's events gone, and
+    # writes an event without waiting (on SQLite, with no busy timeout at all).
+    from sqlalchemy import create_engine, event, text
+
+    from portal import audit
+    monkeypatch.setattr(audit, "PURGE_BATCH", 10)
+    ada = roster.person("ada.lovelace")
+    _old_and_kept(ada, 25)
+    ada_id = ada.id
+    other = create_engine(app.config["SETTINGS"].database_url)
+    seen = []
+
+    def between(_session):
+        with other.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.execute(text("PRAGMA busy_timeout = 0"))
+            seen.append(_count(conn, "sign_in", older=True))
+            conn.execute(Event.__table__.insert(), {"at": datetime.now(timezone.utc), "kind": "sign_in",
+                                                     "person_id": ada_id, "data": {}})
+    event.listen(db.session, "after_commit", between)
+    try:
+        assert audit.purge_older_than(180) == 25
+    finally:
+        event.remove(db.session, "after_commit", between)
+        other.dispose()
+    assert seen == [15, 5, 0]
+    with db.engine.connect() as conn:
+        assert _count(conn, "launch", older=True) == 3           # release records are never purged
+        assert _count(conn, "sign_in", older=False) == 1 + 3     # the recent one and the other's
+
+
+def test_a_purge_stopped_part_way_keeps_whole_batches_gone_and_finishes_when_run_again(app, roster, runner,
+                                                                                       monkeypatch):
+    from portal import audit
+    monkeypatch.setattr(audit, "PURGE_BATCH", 10)
+    ada = roster.person("ada.lovelace")
+    _old_and_kept(ada, 25)
+
+    class Stopped(Exception):
+        pass
+
+    def stop(so_far):
+        assert so_far == 10
+        raise Stopped      # as a ^C, or a lost connection, after the first batch
+    with pytest.raises(Stopped):
+        audit.purge_older_than(180, progress=stop)
+    db.session.rollback()
+    with db.engine.connect() as conn:
+        assert (_count(conn, "sign_in", older=True), _count(conn, "launch", older=True)) == (15, 3)
+    result = runner.invoke(args=["audit", "purge", "--older-than", "180"])
+    assert result.output.startswith("deleted 15 audit events older than 180 days;"), result.output
+    with db.engine.connect() as conn:
+        assert [_count(conn, "sign_in", older=True), _count(conn, "launch", older=True),
+                _count(conn, "sign_in", older=False)] == [0, 3, 1]
