@@ -7,6 +7,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from portal.db import refresh_statistics
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -42,7 +43,10 @@ def schema_state(engine: Engine) -> tuple[str, list[str]]:
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the database behind `engine` up to `revision`; its revisions before and after
     (None before: the database had no tables)."""
-    return _migrate(engine, command.upgrade, revision)
+    start, end = _migrate(engine, command.upgrade, revision)
+    if end != start:
+        refresh_statistics(engine)      # for the new indexes too
+    return start, end
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from portal.badges.sessions import end_badge_sessions, end_sessions_of_revoked, mark_badges_revoked
-from portal.db import BUSY_TIMEOUT_MS
+from portal.db import BUSY_TIMEOUT_MS, refresh_statistics
 from portal.badges import plural
 from portal.badges.permissions import TEACHING_ROLES, at_school
 from portal.models import Badge, DeletionRequest, Enrollment, Person, Role, Section
@@ -258,6 +258,8 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
     except BaseException:
         db.rollback()
         raise
+    if plan.writes:
+        refresh_statistics(db.get_bind())
     return plan.summary, leaving, revoked
 
 
