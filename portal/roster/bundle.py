@@ -194,6 +194,9 @@ def _refuse_garbled(filename: str, data: bytes) -> None:
             meant = bytes(_CP1252[char] for char in seen).decode("utf-8")
         except UnicodeDecodeError:
             continue
+        cell = _cell_meant(data, match.start(), match.end())
+        if cell is None or not _plausible(cell):
+            continue
         line = data.count(b"\n", 0, match.start()) + 1
         raise RosterError([
             f"{filename} line {line}: {_shown(seen)} where {_shown(meant)} was meant: the file's "
@@ -202,6 +205,36 @@ def _refuse_garbled(filename: str, data: bytes) -> None:
             "be stored and sent to apps that way; export the roster again from the student "
             "information system, or in Excel open the export with Data > From Text/CSV, File "
             'Origin "65001: Unicode (UTF-8)", and save it as CSV UTF-8'])
+
+
+_CELL_END = re.compile(rb'[,\r\n"]')
+
+
+def _cell_meant(data: bytes, start: int, end: int) -> str | None:
+    """What the whole cell around data[start:end] stood for before it was garbled, or None when it
+    cannot have been: a garbled cell holds only ASCII and characters Windows-1252 reads from a
+    byte, and those bytes are UTF-8 ("KŘÍŽ" has an Ř, which no byte reads as; "«\u00a0Café\u00a0»"
+    gives a lone continuation byte). Found by review: a check of the match alone refused real
+    Czech, French and upper-case names."""
+    before = max(data.rfind(b",", 0, start), data.rfind(b"\n", 0, start), data.rfind(b'"', 0, start)) + 1
+    after = _CELL_END.search(data, end)
+    cell = data[before:after.start() if after else len(data)].decode("utf-8").lstrip("\ufeff")
+    try:
+        return bytes(ord(c) if c.isascii() else _CP1252[c] for c in cell).decode("utf-8")
+    except (KeyError, UnicodeDecodeError):
+        return None
+
+
+def _plausible(meant: str) -> bool:
+    """Whether a cell's meaning before garbling is text a roster holds: no letter of Latin
+    Extended-B, IPA or spacing modifier, and no rare combining mark (what typography after a
+    capital stands for: "É–" for "ɖ", "Ë”" for "˔", "É…" for "Ʌ"), and no CJK or Hangul character
+    beside Latin letters (an accented letter before two no-break spaces stands for one:
+    "é\u00a0\u00a0" for "頀"; a garbled Chinese name stands for Chinese alone)."""
+    if any(0x180 <= ord(c) <= 0x2FF or 0x334 <= ord(c) <= 0x36F for c in meant):
+        return False
+    return not (any(0x2E80 <= ord(c) <= 0xD7FF or 0xF900 <= ord(c) <= 0xFAFF for c in meant)
+                and any(c.isascii() and c.isalpha() for c in meant))
 
 
 def _shown(text: str) -> str:

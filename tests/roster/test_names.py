@@ -69,6 +69,8 @@ def test_a_roster_excel_saved_again_is_refused_naming_line_and_fragment(db_sessi
     ("Nguyễn", "An", '"á»…" where "ễ" was meant'),                 # three bytes, three characters
     ("D’Angelo", "Rossi", '"â€™" where "’" was meant'),
     ("Liam 🦖", "Park", '"ðŸ¦–" where "🦖" was meant'),             # four bytes
+    ("小龙", "李", '"å°" U+008F where "小" was meant'),               # Chinese alone
+    ("KŘÍŽ", "Nováková", '"Å˜" where "Ř" was meant'),              # a name the check of a cell passes whole
     # A Mac's decomposed "é" (e and a combining acute accent), garbled.
     ("Jose\u0301", "Garcia", '"Ì" U+0081 where U+0301 (combining acute accent) was meant'),
 ])
@@ -114,6 +116,9 @@ REAL_NAMES = [
     # Capitals followed by a spreadsheet's no-break space: É NBSP are the bytes of a letter (ɠ).
     ("JOSÉ\u00a0MARÍA", "PEÑA\u00a0"), ("ZOË\u00a0ANN", "SZABÓ\u00a0"), ("RENÉ\u00a0", "MÄKELÄ\u00a0"),
     ("Â", "Ã"), ("ß", "Þór"),
+    # Found by review: each refused as garbled, blocking the district's whole import.
+    ("MÍŠA", "KŘÍŽOVÁ"), ("ŽÍŽALA", "KŘÍŽ"), ("JOSÉ–LUIS", "ZOË”"), ("RENÉ…", "RENÉ’S"),
+    ("Chloé\u00a0\u00a0", "Zoë"),
 ]
 
 
@@ -123,6 +128,7 @@ def test_real_names_with_accents_import_as_written(db_session, bundles, roster_r
          "familyName": family} for n, (given, family) in enumerate(REAL_NAMES)]
     roster_rows["enrollments"] = roster_rows["enrollments"][2:3]
     roster_rows["orgs"][1]["name"] = "École Élémentaire Ørsted – Été"
+    roster_rows["classes"][0]["title"] = "«\u00a0Café\u00a0» – MR. RENÉ’S HOMEROOM"
 
     import_roster(db_session, bundles.write(roster_rows))
 
@@ -132,6 +138,8 @@ def test_real_names_with_accents_import_as_written(db_session, bundles, roster_r
             [" ".join(name.split()) for name in (given, family)]
     assert db_session.scalar(select(School.name).where(School.sourced_id == "s1")) == \
         "École Élémentaire Ørsted – Été"
+    assert db_session.scalar(select(Section.title).where(Section.sourced_id == roster_rows["classes"][0]["sourcedId"])) \
+        == "« Café » – MR. RENÉ’S HOMEROOM"
 
 
 # --- names as stored: composed, one space between words -------------------------------------
