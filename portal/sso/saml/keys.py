@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
@@ -111,7 +112,10 @@ def _with_next(keys: SigningKeys, next_cert_file: str) -> SigningKeys:
         return _without_next(keys, path, f"can't be read: {e.strerror}")
     except ValueError:
         return _without_next(keys, path, "is not a PEM certificate (-----BEGIN CERTIFICATE-----)")
-    key = cert.public_key()
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):   # a curve or algorithm cryptography cannot load
+        return _without_next(keys, path, f"is not for an RSA key of at least {KEY_BITS} bits")
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size < KEY_BITS:
         return _without_next(keys, path, f"is not for an RSA key of at least {KEY_BITS} bits")
     if cert.not_valid_after_utc <= datetime.now(timezone.utc):
