@@ -1,8 +1,10 @@
 """GET /healthz: whether this worker can serve, for a load balancer or a monitoring check.
 
-It answers 200 "ok" when the database and Redis both answer, else 503 naming what does not, in
-plain words (never an address, a password or an error's text: the page is public). It reads no
-session and sets no cookie, and costs one round trip to each store.
+It answers 200 "ok" when the database and Redis both answer and the database is at this code's
+schema, else 503 naming what is wrong, in plain words (never an address, a password, a revision
+or an error's text: the page is public). It reads no session, even when a cookie comes with it
+(portal.sessions skips it as it does static files), and sets no cookie; it costs one round trip
+to each store (the schema is read at most every 30 s).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.db import db
+from portal.errors import schema_out_of_step
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +42,16 @@ def _redis_answers() -> bool:
         return False
 
 
-@bp.get("/healthz")
+@bp.get("/healthz")       # portal.sessions reads no session for this path
 def healthz() -> Response:
-    problems = [words for answers, words in ((_database_answers(), "the database does not answer"),
+    database = _database_answers()
+    problems = [words for answers, words in ((database, "the database does not answer"),
                                              (_redis_answers(), "Redis does not answer"))
                 if not answers]
+    # A database whose schema is not this code's (`portal db upgrade` not run yet, or run by a
+    # newer version): every signed-in page says sign-in is not working (found by review).
+    if database and schema_out_of_step() is not None:
+        problems.append("the database is not at this version's schema")
     body, status = ("ok\n", 200) if not problems else ("unavailable: " + "; ".join(problems) + "\n", 503)
     response = Response(body, status=status, mimetype="text/plain")
     response.headers["Cache-Control"] = "no-store"

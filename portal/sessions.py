@@ -361,8 +361,9 @@ class RedisSessionInterface(SessionInterface):
         return session
 
     def open_session(self, app: Flask, request: Request) -> RedisSession:
-        # Static files need no session: they keep loading while Redis is away.
-        if app.static_url_path and request.path.startswith(app.static_url_path + "/"):
+        # Static files and the health check need no session: they keep answering while Redis is
+        # away, and a monitor polling with a cookie does not keep that session alive.
+        if _sessionless(app, request):
             return RedisSession(sid=None, new=True)
         cookie = request.cookies.get(self.get_cookie_name(app))
         if not cookie:
@@ -531,14 +532,19 @@ class RedisSessionInterface(SessionInterface):
         )
 
 
+def _sessionless(app: Flask, request: Request) -> bool:
+    """Whether the request needs no session: a static file, or the health check."""
+    return request.path == "/healthz" or bool(
+        app.static_url_path and request.path.startswith(app.static_url_path + "/"))
+
+
 def require_session_store() -> None:
     """Stop a request early with the plain 503 page when Redis cannot be reached.
 
     Registered before the CSRF check, so a missing session store reads as "unavailable", not as
     a stale form.
     """
-    if request.endpoint == "static" or (
-            current_app.static_url_path and request.path.startswith(current_app.static_url_path + "/")):
+    if request.endpoint == "static" or _sessionless(current_app, request):
         return
     if getattr(session, "unavailable", False):
         raise RedisUnavailable()

@@ -41,3 +41,37 @@ def test_the_database_away_is_a_503_naming_it_and_no_address(settings, caplog):
     assert (answer.status_code, body) == (503, "unavailable: the database does not answer\n")
     assert "health check: the database did not answer (OperationalError)" in caplog.text
     assert "secret" not in caplog.text and "127.0.0.1" not in caplog.text
+
+
+def test_a_database_not_at_this_versions_schema_is_a_503(settings, tmp_path):
+    # Found by review: it said ok while every signed-in page said sign-in was not working (a
+    # rolling deploy, or `portal db upgrade` not run yet), so the load balancer kept the worker.
+    from sqlalchemy import create_engine
+
+    from portal.migrate import upgrade
+    url = f"sqlite:///{tmp_path / 'behind.sqlite3'}"
+    engine = create_engine(url)
+    upgrade(engine, "0021_removed_actor_index")
+    engine.dispose()
+    answer = isolated_client(create_app({"SETTINGS": replace(settings, database_url=url)})).get("/healthz")
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        503, "unavailable: the database is not at this version's schema\n")
+
+
+def test_a_cookie_sent_with_it_is_not_read_nor_kept_alive(app, client, auth, roster, redis_client):
+    # Found by review: a monitor polling with a session cookie kept that session alive (each
+    # check slid its idle time-out), and with Redis away got the HTML 503 page, not the words.
+    from portal import sessions
+    from tests.test_sessions import sid_of
+    roster.person("ada.lovelace")
+    assert auth.login().status_code == 302
+    sid = sid_of(client)
+    redis_client.expire(sessions.PREFIX + sid, 5)
+    assert client.get("/healthz").status_code == 200
+    assert redis_client.ttl(sessions.PREFIX + sid) <= 5
+    app.extensions["redis"] = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    try:
+        answer = client.get("/healthz")
+    finally:
+        app.extensions["redis"] = redis_client
+    assert (answer.status_code, answer.get_data(as_text=True)) == (503, "unavailable: Redis does not answer\n")
