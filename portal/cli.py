@@ -316,7 +316,10 @@ def apps_restore(name):
     app, covered = _admin_call(restore_app, db.session, name)
     click.echo(f"restored {app.name} ({app.slug}): it opens again for whoever it is granted to, "
                "and it is granted to no one yet")
-    if covered:
+    if covered is None:
+        click.echo("the record of whom it was granted to when it was removed is gone (`portal audit "
+                   "purge` deletes old app changes)")
+    elif covered:
         click.echo(f"when it was removed it was granted to: {'; '.join(covered)}")
     click.echo(f"grant it again with `portal apps grant {shlex.quote(app.name)} ...`")
     if app.kind is AppKind.oidc:

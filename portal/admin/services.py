@@ -128,18 +128,19 @@ def remove_app(db: Session, name: str, *, now) -> tuple[App, list[str]]:
     return app, covered
 
 
-def restore_app(db: Session, name: str) -> tuple[App, list[str]]:
+def restore_app(db: Session, name: str) -> tuple[App, list[str] | None]:
     """Undo `remove_app` (an app removed by mistake, or a vendor the district takes back): the app
     is in use again under its own name, slug and, for SAML, entity ID, with its released fields
     and its OpenID client secret as they were. Its grants do not come back by themselves: the
     roster may have changed since, and the admin grants it again knowingly. Returns the app and
-    whom its grants covered when it was removed (from the removal's record)."""
+    whom its grants covered when it was removed (from the removal's record; None when that record
+    is gone: `portal audit purge` deletes old app changes)."""
     app = find_app(db, name, removed=True)
     if app.removed_at is None:
         raise AdminError(f"{app.name} is in use, not removed; nothing changed")
     removal = db.scalar(select(Event).where(Event.kind == "app_removed", Event.app_id == app.id)
                         .order_by(Event.id.desc()).limit(1))
-    covered = list((removal.data or {}).get("grants", [])) if removal is not None else []
+    covered = list((removal.data or {}).get("grants", [])) if removal is not None else None
     app.removed_at = None
     audit.record("app_restored", app=app, commit=False)
     db.commit()

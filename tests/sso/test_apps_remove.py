@@ -230,3 +230,20 @@ def test_restore_refuses_in_one_line_and_changes_nothing(app, runner):
         "its OpenID client secret works again: if it may have leaked, run `portal apps new-secret Math`"]
     with app.app_context():
         assert [e for e in db.session.scalars(select(Event.kind).where(Event.kind == "app_restored"))] == ["app_restored"]
+
+
+def test_restore_says_when_the_record_of_its_grants_was_purged(app, runner):
+    # Found by review: after `portal audit purge` took the removal's record, restore printed
+    # nothing of the grants, as for an app that had none.
+    from datetime import datetime, timedelta, timezone
+    assert runner.invoke(args=["apps", "add-link", "Library", "https://library.test/"]).exit_code == 0
+    assert runner.invoke(args=["apps", "remove", "Library", "--yes"]).exit_code == 0
+    with app.app_context():
+        db.session.query(Event).filter(Event.kind == "app_removed").update(
+            {"at": datetime.now(timezone.utc) - timedelta(days=400)})
+        db.session.commit()
+    assert runner.invoke(args=["audit", "purge", "--older-than", "365"]).exit_code == 0
+    result = runner.invoke(args=["apps", "restore", "Library"])
+    assert result.exit_code == 0 and result.output.splitlines()[1] == (
+        "the record of whom it was granted to when it was removed is gone (`portal audit purge` "
+        "deletes old app changes)")
