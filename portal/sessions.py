@@ -577,22 +577,38 @@ def _queue_end(pipe, sid: str, person_id, *, with_ties: bool = True) -> int:
     return at
 
 
+# A session's ties move to the session that replaces it (a sign-in again by the same person), and
+# its watch with them only if it was watched: a session no app is to hear of does not enter
+# WATCHED (found by review: every sign-in again entered one, and without the sweep from cron the
+# set grew for ever). The old session leaves WATCHED now: its ties have moved.
+# KEYS: the old ties, the new ties, WATCHED, the old session's end mark; ARGV: the old and new
+# session ids, the new one's idle deadline, the ties' lifetime in seconds, the end mark's value and
+# lifetime, the watch tie's prefix.
+_CARRY = """
+redis.call('SUNIONSTORE', KEYS[2], KEYS[2], KEYS[1])
+redis.call('DEL', KEYS[1])
+local watched = redis.call('ZREM', KEYS[3], ARGV[1]) == 1
+if redis.call('SREM', KEYS[2], ARGV[7] .. ARGV[1]) == 1 then watched = true end
+if watched then
+  redis.call('SADD', KEYS[2], ARGV[7] .. ARGV[2])
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
+return 0
+"""
+
+
 def _queue_carry(pipe, old_sid: str, new_sid: str, seconds: int, idle: int) -> None:
     """Add to `pipe` what moves a session's ties to the session that replaces it (`idle`: the new
-    one's idle time-out). The old one is marked ended all the same: a tie made to it later would
-    have no session left to take it."""
-    old, new = TIES + session_ref(old_sid), TIES + session_ref(new_sid)
-    pipe.sunionstore(new, [new, old])
-    pipe.delete(old)
-    # The watch goes with them: the new session is the one to look for now. The old one's entry
-    # in WATCHED stays until its deadline: the sweep then claims it, with no ties left to tell.
-    pipe.srem(new, _WATCH + old_sid)
-    pipe.sadd(new, _WATCH + new_sid)
-    pipe.zadd(WATCHED, {new_sid: time.time() + idle})
-    pipe.expire(new, max(int(seconds), 1))
-    # Its mark names the session that goes on: a code the old one got just before is still the
-    # same person's, signed in (portal.sso.oidc.store follows the mark).
-    pipe.set(ENDED + session_ref(old_sid), "=" + session_ref(new_sid), ex=ENDED_SECONDS)
+    one's idle time-out), and its watch if it was watched. The old one is marked ended all the
+    same: a tie made to it later would have no session left to take it. Its mark names the
+    session that goes on: a code the old one got just before is still the same person's, signed
+    in (portal.sso.oidc.store follows the mark)."""
+    # EVAL, not EVALSHA: a script object in a pipeline costs a SCRIPT EXISTS round trip first.
+    pipe.eval(_CARRY, 4, TIES + session_ref(old_sid), TIES + session_ref(new_sid), WATCHED,
+              ENDED + session_ref(old_sid), old_sid, new_sid, time.time() + idle, max(int(seconds), 1),
+              "=" + session_ref(new_sid), ENDED_SECONDS, _WATCH)
 
 
 def end_session(client: redis.Redis, person_id: int, sid: str) -> int:

@@ -20,9 +20,11 @@ with warnings.catch_warnings():   # Authlib's own (older) JOSE code: not joserfc
     from authlib.jose import JsonWebKey, JsonWebToken
 
 from portal.db import db
+from portal.sessions import WATCHED
 from portal.sso.oidc.backchannel import EVENT, wait_for_deliveries
 from tests.badges.conftest import let_sessions_idle, new_client
 from tests.conftest import AuthActions, csrf_token
+from tests.test_sessions import sid_of
 from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
     PASSWORD, REDIRECT, exchange, get_code, oidc_world, register_oidc_app,
 )
@@ -441,6 +443,29 @@ def test_the_sweep_follows_a_session_carried_to_a_new_id(client, auth, runner, l
     sign_in_again(client)                         # the same student: a new id, the ties carried
     assert "0 sessions had timed out" in runner.invoke(args=["sessions", "sweep"]).output
     assert wait_for_deliveries(10) and endpoint.posts == []
+
+
+def test_a_carried_watched_session_is_watched_under_its_new_id_alone(client, auth, runner, redis_client,
+                                                                    listening_app, endpoint):
+    auth.login()
+    launch(client, listening_app)
+    old = sid_of(client)
+    sign_in_again(client)
+    new = sid_of(client)
+    assert [m.decode() for m in redis_client.zrange(WATCHED, 0, -1)] == [new] and new != old
+    let_sessions_idle(redis_client, IDLE)
+    assert "1 session had timed out" in runner.invoke(args=["sessions", "sweep"]).output
+    assert wait_for_deliveries(10) and len(endpoint.posts) == 1
+
+
+def test_signing_in_again_enters_nothing_in_watched_when_no_app_listens(client, auth, oidc_world, redis_client):
+    # Found by review: every sign-in again entered the new session in WATCHED (and left the old
+    # one there), watched or not: without `portal sessions sweep` from cron, which a district
+    # whose apps hear of no sign-out has no reason to run, the set grew for ever.
+    auth.login()
+    for _ in range(3):
+        sign_in_again(client)
+    assert redis_client.zcard(WATCHED) == 0
 
 
 def test_queued_logouts_are_delivered_when_the_process_exits(tmp_path):
