@@ -18,10 +18,23 @@ def tidy(text: str) -> str:
     if text.isascii():
         return text
     text = unicodedata.normalize("NFC", text)
-    if unicodedata.category(text[0]) == "Cf" and all(
-            c == " " or unicodedata.category(c) == "Cf" for c in text):
+    if _blank(text[0]) and all(c == " " or _blank(c) for c in text):
         return ""
     return text
+
+
+# Characters that draw nothing though Unicode counts them as letters or marks (default ignorable,
+# or blank by design): the Hangul fillers, the usual way to type a "blank" name (found by review:
+# a name of U+3164 alone was stored and sent to apps), the combining grapheme joiner, Khmer's
+# inherent vowels, Mongolian's variation selectors, the variation selectors, the Braille blank.
+_BLANKS = frozenset([0x115F, 0x1160, 0x3164, 0xFFA0, 0x034F, 0x17B4, 0x17B5, *range(0x180B, 0x1810),
+                     *range(0xFE00, 0xFE10), 0x2800])
+
+
+def _blank(c: str) -> bool:
+    """A character that shows nothing: a format character (Cf: a zero-width space, a direction
+    mark, a soft hyphen) or one of _BLANKS."""
+    return unicodedata.category(c) == "Cf" or ord(c) in _BLANKS
 
 
 # Vowels written before the consonant they follow (Thai, Lao, Tai Viet, New Tai Lue): a name's
@@ -37,7 +50,7 @@ def family_initial(family: str) -> str:
     script has one that is used (not Georgian's). "" when the name has no letter."""
     text = unicodedata.normalize("NFC", family)
     for n, c in enumerate(text):
-        if not unicodedata.category(c).startswith("L") or ord(c) in WRITTEN_BEFORE:
+        if not unicodedata.category(c).startswith("L") or ord(c) in WRITTEN_BEFORE or ord(c) in _BLANKS:
             continue
         marks = ""
         for mark in text[n + 1:]:
@@ -62,12 +75,19 @@ def family_initial(family: str) -> str:
 T = TypeVar("T")
 
 
+# Letters a dictionary files under a Latin letter though Unicode does not decompose them into it
+# (a stroke, a ligature, a dotless i): found by review, Vietnamese Đặng and Polish Łukasz sorted
+# after Z.
+_UNDECOMPOSED = str.maketrans({"đ": "d", "ð": "d", "ł": "l", "ŀ": "l", "ı": "i", "ħ": "h", "ŧ": "t",
+                               "ø": "o", "æ": "ae", "œ": "oe", "þ": "th", "ƀ": "b", "ɨ": "i"})
+
+
 def folded(text: str) -> str:
     """`text` as a dictionary compares it: without accents or case ("Ñúñez" -> "nunez", "Zoë" ->
     "zoe"), compatibility forms unified (full-width letters), and leading punctuation ignored
     ("'t Hooft" by its t)."""
     letters = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    folded = letters.casefold()
+    folded = letters.casefold().translate(_UNDECOMPOSED)
     start = next((i for i, c in enumerate(folded) if c.isalnum()), len(folded))
     return folded[start:]
 

@@ -15,9 +15,9 @@ from portal.teacher.classes import class_rows, classes_for
 
 # (given, family) in the order a class list should show them; one "Ñúñez" typed composed, the
 # other exported decomposed (NFD), as some Mac tools do.
-CLASS = [("Ann", "Adams"), ("Carlos", "de la Cruz"), ("Émile", "Été"), ("Lucía", "López"),
+CLASS = [("Ann", "Adams"), ("Minh", "Đặng"), ("Carlos", "de la Cruz"), ("Émile", "Été"), ("Lucía", "López"),
          ("Minh", "Nguyễn"), ("Renée", unicodedata.normalize("NFD", "Ñúñez")), ("José", "Ñúñez-García"),
-         ("Dan", "O'Brien"), ("Gerard", "'t Hooft"), ("Zoe", "Zimmerman"), ("Zoë", "Zimmerman"),
+         ("Dan", "O'Brien"), ("Hans", "Ørsted"), ("Gerard", "'t Hooft"), ("Zoe", "Zimmerman"), ("Zoë", "Zimmerman"),
          ("Zoey", "Zimmerman")]
 
 
@@ -26,6 +26,8 @@ def test_folded_compares_as_a_dictionary_does():
     assert folded("'t Hooft") == "t hooft" and folded("de la Cruz") == "de la cruz"
     assert folded("ＺＯＥ") == "zoe"            # full width, as an input method types it
     assert folded("李") == "李" and folded("") == ""
+    assert [folded(n) for n in ("Đặng", "Łukasz", "Işık", "Ørsted", "Æsir")] == \
+        ["dang", "lukasz", "isik", "orsted", "aesir"]
 
 
 def test_a_class_list_is_in_dictionary_order(app, roster):

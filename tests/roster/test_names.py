@@ -233,6 +233,11 @@ def test_a_person_re_keyed_is_known_by_a_name_stored_before_it_was_tidy(db_sessi
     ("Madonna", "\u200b", ("Madonna", "")),      # a zero-width space passed, and went to apps
     ("\u200e\u200b \u2060", "Suharto", ("", "Suharto")),   # only invisible format characters
     ("\u00ad", "Teller", ("", "Teller")),        # a soft hyphen alone
+    # Found by review: Hangul fillers, the usual "blank" name, count as letters to Unicode; a
+    # name of them alone was stored and sent to apps as given_name, family_name and the initial.
+    ("Madonna", "\u3164", ("Madonna", "")),
+    ("\u3164 \u115f", "Suharto", ("", "Suharto")),
+    ("Madonna", "\u2800", ("Madonna", "")),      # the Braille blank
 ])
 def test_a_person_with_one_name_is_imported(db_session, bundles, roster_rows, given, family, stored):
     # Found by review: "familyName is empty" refused the whole import, the leavers' removals
@@ -256,6 +261,7 @@ def test_a_person_with_one_name_is_imported(db_session, bundles, roster_rows, gi
     ("", "", ""),
     ("\u200b", "", " (they hold only invisible characters, such as U+200B)"),
     ("\u00a0", "\u200e", " (they hold only invisible characters, such as U+200E)"),
+    ("\u3164", "\u3164", " (they hold only invisible characters, such as U+3164)"),
 ])
 def test_a_person_with_no_name_at_all_is_refused(db_session, bundles, roster_rows, imported,
                                                  given, family, detail):
