@@ -373,9 +373,21 @@ def _blank(row: list[str]) -> bool:
 def _unread(header: list[str], row: list[str]) -> str:
     """The columns that hold a row's values, by header name ('"periods", column 15'): for a row
     that has none in the columns read. Their values are not shown (a password column is one)."""
-    names = (f'"{header[i].strip()}"' if i < len(header) and header[i].strip() else f"column {i + 1}"
+    names = (_header_name(header[i]) if i < len(header) and header[i].strip() else f"column {i + 1}"
              for i, value in enumerate(row) if value.strip())
     return ", ".join(dict.fromkeys(names))
+
+
+HEADER_SHOWN = 40   # characters of a column's name a message shows
+
+
+def _header_name(name: str) -> str:
+    """A column's name for a one-line message: in quotes, at most HEADER_SHOWN characters, and
+    any character that is not printable (a line break, a terminal's escape) as its code point
+    (found by review: a header's escape codes reached the admin's terminal)."""
+    name = name.strip()
+    shown = "".join(c if c.isprintable() else f"U+{ord(c):04X}" for c in name[:HEADER_SHOWN])
+    return f'"{shown}{"..." if len(name) > HEADER_SHOWN else ""}"'
 
 
 def _readable(reader, filename: str, problems: Problems) -> Iterator[list[str]]:

@@ -140,6 +140,20 @@ def test_a_row_with_values_only_in_columns_the_portal_ignores_is_refused_in_one_
     assert snapshot(db_session) == imported
 
 
+def test_a_column_name_in_a_message_is_one_line_and_no_terminal_escape(db_session, bundles, roster_rows,
+                                                                        imported):
+    # Found by review: a header's line break or terminal escape codes were echoed as they were.
+    column = "notes\x1b[2J\x1b[31mok: imported 5000 people\n" + "x" * 60
+    roster_rows["users"].append({column: "teal"})
+    folder = bundles.write(roster_rows, headers={"users": HEADERS["users"] + [column]})
+    [problem] = refused(db_session, folder)        # refused() checks it is one line
+    assert problem == (
+        'users.csv line 11: every column the portal reads is empty; the row has values only in '
+        '"notesU+001B[2JU+001B[31mok: imported 5000 peopleU+000Ax...", which the portal ignores: complete '
+        'the row or delete it, and export again')
+    assert snapshot(db_session) == imported
+
+
 def test_bad_role_is_refused(db_session, bundles, roster_rows, imported):
     roster_rows["users"][3]["role"] = "principal"
 
