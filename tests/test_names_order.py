@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from portal.access import apps_for
 from portal.admin.services import add_link_app, grant_app
 from portal.db import db
-from portal.models import Enrollment, Role, Section
+from portal.models import App, Enrollment, Role, Section
 from portal.names import by_name, folded
 from portal.teacher.classes import class_rows, classes_for
 
@@ -58,3 +58,18 @@ def test_tiles_and_classes_are_in_dictionary_order(app, roster):
         grant_app(db.session, name, school="sch-maple")
     assert [a.name for a in apps_for(db.session, student)] == ["Écoute", "Epic", "iReady", "Math Garden", "Zearn"]
     assert [s.title for s in classes_for(db.session, teacher)] == titles
+
+
+def test_the_admins_app_list_and_a_persons_opt_outs_are_in_dictionary_order(app, roster, runner):
+    # Found by review: the tiles were in dictionary order, the admin's lists beside them not.
+    from portal.admin.optouts import opt_out, opted_out_apps
+    from portal.admin.services import list_apps, remove_app
+    student = roster.person("ada.lovelace", schools=[roster.school()])
+    for name in ("Zoom", "edpuzzle", "Émoji Lab", "iReady", "Math"):
+        add_link_app(db.session, name, f"https://{len(name)}.test/")
+    remove_app(db.session, "Math", now=datetime.now(timezone.utc))
+    assert [a.name for a in list_apps(db.session, removed=True)] == ["edpuzzle", "Émoji Lab", "iReady", "Zoom", "Math"]
+    for name in ("Zoom", "edpuzzle", "Émoji Lab"):
+        opt_out(db.session, student, db.session.scalar(db.select(App).where(App.name == name)), actor=None,
+                now=datetime.now(timezone.utc))
+    assert [a.name for a in opted_out_apps(db.session, student)] == ["edpuzzle", "Émoji Lab", "Zoom"]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.models import App, AppKind, AppOptOut, Person
-from portal.names import by_name
+from portal.names import by_name, by_word
 
 
 def is_opted_out(db: Session, person: Person, app: App) -> bool:
@@ -24,8 +24,8 @@ def is_opted_out(db: Session, person: Person, app: App) -> bool:
 
 def opted_out_apps(db: Session, person: Person) -> list[App]:
     """The apps the person is opted out of, by name."""
-    return list(db.scalars(select(App).join(AppOptOut, AppOptOut.app_id == App.id)
-                           .where(AppOptOut.person_id == person.id).order_by(App.name)))
+    return by_word(db.scalars(select(App).join(AppOptOut, AppOptOut.app_id == App.id)
+                              .where(AppOptOut.person_id == person.id)))
 
 
 def opted_out_people(db: Session, district_id: int | None, app: App) -> list[Person]:

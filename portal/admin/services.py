@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, defer, selectinload
 
 from portal import audit
 from portal.local_time import local
+from portal.names import by_word
 from portal.models import App, AppKind, District, Event, Grant, Person, Role, School, Section
 
 
@@ -344,4 +345,5 @@ def list_apps(db: Session, *, removed: bool = False) -> list[App]:
         defer(App.icon), grants.selectinload(Grant.school), grants.selectinload(Grant.section))
     if not removed:
         query = query.where(App.removed_at.is_(None))
-    return list(db.scalars(query.order_by(App.removed_at.is_not(None), App.name)))
+    found = by_word(db.scalars(query))     # dictionary order, as the tiles (portal.names)
+    return [app for app in found if app.removed_at is None] + [app for app in found if app.removed_at]
