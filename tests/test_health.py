@@ -75,3 +75,30 @@ def test_a_cookie_sent_with_it_is_not_read_nor_kept_alive(app, client, auth, ros
     finally:
         app.extensions["redis"] = redis_client
     assert (answer.status_code, answer.get_data(as_text=True)) == (503, "unavailable: Redis does not answer\n")
+
+
+def test_a_database_host_that_does_not_answer_is_a_503_not_a_hang(settings, monkeypatch):
+    # Found by review: no connect timeout, so a database host that accepts the connection and
+    # then says nothing (or drops packets) held every page and this check about two minutes.
+    import socket
+    import time
+
+    from portal import config
+    assert config._server_database_options("postgresql+psycopg://db/portal")["connect_args"] == {
+        "connect_timeout": config.DATABASE_CONNECT_SECONDS}
+    assert "connect_args" not in config._server_database_options(
+        "postgresql+psycopg://db/portal?connect_timeout=3")         # the address's own stands
+    monkeypatch.setattr(config, "DATABASE_CONNECT_SECONDS", 2)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)                  # connections complete, and nothing is ever said on them
+    try:
+        port = silent.getsockname()[1]
+        down = create_app({"SETTINGS": replace(settings, database_url=f"postgresql+psycopg://p@127.0.0.1:{port}/p")})
+        started = time.monotonic()
+        answer = isolated_client(down).get("/healthz")
+        assert (answer.status_code, answer.get_data(as_text=True)) == (
+            503, "unavailable: the database does not answer\n")
+        assert time.monotonic() - started < 30        # without the time-out it waited for ever
+    finally:
+        silent.close()
