@@ -115,6 +115,10 @@ def app(settings, redis_server):
     with app.app_context():
         db.session.remove()
         _empty_tables(db.engine)
+        # Its pooled connections closed now, not when the garbage collector gets to the app: on
+        # PostgreSQL the suite's apps held enough at once to meet max_connections (100), and a
+        # test failed with "sorry, too many clients already".
+        db.engine.dispose()
     redis.Redis.from_url(redis_server.url).flushdb()
 
 
