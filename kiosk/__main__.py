@@ -71,6 +71,15 @@ def _enroll_hint(portal: str) -> str:
     return f"python -m kiosk enroll --portal {portal} --code CODE"
 
 
+AGAIN = "enroll this device again"
+
+
+def _enroll_advice(portal: str, what: str = "enroll it") -> str:
+    """How to enroll this device, for whoever reads the kiosk's last line: where the code comes
+    from as well as the command."""
+    return f"{what} with a pairing code from a teacher or admin (My classes): {_enroll_hint(portal)}"
+
+
 # --- enroll ---------------------------------------------------------------------------------
 
 def enroll(args) -> int:
@@ -189,12 +198,15 @@ def _device(args, base: str) -> Device:
     try:
         device = credentials.load(folder)
     except CredentialError as e:
-        raise Failure(str(e)) from None
+        message = str(e)
+        if message.endswith(AGAIN):      # the credential's own words: say how, too
+            message = message[:-len(AGAIN)] + _enroll_advice(base, AGAIN)
+        raise Failure(message) from None
     if device is None:
-        raise Failure(f"this device is not enrolled: {_enroll_hint(base)}")
+        raise Failure(f"this device is not enrolled: {_enroll_advice(base)}")
     if not same_portal(device.portal, base):
         raise Failure(f"this device is enrolled with {device.portal}, not {base}: "
-                      f"{_enroll_hint(base)}")
+                      f"{_enroll_advice(base, 'enroll it again')}")
     return device
 
 
@@ -360,8 +372,7 @@ class Kiosk:
         self.feedback.hold(screen.NOT_ENROLLED)
         self.scanner.busy = True       # nothing is sent any more
         self.stopping = Failure(f"the portal no longer knows this device (a school admin may have "
-                                f"stopped it): to use it again, get a pairing code from a teacher "
-                                f"or admin (My classes), then run {_enroll_hint(self.base)}",
+                                f"stopped it): {_enroll_advice(self.base, 'to use it again, enroll it')}",
                                 EXIT_REENROLL)
 
     def finish(self, now: float) -> bool:

@@ -15,6 +15,9 @@ from bench.badgeframes import BadgeScene
 from kiosk.camera import CameraError, frames
 from kiosk.decoder import read_badge
 
+DAMAGED = ("device.json is damaged: enroll this device again with a pairing code from a teacher or "
+           "admin (My classes): python -m kiosk enroll --portal ")
+
 
 @pytest.fixture
 def badge_video(tmp_path):
@@ -181,7 +184,8 @@ def test_a_device_to_set_up_again_says_so_even_with_a_broken_camera(flaky, monke
     assert window.closed_at - window.when(screen.NOT_ENROLLED) > 1.5     # and it stayed
     if device == "damaged":
         assert window.lines == [screen.NOT_ENROLLED] and FlakyCamera.opened == 0
-        assert status == 1 and last.endswith("device.json is damaged: enroll this device again")
+        assert status == 1 and DAMAGED in last
+        assert last.endswith(" --code CODE")
     else:
         assert [r.path for r in portal.requests] == ["/kiosk/bind"]
         assert status == 3 and "the portal no longer knows this device" in last

@@ -352,4 +352,6 @@ def test_running_with_a_damaged_file_fails_in_one_line(sandbox):
                       "--no-browser")
     assert run.returncode == 1
     no_traceback(run)
-    assert run.stderr.strip().endswith("device.json is damaged: enroll this device again")
+    assert run.stderr.strip().endswith(
+        "device.json is damaged: enroll this device again with a pairing code from a teacher or "
+        "admin (My classes): python -m kiosk enroll --portal http://127.0.0.1:9 --code CODE")

@@ -294,8 +294,9 @@ def test_enroll_says_when_the_portal_is_unreachable(sandbox):
 def test_running_before_enrolling_says_how(sandbox, live_server, tmp_path):
     run = scan(sandbox, live_server, tmp_path / "none.avi")
     assert run.returncode == 1
-    assert run.stderr.strip() == (f"kiosk: this device is not enrolled: python -m kiosk enroll "
-                                  f"--portal {live_server} --code CODE")
+    assert run.stderr.strip() == (
+        f"kiosk: this device is not enrolled: enroll it with a pairing code from a teacher or "
+        f"admin (My classes): python -m kiosk enroll --portal {live_server} --code CODE")
 
 
 def test_a_revoked_device_is_told_to_enroll_again(sandbox, live_server, enrolled, redis_client,
@@ -305,7 +306,7 @@ def test_a_revoked_device_is_told_to_enroll_again(sandbox, live_server, enrolled
     run = scan(sandbox, live_server, video, "--once")
     assert run.returncode == 3
     assert "no longer knows this device" in run.stderr and "python -m kiosk enroll" in run.stderr
-    assert "get a pairing code from a teacher or admin" in run.stderr      # what to do first
+    assert "with a pairing code from a teacher or admin" in run.stderr      # what to do first
 
 
 def test_the_credential_goes_only_to_the_portal_that_issued_it(sandbox, live_server, enrolled,

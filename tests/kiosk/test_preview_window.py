@@ -44,6 +44,9 @@ for _ in range(400):                                  # at most about 20 s
 window.close()
 """
 
+DAMAGED = ("device.json is damaged: enroll this device again with a pairing code from a teacher or "
+           "admin (My classes): python -m kiosk enroll --portal ")
+
 
 def _read_xwd(path: Path) -> np.ndarray:
     """The screen, as BGR, from Xvfb's framebuffer file (XWD format, 32 bits per pixel)."""
@@ -238,7 +241,8 @@ def test_a_device_with_no_usable_credential_says_so_in_its_window(screen, tmp_pa
             kiosk.wait()
     assert best >= 0.95, f"the screen does not say it (best match {best:.2f}): {err[-600:]}"
     assert kiosk.returncode == 1
-    assert err.strip().splitlines()[-1].endswith("device.json is damaged: enroll this device again")
+    assert DAMAGED in err.strip().splitlines()[-1]
+    assert err.strip().endswith(" --code CODE")
     assert out.strip().splitlines() == ["camera never opened"]
     assert time.monotonic() - seen > 2       # it stayed up (15 s here) after being seen
     assert time.monotonic() - started < 60      # the window test may take up to 30 s under load

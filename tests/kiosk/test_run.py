@@ -176,19 +176,21 @@ SECRET = "kd1_" + "s" * 43      # must never be shown or said
 def _store(folder, stored: str) -> str:
     """Leave `folder`'s credential file `stored`; the line the kiosk then stops with."""
     path = folder / "device.json"
-    hint = "python -m kiosk enroll --portal http://127.0.0.1:9 --code CODE"
+    hint = ("with a pairing code from a teacher or admin (My classes): "
+            "python -m kiosk enroll --portal http://127.0.0.1:9 --code CODE")
     if stored == "missing":
-        return f"kiosk: this device is not enrolled: {hint}"
+        return f"kiosk: this device is not enrolled: enroll it {hint}"
     if stored == "folder":
         path.mkdir()
-        return f"kiosk: {path} is not a file: move it away, then enroll this device again"
+        return f"kiosk: {path} is not a file: move it away, then enroll this device again {hint}"
     if stored == "another portal":
         save_device(folder, "http://127.0.0.1:8", 7, SECRET)
-        return f"kiosk: this device is enrolled with http://127.0.0.1:8, not http://127.0.0.1:9: {hint}"
+        return (f"kiosk: this device is enrolled with http://127.0.0.1:8, not http://127.0.0.1:9: "
+                f"enroll it again {hint}")
     # A power cut in the middle of a copy, a disk that lost it, a hand edit gone wrong.
     path.write_text({"empty": "", "damaged": '{"portal": "http://127.0.0.1:9", "credential": "'
                      + SECRET}[stored])
-    return f"kiosk: {path} is damaged: enroll this device again"
+    return f"kiosk: {path} is damaged: enroll this device again {hint}"
 
 
 STORED = ["missing", "empty", "damaged", "folder", "another portal"]
