@@ -48,6 +48,20 @@ def normalize_username(username: str) -> str:
     return canonical_username(username.strip())[:255]
 
 
+# Full-width Latin letters, digits and signs (U+FF01-FF5E) and the ideographic space: what a
+# Chinese, Japanese or Korean input method types when it is left in full-width mode, as a child's
+# often is. They look like the ordinary ones, and "ｔａｒｏ" is not "taro" to a database.
+_FULL_WIDTH = {0xFF01 + i: 0x21 + i for i in range(0x5E)} | {0x3000: 0x20}
+
+
+def narrow_username(username: str) -> str:
+    """The username as typed, with full-width letters, digits and signs read as the ordinary
+    ones, stored as normalize_username stores it. What a sign-in looks up when the name as typed
+    is no one's, and what its tries are counted under: each mix of wide and narrow letters would
+    otherwise be an account of its own to the per-account limit."""
+    return normalize_username(username.translate(_FULL_WIDTH))
+
+
 class LoginLimits:
     """The two sign-in limits: strict per account, generous per client address."""
 
@@ -82,14 +96,18 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
     failures only (a school's sign-ins share an address): at most the requests already being
     checked can pass it at once.
     """
-    name = normalize_username(username)
-    if not limits.address.test(address) or not limits.account.hit(name):
+    name, counted = normalize_username(username), narrow_username(username)
+    if not limits.address.test(address) or not limits.account.hit(counted):
         raise TooManyFailedLogins()
 
     # A name with control characters (PostgreSQL cannot even compare a NUL) or longer than any
     # stored one, or an over-long password, is a failure like any other, without the lookup.
     readable = typeable_username(name) and len(username.strip()) <= 255 and len(password) <= MAX_LENGTH
     person = db.scalar(_BY_USERNAME, {"username": name}) if readable else None
+    if person is None and readable and counted != name:
+        # Typed in full-width letters: the name as a keyboard in its usual mode would type it (a
+        # name the roster holds in full-width letters is found as typed, above).
+        person = db.scalar(_BY_USERNAME, {"username": counted})
     ok = readable and verify_password(person.password_hash if person else None, password)
     if not ok or person is None or not person.enabled:
         limits.address.hit(address)
@@ -99,7 +117,7 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
         # of the account's role, which only chooses the words).
         raise AccountOnHold(advice=None if person.role is Role.student else AccountOnHold.staff_advice)
 
-    clear_with.append(lambda pipe: limits.account.clear_in(pipe, name))
+    clear_with.append(lambda pipe: limits.account.clear_in(pipe, counted))
     set_at = _password_set_at(person)
     if needs_rehash(person.password_hash):
         # Not hash_password: an old short password must still upgrade, not fail the sign-in.

@@ -14,7 +14,7 @@ import secrets
 import redis
 from sqlalchemy.orm import Session
 
-from portal.auth.services import LoginLimits, set_password
+from portal.auth.services import LoginLimits, narrow_username, set_password
 from portal.badges.permissions import may_manage_student
 from portal.errors import PortalError
 from portal.models import Person
@@ -61,5 +61,5 @@ def reset_student_password(db: Session, client: redis.Redis, limits: LoginLimits
         raise NotYourStudent()
     new = password or friendly_password()
     set_password(db, client, student, new, actor=actor)
-    limits.account.clear(student.username)
+    limits.account.clear(narrow_username(student.username))   # what sign-ins count under
     return new

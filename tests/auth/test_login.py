@@ -169,3 +169,22 @@ def test_a_held_account_is_told_who_to_ask_in_words_for_its_role(client, auth, r
     assert ("teacher" in problem(held)) is (role is Role.student)
     stranger = auth.login(password="not it at all")   # the role, like the hold, is not told
     assert stranger.status_code == 401 and "hold" not in problem(stranger)
+
+
+# A Chinese, Japanese or Korean input method left in full-width mode types these: they look like
+# the ordinary letters, and a child cannot see why "ａｄａ" is refused.
+WIDE_ADA = "Ａｄａ．Ｌｏｖｅｌａｃｅ\u3000"
+
+
+def test_a_username_typed_in_full_width_letters_signs_in(client, auth, roster):
+    roster.person("ada.lovelace")
+    assert auth.login(username=WIDE_ADA).status_code == 302
+    auth.logout()
+    assert auth.login(username="ａｄａ.lovelace", password="not it at all").status_code == 401
+
+
+def test_a_username_the_roster_holds_in_full_width_letters_is_found_as_typed(client, auth, roster):
+    roster.person("ｈａｎａ")
+    roster.person("hana", given="Hanako")
+    assert auth.login(username="ｈａｎａ").status_code == 302
+    assert "Hi, Ada!" in client.get("/").get_data(as_text=True)

@@ -126,3 +126,12 @@ def test_unreadable_or_overlong_sign_ins_are_counted_failures(client, auth, rost
         response = attempt(auth, username, password, address=f"10.0.7.{n}")
         assert response.status_code == (401 if n < 3 else 429)
         assert "don't match" in problem(response) or "Too many tries" in problem(response)
+
+
+def test_wide_and_narrow_spellings_of_a_name_share_its_limit(client, auth, roster):
+    # Each mix of full-width and ordinary letters is the same account to the limit, or an
+    # attacker would have three more guesses for every spelling.
+    roster.person("ada.lovelace")
+    for n, spelling in enumerate(["ａda.lovelace", "aｄa.lovelace", "ＡＤＡ．ＬＯＶＥＬＡＣＥ"]):
+        assert attempt(auth, spelling, address=f"10.0.1.{n}").status_code == 401
+    assert attempt(auth, "ada.lovelace", "correct horse battery", address="10.0.2.1").status_code == 429

@@ -603,6 +603,24 @@ def test_a_teacher_gives_a_student_a_new_password_that_signs_in_once_shown(app, 
     assert _new_password(_form_post(teacher, f"/teacher/students/{world.student.id}/password")) != new
 
 
+def test_a_new_password_lifts_the_lock_on_a_username_held_in_full_width_letters(app, world):
+    # Sign-ins are counted under the name in ordinary letters (the same account, whatever mix of
+    # wide and narrow letters is typed): the teacher's new password must clear that count.
+    world.student.username = "ａｄａ"
+    db.session.commit()
+    locked = new_client(app)
+    for _ in range(30):
+        csrf = csrf_from(locked, "/login")
+        answer = locked.post("/login", data={"username": "ａｄａ", "password": "not the password",
+                                             "csrf_token": csrf})
+        if answer.status_code == 429:
+            break
+    assert answer.status_code == 429
+    teacher = _signed_in(app, world.teacher)
+    new = _new_password(_form_post(teacher, f"/teacher/students/{world.student.id}/password"))
+    login(new_client(app), "ａｄａ", new)
+
+
 def test_a_typed_password_is_used_and_a_short_one_refused(app, world):
     teacher = _signed_in(app, world.teacher)
     path = f"/teacher/students/{world.classmate.id}/password"
