@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -129,6 +130,12 @@ def remove_app(db: Session, name: str, *, now) -> tuple[App, list[str]]:
     return app, covered
 
 
+# In an OpenID app's settings: when (Unix time) `portal apps restore` put it back in use. Access
+# tokens issued before then, before it was removed, do not work again
+# (portal.sso.oidc.server.AccessToken.get_client).
+RESTORED_AT = "restored_at"
+
+
 def restore_app(db: Session, name: str) -> tuple[App, list[str] | None]:
     """Undo `remove_app` (an app removed by mistake, or a vendor the district takes back): the app
     is in use again under its own name, slug and, for SAML, entity ID, with its released fields
@@ -143,6 +150,9 @@ def restore_app(db: Session, name: str) -> tuple[App, list[str] | None]:
                         .order_by(Event.id.desc()).limit(1))
     covered = list((removal.data or {}).get("grants", [])) if removal is not None else None
     app.removed_at = None
+    if app.kind is AppKind.oidc:
+        # Its access tokens from before the removal stay dead (they expire within the hour anyway).
+        app.settings = {**(app.settings or {}), RESTORED_AT: datetime.now(timezone.utc).timestamp()}
     audit.record("app_restored", app=app, commit=False)
     db.commit()
     return app, covered

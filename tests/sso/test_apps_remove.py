@@ -81,6 +81,14 @@ def test_removing_an_oidc_app_stops_its_codes_and_tokens_at_once(live_portal, oi
     assert asked.exit_code == 0, asked.output
     assert "\tMath Garden\t" in asked.output.splitlines()[0]
 
+    # Restored and granted again (within the old token's life): it signs in anew, and the token
+    # from before the removal stays dead (found by review: it worked again).
+    assert runner.invoke(args=["apps", "restore", "Math Garden"]).exit_code == 0
+    assert runner.invoke(args=["apps", "grant", "Math Garden", "--school", "sch-maple"]).exit_code == 0
+    _, new_oauth, _, _ = run_code_flow(live_portal, oidc_world)
+    assert new_oauth.get(config["userinfo_endpoint"]).status_code == 200
+    assert oauth.get(config["userinfo_endpoint"]).status_code == 401
+
 
 def test_a_removed_saml_app_is_refused_and_the_admin_pages_keep_its_name(app, shared, runner):
     from tests.sso.conftest import PeerSP

@@ -39,6 +39,7 @@ from flask import current_app, request
 from sqlalchemy import bindparam, select
 
 from portal import access, audit
+from portal.admin.services import RESTORED_AT
 from portal.db import db
 from portal.models import Person
 from portal.sso.oidc import backchannel, store
@@ -284,7 +285,7 @@ class PortalAuthorizationServer(AuthorizationServer):
     def save_token(self, token, request):
         code = request.authorization_code
         record = {"person_id": request.user.id, "client_id": request.client.get_client_id(),
-                  "scope": token["scope"]}
+                  "scope": token["scope"], "issued": time.time()}
         saved = store.save_token(_redis(), token["access_token"], record,
                                  seconds=_settings().oidc_token_seconds,
                                  code_hash=code.code_hash if code else None)
@@ -329,6 +330,7 @@ class AccessToken(TokenMixin):
     client_id: str
     scope: str
     token_hash: str = ""
+    issued: float = 0.0      # when (Unix time); 0 in a token saved before tokens said so
 
     def get_scope(self):
         return self.scope
@@ -349,7 +351,12 @@ class AccessToken(TokenMixin):
         return _person(self.person_id)
 
     def get_client(self):
-        return find_client(db.session, self.client_id)
+        client = find_client(db.session, self.client_id)
+        # A token issued before its app was removed stays dead when the app is restored (portal
+        # apps restore: the district may have removed it for a breach at the vendor's).
+        if client is not None and self.issued < client.settings.get(RESTORED_AT, 0):
+            return None
+        return client
 
 
 class RedisBearerTokenValidator(BearerTokenValidator):
