@@ -20,7 +20,7 @@ def create_app(test_config: dict | None = None, *, command_line: bool = False) -
         instance_path=str(ROOT / "instance"),
     )
     settings = (test_config or {}).get("SETTINGS") or load_settings()
-    app.config.from_mapping(flask_config(settings))
+    app.config.from_mapping(flask_config(settings, serving=not command_line))
     if test_config:
         app.config.update(test_config)
     from portal.db import IdConverter

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from portal.cookies import prefixed_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -400,21 +403,56 @@ def _badge_expires(value: str) -> str:
 # health check, about two minutes, until the workers were killed; now they answer 503 at once.
 DATABASE_CONNECT_SECONDS = 10
 
+# A connection already open fails as soon: TCP keepalives find a silent peer while the connection
+# waits for an answer (5 s idle, then 3 probes 2 s apart), and data the server does not acknowledge
+# in 10 s ends it. Without them the pool's pre-ping on a connection whose network went silent
+# waited for ever: pages hung until gunicorn killed the worker (found by the operations review).
+DATABASE_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+                       "keepalives_count": 3, "tcp_user_timeout": 10_000}
 
-def _server_database_options(url: str) -> dict:
+# For the server alone (a `portal` command may rightly wait: a migration, an import): a request
+# gives up waiting for a lock after DATABASE_LOCK_SECONDS and on any statement after
+# DATABASE_STATEMENT_SECONDS, both under gunicorn's 30 s. Without them a table locked by a
+# migration running beside the old version (`portal db upgrade` is one transaction) held every
+# sign-in until gunicorn killed the worker, and the log spoke of memory.
+DATABASE_LOCK_SECONDS = 5
+DATABASE_STATEMENT_SECONDS = 20
+
+
+def _server_database_options(url: str, *, serving: bool = True) -> dict:
     """Engine options for a server database (not a SQLite file): test each connection as it leaves
-    the pool, and give up connecting after DATABASE_CONNECT_SECONDS (unless the address sets its
-    own connect_timeout)."""
+    the pool; give up connecting after DATABASE_CONNECT_SECONDS and on a silent connection soon
+    (DATABASE_KEEPALIVES); when `serving`, on a lock or a statement that takes too long. What the
+    address sets itself (connect_timeout=3, a lock_timeout in its options=) stands; its other
+    options (a search_path) are kept beside these."""
     if url.startswith("sqlite"):
         return {}
     options: dict = {"pool_pre_ping": True}
-    if url.startswith("postgresql") and "connect_timeout" not in url:
-        options["connect_args"] = {"connect_timeout": DATABASE_CONNECT_SECONDS}
+    if not url.startswith("postgresql"):
+        return options
+    try:
+        query = dict(make_url(url).query)
+    except ArgumentError:
+        return options           # the engine says what is wrong with it
+    connect_args = {key: value for key, value in
+                    {"connect_timeout": DATABASE_CONNECT_SECONDS, **DATABASE_KEEPALIVES}.items()
+                    if key not in query}
+    if serving:
+        own = query.get("options", "")
+        own = " ".join(own) if isinstance(own, tuple) else own
+        limits = [f"-c {name}={seconds}s" for name, seconds in
+                  (("lock_timeout", DATABASE_LOCK_SECONDS), ("statement_timeout", DATABASE_STATEMENT_SECONDS))
+                  if name not in own]
+        if limits:
+            connect_args["options"] = " ".join([own, *limits]).strip()
+    if connect_args:
+        options["connect_args"] = connect_args
     return options
 
 
-def flask_config(settings: Settings) -> dict:
-    """Translate settings into the Flask config keys the extensions read."""
+def flask_config(settings: Settings, *, serving: bool = True) -> dict:
+    """Translate settings into the Flask config keys the extensions read (`serving`: for the
+    server people reach, not a `portal` command)."""
     return {
         "SETTINGS": settings,
         "SECRET_KEY": settings.secret_key,
@@ -424,7 +462,7 @@ def flask_config(settings: Settings) -> dict:
         # on every request.
         # A failed statement's error names no values: they can be password, PIN or picture
         # hashes, or a student's data, and the error reaches the log.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True} | _server_database_options(settings.database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True} | _server_database_options(settings.database_url, serving=serving),
         "REDIS_URL": settings.redis_url,
         "TESTING": settings.env == "testing",
         # In production __Host-portal_session: Secure, on / and without a Domain, so a sibling

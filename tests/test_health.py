@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import redis
 
 from portal import create_app
@@ -84,10 +85,10 @@ def test_a_database_host_that_does_not_answer_is_a_503_not_a_hang(settings, monk
     import time
 
     from portal import config
-    assert config._server_database_options("postgresql+psycopg://db/portal")["connect_args"] == {
-        "connect_timeout": config.DATABASE_CONNECT_SECONDS}
-    assert "connect_args" not in config._server_database_options(
-        "postgresql+psycopg://db/portal?connect_timeout=3")         # the address's own stands
+    assert config._server_database_options("postgresql+psycopg://db/portal")["connect_args"][
+        "connect_timeout"] == config.DATABASE_CONNECT_SECONDS
+    assert "connect_timeout" not in config._server_database_options(
+        "postgresql+psycopg://db/portal?connect_timeout=3")["connect_args"]   # the address's own stands
     monkeypatch.setattr(config, "DATABASE_CONNECT_SECONDS", 2)
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -102,3 +103,54 @@ def test_a_database_host_that_does_not_answer_is_a_503_not_a_hang(settings, monk
         assert time.monotonic() - started < 30        # without the time-out it waited for ever
     finally:
         silent.close()
+
+
+def test_a_server_database_gives_up_on_locks_and_silence(monkeypatch):
+    # Found by the operations review: only opening a connection had a time-out. A table locked
+    # by a migration running beside the old version, or a connection whose network went silent,
+    # held every page until gunicorn killed the worker. The server gives up on a lock or a
+    # statement, and TCP keepalives find a silent peer; a `portal` command may wait (a migration).
+    from portal import config
+    served = config._server_database_options("postgresql+psycopg://db/portal")["connect_args"]
+    assert served["options"] == (f"-c lock_timeout={config.DATABASE_LOCK_SECONDS}s "
+                                 f"-c statement_timeout={config.DATABASE_STATEMENT_SECONDS}s")
+    assert config.DATABASE_LOCK_SECONDS < config.DATABASE_STATEMENT_SECONDS < 30   # gunicorn's
+    assert served["keepalives"] == 1 and served["tcp_user_timeout"] <= 10_000
+    command = config._server_database_options("postgresql+psycopg://db/portal", serving=False)["connect_args"]
+    assert "options" not in command and command["keepalives"] == 1
+    # The address's own options (a search_path) are kept, and its own limits stand.
+    kept = config._server_database_options(
+        "postgresql+psycopg://db/portal?options=-csearch_path%3Dd1%20-c%20lock_timeout%3D1s")["connect_args"]
+    assert kept["options"] == f"-csearch_path=d1 -c lock_timeout=1s -c statement_timeout={config.DATABASE_STATEMENT_SECONDS}s"
+    assert "keepalives" not in config._server_database_options(
+        "postgresql+psycopg://db/portal?keepalives=0")["connect_args"]
+
+
+def test_a_locked_table_is_a_503_in_seconds_not_a_hang(settings, monkeypatch):
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    from portal import config
+    from tests.conftest import csrf_token
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the lock time-out is PostgreSQL's (SQLite's writers wait their busy time-out)")
+    monkeypatch.setattr(config, "DATABASE_LOCK_SECONDS", 1)
+    served = create_app({"SETTINGS": settings})
+    client = isolated_client(served)
+    token = csrf_token(client)
+    other = create_engine(settings.database_url)
+    try:
+        with other.connect() as conn, conn.begin():
+            conn.execute(text("LOCK TABLE person IN ACCESS EXCLUSIVE MODE"))   # a migration's
+            started = time.monotonic()
+            answer = client.post("/login", data={"username": "ada", "password": "x" * 12,
+                                                 "csrf_token": token})
+            waited = time.monotonic() - started
+    finally:
+        other.dispose()
+        with served.app_context():
+            from portal.db import db
+            db.engine.dispose()
+    assert answer.status_code == 503 and waited < 10, (answer.status_code, waited)
+    assert "Traceback" not in answer.get_data(as_text=True)
