@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 import redis
 from flask import Flask, current_app, g, jsonify, make_response, render_template, request, session
@@ -329,6 +330,22 @@ CSRF_MESSAGES = {
 }
 
 
+def _say_if_the_proxy_drops_the_host(description: str) -> None:
+    """Log why a form from the portal's own page was refused as another site's: the request's
+    Host is not the portal's public one, so a reverse proxy in front does not pass it on. Every
+    sign-in fails so, and nothing else said why (found by the deployment review, behind an nginx
+    with its default Host). Only hosts are logged, never the page or its query."""
+    issuer = current_app.config["SETTINGS"].oidc_issuer
+    if description != "The referrer does not match the host." or not issuer:
+        return
+    public = urlsplit(issuer).netloc
+    if urlsplit(request.referrer or "").netloc == public and request.host != public:
+        log.warning("a form from the portal's own page at %s was refused as another site's: this "
+                    "request's Host is %r, not %s. The reverse proxy must pass the Host header "
+                    "(nginx: proxy_set_header Host $host;), or X-Forwarded-Host with "
+                    "PORTAL_TRUSTED_PROXIES set", public, request.host[:100], public)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Turn every exception into a page in one place."""
 
@@ -342,6 +359,7 @@ def register_error_handlers(app: Flask) -> None:
             # A script whose session ended holds a token of that session: what it must hear is
             # that it is signed out, as it would with a good token (portal.auth.roles).
             return error_page(401)
+        _say_if_the_proxy_drops_the_host(e.description)
         title, advice = CSRF_MESSAGES.get(e.description, CSRF_EXPIRED)
         return error_page(400, title, advice)
 

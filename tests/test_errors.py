@@ -464,3 +464,28 @@ def test_a_form_without_the_portals_referer_is_told_so_not_that_it_was_open_too_
     stale = client.post("/logout", base_url=https, headers={"Referer": f"{https}/"}, data={"csrf_token": "x"})
     assert "This page was open too long" in stale.get_data(as_text=True)
     assert client.get("/", base_url=https).status_code == 200     # still signed in throughout
+
+
+def test_a_proxy_that_does_not_pass_the_host_is_named_in_the_log(app, settings, roster, caplog):
+    """Found by the deployment review: behind an nginx that sends its own Host (127.0.0.1:8000),
+    every sign-in was "That came from another website" and the log said nothing. Now it says what
+    to set; only hosts, never the page's address."""
+    import re
+    roster.person("ada.lovelace")
+    public = "https://portal.example.org"
+    behind = create_app({"SETTINGS": replace(settings, env="production", oidc_issuer=public)})
+    client = behind.test_client()
+    page = client.get("/login", base_url="https://127.0.0.1:8000").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
+    with caplog.at_level("WARNING", logger="portal.errors"):
+        refused = client.post("/login", base_url="https://127.0.0.1:8000",
+                              headers={"Referer": f"{public}/login?next=%2Fsecret"},
+                              data={"username": "ada.lovelace", "password": "correct horse battery",
+                                    "csrf_token": token})
+        assert refused.status_code == 400
+        # Another site's form is not the proxy's doing: nothing logged for it.
+        client.post("/login", base_url="https://127.0.0.1:8000",
+                    headers={"Referer": "https://elsewhere.example/"}, data={"csrf_token": token})
+    [line] = [r.getMessage() for r in caplog.records if r.name == "portal.errors"]
+    assert "Host is '127.0.0.1:8000', not portal.example.org" in line and "proxy_set_header Host" in line
+    assert "secret" not in line and "elsewhere" not in line
