@@ -99,6 +99,10 @@ def _empty_tables(engine) -> None:
         else:
             for table in reversed(Base.metadata.sorted_tables):
                 conn.execute(table.delete())
+            # And the planner's statistics, which a roster import gathers (portal.db.refresh_statistics):
+            # kept, the next test's plans followed this one's tables (its audit events among them).
+            if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first():
+                conn.exec_driver_sql("DELETE FROM sqlite_stat1")
 
 
 @pytest.fixture
