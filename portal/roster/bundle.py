@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path, PurePosixPath
 
-from portal.roster.problems import Problems, RosterError
+from portal.roster.problems import GARBLED, NOT_UTF8, UNREADABLE, Problems, RosterError
 
 # The files the portal reads, by the manifest's name for them (file.<name>).
 FILES = ("academicSessions", "orgs", "courses", "classes", "users", "enrollments")
@@ -97,20 +97,20 @@ class Source:
         try:
             exists, folder = path.exists(), path.is_dir()
         except OSError as e:   # a name too long for the file system, a folder we may not enter
-            raise RosterError([f"{path}: cannot be read ({e.strerror})"]) from None
+            raise RosterError([f"{path}: cannot be read ({e.strerror})"], UNREADABLE) from None
         if not exists:
-            raise RosterError([f"{path}: there is no such file or folder"])
+            raise RosterError([f"{path}: there is no such file or folder"], UNREADABLE)
         if folder:
             return
         if not path.is_file():  # reading a pipe would wait for a writer, a device never ends
             raise RosterError([f"{path}: not a folder or a .zip file (a device or a pipe); "
-                               f"export the roster again"])
+                               f"export the roster again"], UNREADABLE)
         try:
             self._zip = zipfile.ZipFile(path)
             names = [n for n in self._zip.namelist() if not n.endswith("/")]
         except (zipfile.BadZipFile, OSError, EOFError) as e:
             kind = "a valid zip file" if path.suffix.lower() == ".zip" else "a folder or a .zip file"
-            raise RosterError([f"{path.name}: not {kind} ({e}); export the roster again"]) from None
+            raise RosterError([f"{path.name}: not {kind} ({e}); export the roster again"], UNREADABLE) from None
         # A bundle may be zipped with its files at the top or inside one folder.
         manifests = sorted((n for n in names if PurePosixPath(n).name == MANIFEST),
                            key=lambda n: n.count("/"))
@@ -132,18 +132,18 @@ class Source:
                 where = "unzipped " if self._zip is not None else ""
                 raise RosterError([f"{filename}: {_amount(size)} {where}is more than a roster file "
                                    f"may hold ({_amount(MAX_FILE_BYTES)}); check that this is the "
-                                   "district's export"])
+                                   "district's export"], UNREADABLE)
             if self._zip is not None:
                 return self._read_member(filename)
             return (self.path / filename).read_bytes()
         except (OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
-            raise RosterError([f"{filename}: could not be read ({e})"]) from None
+            raise RosterError([f"{filename}: could not be read ({e})"], UNREADABLE) from None
 
     def _read_member(self, filename: str) -> bytes:
         info = self._zip.getinfo(self._members[filename])
         if info.flag_bits & 0x1:  # encrypted: zipfile would ask for the password
             raise RosterError([f"{filename}: the zip is password-protected: export it again "
-                               "without a password"])
+                               "without a password"], UNREADABLE)
         try:
             return self._zip.read(info)
         except (NotImplementedError, RuntimeError):
@@ -152,7 +152,7 @@ class Source:
                                                   f"method {info.compress_type}")
             raise RosterError([f"{filename}: the zip uses a compression method this importer "
                                f"cannot read: {method}; zip it again with the usual method "
-                               "(deflate), or import the unzipped folder"]) from None
+                               "(deflate), or import the unzipped folder"], UNREADABLE) from None
 
     def size(self, filename: str) -> int:
         if self._zip is not None:
@@ -176,7 +176,7 @@ def decode(filename: str, data: bytes) -> str:
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise RosterError([f"{filename} line {line}: the file is not UTF-8 text; "
-                           "save it as UTF-8 and import again"]) from None
+                           "save it as UTF-8 and import again"], NOT_UTF8) from None
     if not data.isascii():
         _refuse_garbled(filename, data)
     return text
@@ -204,7 +204,7 @@ def _refuse_garbled(filename: str, data: bytes) -> None:
             "opened by double-clicking it), which garbles every accented letter, and names would "
             "be stored and sent to apps that way; export the roster again from the student "
             "information system, or in Excel open the export with Data > From Text/CSV, File "
-            'Origin "65001: Unicode (UTF-8)", and save it as CSV UTF-8'])
+            'Origin "65001: Unicode (UTF-8)", and save it as CSV UTF-8'], GARBLED)
 
 
 _CELL_END = re.compile(rb'[,\r\n"]')
@@ -256,7 +256,7 @@ def _shown(text: str) -> str:
 def read_manifest(source: Source) -> dict[str, str]:
     """Return how each file is to be processed: bulk, delta or absent."""
     if not source.has(MANIFEST):
-        raise RosterError([f"{MANIFEST} is missing: a OneRoster 1.1 bundle starts with it"])
+        raise RosterError([f"{MANIFEST} is missing: a OneRoster 1.1 bundle starts with it"], UNREADABLE)
     problems = Problems()
     properties: dict[str, str] = {}
     for line, (name, value) in table(MANIFEST, decode(MANIFEST, source.read(MANIFEST)),
@@ -277,7 +277,7 @@ def read_manifest(source: Source) -> dict[str, str]:
             problems.add(f"{MANIFEST}: file.{name} is {mode!r}; it must be bulk, delta or absent")
             continue
         elif mode != "absent" and not source.has(filename):
-            problems.add(f"{filename} is missing ({MANIFEST} says file.{name} is {mode})")
+            problems.add(f"{filename} is missing ({MANIFEST} says file.{name} is {mode})", UNREADABLE)
         modes[name] = mode
     problems.raise_if_any()
     return modes

@@ -19,7 +19,8 @@ from portal.models import Badge, DeletionRequest, Enrollment, Person, Role, Sect
 from portal.roster.apply import apply_plan
 from portal.roster.diff import Plan, plan_import
 from portal.roster.parse import read_bundle
-from portal.roster.problems import RosterError
+from portal.roster.problems import REDIS_AWAY, REMOVES_ASKED, REMOVES_HELD, REMOVES_MANY, RosterError
+from portal.roster.record import Attempt, record_imported, record_refused
 from portal.roster.state import State, load_state
 from portal.roster.summary import ImportSummary, some_names
 from portal.sessions import end_sessions_for, end_sessions_where
@@ -48,8 +49,11 @@ def import_roster(db: Session, path: Path | str, progress: Progress | None = Non
     """Import the OneRoster 1.1 CSV bundle at `path` (a folder or a .zip) and commit.
 
     Every row of every file is checked before anything is written; a bad bundle raises
-    RosterError listing the problems, and the database is left as it was. Importing the same
-    bundle twice changes nothing the second time, and writes nothing. People the import
+    RosterError listing the problems, and the database is left as it was, but for the audit
+    event that records the refusal (after the rollback, in a commit of its own). An accepted
+    import's event is committed with it (portal.roster.record: counts, never names). Importing
+    the same bundle twice changes nothing the second time, and writes nothing but that event,
+    so the district admin's home page tells a night's import from none. People the import
     removes lose every session at once; people it disables, or who stop being students, lose
     their badges and badge sessions. Either needs Redis (`redis_client`, else the app's): when
     it cannot be reached, such an import is refused and nothing changes.
@@ -61,8 +65,13 @@ def import_roster(db: Session, path: Path | str, progress: Progress | None = Non
     the bundle drops while a new row has their username and role is kept under the new one
     (diff._rekeys), with their hold, opt-outs, badges and records.
     """
-    with _cyclic_gc_paused():
-        summary, leaving, revoked = _import(db, path, progress, redis_client, allow_removals)
+    attempt = Attempt(path, allow_removals=allow_removals)
+    try:
+        with _cyclic_gc_paused():
+            summary, leaving, revoked = _import(db, path, attempt, progress, redis_client)
+    except RosterError as e:
+        record_refused(db, attempt, e)
+        raise
     if leaving:
         _sign_out_after_commit(_redis(redis_client), leaving, revoked)
     return summary
@@ -171,7 +180,7 @@ def _check_removals(conn, plan: Plan, state: State) -> None:
     """Refuse an import that removes most people, or anyone a district admin is keeping an eye
     on: on security hold (an import never lifts a hold), or with a deletion request the app's
     vendor has not confirmed (removed, the letter names them by the app's own id alone)."""
-    problems = []
+    problems, reasons = [], []
     removed, there = len(plan.people.deletes), len(state.people)
     if removed >= MASS_REMOVAL and removed * 4 > there:
         problems.append(
@@ -179,6 +188,7 @@ def _check_removals(conn, plan: Plan, state: State) -> None:
             f"({100 * removed // there}%), with their records of what apps received; an export "
             "that lost its rows looks like this. Check users.csv; if the removals are right, "
             "import again with --allow-removals")
+        reasons.append(REMOVES_MANY)
     held, asked = _watched(conn, plan.people.deletes)
     if held:
         problems.append(
@@ -186,6 +196,7 @@ def _check_removals(conn, plan: Plan, state: State) -> None:
             "hold: lift it first (`portal users unhold USERNAME`, or Lift the hold on their page), "
             f"or if {_these(held)} really left, import again with --allow-removals (their hold, "
             "opt-outs and records go with them)")
+        reasons.append(REMOVES_HELD)
     if asked:
         what = "with a deletion request their app's vendor has not confirmed"
         problems.append(
@@ -194,8 +205,9 @@ def _check_removals(conn, plan: Plan, state: State) -> None:
             "record the vendor's "
             f"answer first (`portal deletions done ID`), or if {_these(asked)} really left, import "
             "again with --allow-removals")
+        reasons.append(REMOVES_ASKED)
     if problems:
-        raise RosterError(problems)
+        raise RosterError(problems, *reasons)
 
 
 def _watched(conn, ids: list[int]) -> tuple[list[str], list[str]]:
@@ -221,10 +233,10 @@ def _these(usernames: list[str]) -> str:
     return "this person" if len(usernames) == 1 else "these people"
 
 
-def _import(db: Session, path: Path | str, progress: Progress | None,
-            redis_client: redis.Redis | None, allow_removals: bool = False):
+def _import(db: Session, path: Path | str, attempt: Attempt, progress: Progress | None,
+            redis_client: redis.Redis | None):
     from portal.badges.services import revoke_badges_for_people
-    bundle = read_bundle(path, progress)
+    bundle = read_bundle(path, progress, attempt.read)
     revoked = []
     try:
         if progress:
@@ -234,7 +246,7 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
         state = load_state(conn)
         plan = plan_import(bundle, state)
         del bundle
-        if not allow_removals and plan.people.deletes:
+        if not attempt.allow_removals and plan.people.deletes:
             _check_removals(conn, plan, state)
         leaving = _leaving(conn, plan, state)
         if leaving:
@@ -250,6 +262,7 @@ def _import(db: Session, path: Path | str, progress: Progress | None,
         if leaving:
             # Before the commit too: if Redis went away meanwhile, nothing is applied.
             _require_redis(lambda: _sign_out(_redis(redis_client), leaving))
+        record_imported(db, attempt, plan.summary)
         db.commit()
         # Only for the summary: read after the commit, not while the write lock is held.
         plan.summary.teachers_elsewhere, plan.summary.students_elsewhere = \
@@ -308,4 +321,4 @@ def _require_redis(action: Callable[[], object]) -> None:
     except redis.RedisError:
         raise RosterError(["Redis (the session store) cannot be reached, and this import "
                            "removes, disables or moves people whose sessions must end at once; start "
-                           "Redis and import again"]) from None
+                           "Redis and import again"], REDIS_AWAY) from None

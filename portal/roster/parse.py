@@ -303,11 +303,15 @@ def _check_usernames(users: list[User], problems: Problems) -> None:
                          f"line {first} (usernames are compared without regard to case)")
 
 
-def read_bundle(path: Path | str, progress: Callable[[str, int, int], None] | None = None) -> Bundle:
-    """Open the bundle at `path` and check every row; raise RosterError listing the problems."""
+def read_bundle(path: Path | str, progress: Callable[[str, int, int], None] | None = None,
+                manifest_read: Callable[[dict[str, str]], None] | None = None) -> Bundle:
+    """Open the bundle at `path` and check every row; raise RosterError listing the problems.
+    `manifest_read` hears how each file is to be read, once the manifest says it."""
     source = Source(Path(path))
     try:
         modes = read_manifest(source)
+        if manifest_read:
+            manifest_read(modes)
         present = [n for n in FILES if modes[n] != "absent"]
         total = sum(source.size(f"{n}.csv") for n in present) or 1
         done = 0
@@ -322,8 +326,7 @@ def read_bundle(path: Path | str, progress: Callable[[str, int, int], None] | No
             try:
                 text = decode(filename, source.read(filename))
             except RosterError as e:
-                for message in e.problems:
-                    problems.add(message)
+                problems.take(e)
                 continue
             bundle.rows[name] = _rows(filename, text, kind, spec, problems)
             del text

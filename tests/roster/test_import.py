@@ -273,8 +273,11 @@ def test_reimport_does_no_writes(db_session, bundles, roster_rows):
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
 
-    # Nothing but reads, after the lock that keeps a second import waiting (it changes nothing).
+    # Nothing but reads, after the lock that keeps a second import waiting (it changes nothing),
+    # and the audit event that records the import (the admin's home page says when it was).
     lock = [s for s in statements if not s.upper().startswith("SELECT")]
+    recorded = lock.pop()
+    assert recorded.startswith("INSERT INTO audit_event ")
     assert lock in (["PRAGMA busy_timeout=900000", "UPDATE district SET id = id WHERE 0",
                      "PRAGMA busy_timeout=10000"],
                     [])  # PostgreSQL's lock is a SELECT
