@@ -23,6 +23,7 @@ from portal.auth.services import normalize_username
 from portal.local_time import local
 from portal.models import App, Event, Grant, KioskDevice, Person, School, Section
 from portal.models.roster import typeable_username
+from portal.roster.record import ROSTER_KINDS
 
 LAUNCH = "launch"
 log = logging.getLogger(__name__)
@@ -242,6 +243,8 @@ EVENT_WORDS = {
     "deletion_requested": "an app was asked to delete what it received",
     "deletion_confirmed": "an app confirmed it deleted what it received",
     "deletion_merged": "a second open request to the same app was merged into the first",
+    "roster_imported": "roster imported",
+    "roster_refused": "roster import refused (nothing changed)",
 }
 
 
@@ -282,14 +285,16 @@ def _concerns(db: Session, district_id: int):
     role alone) is the whole portal's: the district's when the portal has no other district,
     and, for any but a grant, when the app is open to the district now (its students receive
     those fields). A grant naming nothing may have been another district's school: never shown
-    to a district of a portal with several."""
+    to a district of a portal with several. A roster import naming no district (recorded when the
+    portal had none, or several) is the whole portal's, and every district's (portal.roster.record)."""
     its_schools = select(School.id).where(School.district_id == district_id)
     its_sections = select(Section.id).join(School, School.id == Section.school_id).where(
         School.district_id == district_id)
     school = Event.data["school_id"].as_integer()
     section = Event.data["section_id"].as_integer()
     district = Event.data["district_id"].as_integer()
-    names_it = [school.in_(its_schools), section.in_(its_sections), district == district_id]
+    whole_portal = and_(Event.kind.in_(ROSTER_KINDS), district.is_(None))
+    names_it = [school.in_(its_schools), section.in_(its_sections), district == district_id, whole_portal]
     names_nothing = and_(Event.app_id.is_not(None), school.is_(None), section.is_(None), district.is_(None))
     if only_district(db) == district_id:
         # Every app change is this district's (one naming a school since removed too).
@@ -360,13 +365,15 @@ def audit_log(db: Session, district_id: int | None, *, kind: str | None = None,
 
 
 # Details kept for the portal's own use, never shown: a release's keyed hashes of the identifying
-# values it sent ("ids", portal.access.released_ids), which say nothing to a reader.
-UNSHOWN = frozenset({"ids"})
+# values it sent ("ids", portal.access.released_ids), which say nothing to a reader; the codes of
+# the checks that refused a roster import ("refusals": its "refused_by" says them in words); the
+# district's id that puts a grant or an import in this log (_concerns), this district's own.
+UNSHOWN = frozenset({"ids", "refusals", "district_id"})
 
 # Ids an event's details name, in the words of the log: what each is, and where its name is.
 NAMED_IDS = {"school_id": "school", "section_id": "class", "device_id": "classroom device"}
 DETAIL_WORDS = {"badge_id": "badge number", "students": "students", "paper": "paper",
-                "wrong_tries": "wrong tries", "expires_at": "expires"}
+                "wrong_tries": "wrong tries", "expires_at": "expires", "more_problems": "more problems not counted"}
 # Details that are a moment, recorded in UTC (ISO 8601): shown on the district's clocks, as the
 # log's When column shows its times.
 MOMENTS = frozenset({"expires_at"})
@@ -400,7 +407,7 @@ def _names(db: Session, district_id: int, datas) -> dict[tuple[str, int], str]:
 
 def _detail(names: dict, key, value) -> tuple[str, str]:
     """One detail of an event as the log shows it: a school, class or device by its name (by its
-    number when it has gone), a list as a list, any other key in words."""
+    number when it has gone), a list as a list, yes or no, any other key in words."""
     key = str(key)
     if key in NAMED_IDS:
         name = names.get((key, value)) if isinstance(value, int) else None
@@ -408,6 +415,8 @@ def _detail(names: dict, key, value) -> tuple[str, str]:
     words = DETAIL_WORDS.get(key, key.replace("_", " "))
     if key in MOMENTS:
         return words, _moment(value)
+    if isinstance(value, bool):
+        return words, "yes" if value else "no"
     return words, ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 

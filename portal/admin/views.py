@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from portal.access import FIELDS, apps_for
 from portal.admin import deletions, holds, optouts
+from portal.admin.imports import latest_imports
 from portal.admin.services import (
     AdminError, grant_app, grants_of_district, list_apps, release_fields, remove_grant,
 )
@@ -34,7 +35,8 @@ USE_DAYS = 30
 @role_required(Role.district_admin)
 def apps():
     """Every app: its kind, who may launch it, the fields it receives, its use in 30 days (as
-    counted at most USE_MAX_AGE ago: the page says when)."""
+    counted at most USE_MAX_AGE ago: the page says when); and above them, the roster's latest
+    import, and whether the latest attempt was refused."""
     use = recent_use(db.session, flow.redis_client(), current_user.district_id, flow.now(), USE_DAYS)
     found = list_apps(db.session)
     # One look at the roster's districts for every app's grants, not one per app.
@@ -43,7 +45,8 @@ def apps():
     grants = {a.id: [g for g in a.grants if g.id in mine] for a in found}
     return render_template("admin/apps.html", apps=found, grants=grants, use=use.apps, as_of=use.as_of,
                            days=USE_DAYS, every_minutes=int(USE_MAX_AGE.total_seconds() // 60),
-                           fields=FIELDS, held=holds.held_people(db.session, current_user.district_id))
+                           fields=FIELDS, held=holds.held_people(db.session, current_user.district_id),
+                           imports=latest_imports(db.session, current_user.district_id))
 
 
 def _app(slug: str) -> App:
