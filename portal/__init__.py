@@ -3,21 +3,29 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from portal.config import ROOT, flask_config, load_settings, private_folder
+from portal.config import (DEFAULT_INSTANCE, FROM_CHECKOUT, ROOT, ConfigError, flask_config,
+                           load_settings, private_folder)
+
+PACKAGE = Path(__file__).resolve().parent
+# What the sign-in page needs: loaded once at start, so /healthz says 503 for a worker whose copy
+# of them is broken rather than ok while every page is a 500.
+START_TEMPLATES = ("base.html", "_messages.html", "error.html", "auth/login.html")
 
 
 def create_app(test_config: dict | None = None, *, command_line: bool = False) -> Flask:
     """Build the portal app from PORTAL_* settings (tests may override any key). `command_line`:
     for a `portal` command (portal dev among them), which is no server people reach."""
+    templates, static = page_folders()
     app = Flask(
         __name__,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
-        instance_path=str(ROOT / "instance"),
+        template_folder=str(templates),
+        static_folder=str(static),
+        instance_path=str(DEFAULT_INSTANCE),
     )
     settings = (test_config or {}).get("SETTINGS") or load_settings()
     app.config.from_mapping(flask_config(settings, serving=not command_line))
@@ -71,9 +79,34 @@ def create_app(test_config: dict | None = None, *, command_line: bool = False) -
 
     _wire_request_hooks(app)
     _add_time_filters(app)
+    app.extensions["portal.pages"] = _pages_load(app)
     if settings.env == "development" and not command_line:
         _warn_development(app)
     return app
+
+
+def page_folders() -> tuple[Path, Path]:
+    """The templates and static files: inside the installed package (a wheel carries them as
+    portal/templates and portal/static), else beside it in a checkout (make run, pip install -e)."""
+    for base in (PACKAGE, ROOT) if FROM_CHECKOUT else (PACKAGE,):
+        if (base / "templates" / "base.html").is_file():
+            return base / "templates", base / "static"
+    raise ConfigError(f"the portal's templates are not in {PACKAGE / 'templates'}: install the "
+                      f"portal from a wheel or sdist built with its pyproject.toml (or run it from "
+                      f"a checkout of the repository)")
+
+
+def _pages_load(app: Flask) -> str | None:
+    """None if the sign-in page's templates load, else what went wrong (logged once)."""
+    try:
+        for name in START_TEMPLATES:
+            app.jinja_env.get_template(name)
+    except Exception as e:   # missing, unreadable, not a template: no page can be shown
+        problem = f"{name}: {type(e).__name__}: {e}"[:300]
+        logging.getLogger(__name__).error("the portal's pages cannot be shown (%s in %s)",
+                                          problem, app.template_folder)
+        return problem
+    return None
 
 
 def _warn_development(app: Flask) -> None:

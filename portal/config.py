@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,7 +15,12 @@ from sqlalchemy.exc import ArgumentError
 from portal.cookies import prefixed_name
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_INSTANCE = ROOT / "instance"
+# Run from a checkout (make run, an editable install, gunicorn in the repository), templates/,
+# static/ and instance/ sit beside portal/. Installed from a wheel, ROOT is site-packages: the
+# pages are inside the package, and the instance folder is where Flask puts an installed app's,
+# var/portal-instance under the virtualenv (sys.prefix), never site-packages.
+FROM_CHECKOUT = (ROOT / "pyproject.toml").is_file()
+DEFAULT_INSTANCE = ROOT / "instance" if FROM_CHECKOUT else Path(sys.prefix) / "var" / "portal-instance"
 
 # Rate limits live together so they can be read and tuned in one place. A whole school
 # usually shares one public address, so the per-address limit is generous; the

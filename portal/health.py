@@ -52,6 +52,8 @@ def healthz() -> Response:
     # newer version): every signed-in page says sign-in is not working (found by review).
     if database and schema_out_of_step() is not None:
         problems.append("the database is not at this version's schema")
+    if current_app.extensions.get("portal.pages"):    # its templates did not load at start
+        problems.append("this worker cannot show its pages")
     body, status = ("ok\n", 200) if not problems else ("unavailable: " + "; ".join(problems) + "\n", 503)
     response = Response(body, status=status, mimetype="text/plain")
     response.headers["Cache-Control"] = "no-store"

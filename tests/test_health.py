@@ -154,3 +154,21 @@ def test_a_locked_table_is_a_503_in_seconds_not_a_hang(settings, monkeypatch):
             db.engine.dispose()
     assert answer.status_code == 503 and waited < 10, (answer.status_code, waited)
     assert "Traceback" not in answer.get_data(as_text=True)
+
+
+def test_a_worker_whose_pages_do_not_load_is_a_503(settings, monkeypatch, tmp_path, caplog):
+    # Found by the deployment review: a portal installed without its pages said ok here while
+    # every page was a 500. The sign-in page's templates are loaded once, at start.
+    import shutil
+
+    import portal
+    from portal.config import ROOT
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    (tmp_path / "templates" / "auth" / "login.html").write_text("{% if %}")
+    monkeypatch.setattr(portal, "page_folders", lambda: (tmp_path / "templates", ROOT / "static"))
+    with caplog.at_level("ERROR"):
+        broken = create_app({"SETTINGS": settings})
+    assert "the portal's pages cannot be shown (auth/login.html: TemplateSyntaxError" in caplog.text
+    answer = isolated_client(broken).get("/healthz")
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        503, "unavailable: this worker cannot show its pages\n")
