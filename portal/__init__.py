@@ -27,6 +27,7 @@ def create_app(test_config: dict | None = None, *, command_line: bool = False) -
         static_folder=str(static),
         instance_path=str(DEFAULT_INSTANCE),
     )
+    _log_like_the_server()
     settings = (test_config or {}).get("SETTINGS") or load_settings()
     app.config.from_mapping(flask_config(settings, serving=not command_line))
     if test_config:
@@ -107,6 +108,47 @@ def _pages_load(app: Flask) -> str | None:
                                           problem, app.template_folder)
         return problem
     return None
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class ServerLogHandler(logging.Handler):
+    """Hands each record to the server's own handlers (gunicorn's error log: stderr, its
+    --error-logfile, which it reopens on USR1, or syslog), formatted the portal's way."""
+
+    def __init__(self, targets: list[logging.Handler]):
+        super().__init__()
+        self.targets = list(targets)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for target in self.targets:
+            target.acquire()    # reentrant: handle() takes it again; the server's own lines wait
+            try:
+                kept = target.formatter
+                target.setFormatter(self.formatter)
+                try:
+                    target.handle(record)
+                finally:
+                    target.setFormatter(kept)
+            finally:
+                target.release()
+
+
+def _log_like_the_server() -> None:
+    """The portal's lines with their time, level and logger, from INFO: with no handler on the
+    way (gunicorn configures only its own loggers) Python printed WARNING and up bare and dropped
+    the rest. Under gunicorn they go where its error log goes, at its --log-level. Where a handler
+    is on the way already (pytest's, a --log-config's, a second app's), nothing is added."""
+    logger = logging.getLogger(__name__)
+    if logger.hasHandlers():
+        return
+    server = logging.getLogger("gunicorn.error")
+    handler = ServerLogHandler(server.handlers) if server.handlers else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(server.level if server.handlers and server.level else logging.INFO)
 
 
 def _warn_development(app: Flask) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.db import db
-from portal.errors import schema_out_of_step
+from portal.errors import database_said, schema_out_of_step
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,16 @@ def _database_answers() -> bool:
         db.session.execute(text("SELECT 1"))
         return True
     except SQLAlchemyError as e:
-        log.warning("health check: the database did not answer (%s)", type(e).__name__)
+        # The database's own words (the log is private; the page is not), never its password.
+        log.warning("health check: the database did not answer (%s)", _without_password(database_said(e)))
         return False
     finally:
         db.session.rollback()
+
+
+def _without_password(said: str) -> str:
+    password = db.engine.url.password
+    return said.replace(password, "***") if password else said
 
 
 def _redis_answers() -> bool:
