@@ -233,7 +233,18 @@ def kiosk_pair(school_id, name):
         _fail(REDIS_DOWN)
     click.echo(pairing.code)
     click.echo(f"valid once, for {PAIR_SECONDS // 60} minutes, at {school.name}: "
-               f"python -m kiosk enroll --portal URL --code {pairing.code}", err=True)
+               f"python -m kiosk enroll --portal {_portal_address()} --code {pairing.code}", err=True)
+
+
+def _portal_address() -> str:
+    """The kiosk's --portal, as the pairing page gives it, when the portal's public address is
+    set (PORTAL_OIDC_ISSUER, required in production); else a stand-in for it."""
+    from portal.addresses import portal_address
+    issuer = current_app.config["SETTINGS"].oidc_issuer
+    if not issuer:
+        return "URL"
+    with current_app.test_request_context(base_url=issuer):   # a path in it is the portal's prefix
+        return portal_address()
 
 
 @kiosk_cli.command("list")

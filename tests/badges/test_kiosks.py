@@ -186,6 +186,19 @@ def test_kiosk_cli_pairs_lists_and_revokes(app, runner, redis_client, world):
     assert "revoked" in runner.invoke(args=["kiosk", "list", "maple"]).output
 
 
+@pytest.mark.parametrize("issuer, given", [("", "URL"),
+                                            ("https://portal.example.org", "https://portal.example.org"),
+                                            ("https://example.org/portal", "https://example.org/portal")])
+def test_kiosk_cli_pair_gives_the_portals_address(app, settings, runner, redis_client, world, issuer, given):
+    # Found by the deployment review: it printed `--portal URL` where the address is configured.
+    from dataclasses import replace
+    app.config["SETTINGS"] = replace(settings, oidc_issuer=issuer)
+    paired = runner.invoke(args=["kiosk", "pair", "maple"])
+    code = paired.stdout.strip()
+    assert paired.stderr == (f"valid once, for 10 minutes, at Maple Elementary: python -m kiosk enroll "
+                             f"--portal {given} --code {code}\n")
+
+
 def test_kiosk_cli_lists_the_districts_days_and_times(app, settings, runner, redis_client, world):
     # Enrolled at 20:00 in Chicago on Mar 3, last seen then: the list said 2026-03-04 02:00, with
     # no word that it was UTC, where the class page says Mar 3, 20:00 CST.
