@@ -2,13 +2,31 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import time
+from dataclasses import dataclass
 
 import redis
 from limits import parse
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+from redis.commands.core import Script
+
+log = logging.getLogger(__name__)
+
+# KEYS: a moving window (the times of its tries, newest first, as `limits` keeps them); ARGV: two
+# times. Remove the oldest try counted between them (any of equal times is the same).
+_TAKE_BACK = Script(None, b"""
+local from, to, found = tonumber(ARGV[1]), tonumber(ARGV[2]), nil
+for _, entry in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local at = tonumber(entry)
+  if at and at < from then break end
+  if at and at <= to then found = entry end
+end
+if not found then return 0 end
+return redis.call('LREM', KEYS[1], -1, found)
+""")
 
 
 def address_key(address: str) -> str:
@@ -53,6 +71,14 @@ class RateLimiter:
         """Count one attempt; return False when it goes over the limit."""
         return self._window.hit(self._limit, self._scope, *identifiers)
 
+    def count(self, *identifiers: str) -> Hit | None:
+        """Count one attempt as hit() does; return it, for taking back should the attempt end in
+        the portal's own failure, or None when it goes over the limit (nothing was counted)."""
+        since = time.time()
+        if not self.hit(*identifiers):
+            return None
+        return Hit(self._client, self._key(*identifiers), since, time.time())
+
     def clear(self, *identifiers: str) -> None:
         self._window.clear(self._limit, self._scope, *identifiers)
 
@@ -70,7 +96,32 @@ class RateLimiter:
 
     def clear_in(self, pipe, *identifiers: str) -> None:
         """Queue what clear() does on a Redis pipeline, to go with its other commands."""
-        pipe.delete(self._window.storage.prefixed_key(self._limit.key_for(self._scope, *identifiers)))
+        pipe.delete(self._key(*identifiers))
+
+    def _key(self, *identifiers: str) -> str:
+        return self._window.storage.prefixed_key(self._limit.key_for(self._scope, *identifiers))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One attempt a limit counted (RateLimiter.count), between two times of this server's clock."""
+
+    client: redis.Redis
+    key: str
+    since: float
+    until: float
+
+    def take_back(self) -> None:
+        """Uncount the attempt: it ended in the portal's own failure (the database or Redis away),
+        not in an answer. The window's entry of that moment goes (one counted beside it at the same
+        instant is the same count), or none when the count was cleared meanwhile. A failure here
+        is logged: the attempt then stays counted, as it was."""
+        try:
+            # A microsecond either side: Redis keeps the times to the microsecond.
+            _TAKE_BACK([self.key], [self.since - 1e-6, self.until + 1e-6], client=self.client)
+        except redis.RedisError as e:
+            log.warning("a try that failed could not be taken back from its limit: %s",
+                        type(e).__name__)
 
 
 class AddressLimiter(RateLimiter):
@@ -81,6 +132,9 @@ class AddressLimiter(RateLimiter):
 
     def hit(self, address: str) -> bool:
         return super().hit(address_key(address))
+
+    def count(self, address: str) -> Hit | None:
+        return super().count(address_key(address))
 
     def clear(self, address: str) -> None:
         super().clear(address_key(address))

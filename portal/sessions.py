@@ -129,6 +129,10 @@ class RedisSession(CallbackDict, SessionMixin):
         # which must not tell of a sign-in the 503 page kept from the app). Not run when the
         # save failed or the response is an error; a callable that fails gives the 503 page.
         self.when_stored: list[Callable[[], None]] = []
+        # Run when the request ends in the portal's own failure (a 5xx answer, the save's own
+        # among them) rather than in an answer: what counts only an answered try is taken back
+        # (a sign-in or scan counted against its limit before the database or Redis failed).
+        self.if_failed: list[Callable[[], None]] = []
         # Whether the request's cookie carried this (unstored) session's id as a visitor's.
         self.carried = False
 
@@ -404,6 +408,14 @@ class RedisSessionInterface(SessionInterface):
         return at
 
     def save_session(self, app: Flask, session: RedisSession, response: Response) -> None:
+        try:
+            self._save_or_refuse(app, session, response)
+        finally:
+            if response.status_code >= 500:
+                for take_back in session.if_failed:
+                    take_back()
+
+    def _save_or_refuse(self, app: Flask, session: RedisSession, response: Response) -> None:
         if session.unavailable or session.sid is None:
             return
         try:

@@ -85,20 +85,28 @@ _BY_USERNAME = select(Person).where(Person.username == bindparam("username"))
 
 
 def check_password(db: Session, limits: LoginLimits, username: str, password: str,
-                   address: str, *, clear_with: list[Callable]) -> tuple[Person, int]:
+                   address: str, *, clear_with: list[Callable],
+                   take_back_with: list[Callable]) -> tuple[Person, int]:
     """Return the person if the password is right, with when that password was set (read with
     the hash it was checked against: give it to sign_in); count every failure, unknown names too.
 
     The strict per-account limit counts the attempt before the password is checked, in one step
     that also tests it, so guesses sent at once cannot all pass the test before any is counted;
     the right password then clears the account's count, queued on `clear_with` (the new session's
-    commands to send with its save: no round trip of its own). The generous per-address limit counts
-    failures only (a school's sign-ins share an address): at most the requests already being
-    checked can pass it at once.
+    commands to send with its save: no round trip of its own). An attempt that ends in the
+    portal's own failure instead (the database or Redis away: the 503 page, where the session is
+    not saved and the count not cleared) is taken back, queued on `take_back_with` (the session's
+    if_failed): a teacher trying again and again through an outage must not find the account
+    locked after it. A wrong password counts, whatever comes after. The generous per-address
+    limit counts failures only (a school's sign-ins share an address): at most the requests
+    already being checked can pass it at once.
     """
     name, counted = normalize_username(username), narrow_username(username)
-    if not limits.address.test(address) or not limits.account.hit(counted):
+    hit = limits.account.count(counted) if limits.address.test(address) else None
+    if hit is None:
         raise TooManyFailedLogins()
+    take_back = hit.take_back
+    take_back_with.append(take_back)
 
     # A name with control characters (PostgreSQL cannot even compare a NUL) or longer than any
     # stored one, or an over-long password, is a failure like any other, without the lookup.
@@ -110,6 +118,7 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
         person = db.scalar(_BY_USERNAME, {"username": counted})
     ok = readable and verify_password(person.password_hash if person else None, password)
     if not ok or person is None or not person.enabled:
+        take_back_with.remove(take_back)
         limits.address.hit(address)
         raise InvalidCredentials()
     if person.held_at is not None:

@@ -43,7 +43,8 @@ def login():
     try:
         person, password_set_at = check_password(
             db.session, LoginLimits.for_app(), username, password,
-            request.remote_addr or "unknown", clear_with=session.on_save)
+            request.remote_addr or "unknown", clear_with=session.on_save,
+            take_back_with=session.if_failed)
     except (AccountOnHold, InvalidCredentials, TooManyFailedLogins) as e:
         return _login_page(e.status, username=username[:255], error=e)
     sign_in(person, method="password", password_set_at=password_set_at)

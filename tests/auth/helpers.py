@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import contextvars
 import re
+import sqlite3
+from contextlib import contextmanager
 
+import pytest
 from flask.testing import FlaskClient
 
 
@@ -28,3 +31,24 @@ def page_without_csrf(response) -> str:
     """A page's text with its CSRF token taken out: the signed token carries the second it was
     signed, so two answers a second apart differ there and only there."""
     return re.sub(r'name="csrf_token" value="[^"]+"', 'name="csrf_token"', response.get_data(as_text=True))
+
+
+@contextmanager
+def database_locked(monkeypatch):
+    """Another process holds SQLite's write lock (BEGIN EXCLUSIVE on the test's database file):
+    the app reads, but a write waits out the busy timeout (lowered to a moment) and fails, as in
+    an outage. SQLite only: the test is skipped on PostgreSQL."""
+    from portal import db as portal_db
+    from portal.db import db
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("holds SQLite's write lock")
+    monkeypatch.setattr(portal_db, "BUSY_TIMEOUT_MS", 200)
+    db.session.remove()
+    db.engine.dispose()       # the pooled connections were made with the ten seconds
+    holder = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        holder.execute("COMMIT")
+        holder.close()

@@ -135,3 +135,33 @@ def test_wide_and_narrow_spellings_of_a_name_share_its_limit(client, auth, roste
     for n, spelling in enumerate(["ａda.lovelace", "aｄa.lovelace", "ＡＤＡ．ＬＯＶＥＬＡＣＥ"]):
         assert attempt(auth, spelling, address=f"10.0.1.{n}").status_code == 401
     assert attempt(auth, "ada.lovelace", "correct horse battery", address="10.0.2.1").status_code == 429
+
+
+def _right_password_meets_the_database_away(auth, times: int) -> None:
+    for n in range(times):
+        answer = attempt(auth, "ada.lovelace", "correct horse battery", address=f"10.0.1.{n}")
+        assert answer.status_code == 503, answer.get_data(as_text=True)[:300]
+
+
+def test_sign_ins_that_fail_on_the_database_do_not_lock_the_account(client, auth, roster,
+                                                                    monkeypatch):
+    # Found by the operations review: with another process holding SQLite's write lock, three
+    # sign-ins with the right password each got the 503 page (their sign-in record could not be
+    # written), and once the lock went the right password got 429 for 15 minutes: each try had
+    # been counted, and only a saved session clears the count.
+    from tests.auth.helpers import database_locked
+    roster.person("ada.lovelace")
+    with database_locked(monkeypatch):
+        _right_password_meets_the_database_away(auth, 3)
+    assert attempt(auth, "ada.lovelace", "correct horse battery", address="10.0.2.1").status_code == 302
+
+
+def test_wrong_passwords_during_an_outage_still_count(client, auth, roster, monkeypatch):
+    from tests.auth.helpers import database_locked
+    roster.person("ada.lovelace")
+    with database_locked(monkeypatch):
+        _right_password_meets_the_database_away(auth, 3)
+        for n in range(2):
+            assert attempt(auth, "ada.lovelace", address=f"10.0.2.{n}").status_code == 401
+    assert attempt(auth, "ada.lovelace", address="10.0.3.1").status_code == 401
+    assert attempt(auth, "ada.lovelace", "correct horse battery", address="10.0.3.2").status_code == 429
