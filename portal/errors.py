@@ -143,6 +143,8 @@ STORE_RETRY_AFTER = "60"
 # for a minute.
 DEVICE_RETRY_AFTER = "3"
 RETRY_SOON = "retry_soon"
+# The words that go with it (MESSAGES' 503 says a minute, as STORE_RETRY_AFTER does).
+DEVICE_UNAVAILABLE_ADVICE = "Try again in a few seconds."
 
 
 def retry_soon(view):
@@ -151,21 +153,33 @@ def retry_soon(view):
     return view
 
 
+def _retries_soon() -> bool:
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return getattr(view, RETRY_SOON, False)
+
+
 def retry_after() -> str:
     """The Retry-After of a 503 for this request's view."""
-    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
-    return DEVICE_RETRY_AFTER if getattr(view, RETRY_SOON, False) else STORE_RETRY_AFTER
+    return DEVICE_RETRY_AFTER if _retries_soon() else STORE_RETRY_AFTER
+
+
+def unavailable_page():
+    """The 503 "sign-in is unavailable" answer for this request's view, whose words and
+    Retry-After say the same wait: a minute for a person or an app, seconds for a device."""
+    response = error_page(503, advice=DEVICE_UNAVAILABLE_ADVICE if _retries_soon() else None)
+    response.headers["Retry-After"] = retry_after()
+    return response
 
 
 def make_unavailable(response) -> None:
     """Turn an already built response into the 503 "sign-in is unavailable" page, in place."""
-    page = error_page(503)
+    page = unavailable_page()
     response.status_code = 503
     response.set_data(page.get_data())
     response.content_type = page.content_type
     for header in ("Location", "Set-Cookie"):
         response.headers.pop(header, None)
-    response.headers["Retry-After"] = retry_after()
+    response.headers["Retry-After"] = page.headers["Retry-After"]
     response.headers["Cache-Control"] = "no-store"
 
 
@@ -310,9 +324,7 @@ def schema_out_of_step() -> str | None:
 
 def _unavailable(store: str, reason: str):
     log.warning("%s unavailable: %s", store, reason)
-    response = error_page(503)
-    response.headers["Retry-After"] = retry_after()
-    return response
+    return unavailable_page()
 
 
 # A form's token that is not this session's: the page was open while the session ended.

@@ -19,7 +19,7 @@ from portal.badges.kiosks import (
 from portal.badges.permissions import STAFF_ROLES
 from portal.badges.sessions import end_device_session
 from portal.badges.signin import (
-    HANDOFF_SECONDS, BadgeRejected, BrowserNotBound, HandoffInvalid, TooManyScans,
+    HANDOFF_SECONDS, BadgeRejected, BrowserNotBound, Handoff, HandoffInvalid, TooManyScans,
     accept_handoff, claim_scan, is_scan_number, redeem_badge, restart_scan_numbers,
     start_handoff, take_handoff,
 )
@@ -190,16 +190,21 @@ def badge(device: KioskDevice):
         return _api_error(429, e.title, e.advice, **{"Retry-After": str(e.retry_after)})
     except BadgeRejected:
         return make_response(jsonify(REFUSED), 403)
+    # What the hand-off carries, read before the commit expires it.
+    person_id, badge_id, device_id = accepted.person.id, accepted.badge.id, device.id
+    # The badge's last use is committed before Redis changes: a scan that fails on the database
+    # (away, or its write lock held past the busy timeout: the 503 page) leaves the child at
+    # this device signed in, and the hand-off waiting for the browser still there. A badge voided
+    # or a device revoked meanwhile is caught whatever the order: opening the hand-off checks
+    # both again, and the new session's save looks for their marks (watch_badge).
+    db.session.commit()
     # A new student at this device: whoever was signed in on it is signed out now. The SAML
     # apps that session signed in to hear of it in the browser, on the way to the new session.
-    ended = end_device_session(store, device.id)
-    saml_logout = [p.as_json() for p in participants_in(ended)] if ended else None
-    code = start_handoff(store, accepted, saml_logout=saml_logout, seq=seq)
+    ended = end_device_session(store, device_id)
+    saml_logout = tuple(p.as_json() for p in participants_in(ended)) if ended else ()
+    code = start_handoff(store, Handoff(person_id, badge_id, device_id, saml_logout), seq=seq)
     if code is None:
-        db.session.rollback()
         return make_response(jsonify(OUT_OF_ORDER), 409)
-    # The badge's last use, committed after the ids above were read (a commit expires them).
-    db.session.commit()
     return _single_use(handoff_url=public_url("kiosk.handoff", code=code),
                        expires_in=HANDOFF_SECONDS)
 

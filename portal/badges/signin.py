@@ -277,21 +277,18 @@ def restart_scan_numbers(client: redis.Redis, device_id: int) -> None:
     client.delete(_SEQ + str(device_id))
 
 
-def start_handoff(client: redis.Redis, accepted: Accepted, *,
-                  saml_logout: list | None = None, seq: int | None = None) -> str | None:
+def start_handoff(client: redis.Redis, handoff: Handoff, *, seq: int | None = None) -> str | None:
     """A single-use code, 30 seconds, for the device's browser to finish the sign-in (and, on
-    the way, to tell the last session's SAML apps that it ended: `saml_logout`). With the
-    scan's number `seq`: None when a newer scan from the device came meanwhile."""
-    if accepted.device is None:
-        raise ValueError("hand-offs are for kiosk devices")
+    the way, to tell the last session's SAML apps that it ended: the hand-off's saml_logout).
+    With the scan's number `seq`: None when a newer scan from the device came meanwhile."""
     code = secrets.token_urlsafe(32)
     # Its 30 seconds are Redis's (the key's own expiry), not this server's clock: the browser's
     # request may reach another server of the portal, whose clock may be off by more than that.
-    data = {"person_id": accepted.person.id, "badge_id": accepted.badge.id,
-            "device_id": accepted.device.id}
-    key, device = _handoff_key(code), str(accepted.device.id)
+    data = {"person_id": handoff.person_id, "badge_id": handoff.badge_id,
+            "device_id": handoff.device_id}
+    key, device = _handoff_key(code), str(handoff.device_id)
     pipe = client.pipeline()
-    owe_saml_logout(pipe, accepted.device.id, saml_logout)
+    owe_saml_logout(pipe, handoff.device_id, handoff.saml_logout)
     if seq is not None:
         # The sign-outs stay owed to the device whatever comes of this hand-off.
         pipe.execute()

@@ -320,15 +320,12 @@ def test_a_scan_the_kiosk_gave_up_on_changes_nothing_when_it_arrives_after_a_new
 
 def test_of_two_scans_checked_at_once_the_older_never_becomes_the_devices_latest(
         redis_client, world, kiosk):
-    from portal.badges.signin import Accepted, claim_scan, start_handoff
+    from portal.badges.signin import Handoff, claim_scan, start_handoff
     device = db.session.get(KioskDevice, kiosk.device_id)
-
-    class Badge:
-        id = 1
-    accepted = Accepted(world.student, Badge(), device, None)
+    handoff = Handoff(world.student.id, 1, device.id)
     assert claim_scan(redis_client, device.id, 1) and claim_scan(redis_client, device.id, 2)
-    newer = start_handoff(redis_client, accepted, seq=2)
-    assert start_handoff(redis_client, accepted, seq=1) is None     # checked last, sent first
+    newer = start_handoff(redis_client, handoff, seq=2)
+    assert start_handoff(redis_client, handoff, seq=1) is None     # checked last, sent first
     latest = redis_client.get(f"portal:kiosk:latest-handoff:{device.id}").decode()
     assert latest.endswith(__import__("hashlib").sha256(newer.encode()).hexdigest())
     assert len(list(redis_client.scan_iter("portal:kiosk:handoff:*"))) == 1

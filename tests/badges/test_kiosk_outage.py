@@ -23,7 +23,7 @@ def test_a_scan_while_redis_is_away_reads_as_wait_and_retry(outage_app, own_redi
     # A few seconds, not a minute: a blip of a second must not leave the kiosk deaf for 60 s
     # (it backs off by itself while the outage lasts).
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "3"
-    assert answer.json == {"error": "Sign-in is unavailable", "advice": "Try again in a minute."}
+    assert answer.json == {"error": "Sign-in is unavailable", "advice": "Try again in a few seconds."}
     bind = kiosk.api.post("/kiosk/bind", json={}, headers=kiosk.headers)
     enroll = kiosk.api.post("/kiosk/enroll", json={"code": "ABCD2345"})
     assert [(a.status_code, a.headers["Retry-After"]) for a in (bind, enroll)] == [(503, "3")] * 2

@@ -137,7 +137,7 @@ class RecordingPortal:
                 elif self.path == "/kiosk/badge" and recorder.badge_replies:
                     status = recorder.badge_replies.pop(0)
                     self._answer(status, {"error": "Too many tries" if status == 429 else
-                                          "Sign-in is unavailable", "advice": "Try again in a minute."})
+                                          "Sign-in is unavailable", "advice": "Try again in a few seconds."})
                 elif self.path == "/kiosk/badge" and recorder.badge_status == 200:
                     self._answer(200, {"handoff_url": f"{base}/kiosk/handoff/{secrets.token_urlsafe(32)}",
                                        "expires_in": 30})
