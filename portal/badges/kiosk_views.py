@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request
+from flask import (
+    Blueprint, abort, jsonify, make_response, redirect, render_template, request, session,
+)
 from flask_login import current_user
 
 from portal.addresses import portal_address, public_url
@@ -185,7 +187,8 @@ def badge(device: KioskDevice):
         return make_response(jsonify(OUT_OF_ORDER), 409)
     try:
         accepted = redeem_badge(db.session, flow.limits(), body["token"], device=device,
-                                clock=flow.app_clock(), commit=False)
+                                clock=flow.app_clock(), commit=False,
+                                take_back_with=session.if_failed)
     except TooManyScans as e:
         return _api_error(429, e.title, e.advice, **{"Retry-After": str(e.retry_after)})
     except BadgeRejected:

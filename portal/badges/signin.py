@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -218,12 +219,17 @@ def check_badge(found: Found, now: datetime, *, device: KioskDevice | None = Non
 
 
 def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
-                 device: KioskDevice | None = None, address: str | None = None,
-                 clock: Clock = utcnow, commit: bool = True) -> Accepted:
+                 take_back_with: list[Callable], device: KioskDevice | None = None,
+                 address: str | None = None, clock: Clock = utcnow,
+                 commit: bool = True) -> Accepted:
     """Check a scanned token from a kiosk device (or, with `address`, the browser scanner).
 
     Raises TooManyScans or BadgeRejected; on success records when and where the badge was used
     (commit=False leaves the commit to the caller, who may first read what a commit expires).
+    The badge's count of scans is taken back should the scan end in the portal's own failure
+    (the database or Redis away: the 503 page), queued on `take_back_with` (the session's
+    if_failed): a kiosk sends a badge held up every few seconds through an outage, and the
+    badge must not be refused as tried too often after it.
     """
     if (device is None) == (address is None):
         raise ValueError("a scan comes from a device or from a browser address")
@@ -236,10 +242,12 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
     if not isinstance(token, str) or not looks_like_badge(token):
         raise _reject("not a badge")
     digest = token_hash(token)
-    if not limits.badge.hit(digest[:32]):
+    counted = limits.badge.count(digest[:32])
+    if counted is None:
         # Refused like any other failure, not "too many tries": on a kiosk that pauses every
         # scan, so one child trying a refused card again and again would stop the whole class.
         raise _reject("too many tries with this badge")
+    take_back_with.append(counted.take_back)
 
     found = find_badge(db, token_hash=digest)
     badge, now = found.badge, clock()

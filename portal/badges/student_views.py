@@ -170,7 +170,8 @@ def browser_scan():
                                      advice='The body is {"token": "..."}.'), 400)
     try:
         accepted = redeem_badge(db.session, flow.limits(), body["token"],
-                                address=request.remote_addr or "unknown", clock=flow.app_clock())
+                                address=request.remote_addr or "unknown", clock=flow.app_clock(),
+                                take_back_with=session.if_failed)
     except TooManyScans as e:
         response = make_response(jsonify(error=e.title, advice=e.advice), 429)
         response.headers["Retry-After"] = "60"

@@ -1,10 +1,20 @@
 """A scan that fails on the database (away, or its write lock held past the busy timeout)
-changes nothing: not the child signed in at the device, nor the hand-off waiting for its browser.
-The device hears to try again in seconds, in its words and its Retry-After."""
+changes nothing: not the child signed in at the device, not the hand-off waiting for its browser,
+not the badge's count of scans. The device hears to try again in seconds, in its words and its
+Retry-After."""
 from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
 
 from tests.auth.helpers import database_locked
 from tests.badges.conftest import issue
+
+
+@pytest.fixture
+def settings(base_settings):
+    return replace(base_settings, badge_limit_per_badge="2 per 5 minutes")
 
 
 def _scan_meets_the_database_away(kiosk, token) -> None:
@@ -36,3 +46,30 @@ def test_a_scan_that_fails_on_the_database_leaves_the_waiting_handoff(redis_clie
     assert kiosk.browser.get(waiting).status_code == 302
     assert kiosk.browser.get("/badges/home").status_code == 200
 
+
+def test_scans_that_fail_on_the_database_do_not_count_against_the_badge(redis_client, world, kiosk,
+                                                                        monkeypatch):
+    # A kiosk sends a badge held up every few seconds through an outage: counted, the badge was
+    # refused as tried too often (two per five minutes here) once the database was back.
+    ada = issue(redis_client, world.student)
+    with database_locked(monkeypatch):
+        for _ in range(3):
+            _scan_meets_the_database_away(kiosk, ada)
+    assert kiosk.sign_in(ada).status_code == 302
+
+
+def test_browser_scans_that_fail_on_the_database_do_not_count_against_the_badge(
+        app, redis_client, world, monkeypatch):
+    from portal.badges.policy import set_policy
+    from portal.db import db
+    from tests.badges.conftest import csrf_from, new_client
+    set_policy(db.session, world.school, allow_browser_scanner=True)
+    ada = issue(redis_client, world.student)
+    browser = new_client(app)
+
+    def scan():
+        csrf = csrf_from(browser, "/login")
+        return browser.post("/badge/scan", json={"token": ada}, headers={"X-CSRFToken": csrf})
+    with database_locked(monkeypatch):
+        assert [scan().status_code for _ in range(3)] == [503] * 3
+    assert scan().status_code == 200
