@@ -196,23 +196,37 @@ def _keep_secrets_out_of_request_lines() -> None:
 
 
 def _wire_request_hooks(app: Flask) -> None:
-    from sqlalchemy import bindparam, select
+    from sqlalchemy import bindparam, exists, select
 
     from flask import session
 
     from portal.auth.services import password_still_current
+    from portal.badges.flow import app_clock
     from portal.extensions import db, login_manager
-    from portal.models import Person
+    from portal.models import Badge, Person
 
     # Every signed-in request loads its person: one statement, built once.
     enabled_person = select(Person).where(Person.id == bindparam("id"), Person.enabled.is_(True),
                                           Person.held_at.is_(None))
+    # ...and a session begun with a badge, only while that badge works, in the same statement
+    # (its primary key: the tiles after a badge sign-in are the hot path). Voiding a badge ends
+    # its sessions only in Redis, and a Redis restored from a copy taken before (a snapshot, a
+    # replica) would hold them again.
+    badge_person = enabled_person.where(exists().where(
+        Badge.id == bindparam("badge_id"), Badge.person_id == Person.id,
+        Badge.revoked_at.is_(None), Badge.expires_at > bindparam("now")))
 
     @login_manager.user_loader
     def load_person(person_id: str):
+        badge_id = session.get("badge_id")
         try:
-            person = db.session.execute(enabled_person, {"id": int(person_id)}).scalar_one_or_none()
-        except ValueError:
+            if badge_id is None:
+                person = db.session.execute(enabled_person, {"id": int(person_id)}).scalar_one_or_none()
+            else:
+                person = db.session.execute(badge_person, {
+                    "id": int(person_id), "badge_id": int(badge_id), "now": app_clock()(),
+                }).scalar_one_or_none()
+        except (TypeError, ValueError):
             return None
         if person is not None and not password_still_current(session, person):
             return None  # begun with a password that has since been replaced

@@ -72,3 +72,38 @@ def test_a_short_badge_session_leaves_the_persons_other_sessions_findable(app, r
     assert redis_client.ttl(key) > 3600   # not the badge session's 10 seconds
     assert end_sessions_for(redis_client, world.student.id) == 2
     assert laptop.get("/").status_code == 302
+
+
+def _copy_of_redis(redis_client) -> list:
+    """What a snapshot holds: every key, its value and the time it has left."""
+    return [(key, redis_client.pttl(key), redis_client.dump(key)) for key in redis_client.scan_iter()]
+
+
+def _restore(redis_client, copy: list) -> None:
+    redis_client.flushdb()
+    for key, left, value in copy:
+        redis_client.restore(key, max(left, 0), value)
+
+
+def test_a_voided_badges_session_does_not_come_back_with_redis_restored_from_before(
+        app, redis_client, world, kiosk):
+    # Found by the operations review: a void ends the badge's sessions by deleting them from
+    # Redis, and a Redis restarted from a snapshot taken a minute before the void held them again.
+    from portal.badges.services import void_badges_for_person
+    kiosk.sign_in(issue(redis_client, world.student))
+    laptop = new_client(app)
+    login(laptop, "ada")
+    copy = _copy_of_redis(redis_client)
+    void_badges_for_person(db.session, redis_client, world.student, reason="lost")
+    _restore(redis_client, copy)
+    assert kiosk.browser.get("/badges/home").status_code == 302
+    assert laptop.get("/").status_code == 200          # a password session is no badge's
+
+
+def test_a_badge_session_ends_when_the_database_says_the_badge_has(app, redis_client, world,
+                                                                   kiosk, clock):
+    kiosk.sign_in(issue(redis_client, world.student, clock=clock, temporary_hours=1))
+    clock.advance(minutes=59)
+    assert kiosk.browser.get("/badges/home").status_code == 200
+    clock.advance(minutes=1)
+    assert kiosk.browser.get("/badges/home").status_code == 302
