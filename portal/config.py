@@ -239,9 +239,11 @@ def _make_secret_file(path: Path) -> None:
     if not path.exists():
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48))
-        try:
+        try:    # a write that fails (a full disk) leaves no temporary file behind
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+                f.flush()
+                os.fsync(f.fileno())
             os.link(tmp, path)  # fails if another process got there first: theirs wins
         except FileExistsError:
             pass

@@ -195,3 +195,29 @@ def test_a_failed_statement_names_no_values(app):
         db.session.rollback()
     assert "hash-of-a-pin" not in str(caught.value)
     assert "no_such_table" in str(caught.value)
+
+
+def test_a_secret_file_not_written_for_a_full_disk_leaves_nothing_behind(monkeypatch, tmp_path):
+    # Found by the operations review: the write was outside the try that removes the temporary
+    # file, so a full disk left an empty .secret_key.<hex> beside the folder's secrets.
+    import errno
+
+    from portal import config
+
+    class FullDisk:
+        def __init__(self, fd, *args, **kwargs):
+            self.fd = fd
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            os.close(self.fd)
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(config.os, "fdopen", FullDisk)
+    with pytest.raises(ConfigError, match="can't make the secret .*secret_key .No space left on device."):
+        secret_file_value(tmp_path / "secret_key")
+    assert list(tmp_path.iterdir()) == []
