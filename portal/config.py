@@ -180,6 +180,42 @@ def _engine_accepts(url: str) -> str:
     return url
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _oidc_issuer(value: str, *, production: bool) -> str:
+    """The portal's public address, checked: https (http on this machine, outside production),
+    a host name and nothing after it."""
+    issuer = value.rstrip("/")
+    if not value:
+        return issuer
+    try:
+        parts = urlsplit(issuer)
+    except ValueError:      # https://[portal
+        parts = urlsplit("")
+    host = parts.hostname
+    if parts.query or parts.fragment or not (
+            parts.scheme == "https" and host or parts.scheme == "http" and host and _loopback(host)):
+        raise ConfigError("PORTAL_OIDC_ISSUER must be the portal's https:// address, e.g. "
+                          "https://portal.example.org")
+    if parts.path:
+        # The endpoints and the SAML entity ID are made from the host alone: an issuer with a
+        # path named addresses that do not exist, and apps refused its tokens.
+        raise ConfigError(f"PORTAL_OIDC_ISSUER has a path ({parts.path[:60]}): serve the portal on "
+                          f"a host name of its own, e.g. https://portal.example.org")
+    if production and _loopback(host):
+        raise ConfigError(f"PORTAL_OIDC_ISSUER names this machine ({host}): apps and browsers "
+                          f"elsewhere cannot reach it; set the portal's public https:// address")
+    return issuer
+
+
 def _saml_entity_id(value: str) -> str:
     """An entity ID is an absolute URI of at most 1024 characters (SAML core, 8.3.6)."""
     if value and (len(value) > 1024 or not urlsplit(value).scheme or any(c.isspace() for c in value)):
@@ -339,13 +375,7 @@ def load_settings() -> Settings:
     saml_key_file, saml_cert_file = _env("SAML_KEY_FILE", ""), _env("SAML_CERT_FILE", "")
     oidc_keys_dir = _env("OIDC_KEYS_DIR", "")
     oidc_code_seconds = _int("OIDC_CODE_SECONDS", 60, 1, 60)
-    oidc_issuer = (_env("OIDC_ISSUER", "") or "").rstrip("/")
-    issuer_parts = urlsplit(oidc_issuer)
-    if _env("OIDC_ISSUER") and (issuer_parts.query or issuer_parts.fragment or not (
-            issuer_parts.scheme == "https" and issuer_parts.hostname
-            or issuer_parts.scheme == "http" and issuer_parts.hostname in ("127.0.0.1", "localhost"))):
-        raise ConfigError("PORTAL_OIDC_ISSUER must be the portal's https:// address, e.g. "
-                          "https://portal.example.org")
+    oidc_issuer = _oidc_issuer(_env("OIDC_ISSUER", "") or "", production=env == "production")
     oidc_token_seconds = _int("OIDC_TOKEN_SECONDS", 600, 60, 3600)
 
     return Settings(

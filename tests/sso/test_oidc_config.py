@@ -45,6 +45,32 @@ def test_bad_oidc_settings_stop_start_up(production, name, value, words):
         load_settings()
 
 
+@pytest.mark.parametrize("value, words", [
+    ("https://www.district.example/portal", "has a path ./portal.: serve the portal on a host name of its own"),
+    ("https://www.district.example/portal/", "has a path ./portal.: serve the portal on a host name of its own"),
+    ("http://localhost:5000", "names this machine .localhost.: apps and browsers elsewhere cannot reach it"),
+    ("https://127.0.0.1", "names this machine .127.0.0.1."),
+    ("https://[::1]:8443", "names this machine .::1."),
+    ("https://[portal", "must be the portal.s https:// address"),
+])
+def test_an_issuer_the_endpoints_would_not_match_stops_start_up(production, value, words):
+    # Found by the deployment walkthrough: an issuer with a path gave tokens its path while the
+    # endpoints and the SAML entity ID were made from the host alone; and production took
+    # http://localhost, an address no app or browser elsewhere reaches.
+    production.setenv("PORTAL_OIDC_ISSUER", value)
+    with pytest.raises(ConfigError, match=f"PORTAL_OIDC_ISSUER {words}"):
+        load_settings()
+
+
+def test_development_may_name_this_machine_but_no_path(production):
+    production.setenv("PORTAL_ENV", "development")
+    production.setenv("PORTAL_OIDC_ISSUER", "http://127.0.0.1:5000/")
+    assert load_settings().oidc_issuer == "http://127.0.0.1:5000"
+    production.setenv("PORTAL_OIDC_ISSUER", "http://127.0.0.1:5000/portal")
+    with pytest.raises(ConfigError, match="has a path"):
+        load_settings()
+
+
 def test_configured_issuer_names_every_endpoint(settings):
     from dataclasses import replace
 
