@@ -72,6 +72,9 @@ def create_app(test_config: dict | None = None, *, command_line: bool = False) -
     app.register_blueprint(admin.bp)
     from portal.sso import saml
     app.register_blueprint(saml.bp)
+    if settings.production:    # a SAML key or certificate that can't be read stops start-up
+        from portal.sso.saml.flows import load_signing_keys
+        load_signing_keys(app)
     from portal.sso import oidc
     app.register_blueprint(oidc.bp)
 

@@ -1,7 +1,7 @@
 """GET /healthz: whether this worker can serve, for a load balancer or a monitoring check.
 
-It answers 200 "ok" when the database and Redis both answer and the database is at this code's
-schema, else 503 naming what is wrong, in plain words (never an address, a password, a revision
+It answers 200 "ok" when the database and Redis both answer, the database is at this code's
+schema and sign-ins to apps can be signed, else 503 naming what is wrong, in plain words (never an address, a password, a revision
 or an error's text: the page is public). It reads no session, even when a cookie comes with it
 (portal.sessions skips it as it does static files), and sets no cookie; it costs one round trip
 to each store (the schema is read at most every 30 s).
@@ -48,6 +48,17 @@ def _redis_answers() -> bool:
         return False
 
 
+def _saml_signs() -> bool:
+    """Whether SAML sign-ins can be signed (the log names the file and why when not)."""
+    from portal.sso import SigningUnavailable
+    from portal.sso.saml.flows import signing_keys
+    try:
+        signing_keys()
+        return True
+    except SigningUnavailable:
+        return False
+
+
 @bp.get("/healthz")       # portal.sessions reads no session for this path
 def healthz() -> Response:
     database = _database_answers()
@@ -60,6 +71,8 @@ def healthz() -> Response:
         problems.append("the database is not at this version's schema")
     if current_app.extensions.get("portal.pages"):    # its templates did not load at start
         problems.append("this worker cannot show its pages")
+    if not _saml_signs():
+        problems.append("SAML sign-ins cannot be signed")
     body, status = ("ok\n", 200) if not problems else ("unavailable: " + "; ".join(problems) + "\n", 503)
     response = Response(body, status=status, mimetype="text/plain")
     response.headers["Cache-Control"] = "no-store"

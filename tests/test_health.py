@@ -187,3 +187,18 @@ def test_a_worker_whose_pages_do_not_load_is_a_503(settings, monkeypatch, tmp_pa
     answer = isolated_client(broken).get("/healthz")
     assert (answer.status_code, answer.get_data(as_text=True)) == (
         503, "unavailable: this worker cannot show its pages\n")
+
+
+def test_saml_signing_unavailable_is_a_503_naming_no_file(settings, tmp_path, caplog):
+    # Found by the deployment walkthrough: a key file that can't be read gave /healthz 200 ok
+    # while /saml/metadata and every SAML sign-in answered 503.
+    from portal.sso.saml.keys import generate_keys
+    key_file, cert_file = tmp_path / "k.pem", tmp_path / "c.pem"
+    key_file.write_text("saved over by mistake\n")
+    cert_file.write_bytes(generate_keys().cert_pem)
+    broken = create_app({"SETTINGS": replace(settings, saml_key_file=str(key_file), saml_cert_file=str(cert_file))})
+    with caplog.at_level("ERROR"):
+        answer = isolated_client(broken).get("/healthz")
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        503, "unavailable: SAML sign-ins cannot be signed\n")
+    assert "PORTAL_SAML_KEY_FILE" in caplog.text and "k.pem" in caplog.text

@@ -56,11 +56,11 @@ def test_mismatched_or_missing_files_stop_start_up(tmp_path):
     key_file, cert_file = tmp_path / "k.pem", tmp_path / "c.pem"
     key_file.write_bytes(a.key_pem)
     cert_file.write_bytes(b.cert_pem)
-    with pytest.raises(ConfigError, match="c.pem is not for the key .*k.pem"):
+    with pytest.raises(ConfigError, match="PORTAL_SAML_CERT_FILE .*c.pem is not the certificate of the key .*k.pem"):
         load_keys(str(key_file), str(cert_file), tmp_path)
     with pytest.raises(ConfigError, match="both"):
         load_keys(str(key_file), "", tmp_path)
-    with pytest.raises(ConfigError, match="can't read"):
+    with pytest.raises(ConfigError, match="PORTAL_SAML_KEY_FILE .*nope can't be read .No such file"):
         load_keys(str(tmp_path / "nope"), str(cert_file), tmp_path)
 
 
@@ -86,3 +86,49 @@ def test_metadata_publishes_the_configured_certificate(settings, tmp_path):
     assert keys.cert_base64 in page
     assert 'entityID="https://portal.district.test/saml"' in page
 
+
+
+@pytest.fixture
+def pair(tmp_path):
+    keys = generate_keys()
+    key_file, cert_file = tmp_path / "k.pem", tmp_path / "c.pem"
+    key_file.write_bytes(keys.key_pem)
+    cert_file.write_bytes(keys.cert_pem)
+    return key_file, cert_file
+
+
+@pytest.mark.parametrize("broken, words", [
+    ("no key", "PORTAL_SAML_KEY_FILE {key} can't be read (No such file or directory)"),
+    ("a folder", "PORTAL_SAML_CERT_FILE {cert} can't be read (Is a directory)"),
+    ("not PEM", "PORTAL_SAML_CERT_FILE {cert} can't be read (not a PEM certificate"),
+    ("key not PEM", "PORTAL_SAML_KEY_FILE {key} can't be read (not a PEM private key"),
+    ("a passphrase", "PORTAL_SAML_KEY_FILE {key} can't be read (it has a passphrase"),
+    ("another's", "PORTAL_SAML_CERT_FILE {cert} is not the certificate of the key {key}"),
+])
+def test_production_reads_the_key_and_certificate_at_start(settings, pair, broken, words):
+    # Found by the deployment walkthrough: only the settings' presence was checked, so gunicorn
+    # started, /healthz said ok, /saml/metadata answered 503, and one line at the first use
+    # named the file but not the setting.
+    from cryptography.hazmat.primitives import serialization
+    key_file, cert_file = pair
+    if broken == "no key":
+        key_file.unlink()
+    elif broken == "a folder":
+        cert_file.unlink()
+        cert_file.mkdir()
+    elif broken == "not PEM":
+        cert_file.write_bytes(b"0\x82\x03 DER bytes")
+    elif broken == "key not PEM":
+        key_file.write_text("saved over by mistake\n")
+    elif broken == "a passphrase":
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.BestAvailableEncryption(b"secret")))
+    else:
+        cert_file.write_bytes(generate_keys().cert_pem)
+    production = replace(settings, env="production", saml_key_file=str(key_file), saml_cert_file=str(cert_file))
+    with pytest.raises(ConfigError) as refused:
+        create_app({"SETTINGS": production})
+    said = str(refused.value)
+    assert said.startswith(words.format(key=key_file, cert=cert_file)) and "\n" not in said
+    create_app({"SETTINGS": replace(production, env="testing")})     # development reads it at first use

@@ -41,18 +41,31 @@ PENDING_PREFIX = "portal:saml:pending:"
 REPLAY_PREFIX = "portal:saml:request-id:"
 
 
-def current_idp() -> IdentityProvider:
-    """Return our identity provider as this app is configured (keys loaded once per app)."""
-    settings = current_app.config["SETTINGS"]
+def load_signing_keys(app) -> None:
+    """Read the signing key and certificate into `app` (create_app, in production: one that
+    can't be read stops start-up with a ConfigError naming its setting)."""
+    settings = app.config["SETTINGS"]
+    app.extensions["saml_keys"] = load_keys(settings.saml_key_file, settings.saml_cert_file,
+                                            settings.instance_path, settings.saml_next_cert_file)
+
+
+def signing_keys():
+    """This app's signing keys (read once per app), or SigningUnavailable, logged with the reason."""
     keys = current_app.extensions.get("saml_keys")
     if keys is None:
         try:
-            keys = load_keys(settings.saml_key_file, settings.saml_cert_file, settings.instance_path,
-                             settings.saml_next_cert_file)
+            load_signing_keys(current_app)
         except ConfigError as e:
             log.error("SAML is unavailable: %s", e)
             raise SigningUnavailable() from None
-        current_app.extensions["saml_keys"] = keys
+        keys = current_app.extensions["saml_keys"]
+    return keys
+
+
+def current_idp() -> IdentityProvider:
+    """Return our identity provider as this app is configured (keys loaded once per app)."""
+    settings = current_app.config["SETTINGS"]
+    keys = signing_keys()
     # From configuration whenever it names the portal's address, never from the client's Host.
     entity_id = settings.saml_entity_id or public_url("saml.metadata")
     return IdentityProvider(entity_id=entity_id, sso_url=public_url("saml.sso"), keys=keys,

@@ -77,24 +77,48 @@ def generate_keys(common_name: str = "Student portal SAML signing") -> SigningKe
     return SigningKeys(key_pem, cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _check_pair(keys: SigningKeys, key_path: Path, cert_path: Path) -> SigningKeys:
-    """Both files readable, an RSA key, and the certificate its own: else ConfigError naming the file."""
-    def unreadable(what: str, path: Path, e: ValueError) -> ConfigError:
-        reason = str(e).split(". See ")[0]      # cryptography's words, without its FAQ link
-        return ConfigError(f"the SAML signing {what} {path} can't be read: {reason}")
+def _check_pair(keys: SigningKeys, key_path: Path, cert_path: Path,
+                key_named: str = "the SAML signing key",
+                cert_named: str = "the SAML signing certificate") -> SigningKeys:
+    """Both files readable, an RSA key, and the certificate its own: else ConfigError naming the
+    file (and the setting, as `key_named` / `cert_named`, when one names it)."""
     try:
         key = keys.key
-    except ValueError as e:
-        raise unreadable("key", key_path, e) from None
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:   # TypeError: a key with a passphrase
+        reason = ("it has a passphrase: the portal needs the key without one" if isinstance(e, TypeError)
+                  else "not a PEM private key (-----BEGIN PRIVATE KEY-----)")
+        raise ConfigError(f"{key_named} {key_path} can't be read ({reason})") from None
     try:
         cert = keys.cert
-    except ValueError as e:
-        raise unreadable("certificate", cert_path, e) from None
+    except ValueError:
+        raise ConfigError(f"{cert_named} {cert_path} can't be read (not a PEM certificate, "
+                          f"-----BEGIN CERTIFICATE-----)") from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigError(f"the SAML signing key {key_path} must be an RSA key")
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():
-        raise ConfigError(f"the SAML signing certificate {cert_path} is not for the key {key_path}")
+        raise ConfigError(f"{key_named} {key_path} must be an RSA key")
+    try:
+        same = key.public_key().public_numbers() == cert.public_key().public_numbers()
+    except (ValueError, UnsupportedAlgorithm, AttributeError):   # not an RSA certificate
+        same = False
+    if not same:
+        raise ConfigError(f"{cert_named} {cert_path} is not the certificate of the key {key_path}: "
+                          f"give the key and the certificate made together")
     return keys
+
+
+def read_configured_pair(key_file: str, cert_file: str) -> SigningKeys:
+    """The key and certificate PORTAL_SAML_KEY_FILE and PORTAL_SAML_CERT_FILE name, checked: else
+    a ConfigError naming the setting, the file and why, in one line."""
+    if not (key_file and cert_file):
+        raise ConfigError("set both PORTAL_SAML_KEY_FILE and PORTAL_SAML_CERT_FILE, or neither")
+    pems = []
+    for setting, name in (("PORTAL_SAML_KEY_FILE", key_file), ("PORTAL_SAML_CERT_FILE", cert_file)):
+        try:
+            pems.append(Path(name).read_bytes())
+        except OSError as e:
+            raise ConfigError(f"{setting} {name} can't be read ({e.strerror or e}): the portal's "
+                              f"user must be able to read it") from None
+    return _check_pair(SigningKeys(*pems), Path(key_file), Path(cert_file),
+                       "PORTAL_SAML_KEY_FILE", "PORTAL_SAML_CERT_FILE")
 
 
 def _with_next(keys: SigningKeys, next_cert_file: str) -> SigningKeys:
@@ -139,14 +163,7 @@ def load_keys(key_file: str, cert_file: str, instance_path: Path, next_cert_file
 
 def _load_pair(key_file: str, cert_file: str, instance_path: Path) -> SigningKeys:
     if key_file or cert_file:
-        if not (key_file and cert_file):
-            raise ConfigError("set both PORTAL_SAML_KEY_FILE and PORTAL_SAML_CERT_FILE, or neither")
-        try:
-            keys = SigningKeys(Path(key_file).read_bytes(), Path(cert_file).read_bytes())
-        except OSError as e:
-            raise ConfigError(f"can't read the SAML signing key or certificate: {e}") from None
-        return _check_pair(keys, Path(key_file), Path(cert_file))
-
+        return read_configured_pair(key_file, cert_file)
     private_folder(instance_path)
     key_path, cert_path = instance_path / KEY_NAME, instance_path / CERT_NAME
     # Workers start together: a lock makes one of them generate and the others read its files.
