@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kiosk.client import is_credential, is_device_id, plain, portal_base
+from portal.files import write_whole
 
 APP_DIR = "student-portal-kiosk"
 FILENAME = "device.json"
@@ -62,31 +62,10 @@ def save(folder: Path, device: Device) -> Path:
         if folder.stat().st_uid == os.getuid() and folder.stat().st_mode & 0o077:
             os.chmod(folder, 0o700)
         path = credential_path(folder)
-        tmp = folder / f".{FILENAME}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(asdict(device), f, indent=2)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _sync_folder(folder)
+        write_whole(path, (json.dumps(asdict(device), indent=2) + "\n").encode("utf-8"), 0o600)
     except OSError as e:
         raise CredentialError(f"could not save the credential in {folder}: {e.strerror or e}") from None
     return path
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename itself durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load(folder: Path) -> Device | None:

@@ -78,3 +78,35 @@ def test_with_no_good_key_the_token_endpoint_says_unavailable_and_keeps_the_code
     for key in key_folder.glob("*.pem"):
         key.rename(key.with_suffix(".broken"))
     assert exchange(client, oidc_world, code, verifier).status_code == 200
+
+
+def test_a_key_that_cannot_be_made_is_unavailable_not_a_crash(client, monkeypatch, tmp_path, caplog):
+    # Found by the operations review: on a read-only folder the first key's lock raised
+    # OSError: [Errno 30] Read-only file system, a 500 page with a traceback.
+    import errno
+    import os
+
+    from portal.sso.oidc import keys as keys_module
+
+    def read_only(self):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    with monkeypatch.context() as m:
+        m.setattr(keys_module._FolderLock, "__enter__", read_only)
+        with caplog.at_level("ERROR"):
+            answer = client.get("/oidc/jwks")
+    assert answer.status_code == 503 and answer.json["error"] == "temporarily_unavailable"
+    assert "can't make the first OpenID signing key in" in caplog.text and "Read-only file system" in caplog.text
+    # A full disk while it writes leaves no part of a key: the next request makes a whole one.
+    folder = tmp_path / "oidc_keys"
+    sync = os.fsync
+
+    def full(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        sync(fd)
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", full)
+        assert client.get("/oidc/jwks").status_code == 503
+    assert sorted(p.name for p in folder.iterdir()) == [".lock"]
+    assert client.get("/oidc/jwks").status_code == 200
+    assert len(list(folder.glob("*.pem"))) == 1

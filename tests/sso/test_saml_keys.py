@@ -1,6 +1,7 @@
 """The IdP signing key: made once (key file 0600) and reused, or read from the configured files."""
 from __future__ import annotations
 
+import os
 import stat
 from dataclasses import replace
 
@@ -28,15 +29,19 @@ def test_a_generated_key_without_its_certificate_is_refused_in_words(tmp_path):
 
 def test_a_start_stopped_while_making_the_pair_leaves_no_key(tmp_path, monkeypatch):
     """The certificate is written first: a key on disk always has its certificate beside it."""
-    import portal.sso.saml.keys as keys_module
 
-    def stopped(*args, **kwargs):
-        raise KeyboardInterrupt
+    sync = os.fsync
+
+    def stopped_at_the_key(fd):     # the certificate is written first, then the key
+        if KEY_NAME in os.readlink(f"/proc/self/fd/{fd}"):
+            raise KeyboardInterrupt
+        sync(fd)
     with monkeypatch.context() as m:
-        m.setattr(keys_module.os, "open", stopped)
+        m.setattr(os, "fsync", stopped_at_the_key)
         with pytest.raises(KeyboardInterrupt):
             load_keys("", "", tmp_path)
     assert (tmp_path / CERT_NAME).exists() and not (tmp_path / KEY_NAME).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".saml_keys.lock", CERT_NAME]
     made = load_keys("", "", tmp_path)      # the next start makes a whole new pair
     assert (tmp_path / CERT_NAME).read_bytes() == made.cert_pem
 
@@ -132,3 +137,49 @@ def test_production_reads_the_key_and_certificate_at_start(settings, pair, broke
     said = str(refused.value)
     assert said.startswith(words.format(key=key_file, cert=cert_file)) and "\n" not in said
     create_app({"SETTINGS": replace(production, env="testing")})     # development reads it at first use
+
+
+def test_a_read_only_instance_folder_is_unavailable_not_a_crash(tmp_path, monkeypatch, client):
+    # Found by the operations review: OSError: [Errno 30] Read-only file system on the lock,
+    # a 500 page with a traceback, where a key that can't be made is "unavailable".
+    import errno
+
+    import portal.sso.saml.keys as keys_module
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+    monkeypatch.setattr(keys_module, "open", read_only, raising=False)
+    with pytest.raises(ConfigError, match=f"can't make the SAML signing key in {tmp_path} .Read-only file "
+                                          f"system.: the portal's user must be able to write there"):
+        load_keys("", "", tmp_path)
+    client.application.extensions.pop("saml_keys", None)
+    monkeypatch.setattr(keys_module, "_made", lambda path: False)   # the app's own folder, "read-only"
+    answer = client.get("/saml/metadata")
+    assert answer.status_code == 503 and "Traceback" not in answer.get_data(as_text=True)
+
+
+def test_a_full_disk_leaves_no_key_and_the_next_start_makes_a_pair(tmp_path, monkeypatch):
+    # Found by the operations review: the key was written in place, so a full disk left an empty
+    # key file, and every later start said it "can't be read" rather than make a new pair.
+    import errno
+
+    sync = os.fsync
+
+    def full(fd):                   # the key's write, after its certificate's
+        if KEY_NAME in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        sync(fd)
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", full)
+        with pytest.raises(ConfigError, match="can't make the SAML signing key .*No space left on device"):
+            load_keys("", "", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".saml_keys.lock", CERT_NAME]
+    made = load_keys("", "", tmp_path)
+    assert (tmp_path / KEY_NAME).read_bytes() == made.key_pem
+
+
+def test_an_empty_key_file_an_older_version_left_is_made_again(tmp_path):
+    load_keys("", "", tmp_path)
+    (tmp_path / KEY_NAME).write_bytes(b"")
+    made = load_keys("", "", tmp_path)
+    assert (tmp_path / KEY_NAME).read_bytes() == made.key_pem and made.key_pem

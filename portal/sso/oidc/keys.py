@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,6 +27,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
 from portal.config import private_folder
+from portal.files import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +111,9 @@ def _key_files(folder: Path) -> list[Path]:
 
 def _write_new_key(folder: Path, signs_from: datetime) -> Path:
     key = RSAKey.generate_key(KEY_BITS, private=True)
-    stamp = signs_from.strftime(_STAMP)
-    tmp = folder / f".{stamp}-{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.as_pem(private=True))
-    final = folder / f"{stamp}.pem"
-    # rename is atomic: readers see a whole key or none.
-    os.rename(tmp, final)
+    final = folder / f"{signs_from.strftime(_STAMP)}.pem"
+    # Through a dot-file renamed into place: readers see a whole key or none, even on a full disk.
+    write_whole(final, key.as_pem(private=True), 0o600)
     return final
 
 
@@ -200,11 +195,18 @@ def load_keys(folder: Path, *, strict: bool = False) -> KeyRing:
                     return _ring_or_raise(cached[1])
             except FileNotFoundError:
                 pass
-    folder = _prepare(folder)
-    if not _key_files(folder):
-        with _FolderLock(folder):
-            if not _key_files(folder):
-                _write_new_key(folder, datetime.now(timezone.utc))
+    try:
+        folder = _prepare(folder)
+        if not _key_files(folder):
+            with _FolderLock(folder):
+                if not _key_files(folder):
+                    _write_new_key(folder, datetime.now(timezone.utc))
+    except OSError as e:
+        if strict:
+            raise               # the command line says it in its own words
+        # A read-only or full disk: "unavailable" (503), not a 500 with a traceback.
+        raise KeyFileError(f"can't make the first OpenID signing key in {folder} ({e.strerror or e}): "
+                           f"the portal's user must be able to write there") from None
     if strict:
         return _read(folder)
     stamp = folder.stat().st_mtime_ns   # before reading: a change while reading reads again

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 from dataclasses import dataclass, replace
 from functools import cached_property
 from datetime import datetime, timedelta, timezone
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from portal.config import ConfigError, private_folder
+from portal.files import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -164,24 +164,36 @@ def load_keys(key_file: str, cert_file: str, instance_path: Path, next_cert_file
 def _load_pair(key_file: str, cert_file: str, instance_path: Path) -> SigningKeys:
     if key_file or cert_file:
         return read_configured_pair(key_file, cert_file)
-    private_folder(instance_path)
     key_path, cert_path = instance_path / KEY_NAME, instance_path / CERT_NAME
-    # Workers start together: a lock makes one of them generate and the others read its files.
-    with open(instance_path / ".saml_keys.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not key_path.exists():
-            keys = generate_keys()
-            # The certificate first: the key's presence says the pair is whole, so a start
-            # stopped between the two writes makes a new pair next time.
-            cert_path.write_bytes(keys.cert_pem)
-            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(keys.key_pem)
-            return keys
-        try:
-            keys = SigningKeys(key_path.read_bytes(), cert_path.read_bytes())
-        except OSError as e:
-            raise ConfigError(f"can't read the SAML signing key or certificate: {e.strerror} "
-                              f"({e.filename}). Restore it, or move {key_path} away to have a new "
-                              f"pair made (then give every SAML app the new metadata)") from None
+    try:
+        private_folder(instance_path)
+        # Workers start together: a lock makes one of them generate and the others read its files.
+        with open(instance_path / ".saml_keys.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not _made(key_path):
+                keys = generate_keys()
+                # The certificate first: the key's presence says the pair is whole, so a start
+                # stopped between the two writes makes a new pair next time.
+                write_whole(cert_path, keys.cert_pem, 0o644)
+                write_whole(key_path, keys.key_pem, 0o600)
+                return keys
+    except OSError as e:        # a read-only or full instance folder: "unavailable", not a 500
+        raise ConfigError(f"can't make the SAML signing key in {instance_path} ({e.strerror or e}): "
+                          f"the portal's user must be able to write there, or set "
+                          f"PORTAL_SAML_KEY_FILE and PORTAL_SAML_CERT_FILE") from None
+    try:
+        keys = SigningKeys(key_path.read_bytes(), cert_path.read_bytes())
+    except OSError as e:
+        raise ConfigError(f"can't read the SAML signing key or certificate: {e.strerror} "
+                          f"({e.filename}). Restore it, or move {key_path} away to have a new "
+                          f"pair made (then give every SAML app the new metadata)") from None
     return _check_pair(keys, key_path, cert_path)
+
+
+def _made(key_path: Path) -> bool:
+    """Whether the pair was made: a key file of no length is one an older version began and a
+    full disk stopped (it wrote in place), which a new pair replaces."""
+    try:
+        return key_path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
