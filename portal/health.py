@@ -1,10 +1,11 @@
 """GET /healthz: whether this worker can serve, for a load balancer or a monitoring check.
 
 It answers 200 "ok" when the database and Redis both answer, the database is at this code's
-schema and sign-ins to apps can be signed, else 503 naming what is wrong, in plain words (never an address, a password, a revision
-or an error's text: the page is public). It reads no session, even when a cookie comes with it
-(portal.sessions skips it as it does static files), and sets no cookie; it costs one round trip
-to each store (the schema is read at most every 30 s).
+schema and sign-ins to apps can be signed (SAML and OpenID Connect), else 503 naming what is
+wrong, in plain words (never an address, a file, a password, a revision or an error's text: the
+page is public). It reads no session, even when a cookie comes with it (portal.sessions skips it
+as it does static files), and sets no cookie; it costs one round trip to each store (the schema
+is read at most every 30 s, the signing keys once, or when their folder changes).
 """
 from __future__ import annotations
 
@@ -59,6 +60,18 @@ def _saml_signs() -> bool:
         return False
 
 
+def _oidc_signs() -> bool:
+    """Whether OpenID Connect tokens can be signed (the log says why not, once)."""
+    from portal.sso.oidc.keys import KeyFileError, log_unavailable
+    from portal.sso.oidc.server import key_ring
+    try:
+        key_ring()
+        return True
+    except KeyFileError as e:
+        log_unavailable(str(e))
+        return False
+
+
 @bp.get("/healthz")       # portal.sessions reads no session for this path
 def healthz() -> Response:
     database = _database_answers()
@@ -73,6 +86,8 @@ def healthz() -> Response:
         problems.append("this worker cannot show its pages")
     if not _saml_signs():
         problems.append("SAML sign-ins cannot be signed")
+    if not _oidc_signs():
+        problems.append("OpenID Connect sign-ins cannot be signed")
     body, status = ("ok\n", 200) if not problems else ("unavailable: " + "; ".join(problems) + "\n", 503)
     response = Response(body, status=status, mimetype="text/plain")
     response.headers["Cache-Control"] = "no-store"

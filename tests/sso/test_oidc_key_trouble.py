@@ -110,3 +110,32 @@ def test_a_key_that_cannot_be_made_is_unavailable_not_a_crash(client, monkeypatc
     assert sorted(p.name for p in folder.iterdir()) == [".lock"]
     assert client.get("/oidc/jwks").status_code == 200
     assert len(list(folder.glob("*.pem"))) == 1
+
+
+@pytest.mark.parametrize("made", [False, True], ids=["missing", "empty"])
+def test_a_production_worker_never_makes_the_first_key(settings, app, tmp_path, caplog, made):
+    # Found by the operations review: a mistyped PORTAL_OIDC_KEYS_DIR, or a shared folder not
+    # mounted on one server, was made with a fresh key by whichever worker came first, so each
+    # server signed with its own key and apps failed now and then.
+    from portal import create_app
+    folder = tmp_path / "oidc_keys"
+    if made:
+        folder.mkdir()
+    production = create_app({"SETTINGS": replace(settings, env="production")})
+    client = production.test_client()
+    with caplog.at_level("ERROR"):
+        for _ in range(3):
+            answer = client.get("/oidc/jwks", base_url="https://portal.example")
+            assert answer.status_code == 503 and answer.json["error"] == "temporarily_unavailable"
+        health = client.get("/healthz", base_url="https://portal.example")
+    assert (health.status_code, health.get_data(as_text=True)) == (
+        503, "unavailable: OpenID Connect sign-ins cannot be signed\n")
+    assert (list(folder.iterdir()) == []) if made else not folder.exists()    # nothing made
+    [said] = [r.getMessage() for r in caplog.records if "PORTAL_OIDC_KEYS_DIR" in r.getMessage()]
+    assert f"PORTAL_OIDC_KEYS_DIR {folder} {'holds no key' if made else 'does not exist'}" in said
+    assert "run `portal keys list` once" in said
+    # The command README gives makes it, and the workers sign with it.
+    made_key = production.test_cli_runner().invoke(args=["keys", "list"])
+    assert made_key.exit_code == 0, made_key.output
+    assert client.get("/oidc/jwks", base_url="https://portal.example").status_code == 200
+    assert client.get("/healthz", base_url="https://portal.example").status_code == 200

@@ -179,11 +179,13 @@ def _read(folder: Path, *, strict: bool = True) -> KeyRing:
     return KeyRing(tuple(keys))
 
 
-def load_keys(folder: Path, *, strict: bool = False) -> KeyRing:
+def load_keys(folder: Path, *, strict: bool = False, create: bool = True) -> KeyRing:
     """Return the key ring in `folder`, creating the first key (mode 0600) if there is none.
 
     strict (the command line): a file there that is not a key raises KeyFileError naming it.
     Otherwise (the portal) such a file is logged and skipped, once per change of the folder.
+    Without `create` (a production worker), a folder that is missing or holds no key is a
+    KeyFileError saying what to run: a worker that made one would sign with a key of its own.
     """
     # Every token is signed with the ring: when the folder is unchanged since it was read (adding
     # or deleting a key changes its mtime), one stat is all it costs.
@@ -195,6 +197,47 @@ def load_keys(folder: Path, *, strict: bool = False) -> KeyRing:
                     return _ring_or_raise(cached[1])
             except FileNotFoundError:
                 pass
+    if not (create or strict):
+        _refuse_no_key(folder)
+    else:
+        _make_first_key(folder, strict=strict)
+    if strict:
+        return _read(folder)
+    try:
+        stamp = folder.stat().st_mtime_ns   # before reading: a change while reading reads again
+    except OSError:         # gone since (a shared folder unmounted): say so as above
+        _refuse_no_key(folder)
+        raise
+    try:
+        found: KeyRing | str = _read(folder, strict=False)
+    except KeyFileError as e:
+        found = str(e)      # kept as words: the same folder answers the same, without a re-read
+    with _cache_lock:
+        _cache[folder] = (stamp, found)
+    return _ring_or_raise(found)
+
+
+# What a production worker says of a key folder it may not fill: the first key is made once, by
+# `portal keys list` (README, "In production"), so that every server signs with the same keys.
+NO_KEY = ("PORTAL_OIDC_KEYS_DIR {folder} {what}: apps cannot sign in over OpenID Connect until it "
+          "holds the district's keys; run `portal keys list` once, on one server, to make the first "
+          "key (every server must see the same folder: a shared one not mounted here looks empty)")
+
+
+def _refuse_no_key(folder: Path) -> None:
+    try:
+        there = folder.is_dir()
+        empty = there and not _key_files(folder)
+    except OSError as e:
+        raise KeyFileError(f"PORTAL_OIDC_KEYS_DIR {folder} can't be read ({e.strerror or e}): the "
+                           f"portal's user must be able to read it") from None
+    if not there:
+        raise KeyFileError(NO_KEY.format(folder=folder, what="does not exist"))
+    if empty:
+        raise KeyFileError(NO_KEY.format(folder=folder, what="holds no key"))
+
+
+def _make_first_key(folder: Path, *, strict: bool) -> None:
     try:
         folder = _prepare(folder)
         if not _key_files(folder):
@@ -207,16 +250,19 @@ def load_keys(folder: Path, *, strict: bool = False) -> KeyRing:
         # A read-only or full disk: "unavailable" (503), not a 500 with a traceback.
         raise KeyFileError(f"can't make the first OpenID signing key in {folder} ({e.strerror or e}): "
                            f"the portal's user must be able to write there") from None
-    if strict:
-        return _read(folder)
-    stamp = folder.stat().st_mtime_ns   # before reading: a change while reading reads again
-    try:
-        found: KeyRing | str = _read(folder, strict=False)
-    except KeyFileError as e:
-        found = str(e)      # kept as words: the same folder answers the same, without a re-read
+
+
+_logged: set[str] = set()
+
+
+def log_unavailable(reason: str) -> None:
+    """Log why OpenID Connect is unavailable, once per reason in this process: every request
+    meets it, and the first line says all."""
     with _cache_lock:
-        _cache[folder] = (stamp, found)
-    return _ring_or_raise(found)
+        if reason in _logged:
+            return
+        _logged.add(reason)
+    log.error("OpenID Connect is unavailable: %s", reason)
 
 
 def _ring_or_raise(found: "KeyRing | str") -> KeyRing:

@@ -74,7 +74,9 @@ def current_issuer() -> str:
 
 
 def key_ring() -> KeyRing:
-    return load_keys(keys_dir(_settings()))
+    """The signing keys. A production worker never makes the first one (KeyFileError says what
+    to run): on servers that do not share the folder, each would sign with its own."""
+    return load_keys(keys_dir(_settings()), create=not _settings().production)
 
 
 @dataclass
