@@ -1,11 +1,12 @@
 """GET /healthz: whether this worker can serve, for a load balancer or a monitoring check.
 
-It answers 200 "ok" when the database and Redis both answer, the database is at this code's
-schema and sign-ins to apps can be signed (SAML and OpenID Connect), else 503 naming what is
-wrong, in plain words (never an address, a file, a password, a revision or an error's text: the
-page is public). It reads no session, even when a cookie comes with it (portal.sessions skips it
-as it does static files), and sets no cookie; it costs one round trip to each store (the schema
-is read at most every 30 s, the signing keys once, or when their folder changes).
+It answers 200 "ok" when the database answers and is at this code's schema, Redis stores a value,
+and sign-ins to apps can be signed (SAML and OpenID Connect), else 503 naming what is wrong, in
+plain words (never an address, a file, a password, a revision or an error's text: the page is
+public). It reads no session, even when a cookie comes with it (portal.sessions skips it as it
+does static files), and sets no cookie. It costs one round trip to each store (to Redis a write
+that expires, not a PING); the schema is read at most every 30 s, the signing keys once (OpenID
+Connect's again when their folder changes).
 """
 from __future__ import annotations
 
@@ -41,12 +42,22 @@ def _without_password(said: str) -> str:
     return said.replace(password, "***") if password else said
 
 
-def _redis_answers() -> bool:
+# Written, with a short life, by every check: a Redis that answers PING but refuses writes (full
+# under noeviction, a replica) fails every sign-in, so a PING alone said ok while they failed.
+HEALTH_KEY = "portal:health"
+
+
+def _redis_trouble() -> str | None:
+    """None when Redis stores a value; else what is wrong, in the page's words."""
     try:
-        return bool(current_app.extensions["redis"].ping())
+        current_app.extensions["redis"].set(HEALTH_KEY, 1, ex=10)
+        return None
+    except redis.ResponseError as e:       # it answered, and said no (OOM, READONLY)
+        log.warning("health check: Redis refused a write (%s)", type(e).__name__)
+        return "Redis refuses writes"
     except redis.RedisError as e:
         log.warning("health check: Redis did not answer (%s)", type(e).__name__)
-        return False
+        return "Redis does not answer"
 
 
 def _saml_signs() -> bool:
@@ -75,9 +86,8 @@ def _oidc_signs() -> bool:
 @bp.get("/healthz")       # portal.sessions reads no session for this path
 def healthz() -> Response:
     database = _database_answers()
-    problems = [words for answers, words in ((database, "the database does not answer"),
-                                             (_redis_answers(), "Redis does not answer"))
-                if not answers]
+    problems = [words for words in ("the database does not answer" if not database else None,
+                                    _redis_trouble()) if words]
     # A database whose schema is not this code's (`portal db upgrade` not run yet, or run by a
     # newer version): every signed-in page says sign-in is not working (found by review).
     if database and schema_out_of_step() is not None:

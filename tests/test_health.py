@@ -202,3 +202,21 @@ def test_saml_signing_unavailable_is_a_503_naming_no_file(settings, tmp_path, ca
     assert (answer.status_code, answer.get_data(as_text=True)) == (
         503, "unavailable: SAML sign-ins cannot be signed\n")
     assert "PORTAL_SAML_KEY_FILE" in caplog.text and "k.pem" in caplog.text
+
+
+def test_a_redis_that_refuses_writes_is_a_503(app, redis_client, caplog):
+    # Found by the operations review: Redis at its maxmemory under noeviction (as README asks)
+    # answers PING but refuses writes, so /healthz said ok while every sign-in was a 503.
+    before = redis_client.config_get("maxmemory*")
+    redis_client.config_set("maxmemory-policy", "noeviction")
+    redis_client.config_set("maxmemory", 1)
+    try:
+        with caplog.at_level("WARNING"):
+            answer = isolated_client(app).get("/healthz")
+    finally:
+        redis_client.config_set("maxmemory", before["maxmemory"])
+        redis_client.config_set("maxmemory-policy", before["maxmemory-policy"])
+    assert (answer.status_code, answer.get_data(as_text=True)) == (503, "unavailable: Redis refuses writes\n")
+    assert "health check: Redis refused a write (OutOfMemoryError)" in caplog.text
+    assert isolated_client(app).get("/healthz").status_code == 200
+    assert 0 < redis_client.ttl("portal:health") <= 10     # what a check writes goes away by itself
