@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from portal.config import ConfigError
 from portal.errors import database_said
 from portal.local_time import local
+from portal.redis_store import REFUSED_PASSWORD, refused_password
 from portal.roster.demo import MAX_DEMO_STUDENTS
 
 
@@ -163,7 +164,10 @@ def users_set_password(username):
         set_password(db.session, current_app.extensions["redis"], person, password)
     except WeakPassword as e:
         fail(str(e))
-    except redis.RedisError:
+    except redis.RedisError as e:
+        if refused_password(e):
+            fail(f"{REFUSED_PASSWORD}, and a new password must end the sessions signed in with the "
+                 f"old one: set the password Redis expects there and run this again")
         fail("Redis cannot be reached, and a new password must end the sessions signed in with "
              "the old one: start Redis (or set PORTAL_REDIS_URL) and run this again")
     click.echo(f"password set for {person.username}; their other sessions have ended")
@@ -525,6 +529,8 @@ def sessions_sweep():
     try:
         told = sweep_ended_sessions(current_app.extensions["redis"])
     except redis.RedisError as e:
+        if refused_password(e):
+            fail(f"{REFUSED_PASSWORD}: set the password Redis expects there and run this again")
         fail(f"cannot reach Redis: {type(e).__name__}")
     wait_for_deliveries(30)
     click.echo(f"{told} session{'' if told == 1 else 's'} had timed out: their apps were told")

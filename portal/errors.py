@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 
 from portal.models import Role
-from portal.redis_store import RedisUnavailable
+from portal.redis_store import RedisUnavailable, redis_said
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ class PortalJSONProvider(DefaultJSONProvider):
 
 def store_unavailable(e: Exception):
     """Redis (sessions, limits, codes) cannot be reached: the 503 page, "try again in a minute"."""
-    return _unavailable("redis", type(e).__name__)
+    return _unavailable("redis", redis_said(e))
 
 
 def database_said(e: Exception) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from portal.db import db
 from portal.errors import database_said, schema_out_of_step
+from portal.redis_store import REFUSED_PASSWORD, refused_password
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,16 @@ def _redis_trouble() -> str | None:
     try:
         current_app.extensions["redis"].set(HEALTH_KEY, 1, ex=10)
         return None
-    except redis.ResponseError as e:       # it answered, and said no (OOM, READONLY)
+    except redis.RedisError as e:
+        if refused_password(e):
+            log.warning("health check: %s", REFUSED_PASSWORD)
+            return "Redis refused the portal's password"
+        if not isinstance(e, redis.ResponseError):
+            log.warning("health check: Redis did not answer (%s)", type(e).__name__)
+            return "Redis does not answer"
+        # It answered, and said no (OOM, READONLY).
         log.warning("health check: Redis refused a write (%s)", type(e).__name__)
         return "Redis refuses writes"
-    except redis.RedisError as e:
-        log.warning("health check: Redis did not answer (%s)", type(e).__name__)
-        return "Redis does not answer"
 
 
 def _saml_signs() -> bool:

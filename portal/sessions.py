@@ -28,7 +28,7 @@ from itsdangerous import BadSignature, Signer
 from werkzeug.datastructures import CallbackDict
 
 from portal.errors import make_unavailable
-from portal.redis_store import RedisUnavailable
+from portal.redis_store import RedisUnavailable, redis_said
 
 PREFIX = "portal:session:"
 PERSON_INDEX = "portal:person-sessions:"
@@ -392,8 +392,10 @@ class RedisSessionInterface(SessionInterface):
                     time.time() - float(data.get("_created", 0)) > self._max_seconds(app, data):
                 self._delete(app, sid, data if isinstance(data, dict) else {})
                 return self._unstored(app, _new_sid())
-        except redis.RedisError:
-            return RedisSession(sid=sid, unavailable=True)
+        except redis.RedisError as e:
+            unavailable = RedisSession(sid=sid, unavailable=True)
+            unavailable.unavailable_because = redis_said(e)    # for the log, at the 503
+            return unavailable
         session = RedisSession(data, sid=sid)
         session.touched_idle = self._idle_seconds(app, session)  # what the script gave it
         return session
@@ -423,7 +425,7 @@ class RedisSessionInterface(SessionInterface):
         except redis.RedisError as e:
             # Redis went away during the request. A change we could not store (a sign-in, a
             # sign-out) must not look as if it had worked.
-            log.warning("redis unavailable while saving a session: %s", type(e).__name__)
+            log.warning("redis unavailable while saving a session: %s", redis_said(e))
             if session.modified:
                 make_unavailable(response)
                 return
@@ -467,7 +469,7 @@ class RedisSessionInterface(SessionInterface):
                 try:
                     client.ping()
                 except redis.RedisError as e:
-                    log.warning("redis unavailable for a visitor's form: %s", type(e).__name__)
+                    log.warning("redis unavailable for a visitor's form: %s", redis_said(e))
                     make_unavailable(response)
                     return
                 if not session.carried:
@@ -559,7 +561,7 @@ def require_session_store() -> None:
     if request.endpoint == "static" or _sessionless(current_app, request):
         return
     if getattr(session, "unavailable", False):
-        raise RedisUnavailable()
+        raise RedisUnavailable(getattr(session, "unavailable_because", "RedisUnavailable"))
     # A new session on a safe request needs Redis only if the page stores something, and then
     # save_session answers 503 itself; a form post must not read as a stale CSRF token instead.
     # A post without a CSRF token (a kiosk's or an app's API call) is not such a form, and nor is

@@ -14,10 +14,12 @@ from portal.models import Person
 PORTAL = str(Path(sys.executable).with_name("portal"))
 
 
-def run_portal(args: list[str], folder: Path, database_url: str) -> subprocess.CompletedProcess:
-    """Run the `portal` command with a Redis address nothing answers on."""
+def run_portal(args: list[str], folder: Path, database_url: str,
+               redis_url: str | None = None) -> subprocess.CompletedProcess:
+    """Run the `portal` command with a Redis address nothing answers on (or `redis_url`)."""
     env = {**os.environ, "PORTAL_ENV": "development", "PORTAL_INSTANCE_PATH": str(folder / "instance"),
-           "PORTAL_DATABASE_URL": database_url, "PORTAL_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+           "PORTAL_DATABASE_URL": database_url,
+           "PORTAL_REDIS_URL": redis_url or f"redis://127.0.0.1:{free_port()}/0"}
     return subprocess.run([PORTAL, *args], env=env, input="a long enough secret\n", text=True,
                           capture_output=True, timeout=60)
 
@@ -66,6 +68,28 @@ def test_set_password_without_redis_changes_nothing(settings, roster, tmp_path):
         "the old one: start Redis (or set PORTAL_REDIS_URL) and run this again"]
     db.session.expire_all()
     assert db.session.get(Person, ada.id).password_hash == before
+
+
+@pytest.mark.parametrize("args, said", [
+    (["users", "set-password", "ada.lovelace"],
+     "Error: Redis refused the password in PORTAL_REDIS_URL (wrong, or none given), and a new password "
+     "must end the sessions signed in with the old one: set the password Redis expects there and run "
+     "this again"),
+    (["sessions", "sweep"], "Error: Redis refused the password in PORTAL_REDIS_URL (wrong, or none "
+                            "given): set the password Redis expects there and run this again"),
+    (["badges", "unlock", "ada.lovelace"], "Error: Redis refused the password in PORTAL_REDIS_URL"),
+])
+def test_a_wrong_redis_password_is_named_not_an_outage(settings, roster, redis_server, tmp_path, args, said):
+    # Found by the operations review: a wrong password read as "Redis cannot be reached ... start
+    # Redis", and the sweep as "cannot reach Redis: AuthenticationError", of a Redis that runs.
+    from urllib.parse import urlsplit
+    roster.person("ada.lovelace")
+    where = urlsplit(redis_server.url)
+    result = run_portal(args, tmp_path, settings.database_url,
+                        f"redis://nobody:wrong-password@{where.hostname}:{where.port}/0")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(said) and "wrong-password" not in line
 
 
 def test_dev_on_a_port_in_use_says_so_and_starts_nothing(tmp_path):

@@ -220,3 +220,36 @@ def test_a_redis_that_refuses_writes_is_a_503(app, redis_client, caplog):
     assert "health check: Redis refused a write (OutOfMemoryError)" in caplog.text
     assert isolated_client(app).get("/healthz").status_code == 200
     assert 0 < redis_client.ttl("portal:health") <= 10     # what a check writes goes away by itself
+
+
+def test_a_redis_that_refuses_the_password_says_so(app, redis_client, caplog):
+    # Found by the operations review: a wrong password in PORTAL_REDIS_URL read as "Redis does
+    # not answer", of a Redis that was running. The page names no address and no password.
+    port = redis_client.connection_pool.connection_kwargs["port"]
+    app.extensions["redis"] = redis.Redis(host="127.0.0.1", port=port, username="nobody",
+                                          password="wrong-password", socket_connect_timeout=1)
+    try:
+        with caplog.at_level("WARNING"):
+            answer = isolated_client(app).get("/healthz")
+    finally:
+        app.extensions["redis"] = redis_client
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        503, "unavailable: Redis refused the portal's password\n")
+    assert "health check: Redis refused the password in PORTAL_REDIS_URL" in caplog.text
+    assert "wrong-password" not in caplog.text
+
+
+def test_a_sign_in_meeting_a_refused_password_logs_it(app, client, redis_client, caplog):
+    # The 503 page stays "try again in a minute"; the log says what an operator must change.
+    from tests.conftest import csrf_token
+    token = csrf_token(client)
+    port = redis_client.connection_pool.connection_kwargs["port"]
+    app.extensions["redis"] = redis.Redis(host="127.0.0.1", port=port, username="nobody",
+                                          password="wrong-password", socket_connect_timeout=1)
+    try:
+        with caplog.at_level("WARNING"):
+            answer = client.post("/login", data={"username": "ada", "password": "x" * 12, "csrf_token": token})
+    finally:
+        app.extensions["redis"] = redis_client
+    assert answer.status_code == 503
+    assert "redis unavailable: Redis refused the password in PORTAL_REDIS_URL" in caplog.text

@@ -17,10 +17,18 @@ from portal.badges import plural
 from portal.cli import person_named
 from portal.errors import PortalError
 from portal.local_time import local
+from portal.redis_store import REFUSED_PASSWORD, refused_password
 
 
 # Every command here checks Redis before it writes to the database, so this is the whole story.
 REDIS_DOWN = "Redis (the session store) cannot be reached; start it and try again. Nothing changed"
+
+
+def redis_down(e: redis.RedisError) -> str:
+    """The line for a Redis that failed before anything changed: away, or refusing the password."""
+    if refused_password(e):
+        return f"{REFUSED_PASSWORD}: set the password Redis expects there and try again. Nothing changed"
+    return REDIS_DOWN
 
 
 def _fail(message: str):
@@ -100,8 +108,8 @@ def badges_void(username, section_id, school_id, reason):
             count = services.void_badges_for_section(db.session, client, _section(section_id), reason=reason)
         else:
             count = services.void_badges_for_school(db.session, client, _school(school_id), reason=reason)
-    except redis.RedisError:
-        _fail(REDIS_DOWN)
+    except redis.RedisError as e:
+        _fail(redis_down(e))
     except services.SessionsNotEnded as e:
         _fail(f"voided the badges of {plural(e.students, 'student', 'students')}, but Redis went away "
               "before their badge sessions ended: a session begun with one lasts until it times out")
@@ -122,8 +130,8 @@ def badges_unlock(username, reset):
     try:
         # Their wrong tries are counted in Redis too, and cleared there first.
         (reset_factor if reset else unlock_factor)(db.session, limits.factor, student)
-    except redis.RedisError:
-        _fail(REDIS_DOWN)
+    except redis.RedisError as e:
+        _fail(redis_down(e))
     click.echo(f"{student.username} can sign in with their badge again"
                + (" and will choose a new PIN or pictures" if reset else ""))
 
@@ -181,8 +189,8 @@ def badges_sheet(section_id, out, paper, replace_all):
         _fail(f"{e.title}: {e.advice}" if e.advice else e.title)
     except OSError as e:
         _fail(f"cannot write {out}: {e.strerror or e}; nothing changed")
-    except redis.RedisError:
-        _fail(REDIS_DOWN)
+    except redis.RedisError as e:
+        _fail(redis_down(e))
     finally:
         db.session.rollback()  # after a commit: nothing; else the new badges go
     sheet = made[0]
@@ -229,8 +237,8 @@ def kiosk_pair(school_id, name):
     school = _school(school_id)
     try:
         pairing = create_pairing_code(db.session, current_app.extensions["redis"], school, name=name)
-    except redis.RedisError:
-        _fail(REDIS_DOWN)
+    except redis.RedisError as e:
+        _fail(redis_down(e))
     click.echo(pairing.code)
     click.echo(f"valid once, for {PAIR_SECONDS // 60} minutes, at {school.name}: "
                f"python -m kiosk enroll --portal {_portal_address()} --code {pairing.code}", err=True)
@@ -278,8 +286,8 @@ def kiosk_revoke(device_id):
         _fail(f"there is no device {device_id!r} (see `portal kiosk list SCHOOL_ID`)")
     try:
         revoke_device(db.session, current_app.extensions["redis"], device)
-    except redis.RedisError:
-        _fail(REDIS_DOWN)
+    except redis.RedisError as e:
+        _fail(redis_down(e))
     except DeviceSessionNotEnded:
         _fail(f"revoked {device.id} ({device.name}), but Redis went away before the session open on "
               f"it ended: run `portal kiosk revoke {device.id}` again once Redis is back")

@@ -16,6 +16,7 @@ from portal.db import BUSY_TIMEOUT_MS, refresh_statistics
 from portal.badges import plural
 from portal.badges.permissions import TEACHING_ROLES, at_school
 from portal.models import Badge, DeletionRequest, Enrollment, Person, Role, Section
+from portal.redis_store import REFUSED_PASSWORD, refused_password
 from portal.roster.apply import apply_plan
 from portal.roster.diff import Plan, plan_import
 from portal.roster.parse import read_bundle
@@ -318,7 +319,11 @@ def _one_import_at_a_time(conn) -> None:
 def _require_redis(action: Callable[[], object]) -> None:
     try:
         action()
-    except redis.RedisError:
+    except redis.RedisError as e:
+        if refused_password(e):
+            raise RosterError([f"{REFUSED_PASSWORD}, and this import removes, disables or moves "
+                               "people whose sessions must end at once: set the password Redis "
+                               "expects there and import again"]) from None
         raise RosterError(["Redis (the session store) cannot be reached, and this import "
                            "removes, disables or moves people whose sessions must end at once; start "
                            "Redis and import again"], REDIS_AWAY) from None

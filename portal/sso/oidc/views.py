@@ -23,7 +23,7 @@ from portal.errors import (
 )
 from portal.extensions import csrf
 from portal.models import App
-from portal.redis_store import RedisUnavailable
+from portal.redis_store import RedisUnavailable, redis_said
 from portal.sso import SigningUnavailable
 from portal.sso.oidc import bp, store
 from portal.sso.oidc.authorize import NOT_ALLOWED, error_page, park_for_get
@@ -84,7 +84,7 @@ def _too_large(e: RequestEntityTooLarge):
 def _store_down(e: Exception):
     """Redis away: an app's server reads OAuth's "temporarily_unavailable", a person the page."""
     if request.endpoint in _APP_SERVER_ENDPOINTS:
-        log.warning("redis unavailable: %s", type(e).__name__)
+        log.warning("redis unavailable: %s", redis_said(e))
         return _unavailable_json("The portal cannot reach its session store. Try again in a minute.")
     return store_unavailable(e)
 
