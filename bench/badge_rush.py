@@ -7,7 +7,7 @@ Builds a demo district (portal.roster.demo, through the roster importer) in a fr
 issues badges to N students of grades KG-02 (badge alone, the default policy) with
 portal.badges.services.issue_badge, adds --apps apps for them beside the demo apps, enrolls
 kiosk devices in their schools, starts a private redis-server and
-`gunicorn -w 2 -b 127.0.0.1:PORT "portal:create_app()"` (sync workers, one per core, as the
+`gunicorn -w 2 -b 127.0.0.1:PORT portal.wsgi:app` (sync workers, one per core, as the
 README's production command: --threads 4 made the same sign-ins cost about half as much CPU again,
 threads in a worker contending for one interpreter), binds every device's browser, and then
 measures two phases at the same concurrency:

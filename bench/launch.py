@@ -5,7 +5,7 @@
 
 Sets up a temporary instance folder, a SQLite file (migrated with portal.migrate.upgrade, filled
 with a small demo district through the roster importer), a private redis-server, one SAML app and
-one OIDC app granted to the demo student's school, and `gunicorn -w 2 "portal:create_app()"` on
+one OIDC app granted to the demo student's school, and `gunicorn -w 2 portal.wsgi:app` on
 127.0.0.1. Then, in one run, each phase bounded in count (--n) and time (--max-seconds):
 
   trivial   the cheap real routes of the same app, by a signed-in browser: a static file, the

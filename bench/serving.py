@@ -26,11 +26,11 @@ def portal_env(folder: Path, redis_url: str, database_url: str | None = None, **
 
 def start_gunicorn(env: dict, port: int, workers: int, log: Path,
                    threads: int | None = None) -> subprocess.Popen:
-    """Start `gunicorn portal:create_app()` on 127.0.0.1:port in a process group of its own."""
+    """Start `gunicorn portal.wsgi:app` on 127.0.0.1:port in a process group of its own."""
     args = [sys.executable, "-m", "gunicorn", "-w", str(workers)]
     if threads:
         args += ["--threads", str(threads)]
-    args += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "portal:create_app()"]
+    args += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "portal.wsgi:app"]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
