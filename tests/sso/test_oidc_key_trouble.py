@@ -128,8 +128,9 @@ def test_a_production_worker_never_makes_the_first_key(settings, app, tmp_path, 
             answer = client.get("/oidc/jwks", base_url="https://portal.example")
             assert answer.status_code == 503 and answer.json["error"] == "temporarily_unavailable"
         health = client.get("/healthz", base_url="https://portal.example")
-    assert (health.status_code, health.get_data(as_text=True)) == (
-        503, "unavailable: OpenID Connect sign-ins cannot be signed\n")
+    # Not the worker's fault, and every worker's alike: the load balancer must not take them all
+    # out (password and SAML sign-ins work); the log says it.
+    assert (health.status_code, health.get_data(as_text=True)) == (200, "ok\n")
     assert (list(folder.iterdir()) == []) if made else not folder.exists()    # nothing made
     [said] = [r.getMessage() for r in caplog.records if "PORTAL_OIDC_KEYS_DIR" in r.getMessage()]
     assert f"PORTAL_OIDC_KEYS_DIR {folder} {'holds no key' if made else 'does not exist'}" in said
