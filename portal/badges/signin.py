@@ -252,6 +252,9 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
     found = find_badge(db, token_hash=digest)
     badge, now = found.badge, clock()
     reason = check_badge(found, now, device=device, browser=address is not None, address=address)
+    if reason is not None:
+        # Refused: it counts, whatever comes after (as a wrong password does), its record too.
+        take_back_with.remove(counted.take_back)
     if reason == "voided":
         audit.record("badge_voided_reuse", person=badge.person, commit=True, data={
             "badge_id": badge.id, "device_id": device.id if device else None,

@@ -73,3 +73,22 @@ def test_browser_scans_that_fail_on_the_database_do_not_count_against_the_badge(
     with database_locked(monkeypatch):
         assert [scan().status_code for _ in range(3)] == [503] * 3
     assert scan().status_code == 200
+
+
+def test_a_refused_scan_counts_even_when_its_record_fails(redis_client, world, kiosk, monkeypatch):
+    # Found by review: a voided badge's scan is refused, and its record of the reuse written
+    # before the refusal; when that write failed (the 503), the scan was taken back from the
+    # badge's count like an outage's, so a refused badge could be tried without limit.
+    from sqlalchemy import select
+
+    from portal.badges.services import void_badges_for_person
+    from portal.db import db
+    from portal.models import Event
+    ada = issue(redis_client, world.student)
+    void_badges_for_person(db.session, redis_client, world.student, reason="lost")
+    with database_locked(monkeypatch):
+        for _ in range(2):
+            assert kiosk.scan(ada).status_code == 503
+    # Both counted (two per five minutes): the next is refused by the limit, before its record.
+    assert kiosk.scan(ada).status_code == 403
+    assert db.session.scalars(select(Event).where(Event.kind == "badge_voided_reuse")).all() == []
