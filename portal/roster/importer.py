@@ -20,7 +20,9 @@ from portal.redis_store import REFUSED_PASSWORD, refused_password
 from portal.roster.apply import apply_plan
 from portal.roster.diff import Plan, plan_import
 from portal.roster.parse import read_bundle
-from portal.roster.problems import REDIS_AWAY, REMOVES_ASKED, REMOVES_HELD, REMOVES_MANY, RosterError
+from portal.roster.problems import (
+    REDIS_AWAY, REDIS_PASSWORD, REMOVES_ASKED, REMOVES_HELD, REMOVES_MANY, RosterError,
+)
 from portal.roster.record import Attempt, record_imported, record_refused
 from portal.roster.state import State, load_state
 from portal.roster.summary import ImportSummary, some_names
@@ -323,7 +325,7 @@ def _require_redis(action: Callable[[], object]) -> None:
         if refused_password(e):
             raise RosterError([f"{REFUSED_PASSWORD}, and this import removes, disables or moves "
                                "people whose sessions must end at once: set the password Redis "
-                               "expects there and import again"]) from None
+                               "expects there and import again"], REDIS_PASSWORD) from None
         raise RosterError(["Redis (the session store) cannot be reached, and this import "
                            "removes, disables or moves people whose sessions must end at once; start "
                            "Redis and import again"], REDIS_AWAY) from None

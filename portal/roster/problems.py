@@ -19,6 +19,7 @@ _AGAIN = "if they really left, import again with --allow-removals"
 # The checks that refuse a bundle, by the code a RosterError carries.
 UNREADABLE, NOT_UTF8, GARBLED, PROBLEMS = "unreadable", "not_utf8", "garbled", "problems"
 REMOVES_MANY, REMOVES_HELD, REMOVES_ASKED, REDIS_AWAY = "removes_many", "removes_held", "removes_asked", "redis_away"
+REDIS_PASSWORD = "redis_password"
 REFUSALS = {
     UNREADABLE: Refusal("the roster could not be read: a file is missing or damaged, or it is not a "
                         "OneRoster bundle", "check that the export reached the server whole, or export "
@@ -38,6 +39,9 @@ REFUSALS = {
                             "confirmed", f"record the vendor's answer first, or {_AGAIN}"),
     REDIS_AWAY: Refusal("Redis (the session store) could not be reached while it removed, disabled or "
                         "moved people", "start Redis and import again"),
+    REDIS_PASSWORD: Refusal("Redis (the session store) refused the portal's password while it removed, "
+                            "disabled or moved people", "set the password Redis expects in "
+                            "PORTAL_REDIS_URL and import again"),
 }
 
 

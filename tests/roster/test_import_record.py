@@ -215,3 +215,19 @@ def test_the_demo_records_its_import(runner, db_session):
 ])
 def test_the_record_keeps_the_bundles_own_name_on_one_line(path, name):
     assert bundle_name(path) == name
+
+
+def test_an_import_refused_by_redis_password_is_recorded_as_such():
+    # Found by review: it was recorded as "rows or columns with problems", whose advice is to fix
+    # them in the student information system.
+    import redis
+
+    from portal.roster.importer import _require_redis
+    from portal.roster.problems import REDIS_PASSWORD, REFUSALS, RosterError
+
+    def refused():
+        raise redis.AuthenticationError("invalid username-password pair or user is disabled.")
+    with pytest.raises(RosterError) as caught:
+        _require_redis(refused)
+    assert caught.value.reasons == (REDIS_PASSWORD,)
+    assert "PORTAL_REDIS_URL" in REFUSALS[REDIS_PASSWORD].advice
