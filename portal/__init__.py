@@ -205,6 +205,7 @@ def _wire_request_hooks(app: Flask) -> None:
 
     from portal.auth.services import password_still_current
     from portal.badges.flow import app_clock
+    from portal.badges.sessions import is_badge_session
     from portal.extensions import db, login_manager
     from portal.models import Badge, Person
 
@@ -222,6 +223,8 @@ def _wire_request_hooks(app: Flask) -> None:
     @login_manager.user_loader
     def load_person(person_id: str):
         badge_id = session.get("badge_id")
+        if badge_id is None and is_badge_session(session):
+            return None   # a badge session names its badge: fail closed if one ever does not
         try:
             if badge_id is None:
                 person = db.session.execute(enabled_person, {"id": int(person_id)}).scalar_one_or_none()

@@ -107,3 +107,19 @@ def test_a_badge_session_ends_when_the_database_says_the_badge_has(app, redis_cl
     assert kiosk.browser.get("/badges/home").status_code == 200
     clock.advance(minutes=1)
     assert kiosk.browser.get("/badges/home").status_code == 302
+
+
+def test_a_badge_session_without_its_badge_is_refused(app, redis_client, world, kiosk):
+    # Found by review: the badge check ran only when the session named its badge. Every badge
+    # sign-in names it, but a badge session that did not (an older or damaged record) would have
+    # skipped the check: it fails closed.
+    import json
+
+    from tests.badges.conftest import session_key
+    kiosk.sign_in(issue(redis_client, world.student))
+    assert kiosk.browser.get("/badges/home").status_code == 200
+    key = session_key(kiosk.browser)
+    data = json.loads(redis_client.get(key))
+    assert data.pop("badge_id")
+    redis_client.set(key, json.dumps(data), keepttl=True)
+    assert kiosk.browser.get("/badges/home").status_code == 302
