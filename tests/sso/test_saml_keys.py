@@ -183,3 +183,17 @@ def test_an_empty_key_file_an_older_version_left_is_made_again(tmp_path):
     (tmp_path / KEY_NAME).write_bytes(b"")
     made = load_keys("", "", tmp_path)
     assert (tmp_path / KEY_NAME).read_bytes() == made.key_pem and made.key_pem
+
+
+def test_a_certificate_file_with_its_issuers_publishes_the_first_one(tmp_path):
+    # Found by review: a CA-issued certificate file holds the chain after it; the metadata and
+    # KeyInfo took the whole file's lines ("-----END ... -----BEGIN" inside the base64).
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    leaf, issuer = generate_keys(), generate_keys("An issuing CA")
+    (tmp_path / "saml.key").write_bytes(leaf.key_pem)
+    (tmp_path / "chain.crt").write_bytes(leaf.cert_pem + issuer.cert_pem)
+    keys = load_keys(str(tmp_path / "saml.key"), str(tmp_path / "chain.crt"), tmp_path)
+    der = leaf.cert.public_bytes(serialization.Encoding.DER)
+    assert keys.cert_base64 == base64.b64encode(der).decode() and "-" not in keys.cert_base64

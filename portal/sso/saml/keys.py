@@ -2,6 +2,7 @@
 generated once into the instance folder (key mode 0600) outside production."""
 from __future__ import annotations
 
+import base64
 import fcntl
 import logging
 from dataclasses import dataclass, replace
@@ -54,7 +55,11 @@ class SigningKeys:
 
 
 def _base64(cert_pem: bytes) -> str:
-    return "".join(cert_pem.decode().strip().splitlines()[1:-1])
+    """The first certificate of a PEM file, as base64 DER on one line. Only the first: a file
+    with its issuers after it (a CA's chain) gave the whole file's lines, "-----END" and
+    "-----BEGIN" among them, and metadata no app could read (found by review)."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
 
 def generate_keys(common_name: str = "Student portal SAML signing") -> SigningKeys:
