@@ -122,8 +122,18 @@ def peer_asking(world, classes=True, comparison="exact") -> PeerSP:
 
 
 def signed_in_by(client, method: str) -> None:
+    """The session's sign-in method set by hand; a badge method with a badge of the student's
+    (a badge session names its badge, and is refused without one)."""
+    from flask import current_app
+
+    from portal.badges.services import issue_badge
+    from portal.models import Person
     with client.session_transaction() as session:
         session["auth_method"] = method
+        if method.startswith("badge"):
+            person = db.session.get(Person, int(session["_user_id"]))
+            issued = issue_badge(db.session, current_app.extensions["redis"], person)
+            session["badge_id"] = issued.badge.id
 
 
 def status_codes(form) -> list[str]:
