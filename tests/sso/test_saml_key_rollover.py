@@ -105,18 +105,24 @@ def weak_cert(tmp_path):
     return path, "is not for an RSA key of at least 2048 bits"
 
 
-# A certificate for an EC key on secp112r1, a curve cryptography cannot load (found by review:
-# reading its key raised UnsupportedAlgorithm, uncaught, and every SAML sign-in was a 500).
-UNLOADABLE_KEY_CERT = """-----BEGIN CERTIFICATE-----
-MIIBITCB7KADAgECAhQ7SS4PtttfGalyAym4Ycb03GjEfDAKBggqhkjOPQQDAjAM
-MQowCAYDVQQDDAF4MB4XDTI2MTEyNTA0MDc1OVoXDTI2MTIyNTA0MDc1OVowDDEK
-MAgGA1UEAwwBeDAyMBAGByqGSM49AgEGBSuBBAAGAx4ABCpMn2Ng7MITEo/t5gyW
-OBSnFYe1+mS5Brt5i9CjUzBRMB0GA1UdDgQWBBR9H9uVarZIOJ20G6+lUB9HCdeI
-kTAfBgNVHSMEGDAWgBR9H9uVarZIOJ20G6+lUB9HCdeIkTAPBgNVHRMBAf8EBTAD
-AQH/MAoGCCqGSM49BAMCAyQAMCECDwCIWZbDsLnL1KNQJgu5yAIONf8plR9VkVgU
-c8U+E0c=
------END CERTIFICATE-----
-"""
+def unloadable_key_cert(tmp_path):
+    """A certificate for an EC key on secp112r1, a curve cryptography cannot load (found by review:
+    reading its key raised UnsupportedAlgorithm, uncaught, and every SAML sign-in was a 500). Made
+    now by the openssl command, which still knows the curve (cryptography cannot make one)."""
+    import shutil
+    import subprocess
+    key, cert = tmp_path / "secp112r1.key", tmp_path / "secp112r1.pem"
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command (Debian package openssl)")
+    for command in ([openssl, "ecparam", "-name", "secp112r1", "-genkey", "-noout", "-out", str(key)],
+                    [openssl, "req", "-x509", "-new", "-key", str(key), "-subj", "/CN=x", "-days", "30",
+                     "-out", str(cert)]):
+        made = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        if made.returncode:
+            pytest.skip(f"this openssl cannot make a secp112r1 certificate: {made.stderr.strip()[:200]}")
+    key.unlink()
+    return cert
 
 
 def test_an_unusable_next_certificate_is_logged_and_sign_ins_go_on(app, client, auth, saml_world, pairs,
@@ -129,9 +135,7 @@ def test_an_unusable_next_certificate_is_logged_and_sign_ins_go_on(app, client, 
              (garbage, "is not a PEM certificate"),
              (pairs["new"][1], "is not a PEM certificate"),           # the new KEY file, by mistake
              expired_cert(tmp_path), weak_cert(tmp_path)]
-    unloadable = tmp_path / "secp112r1.pem"
-    unloadable.write_text(UNLOADABLE_KEY_CERT)
-    cases.append((unloadable, "is not for an RSA key of at least 2048 bits"))
+    cases.append((unloadable_key_cert(tmp_path), "is not for an RSA key of at least 2048 bits"))
     for path, reason in cases:
         caplog.clear()
         restart(app, saml_next_cert_file=str(path))

@@ -91,13 +91,14 @@ def _check_pair(keys: SigningKeys, key_path: Path, cert_path: Path,
         key = keys.key
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:   # TypeError: a key with a passphrase
         reason = ("it has a passphrase: the portal needs the key without one" if isinstance(e, TypeError)
-                  else "not a PEM private key (-----BEGIN PRIVATE KEY-----)")
+                  else "not a PEM private key: a text file whose first line begins with five "
+                       "dashes and BEGIN")
         raise ConfigError(f"{key_named} {key_path} can't be read ({reason})") from None
     try:
         cert = keys.cert
     except ValueError:
-        raise ConfigError(f"{cert_named} {cert_path} can't be read (not a PEM certificate, "
-                          f"-----BEGIN CERTIFICATE-----)") from None
+        raise ConfigError(f"{cert_named} {cert_path} can't be read (not a PEM certificate: a text "
+                          f"file whose first line begins with five dashes and BEGIN)") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigError(f"{key_named} {key_path} must be an RSA key")
     try:
