@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from portal.cookies import prefixed_name
+from portal.files import write_whole
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run from a checkout (make run, an editable install, gunicorn in the repository), templates/,
@@ -273,18 +274,9 @@ def _redis_url(url: str) -> str:
 def _make_secret_file(path: Path) -> None:
     private_folder(path.parent)
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:    # a write that fails (a full disk) leaves no temporary file behind
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(48))
-                f.flush()
-                os.fsync(f.fileno())
-            os.link(tmp, path)  # fails if another process got there first: theirs wins
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
+        # Several workers may start at once: the first one's secret is linked into place, and the
+        # others keep it (a full disk leaves no temporary file).
+        write_whole(path, secrets.token_urlsafe(48).encode(), 0o600, first_wins=True)
 
 
 def secret_file_value(path: Path, if_lost: str = "delete it and a new one is made") -> str:

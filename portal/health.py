@@ -1,12 +1,11 @@
 """GET /healthz: whether this worker can serve, for a load balancer or a monitoring check.
 
 It answers 200 "ok" when the database answers and is at this code's schema, Redis stores a value,
-and sign-ins to apps can be signed (SAML and OpenID Connect), else 503 naming what is wrong, in
+the worker's pages loaded and SAML sign-ins can be signed, else 503 naming what is wrong, in
 plain words (never an address, a file, a password, a revision or an error's text: the page is
 public). It reads no session, even when a cookie comes with it (portal.sessions skips it as it
 does static files), and sets no cookie. It costs one round trip to each store (to Redis a write
-that expires, not a PING); the schema is read at most every 30 s, the signing keys once (OpenID
-Connect's again when their folder changes).
+that expires, not a PING); the schema is read at most every 30 s, the SAML signing keys once.
 """
 from __future__ import annotations
 
@@ -76,18 +75,6 @@ def _saml_signs() -> bool:
         return False
 
 
-def _oidc_signs() -> bool:
-    """Whether OpenID Connect tokens can be signed (the log says why not, once)."""
-    from portal.sso.oidc.keys import KeyFileError, log_unavailable
-    from portal.sso.oidc.server import key_ring
-    try:
-        key_ring()
-        return True
-    except KeyFileError as e:
-        log_unavailable(str(e))
-        return False
-
-
 @bp.get("/healthz")       # portal.sessions reads no session for this path
 def healthz() -> Response:
     database = _database_answers()
@@ -101,11 +88,11 @@ def healthz() -> Response:
         problems.append("this worker cannot show its pages")
     if not _saml_signs():
         problems.append("SAML sign-ins cannot be signed")
-    # OpenID Connect keys are shared by every worker (one folder): a folder with no key yet fails
-    # them all alike, and the load balancer would take every worker out for it, the password and
-    # SAML sign-ins with them (found by review: a district whose workers had never made the first
-    # key, with no OpenID app, would lose the whole portal on upgrading). The log says it, once.
-    _oidc_signs()
+    # Not OpenID Connect's keys: they are every worker's (one folder), so a folder with no key yet
+    # fails them all alike, and the load balancer would take every worker out for it, password
+    # and SAML sign-ins with them (found by review: a district with no OpenID app, whose workers
+    # had never made the first key, would lose the whole portal on upgrading). The OpenID
+    # endpoints answer 503 and log why, once.
     body, status = ("ok\n", 200) if not problems else ("unavailable: " + "; ".join(problems) + "\n", 503)
     response = Response(body, status=status, mimetype="text/plain")
     response.headers["Cache-Control"] = "no-store"

@@ -104,7 +104,7 @@ class RedisSession(CallbackDict, SessionMixin):
     """A session whose data lives in Redis under `sid`."""
 
     def __init__(self, initial=None, sid: str | None = None, new: bool = False,
-                 unavailable: bool = False):
+                 unavailable: str = ""):
         def on_update(self):
             self.modified = True
 
@@ -112,6 +112,7 @@ class RedisSession(CallbackDict, SessionMixin):
         self.sid = sid
         self.new = new
         self.modified = False
+        # Why Redis could not give this request its session (redis_said), or "" when it did.
         self.unavailable = unavailable
         # The stored session this one replaces (rotate), deleted when this one is saved.
         self.replaces: str | None = None
@@ -393,9 +394,7 @@ class RedisSessionInterface(SessionInterface):
                 self._delete(app, sid, data if isinstance(data, dict) else {})
                 return self._unstored(app, _new_sid())
         except redis.RedisError as e:
-            unavailable = RedisSession(sid=sid, unavailable=True)
-            unavailable.unavailable_because = redis_said(e)    # for the log, at the 503
-            return unavailable
+            return RedisSession(sid=sid, unavailable=redis_said(e))    # for the log, at the 503
         session = RedisSession(data, sid=sid)
         session.touched_idle = self._idle_seconds(app, session)  # what the script gave it
         return session
@@ -560,8 +559,8 @@ def require_session_store() -> None:
     """
     if request.endpoint == "static" or _sessionless(current_app, request):
         return
-    if getattr(session, "unavailable", False):
-        raise RedisUnavailable(getattr(session, "unavailable_because", "RedisUnavailable"))
+    if getattr(session, "unavailable", ""):
+        raise RedisUnavailable(session.unavailable)
     # A new session on a safe request needs Redis only if the page stores something, and then
     # save_session answers 503 itself; a form post must not read as a stale CSRF token instead.
     # A post without a CSRF token (a kiosk's or an app's API call) is not such a form, and nor is
