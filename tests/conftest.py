@@ -21,6 +21,14 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+def pytest_collection_modifyitems(items):
+    """A test marked no_database is run once, on SQLite, by CI: one that asks for the suite's
+    database (through any fixture) would quietly go untested on PostgreSQL, so it is an error."""
+    for item in items:
+        if item.get_closest_marker("no_database") and "database_url" in item.fixturenames:
+            raise pytest.UsageError(f"{item.nodeid} is marked no_database but uses the database")
+
+
 @pytest.fixture(scope="session")
 def playwright():
     """The one Playwright driver of the test session (two sync drivers cannot live at once)."""

@@ -48,6 +48,7 @@ def built_wheel(tmp_path_factory) -> Path:
     return wheel
 
 
+@pytest.mark.no_database
 def test_every_package_is_named_in_pyproject():
     # The packages are listed by hand (the pages' package-dir mapping needs it): a new one left
     # out would be missing from every district's install.
@@ -58,6 +59,7 @@ def test_every_package_is_named_in_pyproject():
     assert config["package-dir"] == {"portal.templates": "templates", "portal.static": "static"}
 
 
+@pytest.mark.no_database
 def test_the_wheel_carries_the_templates_and_static_files(built_wheel):
     names = set(zipfile.ZipFile(built_wheel).namelist())
     for folder in ("templates", "static"):
@@ -84,6 +86,7 @@ print(Path(portal.__file__).is_relative_to(site), app.instance_path == str(Path(
 """
 
 
+@pytest.mark.no_database
 def test_the_installed_wheel_serves_the_sign_in_page(built_wheel, tmp_path, redis_server):
     # A virtualenv of its own, with the wheel installed and the checkout nowhere on its path; the
     # dependencies come from the test run's own site-packages, listed in a .pth file (a plain path:
@@ -117,6 +120,7 @@ def test_without_its_templates_the_portal_refuses_to_start(settings, monkeypatch
         f"wheel or sdist built with its pyproject.toml (or run it from a checkout of the repository)")
 
 
+@pytest.mark.no_database
 def test_installed_it_reads_the_pages_in_its_package_and_never_the_folders_beside_it(monkeypatch, tmp_path):
     # Installed, "beside the package" is site-packages, where another package may have left a
     # templates/ of its own.

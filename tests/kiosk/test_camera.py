@@ -15,6 +15,8 @@ from bench.badgeframes import BadgeScene
 from kiosk.camera import CameraError, frames
 from kiosk.decoder import read_badge
 
+pytestmark = pytest.mark.no_database
+
 DAMAGED = ("device.json is damaged: enroll this device again with a pairing code from a teacher or "
            "admin (My classes): python -m kiosk enroll --portal ")
 

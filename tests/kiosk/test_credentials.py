@@ -8,6 +8,8 @@ import pytest
 
 from kiosk.credentials import CredentialError, Device, config_dir, credential_path, load, save
 
+pytestmark = pytest.mark.no_database
+
 DEVICE = Device(portal="https://portal.example.org", device_id=3, name="Room 4", school="Maple",
                 credential="kd1_" + "s" * 43)
 

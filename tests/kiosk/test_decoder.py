@@ -10,6 +10,8 @@ from bench.badgeframes import BadgeScene, bad_checksum, hide_card, qr_image, see
 from kiosk.decoder import NO_BADGE, SEVERAL_BADGES, BadgeRead, read_badge
 from kiosk.finders import finder_groups, finder_patterns
 
+pytestmark = pytest.mark.no_database
+
 VGA, HD = (640, 480), (1280, 720)
 
 

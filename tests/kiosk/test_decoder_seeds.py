@@ -8,6 +8,8 @@ import pytest
 from bench.badgeframes import CONDITIONS, BadgeScene
 from kiosk.decoder import read_badge
 
+pytestmark = pytest.mark.no_database
+
 VGA = (640, 480)
 
 

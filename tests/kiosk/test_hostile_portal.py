@@ -22,6 +22,8 @@ from kiosk.decoder import BadgeRead
 from kiosk.scanner import Action, Scanner
 from tests.kiosk.helpers import Sandbox, send_once
 
+pytestmark = pytest.mark.no_database
+
 CREDENTIAL = "kd1_" + "c" * 43
 HANDOFF = {"handoff_url": "http://x/kiosk/handoff/" + "h" * 40, "expires_in": 30}
 BIND = {"bind_url": "http://x/kiosk/bind/" + "b" * 40, "expires_in": 30}

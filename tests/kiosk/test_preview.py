@@ -9,6 +9,8 @@ from bench.badgeframes import BadgeScene
 from kiosk import preview
 from kiosk.decoder import NO_BADGE, SEVERAL_BADGES, BadgeRead, read_badge
 
+pytestmark = pytest.mark.no_database
+
 
 def gray(frame):
     return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)

@@ -22,9 +22,9 @@ from kiosk import preview
 from tests.kiosk.helpers import ROOT
 
 TOOLS = ("Xvfb", "xdotool", "xclip")
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.no_database, pytest.mark.skipif(
     not all(shutil.which(tool) for tool in TOOLS),
-    reason="needs Xvfb, xdotool and xclip (Debian packages xvfb xdotool xclip; make test installs them)")
+    reason="needs Xvfb, xdotool and xclip (Debian packages xvfb xdotool xclip; make test installs them)")]
 
 SHOW = """
 import sys, cv2, numpy as np

@@ -27,6 +27,8 @@ import pytest
 from bench.badgecard import seeded_token
 from tests.kiosk.helpers import RecordingPortal, Sandbox, write_video
 
+pytestmark = pytest.mark.no_database
+
 HEADERS = {"host", "user-agent", "accept", "accept-encoding", "content-type", "content-length",
            "authorization", "connection"}
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"RIFF", b"GIF8", b"\x00\x00\x00", b"P5\n", b"P6\n")

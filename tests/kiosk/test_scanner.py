@@ -7,6 +7,8 @@ from bench.badgeframes import BadgeScene, hide_card
 from kiosk.decoder import NO_BADGE, SEVERAL_BADGES, BadgeRead, read_badge
 from kiosk.scanner import Action, Scanner
 
+pytestmark = pytest.mark.no_database
+
 A, B = BadgeRead("spb1_a"), BadgeRead("spb1_b")
 
 
