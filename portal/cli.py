@@ -60,7 +60,7 @@ class PortalGroup(FlaskGroup):
             if state == "newer":
                 fail(newer_database(""))
             if isinstance(e, OperationalError):     # not reachable, refused, locked: not a bug
-                fail(f"the database could not be used ({database_said(e)}): check "
+                fail(f"the database could not be used ({database_said(e, _password(ctx))}): check "
                      f"PORTAL_DATABASE_URL and that the database server is running")
             raise
 
@@ -84,6 +84,16 @@ def _schema_state(ctx) -> str | None:
         with app.app_context():
             return schema_state(db.engine)[0]
     except Exception:  # the database cannot be read at all: the original error says more
+        return None
+
+
+def _password(ctx) -> str | None:
+    """The database's password, kept out of a command's words (its address is in the settings)."""
+    from flask.cli import ScriptInfo
+    from sqlalchemy.engine import make_url
+    try:
+        return make_url(ctx.ensure_object(ScriptInfo).load_app().config["SQLALCHEMY_DATABASE_URI"]).password
+    except Exception:  # no app: then no address was read, and no password can be in the words
         return None
 
 

@@ -7,10 +7,11 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import redis
-from flask import Flask, current_app, g, jsonify, make_response, render_template, request, session
+from flask import Flask, current_app, g, has_app_context, jsonify, make_response, render_template, request, session
 from flask.json.provider import DefaultJSONProvider
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 
@@ -265,10 +266,17 @@ def store_unavailable(e: Exception):
     return _unavailable("redis", redis_said(e))
 
 
-def database_said(e: Exception) -> str:
-    """The first line of what the database driver said (never the statement or its values)."""
+def database_said(e: Exception, password: str | None = None) -> str:
+    """The first line of what the database driver said: never the statement or its values, nor
+    the database's password (`password`, or that of the app in context), for the log or a
+    command's one line."""
     said = str(getattr(e, "orig", None) or e).strip().splitlines()
-    return (said[0] if said else type(e).__name__)[:200]
+    line = (said[0] if said else type(e).__name__)
+    if password is None and has_app_context() and "SQLALCHEMY_DATABASE_URI" in current_app.config:
+        password = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"]).password
+    if password:
+        line = line.replace(password, "***")
+    return line[:200]
 
 
 def database_unavailable(e: Exception):

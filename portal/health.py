@@ -31,15 +31,10 @@ def _database_answers() -> bool:
         return True
     except SQLAlchemyError as e:
         # The database's own words (the log is private; the page is not), never its password.
-        log.warning("health check: the database did not answer (%s)", _without_password(database_said(e)))
+        log.warning("health check: the database did not answer (%s)", database_said(e))
         return False
     finally:
         db.session.rollback()
-
-
-def _without_password(said: str) -> str:
-    password = db.engine.url.password
-    return said.replace(password, "***") if password else said
 
 
 # Written, with a short life, by every check: a Redis that answers PING but refuses writes (full

@@ -92,7 +92,8 @@ def _migrate(engine: Engine, step, revision: str) -> tuple[str | None, str | Non
             try:
                 step(cfg, revision)
             except DBAPIError as e:
-                raise MigrationFailed(_failed(start, applied, e, step is command.upgrade)) from e
+                raise MigrationFailed(_failed(start, applied, e, step is command.upgrade,
+                                              engine.url.password)) from e
             if sqlite:
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if broken:
@@ -127,7 +128,8 @@ def _current_revision(connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def _failed(start: str | None, applied: list[str], error: DBAPIError, upgrading: bool) -> str:
+def _failed(start: str | None, applied: list[str], error: DBAPIError, upgrading: bool,
+            password: str | None) -> str:
     """Say which migration failed and why, for `portal db upgrade`'s one line: upgrading, the one
     after the last that went through (the history is one line of revisions)."""
     from alembic.script import ScriptDirectory
@@ -136,7 +138,7 @@ def _failed(start: str | None, applied: list[str], error: DBAPIError, upgrading:
     done = applied[-1] if applied else start
     failing = next((r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()
                     if upgrading and r.down_revision == done), "a migration")
-    return (f"migration {failing} failed ({database_said(error)}); the upgrade was undone and the "
+    return (f"migration {failing} failed ({database_said(error, password)}); the upgrade was undone and the "
             "database is as it was before")
 
 

@@ -55,6 +55,16 @@ def test_a_database_that_cannot_be_used_is_one_line(tmp_path, database_url, said
     assert len(lines) == 1 and lines[0].startswith("Error: ") and said in lines[0], result.stderr
 
 
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["apps", "list"], ["audit", "purge", "--older-than", "400"]])
+def test_the_databases_words_never_hold_its_password(tmp_path, args):
+    # A socket folder named like the password: libpq's message names the folder.
+    folder = tmp_path / "Pa55wordX"
+    result = run_portal(args, tmp_path, f"postgresql+psycopg://portal:Pa55wordX@/portal?host={folder}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{tmp_path}/***/.s.PGSQL.5432" in result.stderr
+    assert "Pa55wordX" not in result.stdout + result.stderr
+
+
 def test_set_password_without_redis_changes_nothing(settings, roster, tmp_path):
     """The old sessions could not be ended, so the new password must not take effect either."""
     from portal.db import db
