@@ -1,7 +1,26 @@
 """Single sign-on: the SAML 2.0 identity provider (portal.sso.saml) and the OpenID Provider (portal.sso.oidc)."""
 from __future__ import annotations
 
+import logging
+import threading
+
 from portal.errors import PortalError, tell
+
+log = logging.getLogger(__name__)
+_logged: set[str] = set()
+_logged_lock = threading.Lock()
+
+
+def log_unavailable(protocol: str, reason: str) -> None:
+    """Log why signing in to apps over `protocol` is unavailable, once per reason in this process:
+    every request meets it, and the first line says all (the keys are read again each request, so
+    a mended file is used without a restart)."""
+    line = f"{protocol} is unavailable: {reason}"
+    with _logged_lock:
+        if line in _logged:
+            return
+        _logged.add(line)
+    log.error("%s", line)
 
 
 class SigningUnavailable(PortalError):

@@ -252,19 +252,6 @@ def _make_first_key(folder: Path, *, strict: bool) -> None:
                            f"the portal's user must be able to write there") from None
 
 
-_logged: set[str] = set()
-
-
-def log_unavailable(reason: str) -> None:
-    """Log why OpenID Connect is unavailable, once per reason in this process: every request
-    meets it, and the first line says all."""
-    with _cache_lock:
-        if reason in _logged:
-            return
-        _logged.add(reason)
-    log.error("OpenID Connect is unavailable: %s", reason)
-
-
 def _ring_or_raise(found: "KeyRing | str") -> KeyRing:
     if isinstance(found, str):
         raise KeyFileError(found)

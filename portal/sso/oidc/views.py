@@ -27,7 +27,8 @@ from portal.redis_store import RedisUnavailable, redis_said
 from portal.sso import SigningUnavailable
 from portal.sso.oidc import bp, store
 from portal.sso.oidc.authorize import NOT_ALLOWED, error_page, park_for_get
-from portal.sso.oidc.keys import JWKS_MAX_AGE, KeyFileError, log_unavailable
+from portal.sso import log_unavailable
+from portal.sso.oidc.keys import JWKS_MAX_AGE, KeyFileError
 from portal.sso.oidc.metadata import provider_metadata
 from portal.sso.oidc.server import (
     body_access_tokens, current_issuer, hint_is_for, key_ring, release_userinfo, request_with,
@@ -55,7 +56,7 @@ def _unavailable_json(description: str):
 def _no_signing_key(e: KeyFileError):
     """No usable signing key (the key folder names the file): apps' servers get OAuth's JSON,
     people a page in plain words; nothing is half done, so trying again later works."""
-    log_unavailable(str(e))
+    log_unavailable("OpenID Connect", str(e))
     if request.endpoint in _APP_SERVER_ENDPOINTS:
         return _unavailable_json("The portal cannot sign tokens now. Try again later.")
     return plain_error_page(503, SigningUnavailable.title, SigningUnavailable.advice)

@@ -24,7 +24,7 @@ from portal.cookies import forget_cookie, read_cookie
 from portal.errors import worded
 from portal.db import db
 from portal.models import App, AppKind
-from portal.sso import SigningUnavailable
+from portal.sso import SigningUnavailable, log_unavailable
 from portal.sso.saml import authn_context, slo
 from portal.sso.saml import constants as c
 from portal.sso.saml.errors import AppNotGranted, SamlError
@@ -56,7 +56,7 @@ def signing_keys():
         try:
             load_signing_keys(current_app)
         except ConfigError as e:
-            log.error("SAML is unavailable: %s", e)
+            log_unavailable("SAML", str(e))
             raise SigningUnavailable() from None
         keys = current_app.extensions["saml_keys"]
     return keys
