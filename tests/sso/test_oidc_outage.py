@@ -26,3 +26,25 @@ def test_app_server_calls_read_temporarily_unavailable(outage_app, own_redis, oi
         assert answer.json["error"] == "temporarily_unavailable"
         assert answer.headers["Cache-Control"] == "no-store"
     assert_unavailable(student.get(authorize_url(oidc_world, challenge=pkce_pair()[1])))
+
+
+def test_a_userinfo_release_the_database_could_not_record_is_recorded_at_the_next_read(
+        client, auth, oidc_world, monkeypatch):
+    from sqlalchemy import select
+
+    from portal.db import db
+    from portal.models import Event
+    from tests.auth.helpers import database_locked
+    auth.login()
+    code, verifier, _ = get_code(client, oidc_world)
+    token = exchange(client, oidc_world, code, verifier).json["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    with database_locked(monkeypatch):
+        refused = client.get("/oidc/userinfo", headers=bearer)
+    assert refused.status_code == 503 and "sub" not in (refused.json or {})
+    # The failed read released nothing and recorded nothing: the next one is the first release,
+    # and is recorded (it was counted as a repeat of the failed one, and went unrecorded).
+    released = client.get("/oidc/userinfo", headers=bearer)
+    assert released.status_code == 200 and released.json["sub"]
+    db.session.rollback()
+    assert len(db.session.scalars(select(Event).where(Event.kind == "userinfo")).all()) == 1

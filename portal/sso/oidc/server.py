@@ -20,8 +20,10 @@ import logging
 import re
 import secrets
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 
+import redis
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import (
@@ -410,8 +412,16 @@ def release_userinfo(token: AccessToken) -> dict | None:
     if ids := access.released_ids(key, released, data["fields"]):
         data["ids"] = ids
     seen = [*data["fields"], *(f"{name}={digest}" for name, digest in ids.items())]
-    if store.first_read(_redis(), token.token_hash, seen, seconds=_settings().oidc_token_seconds):
-        audit.record("userinfo", person=person, app=client.app, data=data)
+    redis_client = _redis()
+    if store.first_read(redis_client, token.token_hash, seen, seconds=_settings().oidc_token_seconds):
+        try:
+            audit.record("userinfo", person=person, app=client.app, data=data)
+        except BaseException:
+            # Not recorded, so not released (this request fails): the next read must record it,
+            # not pass for a repeat of this one.
+            with suppress(redis.RedisError):
+                store.forget_read(redis_client, token.token_hash, seen)
+            raise
     return oidc_claims(released, token.scope)
 
 

@@ -133,11 +133,19 @@ def load_token(client: redis.Redis, access_token: str) -> dict | None:
     return json.loads(raw) if raw is not None else None
 
 
+def _read_key(token_hash: str, fields: list[str]) -> str:
+    return TOKEN_READ + hash_secret(f"{token_hash}|{','.join(fields)}")
+
+
 def first_read(client: redis.Redis, token_hash: str, fields: list[str], *, seconds: int) -> bool:
     """True the first time userinfo releases these fields under this token (kept as long as
     the token lives), False when it is a repeat."""
-    key = TOKEN_READ + hash_secret(f"{token_hash}|{','.join(fields)}")
-    return bool(client.set(key, b"1", nx=True, ex=seconds))
+    return bool(client.set(_read_key(token_hash, fields), b"1", nx=True, ex=seconds))
+
+
+def forget_read(client: redis.Redis, token_hash: str, fields: list[str]) -> None:
+    """Undo first_read: the release it counted was not recorded (and so not made)."""
+    client.delete(_read_key(token_hash, fields))
 
 
 def nonce_seen(client: redis.Redis, client_id: str, nonce: str) -> bool:
