@@ -81,6 +81,21 @@ def test_subject_is_pairwise_per_app(client, auth, oidc_world):
     assert subs[0] != subs[1]
 
 
+def test_two_apps_are_not_told_the_second_the_student_signed_in(client, auth, oidc_world):
+    """The same auth_time in every app's ID token would join the records pairwise subjects keep
+    apart: it goes only to an app that asked (max_age), as OpenID Connect Core 2 requires."""
+    other, other_secret = register_oidc_app(db.session, "Reading Room", school=oidc_world.school)
+    other_world = Credentials(other.client_id, other_secret)
+    auth.login()
+    for world in (oidc_world, other_world):
+        code, verifier, _ = get_code(client, world)
+        assert "auth_time" not in id_token_claims(exchange(client, world, code, verifier))
+    with client.session_transaction() as session:
+        signed_in = session["auth_time"]
+    code, verifier, _ = get_code(client, other_world, max_age="3600")
+    assert id_token_claims(exchange(client, other_world, code, verifier))["auth_time"] == signed_in
+
+
 def test_tokens_stop_working_when_the_grant_goes(client, auth, oidc_world):
     auth.login()
     code, verifier, _ = get_code(client, oidc_world)

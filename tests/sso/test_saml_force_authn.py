@@ -9,6 +9,7 @@ from lxml import etree
 
 from portal.db import db
 from portal.sso.saml import constants as c
+from portal.sso.saml.xml import parse_saml_time
 from tests.badges.conftest import enroll_kiosk, issue
 from tests.sso.conftest import PeerSP, register_and_grant, saml_response_of
 
@@ -36,6 +37,13 @@ def test_force_authn_asks_a_signed_in_student_for_the_password_again(client, aut
     form = saml_response_of(client.get("/saml/resume"))
     answer = saml_world.peer.consume(form.fields["SAMLResponse"], request_id)
     assert answer.is_authenticated(), answer.get_errors()
+    # The app asked for a sign-in just now: it is told when, to the second (a launch without
+    # ForceAuthn is told the minute: test_saml_peer).
+    with client.session_transaction() as session:
+        signed_in = session["auth_time"]
+    statement = etree.fromstring(base64.b64decode(form.fields["SAMLResponse"])).find(
+        f".//{{{c.SAML}}}AuthnStatement")
+    assert int(parse_saml_time(statement.get("AuthnInstant")).timestamp()) == signed_in
 
 
 def test_force_authn_by_post_asks_for_a_fresh_sign_in_too(client, auth, saml_world):

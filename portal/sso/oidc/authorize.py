@@ -298,7 +298,12 @@ def authorize():
             raise AccessDeniedError("This app is not available to this account.",
                                     redirect_uri=grant.redirect_uri, state=state)
         session.pop(PENDING, None)
-        grant.sign_in = SignIn(auth_time=session.get("auth_time"), amr=amr_for(session.get("auth_method")),
+        # auth_time only for an app that asked when the student signed in (max_age, or a fresh
+        # sign-in: prompt=login), as OpenID Connect Core 2 requires: the same second in every
+        # app's ID token would let two apps join the records their pairwise `sub`s keep apart.
+        asked = max_age is not None or "login" in scope_list(data.get("prompt"))
+        grant.sign_in = SignIn(auth_time=session.get("auth_time") if asked else None,
+                               amr=amr_for(session.get("auth_method")),
                                session_ref=session_ref(session.sid) if session.sid else None)
         if session.sid and client.settings.get("backchannel_logout_uri"):
             # The app will hear of the session's end: even of an idle time-out, via the sweep.

@@ -101,14 +101,23 @@ def remember_request_id(client, issuer: str, request_id: str) -> bool:
     return bool(client.set(REPLAY_PREFIX + digest, b"1", nx=True, ex=c.REPLAY_TTL_SECONDS))
 
 
-def _authentication(requested: authn_context.RequestedContext | None = None) -> Authentication:
+def _authentication(requested: authn_context.RequestedContext | None = None, *,
+                    exact: bool = False) -> Authentication:
+    """How and when the student signed in, for the AuthnStatement. The instant is the minute of
+    the sign-in, not its second: every app launched in one sign-in receives it, and to the second
+    it would let two apps join the records their pairwise NameIDs keep apart (a class signs in
+    within the same minutes). Earlier, never later: an app's "signed in within N" check stays
+    safe. Exact (`exact`) for a ForceAuthn request, which asked for a sign-in just now."""
     now = datetime.now(timezone.utc)
     try:
         instant = datetime.fromtimestamp(int(session["auth_time"]), timezone.utc)
     except (KeyError, TypeError, ValueError):
         instant = now
+    instant = min(instant, now)
+    if not exact:
+        instant = instant.replace(second=0, microsecond=0)
     method = str(session.get("auth_method", ""))
-    return Authentication(method=method, instant=min(instant, now),
+    return Authentication(method=method, instant=instant,
                           claimed=authn_context.answered_class(requested, method))
 
 
@@ -280,7 +289,8 @@ def resume_sp_initiated():
                                                  c.STATUS_REQUEST_DENIED))
         return _forget_pending(not_granted(app, pending["acs_url"], pending["request_id"],
                                            pending["relay_state"]))
-    authn = _authentication(authn_context.RequestedContext.from_json(pending.get("requested_context")))
+    authn = _authentication(authn_context.RequestedContext.from_json(pending.get("requested_context")),
+                            exact=pending.get("sign_in_after") is not None)
     if authn.claimed is None:
         return _forget_pending(answer_status(pending["acs_url"], pending["request_id"],
                                              pending["relay_state"], app.name, c.STATUS_NO_AUTHN_CONTEXT))
