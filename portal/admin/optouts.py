@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,10 +63,14 @@ def opt_out(db: Session, person: Person, app: App, *, actor: Person | None, now:
 
 def opt_in(db: Session, person: Person, app: App, *, actor: Person | None) -> bool:
     """Let the grants decide again; False if the person was not opted out."""
-    found = db.get(AppOptOut, (person.id, app.id))
-    if found is None:
+    # One DELETE that says what it deleted: pressed twice at once (a double click, two admins),
+    # both presses found the opt-out, and the ORM's delete of a row the other press had just
+    # deleted raised StaleDataError (a 500) at the flush. This one changes nothing, unrecorded.
+    gone = db.execute(delete(AppOptOut).where(AppOptOut.person_id == person.id,
+                                              AppOptOut.app_id == app.id))
+    if not gone.rowcount:
+        db.rollback()
         return False
-    db.delete(found)
     audit.record("app_opted_in", person=person, actor=actor, app=app, commit=False)
     db.commit()
     return True

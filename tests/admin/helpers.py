@@ -22,8 +22,8 @@ def refused(runner, *args) -> str:
 def at_the_same_moment(app, model, *calls) -> list:
     """Run each call as a request of its own (a thread, an app context, a database session), all
     of them past their checks before any writes: each waits at its first flush of a new `model`
-    row until every call got there, as two admins pressing at the same moment. Returns what each
-    call returned, or the exception it raised."""
+    row (or of one it deletes) until every call got there, as two admins pressing at the same
+    moment. Returns what each call returned, or the exception it raised."""
     import threading
 
     from sqlalchemy import event
@@ -32,7 +32,7 @@ def at_the_same_moment(app, model, *calls) -> list:
     everyone, waited = threading.Barrier(len(calls)), threading.local()
 
     def wait_for_the_others(session, *_):
-        if not getattr(waited, "done", False) and any(isinstance(o, model) for o in session.new):
+        if not getattr(waited, "done", False) and any(isinstance(o, model) for o in (*session.new, *session.deleted)):
             waited.done = True
             everyone.wait(timeout=20)
 

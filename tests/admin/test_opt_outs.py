@@ -137,3 +137,24 @@ def test_an_opt_out_pressed_twice_at_once_is_one_opt_out_and_two_plain_answers(a
     assert sorted(at_the_same_moment(app, AppOptOut, press, press)) == [False, True]
     assert _opted(app) == [(ada_id, app_id)]
     assert _kinds(app) == ["app_opted_out"]
+
+
+
+def test_opting_back_in_pressed_twice_at_once_is_one_opt_in(app, shared):
+    # Both presses found the opt-out; the ORM's delete of the row the other had just deleted
+    # matched nothing, and both recorded an opt-in.
+    from datetime import datetime, timezone
+
+    from portal.admin.optouts import opt_in, opt_out
+    from portal.models import App, Person
+    from tests.admin.helpers import at_the_same_moment
+    ada_id, app_id = shared["ada"].id, shared["saml"].id
+    with app.app_context():
+        assert opt_out(db.session, db.session.get(Person, ada_id), db.session.get(App, app_id), actor=None,
+                       now=datetime.now(timezone.utc))
+
+    def press():
+        return opt_in(db.session, db.session.get(Person, ada_id), db.session.get(App, app_id), actor=None)
+    assert sorted(at_the_same_moment(app, AppOptOut, press, press)) == [False, True]
+    assert _opted(app) == []
+    assert _kinds(app) == ["app_opted_out", "app_opted_in"]
