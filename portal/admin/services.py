@@ -314,11 +314,38 @@ def remove_grant(db: Session, name: str, *, district: bool = False, school: str 
     return covered
 
 
-def release_fields(db: Session, name: str, fields: list[str], *, actor: Person | None = None) -> App:
+def shown_fields(app: App) -> str:
+    """The fields an app receives besides the subject, as its page's "Fields to send" form
+    carries them back (release_fields' `expect`)."""
+    return ",".join(sorted(set(app.released_fields or ()) - {"subject"}))
+
+
+def receives(app: App) -> str:
+    """What an app receives, in a line: "subject, given_name, email"."""
+    return f"subject, {', '.join(f for f in app.released_fields if f != 'subject') or 'nothing else'}"
+
+
+class FieldsChanged(AdminError):
+    """The fields an app receives changed since the page whose form asks to change them."""
+
+
+def release_fields(db: Session, name: str, fields: list[str], *, actor: Person | None = None,
+                   expect: str | None = None) -> App:
     """Set exactly which fields an app receives (the subject is always sent); the audit log
-    records the new list and who set it."""
+    records the new list and who set it.
+
+    `expect`: shown_fields(app) as the admin's page showed them. The form sends the whole list,
+    so one from a page older than the app's fields (another admin, or another tab, changed them
+    since) would send again a field just stopped: FieldsChanged then, and nothing changes."""
     from portal.access import UnknownField, check_fields
     app = find_app(db, name)
+    if expect is not None:
+        # Read again under a lock (PostgreSQL): a change committed meanwhile is seen, and one
+        # made at the same moment waits for this one.
+        db.refresh(app, ["released_fields"], with_for_update=True)
+        if expect != shown_fields(app):
+            raise FieldsChanged(f"someone changed the fields {app.name} receives since you opened this "
+                                f"page; nothing changed. Here is what it receives now: {receives(app)}")
     try:
         wanted = [f for f in check_fields(fields) if f != "subject"]
     except UnknownField as e:

@@ -11,7 +11,8 @@ from portal.access import FIELDS, apps_for
 from portal.admin import deletions, holds, optouts
 from portal.admin.imports import latest_imports
 from portal.admin.services import (
-    AdminError, grant_app, grants_of_district, list_apps, release_fields, remove_grant,
+    AdminError, grant_app, grants_of_district, list_apps, receives, release_fields, remove_grant,
+    shown_fields,
 )
 from portal.admin.shared import (
     EVENT_WORDS, USE_MAX_AGE, audit_log, find_person, recent_use, releases_about, releases_to_app,
@@ -70,7 +71,7 @@ def app(slug: str):
     grants = grants_of_district(db.session, found.grants, current_user.district_id)
     return (render_template("admin/app.html", app=found, grants=grants, releases=releases, fields=FIELDS,
                             schools=list(schools), grades=grades, roles=list(Role), asked=asked,
-                            opted_out=opted_out),
+                            opted_out=opted_out, shown=shown_fields(found)),
             200, {"Cache-Control": "no-store"})
 
 
@@ -100,10 +101,12 @@ def _change(found: App, change, done):
 def release(slug: str):
     """Set the fields the app receives to the boxes ticked (the subject always goes)."""
     found = _app(slug)
+    # What the page showed it receives. A form without it is from a page older than this check,
+    # which may be as out of date as any: refused as one.
+    shown = request.form.get("expect", "not shown")
     return _change(found, lambda: release_fields(db.session, found.name, request.form.getlist("field"),
-                                                 actor=current_user),
-                   lambda changed: f"{changed.name} now receives: subject, "
-                                   f"{', '.join(changed.released_fields) or 'nothing else'}.")
+                                                 actor=current_user, expect=shown),
+                   lambda changed: f"{changed.name} now receives: {receives(changed)}.")
 
 
 @bp.post("/apps/<slug>/grants")

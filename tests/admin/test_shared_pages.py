@@ -128,9 +128,21 @@ def test_an_empty_lookup_asks_for_a_username(app, shared):
 
 
 def _post(client, path, **data):
+    """Post a form of the admin pages, as from a page open now: the "Fields to send" form carries
+    what its page showed the app receives (when the poster may see that page)."""
     from tests.badges.conftest import csrf_from
     token = csrf_from(client, "/admin/")
+    if path.endswith("/release") and "expect" not in data:
+        shown = _shown(client, path.removesuffix("/release"))
+        if shown is not None:
+            data["expect"] = shown
     return client.post(path, data={"csrf_token": token, **data})
+
+
+def _shown(client, page):
+    """What the app's page (as `client` sees it now) says the app receives, as its form sends it."""
+    found = re.search(r'name="expect" value="([^"]*)"', client.get(page).get_data(as_text=True))
+    return html.unescape(found.group(1)) if found else None
 
 
 def _events(kind):
@@ -170,6 +182,49 @@ def test_an_admin_sets_the_fields_an_app_receives(app, shared):
     # Nothing ticked: only the subject goes.
     _post(admin, f"/admin/apps/{slug}/release")
     assert _app_now(slug).released_fields == []
+
+
+def test_a_fields_form_from_a_page_older_than_the_apps_fields_changes_nothing(app, shared, roster):
+    # Found by review: the form sends the whole list, so a tab opened before another admin
+    # stopped sending a field sent it again when one more box was ticked there, and the message
+    # listed the whole set, the field just stopped among them.
+    from portal.db import db
+    roster.person("dan.admin", role=Role.district_admin, given="Dan", family="Admin")
+    db.session.commit()
+    slug, page = shared["saml"].slug, f"/admin/apps/{shared['saml'].slug}"
+    dee, dan = _client(app, "dee.admin"), _client(app, "dan.admin")
+    seen_by_dee = _shown(dee, page)                                    # Dee's tab, opened first
+    assert seen_by_dee == "given_name,grade,school"
+    assert _post(dan, f"{page}/release", field=["given_name"]).status_code == 303   # Dan stops two
+    changes = len(_events("app_release_set"))
+    answer = _post(dee, f"{page}/release", expect=seen_by_dee, field=["given_name", "grade", "school", "email"])
+    assert answer.status_code == 303 and answer.headers["Location"] == page
+    text = _text(dee.get(page))
+    assert ("Someone changed the fields Reading Garden receives since you opened this page; nothing "
+            "changed. Here is what it receives now: subject, given_name.") in text
+    assert "Each launch sends: subject, given_name ." in text and "now receives" not in text
+    assert _app_now(slug).released_fields == ["given_name"] and len(_events("app_release_set")) == changes
+    # The page shown with that message is today's: its form sends what it shows now.
+    assert _shown(dee, page) == "given_name"
+    assert _post(dee, f"{page}/release", field=["given_name", "email"]).status_code == 303
+    assert "Reading Garden now receives: subject, given_name, email." in _text(dee.get(page))
+    assert _app_now(slug).released_fields == ["given_name", "email"]
+
+
+@pytest.mark.parametrize("expect", [None, "", "given_name", "given_name,grade,school,email", "x" * 5000])
+def test_a_fields_form_that_does_not_carry_what_the_page_showed_changes_nothing(app, shared, expect):
+    # A form without it: from a page older than the check, as out of date as any.
+    from tests.badges.conftest import csrf_from
+    slug = shared["saml"].slug
+    admin = _client(app, "dee.admin")
+    data = {"csrf_token": csrf_from(admin, "/admin/"), "field": ["given_name"]}
+    if expect is not None:
+        data["expect"] = expect
+    answer = admin.post(f"/admin/apps/{slug}/release", data=data)
+    assert answer.status_code == 303
+    text = _text(admin.get(f"/admin/apps/{slug}"))
+    assert "since you opened this page; nothing changed" in text and "Traceback" not in text
+    assert _app_now(slug).released_fields == ["given_name", "grade", "school"]
 
 
 @pytest.mark.parametrize("fields", [["password_hash"], ["given_name", "<script>"], ["given_name\x7f"]])
