@@ -286,11 +286,24 @@ def grant_app(db: Session, name: str, *, district: bool = False, school: str | N
     return grant
 
 
+def grant_mark(grant: Grant) -> str:
+    """The group a grant names, by the ids and codes it holds, as the Remove button of an app's
+    page carries it (remove_grant's `expect`): on SQLite a removed grant's id is given to the next
+    grant made (app_grant has no AUTOINCREMENT), so a button from an older page would otherwise
+    remove another group."""
+    role = grant.role.value if grant.role is not None else None
+    return "/".join("" if v is None else str(v)
+                    for v in (grant.district_id, grant.school_id, grant.section_id, grant.grade, role))
+
+
 def remove_grant(db: Session, name: str, *, district: bool = False, school: str | None = None,
                  grade: str | None = None, section: str | None = None, role: str | None = None,
-                 grant_id: int | None = None, actor: Person | None = None) -> str:
-    """Stop a group launching an app: the grant naming exactly these options (or `grant_id`).
-    Returns whom it covered. Sessions stay; the next tile page and launch no longer offer it."""
+                 grant_id: int | None = None, actor: Person | None = None,
+                 expect: str | None = None) -> str:
+    """Stop a group launching an app: the grant naming exactly these options (or `grant_id`, and
+    then, with `expect`, only if it still names the group grant_mark `expect` says the admin's
+    page showed). Returns whom it covered. Sessions stay; the next tile page and launch no longer
+    offer it."""
     app = find_app(db, name)
     if grant_id is not None:
         grant = db.scalar(select(Grant).where(Grant.id == grant_id, Grant.app_id == app.id))
@@ -303,6 +316,9 @@ def remove_grant(db: Session, name: str, *, district: bool = False, school: str 
         grant = None    # another district's grant: as if it were not there
     if grant is None and grant_id is not None:
         raise AdminError("that grant is no longer there; nothing changed")
+    if grant is not None and expect is not None and expect != grant_mark(grant):
+        raise AdminError(f"someone changed who may open {app.name} since you opened this page, and "
+                         "that grant is no longer there; nothing changed. Here is who may open it now")
     if grant is None:
         raise AdminError(f"{app.name} has no grant to exactly that group; nothing changed "
                          "(portal apps list shows its grants)")

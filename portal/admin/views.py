@@ -11,8 +11,8 @@ from portal.access import FIELDS, apps_for
 from portal.admin import deletions, holds, optouts
 from portal.admin.imports import latest_imports
 from portal.admin.services import (
-    AdminError, grant_app, grants_of_district, list_apps, receives, release_fields, remove_grant,
-    shown_fields,
+    AdminError, grant_app, grant_mark, grants_of_district, list_apps, receives, release_fields,
+    remove_grant, shown_fields,
 )
 from portal.admin.shared import (
     EVENT_WORDS, USE_MAX_AGE, audit_log, find_person, recent_use, releases_about, releases_to_app,
@@ -71,7 +71,8 @@ def app(slug: str):
     grants = grants_of_district(db.session, found.grants, current_user.district_id)
     return (render_template("admin/app.html", app=found, grants=grants, releases=releases, fields=FIELDS,
                             schools=list(schools), grades=grades, roles=list(Role), asked=asked,
-                            opted_out=opted_out, shown=shown_fields(found)),
+                            opted_out=opted_out, shown=shown_fields(found),
+                            marks={g.id: grant_mark(g) for g in grants}),
             200, {"Cache-Control": "no-store"})
 
 
@@ -130,7 +131,10 @@ def add_grant(slug: str):
 def drop_grant(slug: str, grant_id: int):
     """Stop one group opening the app."""
     found = _app(slug)
-    return _change(found, lambda: remove_grant(db.session, found.name, grant_id=grant_id, actor=current_user),
+    # The group the page showed with this button (a form without it: a page older than the check).
+    shown = request.form.get("expect", "not shown")
+    return _change(found, lambda: remove_grant(db.session, found.name, grant_id=grant_id, actor=current_user,
+                                               expect=shown),
                    lambda covered: f"{found.name} is no longer granted to: {covered}.")
 
 
