@@ -11,6 +11,7 @@ and work anywhere (a field trip).
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
@@ -74,12 +75,31 @@ class EffectivePolicy:
             return ", ".join(g for g in GRADES if g in grades) or "none"
         expires = self.expires_on or (f"{default_expires} (the district's, PORTAL_BADGE_EXPIRES)"
                                       if default_expires else "as PORTAL_BADGE_EXPIRES says")
-        networks = (f"; scanner networks {', '.join(self.scanner_networks)}"
-                    if self.scanner_networks else "")
+        # Allowed with no network named: a badge, or a photo of one, works from anywhere; say so.
+        networks = (f"; scanner networks {', '.join(self.scanner_networks)}" if self.scanner_networks
+                    else " from any network" if self.allow_browser_scanner else "")
         return (f"badges for {listed(self.grades)}; second factor ({self.factor.value}) for "
                 f"{listed(self.second_factor_grades)}; browser scanner "
                 f"{'allowed' if self.allow_browser_scanner else 'off'}{networks}; "
                 f"badges expire {expires}")
+
+    @property
+    def fingerprint(self) -> str:
+        """A short name for these settings. The policy form carries it (set_policy's `expect`)
+        and sends every setting: one from a page older than the policy (another admin changed it
+        since) would set back what they changed, their scanner networks among it."""
+        written = "|".join([",".join(sorted(self.grades)), ",".join(sorted(self.second_factor_grades)),
+                            self.factor.value, str(self.allow_browser_scanner), self.expires_on or "",
+                            ",".join(sorted(self.scanner_networks))])
+        return hashlib.sha256(written.encode()).hexdigest()[:16]
+
+
+class PolicyChanged(PolicyError):
+    """The policy changed since the page whose form asks to change it; `now`: as it is now."""
+
+    def __init__(self, now: EffectivePolicy):
+        super().__init__("someone changed this school's badge policy since you opened this page")
+        self.now = now
 
 
 @lru_cache(maxsize=256)
@@ -156,10 +176,19 @@ def set_policy(db: Session, school: School, *, grades: str | None = None,
                second_factor_grades: str | None = None, factor: str | None = None,
                allow_browser_scanner: bool | None = None, expires_on: str | None = None,
                scanner_networks: str | None = None, actor: Person | None = None,
-               clock=utcnow) -> EffectivePolicy:
+               clock=utcnow, expect: str | None = None) -> EffectivePolicy:
     """Change the given settings of a school's policy (the others keep their value); the audit
-    log records the new policy and who set it (`actor`; None: the command line)."""
-    current = policy_for(db, school.id)
+    log records the new policy and who set it (`actor`; None: the command line).
+
+    `expect`: the fingerprint of the policy as the admin's page showed it; PolicyChanged, and
+    nothing changes, when the policy is another now."""
+    if expect is not None:
+        # Read under a lock (PostgreSQL): a change made at the same moment waits for this one.
+        current = policy_from_row(school.id, db.get(BadgePolicy, school.id, with_for_update=True))
+        if expect != current.fingerprint:
+            raise PolicyChanged(current)
+    else:
+        current = policy_for(db, school.id)
     new_grades = parse_grades(grades) if grades is not None else current.grades
     new_second = (parse_grades(second_factor_grades) if second_factor_grades is not None
                   else current.second_factor_grades)

@@ -21,7 +21,7 @@ from portal.auth.services import LoginLimits
 from portal.badges import flow
 from portal.badges.expiry import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
 from portal.badges.kiosks import list_devices
-from portal.badges.policy import GRADES, PolicyError, policy_for, set_policy
+from portal.badges.policy import GRADES, PolicyChanged, PolicyError, policy_for, set_policy
 from portal.badges.services import plan_section_badges
 from portal.badges.permissions import STAFF_ROLES, may_manage_school, may_manage_section
 from portal.db import db, parse_id
@@ -129,6 +129,11 @@ class BadgePolicyRefused(PortalError):
     title = "That badge policy can't be used"
 
 
+class BadgePolicyChanged(PortalError):
+    status = 409
+    title = "Someone changed this school's badge policy since you opened this page"
+
+
 @bp.post("/schools/<int:school_id>/badge-policy")
 @role_required(*STAFF_ROLES)
 def badge_policy(school_id: int):
@@ -137,14 +142,23 @@ def badge_policy(school_id: int):
     if school is None or not may_manage_school(db.session, current_user, school):
         abort(403)
     form = request.form
+    default_expires = current_app.config["SETTINGS"].badge_expires
     try:
         changed = set_policy(
             db.session, school, grades=",".join(form.getlist("grades")),
             second_factor_grades=",".join(form.getlist("second_factor_grades")),
             factor=form.get("factor", ""), allow_browser_scanner=form.get("browser_scanner") == "yes",
             expires_on=form.get("expires", ""), scanner_networks=form.get("scanner_networks"),
-            actor=current_user, clock=flow.app_clock())
+            actor=current_user, clock=flow.app_clock(),
+            # The policy the page showed. The form sends every setting, so one from an older page
+            # would set back what was changed since; without it, a page older than this check.
+            expect=form.get("expect", "not shown"))
+    except PolicyChanged as e:
+        refused = BadgePolicyChanged(advice=f"Nothing changed. It is now: {e.now.describe(default_expires)}. "
+                                            "Go back to see it, and make your change again if you still mean it.")
+        refused.back = (back(), "Back to the badge policy")
+        raise refused from None
     except PolicyError as e:
         raise BadgePolicyRefused(advice=f"{as_sentence(str(e))} Nothing changed.") from None
-    described = changed.describe(current_app.config["SETTINGS"].badge_expires)
+    described = changed.describe(default_expires)
     return answer(f"{school.name}: {described}.", policy=described)

@@ -126,6 +126,10 @@ def test_policy_command_sets_shows_and_clears_networks(runner, world):
     assert policy_for(db.session, world.school.id).scanner_networks == ("10.20.0.0/16", "192.0.2.7/32")
     result = runner.invoke(args=["badges", "policy", "maple", "--scanner-networks", ""])
     assert result.exit_code == 0 and "scanner networks" not in result.output
+    # Allowed with no network named: the confirmation says where it works from.
+    assert "browser scanner allowed from any network;" in result.output
+    result = runner.invoke(args=["badges", "policy", "maple", "--no-allow-browser-scanner"])
+    assert result.exit_code == 0 and "browser scanner off;" in result.output
 
 
 def test_school_admin_sets_networks_on_the_page_and_the_audit_log_keeps_them(app, world):

@@ -28,11 +28,24 @@ def _text(response) -> str:
 
 
 def _form_post(client, path, back=None, **fields):
+    """Post a form of the teacher pages as from `back` (My classes) open now: the badge policy
+    form carries the policy that page shows."""
     csrf = csrf_from(client, back or "/teacher/")
+    if path.endswith("/badge-policy") and "expect" not in fields:
+        shown = _policy_shown(client, back or "/teacher/")
+        if shown is not None:
+            fields["expect"] = shown
     data = {"csrf_token": csrf, **fields}
     if back:
         data["next"] = back
     return client.post(path, data=data)
+
+
+def _policy_shown(client, page):
+    """The fingerprint of the badge policy the page shows, as its form sends it (None: no form)."""
+    form = re.search(r'<form [^>]*class="policy"[^>]*>(.*?)</form>', client.get(page).get_data(as_text=True), re.S)
+    found = re.search(r'name="expect" value="([^"]*)"', form.group(1)) if form else None
+    return found.group(1) if found else None
 
 
 def _working(person) -> list[Badge]:
@@ -764,6 +777,63 @@ def test_a_bad_badge_policy_says_why_and_changes_nothing(app, world, fields, say
     text = _text(answer)
     assert "That badge policy can't be used" in text and says in text and "Nothing changed." in text
     assert "Traceback" not in text
+    db.session.expire_all()
+    assert policy_for(db.session, world.school.id) == before
+
+
+def test_a_badge_policy_form_from_a_page_older_than_the_policy_changes_nothing(app, world):
+    # Found by review: the form sends every setting, so a principal's tab opened before the
+    # district admin limited the browser scanner to the school's network set the limit back to
+    # none (a photo of a badge worked from anywhere again) when a grade was added there, and the
+    # confirmation said nothing of networks.
+    from portal.badges.policy import policy_for
+    from portal.models import Event
+    page = f"/teacher/?school={world.school.id}"
+    path = f"/teacher/schools/{world.school.id}/badge-policy"
+    principal, district = _signed_in(app, world.school_admin), _signed_in(app, world.district_admin)
+    settings = {"grades": ["KG", "01", "02"], "factor": "pin", "browser_scanner": "yes"}
+    assert _form_post(principal, path, back=page, **settings).status_code == 303
+    shown = principal.get(page)                                         # the principal's tab
+    assert "browser scanner allowed from any network;" in _text(shown)   # the confirmation says so
+    seen_by_principal = _policy_shown(principal, page)
+    assert seen_by_principal
+    limited = _form_post(district, path, back=page, scanner_networks="10.20.0.0/16", **settings)
+    assert limited.status_code == 303
+    changes = len(list(db.session.scalars(select(Event).where(Event.kind == "badge_policy_set"))))
+    stale = _form_post(principal, path, back=page, expect=seen_by_principal, scanner_networks="",
+                       **{**settings, "grades": ["KG", "01", "02", "03"]})
+    assert stale.status_code == 409
+    text = _text(stale)
+    assert "Someone changed this school's badge policy since you opened this page" in text
+    assert ("Nothing changed. It is now: badges for KG, 01, 02; second factor (pin) for none; browser "
+            "scanner allowed; scanner networks 10.20.0.0/16;") in text
+    assert f'href="{page}"' in stale.get_data(as_text=True) and "Back to the badge policy" in text
+    db.session.expire_all()
+    now = policy_for(db.session, world.school.id)
+    assert now.scanner_networks == ("10.20.0.0/16",) and "03" not in now.grades
+    assert len(list(db.session.scalars(select(Event).where(Event.kind == "badge_policy_set")))) == changes
+    # Back on the page, as it is now: its form shows the network and changes what is asked.
+    assert 'value="10.20.0.0/16"' in principal.get(page).get_data(as_text=True)
+    again = _form_post(principal, path, back=page, scanner_networks="10.20.0.0/16",
+                       **{**settings, "grades": ["KG", "01", "02", "03"]})
+    assert again.status_code == 303
+    db.session.expire_all()
+    assert policy_for(db.session, world.school.id).grades == {"KG", "01", "02", "03"}
+    assert policy_for(db.session, world.school.id).scanner_networks == ("10.20.0.0/16",)
+
+
+@pytest.mark.parametrize("expect", [None, "", "0" * 16, "x" * 5000])
+def test_a_badge_policy_form_without_the_policy_its_page_showed_changes_nothing(app, world, expect):
+    # Without it: a page from before this check, as out of date as any.
+    from portal.badges.policy import policy_for
+    before = policy_for(db.session, world.school.id)
+    page = f"/teacher/?school={world.school.id}"
+    principal = _signed_in(app, world.school_admin)
+    data = {"csrf_token": csrf_from(principal, page), "next": page, "grades": ["KG"], "factor": "pin"}
+    if expect is not None:
+        data["expect"] = expect
+    answer = principal.post(f"/teacher/schools/{world.school.id}/badge-policy", data=data)
+    assert answer.status_code == 409 and "Nothing changed." in _text(answer)
     db.session.expire_all()
     assert policy_for(db.session, world.school.id) == before
 
