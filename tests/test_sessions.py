@@ -217,6 +217,9 @@ def test_set_password_command_ends_sessions_and_the_new_password_works(app, clie
     (["users", "set-password", "nobody.here"], "long enough secret\n", "no user called"),
     (["users", "set-password", "ada.lovelace"], "short\n", "at least 8 characters"),
     (["users", "set-password", "ada.lovelace"], "", "at least 8 characters"),
+    # No one could type these at the sign-in page (found by review on the teacher's page).
+    (["users", "set-password", "ada.lovelace"], "\u200b" * 8 + "\n", "no line breaks, tabs or invisible"),
+    (["users", "set-password", "ada.lovelace"], "pass\tword1\n", "no line breaks, tabs or invisible"),
 ])
 def test_set_password_command_refuses_bad_input_in_one_line(client, auth, roster, runner, args,
                                                             stdin, reason):

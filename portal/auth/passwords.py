@@ -4,6 +4,8 @@ from __future__ import annotations
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from portal.models.roster import typeable_username
+
 # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
 hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32,
                         salt_len=16, type=Type.ID)
@@ -17,15 +19,25 @@ MAX_LENGTH = 1024
 
 
 class WeakPassword(ValueError):
-    """The new password is not acceptable; the message says why."""
+    """The new password is not acceptable; the message says why, and `advice` what to type
+    instead ("Type a longer one"), for a page to finish as it needs."""
+
+    def __init__(self, message: str, advice: str):
+        super().__init__(message)
+        self.advice = advice
 
 
 def hash_password(password: str) -> str:
-    """Hash a new password, refusing ones too short or absurdly long."""
-    if len(password) < MIN_LENGTH:
-        raise WeakPassword(f"A password needs at least {MIN_LENGTH} characters.")
+    """Hash a new password, refusing ones too short, absurdly long, or that no one could type
+    at the sign-in page (a line break, a tab, a zero-width or other invisible character: the
+    same rule as a username's)."""
     if len(password) > MAX_LENGTH:
-        raise WeakPassword(f"A password can have at most {MAX_LENGTH} characters.")
+        raise WeakPassword(f"A password can have at most {MAX_LENGTH} characters.", "Type a shorter one")
+    if not typeable_username(password):
+        raise WeakPassword("A password can only have characters a keyboard types: no line breaks, tabs "
+                           "or invisible characters.", "Type it again without them")
+    if len(password) < MIN_LENGTH:
+        raise WeakPassword(f"A password needs at least {MIN_LENGTH} characters.", "Type a longer one")
     return hasher.hash(password)
 
 

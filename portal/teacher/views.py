@@ -15,7 +15,7 @@ from flask import Blueprint, abort, current_app, render_template, request, url_f
 from flask_login import current_user
 
 from portal.addresses import portal_address
-from portal.auth.passwords import WeakPassword
+from portal.auth.passwords import MAX_LENGTH, WeakPassword
 from portal.auth.roles import role_required
 from portal.auth.services import LoginLimits
 from portal.badges import flow
@@ -80,7 +80,7 @@ def section(section_id: int):
         "teacher/section.html", section=found, rows=rows, policy=policy, alerts=alerts, now=now,
         reuse_days=REUSE_DAYS, hours=range(TEMPORARY_MIN_HOURS, TEMPORARY_MAX_HOURS + 1),
         uses_badges=any(r.uses_badge for r in rows), missing=plan.badge_students - len(plan.working_ids),
-        working=len(plan.working_ids), cards=plan.fingerprint)
+        working=len(plan.working_ids), cards=plan.fingerprint, password_max=MAX_LENGTH)
     return response, 200, {"Cache-Control": "no-store"}
 
 
@@ -101,7 +101,7 @@ def password(person_id: int):
         new = reset_student_password(db.session, flow.redis_client(), LoginLimits.for_app(),
                                      current_user, student, typed or None)
     except WeakPassword as e:
-        refused = PasswordRefused(advice=f"{e} Type a longer one, or leave it empty for one made for you.")
+        refused = PasswordRefused(advice=f"{e} {e.advice}, or leave it empty for one made for you.")
         came_from = back()     # the class page the form was on: its link goes back there
         refused.back = (came_from, "Back to my classes" if came_from == url_for("teacher.classes")
                         else "Back to the class")

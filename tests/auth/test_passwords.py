@@ -29,6 +29,20 @@ def test_new_passwords_must_be_long_enough():
         hash_password("short")
 
 
+@pytest.mark.parametrize("password, advice", [
+    ("short", "Type a longer one"), ("x" * 1025, "Type a shorter one"),
+    ("\u200b" * 8, "Type it again without them"), ("line\nbreak", "Type it again without them"),
+    ("\u200b\u200b", "Type it again without them"),    # what is wrong first, then the length
+])
+def test_a_new_password_is_one_a_student_can_type(password, advice):
+    with pytest.raises(WeakPassword) as refused:
+        hash_password(password)
+    assert refused.value.advice == advice
+    # A space inside is typed like any letter, and so are the joiners of Persian and Indic words.
+    for fine in ("correct horse battery", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645-123"):
+        assert verify_password(hash_password(fine), fine)
+
+
 @pytest.mark.parametrize("password", ["old but long enough", "abc12"])
 def test_weak_hash_is_upgraded_at_sign_in(client, auth, roster, password):
     # "abc12": passwords set before today's length rule must still sign in and upgrade.

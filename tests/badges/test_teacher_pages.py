@@ -648,6 +648,40 @@ def test_a_typed_password_is_used_and_a_short_one_refused(app, world):
     login(new_client(app), world.classmate.username, "purple-whale-77")
 
 
+@pytest.mark.parametrize("typed, says", [
+    # Found by review: "at most 1024 characters. Type a longer one": the advice fits the limit.
+    ("x" * 1025, "A password can have at most 1024 characters. Type a shorter one, or leave it empty "
+                 "for one made for you."),
+    # Found by review: accepted and shown, yet no student can type them at the sign-in page.
+    ("\u200b" * 8, "A password can only have characters a keyboard types: no line breaks, tabs or "
+                   "invisible characters. Type it again without them, or leave it empty for one made for you."),
+    ("pass\nword1", "no line breaks, tabs or invisible characters"),
+    ("pass\tword1", "no line breaks, tabs or invisible characters"),
+    ("pass\u00a0word1", "no line breaks, tabs or invisible characters"),    # a no-break space
+    ("\u202epassword1", "no line breaks, tabs or invisible characters"),     # a direction mark
+])
+def test_a_typed_password_no_student_could_type_is_refused_in_plain_words(app, world, typed, says):
+    teacher = _signed_in(app, world.teacher)
+    page = f"/teacher/sections/{world.section.id}"
+    refused = _form_post(teacher, f"/teacher/students/{world.classmate.id}/password", password=typed, back=page)
+    assert refused.status_code == 400
+    text = _text(refused)
+    assert "That password can't be used" in text and says in text and "Traceback" not in text
+    login(new_client(app), world.classmate.username)  # unchanged
+
+
+def test_the_password_box_takes_what_a_password_may_hold(app, world):
+    teacher = _signed_in(app, world.teacher)
+    page = teacher.get(f"/teacher/sections/{world.section.id}").get_data(as_text=True)
+    boxes = re.findall(r'<input type="text" id="password-\d+" name="password"[^>]*>', page)
+    assert boxes and all('maxlength="1024"' in box for box in boxes)
+    # Letters of every script pass, the joiners a Persian keyboard types inside words among them.
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645-\u06f1\u06f2\u06f3"
+    path = f"/teacher/students/{world.classmate.id}/password"
+    assert _new_password(_form_post(teacher, path, password=persian)) == persian
+    login(new_client(app), world.classmate.username, persian)
+
+
 def test_a_locked_out_student_can_sign_in_with_the_new_password(app, world):
     from tests.badges.conftest import csrf_from as token_of
     for _ in range(12):
