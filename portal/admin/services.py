@@ -46,8 +46,9 @@ def check_url(url: str, *, what: str = "URL") -> str:
     return url
 
 
-def checked_grade(value: str) -> str:
-    """The OneRoster grade code an admin means ("3" is 03, "kg" is KG), or AdminError."""
+def checked_grade(value: str, *, web: bool = False) -> str:
+    """The OneRoster grade code an admin means ("3" is 03, "kg" is KG), or AdminError (worded
+    for the command line's --grade, or with `web` for the app page's Grade)."""
     from portal.roster.parse import GRADES
     grade = value.strip()
     if grade.isascii() and grade.isdigit() and len(grade) <= 2 and 1 <= int(grade) <= 13:
@@ -56,6 +57,8 @@ def checked_grade(value: str) -> str:
         return GRADES[grade.lower()]
     if "," in grade:
         raise AdminError("a grant names one grade: grant the app once for each grade")
+    if web:
+        raise AdminError(f"the grade must be one the roster uses (KG, 01 ... 13, PK, ...), not {value!r}")
     raise AdminError(f"--grade must be a OneRoster grade as in the roster (KG, 01 ... 13, PK, ...), "
                      f"not {value!r}")
 
@@ -237,11 +240,14 @@ def _grant_for(db: Session, app: App, *, district: bool, school: str | None, gra
                              "the school or the section alone, or a class of that school")
         grant.section_id = found.id
     if grade is not None:
-        grant.grade = checked_grade(grade)
+        grant.grade = checked_grade(grade, web=actor is not None)
     if role:
         try:
             grant.role = Role(role.replace(" ", "_").replace("-", "_"))
         except ValueError:
+            if actor is not None:     # the page's Role, by the names it shows
+                raise AdminError(f"the role must be {', '.join(r.label for r in list(Role)[:-1])} or "
+                                 f"{list(Role)[-1].label}, not {role!r}") from None
             raise AdminError(f"role must be one of {', '.join(r.value for r in Role)}") from None
     return grant
 

@@ -299,8 +299,8 @@ def test_each_groups_remove_button_names_its_group_for_a_screen_reader(app, shar
     ({}, "Choose who gets the app"),
     ({"school": "no-such-school"}, "There is no school with id 'no-such-school'"),
     ({"section": "no-such-class"}, "There is no section with id 'no-such-class'"),
-    ({"grade": "fifth"}, "must be a OneRoster grade"),
-    ({"role": "janitor"}, "Role must be one of"),
+    ({"grade": "fifth"}, "The grade must be one the roster uses (KG, 01 ... 13, PK, ...), not 'fifth'."),
+    ({"role": "janitor"}, "The role must be student, teacher, school admin or district admin, not 'janitor'."),
     ({"school": "sch-maple"}, "already granted to exactly that group"),
     ({"district": "no", "school": "", "grade": " "}, "Choose who gets the app"),
 ])
@@ -312,6 +312,29 @@ def test_a_bad_group_says_why_and_changes_nothing(app, shared, data, says):
     text = _text(admin.get(f"/admin/apps/{slug}"))
     assert says in text and "Traceback" not in text
     assert [g.describe() for g in _app_now(slug).grants] == before
+
+
+@pytest.mark.parametrize("data", [{"grade": "0"}, {"grade": "Kindergarten"}, {"role": "admin"},
+                                  {"role": "school_admin\u200b"}])
+def test_the_grant_forms_refusals_name_the_page_not_the_command_line(app, shared, runner, data):
+    # Found by review: a hand-made request (the page offers lists) was answered "--grade must be
+    # a OneRoster grade ..." and "Role must be one of student, teacher, school_admin, ...": a
+    # command-line flag and the codes behind the page's names.
+    from tests.admin.helpers import refused
+    slug = shared["saml"].slug
+    admin = _client(app, "dee.admin")
+    assert _post(admin, f"/admin/apps/{slug}/grants", **data).status_code == 303
+    message = re.search(r'class="problem"[^>]*><p>(.*?)</p>', admin.get(f"/admin/apps/{slug}").get_data(as_text=True),
+                        re.S)
+    assert message, data
+    said = html.unescape(message.group(1))
+    assert "--" not in said and "school_admin," not in said and "district_admin" not in said
+    assert said.startswith(("The grade must be one the roster uses", "The role must be student, teacher"))
+    # The command line keeps its own words: they name its flags and the values it takes.
+    flag, value = next(iter(data.items()))
+    line = refused(runner, "apps", "grant", "Library", f"--{flag}", value)
+    assert line.startswith(("Error: --grade must be a OneRoster grade",
+                            "Error: role must be one of student, teacher, school_admin, district_admin"))
 
 
 def test_a_remove_button_from_an_older_page_removes_no_other_group(app, shared, roster):
