@@ -230,6 +230,25 @@ def test_a_token_saved_after_its_code_was_revoked_is_dropped(redis_client):
     assert store.load_token(redis_client, "tok") is None
 
 
+def test_revoking_a_persons_grants_at_an_app_leaves_no_code_or_token(redis_client):
+    """revoke_grants (a deletion request): a token issued before is gone, a code not yet exchanged
+    cannot be, and a code taken just before (the exchange takes the code, then saves its token)
+    saves no token, as a code presented twice does; another person's code is untouched."""
+    for code, person in (("c0de-0", 7), ("c0de-1", 7), ("c0de-2", 7), ("c0de-3", 8)):
+        store.save_code(redis_client, code, {"client_id": "cid", "person_id": person}, seconds=60,
+                        token_seconds=600)
+    exchanged, _ = store.take_code(redis_client, "c0de-0", remember_seconds=660)
+    assert store.save_token(redis_client, "tok-0", {"person_id": 7}, seconds=600, code_hash=exchanged["code_hash"])
+    taken, _ = store.take_code(redis_client, "c0de-1", remember_seconds=660)
+
+    assert store.revoke_grants(redis_client, 7, "cid") == 1
+    assert store.load_token(redis_client, "tok-0") is None
+    assert not store.save_token(redis_client, "tok-1", {"person_id": 7}, seconds=600, code_hash=taken["code_hash"])
+    assert store.load_token(redis_client, "tok-1") is None
+    assert store.take_code(redis_client, "c0de-2", remember_seconds=660) == (None, False)
+    assert store.take_code(redis_client, "c0de-3", remember_seconds=660)[0] is not None   # another person's
+
+
 def test_wrong_client_secret_is_refused_and_does_not_burn_the_code(client, auth, oidc_world):
     auth.login()
     code, verifier, _ = get_code(client, oidc_world)

@@ -197,7 +197,8 @@ class CodeGrant(AuthorizationCodeGrant):
         if data.get("nonce") and not store.claim_nonce(_redis(), record["client_id"], data["nonce"],
                                                        seconds=settings.oidc_token_seconds):
             raise InvalidRequestError("Replay attack")   # Authlib's words for the same case
-        store.save_code(_redis(), code, record, seconds=settings.oidc_code_seconds)
+        store.save_code(_redis(), code, record, seconds=settings.oidc_code_seconds,
+                        token_seconds=settings.oidc_token_seconds)
 
     def query_authorization_code(self, code, client):
         if not code or len(code) > 512:

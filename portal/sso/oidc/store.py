@@ -9,6 +9,10 @@ holds what its ID token will say (the claims released to the app), for the code'
 
 Taking a code and saving a token are each one Lua script: one round trip, and atomic, so no
 ordering argument is needed between a concurrent exchange, a reuse and a revocation.
+
+Each code is also listed under its person and app (GRANTS) for as long as a token it issues can
+live, so that everything an app holds for one student can be revoked at once (revoke_grants: a
+request to the app's vendor to delete what it received, portal.admin.deletions).
 """
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ SIGN_IN = "portal:oidc:sign-in:"
 TOKEN_READ = "portal:oidc:token-read:"
 LOGOUT_POST = "portal:oidc:logout-post:"
 HINT_POST = "portal:oidc:hint-post:"
+# + client id + ":" + person id: the hashes of the codes issued to that app for that person.
+GRANTS = "portal:oidc:grants:"
 
 USED, REVOKED = b"used", b"revoked"
 
@@ -68,13 +74,55 @@ return 1
 """)
 
 
+# KEYS: a person's GRANTS at one app; ARGV: the CODE, CODE_USED, CODE_TOKENS and TOKEN prefixes.
+# For each code listed: the code goes (a later exchange finds nothing); one taken already is
+# marked revoked (as revoke_code marks it: its token, if not saved yet, never is) and the tokens
+# it issued go. Returns how many tokens went. One script: no exchange falls between its steps.
+_REVOKE_GRANTS = Script(None, b"""
+local gone = 0
+for _, code in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  redis.call('DEL', ARGV[1] .. code)
+  if redis.call('EXISTS', ARGV[2] .. code) == 1 then
+    redis.call('SET', ARGV[2] .. code, 'revoked', 'KEEPTTL')
+  end
+  for _, token in ipairs(redis.call('SMEMBERS', ARGV[3] .. code)) do
+    gone = gone + redis.call('DEL', ARGV[4] .. token)
+  end
+end
+redis.call('DEL', KEYS[1])
+return gone
+""")
+
+
 class SessionEnded(Exception):
     """The code's portal session ended before the app exchanged it."""
 
 
-def save_code(client: redis.Redis, code: str, record: dict, *, seconds: int) -> None:
-    """Keep an authorization code's record for `seconds` (at most a minute)."""
-    client.set(CODE + hash_secret(code), json.dumps(record), ex=seconds)
+def _grants(client_id: str, person_id) -> str:
+    return f"{GRANTS}{client_id}:{person_id}"
+
+
+def save_code(client: redis.Redis, code: str, record: dict, *, seconds: int, token_seconds: int = 0) -> None:
+    """Keep an authorization code's record for `seconds` (at most a minute); and list it under
+    its person and app for as long as a token it issues may live (`seconds` + `token_seconds`),
+    for revoke_grants. One round trip."""
+    code_hash = hash_secret(code)
+    pipe = client.pipeline()
+    pipe.set(CODE + code_hash, json.dumps(record), ex=seconds)
+    if record.get("person_id") is not None and isinstance(record.get("client_id"), str):
+        grants = _grants(record["client_id"], record["person_id"])
+        pipe.sadd(grants, code_hash)
+        pipe.expire(grants, seconds + token_seconds)
+    pipe.execute()
+
+
+def revoke_grants(client: redis.Redis, person_id: int, client_id: str) -> int:
+    """Revoke every code and access token the app (`client_id`) was issued for the person: a code
+    not exchanged yet cannot be, and a token reads no more userinfo. Return how many tokens went.
+    (Codes issued before the portal listed them, in the version before this one, are not found:
+    their tokens live out their time, OIDC_TOKEN_SECONDS at most.)"""
+    return _REVOKE_GRANTS([_grants(client_id, person_id)], [CODE, CODE_USED, CODE_TOKENS, TOKEN],
+                          client=client)
 
 
 def take_code(client: redis.Redis, code: str, *, remember_seconds: int) -> tuple[dict | None, bool]:
