@@ -551,10 +551,11 @@ def deletions_cli():
     """Asking apps to delete what they received about a student."""
 
 
-def _echo_request(r, ids_read=None) -> None:
+def _echo_request(r, ids_read=None, since=None) -> None:
     """The request, and how its vendor finds the student (of `ids_read`: what
-    deletions.received_ids read for a list of requests, this one's among them)."""
-    from portal.admin.deletions import identifiers
+    deletions.received_ids read for a list of requests, this one's among them), and what the app
+    received after it (of `since`: what deletions.released_since read for the list; else read here)."""
+    from portal.admin.deletions import identifiers, released_since
     from portal.db import db
     state = "waiting for the vendor" if r.is_open else f"deleted, confirmed {local(r.done_at):%Y-%m-%d}"
     click.echo(f"request {r.id}\t{r.app_name}\tasked {local(r.asked_at):%Y-%m-%d}\t{state}")
@@ -563,6 +564,12 @@ def _echo_request(r, ids_read=None) -> None:
         click.echo(f"  {label}: {value} ({note})" if value and note else f"  {label}: {value or note}")
     click.echo(f"  received: {', '.join(r.fields) or 'only the subject'} "
                f"({local(r.first_at):%Y-%m-%d} to {local(r.last_at):%Y-%m-%d})")
+    after = (released_since(db.session, [r]) if since is None else since).get(r.id)
+    if after is not None:
+        times = f" ({after.times} times, the last on {local(after.last_at):%Y-%m-%d})" if after.times > 1 else ""
+        covers = "the letter does not cover it yet" if r.is_open else "the vendor's confirmation does not cover it"
+        click.echo(f"  received data about this student again on {local(after.first_at):%Y-%m-%d}, after "
+                   f"this request{times}: {covers}")
 
 
 @deletions_cli.command("ask")
@@ -574,12 +581,17 @@ def deletions_ask(username, app_name):
     from portal.admin import deletions
     from portal.badges.flow import now
     from portal.db import db
+    from portal.models import AppKind
     person, app = _person_and_app(username, app_name, removed=True)   # a removed app's vendor too
-    request, created = _admin_call(deletions.ask_deletion, db.session, person, app, actor=None,
-                                   pairwise_key=current_app.config["SETTINGS"].pairwise_key, now=now())
+    request, created = _admin_call(deletions.ask_deletion, db.session, current_app.extensions["redis"], person,
+                                   app, actor=None, pairwise_key=current_app.config["SETTINGS"].pairwise_key,
+                                   now=now())
     if not created:
         click.echo(f"{app.name} was already asked on {local(request.asked_at):%Y-%m-%d}; brought up to date")
     _echo_request(request)
+    if app.kind is AppKind.oidc and app.removed_at is None:
+        click.echo(f"{app.name}'s sign-ins for {person.username} have ended: nothing it was given before can "
+                   "read their data again")
 
 
 @deletions_cli.command("list")
@@ -595,8 +607,9 @@ def deletions_list(open_only):
     for batch in deletions.every_request(db.session, open_only=open_only):
         ids_read = deletions.received_ids(db.session, {pair for r in batch
                                                       if (pair := deletions.wants_received(r)) is not None})
+        since = deletions.released_since(db.session, batch)
         for r in batch:
-            _echo_request(r, ids_read)
+            _echo_request(r, ids_read, since)
         listed = True
     if not listed:
         click.echo("no deletion requests" + (" waiting" if open_only else ""))
@@ -616,7 +629,12 @@ def deletions_done(request_id, note):
     if request is None:
         fail(f"there is no deletion request {request_id} (see `portal deletions list`)")
     _admin_call(deletions.confirm_deletion, db.session, request, actor=None, note=note, now=now())
-    click.echo(f"recorded: {request.app_name} deleted what it received (request {request.id})")
+    if deletions.released_since(db.session, [request]):
+        click.echo(f"recorded: {request.app_name} deleted what the letter covers (request {request.id}); it "
+                   "received data about this student again after the request, which this does not cover: "
+                   f"see `portal deletions list`")
+    else:
+        click.echo(f"recorded: {request.app_name} deleted what it received (request {request.id})")
 
 
 def register_commands(app):

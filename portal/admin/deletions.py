@@ -6,14 +6,25 @@ sent, which fields, between which dates, from the release records), keep the req
 vendor confirms, and record both in the audit log. An app only ever received a pairwise subject
 and the fields released to it, so the subject is how the vendor finds the student: that is the
 one identifier a request keeps after the roster drops the student.
+
+Asking also ends what the app holds from the portal about the student at that moment, so that
+nothing it got before the request keeps reading their data: an OpenID app's codes and access
+tokens for them stop working and, if it listens, it is told to end their sessions there
+(back-channel logout, as an opt-out does). A SAML app was sent everything in the assertion at
+each launch and reads nothing afterwards, so there is nothing of it to end; it still hears when
+the student signs out, as usual. Asking does not stop future launches: the student may still be
+granted the app. A release dated after what a request covers is shown beside the request
+(released_since), with the way to stop the sharing (an opt-out).
 """
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Iterator
 
+import redis
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
@@ -25,6 +36,9 @@ from portal.admin.shared import AppSummary, _field_list, releases_about
 from portal.audit import RELEASE_KINDS
 from portal.local_time import local
 from portal.models import App, AppKind, DeletionRequest, Event, Person
+
+log = logging.getLogger(__name__)
+
 MAX_NOTE = 500
 # Requests a page shows (/admin/deletions, and an app's page), newest first; "Older requests" goes on.
 PAGE_SIZE = 100
@@ -48,12 +62,16 @@ def open_request(db: Session, person: Person, app: App) -> DeletionRequest | Non
         DeletionRequest.done_at.is_(None)).order_by(DeletionRequest.id.desc()).limit(1))
 
 
-def ask_deletion(db: Session, person: Person, app: App, *, actor: Person | None, pairwise_key: str,
-                 now: datetime) -> tuple[DeletionRequest, bool]:
+def ask_deletion(db: Session, client: redis.Redis, person: Person, app: App, *, actor: Person | None,
+                 pairwise_key: str, now: datetime) -> tuple[DeletionRequest, bool]:
     """Ask `app`'s vendor to delete what it received about `person`: (the request, True if new).
 
     A request still open for the same person and app is the one returned, brought up to date
     with any release since (the letter then covers everything received so far).
+
+    What the app holds from the portal about the person now ends with it (an OpenID app's codes
+    and tokens, through `client`, Redis): when Redis cannot be reached nothing is asked, so that
+    a request on record always means nothing from before it still reads the student's data.
     """
     if app.kind == AppKind.link:
         raise AdminError(f"{app.name} is a link: the portal sends it nothing, so there is nothing "
@@ -88,8 +106,35 @@ def ask_deletion(db: Session, person: Person, app: App, *, actor: Person | None,
     if created:
         audit.record("deletion_requested", person=person, actor=actor, app=app,
                      data={"request": request.id, "fields": got.fields}, commit=False)
+    try:
+        _revoke(client, person, app)
+    except redis.RedisError:
+        db.rollback()
+        raise AdminError(f"the session store cannot be reached, so what {names[0]} holds from the "
+                         f"portal about {names[1]} cannot be ended: nothing was asked; try again in "
+                         "a minute") from None
     db.commit()
+    _tell_app(client, person, app)
     return request, created
+
+
+def _revoke(client: redis.Redis, person: Person, app: App) -> None:
+    """Revoke an OpenID app's codes and access tokens for the person (a SAML app holds none)."""
+    if app.kind is AppKind.oidc and app.client_id:
+        from portal.sso.oidc.store import revoke_grants
+        revoke_grants(client, person.id, app.client_id)
+
+
+def _tell_app(client: redis.Redis, person: Person, app: App) -> None:
+    """Tell an OpenID app that listens to end the sessions the person's portal sessions started
+    there (back-channel logout). The request stands whatever happens here: a failure is logged."""
+    if app.kind is not AppKind.oidc or not app.client_id:
+        return
+    from portal.sso.oidc.backchannel import log_out_of_app
+    try:
+        log_out_of_app(client, person.id, app.client_id)
+    except Exception as e:  # noqa: BLE001  the request is made; the app is not told now
+        log.warning("telling %s to end a student's sessions failed: %s", app.slug, type(e).__name__)
 
 
 def confirm_deletion(db: Session, request: DeletionRequest, *, actor: Person | None, note: str,
@@ -112,6 +157,32 @@ def confirm_deletion(db: Session, request: DeletionRequest, *, actor: Person | N
                  data={"request": request.id}, commit=False)
     db.commit()
     return request
+
+
+@dataclass(frozen=True)
+class SentSince:
+    """What the release records say a request's app received about its person after the request:
+    how many times, and the first and the last."""
+    times: int
+    first_at: datetime
+    last_at: datetime
+
+
+def released_since(db: Session, requests: Iterable[DeletionRequest]) -> dict[int, SentSince]:
+    """By request id, the releases to its app about its person dated after the request was asked
+    and after the last its letter covers (asked again while open, the letter covers up to then):
+    what neither the letter nor the vendor's confirmation covers. Requests without any are left
+    out, as those whose person or app is gone. One statement for them all."""
+    ids = [r.id for r in requests if r.person_id is not None and r.app_id is not None]
+    if not ids:
+        return {}
+    rows = db.execute(
+        select(DeletionRequest.id, func.count(Event.id), func.min(Event.at), func.max(Event.at))
+        .join(Event, and_(Event.person_id == DeletionRequest.person_id, Event.app_id == DeletionRequest.app_id))
+        .where(DeletionRequest.id.in_(ids), Event.kind.in_(RELEASE_KINDS),
+               Event.at > DeletionRequest.asked_at, Event.at > DeletionRequest.last_at)
+        .group_by(DeletionRequest.id))
+    return {request_id: SentSince(times, first, last) for request_id, times, first, last in rows if times}
 
 
 def _already_done(request: DeletionRequest) -> AdminError:

@@ -23,7 +23,7 @@ from portal.badges import flow
 from portal.db import db
 from portal.errors import as_sentence
 from portal.local_time import local
-from portal.models import App, District, Person, Role, School
+from portal.models import App, AppKind, District, Person, Role, School
 from portal.roster.parse import GRADES
 from portal.names import by_word
 
@@ -145,15 +145,16 @@ def person():
     username = request.args.get("username", "")[:255].strip()
     found = find_person(db.session, current_user.district_id, username) if username else None
     summaries, releases = releases_about(db.session, found) if found is not None else ([], [])
-    asked, opened, opted_out = {}, [], []
+    asked, opened, opted_out, since = {}, [], [], {}
     if found is not None:
         for r in deletions.requests_of(db.session, current_user.district_id, person=found):
             asked.setdefault(r.app_id, r)  # open ones first, then the newest
         opened, opted_out = apps_for(db.session, found), optouts.opted_out_apps(db.session, found)
+        since = deletions.released_since(db.session, asked.values())
     status = 404 if username and found is None else 200
     return (render_template("admin/person.html", username=username, person=found, summaries=summaries,
                             releases=releases, fields=FIELDS, asked=asked, opened=opened,
-                            opted_out=opted_out),
+                            opted_out=opted_out, since=since),
             status, {"Cache-Control": "no-store"})
 
 
@@ -240,14 +241,16 @@ def ask_deletion(person_id: int):
         return back
     try:
         asked, created = deletions.ask_deletion(
-            db.session, found, target, actor=current_user,
+            db.session, flow.redis_client(), found, target, actor=current_user,
             pairwise_key=current_app.config["SETTINGS"].pairwise_key, now=flow.now())
     except AdminError as e:
         flash(as_sentence(str(e)), "problem")
         return back
-    flash(f"Request made. Send {target.name}'s vendor the letter below." if created else
-          f"{target.name} was already asked on {local(asked.asked_at):%b %-d, %Y}; the letter below now "
-          f"covers everything it has received.")
+    ended = (f" {target.name}'s sign-ins for {found.display_name} have ended: nothing it was given before "
+             f"can read their data again." if target.kind is AppKind.oidc and target.removed_at is None else "")
+    flash((f"Request made. Send {target.name}'s vendor the letter below." if created else
+           f"{target.name} was already asked on {local(asked.asked_at):%b %-d, %Y}; the letter below now "
+           f"covers everything it has received.") + ended)
     return redirect(url_for("admin.deletion", request_id=asked.id), 303)
 
 
@@ -279,9 +282,13 @@ def _request(request_id: int):
 def deletion(request_id: int):
     """One request: the letter to send the vendor, and the form to record its answer."""
     found = _request(request_id)
+    opted_out = (found.person is not None and found.app is not None
+                 and optouts.is_opted_out(db.session, found.person, found.app))
     return (render_template("admin/deletion.html", r=found, identifiers=deletions.identifiers(
                                 db.session, found, pairwise_key=current_app.config["SETTINGS"].pairwise_key),
-                            district=db.session.get(District, found.district_id)),
+                            district=db.session.get(District, found.district_id),
+                            since=deletions.released_since(db.session, [found]).get(found.id),
+                            opted_out=opted_out),
             200, {"Cache-Control": "no-store"})
 
 
@@ -290,10 +297,15 @@ def deletion(request_id: int):
 def deletion_done(request_id: int):
     """Record that the vendor confirmed the deletion."""
     found = _request(request_id)
+
+    def done(_):
+        if not deletions.released_since(db.session, [found]):
+            return f"Recorded: {found.app_name} has deleted what it received."
+        return (f"Recorded: {found.app_name} has deleted what the letter covers. It received data about "
+                f"this student again after the request was made, which this does not cover: see below.")
     return _answer(lambda: deletions.confirm_deletion(db.session, found, actor=current_user,
                                                       note=request.form.get("note", ""), now=flow.now()),
-                   lambda _: f"Recorded: {found.app_name} has deleted what it received.",
-                   redirect(url_for("admin.deletion", request_id=found.id), 303))
+                   done, redirect(url_for("admin.deletion", request_id=found.id), 303))
 
 
 @bp.get("/log")

@@ -35,8 +35,8 @@ def test_a_deletion_request_outlives_the_student_the_import_removes(app, db_sess
     sp = register_sp(db_session, "Reading", entity_id="https://reading.example/sp",
                      acs_urls=["https://reading.example/acs"])
     audit.record("launch", person=ada, app=sp, data={"protocol": "saml", "fields": ["subject", "given_name"]})
-    request, _ = ask_deletion(db_session, ada, sp, actor=None, pairwise_key=app.config["SETTINGS"].pairwise_key,
-                              now=datetime.now(timezone.utc))
+    request, _ = ask_deletion(db_session, app.extensions["redis"], ada, sp, actor=None,
+                              pairwise_key=app.config["SETTINGS"].pairwise_key, now=datetime.now(timezone.utc))
     subject = request.subject
     roster_rows["users"][0]["status"] = "tobedeleted"
     roster_rows["enrollments"] = [e for e in roster_rows["enrollments"] if e["userSourcedId"] != "u1"]
@@ -65,8 +65,8 @@ def test_a_deletion_request_outlives_its_district_the_import_removes(app, db_ses
     sp = register_sp(db_session, "Reading", entity_id="https://reading.example/sp",
                      acs_urls=["https://reading.example/acs"])
     audit.record("launch", person=ada, app=sp, data={"protocol": "saml", "fields": ["subject"]})
-    ask_deletion(db_session, ada, sp, actor=None, pairwise_key=app.config["SETTINGS"].pairwise_key,
-                 now=datetime.now(timezone.utc))
+    ask_deletion(db_session, app.extensions["redis"], ada, sp, actor=None,
+                 pairwise_key=app.config["SETTINGS"].pairwise_key, now=datetime.now(timezone.utc))
     for org in roster_rows["orgs"]:                       # d1 becomes D-001
         org["sourcedId"] = "D-001" if org["sourcedId"] == "d1" else org["sourcedId"]
         org["parentSourcedId"] = "D-001" if org.get("parentSourcedId") == "d1" else org.get("parentSourcedId", "")
@@ -98,7 +98,8 @@ def _held_opted_out_ada_with_records(app, db, redis_client):
     sp = register_sp(db, "Reading", entity_id="https://reading.example/sp",
                      acs_urls=["https://reading.example/acs"])
     audit.record("launch", person=ada, app=sp, data={"protocol": "saml", "fields": ["subject"]})
-    ask_deletion(db, ada, sp, actor=None, pairwise_key=app.config["SETTINGS"].pairwise_key, now=now)
+    ask_deletion(db, app.extensions["redis"], ada, sp, actor=None, pairwise_key=app.config["SETTINGS"].pairwise_key,
+                 now=now)
     issue_badge(db, redis_client, ada)
     opt_out(db, ada, sp, actor=None, now=now)
     place_hold(db, redis_client, ada, actor=None, reason="account misused", now=now)
