@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -81,6 +82,26 @@ def one_line(text: str, what: str, limit: int) -> str:
     if not text.isprintable():
         raise AdminError(f"the {what} may not contain invisible characters")
     return text
+
+
+# Characters that do something other than draw themselves: the C0 and C1 controls and DEL (a
+# terminal obeys them: an escape sequence retitles the window or clears the line, a carriage
+# return goes back over what was printed) and the text-direction marks, embeddings, overrides and
+# isolates (text that displays as other text). Other invisible characters (a zero-width joiner in
+# an emoji or a Persian name) do nothing harmful and are kept.
+_DIRECTION = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def printable_line(text: str, limit: int | None = None) -> str:
+    """Text as one line that prints as it reads, whoever typed it: each run of white space (a
+    line break, a carriage return, a tab) one space, none at either end, and each control or
+    direction character a "?", cut to `limit` characters. For text taken as sent rather than
+    refused (a device's own name for itself) and for stored text a command prints (a name kept
+    before the portal refused such characters)."""
+    text = " ".join(str(text).split())
+    if not text.isprintable():
+        text = "".join("?" if unicodedata.category(c) == "Cc" or ord(c) in _DIRECTION else c for c in text)
+    return text if limit is None else text[:limit].rstrip()
 
 
 def checked_app_name(name: str) -> str:

@@ -13,6 +13,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from portal.admin.services import printable_line as shown
 from portal.badges import plural
 from portal.cli import person_named
 from portal.errors import PortalError
@@ -83,7 +84,7 @@ def badges_policy(school_id, grades, second_factor_grades, factor, allow_browser
                        scanner_networks=scanner_networks, expires_on=expires)
         except PolicyError as e:
             _fail(str(e))
-    click.echo(f"{school.name} ({school.sourced_id}): "
+    click.echo(f"{shown(school.name)} ({school.sourced_id}): "
                f"{policy_for(db.session, school.id).describe(current_app.config['SETTINGS'].badge_expires)}")
 
 
@@ -182,8 +183,8 @@ def badges_sheet(section_id, out, paper, replace_all):
         write_private_file(out, make)
         db.session.commit()
     except NothingToPrint:
-        _fail(f"every student of {section.title} who uses a badge has a card that works at "
-              f"{section.school.name}: nothing was printed, and nothing was written to {out} "
+        _fail(f"every student of {shown(section.title)} who uses a badge has a card that works at "
+              f"{shown(section.school.name)}: nothing was printed, and nothing was written to {out} "
               "(--replace-all makes new cards for all of them and stops the ones they have)")
     except PortalError as e:
         _fail(f"{e.title}: {e.advice}" if e.advice else e.title)
@@ -201,7 +202,7 @@ def badges_sheet(section_id, out, paper, replace_all):
                    "its idle time-out", err=True)
     wrote = (f"wrote {plural(sheet.badges, 'new badge', 'new badges')} "
              f"({plural(sheet.pages, 'page', 'pages')}, {paper}) for "
-             f"{section.title} at {section.school.name} to {out}")
+             f"{shown(section.title)} at {shown(section.school.name)} to {out}")
     if replace_all:
         click.echo(f"{wrote}, a new card for every student who uses a badge: "
                    f"{plural(sheet.stopped, 'working card', 'working cards')} stopped working")
@@ -232,15 +233,17 @@ def kiosk_cli():
 @with_appcontext
 def kiosk_pair(school_id, name):
     """Print a single-use pairing code (10 minutes) for a new device of SCHOOL_ID."""
-    from portal.badges.kiosks import PAIR_SECONDS, create_pairing_code
+    from portal.badges.kiosks import PAIR_SECONDS, BadDeviceName, create_pairing_code
     from portal.db import db
     school = _school(school_id)
     try:
         pairing = create_pairing_code(db.session, current_app.extensions["redis"], school, name=name)
     except redis.RedisError as e:
         _fail(redis_down(e))
+    except BadDeviceName as e:
+        _fail(f"{e.reason}: give --name in plain words; no code was made")
     click.echo(pairing.code)
-    click.echo(f"valid once, for {PAIR_SECONDS // 60} minutes, at {school.name}: "
+    click.echo(f"valid once, for {PAIR_SECONDS // 60} minutes, at {shown(school.name)}: "
                f"python -m kiosk enroll --portal {_portal_address()} --code {pairing.code}", err=True)
 
 
@@ -265,11 +268,13 @@ def kiosk_list(school_id):
     school = _school(school_id)
     found = list_devices(db.session, school)
     if not found:
-        click.echo(f"{school.name} has no devices: pair one with `portal kiosk pair {school_id}`")
+        click.echo(f"{shown(school.name)} has no devices: pair one with `portal kiosk pair {school_id}`")
     for device in found:
         seen = f"{local(device.last_seen_at):%Y-%m-%d %H:%M %Z}" if device.last_seen_at else "never"
         state = "revoked" if device.revoked_at else "active"
-        click.echo(f"{device.id}\t{device.name}\t{local(device.created_at):%Y-%m-%d}\t{seen}\t{state}")
+        # A name stored before pairing refused control characters, or by a device, is printed
+        # as one plain line: the terminal would obey them (and a tab would shift the columns).
+        click.echo(f"{device.id}\t{shown(device.name)}\t{local(device.created_at):%Y-%m-%d}\t{seen}\t{state}")
 
 
 @kiosk_cli.command("revoke")
@@ -289,8 +294,8 @@ def kiosk_revoke(device_id):
     except redis.RedisError as e:
         _fail(redis_down(e))
     except DeviceSessionNotEnded:
-        _fail(f"revoked {device.id} ({device.name}), but Redis went away before the session open on "
+        _fail(f"revoked {device.id} ({shown(device.name)}), but Redis went away before the session open on "
               f"it ended: run `portal kiosk revoke {device.id}` again once Redis is back")
     except PortalError as e:
         _fail(e.title or str(e))
-    click.echo(f"revoked {device.id} ({device.name})")
+    click.echo(f"revoked {device.id} ({shown(device.name)})")

@@ -26,11 +26,12 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.admin.services import AdminError, one_line, printable_line
 from portal.badges.expiry import Clock, utcnow
 from portal.badges.permissions import may_manage_school, may_pair_for_school
 from portal.badges.sessions import end_device_session, mark_device_revoked
 from portal.db import parse_id
-from portal.errors import PortalError
+from portal.errors import PortalError, as_sentence
 from portal.models import KioskDevice, Person, School
 
 
@@ -44,6 +45,7 @@ BIND_LATE_SECONDS = 600
 REBIND_SECONDS = 600     # how long "bind again" waits for the device's next scan
 CREDENTIAL_PREFIX = "kd1_"
 LAST_SEEN_EVERY = timedelta(minutes=1)  # no database write on every scan of a morning rush
+MAX_DEVICE_NAME = 255                   # KioskDevice.name is VARCHAR(255)
 
 _PAIR = "portal:kiosk:pair:"
 _BIND = "portal:kiosk:bind:"
@@ -58,6 +60,16 @@ class PairingFailed(PortalError):
     status = 400
     title = "That pairing code didn't work"
     advice = "Codes work once, for 10 minutes. Ask for a new one."
+
+
+class BadDeviceName(PortalError):
+    """A device name staff typed that is not one line of plain text: refused, no code made."""
+    status = 400
+    title = "That device name can't be used"
+
+    def __init__(self, reason: str):
+        super().__init__(advice=f"{as_sentence(reason)} Type it again in plain words; no code was made.")
+        self.reason = reason
 
 
 class KioskNotPermitted(PortalError):
@@ -95,14 +107,25 @@ def normalize_code(text: str | None) -> str:
     return "".join(ch for ch in (text or "").upper() if ch not in " -")[:32]
 
 
+def device_name(typed: str) -> str:
+    """The name staff typed for a new device, as one line (runs of white space one space), or
+    BadDeviceName saying why not: it is printed by `portal kiosk list`, where a control
+    character would be obeyed by the admin's terminal, and shown on the staff pages."""
+    try:
+        return one_line(typed, "device name", MAX_DEVICE_NAME)
+    except AdminError as e:
+        raise BadDeviceName(str(e)) from None
+
+
 def create_pairing_code(db: Session, client: redis.Redis, school: School, *,
                         actor: Person | None = None, name: str = "") -> PairingCode:
-    """Make a single-use pairing code for a new device of the school (10 minutes)."""
+    """Make a single-use pairing code for a new device of the school (10 minutes), to be
+    called `name` (BadDeviceName if that is not one line of plain text)."""
     if actor is not None and not may_pair_for_school(db, actor, school):
         raise KioskNotPermitted()
     # Its 10 minutes are Redis's (the key's expiry): the device may enroll through another
     # server of the portal, whose clock may differ from this one's.
-    data = json.dumps({"school_id": school.id, "name": name.strip()[:255],
+    data = json.dumps({"school_id": school.id, "name": device_name(name),
                        "actor_id": actor.id if actor else None})
     while True:
         code = "".join(secrets.choice(PAIR_ALPHABET) for _ in range(PAIR_LENGTH))
@@ -128,7 +151,10 @@ def enroll_device(db: Session, client: redis.Redis, code: str, *, name: str | No
         # with their right to pair.
         raise PairingFailed()
     credential = CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
-    label = data.get("name") or (name or "").strip()[:255] or "Classroom device"
+    # The name the code was made with; else the one the device sent, which no one checked: made
+    # one plain line rather than refused (the device is past the point of asking anyone).
+    label = (printable_line(data.get("name") or "", MAX_DEVICE_NAME)
+             or printable_line(name or "", MAX_DEVICE_NAME) or "Classroom device")
     device = KioskDevice(school_id=school.id, name=label, secret_hash=_sha256(credential),
                          created_at=now, created_by_id=data.get("actor_id"), last_seen_at=now)
     db.add(device)
