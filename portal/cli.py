@@ -244,9 +244,9 @@ def users_opt_out(username, app_name):
     from portal.db import db
     person, app = _person_and_app(username, app_name)
     if opt_out(db.session, person, app, actor=None, now=now(), client=current_app.extensions["redis"]):
-        click.echo(f"{person.username} is opted out of {app.name}: it is off their tiles and will not open")
+        click.echo(f"{person.username} is opted out of {shown(app.name)}: it is off their tiles and will not open")
     else:
-        click.echo(f"{person.username} was already opted out of {app.name}")
+        click.echo(f"{person.username} was already opted out of {shown(app.name)}")
 
 
 @users_cli.command("opt-in")
@@ -259,14 +259,22 @@ def users_opt_in(username, app_name):
     from portal.db import db
     person, app = _person_and_app(username, app_name)
     if opt_in(db.session, person, app, actor=None):
-        click.echo(f"{person.username} is no longer opted out of {app.name}")
+        click.echo(f"{person.username} is no longer opted out of {shown(app.name)}")
     else:
-        click.echo(f"{person.username} was not opted out of {app.name}; nothing changed")
+        click.echo(f"{person.username} was not opted out of {shown(app.name)}; nothing changed")
 
 
 @click.group("apps")
 def apps_cli():
     """Apps, who may launch them, and what they receive."""
+
+
+def shown(text) -> str:
+    """Stored text (an app's, a school's or a device's name, a class title) as one line that
+    prints as it reads: a name kept from before such characters were refused, or a roster's
+    school name with a C1 control, would otherwise be obeyed by the terminal."""
+    from portal.admin.services import printable_line
+    return printable_line(text)
 
 
 def _admin_call(fn, *args, **kwargs):
@@ -290,7 +298,7 @@ def apps_list():
         grants = "; ".join(g.describe() for g in app.grants) or "not granted to anyone"
         if app.removed_at is not None:
             grants = f"removed on {local(app.removed_at):%Y-%m-%d}"
-        click.echo(f"{app.name}\t{app.kind.value}\t{app.url or '-'}\t{grants}")
+        click.echo("\t".join(map(shown, (app.name, app.kind.value, app.url or "-", grants))))
 
 
 @apps_cli.command("remove")
@@ -309,8 +317,8 @@ def apps_remove(name):
     from portal.db import db
     from portal.models import AppKind
     app, covered = _admin_call(remove_app, db.session, name, now=now())
-    click.echo(f"removed {app.name} ({app.slug}): it is on no tile and opens for no one")
-    click.echo(f"its grants are gone: {'; '.join(covered)}" if covered else "it had no grants")
+    click.echo(f"removed {shown(app.name)} ({app.slug}): it is on no tile and opens for no one")
+    click.echo(shown(f"its grants are gone: {'; '.join(covered)}") if covered else "it had no grants")
     if app.kind is AppKind.oidc:
         click.echo("its OpenID codes and tokens no longer work")
     click.echo("the records of what it received keep its name, which no new app can take "
@@ -328,14 +336,16 @@ def apps_restore(name):
     from portal.db import db
     from portal.models import AppKind
     app, covered = _admin_call(restore_app, db.session, name)
-    click.echo(f"restored {app.name} ({app.slug}): it opens again for whoever it is granted to, "
+    click.echo(f"restored {shown(app.name)} ({app.slug}): it opens again for whoever it is granted to, "
                "and it is granted to no one yet")
     if covered is None:
         click.echo("the record of whom it was granted to when it was removed is gone (`portal audit "
                    "purge` deletes old app changes)")
     elif covered:
-        click.echo(f"when it was removed it was granted to: {'; '.join(covered)}")
-    click.echo(f"grant it again with `portal apps grant {shlex.quote(app.name)} ...`")
+        click.echo(shown(f"when it was removed it was granted to: {'; '.join(covered)}"))
+    # By its slug when its name (kept from before names were checked) would not print as typed.
+    again = shlex.quote(app.name) if app.name.isprintable() else app.slug
+    click.echo(f"grant it again with `portal apps grant {again} ...`")
     if app.kind is AppKind.oidc:
         click.echo("its OpenID client secret works again: if it may have leaked, run "
                    f"`portal apps new-secret {shlex.quote(app.name)}`")
@@ -377,7 +387,7 @@ def apps_grant(name, district, school, grade, section, role):
     from portal.db import db
     grant = _admin_call(grant_app, db.session, name, district=district, school=school,
                         grade=grade, section=section, role=role)
-    click.echo(f"granted {grant.app.name} to: {grant.describe()}")
+    click.echo(shown(f"granted {grant.app.name} to: {grant.describe()}"))
 
 
 @apps_cli.command("ungrant")
@@ -390,7 +400,7 @@ def apps_ungrant(name, district, school, grade, section, role):
     from portal.db import db
     covered = _admin_call(remove_grant, db.session, name, district=district, school=school,
                           grade=grade, section=section, role=role)
-    click.echo(f"{name} is no longer granted to: {covered}")
+    click.echo(shown(f"{name} is no longer granted to: {covered}"))
 
 
 @apps_cli.command("release")
@@ -402,7 +412,7 @@ def apps_release(name, fields):
     from portal.admin.services import release_fields
     from portal.db import db
     app = _admin_call(release_fields, db.session, name, list(fields))
-    click.echo(f"{app.name} receives: subject, {', '.join(app.released_fields) or 'nothing else'}")
+    click.echo(f"{shown(app.name)} receives: subject, {', '.join(app.released_fields) or 'nothing else'}")
 
 
 @main.command("dev")
@@ -558,10 +568,10 @@ def _echo_request(r, ids_read=None, since=None) -> None:
     from portal.admin.deletions import identifiers, released_since
     from portal.db import db
     state = "waiting for the vendor" if r.is_open else f"deleted, confirmed {local(r.done_at):%Y-%m-%d}"
-    click.echo(f"request {r.id}\t{r.app_name}\tasked {local(r.asked_at):%Y-%m-%d}\t{state}")
+    click.echo(f"request {r.id}\t{shown(r.app_name)}\tasked {local(r.asked_at):%Y-%m-%d}\t{state}")
     key = current_app.config["SETTINGS"].pairwise_key
     for label, value, note in identifiers(db.session, r, pairwise_key=key, ids_read=ids_read):
-        click.echo(f"  {label}: {value} ({note})" if value and note else f"  {label}: {value or note}")
+        click.echo("  " + shown(f"{label}: {value} ({note})" if value and note else f"{label}: {value or note}"))
     click.echo(f"  received: {', '.join(r.fields) or 'only the subject'} "
                f"({local(r.first_at):%Y-%m-%d} to {local(r.last_at):%Y-%m-%d})")
     after = (released_since(db.session, [r]) if since is None else since).get(r.id)
@@ -587,10 +597,10 @@ def deletions_ask(username, app_name):
                                    app, actor=None, pairwise_key=current_app.config["SETTINGS"].pairwise_key,
                                    now=now())
     if not created:
-        click.echo(f"{app.name} was already asked on {local(request.asked_at):%Y-%m-%d}; brought up to date")
+        click.echo(f"{shown(app.name)} was already asked on {local(request.asked_at):%Y-%m-%d}; brought up to date")
     _echo_request(request)
     if app.kind is AppKind.oidc and app.removed_at is None:
-        click.echo(f"{app.name}'s sign-ins for {person.username} have ended: nothing it was given before can "
+        click.echo(f"{shown(app.name)}'s sign-ins for {person.username} have ended: nothing it was given before can "
                    "read their data again")
 
 
@@ -630,11 +640,11 @@ def deletions_done(request_id, note):
         fail(f"there is no deletion request {request_id} (see `portal deletions list`)")
     _admin_call(deletions.confirm_deletion, db.session, request, actor=None, note=note, now=now())
     if deletions.released_since(db.session, [request]):
-        click.echo(f"recorded: {request.app_name} deleted what the letter covers (request {request.id}); it "
+        click.echo(f"recorded: {shown(request.app_name)} deleted what the letter covers (request {request.id}); it "
                    "received data about this student again after the request, which this does not cover: "
                    f"see `portal deletions list`")
     else:
-        click.echo(f"recorded: {request.app_name} deleted what it received (request {request.id})")
+        click.echo(f"recorded: {shown(request.app_name)} deleted what it received (request {request.id})")
 
 
 def register_commands(app):

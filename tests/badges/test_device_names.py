@@ -6,8 +6,10 @@ direction character as "?", so no escape sequence, carriage return or override i
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
+
 from portal.db import db
-from portal.models import KioskDevice
+from portal.models import App, AppKind, KioskDevice
 from tests.admin.helpers import cli, refused
 from tests.badges.conftest import login, new_client, staff_post
 from tests.roster.conftest import bundles, roster_rows  # noqa: F401  (fixtures)
@@ -78,12 +80,40 @@ def test_names_stored_before_are_printed_as_one_plain_line(app, runner, redis_cl
     assert revoked == f"revoked {device.id} ({SHOWN})\n"
 
 
+def test_an_app_name_kept_from_before_names_were_checked_is_printed_plainly(app, runner, redis_client, world):
+    db.session.add(App(name="Math\x1b]0;owned\x07\rMath (removed)", slug="math", kind=AppKind.link,
+                       url="https://math.example/"))
+    db.session.commit()
+    cli(runner, "apps", "grant", "math", "--school", "maple")
+    listed = cli(runner, "apps", "list")
+    assert listed.startswith("Math?]0;owned? Math (removed)\tlink\thttps://math.example/\tschool maple")
+    assert _obeyed(listed) == []
+    removed = cli(runner, "apps", "remove", "math", "--yes")
+    restored = cli(runner, "apps", "restore", "math")
+    assert _obeyed(removed + restored) == [] and "grant it again with `portal apps grant math ...`" in restored
+
+
 def test_a_roster_school_name_with_a_c1_control_is_printed_plainly(app, runner, redis_client, bundles, roster_rows):
     # The import refuses C0 controls and direction overrides, not the C1 controls (U+0080-U+009F),
     # which some terminals obey: U+009B is "ESC [" in one character ("\x9b2J" clears the screen).
     roster_rows["orgs"][1]["name"] = "Maple\x9b2J Elementary"
     cli(runner, "roster", "import", bundles.write(roster_rows))
-    for args in (("kiosk", "list", "s1"), ("badges", "policy", "s1")):
+    for args in (("kiosk", "list", "s1"), ("badges", "policy", "s1"),
+                 ("apps", "add-link", "Library", "https://l.example/"), ("apps", "grant", "Library", "--school", "s1"),
+                 ("apps", "list")):
         out = cli(runner, *args)
         assert _obeyed(out) == [], (args, out)
     assert "Maple?2J Elementary has no devices" in cli(runner, "kiosk", "list", "s1")
+    assert "school s1 (Maple?2J Elementary)" in cli(runner, "apps", "list")
+
+
+def test_a_deletion_request_is_listed_plainly(app, runner, redis_client, world):
+    from portal import audit
+    db.session.add(App(name="Reading\x1b[2K\rReading", slug="reading", kind=AppKind.saml,
+                       client_id="https://r.example/sp", settings={}))
+    db.session.commit()
+    reading = db.session.scalar(select(App).where(App.slug == "reading"))
+    audit.record("launch", person=world.student, app=reading, data={"protocol": "saml", "fields": ["subject"]})
+    asked = cli(runner, "deletions", "ask", "ada", "reading")
+    listed = cli(runner, "deletions", "list")
+    assert "\tReading?[2K Reading\t" in listed and _obeyed(asked + listed) == []
