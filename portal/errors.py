@@ -266,6 +266,22 @@ def store_unavailable(e: Exception):
     return _unavailable("redis", redis_said(e))
 
 
+class NothingChanged(PortalError):
+    """Redis failed before a change that ends sessions (a new badge, a new password) began: the
+    change is refused and nothing changed. Once such a change is committed, its answer says what
+    was done instead (a badge to print, a password to write down) with a note."""
+    status = 503
+    advice = tell("Part of the portal isn't answering just now, so nothing changed. Try again in a "
+                  "minute. If it keeps happening, tell {whom}.")
+
+
+def refused_before_any_change(e: Exception, title: str) -> NothingChanged:
+    """NothingChanged with `title` ("No badge was made"), for Redis's failure `e` (logged as
+    store_unavailable logs it)."""
+    log.warning("redis unavailable: %s", redis_said(e))
+    return NothingChanged(title)
+
+
 def database_said(e: Exception, password: str | None = None) -> str:
     """The first line of what the database driver said: never the statement or its values, nor
     the database's password (`password`, or that of the app in context), for the log or a

@@ -7,7 +7,8 @@ Tokens are returned once, in IssuedBadge, and never stored: the database holds t
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone, tzinfo
 from typing import Iterable
 
@@ -29,7 +30,9 @@ from portal.models import (
     Badge, BadgeKind, Enrollment, Person, PersonSchool, Role, School, Section,
 )
 from portal.names import by_name
+from portal.redis_store import redis_said
 
+log = logging.getLogger(__name__)
 
 
 class BadgeError(PortalError):
@@ -52,6 +55,16 @@ class IssuedBadge:
     token: str
     # (badge id, owner id) of the badges it replaced, whose sessions end once it is committed
     replaced: list = field(default_factory=list, repr=False)
+    # False when Redis failed after the commit, before those sessions ended (see finished)
+    sessions_ended: bool = True
+
+    @property
+    def note(self) -> str:
+        """What whoever hands the badge out must hear with it: "" when all went well."""
+        if self.sessions_ended:
+            return ""
+        old = "card" if self.badge.kind is BadgeKind.permanent else "temporary badge"
+        return f"The old {old} no longer works. Apps opened with it may stay signed in until they time out."
 
 
 # A student's `enabled`, read under a row lock (portal.badges.services._issue).
@@ -121,6 +134,10 @@ def _issue(db: Session, client: redis.Redis, student: Person, *, school: School 
            clock: Clock, zone: tzinfo = timezone.utc, commit: bool = True) -> IssuedBadge:
     if student.role is not Role.student:
         raise BadgeError("Badges are for students", "Staff sign in with their password.")
+    if commit:
+        # Redis before the database (as _void): a refusal here has changed nothing, and once
+        # the new badge is committed it is handed out, whatever Redis does (see finished).
+        client.ping()
     # Read under a row lock (PostgreSQL; SQLite has one writer at a time): a roster import that
     # turns the student off and revokes their cards meanwhile is waited for and then seen, so
     # no card is left that it did not revoke (found by review: one came back to life when a
@@ -158,10 +175,11 @@ def _issue(db: Session, client: redis.Redis, student: Person, *, school: School 
     audit.record("badge_issued", person=student, actor=actor, commit=False,
                  data={"badge_id": badge.id, "kind": kind.value, "school_id": school.id,
                        "expires_at": expires_at.isoformat()})
+    issued = IssuedBadge(student, badge, token, replaced)
     if commit:
         db.commit()
-        end_sessions_of_revoked(client, replaced)
-    return IssuedBadge(student, badge, token, replaced)
+        issued = replace(issued, sessions_ended=finished(client, [issued]))
+    return issued
 
 
 class SheetConflict(BadgeError):
@@ -270,6 +288,22 @@ def issue_planned(db: Session, plan: SectionPlan, tokens: list[str], *,
 def finish_issuing(client: redis.Redis, issued: list[IssuedBadge]) -> None:
     """After new badges were committed: end the sessions of the cards they replaced."""
     end_sessions_of_revoked(client, [pair for one in issued for pair in one.replaced])
+
+
+def finished(client: redis.Redis, issued: list[IssuedBadge]) -> bool:
+    """finish_issuing, for a caller that hands the new badges out whatever happens: False (and a
+    line in the log) when Redis failed (gone, or full and refusing writes). The replaced badges
+    are refused all the same, at every scan and every request of a session begun with one (it
+    is checked in the database), but no app signed in with one is told, and its own session
+    lasts until it times out: the answer says so (IssuedBadge.note), not "unavailable", for the
+    new badges are committed and their tokens are in that answer alone."""
+    try:
+        finish_issuing(client, issued)
+    except redis.RedisError as e:
+        log.warning("new badges were made, but Redis failed before the sessions of the badges "
+                    "they replaced ended: %s", redis_said(e))
+        return False
+    return True
 
 
 def _revoke(db: Session, where: tuple, *, reason: str, actor: Person | None,

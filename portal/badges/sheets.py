@@ -509,13 +509,14 @@ def _note_blank_names(canvas: Canvas, labels: dict[int, str], layout: LabelLayou
 
 
 def render_sheet(badges: Sequence[SheetBadge], paper: str = "letter",
-                 layout: LabelLayout = AVERY_22806) -> bytes:
-    """Return the PDF of `badges`, one per label, in order, on `paper` ("letter" or "a4")."""
-    return _render(badges, paper, layout)[0]
+                 layout: LabelLayout = AVERY_22806, note: str = "") -> bytes:
+    """Return the PDF of `badges`, one per label, in order, on `paper` ("letter" or "a4"), with
+    `note` (one short line) in its first page's top margin."""
+    return _render(badges, paper, layout, note)[0]
 
 
-def _render(badges: Sequence[SheetBadge], paper: str,
-            layout: LabelLayout = AVERY_22806) -> tuple[bytes, tuple[int, ...]]:
+def _render(badges: Sequence[SheetBadge], paper: str, layout: LabelLayout = AVERY_22806,
+            note: str = "") -> tuple[bytes, tuple[int, ...]]:
     """The PDF, and the labels (0: the first) whose name it cannot print (see _why_blank)."""
     if paper not in PAPERS:
         raise SheetError("Choose letter or A4 paper", "Use --paper letter or --paper a4.")
@@ -531,6 +532,9 @@ def _render(badges: Sequence[SheetBadge], paper: str,
     canvas.setCreator("Student portal")
     canvas.setProducer("Student portal")
     incomplete: dict[int, str] = {}
+    if note:    # above the line _note_blank_names may write
+        canvas.setFont(_font_names()[0], 8)
+        canvas.drawString(layout.left, size[1] - layout.top + 24, note)
     for n, badge in enumerate(badges):
         slot = n % layout.per_page
         x, y = layout.label_origin(slot, size[1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import redis
 from flask import Blueprint, jsonify, make_response, request
 from flask_login import current_user
 from sqlalchemy import select
@@ -27,7 +28,7 @@ from portal.badges.sheets import (
     PAPERS, SheetBadge, badge_name, check_fonts, inline_pdf, render_sheet, temporary_note,
 )
 from portal.db import db
-from portal.errors import PortalError, wants_json
+from portal.errors import PortalError, refused_before_any_change, wants_json
 from portal.models import Badge, KioskDevice, Person, School, Section
 from portal.teacher.classes import REUSE_DAYS, recent_reuse
 from portal.teacher.forms import answer
@@ -106,20 +107,28 @@ def issue(person_id: int):
         if paper not in PAPERS:
             raise BadgeError("Choose letter or A4 paper")
         check_fonts()
-    issued = issue_badge(db.session, flow.redis_client(), student, school=_school(form),
-                         actor=current_user, temporary_hours=hours,
-                         default_expires=flow.settings().badge_expires, zone=flow.settings().zone,
-                         clock=flow.app_clock())
+    try:
+        issued = issue_badge(db.session, flow.redis_client(), student, school=_school(form),
+                             actor=current_user, temporary_hours=hours,
+                             default_expires=flow.settings().badge_expires,
+                             zone=flow.settings().zone, clock=flow.app_clock())
+    except redis.RedisError as e:
+        # Only before any change: once the badge is committed it is handed out (issued.note).
+        raise refused_before_any_change(e, "No badge was made") from None
     if wants_json():
+        # `note` only when Redis failed after the commit (see services.finished).
+        noted = {"note": issued.note} if issued.note else {}
         response = jsonify(token=issued.token, student=student.display_name,
-                           **describe_badge(issued.badge))
+                           **describe_badge(issued.badge), **noted)
         response.status_code = 201
     else:
-        # A teacher's form: the badge to print now, on the first label of a sheet.
+        # A teacher's form: the badge to print now, on the first label of a sheet (with, in its
+        # top margin, what the teacher must hear: the answer is the PDF, and a message kept in
+        # the session for the class page would be lost with the session store that failed).
         badge = issued.badge
         note = temporary_note(badge.expires_at, badge.issued_at, flow.settings().zone) if hours else ""
         label = SheetBadge(issued.token, badge_name(student), badge.school.name, note)
-        response = make_response(render_sheet([label], paper), 201)
+        response = make_response(render_sheet([label], paper, note=issued.note), 201)
         response.headers["Content-Type"] = "application/pdf"
         kind = "temporary-badge" if hours else "badge"
         response.headers["Content-Disposition"] = inline_pdf(f"{kind} {badge_name(student)}",

@@ -1,0 +1,189 @@
+"""A new card, a temporary badge or a new password while Redis (the session store) fails: full
+(maxmemory reached under noeviction, as production runs it: reads and PING work, writes are
+refused), or gone just after the database's commit. Found by review: the press committed a new
+card (or password) whose token was only in the answer, voided the old one, and answered "Sign-in
+is unavailable", so each retry voided another card. Now: Redis away before anything changed is a
+plain refusal that changed nothing; Redis failing after the commit still hands out the card (or
+the password), with a note of what was not done."""
+from __future__ import annotations
+
+import subprocess
+from contextlib import contextmanager
+
+import pytest
+import redis
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from portal.badges.token import token_hash
+from portal.db import db
+from portal.devserver import free_port
+from portal.models import Badge, Event
+from tests.badges.conftest import issue, login, new_client, session_data, staff_post
+from tests.badges.test_sheets import read_sheet
+
+CARD_NOTE = "The old card no longer works. Apps opened with it may stay signed in until they time out."
+TEMPORARY_NOTE = ("The old temporary badge no longer works. Apps opened with it may stay signed "
+                  "in until they time out.")
+REFUSED = ("Part of the portal isn't answering just now, so nothing changed. Try again in a minute. "
+           "If it keeps happening, tell your district's IT team.")
+
+
+@pytest.fixture
+def redis_full(redis_client):
+    """Within it, the tests' own redis-server is full: PING and reads work, writes that need
+    memory are refused (OOM). Its settings are put back after, whatever happens."""
+    before = {key: redis_client.config_get(key)[key] for key in ("maxmemory", "maxmemory-policy")}
+
+    def put_back():
+        for key, value in before.items():
+            redis_client.config_set(key, value)
+
+    @contextmanager
+    def full():
+        redis_client.config_set("maxmemory-policy", "noeviction")
+        redis_client.config_set("maxmemory", "1")
+        try:
+            yield
+        finally:
+            put_back()
+    yield full
+    put_back()
+
+
+@pytest.fixture
+def redis_goes_at_commit(redis_client):
+    """Within it, Redis goes away (connections refused) the moment the database next commits,
+    whoever holds the client; it is back after."""
+    pool = redis_client.connection_pool
+    dead = redis.ConnectionPool(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+
+    def gone(_session):
+        redis_client.connection_pool = dead
+
+    @contextmanager
+    def going():
+        event.listen(Session, "after_commit", gone)
+        try:
+            yield
+        finally:
+            event.remove(Session, "after_commit", gone)
+            redis_client.connection_pool = pool
+    yield going
+    redis_client.connection_pool = pool
+    dead.disconnect()
+
+
+def _gone_at_the_routes_ping(monkeypatch, redis_client):
+    """Redis goes away just before the route's own PING, the first thing it does (a signed-in
+    person's session was read already)."""
+    def ping(*args, **kwargs):
+        raise redis.ConnectionError("gone")
+    monkeypatch.setattr(redis_client, "ping", ping)
+
+
+def _badges(student) -> list[tuple[str, str | None]]:
+    db.session.expire_all()
+    return [(b.kind.value, b.revoked_reason) for b in db.session.scalars(
+        select(Badge).where(Badge.person_id == student.id).order_by(Badge.id))]
+
+
+def _events(kind: str) -> int:
+    return len(db.session.scalars(select(Event).where(Event.kind == kind)).all())
+
+
+def _row_form(world, **fields) -> dict:
+    page = f"/teacher/sections/{world.section.id}"
+    return {"paper": "letter", "next": page, "school": str(world.school.id), **fields}
+
+
+def _page_text(pdf) -> str:
+    return " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+
+
+@pytest.mark.parametrize("hours", [None, "4"], ids=["replace card", "temporary badge"])
+def test_a_badge_printed_while_redis_is_full_is_handed_out_with_a_note(
+        app, redis_client, world, kiosk, redis_full, tmp_path, hours):
+    extra = {"hours": hours} if hours else {}
+    old = issue(redis_client, world.student, temporary_hours=int(hours) if hours else None)
+    kiosk.sign_in(old)                                   # Ada is signed in with the old one
+    assert kiosk.browser.get("/badges/home").status_code == 200
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    with redis_full():
+        answer = teacher.post(f"/badges/students/{world.student.id}/issue",
+                              data={"csrf_token": csrf, **_row_form(world, **extra)})
+        assert answer.status_code == 201, answer.get_data(as_text=True)[:400]
+        assert answer.headers["Content-Type"] == "application/pdf"
+    pdf = tmp_path / "badge.pdf"
+    pdf.write_bytes(answer.data)
+    [([token], _)] = read_sheet(pdf)
+    assert (TEMPORARY_NOTE if hours else CARD_NOTE) in _page_text(pdf)
+    kind = "temporary" if hours else "permanent"
+    assert _badges(world.student) == [(kind, "reissued"), (kind, None)]
+    assert db.session.scalar(select(Badge.token_hash).where(Badge.revoked_at.is_(None))) == token_hash(token)
+    # The sign-in the old one began is still in Redis (it could not be ended), but refused: every
+    # request checks the badge of a badge session in the database.
+    assert session_data(redis_client, kiosk.browser) is not None
+    assert kiosk.browser.get("/badges/home").status_code == 302
+    assert kiosk.scan(old).status_code == 403
+    assert kiosk.sign_in(token).status_code == 302       # the new one works
+    assert kiosk.browser.get("/badges/home").status_code == 200
+
+
+def test_a_hand_off_of_the_old_card_not_yet_opened_does_not_sign_in_after_it(
+        app, redis_client, world, kiosk, redis_full):
+    old = issue(redis_client, world.student)
+    scan = kiosk.scan(old)
+    assert scan.status_code == 200                       # the hand-off, not yet opened
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    with redis_full():
+        answer = teacher.post(f"/badges/students/{world.student.id}/issue",
+                              data={"csrf_token": csrf, **_row_form(world)})
+        assert answer.status_code == 201
+    kiosk.browser.get(scan.json["handoff_url"])
+    assert kiosk.browser.get("/badges/home").status_code == 302
+
+
+def test_a_card_replaced_as_redis_goes_is_handed_out_with_a_note(app, redis_client, world, kiosk,
+                                                                  redis_goes_at_commit):
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    first = staff_post(teacher, csrf, f"/badges/students/{world.student.id}/issue")
+    assert first.status_code == 201 and "note" not in first.json     # all went well
+    old = first.json["token"]
+    kiosk.sign_in(old)
+    with redis_goes_at_commit():
+        answer = staff_post(teacher, csrf, f"/badges/students/{world.student.id}/issue",
+                            school=world.school.id)
+    assert answer.status_code == 201, answer.get_data(as_text=True)[:400]
+    assert answer.json["note"] == CARD_NOTE
+    assert _badges(world.student) == [("permanent", "reissued"), ("permanent", None)]
+    assert _events("badge_issued") == 2                  # the old card's, and this one's
+    assert kiosk.browser.get("/badges/home").status_code == 302
+    assert kiosk.scan(old).status_code == 403
+    assert kiosk.scan(answer.json["token"]).status_code == 200
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["form", "json"])
+def test_no_badge_is_made_when_redis_is_away_before_it(app, redis_client, world, kiosk, monkeypatch,
+                                                       as_json):
+    old = issue(redis_client, world.student)
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    _gone_at_the_routes_ping(monkeypatch, redis_client)
+    path = f"/badges/students/{world.student.id}/issue"
+    answer = (staff_post(teacher, csrf, path) if as_json
+              else teacher.post(path, data={"csrf_token": csrf, **_row_form(world)}))
+    monkeypatch.undo()
+    assert answer.status_code == 503
+    if as_json:
+        assert answer.json == {"error": "No badge was made", "advice": REFUSED}
+    else:
+        text = " ".join(answer.get_data(as_text=True).split())
+        assert "No badge was made" in text and REFUSED.replace("'", "&#39;") in text
+    assert _badges(world.student) == [("permanent", None)]
+    assert _events("badge_issued") == 1 and _events("badge_voided") == 0
+    assert kiosk.scan(old).status_code == 200
