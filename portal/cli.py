@@ -171,7 +171,7 @@ def users_set_password(username):
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
-        set_password(db.session, current_app.extensions["redis"], person, password)
+        ended = set_password(db.session, current_app.extensions["redis"], person, password)
     except WeakPassword as e:
         fail(str(e))
     except redis.RedisError as e:
@@ -180,6 +180,11 @@ def users_set_password(username):
                  f"old one: set the password Redis expects there and run this again")
         fail("Redis cannot be reached, and a new password must end the sessions signed in with "
              "the old one: start Redis (or set PORTAL_REDIS_URL) and run this again")
+    if not ended:
+        # The password is set: running this again would not end what this run could not.
+        fail(f"password set for {person.username}, but Redis failed before their other sessions "
+             "ended: those begun with the old password no longer work, but one begun otherwise "
+             "(with a badge), or in an app, may last until it times out")
     click.echo(f"password set for {person.username}; their other sessions have ended")
 
 

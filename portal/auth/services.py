@@ -1,6 +1,7 @@
 """Sign-in logic, with what it needs passed in: database session, Redis, limiters."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -19,7 +20,10 @@ from portal.errors import PortalError
 from portal.models import Person, Role
 from portal.models.roster import canonical_username, typeable_username
 from portal.ratelimit import AddressLimiter, RateLimiter
+from portal.redis_store import redis_said
 from portal.sessions import end_sessions_for
+
+log = logging.getLogger(__name__)
 
 
 class InvalidCredentials(PortalError):
@@ -141,16 +145,28 @@ def check_password(db: Session, limits: LoginLimits, username: str, password: st
 
 
 def set_password(db: Session, client: redis.Redis, person: Person, password: str, *,
-                 actor: Person | None = None) -> None:
+                 actor: Person | None = None) -> bool:
     """Give a person a new password and end every session they had (nothing changes when
     Redis cannot be reached: the old sessions must not outlive the old password). The audit
-    log records that it changed, and who changed it (`actor`; None: the command line)."""
+    log records that it changed, and who changed it (`actor`; None: the command line).
+
+    Returns False (and logs it) when Redis failed after the commit, before the sessions ended
+    (gone, or full and refusing writes): the new password stands, and whoever set it must hear
+    it. A session begun with the old password is refused at its next request all the same
+    (password_still_current); one begun otherwise (a badge's), and the apps signed in through
+    any of them, last until they time out."""
     client.ping()
     person.password_hash = hash_password(password)
     person.password_changed_at = datetime.now(timezone.utc)
     audit.record("password_set", person=person, actor=actor, commit=False)
     db.commit()
-    end_sessions_for(client, person.id)
+    try:
+        end_sessions_for(client, person.id)
+    except redis.RedisError as e:
+        log.warning("a new password was set, but Redis failed before the person's sessions "
+                    "ended: %s", redis_said(e))
+        return False
+    return True
 
 
 # Set beside a classroom device's own cookie when its browser is bound (that one is scoped to

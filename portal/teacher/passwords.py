@@ -10,6 +10,7 @@ the audit log with who made it, never with the password.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 import redis
 from sqlalchemy.orm import Session
@@ -49,17 +50,34 @@ def friendly_password() -> str:
             f"{secrets.randbelow(100):02d}")
 
 
+@dataclass(frozen=True)
+class NewPassword:
+    password: str
+    # What the teacher must hear with it: "" when all went well (see reset_student_password).
+    note: str = ""
+
+
 def reset_student_password(db: Session, client: redis.Redis, limits: LoginLimits, actor: Person,
-                           student: Person, password: str | None = None) -> str:
+                           student: Person, password: str | None = None) -> NewPassword:
     """Give `student` a new password (`password`, or a friendly one made here) and return it.
 
     Raises NotYourStudent when `actor` may not manage the student, WeakPassword for a password too
-    short or too long, and redis.RedisError when Redis is down (nothing changes then: the old
-    sessions must not outlive the old password).
+    short or too long, and redis.RedisError when Redis is down before anything changed (nothing
+    changes then: the old sessions must not outlive the old password). Once the password is
+    committed it is returned whatever Redis does next: were it not shown, nobody would know it.
+    Should Redis fail then (gone, or full), its note says what was not done.
     """
     if not may_manage_student(db, actor, student):
         raise NotYourStudent()
     new = password or friendly_password()
-    set_password(db, client, student, new, actor=actor)
-    limits.account.clear(narrow_username(student.username))   # what sign-ins count under
-    return new
+    notes = []
+    if not set_password(db, client, student, new, actor=actor):
+        notes.append("The old password no longer works, but the portal could not sign "
+                     f"{student.display_name} out everywhere just now: a sign-in already open with "
+                     "their badge, or in an app, may last until it times out.")
+    try:
+        limits.account.clear(narrow_username(student.username))   # what sign-ins count under
+    except redis.RedisError:
+        notes.append("If they typed a wrong password too often, they may have to wait a while "
+                     "before the new one works.")
+    return NewPassword(new, " ".join(notes))

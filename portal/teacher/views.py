@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import redis
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask_login import current_user
 
@@ -25,7 +26,7 @@ from portal.badges.policy import GRADES, PolicyChanged, PolicyError, policy_for,
 from portal.badges.services import plan_section_badges
 from portal.badges.permissions import STAFF_ROLES, may_manage_school, may_manage_section
 from portal.db import db, parse_id
-from portal.errors import PortalError, as_sentence
+from portal.errors import PortalError, as_sentence, refused_before_any_change
 from portal.models import Person, Role, School, Section
 from portal.teacher.bell import NotYourClass, sign_out_class
 from portal.teacher.classes import REUSE_DAYS, class_rows, classes_for, recent_reuse, schools_for
@@ -100,13 +101,17 @@ def password(person_id: int):
     try:
         new = reset_student_password(db.session, flow.redis_client(), LoginLimits.for_app(),
                                      current_user, student, typed or None)
+    except redis.RedisError as e:
+        # Only before any change: a password committed is shown, with a note (new.note).
+        raise refused_before_any_change(e, "No new password was set") from None
     except WeakPassword as e:
         refused = PasswordRefused(advice=f"{e} {e.advice}, or leave it empty for one made for you.")
         came_from = back()     # the class page the form was on: its link goes back there
         refused.back = (came_from, "Back to my classes" if came_from == url_for("teacher.classes")
                         else "Back to the class")
         raise refused from None
-    response = render_template("teacher/password.html", student=student, password=new, back=back())
+    response = render_template("teacher/password.html", student=student, password=new.password,
+                               note=new.note, back=back())
     # The portal's usual Referrer-Policy (same-origin), not no-referrer: over HTTPS a form posted
     # without a Referer is refused (Flask-WTF), and the header's Sign out is a form. The password
     # is in the page, never in its address, so a Referer carries nothing of it.

@@ -7,6 +7,8 @@ plain refusal that changed nothing; Redis failing after the commit still hands o
 the password), with a note of what was not done."""
 from __future__ import annotations
 
+import html
+import re
 import subprocess
 from contextlib import contextmanager
 
@@ -18,8 +20,10 @@ from sqlalchemy.orm import Session
 from portal.badges.token import token_hash
 from portal.db import db
 from portal.devserver import free_port
-from portal.models import Badge, Event
-from tests.badges.conftest import issue, login, new_client, session_data, staff_post
+from portal.models import Badge, Event, Person
+from tests.badges.conftest import (
+    PASSWORD, csrf_from, enroll_kiosk, issue, login, new_client, session_data, staff_post,
+)
 from tests.badges.test_sheets import read_sheet
 
 CARD_NOTE = "The old card no longer works. Apps opened with it may stay signed in until they time out."
@@ -54,12 +58,17 @@ def redis_full(redis_client):
 @pytest.fixture
 def redis_goes_at_commit(redis_client):
     """Within it, Redis goes away (connections refused) the moment the database next commits,
-    whoever holds the client; it is back after."""
+    for every user of the app's connection pool (sessions, limits, the routes); back after."""
     pool = redis_client.connection_pool
-    dead = redis.ConnectionPool(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    port = pool.connection_kwargs["port"]
+
+    def point_at(where: int) -> None:
+        pool.connection_kwargs["port"] = where
+        pool.disconnect()
+        pool.reset()               # the pooled connections go; new ones are made to `where`
 
     def gone(_session):
-        redis_client.connection_pool = dead
+        point_at(free_port())
 
     @contextmanager
     def going():
@@ -68,10 +77,9 @@ def redis_goes_at_commit(redis_client):
             yield
         finally:
             event.remove(Session, "after_commit", gone)
-            redis_client.connection_pool = pool
+            point_at(port)
     yield going
-    redis_client.connection_pool = pool
-    dead.disconnect()
+    point_at(port)
 
 
 def _gone_at_the_routes_ping(monkeypatch, redis_client):
@@ -187,3 +195,91 @@ def test_no_badge_is_made_when_redis_is_away_before_it(app, redis_client, world,
     assert _badges(world.student) == [("permanent", None)]
     assert _events("badge_issued") == 1 and _events("badge_voided") == 0
     assert kiosk.scan(old).status_code == 200
+
+
+# --- a new password ---
+
+PASSWORD_NOTE = ("The old password no longer works, but the portal could not sign Ada Lovelace out "
+                 "everywhere just now: a sign-in already open with their badge, or in an app, may "
+                 "last until it times out.")
+WAIT_NOTE = "If they typed a wrong password too often, they may have to wait a while before the new one works."
+
+
+def _new_password(app, world, going):
+    """Ada is signed in with her password (a laptop) and her badge (a classroom device); her
+    teacher gives her a new one while Redis fails (`going`). Return the page, the laptop and
+    the device's browser."""
+    laptop = new_client(app)
+    login(laptop, "ada")
+    kiosk = enroll_kiosk(app, app.extensions["redis"], world.school)
+    kiosk.sign_in(issue(app.extensions["redis"], world.student))
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    with going():
+        page = teacher.post(f"/teacher/students/{world.student.id}/password",
+                            data={"csrf_token": csrf, "password": "",
+                                  "next": f"/teacher/sections/{world.section.id}"})
+    return page, laptop, kiosk.browser
+
+
+def _shown_password(page) -> tuple[str, str]:
+    """The password the page shows, and its words (spaces collapsed, entities read)."""
+    body = page.get_data(as_text=True)
+    shown = re.search(r'<p class="new-password" id="new-password">([^<]+)</p>', body).group(1)
+    return shown, html.unescape(" ".join(body.split()))
+
+
+def _password_works(app, password: str) -> bool:
+    browser = new_client(app)
+    answer = browser.post("/login", data={"username": "ada", "password": password,
+                                          "csrf_token": csrf_from(browser, "/login")})
+    return answer.status_code == 302
+
+
+def test_a_new_password_set_while_redis_is_full_is_shown_with_a_note(app, world, redis_full):
+    page, laptop, device = _new_password(app, world, redis_full)
+    assert page.status_code == 200, page.get_data(as_text=True)[:400]
+    shown, text = _shown_password(page)
+    assert PASSWORD_NOTE in text and "they are signed out" not in text
+    assert _events("password_set") == 1
+    assert _password_works(app, shown) and not _password_works(app, PASSWORD)
+    assert laptop.get("/").status_code == 302      # begun with the old password: refused
+    assert device.get("/badges/home").status_code == 200   # a badge's: as the note says
+
+
+def test_a_new_password_set_as_redis_goes_is_shown_with_a_note(app, world, redis_goes_at_commit):
+    page, laptop, _ = _new_password(app, world, redis_goes_at_commit)
+    assert page.status_code == 200, page.get_data(as_text=True)[:400]
+    shown, text = _shown_password(page)
+    assert f"{PASSWORD_NOTE} {WAIT_NOTE}" in text
+    assert _password_works(app, shown) and not _password_works(app, PASSWORD)
+    assert laptop.get("/").status_code == 302
+
+
+def test_no_new_password_is_set_when_redis_is_away_before_it(app, redis_client, world, monkeypatch):
+    before = db.session.get(Person, world.student.id).password_hash
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    _gone_at_the_routes_ping(monkeypatch, redis_client)
+    page = teacher.post(f"/teacher/students/{world.student.id}/password",
+                        data={"csrf_token": csrf, "password": "",
+                              "next": f"/teacher/sections/{world.section.id}"})
+    monkeypatch.undo()
+    assert page.status_code == 503
+    text = " ".join(page.get_data(as_text=True).split())
+    assert "No new password was set" in text and REFUSED.replace("'", "&#39;") in text
+    db.session.expire_all()
+    assert db.session.get(Person, world.student.id).password_hash == before
+    assert _events("password_set") == 0
+
+
+def test_the_command_says_a_password_set_as_redis_goes_is_set(app, runner, world,
+                                                              redis_goes_at_commit):
+    with redis_goes_at_commit():
+        result = runner.invoke(args=["users", "set-password", "ada"], input="a brand new password\n")
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit
+    assert result.output.strip().splitlines() == [
+        "Error: password set for ada, but Redis failed before their other sessions ended: those "
+        "begun with the old password no longer work, but one begun otherwise (with a badge), or "
+        "in an app, may last until it times out"]
+    assert _password_works(app, "a brand new password") and not _password_works(app, PASSWORD)
