@@ -136,6 +136,11 @@ class RedisSession(CallbackDict, SessionMixin):
         self.if_failed: list[Callable[[], None]] = []
         # Whether the request's cookie carried this (unstored) session's id as a visitor's.
         self.carried = False
+        # Set when all the request wrote here is messages for the next page (flash) and its
+        # answer must reach the browser even if they cannot be stored (a sheet of badges already
+        # committed: portal.teacher.forms.note_for_next_page): a failed save then loses the
+        # messages, not the answer.
+        self.only_messages = False
 
     def holds_nothing_to_store(self) -> bool:
         """True for an unstored session nothing has written to: it holds only the CSRF token
@@ -425,7 +430,7 @@ class RedisSessionInterface(SessionInterface):
             # Redis went away during the request. A change we could not store (a sign-in, a
             # sign-out) must not look as if it had worked.
             log.warning("redis unavailable while saving a session: %s", redis_said(e))
-            if session.modified:
+            if session.modified and not session.only_messages:
                 make_unavailable(response)
                 return
         if session.when_stored and response.status_code < 500:

@@ -10,26 +10,26 @@ the tokens it holds are in no log.
 """
 from __future__ import annotations
 
-import logging
-
-import redis
-from flask import flash, make_response, url_for
+from flask import make_response, url_for
 from flask_login import current_user
 
 from portal.auth.roles import role_required
 from portal.badges import flow, plural
 from portal.badges.permissions import STAFF_ROLES
-from portal.badges.services import BadgeError, NotPermitted, SheetConflict, finish_issuing
+from portal.badges.services import BadgeError, NotPermitted, SheetConflict, finished
 from portal.badges.sheets import (
-    NothingToPrint, blank_names_message, inline_pdf, print_section_badges,
+    NothingToPrint, SheetBadge, badge_name, blank_names_message, inline_pdf, print_section_badges,
+    render_sheet,
 )
 from portal.badges.views import bp
 from portal.db import db
 from portal.errors import wants_json
 from portal.models import Section
-from portal.teacher.forms import answer
+from portal.teacher.forms import answer, note_for_next_page
 
-log = logging.getLogger(__name__)
+
+# On a sheet whose old cards' sessions could not be ended (Redis failed after the commit).
+REPLACED_NOTE = "The old cards no longer work. Apps opened with them may stay signed in until they time out."
 
 
 def _replace(form) -> bool:
@@ -71,20 +71,25 @@ def section_sheet(section_id: int):
         e.back = (url_for("teacher.section", section_id=section.id), f"Back to {section.title}")
         raise
     db.session.commit()
-    try:
-        finish_issuing(flow.redis_client(), list(sheet.issued))
-    except redis.RedisError as e:
-        # The new badges are committed and the old cards refused at every scan: the teacher
-        # gets the sheet; only a session begun with an old card may last to its idle time-out.
-        log.warning("badge sheet: Redis went away before old badge sessions ended (%s)",
-                    type(e).__name__)
+    # The new badges are committed: the teacher gets the sheet whatever Redis does now (its
+    # tokens are in this answer alone), and the old cards are refused at every scan.
+    pdf, note = sheet.pdf, ""
+    if not finished(flow.redis_client(), list(sheet.issued)):
+        # Said on the sheet itself, as for one card (views.issue): a message for the class page
+        # is kept in the Redis that just failed.
+        note = REPLACED_NOTE
+        pdf = render_sheet([SheetBadge(one.token, badge_name(one.person), section.school.name)
+                            for one in sheet.issued], paper, note=note)
     if not wants_json():
-        # Shown by the class page the teacher comes back to (the answer here is the sheet).
-        flash(f"{section.title}: {plural(sheet.badges, 'new card', 'new cards')} on the sheet "
-              f"({plural(sheet.pages, 'page', 'pages')}).")
+        # Shown by the class page the teacher comes back to (the answer here is the sheet), if
+        # the session store keeps them.
+        note_for_next_page(f"{section.title}: {plural(sheet.badges, 'new card', 'new cards')} on "
+                           f"the sheet ({plural(sheet.pages, 'page', 'pages')}).")
         if sheet.incomplete:
-            flash(blank_names_message(sheet), "problem")
-    response = make_response(sheet.pdf)
+            note_for_next_page(blank_names_message(sheet), "problem")
+    response = make_response(pdf)
+    if note:
+        response.headers["X-Badge-Note"] = note
     response.headers["Content-Type"] = "application/pdf"
     # inline: the browser's PDF viewer shows it, to print, and it is in no Downloads folder of
     # a shared computer (no-store: nor in the browser's cache).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import flash, jsonify, redirect, request, url_for
+from flask import flash, jsonify, redirect, request, session, url_for
 
 from portal.errors import wants_json
 
@@ -23,3 +23,13 @@ def answer(message: str, **fields):
         return jsonify(**fields)
     flash(message)
     return redirect(back(), 303)
+
+
+def note_for_next_page(message: str, category: str = "message") -> None:
+    """flash(), from a route whose answer is not the page (a sheet of badges, committed) but
+    which sends the teacher back to one: should the session store fail to keep the message
+    (Redis gone, or full), the message is lost, not the answer. Only when nothing else was
+    written to the session in this request (that must be stored, or the answer is the 503)."""
+    if not session.modified:
+        session.only_messages = True
+    flash(message, category)

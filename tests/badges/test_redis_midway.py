@@ -283,3 +283,35 @@ def test_the_command_says_a_password_set_as_redis_goes_is_set(app, runner, world
         "begun with the old password no longer work, but one begun otherwise (with a badge), or "
         "in an app, may last until it times out"]
     assert _password_works(app, "a brand new password") and not _password_works(app, PASSWORD)
+
+
+# --- a class's sheet ---
+
+@pytest.mark.parametrize("replace", [False, True], ids=["print badges", "replace every card"])
+def test_a_class_sheet_printed_while_redis_is_full_is_handed_out(app, redis_client, world, kiosk,
+                                                                 redis_full, tmp_path, replace):
+    # Found while mending the above: the sheet's answer was the PDF, but its message for the class
+    # page could not be stored in a full Redis, and that turned the PDF into the 503 page, its
+    # new cards committed and held by nobody (the page then said every student had a card).
+    old = issue(redis_client, world.student)
+    teacher = new_client(app)
+    csrf = login(teacher, "t.four")
+    page = teacher.get(f"/teacher/sections/{world.section.id}").get_data(as_text=True)
+    fields = {"csrf_token": csrf, "paper": "letter", "next": f"/teacher/sections/{world.section.id}"}
+    if replace:
+        fields.update(replace="yes", confirm="yes",
+                      expect=re.search(r'name="expect" value="([0-9a-f]+)"', page).group(1))
+    with redis_full():
+        answer = teacher.post(f"/badges/sections/{world.section.id}/sheet", data=fields)
+        assert answer.status_code == 200, answer.get_data(as_text=True)[:400]
+        assert answer.headers["Content-Type"] == "application/pdf"
+    pdf = tmp_path / "sheet.pdf"
+    pdf.write_bytes(answer.data)
+    tokens = [token for codes, _ in read_sheet(pdf) for token in codes]
+    assert len(tokens) == (3 if replace else 2)
+    # Replacing: the old card's sessions could not be ended, and the sheet says so.
+    said = "The old cards no longer work. Apps opened with them may stay signed in until they time out."
+    assert (said in _page_text(pdf)) is replace
+    assert answer.headers.get("X-Badge-Note") == (said if replace else None)
+    assert [kiosk.scan(token).status_code for token in tokens] == [200] * len(tokens)
+    assert kiosk.scan(old).status_code == (403 if replace else 200)
