@@ -10,7 +10,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone, tzinfo
-from typing import Iterable
+from typing import Collection, Iterable
 
 import redis
 from sqlalchemy import bindparam, select, update
@@ -107,15 +107,48 @@ def active_badges(db: Session, person_id: int, now: datetime) -> list[Badge]:
     return [b for b in badges if b.usable_at(now)]
 
 
+class CardChanged(BadgeError):
+    """A badge that works was made for the student since the page that pressed was shown (in
+    another tab, or by someone else): a press from that page would stop it unseen."""
+    status = 409
+    advice = "Nothing changed here. Reload the class page to see it."
+
+    def __init__(self, student: Person, kind: BadgeKind):
+        what = "A card" if kind is BadgeKind.permanent else "A temporary badge"
+        super().__init__(f"{what} was just printed for {student.display_name} in another tab or "
+                         "by someone else")
+
+
+def _only_expected(db: Session, where: tuple, expect: Collection[int] | None,
+                   now: datetime) -> tuple:
+    """`where` (the badges a press would revoke), once checked against `expect`: the ids of the
+    working badges the page that pressed showed (None: no page, a script; nothing is checked).
+    Raises CardChanged when a badge that works now is not one of them.
+
+    Narrowed to the badges read here: one made after this read (SQLite reads outside the write
+    lock) is then left working, and a new badge beside it meets the one-working-badge index."""
+    if expect is None:
+        return where
+    found = db.scalars(select(Badge).where(Badge.revoked_at.is_(None), *where)
+                       .order_by(Badge.id)).all()
+    for badge in found:
+        if badge.usable_at(now) and badge.id not in expect:
+            raise CardChanged(badge.person, badge.kind)
+    return (*where, Badge.id.in_([badge.id for badge in found]))
+
+
 def issue_badge(db: Session, client: redis.Redis, student: Person, *, school: School | None = None,
                 actor: Person | None = None, temporary_hours: int | None = None,
                 default_expires: str = "07-31", zone: tzinfo = timezone.utc,
-                clock: Clock = utcnow) -> IssuedBadge:
+                clock: Clock = utcnow, expect: Collection[int] | None = None) -> IssuedBadge:
     """Issue a badge; a new permanent badge revokes the old one at that school at once (and its
     sessions). A student at two schools has a card for each: one school's leaves the other's.
 
     A temporary badge (1 to 12 hours, for a forgotten card) sits beside the permanent card and
     replaces only an earlier temporary badge of the same school.
+
+    `expect`: the ids of the badges of that kind (and school) that the page pressing showed
+    working; when another works now, nothing changes (CardChanged).
     """
     if actor is not None:
         _require(may_manage_student(db, actor, student))
@@ -126,12 +159,13 @@ def issue_badge(db: Session, client: redis.Redis, student: Person, *, school: Sc
         _require(may_manage_student_at(db, actor, student, school))
     return _issue(db, client, student, school=school, actor=actor,
                   temporary_hours=temporary_hours, default_expires=default_expires, zone=zone,
-                  clock=clock)
+                  clock=clock, expect=expect)
 
 
 def _issue(db: Session, client: redis.Redis, student: Person, *, school: School | None,
            actor: Person | None, temporary_hours: int | None, default_expires: str,
-           clock: Clock, zone: tzinfo = timezone.utc, commit: bool = True) -> IssuedBadge:
+           clock: Clock, zone: tzinfo = timezone.utc, commit: bool = True,
+           expect: Collection[int] | None = None) -> IssuedBadge:
     if student.role is not Role.student:
         raise BadgeError("Badges are for students", "Staff sign in with their password.")
     if commit:
@@ -159,8 +193,9 @@ def _issue(db: Session, client: redis.Redis, student: Person, *, school: School 
         except ValueError as e:
             raise BadgeError("A temporary badge lasts 1 to 12 hours", str(e).capitalize() + ".") from None
 
-    replaced = _revoke(db, (Badge.person_id == student.id, Badge.kind == kind,
-                            Badge.school_id == school.id), reason="reissued", actor=actor, now=now)
+    mine = _only_expected(db, (Badge.person_id == student.id, Badge.kind == kind,
+                               Badge.school_id == school.id), expect, now)
+    replaced = _revoke(db, mine, reason="reissued", actor=actor, now=now)
     token = mint_token()
     badge = Badge(person_id=student.id, school_id=school.id, token_hash=token_hash(token),
                   kind=kind, issued_at=now, issued_by_id=actor.id if actor else None,
@@ -171,6 +206,8 @@ def _issue(db: Session, client: redis.Redis, student: Person, *, school: School 
     except IntegrityError:
         # Someone issued one in the same instant; the unique index kept it to one.
         db.rollback()
+        if expect is not None:   # a page's press: it says so as when the badge came first
+            raise CardChanged(student, kind) from None
         raise BadgeError("Another badge was just made for that student", "Try again.") from None
     audit.record("badge_issued", person=student, actor=actor, commit=False,
                  data={"badge_id": badge.id, "kind": kind.value, "school_id": school.id,
@@ -358,12 +395,14 @@ def _void(db: Session, client: redis.Redis, where: tuple, *, reason: str,
 
 def void_badges_for_person(db: Session, client: redis.Redis, student: Person, *,
                            school: School | None = None, reason: str = "voided",
-                           actor: Person | None = None, clock: Clock = utcnow) -> int:
+                           actor: Person | None = None, clock: Clock = utcnow,
+                           expect: Collection[int] | None = None) -> int:
     """Void one student's badges at `school` (at every school when None) and end their badge
     sessions; return 1 if any went.
 
     An actor voids only the badges of schools they may issue badges for: a student at two
-    schools keeps the card the other school's staff gave them."""
+    schools keeps the card the other school's staff gave them. `expect`: the ids of the badges
+    the page pressing showed working; when another works now, nothing changes (CardChanged)."""
     where = [Badge.person_id == student.id]
     if school is not None:
         where.append(Badge.school_id == school.id)
@@ -373,7 +412,8 @@ def void_badges_for_person(db: Session, client: redis.Redis, student: Person, *,
             _require(may_manage_student_at(db, actor, student, school))
         else:
             where.append(Badge.school_id.in_(badge_schools_of(db, actor, student)))
-    return _void(db, client, tuple(where), reason=reason, actor=actor, clock=clock)
+    return _void(db, client, _only_expected(db, tuple(where), expect, clock()), reason=reason,
+                 actor=actor, clock=clock)
 
 
 def void_badges_for_people(db: Session, client: redis.Redis, person_ids: Iterable[int],

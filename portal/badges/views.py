@@ -4,6 +4,11 @@ Every change is a POST with CSRF (a form field, or the X-CSRFToken header for JS
 the actor may not manage answers 403, the same as one that does not exist. A script (JSON in,
 or asking for JSON) gets JSON; a form on the teacher pages (portal.teacher) is sent back to the
 page it came from with a message, and a badge it issues comes back as a one-label PDF to print.
+
+A student's issue and void take `expect`: the ids of the student's working badges that the
+press may stop, as the page showed them ("none", "12" or "12,15"; from JSON also a list of ids).
+When another badge works now (printed in another tab, or by someone else), nothing changes:
+409. A caller that sends no `expect` (a script, as before) is not checked.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from portal.badges.expiry import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
 from portal.badges.factors import factor_row, reset_factor, unlock_factor
 from portal.badges.permissions import STAFF_ROLES, may_manage_student
 from portal.badges.services import (
-    BadgeError, NotPermitted, badge_schools_of, issue_badge, void_badges_for_person,
+    BadgeError, CardChanged, NotPermitted, badge_schools_of, issue_badge, void_badges_for_person,
     void_badges_for_school, void_badges_for_section,
 )
 from portal.badges.sheets import (
@@ -31,7 +36,7 @@ from portal.db import db
 from portal.errors import PortalError, refused_before_any_change, wants_json
 from portal.models import Badge, KioskDevice, Person, School, Section
 from portal.teacher.classes import REUSE_DAYS, recent_reuse
-from portal.teacher.forms import answer
+from portal.teacher.forms import answer, back_link
 
 bp = Blueprint("badges", __name__)
 
@@ -74,6 +79,18 @@ def _temporary_hours(form) -> int | None:
     return hours
 
 
+def _expected(form) -> frozenset[int] | None:
+    """The ids of the badges the pressing page showed (`expect`, see above); None when not sent."""
+    value = form.get("expect")
+    if value is None:
+        return None
+    if value == "none":
+        return frozenset()
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+    wrong = BadgeError("That page's badges can't be read", "Reload the page and try again.")
+    return frozenset(_whole_number({"id": item}, "id", wrong) for item in items)
+
+
 def _school(form) -> School | None:
     """The school named in the form; None (the student's own) when none is named."""
     if "school" not in form:
@@ -111,10 +128,14 @@ def issue(person_id: int):
         issued = issue_badge(db.session, flow.redis_client(), student, school=_school(form),
                              actor=current_user, temporary_hours=hours,
                              default_expires=flow.settings().badge_expires,
-                             zone=flow.settings().zone, clock=flow.app_clock())
+                             zone=flow.settings().zone, clock=flow.app_clock(),
+                             expect=_expected(form))
     except redis.RedisError as e:
         # Only before any change: once the badge is committed it is handed out (issued.note).
         raise refused_before_any_change(e, "No badge was made") from None
+    except CardChanged as e:
+        e.back = back_link()
+        raise
     if wants_json():
         # `note` only when Redis failed after the commit (see services.finished).
         noted = {"note": issued.note} if issued.note else {}
@@ -144,8 +165,13 @@ def void_student(person_id: int):
     form = flow.posted_fields('{"reason": "lost"}')
     reason = str(form.get("reason", "") or "voided")
     # A school's card only (`school`), else every card at the schools the actor looks after.
-    count = void_badges_for_person(db.session, flow.redis_client(), student, school=_school(form),
-                                   actor=current_user, reason=reason, clock=flow.app_clock())
+    try:
+        count = void_badges_for_person(db.session, flow.redis_client(), student,
+                                       school=_school(form), actor=current_user, reason=reason,
+                                       clock=flow.app_clock(), expect=_expected(form))
+    except CardChanged as e:
+        e.back = back_link()
+        raise
     done = (f"{student.display_name}'s badge no longer works." if count
             else f"{student.display_name} had no badge that works.")
     return answer(done, students=count)

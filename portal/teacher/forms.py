@@ -17,6 +17,13 @@ def back() -> str:
     return target if _BACK.fullmatch(target) else url_for("teacher.classes")
 
 
+def back_link() -> tuple[str, str]:
+    """back(), with its words, for an error page's link (PortalError.back)."""
+    came_from = back()
+    return came_from, ("Back to my classes" if came_from == url_for("teacher.classes")
+                       else "Back to the class")
+
+
 def answer(message: str, **fields):
     """JSON `fields` for a script; for a teacher page's form, back to that page with `message`."""
     if wants_json():

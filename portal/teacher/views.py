@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import redis
-from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 
 from portal.addresses import portal_address
@@ -30,7 +30,7 @@ from portal.errors import PortalError, as_sentence, refused_before_any_change
 from portal.models import Person, Role, School, Section
 from portal.teacher.bell import NotYourClass, sign_out_class
 from portal.teacher.classes import REUSE_DAYS, class_rows, classes_for, recent_reuse, schools_for
-from portal.teacher.forms import answer, back
+from portal.teacher.forms import answer, back, back_link
 from portal.teacher.passwords import NotYourStudent, reset_student_password
 
 bp = Blueprint("teacher", __name__, url_prefix="/teacher")
@@ -106,9 +106,7 @@ def password(person_id: int):
         raise refused_before_any_change(e, "No new password was set") from None
     except WeakPassword as e:
         refused = PasswordRefused(advice=f"{e} {e.advice}, or leave it empty for one made for you.")
-        came_from = back()     # the class page the form was on: its link goes back there
-        refused.back = (came_from, "Back to my classes" if came_from == url_for("teacher.classes")
-                        else "Back to the class")
+        refused.back = back_link()     # the class page the form was on
         raise refused from None
     response = render_template("teacher/password.html", student=student, password=new.password,
                                note=new.note, back=back())
