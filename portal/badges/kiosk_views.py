@@ -22,8 +22,8 @@ from portal.badges.permissions import STAFF_ROLES
 from portal.badges.sessions import end_device_session
 from portal.badges.signin import (
     HANDOFF_SECONDS, BadgeRejected, BrowserNotBound, Handoff, HandoffInvalid, TooManyScans,
-    accept_handoff, claim_scan, is_scan_number, redeem_badge, restart_scan_numbers,
-    start_handoff, take_handoff,
+    accept_handoff, cancel_handoff, claim_scan, is_scan_number, owe_saml_logout, redeem_badge,
+    restart_scan_numbers, start_handoff, take_handoff,
 )
 from portal.cookies import read_cookie, set_cookie
 from portal.db import db, parse_id
@@ -190,8 +190,10 @@ def badge(device: KioskDevice):
                                 clock=flow.app_clock(), commit=False,
                                 take_back_with=session.if_failed)
     except TooManyScans as e:
+        _sign_out(store, device.id)
         return _api_error(429, e.title, e.advice, **{"Retry-After": str(e.retry_after)})
     except BadgeRejected:
+        _sign_out(store, device.id)
         return make_response(jsonify(REFUSED), 403)
     # What the hand-off carries, read before the commit expires it.
     person_id, badge_id, device_id = accepted.person.id, accepted.badge.id, device.id
@@ -210,6 +212,22 @@ def badge(device: KioskDevice):
         return make_response(jsonify(OUT_OF_ORDER), 409)
     return _single_use(handoff_url=public_url("kiosk.handoff", code=code),
                        expires_in=HANDOFF_SECONDS)
+
+
+def _sign_out(store, device_id: int) -> None:
+    """A refused scan (any reason, the device's own limit too) signs out whoever was signed in on
+    the device, as an accepted one does: a child whose card did not work must not be left at the
+    last child's tiles, and the answer, the same for every refusal, tells nothing about the token.
+    Called after the database's part of the scan (a voided card's audit record): a scan that
+    fails on the database (the 503 page) leaves the device as it was. A hand-off not yet opened
+    is cancelled, and the SAML apps the ended session signed in to are owed a sign-out at the
+    next hand-off opened in the device's browser."""
+    ended = end_device_session(store, device_id)
+    pipe = store.pipeline()
+    if ended:
+        owe_saml_logout(pipe, device_id, [p.as_json() for p in participants_in(ended)])
+    cancel_handoff(pipe, device_id)
+    pipe.execute()
 
 
 @bp.get("/kiosk/handoff/<code>")

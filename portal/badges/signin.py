@@ -312,6 +312,12 @@ def start_handoff(client: redis.Redis, handoff: Handoff, *, seq: int | None = No
     return code
 
 
+def cancel_handoff(pipe, device_id: int) -> None:
+    """Queue on `pipe` that the device's hand-off not yet opened (if any) signs no one in: a
+    refused scan at the device signs its child out, and a link on its way must not undo that."""
+    pipe.delete(_LATEST + str(device_id))
+
+
 def take_handoff(client: redis.Redis, code: str) -> Handoff:
     """Use up a hand-off code (whoever opens it, it is gone) and return what it carried. One
     that has run out is gone from Redis already."""

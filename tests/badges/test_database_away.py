@@ -86,9 +86,14 @@ def test_a_refused_scan_counts_even_when_its_record_fails(redis_client, world, k
     from portal.models import Event
     ada = issue(redis_client, world.student)
     void_badges_for_person(db.session, redis_client, world.student, reason="lost")
+    assert kiosk.sign_in(issue(redis_client, world.classmate)).status_code == 302     # Alan
     with database_locked(monkeypatch):
         for _ in range(2):
             assert kiosk.scan(ada).status_code == 503
+    # A refusal signs the device's child out, but only once its record is written: after a 503
+    # the device is as it was.
+    assert kiosk.browser.get("/badges/home").status_code == 200
     # Both counted (two per five minutes): the next is refused by the limit, before its record.
     assert kiosk.scan(ada).status_code == 403
+    assert kiosk.browser.get("/badges/home").status_code == 302
     assert db.session.scalars(select(Event).where(Event.kind == "badge_voided_reuse")).all() == []

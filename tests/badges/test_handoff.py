@@ -202,11 +202,42 @@ def test_new_scan_replaces_the_previous_session_on_the_device(app, redis_client,
     assert "Hi, Alan!" in kiosk.browser.get("/badges/home").get_data(as_text=True)
 
 
-def test_refused_scan_leaves_the_current_session_alone(redis_client, world, kiosk):
+def test_a_refused_scan_signs_the_last_child_out(app, redis_client, world, kiosk):
+    # Ada signs in and walks off; the next child's card does not work (made up, voided, another
+    # school's): the device's browser must not be left at Ada's tiles for a non-reader to tap.
+    from portal.badges.services import void_badges_for_person
     from portal.badges.token import mint_token
-    kiosk.sign_in(issue(redis_client, world.student))
+    alan = issue(redis_client, world.classmate)
+    void_badges_for_person(db.session, redis_client, world.classmate, reason="lost")
+    for refused in (mint_token(), alan, issue(redis_client, world.far_student), "not a badge"):
+        kiosk.sign_in(issue(redis_client, world.student))
+        ada_key = session_key(kiosk.browser)
+        copy = new_client(app)          # a second tab of the same browser keeps Ada's session id
+        copy.set_cookie("portal_session", kiosk.browser.get_cookie("portal_session").value)
+        answer = kiosk.scan(refused)
+        assert answer.status_code == 403
+        assert answer.json == {"error": "That badge didn't work", "advice": "Ask your teacher for help."}
+        assert not redis_client.exists(ada_key)
+        assert kiosk.browser.get("/badges/home").status_code == 302
+        assert copy.get("/badges/home").status_code == 302
+
+
+def test_a_refused_scan_cancels_a_link_not_yet_opened(redis_client, world, kiosk):
+    from portal.badges.token import mint_token
+    url = kiosk.scan(issue(redis_client, world.student)).json["handoff_url"]
     assert kiosk.scan(mint_token()).status_code == 403
-    assert kiosk.browser.get("/badges/home").status_code == 200
+    assert "That sign-in has run out" in kiosk.browser.get(url).get_data(as_text=True)
+    assert kiosk.browser.get("/badges/home").status_code == 302
+    assert kiosk.sign_in(issue(redis_client, world.student)).status_code == 302
+
+
+def test_a_scan_over_the_devices_limit_signs_the_last_child_out(app, redis_client, world, kiosk,
+                                                                settings):
+    from dataclasses import replace
+    app.config["SETTINGS"] = replace(settings, badge_limit_per_device="1 per minute")
+    kiosk.sign_in(issue(redis_client, world.student))
+    assert kiosk.scan(issue(redis_client, world.classmate)).status_code == 429
+    assert kiosk.browser.get("/badges/home").status_code == 302
 
 
 def test_kiosk_session_has_a_short_idle_timeout(app, redis_client, world, kiosk, settings):

@@ -32,20 +32,26 @@ def test_the_next_scan_signs_the_last_child_out_of_the_apps_too(app, redis_clien
 
 
 
+def _ada_in_a_saml_app(redis_client, world, kiosk, keys):
+    """Ada signs in at the kiosk and opens a SAML app: the app (a PeerSP) and her sign-in there."""
+    from tests.sso.conftest import SP_SLO, PeerSP, register_and_grant, saml_response_of
+    registered = register_and_grant(db.session, school=world.school, sp_cert=keys.cert_pem,
+                                    slo_url=SP_SLO)
+    peer = PeerSP(kiosk.browser.get("/saml/metadata").get_data(as_text=True), keys, slo=SP_SLO)
+    kiosk.sign_in(issue(redis_client, world.student))                           # Ada
+    ada = peer.consume(saml_response_of(kiosk.browser.get(f"/launch/{registered.slug}"))
+                       .fields["SAMLResponse"])
+    assert ada.is_authenticated(), ada.get_last_error_reason()
+    return peer, ada
+
+
 def test_the_next_scan_sends_the_browser_round_the_last_childs_saml_apps(app, redis_client, world,
                                                                           kiosk, saml_sp_keys):
     # SAML apps hear in the browser (front channel): the next child's hand-off goes round them
     # with the last child's LogoutRequests, then on to the next child's page.
     from urllib.parse import urlsplit
 
-    from tests.sso.conftest import SP_SLO, PeerSP, register_and_grant, saml_response_of
-    registered = register_and_grant(db.session, school=world.school, sp_cert=saml_sp_keys.cert_pem,
-                                    slo_url=SP_SLO)
-    peer = PeerSP(kiosk.browser.get("/saml/metadata").get_data(as_text=True), saml_sp_keys, slo=SP_SLO)
-    kiosk.sign_in(issue(redis_client, world.student))                           # Ada
-    ada = peer.consume(saml_response_of(kiosk.browser.get(f"/launch/{registered.slug}"))
-                       .fields["SAMLResponse"])
-    assert ada.is_authenticated(), ada.get_last_error_reason()
+    peer, ada = _ada_in_a_saml_app(redis_client, world, kiosk, saml_sp_keys)
     handoff = kiosk.sign_in(issue(redis_client, world.classmate))               # Alan scans next
     assert handoff.status_code == 303 and handoff.headers["Location"].endswith("/saml/slo/next")
     hop = kiosk.browser.get("/saml/slo/next")
@@ -57,6 +63,20 @@ def test_the_next_scan_sends_the_browser_round_the_last_childs_saml_apps(app, re
     done = kiosk.browser.get(urlsplit(back.headers["Location"]).path)
     assert done.status_code == 303 and done.headers["Location"].endswith("/badges/home")
     assert kiosk.browser.get("/badges/home").status_code == 200                 # Alan is signed in
+
+
+def test_a_refused_scan_leaves_the_last_childs_saml_sign_outs_owed(app, redis_client, world,
+                                                                    kiosk, saml_sp_keys):
+    # A refused card signs Ada out at once (no hand-off opens in the browser then): her SAML
+    # apps hear of it on the way to the next child's page.
+    from portal.badges.token import mint_token
+    peer, ada = _ada_in_a_saml_app(redis_client, world, kiosk, saml_sp_keys)
+    assert kiosk.scan(mint_token()).status_code == 403                          # a card that fails
+    assert kiosk.browser.get("/badges/home").status_code == 302                 # Ada is out
+    handoff = kiosk.sign_in(issue(redis_client, world.classmate))               # Alan
+    assert handoff.status_code == 303 and handoff.headers["Location"].endswith("/saml/slo/next")
+    result, _ = peer.receive_logout(kiosk.browser.get("/saml/slo/next").headers["Location"])
+    assert ada.get_nameid() in result.get_last_request_xml()
 
 
 def test_a_scan_after_no_saml_launch_goes_straight_on(app, redis_client, world, kiosk):
