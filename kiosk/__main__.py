@@ -362,6 +362,7 @@ class Kiosk:
             feedback.answered(screen.REFUSED, now)
         else:
             log.info("badge accepted: opening the sign-in")
+            scanner.signed_in(token, now)
             _open(outcome.url, "Sign-in", self.args.no_browser)
             feedback.answered(screen.SIGNED_IN, now)
             return True

@@ -6,6 +6,11 @@
   AWAY_SECONDS it may be sent again: long enough that a few frames the decoder misses (glare,
   a fast turn; every bench clip is read within a second) are not "away", short enough that a
   child who lowers the badge and holds it up again is answered.
+- A badge that just signed in is not sent again for AGAIN_SECONDS, in view or not, unless
+  another badge was read meanwhile: a child waving their badge at the camera (in view a second,
+  away a few) would otherwise sign in again at each wave, each a new page in the browser and one
+  of the badge's scans the portal allows in five minutes, until it refused the working card. The
+  kiosk says so (signed_in); a child who signs in again later, or after a classmate, is answered.
 - Several badges: sign in nobody, and keep waiting SEVERAL_HOLD_SECONDS after the last frame
   that showed several, so a frame in which one of two badges is missed does not sign its
   holder in. A badge already sent is not away meanwhile: it may be one of them.
@@ -17,7 +22,8 @@
   twice as long each time; never for more than OFFLINE_MAX_SECONDS. A blip of a second costs a
   few seconds, an outage is not asked 30 times a second, and the kiosk is never deaf for long
   once the portal is back.
-Tokens are kept in memory only while their badge is in view, and AWAY_SECONDS after.
+Tokens are kept in memory only while their badge is in view, and AWAY_SECONDS after (the one
+that last signed in, AGAIN_SECONDS after).
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from enum import Enum
 from kiosk.decoder import BadgeRead
 
 AWAY_SECONDS = 2.0
+AGAIN_SECONDS = 30.0
 SEVERAL_HOLD_SECONDS = 1.0
 OFFLINE_FIRST_SECONDS = 3.0
 OFFLINE_MAX_SECONDS = 15.0
@@ -51,8 +58,11 @@ class Scanner:
     """Turns badge reads into sends, one badge at a time, each once while it stays in view."""
 
     def __init__(self, away_seconds: float = AWAY_SECONDS,
-                 several_hold_seconds: float = SEVERAL_HOLD_SECONDS):
+                 several_hold_seconds: float = SEVERAL_HOLD_SECONDS,
+                 again_seconds: float = AGAIN_SECONDS):
         self.away_seconds = away_seconds
+        self.again_seconds = again_seconds
+        self._signed_in: tuple[str, float] | None = None   # the badge that last signed in, when
         self.several_hold_seconds = several_hold_seconds
         self._sent: dict[str, float] = {}     # token sent -> when it was last seen
         self._several_at: float | None = None
@@ -70,8 +80,13 @@ class Scanner:
             return Step(Action.SEVERAL)
         if not read.found:
             return Step(Action.NOTHING)
+        last = self._signed_in
+        if last is not None and (read.token != last[0] or now - last[1] >= self.again_seconds):
+            self._signed_in = last = None      # another badge, or long enough ago
         if read.token in self._sent:
             self._sent[read.token] = now       # still in view: the time away starts again
+            return Step(Action.REPEAT)
+        if last is not None:                   # back again soon after it signed in
             return Step(Action.REPEAT)
         if self._several_at is not None and now - self._several_at < self.several_hold_seconds:
             return Step(Action.SEVERAL)
@@ -96,6 +111,10 @@ class Scanner:
     def answered(self) -> None:
         """The portal answered: the next time it does not, the wait starts short again."""
         self.offline = 0
+
+    def signed_in(self, token: str, now: float) -> None:
+        """The portal signed this badge's student in (at `now`): see AGAIN_SECONDS."""
+        self._signed_in = (token, now)
 
     def forget(self, token: str) -> None:
         """Let this badge be sent again at once (its send never reached the portal)."""

@@ -182,6 +182,24 @@ def test_a_badge_still_held_up_after_the_wait_is_sent_again(status):
                                                              {"token": "spb1_held", "seq": 2}]
 
 
+@pytest.mark.parametrize("status, again", [(200, Action.REPEAT), (403, Action.SEND)])
+def test_a_badge_that_signed_in_is_not_sent_again_at_the_next_wave(status, again):
+    """A child waves their badge: once the portal signed them in, it comes back into view after
+    three seconds away and the kiosk sends nothing (the window still says it worked); a card the
+    portal refused is tried again."""
+    from kiosk.decoder import NO_BADGE
+    held = BadgeRead(token="spb1_held")
+    args = argparse.Namespace(no_browser=True)
+    scanner, feedback = Scanner(), Feedback(None)
+    with RecordingPortal(badge_status=status) as portal:
+        client = PortalClient(portal.url, portal.credential)
+        assert scanner.decide(held, 0.0).action is Action.SEND
+        assert send_once(client, scanner, feedback, "spb1_held", 0.1, args, portal.url) == (status == 200)
+        assert scanner.decide(NO_BADGE, 1.0).action is Action.NOTHING
+        assert scanner.decide(held, 4.0).action is again
+        client.close()
+
+
 def test_an_outage_is_waited_out_briefly_then_longer_and_never_for_a_minute():
     """"Unavailable, try again in 60 s" (an older portal; or a proxy) left the kiosk deaf a minute
     after a blip of a second. The kiosk waits 3 s, then twice as long each time in a row, at most
@@ -211,9 +229,11 @@ def test_an_outage_is_waited_out_briefly_then_longer_and_never_for_a_minute():
         # An answer: the next outage is waited out briefly again.
         assert send_once(client, scanner, feedback, "spb1_held", now, args, portal.url)
         portal.badge_replies.append(503)
-        assert not send_once(client, scanner, feedback, "spb1_held", now + 1, args, portal.url)
-        assert scanner.decide(held, now + 3.9).action is Action.PAUSED
-        assert scanner.decide(held, now + 4.1).action is Action.SEND
+        # (The next child's badge: the one that signed in is not sent again so soon.)
+        assert not send_once(client, scanner, feedback, "spb1_next", now + 1, args, portal.url)
+        following = BadgeRead(token="spb1_next")
+        assert scanner.decide(following, now + 3.9).action is Action.PAUSED
+        assert scanner.decide(following, now + 4.1).action is Action.SEND
         client.close()
     assert Scanner().wait_offline(0.0, retry_after=60.0) == 15.0      # a minute, capped
 

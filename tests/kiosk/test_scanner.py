@@ -102,3 +102,39 @@ def test_a_send_that_never_arrived_can_be_retried():
 
 def test_steps_do_not_show_the_token():
     assert "spb1_a" not in repr(Scanner().decide(A, 0.0))
+
+
+def waves(read, start, seconds, shown=1.0, away=2.5, fps=10):
+    """(time, read) for each frame of a child waving `read`: in view `shown` s, away `away` s."""
+    frame_times = [start + i / fps for i in range(round(seconds * fps))]
+    return [(t, read if (t - start) % (shown + away) < shown else NO_BADGE) for t in frame_times]
+
+
+def test_a_badge_waved_at_the_camera_signs_in_once_until_half_a_minute_has_passed():
+    # Found by review: sent at every wave, 18 times a minute, each a new sign-in, until the
+    # portal refused the working card as tried too often (10 per 5 minutes).
+    scanner = Scanner()
+    sent = []
+    for t, read in waves(A, 0, 60):
+        step = scanner.decide(read, t)
+        if step.action is Action.SEND:
+            sent.append(round(t, 1))
+            scanner.signed_in(step.token, t)     # what the kiosk does when the portal accepts
+        elif read.found:
+            assert step.action is Action.REPEAT  # the window keeps saying it worked
+    assert sent == [0, 31.5]
+
+
+def test_a_badge_that_signed_in_goes_again_after_another_badge():
+    scanner = Scanner()
+    assert scanner.decide(A, 0.0).action is Action.SEND
+    scanner.signed_in("spb1_a", 0.2)
+    assert sends(scanner, frames(NO_BADGE, 1, 3) + frames(A, 4, 1)) == []
+    assert sends(scanner, frames(B, 5, 1) + frames(NO_BADGE, 6, 3) + frames(A, 9, 1)) == [5, 9]
+
+
+def test_a_refused_badge_waved_again_is_sent_again():
+    # Only a sign-in holds a badge back: the portal's answer to a card that did not work may
+    # change (a teacher fixed something), and a new try costs nothing but a scan.
+    scanner = Scanner()
+    assert sends(scanner, waves(A, 0, 7)) == [0, 3.5]
