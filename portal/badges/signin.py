@@ -10,9 +10,10 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import redis
 from redis.commands.core import Script
@@ -45,6 +46,10 @@ OWED_SECONDS = 12 * 3600
 _SEQ = "portal:kiosk:scan-seq:"
 SEQ_SECONDS = 12 * 3600
 MAX_SEQ = 2 ** 53 - 1      # exact in JSON and in Lua's numbers
+# A badge's token hash (the first 32 characters, as its limit counts it) -> when (Unix seconds)
+# its limit lets it scan again, set when the limit refused it: the class page says so, where the
+# kiosk can only say "That badge didn't work", as for any refused card.
+_LIMITED = "portal:badge-limited:"
 
 # KEYS: the device's scan number; ARGV: this scan's, seconds. True when it is the newest yet.
 _CLAIM = Script(None, b"""
@@ -112,6 +117,7 @@ class BadgeLimits:
 
     def __init__(self, client: redis.Redis, *, per_device: str, per_badge: str,
                  per_address: str, factor: str):
+        self.client = client
         self.device = RateLimiter(client, per_device, scope="badge-device")
         self.badge = RateLimiter(client, per_badge, scope="badge-badge")
         self.address = AddressLimiter(client, per_address, scope="badge-address")
@@ -246,6 +252,10 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
     if counted is None:
         # Refused like any other failure, not "too many tries": on a kiosk that pauses every
         # scan, so one child trying a refused card again and again would stop the whole class.
+        # Successful scans count too: the limit is there for a badge's token copied (a photo of
+        # the card) and used again and again, and such a token works. The teacher's class page
+        # says why the card was refused, and until when.
+        _note_limited(limits, digest[:32])
         raise _reject("too many tries with this badge")
     take_back_with.append(counted.take_back)
 
@@ -267,6 +277,24 @@ def redeem_badge(db: Session, limits: BadgeLimits, token: object, *,
     if commit:
         db.commit()
     return Accepted(badge.person, badge, device, found.policy)
+
+
+def _note_limited(limits: BadgeLimits, key: str) -> None:
+    wait = limits.badge.seconds_to_wait(key)
+    limits.client.set(_LIMITED + key, int(time.time()) + wait, ex=wait)
+
+
+def limited_until(client: redis.Redis, badges) -> dict[int, datetime]:
+    """Badge id -> when it may scan again, for those of `badges` its limit refused lately and
+    still would (one round trip)."""
+    badges = [b for b in badges if b is not None]
+    if not badges:
+        return {}
+    found = {}
+    for badge, value in zip(badges, client.mget([_LIMITED + b.token_hash[:32] for b in badges])):
+        if value is not None and value.isdigit():
+            found[badge.id] = datetime.fromtimestamp(int(value), timezone.utc)
+    return found
 
 
 def _handoff_key(code: str) -> str:

@@ -24,6 +24,7 @@ from portal.badges.expiry import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
 from portal.badges.kiosks import list_devices
 from portal.badges.policy import GRADES, PolicyChanged, PolicyError, policy_for, set_policy
 from portal.badges.services import plan_section_badges
+from portal.badges.signin import limited_until
 from portal.badges.permissions import STAFF_ROLES, may_manage_school, may_manage_section
 from portal.db import db, parse_id
 from portal.errors import PortalError, as_sentence, refused_before_any_change
@@ -74,6 +75,13 @@ def section(section_id: int):
         abort(403)  # the same answer for a class that is not the actor's and for none at all
     now = flow.now()
     rows, policy = class_rows(db.session, found, now)
+    # Cards the badge limit refused lately (scanned too often): when each works again.
+    until = limited_until(flow.redis_client(), [b for r in rows for b in (r.card, r.temporary)])
+    limited = {}
+    for row in rows:
+        for badge in (row.card, row.temporary):
+            if badge is not None and badge.id in until:
+                limited[row.person.id] = max(until[badge.id], limited.get(row.person.id, until[badge.id]))
     alerts = recent_reuse(db.session, current_user, _since(), person_ids=[r.person.id for r in rows])
     # The class sheet's students and their working cards, as the sheet itself will read them.
     plan = plan_section_badges(db.session, found, replace=True, clock=flow.app_clock())
@@ -81,7 +89,8 @@ def section(section_id: int):
         "teacher/section.html", section=found, rows=rows, policy=policy, alerts=alerts, now=now,
         reuse_days=REUSE_DAYS, hours=range(TEMPORARY_MIN_HOURS, TEMPORARY_MAX_HOURS + 1),
         uses_badges=any(r.uses_badge for r in rows), missing=plan.badge_students - len(plan.working_ids),
-        working=len(plan.working_ids), cards=plan.fingerprint, password_max=MAX_LENGTH)
+        working=len(plan.working_ids), cards=plan.fingerprint, password_max=MAX_LENGTH,
+        limited=limited)
     return response, 200, {"Cache-Control": "no-store"}
 
 

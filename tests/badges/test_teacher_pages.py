@@ -98,6 +98,32 @@ def test_the_class_page_shows_each_students_badges(app, world, redis_client):
     assert str(world.other_student.id) not in rows  # Room 5
 
 
+def test_the_class_page_says_when_a_card_scanned_too_often_works_again(app, world, redis_client,
+                                                                        settings):
+    # Found by review: a working card refused by its limit (scanned 10 times in 5 minutes) showed
+    # as a working card, last used seconds ago: nothing said why the kiosk refused it.
+    from dataclasses import replace
+    from zoneinfo import ZoneInfo
+    app.config["SETTINGS"] = replace(settings, badge_limit_per_badge="2 per 5 minutes",
+                                     timezone="America/Chicago")
+    kiosk = enroll_kiosk(app, redis_client, world.school)
+    ada = issue(redis_client, world.student)
+    alan = issue(redis_client, world.classmate, temporary_hours=3)
+    assert [kiosk.scan(ada).status_code for _ in range(3)] == [200, 200, 403]
+    assert [kiosk.scan(alan).status_code for _ in range(2)] == [200, 200]      # at its limit
+    before = datetime.now(timezone.utc)
+    html = _signed_in(app, world.teacher).get(f"/teacher/sections/{world.section.id}").get_data(as_text=True)
+    rows = {m.group(1): _text_of(m.group(2)) for m in
+            re.finditer(r'<tr id="student-(\d+)">(.*?)</tr>', html, re.S)}
+    works_again = re.search(r'works again at <time datetime="([^"]+)">([^<]+)</time>', html)
+    at = datetime.fromisoformat(works_again.group(1))
+    assert 290 <= (at - before).total_seconds() <= 301
+    assert works_again.group(2) == at.astimezone(ZoneInfo("America/Chicago")).strftime("%H:%M")
+    assert "Scanned too often: works again at" in rows[str(world.student.id)]
+    assert "Scanned too often" not in rows[str(world.classmate.id)]   # not refused (yet)
+    assert "Scanned too often" not in rows[str(world.older_student.id)]
+
+
 def test_the_class_page_lists_people_with_one_name_by_that_name(app, world, roster):
     # One name, given as a given name (Madonna) or as a family name (Suharto): in family name
     # order by that name (Madonna came first of all, as if her family name "" were one), shown
