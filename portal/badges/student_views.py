@@ -32,6 +32,13 @@ def home():
     return render_template("badges/home.html", apps=access.apps_for(db.session, current_user))
 
 
+@bp.get("/badges/next")
+def next_child():
+    """Where the last child's tab on a shared device goes once the next child signs in there
+    (static/js/one-child.js): it names no one."""
+    return render_template("badges/next.html")
+
+
 @bp.get("/badges/locked")
 def locked():
     return render_template("badges/locked.html"), 403

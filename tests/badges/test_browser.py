@@ -142,3 +142,25 @@ def test_photographed_handoff_opens_nothing_in_another_browser(app, redis_client
     page.goto(live_server + "/")
     assert "/login" in page.url
     other.close()
+
+
+def test_the_next_childs_sign_in_takes_the_last_childs_tab_off_their_page(app, redis_client, world,  # noqa: F811
+                                                                         live_server, kiosk_page):
+    # Found by review: each hand-off opens a new tab (the kiosk's webbrowser.open), and the tab
+    # before still showed "Hi, Ada!" and her tiles, one click away for the next child.
+    page, problems = kiosk_page
+    kiosk = KioskProgram(live_server, create_pairing_code(db.session, redis_client, world.school).code)
+    page.goto(kiosk.bind_url())
+    page.goto(kiosk.scan(issue(redis_client, world.student)))
+    page.wait_for_url(live_server + "/badges/home")
+    assert page.get_by_role("heading", name="Hi, Ada!").is_visible()
+    alan = page.context.new_page()                                   # the next hand-off's tab
+    alan.goto(kiosk.scan(issue(redis_client, world.classmate)))
+    alan.wait_for_url(live_server + "/badges/home")
+    page.wait_for_url(live_server + "/badges/next")
+    assert page.get_by_role("heading", name="Scan your badge").is_visible()
+    assert "Ada" not in page.content()
+    assert alan.get_by_role("heading", name="Hi, Alan!").is_visible()
+    alan.wait_for_timeout(300)
+    assert alan.url == live_server + "/badges/home"                  # the newest tab stays
+    assert problems == []
