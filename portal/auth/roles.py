@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort
+from flask import abort, redirect, request
 from flask_login import current_user
 
 from portal.errors import SIGN_IN_REQUIRED, error_page, wants_json
@@ -22,6 +22,9 @@ def role_required(*roles: Role):
                     # A script (a staff tool, the teacher pages' fetches) reads a status, not
                     # the sign-in page it would be redirected to.
                     return error_page(401)
+                back = _scanner_for_signed_out()
+                if back:
+                    return redirect(back)
                 from portal.extensions import login_manager
                 return login_manager.unauthorized()
             if allowed and current_user.role not in allowed:
@@ -38,3 +41,14 @@ def role_required(*roles: Role):
 
 
 signed_in = role_required()
+
+# A child's own pages on a shared classroom device: opened there once the child's session has run
+# out (or they signed out), they bring back the scanner the browser signs children in at.
+_CHILDS_PAGES = ("launchpad.tiles", "badges.home")
+
+
+def _scanner_for_signed_out() -> str | None:
+    if request.endpoint not in _CHILDS_PAGES or request.method != "GET":
+        return None
+    from portal.badges import flow   # the badge flows import the auth package
+    return flow.scanner_url(flow.scanner_school_of_browser())

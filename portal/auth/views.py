@@ -19,8 +19,11 @@ def _safe_next(target: str | None) -> str:
 
 
 def _login_page(status: int = 200, *, username: str = "", error=None, missing: bool = False):
+    from portal.badges import flow   # the badge flows import this package
+    # On a scanner device, "Sign in with my badge" goes back to its school's scanner.
     return render_template("auth/login.html", username=username, error=error, missing=missing,
-                           next=request.values.get("next")), status
+                           next=request.values.get("next"),
+                           scanner_school=flow.scanner_school_of_browser()), status
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -72,7 +75,22 @@ def sign_in_again(app_name: str, next_url: str, *, username: str | None = None):
 def logout():
     from portal.sso.saml import slo   # the SAML flows import this module
     apps = slo.participants_of_session()
+    then = _after_sign_out()
     sign_out()
     if apps:
-        return slo.start(apps)   # the SAML apps that hear of sign-outs, in turn
-    return redirect(url_for("auth.login"))
+        return slo.start(apps, then=then)   # the SAML apps that hear of sign-outs, in turn
+    return redirect(then or url_for("auth.login"))
+
+
+def _after_sign_out() -> str | None:
+    """Where a shared classroom device goes once its child signs out (None: the sign-in page):
+    a session begun at the in-browser scanner goes back to that scanner, ready for the next
+    child; one begun at a classroom kiosk to a page that names no one (the kiosk's camera signs
+    the next child in). Neither is a password form that a child cannot read."""
+    from portal.badges import flow   # the badge flows import this package
+    scanner = flow.scanner_url(session.get(flow.SCANNER_SCHOOL))
+    if scanner:
+        return scanner
+    if session.get("kiosk_device") is not None:
+        return url_for("badges.next_child")
+    return None

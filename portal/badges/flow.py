@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from portal.auth import destination
 from portal.auth.services import sign_in
+from portal.cookies import read_cookie, set_cookie
 from portal.badges.expiry import utcnow
 from portal.badges.factors import is_locked
 from portal.badges.sessions import mark_device_session, watch_badge
@@ -22,6 +23,14 @@ from portal.models import Badge, FactorKind, KioskDevice, Person
 
 PENDING = "badge_pending"
 PENDING_SECONDS = 300  # from the scan to the last PIN digit or picture
+# A session begun at the in-browser scanner (/badge) keeps its school's sourced id here: signing
+# out of it, or its tiles page timing out, goes back to that scanner, ready for the next child.
+SCANNER_SCHOOL = "scanner_school"
+# The same, in a cookie that outlives the session (it says nothing but a school's sourced id, and
+# only chooses where this browser is sent): a scanner device whose child's session ran out finds
+# the scanner again at / or /badges/home, not the password form.
+SCANNER_COOKIE = "portal_scanner"
+SCANNER_COOKIE_SECONDS = 30 * 24 * 3600
 
 
 def app_clock():
@@ -65,8 +74,10 @@ def limits() -> BadgeLimits:
     return found
 
 
-def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: str) -> None:
-    """Start the student's badge session in this browser."""
+def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: str,
+                   scanner_school: str | None = None) -> None:
+    """Start the student's badge session in this browser (`scanner_school`: begun at the
+    in-browser scanner of that school)."""
     idle = settings().kiosk_idle_minutes * 60
     # Read before sign_in: its audit record commits, and reading them after would reload both.
     person_id, badge_id, expires_at = person.id, badge.id, badge.expires_at
@@ -78,6 +89,8 @@ def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: 
     left = int((expires_at - now()).total_seconds())
     session["_max"] = max(1, min(left, settings().session_max_hours * 3600))
     watch_badge(session, badge_id, person_id, redis_client(), device_id=device_id)
+    if scanner_school is not None:
+        session[SCANNER_SCHOOL] = scanner_school
     if device_id is not None:
         session["kiosk_device"] = device_id
         mark_device_session(session, device_id, person_id, settings().session_max_hours * 3600)
@@ -89,18 +102,19 @@ def continue_after_badge(db: Session, accepted: Accepted) -> str:
     wanted the student to sign in again, see portal.auth.destination)."""
     person, badge = accepted.person, accepted.badge
     device_id = accepted.device.id if accepted.device else None
+    scanner_school = None if accepted.device else badge.school.sourced_id
     factor = accepted.policy.factor_for(person)
     going_to = destination.take()
     if factor is None:
-        finish_sign_in(person, badge, device_id, "badge")
+        finish_sign_in(person, badge, device_id, "badge", scanner_school)
         return going_to or url_for("badges.home")
     session.clear()
     session.rotate()
     if is_locked(db, person):
-        return url_for("badges.locked")
+        return url_for("badges.locked", school=scanner_school)
     session[PENDING] = {"person_id": person.id, "badge_id": badge.id, "device_id": device_id,
                         "factor": factor.value, "exp": time.time() + PENDING_SECONDS,
-                        "next": going_to}
+                        "next": going_to, "scanner_school": scanner_school}
     return url_for("badges.second_factor")
 
 
@@ -125,3 +139,18 @@ def pending_sign_in(db: Session) -> tuple[Person, Badge, dict] | None:
     if found.policy.factor_for(badge.person) is not FactorKind(data["factor"]):
         return None
     return badge.person, badge, data
+
+
+def scanner_school_of_browser() -> str | None:
+    """The school whose in-browser scanner this browser last signed a child in at, if any."""
+    value = read_cookie(SCANNER_COOKIE)
+    return value if value and len(value) <= 255 and value.isprintable() else None
+
+
+def remember_scanner(response, scanner_school: str) -> None:
+    set_cookie(response, SCANNER_COOKIE, scanner_school, max_age=SCANNER_COOKIE_SECONDS)
+
+
+def scanner_url(scanner_school: str | None) -> str | None:
+    """Where a child on this scanner device scans their badge again (None: not a scanner's)."""
+    return url_for("badges.scanner", school=scanner_school) if scanner_school else None

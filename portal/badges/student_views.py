@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import jsonify, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
 from portal import access
 from portal.auth.roles import signed_in
@@ -18,7 +19,7 @@ from portal.badges.signin import BadgeRejected, TooManyScans, redeem_badge
 from portal.badges.views import bp
 from portal.db import db
 from portal.errors import error_page
-from portal.models import FactorKind
+from portal.models import FactorKind, School
 
 METHODS = {FactorKind.pin: "badge+pin", FactorKind.picture: "badge+picture"}
 
@@ -29,19 +30,37 @@ def home():
     """The student's tiles after a badge sign-in, with their name and "Not you? Sign out"."""
     if not is_badge_session(session):
         return redirect(url_for("launchpad.tiles"))
+    return badge_tiles()
+
+
+def badge_tiles():
+    """The tiles page of a badge session (here, and at /): a big "Not you? Sign out" and a
+    page that asks "Are you still here?" when no one has touched it for a while."""
     return render_template("badges/home.html", apps=access.apps_for(db.session, current_user))
 
 
 @bp.get("/badges/next")
 def next_child():
     """Where the last child's tab on a shared device goes once the next child signs in there
-    (static/js/one-child.js): it names no one."""
+    (static/js/one-child.js), and a kiosk's browser once its child signs out: it names no one."""
     return render_template("badges/next.html")
+
+
+def _scanner_school_named() -> str | None:
+    """The school `?school=` names, if it is one (the scanner page takes the same)."""
+    sourced_id = request.args.get("school")
+    if not sourced_id:
+        return None
+    found = db.session.scalar(select(School.sourced_id).where(School.sourced_id == sourced_id[:255]))
+    return found
 
 
 @bp.get("/badges/locked")
 def locked():
-    return render_template("badges/locked.html"), 403
+    """Too many wrong PINs or pictures. From the in-browser scanner (`?school=`), a way back to
+    it: the next child scans there."""
+    return render_template("badges/locked.html",
+                           scan_url=flow.scanner_url(_scanner_school_named())), 403
 
 
 # A second press of the picture just pressed, this soon after the page it opened was made, is
@@ -157,9 +176,9 @@ def second_factor():
             return _page(kind, mode, error=e, status=e.status)
         except FactorLocked:
             session.pop(flow.PENDING, None)
-            return redirect(url_for("badges.locked"))
+            return redirect(url_for("badges.locked", school=data.get("scanner_school")))
         method = METHODS[kind]
-    flow.finish_sign_in(person, badge, data.get("device_id"), method)
+    flow.finish_sign_in(person, badge, data.get("device_id"), method, data.get("scanner_school"))
     return redirect(local_path(data.get("next")) or url_for("badges.home"))
 
 
@@ -185,4 +204,9 @@ def browser_scan():
         return response
     except BadgeRejected as e:
         return make_response(jsonify(error=e.title, advice=e.advice), 403)
-    return jsonify(next=flow.continue_after_badge(db.session, accepted))
+    school = accepted.badge.school.sourced_id   # read before the sign-in's commit
+    response = jsonify(next=flow.continue_after_badge(db.session, accepted))
+    # This browser is a scanner device: when this child's session has run out, / and
+    # /badges/home bring the scanner back for the next child.
+    flow.remember_scanner(response, school)
+    return response

@@ -1,12 +1,13 @@
 """Tiles and launch. Which apps a person sees and may launch is decided by portal.access."""
 from __future__ import annotations
 
-from flask import abort, make_response, redirect, render_template
+from flask import abort, make_response, redirect, render_template, session
 from flask_login import current_user
 
 from portal import access, audit
 from portal.admin.icons import icon_bytes
 from portal.auth.roles import signed_in
+from portal.badges.sessions import is_badge_session
 from portal.db import db
 from portal.models import AppKind
 from portal.launchpad import bp
@@ -15,6 +16,11 @@ from portal.launchpad import bp
 @bp.route("/")
 @signed_in
 def tiles():
+    if is_badge_session(session):
+        # The tiles of a badge sign-in (a shared classroom device): "Not you? Sign out", and
+        # the page asks "Are you still here?" when left alone.
+        from portal.badges.student_views import badge_tiles
+        return badge_tiles()
     apps = access.apps_for(db.session, current_user)
     return render_template("launchpad/tiles.html", apps=apps)
 

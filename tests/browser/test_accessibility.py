@@ -191,6 +191,9 @@ def test_badge_pages_have_no_serious_accessibility_problems(pages, world, apps, 
     pick(page, "cat", "boat", "star", "cat", "boat", "star")
     page.wait_for_url(pages.base + "/badges/home")
     pages.check(page, "tiles after a badge")
+    page.evaluate("document.getElementById('still-here').showModal()")
+    pages.check(page, "tiles after a badge, are you still here?")
+    page.keyboard.press("Escape")
     page.goto(sign_in_again_url(pages, apps))
     pages.check(page, "sign in again, after a badge")
 

@@ -1,0 +1,83 @@
+"""A shared classroom device after a child's badge sign-in: signing out, or the session running
+out, leaves the device ready for the next child (the scanner, or a page that names no one), never
+the last child's tiles or a password form a young child cannot read."""
+from __future__ import annotations
+
+import re
+
+from portal.badges import flow
+from portal.badges.policy import set_policy
+from portal.db import db
+from tests.badges.conftest import PASSWORD, csrf_from, issue, let_sessions_idle, new_client, session_data
+
+SCANNER = "/badge?school=maple"
+
+
+def _scan_in_browser(browser, token, path=SCANNER):
+    html = browser.get(path).get_data(as_text=True)
+    csrf = re.search(r'data-csrf="([^"]+)"', html).group(1)
+    return browser.post("/badge/scan", json={"token": token}, headers={"X-CSRFToken": csrf})
+
+
+def _scanner_browser(app, redis_client, world, **policy):
+    set_policy(db.session, world.school, allow_browser_scanner=True, **policy)
+    return new_client(app)
+
+
+def _is_scanner(page) -> bool:
+    html = page.get_data(as_text=True)
+    return page.status_code == 200 and "badge-scanner.js" in html and 'type="password"' not in html
+
+
+def test_signing_out_of_a_scanner_session_goes_back_to_the_scanner(app, redis_client, world):
+    browser = _scanner_browser(app, redis_client, world)
+    # The page was opened without ?school=: the badge's own school's scanner is where it goes.
+    answer = _scan_in_browser(browser, issue(redis_client, world.student), path="/badge")
+    assert answer.status_code == 200, answer.json
+    assert session_data(redis_client, browser)[flow.SCANNER_SCHOOL] == "maple"
+    out = browser.post("/logout", data={"csrf_token": csrf_from(browser, "/badges/home")})
+    assert out.status_code == 302 and out.headers["Location"] == SCANNER
+    assert _is_scanner(browser.get(out.headers["Location"]))
+    assert session_data(redis_client, browser) is None
+    # A teacher signs in with a password on the same browser: their sign-out is as before.
+    signed_in = browser.post("/login", data={"username": "t.four", "password": PASSWORD,
+                                             "csrf_token": csrf_from(browser, "/login")})
+    assert signed_in.status_code == 302
+    out = browser.post("/logout", data={"csrf_token": csrf_from(browser, "/")})
+    assert out.headers["Location"] == "/login"
+
+
+def test_home_and_tiles_bring_back_the_scanner_once_the_session_ran_out(app, redis_client, world):
+    browser = _scanner_browser(app, redis_client, world)
+    assert _scan_in_browser(browser, issue(redis_client, world.student)).status_code == 200
+    # Ada closed the tab; her session runs out (the server's idle limit).
+    let_sessions_idle(redis_client, app.config["SETTINGS"].kiosk_idle_minutes * 60 + 1)
+    assert session_data(redis_client, browser) is None
+    for path in ("/", "/badges/home"):
+        page = browser.get(path)
+        assert page.status_code == 302 and page.headers["Location"] == SCANNER, path
+    # The sign-in page's badge link keeps the school too.
+    assert f'href="{SCANNER}"' in browser.get("/login").get_data(as_text=True)
+    # A browser that never signed a child in at the scanner is asked to sign in, as before.
+    other = new_client(app)
+    assert other.get("/").headers["Location"].startswith("/login")
+    assert 'href="/badge"' in other.get("/login").get_data(as_text=True)
+
+
+def test_tiles_of_a_badge_session_at_slash_are_the_badge_tiles(app, redis_client, world):
+    browser = _scanner_browser(app, redis_client, world)
+    assert _scan_in_browser(browser, issue(redis_client, world.student)).status_code == 200
+    for path in ("/", "/badges/home"):
+        html = browser.get(path).get_data(as_text=True)
+        assert "Hi, Ada!" in html and "Not you? Sign out" in html
+        assert "still-here.js" in html and "Are you still here?" in html
+
+
+def test_a_kiosk_sign_out_goes_to_a_page_that_names_no_one(app, redis_client, world, kiosk):
+    kiosk.sign_in(issue(redis_client, world.student))
+    out = kiosk.browser.post("/logout", data={"csrf_token": csrf_from(kiosk.browser, "/badges/home")})
+    assert out.status_code == 302 and out.headers["Location"] == "/badges/next"
+    page = kiosk.browser.get(out.headers["Location"])
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Scan your badge" in html
+    assert "Ada" not in html and 'type="password"' not in html
