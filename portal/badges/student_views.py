@@ -18,7 +18,7 @@ from portal.badges.sessions import is_badge_session
 from portal.badges.signin import BadgeRejected, TooManyScans, redeem_badge
 from portal.badges.views import bp
 from portal.db import db
-from portal.errors import error_page
+from portal.errors import error_page, wants_json
 from portal.models import FactorKind, School
 
 METHODS = {FactorKind.pin: "badge+pin", FactorKind.picture: "badge+picture"}
@@ -123,7 +123,13 @@ def second_factor():
     """The PIN or picture step after a badge; the first time, the student chooses it (twice)."""
     pending = flow.pending_sign_in(db.session)
     if pending is None:
-        session.pop(flow.PENDING, None)
+        left = session.pop(flow.PENDING, None)
+        scan_url = flow.scanner_url(left.get("scanner_school") if isinstance(left, dict) else None)
+        if scan_url and not wants_json():
+            # Begun at the in-browser scanner: back to it (the password form is no way on).
+            return make_response(render_template(
+                "badges/ran_out.html", status=403, title="That sign-in has run out",
+                advice="Scan your badge again.", scan_url=scan_url), 403)
         return error_page(403, "That sign-in has run out", "Scan your badge again.")
     person, badge, data = pending
     kind = FactorKind(data["factor"])

@@ -81,3 +81,40 @@ def test_a_kiosk_sign_out_goes_to_a_page_that_names_no_one(app, redis_client, wo
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Scan your badge" in html
     assert "Ada" not in html and 'type="password"' not in html
+
+
+def test_a_second_factor_that_ran_out_at_the_scanner_offers_the_scanner(app, redis_client, world,
+                                                                        kiosk, monkeypatch):
+    browser = _scanner_browser(app, redis_client, world, second_factor_grades="01",
+                               factor="picture")
+    monkeypatch.setattr(flow, "PENDING_SECONDS", -1)   # already run out when next used
+    assert _scan_in_browser(browser, issue(redis_client, world.student)).json == {
+        "next": "/badges/check"}
+    page = browser.get("/badges/check")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 403 and "That sign-in has run out" in html
+    button = re.search(r'<a class="button big-button" href="([^"]+)"[^>]*>(.*?)</a>', html, re.S)
+    assert button and button.group(1) == SCANNER and "<svg" in button.group(2)
+    assert "Scan my badge" in button.group(2) and "Back to my apps" not in html
+    assert _is_scanner(browser.get(button.group(1)))
+    # At a kiosk, the kiosk's camera is the way on: the page is as it was.
+    assert kiosk.sign_in(issue(redis_client, world.classmate)).headers["Location"] == "/badges/check"
+    html = kiosk.browser.get("/badges/check").get_data(as_text=True)
+    assert "That sign-in has run out" in html and "Scan my badge" not in html
+
+
+def test_the_locked_page_from_the_scanner_has_a_way_back_to_it(app, redis_client, world):
+    from portal.badges.factors import factor_row, hash_factor, set_factor
+    from portal.models import FactorKind
+    browser = _scanner_browser(app, redis_client, world, second_factor_grades="01", factor="pin")
+    assert set_factor(db.session, world.student, FactorKind.pin, hash_factor(FactorKind.pin, "4821"))
+    factor_row(db.session, world.student).locked_at = flow.utcnow()   # too many wrong tries
+    db.session.commit()
+    answer = _scan_in_browser(browser, issue(redis_client, world.student))
+    assert answer.json == {"next": "/badges/locked?school=maple"}
+    html = browser.get(answer.json["next"]).get_data(as_text=True)
+    assert "Your teacher needs to help you sign in" in html
+    assert f'href="{SCANNER}"' in html and "Scan my badge" in html
+    # Opened any other way (a kiosk's browser, a made-up school): no button, as before.
+    for path in ("/badges/locked", "/badges/locked?school=nowhere"):
+        assert "Scan my badge" not in browser.get(path).get_data(as_text=True)
