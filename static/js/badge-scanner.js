@@ -13,6 +13,8 @@
   if (!root) return;
   var video = document.getElementById("scanner-video");
   var say = document.getElementById("scanner-say");
+  var retry = document.getElementById("scanner-retry");
+  var teacher = document.getElementById("scanner-teacher");
   var distance = window.BadgeFinders.distance;
 
   var PREFIX = root.dataset.prefix || "spb1_";
@@ -28,6 +30,7 @@
   var MAX_SIDE = 640;          // frames are decoded at most this wide (speed on small devices)
 
   var SAY = {
+    starting: "Getting the camera ready\u2026",
     idle: "Hold your badge up to the camera",
     closer: "Hold it a little closer",
     several: "One badge at a time, please",
@@ -300,9 +303,34 @@
     stream = null;
   }
 
-  function noCamera(text) {
+  function noCamera(text, blocked) {
     stopCamera();
     setState("no-camera", text);
+    // Never a dead end: a big "Try again", and, when the browser blocked the camera, the
+    // teacher's steps to allow it (the page also starts again by itself once it is allowed).
+    if (retry) retry.hidden = false;
+    if (teacher) teacher.hidden = !blocked;
+  }
+
+  function restart() {
+    if (!stopped || root.dataset.state !== "no-camera") return;
+    if (retry) retry.hidden = true;
+    if (teacher) teacher.hidden = true;
+    stopped = false;
+    busy = false;
+    setState("starting", SAY.starting);
+    start();
+  }
+
+  function watchPermission() {
+    // Where the browser says when the camera's permission changes (the teacher allowed it in
+    // the address bar), start the camera again without a reload.
+    if (!navigator.permissions || !navigator.permissions.query) return;
+    navigator.permissions.query({name: "camera"}).then(function (status) {
+      status.addEventListener("change", function () {
+        if (status.state !== "denied") restart();
+      });
+    }).catch(function () {});
   }
 
   function start() {
@@ -332,7 +360,7 @@
     }).catch(function (error) {
       var name = error && error.name;
       if (name === "NotAllowedError" || name === "SecurityError") {
-        noCamera("The camera is turned off for this page. Ask your teacher to turn it on.");
+        noCamera("The camera is turned off for this page. Ask your teacher to turn it on.", true);
       } else if (name === "NotFoundError" || name === "OverconstrainedError") {
         noCamera("We can't find a camera. Ask your teacher for help.");
       } else {
@@ -341,6 +369,12 @@
     });
   }
 
+  if (retry) {
+    document.getElementById("scanner-try-again").addEventListener("click", function () {
+      restart();
+    });
+  }
+  watchPermission();
   window.addEventListener("pagehide", stopCamera);
   window.addEventListener("pageshow", function (event) {
     if (event.persisted) window.location.reload();  // back from another page: start afresh

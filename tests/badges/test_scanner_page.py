@@ -39,7 +39,7 @@ def test_scanner_page_loads_local_scripts_and_gives_a_csrf_token_that_works(app,
     page = browser.get("/badge?school=maple")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert "Hold your badge up to the camera" in html
+    assert "Getting the camera ready" in html
     assert page.headers["Permissions-Policy"] == "camera=(self), microphone=()"
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)

@@ -113,13 +113,15 @@ def scanner_with_camera(playwright):
     # A browser of its own per fake camera, from the session's one Playwright driver.
     browsers = []
 
-    def open_scanner(video: Path, url: str) -> ScannerRun:
+    def open_scanner(video: Path, url: str, *, allowed: bool = True) -> ScannerRun:
+        # allowed=False: the camera's permission is not given (as when a teacher blocked it).
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                                  f"--use-file-for-fake-video-capture={video}"])
+            args=CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream"] * allowed + [
+                "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"])
         browsers.append(browser)
-        context = browser.new_context(viewport={"width": 1024, "height": 768}, permissions=["camera"])
+        context = browser.new_context(viewport={"width": 1024, "height": 768},
+                                      permissions=["camera"] if allowed else [])
         context.set_default_timeout(15_000)
         page = context.new_page()
         run = ScannerRun(page)
@@ -285,3 +287,28 @@ def test_school_without_the_browser_scanner_never_opens_the_camera(app, redis_cl
     run.page.wait_for_timeout(1000)
     assert run.states == [] and run.posts() == []
     assert not run.page.evaluate("document.querySelector('video')")
+
+
+def test_a_blocked_camera_says_how_to_allow_it_and_starts_once_allowed(
+        app, redis_client, scanner_school, live_server, scanner_with_camera, tmp_path):
+    token = issue(redis_client, scanner_school.student)
+    video = camera_video(tmp_path / "badge.y4m", [(badge_card(token, 6), (WIDTH // 2, HEIGHT // 2))])
+    run = scanner_with_camera(video, f"{live_server}/badge?school=maple", allowed=False)
+    page = run.page
+    assert run.wait_for_state("no-camera")["say"].startswith("The camera is turned off")
+    assert {"state": "starting", "say": "Getting the camera ready\u2026", "decoder": None} in run.states
+    again = page.get_by_role("button", name="Try again")
+    assert again.is_visible() and again.bounding_box()["height"] >= 48
+    assert again.locator("svg").count() == 1
+    steps = page.locator("#scanner-teacher")
+    assert steps.is_visible() and "camera icon" in steps.inner_text()
+    assert "address bar" in steps.inner_text() and "Always allow" in steps.inner_text()
+    again.click()                     # still blocked: it says so again, and stays pressable
+    page.wait_for_timeout(500)
+    assert run.states[-1]["state"] == "no-camera" and again.is_visible()
+
+    # The teacher allows the camera: the page starts by itself, and the badge signs Ada in.
+    page.context.grant_permissions(["camera"])
+    page.wait_for_url(f"{live_server}/badges/home")
+    assert len(run.posts()) == 1
+

@@ -113,7 +113,7 @@ def test_demo_badge_is_a_real_badge_the_browser_scanner_takes(runner, app, redis
 
     browser = app.test_client()
     page = browser.get("/badge").get_data(as_text=True)
-    assert "Hold your badge up to the camera" in page  # the demo school reads badges here
+    assert "Getting the camera ready" in page  # the demo school reads badges here
     csrf = re.search(r'data-csrf="([^"]+)"', page).group(1)
     answer = browser.post("/badge/scan", json={"token": codes[0]}, headers={"X-CSRFToken": csrf})
     assert answer.status_code == 200, answer.get_data(as_text=True)
