@@ -176,5 +176,51 @@
     return false;
   }
 
-  window.BadgeFinders = {unreadQr: unreadQr, distance: distance, BADGE_MODULES: BADGE_MODULES};
+  // A badge held so close that its QR fills the frame, or more: no decoder reads it, and its
+  // finder marks are cut off at the frame's edges, so they cannot be looked for whole. What shows
+  // is print's sharp black and white, in squares (modules) so big that a badge's 33 would span
+  // most of the frame: lines across it, and down it, cross many edges, and the shortest runs
+  // between them are still a large share of the frame. A face, a wall or a room has no such
+  // pattern; bold stripes may (the advice is all that follows: nothing is sent).
+  var CLOSE_MODULE = 1 / 40;   // of the frame's shorter side: the QR then spans 80% of it or more
+  var CLOSE_CONTRAST = 80;     // between the darkest and lightest tenth of the frame (0-255)
+  var CLOSE_EDGES = 6;         // edges a line crosses, on average, at the least
+
+  function bigModules(rgba, w, h) {
+    var step = 4, levels = [], x, y, i;
+    for (y = 0; y < h; y += step) {
+      for (x = 0; x < w; x += step) {
+        i = 4 * (y * w + x);
+        levels.push((rgba[i] * 77 + rgba[i + 1] * 150 + rgba[i + 2] * 29) >> 8);
+      }
+    }
+    var sorted = levels.slice().sort(function (a, b) { return a - b; });
+    var low = sorted[Math.floor(sorted.length * 0.1)], high = sorted[Math.floor(sorted.length * 0.9)];
+    if (high - low < CLOSE_CONTRAST) return false;
+    var cut = (low + high) / 2, cols = Math.ceil(w / step), rows = Math.ceil(h / step);
+    var darkShare = levels.filter(function (v) { return v < cut; }).length / levels.length;
+    if (darkShare < 0.25 || darkShare > 0.75) return false;
+    var runs = [], lines = 0, edges = 0;
+    function line(count, at) {
+      // The runs between edges along one line (those cut by the frame's sides not counted).
+      var start = 0, last = at(0) < cut;
+      lines++;
+      for (var k = 1; k < count; k++) {
+        var dark = at(k) < cut;
+        if (dark === last) continue;
+        edges++;
+        if (start > 0) runs.push((k - start) * step);
+        start = k;
+        last = dark;
+      }
+    }
+    for (y = 0; y < rows; y++) line(cols, function (k) { return levels[y * cols + k]; });
+    for (x = 0; x < cols; x++) line(rows, function (k) { return levels[k * cols + x]; });
+    if (edges / lines < CLOSE_EDGES || runs.length < 20) return false;
+    runs.sort(function (a, b) { return a - b; });
+    return runs[Math.floor(runs.length * 0.1)] >= CLOSE_MODULE * Math.min(w, h);
+  }
+
+  window.BadgeFinders = {unreadQr: unreadQr, bigModules: bigModules, distance: distance,
+                         BADGE_MODULES: BADGE_MODULES};
 })();

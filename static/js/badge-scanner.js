@@ -33,6 +33,7 @@
     starting: "Getting the camera ready\u2026",
     idle: "Hold your badge up to the camera",
     closer: "Hold it a little closer",
+    farther: "Hold it a little farther away",
     several: "One badge at a time, please",
     notbadge: "That's not a badge. Hold up your badge.",
     checking: "Checking your badge\u2026",
@@ -133,6 +134,23 @@
     return found;
   }
 
+  function withTooClose(found) {
+    // Nothing read: is a badge held so close that its code fills the camera?
+    var frame = drawFrame();
+    if (!frame) return found;
+    try {
+      found.tooClose = tooClose(frame);
+    } finally {
+      ctx.clearRect(0, 0, frame.w, frame.h);
+    }
+    return found;
+  }
+
+  function tooClose(frame) {
+    var rgba = ctx.getImageData(0, 0, frame.w, frame.h).data;
+    return window.BadgeFinders.bigModules(rgba, frame.w, frame.h);
+  }
+
   function nativeDetector() {
     if (!("BarcodeDetector" in window)) return Promise.resolve(null);
     return window.BarcodeDetector.getSupportedFormats().then(function (formats) {
@@ -150,7 +168,7 @@
                         {x: box.right, y: box.top}, {x: box.right, y: box.bottom},
                         {x: box.left, y: box.bottom}]};
             });
-            return found.length ? withUnread(found) : found;
+            return found.length ? withUnread(found) : withTooClose(found);
           });
         }
       };
@@ -193,6 +211,8 @@
           }
           if (found.length && unreadQr(frame, found.map(function (c) { return c.px; }))) {
             found.push({unread: true});
+          } else if (!found.length) {
+            found.tooClose = tooClose(frame);
           }
         } finally {
           ctx.clearRect(0, 0, cw, ch);  // the frame does not stay in the canvas
@@ -226,6 +246,7 @@
     }
     if (!badges.length) {
       if (other) hold("notbadge", SAY.notbadge);
+      else if (codes.tooClose) hold("farther", SAY.farther, 1500);
       else if (now >= holdUntil) setState("idle", SAY.idle);
       return;
     }

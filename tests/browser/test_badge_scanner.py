@@ -69,12 +69,17 @@ def badge_card(token: str, module_px: int, thumb: bool = False) -> np.ndarray:
 
 def camera_video(path: Path, cards: list[tuple[np.ndarray, tuple[int, int]]],
                  seconds: float = 2) -> Path:
-    """Write a YUV4MPEG2 (4:2:0) video of `cards` (image, centre) on a grey background."""
+    """A video of `cards` (image, centre) on a grey background (frame_video)."""
     frame = np.full((HEIGHT, WIDTH), GREY, np.uint8)
     for card, (cx, cy) in cards:
         h, w = card.shape
         top, left = cy - h // 2, cx - w // 2
         frame[top:top + h, left:left + w] = card
+    return frame_video(path, frame, seconds)
+
+
+def frame_video(path: Path, frame: np.ndarray, seconds: float = 2) -> Path:
+    """Write a YUV4MPEG2 (4:2:0) video that shows `frame` (gray, HEIGHT x WIDTH) throughout."""
     yuv = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), cv2.COLOR_BGR2YUV_I420)
     assert yuv.shape == (HEIGHT * 3 // 2, WIDTH)
     with path.open("wb") as f:
@@ -167,6 +172,7 @@ def test_student_holds_up_a_badge_and_lands_on_their_tiles(app, redis_client, sc
     assert run.states[0]["state"] == "starting"
     assert {"state": "success", "say": "You're signed in!", "decoder": "jsqr"} in run.states
     assert all(s["decoder"] in (None, "jsqr") for s in run.states)
+    assert not run.saw("farther")      # a badge held as it should be is not "too close"
 
     posts = run.posts()
     assert len(posts) == 1  # the same badge, seen in every frame, is sent once
@@ -312,3 +318,18 @@ def test_a_blocked_camera_says_how_to_allow_it_and_starts_once_allowed(
     page.wait_for_url(f"{live_server}/badges/home")
     assert len(run.posts()) == 1
 
+
+
+def test_a_badge_held_too_close_is_asked_farther_away(app, redis_client, scanner_school,
+                                                      live_server, scanner_with_camera, tmp_path):
+    token = issue(redis_client, scanner_school.student)
+    card = badge_card(token, 20)       # its QR (660 px) is wider than the camera's picture
+    h, w = card.shape
+    top, left = (h - HEIGHT) // 2 - 20, (w - WIDTH) // 2
+    frame = card[top:top + HEIGHT, left:left + WIDTH]
+    run = scanner_with_camera(frame_video(tmp_path / "close.y4m", frame, 3),
+                              f"{live_server}/badge?school=maple")
+    assert run.wait_for_state("farther")["say"] == "Hold it a little farther away"
+    assert run.states[0]["say"] == "Getting the camera ready\u2026"
+    run.page.wait_for_timeout(1000)
+    assert run.posts() == []
