@@ -7,7 +7,10 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import redis
-from flask import Flask, current_app, g, has_app_context, jsonify, make_response, render_template, request, session
+from flask import (
+    Flask, current_app, g, has_app_context, jsonify, make_response, redirect, render_template,
+    request, session,
+)
 from flask.json.provider import DefaultJSONProvider
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -396,6 +399,15 @@ def register_error_handlers(app: Flask) -> None:
             # that it is signed out, as it would with a good token (portal.auth.roles).
             return error_page(401)
         _say_if_the_proxy_drops_the_host(e.description)
+        if (request.endpoint == "auth.logout" and e.description not in CSRF_MESSAGES
+                and not current_user.is_authenticated):
+            # A sign-out whose session had already ended (a classroom Chromebook woken from sleep
+            # after the server's idle limit: its tiles page's timer signs out with that session's
+            # token). Nothing is left to sign out: on a scanner device, back to the scanner.
+            from portal.badges import flow   # the badge flows import this module
+            scanner = flow.scanner_url(flow.scanner_school_of_browser())
+            if scanner:
+                return redirect(scanner)
         title, advice = CSRF_MESSAGES.get(e.description, CSRF_EXPIRED)
         return error_page(400, title, advice)
 

@@ -50,12 +50,17 @@ def test_signing_out_of_a_scanner_session_goes_back_to_the_scanner(app, redis_cl
 def test_home_and_tiles_bring_back_the_scanner_once_the_session_ran_out(app, redis_client, world):
     browser = _scanner_browser(app, redis_client, world)
     assert _scan_in_browser(browser, issue(redis_client, world.student)).status_code == 200
+    csrf = csrf_from(browser, "/badges/home")
     # Ada closed the tab; her session runs out (the server's idle limit).
     let_sessions_idle(redis_client, app.config["SETTINGS"].kiosk_idle_minutes * 60 + 1)
     assert session_data(redis_client, browser) is None
     for path in ("/", "/badges/home"):
         page = browser.get(path)
         assert page.status_code == 302 and page.headers["Location"] == SCANNER, path
+    # The tiles page's timer, late (the Chromebook slept past the server's limit), signs out with
+    # the ended session's token: nothing to sign out, and the scanner is back.
+    late = browser.post("/logout", data={"csrf_token": csrf})
+    assert late.status_code == 302 and late.headers["Location"] == SCANNER
     # The sign-in page's badge link keeps the school too.
     assert f'href="{SCANNER}"' in browser.get("/login").get_data(as_text=True)
     # A browser that never signed a child in at the scanner is asked to sign in, as before.
