@@ -157,24 +157,75 @@ def window_works(timeout: float = WINDOW_PROBE_SECONDS) -> bool:
     return probe.returncode == 0
 
 
+# What each line means, for a child who cannot read it: the guide box and the band under the
+# picture take the state's colour, and a sign-in that worked shows a large tick in the box, a
+# refused badge a large cross (the shape is the main signal: colour-blind children and teachers).
+# The colours differ in lightness too (gray levels about 0, 80, 135 and 190).
+WAITING, ADVICE, SIGNED_IN_STATE, REFUSED_STATE = "waiting", "advice", "signed in", "refused"
+_STATES = {
+    SIGNED_IN: SIGNED_IN_STATE,
+    REFUSED: REFUSED_STATE,
+    CLOSER: ADVICE, ONE_AT_A_TIME: ADVICE, TOO_DARK: ADVICE, TOO_MANY: ADVICE,
+    OFFLINE: ADVICE, NO_CAMERA: ADVICE, NOT_ENROLLED: ADVICE,
+}
+# BGR: the guide box's colour, the band's, and the text's on that band.
+_LOOKS = {
+    WAITING: ((255, 255, 255), (0, 0, 0), (255, 255, 255)),
+    ADVICE: ((0, 195, 255), (0, 195, 255), (0, 0, 0)),              # amber
+    SIGNED_IN_STATE: ((60, 200, 40), (60, 200, 40), (0, 0, 0)),     # green
+    REFUSED_STATE: ((40, 30, 190), (40, 30, 190), (255, 255, 255)),  # red
+}
+
+
+def state(message: str) -> str:
+    """The state a line belongs to: a sign-in that worked, a refused badge, advice (the child
+    or a teacher has something to do), or waiting (the idle line, and while the kiosk waits)."""
+    return _STATES.get(message, WAITING)
+
+
+# The tick's and the cross's strokes, as shares of the guide box's side from its top left.
+TICK = ((0.2, 0.55), (0.42, 0.77), (0.82, 0.25))
+CROSS = (((0.22, 0.22), (0.78, 0.78)), ((0.78, 0.22), (0.22, 0.78)))
+
+
+def _mark(view: np.ndarray, points, colour, width: int) -> None:
+    """A thick stroke through `points`, outlined in black so it shows over any picture."""
+    line = np.array(points, np.int32).reshape(-1, 1, 2)
+    cv2.polylines(view, [line], False, (0, 0, 0), width + max(4, width // 2), cv2.LINE_AA)
+    cv2.polylines(view, [line], False, colour, width, cv2.LINE_AA)
+
+
 def draw(frame: np.ndarray, message: str) -> np.ndarray:
-    """The picture to show: mirrored (as a mirror, easier for children), guide box, message."""
+    """The picture to show: mirrored (as a mirror, easier for children), guide box, message,
+    each coloured by the message's state, with a tick or a cross in the box for an answer."""
     view = cv2.flip(frame, 1)
     if view.ndim == 2:
         view = cv2.cvtColor(view, cv2.COLOR_GRAY2BGR)
     h, w = view.shape[:2]
+    kind = state(message)
+    box, band_colour, text_colour = _LOOKS[kind]
     side = int(GUIDE * h)
     x0, y0 = (w - side) // 2, (h - side) // 2 - h // 20
-    cv2.rectangle(view, (x0, y0), (x0 + side, y0 + side), (255, 255, 255), max(2, h // 160))
+    thick = max(2, h // 160) * (1 if kind == WAITING else 3)
+    cv2.rectangle(view, (x0, y0), (x0 + side, y0 + side), box, thick)
+
+    def at(fx: float, fy: float) -> tuple[int, int]:
+        return x0 + int(fx * side), y0 + int(fy * side)
+
+    if kind == SIGNED_IN_STATE:
+        _mark(view, [at(*TICK[0]), at(*TICK[1]), at(*TICK[2])], box, max(6, side // 9))
+    elif kind == REFUSED_STATE:
+        for start, end in CROSS:
+            _mark(view, [at(*start), at(*end)], box, max(6, side // 9))
     scale = h / 480
     (tw, th), _ = cv2.getTextSize(message, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, int(2 * scale)))
     if tw > w * 0.95:
         scale *= w * 0.95 / tw
         (tw, th), _ = cv2.getTextSize(message, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, int(2 * scale)))
     band = int(th * 2.2)
-    cv2.rectangle(view, (0, h - band), (w, h), (0, 0, 0), -1)
+    cv2.rectangle(view, (0, h - band), (w, h), band_colour, -1)
     cv2.putText(view, message, ((w - tw) // 2, h - (band - th) // 2), cv2.FONT_HERSHEY_SIMPLEX,
-                scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
+                scale, text_colour, max(1, int(2 * scale)), cv2.LINE_AA)
     return view
 
 

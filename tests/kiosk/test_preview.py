@@ -102,3 +102,98 @@ def test_a_kiosk_without_its_window_says_why_in_its_log(monkeypatch, caplog):
         assert not preview.window_works(timeout=0.001)
     assert "no window: opening one took over 0 s; running without a window" in caplog.text
     assert preview.WINDOW_PROBE_SECONDS >= 30
+
+
+# --- what a child who cannot read sees: colour and shape by state -----------------------------
+
+ANSWERS = {
+    preview.SIGNED_IN: "signed in",
+    preview.REFUSED: "refused",
+    preview.CLOSER: "advice",
+    preview.ONE_AT_A_TIME: "advice",
+    preview.TOO_DARK: "advice",
+    preview.HOLD_IN_BOX: "waiting",      # the idle line, shown to an empty room all day
+    preview.CHECKING: "waiting",
+    preview.WAIT: "waiting",
+}
+
+
+def _box(view):
+    h, w = view.shape[:2]
+    side = int(preview.GUIDE * h)
+    return (w - side) // 2, (h - side) // 2 - h // 20, side
+
+
+def _looks(message, size=(720, 1280)):
+    """The guide box's edge colour, the band's colour, and the box's picture at the tick's and
+    the cross's points, over a plain mid-grey picture."""
+    frame = np.full((*size, 3), 150, np.uint8)
+    view = preview.draw(frame, message)
+    x0, y0, side = _box(view)
+    edge = tuple(int(c) for c in view[y0 + side // 2, x0 + 1])
+    band = tuple(int(c) for c in view[view.shape[0] - 2, 3])
+
+    def at(fx, fy):
+        return tuple(int(c) for c in view[y0 + int(fy * side), x0 + int(fx * side)])
+    return view, edge, band, at
+
+
+def _lightness(bgr):
+    return float(cv2.cvtColor(np.uint8([[bgr]]), cv2.COLOR_BGR2GRAY)[0, 0])
+
+
+@pytest.mark.parametrize("message", sorted(ANSWERS))
+def test_each_line_has_its_state(message):
+    assert preview.state(message) == ANSWERS[message]
+
+
+def test_the_box_and_band_are_coloured_by_state_and_differ_in_lightness_too():
+    # "Hi! Look at the screen." and "That badge didn't work." differed only in grey words in a
+    # black band; the box was white in every state.
+    seen = {}
+    for message, kind in ANSWERS.items():
+        _, edge, band, _ = _looks(message)
+        seen.setdefault(kind, set()).add((edge, band))
+    assert all(len(looks) == 1 for looks in seen.values()), seen
+    (waiting,), (advice,), (ok,), (refused,) = (seen[k] for k in (
+        "waiting", "advice", "signed in", "refused"))
+    assert waiting == ((255, 255, 255), (0, 0, 0))          # the neutral look, as before
+    b, g, r = ok[0]
+    assert g > 150 and g > r + 60 and g > b + 60, ok         # green
+    b, g, r = refused[0]
+    assert r > 150 and r > g + 80 and r > b + 80, refused    # red
+    b, g, r = advice[0]
+    assert r > 200 and g > 150 and b < 80, advice            # amber
+    for looks in (advice, ok, refused):
+        assert looks[0] == looks[1]                          # box and band alike
+    levels = sorted(_lightness(looks[1]) for looks in (waiting, advice, ok, refused))
+    assert all(b - a >= 40 for a, b in zip(levels, levels[1:])), levels
+    for message in ANSWERS:     # the line is still written, in a colour that shows on its band
+        view, _, band, _ = _looks(message)
+        strip = view[view.shape[0] - 30:view.shape[0] - 10].reshape(-1, 3)
+        assert (np.abs(strip.astype(int) - band).sum(axis=1) > 200).sum() > 200, message
+
+
+@pytest.mark.parametrize("size", [(720, 1280), (480, 640)])
+def test_a_sign_in_shows_a_tick_and_a_refusal_a_cross(size):
+    _, ok, _, tick = _looks(preview.SIGNED_IN, size)
+    _, no, _, cross = _looks(preview.REFUSED, size)
+    plain = (150, 150, 150)
+    # The tick: its corner and both arms' middles; the box's centre and top left stay clear.
+    for point in [(0.42, 0.77), (0.31, 0.66), (0.62, 0.51)]:
+        assert tick(*point) == ok, point
+    for point in [(0.5, 0.5), (0.3, 0.3), (0.7, 0.72)]:
+        assert tick(*point) == plain, point
+    # The cross: its centre and its four arms; the middles of the box's sides stay clear.
+    for point in [(0.5, 0.5), (0.3, 0.3), (0.7, 0.7), (0.3, 0.7), (0.7, 0.3)]:
+        assert cross(*point) == no, point
+    for point in [(0.5, 0.15), (0.5, 0.85), (0.15, 0.5), (0.85, 0.5), (0.42, 0.77)]:
+        assert cross(*point) == plain, point
+    # Advice and waiting draw nothing over the picture in the box.
+    frame = shot("nominal", 1)
+    for message in (preview.CLOSER, preview.HOLD_IN_BOX, preview.CHECKING):
+        view = preview.draw(frame, message)
+        x0, y0, side = _box(view)
+        inside = (slice(y0 + side // 10, y0 + side - side // 10),
+                  slice(x0 + side // 10, x0 + side - side // 10))
+        assert np.array_equal(view[inside], cv2.flip(frame, 1)[inside]), message
