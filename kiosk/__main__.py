@@ -1,7 +1,8 @@
 """`python -m kiosk`: enroll this device once, then run the badge kiosk.
 
     python -m kiosk enroll --portal URL --code CODE [--config-dir DIR]
-    python -m kiosk --portal URL [--camera N | --video FILE] [--no-browser] [--once] [--config-dir DIR]
+    python -m kiosk --portal URL [--camera N | --video FILE] [--no-browser | --chromium PATH]
+                    [--once] [--config-dir DIR]
 
 At start-up the kiosk binds the device's browser (opens the portal's bind link); while the
 portal cannot be reached (a kiosk started before the network is up) it says so and tries again,
@@ -9,7 +10,8 @@ waiting longer each time (at most 15 s). Then each camera frame is decoded in me
 badge's token is sent to the portal, and the hand-off link it answers with opens in the browser,
 which signs the student in. When the portal answers that the browser is not (or no longer)
 bound, the kiosk opens a new bind link and sends the badge again once the browser had a moment
-to open it. --no-browser prints the links instead. --once stops after the first sign-in (or
+to open it. --no-browser prints the links instead. --chromium PATH starts that Chromium with a
+profile of its own and opens each link there in place of every page it had open (kiosk/browser.py). --once stops after the first sign-in (or
 when the --video ends).
 
 Exit status: 0 done, 1 a failure (said in one line), 2 bad arguments, 3 the portal no longer
@@ -35,6 +37,7 @@ from contextlib import closing
 import numpy as np
 
 from kiosk import credentials, preview as screen
+from kiosk.browser import BrowserError, Chromium
 from kiosk.camera import CameraError, frames
 from kiosk.client import (
     BadgeRefused, BindAgain, DeviceRefused, PairingRefused, PortalClient, PortalError,
@@ -181,9 +184,17 @@ def _base(portal: str) -> str:
         raise Failure(str(e), EXIT_USAGE) from None
 
 
-def _open(url: str, what: str, no_browser: bool) -> None:
-    """Open a one-time portal link in this device's browser, or print it."""
-    if not no_browser:
+def _open(url: str, what: str, no_browser: bool, browser: Chromium | None = None) -> None:
+    """Open a one-time portal link in this device's browser (the kiosk's own Chromium, with
+    --chromium), or print it."""
+    if not no_browser and browser is not None:
+        try:
+            browser.show(url)
+            return
+        except BrowserError as e:
+            log.warning("the kiosk's Chromium could not open the %s link (%s): printing it instead",
+                        what, e)
+    elif not no_browser:
         try:
             if webbrowser.open(url):
                 return
@@ -257,11 +268,17 @@ class Kiosk:
         self.binding_again = False
         self.unreachable: PortalError | None = None   # why the last bind failed
         self.stopping: Failure | None = None    # this device must be enrolled again
+        chromium = getattr(args, "chromium", None)
+        self.browser = None if chromium is None else Chromium(
+            chromium, credentials.config_dir(args.config_dir) / "chromium",
+            tuple(getattr(args, "chromium_flag", None) or ()))
 
     def close(self) -> None:
         if self.pool is not None:
             # A request under way ends within the client's DEADLINE; nothing waits for it here.
             self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.browser is not None:
+            self.browser.close()
 
     def poll(self, now: float) -> None:
         """Start binding the browser when it is due."""
@@ -322,7 +339,7 @@ class Kiosk:
             self.feedback.hold(screen.OFFLINE)
         else:
             self.scanner.answered()
-            _open(outcome.url, "Browser set-up", self.args.no_browser)
+            _open(outcome.url, "Browser set-up", self.args.no_browser, self.browser)
             if self.binding_again:
                 self.scanner.pause(now, REBIND_SECONDS)   # the browser opens the link meanwhile
             else:
@@ -357,13 +374,19 @@ class Kiosk:
         elif isinstance(outcome, BadgeRefused):
             log.info("badge refused")
             feedback.answered(screen.REFUSED, now)
+            if self.browser is not None:
+                # The portal signed the last child out: their pages go too.
+                try:
+                    self.browser.show(f"{self.base}/badges/next")
+                except BrowserError as e:
+                    log.warning("the kiosk's Chromium could not show the next-child page (%s)", e)
         elif isinstance(outcome, PortalError):
             log.warning("the badge could not be checked: %s", outcome)
             feedback.answered(screen.REFUSED, now)
         else:
             log.info("badge accepted: opening the sign-in")
             scanner.signed_in(token, now)
-            _open(outcome.url, "Sign-in", self.args.no_browser)
+            _open(outcome.url, "Sign-in", self.args.no_browser, self.browser)
             feedback.answered(screen.SIGNED_IN, now)
             return True
         return False
@@ -493,8 +516,16 @@ def _parsers():
     run_p.add_argument("--size", type=_frame_size, default=CAMERA_SIZE, metavar="WIDTHxHEIGHT",
                        help="the camera's frame size to ask for (default 1280x720; a camera "
                             "without it gives the nearest it has)")
-    run_p.add_argument("--no-browser", action="store_true",
-                       help="print the sign-in links instead of opening them")
+    opener = run_p.add_mutually_exclusive_group()
+    opener.add_argument("--no-browser", action="store_true",
+                        help="print the sign-in links instead of opening them")
+    opener.add_argument("--chromium", metavar="PATH",
+                        help="start this Chromium (e.g. /usr/bin/chromium) in one window with a "
+                             "profile of its own, and open each sign-in there, closing every "
+                             "other tab (the last child's pages and apps)")
+    run_p.add_argument("--chromium-flag", action="append", metavar="FLAG",
+                       help="add FLAG to that Chromium's command line (repeat as needed; write "
+                            "it as --chromium-flag=--kiosk)")
     run_p.add_argument("--once", action="store_true",
                        help="stop after the first sign-in (or when the video ends)")
     run_p.add_argument("--config-dir", help="where the credential is kept")
