@@ -294,6 +294,12 @@ class Kiosk:
         self.feedback.hold(screen.CHECKING)
         self._start("badge", token, lambda: self.client.send_badge(token))
 
+    def check_browser(self, token: str) -> None:
+        """The badge that just signed in is held up again: ask the portal whether the device's
+        browser lost its binding (then that sign-in never reached the child)."""
+        if not self.scanner.busy and self.job is None and self.bound:
+            self._start("check", token, self.client.browser_needs_binding)
+
     def _start(self, kind: str, token: str | None, call) -> None:
         self.scanner.busy = True           # no other badge is sent meanwhile
         if self.pool is not None:
@@ -321,6 +327,8 @@ class Kiosk:
         signed_in = False
         if kind == "bind":
             self._bound(outcome, now)
+        elif kind == "check":
+            self._checked(token, outcome, now)
         else:
             signed_in = self._answered(token, outcome, now)
         # No badge is sent while the browser is not bound, nor once the device is refused.
@@ -345,6 +353,20 @@ class Kiosk:
             else:
                 log.info("ready: reading badges")
             self.bound, self.binding_again, self.unreachable = True, False, None
+
+    def _checked(self, token: str, outcome, now: float) -> None:
+        if isinstance(outcome, DeviceRefused):
+            self._revoked()
+        elif outcome is True:
+            log.info("the portal saw the sign-in's link opened in a browser that is not set up "
+                     "(its cookies may have been cleared): opening a new set-up link; the badge "
+                     "still held up is sent again then")
+            self.scanner.forget_signed_in()
+            self.scanner.forget(token)
+            self.bound, self.binding_again, self.bind_due = False, True, now
+            self.feedback.say(screen.GETTING_READY, now)
+        # False: the child was signed in (a badge waved again). No answer: the same, as far as
+        # the kiosk can tell; a badge sent later meets the portal's own check.
 
     def _answered(self, token: str, outcome, now: float) -> bool:
         """What the kiosk does with the portal's answer to a badge. True when signed in."""
@@ -470,9 +492,12 @@ def _scan(client: PortalClient, source, args, base: str, window: screen.Preview 
                     signed_in += kiosk.settle(now)    # in line (a video): the answer is in
                     if kiosk.stopping is not None:
                         break
+                elif step.action is Action.AGAIN:
+                    kiosk.check_browser(step.token)
+                    kiosk.settle(now)
                 if args.once and signed_in:
                     return 0
-                if not feedback.show(frame, read, now, repeat=step.action is Action.REPEAT):
+                if not feedback.show(frame, read, now, repeat=step.action in (Action.REPEAT, Action.AGAIN)):
                     log.info("preview window closed: stopping")
                     return 0
             else:

@@ -3,6 +3,7 @@
     POST /kiosk/enroll  {"code": CODE}                                  -> the device credential
     POST /kiosk/bind    {}                 Authorization: Bearer <cred> -> a bind URL
     POST /kiosk/badge   {"token": TOKEN, "seq": N}                 ... -> a hand-off URL
+    POST /kiosk/browser {}                                         ... -> {"bind_again": bool}
                                                                        (409: bind the browser again)
 
 N numbers this run's scans, 1, 2, 3...: a scan the kiosk gave up on (the portal stalled) that
@@ -220,6 +221,17 @@ class PortalClient:
         response = self._post("/kiosk/bind", {})
         if response.status_code == 200:
             return self._link(response, "bind_url", "bind")
+        raise self._failure(response)
+
+    def browser_needs_binding(self) -> bool:
+        """Whether the portal saw this device's browser lose its binding (a hand-off opened in a
+        browser without the device's cookie)."""
+        response = self._post("/kiosk/browser", {})
+        if response.status_code == 200:
+            answer = _json(response).get("bind_again")
+            if isinstance(answer, bool):
+                return answer
+            raise PortalUnreachable("the portal's answer was not understood (is this the portal?)")
         raise self._failure(response)
 
     def send_badge(self, token: str) -> Link:

@@ -11,6 +11,9 @@
   away a few) would otherwise sign in again at each wave, each a new page in the browser and one
   of the badge's scans the portal allows in five minutes, until it refused the working card. The
   kiosk says so (signed_in); a child who signs in again later, or after a classmate, is answered.
+  Held up again meanwhile (after being away), it is AGAIN, once: the kiosk asks the portal
+  whether its browser lost its binding (the sign-in then never reached the child), and if so
+  binds it again and sends the badge (forget_signed_in).
 - Several badges: sign in nobody, and keep waiting SEVERAL_HOLD_SECONDS after the last frame
   that showed several, so a frame in which one of two badges is missed does not sign its
   holder in. A badge already sent is not away meanwhile: it may be one of them.
@@ -44,6 +47,7 @@ class Action(Enum):
     SEND = "send"            # send step.token now
     SEVERAL = "several"      # two or more badges: ask for one at a time
     REPEAT = "repeat"        # a badge already sent is still in view
+    AGAIN = "again"          # the badge that just signed in, held up again: step.token
     PAUSED = "paused"        # waiting out the portal's "too many tries", or its absence, or
                              # its answer to the badge before (or the browser's binding)
 
@@ -87,7 +91,8 @@ class Scanner:
             self._sent[read.token] = now       # still in view: the time away starts again
             return Step(Action.REPEAT)
         if last is not None:                   # back again soon after it signed in
-            return Step(Action.REPEAT)
+            self._sent[read.token] = now       # AGAIN once each time it is held up
+            return Step(Action.AGAIN, read.token)
         if self._several_at is not None and now - self._several_at < self.several_hold_seconds:
             return Step(Action.SEVERAL)
         if self.busy or (self._paused_until is not None and now < self._paused_until):
@@ -115,6 +120,11 @@ class Scanner:
     def signed_in(self, token: str, now: float) -> None:
         """The portal signed this badge's student in (at `now`): see AGAIN_SECONDS."""
         self._signed_in = (token, now)
+
+    def forget_signed_in(self) -> None:
+        """The last sign-in did not reach the child (the browser lost its binding): their badge
+        may be sent again."""
+        self._signed_in = None
 
     def forget(self, token: str) -> None:
         """Let this badge be sent again at once (its send never reached the portal)."""

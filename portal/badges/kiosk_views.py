@@ -152,6 +152,17 @@ def bind(device: KioskDevice):
                        expires_in=BIND_SECONDS)
 
 
+@bp.post("/kiosk/browser")
+@csrf.exempt
+@retry_soon
+@_device_api
+def browser_state(device: KioskDevice):
+    """Whether the device's browser must be bound again. The kiosk asks when the badge that just
+    signed in is held up again (it does not send that badge again for a while): its hand-off may
+    have been opened in a browser that lost its binding, which only the portal saw."""
+    return jsonify(bind_again=needs_binding(flow.redis_client(), device))
+
+
 @bp.get("/kiosk/bind/<code>")
 def bind_browser(code: str):
     """The device's browser opens its bind URL and receives the device cookie."""

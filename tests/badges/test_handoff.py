@@ -107,6 +107,23 @@ def test_a_browser_that_lost_its_binding_says_so_and_the_device_is_asked_to_bind
     assert kiosk.scan(issue(redis_client, world.student)).status_code == 200
 
 
+def test_the_device_may_ask_whether_its_browser_lost_its_binding(app, redis_client, world, kiosk):
+    """Asked by the kiosk when the badge that just signed in is held up again (it does not send
+    that badge again for a while): the sign-in may never have reached the child."""
+    def asked(headers=kiosk.headers, **body):
+        return kiosk.api.post("/kiosk/browser", json=body, headers=headers)
+    student = issue(redis_client, world.student)
+    assert kiosk.sign_in(student).status_code == 302
+    assert (asked().status_code, asked().json) == (200, {"bind_again": False})
+    kiosk.browser = new_client(app)            # the same browser, its cookies gone
+    assert kiosk.browser.get(kiosk.scan(student).json["handoff_url"]).status_code == 403
+    assert asked().json == {"bind_again": True}
+    kiosk.bind_browser()
+    assert asked().json == {"bind_again": False}
+    assert asked(headers={}).status_code == 401
+    assert kiosk.api.post("/kiosk/browser", data="{}", headers=kiosk.headers).status_code == 415
+
+
 def test_a_stolen_handoff_link_cannot_unbind_the_devices_browser(app, redis_client, world, kiosk):
     device = db.session.get(KioskDevice, kiosk.device_id)
     bound_key = device.browser_key_hash

@@ -182,11 +182,12 @@ def test_a_badge_still_held_up_after_the_wait_is_sent_again(status):
                                                              {"token": "spb1_held", "seq": 2}]
 
 
-@pytest.mark.parametrize("status, again", [(200, Action.REPEAT), (403, Action.SEND)])
+@pytest.mark.parametrize("status, again", [(200, Action.AGAIN), (403, Action.SEND)])
 def test_a_badge_that_signed_in_is_not_sent_again_at_the_next_wave(status, again):
     """A child waves their badge: once the portal signed them in, it comes back into view after
-    three seconds away and the kiosk sends nothing (the window still says it worked); a card the
-    portal refused is tried again."""
+    three seconds away and the kiosk sends nothing (the window still says it worked; the kiosk
+    only asks whether its browser lost its binding: test_bind_again); a card the portal refused
+    is tried again."""
     from kiosk.decoder import NO_BADGE
     held = BadgeRead(token="spb1_held")
     args = argparse.Namespace(no_browser=True)

@@ -5,7 +5,7 @@ import pytest
 
 from bench.badgeframes import BadgeScene, hide_card
 from kiosk.decoder import NO_BADGE, SEVERAL_BADGES, BadgeRead, read_badge
-from kiosk.scanner import Action, Scanner
+from kiosk.scanner import Action, Scanner, Step
 
 pytestmark = pytest.mark.no_database
 
@@ -114,15 +114,33 @@ def test_a_badge_waved_at_the_camera_signs_in_once_until_half_a_minute_has_passe
     # Found by review: sent at every wave, 18 times a minute, each a new sign-in, until the
     # portal refused the working card as tried too often (10 per 5 minutes).
     scanner = Scanner()
-    sent = []
+    sent, again = [], []
     for t, read in waves(A, 0, 60):
         step = scanner.decide(read, t)
         if step.action is Action.SEND:
             sent.append(round(t, 1))
             scanner.signed_in(step.token, t)     # what the kiosk does when the portal accepts
+        elif step.action is Action.AGAIN:        # the kiosk asks if its browser lost its binding
+            again.append(round(t, 1))
         elif read.found:
             assert step.action is Action.REPEAT  # the window keeps saying it worked
     assert sent == [0, 31.5]
+    # Once each time it is held up again (not at every frame it is in view).
+    assert again == [3.5, 7, 10.5, 14, 17.5, 21, 24.5, 28, 35, 38.5, 42, 45.5, 49, 52.5, 56, 59.5]
+
+
+def test_a_badge_held_up_again_whose_sign_in_never_reached_the_child_is_sent_again():
+    # The portal saw the hand-off opened in a browser that lost its binding: the kiosk binds it
+    # again and forgets the sign-in, and the badge still held up goes (test_bind_again, whole).
+    scanner = Scanner()
+    assert scanner.decide(A, 0.0).action is Action.SEND
+    scanner.signed_in("spb1_a", 0.2)
+    assert scanner.decide(NO_BADGE, 1.0).action is Action.NOTHING
+    assert scanner.decide(A, 3.5) == Step(Action.AGAIN, "spb1_a")
+    assert scanner.decide(A, 3.6).action is Action.REPEAT
+    scanner.forget_signed_in()
+    scanner.forget("spb1_a")
+    assert scanner.decide(A, 3.7) == Step(Action.SEND, "spb1_a")
 
 
 def test_a_badge_that_signed_in_goes_again_after_another_badge():
