@@ -405,7 +405,7 @@ def register_error_handlers(app: Flask) -> None:
             # after the server's idle limit: its tiles page's timer signs out with that session's
             # token). Nothing is left to sign out: on a scanner device, back to the scanner.
             from portal.badges import flow   # the badge flows import this module
-            scanner = flow.scanner_url(flow.scanner_school_of_browser())
+            scanner = flow.scanner_of_browser()
             if scanner:
                 return redirect(scanner)
         title, advice = CSRF_MESSAGES.get(e.description, CSRF_EXPIRED)

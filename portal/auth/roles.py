@@ -51,4 +51,4 @@ def _scanner_for_signed_out() -> str | None:
     if request.endpoint not in _CHILDS_PAGES or request.method != "GET":
         return None
     from portal.badges import flow   # the badge flows import the auth package
-    return flow.scanner_url(flow.scanner_school_of_browser())
+    return flow.scanner_of_browser()

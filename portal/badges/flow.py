@@ -154,3 +154,8 @@ def remember_scanner(response, scanner_school: str) -> None:
 def scanner_url(scanner_school: str | None) -> str | None:
     """Where a child on this scanner device scans their badge again (None: not a scanner's)."""
     return url_for("badges.scanner", school=scanner_school) if scanner_school else None
+
+
+def scanner_of_browser() -> str | None:
+    """The scanner this browser last signed a child in at (None: it never did)."""
+    return scanner_url(scanner_school_of_browser())
