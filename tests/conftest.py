@@ -21,6 +21,35 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+def _reuse_url_builders() -> None:
+    """Werkzeug compiles two Python functions for each URL rule of each app; the suite builds an
+    app per test, and that compiling was a seventh of its time. A rule's builders depend only on
+    its text, its parsed parts (trace) and its defaults, and take the rule itself as an argument,
+    so one compiled for an earlier app's identical rule serves. Private API: if werkzeug changes
+    it, the suite simply compiles as before."""
+    from werkzeug.routing.rules import Rule
+    compile_builder = getattr(Rule, "_compile_builder", None)
+    if compile_builder is None:
+        return
+    compiled: dict = {}
+
+    def reused(self, append_unknown: bool = True):
+        try:
+            key = (self.rule, tuple(self._trace), tuple(sorted((self.defaults or {}).items())),
+                   append_unknown)
+            builder = compiled.get(key)
+        except (AttributeError, TypeError):     # unhashable defaults, or no trace after all
+            return compile_builder(self, append_unknown)
+        if builder is None:
+            builder = compiled[key] = compile_builder(self, append_unknown)
+        return builder
+
+    Rule._compile_builder = reused
+
+
+_reuse_url_builders()
+
+
 def pytest_collection_modifyitems(items):
     """A test marked no_database is run once, on SQLite, by CI: one that asks for the suite's
     database (through any fixture) would quietly go untested on PostgreSQL, so it is an error."""

@@ -153,7 +153,7 @@ class RecordingPortal:
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, name="recording-portal",
-                                       daemon=True)
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> "RecordingPortal":
         self.thread.start()

@@ -50,7 +50,8 @@ class AppSite:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # "localhost" is another site than the portal's 127.0.0.1, as a real app would be.
         self.base = f"http://localhost:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
 
     def post_form(self, name: str, action: str, fields: dict) -> str:
         """The address of a page of the app that posts `fields` to the portal's `action`."""

@@ -68,7 +68,8 @@ class SpSite:
         self.portal = portal
         metadata = urllib.request.urlopen(portal + "/saml/metadata", timeout=5).read().decode()
         self.peer = PeerSP(metadata, entity_id=self.base + "/metadata", acs=self.base + "/acs")
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
 
     def stop(self):
         self.server.shutdown()

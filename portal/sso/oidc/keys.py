@@ -20,6 +20,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 
 from joserfc import jwt
@@ -142,9 +143,18 @@ class KeyFileError(Exception):
     ValueError: the endpoints' handlers of bad input must not take it for one."""
 
 
+@lru_cache(maxsize=16)
+def _key_of(pem: bytes) -> RSAKey:
+    """The key of a PEM file's bytes. Importing one checks the RSA key's numbers, some 70 ms of
+    CPU: the key folder is read again when keys rotate, and an app built again in the same
+    process (every test builds one) reuses the keys of the same bytes. The keys are not changed
+    by their users; a file that can't be read raises each time (lru_cache keeps no exceptions)."""
+    return RSAKey.import_key(pem)
+
+
 def _import(path: Path) -> RSAKey:
     try:
-        key = RSAKey.import_key(path.read_bytes())
+        key = _key_of(path.read_bytes())
     except PermissionError:
         raise KeyFileError(f"{path} cannot be read by the portal's user: give it that owner "
                            f"(mode 0600)") from None

@@ -6,7 +6,7 @@ import base64
 import fcntl
 import logging
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,7 +37,7 @@ class SigningKeys:
 
     @cached_property
     def key(self) -> rsa.RSAPrivateKey:
-        return serialization.load_pem_private_key(self.key_pem, password=None)
+        return _private_key(self.key_pem)
 
     @cached_property
     def cert(self) -> x509.Certificate:
@@ -52,6 +52,14 @@ class SigningKeys:
     def published_base64(self) -> tuple[str, ...]:
         """The certificates the metadata lists for signing: the one in use, then the next one."""
         return (self.cert_base64, *([_base64(self.next_cert_pem)] if self.next_cert_pem else []))
+
+
+@lru_cache(maxsize=8)
+def _private_key(key_pem: bytes):
+    """The key a PEM file holds. Loading one checks the RSA key's numbers, some 70 ms of CPU: an
+    app built again in the same process (every test builds one) reuses the key of the same bytes.
+    A file that can't be read raises each time (lru_cache keeps no exceptions)."""
+    return serialization.load_pem_private_key(key_pem, password=None)
 
 
 def _base64(cert_pem: bytes) -> str:
