@@ -6,6 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The suite runs on every core (pytest-xdist): each worker starts its own redis-server, database
+# and Chromium. At most 4: beyond that the browser tests crowd one another. `PYTEST_WORKERS=0`: one process.
+PYTEST_WORKERS ?= auto
 PORT ?= 5000
 
 .PHONY: run test system-deps vendor-js clean
@@ -14,7 +17,7 @@ run: system-deps $(STAMP)
 	$(BIN)/portal dev --port $(PORT)
 
 test: system-deps $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests ran"; exit 1; fi; exit $$status
 
 # Debian packages the portal, the kiosk and the tests use. Installed when missing and apt
