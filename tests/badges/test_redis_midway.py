@@ -151,7 +151,8 @@ def test_a_hand_off_of_the_old_card_not_yet_opened_does_not_sign_in_after_it(
         answer = teacher.post(f"/badges/students/{world.student.id}/issue",
                               data={"csrf_token": csrf, **_row_form(world)})
         assert answer.status_code == 201
-    kiosk.browser.get(scan.json["handoff_url"])
+    opened = kiosk.browser.get(scan.json["handoff_url"])
+    assert opened.status_code == 403 and "That sign-in has run out" in opened.get_data(as_text=True)
     assert kiosk.browser.get("/badges/home").status_code == 302
 
 

@@ -8,7 +8,8 @@ import re
 from portal.badges import flow
 from portal.badges.policy import set_policy
 from portal.db import db
-from tests.badges.conftest import PASSWORD, csrf_from, issue, let_sessions_idle, new_client, session_data
+from tests.badges.conftest import (PASSWORD, csrf_from, issue, let_sessions_idle, new_client, session_data,
+                                  session_key)
 
 SCANNER = "/badge?school=maple"
 
@@ -35,10 +36,11 @@ def test_signing_out_of_a_scanner_session_goes_back_to_the_scanner(app, redis_cl
     answer = _scan_in_browser(browser, issue(redis_client, world.student), path="/badge")
     assert answer.status_code == 200, answer.json
     assert session_data(redis_client, browser)[flow.SCANNER_SCHOOL] == "maple"
+    ada_key = session_key(browser)
     out = browser.post("/logout", data={"csrf_token": csrf_from(browser, "/badges/home")})
     assert out.status_code == 302 and out.headers["Location"] == SCANNER
     assert _is_scanner(browser.get(out.headers["Location"]))
-    assert session_data(redis_client, browser) is None
+    assert not redis_client.exists(ada_key)        # ended on the server, not only the cookie gone
     # A teacher signs in with a password on the same browser: their sign-out is as before.
     signed_in = browser.post("/login", data={"username": "t.four", "password": PASSWORD,
                                              "csrf_token": csrf_from(browser, "/login")})

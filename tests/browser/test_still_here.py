@@ -100,7 +100,12 @@ def test_a_kiosk_tiles_page_left_alone_signs_out_to_a_page_naming_no_one(
     assert _still_here(page).is_visible()
     page.keyboard.press("Escape")        # closing the question is an answer too
     assert not _still_here(page).is_visible()
-    page.clock.run_for(121_000)
+    page.clock.run_for(30_000)           # past the question's 20 seconds: not signed out
+    page.wait_for_timeout(1000)          # (a sign-out's navigation takes real time)
+    assert page.url == f"{live_server}/badges/home"
+    assert page.get_by_role("heading", name="Hi, Ada!").is_visible()
+    page.clock.run_for(91_000)           # two minutes since the answer: asked again
+    assert _still_here(page).is_visible()
     with page.expect_navigation(url=f"{live_server}/badges/next"):
         page.clock.run_for(21_000)
     assert page.get_by_role("heading", name="Scan your badge").is_visible()
