@@ -74,6 +74,12 @@ def lift_hold(db: Session, client: redis.Redis, person: Person, *, actor: Person
     except redis.RedisError:
         raise AdminError("the session store cannot be reached, so the sessions from before the "
                          "hold cannot be ended: the hold stays; try again in a minute") from None
-    person.held_at, person.hold_reason = None, ""
+    # Only while held, in the same statement: two admins lifting it at the same moment (or a
+    # double click) both found it held, and both were recorded as lifting it.
+    lifted = db.execute(update(Person).where(Person.id == person.id, Person.held_at.is_not(None))
+                        .values(held_at=None, hold_reason=""))
+    if lifted.rowcount != 1:
+        db.rollback()
+        raise AdminError(f"{person.username} is not on hold")
     audit.record("hold_lifted", person=person, actor=actor, commit=False)
     db.commit()

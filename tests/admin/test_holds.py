@@ -176,6 +176,23 @@ def test_two_admins_placing_a_hold_at_once_place_it_once(app, redis_client, worl
     assert _kinds(app) == ["hold_placed"]
 
 
+def test_two_admins_lifting_a_hold_at_once_lift_it_once(app, redis_client, world):
+    # Both found the account held; both set it free and both were recorded as lifting it.
+    from portal.admin.holds import lift_hold, place_hold
+    from portal.admin.services import AdminError
+    with app.app_context():
+        place_hold(db.session, redis_client, db.session.get(Person, world.student.id), actor=None,
+                   reason="badge lost", now=datetime.now(timezone.utc))
+    with app.app_context():                              # the first admin's request
+        seen_held = db.session.get(Person, world.student.id)
+        with app.app_context():                          # the second's, at the same moment
+            lift_hold(db.session, redis_client, db.session.get(Person, world.student.id), actor=None)
+        with pytest.raises(AdminError, match="^ada is not on hold$"):
+            lift_hold(db.session, redis_client, seen_held, actor=None)
+    assert not _held(app, world.student)
+    assert _kinds(app) == ["hold_placed", "hold_lifted"]
+
+
 def test_already_on_hold_says_the_districts_day(app, settings, redis_client, world, runner):
     # Placed at 20:00 in Chicago on Mar 3: the person's page said Mar 3, the refusal Mar 4 (UTC's).
     from dataclasses import replace
