@@ -93,6 +93,26 @@ def test_an_app_name_kept_from_before_names_were_checked_is_printed_plainly(app,
     assert _obeyed(removed + restored) == [] and "grant it again with `portal apps grant math ...`" in restored
 
 
+def test_the_single_app_commands_print_an_old_name_plainly(app, runner, redis_client, world):
+    # new-secret, set-oidc, logout-uri and set-saml printed the stored name as it was.
+    cli(runner, "apps", "add-oidc", "Math", "--redirect-uri", "https://math.example/cb",
+        "--login-uri", "https://math.example/login")
+    cli(runner, "apps", "add-saml", "Reading", "--entity-id", "https://r.example/sp",
+        "--acs-url", "https://r.example/acs")
+    for found in db.session.scalars(select(App)):
+        found.name += "\x1b]0;owned\x07\rOther"
+    db.session.commit()
+    said = [cli(runner, "apps", "new-secret", "math"),
+            cli(runner, "apps", "set-oidc", "math", "--login-uri", "https://math.example/start"),
+            cli(runner, "apps", "logout-uri", "math", "https://math.example/bye"),
+            cli(runner, "apps", "logout-uri", "math"),
+            cli(runner, "apps", "set-saml", "reading", "--acs-url", "https://r.example/acs2"),
+            cli(runner, "apps", "set-saml", "reading", "--acs-url", "https://r.example/acs2")]
+    assert _obeyed("".join(said)) == [], said
+    assert "new client secret for Math?]0;owned? Other (math)" in said[0]
+    assert said[-1].startswith("Reading?]0;owned? Other had these settings already")
+
+
 def test_a_roster_school_name_with_a_c1_control_is_printed_plainly(app, runner, redis_client, bundles, roster_rows):
     # The import refuses C0 controls and direction overrides, not the C1 controls (U+0080-U+009F),
     # which some terminals obey: U+009B is "ESC [" in one character ("\x9b2J" clears the screen).

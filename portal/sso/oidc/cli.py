@@ -5,7 +5,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from portal.cli import apps_cli, fail
+from portal.cli import apps_cli, fail, shown
 
 
 @apps_cli.command("add-oidc")
@@ -61,7 +61,7 @@ def apps_new_secret(name):
         app, secret = new_client_secret(db.session, name)
     except AdminError as e:
         fail(str(e))
-    click.echo(f"new client secret for {app.name} ({app.slug}); the old one no longer works")
+    click.echo(f"new client secret for {shown(app.name)} ({app.slug}); the old one no longer works")
     _echo_credentials(app, secret)
 
 
@@ -83,7 +83,7 @@ def apps_set_oidc(name, redirect_uris, login_uri):
                                    login_uri=login_uri)
     except AdminError as e:
         fail(str(e))
-    click.echo(f"{app.name} ({app.slug}) now has:")
+    click.echo(f"{shown(app.name)} ({app.slug}) now has:")
     click.echo(f"redirect URIs: {', '.join(app.settings['redirect_uris'])}")
     click.echo(f"login URI: {app.settings['login_uri']}")
     click.echo(f"a tile launch lands at: {app.url}")
@@ -132,11 +132,11 @@ def apps_logout_uri(name, uri, slo_binding):
         fail(str(e))
     when = "when a student signs out here" if saml else "when a student's portal session ends"
     if uri and saml:
-        click.echo(f"{app.name} hears at {uri} by {binding_words(app.settings.get('slo_binding'))} {when}")
+        click.echo(f"{shown(app.name)} hears at {uri} by {binding_words(app.settings.get('slo_binding'))} {when}")
     elif uri:
-        click.echo(f"{app.name} hears at {uri} {when}")
+        click.echo(f"{shown(app.name)} hears at {uri} {when}")
     else:
-        click.echo(f"{app.name} no longer hears {when}")
+        click.echo(f"{shown(app.name)} no longer hears {when}")
 
 
 @keys_cli.command("rotate")

@@ -6,7 +6,7 @@ import os
 import click
 from flask.cli import with_appcontext
 
-from portal.cli import _admin_call, apps_cli, fail
+from portal.cli import _admin_call, apps_cli, fail, shown
 from portal.sso.saml.sp import NAMEID_SOURCES, binding_words
 
 
@@ -145,9 +145,9 @@ def apps_set_saml(name, acs_urls, sp_cert_file, metadata_file, relay_state, igno
                                sp_cert=sp_cert, relay_state=relay_state,
                                ignore_requested_context=ignore_requested_context)
     if not changed:
-        click.echo(f"{app.name} had these settings already; nothing changed")
+        click.echo(f"{shown(app.name)} had these settings already; nothing changed")
         return
-    click.echo(f"changed {app.name} ({app.slug}):")
+    click.echo(f"changed {shown(app.name)} ({app.slug}):")
     lines = [_CHANGED_WORDS[key](app.settings) for key in changed]
     for line in dict.fromkeys(lines):
         click.echo(line)
