@@ -225,6 +225,7 @@ class RequestPage:
     requests: list[DeletionRequest]     # newest first, at most PAGE_SIZE
     more: bool                          # older ones follow (ask again with before=the last one)
     waiting: int                        # how many of all (of the app's, when given) are open
+    since: dict[int, SentSince]         # by request id: releases neither its letter nor its answer covers
 
 
 def requests_page(db: Session, district_id: int | None, *, app: App | None = None, open_only: bool = False,
@@ -240,7 +241,8 @@ def requests_page(db: Session, district_id: int | None, *, app: App | None = Non
                             .order_by(DeletionRequest.asked_at.desc(), DeletionRequest.id.desc()).limit(size + 1)))
     waiting = db.scalar(_of_district(district_id, app=app, open_only=True)
                         .with_only_columns(func.count()).order_by(None))
-    return RequestPage(found[:size], len(found) > size, waiting or 0)
+    shown = found[:size]
+    return RequestPage(shown, len(found) > size, waiting or 0, released_since(db, shown))
 
 
 def every_request(db: Session, *, open_only: bool = False) -> Iterator[list[DeletionRequest]]:

@@ -109,6 +109,9 @@ def test_a_release_after_the_request_is_shown_with_the_way_to_stop_it(app, math,
     assert "Opt Ada Lovelace out of Math Garden" in request_page          # offered, for a family that wants it
     person_page = _text(admin.get("/admin/people?username=ada.lovelace"))
     assert "again on" not in person_page and "Bring the request to Math Garden up to date" not in person_page
+    slug = math.app.slug
+    assert "received again" not in _text(admin.get("/admin/deletions"))
+    assert "again on" not in _text(admin.get(f"/admin/apps/{slug}"))
 
     _launch(ada, math)                                                     # Ada opens it again
     today = _today(app, "%b %-d, %Y")
@@ -120,6 +123,10 @@ def test_a_release_after_the_request_is_shown_with_the_way_to_stop_it(app, math,
     assert (f"Math Garden received data about Ada Lovelace again on {today}, after the deletion request. "
             "To stop it, opt them out of Math Garden") in person_page
     assert "Bring the request to Math Garden up to date" in person_page
+    # The lists say so too: every request, and the app's own page.
+    assert f"waiting for the vendor received again on {today}, after the request" in _text(admin.get("/admin/deletions"))
+    assert (f"waiting for the vendor ; Math Garden received data about them again on {today}, after the request"
+            in _text(admin.get(f"/admin/apps/{slug}")))
 
     # Brought up to date: the letter covers it, and the app's new token ends as the first did.
     token = _launch(ada, math)["access_token"]
