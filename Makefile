@@ -6,8 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
-# The suite runs on every core (pytest-xdist): each worker starts its own redis-server, database
-# and Chromium. At most 4: beyond that the browser tests crowd one another. `PYTEST_WORKERS=0`: one process.
+# The suite runs on every core, at most 4 (pytest-xdist): each worker starts its own redis-server
+# and database, and its own Chromium when it runs a browser test. `PYTEST_WORKERS=0`: one process.
 PYTEST_WORKERS ?= auto
 PORT ?= 5000
 
