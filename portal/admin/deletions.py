@@ -103,9 +103,10 @@ def ask_deletion(db: Session, client: redis.Redis, person: Person, app: App, *, 
         created = False
         request.fields, request.first_at, request.last_at = got.fields, got.first_at, got.last_at
         db.flush()
-    if created:
-        audit.record("deletion_requested", person=person, actor=actor, app=app,
-                     data={"request": request.id, "fields": got.fields}, commit=False)
+    # Asked again while open: the letter is brought up to date and the app's tokens end again;
+    # the log says who did so and when, as it does for the first asking.
+    audit.record("deletion_requested" if created else "deletion_asked_again", person=person, actor=actor,
+                 app=app, data={"request": request.id, "fields": got.fields}, commit=False)
     try:
         _revoke(client, person, app)
     except redis.RedisError:

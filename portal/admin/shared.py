@@ -241,6 +241,7 @@ EVENT_WORDS = {
     "app_opted_out": "opted out of an app",
     "app_opted_in": "opted back in to an app",
     "deletion_requested": "an app was asked to delete what it received",
+    "deletion_asked_again": "an app was asked again to delete what it received (the open request brought up to date)",
     "deletion_confirmed": "an app confirmed it deleted what it received",
     "deletion_merged": "a second open request to the same app was merged into the first",
     "roster_imported": "roster imported",

@@ -131,6 +131,10 @@ def test_a_release_after_the_request_is_shown_with_the_way_to_stop_it(app, math,
     # Brought up to date: the letter covers it, and the app's new token ends as the first did.
     token = _launch(ada, math)["access_token"]
     assert _ask(admin, math).headers["Location"] == location
+    with app.app_context():                # the log says who asked again, and for what
+        [again] = db.session.query(Event).filter(Event.kind == "deletion_asked_again").all()
+        assert (again.actor_name, again.person_id, again.app_id) == ("Dee Admin (dee.admin)", math.student.id, math.app.id)
+        assert again.data["request"] == int(location.rsplit("/", 1)[1])
     assert "received data about this student again" not in _text(admin.get(location))
     assert _userinfo(ada, token) == 401
     with app.app_context():
