@@ -7,7 +7,6 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +18,7 @@ from bench.badgecard import card_image
 from kiosk.__main__ import Feedback, Kiosk
 from kiosk.scanner import Scanner
 from bench.badgeframes import background, jpeg, person
+from tests.serving import start_serving, stop_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (640, 480)
@@ -152,17 +152,13 @@ class RecordingPortal:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="recording-portal",
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> "RecordingPortal":
-        self.thread.start()
+        self.thread = start_serving(self.server, "recording-portal")
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        stop_serving(self.server, self.thread)
 
     def to(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]

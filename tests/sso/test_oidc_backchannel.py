@@ -24,6 +24,7 @@ from portal.sessions import WATCHED
 from portal.sso.oidc.backchannel import EVENT, wait_for_deliveries
 from tests.badges.conftest import let_sessions_idle, new_client
 from tests.conftest import AuthActions, csrf_token
+from tests.serving import start_serving, stop_serving
 from tests.test_sessions import sid_of
 from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
     PASSWORD, REDIRECT, exchange, get_code, oidc_world, register_oidc_app,
@@ -63,12 +64,10 @@ class AppEndpoint:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/backchannel-logout"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        self.thread = start_serving(self.server, "app-site")
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        stop_serving(self.server, self.thread)
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ Logout 1.0 section 2) must be read again by a same-site GET, which carries it.""
 from __future__ import annotations
 
 import html
-import threading
 from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
 
-from tests.serving import PageHandler
+from tests.serving import PageHandler, start_serving, stop_serving
 from tests.sso.test_oidc_support import PASSWORD, pkce_pair, register_oidc_app
 
 pytestmark = pytest.mark.browser
@@ -50,8 +49,7 @@ class AppSite:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # "localhost" is another site than the portal's 127.0.0.1, as a real app would be.
         self.base = f"http://localhost:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        self.thread = start_serving(self.server, "app-site")
 
     def post_form(self, name: str, action: str, fields: dict) -> str:
         """The address of a page of the app that posts `fields` to the portal's `action`."""
@@ -59,8 +57,7 @@ class AppSite:
         return f"{self.base}/{name}"
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        stop_serving(self.server, self.thread)
 
 
 @pytest.fixture

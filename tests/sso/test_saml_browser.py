@@ -3,14 +3,13 @@ SP-initiated sign-in through the login form, and a tile launch, both land signed
 from __future__ import annotations
 
 import html
-import threading
 import urllib.request
 from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
 
-from tests.serving import PageHandler
+from tests.serving import PageHandler, start_serving, stop_serving
 from tests.sso.conftest import PeerSP, register_and_grant
 
 pytestmark = pytest.mark.browser
@@ -68,12 +67,10 @@ class SpSite:
         self.portal = portal
         metadata = urllib.request.urlopen(portal + "/saml/metadata", timeout=5).read().decode()
         self.peer = PeerSP(metadata, entity_id=self.base + "/metadata", acs=self.base + "/acs")
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        self.thread = start_serving(self.server, "app-site")
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        stop_serving(self.server, self.thread)
 
 
 @pytest.fixture
