@@ -59,6 +59,10 @@ def place_hold(db: Session, client: redis.Redis, person: Person, *, actor: Perso
         return None   # the hold already refuses them; lifting it ends them
 
 
+def _not_held(person: Person) -> AdminError:
+    return AdminError(f"{person.username} is not on hold")
+
+
 def _already_held(person: Person) -> AdminError:
     return AdminError(f"{person.username} has been on hold since {local(person.held_at):%b %-d, %Y}")
 
@@ -68,7 +72,7 @@ def lift_hold(db: Session, client: redis.Redis, person: Person, *, actor: Person
     session from before the hold ends first: one that Redis kept while the hold was placed (it
     could not be reached then) must not come back to life now."""
     if person.held_at is None:
-        raise AdminError(f"{person.username} is not on hold")
+        raise _not_held(person)
     try:
         end_sessions_for(client, person.id)
     except redis.RedisError:
@@ -80,6 +84,6 @@ def lift_hold(db: Session, client: redis.Redis, person: Person, *, actor: Person
                         .values(held_at=None, hold_reason=""))
     if lifted.rowcount != 1:
         db.rollback()
-        raise AdminError(f"{person.username} is not on hold")
+        raise _not_held(person)
     audit.record("hold_lifted", person=person, actor=actor, commit=False)
     db.commit()
