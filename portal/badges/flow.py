@@ -6,6 +6,7 @@ records the device, and becomes that device's current session, which the next sc
 """
 from __future__ import annotations
 
+import secrets
 import time
 
 from flask import current_app, request, session, url_for
@@ -31,6 +32,12 @@ SCANNER_SCHOOL = "scanner_school"
 # the scanner again at / or /badges/home, not the password form.
 SCANNER_COOKIE = "portal_scanner"
 SCANNER_COOKIE_SECONDS = 30 * 24 * 3600
+# The tab a badge session's tiles first opened in (static/js/this-tab.js): a random mark, kept in
+# that tab's sessionStorage, and whether a tiles page has been made since the sign-in. A tiles page
+# opened in any other tab (the last child closed theirs; the next child opened the portal again)
+# signs out before it shows anyone's name or tiles.
+TAB_MARK = "tab_mark"
+TAB_SHOWN = "tab_shown"
 
 
 def app_clock():
@@ -84,6 +91,7 @@ def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: 
     sign_in(person, method=method)
     session["_idle"] = idle
     session["badge_id"] = badge_id
+    session[TAB_MARK] = secrets.token_urlsafe(12)
     # A badge session ends when its badge does (a temporary badge lasts 1 to 12 hours; a card
     # ends with the school year), whatever the sessions' usual longest life.
     left = int((expires_at - now()).total_seconds())

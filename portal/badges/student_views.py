@@ -35,15 +35,25 @@ def home():
 
 def badge_tiles():
     """The tiles page of a badge session (here, and at /): a big "Not you? Sign out" and a
-    page that asks "Are you still here?" when no one has touched it for a while."""
-    return render_template("badges/home.html", apps=access.apps_for(db.session, current_user))
+    page that asks "Are you still here?" when no one has touched it for a while.
+
+    The first tiles page after the sign-in claims its tab (static/js/this-tab.js); any other tab
+    that opens them later, before showing them, signs out: on a shared device that is the next
+    child, who opened the portal again after the last child closed their tab."""
+    mark = session.get(flow.TAB_MARK)   # none in a session from before the marks: not checked
+    first = mark is not None and not session.get(flow.TAB_SHOWN)
+    if first:
+        session[flow.TAB_SHOWN] = True
+    return render_template("badges/home.html", apps=access.apps_for(db.session, current_user),
+                           tab_mark=mark, first_tab=first)
 
 
 @bp.get("/badges/next")
 def next_child():
     """Where the last child's tab on a shared device goes once the next child signs in there
-    (static/js/one-child.js), and a kiosk's browser once its child signs out: it names no one."""
-    return render_template("badges/next.html")
+    (static/js/one-child.js), and a kiosk's browser once its child signs out: it names no one.
+    In a browser that signs children in at a scanner, it has the big "Scan my badge" back to it."""
+    return render_template("badges/next.html", scan_url=flow.scanner_of_browser(), names_no_one=True)
 
 
 def _scanner_school_named() -> str | None:

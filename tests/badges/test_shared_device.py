@@ -125,3 +125,57 @@ def test_the_locked_page_from_the_scanner_has_a_way_back_to_it(app, redis_client
     # Opened any other way (a kiosk's browser, a made-up school): no button, as before.
     for path in ("/badges/locked", "/badges/locked?school=nowhere"):
         assert "Scan my badge" not in browser.get(path).get_data(as_text=True)
+
+
+def _tab_script(html: str) -> dict | None:
+    """The this-tab.js script's data, if the page has it (in <head>, before the body)."""
+    head = html.split("<body>", 1)[0]
+    found = re.search(r'<script src="/static/js/this-tab.js" data-mark="([^"]+)" data-first="([01])"'
+                      r' data-leave="([^"]+)"></script>', head)
+    return dict(zip(("mark", "first", "leave"), found.groups())) if found else None
+
+
+def test_the_first_tiles_page_after_a_badge_sign_in_claims_its_tab(app, redis_client, world, kiosk):
+    browser = _scanner_browser(app, redis_client, world)
+    assert _scan_in_browser(browser, issue(redis_client, world.student)).status_code == 200
+    first = _tab_script(browser.get("/badges/home").get_data(as_text=True))
+    assert first and first["first"] == "1" and len(first["mark"]) >= 16
+    assert first["leave"] == "/badges/next"
+    # Every later tiles page, at either address, checks its tab against the same mark.
+    for path in ("/", "/badges/home"):
+        later = _tab_script(browser.get(path).get_data(as_text=True))
+        assert later == {**first, "first": "0"}, path
+    # A new sign-in (the next scan) has a mark of its own, claimed again by its first page.
+    assert _scan_in_browser(browser, issue(redis_client, world.classmate)).status_code == 200
+    again = _tab_script(browser.get("/").get_data(as_text=True))
+    assert again["first"] == "1" and again["mark"] != first["mark"]
+    # A kiosk's sign-in too (its hand-off opens the first page).
+    kiosk.sign_in(issue(redis_client, world.student))
+    assert _tab_script(kiosk.browser.get("/badges/home").get_data(as_text=True))["first"] == "1"
+    # A password sign-in's tiles are not a shared device's: no check.
+    teacher = new_client(app)
+    teacher.post("/login", data={"username": "t.four", "password": PASSWORD,
+                                 "csrf_token": csrf_from(teacher, "/login")})
+    assert _tab_script(teacher.get("/").get_data(as_text=True)) is None
+
+
+def test_a_badge_session_from_before_the_marks_is_not_checked(app, redis_client, world):
+    browser = _scanner_browser(app, redis_client, world)
+    assert _scan_in_browser(browser, issue(redis_client, world.student)).status_code == 200
+    with browser.session_transaction() as data:
+        del data[flow.TAB_MARK]
+    html = browser.get("/badges/home").get_data(as_text=True)
+    assert "Hi, Ada!" in html and _tab_script(html) is None
+
+
+def test_the_page_that_names_no_one_never_names_the_signed_in_child(app, redis_client, world):
+    browser = _scanner_browser(app, redis_client, world)
+    # The last child's older tab comes here while a newer tab is still signing them out.
+    assert _scan_in_browser(browser, issue(redis_client, world.student)).status_code == 200
+    html = browser.get("/badges/next").get_data(as_text=True)
+    assert "Scan your badge" in html and "Ada" not in html and "Lovelace" not in html
+    # On a browser that signs children in at the scanner, the big button goes back to it.
+    assert f'href="{SCANNER}"' in html and "Scan my badge" in html
+    assert _is_scanner(browser.get(SCANNER))
+    # A browser that never used the scanner (a kiosk's) is told to use the camera, as before.
+    assert "Scan my badge" not in new_client(app).get("/badges/next").get_data(as_text=True)

@@ -1,0 +1,98 @@
+"""On a shared classroom device, a badge sign-in's tiles show only in the tab the child signed in
+to, in a real Chromium: a reload, Back, or coming back from an app keep them there; a new tab that
+opens the portal (the next child, after the last one closed their tab) shows no one's name or
+tiles, signs out, and brings the scanner, or a kiosk's page that names no one."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from portal.badges.kiosks import create_pairing_code
+from portal.badges.policy import set_policy
+from portal.db import db
+from tests.badges import conftest as badge_school
+from tests.badges.conftest import issue
+from tests.badges import test_browser as kiosk_tests
+from tests.badges.test_browser import KioskProgram
+from tests.browser.test_still_here import _scanner_session
+
+pytestmark = pytest.mark.browser
+
+world = badge_school.world
+kiosk_page = kiosk_tests.kiosk_page
+SCANNER = "/badge?school=maple"
+
+
+def _tiles_shown(page) -> bool:
+    return page.get_by_role("heading", name="Hi, Ada!").is_visible()
+
+
+def test_only_the_tab_the_child_signed_in_to_shows_their_tiles(app, redis_client, world, live_server,
+                                                                kiosk_page, link_site):
+    set_policy(db.session, world.school, allow_browser_scanner=True)
+    db.session.commit()
+    page, problems = kiosk_page
+    http = _scanner_session(live_server, issue(redis_client, world.student))
+    page.context.add_cookies([{"name": c.name, "value": c.value, "url": live_server}
+                              for c in http.cookies])
+    page.goto(f"{live_server}/badges/home")
+    assert _tiles_shown(page)
+    # The same tab keeps them: a reload, the portal's address again, and Back from an app.
+    page.reload()
+    assert _tiles_shown(page)
+    page.goto(f"{live_server}/")
+    assert _tiles_shown(page)
+    page.goto(link_site)
+    page.go_back()
+    assert page.url == f"{live_server}/" and _tiles_shown(page)
+
+    # Ada closed her tab; the next child opens the portal in a new one. While its sign-out is on
+    # its way (held back here), the page shows nothing: no name, no tiles, to eyes or to a reader.
+    held = page.context.new_page()
+    held.add_init_script("HTMLFormElement.prototype.submit = function () { window.heldBack = true; };")
+    held.goto(f"{live_server}/")
+    assert held.evaluate("window.heldBack")        # it did try to sign out
+    assert held.evaluate("document.documentElement.classList.contains('not-this-tab')")
+    assert not _tiles_shown(held)
+    assert not held.get_by_text("Ada").first.is_visible()
+    # visibility: hidden, which hides the page from screen readers too (not only painted over).
+    assert held.locator("body").evaluate("b => getComputedStyle(b).visibility") == "hidden"
+    held.close()
+
+    # Let through, the sign-out ends Ada's session and the scanner is back for the next child.
+    other = page.context.new_page()
+    with other.expect_navigation(url=f"{live_server}{SCANNER}"):
+        other.goto(f"{live_server}/badges/home", wait_until="commit")
+    assert other.locator("#scanner").count() == 1
+    assert not other.get_by_text("Ada").count()
+    gone = requests.get(f"{live_server}/badges/home", cookies=http.cookies, timeout=10,
+                        allow_redirects=False)
+    assert gone.headers["Location"].startswith(SCANNER)
+    # Ada's own tab left her tiles when the new tab opened (static/js/one-child.js), for a page
+    # that names no one, with the big button back to the scanner.
+    page.wait_for_url(f"{live_server}/badges/next")
+    assert not page.get_by_text("Ada").count()
+    with page.expect_navigation(url=f"{live_server}{SCANNER}"):
+        page.get_by_role("link", name="Scan my badge").click()
+    assert not problems
+
+
+def test_a_new_tab_on_a_kiosk_goes_to_the_page_that_names_no_one(app, redis_client, world,
+                                                                 live_server, kiosk_page):
+    page, problems = kiosk_page
+    kiosk = KioskProgram(live_server, create_pairing_code(db.session, redis_client, world.school).code)
+    page.goto(kiosk.bind_url())
+    page.goto(kiosk.scan(issue(redis_client, world.student)))
+    page.wait_for_url(f"{live_server}/badges/home")
+    assert _tiles_shown(page)
+    other = page.context.new_page()
+    with other.expect_navigation(url=f"{live_server}/badges/next"):
+        other.goto(f"{live_server}/", wait_until="commit")
+    assert other.get_by_role("heading", name="Scan your badge").is_visible()
+    assert not other.get_by_text("Ada").count()
+    # The next scan's hand-off, in yet another tab as the kiosk opens it, shows the next tiles.
+    third = page.context.new_page()
+    third.goto(kiosk.scan(issue(redis_client, world.student)))
+    third.wait_for_url(f"{live_server}/badges/home")
+    assert _tiles_shown(third)
+    assert not problems
