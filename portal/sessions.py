@@ -364,6 +364,24 @@ class RedisSessionInterface(SessionInterface):
             return int(data["_max"])
         return app.config["SETTINGS"].session_max_hours * 3600
 
+    def peek(self, app: Flask, request: Request) -> dict | None:
+        """The stored session of the request's cookie, read without sliding its idle time-out:
+        None when there is none (no cookie, a visitor's, ended, idle, past its longest life).
+        Redis errors are the caller's to answer."""
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        sid = self._unsign(app, cookie, visitor=False) if cookie else None
+        raw = self._client(app).get(PREFIX + sid) if sid else None
+        if raw is None:
+            return None
+        try:
+            data = self.serializer.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or \
+                time.time() - float(data.get("_created", 0)) > self._max_seconds(app, data):
+            return None
+        return data
+
     def _unstored(self, app: Flask, sid: str, carried: bool = False) -> RedisSession:
         """A session not (or no longer) in Redis, holding only its derived CSRF token."""
         session = RedisSession({CSRF_FIELD: anonymous_csrf_token(app, sid)}, sid=sid, new=True)
@@ -550,9 +568,15 @@ class RedisSessionInterface(SessionInterface):
         )
 
 
+# Paths that read no session: a read would slide its idle time-out. The health check (a monitor
+# polling with a cookie must not keep that session alive), and the question a badge's tiles page
+# asks every few seconds, "is my sign-in still on?" (asking must not keep it on).
+SESSIONLESS_PATHS = frozenset({"/healthz", "/badges/alive"})
+
+
 def _sessionless(app: Flask, request: Request) -> bool:
-    """Whether the request needs no session: a static file, or the health check."""
-    return request.path == "/healthz" or bool(
+    """Whether the request needs no session: a static file, or one of SESSIONLESS_PATHS."""
+    return request.path in SESSIONLESS_PATHS or bool(
         app.static_url_path and request.path.startswith(app.static_url_path + "/"))
 
 

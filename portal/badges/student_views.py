@@ -2,7 +2,10 @@
 ("Not you? Sign out"), and the endpoint the in-browser scanner posts a token to."""
 from __future__ import annotations
 
-from flask import jsonify, make_response, redirect, render_template, request, session, url_for
+import hmac
+
+import redis
+from flask import current_app, jsonify, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -46,6 +49,25 @@ def badge_tiles():
         session[flow.TAB_SHOWN] = True
     return render_template("badges/home.html", apps=access.apps_for(db.session, current_user),
                            tab_mark=mark, first_tab=first)
+
+
+@bp.get("/badges/alive")
+def alive():
+    """Whether the badge sign-in a tiles page shows (`?mark=`, its flow.TAB_MARK) is still this
+    browser's session: {"here": true or false}. A tiles page asks every few seconds and leaves
+    for the page that names no one once it is not (a refused scan on the kiosk, a teacher's
+    reset, the server's limit, a sign-out in another tab). Read without sliding the session's
+    idle time-out (portal.sessions.SESSIONLESS_PATHS): asking does not keep a sign-in on."""
+    mark = request.args.get("mark", "")
+    try:
+        data = current_app.session_interface.peek(current_app, request)
+    except redis.RedisError:
+        return jsonify(here=None), 503          # not known: the page stays as it is
+    here = bool(mark) and data is not None and is_badge_session(data) and \
+        hmac.compare_digest(str(data.get(flow.TAB_MARK, "")).encode(), mark.encode())
+    response = jsonify(here=here)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/badges/next")

@@ -5,30 +5,57 @@
  * again, most often the next child after the last one closed their tab: it shows nothing and
  * signs out (the page's own sign-out form, a POST with its CSRF token), which brings the scanner,
  * or a kiosk's page that names no one. Loaded in <head>, without defer: it runs before the body
- * is drawn.
+ * is drawn. In the child's own tab, it then watches for the end of the sign-in (below).
  */
 (function () {
   "use strict";
   var script = document.currentScript;
   var key = "portal-badge-tab";
   var mark = script.dataset.mark;
+  var leaveTo = script.dataset.leave;
   var here;
   try {
     if (script.dataset.first === "1") {
       window.sessionStorage.setItem(key, mark);
-      return;
     }
     here = window.sessionStorage.getItem(key);
   } catch (e) {
-    return;   // storage turned off: the still-here timer and the server's limit still hold
+    here = mark;   // storage turned off: the still-here timer and the server's limit still hold
   }
-  if (here === mark) return;
-  document.documentElement.classList.add("not-this-tab");
-  function leave() {
-    var form = document.getElementById("signout");
-    if (form) form.submit();
-    else window.location.replace(script.dataset.leave);
+  if (here !== mark) {
+    document.documentElement.classList.add("not-this-tab");
+    var signOut = function () {
+      var form = document.getElementById("signout");
+      if (form) form.submit();
+      else window.location.replace(leaveTo);
+    };
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", signOut);
+    else signOut();
+    return;
   }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", leave);
-  else leave();
+
+  // This tab's child: once their sign-in is over (a refused scan at the kiosk ended it, a
+  // teacher's reset, the server's limit, a sign-out in another tab), leave their name and tiles
+  // for the page that names no one, rather than wait for someone to touch the page. Asked every
+  // few seconds, when the tab comes back into view, and when Back brings the page back from the
+  // browser's cache. The question does not keep the sign-in on; no answer (offline, the portal
+  // busy) changes nothing.
+  var EVERY_MS = 10 * 1000;
+  var leaving = false;
+  function ask() {
+    if (leaving || !window.fetch) return;
+    window.fetch(script.dataset.alive, {credentials: "same-origin", cache: "no-store",
+                                        headers: {"Accept": "application/json"}})
+      .then(function (answer) { return answer.ok ? answer.json() : null; })
+      .then(function (body) {
+        if (body && body.here === false && !leaving) {
+          leaving = true;
+          window.location.replace(leaveTo);
+        }
+      })
+      .catch(function () {});
+  }
+  window.setInterval(ask, EVERY_MS);
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) ask(); });
+  window.addEventListener("pageshow", function (event) { if (event.persisted) ask(); });
 })();

@@ -131,8 +131,8 @@ def _tab_script(html: str) -> dict | None:
     """The this-tab.js script's data, if the page has it (in <head>, before the body)."""
     head = html.split("<body>", 1)[0]
     found = re.search(r'<script src="/static/js/this-tab.js" data-mark="([^"]+)" data-first="([01])"'
-                      r' data-leave="([^"]+)"></script>', head)
-    return dict(zip(("mark", "first", "leave"), found.groups())) if found else None
+                      r' data-leave="([^"]+)" data-alive="([^"]+)"></script>', head)
+    return dict(zip(("mark", "first", "leave", "alive"), found.groups())) if found else None
 
 
 def test_the_first_tiles_page_after_a_badge_sign_in_claims_its_tab(app, redis_client, world, kiosk):
@@ -140,7 +140,7 @@ def test_the_first_tiles_page_after_a_badge_sign_in_claims_its_tab(app, redis_cl
     assert _scan_in_browser(browser, issue(redis_client, world.student)).status_code == 200
     first = _tab_script(browser.get("/badges/home").get_data(as_text=True))
     assert first and first["first"] == "1" and len(first["mark"]) >= 16
-    assert first["leave"] == "/badges/next"
+    assert first["leave"] == "/badges/next" and first["alive"] == f"/badges/alive?mark={first['mark']}"
     # Every later tiles page, at either address, checks its tab against the same mark.
     for path in ("/", "/badges/home"):
         later = _tab_script(browser.get(path).get_data(as_text=True))
@@ -179,3 +179,43 @@ def test_the_page_that_names_no_one_never_names_the_signed_in_child(app, redis_c
     assert _is_scanner(browser.get(SCANNER))
     # A browser that never used the scanner (a kiosk's) is told to use the camera, as before.
     assert "Scan my badge" not in new_client(app).get("/badges/next").get_data(as_text=True)
+
+
+def _alive(browser, mark: str):
+    answer = browser.get(f"/badges/alive?mark={mark}")
+    assert answer.headers["Cache-Control"] == "no-store"
+    return answer.status_code, answer.json
+
+
+def test_a_tiles_page_can_ask_whether_its_sign_in_is_still_on(app, redis_client, world, kiosk):
+    kiosk.sign_in(issue(redis_client, world.student))
+    mark = _tab_script(kiosk.browser.get("/badges/home").get_data(as_text=True))["mark"]
+    key = session_key(kiosk.browser)
+    assert _alive(kiosk.browser, mark) == (200, {"here": True})
+    # Asking does not keep the sign-in on: the session's idle time-out is not slid.
+    redis_client.expire(key, 30)
+    assert _alive(kiosk.browser, mark) == (200, {"here": True})
+    assert redis_client.ttl(key) <= 30
+    # Another sign-in's mark, none, or a browser without the session: not this one.
+    for other in ("x" * 16, ""):
+        assert _alive(kiosk.browser, other) == (200, {"here": False})
+    assert _alive(new_client(app), mark) == (200, {"here": False})
+    # The next child's card is refused: the scan ends Ada's session, and her page hears so.
+    from portal.badges.token import mint_token
+    assert kiosk.scan(mint_token()).status_code == 403
+    assert _alive(kiosk.browser, mark) == (200, {"here": False})
+    # A new sign-in in the same browser has a new mark: the old page's is over.
+    kiosk.sign_in(issue(redis_client, world.classmate))
+    assert _alive(kiosk.browser, mark) == (200, {"here": False})
+    # The server's idle limit ends it too.
+    new_mark = _tab_script(kiosk.browser.get("/badges/home").get_data(as_text=True))["mark"]
+    assert _alive(kiosk.browser, new_mark) == (200, {"here": True})
+    let_sessions_idle(redis_client, app.config["SETTINGS"].kiosk_idle_minutes * 60 + 1)
+    assert _alive(kiosk.browser, new_mark) == (200, {"here": False})
+
+
+def test_a_password_session_is_not_a_badge_sign_in_that_is_on(app, redis_client, world):
+    teacher = new_client(app)
+    teacher.post("/login", data={"username": "t.four", "password": PASSWORD,
+                                 "csrf_token": csrf_from(teacher, "/login")})
+    assert _alive(teacher, "anything-at-all-here") == (200, {"here": False})

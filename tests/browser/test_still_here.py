@@ -34,6 +34,16 @@ def _scanner_session(base: str, token: str) -> requests.Session:
     return http
 
 
+def kiosk_signed_in(page, base: str, redis_client, world) -> KioskProgram:
+    """A kiosk enrolled at the world's school, its browser (`page`) bound, and Ada's badge
+    scanned: her tiles open in `page`, as the kiosk's hand-off opens them."""
+    kiosk = KioskProgram(base, create_pairing_code(db.session, redis_client, world.school).code)
+    page.goto(kiosk.bind_url())
+    page.goto(kiosk.scan(issue(redis_client, world.student)))
+    page.wait_for_url(f"{base}/badges/home")
+    return kiosk
+
+
 def _still_here(page):
     return page.get_by_role("dialog", name="Are you still here?")
 
@@ -92,10 +102,7 @@ def test_a_kiosk_tiles_page_left_alone_signs_out_to_a_page_naming_no_one(
         app, redis_client, world, live_server, kiosk_page):
     page, problems = kiosk_page
     page.clock.install()
-    kiosk = KioskProgram(live_server, create_pairing_code(db.session, redis_client, world.school).code)
-    page.goto(kiosk.bind_url())
-    page.goto(kiosk.scan(issue(redis_client, world.student)))
-    page.wait_for_url(f"{live_server}/badges/home")
+    kiosk_signed_in(page, live_server, redis_client, world)
     page.clock.run_for(121_000)
     assert _still_here(page).is_visible()
     page.keyboard.press("Escape")        # closing the question is an answer too

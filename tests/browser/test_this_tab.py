@@ -7,14 +7,12 @@ from __future__ import annotations
 import pytest
 import requests
 
-from portal.badges.kiosks import create_pairing_code
 from portal.badges.policy import set_policy
 from portal.db import db
 from tests.badges import conftest as badge_school
 from tests.badges.conftest import issue
 from tests.badges import test_browser as kiosk_tests
-from tests.badges.test_browser import KioskProgram
-from tests.browser.test_still_here import _scanner_session
+from tests.browser.test_still_here import _scanner_session, kiosk_signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -80,10 +78,7 @@ def test_only_the_tab_the_child_signed_in_to_shows_their_tiles(app, redis_client
 def test_a_new_tab_on_a_kiosk_goes_to_the_page_that_names_no_one(app, redis_client, world,
                                                                  live_server, kiosk_page):
     page, problems = kiosk_page
-    kiosk = KioskProgram(live_server, create_pairing_code(db.session, redis_client, world.school).code)
-    page.goto(kiosk.bind_url())
-    page.goto(kiosk.scan(issue(redis_client, world.student)))
-    page.wait_for_url(f"{live_server}/badges/home")
+    kiosk = kiosk_signed_in(page, live_server, redis_client, world)
     assert _tiles_shown(page)
     other = page.context.new_page()
     with other.expect_navigation(url=f"{live_server}/badges/next"):
@@ -96,3 +91,23 @@ def test_a_new_tab_on_a_kiosk_goes_to_the_page_that_names_no_one(app, redis_clie
     third.wait_for_url(f"{live_server}/badges/home")
     assert _tiles_shown(third)
     assert not problems
+
+
+def test_the_tiles_leave_once_a_refused_scan_ended_the_sign_in(app, redis_client, world, live_server,
+                                                               kiosk_page):
+    # Ada walked off; the next child's card does not work. The scan signs Ada out, and her tiles,
+    # with her name, leave the screen within seconds, with no one touching it.
+    from portal.badges.token import mint_token
+    page, problems = kiosk_page
+    page.clock.install()
+    kiosk = kiosk_signed_in(page, live_server, redis_client, world)
+    page.clock.run_for(25_000)             # asked twice meanwhile: still on, the page stays
+    page.wait_for_timeout(300)
+    assert page.url == f"{live_server}/badges/home" and _tiles_shown(page)
+    refused = requests.post(f"{live_server}/kiosk/badge", json={"token": mint_token()},
+                            headers=kiosk.headers, timeout=10)
+    assert refused.status_code == 403
+    with page.expect_navigation(url=f"{live_server}/badges/next"):
+        page.clock.run_for(10_000)
+    assert page.get_by_role("heading", name="Scan your badge").is_visible()
+    assert not page.get_by_text("Ada").count() and not problems
