@@ -367,7 +367,8 @@ class RedisSessionInterface(SessionInterface):
     def peek(self, app: Flask, request: Request) -> dict | None:
         """The stored session of the request's cookie, read without sliding its idle time-out:
         None when there is none (no cookie, a visitor's, ended, idle, past its longest life).
-        Redis errors are the caller's to answer."""
+        Redis errors are the caller's to answer. It does not repeat what loading the person checks
+        in the database (enabled, not on hold): holds, voids and imports end the stored sessions."""
         cookie = request.cookies.get(self.get_cookie_name(app))
         sid = self._unsign(app, cookie, visitor=False) if cookie else None
         raw = self._client(app).get(PREFIX + sid) if sid else None

@@ -104,6 +104,13 @@ def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: 
         mark_device_session(session, device_id, person_id, settings().session_max_hours * 3600)
 
 
+def landing(going_to: str | None) -> str:
+    """Where a badge sign-in's browser goes once signed in: the tiles, whose first page claims
+    the tab (TAB_MARK); or, on the way to an app that asked for the sign-in, a page that claims
+    the tab first (/badges/claim), so that the tiles opened later claim nothing for another tab."""
+    return url_for("badges.claim", next=going_to) if going_to else url_for("badges.home")
+
+
 def continue_after_badge(db: Session, accepted: Accepted) -> str:
     """Sign in, or set up the second-factor step; return where the browser goes next: the
     student's tiles, or where this browser was going when it asked for a sign-in (an app that
@@ -115,7 +122,7 @@ def continue_after_badge(db: Session, accepted: Accepted) -> str:
     going_to = destination.take()
     if factor is None:
         finish_sign_in(person, badge, device_id, "badge", scanner_school)
-        return going_to or url_for("badges.home")
+        return landing(going_to)
     session.clear()
     session.rotate()
     if is_locked(db, person):

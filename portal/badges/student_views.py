@@ -43,12 +43,41 @@ def badge_tiles():
     The first tiles page after the sign-in claims its tab (static/js/this-tab.js); any other tab
     that opens them later, before showing them, signs out: on a shared device that is the next
     child, who opened the portal again after the last child closed their tab."""
-    mark = session.get(flow.TAB_MARK)   # none in a session from before the marks: not checked
-    first = mark is not None and not session.get(flow.TAB_SHOWN)
+    mark, first = _tab_claim()
+    page = render_template("badges/home.html", apps=access.apps_for(db.session, current_user),
+                           tab_mark=mark, first_tab=first)
+    _claimed(first)
+    return page
+
+
+def _tab_claim() -> tuple[str | None, bool]:
+    """This sign-in's tab mark (None in a session from before the marks: not checked), and
+    whether this page is the one to claim the tab (the first page since the sign-in)."""
+    mark = session.get(flow.TAB_MARK)
+    return mark, mark is not None and not session.get(flow.TAB_SHOWN) and request.method == "GET"
+
+
+def _claimed(first: bool) -> None:
+    """Once the claiming page is made: a page that failed (an error page has no script) claims
+    nothing, and the child's retry in the same tab still can."""
     if first:
         session[flow.TAB_SHOWN] = True
-    return render_template("badges/home.html", apps=access.apps_for(db.session, current_user),
-                           tab_mark=mark, first_tab=first)
+
+
+@bp.get("/badges/claim")
+@signed_in
+def claim():
+    """A badge sign-in on its way to an app that asked for it (flow.landing): claim the tab
+    (static/js/this-tab.js), then go on to `?next=`. It names no one. A tab that did not see the
+    sign-in signs out here instead, as on the tiles."""
+    going_to = local_path(request.args.get("next")) or url_for("badges.home")
+    mark, first = _tab_claim()
+    if not is_badge_session(session) or mark is None:
+        return redirect(going_to)
+    page = render_template("badges/claim.html", tab_mark=mark, first_tab=first, going_to=going_to,
+                           names_no_one=True)
+    _claimed(first)
+    return page
 
 
 @bp.get("/badges/alive")
@@ -217,7 +246,7 @@ def second_factor():
             return redirect(url_for("badges.locked", school=data.get("scanner_school")))
         method = METHODS[kind]
     flow.finish_sign_in(person, badge, data.get("device_id"), method, data.get("scanner_school"))
-    return redirect(local_path(data.get("next")) or url_for("badges.home"))
+    return redirect(flow.landing(local_path(data.get("next"))))
 
 
 @bp.post("/badge/scan")

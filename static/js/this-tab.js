@@ -5,7 +5,8 @@
  * again, most often the next child after the last one closed their tab: it shows nothing and
  * signs out (the page's own sign-out form, a POST with its CSRF token), which brings the scanner,
  * or a kiosk's page that names no one. Loaded in <head>, without defer: it runs before the body
- * is drawn. In the child's own tab, it then watches for the end of the sign-in (below).
+ * is drawn. In the child's own tab, it then watches for the end of the sign-in (below). A sign-in
+ * on its way to an app claims its tab on a page of its own (data-next), which then goes on.
  */
 (function () {
   "use strict";
@@ -31,6 +32,11 @@
     };
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", signOut);
     else signOut();
+    return;
+  }
+  if (script.dataset.next) {
+    // The page that claims the tab on the way to an app: on at once, and nothing to watch.
+    window.location.replace(script.dataset.next);
     return;
   }
 

@@ -115,6 +115,20 @@ def world(roster) -> World:
     )
 
 
+def past_claim(client, location: str) -> str:
+    """Where a badge sign-in on its way to an app goes after the page that claims its tab
+    (/badges/claim, which a browser leaves at once by script): that page's `next`."""
+    from html import unescape
+    from urllib.parse import parse_qs, urlsplit
+    assert location.startswith("/badges/claim?"), location
+    page = client.get(location)
+    html = page.get_data(as_text=True)
+    going_to = re.search(r'data-next="([^"]+)"', html)
+    assert page.status_code == 200 and going_to, html[:300]
+    assert unescape(going_to.group(1)) == parse_qs(urlsplit(location).query)["next"][0]
+    return unescape(going_to.group(1))
+
+
 def csrf_from(client, path="/") -> str:
     html = client.get(path).get_data(as_text=True)
     match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)

@@ -288,7 +288,11 @@ def test_revoked_device_is_refused_and_its_session_ends(redis_client, world, kio
 def test_scan_on_a_sign_in_page_continues_where_the_browser_was_going(redis_client, world, kiosk):
     # An app sent the kiosk's browser to sign in; the student scans instead of typing.
     assert kiosk.browser.get("/login?next=/saml/resume").status_code == 200
-    assert kiosk.sign_in(issue(redis_client, world.student)).headers["Location"] == "/saml/resume"
+    # By way of the page that claims the tab for this sign-in (it names no one), then on.
+    claim = kiosk.sign_in(issue(redis_client, world.student)).headers["Location"]
+    assert claim == "/badges/claim?next=/saml/resume"
+    html = kiosk.browser.get(claim).get_data(as_text=True)
+    assert 'data-next="/saml/resume"' in html and 'data-first="1"' in html and "Ada" not in html
     # Once: the next student at the kiosk starts from their own tiles.
     assert kiosk.sign_in(issue(redis_client, world.classmate)).headers["Location"] == "/badges/home"
 

@@ -3,13 +3,14 @@ out, leaves the device ready for the next child (the scanner, or a page that nam
 the last child's tiles or a password form a young child cannot read."""
 from __future__ import annotations
 
+import json
 import re
 
 from portal.badges import flow
 from portal.badges.policy import set_policy
 from portal.db import db
-from tests.badges.conftest import (PASSWORD, csrf_from, issue, let_sessions_idle, new_client, session_data,
-                                  session_key)
+from tests.badges.conftest import (PASSWORD, csrf_from, issue, let_sessions_idle, new_client, past_claim,
+                                  session_data, session_key)
 
 SCANNER = "/badge?school=maple"
 
@@ -218,4 +219,44 @@ def test_a_password_session_is_not_a_badge_sign_in_that_is_on(app, redis_client,
     teacher = new_client(app)
     teacher.post("/login", data={"username": "t.four", "password": PASSWORD,
                                  "csrf_token": csrf_from(teacher, "/login")})
+    # Even holding a mark (none is ever given to one): it is not a badge's sign-in.
+    with teacher.session_transaction() as data:
+        data[flow.TAB_MARK] = "anything-at-all-here"
     assert _alive(teacher, "anything-at-all-here") == (200, {"here": False})
+
+
+def test_a_sign_in_on_its_way_to_an_app_claims_its_tab_on_the_way(app, redis_client, world, kiosk):
+    # An app sent the kiosk's browser to sign in; the child scans; the browser goes on to the
+    # app by way of the page that claims the tab. Found by review: the tiles opened later, in any
+    # tab (the next child's too), were the first tiles page and claimed the tab for themselves.
+    kiosk.browser.get("/login?next=/saml/resume")
+    claim = kiosk.sign_in(issue(redis_client, world.student)).headers["Location"]
+    assert past_claim(kiosk.browser, claim) == "/saml/resume"
+    assert _tab_script(kiosk.browser.get("/").get_data(as_text=True))["first"] == "0"
+    # The claiming page again (a reload, another tab): it claims nothing either, and names no one.
+    html = kiosk.browser.get(claim).get_data(as_text=True)
+    assert 'data-first="0"' in html and "Ada" not in html and 'id="signout"' in html
+    # It goes on only within the portal; without a badge session it just goes on.
+    html = kiosk.browser.get("/badges/claim?next=https://evil.example/").get_data(as_text=True)
+    assert 'data-next="/badges/home"' in html
+    teacher = new_client(app)
+    teacher.post("/login", data={"username": "t.four", "password": PASSWORD,
+                                 "csrf_token": csrf_from(teacher, "/login")})
+    assert teacher.get(claim).headers["Location"] == "/saml/resume"
+
+
+def test_a_page_that_never_reached_the_tab_claims_nothing(app, redis_client, world, kiosk):
+    kiosk.sign_in(issue(redis_client, world.student))
+    assert kiosk.browser.head("/badges/home").status_code == 200
+    assert _tab_script(kiosk.browser.get("/badges/home").get_data(as_text=True))["first"] == "1"
+
+
+def test_a_session_past_its_longest_life_is_not_on(app, redis_client, world, kiosk):
+    kiosk.sign_in(issue(redis_client, world.student))
+    mark = _tab_script(kiosk.browser.get("/badges/home").get_data(as_text=True))["mark"]
+    assert _alive(kiosk.browser, mark) == (200, {"here": True})
+    key = session_key(kiosk.browser)
+    data = json.loads(redis_client.get(key))
+    data["_created"] -= data["_max"] + 1
+    redis_client.set(key, json.dumps(data), keepttl=True)
+    assert _alive(kiosk.browser, mark) == (200, {"here": False})

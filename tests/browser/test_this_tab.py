@@ -111,3 +111,22 @@ def test_the_tiles_leave_once_a_refused_scan_ended_the_sign_in(app, redis_client
         page.clock.run_for(10_000)
     assert page.get_by_role("heading", name="Scan your badge").is_visible()
     assert not page.get_by_text("Ada").count() and not problems
+
+
+def test_a_sign_in_on_its_way_elsewhere_claims_its_tab_first(app, redis_client, world, live_server,
+                                                              kiosk_page):
+    # The kiosk's browser was asked to sign in on its way somewhere (an app, here the tiles'
+    # address); the scan goes on there by way of the page that claims the tab.
+    page, problems = kiosk_page
+    kiosk = kiosk_signed_in(page, live_server, redis_client, world)
+    with page.expect_navigation(url=f"{live_server}/badges/next"):
+        page.get_by_role("button", name="Not you? Sign out").click()
+    page.goto(f"{live_server}/login?next=/")
+    assert page.get_by_role("heading", name="Sign in").first.is_visible()
+    page.goto(kiosk.scan(issue(redis_client, world.classmate)))
+    page.wait_for_url(f"{live_server}/")
+    assert page.get_by_role("heading", name="Hi, Alan!").is_visible()
+    other = page.context.new_page()
+    with other.expect_navigation(url=f"{live_server}/badges/next"):
+        other.goto(f"{live_server}/", wait_until="commit")
+    assert not other.get_by_text("Alan").count() and not problems

@@ -8,7 +8,7 @@ import time
 
 from portal.badges.policy import set_policy
 from portal.db import db
-from tests.badges.conftest import enroll_kiosk, issue
+from tests.badges.conftest import enroll_kiosk, issue, past_claim
 from tests.badges.test_factors import _pictures
 from tests.sso.test_oidc_support import (  # noqa: F401  (fixtures)
     REDIRECT, authorize_url, exchange, get_code, oidc_world, pkce_pair, query_of,
@@ -34,7 +34,7 @@ def test_prompt_login_after_a_badge_asks_for_the_badge_and_the_scan_continues(
 
     time.sleep(1)  # auth_time has one-second resolution
     handoff = kiosk.sign_in(token)
-    next_url = handoff.headers["Location"]
+    next_url = past_claim(kiosk.browser, handoff.headers["Location"])
     assert next_url.startswith("/oidc/authorize?")
     answer = kiosk.browser.get(next_url)
     assert answer.status_code == 302 and answer.headers["Location"].startswith(REDIRECT + "?")

@@ -10,7 +10,7 @@ from lxml import etree
 from portal.db import db
 from portal.sso.saml import constants as c
 from portal.sso.saml.xml import parse_saml_time
-from tests.badges.conftest import enroll_kiosk, issue
+from tests.badges.conftest import enroll_kiosk, issue, past_claim
 from tests.sso.conftest import PeerSP, register_and_grant, saml_response_of
 
 
@@ -103,7 +103,7 @@ def test_force_authn_after_a_badge_asks_for_the_badge_and_the_scan_continues(
 
     # The next scan at this kiosk goes on to the app instead of the tiles, once.
     handoff = kiosk.sign_in(token)
-    assert handoff.status_code == 302 and handoff.headers["Location"] == "/saml/resume"
+    assert handoff.status_code == 302 and past_claim(browser, handoff.headers["Location"]) == "/saml/resume"
     form = saml_response_of(browser.get("/saml/resume"))
     answer = peer.consume(form.fields["SAMLResponse"], request_id)
     assert answer.is_authenticated(), answer.get_errors()
