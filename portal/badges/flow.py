@@ -33,11 +33,13 @@ SCANNER_SCHOOL = "scanner_school"
 SCANNER_COOKIE = "portal_scanner"
 SCANNER_COOKIE_SECONDS = 30 * 24 * 3600
 # The tab a badge session's tiles first opened in (static/js/this-tab.js): a random mark, kept in
-# that tab's sessionStorage, and whether a tiles page has been made since the sign-in. A tiles page
-# opened in any other tab (the last child closed theirs; the next child opened the portal again)
-# signs out before it shows anyone's name or tiles.
+# the session and in that tab's sessionStorage. A tiles page opened in any other tab (the last
+# child closed theirs; the next child opened the portal again) signs out before it shows anyone's
+# name or tiles. Which page is the first is kept in Redis beside the session (TAB_CLAIMED + the
+# mark), not in it: one SET NX, where saving the session again cost six commands, and of two pages
+# made at once only one claims.
 TAB_MARK = "tab_mark"
-TAB_SHOWN = "tab_shown"
+TAB_CLAIMED = "portal:tab-claimed:"
 
 
 def app_clock():
@@ -102,6 +104,13 @@ def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: 
     if device_id is not None:
         session["kiosk_device"] = device_id
         mark_device_session(session, device_id, person_id, settings().session_max_hours * 3600)
+
+
+def claim_tab(mark: str) -> bool:
+    """True for the one page that claims the sign-in's tab: the first to ask. Kept as long as
+    the session can last."""
+    seconds = max(1, int(session.get("_max") or settings().session_max_hours * 3600))
+    return bool(redis_client().set(TAB_CLAIMED + mark, 1, nx=True, ex=seconds))
 
 
 def landing(going_to: str | None) -> str:

@@ -43,25 +43,16 @@ def badge_tiles():
     The first tiles page after the sign-in claims its tab (static/js/this-tab.js); any other tab
     that opens them later, before showing them, signs out: on a shared device that is the next
     child, who opened the portal again after the last child closed their tab."""
-    mark, first = _tab_claim()
-    page = render_template("badges/home.html", apps=access.apps_for(db.session, current_user),
-                           tab_mark=mark, first_tab=first)
-    _claimed(first)
-    return page
+    apps = access.apps_for(db.session, current_user)
+    mark = session.get(flow.TAB_MARK)   # none in a session from before the marks: not checked
+    return render_template("badges/home.html", apps=apps, tab_mark=mark, first_tab=_first_page(mark))
 
 
-def _tab_claim() -> tuple[str | None, bool]:
-    """This sign-in's tab mark (None in a session from before the marks: not checked), and
-    whether this page is the one to claim the tab (the first page since the sign-in)."""
-    mark = session.get(flow.TAB_MARK)
-    return mark, mark is not None and not session.get(flow.TAB_SHOWN) and request.method == "GET"
-
-
-def _claimed(first: bool) -> None:
-    """Once the claiming page is made: a page that failed (an error page has no script) claims
-    nothing, and the child's retry in the same tab still can."""
-    if first:
-        session[flow.TAB_SHOWN] = True
+def _first_page(mark: str | None) -> bool:
+    """Whether this page claims the sign-in's tab (flow.claim_tab). Asked once the page's data is
+    read, so that a page that failed claims nothing and the child's retry still can; and only for
+    a GET (a HEAD's page never reaches a tab)."""
+    return mark is not None and request.method == "GET" and flow.claim_tab(mark)
 
 
 @bp.get("/badges/claim")
@@ -71,13 +62,11 @@ def claim():
     (static/js/this-tab.js), then go on to `?next=`. It names no one. A tab that did not see the
     sign-in signs out here instead, as on the tiles."""
     going_to = local_path(request.args.get("next")) or url_for("badges.home")
-    mark, first = _tab_claim()
+    mark = session.get(flow.TAB_MARK)
     if not is_badge_session(session) or mark is None:
         return redirect(going_to)
-    page = render_template("badges/claim.html", tab_mark=mark, first_tab=first, going_to=going_to,
-                           names_no_one=True)
-    _claimed(first)
-    return page
+    return render_template("badges/claim.html", tab_mark=mark, first_tab=_first_page(mark),
+                           going_to=going_to, names_no_one=True)
 
 
 @bp.get("/badges/alive")

@@ -142,6 +142,9 @@ def test_the_first_tiles_page_after_a_badge_sign_in_claims_its_tab(app, redis_cl
     first = _tab_script(browser.get("/badges/home").get_data(as_text=True))
     assert first and first["first"] == "1" and len(first["mark"]) >= 16
     assert first["leave"] == "/badges/next" and first["alive"] == f"/badges/alive?mark={first['mark']}"
+    # The claim is kept beside the session, as long as the session can last, and ends with it.
+    claimed = redis_client.ttl(flow.TAB_CLAIMED + first["mark"])
+    assert 0 < claimed <= session_data(redis_client, browser)["_max"]
     # Every later tiles page, at either address, checks its tab against the same mark.
     for path in ("/", "/badges/home"):
         later = _tab_script(browser.get(path).get_data(as_text=True))
