@@ -1,7 +1,7 @@
 """Tiles and launch. Which apps a person sees and may launch is decided by portal.access."""
 from __future__ import annotations
 
-from flask import abort, make_response, redirect, render_template, session
+from flask import abort, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from portal import access, audit
@@ -43,9 +43,22 @@ def icon(slug: str):
     return response
 
 
+def _pressed_elsewhere() -> bool:
+    """A badge session's launch that no page of the portal started: typed, a bookmark, the
+    address bar's history, another site (the browser's Sec-Fetch-Site; a browser that does not
+    send it is not asked). On a shared device that may be the next child, in a new tab, reopening
+    the last child's app: the tiles come instead, whose tab check (static/js/this-tab.js) signs
+    out in a tab that is not the child's, and in the child's own tab shows the tile to press."""
+    if not is_badge_session(session):
+        return False
+    return request.headers.get("Sec-Fetch-Site", "same-origin") != "same-origin"
+
+
 @bp.route("/launch/<slug>")
 @signed_in
 def launch(slug: str):
+    if _pressed_elsewhere():
+        return redirect(url_for("launchpad.tiles"))
     app = access.launchable(db.session, current_user, slug)
     # An app that exists but is not granted looks exactly like one that does not exist.
     if app is None:

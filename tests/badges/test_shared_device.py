@@ -263,3 +263,37 @@ def test_a_session_past_its_longest_life_is_not_on(app, redis_client, world, kio
     data["_created"] -= data["_max"] + 1
     redis_client.set(key, json.dumps(data), keepttl=True)
     assert _alive(kiosk.browser, mark) == (200, {"here": False})
+
+
+def _launches(app_row) -> int:
+    from sqlalchemy import func, select
+    from portal.models import Event
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(Event).where(
+        Event.kind == "launch", Event.app_id == app_row.id))
+
+
+def test_a_badge_sessions_app_opens_only_from_a_portal_page(app, redis_client, world, kiosk):
+    # The last child's app reopened from the address bar's history, in a new tab, by the next
+    # child: the browser says no page started it (Sec-Fetch-Site: none). The tiles come instead,
+    # whose tab check signs out in a tab that is not the child's.
+    from portal.admin.services import add_link_app, grant_app
+    story = add_link_app(db.session, "Story Time", "https://story.example/")
+    grant_app(db.session, "Story Time", school="maple")
+    kiosk.sign_in(issue(redis_client, world.student))
+    for where in ("none", "cross-site", "same-site"):
+        answer = kiosk.browser.get(f"/launch/{story.slug}", headers={"Sec-Fetch-Site": where})
+        assert answer.status_code == 302 and answer.headers["Location"] == "/", where
+    assert _launches(story) == 0
+    # A tile pressed on the portal's page, or a browser that does not say: launched.
+    for headers in ({"Sec-Fetch-Site": "same-origin"}, {}):
+        answer = kiosk.browser.get(f"/launch/{story.slug}", headers=headers)
+        assert answer.headers["Location"] == "https://story.example/"
+    assert _launches(story) == 2
+    # A password session is not a shared device's: opened as before, from anywhere.
+    teacher = new_client(app)
+    grant_app(db.session, "Story Time", school="maple", role="teacher")
+    teacher.post("/login", data={"username": "t.four", "password": PASSWORD,
+                                 "csrf_token": csrf_from(teacher, "/login")})
+    answer = teacher.get(f"/launch/{story.slug}", headers={"Sec-Fetch-Site": "none"})
+    assert answer.headers["Location"] == "https://story.example/"

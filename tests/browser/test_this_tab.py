@@ -130,3 +130,40 @@ def test_a_sign_in_on_its_way_elsewhere_claims_its_tab_first(app, redis_client, 
     with other.expect_navigation(url=f"{live_server}/badges/next"):
         other.goto(f"{live_server}/", wait_until="commit")
     assert not other.get_by_text("Alan").count() and not problems
+
+
+def test_the_last_childs_app_from_the_address_bar_brings_the_tiles_not_the_app(
+        app, redis_client, world, live_server, kiosk_page, link_site):
+    from portal.admin.services import add_link_app, grant_app
+    story = add_link_app(db.session, "Story Time", link_site)
+    grant_app(db.session, "Story Time", school="maple")
+    page, problems = kiosk_page
+    kiosk_signed_in(page, live_server, redis_client, world)
+    # Typed (or from history) in Ada's own tab: her tiles, where she presses the tile.
+    page.goto(f"{live_server}/launch/{story.slug}")
+    assert page.url == f"{live_server}/" and _tiles_shown(page)
+    with page.expect_navigation(url=f"{link_site.rstrip('/')}/**"):
+        page.get_by_role("link", name="Story Time").click()
+    # The next child reopens it in a new tab: no app, no tiles, and Ada is signed out.
+    other = page.context.new_page()
+    with other.expect_navigation(url=f"{live_server}/badges/next"):
+        other.goto(f"{live_server}/launch/{story.slug}", wait_until="commit")
+    assert not other.get_by_text("Ada").count() and not problems
+
+
+def test_a_sign_in_asked_for_on_the_way_to_an_app_opens_it(app, redis_client, world, live_server,
+                                                            kiosk_page, link_site):
+    # The browser was on its way to the app when it was asked to sign in: after the scan, the
+    # page that claims the tab goes on, and the portal sees a page of its own open the app.
+    from portal.admin.services import add_link_app, grant_app
+    story = add_link_app(db.session, "Story Time", link_site)
+    grant_app(db.session, "Story Time", school="maple")
+    page, problems = kiosk_page
+    kiosk = kiosk_signed_in(page, live_server, redis_client, world)
+    with page.expect_navigation(url=f"{live_server}/badges/next"):
+        page.get_by_role("button", name="Not you? Sign out").click()
+    page.goto(f"{live_server}/launch/{story.slug}")      # signed out: asked to sign in
+    assert "/login" in page.url
+    with page.expect_navigation(url=f"{link_site.rstrip('/')}/**"):
+        page.goto(kiosk.scan(issue(redis_client, world.classmate)), wait_until="commit")
+    assert page.get_by_role("heading", name="Welcome to Story Time").is_visible() and not problems
