@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 
 import redis
-from flask import current_app, jsonify, make_response, redirect, render_template, request, session, url_for
+from flask import (current_app, has_request_context, jsonify, make_response, redirect, render_template, request,
+                   session, url_for)
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -46,6 +47,17 @@ def badge_tiles():
     apps = access.apps_for(db.session, current_user)
     mark = session.get(flow.TAB_MARK)   # none in a session from before the marks: not checked
     return render_template("badges/home.html", apps=apps, tab_mark=mark, first_tab=_first_page(mark))
+
+
+@bp.app_context_processor
+def badge_tab() -> dict:
+    """Every other page of a badge sign-in checks its tab too (templates/base.html): a 404 typed
+    in the next child's new tab must not show the last child's name in the bar. The tiles and
+    the claiming page give their own `tab_mark`; the page that names no one is not checked (an
+    older tab goes there when a newer tab signs a child in)."""
+    if not has_request_context() or not is_badge_session(session):
+        return {}
+    return {"badge_tab_mark": session.get(flow.TAB_MARK)}
 
 
 def _first_page(mark: str | None) -> bool:

@@ -37,6 +37,7 @@
   function signOut() {
     if (leaving) return;
     leaving = true;
+    document.documentElement.dataset.leaving = "1";   // this-tab.js's question gives way
     form.submit();   // not requestSubmit: nothing else should get a say
   }
 

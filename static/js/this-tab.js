@@ -39,6 +39,7 @@
     window.location.replace(script.dataset.next);
     return;
   }
+  if (!script.dataset.alive) return;   // any other page of the sign-in: only the check
 
   // This tab's child: once their sign-in is over (a refused scan at the kiosk ended it, a
   // teacher's reset, the server's limit, a sign-out in another tab), leave their name and tiles
@@ -48,13 +49,20 @@
   // busy) changes nothing.
   var EVERY_MS = 10 * 1000;
   var leaving = false;
+  // The page is already going somewhere (its sign-out, a tile): an answer arriving meanwhile must
+  // not send it elsewhere instead (a sign-out at the scanner goes back to the scanner). The
+  // "still here" timer's sign-out (form.submit(), which fires no submit event) says so itself.
+  function going() { leaving = true; }
+  document.addEventListener("submit", going, true);
+  window.addEventListener("beforeunload", going);
+  function away() { return leaving || document.documentElement.dataset.leaving === "1"; }
   function ask() {
-    if (leaving || !window.fetch) return;
+    if (away() || !window.fetch) return;
     window.fetch(script.dataset.alive, {credentials: "same-origin", cache: "no-store",
                                         headers: {"Accept": "application/json"}})
       .then(function (answer) { return answer.ok ? answer.json() : null; })
       .then(function (body) {
-        if (body && body.here === false && !leaving) {
+        if (body && body.here === false && !away()) {
           leaving = true;
           window.location.replace(leaveTo);
         }
@@ -63,5 +71,9 @@
   }
   window.setInterval(ask, EVERY_MS);
   document.addEventListener("visibilitychange", function () { if (!document.hidden) ask(); });
-  window.addEventListener("pageshow", function (event) { if (event.persisted) ask(); });
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    leaving = false;   // back from the browser's cache: the way it went is behind it
+    ask();
+  });
 })();

@@ -297,3 +297,29 @@ def test_a_badge_sessions_app_opens_only_from_a_portal_page(app, redis_client, w
                                  "csrf_token": csrf_from(teacher, "/login")})
     answer = teacher.get(f"/launch/{story.slug}", headers={"Sec-Fetch-Site": "none"})
     assert answer.headers["Location"] == "https://story.example/"
+
+
+def _checks(html: str) -> list[str]:
+    """The this-tab.js scripts in the page's <head>: their data-first values."""
+    head = html.split("<body>", 1)[0]
+    return re.findall(r'<script src="/static/js/this-tab.js" data-mark="[^"]+" data-first="([01])"', head)
+
+
+def test_every_page_of_a_badge_sign_in_checks_its_tab(app, redis_client, world, kiosk):
+    # Found by review: a 404 typed in the next child's new tab showed the last child's name in the
+    # bar. Every page of a badge sign-in now checks the tab first, the tiles once.
+    kiosk.sign_in(issue(redis_client, world.student))
+    tiles = kiosk.browser.get("/badges/home").get_data(as_text=True)
+    assert _checks(tiles) == ["1"]
+    mark = _tab_script(tiles)["mark"]
+    page = kiosk.browser.get("/no-such-page")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 404 and _checks(html) == ["0"] and f'data-mark="{mark}"' in html
+    assert _checks(kiosk.browser.get("/").get_data(as_text=True)) == ["0"]
+    # Not the page that names no one: an older tab goes there while the newer one signs in.
+    assert _checks(kiosk.browser.get("/badges/next").get_data(as_text=True)) == []
+    # Not a password session's pages.
+    teacher = new_client(app)
+    teacher.post("/login", data={"username": "t.four", "password": PASSWORD,
+                                 "csrf_token": csrf_from(teacher, "/login")})
+    assert _checks(teacher.get("/no-such-page").get_data(as_text=True)) == []

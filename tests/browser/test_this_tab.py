@@ -167,3 +167,16 @@ def test_a_sign_in_asked_for_on_the_way_to_an_app_opens_it(app, redis_client, wo
     with page.expect_navigation(url=f"{link_site.rstrip('/')}/**"):
         page.goto(kiosk.scan(issue(redis_client, world.classmate)), wait_until="commit")
     assert page.get_by_role("heading", name="Welcome to Story Time").is_visible() and not problems
+
+
+def test_any_page_of_the_sign_in_in_a_new_tab_signs_out(app, redis_client, world, live_server,
+                                                        kiosk_page):
+    page, problems = kiosk_page
+    kiosk_signed_in(page, live_server, redis_client, world)
+    page.goto(f"{live_server}/no-such-page")          # Ada's own tab: the page, her name in the bar
+    assert page.get_by_text("Ada").first.is_visible()
+    page.go_back()
+    other = page.context.new_page()
+    with other.expect_navigation(url=f"{live_server}/badges/next"):
+        other.goto(f"{live_server}/no-such-page", wait_until="commit")
+    assert not other.get_by_text("Ada").count() and not problems
