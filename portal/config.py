@@ -98,6 +98,8 @@ class Settings:
     pairwise_key: str = ""
     badge_expires: str = "07-31"  # MM-DD: the day after which badges stop working; or "<N>d"
     kiosk_idle_minutes: int = 15
+    # A badge sign-in's tiles page left untouched this long asks "Are you still here?" (then 20 s).
+    kiosk_page_idle_seconds: int = 120
     badge_limit_per_device: str = BADGE_LIMIT_PER_DEVICE
     badge_limit_per_badge: str = BADGE_LIMIT_PER_BADGE
     badge_limit_per_address: str = BADGE_LIMIT_PER_ADDRESS
@@ -392,6 +394,7 @@ def load_settings() -> Settings:
         oidc_token_seconds=oidc_token_seconds,
         badge_expires=_badge_expires(_env("BADGE_EXPIRES", "07-31")),
         kiosk_idle_minutes=_int("KIOSK_IDLE_MINUTES", 15, 1, 24 * 60),
+        kiosk_page_idle_seconds=_int("KIOSK_PAGE_IDLE_SECONDS", 120, 30, 3600),
         badge_limit_per_device=_limit("BADGE_LIMIT_PER_DEVICE", BADGE_LIMIT_PER_DEVICE),
         badge_limit_per_badge=_limit("BADGE_LIMIT_PER_BADGE", BADGE_LIMIT_PER_BADGE),
         badge_limit_per_address=_limit("BADGE_LIMIT_PER_ADDRESS", BADGE_LIMIT_PER_ADDRESS),

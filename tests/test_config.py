@@ -153,6 +153,8 @@ def test_bad_number_is_named(monkeypatch, tmp_path):
     ("SESSION_IDLE_MINUTES", "1000000000000000", "between 1 and 10080"),
     ("SESSION_MAX_HOURS", "1000000000000000", "between 1 and 720"),
     ("KIOSK_IDLE_MINUTES", "100000", "between 1 and 1440"),
+    ("KIOSK_PAGE_IDLE_SECONDS", "10", "between 30 and 3600"),
+    ("KIOSK_PAGE_IDLE_SECONDS", "two minutes", "a whole number"),
     ("OIDC_CODE_SECONDS", "120", "between 1 and 60"),
     ("LOGIN_LIMIT_PER_ACCOUNT", "ten", "10 per 15 minutes"),
     ("LOGIN_LIMIT_PER_ADDRESS", "0 per minute", "10 per 15 minutes"),

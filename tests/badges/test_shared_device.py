@@ -323,3 +323,11 @@ def test_every_page_of_a_badge_sign_in_checks_its_tab(app, redis_client, world, 
     teacher.post("/login", data={"username": "t.four", "password": PASSWORD,
                                  "csrf_token": csrf_from(teacher, "/login")})
     assert _checks(teacher.get("/no-such-page").get_data(as_text=True)) == []
+
+
+def test_the_tiles_page_is_given_the_districts_wait(app, redis_client, world, kiosk):
+    from dataclasses import replace
+    kiosk.sign_in(issue(redis_client, world.student))
+    assert 'still-here.js" data-idle-seconds="120"' in kiosk.browser.get("/").get_data(as_text=True)
+    app.config["SETTINGS"] = replace(app.config["SETTINGS"], kiosk_page_idle_seconds=300)
+    assert 'still-here.js" data-idle-seconds="300"' in kiosk.browser.get("/").get_data(as_text=True)

@@ -117,3 +117,17 @@ def test_a_kiosk_tiles_page_left_alone_signs_out_to_a_page_naming_no_one(
         page.clock.run_for(21_000)
     assert page.get_by_role("heading", name="Scan your badge").is_visible()
     assert not page.get_by_text("Ada").count() and not problems
+
+
+def test_the_district_sets_how_long_the_tiles_wait_before_asking(app, redis_client, world, live_server,
+                                                                  kiosk_page):
+    # PORTAL_KIOSK_PAGE_IDLE_SECONDS: a district whose youngest read slowly asks later, or sooner.
+    from dataclasses import replace
+    app.config["SETTINGS"] = replace(app.config["SETTINGS"], kiosk_page_idle_seconds=45)
+    page, problems = kiosk_page
+    page.clock.install()
+    kiosk_signed_in(page, live_server, redis_client, world)
+    page.clock.run_for(40_000)
+    assert not _still_here(page).is_visible()
+    page.clock.run_for(6_000)
+    assert _still_here(page).is_visible() and not problems
