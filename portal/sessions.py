@@ -359,7 +359,9 @@ class RedisSessionInterface(SessionInterface):
             return int(own)
         return app.config["SETTINGS"].session_idle_minutes * 60
 
-    def _max_seconds(self, app: Flask, data: dict) -> int:
+    def max_seconds(self, app: Flask, data: dict) -> int:
+        """The longest a session with this data may live: its own (`_max`, a badge's) or the
+        setting's."""
         if data.get("_max"):
             return int(data["_max"])
         return app.config["SETTINGS"].session_max_hours * 3600
@@ -371,17 +373,21 @@ class RedisSessionInterface(SessionInterface):
         in the database (enabled, not on hold): holds, voids and imports end the stored sessions."""
         cookie = request.cookies.get(self.get_cookie_name(app))
         sid = self._unsign(app, cookie, visitor=False) if cookie else None
-        raw = self._client(app).get(PREFIX + sid) if sid else None
+        data = self._parsed(self._client(app).get(PREFIX + sid)) if sid else None
+        return None if data is None or self._past_longest_life(app, data) else data
+
+    def _parsed(self, raw: bytes | None) -> dict | None:
+        """A stored session's data (None: nothing stored, or not a session's)."""
         if raw is None:
             return None
         try:
             data = self.serializer.loads(raw)
         except ValueError:
             return None
-        if not isinstance(data, dict) or \
-                time.time() - float(data.get("_created", 0)) > self._max_seconds(app, data):
-            return None
-        return data
+        return data if isinstance(data, dict) else None
+
+    def _past_longest_life(self, app: Flask, data: dict) -> bool:
+        return time.time() - float(data.get("_created", 0)) > self.max_seconds(app, data)
 
     def _unstored(self, app: Flask, sid: str, carried: bool = False) -> RedisSession:
         """A session not (or no longer) in Redis, holding only its derived CSRF token."""
@@ -409,13 +415,9 @@ class RedisSessionInterface(SessionInterface):
             if raw is None:
                 # Timed out idle, or ended: a session with nothing in it, under the same id.
                 return self._unstored(app, sid)
-            try:
-                data = self.serializer.loads(raw)
-            except ValueError:
-                data = None
-            if not isinstance(data, dict) or \
-                    time.time() - float(data.get("_created", 0)) > self._max_seconds(app, data):
-                self._delete(app, sid, data if isinstance(data, dict) else {})
+            data = self._parsed(raw)
+            if data is None or self._past_longest_life(app, data):
+                self._delete(app, sid, data or {})
                 return self._unstored(app, _new_sid())
         except redis.RedisError as e:
             return RedisSession(sid=sid, unavailable=redis_said(e))    # for the log, at the 503
@@ -506,7 +508,7 @@ class RedisSessionInterface(SessionInterface):
         if session.replaces:
             if session.loaded_user_id and session.get("_user_id") == session.loaded_user_id:
                 # The same person signing in again: what the old session started goes on.
-                _queue_carry(pipe, session.replaces, session.sid, self._max_seconds(app, session),
+                _queue_carry(pipe, session.replaces, session.sid, self.max_seconds(app, session),
                              idle)
                 _queue_end(pipe, session.replaces, session.loaded_user_id, with_ties=False)
             else:

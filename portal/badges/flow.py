@@ -109,7 +109,7 @@ def finish_sign_in(person: Person, badge: Badge, device_id: int | None, method: 
 def claim_tab(mark: str) -> bool:
     """True for the one page that claims the sign-in's tab: the first to ask. Kept as long as
     the session can last."""
-    seconds = max(1, int(session.get("_max") or settings().session_max_hours * 3600))
+    seconds = max(1, current_app.session_interface.max_seconds(current_app, session))
     return bool(redis_client().set(TAB_CLAIMED + mark, 1, nx=True, ex=seconds))
 
 

@@ -45,25 +45,25 @@ def badge_tiles():
     that opens them later, before showing them, signs out: on a shared device that is the next
     child, who opened the portal again after the last child closed their tab."""
     apps = access.apps_for(db.session, current_user)
-    mark = session.get(flow.TAB_MARK)   # none in a session from before the marks: not checked
-    return render_template("badges/home.html", apps=apps, tab_mark=mark, first_tab=_first_page(mark))
+    return render_template("badges/home.html", apps=apps, tab_first=_first_page(), tab_watch=True)
 
 
 @bp.app_context_processor
 def badge_tab() -> dict:
-    """Every other page of a badge sign-in checks its tab too (templates/base.html): a 404 typed
-    in the next child's new tab must not show the last child's name in the bar. The tiles and
-    the claiming page give their own `tab_mark`; the page that names no one is not checked (an
-    older tab goes there when a newer tab signs a child in)."""
-    if not has_request_context() or not is_badge_session(session):
+    """Every page of a badge sign-in checks its tab (templates/base.html): a 404 typed in the next
+    child's new tab must not show the last child's name in the bar. Not the page that names no
+    one: an older tab goes there when a newer tab signs a child in. A session from before the
+    marks has none and is not checked."""
+    if not has_request_context() or not is_badge_session(session) or request.endpoint == "badges.next_child":
         return {}
     return {"badge_tab_mark": session.get(flow.TAB_MARK)}
 
 
-def _first_page(mark: str | None) -> bool:
+def _first_page() -> bool:
     """Whether this page claims the sign-in's tab (flow.claim_tab). Asked once the page's data is
     read, so that a page that failed claims nothing and the child's retry still can; and only for
     a GET (a HEAD's page never reaches a tab)."""
+    mark = session.get(flow.TAB_MARK)
     return mark is not None and request.method == "GET" and flow.claim_tab(mark)
 
 
@@ -74,11 +74,10 @@ def claim():
     (static/js/this-tab.js), then go on to `?next=`. It names no one. A tab that did not see the
     sign-in signs out here instead, as on the tiles."""
     going_to = local_path(request.args.get("next")) or url_for("badges.home")
-    mark = session.get(flow.TAB_MARK)
-    if not is_badge_session(session) or mark is None:
+    if not is_badge_session(session) or session.get(flow.TAB_MARK) is None:
         return redirect(going_to)
-    return render_template("badges/claim.html", tab_mark=mark, first_tab=_first_page(mark),
-                           going_to=going_to, names_no_one=True)
+    return render_template("badges/claim.html", tab_first=_first_page(), tab_next=going_to,
+                           names_no_one=True)
 
 
 @bp.get("/badges/alive")

@@ -44,6 +44,15 @@ def kiosk_signed_in(page, base: str, redis_client, world) -> KioskProgram:
     return kiosk
 
 
+def left_for_no_one(page, base: str, problems, go) -> None:
+    """`go()` sends the page to the one that names no one ("Scan your badge"): Ada's name is
+    nowhere on it, and the browser refused nothing on the way."""
+    with page.expect_navigation(url=f"{base}/badges/next"):
+        go()
+    assert page.get_by_role("heading", name="Scan your badge").is_visible()
+    assert not page.get_by_text("Ada").count() and not problems
+
+
 def _still_here(page):
     return page.get_by_role("dialog", name="Are you still here?")
 
@@ -113,10 +122,7 @@ def test_a_kiosk_tiles_page_left_alone_signs_out_to_a_page_naming_no_one(
     assert page.get_by_role("heading", name="Hi, Ada!").is_visible()
     page.clock.run_for(91_000)           # two minutes since the answer: asked again
     assert _still_here(page).is_visible()
-    with page.expect_navigation(url=f"{live_server}/badges/next"):
-        page.clock.run_for(21_000)
-    assert page.get_by_role("heading", name="Scan your badge").is_visible()
-    assert not page.get_by_text("Ada").count() and not problems
+    left_for_no_one(page, live_server, problems, lambda: page.clock.run_for(21_000))
 
 
 def test_the_district_sets_how_long_the_tiles_wait_before_asking(app, redis_client, world, live_server,
